@@ -1,0 +1,1 @@
+# bench module: see Makefile.am for the variables fragments add to.

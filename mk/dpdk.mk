@@ -1,0 +1,1 @@
+# dpdk module: see Makefile.am for the variables fragments add to.

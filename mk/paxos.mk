@@ -1,0 +1,1 @@
+# paxos module: see Makefile.am for the variables fragments add to.

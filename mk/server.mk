@@ -1,0 +1,1 @@
+# server module: see Makefile.am for the variables fragments add to.

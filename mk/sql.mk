@@ -1,0 +1,1 @@
+# sql module: see Makefile.am for the variables fragments add to.

@@ -1,0 +1,1 @@
+# transport module: see Makefile.am for the variables fragments add to.

@@ -1,0 +1,1 @@
+# wire module: see Makefile.am for the variables fragments add to.
