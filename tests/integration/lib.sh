@@ -1,0 +1,44 @@
+# lib.sh - helpers for integration suites (TAP).  Source it:
+#   . "$MTR_SRCDIR/tests/integration/lib.sh"
+# Every process started with spawn is killed (by pid, TERM then KILL after a
+# timeout) when the script exits, whatever happens.
+MTR_SRCDIR=${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+MTR_BUILDDIR=${MTR_BUILDDIR:-$(pwd)}
+_tap_n=0
+_tap_fail=0
+_pids=""
+_cleanups=""
+
+plan() { echo "1..$1"; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _tap_n=$((_tap_n + 1)); _tap_fail=$((_tap_fail + 1)); echo "not ok $_tap_n - $*"; }
+# check DESCRIPTION COMMAND...: ok if the command succeeds
+check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+diag() { echo "# $*"; }
+
+# spawn LOGFILE COMMAND...: start in the background, remember the pid
+spawn() { log=$1; shift; "$@" >"$log" 2>&1 & _pids="$_pids $!"; echo $!; }
+
+# stop_pid PID [TIMEOUT_S]: TERM, wait up to TIMEOUT (default 10 s), then KILL
+stop_pid() {
+	pid=$1; t=${2:-10}
+	kill -TERM "$pid" 2>/dev/null || return 0
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt $((t * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# at_exit COMMAND: run at exit (after processes are stopped)
+at_exit() { _cleanups="$_cleanups
+$*"; }
+
+_lib_exit() {
+	for p in $_pids; do stop_pid "$p" 5; done
+	eval "$_cleanups"
+}
+trap _lib_exit EXIT
+trap 'exit 1' INT TERM
+
+need_root() { [ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces); CI runs as root"; }
