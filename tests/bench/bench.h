@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-/* X(name, one-line summary) */
-#define BENCH_MAP(X) X(transport, "one sender blasts items to K receiver processes over the UDP transport")
+/* X(name, one-line summary); one row per subcommand, in the order of --help */
+#define BENCH_MAP(X)
 
 #define BENCH__DECL(name, summary) int bench_##name(int argc, char **argv);
 BENCH_MAP(BENCH__DECL)
