@@ -20,6 +20,7 @@ static const struct {
 #define BENCH__ROW(name, summary) { #name, bench_##name, summary },
 	BENCH_MAP(BENCH__ROW)
 #undef BENCH__ROW
+	{ NULL, NULL, NULL },
 };
 
 void bench_figure(const char *name, double value, const char *unit)
@@ -48,7 +49,7 @@ double bench_median(double *v, unsigned n)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mtrbench SUBCOMMAND [options]   (SUBCOMMAND --help for its options)\n\nsubcommands:\n");
-	for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+	for (size_t i = 0; benches[i].name; i++)
 		fprintf(f, "  %-12s %s\n", benches[i].name, benches[i].summary);
 }
 
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+	for (size_t i = 0; benches[i].name; i++)
 		if (strcmp(argv[1], benches[i].name) == 0)
 			return benches[i].fn(argc - 1, argv + 1);
 	fprintf(stderr, "mtrbench: unknown subcommand '%s'\n", argv[1]);
