@@ -1,0 +1,1 @@
+# apply module: see Makefile.am for the variables fragments add to.

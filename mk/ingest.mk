@@ -1,0 +1,1 @@
+# ingest module: see Makefile.am for the variables fragments add to.
