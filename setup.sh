@@ -118,9 +118,14 @@ cmd_test() {
 	set -- $(count $logs)
 	passed=$(($1 + fz_pass))
 	failed=$(($2 + fz_fail + failed_builds))
+	# name the failures (with the end of their logs) before the closing line
 	for l in $logs; do
-		grep -E '^(FAIL|ERROR|XPASS):' "${l%test-suite.log}"/*.log "${l%/test-suite.log}"/tests/*/*.log 2>/dev/null |
-			grep -v 'test-suite.log' | head -40 >&2 || true
+		find "$(dirname "$l")/tests" -name '*.trs' 2>/dev/null | while read -r trs; do
+			if grep -qE '^:test-result: (FAIL|ERROR|XPASS)' "$trs"; then
+				say "failed: ${trs%.trs} ($(grep -cE '^:test-result: (FAIL|ERROR|XPASS)' "$trs") cases)"
+				grep -E '^(not ok|Bail out)' "${trs%.trs}.log" | head -10 >&2 || true
+			fi
+		done
 	done
 	echo "$passed passed, $failed failed, $3 skipped"
 	[ "$failed" -eq 0 ]
