@@ -1,0 +1,368 @@
+/*
+ * test_wire.c - the datagram format: item round trips for every field and
+ * value type, packing, fragments, control messages, the MAC, and rejection of
+ * every single-bit flip and every truncation of a datagram.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metronome.h"
+#include "siphash.h"
+#include "wire.h"
+
+/* ---- Helpers ---- */
+
+static const uint8_t blob[] = { 0, 1, 2, 0xff, 0 };
+
+/* Every value type with its edge cases. */
+static const struct wire_value sample_params[] = {
+	{ .type = WIRE_V_NULL },
+	{ .type = WIRE_V_INT, .u.i = INT64_MIN },
+	{ .type = WIRE_V_INT, .u.i = INT64_MAX },
+	{ .type = WIRE_V_INT, .u.i = 0 },
+	{ .type = WIRE_V_REAL, .u.r = -0.0 },
+	{ .type = WIRE_V_REAL, .u.r = 3.141592653589793 },
+	{ .type = WIRE_V_TEXT, .u.b = { "", 0 } },
+	{ .type = WIRE_V_TEXT, .u.b = { "h\0llo", 5 } },
+	{ .type = WIRE_V_BLOB, .u.b = { blob, sizeof blob } },
+	{ .type = WIRE_V_BLOB, .u.b = { NULL, 0 } },
+};
+#define NSAMPLE (sizeof sample_params / sizeof sample_params[0])
+
+static struct wire_item sample_item(struct wire_stmt *st, uint64_t seq)
+{
+	st[0] = (struct wire_stmt){ .sql = "INSERT INTO t VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+				    .sql_len = 52,
+				    .nparams = NSAMPLE,
+				    .params = sample_params };
+	st[1] = (struct wire_stmt){ .sql = "DELETE FROM t; SELECT 1", .sql_len = 23 };
+	return (struct wire_item){ .stream = 0x1122334455667788ull,
+				   .seq = seq,
+				   .request = 0xfedcba9876543210ull,
+				   .timestamp_us = -1234567,
+				   .seed = 0xdeadbeefcafef00dull,
+				   .flags = WIRE_ITEM_TXN,
+				   .nstmt = 2,
+				   .stmts = st };
+}
+
+static int value_equal(const struct wire_value *a, const struct wire_value *b)
+{
+	if (a->type != b->type)
+		return 0;
+	switch (a->type) {
+	case WIRE_V_INT:
+		return a->u.i == b->u.i;
+	case WIRE_V_REAL:
+		return memcmp(&a->u.r, &b->u.r, 8) == 0;
+	case WIRE_V_TEXT:
+	case WIRE_V_BLOB:
+		return a->u.b.n == b->u.b.n && (a->u.b.n == 0 || memcmp(a->u.b.p, b->u.b.p, a->u.b.n) == 0);
+	default:
+		return 1;
+	}
+}
+
+/* A valid datagram of every type into buf; returns its length. */
+static size_t sample_dgram(uint8_t *buf, int type, const struct wire_key *key)
+{
+	struct wire_stmt st[2];
+	struct wire_item it = sample_item(st, 7);
+	struct wire_packer pk;
+	switch (type) {
+	case WIRE_T_ITEMS:
+		wire_packer_init(&pk, buf, 1472, 42, 3, key);
+		assert_int_equal(wire_packer_add(&pk, &it), 0);
+		return wire_packer_finish(&pk);
+	case WIRE_T_FRAGMENT: {
+		static uint8_t item[3000];
+		for (size_t i = 0; i < sizeof item; i++)
+			item[i] = (uint8_t)i;
+		return wire_frag_build(buf, 1472, 42, 3, key, 9, 10, item, sizeof item, 1);
+	}
+	case WIRE_T_HEARTBEAT:
+		return wire_heartbeat_build(buf, 42, 3, key, &(struct wire_heartbeat){ 9, 100 });
+	default:
+		return wire_resend_build(buf, 42, 3, key, &(struct wire_resend){ 9, 5, 8 });
+	}
+}
+
+/* ---- wire_item_encode / wire_item_decode ---- */
+
+static void test_item_round_trip(void **state)
+{
+	struct wire_stmt st[2];
+	struct wire_item in = sample_item(st, 1), out;
+	uint8_t buf[1024];
+	long n = wire_item_encode(buf, sizeof buf, &in);
+	assert_int_equal(n, (long)wire_item_size(&in));
+	assert_int_equal(wire_item_decode(buf, (size_t)n, &out), n);
+	assert_true(out.stream == in.stream && out.seq == in.seq && out.request == in.request);
+	assert_true(out.timestamp_us == in.timestamp_us && out.seed == in.seed);
+	assert_int_equal(out.flags, in.flags);
+	assert_int_equal(out.nstmt, 2);
+
+	struct wire_stmt_iter si;
+	struct wire_stmt s;
+	const uint8_t *pp;
+	wire_stmt_begin(&out, &si);
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(wire_stmt_next(&si, &s, &pp), 1);
+		assert_int_equal(s.sql_len, st[k].sql_len);
+		assert_memory_equal(s.sql, st[k].sql, s.sql_len);
+		assert_int_equal(s.nparams, st[k].nparams);
+		for (unsigned i = 0; i < s.nparams; i++) {
+			struct wire_value v;
+			wire_param_next(&pp, &v);
+			assert_true(value_equal(&v, &st[k].params[i]));
+		}
+	}
+	assert_int_equal(wire_stmt_next(&si, &s, &pp), 0);
+}
+
+static void test_item_special_reals(void **state)
+{
+	double vals[] = { NAN, INFINITY, -INFINITY, -0.0, 5e-324 };
+	for (unsigned i = 0; i < 5; i++) {
+		struct wire_value v = { .type = WIRE_V_REAL, .u.r = vals[i] }, w;
+		struct wire_stmt st = { .sql = "?", .sql_len = 1, .nparams = 1, .params = &v }, s;
+		struct wire_item it = { .stream = 1, .seq = 1, .nstmt = 1, .stmts = &st }, out;
+		uint8_t buf[128];
+		const uint8_t *pp;
+		struct wire_stmt_iter si;
+		long n = wire_item_encode(buf, sizeof buf, &it);
+		assert_true(n > 0);
+		assert_int_equal(wire_item_decode(buf, (size_t)n, &out), n);
+		wire_stmt_begin(&out, &si);
+		assert_int_equal(wire_stmt_next(&si, &s, &pp), 1);
+		wire_param_next(&pp, &w);
+		assert_memory_equal(&w.u.r, &vals[i], 8); /* bit-exact */
+	}
+}
+
+static void test_item_rejects(void **state)
+{
+	struct wire_stmt st[2];
+	struct wire_item in = sample_item(st, 1), out;
+	uint8_t buf[1024];
+	long n = wire_item_encode(buf, sizeof buf, &in);
+	assert_int_equal(wire_item_encode(buf, (size_t)n - 1, &in), MTR_ETOOBIG);
+	for (long k = 0; k < n; k++) /* every prefix */
+		assert_true(wire_item_decode(buf, (size_t)k, &out) < 0 || 0);
+	/* a record length that claims less than the statements need */
+	uint8_t bad[1024];
+	memcpy(bad, buf, (size_t)n);
+	bad[0] = (uint8_t)(bad[0] - 1);
+	assert_int_equal(wire_item_decode(bad, (size_t)n, &out), MTR_EMALFORMED);
+	/* an unknown value type */
+	struct wire_value v = { .type = 9 };
+	struct wire_stmt s1 = { .sql = "?", .sql_len = 1, .nparams = 1, .params = &v };
+	struct wire_item it1 = { .stream = 1, .seq = 1, .nstmt = 1, .stmts = &s1 };
+	assert_int_equal(wire_item_encode(buf, sizeof buf, &it1), MTR_EINVAL);
+	/* stream 0 and seq 0 are not items */
+	struct wire_stmt s2 = { .sql = "x", .sql_len = 1 };
+	struct wire_item it2 = { .stream = 0, .seq = 1, .nstmt = 1, .stmts = &s2 };
+	n = wire_item_encode(buf, sizeof buf, &it2);
+	assert_int_equal(wire_item_decode(buf, (size_t)n, &out), MTR_EMALFORMED);
+	/* no statement at all */
+	it2.nstmt = 0;
+	assert_int_equal(wire_item_encode(buf, sizeof buf, &it2), MTR_EINVAL);
+}
+
+/* ---- wire_packer ---- */
+
+static void test_packer_fills_datagrams(void **state)
+{
+	uint8_t buf[1472];
+	struct wire_packer pk;
+	struct wire_stmt st[2];
+	unsigned got = 0, dgrams = 0;
+	wire_packer_init(&pk, buf, sizeof buf, 42, 3, NULL);
+	for (uint64_t seq = 1; seq <= 100; seq++) {
+		struct wire_item it = sample_item(st, seq);
+		int rc = wire_packer_add(&pk, &it);
+		if (rc == MTR_EFULL || seq == 100) {
+			if (rc == 0)
+				seq++; /* the last one went in */
+			size_t n = wire_packer_finish(&pk);
+			struct wire_hdr h;
+			assert_int_equal(wire_dgram_check(buf, n, 42, NULL, &h), 0);
+			assert_int_equal(h.type, WIRE_T_ITEMS);
+			assert_true(n <= sizeof buf);
+			const uint8_t *p = buf + WIRE_HDR_SIZE, *end = p + h.length;
+			struct wire_item out;
+			int k;
+			while ((k = wire_items_next(&p, end, &out)) == 1)
+				assert_int_equal(out.seq, ++got);
+			assert_int_equal(k, 0);
+			dgrams++;
+			if (seq <= 100) {
+				it = sample_item(st, seq - (rc == 0));
+				if (rc == MTR_EFULL)
+					assert_int_equal(wire_packer_add(&pk, &it), 0);
+			}
+		} else {
+			assert_int_equal(rc, 0);
+		}
+	}
+	assert_int_equal(got, 100);
+	assert_true(dgrams > 1);
+	assert_int_equal(wire_packer_finish(&pk), 0);
+	/* an item larger than a datagram must go by fragments */
+	static char big[2000];
+	memset(big, 'x', sizeof big);
+	struct wire_stmt bs = { .sql = big, .sql_len = sizeof big };
+	struct wire_item bi = { .stream = 1, .seq = 1, .nstmt = 1, .stmts = &bs };
+	assert_int_equal(wire_packer_add(&pk, &bi), MTR_ETOOBIG);
+}
+
+/* ---- wire_dgram_check ---- */
+
+static void test_every_bit_flip_rejected(void **state)
+{
+	struct wire_key key = { .set = 1, .k = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 } };
+	uint8_t buf[1472];
+	struct wire_hdr h;
+	unsigned checked = 0;
+	for (int keyed = 0; keyed < 2; keyed++)
+		for (int type = WIRE_T_ITEMS; type <= WIRE_T_RESEND; type++) {
+			const struct wire_key *k = keyed ? &key : NULL;
+			size_t n = sample_dgram(buf, type, k);
+			assert_int_equal(wire_dgram_check(buf, n, 42, k, &h), 0);
+			for (size_t bit = 0; bit < n * 8; bit++) {
+				buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+				assert_true(wire_dgram_check(buf, n, 42, k, &h) < 0);
+				buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+				checked++;
+			}
+			assert_int_equal(wire_dgram_check(buf, n, 42, k, &h), 0);
+		}
+	assert_true(checked > 10000);
+}
+
+static void test_every_truncation_rejected(void **state)
+{
+	uint8_t buf[1472];
+	struct wire_hdr h;
+	for (int type = WIRE_T_ITEMS; type <= WIRE_T_RESEND; type++) {
+		size_t n = sample_dgram(buf, type, NULL);
+		for (size_t k = 0; k < n; k++) {
+			uint8_t *copy = malloc(k ? k : 1); /* exact size: ASan sees any overread */
+			memcpy(copy, buf, k);
+			assert_true(wire_dgram_check(copy, k, 42, NULL, &h) < 0);
+			free(copy);
+		}
+	}
+}
+
+static void test_dgram_errors_by_kind(void **state)
+{
+	struct wire_key key = { .set = 1, .k = { 7 } }, other = { .set = 1, .k = { 8 } };
+	uint8_t buf[1472];
+	struct wire_hdr h;
+	size_t n = sample_dgram(buf, WIRE_T_HEARTBEAT, NULL);
+	assert_int_equal(wire_dgram_check(buf, n, 43, NULL, &h), MTR_ECLUSTER);
+	assert_int_equal(wire_dgram_check(buf, n, 42, &key, &h), MTR_EINTEGRITY); /* key required */
+	assert_int_equal(wire_dgram_check(buf, n, 42, NULL, &h), 0);
+	assert_int_equal(h.sender, 3);
+	assert_string_equal(wire_type_name(h.type), "HEARTBEAT");
+	assert_string_equal(wire_type_name(200), "?");
+	n = sample_dgram(buf, WIRE_T_HEARTBEAT, &key);
+	assert_int_equal(wire_dgram_check(buf, n, 42, &other, &h), MTR_EINTEGRITY);
+	assert_int_equal(wire_dgram_check(buf, n, 42, NULL, &h), MTR_EINTEGRITY);
+	assert_int_equal(wire_dgram_check(buf, n, 42, &key, &h), 0);
+	buf[0] ^= 1;
+	assert_int_equal(wire_dgram_check(buf, n, 42, &key, &h), MTR_EMAGIC);
+	buf[0] ^= 1;
+	buf[4] = 2;
+	assert_int_equal(wire_dgram_check(buf, n, 42, &key, &h), MTR_EVERSION);
+	uint8_t big[2000] = { 0 };
+	n = sample_dgram(big, WIRE_T_HEARTBEAT, NULL);
+	assert_int_equal(wire_dgram_check(big, n + 5, 42, NULL, &h), MTR_EMALFORMED); /* trailing junk */
+}
+
+/* ---- fragments and control messages ---- */
+
+static void test_fragment_build_decode(void **state)
+{
+	static uint8_t item[5000], got[5000];
+	uint8_t buf[1472];
+	struct wire_hdr h;
+	struct wire_frag f;
+	for (size_t i = 0; i < sizeof item; i++)
+		item[i] = (uint8_t)(i * 7);
+	uint32_t nf = wire_frag_count(sizeof item, sizeof buf);
+	assert_int_equal(nf, (sizeof item + wire_frag_size(1472) - 1) / wire_frag_size(1472));
+	for (uint32_t i = 0; i < nf; i++) {
+		size_t n = wire_frag_build(buf, sizeof buf, 1, 2, NULL, 5, 6, item, sizeof item, i);
+		assert_true(n <= sizeof buf);
+		assert_int_equal(wire_dgram_check(buf, n, 1, NULL, &h), 0);
+		assert_int_equal(h.type, WIRE_T_FRAGMENT);
+		assert_int_equal(wire_frag_decode(buf + WIRE_HDR_SIZE, h.length, 1 << 20, &f), 0);
+		assert_int_equal(f.index, i);
+		memcpy(got + (size_t)i * f.frag_size, f.data, f.len);
+		assert_int_equal(wire_frag_decode(buf + WIRE_HDR_SIZE, h.length, 100, &f), MTR_ETOOBIG);
+		assert_int_equal(wire_frag_decode(buf + WIRE_HDR_SIZE, h.length - 1, 1 << 20, &f), MTR_EMALFORMED);
+	}
+	assert_memory_equal(got, item, sizeof item);
+}
+
+static void test_control_messages(void **state)
+{
+	uint8_t buf[256];
+	struct wire_hdr h;
+	struct wire_heartbeat hb;
+	struct wire_resend rs;
+	size_t n = wire_heartbeat_build(buf, 1, 2, NULL, &(struct wire_heartbeat){ 77, 99 });
+	assert_int_equal(wire_dgram_check(buf, n, 1, NULL, &h), 0);
+	assert_int_equal(wire_heartbeat_decode(buf + WIRE_HDR_SIZE, h.length, &hb), 0);
+	assert_true(hb.stream == 77 && hb.high == 99);
+	assert_int_equal(wire_heartbeat_decode(buf + WIRE_HDR_SIZE, h.length - 1, &hb), MTR_EMALFORMED);
+	n = wire_resend_build(buf, 1, 2, NULL, &(struct wire_resend){ 77, 3, 9 });
+	assert_int_equal(wire_dgram_check(buf, n, 1, NULL, &h), 0);
+	assert_int_equal(wire_resend_decode(buf + WIRE_HDR_SIZE, h.length, &rs), 0);
+	assert_true(rs.stream == 77 && rs.first == 3 && rs.last == 9);
+	n = wire_resend_build(buf, 1, 2, NULL, &(struct wire_resend){ 77, 9, 3 });
+	assert_int_equal(wire_resend_decode(buf + WIRE_HDR_SIZE, 24, &rs), MTR_EMALFORMED);
+}
+
+/* ---- siphash24 ---- */
+
+static void test_siphash_vectors(void **state)
+{
+	uint8_t key[16], msg[64];
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)i;
+	for (int i = 0; i < 64; i++)
+		msg[i] = (uint8_t)i;
+	/* reference vectors of the SipHash paper (key 00..0f, message 00..n-1) */
+	assert_true(siphash24(key, msg, 0) == 0x726fdb47dd0e0e31ull);
+	assert_true(siphash24(key, msg, 15) == 0xa129ca6149be45e5ull);
+	assert_true(siphash24(key, msg, 8) == 0x93f5f5799a932462ull);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_item_round_trip),
+		cmocka_unit_test(test_item_special_reals),
+		cmocka_unit_test(test_item_rejects),
+		cmocka_unit_test(test_packer_fills_datagrams),
+		cmocka_unit_test(test_every_bit_flip_rejected),
+		cmocka_unit_test(test_every_truncation_rejected),
+		cmocka_unit_test(test_dgram_errors_by_kind),
+		cmocka_unit_test(test_fragment_build_decode),
+		cmocka_unit_test(test_control_messages),
+		cmocka_unit_test(test_siphash_vectors),
+	};
+	return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
+}
