@@ -17,3 +17,11 @@ tests_unit_test_reasm_SOURCES = tests/unit/test_reasm.c
 tests_unit_test_reasm_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_reasm_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
+
+# libFuzzer target for the datagram decoders (make fuzz)
+FUZZ_TARGETS += tests/fuzz/fuzz_wire
+EXTRA_DIST += tests/fuzz/fuzz_wire.c tests/fuzz/corpus/wire
+tests/fuzz/fuzz_wire: $(srcdir)/tests/fuzz/fuzz_wire.c $(srcdir)/src/wire.c $(srcdir)/src/siphash.c $(srcdir)/src/reasm.c
+	@mkdir -p tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_wire.c $(srcdir)/src/wire.c \
+		$(srcdir)/src/siphash.c $(srcdir)/src/reasm.c $(FUZZ_LIBS)
