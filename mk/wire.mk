@@ -25,3 +25,6 @@ tests/fuzz/fuzz_wire: $(srcdir)/tests/fuzz/fuzz_wire.c $(srcdir)/src/wire.c $(sr
 	@mkdir -p tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_wire.c $(srcdir)/src/wire.c \
 		$(srcdir)/src/siphash.c $(srcdir)/src/reasm.c $(FUZZ_LIBS)
+
+# mtrbench wire
+tests_bench_mtrbench_SOURCES += tests/bench/bench_wire.c

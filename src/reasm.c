@@ -113,7 +113,7 @@ int reasm_add(struct reasm *r, const struct wire_frag *f, uint64_t now_ns, uint8
 	struct partial *p;
 	long s = find(r, f->stream, f->seq);
 
-	if (f->total > r->max_item || f->total > r->max_bytes)
+	if (f->total > r->max_item)
 		return MTR_ETOOBIG;
 	if (s >= 0) {
 		p = r->slots[s];
@@ -122,10 +122,25 @@ int reasm_add(struct reasm *r, const struct wire_frag *f, uint64_t now_ns, uint8
 			return MTR_EMALFORMED;
 		}
 	} else {
-		/* make room: evict the oldest partial items */
-		while (r->oldest && (r->npartial >= r->max_partials || r->bytes + f->total > r->max_bytes)) {
-			drop(r, r->oldest, 1);
+		/*
+		 * Make room by evicting the oldest partial item, but only that
+		 * one: if the newcomer still does not fit, it is refused
+		 * (MTR_EFULL) rather than allowed to wipe out every item in
+		 * progress - one large or hostile item must not starve the rest.
+		 */
+		int over = r->npartial >= r->max_partials || f->total > r->max_bytes - r->bytes;
+		if (over && r->oldest) {
+			struct partial *o = r->oldest;
+			int fits = r->npartial - 1 < r->max_partials && f->total <= r->max_bytes - (r->bytes - o->total);
+			if (!fits) {
+				r->ctr.refused++;
+				return MTR_EFULL;
+			}
+			drop(r, o, 1);
 			r->ctr.evicted++;
+		} else if (over) {
+			r->ctr.refused++;
+			return MTR_EFULL; /* larger than max_bytes on its own */
 		}
 		p = calloc(1, sizeof *p);
 		if (!p)

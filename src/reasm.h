@@ -6,7 +6,7 @@
  * once; the item is handed over once, when its last missing fragment
  * arrives.  Memory is bounded: max_bytes over all partial items and at most
  * max_partials of them; when a new item would exceed a bound, the oldest
- * partial items are evicted first.
+ * partial item is evicted, and if that is not enough the new item is refused.
  */
 #ifndef MTR_REASM_H
 #define MTR_REASM_H
@@ -24,6 +24,7 @@ struct reasm_counters {
 	uint64_t evicted;    /* partial items dropped for room */
 	uint64_t expired;    /* partial items dropped by reasm_expire */
 	uint64_t rejected;   /* fragments inconsistent with earlier ones */
+	uint64_t refused;    /* new items refused for room (MTR_EFULL) */
 };
 
 /* A reassembler for items up to max_item bytes, max_bytes buffered in all,
@@ -36,8 +37,11 @@ struct reasm *reasm_new(size_t max_item, size_t max_bytes, unsigned max_partials
  * *item_len bytes (the encoded item record) that the caller frees; 0 when the
  * item is still incomplete (or the fragment was a duplicate); MTR_EMALFORMED
  * when it disagrees with earlier fragments of the same item (total or
- * fragment size); MTR_ETOOBIG when the item exceeds max_item or max_bytes;
- * MTR_ENOMEM.
+ * fragment size); MTR_ETOOBIG when the item exceeds max_item; MTR_EFULL when
+ * a new item would exceed max_bytes or max_partials even after evicting the
+ * oldest partial item (the fragment is dropped; nothing else changes);
+ * MTR_ENOMEM.  Fragments of an item already handed over start a new partial
+ * item: the caller drops fragments of items it already has.
  */
 int reasm_add(struct reasm *r, const struct wire_frag *f, uint64_t now_ns, uint8_t **item, size_t *item_len);
 

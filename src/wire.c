@@ -289,6 +289,7 @@ void wire_param_next(const uint8_t **params, struct wire_value *v)
 	const uint8_t *q = *params;
 	uint64_t bits;
 	v->type = *q++;
+	v->u.i = 0; /* NULL: a defined, zero value */
 	switch (v->type) {
 	case WIRE_V_INT:
 		v->u.i = (int64_t)ld64(q);

@@ -167,7 +167,8 @@ void wire_stmt_begin(const struct wire_item *it, struct wire_stmt_iter *si);
  * end.  Its parameters are read with wire_param_next() from *params. */
 int wire_stmt_next(struct wire_stmt_iter *si, struct wire_stmt *st, const uint8_t **params);
 
-/* Read the next parameter of a decoded statement and advance *params. */
+/* Read the next parameter of a decoded statement and advance *params.  For
+ * NULL, v->u.i is set to 0; TEXT/BLOB point into the datagram. */
 void wire_param_next(const uint8_t **params, struct wire_value *v);
 
 /* ---- packing items into datagrams ------------------------------------- */
@@ -218,7 +219,8 @@ uint32_t wire_frag_count(size_t item_len, size_t mtu);
 
 /* Build fragment number index of the encoded item (item, item_len) of
  * (stream, seq) as a complete datagram in buf (mtu bytes).  Returns its
- * length. */
+ * length.  The caller guarantees index < wire_frag_count(item_len, mtu) and
+ * item_len <= UINT32_MAX (in practice <= the configured maximum item). */
 size_t wire_frag_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
 		       uint64_t stream, uint64_t seq, const uint8_t *item, size_t item_len, uint32_t index);
 

@@ -2,8 +2,11 @@
  * fuzz_wire.c - libFuzzer target for everything that decodes datagrams.
  *
  * Byte 0 of the input chooses the mode: even - the rest is a raw datagram,
- * checked with and without a key (a random trailer almost never matches, so
- * this covers the header checks); odd - byte 1 is a message type and the rest
+ * checked with and without a key as it is (a random trailer almost never
+ * matches, so this covers the checks before the trailer), then again with its
+ * last 8 bytes replaced by the trailer its other bytes call for (hash, or MAC
+ * when bit 1 of byte 0 is set), so that the checks after the trailer and the
+ * decoders see fuzzed headers; odd - byte 1 is a message type and the rest
  * a payload that is framed with a correct trailer first, so that the payload
  * decoders (items, statements, parameters, fragments with reassembly,
  * heartbeat, resend) see arbitrary bytes.
@@ -14,7 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "reasm.h"
+#include "siphash.h"
+#include "util.h"
 #include "wire.h"
 
 static struct reasm *reasm_state;
@@ -86,6 +93,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			decode_payload(&h, buf + WIRE_HDR_SIZE);
 		if (wire_dgram_check(buf, size - 1, 42, &key, &h) == 0)
 			decode_payload(&h, buf + WIRE_HDR_SIZE);
+		if (size - 1 >= WIRE_OVERHEAD) {
+			/* the trailer-recomputing variant */
+			size_t n = size - 1 - WIRE_TRAILER_SIZE;
+			const struct wire_key *k = data[0] & 2 ? &key : NULL;
+			st64(buf + n, k ? siphash24(k->k, buf, n) : XXH3_64bits(buf, n));
+			if (wire_dgram_check(buf, size - 1, 42, k, &h) == 0)
+				decode_payload(&h, buf + WIRE_HDR_SIZE);
+		}
 		free(buf);
 		return 0;
 	}

@@ -146,8 +146,8 @@ static void test_16mib_random_order_duplicated(void **state)
 
 static void test_bounds_eviction_expiry(void **state)
 {
-	size_t len;
-	uint8_t *blob, *out;
+	size_t len, len2;
+	uint8_t *blob, *blob2, *out;
 	size_t out_len;
 	uint8_t *a = make_item(1, 10000, &len, &blob);
 	/* too big for this reassembler */
@@ -177,6 +177,31 @@ static void test_bounds_eviction_expiry(void **state)
 	reasm_counters(r, &c);
 	assert_int_equal(c.expired, 2);
 	reasm_free(r);
+
+	/* max_bytes: a newcomer may evict the oldest partial item, no more */
+	r = reasm_new(1u << 20, 2 * len + 100, 8);
+	assert_int_equal(feed(r, a, len, 1, 0, &out, &out_len), 0);
+	assert_int_equal(feed(r, a, len, 2, 0, &out, &out_len), 0);
+	assert_int_equal(feed(r, a, len, 3, 0, &out, &out_len), 0); /* evicts seq 1 */
+	reasm_counters(r, &c);
+	assert_int_equal(c.evicted, 1);
+	assert_int_equal(reasm_partials(r), 2);
+	/* an item needing more than the oldest one frees is refused */
+	uint8_t *b2 = make_item(1, 10000 + 200, &len2, &blob2);
+	assert_int_equal(feed(r, b2, len2, 4, 0, &out, &out_len), MTR_EFULL);
+	reasm_counters(r, &c);
+	assert_int_equal(c.refused, 1);
+	assert_int_equal(c.evicted, 1);
+	assert_int_equal(reasm_partials(r), 2);
+	assert_int_equal(reasm_bytes(r), 2 * len);
+	/* and one larger than max_bytes on its own, with nothing to evict */
+	reasm_free(r);
+	r = reasm_new(1u << 20, len - 1, 8);
+	assert_int_equal(feed(r, a, len, 1, 0, &out, &out_len), MTR_EFULL);
+	assert_int_equal(reasm_partials(r), 0);
+	reasm_free(r);
+	free(b2);
+	free(blob2);
 	free(a);
 	free(blob);
 }
