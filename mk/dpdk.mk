@@ -1,1 +1,31 @@
-# dpdk module: see Makefile.am for the variables fragments add to.
+# dpdk module: the DPDK transport and its pure frame code (netpkt), built only
+# when configure found libdpdk.  See Makefile.am for the variables fragments
+# add to.  DPDK headers come in as -isystem (configure.ac), so only the
+# convenience library libmtrdpdk.la sees DPDK_CFLAGS.
+if HAVE_DPDK
+noinst_LTLIBRARIES += libmtrdpdk.la
+libmtrdpdk_la_SOURCES = src/netpkt.c src/netpkt.h src/transport_dpdk.c
+libmtrdpdk_la_CFLAGS = $(AM_CFLAGS) $(DPDK_CFLAGS)
+libmtrcore_la_LIBADD += libmtrdpdk.la $(DPDK_LIBS)
+CORE_LIBS += $(DPDK_LIBS)
+EXTRA_DIST += doc/dpdk.md
+
+# the integration suite's sender/receiver (either transport)
+check_PROGRAMS += tests/integration/mtrdgram
+tests_integration_mtrdgram_SOURCES = tests/integration/mtrdgram.c
+tests_integration_mtrdgram_LDADD = $(CORE_LIBS)
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_netpkt
+TESTS += tests/unit/test_netpkt
+tests_unit_test_netpkt_SOURCES = tests/unit/test_netpkt.c
+tests_unit_test_netpkt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_netpkt_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
+
+check_PROGRAMS += tests/unit/test_transport_dpdk
+TESTS += tests/unit/test_transport_dpdk
+tests_unit_test_transport_dpdk_SOURCES = tests/unit/test_transport_dpdk.c
+tests_unit_test_transport_dpdk_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_transport_dpdk_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
+endif
+endif

@@ -64,6 +64,9 @@ enum transport_drop {
 /* Name of a drop reason, lower case ("integrity"). */
 const char *transport_drop_name(unsigned reason);
 
+/* dgrams_in/bytes_in: datagrams that passed the check (delivered);
+ * dgrams_out/bytes_out: datagrams put on the wire (a fan-out to k
+ * destinations counts k); drops: by reason, never delivered. */
 struct transport_counters {
 	uint64_t dgrams_in, bytes_in;
 	uint64_t dgrams_out, bytes_out;
@@ -76,7 +79,10 @@ struct transport_counters {
  * gives the defaults). */
 struct transport_config {
 	const char *kind;           /* "udp" (default) or "dpdk" */
-	struct transport_addr bind; /* local address and port to receive on */
+	struct transport_addr bind; /* local address and port to receive on;
+				     * port 0: any free port, and after
+				     * transport_open t->cfg.bind holds the
+				     * address actually bound (udp) */
 	/* The group: a multicast address (group.ip in 224.0.0.0/4) or, when
 	 * ndests > 0, a fan-out list of unicast destinations. */
 	struct transport_addr group;
@@ -104,7 +110,11 @@ void transport_config_init(struct transport_config *cfg);
 
 struct transport;
 
-/* Operations an implementation provides (see transport_* below). */
+/* Operations an implementation provides (see transport_* below).
+ * recv_raw returns raw datagrams (buf, len, peer); transport_recv() runs
+ * transport_filter() on them, implementations do not.  The wrappers have
+ * already checked the arguments and, for sends, that no len exceeds
+ * cfg.mtu. */
 struct transport_ops {
 	const char *name;
 	int (*send_group)(struct transport *t, const struct transport_msg *m, unsigned n);
@@ -124,11 +134,17 @@ struct transport {
 
 /* Open a transport of cfg->kind.  On success *out is the transport (close it
  * with transport_close) and 0 is returned; else a negative MTR_E* code and a
- * logged line saying what was wrong. */
+ * logged line saying what was wrong (MTR_ENOTSUP: unknown kind, or "dpdk" in
+ * a build without DPDK; MTR_ECONFIG: a value out of range; MTR_EEXIST: the
+ * bind address is in use).  Zero fields of *cfg take their defaults, and the
+ * implementation receives that completed copy. */
 int transport_open(const struct transport_config *cfg, struct transport **out);
 
 /* Send n datagrams to the whole group.  Returns how many were sent (all of
- * them unless the transport was closed or failed: then a negative code). */
+ * them unless the transport was closed or failed: then a negative code;
+ * MTR_ETOOBIG, nothing sent, when a datagram is longer than cfg.mtu).  A
+ * datagram refused for one destination (nobody listening, no route) is lost
+ * like any datagram, not an error. */
 int transport_send_group(struct transport *t, const struct transport_msg *m, unsigned n);
 
 /* Send n datagrams, each to its m[i].peer. */
@@ -155,13 +171,16 @@ void transport_counters(const struct transport *t, struct transport_counters *ou
 /* Release everything.  t may be NULL. */
 void transport_close(struct transport *t);
 
-/* Implementations (transport_open dispatches on cfg->kind). */
+/* Implementations (transport_open dispatches on cfg->kind and passes a
+ * completed configuration: call these through transport_open). */
 int transport_udp_open(const struct transport_config *cfg, struct transport **out);
 int transport_dpdk_open(const struct transport_config *cfg, struct transport **out);
 
-/* For implementations: check the raw datagrams m[0..n) in place, count the
- * bad ones by reason, compact the good ones to the front with their headers
- * filled, update the in-counters, and return how many are good. */
+/* Check the raw datagrams m[0..n) in place (wire_dgram_check with
+ * cfg.cluster and cfg.key), count the bad ones by reason, compact the good
+ * ones to the front with their headers filled, update the in-counters, and
+ * return how many are good.  transport_recv() calls it on what recv_raw
+ * returned. */
 int transport_filter(struct transport *t, struct transport_msg *m, unsigned n);
 
 #endif
