@@ -1,0 +1,741 @@
+/*
+ * seglog.c - the append-only segment log (see seglog.h, doc/storage.md).
+ *
+ * Segments live in one array indexed by (id - base_id); entries of deleted
+ * segments are kept as holes until the front of the array is all holes.
+ * Disk mode: the active segment has one write buffer that starts at file
+ * offset wbase; a record is either entirely in the buffer or entirely written
+ * (the buffer is written whole), so a read is served from one place.
+ * Writes use pwrite at explicit offsets, never the file position.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "log.h"
+#include "metronome.h"
+#include "seglog.h"
+#include "util.h"
+
+static const uint8_t seg_magic[8] = { 'M', 'T', 'R', 'N', 'S', 'E', 'G', '1' };
+static const uint8_t state_magic[8] = { 'M', 'T', 'R', 'N', 'S', 'T', 'A', '1' };
+
+struct seg {
+	uint32_t id;
+	int exists;   /* 0: a hole (deleted, or never existed) */
+	int doomed;   /* no live record, not active: delete at the next sync */
+	int fd;       /* disk: open file, or -1 */
+	uint8_t *mem; /* memory mode: the chunk */
+	uint64_t cap; /* memory mode: chunk size */
+	uint64_t size; /* logical size: header + records (buffered ones included) */
+	uint64_t live; /* records not yet unref'ed */
+};
+
+struct seglog {
+	enum seglog_mode mode;
+	char *dir;
+	int dirfd;
+	uint64_t seg_size;
+	uint32_t max_rec;
+	struct seg *segs; /* segs[i] has id base_id + i */
+	uint32_t nsegs, segs_cap, base_id;
+	uint32_t next_id;  /* id of the next segment created */
+	int have_active;
+	uint32_t active;   /* id of the active segment when have_active */
+	int recovered;
+	int unsynced;      /* appended since the last fdatasync */
+	int dir_dirty;     /* a segment file was created since the last dir fsync */
+	uint32_t ndoomed;
+	/* disk write buffer of the active segment */
+	uint8_t *wbuf;
+	uint32_t wcap, wlen;
+	uint64_t wbase;
+	/* state blob */
+	uint8_t *state;
+	size_t state_len;
+	struct seglog_stats st;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static struct seg *seg_find(struct seglog *log, uint32_t id)
+{
+	if (id < log->base_id || id - log->base_id >= log->nsegs)
+		return NULL;
+	struct seg *s = &log->segs[id - log->base_id];
+	return s->exists ? s : NULL;
+}
+
+static int seg_add(struct seglog *log, uint32_t id, struct seg **out)
+{
+	if (log->nsegs == 0)
+		log->base_id = id;
+	/* ids only grow: drop leading holes first */
+	uint32_t skip = 0;
+	while (skip < log->nsegs && !log->segs[skip].exists)
+		skip++;
+	if (skip) {
+		memmove(log->segs, log->segs + skip, (log->nsegs - skip) * sizeof *log->segs);
+		log->nsegs -= skip;
+		log->base_id += skip;
+		if (log->nsegs == 0)
+			log->base_id = id;
+	}
+	uint32_t need = id - log->base_id + 1;
+	if (need > log->segs_cap) {
+		uint32_t cap = log->segs_cap ? log->segs_cap : 16;
+		while (cap < need)
+			cap *= 2;
+		struct seg *n = realloc(log->segs, cap * sizeof *n);
+		if (!n)
+			return MTR_ENOMEM;
+		log->segs = n;
+		log->segs_cap = cap;
+	}
+	for (uint32_t i = log->nsegs; i < need; i++)
+		log->segs[i] = (struct seg){ .id = log->base_id + i, .fd = -1 };
+	log->nsegs = need;
+	*out = &log->segs[id - log->base_id];
+	(*out)->exists = 1;
+	log->st.segs_live++;
+	return 0;
+}
+
+static void seg_path(const struct seglog *log, uint32_t id, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/%012u.seg", log->dir, id);
+}
+
+/* Forget a segment: free its memory or close and unlink its file. */
+static void seg_delete(struct seglog *log, struct seg *s)
+{
+	if (log->mode == SEGLOG_DISK) {
+		char path[PATH_MAX];
+		if (s->fd >= 0)
+			close(s->fd);
+		seg_path(log, s->id, path, sizeof path);
+		if (unlink(path) != 0 && errno != ENOENT)
+			mtr_log(LOG_WARN, "[seglog] cannot delete %s: %s", path, strerror(errno));
+	}
+	free(s->mem);
+	if (s->doomed)
+		log->ndoomed--;
+	log->st.disk_bytes -= s->size;
+	log->st.segs_live--;
+	log->st.segs_deleted++;
+	mtr_log(LOG_DEBUG, "[seglog] segment %u deleted", s->id);
+	*s = (struct seg){ .id = s->id, .fd = -1 };
+}
+
+static int write_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	const uint8_t *b = p;
+	while (n) {
+		ssize_t w = pwrite(fd, b, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return MTR_EIO;
+		}
+		b += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *p, size_t n, uint64_t off)
+{
+	uint8_t *b = p;
+	while (n) {
+		ssize_t r = pread(fd, b, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return MTR_EIO;
+		b += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* Write the active segment's buffer to its file. */
+static int wbuf_flush(struct seglog *log)
+{
+	if (log->mode != SEGLOG_DISK || !log->have_active || log->wlen == 0)
+		return 0;
+	struct seg *s = seg_find(log, log->active);
+	int rc = write_all(s->fd, log->wbuf, log->wlen, log->wbase);
+	if (rc) {
+		mtr_log(LOG_ERROR, "[seglog] write to segment %u failed: %s", s->id, strerror(errno));
+		return rc;
+	}
+	log->st.writes++;
+	log->wbase += log->wlen;
+	log->wlen = 0;
+	return 0;
+}
+
+/* The record checksum: XXH3-64 of the item bytes seeded with XXH3-64 of the
+ * first 24 header bytes (magic, length, stream, seq). */
+static uint64_t rec_hash(const uint8_t *hdr, const void *item, uint32_t len)
+{
+	return XXH3_64bits_withSeed(item, len, XXH3_64bits(hdr, 24));
+}
+
+static void rec_header(uint8_t *h, uint64_t stream, uint64_t seq, const void *item, uint32_t len)
+{
+	st32(h, SEGLOG_REC_MAGIC);
+	st32(h + 4, len);
+	st64(h + 8, stream);
+	st64(h + 16, seq);
+	st64(h + 24, rec_hash(h, item, len));
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static void state_load(struct seglog *log)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/state", log->dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat sb;
+	uint8_t *buf = NULL;
+	if (fstat(fd, &sb) == 0 && sb.st_size >= 24 && sb.st_size < (1 << 30)) {
+		size_t n = (size_t)sb.st_size;
+		buf = malloc(n);
+		if (buf && read_all(fd, buf, n, 0) == 0 && memcmp(buf, state_magic, 8) == 0 && ld64(buf + 8) == n - 24 &&
+		    XXH3_64bits(buf, n - 8) == ld64(buf + n - 8)) {
+			log->state = malloc(n - 24 ? n - 24 : 1);
+			if (log->state) {
+				memcpy(log->state, buf + 16, n - 24);
+				log->state_len = n - 24;
+			}
+		} else {
+			mtr_log(LOG_WARN, "[seglog] %s is damaged: ignored", path);
+		}
+	}
+	free(buf);
+	close(fd);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* List DIR/NNNNNNNNNNNN.seg into the segment table (sizes from stat). */
+static int list_segments(struct seglog *log)
+{
+	DIR *d = opendir(log->dir);
+	if (!d)
+		return MTR_EIO;
+	uint32_t *ids = NULL, n = 0, cap = 0;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		const char *nm = e->d_name;
+		if (strlen(nm) != 16 || strcmp(nm + 12, ".seg") != 0)
+			continue;
+		uint64_t v = 0;
+		int ok = 1;
+		for (int i = 0; i < 12; i++) {
+			if (nm[i] < '0' || nm[i] > '9') {
+				ok = 0;
+				break;
+			}
+			v = v * 10 + (uint64_t)(nm[i] - '0');
+		}
+		if (!ok || v == 0 || v >= UINT32_MAX)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint32_t *t = realloc(ids, cap * sizeof *t);
+			if (!t) {
+				rc = MTR_ENOMEM;
+				break;
+			}
+			ids = t;
+		}
+		ids[n++] = (uint32_t)v;
+	}
+	closedir(d);
+	if (rc == 0 && n) {
+		qsort(ids, n, sizeof *ids, cmp_u32);
+		for (uint32_t i = 0; i < n && rc == 0; i++) {
+			struct seg *s;
+			rc = seg_add(log, ids[i], &s);
+		}
+		if (rc == 0)
+			log->next_id = ids[n - 1] + 1;
+	}
+	free(ids);
+	return rc;
+}
+
+int seglog_open(const struct seglog_opts *opts, struct seglog **out)
+{
+	if (!opts || !out || (opts->mode != SEGLOG_DISK && opts->mode != SEGLOG_MEMORY) ||
+	    (opts->mode == SEGLOG_DISK && (!opts->dir || !*opts->dir)))
+		return MTR_EINVAL;
+	struct seglog *log = calloc(1, sizeof *log);
+	if (!log)
+		return MTR_ENOMEM;
+	log->mode = opts->mode;
+	log->dirfd = -1;
+	log->next_id = 1;
+	log->max_rec = opts->max_rec ? MIN(opts->max_rec, SEGLOG_MAX_REC) : SEGLOG_MAX_REC;
+	log->seg_size = opts->seg_size ? opts->seg_size
+				       : (opts->mode == SEGLOG_DISK ? SEGLOG_DEFAULT_SEG_SIZE : SEGLOG_DEFAULT_MEM_SEG_SIZE);
+	if (log->seg_size < SEGLOG_SEG_HDR_SIZE + SEGLOG_REC_HDR_SIZE + 1)
+		log->seg_size = SEGLOG_SEG_HDR_SIZE + SEGLOG_REC_HDR_SIZE + 1;
+	int rc = 0;
+	if (log->mode == SEGLOG_DISK) {
+		log->wcap = opts->wbuf_size ? opts->wbuf_size : SEGLOG_DEFAULT_WBUF;
+		if (log->wcap < 4096)
+			log->wcap = 4096;
+		log->dir = strdup(opts->dir);
+		log->wbuf = malloc(log->wcap);
+		if (!log->dir || !log->wbuf) {
+			rc = MTR_ENOMEM;
+			goto fail;
+		}
+		if (mkdir(log->dir, 0755) != 0 && errno == ENOENT) {
+			/* one missing parent (the data directory) is created too */
+			char *slash = strrchr(log->dir, '/');
+			if (slash && slash != log->dir) {
+				*slash = 0;
+				(void)mkdir(log->dir, 0755);
+				*slash = '/';
+			}
+			(void)mkdir(log->dir, 0755);
+		}
+		if (access(log->dir, W_OK) != 0) {
+			mtr_log(LOG_ERROR, "[seglog] cannot create %s: %s", log->dir, strerror(errno));
+			rc = MTR_EIO;
+			goto fail;
+		}
+		log->dirfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (log->dirfd < 0) {
+			mtr_log(LOG_ERROR, "[seglog] cannot open %s: %s", log->dir, strerror(errno));
+			rc = MTR_EIO;
+			goto fail;
+		}
+		state_load(log);
+		rc = list_segments(log);
+		if (rc)
+			goto fail;
+	} else {
+		log->recovered = 1;
+	}
+	*out = log;
+	return 0;
+fail:
+	seglog_close(log);
+	return rc;
+}
+
+void seglog_close(struct seglog *log)
+{
+	if (!log)
+		return;
+	for (uint32_t i = 0; i < log->nsegs; i++) {
+		if (log->segs[i].fd >= 0)
+			close(log->segs[i].fd);
+		free(log->segs[i].mem);
+	}
+	if (log->dirfd >= 0)
+		close(log->dirfd);
+	free(log->segs);
+	free(log->wbuf);
+	free(log->state);
+	free(log->dir);
+	free(log);
+}
+
+/* ---- recovery ---------------------------------------------------------- */
+
+/*
+ * Scan one segment image (n bytes at p): returns the length of its intact
+ * prefix (0 when even the segment header is bad) and calls visit for every
+ * intact record.  *err receives a callback error.
+ */
+static uint64_t scan_segment(struct seglog *log, struct seg *s, const uint8_t *p, uint64_t n, seglog_visit_fn visit,
+			     void *arg, int *err)
+{
+	if (n < SEGLOG_SEG_HDR_SIZE || memcmp(p, seg_magic, 8) != 0 || ld64(p + 8) != s->id)
+		return 0;
+	uint64_t off = SEGLOG_SEG_HDR_SIZE;
+	while (n - off >= SEGLOG_REC_HDR_SIZE) {
+		const uint8_t *h = p + off;
+		uint32_t len = ld32(h + 4);
+		if (ld32(h) != SEGLOG_REC_MAGIC || len == 0 || len > log->max_rec ||
+		    len > n - off - SEGLOG_REC_HDR_SIZE)
+			break;
+		const uint8_t *item = h + SEGLOG_REC_HDR_SIZE;
+		if (rec_hash(h, item, len) != ld64(h + 24))
+			break;
+		struct seglog_loc loc = { .seg = s->id, .len = len, .off = off + SEGLOG_REC_HDR_SIZE };
+		int keep = visit ? visit(arg, ld64(h + 8), ld64(h + 16), &loc) : 1;
+		if (keep < 0) {
+			*err = keep;
+			return off;
+		}
+		if (keep)
+			s->live++;
+		log->st.recovered++;
+		off += SEGLOG_REC_HDR_SIZE + len;
+	}
+	return off;
+}
+
+int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg)
+{
+	if (log->recovered)
+		return 0;
+	log->recovered = 1;
+	for (uint32_t i = 0; i < log->nsegs; i++) {
+		struct seg *s = &log->segs[i];
+		if (!s->exists)
+			continue;
+		char path[PATH_MAX];
+		seg_path(log, s->id, path, sizeof path);
+		s->fd = open(path, O_RDWR | O_CLOEXEC);
+		struct stat sb;
+		if (s->fd < 0 || fstat(s->fd, &sb) != 0) {
+			mtr_log(LOG_ERROR, "[seglog] cannot open %s: %s", path, strerror(errno));
+			return MTR_EIO;
+		}
+		uint64_t n = (uint64_t)sb.st_size, good = 0;
+		int err = 0;
+		if (n > 0) {
+			void *m = mmap(NULL, n, PROT_READ, MAP_PRIVATE, s->fd, 0);
+			if (m == MAP_FAILED) {
+				mtr_log(LOG_ERROR, "[seglog] cannot map %s: %s", path, strerror(errno));
+				return MTR_EIO;
+			}
+			good = scan_segment(log, s, m, n, visit, arg, &err);
+			munmap(m, n);
+		}
+		if (err)
+			return err;
+		if (good < n) {
+			log->st.torn++;
+			log->st.torn_bytes += n - good;
+			mtr_log(LOG_WARN, "[seglog] %s: cut %llu damaged or torn bytes at offset %llu", path,
+				(unsigned long long)(n - good), (unsigned long long)good);
+		}
+		if (good == 0) {
+			/* not even a segment header: nothing of it is kept */
+			s->size = 0;
+			seg_delete(log, s);
+			continue;
+		}
+		if (good < n) {
+			if (ftruncate(s->fd, (off_t)good) != 0 || fdatasync(s->fd) != 0) {
+				mtr_log(LOG_ERROR, "[seglog] cannot truncate %s: %s", path, strerror(errno));
+				return MTR_EIO;
+			}
+		}
+		s->size = good;
+		log->st.disk_bytes += good;
+	}
+	/* the last segment is the active one; the others go when empty */
+	for (uint32_t i = log->nsegs; i-- > 0;) {
+		struct seg *s = &log->segs[i];
+		if (!s->exists)
+			continue;
+		if (!log->have_active) {
+			log->have_active = 1;
+			log->active = s->id;
+			log->wbase = s->size;
+			log->wlen = 0;
+		} else if (s->live == 0) {
+			s->doomed = 1;
+			log->ndoomed++;
+		}
+	}
+	/* what survived a process crash may still be only in the page cache */
+	if (log->have_active) {
+		struct seg *a = seg_find(log, log->active);
+		if (fdatasync(a->fd) != 0)
+			return MTR_EIO;
+		log->st.syncs++;
+	}
+	if (log->st.segs_live || log->st.torn)
+		mtr_log(LOG_INFO, "[seglog] recovered %llu records from %llu segments in %s (%llu torn)",
+		(unsigned long long)log->st.recovered, (unsigned long long)log->st.segs_live, log->dir,
+		(unsigned long long)log->st.torn);
+	return 0;
+}
+
+/* ---- append ------------------------------------------------------------ */
+
+/* Close the active segment (durably, on disk) and start segment next_id. */
+static int seg_roll(struct seglog *log, uint64_t rec_size)
+{
+	if (log->have_active) {
+		struct seg *old = seg_find(log, log->active);
+		if (log->mode == SEGLOG_DISK) {
+			int rc = wbuf_flush(log);
+			if (rc)
+				return rc;
+			/* a torn record can then only be in the last segment */
+			if (log->unsynced && fdatasync(old->fd) != 0)
+				return MTR_EIO;
+			if (log->unsynced)
+				log->st.syncs++;
+		}
+		log->have_active = 0;
+		if (old->live == 0 && !old->doomed) {
+			old->doomed = 1;
+			log->ndoomed++;
+			if (log->mode == SEGLOG_MEMORY)
+				seg_delete(log, old);
+		}
+	}
+	uint32_t id = log->next_id;
+	struct seg *s;
+	int rc = seg_add(log, id, &s);
+	if (rc)
+		return rc;
+	if (log->mode == SEGLOG_DISK) {
+		char path[PATH_MAX];
+		seg_path(log, id, path, sizeof path);
+		s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (s->fd < 0) {
+			mtr_log(LOG_ERROR, "[seglog] cannot create %s: %s", path, strerror(errno));
+			s->exists = 0;
+			log->st.segs_live--;
+			return MTR_EIO;
+		}
+		memcpy(log->wbuf, seg_magic, 8);
+		st64(log->wbuf + 8, id);
+		log->wbase = 0;
+		log->wlen = SEGLOG_SEG_HDR_SIZE;
+		log->dir_dirty = 1;
+		log->unsynced = 1;
+	} else {
+		s->cap = MAX(log->seg_size, SEGLOG_SEG_HDR_SIZE + rec_size);
+		s->mem = malloc(s->cap);
+		if (!s->mem) {
+			s->exists = 0;
+			log->st.segs_live--;
+			return MTR_ENOMEM;
+		}
+		memcpy(s->mem, seg_magic, 8);
+		st64(s->mem + 8, id);
+	}
+	s->size = SEGLOG_SEG_HDR_SIZE;
+	log->st.disk_bytes += s->size;
+	log->next_id = id + 1;
+	log->have_active = 1;
+	log->active = id;
+	log->st.segs_created++;
+	mtr_log(LOG_DEBUG, "[seglog] segment %u started", id);
+	return 0;
+}
+
+int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void *item, uint32_t len,
+		  struct seglog_loc *loc)
+{
+	if (len == 0 || !log->recovered)
+		return MTR_EINVAL;
+	if (len > log->max_rec)
+		return MTR_ETOOBIG;
+	uint64_t rec = SEGLOG_REC_HDR_SIZE + (uint64_t)len;
+	struct seg *s = log->have_active ? seg_find(log, log->active) : NULL;
+	if (!s || (s->size + rec > log->seg_size && s->size > SEGLOG_SEG_HDR_SIZE) ||
+	    (log->mode == SEGLOG_MEMORY && s->size + rec > s->cap)) {
+		int rc = seg_roll(log, rec);
+		if (rc)
+			return rc;
+		s = seg_find(log, log->active);
+	}
+	uint64_t off = s->size;
+	if (log->mode == SEGLOG_MEMORY) {
+		rec_header(s->mem + off, stream, seq, item, len);
+		memcpy(s->mem + off + SEGLOG_REC_HDR_SIZE, item, len);
+	} else if (rec <= log->wcap) {
+		if (log->wlen + rec > log->wcap) {
+			int rc = wbuf_flush(log);
+			if (rc)
+				return rc;
+		}
+		rec_header(log->wbuf + log->wlen, stream, seq, item, len);
+		memcpy(log->wbuf + log->wlen + SEGLOG_REC_HDR_SIZE, item, len);
+		log->wlen += (uint32_t)rec;
+	} else {
+		/* larger than the buffer: written directly, header and bytes together */
+		int rc = wbuf_flush(log);
+		if (rc)
+			return rc;
+		uint8_t h[SEGLOG_REC_HDR_SIZE];
+		rec_header(h, stream, seq, item, len);
+		struct iovec iov[2] = { { h, sizeof h }, { (void *)item, len } };
+		ssize_t w = pwritev(s->fd, iov, 2, (off_t)off);
+		log->st.writes++;
+		if (w < 0 || (uint64_t)w != rec) {
+			/* a short write leaves a torn record: cut it off again */
+			if (ftruncate(s->fd, (off_t)off) != 0)
+				mtr_log(LOG_ERROR, "[seglog] cannot cut a short write in segment %u", s->id);
+			return MTR_EIO;
+		}
+		log->wbase = off + rec;
+	}
+	s->size += rec;
+	s->live++;
+	log->unsynced = 1;
+	log->st.disk_bytes += rec;
+	log->st.appended++;
+	log->st.bytes += len;
+	loc->seg = s->id;
+	loc->len = len;
+	loc->off = off + SEGLOG_REC_HDR_SIZE;
+	return 0;
+}
+
+/* ---- sync, read, unref -------------------------------------------------- */
+
+int seglog_sync(struct seglog *log)
+{
+	if (log->mode == SEGLOG_DISK) {
+		int rc = wbuf_flush(log);
+		if (rc)
+			return rc;
+		if (log->unsynced && log->have_active) {
+			struct seg *s = seg_find(log, log->active);
+			if (fdatasync(s->fd) != 0) {
+				mtr_log(LOG_ERROR, "[seglog] fdatasync of segment %u failed: %s", s->id, strerror(errno));
+				return MTR_EIO;
+			}
+			log->st.syncs++;
+		}
+		/* make new segment files' directory entries durable too */
+		if (log->dir_dirty) {
+			if (fsync(log->dirfd) != 0)
+				return MTR_EIO;
+			log->dir_dirty = 0;
+		}
+		log->unsynced = 0;
+	}
+	for (uint32_t i = 0; log->ndoomed && i < log->nsegs; i++)
+		if (log->segs[i].exists && log->segs[i].doomed)
+			seg_delete(log, &log->segs[i]);
+	return 0;
+}
+
+int seglog_read(struct seglog *log, const struct seglog_loc *loc, const uint8_t **p, uint8_t **scratch,
+		size_t *scap)
+{
+	struct seg *s = seg_find(log, loc->seg);
+	if (!s || loc->off + loc->len > s->size)
+		return MTR_ENOENT;
+	if (log->mode == SEGLOG_MEMORY) {
+		*p = s->mem + loc->off;
+		return 0;
+	}
+	if (log->have_active && loc->seg == log->active && loc->off >= log->wbase) {
+		*p = log->wbuf + (loc->off - log->wbase);
+		return 0;
+	}
+	if (*scap < loc->len) {
+		uint8_t *n = realloc(*scratch, loc->len);
+		if (!n)
+			return MTR_ENOMEM;
+		*scratch = n;
+		*scap = loc->len;
+	}
+	if (read_all(s->fd, *scratch, loc->len, loc->off) != 0)
+		return MTR_EIO;
+	*p = *scratch;
+	return 0;
+}
+
+void seglog_unref(struct seglog *log, uint32_t seg)
+{
+	struct seg *s = seg_find(log, seg);
+	if (!s || s->live == 0)
+		return;
+	if (--s->live == 0 && !(log->have_active && log->active == seg) && !s->doomed) {
+		s->doomed = 1;
+		log->ndoomed++;
+		if (log->mode == SEGLOG_MEMORY)
+			seg_delete(log, s);
+	}
+}
+
+int seglog_delete_pending(const struct seglog *log)
+{
+	return log->mode == SEGLOG_DISK && log->ndoomed > 0;
+}
+
+/* ---- state blob -------------------------------------------------------- */
+
+int seglog_state_save(struct seglog *log, const void *p, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy)
+		return MTR_ENOMEM;
+	memcpy(copy, p, len);
+	if (log->mode == SEGLOG_DISK) {
+		size_t n = len + 24;
+		uint8_t *buf = malloc(n);
+		if (!buf) {
+			free(copy);
+			return MTR_ENOMEM;
+		}
+		memcpy(buf, state_magic, 8);
+		st64(buf + 8, len);
+		memcpy(buf + 16, p, len);
+		st64(buf + 16 + len, XXH3_64bits(buf, n - 8));
+		char tmp[PATH_MAX], path[PATH_MAX];
+		snprintf(tmp, sizeof tmp, "%s/state.tmp", log->dir);
+		snprintf(path, sizeof path, "%s/state", log->dir);
+		int rc = MTR_EIO;
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			if (write_all(fd, buf, n, 0) == 0 && fdatasync(fd) == 0 && rename(tmp, path) == 0 &&
+			    fsync(log->dirfd) == 0)
+				rc = 0;
+			close(fd);
+		}
+		free(buf);
+		if (rc) {
+			mtr_log(LOG_ERROR, "[seglog] cannot save %s: %s", path, strerror(errno));
+			free(copy);
+			return rc;
+		}
+	}
+	free(log->state);
+	log->state = copy;
+	log->state_len = len;
+	return 0;
+}
+
+void seglog_state_get(struct seglog *log, const void **p, size_t *len)
+{
+	*p = log->state;
+	*len = log->state ? log->state_len : 0;
+}
+
+void seglog_stats(const struct seglog *log, struct seglog_stats *st)
+{
+	*st = log->st;
+}

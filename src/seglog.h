@@ -1,0 +1,158 @@
+/*
+ * seglog.h - the append-only segment log that holds a server's items.
+ *
+ * A log is a sequence of segments numbered 1, 2, 3 ...  Each segment is a
+ * list of records (stream, seq, item bytes).  Two backends share the API:
+ *
+ *   SEGLOG_DISK    segments are files DIR/NNNNNNNNNNNN.seg (12 decimal
+ *                  digits).  Appends go to a write buffer that is written with
+ *                  one write() when full or at seglog_sync(), which then does
+ *                  one fdatasync() for every record appended since the last
+ *                  sync (group commit).  doc/storage.md gives the bytes.
+ *   SEGLOG_MEMORY  segments are heap chunks; nothing is written anywhere and
+ *                  seglog_sync() does nothing.
+ *
+ * The active (last) segment rolls to a new one when a record does not fit in
+ * its size limit.  Compaction is by reference counting: every record appended
+ * (or found by recovery) is "live" until seglog_unref() is called for it;
+ * a segment that is not the active one and has no live record is deleted (the
+ * file at the next seglog_sync(), the memory at once).
+ *
+ * Recovery (seglog_recover, after seglog_open): every existing segment is
+ * scanned in order and every record is verified (magic, length, XXH3-64); a
+ * segment is truncated at its first bad record (a torn append from a crash),
+ * and the intact records are handed to a callback with their location, from
+ * which the caller rebuilds its index.
+ *
+ * The log also keeps one small "state" blob for its owner (ingest keeps the
+ * per-stream release points there), replaced atomically by seglog_state_save.
+ *
+ * No clock is read here.  A seglog is used by one thread at a time.
+ */
+#ifndef MTR_SEGLOG_H
+#define MTR_SEGLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum seglog_mode { SEGLOG_DISK = 0, SEGLOG_MEMORY = 1 };
+
+#define SEGLOG_SEG_HDR_SIZE 16u  /* segment header: magic[8], segment id u64 */
+#define SEGLOG_REC_HDR_SIZE 32u  /* record header, see doc/storage.md */
+#define SEGLOG_REC_MAGIC 0x4345524Du /* bytes 'M' 'R' 'E' 'C' */
+#define SEGLOG_DEFAULT_SEG_SIZE (64u << 20)
+#define SEGLOG_DEFAULT_MEM_SEG_SIZE (4u << 20)
+#define SEGLOG_DEFAULT_WBUF (1u << 20)
+#define SEGLOG_MAX_REC (1u << 30) /* largest item a record may hold */
+
+/* Options; zero fields take the defaults above. */
+struct seglog_opts {
+	enum seglog_mode mode;
+	const char *dir;       /* SEGLOG_DISK: the directory (created if missing); copied */
+	uint64_t seg_size;     /* roll threshold in bytes (a lone record may exceed it) */
+	uint32_t wbuf_size;    /* SEGLOG_DISK: write buffer bytes */
+	uint32_t max_rec;      /* largest item accepted, recovery included (default SEGLOG_MAX_REC) */
+};
+
+/* Where a record's item bytes are: segment id and the offset of the item
+ * bytes (after the record header) in the segment. */
+struct seglog_loc {
+	uint32_t seg;
+	uint32_t len;
+	uint64_t off;
+};
+
+/* Recovery callback: one intact record, in log order.  Return 1 to keep it
+ * live, 0 to count it as released at once (a stale or duplicate record), or
+ * a negative MTR_E* code to abort the open. */
+typedef int (*seglog_visit_fn)(void *arg, uint64_t stream, uint64_t seq, const struct seglog_loc *loc);
+
+/* Counters (monotonic unless said otherwise). */
+struct seglog_stats {
+	uint64_t appended;      /* records appended */
+	uint64_t bytes;         /* item bytes appended */
+	uint64_t writes;        /* write()/writev() calls */
+	uint64_t syncs;         /* fdatasync() calls */
+	uint64_t segs_created;
+	uint64_t segs_deleted;
+	uint64_t recovered;     /* intact records found by recovery */
+	uint64_t torn;          /* segments truncated by recovery */
+	uint64_t torn_bytes;    /* bytes cut off by recovery */
+	uint64_t segs_live;     /* segments existing now (gauge) */
+	uint64_t disk_bytes;    /* bytes in segments existing now (gauge) */
+};
+
+struct seglog;
+
+/*
+ * Open a log.  In SEGLOG_DISK mode the directory is created when missing,
+ * its state blob is loaded and its segments are listed (not yet read: call
+ * seglog_recover next).  On success *out is a new log the caller frees with
+ * seglog_close().  Returns 0, MTR_EINVAL, MTR_ENOMEM or MTR_EIO.
+ */
+int seglog_open(const struct seglog_opts *opts, struct seglog **out);
+
+/*
+ * Recovery: scan every existing segment in order, verify each record, cut a
+ * segment at its first bad record (ftruncate + fdatasync), and call visit
+ * (may be NULL: every record is kept live) for every intact record.  Must be
+ * called once after seglog_open and before the first append (a no-op for an
+ * empty directory or in memory mode).  Returns 0, MTR_EIO, MTR_ENOMEM or the
+ * callback's error.
+ */
+int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg);
+
+/* Flush nothing, close every file, free everything (appended records that
+ * were not synced may or may not be on disk).  NULL is allowed. */
+void seglog_close(struct seglog *log);
+
+/*
+ * Append a record (stream, seq, item[0..len)).  The bytes are copied; on
+ * success *loc tells where they are.  Per-record cost: a memcpy into the
+ * write buffer (or heap chunk); a write() only when the buffer is full.
+ * Returns 0, MTR_ETOOBIG (len > max_rec), MTR_EINVAL (len 0), MTR_ENOMEM,
+ * MTR_EIO.
+ */
+int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void *item, uint32_t len,
+		  struct seglog_loc *loc);
+
+/*
+ * Group commit: write the buffer, fdatasync the active segment (once), then
+ * delete the files of segments that have no live record left.  Everything
+ * appended before the call is durable when it returns 0.  Memory mode: only
+ * frees.  Returns 0 or MTR_EIO.
+ */
+int seglog_sync(struct seglog *log);
+
+/*
+ * The item bytes at loc.  Memory mode, or still in the write buffer: *p
+ * points into the log (valid until the next append, sync or unref).
+ * Otherwise the bytes are read (pread) into *scratch, grown with realloc as
+ * needed (*scratch and *scap are the caller's and freed by the caller), and *p
+ * points there.  Returns 0, MTR_ENOENT (no such segment), MTR_EIO, MTR_ENOMEM.
+ */
+int seglog_read(struct seglog *log, const struct seglog_loc *loc, const uint8_t **p, uint8_t **scratch,
+		size_t *scap);
+
+/* A record of segment seg is no longer needed (compaction). */
+void seglog_unref(struct seglog *log, uint32_t seg);
+
+/*
+ * Replace the state blob atomically and durably (disk: write DIR/state.tmp,
+ * fdatasync, rename over DIR/state, fsync DIR).  Memory mode: kept in memory.
+ * Returns 0, MTR_ENOMEM or MTR_EIO.
+ */
+int seglog_state_save(struct seglog *log, const void *p, size_t len);
+
+/* The state blob found at open or last saved: *p (owned by the log, valid
+ * until the next save or close) and *len; *len = 0 when there is none. */
+void seglog_state_get(struct seglog *log, const void **p, size_t *len);
+
+/* Is any segment waiting for deletion at the next sync? (Its owner saves
+ * its state first when this is true.) */
+int seglog_delete_pending(const struct seglog *log);
+
+/* Copy the counters. */
+void seglog_stats(const struct seglog *log, struct seglog_stats *st);
+
+#endif

@@ -1,0 +1,377 @@
+/*
+ * test_seglog.c - the segment log: append and read back (buffered, written,
+ * direct), rolling, recovery (intact records found again, torn tails and
+ * flipped bytes cut), compaction by unref, the state blob, memory mode.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "metronome.h"
+#include "seglog.h"
+
+/* ---- Fixture ---- */
+
+static char dir[256];
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	return remove(p);
+}
+
+static int setup(void **state)
+{
+	const char *t = getenv("TMPDIR");
+	snprintf(dir, sizeof dir, "%s/mtr-seglog-XXXXXX", t && *t ? t : "/tmp");
+	if (!mkdtemp(dir))
+		return -1;
+	strcat(dir, "/items"); /* seglog creates it (and only it) */
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char *slash = strrchr(dir, '/');
+	*slash = 0;
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+/* ---- Helpers ---- */
+
+static void fill(uint8_t *b, uint64_t stream, uint64_t seq, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(stream * 131 + seq * 31 + i * 7);
+}
+
+static struct seglog *open_log(enum seglog_mode mode, uint64_t seg_size, uint32_t wbuf)
+{
+	struct seglog_opts o = { .mode = mode, .dir = dir, .seg_size = seg_size, .wbuf_size = wbuf };
+	struct seglog *log;
+	assert_int_equal(seglog_open(&o, &log), 0);
+	return log;
+}
+
+static void append(struct seglog *log, uint64_t stream, uint64_t seq, uint32_t n, struct seglog_loc *loc)
+{
+	static uint8_t b[1 << 16];
+	fill(b, stream, seq, n);
+	assert_int_equal(seglog_append(log, stream, seq, b, n, loc), 0);
+}
+
+static void check(struct seglog *log, const struct seglog_loc *loc, uint64_t stream, uint64_t seq)
+{
+	static uint8_t want[1 << 16];
+	static uint8_t *scratch;
+	static size_t scap;
+	const uint8_t *p;
+	if (!log) { /* no log: free the scratch buffer */
+		free(scratch);
+		scratch = NULL;
+		scap = 0;
+		return;
+	}
+	fill(want, stream, seq, loc->len);
+	assert_int_equal(seglog_read(log, loc, &p, &scratch, &scap), 0);
+	assert_memory_equal(p, want, loc->len);
+}
+
+static int count_segments(void)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += strstr(e->d_name, ".seg") != NULL;
+	closedir(d);
+	return n;
+}
+
+static char *seg_file(uint32_t id)
+{
+	static char p[512];
+	snprintf(p, sizeof p, "%s/%012u.seg", dir, id);
+	return p;
+}
+
+/* Recovery visitor: records what it saw. */
+struct seen {
+	int n;
+	uint64_t stream[256], seq[256];
+	struct seglog_loc loc[256];
+};
+
+static int visit(void *arg, uint64_t stream, uint64_t seq, const struct seglog_loc *loc)
+{
+	struct seen *s = arg;
+	if (s->n < 256) {
+		s->stream[s->n] = stream;
+		s->seq[s->n] = seq;
+		s->loc[s->n] = *loc;
+	}
+	s->n++;
+	return 1;
+}
+
+/* ---- seglog_append / seglog_read ---- */
+
+static void test_append_read(void **state)
+{
+	struct seglog *log = open_log(SEGLOG_DISK, 1 << 20, 4096);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	struct seglog_loc loc[100];
+	for (int i = 0; i < 100; i++)
+		append(log, 7, (uint64_t)i + 1, 10 + (uint32_t)i * 3, &loc[i]);
+	append(log, 8, 1, 20000, &loc[0]); /* larger than the buffer: direct write */
+	for (int i = 1; i < 100; i++)
+		check(log, &loc[i], 7, (uint64_t)i + 1);
+	check(log, &loc[0], 8, 1);
+	assert_int_equal(seglog_sync(log), 0);
+	for (int i = 1; i < 100; i++)
+		check(log, &loc[i], 7, (uint64_t)i + 1);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	assert_int_equal(st.appended, 101);
+	assert_true(st.writes >= 2 && st.writes < 20); /* buffered, not one per record */
+	assert_int_equal(st.syncs, 1);
+	uint8_t b[4] = { 0 };
+	assert_int_equal(seglog_append(log, 1, 1, b, 0, &loc[0]), MTR_EINVAL);
+	seglog_close(log);
+	check(NULL, NULL, 0, 0); /* frees the scratch */
+}
+
+static void test_roll_and_recover(void **state)
+{
+	struct seglog *log = open_log(SEGLOG_DISK, 4096, 4096);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	struct seglog_loc loc[200];
+	for (int i = 0; i < 200; i++)
+		append(log, 1 + (uint64_t)i % 3, (uint64_t)i + 1, 100, &loc[i]);
+	assert_int_equal(seglog_sync(log), 0);
+	int nseg = count_segments();
+	assert_true(nseg >= 5); /* 200 * 132 bytes over 4 KiB segments */
+	seglog_close(log);
+
+	struct seen seen = { 0 };
+	log = open_log(SEGLOG_DISK, 4096, 4096);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, 200);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(seen.stream[i], 1 + (uint64_t)i % 3);
+		assert_int_equal(seen.seq[i], (uint64_t)i + 1);
+		assert_memory_equal(&seen.loc[i], &loc[i], sizeof loc[i]);
+		check(log, &seen.loc[i], seen.stream[i], seen.seq[i]);
+	}
+	/* appends continue in the last segment */
+	struct seglog_loc l2;
+	append(log, 9, 9, 50, &l2);
+	assert_int_equal(l2.seg, loc[199].seg);
+	assert_int_equal(seglog_sync(log), 0);
+	seglog_close(log);
+	check(NULL, NULL, 0, 0);
+}
+
+/* ---- recovery of damaged segments ---- */
+
+static void make_log(int n, struct seglog_loc *loc)
+{
+	struct seglog *log = open_log(SEGLOG_DISK, 1 << 20, 4096);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	for (int i = 0; i < n; i++)
+		append(log, 5, (uint64_t)i + 1, 40 + (uint32_t)i, &loc[i]);
+	assert_int_equal(seglog_sync(log), 0);
+	seglog_close(log);
+}
+
+static void test_torn_tail(void **state)
+{
+	struct seglog_loc loc[20];
+	make_log(20, loc);
+	/* cut the file in the middle of record 15 (index 14) */
+	assert_int_equal(truncate(seg_file(loc[14].seg), (off_t)(loc[14].off + 5)), 0);
+	struct seen seen = { 0 };
+	struct seglog *log = open_log(SEGLOG_DISK, 1 << 20, 4096);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, 14);
+	for (int i = 0; i < 14; i++)
+		assert_int_equal(seen.seq[i], (uint64_t)i + 1);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	assert_int_equal(st.torn, 1);
+	/* the file was cut back to the intact prefix; a new append follows it */
+	struct stat sb;
+	assert_int_equal(stat(seg_file(loc[14].seg), &sb), 0);
+	assert_int_equal((uint64_t)sb.st_size, loc[13].off + loc[13].len);
+	struct seglog_loc l;
+	append(log, 5, 15, 54, &l);
+	assert_int_equal(l.off, loc[14].off);
+	assert_int_equal(seglog_sync(log), 0);
+	seglog_close(log);
+	seen.n = 0;
+	log = open_log(SEGLOG_DISK, 1 << 20, 4096);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, 15);
+	seglog_close(log);
+}
+
+static void test_flipped_byte(void **state)
+{
+	struct seglog_loc loc[20];
+	make_log(20, loc);
+	/* flip one byte of record 8's item bytes (index 7) */
+	int fd = open(seg_file(loc[7].seg), O_RDWR);
+	assert_true(fd >= 0);
+	uint8_t c;
+	assert_int_equal(pread(fd, &c, 1, (off_t)loc[7].off + 3), 1);
+	c ^= 0x40;
+	assert_int_equal(pwrite(fd, &c, 1, (off_t)loc[7].off + 3), 1);
+	close(fd);
+	struct seen seen = { 0 };
+	struct seglog *log = open_log(SEGLOG_DISK, 1 << 20, 4096);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, 7);
+	for (int i = 0; i < 7; i++)
+		check(log, &seen.loc[i], 5, (uint64_t)i + 1);
+	seglog_close(log);
+}
+
+static void test_garbage_segment(void **state)
+{
+	struct seglog_loc loc[3];
+	make_log(3, loc);
+	/* a second segment with no valid header is dropped whole */
+	FILE *f = fopen(seg_file(loc[0].seg + 1), "w");
+	assert_non_null(f);
+	fputs("not a segment", f);
+	fclose(f);
+	struct seen seen = { 0 };
+	struct seglog *log = open_log(SEGLOG_DISK, 1 << 20, 4096);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, 3);
+	assert_int_equal(count_segments(), 1);
+	struct seglog_loc l;
+	append(log, 5, 4, 10, &l);
+	assert_int_equal(seglog_sync(log), 0);
+	seglog_close(log);
+	check(NULL, NULL, 0, 0);
+}
+
+/* ---- seglog_unref: compaction ---- */
+
+static void test_unref_deletes(void **state)
+{
+	struct seglog *log = open_log(SEGLOG_DISK, 2048, 4096);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	struct seglog_loc loc[1000];
+	int released = 0;
+	for (int i = 0; i < 1000; i++) {
+		append(log, 1, (uint64_t)i + 1, 100, &loc[i]);
+		/* release everything but the last 30 records */
+		while (released < i - 30)
+			seglog_unref(log, loc[released++].seg);
+		if (i % 10 == 0) {
+			assert_int_equal(seglog_sync(log), 0);
+			assert_true(count_segments() <= 5);
+		}
+	}
+	assert_int_equal(seglog_sync(log), 0);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	assert_true(st.segs_created > 50);
+	assert_int_equal(st.segs_deleted + st.segs_live, st.segs_created);
+	assert_true(st.segs_live <= 3);
+	for (int i = released; i < 1000; i++)
+		check(log, &loc[i], 1, (uint64_t)i + 1);
+	seglog_close(log);
+	check(NULL, NULL, 0, 0);
+}
+
+/* ---- state blob ---- */
+
+static void test_state_blob(void **state)
+{
+	struct seglog *log = open_log(SEGLOG_DISK, 0, 0);
+	const void *p;
+	size_t n;
+	seglog_state_get(log, &p, &n);
+	assert_int_equal(n, 0);
+	assert_int_equal(seglog_state_save(log, "hello", 5), 0);
+	assert_int_equal(seglog_state_save(log, "world!", 6), 0);
+	seglog_close(log);
+	log = open_log(SEGLOG_DISK, 0, 0);
+	seglog_state_get(log, &p, &n);
+	assert_int_equal(n, 6);
+	assert_memory_equal(p, "world!", 6);
+	seglog_close(log);
+	/* damage it: ignored */
+	char path[600];
+	snprintf(path, sizeof path, "%s/state", dir);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "W", 1, 16), 1);
+	close(fd);
+	log = open_log(SEGLOG_DISK, 0, 0);
+	seglog_state_get(log, &p, &n);
+	assert_int_equal(n, 0);
+	seglog_close(log);
+}
+
+/* ---- memory mode ---- */
+
+static void test_memory_mode(void **state)
+{
+	struct seglog *log = open_log(SEGLOG_MEMORY, 4096, 0);
+	struct seglog_loc loc[300];
+	for (int i = 0; i < 300; i++)
+		append(log, 2, (uint64_t)i + 1, 60, &loc[i]);
+	append(log, 2, 301, 10000, &loc[0]); /* bigger than a chunk */
+	check(log, &loc[0], 2, 301);
+	for (int i = 1; i < 300; i++)
+		check(log, &loc[i], 2, (uint64_t)i + 1);
+	for (int i = 1; i < 250; i++)
+		seglog_unref(log, loc[i].seg);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	assert_true(st.segs_deleted >= 2);
+	assert_int_equal(st.syncs, 0);
+	assert_int_equal(seglog_sync(log), 0);
+	for (int i = 250; i < 300; i++)
+		check(log, &loc[i], 2, (uint64_t)i + 1);
+	seglog_close(log);
+	assert_int_equal(access(dir, F_OK), -1); /* nothing written */
+	check(NULL, NULL, 0, 0);
+}
+
+int main(void)
+{
+	if (!getenv("MTR_LOG"))
+		log_set_level(LOG_ERROR);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_append_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_roll_and_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unref_deletes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_blob, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_mode, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("seglog", tests, NULL, NULL);
+}
