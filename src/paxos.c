@@ -1,0 +1,923 @@
+/*
+ * paxos.c - Multi-Paxos over batches of ranges, pure (see paxos.h and
+ * doc/paxos.md).
+ *
+ * One struct paxos plays acceptor, learner and (when elected) proposer.
+ * The log is an array of struct ent for instances base+1, base+2, ...;
+ * instances <= base were compacted away.  Every instance <= delivered is
+ * chosen and was handed to the host in order.
+ *
+ * Two rules keep invariant 3 (contiguity) across leader changes; both are
+ * explained in doc/paxos.md:
+ *  - a leader re-proposes recovered instances (up to `window` in flight)
+ *    but proposes a FRESH batch only when every earlier instance is chosen
+ *    and delivered, so a fresh batch is computed from the chosen log and
+ *    any accepted value at instance i was first proposed by a node that knew
+ *    the chosen value of i-1;
+ *  - a leader learns the chosen value of its own instances (>= first_own)
+ *    only from its own quorum, so that followers may conclude "chosen" from
+ *    (accepted ballot == leader ballot, inst in [first_own, commit]).
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metronome.h"
+#include "paxos.h"
+#include "util.h"
+
+/* Highest instance accepted beyond the delivered one (bounds the log). */
+#define MAX_AHEAD 16384u
+
+struct ent {
+	/* acceptor */
+	uint64_t acc_ballot; /* 0: nothing accepted */
+	struct batch acc;
+	/* learner */
+	bool chosen;
+	struct batch val;
+	/* an accept deferred until the items are held (invariant 4) */
+	bool pend;
+	uint32_t pend_from;
+	uint64_t pend_ballot;
+	struct batch pend_val;
+	/* leader: its proposal at p->ballot and who accepted it */
+	bool prop;
+	uint32_t acks;
+	struct batch prop_val;
+	/* candidate: highest-ballot value reported by the promises */
+	uint64_t rec_ballot;
+	struct batch rec_val;
+};
+
+struct paxos {
+	struct paxos_config cfg;
+	struct paxos_io io;
+	uint64_t rng;
+	uint64_t now;
+	uint32_t majority;
+
+	enum paxos_role role;
+	uint64_t promised;      /* durable */
+	uint64_t max_seen;      /* highest ballot heard of (volatile) */
+	uint64_t ballot;        /* own ballot while candidate / leader */
+	uint64_t leader_ballot; /* ballot of the leader followed, 0 if none */
+	uint64_t deadline;      /* election deadline */
+	uint64_t next_send;     /* next heartbeat / retransmission */
+	uint64_t next_report;   /* next watermark report */
+	uint64_t next_catchup;  /* next catch-up request */
+
+	/* log */
+	uint64_t base;
+	struct ent *ents;
+	size_t n_ents, cap_ents;
+	uint64_t delivered;
+	uint64_t commit_seen;
+	uint32_t commit_from;
+	struct batch_order order; /* per-stream last seq after `delivered` */
+
+	/* candidate */
+	uint64_t prep_inst;
+	uint32_t promised_by;
+	uint64_t rec_max;
+
+	/* leader */
+	uint64_t first_own;
+	uint64_t next_inst;
+
+	/* watermarks per node (index cfg.id is our own) */
+	struct batch_order marks[PAXOS_MAX_NODES];
+};
+
+/* ---- helpers ---- */
+
+static uint64_t rng_next(struct paxos *p)
+{
+	/* splitmix64 */
+	uint64_t z = (p->rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void reset_deadline(struct paxos *p)
+{
+	uint64_t t = p->cfg.election_ms;
+	p->deadline = p->now + t + rng_next(p) % t;
+}
+
+static unsigned popcount(uint32_t v) { return (unsigned)__builtin_popcount(v); }
+
+static void ent_clear(struct ent *e)
+{
+	batch_free(&e->acc);
+	batch_free(&e->val);
+	batch_free(&e->pend_val);
+	batch_free(&e->prop_val);
+	batch_free(&e->rec_val);
+	memset(e, 0, sizeof *e);
+}
+
+/* The entry of inst, created on demand; NULL when compacted, too far ahead,
+ * or out of memory. */
+static struct ent *ent_get(struct paxos *p, uint64_t inst)
+{
+	if (inst <= p->base || inst > p->delivered + MAX_AHEAD)
+		return NULL;
+	size_t idx = (size_t)(inst - p->base - 1);
+	if (idx >= p->n_ents) {
+		if (idx >= p->cap_ents) {
+			size_t cap = p->cap_ents ? p->cap_ents : 16;
+			while (cap <= idx)
+				cap *= 2;
+			struct ent *e = realloc(p->ents, cap * sizeof *e);
+			if (e == NULL)
+				return NULL;
+			p->ents = e;
+			p->cap_ents = cap;
+		}
+		memset(&p->ents[p->n_ents], 0, (idx + 1 - p->n_ents) * sizeof *p->ents);
+		p->n_ents = idx + 1;
+	}
+	return &p->ents[idx];
+}
+
+/* The entry of inst if it exists, else NULL (never creates). */
+static struct ent *ent_find(struct paxos *p, uint64_t inst)
+{
+	if (inst <= p->base || inst - p->base - 1 >= p->n_ents)
+		return NULL;
+	return &p->ents[inst - p->base - 1];
+}
+
+/* Forget instances <= k (k <= delivered). */
+static void log_drop(struct paxos *p, uint64_t k)
+{
+	if (k <= p->base)
+		return;
+	size_t drop = (size_t)MIN(k - p->base, (uint64_t)p->n_ents);
+	for (size_t i = 0; i < drop; i++)
+		ent_clear(&p->ents[i]);
+	memmove(p->ents, p->ents + drop, (p->n_ents - drop) * sizeof *p->ents);
+	p->n_ents -= drop;
+	p->base = k;
+}
+
+static void send_msg(struct paxos *p, uint32_t to, const struct paxos_msg *m)
+{
+	p->io.send(p->io.data, to, m);
+}
+
+static void send_simple(struct paxos *p, uint32_t to, uint8_t type, uint64_t ballot, uint64_t inst,
+			uint64_t commit, uint64_t last)
+{
+	struct paxos_msg m = { .type = type, .ballot = ballot, .inst = inst, .commit = commit, .last = last };
+	send_msg(p, to, &m);
+}
+
+static void note_ballot(struct paxos *p, uint64_t b)
+{
+	if (b != PAXOS_BALLOT_CHOSEN && b > p->max_seen)
+		p->max_seen = b;
+}
+
+/* Raise the durable promise to b (> promised); deferred accepts of lower
+ * ballots are dropped.  0 or the persist error. */
+static int promise_raise(struct paxos *p, uint64_t b)
+{
+	if (b <= p->promised)
+		return 0;
+	struct paxos_persist c = { .kind = PAXOS_PERSIST_PROMISE, .ballot = b };
+	int rc = p->io.persist(p->io.data, &c);
+	if (rc != 0)
+		return rc;
+	p->promised = b;
+	note_ballot(p, b);
+	for (size_t i = 0; i < p->n_ents; i++)
+		if (p->ents[i].pend && p->ents[i].pend_ballot < b) {
+			p->ents[i].pend = false;
+			batch_free(&p->ents[i].pend_val);
+		}
+	return 0;
+}
+
+static void step_down(struct paxos *p)
+{
+	if (p->role != PAXOS_FOLLOWER)
+		mtr_log(LOG_DEBUG, "paxos %u: step down from ballot %llu.%u", p->cfg.id,
+			(unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot));
+	p->role = PAXOS_FOLLOWER;
+	for (size_t i = 0; i < p->n_ents; i++) {
+		struct ent *e = &p->ents[i];
+		e->prop = false;
+		e->acks = 0;
+		e->rec_ballot = 0;
+		batch_free(&e->prop_val);
+		batch_free(&e->rec_val);
+	}
+	p->promised_by = 0;
+	p->rec_max = 0;
+	reset_deadline(p);
+}
+
+/* Record that inst is chosen with value (first learning wins). */
+static void learn(struct paxos *p, uint64_t inst, const struct batch *value)
+{
+	if (inst <= p->delivered)
+		return;
+	struct ent *e = ent_get(p, inst);
+	if (e == NULL || e->chosen)
+		return;
+	if (batch_copy(&e->val, value) != 0)
+		return;
+	e->chosen = true;
+}
+
+/* Hand every contiguous chosen instance to the host, in order. */
+static void deliver(struct paxos *p)
+{
+	for (;;) {
+		struct ent *e = ent_find(p, p->delivered + 1);
+		if (e == NULL || !e->chosen)
+			break;
+		if (batch_order_apply(&p->order, &e->val) != 0) {
+			/* Cannot happen while the rules hold; the simulator's
+			 * checker reports it.  Keep the cursor usable. */
+			mtr_log(LOG_ERROR, "paxos %u: instance %llu breaks contiguity", p->cfg.id,
+				(unsigned long long)(p->delivered + 1));
+			for (uint32_t i = 0; i < e->val.n; i++)
+				batch_order_set(&p->order, e->val.r[i].stream, e->val.r[i].last);
+		}
+		p->delivered++;
+		if (p->commit_seen < p->delivered)
+			p->commit_seen = p->delivered;
+		p->io.chosen(p->io.data, p->delivered, &e->val);
+	}
+}
+
+static void maybe_catchup(struct paxos *p)
+{
+	if (p->commit_seen <= p->delivered || p->now < p->next_catchup || p->commit_from >= p->cfg.n ||
+	    p->commit_from == p->cfg.id)
+		return;
+	send_simple(p, p->commit_from, PAXOS_CATCHUP, 0, p->delivered + 1, 0,
+		    MIN(p->commit_seen, p->delivered + PAXOS_MAX_ENTRIES));
+	p->next_catchup = p->now + p->cfg.heartbeat_ms;
+}
+
+/* ---- acceptor ---- */
+
+static void leader_on_accepted(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst);
+
+static bool holds_all(struct paxos *p, const struct batch *v)
+{
+	for (uint32_t i = 0; i < v->n; i++)
+		if (!p->io.holds(p->io.data, v->r[i].stream, v->r[i].last))
+			return false;
+	return true;
+}
+
+/* Accept (b, inst, v): persist, then answer.  The items are held. */
+static int do_accept(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst, struct ent *e,
+		     const struct batch *v)
+{
+	if (e->acc_ballot != b || !batch_equal(&e->acc, v)) {
+		struct paxos_persist c = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = b, .inst = inst, .value = v };
+		int rc = p->io.persist(p->io.data, &c);
+		if (rc != 0)
+			return rc;
+		if (batch_copy(&e->acc, v) != 0) {
+			e->acc_ballot = 0;
+			return MTR_ENOMEM;
+		}
+		e->acc_ballot = b;
+		if (b > p->promised)
+			p->promised = b;
+	}
+	if (e->pend && e->pend_ballot <= b) {
+		e->pend = false;
+		batch_free(&e->pend_val);
+	}
+	if (from == p->cfg.id)
+		leader_on_accepted(p, from, b, inst);
+	else
+		send_simple(p, from, PAXOS_ACCEPTED, b, inst, 0, 0);
+	return 0;
+}
+
+/* Follow the leader of ballot b (b >= promised, already promised). */
+static void follow(struct paxos *p, uint64_t b)
+{
+	if (p->role != PAXOS_FOLLOWER && b != p->ballot)
+		step_down(p);
+	if (p->role == PAXOS_FOLLOWER) {
+		p->leader_ballot = b;
+		reset_deadline(p);
+	}
+}
+
+static int on_accept(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst, const struct batch *v)
+{
+	if (b < p->promised) {
+		if (from != p->cfg.id)
+			send_simple(p, from, PAXOS_NACK, p->promised, 0, 0, 0);
+		return 0;
+	}
+	int rc = promise_raise(p, b);
+	if (rc != 0)
+		return rc;
+	if (from != p->cfg.id)
+		follow(p, b);
+	struct ent *e = ent_get(p, inst);
+	if (e == NULL) {
+		/* Compacted here: the instance is chosen and applied.  A leader
+		 * still proposing it is behind and would wait for a quorum
+		 * forever; tell it to install a snapshot (that steps it down). */
+		if (inst <= p->base && from != p->cfg.id)
+			send_simple(p, from, PAXOS_SNAPSHOT, 0, p->base, 0, 0);
+		return 0;
+	}
+	if (holds_all(p, v))
+		return do_accept(p, from, b, inst, e, v);
+	/* Invariant 4: not before every item is here.  Fetch, answer later. */
+	if (batch_copy(&e->pend_val, v) != 0)
+		return MTR_ENOMEM;
+	e->pend = true;
+	e->pend_from = from;
+	e->pend_ballot = b;
+	for (uint32_t i = 0; i < v->n; i++)
+		if (!p->io.holds(p->io.data, v->r[i].stream, v->r[i].last))
+			p->io.fetch(p->io.data, v->r[i].stream, v->r[i].first, v->r[i].last);
+	return 0;
+}
+
+/* Fill the PROMISE entries for instances >= inst; returns `more`. */
+static uint8_t promise_entries(struct paxos *p, uint64_t inst, struct paxos_entry *out, uint32_t *n)
+{
+	*n = 0;
+	if (inst <= p->base && p->base > 0)
+		return 1; /* compacted: the candidate must catch up first */
+	for (uint64_t i = MAX(inst, p->base + 1); i <= p->base + p->n_ents; i++) {
+		struct ent *e = ent_find(p, i);
+		if (!e->chosen && e->acc_ballot == 0)
+			continue;
+		if (*n == PAXOS_MAX_ENTRIES)
+			return 1;
+		out[*n].inst = i;
+		out[*n].ballot = e->chosen ? PAXOS_BALLOT_CHOSEN : e->acc_ballot;
+		out[*n].value = e->chosen ? e->val : e->acc;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int on_prepare(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst)
+{
+	if (b < p->promised) {
+		send_simple(p, from, PAXOS_NACK, p->promised, 0, 0, 0);
+		return 0;
+	}
+	if (b > p->promised) {
+		int rc = promise_raise(p, b);
+		if (rc != 0)
+			return rc;
+		if (p->role != PAXOS_FOLLOWER)
+			step_down(p);
+		p->leader_ballot = 0;
+		reset_deadline(p);
+	}
+	struct paxos_entry ents[PAXOS_MAX_ENTRIES];
+	struct paxos_msg m = { .type = PAXOS_PROMISE, .ballot = b, .inst = inst, .commit = p->delivered };
+	m.more = promise_entries(p, inst, ents, &m.n_entries);
+	m.entries = ents;
+	send_msg(p, from, &m);
+	return 0;
+}
+
+static int on_items_changed(struct paxos *p)
+{
+	for (size_t i = 0; i < p->n_ents; i++) {
+		struct ent *e = &p->ents[i];
+		if (!e->pend)
+			continue;
+		if (e->pend_ballot < p->promised) {
+			e->pend = false;
+			batch_free(&e->pend_val);
+			continue;
+		}
+		if (!holds_all(p, &e->pend_val))
+			continue;
+		/* do_accept may deliver and propose (growing p->ents): take the
+		 * value out of the entry and re-find the entry afterwards. */
+		struct batch v = e->pend_val;
+		e->pend_val = (struct batch){ 0, NULL };
+		e->pend = false;
+		uint64_t inst = p->base + 1 + i;
+		int rc = do_accept(p, e->pend_from, e->pend_ballot, inst, e, &v);
+		batch_free(&v);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- proposer ---- */
+
+static void propose(struct paxos *p, uint64_t inst, const struct batch *v)
+{
+	struct ent *e = ent_get(p, inst);
+	if (e == NULL || batch_copy(&e->prop_val, v) != 0)
+		return;
+	e->prop = true;
+	e->acks = 0;
+	struct paxos_msg m = { .type = PAXOS_ACCEPT, .ballot = p->ballot, .inst = inst, .value = *v };
+	send_msg(p, PAXOS_BROADCAST, &m);
+	on_accept(p, p->cfg.id, p->ballot, inst, v);
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct batch_range *x = a, *y = b;
+	return x->stream < y->stream ? -1 : x->stream > y->stream;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x > y ? -1 : x < y;
+}
+
+/* The fresh batch: per stream, next..W with W the highest seq held by a
+ * majority according to the watermarks. */
+static int fresh_batch(struct paxos *p, struct batch *out)
+{
+	struct batch_order seen = { 0 };
+	int rc = 0;
+	for (uint32_t j = 0; j < p->cfg.n && rc == 0; j++) {
+		for (uint32_t k = 0; k < p->marks[j].n && rc == 0; k++) {
+			uint64_t s = p->marks[j].v[k].stream;
+			if (batch_order_last(&seen, s) != 0)
+				continue;
+			if ((rc = batch_order_set(&seen, s, 1)) != 0)
+				break;
+			uint64_t w[PAXOS_MAX_NODES];
+			for (uint32_t i = 0; i < p->cfg.n; i++)
+				w[i] = batch_order_last(&p->marks[i], s);
+			qsort(w, p->cfg.n, sizeof w[0], cmp_desc);
+			uint64_t hi = w[p->majority - 1];
+			uint64_t last = batch_order_last(&p->order, s);
+			if (hi > last && out->n < BATCH_MAX_RANGES)
+				rc = batch_push(out, s, last + 1, hi);
+		}
+	}
+	batch_order_free(&seen);
+	if (out->n > 1)
+		qsort(out->r, out->n, sizeof *out->r, cmp_range);
+	return rc;
+}
+
+/* Propose what can be proposed now: recovered instances within the window,
+ * then one fresh batch when nothing is in flight. */
+static void leader_fill(struct paxos *p)
+{
+	static const struct batch noop = { 0, NULL };
+	while (p->role == PAXOS_LEADER && p->next_inst <= p->rec_max &&
+	       p->next_inst < p->delivered + 1 + p->cfg.window) {
+		uint64_t i = p->next_inst++;
+		struct ent *e = ent_get(p, i);
+		if (e == NULL || e->chosen)
+			continue;
+		struct batch v = e->rec_val;
+		e->rec_val = (struct batch){ 0, NULL };
+		propose(p, i, e->rec_ballot ? &v : &noop);
+		batch_free(&v);
+	}
+	if (p->role != PAXOS_LEADER || p->next_inst <= p->rec_max || p->next_inst != p->delivered + 1)
+		return;
+	struct batch v = { 0, NULL };
+	if (fresh_batch(p, &v) == 0 && v.n > 0) {
+		/* Invariant 3 by construction: the cursor is the chosen log. */
+		assert(batch_order_check(&p->order, &v) == 0);
+		propose(p, p->next_inst++, &v);
+	}
+	batch_free(&v);
+}
+
+static void heartbeat(struct paxos *p)
+{
+	send_simple(p, PAXOS_BROADCAST, PAXOS_HEARTBEAT, p->ballot, p->first_own, p->delivered, 0);
+}
+
+static void become_leader(struct paxos *p)
+{
+	p->role = PAXOS_LEADER;
+	p->leader_ballot = p->ballot;
+	p->first_own = p->delivered + 1;
+	p->next_inst = p->delivered + 1;
+	p->promised_by = 0;
+	mtr_log(LOG_DEBUG, "paxos %u: leader at ballot %llu.%u from instance %llu (recover to %llu)",
+		p->cfg.id, (unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
+		(unsigned long long)p->first_own, (unsigned long long)p->rec_max);
+	heartbeat(p);
+	p->next_send = p->now + p->cfg.heartbeat_ms;
+	leader_fill(p);
+}
+
+static void leader_on_accepted(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst)
+{
+	if (p->role != PAXOS_LEADER || b != p->ballot)
+		return;
+	struct ent *e = ent_find(p, inst);
+	if (e == NULL || !e->prop || e->chosen)
+		return;
+	e->acks |= 1u << from;
+	if (popcount(e->acks) < p->majority)
+		return;
+	struct batch v = e->prop_val;
+	e->prop_val = (struct batch){ 0, NULL };
+	e->prop = false;
+	learn(p, inst, &v);
+	batch_free(&v);
+	uint64_t before = p->delivered;
+	deliver(p);
+	if (p->delivered != before)
+		heartbeat(p);
+	leader_fill(p);
+}
+
+/* Candidate: take the acceptor state of `from` into account. */
+static void absorb(struct paxos *p, const struct paxos_entry *es, uint32_t n)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		const struct paxos_entry *x = &es[k];
+		if (x->inst <= p->delivered)
+			continue;
+		struct ent *e = ent_get(p, x->inst);
+		if (e == NULL)
+			continue;
+		if (x->inst > p->rec_max)
+			p->rec_max = x->inst;
+		if (x->ballot == PAXOS_BALLOT_CHOSEN)
+			learn(p, x->inst, &x->value);
+		else if (x->ballot > e->rec_ballot && batch_copy(&e->rec_val, &x->value) == 0)
+			e->rec_ballot = x->ballot;
+	}
+	deliver(p);
+}
+
+/* Start (or restart with the same ballot) phase 1 from delivered + 1. */
+static void prepare(struct paxos *p)
+{
+	for (size_t i = 0; i < p->n_ents; i++) {
+		p->ents[i].rec_ballot = 0;
+		batch_free(&p->ents[i].rec_val);
+	}
+	p->rec_max = 0;
+	p->prep_inst = p->delivered + 1;
+	p->promised_by = 1u << p->cfg.id;
+	/* Our own promise: every entry of our log (no message, no limit). */
+	for (uint64_t i = p->prep_inst; i <= p->base + p->n_ents; i++) {
+		struct ent *e = ent_find(p, i);
+		if (e->chosen) {
+			p->rec_max = MAX(p->rec_max, i);
+		} else if (e->acc_ballot && batch_copy(&e->rec_val, &e->acc) == 0) {
+			e->rec_ballot = e->acc_ballot;
+			p->rec_max = MAX(p->rec_max, i);
+		}
+	}
+	send_simple(p, PAXOS_BROADCAST, PAXOS_PREPARE, p->ballot, p->prep_inst, 0, 0);
+	p->next_send = p->now + p->cfg.heartbeat_ms;
+	if (popcount(p->promised_by) >= p->majority)
+		become_leader(p);
+}
+
+static void start_election(struct paxos *p)
+{
+	uint64_t round = MAX(paxos_ballot_round(p->promised), paxos_ballot_round(p->max_seen)) + 1;
+	uint64_t b = paxos_ballot(round, p->cfg.id);
+	step_down(p); /* clears leader/candidate state, resets the deadline */
+	if (promise_raise(p, b) != 0)
+		return;
+	p->role = PAXOS_CANDIDATE;
+	p->ballot = b;
+	p->leader_ballot = 0;
+	mtr_log(LOG_DEBUG, "paxos %u: election at ballot %llu.%u", p->cfg.id, (unsigned long long)round,
+		p->cfg.id);
+	prepare(p);
+}
+
+static int on_promise(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	if (p->role != PAXOS_CANDIDATE || m->ballot != p->ballot || m->inst != p->prep_inst ||
+	    (p->promised_by & (1u << from)))
+		return 0;
+	uint64_t before = p->delivered;
+	absorb(p, m->entries, m->n_entries);
+	if (m->commit > p->commit_seen) {
+		p->commit_seen = m->commit;
+		p->commit_from = from;
+	}
+	if (m->more) {
+		if (p->delivered > before) {
+			prepare(p); /* learned something: phase 1 again, same ballot */
+		} else {
+			/* Too far behind to lead: catch up first. */
+			step_down(p);
+			p->commit_seen = MAX(p->commit_seen, m->commit);
+			p->commit_from = from;
+			p->next_catchup = p->now;
+			maybe_catchup(p);
+		}
+		return 0;
+	}
+	p->promised_by |= 1u << from;
+	if (popcount(p->promised_by) >= p->majority)
+		become_leader(p);
+	return 0;
+}
+
+/* ---- learner ---- */
+
+static int on_heartbeat(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	if (m->ballot < p->promised) {
+		send_simple(p, from, PAXOS_NACK, p->promised, 0, 0, 0);
+		return 0;
+	}
+	int rc = promise_raise(p, m->ballot);
+	if (rc != 0)
+		return rc;
+	follow(p, m->ballot);
+	/* An entry accepted at the leader's ballot, at or above its first own
+	 * instance and at or below its commit, holds the chosen value. */
+	for (uint64_t i = p->delivered + 1; i <= m->commit; i++) {
+		struct ent *e = ent_find(p, i);
+		if (e == NULL)
+			break;
+		if (!e->chosen) {
+			if (i < m->inst || e->acc_ballot != m->ballot)
+				break;
+			learn(p, i, &e->acc);
+		}
+	}
+	deliver(p);
+	if (m->commit > p->commit_seen)
+		p->commit_seen = m->commit;
+	p->commit_from = from;
+	maybe_catchup(p);
+	return 0;
+}
+
+static int on_catchup(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	if (m->inst <= p->base) {
+		if (p->base > 0)
+			send_simple(p, from, PAXOS_SNAPSHOT, 0, p->base, 0, 0);
+		return 0;
+	}
+	struct paxos_entry ents[PAXOS_MAX_ENTRIES];
+	uint32_t n = 0;
+	for (uint64_t i = m->inst; i <= m->last && n < PAXOS_MAX_ENTRIES; i++) {
+		struct ent *e = ent_find(p, i);
+		if (e == NULL || !e->chosen)
+			break;
+		ents[n++] = (struct paxos_entry){ i, PAXOS_BALLOT_CHOSEN, e->val };
+	}
+	if (n > 0) {
+		struct paxos_msg r = { .type = PAXOS_CHOSEN, .n_entries = n, .entries = ents };
+		send_msg(p, from, &r);
+	}
+	return 0;
+}
+
+static int on_chosen(struct paxos *p, const struct paxos_msg *m)
+{
+	for (uint32_t k = 0; k < m->n_entries; k++) {
+		const struct paxos_entry *x = &m->entries[k];
+		if (x->ballot != PAXOS_BALLOT_CHOSEN)
+			continue;
+		/* A leader decides its own instances itself (see the top). */
+		if (p->role == PAXOS_LEADER && x->inst >= p->first_own)
+			continue;
+		learn(p, x->inst, &x->value);
+	}
+	deliver(p);
+	p->next_catchup = p->now; /* go on at once if still behind */
+	maybe_catchup(p);
+	return 0;
+}
+
+static int marks_merge(struct batch_order *o, const struct batch_mark *mk, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (mk[i].seq <= batch_order_last(o, mk[i].stream))
+			continue;
+		int rc = batch_order_set(o, mk[i].stream, mk[i].seq);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- public ---- */
+
+int paxos_create(struct paxos **out, const struct paxos_config *cfg, const struct paxos_io *io)
+{
+	*out = NULL;
+	if (cfg->n == 0 || cfg->n > PAXOS_MAX_NODES || cfg->id >= cfg->n || io->send == NULL ||
+	    io->persist == NULL || io->holds == NULL || io->fetch == NULL || io->chosen == NULL)
+		return MTR_EINVAL;
+	struct paxos *p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return MTR_ENOMEM;
+	p->cfg = *cfg;
+	if (p->cfg.window == 0)
+		p->cfg.window = 8;
+	if (p->cfg.heartbeat_ms == 0)
+		p->cfg.heartbeat_ms = 50;
+	if (p->cfg.election_ms == 0)
+		p->cfg.election_ms = 500;
+	p->io = *io;
+	p->rng = cfg->seed ^ ((uint64_t)cfg->id << 56) ^ 0x6d74725061786f73ull;
+	p->majority = cfg->n / 2 + 1;
+	p->commit_from = PAXOS_BROADCAST;
+	reset_deadline(p);
+	*out = p;
+	return 0;
+}
+
+void paxos_destroy(struct paxos *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n_ents; i++)
+		ent_clear(&p->ents[i]);
+	free(p->ents);
+	batch_order_free(&p->order);
+	for (uint32_t j = 0; j < PAXOS_MAX_NODES; j++)
+		batch_order_free(&p->marks[j]);
+	free(p);
+}
+
+int paxos_restore_promise(struct paxos *p, uint64_t ballot)
+{
+	if (ballot > p->promised)
+		p->promised = ballot;
+	note_ballot(p, ballot);
+	return 0;
+}
+
+int paxos_restore_accepted(struct paxos *p, uint64_t inst, uint64_t ballot, const struct batch *value)
+{
+	if (inst <= p->delivered)
+		return 0;
+	struct ent *e = ent_get(p, inst);
+	if (e == NULL)
+		return inst > p->delivered + MAX_AHEAD ? MTR_EINVAL : MTR_ENOMEM;
+	if (batch_copy(&e->acc, value) != 0)
+		return MTR_ENOMEM;
+	e->acc_ballot = ballot;
+	note_ballot(p, ballot);
+	return 0;
+}
+
+int paxos_install(struct paxos *p, uint64_t inst, const struct batch_order *cursor)
+{
+	if (inst <= p->delivered)
+		return 0;
+	struct batch_order o = { 0 };
+	if (batch_order_copy(&o, cursor) != 0)
+		return MTR_ENOMEM;
+	if (p->role != PAXOS_FOLLOWER)
+		step_down(p);
+	log_drop(p, MIN(inst, p->base + p->n_ents));
+	p->base = inst;
+	p->delivered = inst;
+	if (p->commit_seen < inst)
+		p->commit_seen = inst;
+	batch_order_free(&p->order);
+	p->order = o;
+	deliver(p);
+	return 0;
+}
+
+int paxos_tick(struct paxos *p, uint64_t now_ms)
+{
+	if (now_ms > p->now)
+		p->now = now_ms;
+	switch (p->role) {
+	case PAXOS_FOLLOWER:
+		if (p->now >= p->deadline)
+			start_election(p);
+		break;
+	case PAXOS_CANDIDATE:
+		if (p->now >= p->deadline)
+			start_election(p);
+		else if (p->now >= p->next_send) {
+			send_simple(p, PAXOS_BROADCAST, PAXOS_PREPARE, p->ballot, p->prep_inst, 0, 0);
+			p->next_send = p->now + p->cfg.heartbeat_ms;
+		}
+		break;
+	case PAXOS_LEADER:
+		if (p->now >= p->next_send) {
+			heartbeat(p);
+			for (uint64_t i = p->delivered + 1; i < p->next_inst; i++) {
+				struct ent *e = ent_find(p, i);
+				if (e == NULL || !e->prop || e->chosen)
+					continue;
+				struct paxos_msg m = { .type = PAXOS_ACCEPT, .ballot = p->ballot, .inst = i,
+						       .value = e->prop_val };
+				for (uint32_t j = 0; j < p->cfg.n; j++)
+					if (j != p->cfg.id && !(e->acks & (1u << j)))
+						send_msg(p, j, &m);
+			}
+			p->next_send = p->now + p->cfg.heartbeat_ms;
+		}
+		leader_fill(p);
+		break;
+	}
+	if (p->role != PAXOS_LEADER && p->leader_ballot != 0 && p->now >= p->next_report &&
+	    p->marks[p->cfg.id].n > 0) {
+		uint32_t leader = paxos_ballot_node(p->leader_ballot);
+		struct paxos_msg m = { .type = PAXOS_WATERMARK,
+				       .n_marks = MIN(p->marks[p->cfg.id].n, PAXOS_MAX_MARKS),
+				       .marks = p->marks[p->cfg.id].v };
+		if (leader < p->cfg.n && leader != p->cfg.id)
+			send_msg(p, leader, &m);
+		p->next_report = p->now + p->cfg.heartbeat_ms;
+	}
+	maybe_catchup(p);
+	return 0;
+}
+
+int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	if (from >= p->cfg.n || from == p->cfg.id)
+		return MTR_EINVAL;
+	switch (m->type) {
+	case PAXOS_PREPARE:
+		note_ballot(p, m->ballot);
+		return on_prepare(p, from, m->ballot, m->inst);
+	case PAXOS_PROMISE:
+		return on_promise(p, from, m);
+	case PAXOS_NACK:
+		note_ballot(p, m->ballot);
+		if (p->role != PAXOS_FOLLOWER && m->ballot > p->ballot)
+			step_down(p);
+		return 0;
+	case PAXOS_ACCEPT:
+		note_ballot(p, m->ballot);
+		return on_accept(p, from, m->ballot, m->inst, &m->value);
+	case PAXOS_ACCEPTED:
+		leader_on_accepted(p, from, m->ballot, m->inst);
+		return 0;
+	case PAXOS_HEARTBEAT:
+		note_ballot(p, m->ballot);
+		return on_heartbeat(p, from, m);
+	case PAXOS_CATCHUP:
+		return on_catchup(p, from, m);
+	case PAXOS_CHOSEN:
+		return on_chosen(p, m);
+	case PAXOS_SNAPSHOT:
+		if (m->inst > p->delivered && p->io.snapshot_needed != NULL)
+			p->io.snapshot_needed(p->io.data, from, m->inst);
+		return 0;
+	case PAXOS_WATERMARK: {
+		int rc = marks_merge(&p->marks[from], m->marks, MIN(m->n_marks, PAXOS_MAX_MARKS));
+		leader_fill(p);
+		return rc;
+	}
+	}
+	return MTR_EMALFORMED;
+}
+
+int paxos_items_changed(struct paxos *p)
+{
+	return on_items_changed(p);
+}
+
+int paxos_compact(struct paxos *p, uint64_t k)
+{
+	log_drop(p, MIN(k, p->delivered));
+	return 0;
+}
+
+int paxos_watermarks(struct paxos *p, const struct batch_mark *marks, uint32_t n)
+{
+	int rc = marks_merge(&p->marks[p->cfg.id], marks, n);
+	leader_fill(p);
+	return rc;
+}
+
+void paxos_status(const struct paxos *p, struct paxos_status *st)
+{
+	st->role = p->role;
+	st->ballot = p->promised;
+	st->leader = p->leader_ballot ? paxos_ballot_node(p->leader_ballot) : PAXOS_BROADCAST;
+	st->chosen = p->delivered;
+	st->applied = p->delivered;
+	st->compacted = p->base;
+}

@@ -1,0 +1,211 @@
+/*
+ * paxos.h - the consensus core of a server: Multi-Paxos over batches of
+ * ranges (struct batch).  Pure: no sockets, no clock, no disk, no rand().
+ * Messages, time and storage come in and go out through this interface, like
+ * a raft_io: the host supplies struct paxos_io, calls paxos_tick() with its
+ * clock, paxos_recv() with each decoded message, and paxos_items_changed()
+ * when its ingest log gained items.  doc/paxos.md describes the algorithm,
+ * the persistence rule, the batching rule and every message byte by byte.
+ *
+ * Callbacks run synchronously inside paxos_* calls and must not call back
+ * into the same struct paxos.  Pointers passed to callbacks are valid only
+ * during the call.
+ */
+#ifndef MTR_PAXOS_H
+#define MTR_PAXOS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+
+#define PAXOS_MAX_NODES 16u
+/* Destination meaning "every other member". */
+#define PAXOS_BROADCAST 0xffffffffu
+/* Accepted ballot reported for an instance known to be chosen. */
+#define PAXOS_BALLOT_CHOSEN UINT64_MAX
+/* Most entries in one PROMISE or CHOSEN message, marks in one WATERMARK. */
+#define PAXOS_MAX_ENTRIES 64u
+#define PAXOS_MAX_MARKS 1024u
+
+/* A ballot is (round << 8) | node id: totally ordered, unique per node. */
+static inline uint64_t paxos_ballot(uint64_t round, uint32_t node) { return (round << 8) | (node & 0xff); }
+static inline uint64_t paxos_ballot_round(uint64_t b) { return b >> 8; }
+static inline uint32_t paxos_ballot_node(uint64_t b) { return (uint32_t)(b & 0xff); }
+
+/*
+ * Message fields: X(FLAG, member, kind).  Encoded in this order, each only
+ * when the message type carries it (PAXOS_MSG_MAP).  kind is u64, u8,
+ * value (a batch), entries or marks.
+ */
+#define PAXOS_FIELD_MAP(X)              \
+	X(BALLOT, ballot, u64)          \
+	X(INST, inst, u64)              \
+	X(COMMIT, commit, u64)          \
+	X(LAST, last, u64)              \
+	X(MORE, more, u8)               \
+	X(VALUE, value, value)          \
+	X(ENTRIES, entries, entries)    \
+	X(MARKS, marks, marks)
+
+enum paxos_field_bit {
+#define PAXOS__FBIT(flag, member, kind) PAXOS_FB_##flag,
+	PAXOS_FIELD_MAP(PAXOS__FBIT)
+#undef PAXOS__FBIT
+};
+enum paxos_field {
+#define PAXOS__FFLAG(flag, member, kind) PF_##flag = 1u << PAXOS_FB_##flag,
+	PAXOS_FIELD_MAP(PAXOS__FFLAG)
+#undef PAXOS__FFLAG
+};
+
+/*
+ * Message types: X(NAME, value, fields, summary).  Values are part of the
+ * protocol: append, never renumber.
+ */
+#define PAXOS_MSG_MAP(X)                                                                          \
+	X(PREPARE, 1, PF_BALLOT | PF_INST, "phase 1a: promise ballot for instances >= inst")      \
+	X(PROMISE, 2, PF_BALLOT | PF_INST | PF_COMMIT | PF_MORE | PF_ENTRIES,                     \
+	  "phase 1b: accepted values >= inst; more=1 when entries were cut")                      \
+	X(NACK, 3, PF_BALLOT, "refusal: ballot is the higher ballot already promised")            \
+	X(ACCEPT, 4, PF_BALLOT | PF_INST | PF_VALUE, "phase 2a: accept value for inst")           \
+	X(ACCEPTED, 5, PF_BALLOT | PF_INST, "phase 2b: value accepted at ballot")                 \
+	X(HEARTBEAT, 6, PF_BALLOT | PF_INST | PF_COMMIT,                                          \
+	  "leader alive; instances <= commit chosen; inst = its first own instance")              \
+	X(CATCHUP, 7, PF_INST | PF_LAST, "ask for the chosen values of instances inst..last")     \
+	X(CHOSEN, 8, PF_ENTRIES, "chosen values (ballot field is PAXOS_BALLOT_CHOSEN)")           \
+	X(SNAPSHOT, 9, PF_INST, "instances <= inst are compacted here: take a snapshot")          \
+	X(WATERMARK, 10, PF_MARKS, "the sender's per-stream watermarks")
+
+enum paxos_msg_type {
+#define PAXOS__TENUM(name, value, fields, text) PAXOS_##name = value,
+	PAXOS_MSG_MAP(PAXOS__TENUM)
+#undef PAXOS__TENUM
+};
+
+/* One (instance, accepted ballot, value) triple of PROMISE / CHOSEN. */
+struct paxos_entry {
+	uint64_t inst;
+	uint64_t ballot;
+	struct batch value;
+};
+
+/*
+ * A message, all types in one struct (only the fields of its type matter).
+ * Messages built by the core borrow their arrays (valid during send());
+ * messages from paxos_msg_decode() own them (paxos_msg_free()).
+ */
+struct paxos_msg {
+	uint8_t type;
+	uint8_t more;
+	uint64_t ballot;
+	uint64_t inst;
+	uint64_t commit;
+	uint64_t last;
+	struct batch value;
+	uint32_t n_entries;
+	struct paxos_entry *entries;
+	uint32_t n_marks;
+	struct batch_mark *marks;
+};
+
+/* An acceptor state change to make durable (see paxos_io.persist). */
+struct paxos_persist {
+	enum { PAXOS_PERSIST_PROMISE = 1, PAXOS_PERSIST_ACCEPT = 2 } kind;
+	uint64_t ballot;            /* promised ballot (both kinds) */
+	uint64_t inst;              /* ACCEPT: the instance */
+	const struct batch *value;  /* ACCEPT: the accepted value (borrowed) */
+};
+
+/* The host side.  data is passed back to every callback. */
+struct paxos_io {
+	void *data;
+	/* Send msg to node `to` (or PAXOS_BROADCAST: every member but self).
+	 * Fire and forget: loss is tolerated. */
+	void (*send)(void *data, uint32_t to, const struct paxos_msg *msg);
+	/* Make the change durable, return only when it is; 0 or a negative
+	 * code (the core then does not answer). */
+	int (*persist)(void *data, const struct paxos_persist *change);
+	/* Does this server hold every item of stream up to last? (inv. 4) */
+	bool (*holds)(void *data, uint64_t stream, uint64_t last);
+	/* Obtain the items first..last of stream; call paxos_items_changed()
+	 * when they arrived.  May be called again for the same range. */
+	void (*fetch)(void *data, uint64_t stream, uint64_t first, uint64_t last);
+	/* Instance inst is chosen with value; called in order 1, 2, 3 ...
+	 * exactly once per incarnation, from the instance after the one given
+	 * to paxos_install().  The host applies it. */
+	void (*chosen)(void *data, uint64_t inst, const struct batch *value);
+	/* Node `from` compacted instances <= inst that this node lacks: the
+	 * host must install a snapshot, then call paxos_install().  May be
+	 * NULL. */
+	void (*snapshot_needed)(void *data, uint32_t from, uint64_t inst);
+};
+
+/* Creation parameters. */
+struct paxos_config {
+	uint32_t id;           /* this node, 0 .. n-1 */
+	uint32_t n;            /* members, 1 .. PAXOS_MAX_NODES */
+	uint32_t window;       /* most recovery instances in flight (default 8) */
+	uint32_t heartbeat_ms; /* H: heartbeat and retransmit period (default 50) */
+	uint32_t election_ms;  /* T: election timeout in [T, 2T) (default 500) */
+	uint64_t seed;         /* randomness for the election timeouts */
+};
+
+enum paxos_role { PAXOS_FOLLOWER = 0, PAXOS_CANDIDATE = 1, PAXOS_LEADER = 2 };
+
+/* What paxos_status() reports. */
+struct paxos_status {
+	enum paxos_role role;
+	uint64_t ballot;    /* promised ballot */
+	uint32_t leader;    /* node id of the leader followed, or PAXOS_BROADCAST if none */
+	uint64_t chosen;    /* highest instance known chosen with all before it */
+	uint64_t applied;   /* highest instance delivered to the host */
+	uint64_t compacted; /* highest instance forgotten */
+};
+
+struct paxos;
+
+/* Create a core; *out is owned by the caller (paxos_destroy).  io is copied.
+ * 0, MTR_EINVAL (bad config) or MTR_ENOMEM. */
+int paxos_create(struct paxos **out, const struct paxos_config *cfg, const struct paxos_io *io);
+
+/* Free the core and everything it holds; NULL is fine. */
+void paxos_destroy(struct paxos *p);
+
+/* Restart: restore the persisted promised ballot (before the first tick). */
+int paxos_restore_promise(struct paxos *p, uint64_t ballot);
+
+/* Restart: restore one persisted accepted (inst, ballot, value); value is
+ * copied.  Instances <= the installed one are ignored.  0 or MTR_ENOMEM. */
+int paxos_restore_accepted(struct paxos *p, uint64_t inst, uint64_t ballot, const struct batch *value);
+
+/* The host has applied every instance <= inst (restart or snapshot);
+ * cursor is the per-stream last ordered seq after inst (copied).  Delivery
+ * resumes at inst + 1.  Ignored when inst is not above what was delivered. */
+int paxos_install(struct paxos *p, uint64_t inst, const struct batch_order *cursor);
+
+/* Advance time to now_ms (monotonic, from the host's clock): heartbeats,
+ * retransmissions, elections, watermark reports. */
+int paxos_tick(struct paxos *p, uint64_t now_ms);
+
+/* Handle a message from node `from` (decoded and validated by the codec;
+ * msg is only borrowed).  Unexpected or stale messages are ignored. */
+int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *msg);
+
+/* The host's ingest log gained items: deferred accepts are re-examined. */
+int paxos_items_changed(struct paxos *p);
+
+/* Instances <= k (at most the applied one) may be forgotten. */
+int paxos_compact(struct paxos *p, uint64_t k);
+
+/* This server's watermarks (copied; streams in any order): reported to the
+ * leader, used by the leader itself for batching.  0, MTR_EINVAL, MTR_ENOMEM. */
+int paxos_watermarks(struct paxos *p, const struct batch_mark *marks, uint32_t n);
+
+/* Fill *st with the current state. */
+void paxos_status(const struct paxos *p, struct paxos_status *st);
+
+/* Name of a message type ("PREPARE"), "?" when unknown. */
+const char *paxos_msg_name(unsigned type);
+
+#endif

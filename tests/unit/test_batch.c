@@ -1,0 +1,215 @@
+/*
+ * test_batch.c - batches of ranges: encode/decode round trips, validation,
+ * decoding of hostile bytes, and the contiguity cursor (invariant 3); also
+ * the Paxos message codec built on them.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "batch.h"
+#include "metronome.h"
+#include "paxos_codec.h"
+
+/* ---- helpers ---- */
+
+static struct batch make(unsigned n, const uint64_t (*r)[3])
+{
+	struct batch b = { 0, NULL };
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(batch_push(&b, r[i][0], r[i][1], r[i][2]), 0);
+	return b;
+}
+
+/* ---- batch_validate ---- */
+
+static void test_validate(void **state)
+{
+	(void)state;
+	static const uint64_t good[][3] = { { 1, 1, 10 }, { 2, 5, 5 }, { 9, 100, 200 } };
+	static const uint64_t unsorted[][3] = { { 2, 1, 10 }, { 1, 1, 10 } };
+	static const uint64_t dup[][3] = { { 1, 1, 10 }, { 1, 11, 12 } };
+	static const uint64_t backwards[][3] = { { 1, 10, 9 } };
+	static const uint64_t zero[][3] = { { 1, 0, 9 } };
+	struct batch b = make(3, good);
+	assert_int_equal(batch_validate(&b), 0);
+	batch_free(&b);
+	struct batch empty = { 0, NULL };
+	assert_int_equal(batch_validate(&empty), 0);
+	b = make(2, unsorted);
+	assert_int_equal(batch_validate(&b), MTR_EINVAL);
+	batch_free(&b);
+	b = make(2, dup);
+	assert_int_equal(batch_validate(&b), MTR_EINVAL);
+	batch_free(&b);
+	b = make(1, backwards);
+	assert_int_equal(batch_validate(&b), MTR_EINVAL);
+	batch_free(&b);
+	b = make(1, zero);
+	assert_int_equal(batch_validate(&b), MTR_EINVAL);
+	batch_free(&b);
+}
+
+/* ---- batch_encode / batch_decode ---- */
+
+static void test_round_trip(void **state)
+{
+	(void)state;
+	static const uint64_t r[][3] = { { 1, 42, 2000 }, { 2, 314, 159200 }, { UINT64_MAX, 1, UINT64_MAX } };
+	for (unsigned n = 0; n <= 3; n++) {
+		struct batch b = make(n, r), d = { 0, NULL };
+		uint8_t buf[128];
+		int len = batch_encode(&b, buf, sizeof buf);
+		assert_int_equal(len, 4 + 24 * n);
+		assert_int_equal((size_t)len, batch_encoded_size(&b));
+		size_t used = 0;
+		assert_int_equal(batch_decode(&d, buf, (size_t)len, &used), 0);
+		assert_int_equal(used, (size_t)len);
+		assert_true(batch_equal(&b, &d));
+		/* every truncation is refused */
+		for (int cut = 0; cut < len; cut++) {
+			struct batch t = { 0, NULL };
+			assert_int_equal(batch_decode(&t, buf, (size_t)cut, NULL), MTR_ETRUNCATED);
+			assert_null(t.r);
+		}
+		assert_int_equal(batch_encode(&b, buf, (size_t)len - 1 + (len == 0)), len ? MTR_ETOOBIG : len);
+		batch_free(&b);
+		batch_free(&d);
+	}
+	/* little-endian, byte by byte */
+	struct batch one = make(1, r);
+	uint8_t buf[28];
+	batch_encode(&one, buf, sizeof buf);
+	assert_int_equal(buf[0], 1);
+	assert_int_equal(buf[4], 1);
+	assert_int_equal(buf[12], 42);
+	assert_int_equal(buf[20], 2000 & 0xff);
+	assert_int_equal(buf[21], 2000 >> 8);
+	batch_free(&one);
+}
+
+static void test_decode_hostile(void **state)
+{
+	(void)state;
+	uint8_t buf[4 + 24 * 2] = { 0 };
+	struct batch d;
+	/* count too large */
+	buf[0] = 0xff;
+	buf[1] = 0xff;
+	assert_int_equal(batch_decode(&d, buf, sizeof buf, NULL), MTR_EMALFORMED);
+	/* count says 2 but ranges are invalid (first = 0) */
+	memset(buf, 0, sizeof buf);
+	buf[0] = 2;
+	assert_int_equal(batch_decode(&d, buf, sizeof buf, NULL), MTR_EMALFORMED);
+	assert_null(d.r);
+	assert_int_equal(d.n, 0);
+}
+
+/* ---- batch_order: the contiguity checker ---- */
+
+static void test_contiguity(void **state)
+{
+	(void)state;
+	static const uint64_t i1[][3] = { { 1, 1, 10 }, { 2, 1, 5 } };
+	static const uint64_t i2[][3] = { { 1, 11, 20 } };
+	static const uint64_t gap[][3] = { { 2, 7, 9 } };
+	static const uint64_t overlap[][3] = { { 1, 15, 30 } };
+	static const uint64_t late_start[][3] = { { 3, 2, 4 } };
+	struct batch_order o = { 0 };
+	struct batch b = make(2, i1);
+	assert_int_equal(batch_order_apply(&o, &b), 0);
+	batch_free(&b);
+	assert_int_equal(batch_order_last(&o, 1), 10);
+	assert_int_equal(batch_order_last(&o, 2), 5);
+	assert_int_equal(batch_order_last(&o, 3), 0);
+	b = make(1, i2);
+	assert_int_equal(batch_order_apply(&o, &b), 0);
+	batch_free(&b);
+	b = make(1, gap);
+	assert_int_equal(batch_order_apply(&o, &b), MTR_EINVAL);
+	assert_int_equal(batch_order_last(&o, 2), 5); /* unchanged */
+	batch_free(&b);
+	b = make(1, overlap);
+	assert_int_equal(batch_order_check(&o, &b), MTR_EINVAL);
+	batch_free(&b);
+	b = make(1, late_start);
+	assert_int_equal(batch_order_check(&o, &b), MTR_EINVAL);
+	batch_free(&b);
+	struct batch noop = { 0, NULL };
+	assert_int_equal(batch_order_apply(&o, &noop), 0);
+	/* many streams inserted out of order stay sorted */
+	for (uint64_t s = 100; s > 3; s--)
+		assert_int_equal(batch_order_set(&o, s * 7 % 101 + 3, s), 0);
+	for (uint32_t i = 1; i < o.n; i++)
+		assert_true(o.v[i - 1].stream < o.v[i].stream);
+	struct batch_order c = { 0 };
+	assert_int_equal(batch_order_copy(&c, &o), 0);
+	assert_int_equal(c.n, o.n);
+	batch_order_free(&c);
+	batch_order_free(&o);
+}
+
+/* ---- paxos_msg codec ---- */
+
+static void test_msg_round_trip(void **state)
+{
+	(void)state;
+	static const uint64_t r[][3] = { { 1, 1, 10 }, { 4, 7, 9 } };
+	struct batch v = make(2, r);
+	struct paxos_entry ents[2] = { { 5, 0x305, v }, { 6, PAXOS_BALLOT_CHOSEN, { 0, NULL } } };
+	struct batch_mark marks[2] = { { 1, 10 }, { 4, 9 } };
+	struct paxos_msg msgs[] = {
+		{ .type = PAXOS_PREPARE, .ballot = 0x1203, .inst = 77 },
+		{ .type = PAXOS_PROMISE, .ballot = 0x1203, .inst = 5, .commit = 4, .more = 1, .n_entries = 2, .entries = ents },
+		{ .type = PAXOS_NACK, .ballot = 9 },
+		{ .type = PAXOS_ACCEPT, .ballot = 0x1203, .inst = 5, .value = v },
+		{ .type = PAXOS_ACCEPTED, .ballot = 0x1203, .inst = 5 },
+		{ .type = PAXOS_HEARTBEAT, .ballot = 0x1203, .inst = 5, .commit = 6 },
+		{ .type = PAXOS_CATCHUP, .inst = 3, .last = 9 },
+		{ .type = PAXOS_CHOSEN, .n_entries = 1, .entries = ents + 1 },
+		{ .type = PAXOS_SNAPSHOT, .inst = 100 },
+		{ .type = PAXOS_WATERMARK, .n_marks = 2, .marks = marks },
+	};
+	for (size_t k = 0; k < sizeof msgs / sizeof msgs[0]; k++) {
+		uint8_t buf[512];
+		int len = paxos_msg_encode(&msgs[k], buf, sizeof buf);
+		assert_true(len > 0);
+		assert_int_equal((size_t)len, paxos_msg_encoded_size(&msgs[k]));
+		struct paxos_msg d;
+		assert_int_equal(paxos_msg_decode(&d, buf, (size_t)len), 0);
+		uint8_t again[512];
+		assert_int_equal(paxos_msg_encode(&d, again, sizeof again), len);
+		assert_memory_equal(buf, again, (size_t)len);
+		char line[256];
+		assert_string_equal(strtok(paxos_msg_print(&d, line, sizeof line), " "), paxos_msg_name(msgs[k].type));
+		paxos_msg_free(&d);
+		for (int cut = 0; cut < len; cut++)
+			assert_int_not_equal(paxos_msg_decode(&d, buf, (size_t)cut), 0);
+		buf[len] = 0; /* trailing byte */
+		assert_int_equal(paxos_msg_decode(&d, buf, (size_t)len + 1), MTR_EMALFORMED);
+	}
+	uint8_t bad = 99;
+	struct paxos_msg d;
+	assert_int_equal(paxos_msg_decode(&d, &bad, 1), MTR_EMALFORMED);
+	assert_string_equal(paxos_msg_name(99), "?");
+	batch_free(&v);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_decode_hostile),
+		cmocka_unit_test(test_contiguity),
+		cmocka_unit_test(test_msg_round_trip),
+	};
+	return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
+}

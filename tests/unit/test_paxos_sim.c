@@ -1,0 +1,828 @@
+/*
+ * test_paxos_sim.c - the Paxos core in a seeded, in-memory simulator.
+ *
+ * N nodes (3 and 5) run struct paxos over a network that drops, duplicates,
+ * delays and reorders messages (every message goes through the codec),
+ * partitions the nodes and crashes/restarts them (a crash loses volatile
+ * state; the "disk" - promised ballot, accepted values, applied instance,
+ * ingest log - survives; 1 % of the writes fail).  Streams of items arrive at each node at random
+ * times (some late, as after a gap repair); a node down when an item arrives
+ * misses it until it fetches it (a delayed success).
+ * Time advances in 1 ms steps.  Each seed has a chaotic phase, then a calm
+ * phase (everything restarted, partition healed, no loss).
+ *
+ * The checker asserts at every step:
+ *  - agreement: no two nodes deliver different batches for one instance;
+ *  - each node incarnation delivers instances in order without gaps;
+ *  - invariant 3: per stream, the chosen ranges are contiguous;
+ *  - invariant 4: an acceptor persists an accept only for items it holds,
+ *    and every chosen batch is held by a majority;
+ *  - promises never go down;
+ *  - liveness: in the calm phase all nodes reach the same instance and
+ *    order every item a majority holds within CALM_LIMIT ms.
+ *
+ * Environment: MTR_PAXOS_SEEDS (total seeds, default 10000; 1000 when
+ * MTR_SANITIZE=1 or built with ASan), MTR_PAXOS_SEED0 (first seed, default
+ * 1).  A failing seed prints the seed and the last events; replay it with
+ * MTR_PAXOS_SEED0=<seed> MTR_PAXOS_SEEDS=2 (seeds alternate 3 and 5 nodes:
+ * the group for N nodes runs its seeds one after the other).
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "batch.h"
+#include "metronome.h"
+#include "paxos.h"
+#include "paxos_codec.h"
+
+#define MAXN 5
+#define NSTREAMS 3
+#define MAXSEQ 400
+#define CHAOS_MS 1500
+#define CALM_LIMIT 4000
+#define TRACE 48
+#define HB_MS 10
+#define EL_MS 40
+
+/* ---- fixture: the simulated world ---- */
+
+enum ev_kind { EV_MSG, EV_ITEM, EV_FETCH, EV_SNAP, EV_RESTART };
+
+struct event {
+	uint64_t t, seq;
+	int kind;
+	int node, from;
+	uint32_t inc; /* incarnation of `node` when scheduled (volatile events) */
+	uint64_t stream, last;
+	uint8_t *bytes;
+	size_t len;
+};
+
+struct acc {
+	uint64_t ballot;
+	struct batch v;
+};
+
+struct node {
+	struct paxos *p; /* NULL while crashed */
+	uint32_t inc;
+	int group;
+	/* disk */
+	uint64_t promised;
+	struct acc *acc;
+	size_t n_acc;
+	uint64_t applied;
+	uint8_t held[NSTREAMS + 1][MAXSEQ + 2];
+	uint64_t wm[NSTREAMS + 1];
+	/* checker */
+	uint64_t next_expected;
+	uint64_t snap_pending_until;
+	uint64_t last_compact;
+};
+
+struct trace_rec {
+	uint64_t t;
+	char what;
+	int a, b;
+	uint8_t type;
+	uint64_t ballot, inst;
+};
+
+struct sim {
+	uint64_t seed, rng, now, evseq;
+	int n;
+	struct node nodes[MAXN];
+	struct event *heap;
+	size_t n_heap, cap_heap;
+	/* network schedule */
+	unsigned drop_pct, dup_pct, max_delay;
+	bool calm, partitioned;
+	uint64_t heal_at;
+	/* streams */
+	uint64_t gen[NSTREAMS + 1];
+	/* checker */
+	struct batch *g;
+	size_t n_g, cap_g;
+	struct batch_order gorder;
+	char fail[256];
+	struct trace_rec trace[TRACE];
+	unsigned n_trace;
+	/* figures */
+	uint64_t last_hb_ballot;
+	uint64_t persist_failures;
+	uint64_t msgs, crashes, partitions, fetches, snapshots, leaders;
+};
+
+static uint64_t rnd(struct sim *s)
+{
+	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+static unsigned rndn(struct sim *s, unsigned n) { return (unsigned)(rnd(s) % n); }
+
+__attribute__((format(printf, 2, 3))) static void violation(struct sim *s, const char *fmt, ...)
+{
+	if (s->fail[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->fail, sizeof s->fail, fmt, ap);
+	va_end(ap);
+}
+
+static void trace(struct sim *s, char what, int a, int b, uint8_t type, uint64_t ballot, uint64_t inst)
+{
+	s->trace[s->n_trace++ % TRACE] = (struct trace_rec){ s->now, what, a, b, type, ballot, inst };
+}
+
+/* ---- helpers: event heap ---- */
+
+static bool ev_less(const struct event *a, const struct event *b)
+{
+	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void ev_push(struct sim *s, struct event e)
+{
+	if (s->n_heap == s->cap_heap) {
+		s->cap_heap = s->cap_heap ? s->cap_heap * 2 : 256;
+		s->heap = realloc(s->heap, s->cap_heap * sizeof *s->heap);
+		assert_non_null(s->heap);
+	}
+	e.seq = s->evseq++;
+	size_t i = s->n_heap++;
+	while (i > 0 && ev_less(&e, &s->heap[(i - 1) / 2])) {
+		s->heap[i] = s->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	s->heap[i] = e;
+}
+
+static struct event ev_pop(struct sim *s)
+{
+	struct event top = s->heap[0], last = s->heap[--s->n_heap];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= s->n_heap)
+			break;
+		if (c + 1 < s->n_heap && ev_less(&s->heap[c + 1], &s->heap[c]))
+			c++;
+		if (!ev_less(&s->heap[c], &last))
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (s->n_heap > 0)
+		s->heap[i] = last;
+	return top;
+}
+
+/* ---- helpers: items ---- */
+
+static void node_update_wm(struct node *nd, uint64_t st)
+{
+	while (nd->wm[st] < MAXSEQ && nd->held[st][nd->wm[st] + 1])
+		nd->wm[st]++;
+}
+
+static bool node_holds(const struct node *nd, uint64_t stream, uint64_t last)
+{
+	return stream >= 1 && stream <= NSTREAMS && nd->wm[stream] >= last;
+}
+
+static void node_report(struct node *nd)
+{
+	struct batch_mark m[NSTREAMS];
+	uint32_t k = 0;
+	for (uint64_t st = 1; st <= NSTREAMS; st++)
+		if (nd->wm[st] > 0)
+			m[k++] = (struct batch_mark){ st, nd->wm[st] };
+	if (nd->p != NULL && k > 0)
+		paxos_watermarks(nd->p, m, k);
+}
+
+/* ---- the host side of each node (struct paxos_io) ---- */
+
+struct host {
+	struct sim *s;
+	int id;
+};
+static struct host hosts[MAXN];
+
+static bool connected(struct sim *s, int a, int b)
+{
+	return !s->partitioned || s->nodes[a].group == s->nodes[b].group;
+}
+
+static void net_send1(struct sim *s, int from, int to, const uint8_t *buf, size_t len)
+{
+	if (!connected(s, from, to) || (!s->calm && rndn(s, 100) < s->drop_pct))
+		return;
+	int copies = (!s->calm && rndn(s, 100) < s->dup_pct) ? 2 : 1;
+	for (int c = 0; c < copies; c++) {
+		struct event e = { .t = s->now + 1 + rndn(s, s->calm ? 5 : s->max_delay), .kind = EV_MSG,
+				   .node = to, .from = from, .len = len };
+		e.bytes = malloc(len);
+		assert_non_null(e.bytes);
+		memcpy(e.bytes, buf, len);
+		ev_push(s, e);
+	}
+}
+
+static void io_send(void *data, uint32_t to, const struct paxos_msg *m)
+{
+	struct host *h = data;
+	struct sim *s = h->s;
+	uint8_t buf[65536];
+	int len = paxos_msg_encode(m, buf, sizeof buf);
+	if (len < 0) {
+		violation(s, "node %d: encode %s failed: %s", h->id, paxos_msg_name(m->type), mtr_errname(len));
+		return;
+	}
+	s->msgs++;
+	if (m->type == PAXOS_HEARTBEAT && m->ballot > s->last_hb_ballot) {
+		s->last_hb_ballot = m->ballot;
+		s->leaders++;
+	}
+	trace(s, 's', h->id, to == PAXOS_BROADCAST ? -1 : (int)to, m->type, m->ballot, m->inst);
+	if (to == PAXOS_BROADCAST) {
+		for (int j = 0; j < s->n; j++)
+			if (j != h->id)
+				net_send1(s, h->id, j, buf, (size_t)len);
+	} else if ((int)to < s->n && (int)to != h->id) {
+		net_send1(s, h->id, (int)to, buf, (size_t)len);
+	} else {
+		violation(s, "node %d: send to bad node %u", h->id, to);
+	}
+}
+
+static int io_persist(void *data, const struct paxos_persist *c)
+{
+	struct host *h = data;
+	struct sim *s = h->s;
+	struct node *nd = &s->nodes[h->id];
+	/* a failed write (disk full, I/O error): the core must not answer */
+	if (!s->calm && rndn(s, 100) == 0) {
+		s->persist_failures++;
+		return MTR_EIO;
+	}
+	if (c->ballot < nd->promised)
+		violation(s, "node %d: promise goes down %llx -> %llx", h->id, (unsigned long long)nd->promised,
+			  (unsigned long long)c->ballot);
+	nd->promised = c->ballot;
+	if (c->kind == PAXOS_PERSIST_PROMISE)
+		return 0;
+	trace(s, 'A', h->id, -1, 0, c->ballot, c->inst);
+	for (uint32_t i = 0; i < c->value->n; i++)
+		if (!node_holds(nd, c->value->r[i].stream, c->value->r[i].last))
+			violation(s, "invariant 4: node %d accepts instance %llu without the items of stream %llu",
+				  h->id, (unsigned long long)c->inst, (unsigned long long)c->value->r[i].stream);
+	if (c->inst >= nd->n_acc) {
+		size_t n = c->inst + 64;
+		nd->acc = realloc(nd->acc, n * sizeof *nd->acc);
+		assert_non_null(nd->acc);
+		memset(nd->acc + nd->n_acc, 0, (n - nd->n_acc) * sizeof *nd->acc);
+		nd->n_acc = n;
+	}
+	nd->acc[c->inst].ballot = c->ballot;
+	assert_int_equal(batch_copy(&nd->acc[c->inst].v, c->value), 0);
+	return 0;
+}
+
+static bool io_holds(void *data, uint64_t stream, uint64_t last)
+{
+	struct host *h = data;
+	return node_holds(&h->s->nodes[h->id], stream, last);
+}
+
+static void io_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last)
+{
+	struct host *h = data;
+	struct sim *s = h->s;
+	(void)first;
+	s->fetches++;
+	ev_push(s, (struct event){ .t = s->now + 1 + rndn(s, 20), .kind = EV_FETCH, .node = h->id,
+				   .inc = s->nodes[h->id].inc, .stream = stream, .last = last });
+}
+
+/* The checker's heart: every delivery goes through here. */
+static void check_chosen(struct sim *s, int id, uint64_t inst, const struct batch *v)
+{
+	struct node *nd = &s->nodes[id];
+	trace(s, 'C', id, -1, 0, 0, inst);
+	if (inst != nd->next_expected) {
+		violation(s, "node %d delivered instance %llu, expected %llu", id, (unsigned long long)inst,
+			  (unsigned long long)nd->next_expected);
+		return;
+	}
+	nd->next_expected++;
+	nd->applied = inst;
+	if (batch_validate(v) != 0)
+		violation(s, "instance %llu: invalid batch", (unsigned long long)inst);
+	if (inst <= s->n_g) {
+		if (!batch_equal(&s->g[inst - 1], v))
+			violation(s, "agreement: node %d delivered a different batch for instance %llu", id,
+				  (unsigned long long)inst);
+		return;
+	}
+	if (inst != s->n_g + 1) {
+		violation(s, "instance %llu delivered before %zu", (unsigned long long)inst, s->n_g + 1);
+		return;
+	}
+	if (batch_order_apply(&s->gorder, v) != 0)
+		violation(s, "invariant 3: instance %llu is not contiguous", (unsigned long long)inst);
+	unsigned holders = 0;
+	for (int j = 0; j < s->n; j++) {
+		bool all = true;
+		for (uint32_t i = 0; i < v->n; i++)
+			all = all && node_holds(&s->nodes[j], v->r[i].stream, v->r[i].last);
+		holders += all;
+	}
+	if (holders < (unsigned)s->n / 2 + 1)
+		violation(s, "invariant 4: instance %llu held by %u nodes only", (unsigned long long)inst, holders);
+	if (s->n_g == s->cap_g) {
+		s->cap_g = s->cap_g ? 2 * s->cap_g : 64;
+		s->g = realloc(s->g, s->cap_g * sizeof *s->g);
+		assert_non_null(s->g);
+	}
+	s->g[s->n_g] = (struct batch){ 0, NULL };
+	assert_int_equal(batch_copy(&s->g[s->n_g], v), 0);
+	s->n_g++;
+}
+
+static void io_chosen(void *data, uint64_t inst, const struct batch *v)
+{
+	struct host *h = data;
+	check_chosen(h->s, h->id, inst, v);
+}
+
+static void io_snapshot(void *data, uint32_t from, uint64_t inst)
+{
+	struct host *h = data;
+	struct sim *s = h->s;
+	struct node *nd = &s->nodes[h->id];
+	(void)inst;
+	if (s->now < nd->snap_pending_until)
+		return;
+	nd->snap_pending_until = s->now + 50;
+	ev_push(s, (struct event){ .t = s->now + 5 + rndn(s, 20), .kind = EV_SNAP, .node = h->id, .from = (int)from,
+				   .inc = nd->inc });
+}
+
+/* The cursor after instance k of the global log. */
+static void cursor_at(struct sim *s, uint64_t k, struct batch_order *o)
+{
+	for (uint64_t i = 1; i <= k && i <= s->n_g; i++)
+		for (uint32_t r = 0; r < s->g[i - 1].n; r++)
+			batch_order_set(o, s->g[i - 1].r[r].stream, s->g[i - 1].r[r].last);
+}
+
+static void node_start(struct sim *s, int id)
+{
+	struct node *nd = &s->nodes[id];
+	hosts[id] = (struct host){ s, id };
+	struct paxos_io io = { .data = &hosts[id], .send = io_send, .persist = io_persist, .holds = io_holds,
+			       .fetch = io_fetch, .chosen = io_chosen, .snapshot_needed = io_snapshot };
+	struct paxos_config cfg = { .id = (uint32_t)id, .n = (uint32_t)s->n, .window = 1 + (uint32_t)(s->seed % 8),
+				    .heartbeat_ms = HB_MS, .election_ms = EL_MS, .seed = s->seed * 31 + nd->inc };
+	nd->inc++;
+	assert_int_equal(paxos_create(&nd->p, &cfg, &io), 0);
+	/* Restart from the disk. */
+	if (nd->applied > 0) {
+		struct batch_order o = { 0 };
+		cursor_at(s, nd->applied, &o);
+		assert_int_equal(paxos_install(nd->p, nd->applied, &o), 0);
+		batch_order_free(&o);
+	}
+	paxos_restore_promise(nd->p, nd->promised);
+	for (size_t i = nd->applied + 1; i < nd->n_acc; i++)
+		if (nd->acc[i].ballot)
+			assert_int_equal(paxos_restore_accepted(nd->p, i, nd->acc[i].ballot, &nd->acc[i].v), 0);
+	nd->next_expected = nd->applied + 1;
+	paxos_tick(nd->p, s->now);
+	node_report(nd);
+}
+
+static void node_crash(struct sim *s, int id)
+{
+	struct node *nd = &s->nodes[id];
+	trace(s, 'X', id, -1, 0, 0, 0);
+	s->crashes++;
+	paxos_destroy(nd->p);
+	nd->p = NULL;
+	nd->inc++;
+	ev_push(s, (struct event){ .t = s->now + 20 + rndn(s, 200), .kind = EV_RESTART, .node = id });
+}
+
+static void handle(struct sim *s, struct event *e)
+{
+	struct node *nd = &s->nodes[e->node];
+	switch (e->kind) {
+	case EV_MSG: {
+		if (nd->p == NULL || !connected(s, e->from, e->node))
+			break;
+		struct paxos_msg m;
+		int rc = paxos_msg_decode(&m, e->bytes, e->len);
+		if (rc != 0) {
+			violation(s, "decode failed: %s", mtr_errname(rc));
+			break;
+		}
+		trace(s, 'r', e->from, e->node, m.type, m.ballot, m.inst);
+		paxos_recv(nd->p, (uint32_t)e->from, &m);
+		paxos_msg_free(&m);
+		break;
+	}
+	case EV_ITEM:
+		if (nd->p == NULL)
+			break; /* missed: will be fetched when needed */
+		nd->held[e->stream][e->last] = 1;
+		node_update_wm(nd, e->stream);
+		node_report(nd);
+		paxos_items_changed(nd->p);
+		break;
+	case EV_FETCH:
+		if (nd->p == NULL || e->inc != nd->inc)
+			break;
+		if (e->last > s->gen[e->stream]) {
+			violation(s, "fetch of stream %llu up to %llu: never generated", (unsigned long long)e->stream,
+				  (unsigned long long)e->last);
+			break;
+		}
+		for (uint64_t q = 1; q <= e->last; q++)
+			nd->held[e->stream][q] = 1;
+		node_update_wm(nd, e->stream);
+		node_report(nd);
+		paxos_items_changed(nd->p);
+		break;
+	case EV_SNAP: {
+		struct node *src = &s->nodes[e->from];
+		if (nd->p == NULL || e->inc != nd->inc || src->applied <= nd->applied)
+			break;
+		trace(s, 'S', e->node, e->from, 0, 0, src->applied);
+		s->snapshots++;
+		nd->applied = src->applied;
+		nd->next_expected = nd->applied + 1;
+		struct batch_order o = { 0 };
+		cursor_at(s, nd->applied, &o);
+		assert_int_equal(paxos_install(nd->p, nd->applied, &o), 0);
+		batch_order_free(&o);
+		break;
+	}
+	case EV_RESTART:
+		if (nd->p == NULL) {
+			trace(s, 'R', e->node, -1, 0, 0, nd->applied);
+			node_start(s, e->node);
+		}
+		break;
+	}
+}
+
+/* Highest seq of stream held (contiguously) by a majority. */
+static uint64_t majority_wm(struct sim *s, uint64_t st)
+{
+	uint64_t w[MAXN];
+	for (int j = 0; j < s->n; j++)
+		w[j] = s->nodes[j].wm[st];
+	for (int a = 0; a < s->n; a++)
+		for (int b = a + 1; b < s->n; b++)
+			if (w[b] > w[a]) {
+				uint64_t t = w[a];
+				w[a] = w[b];
+				w[b] = t;
+			}
+	return w[s->n / 2];
+}
+
+static bool converged(struct sim *s)
+{
+	for (int j = 0; j < s->n; j++)
+		if (s->nodes[j].p == NULL || s->nodes[j].applied != s->n_g)
+			return false;
+	for (uint64_t st = 1; st <= NSTREAMS; st++)
+		if (batch_order_last(&s->gorder, st) < majority_wm(s, st))
+			return false;
+	return true;
+}
+
+static void step_faults(struct sim *s)
+{
+	/* new items at random times; each node misses some */
+	if (rndn(s, 100) < 30) {
+		uint64_t st = 1 + rndn(s, NSTREAMS);
+		if (s->gen[st] < MAXSEQ) {
+			uint64_t q = ++s->gen[st];
+			for (int j = 0; j < s->n; j++)
+				/* most arrive soon, the rest after a gap repair;
+				 * a node down at that time misses the item */
+				ev_push(s, (struct event){ .t = s->now + (rndn(s, 100) < 85 ? rndn(s, 20) : 50 + rndn(s, 150)),
+							   .kind = EV_ITEM, .node = j, .stream = st, .last = q });
+		}
+	}
+	if (rndn(s, 300) == 0) {
+		int id = (int)rndn(s, (unsigned)s->n);
+		if (s->nodes[id].p != NULL)
+			node_crash(s, id);
+	}
+	if (!s->partitioned && rndn(s, 300) == 0) {
+		s->partitioned = true;
+		for (int j = 0; j < s->n; j++)
+			s->nodes[j].group = (int)rndn(s, 2);
+		s->heal_at = s->now + 30 + rndn(s, 200);
+		trace(s, 'P', -1, -1, 0, 0, 0);
+		s->partitions++;
+	} else if (s->partitioned && s->now >= s->heal_at) {
+		s->partitioned = false;
+	}
+}
+
+static void sim_free(struct sim *s)
+{
+	for (int j = 0; j < s->n; j++) {
+		paxos_destroy(s->nodes[j].p);
+		for (size_t i = 0; i < s->nodes[j].n_acc; i++)
+			batch_free(&s->nodes[j].acc[i].v);
+		free(s->nodes[j].acc);
+	}
+	for (size_t i = 0; i < s->n_heap; i++)
+		free(s->heap[i].bytes);
+	free(s->heap);
+	for (size_t i = 0; i < s->n_g; i++)
+		batch_free(&s->g[i]);
+	free(s->g);
+	batch_order_free(&s->gorder);
+}
+
+static void print_trace(struct sim *s)
+{
+	unsigned first = s->n_trace > TRACE ? s->n_trace - TRACE : 0;
+	for (unsigned i = first; i < s->n_trace; i++) {
+		struct trace_rec *r = &s->trace[i % TRACE];
+		fprintf(stderr, "#   t=%llu %c %d->%d %s ballot=%llu.%u inst=%llu\n", (unsigned long long)r->t, r->what,
+			r->a, r->b, r->type ? paxos_msg_name(r->type) : "-",
+			(unsigned long long)paxos_ballot_round(r->ballot), paxos_ballot_node(r->ballot),
+			(unsigned long long)r->inst);
+	}
+}
+
+struct totals {
+	uint64_t max_calm_ms, sum_calm_ms;
+	uint64_t seeds, instances, items, msgs, failures, persist_failures, crashes, partitions, fetches, snapshots, leaders;
+};
+
+/* Run one seed; returns 0 or -1 (after printing the seed and trace). */
+static int sim_run(uint64_t seed, int n, struct totals *tot)
+{
+	static struct sim s;
+	memset(&s, 0, sizeof s);
+	s.seed = seed;
+	s.rng = seed * 0x2545f4914f6cdd1dull + (uint64_t)n;
+	s.n = n;
+	s.drop_pct = rndn(&s, 25);
+	s.dup_pct = rndn(&s, 10);
+	s.max_delay = 1 + rndn(&s, 30);
+	for (int j = 0; j < n; j++)
+		node_start(&s, j);
+	uint64_t calm_at = CHAOS_MS, end = CHAOS_MS + CALM_LIMIT;
+	bool ok = false;
+	for (s.now = 0; s.now <= end && !s.fail[0]; s.now++) {
+		if (!s.calm && s.now >= calm_at) {
+			s.calm = true;
+			s.partitioned = false;
+			for (int j = 0; j < n; j++)
+				if (s.nodes[j].p == NULL)
+					node_start(&s, j);
+		}
+		if (!s.calm)
+			step_faults(&s);
+		while (s.n_heap > 0 && s.heap[0].t <= s.now && !s.fail[0]) {
+			struct event e = ev_pop(&s);
+			handle(&s, &e);
+			free(e.bytes);
+		}
+		for (int j = 0; j < n; j++) {
+			struct node *nd = &s.nodes[j];
+			if (nd->p == NULL)
+				continue;
+			paxos_tick(nd->p, s.now);
+			/* the host compacts now and then */
+			if (s.now - nd->last_compact >= 100 && nd->applied > 10) {
+				nd->last_compact = s.now;
+				uint64_t k = nd->applied - 10;
+				paxos_compact(nd->p, k);
+				for (size_t i = 0; i <= k && i < nd->n_acc; i++) {
+					batch_free(&nd->acc[i].v);
+					nd->acc[i].ballot = 0;
+				}
+			}
+		}
+		if (s.calm && s.now % 10 == 0 && converged(&s)) {
+			ok = true;
+			break;
+		}
+	}
+	if (!s.fail[0] && !ok)
+		violation(&s, "liveness: not converged %d ms after the faults stopped (chosen %zu)", CALM_LIMIT, s.n_g);
+	int rc = 0;
+	if (s.fail[0]) {
+		fprintf(stderr, "# seed %llu (%d nodes) t=%llu: %s\n", (unsigned long long)seed, n,
+			(unsigned long long)s.now, s.fail);
+		print_trace(&s);
+		for (int j = 0; j < n; j++) {
+			struct paxos_status st = { 0 };
+			if (s.nodes[j].p != NULL)
+				paxos_status(s.nodes[j].p, &st);
+			fprintf(stderr, "#   node %d: %s role %d ballot %llu.%u leader %d chosen %llu compacted %llu; disk applied %llu\n",
+				j, s.nodes[j].p ? "up" : "down", (int)st.role, (unsigned long long)paxos_ballot_round(st.ballot),
+				paxos_ballot_node(st.ballot), (int)st.leader, (unsigned long long)st.chosen,
+				(unsigned long long)st.compacted, (unsigned long long)s.nodes[j].applied);
+		}
+		printf("# FAILED seed %llu nodes %d: %s\n", (unsigned long long)seed, n, s.fail);
+		rc = -1;
+		tot->failures++;
+	}
+	tot->seeds++;
+	if (ok) {
+		tot->sum_calm_ms += s.now - calm_at;
+		if (s.now - calm_at > tot->max_calm_ms)
+			tot->max_calm_ms = s.now - calm_at;
+	}
+	tot->instances += s.n_g;
+	for (uint64_t st = 1; st <= NSTREAMS; st++)
+		tot->items += batch_order_last(&s.gorder, st);
+	tot->msgs += s.msgs;
+	tot->crashes += s.crashes;
+	tot->persist_failures += s.persist_failures;
+	tot->partitions += s.partitions;
+	tot->fetches += s.fetches;
+	tot->snapshots += s.snapshots;
+	tot->leaders += s.leaders;
+	sim_free(&s);
+	return rc;
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
+
+static uint64_t seed_count(void)
+{
+	uint64_t d = 10000;
+	const char *san = getenv("MTR_SANITIZE");
+#if defined(__SANITIZE_ADDRESS__)
+	san = "1";
+#endif
+	if (san && strcmp(san, "1") == 0) {
+		d = 1000;
+		printf("# sanitizer build (MTR_SANITIZE=1): %llu seeds by default instead of 10000\n",
+		       (unsigned long long)env_u64("MTR_PAXOS_SEEDS", d));
+	}
+	return env_u64("MTR_PAXOS_SEEDS", d);
+}
+
+static void run_group(int n)
+{
+	uint64_t total = seed_count(), seed0 = env_u64("MTR_PAXOS_SEED0", 1);
+	uint64_t count = (total + 1) / 2;
+	struct totals tot = { 0 };
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (uint64_t i = 0; i < count && tot.failures < 3; i++)
+		sim_run(seed0 + i, n, &tot);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	printf("# %d nodes: %llu seeds from %llu, %llu violations, %llu instances, %llu items ordered, %llu messages, %.1f s\n",
+	       n, (unsigned long long)tot.seeds, (unsigned long long)seed0, (unsigned long long)tot.failures,
+	       (unsigned long long)tot.instances, (unsigned long long)tot.items, (unsigned long long)tot.msgs, secs);
+	printf("# %d nodes: %llu crashes, %llu failed writes, %llu partitions, %llu leaderships, %llu fetches, %llu snapshots installed\n", n,
+	       (unsigned long long)tot.crashes, (unsigned long long)tot.persist_failures, (unsigned long long)tot.partitions, (unsigned long long)tot.leaders,
+	       (unsigned long long)tot.fetches, (unsigned long long)tot.snapshots);
+	printf("# %d nodes: converged after the faults stopped in %.0f ms on average, %llu ms at most (limit %d)\n", n,
+	       tot.seeds ? (double)tot.sum_calm_ms / (double)tot.seeds : 0.0, (unsigned long long)tot.max_calm_ms,
+	       CALM_LIMIT);
+	assert_int_equal(tot.failures, 0);
+	assert_true(tot.instances > 0);
+	assert_true(tot.items > 0);
+}
+
+/* ---- tests ---- */
+
+static void test_sim_3_nodes(void **state)
+{
+	(void)state;
+	run_group(3);
+}
+
+static void test_sim_5_nodes(void **state)
+{
+	(void)state;
+	run_group(5);
+}
+
+/* The checker itself must catch a broken log. */
+static void test_checker_catches(void **state)
+{
+	(void)state;
+	static struct sim s;
+	memset(&s, 0, sizeof s);
+	s.n = 3;
+	for (int j = 0; j < 3; j++) {
+		s.nodes[j].next_expected = 1;
+		s.nodes[j].wm[1] = 100;
+	}
+	struct batch b1 = { 0 }, b2 = { 0 };
+	batch_push(&b1, 1, 1, 10);
+	batch_push(&b2, 1, 12, 20); /* gap: 11 missing */
+	check_chosen(&s, 0, 1, &b1);
+	assert_int_equal(s.fail[0], 0);
+	check_chosen(&s, 1, 1, &b2); /* disagreement */
+	assert_true(strstr(s.fail, "agreement") != NULL);
+	s.fail[0] = 0;
+	check_chosen(&s, 0, 2, &b2);
+	assert_true(strstr(s.fail, "invariant 3") != NULL);
+	s.fail[0] = 0;
+	check_chosen(&s, 2, 3, &b1);
+	assert_true(strstr(s.fail, "expected 1") != NULL);
+	batch_free(&b1);
+	batch_free(&b2);
+	sim_free(&s);
+}
+
+/* ---- paxos_create / a one-node cluster / paxos_status ---- */
+
+static void test_create_invalid(void **state)
+{
+	(void)state;
+	static struct sim s;
+	memset(&s, 0, sizeof s);
+	hosts[0] = (struct host){ &s, 0 };
+	struct paxos_io io = { .data = &hosts[0], .send = io_send, .persist = io_persist, .holds = io_holds,
+			       .fetch = io_fetch, .chosen = io_chosen };
+	struct paxos *p = (struct paxos *)&s;
+	struct paxos_config bad_n = { .id = 0, .n = PAXOS_MAX_NODES + 1 };
+	assert_int_equal(paxos_create(&p, &bad_n, &io), MTR_EINVAL);
+	assert_null(p);
+	struct paxos_config bad_id = { .id = 3, .n = 3 };
+	assert_int_equal(paxos_create(&p, &bad_id, &io), MTR_EINVAL);
+	io.chosen = NULL;
+	struct paxos_config good = { .id = 0, .n = 3 };
+	assert_int_equal(paxos_create(&p, &good, &io), MTR_EINVAL);
+	paxos_destroy(NULL);
+}
+
+static void test_single_node(void **state)
+{
+	(void)state;
+	static struct sim s;
+	memset(&s, 0, sizeof s);
+	s.n = 1;
+	s.calm = true; /* no write failures */
+	s.seed = 7;
+	node_start(&s, 0);
+	struct node *nd = &s.nodes[0];
+	for (uint64_t q = 1; q <= 5; q++)
+		nd->held[2][q] = 1;
+	node_update_wm(nd, 2);
+	for (s.now = 1; s.now < 200; s.now++)
+		paxos_tick(nd->p, s.now);
+	node_report(nd); /* leader by now: proposes 2:1..5 at once */
+	struct paxos_status st;
+	paxos_status(nd->p, &st);
+	assert_int_equal(st.role, PAXOS_LEADER);
+	assert_int_equal(st.leader, 0);
+	assert_int_equal(st.chosen, 1);
+	assert_int_equal(st.applied, 1);
+	assert_int_equal(s.n_g, 1);
+	assert_int_equal(s.g[0].n, 1);
+	assert_int_equal(s.g[0].r[0].stream, 2);
+	assert_int_equal(s.g[0].r[0].first, 1);
+	assert_int_equal(s.g[0].r[0].last, 5);
+	assert_int_equal(s.fail[0], 0);
+	sim_free(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_invalid),
+		cmocka_unit_test(test_single_node),
+		cmocka_unit_test(test_checker_catches),
+		cmocka_unit_test(test_sim_3_nodes),
+		cmocka_unit_test(test_sim_5_nodes),
+	};
+	return cmocka_run_group_tests_name("paxos_sim", tests, NULL, NULL);
+}
