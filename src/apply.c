@@ -1,0 +1,1076 @@
+/*
+ * apply.c - apply chosen instances to the replica's SQLite database.
+ *
+ * One instance = one transaction: BEGIN IMMEDIATE, per item SAVEPOINT /
+ * statements / RELEASE (or ROLLBACK TO on error), UPDATE mtr_meta with the
+ * instance, COMMIT.  Results are collected in an arena during the transaction
+ * and handed to the callback only after COMMIT (invariant 7: nothing is
+ * reported that is not durable in the order).
+ *
+ * The authorizer (sqlite3_set_authorizer) runs while user statements are
+ * prepared: it denies transaction control (BEGIN, COMMIT, ROLLBACK,
+ * SAVEPOINT, RELEASE), ATTACH/DETACH and writes to mtr_meta, so such an item
+ * fails alone with SQLITE_AUTH and a fixed message.  A statement that rolls
+ * back the whole transaction anyway (INSERT OR ROLLBACK, RAISE(ROLLBACK) in a
+ * trigger) is detected (the connection is back in autocommit): the instance
+ * is restarted with that item marked failed, which every replica does alike.
+ *
+ * The WAL hook runs after every commit on the apply connection: it publishes
+ * the applied instance to apply_wait() and asks the checkpointer thread (own
+ * connection) for a PASSIVE checkpoint when the WAL exceeds wal_pages; above
+ * 4 x wal_pages the apply thread checkpoints itself (back-pressure).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "apply.h"
+#include "detvfs.h"
+#include "log.h"
+#include "metronome.h"
+#include "util.h"
+
+#define DEFAULT_CACHE 128
+#define DEFAULT_WAL_PAGES 1000
+#define BUSY_MS 5000
+
+static const char deny_txn_msg[] =
+	"transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is not allowed inside an item";
+static const char deny_attach_msg[] = "ATTACH and DETACH are not allowed in replicated statements";
+static const char deny_meta_msg[] = "mtr_meta is maintained by the replica and cannot be modified";
+
+/* ---- statement cache: hash by SQL text, LRU list ---- */
+
+struct centry {
+	char *sql;
+	uint32_t len;
+	uint64_t h;
+	sqlite3_stmt *st;
+	struct centry *hnext;
+	struct centry *prev, *next; /* LRU: head.next is the most recent */
+};
+
+/* One statement result while the instance runs (offsets into the arena). */
+struct sres {
+	int code;
+	long msg; /* arena offset of a NUL-terminated message, or -1 */
+	int64_t changes, rowid;
+	uint32_t ncols, nrows;
+	size_t off, len;
+};
+
+struct ires {
+	int code;
+	uint32_t failed;
+	size_t first; /* index in sres */
+	uint32_t nstmt;
+};
+
+/* An item forced to fail because it rolled back the whole transaction. */
+struct forced {
+	size_t index;
+	int code;
+	char *msg;
+};
+
+struct apply {
+	struct apply_config cfg;
+	char *path;
+	sqlite3 *db;
+	struct detvfs_rng rng;
+	sqlite3_stmt *set_applied;
+	int user;             /* user statements are being prepared/run */
+	const char *deny_msg; /* set by the authorizer when it denies */
+
+	struct centry **buckets;
+	unsigned nbuckets, count, cap;
+	struct centry lru;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;  /* applied advanced or closing */
+	pthread_cond_t ckcv; /* checkpointer work */
+	uint64_t applied, pending;
+	int closing, ck_want, ck_started;
+	pthread_t ck;
+	struct apply_stats st;
+
+	uint8_t *arena;
+	size_t alen, acap;
+	struct sres *sres;
+	size_t nsres, csres;
+	struct ires *ires;
+	size_t cires;
+	struct forced *forced;
+	size_t nforced;
+};
+
+/* ---- arena ---- */
+
+static int arena_reserve(struct apply *a, size_t n)
+{
+	if (a->alen + n <= a->acap)
+		return 0;
+	size_t c = a->acap ? a->acap : 4096;
+	while (c < a->alen + n)
+		c *= 2;
+	uint8_t *p = realloc(a->arena, c);
+	if (p == NULL)
+		return MTR_ENOMEM;
+	a->arena = p;
+	a->acap = c;
+	return 0;
+}
+
+static long arena_str(struct apply *a, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	if (arena_reserve(a, n) != 0)
+		return -1;
+	memcpy(a->arena + a->alen, s, n);
+	a->alen += n;
+	return (long)(a->alen - n);
+}
+
+/* Append the current row of s in the row format (doc/apply.md). */
+static int arena_row(struct apply *a, sqlite3_stmt *s)
+{
+	int n = sqlite3_column_count(s);
+	if (arena_reserve(a, 2) != 0)
+		return MTR_ENOMEM;
+	st16(a->arena + a->alen, (uint16_t)n);
+	a->alen += 2;
+	for (int i = 0; i < n; i++) {
+		int t = sqlite3_column_type(s, i);
+		uint8_t *p;
+		if (t == SQLITE_INTEGER || t == SQLITE_FLOAT) {
+			if (arena_reserve(a, 9) != 0)
+				return MTR_ENOMEM;
+			p = a->arena + a->alen;
+			uint64_t u;
+			if (t == SQLITE_INTEGER) {
+				p[0] = WIRE_V_INT;
+				u = (uint64_t)sqlite3_column_int64(s, i);
+			} else {
+				double d = sqlite3_column_double(s, i);
+				p[0] = WIRE_V_REAL;
+				memcpy(&u, &d, 8);
+			}
+			st64(p + 1, u);
+			a->alen += 9;
+		} else if (t == SQLITE_TEXT || t == SQLITE_BLOB) {
+			const void *v = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(s, i)
+							 : sqlite3_column_blob(s, i);
+			uint32_t len = (uint32_t)sqlite3_column_bytes(s, i);
+			if (arena_reserve(a, 5 + (size_t)len) != 0)
+				return MTR_ENOMEM;
+			p = a->arena + a->alen;
+			p[0] = t == SQLITE_TEXT ? WIRE_V_TEXT : WIRE_V_BLOB;
+			st32(p + 1, len);
+			if (len)
+				memcpy(p + 5, v, len);
+			a->alen += 5 + (size_t)len;
+		} else {
+			if (arena_reserve(a, 1) != 0)
+				return MTR_ENOMEM;
+			a->arena[a->alen++] = WIRE_V_NULL;
+		}
+	}
+	return 0;
+}
+
+static struct sres *sres_new(struct apply *a)
+{
+	if (a->nsres == a->csres) {
+		size_t c = a->csres ? a->csres * 2 : 64;
+		struct sres *p = realloc(a->sres, c * sizeof *p);
+		if (p == NULL)
+			return NULL;
+		a->sres = p;
+		a->csres = c;
+	}
+	struct sres *r = &a->sres[a->nsres++];
+	memset(r, 0, sizeof *r);
+	r->msg = -1;
+	r->off = a->alen;
+	return r;
+}
+
+/* ---- statement cache ---- */
+
+static void lru_unlink(struct centry *e)
+{
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+}
+
+static void lru_front(struct apply *a, struct centry *e)
+{
+	e->next = a->lru.next;
+	e->prev = &a->lru;
+	a->lru.next->prev = e;
+	a->lru.next = e;
+}
+
+static struct centry *cache_find(struct apply *a, const char *sql, uint32_t len, uint64_t h)
+{
+	for (struct centry *e = a->buckets[h & (a->nbuckets - 1)]; e; e = e->hnext)
+		if (e->h == h && e->len == len && memcmp(e->sql, sql, len) == 0)
+			return e;
+	return NULL;
+}
+
+static void cache_remove(struct apply *a, struct centry *e)
+{
+	struct centry **pp = &a->buckets[e->h & (a->nbuckets - 1)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(e);
+	sqlite3_finalize(e->st);
+	free(e->sql);
+	free(e);
+	a->count--;
+}
+
+/* Insert (takes st; finalizes it on failure). */
+static void cache_put(struct apply *a, const char *sql, uint32_t len, uint64_t h, sqlite3_stmt *st)
+{
+	struct centry *e = calloc(1, sizeof *e);
+	char *copy = malloc(len ? len : 1);
+	if (e == NULL || copy == NULL) {
+		free(e);
+		free(copy);
+		sqlite3_finalize(st);
+		return;
+	}
+	memcpy(copy, sql, len);
+	e->sql = copy;
+	e->len = len;
+	e->h = h;
+	e->st = st;
+	if (a->count >= a->cap)
+		cache_remove(a, a->lru.prev);
+	e->hnext = a->buckets[h & (a->nbuckets - 1)];
+	a->buckets[h & (a->nbuckets - 1)] = e;
+	lru_front(a, e);
+	a->count++;
+}
+
+static void cache_clear(struct apply *a)
+{
+	while (a->count > 0)
+		cache_remove(a, a->lru.prev);
+}
+
+/* ---- hooks ---- */
+
+static int authorizer(void *ud, int action, const char *a1, const char *a2, const char *dbn, const char *trig)
+{
+	(void)a2;
+	(void)dbn;
+	(void)trig;
+	struct apply *a = ud;
+	if (!a->user)
+		return SQLITE_OK;
+	switch (action) {
+	case SQLITE_TRANSACTION:
+	case SQLITE_SAVEPOINT:
+		a->deny_msg = deny_txn_msg;
+		return SQLITE_DENY;
+	case SQLITE_ATTACH:
+	case SQLITE_DETACH:
+		a->deny_msg = deny_attach_msg;
+		return SQLITE_DENY;
+	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+	case SQLITE_DELETE:
+	case SQLITE_DROP_TABLE:
+	case SQLITE_ALTER_TABLE:
+	case SQLITE_CREATE_INDEX:
+	case SQLITE_CREATE_TRIGGER:
+		/* a1 is the table for these, except ALTER (a2 is the table) */
+		if ((a1 && sqlite3_stricmp(a1, "mtr_meta") == 0) ||
+		    (action == SQLITE_ALTER_TABLE && a2 && sqlite3_stricmp(a2, "mtr_meta") == 0)) {
+			a->deny_msg = deny_meta_msg;
+			return SQLITE_DENY;
+		}
+		return SQLITE_OK;
+	default:
+		return SQLITE_OK;
+	}
+}
+
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+	(void)name;
+	struct apply *a = ud;
+	int self = 0;
+	pthread_mutex_lock(&a->mu);
+	if (a->pending > a->applied) {
+		a->applied = a->pending;
+		pthread_cond_broadcast(&a->cv);
+	}
+	if ((unsigned)pages >= a->cfg.wal_pages) {
+		a->ck_want = 1;
+		pthread_cond_signal(&a->ckcv);
+		self = (unsigned)pages >= 4 * a->cfg.wal_pages;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (self) {
+		/* The checkpointer did not keep up: back-pressure on apply. */
+		int nlog = 0, nck = 0;
+		sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+		mtr_log(LOG_DEBUG, "[apply] WAL at %d pages: checkpoint in apply thread (%d/%d)", pages, nck,
+			nlog);
+	}
+	return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg)
+{
+	struct apply *a = arg;
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(a->path, &db, SQLITE_OPEN_READWRITE, DETVFS_NAME) != SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] checkpointer cannot open %s: %s", a->path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		db = NULL;
+	}
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		while (!a->ck_want && !a->closing)
+			pthread_cond_wait(&a->ckcv, &a->mu);
+		if (a->closing)
+			break;
+		a->ck_want = 0;
+		pthread_mutex_unlock(&a->mu);
+		if (db != NULL) {
+			int nlog = 0, nck = 0;
+			int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+			/* Everything copied: try to restart the WAL now, without
+			 * waiting (no busy handler: BUSY if apply is writing). */
+			if (rc == SQLITE_OK && nlog == nck)
+				sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+			mtr_log(LOG_TRACE, "[apply] checkpoint rc=%d %d/%d frames", rc, nck, nlog);
+		}
+		pthread_mutex_lock(&a->mu);
+		a->st.checkpoints++;
+	}
+	pthread_mutex_unlock(&a->mu);
+	sqlite3_close(db);
+	return NULL;
+}
+
+/* ---- open / close ---- */
+
+static int exec(struct apply *a, const char *sql)
+{
+	int rc = sqlite3_exec(a->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] %s: %s", sql, sqlite3_errmsg(a->db));
+		return MTR_ESQL;
+	}
+	return 0;
+}
+
+static char *db_path(const char *dir)
+{
+	size_t n = strlen(dir) + sizeof(APPLY_DB_NAME) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, APPLY_DB_NAME);
+	return p;
+}
+
+/* Read mtr_meta(key) as an integer into *v (0 when absent).  db may be any
+ * connection on a replica database. */
+static int meta_get(sqlite3 *db, const char *key, uint64_t *v)
+{
+	sqlite3_stmt *s;
+	*v = 0;
+	if (sqlite3_prepare_v2(db, "SELECT value FROM mtr_meta WHERE key = ?1", -1, &s, NULL) != SQLITE_OK)
+		return MTR_ESQL;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*v = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : MTR_ESQL;
+}
+
+static int conn_setup(sqlite3 *db, const struct clustervt_provider *p)
+{
+	sqlite3_busy_timeout(db, BUSY_MS);
+	sqlite3_extended_result_codes(db, 1);
+	return clustervt_register(db, p);
+}
+
+int apply_open(const struct apply_config *cfg, struct apply **out)
+{
+	if (cfg == NULL || cfg->dir == NULL || out == NULL)
+		return MTR_EINVAL;
+	int rc = detvfs_register();
+	if (rc != 0)
+		return rc;
+	struct apply *a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return MTR_ENOMEM;
+	a->cfg = *cfg;
+	a->cfg.dir = NULL;
+	if (a->cfg.stmt_cache == 0)
+		a->cfg.stmt_cache = DEFAULT_CACHE;
+	if (a->cfg.wal_pages == 0)
+		a->cfg.wal_pages = DEFAULT_WAL_PAGES;
+	a->cap = a->cfg.stmt_cache;
+	a->nbuckets = 16;
+	while (a->nbuckets < 2 * a->cap)
+		a->nbuckets *= 2;
+	a->buckets = calloc(a->nbuckets, sizeof *a->buckets);
+	a->lru.next = a->lru.prev = &a->lru;
+	a->path = db_path(cfg->dir);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&a->ckcv, NULL);
+	if (a->buckets == NULL || a->path == NULL) {
+		apply_close(a);
+		return MTR_ENOMEM;
+	}
+	if (sqlite3_open_v2(a->path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, DETVFS_NAME) !=
+	    SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] cannot open %s: %s", a->path, sqlite3_errmsg(a->db));
+		apply_close(a);
+		return MTR_EIO;
+	}
+	char pragmas[256];
+	snprintf(pragmas, sizeof pragmas,
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld;",
+		 cfg->durability == APPLY_SYNC_FULL ? "FULL" : "NORMAL", (long long)a->cfg.wal_pages * 2 * 4096);
+	if (conn_setup(a->db, cfg->provider) != 0 || detvfs_functions_register(a->db, &a->rng) != 0 ||
+	    exec(a, pragmas) != 0 ||
+	    exec(a, "BEGIN IMMEDIATE;"
+		    "CREATE TABLE IF NOT EXISTS mtr_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+		    "INSERT OR IGNORE INTO mtr_meta VALUES('applied', 0);"
+		    "INSERT OR IGNORE INTO mtr_meta VALUES('schema_version', 1);"
+		    "COMMIT") != 0) {
+		apply_close(a);
+		return MTR_ESQL;
+	}
+	uint64_t ver = 0;
+	if (meta_get(a->db, "applied", &a->applied) != 0 || meta_get(a->db, "schema_version", &ver) != 0 ||
+	    ver != APPLY_SCHEMA_VERSION) {
+		mtr_log(LOG_ERROR, "[apply] %s: bad mtr_meta (schema version %llu)", a->path,
+			(unsigned long long)ver);
+		apply_close(a);
+		return MTR_ESQL;
+	}
+	a->pending = a->applied;
+	if (sqlite3_prepare_v3(a->db, "UPDATE mtr_meta SET value = ?1 WHERE key = 'applied'", -1,
+			       SQLITE_PREPARE_PERSISTENT, &a->set_applied, NULL) != SQLITE_OK) {
+		apply_close(a);
+		return MTR_ESQL;
+	}
+	sqlite3_set_authorizer(a->db, authorizer, a);
+	sqlite3_wal_hook(a->db, wal_hook, a);
+	if (pthread_create(&a->ck, NULL, checkpointer, a) != 0) {
+		apply_close(a);
+		return MTR_ENOMEM;
+	}
+	a->ck_started = 1;
+	mtr_log(LOG_INFO, "[apply] opened %s at instance %llu", a->path, (unsigned long long)a->applied);
+	*out = a;
+	return 0;
+}
+
+void apply_close(struct apply *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->closing = 1;
+	pthread_cond_broadcast(&a->cv);
+	pthread_cond_broadcast(&a->ckcv);
+	pthread_mutex_unlock(&a->mu);
+	if (a->ck_started)
+		pthread_join(a->ck, NULL);
+	if (a->buckets)
+		cache_clear(a);
+	sqlite3_finalize(a->set_applied);
+	sqlite3_close(a->db);
+	pthread_cond_destroy(&a->cv);
+	pthread_cond_destroy(&a->ckcv);
+	pthread_mutex_destroy(&a->mu);
+	free(a->buckets);
+	free(a->path);
+	free(a->arena);
+	free(a->sres);
+	free(a->ires);
+	for (size_t i = 0; i < a->nforced; i++)
+		free(a->forced[i].msg);
+	free(a->forced);
+	free(a);
+}
+
+uint64_t apply_applied(struct apply *a)
+{
+	pthread_mutex_lock(&a->mu);
+	uint64_t v = a->applied;
+	pthread_mutex_unlock(&a->mu);
+	return v;
+}
+
+void apply_stats(struct apply *a, struct apply_stats *st)
+{
+	pthread_mutex_lock(&a->mu);
+	*st = a->st;
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- executing an item ---- */
+
+/* Parameter source: either an encode-side array or decoded bytes. */
+struct psrc {
+	const struct wire_value *arr;
+	const uint8_t *p;
+	unsigned i;
+};
+
+static void param_next(struct psrc *ps, struct wire_value *v)
+{
+	if (ps->arr)
+		*v = ps->arr[ps->i++];
+	else
+		wire_param_next(&ps->p, v);
+}
+
+static int bind_params(sqlite3_stmt *st, unsigned n, struct psrc *ps)
+{
+	int rc = SQLITE_OK;
+	for (unsigned i = 0; i < n && rc == SQLITE_OK; i++) {
+		struct wire_value v;
+		param_next(ps, &v);
+		int k = (int)i + 1;
+		switch (v.type) {
+		case WIRE_V_INT:
+			rc = sqlite3_bind_int64(st, k, v.u.i);
+			break;
+		case WIRE_V_REAL:
+			rc = sqlite3_bind_double(st, k, v.u.r);
+			break;
+		case WIRE_V_TEXT:
+			rc = sqlite3_bind_text64(st, k, v.u.b.p ? v.u.b.p : "", v.u.b.n, SQLITE_STATIC,
+						 SQLITE_UTF8);
+			break;
+		case WIRE_V_BLOB:
+			rc = sqlite3_bind_blob64(st, k, v.u.b.p ? v.u.b.p : "", v.u.b.n, SQLITE_STATIC);
+			break;
+		default:
+			rc = sqlite3_bind_null(st, k);
+			break;
+		}
+	}
+	return rc;
+}
+
+static void set_error(struct apply *a, struct sres *r, int code, const char *msg)
+{
+	r->code = code;
+	r->msg = arena_str(a, msg);
+}
+
+/* The error of the last failed prepare/step, with the authorizer's message
+ * in place of SQLite's "not authorized". */
+static void set_db_error(struct apply *a, struct sres *r)
+{
+	int code = sqlite3_extended_errcode(a->db);
+	if (code == SQLITE_OK)
+		code = SQLITE_ERROR;
+	if (code == SQLITE_AUTH && a->deny_msg)
+		set_error(a, r, code, a->deny_msg);
+	else
+		set_error(a, r, code, sqlite3_errmsg(a->db));
+}
+
+/* Step st to the end, collecting rows into r.  Returns SQLITE_DONE or the
+ * error (recorded in r). */
+static int step_all(struct apply *a, sqlite3_stmt *st, struct sres *r)
+{
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (arena_row(a, st) != 0) {
+			sqlite3_reset(st);
+			set_error(a, r, SQLITE_NOMEM, "out of memory collecting result rows");
+			return SQLITE_NOMEM;
+		}
+		r->ncols = (uint32_t)sqlite3_column_count(st);
+		r->nrows++;
+	}
+	if (rc != SQLITE_DONE)
+		set_db_error(a, r);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int only_space(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != ';')
+			return 0;
+	return 1;
+}
+
+/* Run one statement record.  Returns SQLITE_OK or the error (in r). */
+static int run_record(struct apply *a, const struct wire_stmt *ws, struct psrc *ps, struct sres *r)
+{
+	const char *sql = ws->sql, *end = ws->sql + ws->sql_len;
+	uint64_t h = XXH3_64bits(sql, ws->sql_len);
+	struct centry *e = cache_find(a, sql, ws->sql_len, h);
+	int rc;
+	a->deny_msg = NULL;
+	if (e != NULL) {
+		a->st.cache_hits++;
+		lru_unlink(e);
+		lru_front(a, e);
+		sqlite3_stmt *st = e->st;
+		rc = bind_params(st, ws->nparams, ps);
+		if (rc != SQLITE_OK) {
+			set_db_error(a, r);
+			sqlite3_clear_bindings(st);
+			return rc;
+		}
+		rc = step_all(a, st, r);
+		sqlite3_clear_bindings(st);
+		r->changes = sqlite3_changes64(a->db);
+		r->rowid = sqlite3_last_insert_rowid(a->db);
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	a->st.cache_misses++;
+	const char *p = sql;
+	int first = 1;
+	for (;;) {
+		sqlite3_stmt *st = NULL;
+		const char *tail = NULL;
+		rc = sqlite3_prepare_v3(a->db, p, (int)(end - p), SQLITE_PREPARE_PERSISTENT, &st, &tail);
+		if (rc != SQLITE_OK) {
+			set_db_error(a, r);
+			return rc;
+		}
+		if (st == NULL) /* only whitespace or comments left */
+			break;
+		int last = tail == NULL || only_space(tail, end);
+		int cacheable = first && last;
+		if (ws->nparams > 0 && !cacheable) {
+			sqlite3_finalize(st);
+			set_error(a, r, SQLITE_ERROR, "a statement record with parameters holds one statement");
+			return SQLITE_ERROR;
+		}
+		if (first && ws->nparams > 0) {
+			rc = bind_params(st, ws->nparams, ps);
+			if (rc != SQLITE_OK) {
+				set_db_error(a, r);
+				sqlite3_finalize(st);
+				return rc;
+			}
+		}
+		rc = step_all(a, st, r);
+		if (cacheable) {
+			sqlite3_clear_bindings(st);
+			cache_put(a, sql, ws->sql_len, h, st);
+		} else {
+			sqlite3_finalize(st);
+		}
+		if (rc != SQLITE_DONE)
+			return rc;
+		r->changes = sqlite3_changes64(a->db);
+		r->rowid = sqlite3_last_insert_rowid(a->db);
+		if (last)
+			break;
+		first = 0;
+		p = tail;
+	}
+	r->changes = sqlite3_changes64(a->db);
+	r->rowid = sqlite3_last_insert_rowid(a->db);
+	return SQLITE_OK;
+}
+
+static const struct forced *forced_find(struct apply *a, size_t index)
+{
+	for (size_t i = 0; i < a->nforced; i++)
+		if (a->forced[i].index == index)
+			return &a->forced[i];
+	return NULL;
+}
+
+/*
+ * Run item number idx inside its savepoint, recording results.  Returns 0,
+ * 1 when the item ended the whole transaction (then it was recorded in
+ * a->forced and the instance must restart), or MTR_ESQL / MTR_ENOMEM.
+ */
+static int run_item(struct apply *a, size_t idx, const struct wire_item *it)
+{
+	struct ires *ir = &a->ires[idx];
+	ir->code = SQLITE_OK;
+	ir->failed = 0;
+	ir->first = a->nsres;
+	ir->nstmt = 0;
+	const struct forced *f = forced_find(a, idx);
+	if (f != NULL) {
+		struct sres *r = sres_new(a);
+		if (r == NULL)
+			return MTR_ENOMEM;
+		set_error(a, r, f->code, f->msg);
+		ir->code = f->code;
+		ir->nstmt = 1;
+		return 0;
+	}
+	detvfs_item_begin(it->timestamp_us, it->seed);
+	/* A different stream from the VFS's: a function draw never shifts
+	 * what SQLite's own PRNG sees. */
+	detvfs_rng_seed(&a->rng, it->seed ^ UINT64_C(0x6d74722d72616e64));
+	int rc = exec(a, "SAVEPOINT mtr_item");
+	if (rc != 0) {
+		detvfs_item_end();
+		return rc;
+	}
+	struct wire_stmt_iter si;
+	struct wire_stmt ws;
+	const uint8_t *params = NULL;
+	if (it->stmts == NULL)
+		wire_stmt_begin(it, &si);
+	a->user = 1;
+	for (uint32_t k = 0; k < it->nstmt; k++) {
+		struct psrc ps = {0};
+		if (it->stmts != NULL) {
+			ws = it->stmts[k];
+			ps.arr = ws.params;
+		} else {
+			if (!wire_stmt_next(&si, &ws, &params))
+				break;
+			ps.p = params;
+		}
+		struct sres *r = sres_new(a);
+		if (r == NULL) {
+			a->user = 0;
+			detvfs_item_end();
+			return MTR_ENOMEM;
+		}
+		ir->nstmt++;
+		int src = run_record(a, &ws, &ps, r);
+		r->len = a->alen - r->off;
+		if (src != SQLITE_OK) {
+			ir->code = r->code;
+			ir->failed = k;
+			break;
+		}
+	}
+	a->user = 0;
+	detvfs_item_end();
+	if (sqlite3_get_autocommit(a->db)) {
+		/* The statement rolled back the instance transaction itself. */
+		struct sres *r = &a->sres[ir->first + ir->nstmt - 1];
+		struct forced *nf = realloc(a->forced, (a->nforced + 1) * sizeof *nf);
+		if (nf == NULL)
+			return MTR_ENOMEM;
+		a->forced = nf;
+		nf[a->nforced].index = idx;
+		nf[a->nforced].code = r->code ? r->code : SQLITE_ABORT_ROLLBACK;
+		nf[a->nforced].msg = strdup(r->msg >= 0 ? (const char *)a->arena + r->msg
+							: "the statement rolled back the transaction");
+		if (nf[a->nforced].msg == NULL)
+			return MTR_ENOMEM;
+		a->nforced++;
+		mtr_log(LOG_INFO, "[apply] item %zu rolled back the transaction: restarting the instance", idx);
+		return 1;
+	}
+	if (ir->code != SQLITE_OK || (it->flags & WIRE_ITEM_READ))
+		rc = exec(a, "ROLLBACK TO mtr_item; RELEASE mtr_item");
+	else
+		rc = exec(a, "RELEASE mtr_item");
+	return rc;
+}
+
+static void rollback(struct apply *a)
+{
+	if (!sqlite3_get_autocommit(a->db))
+		sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n,
+		   apply_result_fn cb, void *arg)
+{
+	if (a == NULL || (n > 0 && items == NULL))
+		return MTR_EINVAL;
+	uint64_t cur = apply_applied(a);
+	if (instance <= cur)
+		return MTR_EDUPLICATE;
+	if (instance != cur + 1) {
+		mtr_log(LOG_ERROR, "[apply] instance %llu out of order (applied %llu)",
+			(unsigned long long)instance, (unsigned long long)cur);
+		return MTR_EINVAL;
+	}
+	if (n > a->cires) {
+		struct ires *p = realloc(a->ires, n * sizeof *p);
+		if (p == NULL)
+			return MTR_ENOMEM;
+		a->ires = p;
+		a->cires = n;
+	}
+	uint64_t t0 = now_mono_ns();
+	int rc;
+	for (;;) {
+		a->alen = 0;
+		a->nsres = 0;
+		rc = exec(a, "BEGIN IMMEDIATE");
+		if (rc != 0)
+			break;
+		size_t i;
+		for (i = 0; i < n; i++) {
+			rc = run_item(a, i, &items[i]);
+			if (rc != 0)
+				break;
+		}
+		if (rc == 1) {
+			rollback(a);
+			continue;
+		}
+		if (rc != 0)
+			break;
+		sqlite3_bind_int64(a->set_applied, 1, (sqlite3_int64)instance);
+		if (sqlite3_step(a->set_applied) != SQLITE_DONE) {
+			mtr_log(LOG_ERROR, "[apply] recording instance: %s", sqlite3_errmsg(a->db));
+			sqlite3_reset(a->set_applied);
+			rc = MTR_ESQL;
+			break;
+		}
+		sqlite3_reset(a->set_applied);
+		pthread_mutex_lock(&a->mu);
+		a->pending = instance;
+		pthread_mutex_unlock(&a->mu);
+		if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			mtr_log(LOG_ERROR, "[apply] COMMIT of instance %llu: %s", (unsigned long long)instance,
+				sqlite3_errmsg(a->db));
+			rc = MTR_EIO;
+			break;
+		}
+		break;
+	}
+	for (size_t i = 0; i < a->nforced; i++)
+		free(a->forced[i].msg);
+	a->nforced = 0;
+	if (rc != 0) {
+		rollback(a);
+		pthread_mutex_lock(&a->mu);
+		a->pending = a->applied;
+		pthread_mutex_unlock(&a->mu);
+		return rc < 0 ? rc : MTR_ESQL;
+	}
+	/* Publish (the WAL hook did it already in WAL mode). */
+	pthread_mutex_lock(&a->mu);
+	if (a->applied < instance) {
+		a->applied = instance;
+		pthread_cond_broadcast(&a->cv);
+	}
+	a->st.instances++;
+	a->st.items += n;
+	for (size_t i = 0; i < n; i++)
+		if (a->ires[i].code != SQLITE_OK)
+			a->st.items_failed++;
+	pthread_mutex_unlock(&a->mu);
+	mtr_log(LOG_TRACE, "[apply] instance %llu: %zu items in %llu us", (unsigned long long)instance, n,
+		(unsigned long long)((now_mono_ns() - t0) / 1000));
+	if (cb == NULL)
+		return 0;
+	/* The arena is final now: turn offsets into pointers. */
+	struct apply_stmt_result *sr = NULL;
+	size_t cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ires *ir = &a->ires[i];
+		if (ir->nstmt > cap) {
+			struct apply_stmt_result *p = realloc(sr, ir->nstmt * sizeof *p);
+			if (p == NULL) {
+				free(sr);
+				return MTR_ENOMEM;
+			}
+			sr = p;
+			cap = ir->nstmt;
+		}
+		for (uint32_t k = 0; k < ir->nstmt; k++) {
+			const struct sres *s = &a->sres[ir->first + k];
+			sr[k].code = s->code;
+			sr[k].errmsg = s->msg >= 0 ? (const char *)a->arena + s->msg : NULL;
+			sr[k].changes = s->changes;
+			sr[k].last_rowid = s->rowid;
+			sr[k].ncols = s->ncols;
+			sr[k].nrows = s->nrows;
+			sr[k].rows = s->nrows ? a->arena + s->off : NULL;
+			sr[k].rows_len = s->nrows ? s->len : 0;
+		}
+		struct apply_result res = {.code = ir->code, .failed = ir->failed, .nstmt = ir->nstmt, .stmts = sr};
+		cb(arg, i, &items[i], &res);
+	}
+	free(sr);
+	return 0;
+}
+
+/* ---- readers ---- */
+
+int apply_wait(struct apply *a, uint64_t instance, int timeout_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	if (timeout_ms > 0) {
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+	}
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	while (a->applied < instance && !a->closing) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&a->cv, &a->mu);
+		} else if (timeout_ms == 0 || pthread_cond_timedwait(&a->cv, &a->mu, &dl) == ETIMEDOUT) {
+			if (a->applied < instance)
+				rc = MTR_ETIMEDOUT;
+			break;
+		}
+	}
+	if (rc == 0 && a->applied < instance)
+		rc = MTR_ECLOSED;
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+int apply_open_reader(struct apply *a, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	*out = NULL;
+	if (sqlite3_open_v2(a->path, &db, SQLITE_OPEN_READONLY, DETVFS_NAME) != SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] reader on %s: %s", a->path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return MTR_EIO;
+	}
+	if (conn_setup(db, a->cfg.provider) != 0) {
+		sqlite3_close(db);
+		return MTR_ESQL;
+	}
+	*out = db;
+	return 0;
+}
+
+int apply_digest(struct apply *a, uint64_t *instance, struct digest *d)
+{
+	sqlite3 *db;
+	int rc = apply_open_reader(a, &db);
+	if (rc != 0)
+		return rc;
+	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : MTR_ESQL;
+	if (rc == 0)
+		rc = meta_get(db, "applied", instance);
+	if (rc == 0)
+		rc = digest_db(db, d);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* Copy the main database of src into a new file at path (replaced). */
+static int backup_to(sqlite3 *src, const char *path, const char *mode)
+{
+	char side[4096];
+	unlink(path);
+	snprintf(side, sizeof side, "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-shm", path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-journal", path);
+	unlink(side);
+	sqlite3 *dst = NULL;
+	if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] cannot create %s: %s", path, sqlite3_errmsg(dst));
+		sqlite3_close(dst);
+		return MTR_EIO;
+	}
+	int rc = MTR_ESQL;
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+	if (b != NULL) {
+		int s = sqlite3_backup_step(b, -1);
+		if (sqlite3_backup_finish(b) == SQLITE_OK && s == SQLITE_DONE)
+			rc = 0;
+	}
+	if (rc == 0) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+		if (sqlite3_exec(dst, sql, NULL, NULL, NULL) != SQLITE_OK)
+			rc = MTR_ESQL;
+	}
+	if (rc != 0)
+		mtr_log(LOG_ERROR, "[apply] backup to %s: %s", path, sqlite3_errmsg(dst));
+	sqlite3_close(dst);
+	return rc;
+}
+
+int apply_snapshot(struct apply *a, const char *path, uint64_t *instance)
+{
+	sqlite3 *db;
+	int rc = apply_open_reader(a, &db);
+	if (rc != 0)
+		return rc;
+	/* The read transaction pins one snapshot for the instance and the
+	 * backup (the backup of a source with an open read transaction uses
+	 * it). */
+	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : MTR_ESQL;
+	if (rc == 0)
+		rc = meta_get(db, "applied", instance);
+	if (rc == 0)
+		rc = backup_to(db, path, "DELETE");
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	if (rc == 0)
+		mtr_log(LOG_INFO, "[apply] snapshot %s at instance %llu", path, (unsigned long long)*instance);
+	return rc;
+}
+
+int apply_restore(const char *dir, const char *path)
+{
+	if (dir == NULL || path == NULL)
+		return MTR_EINVAL;
+	int rc = detvfs_register();
+	if (rc != 0)
+		return rc;
+	sqlite3 *src = NULL;
+	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(src);
+		return MTR_EIO;
+	}
+	uint64_t inst = 0, ver = 0;
+	if (meta_get(src, "applied", &inst) != 0 || meta_get(src, "schema_version", &ver) != 0 ||
+	    ver != APPLY_SCHEMA_VERSION) {
+		sqlite3_close(src);
+		return MTR_EINVAL;
+	}
+	char *dpath = db_path(dir);
+	if (dpath == NULL) {
+		sqlite3_close(src);
+		return MTR_ENOMEM;
+	}
+	rc = backup_to(src, dpath, "WAL");
+	sqlite3_close(src);
+	if (rc == 0)
+		mtr_log(LOG_INFO, "[apply] restored %s from %s at instance %llu", dpath, path,
+			(unsigned long long)inst);
+	free(dpath);
+	return rc;
+}

@@ -1,0 +1,132 @@
+/*
+ * apply.h - the apply side of a replica (doc/apply.md).
+ *
+ * A replica database is one SQLite file, DIR/replica.db, in WAL mode.  Chosen
+ * instances are applied strictly in order, each in one SQLite transaction
+ * (BEGIN IMMEDIATE ... COMMIT) that also records the instance number in the
+ * table mtr_meta (exactly-once, DESIGN.md invariant 5).  Each item runs in its
+ * own SAVEPOINT, so a failing item rolls back alone, identically everywhere.
+ * 'now' and random()/randomblob() are deterministic per item (detvfs.h).
+ *
+ * Threading: apply_instance(), apply_close() on one thread (the apply
+ * thread).  apply_wait(), apply_applied(), apply_digest(), apply_snapshot()
+ * and apply_open_reader() may be called from any thread; they use their own
+ * connections.  A checkpointer thread owned by the struct apply keeps the WAL
+ * bounded.
+ */
+#ifndef MTR_APPLY_H
+#define MTR_APPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "clustervt.h"
+#include "digest.h"
+#include "wire.h"
+
+/* The file name of the replica database inside the data directory. */
+#define APPLY_DB_NAME "replica.db"
+/* Version of the mtr_meta layout, stored as mtr_meta('schema_version'). */
+#define APPLY_SCHEMA_VERSION 1
+
+enum apply_durability {
+	APPLY_SYNC_NORMAL = 0, /* synchronous=NORMAL: a commit may be lost at a power cut, never torn */
+	APPLY_SYNC_FULL = 1,   /* synchronous=FULL: the WAL is synced at every commit */
+};
+
+struct apply_config {
+	const char *dir;              /* data directory (must exist); not owned */
+	enum apply_durability durability;
+	unsigned stmt_cache;          /* prepared statements kept (LRU); 0: 128 */
+	unsigned wal_pages;           /* checkpoint when the WAL exceeds this; 0: 1000 */
+	const struct clustervt_provider *provider; /* cluster tables; may be NULL; not owned */
+};
+
+/* The outcome of one statement record of an item.  Valid only during the
+ * result callback. */
+struct apply_stmt_result {
+	int code;            /* SQLite extended result code: SQLITE_OK or the error */
+	const char *errmsg;  /* NULL when code == SQLITE_OK */
+	int64_t changes;     /* sqlite3_changes64() after the record */
+	int64_t last_rowid;  /* sqlite3_last_insert_rowid() after the record */
+	uint32_t ncols;      /* columns of the result rows (0: none) */
+	uint32_t nrows;      /* rows returned (RETURNING, SELECT) */
+	const uint8_t *rows; /* nrows rows in the row format of doc/apply.md */
+	size_t rows_len;
+};
+
+/* The outcome of one item.  Valid only during the result callback. */
+struct apply_result {
+	int code;              /* SQLITE_OK, or the code of the failing statement */
+	uint32_t failed;       /* index of the failing statement (when code != 0) */
+	uint32_t nstmt;        /* statements executed (results below) */
+	const struct apply_stmt_result *stmts;
+};
+
+/* Called once per item, in item order, after the instance has committed. */
+typedef void (*apply_result_fn)(void *arg, size_t index, const struct wire_item *item,
+				const struct apply_result *res);
+
+struct apply;
+
+/* Counters (monotonic since open). */
+struct apply_stats {
+	uint64_t instances, items, items_failed;
+	uint64_t cache_hits, cache_misses;
+	uint64_t checkpoints;  /* checkpoints run by the checkpointer thread */
+};
+
+/*
+ * Open (or create) the replica database of cfg->dir and start its
+ * checkpointer.  *out is owned by the caller: apply_close() frees it.
+ * Returns 0, MTR_EINVAL, MTR_ENOMEM, MTR_EIO (cannot open) or MTR_ESQL.
+ */
+int apply_open(const struct apply_config *cfg, struct apply **out);
+
+/* Stop the checkpointer, wake waiters with MTR_ECLOSED, close.  NULL is ok. */
+void apply_close(struct apply *a);
+
+/* The last applied instance (0: none). */
+uint64_t apply_applied(struct apply *a);
+
+/*
+ * Apply instance with its n items (decoded: body set, stmts NULL; or to be
+ * encoded: stmts set) in one transaction.  Returns 0 and calls cb (may be
+ * NULL) once per item after COMMIT; MTR_EDUPLICATE when instance <= the
+ * applied one (nothing done, no callback); MTR_EINVAL when it is not the next
+ * one; MTR_EIO / MTR_ESQL when the transaction could not commit (rolled back,
+ * nothing recorded, no callback).
+ */
+int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n,
+		   apply_result_fn cb, void *arg);
+
+/* Block until instance has been applied, for at most timeout_ms (< 0:
+ * forever).  0, MTR_ETIMEDOUT or MTR_ECLOSED. */
+int apply_wait(struct apply *a, uint64_t instance, int timeout_ms);
+
+/* Digest of the database and the instance it is at (one read transaction). */
+int apply_digest(struct apply *a, uint64_t *instance, struct digest *d);
+
+/*
+ * A read-only connection on the replica file with the same VFS, functions
+ * and cluster tables.  The caller closes it with sqlite3_close().
+ */
+int apply_open_reader(struct apply *a, sqlite3 **out);
+
+/* Write a consistent copy of the database to path (replaced if present; a
+ * single file, rollback-journal mode) and the instance it holds. */
+int apply_snapshot(struct apply *a, const char *path, uint64_t *instance);
+
+/*
+ * Install the snapshot at path as the replica database of dir (no apply
+ * open on it).  Afterwards apply_open() resumes at the snapshot's instance.
+ * Returns 0, MTR_EIO, MTR_ESQL or MTR_EINVAL (not a replica snapshot).
+ */
+int apply_restore(const char *dir, const char *path);
+
+/* Counters. */
+void apply_stats(struct apply *a, struct apply_stats *st);
+
+#endif

@@ -1,0 +1,540 @@
+/*
+ * test_apply.c - the apply module: exactly-once, per-item savepoints,
+ * transaction items, parameters, results, statement cache, digest,
+ * apply_wait, snapshot/restore, WAL bound.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "apply.h"
+#include "metronome.h"
+#include "util.h"
+#include "wire.h"
+
+/* ---- Fixture ---- */
+
+struct fx {
+	char dir[64];
+	char dir2[64];
+	struct apply *a;
+};
+
+static void rm_dir(const char *dir)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static struct apply *open_dir(const char *dir, unsigned wal_pages)
+{
+	struct apply_config cfg = {.dir = dir, .durability = APPLY_SYNC_NORMAL, .wal_pages = wal_pages};
+	struct apply *a = NULL;
+	assert_int_equal(apply_open(&cfg, &a), 0);
+	return a;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	strcpy(f->dir, "/tmp/mtr-apply-XXXXXX");
+	strcpy(f->dir2, "/tmp/mtr-apply2-XXXXXX");
+	if (mkdtemp(f->dir) == NULL || mkdtemp(f->dir2) == NULL)
+		return -1;
+	f->a = open_dir(f->dir, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	apply_close(f->a);
+	rm_dir(f->dir);
+	rm_dir(f->dir2);
+	free(f);
+	return 0;
+}
+
+/* ---- Helpers ---- */
+
+/* Results captured by the callback (copies). */
+struct cap {
+	size_t n;
+	struct {
+		int code;
+		uint32_t failed, nstmt;
+		char msg[256];
+		int64_t changes, rowid;
+		uint32_t nrows, ncols;
+		uint8_t rows[512];
+		size_t rows_len;
+	} r[8];
+};
+
+static void on_result(void *arg, size_t index, const struct wire_item *it, const struct apply_result *res)
+{
+	(void)it;
+	struct cap *c = arg;
+	assert_int_equal(index, c->n);
+	assert_true(c->n < 8);
+	c->r[c->n].code = res->code;
+	c->r[c->n].failed = res->failed;
+	c->r[c->n].nstmt = res->nstmt;
+	/* the last statement's figures (or the failing one's) */
+	const struct apply_stmt_result *s = &res->stmts[res->code ? res->failed : res->nstmt - 1];
+	snprintf(c->r[c->n].msg, sizeof c->r[c->n].msg, "%s", s->errmsg ? s->errmsg : "");
+	c->r[c->n].changes = s->changes;
+	c->r[c->n].rowid = s->last_rowid;
+	c->r[c->n].nrows = s->nrows;
+	c->r[c->n].ncols = s->ncols;
+	c->r[c->n].rows_len = MIN(s->rows_len, sizeof c->r[c->n].rows);
+	if (s->rows_len)
+		memcpy(c->r[c->n].rows, s->rows, c->r[c->n].rows_len);
+	c->n++;
+}
+
+static struct wire_stmt stmt(const char *sql)
+{
+	struct wire_stmt s = {.sql = sql, .sql_len = (uint32_t)strlen(sql)};
+	return s;
+}
+
+/* Apply one instance of items given as one SQL text each. */
+static int apply_sqls(struct apply *a, uint64_t inst, struct cap *c, int n, const char **sqls)
+{
+	struct wire_stmt st[8];
+	struct wire_item it[8];
+	memset(it, 0, sizeof it);
+	for (int i = 0; i < n; i++) {
+		st[i] = stmt(sqls[i]);
+		it[i].stream = 1;
+		it[i].seq = inst * 10 + (uint64_t)i;
+		it[i].timestamp_us = 1700000000000000 + (int64_t)inst;
+		it[i].seed = inst;
+		it[i].nstmt = 1;
+		it[i].stmts = &st[i];
+	}
+	if (c)
+		memset(c, 0, sizeof *c);
+	return apply_instance(a, inst, it, (size_t)n, c ? on_result : NULL, c);
+}
+
+static int apply_sql(struct apply *a, uint64_t inst, const char *sql)
+{
+	return apply_sqls(a, inst, NULL, 1, &sql);
+}
+
+static int64_t query_int(struct apply *a, const char *sql)
+{
+	sqlite3 *db;
+	assert_int_equal(apply_open_reader(a, &db), 0);
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+/* ---- exactly once ---- */
+
+static void test_exactly_once(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(apply_applied(f->a), 0);
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	assert_int_equal(apply_sql(f->a, 2, "INSERT INTO t(v) VALUES('a')"), 0);
+	assert_int_equal(apply_sql(f->a, 2, "INSERT INTO t(v) VALUES('a')"), MTR_EDUPLICATE);
+	assert_int_equal(apply_sql(f->a, 1, "INSERT INTO t(v) VALUES('a')"), MTR_EDUPLICATE);
+	assert_int_equal(apply_sql(f->a, 4, "INSERT INTO t(v) VALUES('a')"), MTR_EINVAL);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 1);
+	apply_close(f->a);
+	f->a = open_dir(f->dir, 0);
+	assert_int_equal(apply_applied(f->a), 2);
+	assert_int_equal(apply_sql(f->a, 2, "INSERT INTO t(v) VALUES('a')"), MTR_EDUPLICATE);
+	assert_int_equal(apply_sql(f->a, 3, "INSERT INTO t(v) VALUES('b')"), 0);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 2);
+	assert_int_equal(query_int(f->a, "SELECT value FROM mtr_meta WHERE key='applied'"), 3);
+}
+
+/* An item cannot touch mtr_meta (the instance record). */
+static void test_meta_protected(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const char *q[] = {"UPDATE mtr_meta SET value = 99 WHERE key = 'applied'"};
+	assert_int_equal(apply_sqls(f->a, 1, &c, 1, q), 0);
+	assert_int_equal(c.r[0].code, SQLITE_AUTH);
+	assert_non_null(strstr(c.r[0].msg, "mtr_meta"));
+	assert_int_equal(apply_applied(f->a), 1);
+}
+
+/* ---- item isolation ---- */
+
+static void test_failing_item_alone(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)"), 0);
+	const char *q[] = {"INSERT INTO t VALUES(1, 'one')", "INSERT INTO t VALUES(1, 'dup')",
+			   "INSERT INTO t VALUES(3, 'three')"};
+	assert_int_equal(apply_sqls(f->a, 2, &c, 3, q), 0);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[1].code, SQLITE_CONSTRAINT_PRIMARYKEY);
+	assert_non_null(strstr(c.r[1].msg, "UNIQUE constraint failed"));
+	assert_int_equal(c.r[2].code, SQLITE_OK);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 2);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t WHERE v = 'dup'"), 0);
+	assert_int_equal(query_int(f->a, "SELECT sum(id) FROM t"), 4);
+}
+
+static void test_txn_all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)"), 0);
+	struct wire_stmt ok[2] = {stmt("INSERT INTO t VALUES(1, 'a')"), stmt("INSERT INTO t VALUES(2, 'b')")};
+	struct wire_stmt bad[2] = {stmt("INSERT INTO t VALUES(3, 'c')"), stmt("INSERT INTO t VALUES(4, NULL)")};
+	struct wire_item it[2] = {
+		{.stream = 1, .seq = 1, .flags = WIRE_ITEM_TXN, .nstmt = 2, .stmts = ok},
+		{.stream = 1, .seq = 2, .flags = WIRE_ITEM_TXN, .nstmt = 2, .stmts = bad},
+	};
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_instance(f->a, 2, it, 2, on_result, &c), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[0].nstmt, 2);
+	assert_int_equal(c.r[1].code, SQLITE_CONSTRAINT_NOTNULL);
+	assert_int_equal(c.r[1].failed, 1);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 2);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t WHERE id = 3"), 0);
+}
+
+static void test_txn_control_refused(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	const char *q[] = {"INSERT INTO t VALUES(1, 'a')", "BEGIN; INSERT INTO t VALUES(2, 'b'); COMMIT",
+			   "INSERT INTO t VALUES(3, 'c')", "SAVEPOINT x", "ROLLBACK",
+			   "INSERT OR ROLLBACK INTO t VALUES(1, 'again')", "INSERT INTO t VALUES(4, 'd')"};
+	assert_int_equal(apply_sqls(f->a, 2, &c, 7, q), 0);
+	assert_int_equal(c.n, 7);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[1].code, SQLITE_AUTH);
+	assert_non_null(strstr(c.r[1].msg, "transaction control"));
+	assert_int_equal(c.r[2].code, SQLITE_OK);
+	assert_int_equal(c.r[3].code, SQLITE_AUTH);
+	assert_int_equal(c.r[4].code, SQLITE_AUTH);
+	/* INSERT OR ROLLBACK ends the whole transaction: that item fails alone */
+	assert_int_equal(c.r[5].code & 0xff, SQLITE_CONSTRAINT);
+	assert_int_equal(c.r[6].code, SQLITE_OK);
+	sqlite3 *db;
+	assert_int_equal(apply_open_reader(f->a, &db), 0);
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT group_concat(id, ',') FROM (SELECT id FROM t ORDER BY id)",
+					    -1, &s, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(s, 0), "1,3,4");
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	assert_int_equal(apply_applied(f->a), 2);
+}
+
+/* ---- parameters and results ---- */
+
+/* Decode one value of the row format; returns the bytes used. */
+static size_t row_value(const uint8_t *p, struct wire_value *v)
+{
+	v->type = p[0];
+	switch (p[0]) {
+	case WIRE_V_INT:
+		v->u.i = (int64_t)ld64(p + 1);
+		return 9;
+	case WIRE_V_REAL: {
+		uint64_t u = ld64(p + 1);
+		memcpy(&v->u.r, &u, 8);
+		return 9;
+	}
+	case WIRE_V_TEXT:
+	case WIRE_V_BLOB:
+		v->u.b.n = ld32(p + 1);
+		v->u.b.p = p + 5;
+		return 5 + v->u.b.n;
+	default:
+		return 1;
+	}
+}
+
+static void test_params_and_returning(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE p(id INTEGER PRIMARY KEY, i, r, t, b, n)"), 0);
+	static const uint8_t blob[3] = {0, 0xff, 7};
+	struct wire_value pv[5];
+	memset(pv, 0, sizeof pv);
+	pv[0].type = WIRE_V_INT;
+	pv[0].u.i = -1234567890123LL;
+	pv[1].type = WIRE_V_REAL;
+	pv[1].u.r = 2.5;
+	pv[2].type = WIRE_V_TEXT;
+	pv[2].u.b.p = "héllo";
+	pv[2].u.b.n = (uint32_t)strlen("héllo");
+	pv[3].type = WIRE_V_BLOB;
+	pv[3].u.b.p = blob;
+	pv[3].u.b.n = 3;
+	pv[4].type = WIRE_V_NULL;
+	struct wire_stmt st = stmt("INSERT INTO p(i, r, t, b, n) VALUES(?1, ?2, ?3, ?4, ?5) RETURNING id, i, r, t, b, n");
+	st.nparams = 5;
+	st.params = pv;
+	struct wire_item it = {.stream = 1, .seq = 1, .nstmt = 1, .stmts = &st};
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_instance(f->a, 2, &it, 1, on_result, &c), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[0].changes, 1);
+	assert_int_equal(c.r[0].rowid, 1);
+	assert_int_equal(c.r[0].nrows, 1);
+	assert_int_equal(c.r[0].ncols, 6);
+	const uint8_t *p = c.r[0].rows;
+	assert_int_equal(ld16(p), 6);
+	p += 2;
+	struct wire_value v;
+	memset(&v, 0, sizeof v);
+	p += row_value(p, &v);
+	assert_int_equal(v.type, WIRE_V_INT);
+	assert_int_equal(v.u.i, 1);
+	p += row_value(p, &v);
+	assert_int_equal(v.type, WIRE_V_INT);
+	assert_true(v.u.i == -1234567890123LL);
+	p += row_value(p, &v);
+	assert_int_equal(v.type, WIRE_V_REAL);
+	assert_true(v.u.r == 2.5);
+	p += row_value(p, &v);
+	assert_int_equal(v.type, WIRE_V_TEXT);
+	assert_int_equal(v.u.b.n, strlen("héllo"));
+	assert_memory_equal(v.u.b.p, "héllo", v.u.b.n);
+	p += row_value(p, &v);
+	assert_int_equal(v.type, WIRE_V_BLOB);
+	assert_int_equal(v.u.b.n, 3);
+	assert_memory_equal(v.u.b.p, blob, 3);
+	p += row_value(p, &v);
+	assert_int_equal(v.type, WIRE_V_NULL);
+	assert_int_equal((size_t)(p - c.r[0].rows), c.r[0].rows_len);
+	assert_int_equal(query_int(f->a, "SELECT typeof(i)='integer' AND typeof(r)='real' AND typeof(t)='text' "
+					 "AND typeof(b)='blob' AND n IS NULL FROM p"),
+			 1);
+
+	/* the same statement again: a cache hit, new bindings, rowid 2 */
+	struct apply_stats s0, s1;
+	apply_stats(f->a, &s0);
+	pv[0].u.i = 7;
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_instance(f->a, 3, &it, 1, on_result, &c), 0);
+	apply_stats(f->a, &s1);
+	assert_int_equal(s1.cache_hits, s0.cache_hits + 1);
+	assert_int_equal(c.r[0].rowid, 2);
+	assert_int_equal(query_int(f->a, "SELECT i FROM p WHERE id = 2"), 7);
+
+	/* UPDATE: changes counts rows; a bad parameter count is an error */
+	const char *q[] = {"UPDATE p SET n = 1", "SELECT count(*) FROM p"};
+	assert_int_equal(apply_sqls(f->a, 4, &c, 2, q), 0);
+	assert_int_equal(c.r[0].changes, 2);
+	assert_int_equal(c.r[1].nrows, 1);
+	assert_int_equal(c.r[1].ncols, 1);
+}
+
+static void test_multi_statement_and_decoded(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const char *q[] = {"CREATE TABLE a(x); INSERT INTO a VALUES(1); INSERT INTO a VALUES(2);\n  "};
+	assert_int_equal(apply_sqls(f->a, 1, &c, 1, q), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[0].rowid, 2);
+	assert_int_equal(query_int(f->a, "SELECT sum(x) FROM a"), 3);
+
+	/* through the wire encoding */
+	struct wire_value pv = {.type = WIRE_V_INT, .u.i = 40};
+	struct wire_stmt st[2] = {stmt("INSERT INTO a VALUES(?1)"), stmt("INSERT INTO a VALUES(2); INSERT INTO a VALUES(x'00')")};
+	st[0].nparams = 1;
+	st[0].params = &pv;
+	struct wire_item in = {.stream = 9, .seq = 1, .timestamp_us = 5, .seed = 6, .nstmt = 2, .stmts = st};
+	uint8_t buf[512];
+	long len = wire_item_encode(buf, sizeof buf, &in);
+	assert_true(len > 0);
+	struct wire_item out;
+	assert_int_equal(wire_item_decode(buf, (size_t)len, &out), len);
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_instance(f->a, 2, &out, 1, on_result, &c), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[0].nstmt, 2);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM a"), 5);
+	assert_int_equal(query_int(f->a, "SELECT sum(x) FROM a WHERE typeof(x) = 'integer'"), 45);
+}
+
+/* ---- digest ---- */
+
+static void test_digest(void **state)
+{
+	struct fx *f = *state;
+	struct apply *b = open_dir(f->dir2, 0);
+	const char *h[] = {"CREATE TABLE t(id INTEGER PRIMARY KEY, v)", "CREATE TABLE w(k TEXT PRIMARY KEY, v) WITHOUT ROWID",
+			   "INSERT INTO t(v) VALUES(1.5), ('x'), (x'01'), (NULL)", "INSERT INTO w VALUES('b', 2), ('a', 1)",
+			   "CREATE INDEX ti ON t(v)"};
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(apply_sql(f->a, (uint64_t)i + 1, h[i]), 0);
+		assert_int_equal(apply_sql(b, (uint64_t)i + 1, h[i]), 0);
+	}
+	struct digest d1, d2;
+	uint64_t i1, i2;
+	assert_int_equal(apply_digest(f->a, &i1, &d1), 0);
+	assert_int_equal(apply_digest(b, &i2, &d2), 0);
+	assert_int_equal(i1, 5);
+	assert_int_equal(i2, 5);
+	assert_memory_equal(&d1, &d2, sizeof d1);
+	assert_int_equal(apply_sql(f->a, 6, "UPDATE w SET v = 3 WHERE k = 'a'"), 0);
+	assert_int_equal(apply_sql(b, 6, "UPDATE w SET v = 3 WHERE k = 'b'"), 0);
+	assert_int_equal(apply_digest(f->a, &i1, &d1), 0);
+	assert_int_equal(apply_digest(b, &i2, &d2), 0);
+	assert_memory_not_equal(&d1, &d2, sizeof d1);
+	char hex[DIGEST_HEX_SIZE];
+	digest_hex(&d1, hex);
+	assert_int_equal(strlen(hex), 32);
+	apply_close(b);
+}
+
+/* ---- apply_wait ---- */
+
+struct waiter {
+	struct apply *a;
+	uint64_t inst;
+	int rc;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	w->rc = apply_wait(w->a, w->inst, 10000);
+	return NULL;
+}
+
+static void test_wait(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(apply_wait(f->a, 1, 20), MTR_ETIMEDOUT);
+	assert_int_equal(apply_wait(f->a, 0, 0), 0);
+	struct waiter w = {.a = f->a, .inst = 2, .rc = 99};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(x)"), 0);
+	assert_int_equal(apply_sql(f->a, 2, "INSERT INTO t VALUES(1)"), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 0);
+	assert_int_equal(apply_wait(f->a, 2, 0), 0);
+}
+
+/* ---- snapshot / restore ---- */
+
+static void test_snapshot_restore(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	assert_int_equal(apply_sql(f->a, 2, "INSERT INTO t(v) SELECT randomblob(100) FROM "
+					    "(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 500) SELECT i FROM c)"),
+			 0);
+	char snap[128];
+	snprintf(snap, sizeof snap, "%s/snap.db", f->dir2);
+	uint64_t si = 0;
+	assert_int_equal(apply_snapshot(f->a, snap, &si), 0);
+	assert_int_equal(si, 2);
+	struct digest d1, d2;
+	uint64_t i1, i2;
+	assert_int_equal(apply_digest(f->a, &i1, &d1), 0);
+	/* a later write is not in the snapshot */
+	assert_int_equal(apply_sql(f->a, 3, "DELETE FROM t WHERE id < 10"), 0);
+
+	char rdir[128];
+	snprintf(rdir, sizeof rdir, "%s/r", f->dir2);
+	assert_int_equal(mkdir(rdir, 0700), 0);
+	/* a leftover database in the way is replaced */
+	struct apply *old = open_dir(rdir, 0);
+	assert_int_equal(apply_sql(old, 1, "CREATE TABLE junk(x)"), 0);
+	apply_close(old);
+	assert_int_equal(apply_restore(rdir, snap), 0);
+	struct apply *b = open_dir(rdir, 0);
+	assert_int_equal(apply_applied(b), 2);
+	assert_int_equal(apply_digest(b, &i2, &d2), 0);
+	assert_int_equal(i2, 2);
+	assert_memory_equal(&d1, &d2, sizeof d1);
+	/* and it continues where the original did */
+	assert_int_equal(apply_sql(b, 3, "DELETE FROM t WHERE id < 10"), 0);
+	assert_int_equal(apply_digest(f->a, &i1, &d1), 0);
+	assert_int_equal(apply_digest(b, &i2, &d2), 0);
+	assert_memory_equal(&d1, &d2, sizeof d1);
+	apply_close(b);
+	char bad[128];
+	snprintf(bad, sizeof bad, "%s/nothing.db", f->dir2);
+	assert_int_not_equal(apply_restore(rdir, bad), 0);
+}
+
+/* ---- WAL bound ---- */
+
+static void test_wal_bounded(void **state)
+{
+	struct fx *f = *state;
+	apply_close(f->a);
+	f->a = open_dir(f->dir, 64);
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	char wal[128];
+	snprintf(wal, sizeof wal, "%s/%s-wal", f->dir, APPLY_DB_NAME);
+	off_t maxsz = 0;
+	for (uint64_t i = 2; i <= 1500; i++) {
+		assert_int_equal(apply_sql(f->a, i, "INSERT INTO t(v) VALUES(randomblob(600))"), 0);
+		struct stat st;
+		if (stat(wal, &st) == 0 && st.st_size > maxsz)
+			maxsz = st.st_size;
+	}
+	struct apply_stats s;
+	apply_stats(f->a, &s);
+	/* 1500 instances of ~1-2 pages each would be > 12 MB of WAL unbounded;
+	 * the bound is 4 x 64 pages plus one transaction, with slack. */
+	print_message("# WAL max %lld bytes, %llu checkpoints\n", (long long)maxsz,
+		      (unsigned long long)s.checkpoints);
+	assert_true(maxsz > 0);
+	assert_true(maxsz < 6 * 64 * (4096 + 24) + 65536);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 1499);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_exactly_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_meta_protected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failing_item_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_txn_all_or_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_txn_control_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_params_and_returning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multi_statement_and_decoded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
+}
