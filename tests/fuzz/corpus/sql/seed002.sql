@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS "quoted ""name"""([col one] INT, `col two` TEXT, "col three" VARCHAR(10, 2));

@@ -1,0 +1,1 @@
+CREATE TABLE t5(key, value, rowid_alias INTEGER PRIMARY KEY DESC);

@@ -1,0 +1,1 @@
+CREATE INDEX t1b ON t1(b COLLATE BINARY DESC, lower(b)) WHERE c > 0;

@@ -1,0 +1,1 @@
+UPDATE t5 SET value = datetime('now') WHERE key = new.a;

@@ -1,0 +1,1 @@
+SELECT RAISE(IGNORE) WHERE new.a < 0;

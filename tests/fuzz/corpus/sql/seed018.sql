@@ -1,0 +1,1 @@
+INSERT INTO t1(b, c, e) VALUES ('one', 1.5, 1), ('two', 2e3, 2), ('three', .25, 3);

@@ -1,0 +1,1 @@
+REPLACE INTO t2 VALUES (1, 'a', 0x1F), (2, 'b', -1);

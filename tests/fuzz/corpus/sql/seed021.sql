@@ -1,0 +1,1 @@
+INSERT INTO t2 VALUES (1, 'a', 5) ON CONFLICT (x, y) DO UPDATE SET z = excluded.z WHERE z < 10;

@@ -1,0 +1,1 @@
+INSERT INTO t2(x, y, z) SELECT a, b, c FROM t1 WHERE true ON CONFLICT(x, y) DO NOTHING RETURNING x, y AS yy, *;

@@ -1,0 +1,1 @@
+INSERT INTO t5(key, value) VALUES (?, :v), (?5, @w), ($x, $y::z(1)) RETURNING rowid_alias;

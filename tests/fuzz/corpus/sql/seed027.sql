@@ -1,0 +1,1 @@
+UPDATE OR ROLLBACK t1 SET b = upper(b), (c, e) = (SELECT 1, 99) WHERE a IN (1, 2, 3);

@@ -1,0 +1,1 @@
+UPDATE t1 SET c = t2.z FROM t2 WHERE t2.x = t1.a;

@@ -1,0 +1,1 @@
+UPDATE t5 SET value = random() WHERE key IS NOT NULL RETURNING key;

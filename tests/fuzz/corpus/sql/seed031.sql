@@ -1,0 +1,1 @@
+CREATE INDEX t5k ON t5(key);

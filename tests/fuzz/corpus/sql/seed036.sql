@@ -1,0 +1,1 @@
+SELECT group_concat(DISTINCT b) FILTER (WHERE a > 0), total(c), avg(c) FROM t1 GROUP BY e HAVING count(*) > 0;

@@ -1,0 +1,1 @@
+SELECT 1 WHERE 1 IN t6 OR 2 NOT IN main.t6;

@@ -1,0 +1,1 @@
+SELECT * FROM json_each('[1,2,3]') AS j WHERE j.value > 1;

@@ -1,0 +1,2 @@
+SELECT sqrt(4), pow(2, 3), power(2, 2), ln(1), log(100), log10(10), log2(8), exp(0), pi(), ceil(1.2),
+  floor(1.8), trunc(1.5), mod(7, 3), degrees(pi()), radians(180), sin(0), cos(0), tan(0), atan2(1, 1);

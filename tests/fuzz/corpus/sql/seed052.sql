@@ -1,0 +1,1 @@
+SELECT x'', 1e5, 1E-5, .5, 5., 0xFF, 0Xab, 'it''s', "t1"."a" FROM t1;

@@ -1,0 +1,1 @@
+SELECT key, value FROM t5 WHERE key MATCH 'x' AND 0;

@@ -1,0 +1,1 @@
+SELECT * FROM (SELECT a FROM t1) AS sub, (t2 JOIN t4);

@@ -1,0 +1,1 @@
+SELECT count(*) FROM t1 AS replace, t2 AS "left";

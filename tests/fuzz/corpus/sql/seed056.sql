@@ -1,0 +1,1 @@
+SELECT abort, action, "after" FROM (SELECT 1 AS abort, 2 AS action, 3 AS after);

@@ -1,0 +1,1 @@
+INSERT INTO t4 VALUES (1, 'x');

@@ -1,0 +1,1 @@
+ALTER TABLE t4b RENAME COLUMN extra TO extra2;

@@ -1,0 +1,1 @@
+ALTER TABLE t4b RENAME extra2 TO extra3;

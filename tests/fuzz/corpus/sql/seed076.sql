@@ -1,0 +1,1 @@
+ALTER TABLE t4b DROP COLUMN extra3;

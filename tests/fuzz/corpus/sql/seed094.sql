@@ -1,0 +1,1 @@
+SELECT a, b FROM t1 WHERE c > ?1 AND d = :x ORDER BY 1 DESC LIMIT 5;

@@ -1,0 +1,1 @@
+BEGIN; INSERT INTO t VALUES (1, 'x''y', x'00', 0x1f, 1e-3); COMMIT;

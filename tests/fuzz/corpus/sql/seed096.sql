@@ -1,0 +1,1 @@
+ATTACH 'f.db' AS f; PRAGMA journal_mode=WAL; SELECT load_extension('x');

@@ -1,0 +1,3 @@
+SELECT * FROM;
+SELECT 1 +;
+/* open comment;

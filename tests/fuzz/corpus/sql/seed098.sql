@@ -1,0 +1,1 @@
+SELECT "a""b", `c`, [d e], $v::w(x), @y, #z FROM "t";
