@@ -10,7 +10,12 @@
 #include <stdint.h>
 
 /* X(name, one-line summary); one row per subcommand, in the order of --help */
-#define BENCH_MAP(X)
+#define BENCH_MAP(X) \
+	X(parse, "SQL parser vs sqlite3_prepare_v2 over the slt corpus (statements/s)") \
+	X(transport, "UDP transport on loopback: items/s and loss, 1 sender to K receivers") \
+	X(store, "ingest store: items/s added + group-committed, 64/1000-byte items, memory and disk modes") \
+	X(apply, "replica apply: items/s into SQLite, 1/100/1000 items per instance, plus random()/'now'") \
+	X(wire, "datagram format: frame+check (XXH3, SipHash), item pack/iterate, 16 MiB reassembly")
 
 #define BENCH__DECL(name, summary) int bench_##name(int argc, char **argv);
 BENCH_MAP(BENCH__DECL)
