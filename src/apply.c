@@ -8,9 +8,10 @@
  * reported that is not durable in the order).
  *
  * The authorizer (sqlite3_set_authorizer) runs while user statements are
- * prepared: it denies transaction control (BEGIN, COMMIT, ROLLBACK,
- * SAVEPOINT, RELEASE), ATTACH/DETACH and writes to mtr_meta, so such an item
- * fails alone with SQLITE_AUTH and a fixed message.  A statement that rolls
+ * prepared: it denies transaction control (BEGIN, COMMIT, ROLLBACK),
+ * savepoints named mtr_*, ATTACH/DETACH and writes to mtr_meta, so such an item
+ * fails alone with SQLITE_AUTH and a fixed message.  A user's own savepoints
+ * nest inside the item's (names mtr_* are reserved).  A statement that rolls
  * back the whole transaction anyway (INSERT OR ROLLBACK, RAISE(ROLLBACK) in a
  * trigger) is detected (the connection is back in autocommit): the instance
  * is restarted with that item marked failed, which every replica does alike.
@@ -42,8 +43,8 @@
 #define DEFAULT_WAL_PAGES 1000
 #define BUSY_MS 5000
 
-static const char deny_txn_msg[] =
-	"transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is not allowed inside an item";
+static const char deny_txn_msg[] = "transaction control (BEGIN, COMMIT, END, ROLLBACK) is not allowed inside an item";
+static const char deny_sp_msg[] = "savepoint names beginning with mtr_ are reserved by the replica";
 static const char deny_attach_msg[] = "ATTACH and DETACH are not allowed in replicated statements";
 static const char deny_meta_msg[] = "mtr_meta is maintained by the replica and cannot be modified";
 
@@ -87,6 +88,7 @@ struct apply {
 	sqlite3 *db;
 	struct detvfs_rng rng;
 	sqlite3_stmt *set_applied;
+	sqlite3_stmt *sp_begin, *sp_release, *sp_rollback; /* the item savepoint */
 	int user;             /* user statements are being prepared/run */
 	const char *deny_msg; /* set by the authorizer when it denies */
 
@@ -282,9 +284,17 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 		return SQLITE_OK;
 	switch (action) {
 	case SQLITE_TRANSACTION:
-	case SQLITE_SAVEPOINT:
 		a->deny_msg = deny_txn_msg;
 		return SQLITE_DENY;
+	case SQLITE_SAVEPOINT:
+		/* A user's savepoints nest inside the item's; the names of ours
+		 * (mtr_*) are reserved, so an item cannot release or roll back
+		 * to the replica's savepoint. */
+		if (a2 == NULL || sqlite3_strnicmp(a2, "mtr_", 4) == 0) {
+			a->deny_msg = deny_sp_msg;
+			return SQLITE_DENY;
+		}
+		return SQLITE_OK;
 	case SQLITE_ATTACH:
 	case SQLITE_DETACH:
 		a->deny_msg = deny_attach_msg;
@@ -375,6 +385,18 @@ static int exec(struct apply *a, const char *sql)
 	int rc = sqlite3_exec(a->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		mtr_log(LOG_ERROR, "[apply] %s: %s", sql, sqlite3_errmsg(a->db));
+		return MTR_ESQL;
+	}
+	return 0;
+}
+
+/* Run a prepared control statement (SAVEPOINT, RELEASE, ROLLBACK TO). */
+static int ctl(struct apply *a, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		mtr_log(LOG_ERROR, "[apply] %s: %s", sqlite3_sql(st), sqlite3_errmsg(a->db));
 		return MTR_ESQL;
 	}
 	return 0;
@@ -476,7 +498,13 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 	}
 	a->pending = a->applied;
 	if (sqlite3_prepare_v3(a->db, "UPDATE mtr_meta SET value = ?1 WHERE key = 'applied'", -1,
-			       SQLITE_PREPARE_PERSISTENT, &a->set_applied, NULL) != SQLITE_OK) {
+			       SQLITE_PREPARE_PERSISTENT, &a->set_applied, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(a->db, "SAVEPOINT mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_begin, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v3(a->db, "RELEASE mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_release, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v3(a->db, "ROLLBACK TO mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_rollback,
+			       NULL) != SQLITE_OK) {
 		apply_close(a);
 		return MTR_ESQL;
 	}
@@ -506,6 +534,9 @@ void apply_close(struct apply *a)
 	if (a->buckets)
 		cache_clear(a);
 	sqlite3_finalize(a->set_applied);
+	sqlite3_finalize(a->sp_begin);
+	sqlite3_finalize(a->sp_release);
+	sqlite3_finalize(a->sp_rollback);
 	sqlite3_close(a->db);
 	pthread_cond_destroy(&a->cv);
 	pthread_cond_destroy(&a->ckcv);
@@ -737,7 +768,7 @@ static int run_item(struct apply *a, size_t idx, const struct wire_item *it)
 	/* A different stream from the VFS's: a function draw never shifts
 	 * what SQLite's own PRNG sees. */
 	detvfs_rng_seed(&a->rng, it->seed ^ UINT64_C(0x6d74722d72616e64));
-	int rc = exec(a, "SAVEPOINT mtr_item");
+	int rc = ctl(a, a->sp_begin);
 	if (rc != 0) {
 		detvfs_item_end();
 		return rc;
@@ -793,9 +824,9 @@ static int run_item(struct apply *a, size_t idx, const struct wire_item *it)
 		return 1;
 	}
 	if (ir->code != SQLITE_OK || (it->flags & WIRE_ITEM_READ))
-		rc = exec(a, "ROLLBACK TO mtr_item; RELEASE mtr_item");
-	else
-		rc = exec(a, "RELEASE mtr_item");
+		rc = ctl(a, a->sp_rollback);
+	if (rc == 0)
+		rc = ctl(a, a->sp_release);
 	return rc;
 }
 

@@ -230,7 +230,7 @@ static void test_txn_control_refused(void **state)
 	struct cap c;
 	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
 	const char *q[] = {"INSERT INTO t VALUES(1, 'a')", "BEGIN; INSERT INTO t VALUES(2, 'b'); COMMIT",
-			   "INSERT INTO t VALUES(3, 'c')", "SAVEPOINT x", "ROLLBACK",
+			   "INSERT INTO t VALUES(3, 'c')", "RELEASE mtr_item", "ROLLBACK",
 			   "INSERT OR ROLLBACK INTO t VALUES(1, 'again')", "INSERT INTO t VALUES(4, 'd')"};
 	assert_int_equal(apply_sqls(f->a, 2, &c, 7, q), 0);
 	assert_int_equal(c.n, 7);
@@ -239,6 +239,7 @@ static void test_txn_control_refused(void **state)
 	assert_non_null(strstr(c.r[1].msg, "transaction control"));
 	assert_int_equal(c.r[2].code, SQLITE_OK);
 	assert_int_equal(c.r[3].code, SQLITE_AUTH);
+	assert_non_null(strstr(c.r[3].msg, "reserved"));
 	assert_int_equal(c.r[4].code, SQLITE_AUTH);
 	/* INSERT OR ROLLBACK ends the whole transaction: that item fails alone */
 	assert_int_equal(c.r[5].code & 0xff, SQLITE_CONSTRAINT);
@@ -254,6 +255,15 @@ static void test_txn_control_refused(void **state)
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	assert_int_equal(apply_applied(f->a), 2);
+	/* a user's savepoints nest inside the item's */
+	const char *sp[] = {"SAVEPOINT s1; INSERT INTO t VALUES(5, 'e'); ROLLBACK TO s1; "
+			    "INSERT INTO t VALUES(6, 'f'); RELEASE s1",
+			    "SAVEPOINT s2; INSERT INTO t VALUES(7, 'g'); INSERT INTO t VALUES(7, 'dup')"};
+	assert_int_equal(apply_sqls(f->a, 3, &c, 2, sp), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[1].code, SQLITE_CONSTRAINT_PRIMARYKEY);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t WHERE id IN (5, 7)"), 0);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t WHERE id = 6"), 1);
 }
 
 /* ---- parameters and results ---- */
