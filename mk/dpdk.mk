@@ -14,6 +14,8 @@ EXTRA_DIST += doc/dpdk.md
 check_PROGRAMS += tests/integration/mtrdgram
 tests_integration_mtrdgram_SOURCES = tests/integration/mtrdgram.c
 tests_integration_mtrdgram_LDADD = $(CORE_LIBS)
+TESTS += tests/integration/dpdk_netns.sh
+EXTRA_DIST += tests/integration/dpdk_netns.sh
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_netpkt
@@ -29,3 +31,6 @@ tests_unit_test_transport_dpdk_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_unit_test_transport_dpdk_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 endif
+
+# mtrbench ingest (built in every tree; without DPDK it says so and fails)
+tests_bench_mtrbench_SOURCES += tests/bench/bench_ingest.c
