@@ -15,7 +15,8 @@
 	X(transport, "UDP transport on loopback: items/s and loss, 1 sender to K receivers") \
 	X(store, "ingest store: items/s added + group-committed, 64/1000-byte items, memory and disk modes") \
 	X(apply, "replica apply: items/s into SQLite, 1/100/1000 items per instance, plus random()/'now'") \
-	X(wire, "datagram format: frame+check (XXH3, SipHash), item pack/iterate, 16 MiB reassembly")
+	X(wire, "datagram format: frame+check (XXH3, SipHash), item pack/iterate, 16 MiB reassembly") \
+	X(ingest, "ingest: items/s and datagrams/s received+stored, DPDK memif vs UDP loopback, 64/1000-byte items")
 
 #define BENCH__DECL(name, summary) int bench_##name(int argc, char **argv);
 BENCH_MAP(BENCH__DECL)
