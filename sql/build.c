@@ -325,9 +325,8 @@ static void stmt_finish(struct sql_ctx *c, bool error)
 	}
 	/* a table name that a WITH clause of the statement defines is no table */
 	if (c->cte.n) {
-		const char **ctes = c->cte.v, **rd = c->rd.v;
+		const char **rd = c->rd.v;
 		unsigned k = 0;
-		(void)ctes;
 		for (unsigned i = 0; i < c->rd.n; i++)
 			if (set_find(&c->cte, rd[i]) < 0)
 				rd[k++] = rd[i];
@@ -508,6 +507,12 @@ static const char *table_name(struct sql_ctx *c, struct sql_token *db, struct sq
 
 void build_table_read(struct sql_ctx *c, struct sql_token *db, struct sql_token name)
 {
+	/* eponymous table-valued functions may be named without arguments */
+	if ((name.n > 7 && strncasecmp(name.z, "pragma_", 7) == 0) ||
+	    (name.n == 9 && (strncasecmp(name.z, "json_each", 9) == 0 || strncasecmp(name.z, "json_tree", 9) == 0))) {
+		build_table_function(c, db, name);
+		return;
+	}
 	set_add(c, &c->rd, table_name(c, db, name));
 }
 
@@ -616,6 +621,36 @@ void build_pragma(struct sql_ctx *c, struct sql_token *db, struct sql_token name
 	}
 	refuse_at(c, off_of(c, name), ctx_printf(c, "PRAGMA %s%s is refused: it changes replica-local state, reads the file system or is unknown",
 					       s, has_value ? " with a value" : ""));
+}
+
+void build_likeop(struct sql_ctx *c, struct sql_token op)
+{
+	if (op.n == 6 && strncasecmp(op.z, "regexp", 6) == 0) {
+		set_add(c, &c->fn, "regexp");
+		refuse_at(c, off_of(c, op), "REGEXP needs the user function regexp(), which a Metronome server does not provide");
+	}
+}
+
+/*
+ * Table-valued functions: json_each/json_tree are known functions;
+ * pragma_NAME follows the PRAGMA allow-list (read forms only); anything else
+ * is an unknown function.
+ */
+void build_table_function(struct sql_ctx *c, struct sql_token *db, struct sql_token name)
+{
+	build_schema_name(c, db);
+	char *fname = dequote(c, name, true);
+	uint32_t off = off_of(c, name);
+	set_add(c, &c->fn, fname);
+	if (strncmp(fname, "pragma_", 7) == 0) {
+		for (size_t i = 0; i < sizeof pragmas_allowed / sizeof pragmas_allowed[0]; i++)
+			if (strcmp(fname + 7, pragmas_allowed[i].name) == 0)
+				return;
+		refuse_at(c, off, ctx_printf(c, "%s() is refused: PRAGMA %s changes replica-local state, reads the file system or is unknown",
+					     fname, fname + 7));
+	} else if (strcmp(fname, "json_each") != 0 && strcmp(fname, "json_tree") != 0) {
+		refuse_at(c, off, ctx_printf(c, "unknown table-valued function %s(): a Metronome server does not provide it", fname));
+	}
 }
 
 void build_default_nondet(struct sql_ctx *c, struct sql_node *e)

@@ -243,7 +243,7 @@ stl_prefix ::= seltablist joinop.
 stl_prefix ::= .
 seltablist ::= stl_prefix nm(N) dbnm(D) as on_using.                    { build_table_read(ctx, D.n ? &N : NULL, D.n ? D : N); }
 seltablist ::= stl_prefix nm(N) dbnm(D) as indexed_by on_using.         { build_table_read(ctx, D.n ? &N : NULL, D.n ? D : N); }
-seltablist ::= stl_prefix nm(N) dbnm(D) LP exprlist RP as on_using.     { build_schema_name(ctx, D.n ? &N : NULL); }
+seltablist ::= stl_prefix nm(N) dbnm(D) LP exprlist RP as on_using.     { build_table_function(ctx, D.n ? &N : NULL, D.n ? D : N); }
 seltablist ::= stl_prefix LP select RP as on_using.
 seltablist ::= stl_prefix LP seltablist RP as on_using.
 %type fullname {struct sql_node *}
@@ -341,8 +341,8 @@ expr(A) ::= expr(X) BITAND|BITOR|LSHIFT|RSHIFT expr(Y). { A = build_node(ctx, N_
 expr(A) ::= expr(X) PLUS|MINUS expr(Y).   { A = build_node(ctx, N_EXPR, X, Y); }
 expr(A) ::= expr(X) STAR|SLASH|REM expr(Y). { A = build_node(ctx, N_EXPR, X, Y); }
 expr(A) ::= expr(X) CONCAT expr(Y).       { A = build_node(ctx, N_EXPR, X, Y); }
-likeop ::= LIKE_KW|MATCH.
-likeop ::= NOT LIKE_KW|MATCH.
+likeop ::= LIKE_KW|MATCH(X).              { build_likeop(ctx, X); }
+likeop ::= NOT LIKE_KW|MATCH(X).          { build_likeop(ctx, X); }
 expr(A) ::= expr(X) likeop expr(Y). [LIKE_KW] { A = build_node(ctx, N_EXPR, X, Y); }
 expr(A) ::= expr(X) likeop expr(Y) ESCAPE expr. [LIKE_KW] { A = build_node(ctx, N_EXPR, X, Y); }
 expr(A) ::= expr(X) ISNULL|NOTNULL.       { A = X; }

@@ -175,9 +175,10 @@ static void test_functions(void **state)
 {
 	(void)state;
 	struct sql_result *res = parse1("SELECT COUNT(*), Upper(b), upper(c), json_extract(d, '$') "
-					"OVER (ORDER BY a) FROM t");
+					"OVER (ORDER BY a) FROM t, json_each(t.j), pragma_table_info('t')");
 	assert_string_equal(join(res->stmts[0].functions, res->stmts[0].n_functions),
-			    "count,upper,json_extract");
+			    "count,upper,json_extract,json_each,pragma_table_info");
+	assert_true(res->ok);
 	sql_result_free(res);
 	assert_true(sql_function_known("ABS", 3));
 	assert_true(sql_function_known("row_number", 10));
@@ -261,6 +262,9 @@ static void test_refusals(void **state)
 		{ "PRAGMA schema_version = 5", "PRAGMA schema_version", 8 },
 		{ "SELECT a, my_udf(a) FROM t", "unknown function my_udf()", 11 },
 		{ "VACUUM INTO 'copy.db'", "VACUUM INTO", 8 },
+		{ "SELECT a FROM t WHERE a REGEXP 'x'", "REGEXP", 25 },
+		{ "SELECT * FROM pragma_database_list", "pragma_database_list()", 15 },
+		{ "SELECT * FROM generate_series(1, 5)", "unknown table-valued function generate_series()", 15 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct sql_result *res = parse1(cases[i].sql);
