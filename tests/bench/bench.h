@@ -16,7 +16,8 @@
 	X(store, "ingest store: items/s added + group-committed, 64/1000-byte items, memory and disk modes") \
 	X(apply, "replica apply: items/s into SQLite, 1/100/1000 items per instance, plus random()/'now'") \
 	X(wire, "datagram format: frame+check (XXH3, SipHash), item pack/iterate, 16 MiB reassembly") \
-	X(ingest, "ingest: items/s and datagrams/s received+stored, DPDK memif vs UDP loopback, 64/1000-byte items")
+	X(ingest, "ingest: items/s and datagrams/s received+stored, DPDK memif vs UDP loopback, 64/1000-byte items") \
+	X(pstore, "Paxos acceptor state: persists/s with fdatasync, group commit of 16, memory mode; compaction ms")
 
 #define BENCH__DECL(name, summary) int bench_##name(int argc, char **argv);
 BENCH_MAP(BENCH__DECL)
