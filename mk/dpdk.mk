@@ -20,15 +20,9 @@ EXTRA_DIST += tests/integration/dpdk_netns.sh
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_netpkt
 TESTS += tests/unit/test_netpkt
-tests_unit_test_netpkt_SOURCES = tests/unit/test_netpkt.c
-tests_unit_test_netpkt_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_netpkt_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 
 check_PROGRAMS += tests/unit/test_transport_dpdk
 TESTS += tests/unit/test_transport_dpdk
-tests_unit_test_transport_dpdk_SOURCES = tests/unit/test_transport_dpdk.c
-tests_unit_test_transport_dpdk_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_transport_dpdk_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 endif
 

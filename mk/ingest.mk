@@ -6,25 +6,16 @@ EXTRA_DIST += doc/storage.md
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_outbuf
 TESTS += tests/unit/test_outbuf
-tests_unit_test_outbuf_SOURCES = tests/unit/test_outbuf.c
-tests_unit_test_outbuf_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_outbuf_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_seglog
 TESTS += tests/unit/test_seglog
-tests_unit_test_seglog_SOURCES = tests/unit/test_seglog.c
-tests_unit_test_seglog_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_seglog_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_ingest
 TESTS += tests/unit/test_ingest
-tests_unit_test_ingest_SOURCES = tests/unit/test_ingest.c
-tests_unit_test_ingest_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_ingest_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 
 # libFuzzer: recovery from arbitrary segment bytes

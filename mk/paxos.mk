@@ -7,12 +7,6 @@ EXTRA_DIST += doc/paxos.md
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_batch tests/unit/test_paxos_sim
 TESTS += tests/unit/test_batch tests/unit/test_paxos_sim
-tests_unit_test_batch_SOURCES = tests/unit/test_batch.c
-tests_unit_test_batch_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_batch_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
-tests_unit_test_paxos_sim_SOURCES = tests/unit/test_paxos_sim.c
-tests_unit_test_paxos_sim_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_paxos_sim_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 
 FUZZ_TARGETS += tests/fuzz/fuzz_paxos

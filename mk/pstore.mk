@@ -5,9 +5,6 @@ EXTRA_DIST += doc/pstore.md
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_pstore
 TESTS += tests/unit/test_pstore
-tests_unit_test_pstore_SOURCES = tests/unit/test_pstore.c
-tests_unit_test_pstore_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_pstore_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 
 FUZZ_TARGETS += tests/fuzz/fuzz_pstore

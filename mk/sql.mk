@@ -27,16 +27,12 @@ sql_mtrparse_LDADD = $(CORE_LIBS)
 # slt agreement (plain TAP; needs no cmocka)
 check_PROGRAMS += tests/unit/test_sql_slt
 TESTS += tests/unit/test_sql_slt
-tests_unit_test_sql_slt_SOURCES = tests/unit/test_sql_slt.c
 tests_unit_test_sql_slt_LDADD = $(CORE_LIBS)
 EXTRA_DIST += tests/sql
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_sql
 TESTS += tests/unit/test_sql
-tests_unit_test_sql_SOURCES = tests/unit/test_sql.c
-tests_unit_test_sql_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_sql_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 
 # libFuzzer: tokenizer + parser + classifier (`make fuzz`)

@@ -7,9 +7,6 @@ EXTRA_DIST += doc/transport.md doc/performance.md
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_transport
 TESTS += tests/unit/test_transport
-tests_unit_test_transport_SOURCES = tests/unit/test_transport.c
-tests_unit_test_transport_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_transport_LDADD = $(CORE_LIBS) $(CMOCKA_LIBS)
 endif
 
 # mtrbench transport
