@@ -22,6 +22,7 @@
 #include "metronome.h"
 #include "util.h"
 #include "wire.h"
+#include "../testutil.h"
 
 /* ---- Fixture ---- */
 
@@ -33,9 +34,7 @@ struct fx {
 
 static void rm_dir(const char *dir)
 {
-	char cmd[160];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(testutil_rmtree(dir), 0);
 }
 
 static struct apply *open_dir(const char *dir, unsigned wal_pages)

@@ -18,6 +18,7 @@
 #include "apply.h"
 #include "clustervt.h"
 #include "metronome.h"
+#include "../testutil.h"
 
 /* ---- a fake provider ---- */
 
@@ -88,8 +89,7 @@ static int setup(void **state)
 	f->p.arg = &f->fk;
 	f->p.fill = fake_fill;
 	for (int i = 0; i < 2; i++) {
-		snprintf(f->dir[i], sizeof f->dir[i], "/tmp/mtr-cvt-XXXXXX");
-		if (mkdtemp(f->dir[i]) == NULL)
+		if (testutil_mkdtemp(f->dir[i], sizeof f->dir[i], "mtr-cvt") != 0)
 			return -1;
 		struct apply_config cfg = {.dir = f->dir[i], .provider = &f->p};
 		if (apply_open(&cfg, &f->r[i]) != 0)
@@ -104,9 +104,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	for (int i = 0; i < 2; i++) {
 		apply_close(f->r[i]);
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir[i]);
-		assert_int_equal(system(cmd), 0);
+		assert_int_equal(testutil_rmtree(f->dir[i]), 0);
 	}
 	free(f);
 	return 0;

@@ -19,6 +19,7 @@
 #include "detvfs.h"
 #include "metronome.h"
 #include "util.h"
+#include "../testutil.h"
 
 /* ---- Fixture: three replicas (a and b get the same items; c may not) ---- */
 
@@ -32,8 +33,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
 	for (int i = 0; i < 3; i++) {
-		snprintf(f->dir[i], sizeof f->dir[i], "/tmp/mtr-detvfs-XXXXXX");
-		if (mkdtemp(f->dir[i]) == NULL)
+		if (testutil_mkdtemp(f->dir[i], sizeof f->dir[i], "mtr-detvfs") != 0)
 			return -1;
 		struct apply_config cfg = {.dir = f->dir[i]};
 		if (apply_open(&cfg, &f->r[i]) != 0)
@@ -48,9 +48,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	for (int i = 0; i < 3; i++) {
 		apply_close(f->r[i]);
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir[i]);
-		assert_int_equal(system(cmd), 0);
+		assert_int_equal(testutil_rmtree(f->dir[i]), 0);
 	}
 	free(f);
 	return 0;

@@ -28,21 +28,15 @@
 #include "log.h"
 #include "metronome.h"
 #include "seglog.h"
+#include "../testutil.h"
 
 /* ---- Fixture ---- */
 
 static char top[256], dir[300];
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
-	const char *t = getenv("TMPDIR");
-	snprintf(top, sizeof top, "%s/mtr-ingest-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(top))
+	if (testutil_mkdtemp(top, sizeof top, "mtr-ingest") != 0)
 		return -1;
 	snprintf(dir, sizeof dir, "%s/items", top);
 	return 0;
@@ -50,7 +44,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	testutil_rmtree(top);
 	return 0;
 }
 
@@ -323,7 +317,7 @@ static void test_disk_watermark_after_sync(void **state)
 	assert_int_equal(ingest_sync(ing), 0);
 	assert_int_equal(ingest_watermark(ing, 4), 11);
 	ingest_close(ing);
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	testutil_rmtree(dir);
 
 	ing = open_ing(INGEST_MEMORY, 0);
 	for (uint64_t q = 1; q <= 10; q++)

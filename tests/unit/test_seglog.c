@@ -24,21 +24,15 @@
 #include "log.h"
 #include "metronome.h"
 #include "seglog.h"
+#include "../testutil.h"
 
 /* ---- Fixture ---- */
 
 static char dir[256];
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
-	const char *t = getenv("TMPDIR");
-	snprintf(dir, sizeof dir, "%s/mtr-seglog-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(dir))
+	if (testutil_mkdtemp(dir, sizeof dir - 8, "mtr-seglog") != 0)
 		return -1;
 	strcat(dir, "/items"); /* seglog creates it (and only it) */
 	return 0;
@@ -48,7 +42,7 @@ static int teardown(void **state)
 {
 	char *slash = strrchr(dir, '/');
 	*slash = 0;
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	testutil_rmtree(dir);
 	return 0;
 }
 
