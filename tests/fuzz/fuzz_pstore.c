@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "pstore.h"
+#include "../testutil.h"
 
 static char dir[64];
 static char logpath[128];
@@ -42,15 +43,20 @@ static void check_same(const struct pstore *a, const struct pstore *b)
 	}
 }
 
+static void remove_dir(void)
+{
+	testutil_rmtree(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (dir[0] == 0) {
 		/* Refused inputs log an error each: silence everything. */
 		log_set_level(LOG_ERROR);
 		log_threshold = LOG_ERROR - 1;
-		strcpy(dir, "/tmp/mtr-fuzz-pstore-XXXXXX");
-		if (mkdtemp(dir) == NULL)
+		if (testutil_mkdtemp(dir, sizeof dir, "mtr-fuzz-pstore") != 0)
 			abort();
+		atexit(remove_dir);
 		char sub[96];
 		snprintf(sub, sizeof sub, "%s/paxos", dir);
 		mkdir(sub, 0755);
