@@ -15,10 +15,13 @@ endif
 # libFuzzer target for the datagram decoders (make fuzz)
 FUZZ_TARGETS += tests/fuzz/fuzz_wire
 EXTRA_DIST += tests/fuzz/fuzz_wire.c tests/fuzz/corpus/wire
-tests/fuzz/fuzz_wire: $(srcdir)/tests/fuzz/fuzz_wire.c $(srcdir)/src/wire.c $(srcdir)/src/siphash.c $(srcdir)/src/reasm.c
+tests/fuzz/fuzz_wire: $(srcdir)/tests/fuzz/fuzz_wire.c $(srcdir)/src/wire.c $(srcdir)/src/siphash.c $(srcdir)/src/reasm.c \
+		$(srcdir)/src/wire_server.c $(srcdir)/src/paxos_codec.c $(srcdir)/src/batch.c $(srcdir)/src/paxos.c \
+		$(srcdir)/src/log.c
 	@mkdir -p tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_wire.c $(srcdir)/src/wire.c \
-		$(srcdir)/src/siphash.c $(srcdir)/src/reasm.c $(FUZZ_LIBS)
+		$(srcdir)/src/siphash.c $(srcdir)/src/reasm.c $(srcdir)/src/wire_server.c $(srcdir)/src/paxos_codec.c \
+		$(srcdir)/src/batch.c $(srcdir)/src/paxos.c $(srcdir)/src/log.c $(FUZZ_LIBS)
 
 # mtrbench wire
 tests_bench_mtrbench_SOURCES += tests/bench/bench_wire.c

@@ -41,7 +41,10 @@
 	X(ITEMS, 1, "one or more whole items of a proxy stream")           \
 	X(FRAGMENT, 2, "one fragment of an item too large for a datagram") \
 	X(HEARTBEAT, 3, "proxy heartbeat: stream and highest seq sent")    \
-	X(RESEND, 4, "request to resend a range of a stream's items")
+	X(RESEND, 4, "request to resend a range of a stream's items")      \
+	X(PAXOS, 5, "one Paxos message (paxos codec bytes)")               \
+	X(RESULT, 6, "a replica's results (or chunks) for items of a stream") \
+	X(RESULT_REQUEST, 7, "a proxy asks again for the result of an item")
 
 enum wire_type {
 #define WIRE__TYPE_ENUM(name, value, text) WIRE_T_##name = value,

@@ -23,6 +23,8 @@
 #include "siphash.h"
 #include "util.h"
 #include "wire.h"
+#include "paxos_codec.h"
+#include "wire_server.h"
 
 static struct reasm *reasm_state;
 
@@ -71,6 +73,29 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 	case WIRE_T_RESEND: {
 		struct wire_resend m;
 		wire_resend_decode(p, h->length, &m);
+		break;
+	}
+	case WIRE_T_PAXOS: {
+		struct paxos_msg m;
+		if (wire_paxos_decode(p, h->length, &m) == 0)
+			paxos_msg_free(&m);
+		break;
+	}
+	case WIRE_T_RESULT: {
+		struct wire_result_msg m;
+		struct wire_result_rec rec;
+		if (wire_result_decode(p, h->length, 1u << 20, &m) == 0) {
+			volatile uint8_t sink = 0;
+			while (wire_result_next(&m, &rec))
+				if (rec.len)
+					sink ^= rec.data[rec.len - 1];
+			(void)sink;
+		}
+		break;
+	}
+	case WIRE_T_RESULT_REQUEST: {
+		struct wire_result_request m;
+		wire_result_request_decode(p, h->length, &m);
 		break;
 	}
 	}

@@ -1,0 +1,100 @@
+/*
+ * wire_server.h - server-side datagrams: Paxos messages and replica results.
+ *
+ * Three message types of the datagram format (src/wire.h, doc/protocol.md):
+ *   PAXOS           one Paxos message, payload = its paxos codec bytes;
+ *   RESULT          a replica's results for items of one stream, as records
+ *                   that may carry a whole result or one chunk of it (a
+ *                   result larger than a datagram is split into chunks);
+ *   RESULT_REQUEST  a proxy asks for the result of (stream, seq) again.
+ * Builders write complete datagrams (wire_dgram_finish); decoders validate a
+ * checked payload completely and never read outside it.
+ */
+#ifndef MTR_WIRE_SERVER_H
+#define MTR_WIRE_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "paxos.h"
+#include "wire.h"
+
+/* ---- PAXOS ------------------------------------------------------------ */
+
+/* Build m as a PAXOS datagram in buf (cap bytes, at most WIRE_MAX_DGRAM are
+ * used).  Returns the datagram length, or MTR_EINVAL / MTR_ETOOBIG from the
+ * codec (MTR_ETOOBIG also when it exceeds cap or a datagram). */
+long wire_paxos_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+		      const struct paxos_msg *m);
+
+/* Decode a PAXOS payload into *m (which then owns its arrays: paxos_msg_free).
+ * 0 or the codec's error (*m is then empty). */
+int wire_paxos_decode(const uint8_t *p, size_t len, struct paxos_msg *m);
+
+/* ---- RESULT ----------------------------------------------------------- */
+
+/*
+ * RESULT payload: stream u64, nrec u32 (>= 1), then nrec records of
+ *   seq u64, request u64, instance u64, total u32, offset u32, len u32,
+ *   bytes[len]
+ * carrying bytes [offset, offset+len) of the total-byte result of item
+ * (stream, seq).  A record with offset 0 and len == total is a whole result.
+ */
+#define WIRE_RESULT_HDR_SIZE 12
+#define WIRE_RESULT_REC_SIZE 36
+
+/* One result to send (not owned): the apply result bytes of an item. */
+struct wire_result {
+	uint64_t seq, request, instance;
+	const uint8_t *data;
+	uint32_t len;
+};
+
+/*
+ * Build the next RESULT datagram for results r[0..n) of stream in buf (mtu
+ * bytes, WIRE_MIN_MTU..WIRE_MAX_DGRAM).  The cursor (*idx, *off: next result
+ * and byte offset into it, start at 0, 0) is advanced past what was packed;
+ * whole results are packed while they fit, and a result that does not fit
+ * what is left is split at the datagram's end.  Returns the datagram length,
+ * or 0 when *idx >= n (nothing left).
+ */
+size_t wire_result_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			 uint64_t stream, const struct wire_result *r, size_t n, size_t *idx, uint32_t *off);
+
+/* One decoded record; data points into the payload. */
+struct wire_result_rec {
+	uint64_t seq, request, instance;
+	uint32_t total, offset, len;
+	const uint8_t *data;
+};
+
+/* A validated RESULT payload, iterated with wire_result_next(). */
+struct wire_result_msg {
+	uint64_t stream;
+	uint32_t nrec;
+	const uint8_t *p, *end; /* the records not yet read */
+};
+
+/* Validate a whole RESULT payload: stream != 0, nrec >= 1, every record with
+ * seq != 0, total <= max_result, offset + len <= total, a chunk empty only
+ * for an empty result, no bytes left over.  0, MTR_ETRUNCATED,
+ * MTR_EMALFORMED or MTR_ETOOBIG (total > max_result). */
+int wire_result_decode(const uint8_t *p, size_t len, size_t max_result, struct wire_result_msg *m);
+
+/* Next record of a validated message: 1, or 0 at the end (cannot fail). */
+int wire_result_next(struct wire_result_msg *m, struct wire_result_rec *rec);
+
+/* ---- RESULT_REQUEST --------------------------------------------------- */
+
+/* RESULT_REQUEST payload: stream u64, seq u64 (both non-zero). */
+struct wire_result_request {
+	uint64_t stream, seq;
+};
+
+/* Build in buf (at least 16 + WIRE_OVERHEAD bytes); returns the length. */
+size_t wire_result_request_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+				 const struct wire_result_request *m);
+/* 0 or MTR_EMALFORMED. */
+int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_request *m);
+
+#endif

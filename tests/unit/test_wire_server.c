@@ -1,0 +1,235 @@
+/*
+ * test_wire_server.c - unit tests for the PAXOS, RESULT and RESULT_REQUEST
+ * datagrams (src/wire_server.c): round trips through wire_dgram_check, every
+ * truncation of each payload rejected, chunking of a result larger than a
+ * datagram, and decoding garbage without crashing.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metronome.h"
+#include "paxos_codec.h"
+#include "wire_server.h"
+
+#define CLUSTER 7u
+#define SENDER 3u
+
+static uint8_t buf[WIRE_MAX_DGRAM];
+
+/* Check a built datagram and return its payload and header. */
+static const uint8_t *check(size_t n, unsigned type, struct wire_hdr *h)
+{
+	assert_int_equal(wire_dgram_check(buf, n, CLUSTER, NULL, h), 0);
+	assert_int_equal(h->type, type);
+	assert_int_equal(h->sender, SENDER);
+	return buf + WIRE_HDR_SIZE;
+}
+
+static void test_type_names(void **state)
+{
+	(void)state;
+	assert_string_equal(wire_type_name(WIRE_T_PAXOS), "PAXOS");
+	assert_string_equal(wire_type_name(WIRE_T_RESULT), "RESULT");
+	assert_string_equal(wire_type_name(WIRE_T_RESULT_REQUEST), "RESULT_REQUEST");
+}
+
+static void test_paxos_roundtrip(void **state)
+{
+	(void)state;
+	struct paxos_msg m = { .type = PAXOS_CATCHUP, .inst = 41, .last = 99 };
+	long n = wire_paxos_build(buf, sizeof buf, CLUSTER, SENDER, NULL, &m);
+	assert_true(n > WIRE_OVERHEAD);
+	struct wire_hdr h;
+	const uint8_t *p = check((size_t)n, WIRE_T_PAXOS, &h);
+	struct paxos_msg d;
+	assert_int_equal(wire_paxos_decode(p, h.length, &d), 0);
+	assert_int_equal(d.type, PAXOS_CATCHUP);
+	assert_int_equal(d.inst, 41);
+	assert_int_equal(d.last, 99);
+	paxos_msg_free(&d);
+	for (size_t k = 0; k < h.length; k++) {
+		uint8_t copy[64];
+		memcpy(copy, p, k);
+		assert_true(wire_paxos_decode(copy, k, &d) < 0);
+	}
+	/* too small a buffer */
+	assert_int_equal(wire_paxos_build(buf, WIRE_OVERHEAD + 2, CLUSTER, SENDER, NULL, &m), MTR_ETOOBIG);
+}
+
+static void test_result_request(void **state)
+{
+	(void)state;
+	struct wire_result_request m = { .stream = 0x1122334455667788ull, .seq = 12345 }, d;
+	size_t n = wire_result_request_build(buf, CLUSTER, SENDER, NULL, &m);
+	struct wire_hdr h;
+	const uint8_t *p = check(n, WIRE_T_RESULT_REQUEST, &h);
+	assert_int_equal(wire_result_request_decode(p, h.length, &d), 0);
+	assert_true(d.stream == m.stream && d.seq == m.seq);
+	for (size_t k = 0; k < h.length; k++)
+		assert_int_equal(wire_result_request_decode(p, k, &d), MTR_EMALFORMED);
+	uint8_t z[16] = { 0 };
+	assert_int_equal(wire_result_request_decode(z, 16, &d), MTR_EMALFORMED);
+}
+
+/* Send results r[0..n) at mtu, decode every datagram and reassemble each
+ * result into out[i] (callers' buffers of r[i].len bytes); returns the
+ * number of datagrams. */
+static unsigned send_all(size_t mtu, const struct wire_result *r, size_t n, uint8_t **out)
+{
+	size_t idx = 0;
+	uint32_t off = 0, have[8] = { 0 };
+	unsigned dgrams = 0;
+	size_t len;
+	while ((len = wire_result_build(buf, mtu, CLUSTER, SENDER, NULL, 9, r, n, &idx, &off)) > 0) {
+		assert_true(len <= mtu);
+		struct wire_hdr h;
+		const uint8_t *p = check(len, WIRE_T_RESULT, &h);
+		struct wire_result_msg m;
+		assert_int_equal(wire_result_decode(p, h.length, 1u << 20, &m), 0);
+		assert_int_equal(m.stream, 9);
+		struct wire_result_rec rec;
+		uint32_t count = 0;
+		while (wire_result_next(&m, &rec)) {
+			size_t i = 0;
+			while (i < n && r[i].seq != rec.seq)
+				i++;
+			assert_true(i < n);
+			assert_int_equal(rec.request, r[i].request);
+			assert_int_equal(rec.instance, r[i].instance);
+			assert_int_equal(rec.total, r[i].len);
+			assert_int_equal(rec.offset, have[i]); /* chunks arrive in order */
+			memcpy(out[i] + rec.offset, rec.data, rec.len);
+			have[i] += rec.len;
+			count++;
+		}
+		assert_int_equal(count, m.nrec);
+		/* every truncation of this payload is rejected */
+		for (size_t k = 0; k < h.length; k++)
+			assert_true(wire_result_decode(p, k, 1u << 20, &m) < 0);
+		dgrams++;
+		assert_true(dgrams < 1000);
+	}
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(have[i], r[i].len);
+	return dgrams;
+}
+
+static void test_result_roundtrip(void **state)
+{
+	(void)state;
+	static uint8_t big[5000], out_big[5000];
+	uint8_t small[10] = "abcdefghij", out_small[10], out_empty[1];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (uint8_t)(i * 31 + 7);
+	struct wire_result r[3] = {
+		{ .seq = 1, .request = 100, .instance = 5, .data = small, .len = sizeof small },
+		{ .seq = 2, .request = 101, .instance = 5, .data = big, .len = sizeof big },
+		{ .seq = 3, .request = 102, .instance = 6, .data = NULL, .len = 0 },
+	};
+	uint8_t *out[3] = { out_small, out_big, out_empty };
+
+	/* one big datagram holds all three */
+	assert_int_equal(send_all(WIRE_DEFAULT_MTU * 8, r, 3, out), 1);
+	assert_memory_equal(out_small, small, sizeof small);
+	assert_memory_equal(out_big, big, sizeof big);
+
+	/* small datagrams: the big result is chunked */
+	memset(out_big, 0, sizeof out_big);
+	unsigned d = send_all(WIRE_MIN_MTU, r, 3, out);
+	assert_true(d >= sizeof big / (WIRE_MIN_MTU - WIRE_OVERHEAD));
+	assert_memory_equal(out_big, big, sizeof big);
+
+	memset(out_big, 0, sizeof out_big);
+	assert_true(send_all(WIRE_DEFAULT_MTU, r, 3, out) >= 4);
+	assert_memory_equal(out_big, big, sizeof big);
+
+	/* nothing to send */
+	size_t idx = 3;
+	uint32_t off = 0;
+	assert_int_equal(wire_result_build(buf, WIRE_DEFAULT_MTU, CLUSTER, SENDER, NULL, 9, r, 3, &idx, &off), 0);
+}
+
+static void test_result_invalid(void **state)
+{
+	(void)state;
+	uint8_t p[64] = { 0 };
+	struct wire_result_msg m;
+	/* stream 0 */
+	p[8] = 1;
+	assert_int_equal(wire_result_decode(p, 12 + 36, 100, &m), MTR_EMALFORMED);
+	p[0] = 9;
+	/* seq 0 */
+	assert_int_equal(wire_result_decode(p, 12 + 36, 100, &m), MTR_EMALFORMED);
+	p[12] = 1;
+	/* empty result, valid */
+	assert_int_equal(wire_result_decode(p, 12 + 36, 100, &m), 0);
+	/* trailing byte */
+	assert_int_equal(wire_result_decode(p, 12 + 37, 100, &m), MTR_EMALFORMED);
+	/* nrec 0 */
+	p[8] = 0;
+	assert_int_equal(wire_result_decode(p, 12, 100, &m), MTR_EMALFORMED);
+	p[8] = 1;
+	/* total 10, offset 8, len 4: beyond total */
+	p[12 + 24] = 10, p[12 + 28] = 8, p[12 + 32] = 4;
+	assert_int_equal(wire_result_decode(p, 12 + 36 + 4, 100, &m), MTR_EMALFORMED);
+	/* len 0 of a non-empty result */
+	p[12 + 32] = 0;
+	assert_int_equal(wire_result_decode(p, 12 + 36, 100, &m), MTR_EMALFORMED);
+	/* total over the limit */
+	p[12 + 32] = 2;
+	assert_int_equal(wire_result_decode(p, 12 + 36 + 2, 100, &m), 0);
+	assert_int_equal(wire_result_decode(p, 12 + 36 + 2, 9, &m), MTR_ETOOBIG);
+	/* huge len does not overflow */
+	p[12 + 24] = 0xff, p[12 + 25] = 0xff, p[12 + 26] = 0xff, p[12 + 27] = 0xff;
+	p[12 + 28] = 0, p[12 + 32] = 0xff, p[12 + 33] = 0xff, p[12 + 34] = 0xff, p[12 + 35] = 0xff;
+	assert_int_equal(wire_result_decode(p, 12 + 36 + 2, SIZE_MAX, &m), MTR_ETRUNCATED);
+}
+
+static void test_garbage(void **state)
+{
+	(void)state;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)(x % 200);
+		uint8_t *p = malloc(len ? len : 1);
+		for (size_t i = 0; i < len; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			/* mostly small values so that lengths sometimes line up */
+			p[i] = (uint8_t)(x % 5 == 0 ? x >> 8 : x % 3);
+		}
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		struct wire_result_msg m;
+		if (wire_result_decode(p, len, 1000, &m) == 0) {
+			struct wire_result_rec rec;
+			volatile uint8_t sink = 0;
+			while (wire_result_next(&m, &rec))
+				if (rec.len)
+					sink ^= rec.data[rec.len - 1];
+			(void)sink;
+		}
+		struct wire_result_request rq;
+		(void)wire_result_request_decode(p, len, &rq);
+		struct paxos_msg pm;
+		if (wire_paxos_decode(p, len, &pm) == 0)
+			paxos_msg_free(&pm);
+		free(p);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_type_names),     cmocka_unit_test(test_paxos_roundtrip),
+		cmocka_unit_test(test_result_request), cmocka_unit_test(test_result_roundtrip),
+		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_garbage),
+	};
+	return cmocka_run_group_tests_name("wire_server", tests, NULL, NULL);
+}
