@@ -1001,7 +1001,13 @@ int apply_open_reader(struct apply *a, sqlite3 **out)
 	return 0;
 }
 
-int apply_digest(struct apply *a, uint64_t *instance, struct digest *d)
+/*
+ * Run fn on a reader connection inside one read transaction, after reading
+ * the applied instance from that same snapshot: the instance and what fn sees
+ * belong together (a backup of a source with an open read transaction uses
+ * that transaction's snapshot too).
+ */
+static int at_applied_snapshot(struct apply *a, uint64_t *instance, int (*fn)(sqlite3 *db, void *arg), void *arg)
 {
 	sqlite3 *db;
 	int rc = apply_open_reader(a, &db);
@@ -1011,10 +1017,20 @@ int apply_digest(struct apply *a, uint64_t *instance, struct digest *d)
 	if (rc == 0)
 		rc = meta_get(db, "applied", instance);
 	if (rc == 0)
-		rc = digest_db(db, d);
+		rc = fn(db, arg);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(db);
 	return rc;
+}
+
+static int digest_fn(sqlite3 *db, void *arg)
+{
+	return digest_db(db, arg);
+}
+
+int apply_digest(struct apply *a, uint64_t *instance, struct digest *d)
+{
+	return at_applied_snapshot(a, instance, digest_fn, d);
 }
 
 /* Copy the main database of src into a new file at path (replaced). */
@@ -1053,22 +1069,14 @@ static int backup_to(sqlite3 *src, const char *path, const char *mode)
 	return rc;
 }
 
+static int snapshot_fn(sqlite3 *db, void *arg)
+{
+	return backup_to(db, arg, "DELETE");
+}
+
 int apply_snapshot(struct apply *a, const char *path, uint64_t *instance)
 {
-	sqlite3 *db;
-	int rc = apply_open_reader(a, &db);
-	if (rc != 0)
-		return rc;
-	/* The read transaction pins one snapshot for the instance and the
-	 * backup (the backup of a source with an open read transaction uses
-	 * it). */
-	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : MTR_ESQL;
-	if (rc == 0)
-		rc = meta_get(db, "applied", instance);
-	if (rc == 0)
-		rc = backup_to(db, path, "DELETE");
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	sqlite3_close(db);
+	int rc = at_applied_snapshot(a, instance, snapshot_fn, (void *)path);
 	if (rc == 0)
 		mtr_log(LOG_INFO, "[apply] snapshot %s at instance %llu", path, (unsigned long long)*instance);
 	return rc;
