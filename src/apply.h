@@ -52,6 +52,7 @@ struct apply_stmt_result {
 	int64_t changes;     /* sqlite3_changes64() after the record */
 	int64_t last_rowid;  /* sqlite3_last_insert_rowid() after the record */
 	uint32_t ncols;      /* columns of the result rows (0: none) */
+	const char *const *names; /* ncols column names (sqlite3_column_name), or NULL */
 	uint32_t nrows;      /* rows returned (RETURNING, SELECT) */
 	const uint8_t *rows; /* nrows rows in the row format of doc/apply.md */
 	size_t rows_len;

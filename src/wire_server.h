@@ -76,7 +76,7 @@ struct wire_result_msg {
 };
 
 /* Validate a whole RESULT payload: stream != 0, nrec >= 1, every record with
- * seq != 0, total <= max_result, offset + len <= total, a chunk empty only
+ * seq != 0 or (seq 0, the answer to a READ) request != 0, total <= max_result, offset + len <= total, a chunk empty only
  * for an empty result, no bytes left over.  0, MTR_ETRUNCATED,
  * MTR_EMALFORMED or MTR_ETOOBIG (total > max_result). */
 int wire_result_decode(const uint8_t *p, size_t len, size_t max_result, struct wire_result_msg *m);
@@ -96,5 +96,53 @@ size_t wire_result_request_build(uint8_t *buf, uint32_t cluster, uint32_t sender
 				 const struct wire_result_request *m);
 /* 0 or MTR_EMALFORMED. */
 int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_request *m);
+
+/* ---- READ ------------------------------------------------------------- */
+
+/*
+ * READ payload: stream u64 (the asking proxy's stream: the answer goes to
+ * the datagram's source), rid u64 (read id, non-zero, unique per stream),
+ * min_instance u64 (run it once this replica has applied at least that
+ * instance: 0 for consistency none), then one encoded item record (the
+ * read statements, as proxy_item_build made them).  The answer is a RESULT
+ * datagram whose record has seq 0, request = rid, instance = the applied
+ * instance the read saw.
+ */
+#define WIRE_READ_HDR_SIZE 24
+struct wire_read {
+	uint64_t stream, rid, min_instance;
+	const uint8_t *item; /* decode: points into the payload */
+	uint32_t item_len;
+};
+
+/* Build in buf (cap bytes); returns the datagram length or MTR_ETOOBIG. */
+long wire_read_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+		     const struct wire_read *m);
+/* 0 or MTR_EMALFORMED (stream or rid 0, no item bytes). The item itself is
+ * validated by wire_item_decode. */
+int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m);
+
+/* ---- STATUS ----------------------------------------------------------- */
+
+/*
+ * STATUS payload: node u32, role u8 (enum paxos_role), leader u32
+ * (PAXOS_BROADCAST: none known), ballot u64, chosen u64, applied u64,
+ * compacted u64 (instances <= compacted are forgotten by this server).  Sent
+ * by every server to the other servers and to the proxies it knows, every
+ * status period: liveness, catch-up and compaction decisions, and read
+ * routing (a session read goes to a server that has applied enough).
+ */
+#define WIRE_STATUS_SIZE 41
+struct wire_status {
+	uint32_t node;
+	uint8_t role;
+	uint32_t leader;
+	uint64_t ballot, chosen, applied, compacted;
+};
+/* Build in buf (at least WIRE_STATUS_SIZE + WIRE_OVERHEAD bytes). */
+size_t wire_status_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			 const struct wire_status *m);
+/* 0 or MTR_EMALFORMED (wrong length, role > 2). */
+int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m);
 
 #endif

@@ -1,0 +1,1 @@
+# client: see Makefile.am for the variables fragments add to.

@@ -1,0 +1,1 @@
+# cluster: see Makefile.am for the variables fragments add to.

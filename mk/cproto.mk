@@ -1,0 +1,1 @@
+# cproto: see Makefile.am for the variables fragments add to.

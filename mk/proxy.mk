@@ -1,0 +1,1 @@
+# proxy: see Makefile.am for the variables fragments add to.
