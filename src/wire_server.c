@@ -1,6 +1,7 @@
 /*
- * wire_server.c - PAXOS, RESULT and RESULT_REQUEST datagrams (wire_server.h,
- * doc/protocol.md "Paxos and server messages").  Pure: no I/O, no clock.
+ * wire_server.c - PAXOS, RESULT, RESULT_REQUEST, READ and STATUS datagrams
+ * (wire_server.h, doc/protocol.md "Paxos and server messages", "READ",
+ * "STATUS").  Pure: no I/O, no clock.
  */
 #include "config.h"
 
@@ -95,9 +96,9 @@ int wire_result_decode(const uint8_t *p, size_t len, size_t max_result, struct w
 	for (uint32_t i = 0; i < m->nrec; i++) {
 		if ((size_t)(end - q) < WIRE_RESULT_REC_SIZE)
 			return MTR_ETRUNCATED;
-		uint64_t seq = ld64(q);
+		uint64_t seq = ld64(q), request = ld64(q + 8);
 		uint32_t total = ld32(q + 24), offset = ld32(q + 28), n = ld32(q + 32);
-		if (!seq)
+		if (!seq && !request) /* seq 0 is the answer to READ request */
 			return MTR_EMALFORMED;
 		if (total > max_result)
 			return MTR_ETOOBIG;
@@ -143,4 +144,65 @@ int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_
 	m->stream = ld64(p);
 	m->seq = ld64(p + 8);
 	return m->stream && m->seq ? 0 : MTR_EMALFORMED;
+}
+
+long wire_read_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+		     const struct wire_read *m)
+{
+	if (cap > WIRE_MAX_DGRAM)
+		cap = WIRE_MAX_DGRAM;
+	if (cap < WIRE_OVERHEAD + WIRE_READ_HDR_SIZE || m->item_len > cap - WIRE_OVERHEAD - WIRE_READ_HDR_SIZE)
+		return MTR_ETOOBIG;
+	uint8_t *pl = buf + WIRE_HDR_SIZE;
+	st64(pl, m->stream);
+	st64(pl + 8, m->rid);
+	st64(pl + 16, m->min_instance);
+	if (m->item_len)
+		memcpy(pl + WIRE_READ_HDR_SIZE, m->item, m->item_len);
+	struct wire_hdr h = { .type = WIRE_T_READ,
+			      .cluster = cluster,
+			      .sender = sender,
+			      .length = WIRE_READ_HDR_SIZE + m->item_len };
+	return (long)wire_dgram_finish(buf, &h, key);
+}
+
+int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m)
+{
+	if (len <= WIRE_READ_HDR_SIZE || len - WIRE_READ_HDR_SIZE > UINT32_MAX)
+		return MTR_EMALFORMED;
+	m->stream = ld64(p);
+	m->rid = ld64(p + 8);
+	m->min_instance = ld64(p + 16);
+	m->item = p + WIRE_READ_HDR_SIZE;
+	m->item_len = (uint32_t)(len - WIRE_READ_HDR_SIZE);
+	return m->stream && m->rid ? 0 : MTR_EMALFORMED;
+}
+
+size_t wire_status_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			 const struct wire_status *m)
+{
+	uint8_t *pl = buf + WIRE_HDR_SIZE;
+	st32(pl, m->node);
+	pl[4] = m->role;
+	st32(pl + 5, m->leader);
+	st64(pl + 9, m->ballot);
+	st64(pl + 17, m->chosen);
+	st64(pl + 25, m->applied);
+	st64(pl + 33, m->compacted);
+	struct wire_hdr h = { .type = WIRE_T_STATUS, .cluster = cluster, .sender = sender, .length = WIRE_STATUS_SIZE };
+	return wire_dgram_finish(buf, &h, key);
+}
+
+int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m)
+{
+	if (len != WIRE_STATUS_SIZE || p[4] > PAXOS_LEADER)
+		return MTR_EMALFORMED;
+	m->node = ld32(p);
+	m->role = p[4];
+	m->leader = ld32(p + 5);
+	m->ballot = ld64(p + 9);
+	m->chosen = ld64(p + 17);
+	m->applied = ld64(p + 25);
+	m->compacted = ld64(p + 33);
+	return 0;
 }

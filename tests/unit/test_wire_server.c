@@ -1,6 +1,6 @@
 /*
- * test_wire_server.c - unit tests for the PAXOS, RESULT and RESULT_REQUEST
- * datagrams (src/wire_server.c): round trips through wire_dgram_check, every
+ * test_wire_server.c - unit tests for the PAXOS, RESULT, RESULT_REQUEST,
+ * READ and STATUS datagrams (src/wire_server.c): round trips through wire_dgram_check, every
  * truncation of each payload rejected, chunking of a result larger than a
  * datagram, and decoding garbage without crashing.
  */
@@ -166,8 +166,12 @@ static void test_result_invalid(void **state)
 	p[8] = 1;
 	assert_int_equal(wire_result_decode(p, 12 + 36, 100, &m), MTR_EMALFORMED);
 	p[0] = 9;
-	/* seq 0 */
+	/* seq 0 and request 0 */
 	assert_int_equal(wire_result_decode(p, 12 + 36, 100, &m), MTR_EMALFORMED);
+	/* seq 0 with a request: the answer to a READ */
+	p[12 + 8] = 5;
+	assert_int_equal(wire_result_decode(p, 12 + 36, 100, &m), 0);
+	p[12 + 8] = 0;
 	p[12] = 1;
 	/* empty result, valid */
 	assert_int_equal(wire_result_decode(p, 12 + 36, 100, &m), 0);
@@ -191,6 +195,69 @@ static void test_result_invalid(void **state)
 	p[12 + 24] = 0xff, p[12 + 25] = 0xff, p[12 + 26] = 0xff, p[12 + 27] = 0xff;
 	p[12 + 28] = 0, p[12 + 32] = 0xff, p[12 + 33] = 0xff, p[12 + 34] = 0xff, p[12 + 35] = 0xff;
 	assert_int_equal(wire_result_decode(p, 12 + 36 + 2, SIZE_MAX, &m), MTR_ETRUNCATED);
+}
+
+/* ---- READ ---- */
+
+static void test_read(void **state)
+{
+	(void)state;
+	uint8_t item[100];
+	for (int i = 0; i < 100; i++)
+		item[i] = (uint8_t)(i ^ 0x5a);
+	struct wire_read r = { .stream = 11, .rid = 12, .min_instance = 13, .item = item, .item_len = 100 }, r2;
+	long n = wire_read_build(buf, sizeof buf, CLUSTER, SENDER, NULL, &r);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 100);
+	struct wire_hdr h;
+	const uint8_t *p = check((size_t)n, WIRE_T_READ, &h);
+	assert_int_equal(wire_read_decode(p, h.length, &r2), 0);
+	assert_true(r2.stream == 11 && r2.rid == 12 && r2.min_instance == 13);
+	assert_int_equal(r2.item_len, 100);
+	assert_memory_equal(r2.item, item, 100);
+	/* a payload without item bytes is malformed (the item bytes themselves
+	 * are validated by wire_item_decode) */
+	for (size_t k = 0; k <= WIRE_READ_HDR_SIZE; k++)
+		assert_int_equal(wire_read_decode(p, k, &r2), MTR_EMALFORMED);
+	/* stream 0, rid 0 */
+	uint8_t c[WIRE_READ_HDR_SIZE + 1];
+	memcpy(c, p, sizeof c);
+	memset(c, 0, 8);
+	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
+	memcpy(c, p, sizeof c);
+	memset(c + 8, 0, 8);
+	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
+	/* too big for the buffer or a datagram */
+	assert_int_equal(wire_read_build(buf, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 99, CLUSTER, SENDER, NULL, &r),
+			 MTR_ETOOBIG);
+	r.item_len = WIRE_MAX_DGRAM;
+	assert_int_equal(wire_read_build(buf, sizeof buf, CLUSTER, SENDER, NULL, &r), MTR_ETOOBIG);
+	assert_int_equal(wire_read_build(buf, 10, CLUSTER, SENDER, NULL, &r), MTR_ETOOBIG);
+}
+
+/* ---- STATUS ---- */
+
+static void test_status(void **state)
+{
+	(void)state;
+	struct wire_status s = { .node = 3, .role = PAXOS_LEADER, .leader = PAXOS_BROADCAST,
+				 .ballot = 0x1122334455667788ull, .chosen = 1000, .applied = 999, .compacted = 500 },
+			   s2;
+	size_t n = wire_status_build(buf, CLUSTER, SENDER, NULL, &s);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_STATUS_SIZE);
+	struct wire_hdr h;
+	const uint8_t *p = check(n, WIRE_T_STATUS, &h);
+	assert_int_equal(wire_status_decode(p, h.length, &s2), 0);
+	assert_int_equal(s2.node, 3);
+	assert_int_equal(s2.role, PAXOS_LEADER);
+	assert_int_equal(s2.leader, PAXOS_BROADCAST);
+	assert_true(s2.ballot == s.ballot && s2.chosen == 1000 && s2.applied == 999 && s2.compacted == 500);
+	for (size_t k = 0; k < WIRE_STATUS_SIZE; k++)
+		assert_int_equal(wire_status_decode(p, k, &s2), MTR_EMALFORMED);
+	assert_int_equal(wire_status_decode(p, WIRE_STATUS_SIZE + 1, &s2), MTR_EMALFORMED);
+	uint8_t c[WIRE_STATUS_SIZE];
+	memcpy(c, p, sizeof c);
+	c[4] = 3;
+	assert_int_equal(wire_status_decode(c, sizeof c, &s2), MTR_EMALFORMED);
 }
 
 static void test_garbage(void **state)
@@ -217,6 +284,11 @@ static void test_garbage(void **state)
 		}
 		struct wire_result_request rq;
 		(void)wire_result_request_decode(p, len, &rq);
+		struct wire_read rd;
+		if (wire_read_decode(p, len, &rd) == 0)
+			assert_true(rd.item + rd.item_len == p + len);
+		struct wire_status st;
+		(void)wire_status_decode(p, len, &st);
 		struct paxos_msg pm;
 		if (wire_paxos_decode(p, len, &pm) == 0)
 			paxos_msg_free(&pm);
@@ -229,7 +301,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_type_names),     cmocka_unit_test(test_paxos_roundtrip),
 		cmocka_unit_test(test_result_request), cmocka_unit_test(test_result_roundtrip),
-		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_read),
+		cmocka_unit_test(test_status),         cmocka_unit_test(test_garbage),
 	};
 	return cmocka_run_group_tests_name("wire_server", tests, NULL, NULL);
 }
