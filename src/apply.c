@@ -47,6 +47,7 @@ static const char deny_txn_msg[] = "transaction control (BEGIN, COMMIT, END, ROL
 static const char deny_sp_msg[] = "savepoint names beginning with mtr_ are reserved by the replica";
 static const char deny_attach_msg[] = "ATTACH and DETACH are not allowed in replicated statements";
 static const char deny_meta_msg[] = "mtr_meta is maintained by the replica and cannot be modified";
+static const char deny_cursor_msg[] = "mtr_cursor is maintained by the replica and cannot be modified";
 
 /* ---- statement cache: hash by SQL text, LRU list ---- */
 
@@ -66,6 +67,7 @@ struct sres {
 	int64_t changes, rowid;
 	uint32_t ncols, nrows;
 	size_t off, len;
+	long names; /* offset in the name arena of ncols NUL-terminated column names, or -1 */
 };
 
 struct ires {
@@ -88,6 +90,7 @@ struct apply {
 	sqlite3 *db;
 	struct detvfs_rng rng;
 	sqlite3_stmt *set_applied;
+	sqlite3_stmt *set_cursor; /* upsert mtr_cursor(stream, last) */
 	sqlite3_stmt *sp_begin, *sp_release, *sp_rollback; /* the item savepoint */
 	int user;             /* user statements are being prepared/run */
 	const char *deny_msg; /* set by the authorizer when it denies */
@@ -106,6 +109,8 @@ struct apply {
 
 	uint8_t *arena;
 	size_t alen, acap;
+	char *narena; /* column names of the results (kept apart from the rows) */
+	size_t nlen, ncap;
 	struct sres *sres;
 	size_t nsres, csres;
 	struct ires *ires;
@@ -201,6 +206,7 @@ static struct sres *sres_new(struct apply *a)
 	struct sres *r = &a->sres[a->nsres++];
 	memset(r, 0, sizeof *r);
 	r->msg = -1;
+	r->names = -1;
 	r->off = a->alen;
 	return r;
 }
@@ -310,6 +316,11 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 		if ((a1 && sqlite3_stricmp(a1, "mtr_meta") == 0) ||
 		    (action == SQLITE_ALTER_TABLE && a2 && sqlite3_stricmp(a2, "mtr_meta") == 0)) {
 			a->deny_msg = deny_meta_msg;
+			return SQLITE_DENY;
+		}
+		if ((a1 && sqlite3_stricmp(a1, "mtr_cursor") == 0) ||
+		    (action == SQLITE_ALTER_TABLE && a2 && sqlite3_stricmp(a2, "mtr_cursor") == 0)) {
+			a->deny_msg = deny_cursor_msg;
 			return SQLITE_DENY;
 		}
 		return SQLITE_OK;
@@ -484,6 +495,7 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		    "CREATE TABLE IF NOT EXISTS mtr_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
 		    "INSERT OR IGNORE INTO mtr_meta VALUES('applied', 0);"
 		    "INSERT OR IGNORE INTO mtr_meta VALUES('schema_version', 1);"
+		    "CREATE TABLE IF NOT EXISTS mtr_cursor(stream INTEGER PRIMARY KEY, last INTEGER NOT NULL);"
 		    "COMMIT") != 0) {
 		apply_close(a);
 		return MTR_ESQL;
@@ -499,6 +511,10 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 	a->pending = a->applied;
 	if (sqlite3_prepare_v3(a->db, "UPDATE mtr_meta SET value = ?1 WHERE key = 'applied'", -1,
 			       SQLITE_PREPARE_PERSISTENT, &a->set_applied, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(a->db,
+			       "INSERT INTO mtr_cursor VALUES(?1, ?2) ON CONFLICT(stream) DO UPDATE SET "
+			       "last = max(last, excluded.last)",
+			       -1, SQLITE_PREPARE_PERSISTENT, &a->set_cursor, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(a->db, "SAVEPOINT mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_begin, NULL) !=
 		    SQLITE_OK ||
 	    sqlite3_prepare_v3(a->db, "RELEASE mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_release, NULL) !=
@@ -534,6 +550,7 @@ void apply_close(struct apply *a)
 	if (a->buckets)
 		cache_clear(a);
 	sqlite3_finalize(a->set_applied);
+	sqlite3_finalize(a->set_cursor);
 	sqlite3_finalize(a->sp_begin);
 	sqlite3_finalize(a->sp_release);
 	sqlite3_finalize(a->sp_rollback);
@@ -544,6 +561,7 @@ void apply_close(struct apply *a)
 	free(a->buckets);
 	free(a->path);
 	free(a->arena);
+	free(a->narena);
 	free(a->sres);
 	free(a->ires);
 	for (size_t i = 0; i < a->nforced; i++)
@@ -632,6 +650,37 @@ static void set_db_error(struct apply *a, struct sres *r)
 		set_error(a, r, code, sqlite3_errmsg(a->db));
 }
 
+/* Keep the column names of st for r (the statement that gave its rows);
+ * out of memory only loses the names. */
+static void record_names(struct apply *a, sqlite3_stmt *st, struct sres *r)
+{
+	int n = sqlite3_column_count(st);
+	size_t need = 0;
+	for (int i = 0; i < n; i++) {
+		const char *nm = sqlite3_column_name(st, i);
+		need += strlen(nm ? nm : "") + 1;
+	}
+	if (a->nlen + need > a->ncap) {
+		size_t c = a->ncap ? a->ncap : 1024;
+		while (c < a->nlen + need)
+			c *= 2;
+		char *p = realloc(a->narena, c);
+		if (p == NULL) {
+			r->names = -1;
+			return;
+		}
+		a->narena = p;
+		a->ncap = c;
+	}
+	r->names = (long)a->nlen;
+	for (int i = 0; i < n; i++) {
+		const char *nm = sqlite3_column_name(st, i);
+		size_t l = strlen(nm ? nm : "") + 1;
+		memcpy(a->narena + a->nlen, nm ? nm : "", l);
+		a->nlen += l;
+	}
+}
+
 /* Step st to the end, collecting rows into r.  Returns SQLITE_DONE or the
  * error (recorded in r). */
 static int step_all(struct apply *a, sqlite3_stmt *st, struct sres *r)
@@ -648,6 +697,8 @@ static int step_all(struct apply *a, sqlite3_stmt *st, struct sres *r)
 	}
 	if (rc != SQLITE_DONE)
 		set_db_error(a, r);
+	else if (r->nrows > 0)
+		record_names(a, st, r);
 	sqlite3_reset(st);
 	return rc;
 }
@@ -830,6 +881,113 @@ static int run_item(struct apply *a, size_t idx, const struct wire_item *it)
 	return rc;
 }
 
+/*
+ * Record in mtr_cursor, inside the instance transaction, the last seq of each
+ * stream the items reach (the per-stream "ordered through" cursor a restarted
+ * server passes to paxos_install, doc/apply.md).  Items of one stream are
+ * consecutive in an instance, so one upsert per run of a stream suffices;
+ * the max() keeps the cursor monotonic whatever the order.
+ */
+static int record_cursor(struct apply *a, const struct wire_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].stream == 0 || (i + 1 < n && items[i + 1].stream == items[i].stream))
+			continue;
+		sqlite3_bind_int64(a->set_cursor, 1, (sqlite3_int64)items[i].stream);
+		sqlite3_bind_int64(a->set_cursor, 2, (sqlite3_int64)items[i].seq);
+		int rc = sqlite3_step(a->set_cursor);
+		sqlite3_reset(a->set_cursor);
+		if (rc != SQLITE_DONE) {
+			mtr_log(LOG_ERROR, "[apply] recording the cursor: %s", sqlite3_errmsg(a->db));
+			return MTR_ESQL;
+		}
+	}
+	return 0;
+}
+
+int apply_cursor(struct apply *a, int (*fn)(void *arg, uint64_t stream, uint64_t last), void *arg)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(a->db, "SELECT stream, last FROM mtr_cursor ORDER BY stream", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return MTR_ESQL;
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && ret == 0)
+		ret = fn(arg, (uint64_t)sqlite3_column_int64(s, 0), (uint64_t)sqlite3_column_int64(s, 1));
+	sqlite3_finalize(s);
+	if (ret != 0)
+		return ret;
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : MTR_ESQL;
+}
+
+/*
+ * Hand the results recorded in a->ires/a->sres/arena for items[0..n) to cb.
+ * The arena is final when this runs: offsets become pointers.  Shared by
+ * apply_instance (after COMMIT) and apply_read.
+ */
+static int deliver(struct apply *a, const struct wire_item *items, size_t n, apply_result_fn cb, void *arg)
+{
+	struct apply_stmt_result *sr = NULL;
+	size_t cap = 0;
+	const char **names = NULL; /* the name pointers of one item's statements */
+	size_t ncap = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ires *ir = &a->ires[i];
+		if (ir->nstmt > cap) {
+			struct apply_stmt_result *p = realloc(sr, ir->nstmt * sizeof *p);
+			if (p == NULL) {
+				free(sr);
+				free(names);
+				return MTR_ENOMEM;
+			}
+			sr = p;
+			cap = ir->nstmt;
+		}
+		size_t nn = 0;
+		for (uint32_t k = 0; k < ir->nstmt; k++) {
+			const struct sres *s = &a->sres[ir->first + k];
+			if (s->names >= 0)
+				nn += s->ncols;
+		}
+		if (nn > ncap) {
+			const char **p = realloc(names, nn * sizeof *p);
+			if (p == NULL) {
+				free(sr);
+				free(names);
+				return MTR_ENOMEM;
+			}
+			names = p;
+			ncap = nn;
+		}
+		size_t used = 0;
+		for (uint32_t k = 0; k < ir->nstmt; k++) {
+			const struct sres *s = &a->sres[ir->first + k];
+			sr[k].code = s->code;
+			sr[k].errmsg = s->msg >= 0 ? (const char *)a->arena + s->msg : NULL;
+			sr[k].changes = s->changes;
+			sr[k].last_rowid = s->rowid;
+			sr[k].ncols = s->ncols;
+			sr[k].names = NULL;
+			if (s->names >= 0 && s->ncols > 0) {
+				const char *q = a->narena + s->names;
+				sr[k].names = names + used;
+				for (uint32_t c = 0; c < s->ncols; c++) {
+					names[used++] = q;
+					q += strlen(q) + 1;
+				}
+			}
+			sr[k].nrows = s->nrows;
+			sr[k].rows = s->nrows ? a->arena + s->off : NULL;
+			sr[k].rows_len = s->nrows ? s->len : 0;
+		}
+		struct apply_result res = {.code = ir->code, .failed = ir->failed, .nstmt = ir->nstmt, .stmts = sr};
+		cb(arg, i, &items[i], &res);
+	}
+	free(sr);
+	free(names);
+	return 0;
+}
+
 static void rollback(struct apply *a)
 {
 	if (!sqlite3_get_autocommit(a->db))
@@ -860,6 +1018,7 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 	int rc;
 	for (;;) {
 		a->alen = 0;
+		a->nlen = 0;
 		a->nsres = 0;
 		rc = exec(a, "BEGIN IMMEDIATE");
 		if (rc != 0)
@@ -874,6 +1033,9 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 			rollback(a);
 			continue;
 		}
+		if (rc != 0)
+			break;
+		rc = record_cursor(a, items, n);
 		if (rc != 0)
 			break;
 		sqlite3_bind_int64(a->set_applied, 1, (sqlite3_int64)instance);
@@ -921,36 +1083,7 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		(unsigned long long)((now_mono_ns() - t0) / 1000));
 	if (cb == NULL)
 		return 0;
-	/* The arena is final now: turn offsets into pointers. */
-	struct apply_stmt_result *sr = NULL;
-	size_t cap = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct ires *ir = &a->ires[i];
-		if (ir->nstmt > cap) {
-			struct apply_stmt_result *p = realloc(sr, ir->nstmt * sizeof *p);
-			if (p == NULL) {
-				free(sr);
-				return MTR_ENOMEM;
-			}
-			sr = p;
-			cap = ir->nstmt;
-		}
-		for (uint32_t k = 0; k < ir->nstmt; k++) {
-			const struct sres *s = &a->sres[ir->first + k];
-			sr[k].code = s->code;
-			sr[k].errmsg = s->msg >= 0 ? (const char *)a->arena + s->msg : NULL;
-			sr[k].changes = s->changes;
-			sr[k].last_rowid = s->rowid;
-			sr[k].ncols = s->ncols;
-			sr[k].nrows = s->nrows;
-			sr[k].rows = s->nrows ? a->arena + s->off : NULL;
-			sr[k].rows_len = s->nrows ? s->len : 0;
-		}
-		struct apply_result res = {.code = ir->code, .failed = ir->failed, .nstmt = ir->nstmt, .stmts = sr};
-		cb(arg, i, &items[i], &res);
-	}
-	free(sr);
-	return 0;
+	return deliver(a, items, n, cb, arg);
 }
 
 /* ---- readers ---- */
@@ -999,6 +1132,115 @@ int apply_open_reader(struct apply *a, sqlite3 **out)
 	}
 	*out = db;
 	return 0;
+}
+
+/* ---- reads on a reader connection ---- */
+
+/* A reader: a struct apply whose connection is a read-only one (its own
+ * statement cache and arena), so reads run through the same run_record()
+ * and deliver() as applied items. */
+struct apply_reader {
+	struct apply a;
+};
+
+int apply_reader_open(struct apply *src, struct apply_reader **out)
+{
+	*out = NULL;
+	struct apply_reader *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return MTR_ENOMEM;
+	struct apply *a = &r->a;
+	a->cfg = src->cfg;
+	a->cap = 32;
+	a->nbuckets = 64;
+	a->buckets = calloc(a->nbuckets, sizeof *a->buckets);
+	a->lru.next = a->lru.prev = &a->lru;
+	a->ires = calloc(1, sizeof *a->ires);
+	a->cires = 1;
+	if (a->buckets == NULL || a->ires == NULL) {
+		apply_reader_close(r);
+		return MTR_ENOMEM;
+	}
+	int rc = apply_open_reader(src, &a->db);
+	if (rc != 0) {
+		apply_reader_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void apply_reader_close(struct apply_reader *r)
+{
+	if (r == NULL)
+		return;
+	struct apply *a = &r->a;
+	if (a->buckets)
+		cache_clear(a);
+	sqlite3_close(a->db);
+	free(a->buckets);
+	free(a->arena);
+	free(a->narena);
+	free(a->sres);
+	free(a->ires);
+	free(r);
+}
+
+int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *instance, apply_result_fn cb, void *arg)
+{
+	struct apply *a = &r->a;
+	a->alen = 0;
+	a->nlen = 0;
+	a->nsres = 0;
+	*instance = 0;
+	if (exec(a, "BEGIN") != 0)
+		return MTR_ESQL;
+	/* the instance read in the same transaction as the statements */
+	if (meta_get(a->db, "applied", instance) != 0) {
+		rollback(a);
+		return MTR_ESQL;
+	}
+	struct ires *ir = &a->ires[0];
+	ir->code = SQLITE_OK;
+	ir->failed = 0;
+	ir->first = 0;
+	ir->nstmt = 0;
+	detvfs_item_begin(it->timestamp_us, it->seed);
+	struct wire_stmt_iter si;
+	struct wire_stmt ws;
+	const uint8_t *params = NULL;
+	if (it->stmts == NULL)
+		wire_stmt_begin(it, &si);
+	int rc = 0;
+	for (uint32_t k = 0; k < it->nstmt; k++) {
+		struct psrc ps = {0};
+		if (it->stmts != NULL) {
+			ws = it->stmts[k];
+			ps.arr = ws.params;
+		} else {
+			if (!wire_stmt_next(&si, &ws, &params))
+				break;
+			ps.p = params;
+		}
+		struct sres *sr = sres_new(a);
+		if (sr == NULL) {
+			rc = MTR_ENOMEM;
+			break;
+		}
+		ir->nstmt++;
+		int src = run_record(a, &ws, &ps, sr);
+		sr->len = a->alen - sr->off;
+		if (src != SQLITE_OK) {
+			ir->code = sr->code;
+			ir->failed = k;
+			break;
+		}
+	}
+	detvfs_item_end();
+	rollback(a); /* read-only: nothing to keep */
+	if (rc != 0)
+		return rc;
+	return cb ? deliver(a, it, 1, cb, arg) : 0;
 }
 
 /*

@@ -103,6 +103,17 @@ uint64_t apply_applied(struct apply *a);
 int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n,
 		   apply_result_fn cb, void *arg);
 
+/*
+ * The per-stream cursor of the applied state: for every stream whose items
+ * were applied, the highest seq applied (table mtr_cursor, written in the
+ * same transaction as the instance, so it always matches apply_applied()).
+ * Calls fn(arg, stream, last) per stream in increasing stream order; a
+ * non-zero return of fn stops and is returned.  Call it from the apply thread
+ * (or before that thread starts: it uses the apply connection).  0, MTR_ESQL
+ * or fn's code.
+ */
+int apply_cursor(struct apply *a, int (*fn)(void *arg, uint64_t stream, uint64_t last), void *arg);
+
 /* Block until instance has been applied, for at most timeout_ms (< 0:
  * forever).  0, MTR_ETIMEDOUT or MTR_ECLOSED. */
 int apply_wait(struct apply *a, uint64_t instance, int timeout_ms);
@@ -115,6 +126,30 @@ int apply_digest(struct apply *a, uint64_t *instance, struct digest *d);
  * and cluster tables.  The caller closes it with sqlite3_close().
  */
 int apply_open_reader(struct apply *a, sqlite3 **out);
+
+/*
+ * Reads (READ datagrams): a reader runs the statements of a read item on its
+ * own read-only connection (apply_open_reader) with the same statement code
+ * as apply_instance, inside one read transaction, and reports them as one
+ * struct apply_result.  One thread at a time per reader.
+ */
+struct apply_reader;
+
+/* Open a reader on a's database; *out is freed with apply_reader_close().
+ * 0, MTR_ENOMEM, MTR_EIO or MTR_ESQL. */
+int apply_reader_open(struct apply *a, struct apply_reader **out);
+
+/* Close the reader's connection and free it; NULL is fine. */
+void apply_reader_close(struct apply_reader *r);
+
+/*
+ * Run the statements of item (decoded or to-encode, like apply_instance) in
+ * one read transaction; *instance is the applied instance that transaction
+ * saw.  Writes fail with SQLITE_READONLY in the result.  cb (may be NULL) is
+ * called once, with index 0.  0, MTR_ESQL (no transaction) or MTR_ENOMEM.
+ */
+int apply_read(struct apply_reader *r, const struct wire_item *item, uint64_t *instance, apply_result_fn cb,
+	       void *arg);
 
 /* Write a consistent copy of the database to path (replaced if present; a
  * single file, rollback-journal mode) and the instance it holds. */

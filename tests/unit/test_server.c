@@ -1,0 +1,665 @@
+/*
+ * test_server.c - three server objects (server.h) on loopback ports, each
+ * running in its own thread of this process, fed by a test sender that plays
+ * the proxy: it builds items with proxy_item_build, packs them into ITEMS
+ * datagrams, sends them to every server (dropping some on purpose), sends
+ * heartbeats, answers RESEND and collects the RESULT datagrams.  Checks that
+ * every item gets a result, that all replicas apply the same instances and
+ * reach equal digests, that the cluster tables show the cluster, that a READ
+ * is answered, and that a stopped server recovers and catches up.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "clusterconf.h"
+#include "conf.h"
+#include "log.h"
+#include "metronome.h"
+#include "proxy_item.h"
+#include "result.h"
+#include "server.h"
+#include "../testutil.h"
+#include "transport.h"
+#include "util.h"
+#include "wire.h"
+#include "wire_server.h"
+
+#define NSRV 3
+#define STREAM 0x5eed000000000001ull
+#define PROXY_ID 256
+#define MAX_ITEMS 20000
+
+/* ---- Fixture ---- */
+
+struct srv {
+	struct server *s;
+	pthread_t th;
+	int running;
+	int rc;
+};
+
+struct fix {
+	char dir[256];
+	uint16_t ports[NSRV];
+	struct srv srv[NSRV];
+	struct transport *t; /* the test proxy */
+	/* items sent, by seq (1-based) */
+	uint8_t *item[MAX_ITEMS + 1];
+	size_t ilen[MAX_ITEMS + 1];
+	uint64_t high;
+	/* results: per seq, a bit per server that answered (by sender id) */
+	uint8_t got[MAX_ITEMS + 1];
+	int code[MAX_ITEMS + 1];
+	uint64_t read_rid;
+	int read_code;
+	int64_t read_value;
+	char read_name[32]; /* the first column name of the last read */
+	int drop_every; /* drop every n-th datagram to server 2 (0: none) */
+	int compact_lag; /* server.compact_lag (0: default) */
+	int disk;        /* data.durability = disk (else memory) */
+	unsigned sent_dgrams;
+	unsigned resends;
+};
+
+static uint16_t free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof sa;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &l) != 0)
+		return 0;
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static const struct conf_key keys[] = {CLUSTERCONF_KEYS, SERVER_KEYS};
+
+static void *srv_main(void *arg)
+{
+	struct srv *v = arg;
+	v->rc = server_run(v->s);
+	return NULL;
+}
+
+/* Configure server i through the same path metronomed uses. */
+static void srv_start(struct fix *f, int i)
+{
+	char err[512], kv[512];
+	struct conf *c = NULL;
+	assert_int_equal(conf_load(NULL, keys, ARRAY_SIZE(keys), &c, err, sizeof err), 0);
+	snprintf(kv, sizeof kv, "cluster.servers=127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u", f->ports[0], f->ports[1],
+		 f->ports[2]);
+	assert_int_equal(conf_set(c, kv, err, sizeof err), 0);
+	snprintf(kv, sizeof kv, "server.id=%d", i);
+	assert_int_equal(conf_set(c, kv, err, sizeof err), 0);
+	snprintf(kv, sizeof kv, "data.dir=%s/s%d", f->dir, i);
+	assert_int_equal(conf_set(c, kv, err, sizeof err), 0);
+	assert_int_equal(conf_set(c, f->disk ? "data.durability=disk" : "data.durability=memory", err, sizeof err), 0);
+	assert_int_equal(conf_set(c, "paxos.heartbeat=20ms", err, sizeof err), 0);
+	assert_int_equal(conf_set(c, "paxos.election=200ms", err, sizeof err), 0);
+	assert_int_equal(conf_set(c, "server.status_period=50ms", err, sizeof err), 0);
+	if (f->compact_lag) {
+		snprintf(kv, sizeof kv, "server.compact_lag=%d", f->compact_lag);
+		assert_int_equal(conf_set(c, kv, err, sizeof err), 0);
+	}
+	struct server_config cfg;
+	int rc = server_config_read(c, &cfg, err, sizeof err);
+	if (rc != 0)
+		fprintf(stderr, "config: %s\n", err);
+	assert_int_equal(rc, 0);
+	struct srv *v = &f->srv[i];
+	assert_int_equal(server_open(&cfg, &v->s), 0);
+	assert_int_equal(pthread_create(&v->th, NULL, srv_main, v), 0);
+	v->running = 1;
+	conf_free(c);
+}
+
+static void srv_stop(struct fix *f, int i)
+{
+	struct srv *v = &f->srv[i];
+	if (!v->running)
+		return;
+	server_stop(v->s);
+	pthread_join(v->th, NULL);
+	assert_int_equal(v->rc, 0);
+	server_close(v->s);
+	v->s = NULL;
+	v->running = 0;
+}
+
+static int setup_lag(void **state, int lag, int disk)
+{
+	struct fix *f = calloc(1, sizeof *f);
+	f->compact_lag = lag;
+	f->disk = disk;
+	assert_non_null(f);
+	assert_int_equal(testutil_mkdtemp(f->dir, sizeof f->dir, "test_server"), 0);
+	for (int i = 0; i < NSRV; i++) {
+		f->ports[i] = free_port();
+		assert_true(f->ports[i] != 0);
+	}
+	struct transport_config tc;
+	transport_config_init(&tc);
+	tc.bind.ip = 0x7f000001;
+	tc.bind.port = 0;
+	tc.cluster = 1;
+	for (int i = 0; i < NSRV; i++)
+		tc.dests[i] = (struct transport_addr){0x7f000001, f->ports[i]};
+	tc.ndests = NSRV;
+	tc.mtu = WIRE_MAX_DGRAM;
+	assert_int_equal(transport_open(&tc, &f->t), 0);
+	for (int i = 0; i < NSRV; i++)
+		srv_start(f, i);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state) { return setup_lag(state, 0, 0); }
+
+/* Servers that fdatasync items and Paxos state. */
+static int setup_disk(void **state) { return setup_lag(state, 0, 1); }
+
+/* Servers that release everything more than 20 instances old. */
+static int setup_small_lag(void **state) { return setup_lag(state, 20, 0); }
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+	for (int i = 0; i < NSRV; i++)
+		srv_stop(f, i);
+	transport_close(f->t);
+	for (int i = 0; i <= MAX_ITEMS; i++)
+		free(f->item[i]);
+	testutil_rmtree(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- Helpers: the test proxy ---- */
+
+static uint64_t now_ms(void) { return now_mono_ns() / 1000000u; }
+
+/* Build item seq with sql and up to two integer binds. */
+static void make_item(struct fix *f, uint64_t seq, const char *sql, int nb, int64_t v1, int64_t v2)
+{
+	struct proxy_bind b[2] = {{.index = 1, .v = {.type = WIRE_V_INT, .u.i = v1}},
+				  {.index = 2, .v = {.type = WIRE_V_INT, .u.i = v2}}};
+	struct proxy_item_out out;
+	struct proxy_err err;
+	int rc = proxy_item_build(sql, strlen(sql), b, (size_t)nb, STREAM, seq, seq * 10, 1700000000000000 + (int64_t)seq,
+				  seq * 7919, &out, &err);
+	if (rc != 0)
+		fprintf(stderr, "proxy_item_build: %d %s\n", rc, err.msg);
+	assert_int_equal(rc, 0);
+	assert_true(seq <= MAX_ITEMS);
+	free(f->item[seq]);
+	f->item[seq] = out.buf;
+	f->ilen[seq] = out.len;
+}
+
+static int server_index(struct fix *f, const struct transport_addr *a);
+
+/* Send items first..last packed into ITEMS datagrams of mtu bytes, to the
+ * group (every server) or to one address (a RESEND answer).  Drops every
+ * drop_every-th datagram to server 2 when sending to the group. */
+static void send_items(struct fix *f, uint64_t first, uint64_t last, const struct transport_addr *to)
+{
+	uint8_t buf[WIRE_DEFAULT_MTU];
+	size_t used = 0, room = sizeof buf - WIRE_OVERHEAD;
+	for (uint64_t seq = first; seq <= last + 1; seq++) {
+		int flush = seq > last || (used && used + f->ilen[seq] > room);
+		if (flush && used) {
+			struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = 1, .sender = PROXY_ID,
+					     .length = (uint32_t)used};
+			size_t n = wire_dgram_finish(buf, &h, NULL);
+			if (to) {
+				struct transport_msg m = {.buf = buf, .len = (uint32_t)n, .peer = *to};
+				transport_send_to(f->t, &m, 1);
+			} else {
+				f->sent_dgrams++;
+				for (int i = 0; i < NSRV; i++) {
+					if (i == 2 && f->drop_every && f->sent_dgrams % (unsigned)f->drop_every == 0)
+						continue;
+					struct transport_msg m = {.buf = buf, .len = (uint32_t)n,
+								  .peer = {0x7f000001, f->ports[i]}};
+					transport_send_to(f->t, &m, 1);
+				}
+			}
+			used = 0;
+		}
+		if (seq > last)
+			break;
+		if (f->ilen[seq] > room) {
+			/* too big for a datagram: fragments (the previous datagram was
+			 * flushed above, since used + ilen > room) */
+			uint32_t nf = wire_frag_count(f->ilen[seq], sizeof buf);
+			for (uint32_t k = 0; k < nf; k++) {
+				uint8_t fb[WIRE_DEFAULT_MTU];
+				size_t n = wire_frag_build(fb, sizeof fb, 1, PROXY_ID, NULL, STREAM, seq, f->item[seq],
+							   f->ilen[seq], k);
+				for (int i = 0; i < NSRV; i++) {
+					if (to && i != server_index(f, to))
+						continue;
+					if (!to && i == 2 && f->drop_every && k % 3 == 1)
+						continue; /* lose some fragments to server 2 */
+					struct transport_msg m = {.buf = fb, .len = (uint32_t)n,
+								  .peer = {0x7f000001, f->ports[i]}};
+					transport_send_to(f->t, &m, 1);
+				}
+			}
+			continue;
+		}
+		memcpy(buf + WIRE_HDR_SIZE + used, f->item[seq], f->ilen[seq]);
+		used += f->ilen[seq];
+	}
+	if (last > f->high)
+		f->high = last;
+}
+
+static void send_heartbeat(struct fix *f)
+{
+	uint8_t buf[64];
+	struct wire_heartbeat hb = {.stream = STREAM, .high = f->high};
+	size_t n = wire_heartbeat_build(buf, 1, PROXY_ID, NULL, &hb);
+	for (int i = 0; i < NSRV; i++) {
+		struct transport_msg m = {.buf = buf, .len = (uint32_t)n, .peer = {0x7f000001, f->ports[i]}};
+		transport_send_to(f->t, &m, 1);
+	}
+}
+
+static int server_index(struct fix *f, const struct transport_addr *a)
+{
+	for (int i = 0; i < NSRV; i++)
+		if (a->port == f->ports[i])
+			return i;
+	return -1;
+}
+
+/* Handle what the servers sent: RESEND, RESULT (whole records only: the
+ * test's results are small). */
+static void pump(struct fix *f, int timeout_ms)
+{
+	transport_wait(f->t, timeout_ms);
+	struct transport_msg m[64];
+	int n;
+	while ((n = transport_recv(f->t, m, 64)) > 0) {
+		for (int i = 0; i < n; i++) {
+			const uint8_t *p = m[i].buf + WIRE_HDR_SIZE;
+			if (m[i].hdr.type == WIRE_T_RESEND) {
+				struct wire_resend r;
+				if (wire_resend_decode(p, m[i].hdr.length, &r) == 0 && r.stream == STREAM &&
+				    r.first >= 1 && r.last <= f->high && r.first <= r.last) {
+					f->resends++;
+					send_items(f, r.first, r.last, &m[i].peer);
+				}
+			} else if (m[i].hdr.type == WIRE_T_RESULT) {
+				struct wire_result_msg rm;
+				assert_int_equal(wire_result_decode(p, m[i].hdr.length, 1u << 20, &rm), 0);
+				assert_int_equal(rm.stream, STREAM);
+				struct wire_result_rec rec;
+				int si = server_index(f, &m[i].peer);
+				assert_true(si >= 0);
+				while (wire_result_next(&rm, &rec)) {
+					assert_int_equal(rec.offset, 0);
+					assert_int_equal(rec.len, rec.total);
+					struct result_view v;
+					assert_int_equal(result_decode(rec.data, rec.len, &v), 0);
+					if (rec.seq == 0) {
+						/* a READ answer */
+						f->read_rid = rec.request;
+						f->read_code = v.code;
+						struct result_stmt st;
+						int has = result_next(&v, &st);
+						if (has && st.errmsg)
+							fprintf(stderr, "# read error: %.*s\n", (int)st.errmsg_len, st.errmsg);
+						f->read_name[0] = '\0';
+						if (has && st.ncols > 0) {
+							const uint8_t *np = st.names;
+							uint16_t nl;
+							const char *nm = result_name_next(&np, &nl);
+							snprintf(f->read_name, sizeof f->read_name, "%.*s", (int)nl, nm);
+						}
+						if (has && st.nrows == 1) {
+							const uint8_t *rp = st.rows;
+							struct wire_value val;
+							if (result_row_next(&rp, st.rows + st.rows_len, &val, 1) == 1 &&
+							    val.type == WIRE_V_INT)
+								f->read_value = val.u.i;
+							else if (val.type == WIRE_V_TEXT)
+								fprintf(stderr, "# read text: %.*s\n", (int)val.u.b.n,
+									(const char *)val.u.b.p);
+						}
+						continue;
+					}
+					assert_true(rec.seq <= f->high);
+					assert_int_equal(rec.request, rec.seq * 10);
+					if (f->got[rec.seq] & (1u << si))
+						continue;
+					if (f->got[rec.seq] == 0)
+						f->code[rec.seq] = v.code;
+					else
+						assert_int_equal(f->code[rec.seq], v.code); /* determinism */
+					f->got[rec.seq] |= (uint8_t)(1u << si);
+				}
+			}
+		}
+	}
+}
+
+/* Pump until every item 1..last has results from the servers in mask, or
+ * timeout; heartbeats every 20 ms.  Returns 1 when complete. */
+static int wait_results(struct fix *f, uint64_t last, unsigned mask, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms, next_hb = 0;
+	for (;;) {
+		uint64_t seq;
+		for (seq = 1; seq <= last; seq++)
+			if ((f->got[seq] & mask) != mask)
+				break;
+		if (seq > last)
+			return 1;
+		uint64_t now = now_ms();
+		if (now > end) {
+			fprintf(stderr, "missing result for seq %llu (got mask %x)\n", (unsigned long long)seq,
+				f->got[seq]);
+			return 0;
+		}
+		if (now >= next_hb) {
+			send_heartbeat(f);
+			next_hb = now + 20;
+		}
+		pump(f, 5);
+	}
+}
+
+/* Wait until every running server has applied `inst`. */
+static void wait_applied(struct fix *f, uint64_t inst, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		int ok = 1;
+		for (int i = 0; i < NSRV; i++) {
+			struct server_info in;
+			if (!f->srv[i].running)
+				continue;
+			server_info(f->srv[i].s, &in);
+			if (in.applied < inst)
+				ok = 0;
+		}
+		if (ok)
+			return;
+		assert_true(now_ms() < end);
+		pump(f, 5);
+	}
+}
+
+static uint64_t max_applied(struct fix *f)
+{
+	uint64_t m = 0;
+	for (int i = 0; i < NSRV; i++) {
+		struct server_info in;
+		if (!f->srv[i].running)
+			continue;
+		server_info(f->srv[i].s, &in);
+		if (in.applied > m)
+			m = in.applied;
+	}
+	return m;
+}
+
+/* Every running server at the same instance with the same digest. */
+static void check_digests(struct fix *f)
+{
+	uint64_t inst = max_applied(f);
+	wait_applied(f, inst, 5000);
+	char first[33] = "";
+	uint64_t i0 = 0;
+	for (int i = 0; i < NSRV; i++) {
+		if (!f->srv[i].running)
+			continue;
+		uint64_t in;
+		char hex[33];
+		assert_int_equal(server_digest(f->srv[i].s, &in, hex), 0);
+		if (first[0] == '\0') {
+			strcpy(first, hex);
+			i0 = in;
+		} else {
+			assert_int_equal(in, i0);
+			assert_string_equal(hex, first);
+		}
+	}
+}
+
+static void load(struct fix *f, uint64_t first, uint64_t last, int64_t base)
+{
+	for (uint64_t seq = first; seq <= last; seq++)
+		make_item(f, seq, "INSERT INTO t(id, v) VALUES(?1, ?2)", 2, base + (int64_t)seq, (int64_t)seq * 3);
+}
+
+/* Send a READ of sql to server i (run once it has applied min_inst) and
+ * return the integer in the first column of its one row. */
+static int64_t do_read(struct fix *f, int i, const char *sql, uint64_t min_inst, uint64_t rid)
+{
+	struct proxy_item_out out;
+	int rc = proxy_item_build(sql, strlen(sql), NULL, 0, STREAM, 0, rid, 1700000000000000, 1, &out, NULL);
+	assert_int_equal(rc, PROXY_ITEM_READ);
+	uint8_t buf[4096];
+	struct wire_read r = {.stream = STREAM, .rid = rid, .min_instance = min_inst, .item = out.buf,
+			      .item_len = (uint32_t)out.len};
+	long n = wire_read_build(buf, sizeof buf, 1, PROXY_ID, NULL, &r);
+	free(out.buf);
+	assert_true(n > 0);
+	struct transport_msg m = {.buf = buf, .len = (uint32_t)n, .peer = {0x7f000001, f->ports[i]}};
+	assert_int_equal(transport_send_to(f->t, &m, 1), 1);
+	f->read_value = -1;
+	uint64_t end = now_ms() + 5000;
+	while (f->read_rid != rid && now_ms() < end)
+		pump(f, 5);
+	assert_int_equal(f->read_rid, rid);
+	assert_int_equal(f->read_code, 0);
+	return f->read_value;
+}
+
+/* ---- Tests ---- */
+
+/* Items sent to three servers (with loss towards one) are ordered and
+ * applied everywhere: results for every item, equal digests. */
+static void test_cluster_applies(void **state)
+{
+	struct fix *f = *state;
+	f->drop_every = 7;
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	send_items(f, 1, 1, NULL);
+	assert_true(wait_results(f, 1, 0x7, 10000));
+	assert_int_equal(f->code[1], 0);
+
+	/* MTR_TEST_ITEMS raises the count for a longer measurement */
+	uint64_t n = 5000;
+	const char *env = getenv("MTR_TEST_ITEMS");
+	if (env && strtoull(env, NULL, 10) >= 100)
+		n = MIN(strtoull(env, NULL, 10), MAX_ITEMS - 10);
+	load(f, 2, n + 1, 0);
+	uint64_t t0 = now_mono_ns();
+	for (uint64_t s = 2; s <= n + 1; s += 500) {
+		uint64_t e = s + 499 > n + 1 ? n + 1 : s + 499;
+		send_items(f, s, e, NULL);
+		pump(f, 0);
+	}
+	assert_true(wait_results(f, n + 1, 0x7, 15000));
+	double secs = (double)(now_mono_ns() - t0) / 1e9;
+	for (uint64_t s = 1; s <= n + 1; s++)
+		assert_int_equal(f->code[s], 0);
+	fprintf(stderr, "# %llu items through 3 in-process servers in %.3f s: %.0f items/s (%u RESENDs answered)\n",
+		(unsigned long long)n, secs, (double)n / secs, f->resends);
+	check_digests(f);
+
+	/* large items travel as fragments (some lost towards server 2) */
+	static char big[6000];
+	memset(big, 'x', sizeof big - 1);
+	for (uint64_t seq = n + 2; seq <= n + 4; seq++) {
+		struct proxy_bind b[2] = {{.index = 1, .v = {.type = WIRE_V_INT, .u.i = (int64_t)seq + 100000}},
+					  {.index = 2, .v = {.type = WIRE_V_TEXT, .u.b = {big, (uint32_t)strlen(big)}}}};
+		struct proxy_item_out out;
+		const char *sql = "INSERT INTO t(id, v) VALUES(?1, ?2)";
+		assert_int_equal(proxy_item_build(sql, strlen(sql), b, 2, STREAM, seq, seq * 10,
+						  1700000000000000, seq, &out, NULL), 0);
+		f->item[seq] = out.buf;
+		f->ilen[seq] = out.len;
+	}
+	send_items(f, n + 2, n + 4, NULL);
+	assert_true(wait_results(f, n + 4, 0x7, 10000));
+	for (uint64_t s = n + 2; s <= n + 4; s++)
+		assert_int_equal(f->code[s], 0);
+	check_digests(f);
+	n += 3;
+
+	/* a duplicate key fails alone, identically everywhere */
+	make_item(f, n + 2, "INSERT INTO t(id, v) VALUES(?1, ?2)", 2, 5, 0);
+	send_items(f, n + 2, n + 2, NULL);
+	assert_true(wait_results(f, n + 2, 0x7, 10000));
+	assert_int_equal(f->code[n + 2] & 0xff, SQLITE_CONSTRAINT);
+	check_digests(f);
+}
+
+/* The cluster tables and a READ datagram. */
+static void test_read_and_tables(void **state)
+{
+	struct fix *f = *state;
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	load(f, 2, 11, 0);
+	send_items(f, 1, 11, NULL);
+	assert_true(wait_results(f, 11, 0x7, 10000));
+	uint64_t inst = max_applied(f);
+	wait_applied(f, inst, 5000);
+
+	/* READ: count the rows on server 1 once it has applied inst */
+	assert_int_equal(do_read(f, 1, "SELECT count(*) AS n FROM t", inst, 77), 10);
+	assert_string_equal(f->read_name, "n"); /* column names travel with the result */
+	/* the cluster tables, from the server's own state */
+	assert_int_equal(do_read(f, 0, "SELECT count(*) FROM mtr_members WHERE alive = 1", 0, 78), 3);
+	assert_int_equal(do_read(f, 2, "SELECT count(*) FROM mtr_members WHERE role = 'leader'", 0, 79), 1);
+	/* mtr_streams is refreshed every 20 ms: ask until it shows the last item */
+	int64_t wm = 0;
+	for (uint64_t rid = 200; rid < 300 && wm != 11; rid++)
+		wm = do_read(f, 0, "SELECT watermark FROM mtr_streams", 0, rid);
+	assert_int_equal(wm, 11);
+	assert_true(do_read(f, 0, "SELECT sum(items) FROM mtr_instances", 0, 81) >= 11);
+
+	struct server_info in;
+	server_info(f->srv[0].s, &in);
+	assert_true(in.applied >= inst);
+	assert_true(in.items_applied >= 11);
+	/* one leader (an old one steps down when it hears the new ballot) */
+	int leaders = 0;
+	uint64_t end = now_ms() + 5000;
+	do {
+		pump(f, 10);
+		leaders = 0;
+		for (int i = 0; i < NSRV; i++) {
+			server_info(f->srv[i].s, &in);
+			leaders += in.role == 2;
+		}
+	} while (leaders != 1 && now_ms() < end);
+	assert_int_equal(leaders, 1);
+}
+
+/* A server stopped while the others go on recovers its instance from its
+ * files, catches up (CATCHUP + item RESEND) and reaches the same digest. */
+static void test_restart_catches_up(void **state)
+{
+	struct fix *f = *state;
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	load(f, 2, 501, 0);
+	send_items(f, 1, 501, NULL);
+	assert_true(wait_results(f, 501, 0x7, 10000));
+	check_digests(f);
+	struct server_info before;
+	server_info(f->srv[2].s, &before);
+	srv_stop(f, 2);
+
+	load(f, 502, 1501, 0);
+	uint64_t t0 = now_mono_ns();
+	send_items(f, 502, 1501, NULL);
+	assert_true(wait_results(f, 1501, 0x3, 10000));
+	fprintf(stderr, "# 1000 items through 2 of 3 servers, disk durability: %.0f items/s\n",
+		1000.0 / ((double)(now_mono_ns() - t0) / 1e9));
+
+	srv_start(f, 2);
+	struct server_info after;
+	server_info(f->srv[2].s, &after);
+	assert_int_equal(after.applied, before.applied); /* recovered from the replica database */
+	uint64_t inst = max_applied(f);
+	wait_applied(f, inst, 10000);
+	check_digests(f);
+}
+
+/* A server that fell behind more than compact_lag instances while the
+ * others compacted gets a snapshot over the TCP side channel, installs it
+ * and continues with the others. */
+static void test_snapshot_transfer(void **state)
+{
+	struct fix *f = *state;
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	load(f, 2, 11, 0);
+	send_items(f, 1, 11, NULL);
+	assert_true(wait_results(f, 11, 0x7, 10000));
+	check_digests(f);
+	struct server_info before;
+	server_info(f->srv[2].s, &before);
+	srv_stop(f, 2);
+
+	/* one instance per item: wait for each result before the next */
+	uint64_t seq;
+	for (seq = 12; seq <= 80; seq++) {
+		load(f, seq, seq, 0);
+		send_items(f, seq, seq, NULL);
+		assert_true(wait_results(f, seq, 0x3, 5000));
+	}
+	/* the others released past what server 2 has */
+	struct server_info in;
+	uint64_t end = now_ms() + 5000;
+	do {
+		pump(f, 10);
+		server_info(f->srv[0].s, &in);
+	} while (in.released <= before.applied + 1 && now_ms() < end);
+	assert_true(in.released > before.applied + 1);
+
+	srv_start(f, 2);
+	/* more writes while it installs and catches up */
+	load(f, 81, 100, 0);
+	send_items(f, 81, 100, NULL);
+	assert_true(wait_results(f, 100, 0x3, 10000));
+	wait_applied(f, max_applied(f), 10000);
+	check_digests(f);
+	server_info(f->srv[2].s, &in);
+	assert_true(in.applied > before.applied);
+	assert_int_equal(do_read(f, 2, "SELECT count(*) FROM t", in.applied, 500), 99);
+}
+
+int main(void)
+{
+	log_set_level(getenv("MTR_LOG") ? log_level_parse(getenv("MTR_LOG")) : LOG_WARN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cluster_applies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_and_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_catches_up, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_transfer, setup_small_lag, teardown),
+	};
+	return cmocka_run_group_tests_name("server", tests, NULL, NULL);
+}
