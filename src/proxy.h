@@ -1,0 +1,126 @@
+/*
+ * proxy.h - the proxy as a library object: clients in over TCP (the client
+ * protocol, cproto.h), items out to every server (transport.h), results back
+ * to the clients.
+ *
+ * proxy_open() binds the client listener and the transport and draws a new
+ * stream id (invariant 1); proxy_run() runs the whole proxy on the calling
+ * thread (one epoll loop, no other thread) until proxy_stop();
+ * proxy_close() frees everything.  proxy_attach() hands the proxy an
+ * already-connected socket (one end of a socketpair): that is how an
+ * application embeds the proxy (the client library's embedded mode) without
+ * a listening port.  The daemon mtrproxy (mtrproxy.c) is main() around this.
+ * doc/proxy.md ("How the proxy works") explains the loop, push-back,
+ * ordering, repair and read routing.
+ */
+#ifndef MTR_PROXY_H
+#define MTR_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clusterconf.h"
+#include "conf.h"
+#include "transport.h"
+
+/* The keys of mtrproxy besides CLUSTERCONF_KEYS (struct conf_key
+ * initializers); mtrproxy --help prints them. */
+#define PROXY_KEYS                                                                                              \
+	{ "proxy.listen", CONF_STRING, "127.0.0.1:7400", "TCP address ip:port for clients" },                     \
+	{ "proxy.id", CONF_INT, "256", "sender id in datagrams (servers are 0..15; give each proxy its own)" },     \
+	{ "proxy.bind", CONF_STRING, "0.0.0.0:0", "UDP address ip:port for RESULT, RESEND and STATUS datagrams" }, \
+	{ "proxy.buffer", CONF_SIZE, "64M", "bytes of items kept until their results arrive (push-back beyond)" },  \
+	{ "proxy.buffer_items", CONF_INT, "262144", "items kept until their results arrive (push-back beyond)" },  \
+	{ "proxy.heartbeat", CONF_DURATION, "10ms", "heartbeat period while items wait for results" },            \
+	{ "proxy.result_timeout", CONF_DURATION, "500ms", "ask a server again for a result missing this long" },   \
+	{ "proxy.read_timeout", CONF_DURATION, "5s", "a read without an answer this long fails (retried at 1/5)" }, \
+	{ "proxy.max_clients", CONF_INT, "1024", "client connections at once (more are refused with BYE)" },       \
+	{ "proxy.client_buffer", CONF_SIZE, "16M",                                                              \
+	  "answers queued for one client before the proxy stops reading its requests" },                        \
+	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
+
+/* The checked configuration of a proxy. */
+struct proxy_config {
+	struct clusterconf cc;        /* the shared keys (clusterconf_read) */
+	struct transport_addr listen; /* proxy.listen */
+	int no_listen;                /* 1: no listener (embedded: proxy_attach only) */
+	uint32_t id;                  /* proxy.id: sender id of our datagrams */
+	struct transport_addr bind;   /* proxy.bind */
+	uint64_t buffer_bytes;        /* proxy.buffer */
+	uint32_t buffer_items;        /* proxy.buffer_items */
+	uint32_t heartbeat_ms;        /* proxy.heartbeat */
+	uint32_t result_timeout_ms;   /* proxy.result_timeout */
+	uint32_t read_timeout_ms;     /* proxy.read_timeout */
+	uint32_t max_clients;         /* proxy.max_clients */
+	uint64_t client_buffer;       /* proxy.client_buffer */
+	uint32_t max_frame;           /* largest client frame (CPROTO_MAX_FRAME) */
+	int log_level;                /* log.level as enum log_level */
+};
+
+/* Fill *cfg with the defaults of every proxy key (for an embedded proxy:
+ * set cc.servers/nservers, cc.cluster_id, cc.key and no_listen afterwards).
+ * cc gets cluster id 1, udp, transport.mtu 1472, no servers. */
+void proxy_config_defaults(struct proxy_config *cfg);
+
+/* Check and convert the keys of c (loaded with CLUSTERCONF_KEYS and
+ * PROXY_KEYS) into *out.  0, or MTR_ECONFIG with one sentence in err naming
+ * the key and what to do. */
+int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err, size_t errlen);
+
+struct proxy;
+
+/*
+ * Create the proxy of cfg (copied; the dpdk strings of cfg->cc are borrowed
+ * and must outlive the proxy): the outbuf, the transport bound to cfg->bind,
+ * the client listener (unless no_listen), a new stream id.  Logs
+ * `listening on IP:PORT for clients, stream S` (S in hex).  *out is owned
+ * by the caller (proxy_close).  0, MTR_ECONFIG, MTR_EEXIST (address in use),
+ * MTR_EIO, MTR_ENOMEM; the reason is logged.
+ */
+int proxy_open(const struct proxy_config *cfg, struct proxy **out);
+
+/* Run the loop on the calling thread until proxy_stop().  0 after a stop, or
+ * a negative code after a fatal runtime error (logged). */
+int proxy_run(struct proxy *p);
+
+/* Ask proxy_run() to return soon.  Async-signal-safe (one write(2) to an
+ * eventfd); callable from any thread or a signal handler. */
+void proxy_stop(struct proxy *p);
+
+/*
+ * Serve a client over fd, an already-connected stream socket (TCP or one end
+ * of a socketpair).  The proxy owns fd from this call on (it closes it),
+ * also on failure.  Thread-safe: callable while proxy_run() runs in another
+ * thread (the fd is queued and picked up by the loop).  0, MTR_ECLOSED (the
+ * proxy is stopping) or MTR_ENOMEM.
+ */
+int proxy_attach(struct proxy *p, int fd);
+
+/* Free everything (closes every client).  Call after proxy_run() returned or
+ * without having run it.  NULL is fine. */
+void proxy_close(struct proxy *p);
+
+/* The stream id of this proxy incarnation. */
+uint64_t proxy_stream(const struct proxy *p);
+
+/* The bound client address (the real port when proxy.listen had port 0) and
+ * UDP address.  Either pointer may be NULL. */
+void proxy_addrs(const struct proxy *p, struct transport_addr *listen, struct transport_addr *udp);
+
+/* Counters (a copy published by the loop; thread-safe). */
+struct proxy_stats {
+	uint64_t clients;         /* connections accepted or attached */
+	uint64_t requests;        /* QUERY frames handled */
+	uint64_t answers;         /* ANSWER frames queued */
+	uint64_t items;           /* items numbered and sent */
+	uint64_t reads;           /* READ requests (none/session reads) */
+	uint64_t dgrams_out;      /* item datagrams sent (ITEMS + FRAGMENT) */
+	uint64_t resent;          /* items resent on RESEND */
+	uint64_t result_requests; /* RESULT_REQUEST datagrams sent */
+	uint64_t pushback;        /* times the outbuf was full (reading paused) */
+	uint64_t released;        /* highest seq released */
+	uint64_t client_pauses;   /* times a slow client stopped being read */
+};
+void proxy_stats(struct proxy *p, struct proxy_stats *st);
+
+#endif
