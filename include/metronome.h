@@ -3,11 +3,14 @@
  *
  * Every function returns 0 (MTR_OK) or a negative MTR_E* code; mtr_strerror()
  * turns a code into a sentence.  Names are prefixed mtr_ / MTR_.  Handles are
- * opaque.  This header grows with the client library (see doc/); what is here
- * now is the error contract every module of the project shares.
+ * opaque.  First the error contract every module of the project shares, then
+ * the client library, libmetronome (doc/client.md, libmetronome(3)).
  */
 #ifndef METRONOME_H
 #define METRONOME_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,7 +52,8 @@ extern "C" {
 	X(CONFIG, -22, "invalid configuration")                                 \
 	X(DUPLICATE, -23, "duplicate")                                          \
 	X(STALE, -24, "stale message (older ballot or instance)")               \
-	X(FULL, -25, "buffer full, retry later")
+	X(FULL, -25, "buffer full, retry later")                                \
+	X(ABORT, -26, "aborted by the callback")
 
 enum {
 	MTR_OK = 0,
@@ -63,6 +67,265 @@ MTR_API const char *mtr_strerror(int code);
 
 /* The symbolic name of an error code, such as "MTR_EINVAL" (static storage). */
 MTR_API const char *mtr_errname(int code);
+
+/* ======================================================================
+ * The client library (libmetronome; doc/client.md, libmetronome(3)).
+ *
+ * Shaped like SQLite's C API: open a connection with a URI, run SQL with
+ * mtr_exec() or with prepared statements (prepare / bind / step / column /
+ * reset / finalize), read errors with mtr_errcode() / mtr_errmsg().
+ *
+ * Connections: a handle talks to one proxy at a time over TCP (the client
+ * protocol of doc/protocol.md).  Given several proxy addresses it moves to
+ * the next one when its proxy dies and resends every unanswered request
+ * with the same request id (see "Failover" below).
+ *
+ * Threads: a handle (mtr *) and the statements prepared on it may be used
+ * by one thread at a time; the library takes no locks.  Different handles
+ * are independent and may be used by different threads at once.  Use one
+ * handle per thread (that is what mtrload does).
+ *
+ * Ownership: every pointer the library returns stays owned by the library
+ * unless said otherwise; the comment on each function says how long it
+ * stays valid.  Strings passed in are copied before the call returns,
+ * except where a comment says otherwise.
+ *
+ * Transactions, plainly: the servers apply a BEGIN ... COMMIT group as ONE
+ * item.  So BEGIN, and every statement after it, is not sent when you step
+ * it: the library collects the statement (text and bound values, copied)
+ * and answers MTR_DONE at once, with no rows and no change count.  COMMIT
+ * sends the collected statements as one request and waits; its answer is
+ * the transaction's: MTR_DONE when every statement succeeded and the group
+ * was applied atomically, an error (the first failing statement's, nothing
+ * applied) otherwise.  A SELECT inside a transaction runs at its place in
+ * the group but its rows are not returned.  ROLLBACK discards the collected
+ * statements (nothing was sent).  mtr_changes() / mtr_last_insert_rowid()
+ * are updated at COMMIT from the collected statements.
+ * ====================================================================== */
+
+/* Positive step results; they never collide with the negative MTR_E*
+ * codes.  Same values as SQLITE_ROW / SQLITE_DONE. */
+#define MTR_ROW 100  /* mtr_step(): a row is ready (read it with mtr_column_*) */
+#define MTR_DONE 101 /* mtr_step(): the statement has finished */
+
+/* Value types of mtr_column_type(); same values as SQLite's. */
+#define MTR_INTEGER 1
+#define MTR_FLOAT 2
+#define MTR_TEXT 3
+#define MTR_BLOB 4
+#define MTR_NULL 5
+
+/* A connection handle (opaque). */
+typedef struct mtr mtr;
+/* A prepared statement (opaque); belongs to the handle that prepared it. */
+typedef struct mtr_stmt mtr_stmt;
+
+/*
+ * Open a connection.  uri is one of
+ *
+ *   mtr://HOST[:PORT][,HOST[:PORT]...][?OPTION=VALUE[&...]]
+ *   local
+ *
+ * HOST is a name or an IPv4 address, or an IPv6 address in brackets
+ * ([::1]:7400); PORT defaults to 7400.  Options:
+ *   consistency=none|session|linearizable  reads (default session:
+ *                           read-your-writes and monotonic)
+ *   timeout=MS              how long one request may take before it fails
+ *                           with MTR_ETIMEDOUT (default 10000; 0: no limit);
+ *                           connecting and failover count against it
+ *   busy=MS                 as mtr_busy_timeout() (default 0)
+ *   key=HEX32               the cluster key (32 hex digits): checked and
+ *                           kept for the embedded mode (not built yet); the
+ *                           TCP client protocol is not authenticated
+ * "local" (an embedded local cluster) is reserved: it returns MTR_ENOTSUP.
+ *
+ * Returns 0 with a connected handle in *db; or an error: MTR_EINVAL (bad
+ * URI), MTR_ECONNECT (no proxy answered), MTR_ENOTSUP, MTR_ENOMEM.  As with sqlite3_open, *db is set even on error (unless memory
+ * ran out: then NULL) so that mtr_errmsg(*db) can say why; the caller
+ * always releases it with mtr_close().
+ */
+MTR_API int mtr_open(const char *uri, mtr **db);
+
+/*
+ * Close the connection and free the handle and every statement still
+ * prepared on it (their pointers become invalid).  Callbacks of requests
+ * submitted with mtr_submit() and not yet answered are called with
+ * MTR_ECLOSED first.  A write already sent may still be applied by the
+ * cluster.  db may be NULL.  Returns 0.
+ */
+MTR_API int mtr_close(mtr *db);
+
+/* The row callback of mtr_exec: ncols columns; values[i] is the text form
+ * of column i (NULL for NULL), names[i] its name.  Both arrays and strings
+ * are valid only during the call.  Return 0 to go on, non-zero to stop
+ * (mtr_exec then returns MTR_EABORT). */
+typedef int (*mtr_callback)(void *arg, int ncols, char **values, char **names);
+
+/*
+ * Run every statement of sql (NUL-terminated) in order, each as
+ * mtr_prepare + mtr_step until done + mtr_finalize, calling cb (may be
+ * NULL) once per result row.  Stops at the first error.  Returns 0 or the
+ * error code; when errmsg is not NULL, *errmsg is set to a copy of the
+ * message (free it with mtr_free) or NULL on success.
+ */
+MTR_API int mtr_exec(mtr *db, const char *sql, mtr_callback cb, void *arg, char **errmsg);
+
+/* Free memory the library handed over (mtr_exec's *errmsg).  NULL is ok. */
+MTR_API void mtr_free(void *p);
+
+/*
+ * Prepare the first statement of sql: nbytes bytes of it, or up to the NUL
+ * when nbytes < 0.  The text is checked here by the same SQL front end the
+ * proxy runs: a syntax error returns MTR_ESYNTAX, a statement that cannot be
+ * made deterministic MTR_EREFUSED, both with mtr_errmsg() "line L, column
+ * C: ..." (1-based, in sql).  Nothing is sent before mtr_step().
+ * On success *st is the statement (free with mtr_finalize) or NULL when sql
+ * holds no statement (only blanks or comments); when tail is not NULL,
+ * *tail points into sql just after the statement (after its ';').
+ */
+MTR_API int mtr_prepare(mtr *db, const char *sql, int nbytes, mtr_stmt **st, const char **tail);
+
+/*
+ * Bind values to parameters, numbered as SQLite numbers them (1-based;
+ * ?NNN is NNN, a name reuses its number).  Values are copied.  A parameter
+ * never bound is NULL.  Returns 0, MTR_EINVAL (index out of range, blob
+ * n < 0), MTR_EBUSY (the statement is in the middle of its rows: mtr_reset
+ * it first), MTR_ETOOBIG, MTR_ENOMEM.  text: n bytes, or up to the NUL when
+ * n < 0; a NULL text binds NULL.
+ */
+MTR_API int mtr_bind_int64(mtr_stmt *st, int index, int64_t value);
+MTR_API int mtr_bind_double(mtr_stmt *st, int index, double value);
+MTR_API int mtr_bind_text(mtr_stmt *st, int index, const char *text, int n);
+MTR_API int mtr_bind_blob(mtr_stmt *st, int index, const void *data, int n);
+MTR_API int mtr_bind_null(mtr_stmt *st, int index);
+
+/* The largest parameter number of the statement (0: no parameters). */
+MTR_API int mtr_bind_parameter_count(mtr_stmt *st);
+/* The number of the parameter called name (with its prefix: ":a", "@a",
+ * "$a", "?3"); 0 when there is none. */
+MTR_API int mtr_bind_parameter_index(mtr_stmt *st, const char *name);
+/* The name of parameter index as written (":a"), NULL for a bare "?" or an
+ * unknown index.  Owned by the statement. */
+MTR_API const char *mtr_bind_parameter_name(mtr_stmt *st, int index);
+/* Set every parameter back to NULL.  Returns 0 or MTR_EBUSY. */
+MTR_API int mtr_clear_bindings(mtr_stmt *st);
+
+/*
+ * Run the statement or move to its next row.  The first step after
+ * prepare/reset sends the statement with its bound values and waits for the
+ * answer (at most the handle's timeout); the whole result comes back at once
+ * and later steps read it locally.  Returns MTR_ROW, MTR_DONE, or an error:
+ * MTR_ESQL (SQLite failed: mtr_extended_errcode() has SQLite's code),
+ * MTR_ESYNTAX / MTR_EREFUSED / MTR_EINVAL (the proxy refused it; mtr_errmsg
+ * has the position), MTR_ETIMEDOUT (no answer in time: a write may still be
+ * applied later), MTR_EBUSY (the proxy stayed busy past the busy timeout),
+ * MTR_ECONNECT (no proxy reachable).  After MTR_DONE or an error, the next
+ * step runs the statement again (as after mtr_reset).  Inside BEGIN ...
+ * COMMIT see "Transactions" above.
+ */
+MTR_API int mtr_step(mtr_stmt *st);
+
+/* Columns of the result: known after the first mtr_step (0 before it, and
+ * for statements that return no rows). */
+MTR_API int mtr_column_count(mtr_stmt *st);
+/* Name of column i (owned by the statement; valid until the statement runs
+ * again or is finalized); NULL when i is out of range. */
+MTR_API const char *mtr_column_name(mtr_stmt *st, int i);
+/* Type of column i of the current row (MTR_INTEGER .. MTR_NULL). */
+MTR_API int mtr_column_type(mtr_stmt *st, int i);
+/* Value of column i of the current row, converted as SQLite converts
+ * (TEXT to number: its leading number or 0; NULL: 0 / 0.0 / NULL). */
+MTR_API int64_t mtr_column_int64(mtr_stmt *st, int i);
+MTR_API double mtr_column_double(mtr_stmt *st, int i);
+/* Text form (NUL-terminated; numbers formatted like SQLite; NULL for NULL)
+ * and bytes.  Owned by the statement, valid until the next step, reset or
+ * finalize.  mtr_column_blob of a zero-length value is NULL. */
+MTR_API const unsigned char *mtr_column_text(mtr_stmt *st, int i);
+MTR_API const void *mtr_column_blob(mtr_stmt *st, int i);
+/* Bytes of the TEXT/BLOB value (of the text form for numbers; 0 for NULL). */
+MTR_API int mtr_column_bytes(mtr_stmt *st, int i);
+
+/* Make the statement ready to run again; keeps its bindings.  Returns 0. */
+MTR_API int mtr_reset(mtr_stmt *st);
+/* Free the statement.  NULL is ok.  Returns 0. */
+MTR_API int mtr_finalize(mtr_stmt *st);
+/* The statement's SQL text (NUL-terminated copy owned by the statement). */
+MTR_API const char *mtr_sql(mtr_stmt *st);
+/* 1 when the statement does not write (SQLite's sqlite3_stmt_readonly). */
+MTR_API int mtr_stmt_readonly(mtr_stmt *st);
+
+/* Rows changed by the last INSERT/UPDATE/DELETE of this handle. */
+MTR_API int64_t mtr_changes(mtr *db);
+/* Rowid of the last row inserted by an INSERT of this handle (0: none). */
+MTR_API int64_t mtr_last_insert_rowid(mtr *db);
+
+/*
+ * The last call's outcome on this handle: mtr_errcode() is 0 or an MTR_E*
+ * code; when it is MTR_ESQL (SQLite failed on a replica),
+ * mtr_extended_errcode() is SQLite's extended result code, e.g.
+ * SQLITE_CONSTRAINT_PRIMARYKEY (1555) -- the same values as sqlite3.h --
+ * and 0 otherwise.  mtr_errmsg() is the sentence ("not an error" after
+ * success); for refusals it starts with "line L, column C: ".  The string
+ * is owned by the handle and valid until the next call on it.
+ */
+MTR_API int mtr_errcode(mtr *db);
+MTR_API int mtr_extended_errcode(mtr *db);
+MTR_API const char *mtr_errmsg(mtr *db);
+
+/* The highest instance any answer on this handle reflected (0: none).  A
+ * session read (the default) is answered by a replica that has applied at
+ * least this instance. */
+MTR_API uint64_t mtr_last_instance(mtr *db);
+
+/*
+ * Busy handling: when the proxy answers MTR_EBUSY or MTR_EFULL (its buffers
+ * are full), mtr_step / mtr_exec wait (1 ms, doubling up to 100 ms) and send
+ * the request again (a new request id: the refused one was not applied),
+ * for at most ms milliseconds in all; 0 (the default) returns the busy error
+ * at once.  Returns 0.
+ */
+MTR_API int mtr_busy_timeout(mtr *db, int ms);
+/* Set the per-request timeout (as the URI's timeout=, 0: none).  Returns 0. */
+MTR_API int mtr_set_timeout(mtr *db, int ms);
+
+/*
+ * Pipelining (asynchronous writes).  mtr_submit sends the statement with its
+ * current bindings (copied: the statement may be rebound and submitted again
+ * at once) and returns without waiting.  done is called exactly once, later,
+ * from inside mtr_poll (or any other call on the handle that waits for the
+ * proxy, or mtr_close), on the calling thread, with rc 0 or the error code,
+ * SQLite's extended code when rc is MTR_ESQL, and the statement's changes and
+ * last rowid.  Result rows are discarded: submit writes, step reads.
+ * A submit that fails returns the error and never calls done.  Inside done,
+ * mtr_errmsg() / mtr_errcode() / mtr_extended_errcode() of the handle
+ * describe this request's failure; done must not call any other function
+ * on the same handle.  Not available inside BEGIN ... COMMIT or for
+ * transaction control (MTR_EINVAL).  Answers come in submission order; each
+ * request has the handle's timeout; busy answers are not retried (done gets
+ * MTR_EBUSY / MTR_EFULL).
+ */
+typedef void (*mtr_done_fn)(void *arg, int rc, int extended, int64_t changes, int64_t last_rowid);
+MTR_API int mtr_submit(mtr_stmt *st, mtr_done_fn done, void *arg);
+/* Wait up to timeout_ms (< 0: until something happens) for answers and call
+ * their callbacks.  Returns the number of callbacks called (0 when none was
+ * pending or the time ran out) or an error. */
+MTR_API int mtr_poll(mtr *db, int timeout_ms);
+/* Requests submitted and not yet completed. */
+MTR_API int mtr_pending(mtr *db);
+
+/*
+ * Failover and resends -- what is guaranteed today:
+ * - Every request has a request id, unique and increasing within the handle;
+ *   the handle also has a random 64-bit client id sent in HELLO.
+ * - When the connection breaks (EOF, error, BYE), the handle connects to the
+ *   next address of the URI (round robin) and sends again every request not
+ *   yet answered, in order, with the same request ids.
+ * - NOT yet guaranteed: that a resent write is applied once.  If the first
+ *   proxy had already passed the write on before it died, the servers do not
+ *   yet deduplicate by (client id, request id), so it may be applied twice.
+ *   Reads are safe to resend.  A request that timed out is never resent.
+ */
+
 
 #ifdef __cplusplus
 }
