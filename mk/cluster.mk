@@ -1,1 +1,6 @@
-# cluster: see Makefile.am for the variables fragments add to.
+# cluster: the cluster integration test (issue 4's "Done when") and its tools.
+noinst_PROGRAMS += tests/tools/mtrdigest
+tests_tools_mtrdigest_SOURCES = tests/tools/mtrdigest.c
+
+TESTS += tests/integration/cluster.sh
+EXTRA_DIST += tests/integration/cluster.sh
