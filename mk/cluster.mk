@@ -4,3 +4,7 @@ tests_tools_mtrdigest_SOURCES = tests/tools/mtrdigest.c
 
 TESTS += tests/integration/cluster.sh
 EXTRA_DIST += tests/integration/cluster.sh
+
+# the sqllogictest corpus through a real 3-server cluster (issue 5)
+TESTS += tests/integration/slt_cluster.sh
+EXTRA_DIST += tests/integration/slt_cluster.sh

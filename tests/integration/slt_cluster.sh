@@ -1,0 +1,35 @@
+#!/bin/sh
+# slt_cluster.sh - the sqllogictest corpus (../shared/slt) through the
+# client library against a real 3-server cluster (the local cluster, in a
+# temporary directory), compared record by record with plain SQLite
+# (doc/mtrslt.md).  Every record SQLite passes must pass through Metronome;
+# the one known exception (CREATE TEMP VIEW, refused because TEMP objects
+# would be replica-local) is reported as a TODO, not hidden.
+. "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
+
+SLT=${MTR_SLT_DIR:-$MTR_SRCDIR/../shared/slt}
+R=$MTR_BUILDDIR/tests/slt/mtrslt
+[ -x "$R" ] || skip_all "mtrslt is not built"
+[ -x "$MTR_BUILDDIR/src/metronomed" ] || skip_all "metronomed is not built"
+ls "$SLT"/*.test >/dev/null 2>&1 || skip_all "no sqllogictest files in $SLT"
+
+TMP=$(mktemp -d)
+at_exit 'rm -rf "$TMP"'
+export MTR_LOCAL_DIR="$TMP/local" MTR_BINDIR="$MTR_BUILDDIR/src"
+export MTR_LOCAL_PORT=$((20000 + ($$ % 600) * 20 + 17))
+
+plan 3
+"$R" --local-dir "$MTR_LOCAL_DIR" "$SLT" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+sed 's/^/# /' "$TMP/out"
+grep -v ' INFO ' "$TMP/err" | sed 's/^/#   /' | head -20
+check "mtrslt ran the corpus against a 3-server cluster" grep -q '^[0-9]* passed, [0-9]* failed$' "$TMP/out"
+bad=$(grep -v '^slt_lang_createview.test:' "$TMP/out" | grep '^[^ ]*: [0-9]* passed, ' | grep -v ' 0 failed' | grep -c . )
+check "every file but slt_lang_createview.test: 0 failed (exit $rc)" [ "$bad" = 0 ]
+if grep -q '^slt_lang_createview.test: .* 0 failed' "$TMP/out"; then
+	ok "slt_lang_createview.test: 0 failed"
+else
+	not_ok "slt_lang_createview.test: 0 failed # TODO CREATE TEMP VIEW is refused (TEMP objects are replica-local)"
+fi
+[ -z "$(pgrep -f "$MTR_LOCAL_DIR/")" ] || { diag "processes left running:"; pgrep -fa "$MTR_LOCAL_DIR/" | sed 's/^/#   /'; }
+exit 0
