@@ -14,7 +14,7 @@
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 B=$MTR_BUILDDIR
-for p in src/metronomed src/mtrproxy tests/tools/mtrload tests/tools/mtrdigest; do
+for p in src/metronomed src/mtrproxy tests/tools/mtrload tests/tools/mtrdigest examples/example; do
 	[ -x "$B/$p" ] || skip_all "$p is not built"
 done
 command -v sqlite3 >/dev/null 2>&1 || skip_all "no sqlite3 command (package sqlite3)"
@@ -30,7 +30,7 @@ at_exit 'rm -rf "$TMP"'
 # ephemeral range (32768..), where proxies' and clients' own ports come from
 BASE=$((20000 + ($$ % 600) * 20))
 
-plan 14
+plan 15
 
 # wait_for SECONDS COMMAND...: poll every 0.2 s until the command succeeds
 wait_for() {
@@ -87,6 +87,12 @@ run_cluster() {
 		return
 	fi
 	ok "$name: $n servers up, leader is server $(leader)"
+	if [ "$name" = three ]; then
+		# the example of doc/client.md against the real cluster (issue 5)
+		timeout 30 "$B/examples/example" "mtr://127.0.0.1:$((BASE + 11))" >"$D/example.out" 2>&1
+		check "the example program (open, create, insert with binds, query, close) runs on the cluster" [ $? = 0 ]
+		sed 's/^/#   /' "$D/example.out" | head -8
+	fi
 
 	half=$((ROWS / 2))
 	"$B/tests/tools/mtrload" --uri "mtr://127.0.0.1:$((BASE + 11))" --clients 4 --rows $half \
