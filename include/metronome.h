@@ -124,6 +124,7 @@ typedef struct mtr_stmt mtr_stmt;
  * Open a connection.  uri is one of
  *
  *   mtr://HOST[:PORT][,HOST[:PORT]...][?OPTION=VALUE[&...]]
+ *   mtr+embedded://SERVER[,SERVER...][?OPTION=VALUE[&...]]
  *   local
  *
  * HOST is a name or an IPv4 address, or an IPv6 address in brackets
@@ -134,13 +135,24 @@ typedef struct mtr_stmt mtr_stmt;
  *                           with MTR_ETIMEDOUT (default 10000; 0: no limit);
  *                           connecting and failover count against it
  *   busy=MS                 as mtr_busy_timeout() (default 0)
- *   key=HEX32               the cluster key (32 hex digits): checked and
- *                           kept for the embedded mode (not built yet); the
+ *   key=HEX32               the cluster key (32 hex digits): used by the
+ *                           embedded mode to authenticate its datagrams; the
  *                           TCP client protocol is not authenticated
- * "local" (an embedded local cluster) is reserved: it returns MTR_ENOTSUP.
+ * Embedded mode (no proxy daemon: the library runs the proxy in a thread of
+ * this process and multicasts to the servers itself):
+ *   mtr+embedded://SERVER,...  SERVER is a server's IP:PORT, in server id
+ *                           order; extra options cluster=ID (default 1),
+ *                           group=IP:PORT (multicast), key=HEX32
+ *   local                   the local cluster of the Quick start (started
+ *                           if it is not running, and left running; its
+ *                           directory from $MTR_LOCAL_DIR, default
+ *                           ~/.local/share/metronome/local)
+ * An embedded handle has no failover (its proxy lives and dies with the
+ * process); mtr_close stops the proxy thread.
  *
  * Returns 0 with a connected handle in *db; or an error: MTR_EINVAL (bad
- * URI), MTR_ECONNECT (no proxy answered), MTR_ENOTSUP, MTR_ENOMEM.  As with sqlite3_open, *db is set even on error (unless memory
+ * URI), MTR_ECONNECT (no proxy answered), MTR_ECONFIG / MTR_EIO / MTR_ETIMEDOUT
+ * (embedded mode: bad settings, the local cluster could not start), MTR_ENOMEM.  As with sqlite3_open, *db is set even on error (unless memory
  * ran out: then NULL) so that mtr_errmsg(*db) can say why; the caller
  * always releases it with mtr_close().
  */

@@ -2,7 +2,7 @@
 # doc/libmetronome.3), its pkg-config file, example, unit test and the
 # mtrload load generator.  See Makefile.am for the variables fragments add to.
 lib_LTLIBRARIES = libmetronome.la
-libmetronome_la_SOURCES = src/client.c src/client_stmt.c src/client_int.h
+libmetronome_la_SOURCES = src/client.c src/client_stmt.c src/client_embed.c src/client_int.h
 libmetronome_la_LIBADD = libmtrcore.la $(SQLITE_LIBS) $(XXHASH_LIBS) $(PTHREAD_LIBS)
 libmetronome_la_LDFLAGS = $(AM_LDFLAGS) -export-symbols-regex '^mtr_' -version-info 0:0:0
 
@@ -38,7 +38,7 @@ dist_man_MANS += doc/libmetronome.3
 # libFuzzer: the client facing a hostile proxy (any bytes after WELCOME)
 FUZZ_TARGETS += tests/fuzz/fuzz_client
 EXTRA_DIST += tests/fuzz/fuzz_client.c tests/fuzz/corpus/client
-CLIENT_FUZZ_SRC = $(srcdir)/src/client.c $(srcdir)/src/client_stmt.c $(srcdir)/src/cproto.c \
+CLIENT_FUZZ_SRC = $(srcdir)/src/client.c $(srcdir)/src/client_stmt.c $(srcdir)/src/client_embed.c $(srcdir)/src/cproto.c \
 	$(srcdir)/src/result.c $(srcdir)/src/log.c $(srcdir)/src/error.c \
 	$(srcdir)/sql/tokenize.c $(srcdir)/sql/build.c $(srcdir)/sql/parse_wrap.c
 tests/fuzz/fuzz_client: $(srcdir)/tests/fuzz/fuzz_client.c $(CLIENT_FUZZ_SRC) sql/parse.c sql/parse.h sql/tokname.h
@@ -48,3 +48,7 @@ tests/fuzz/fuzz_client: $(srcdir)/tests/fuzz/fuzz_client.c $(CLIENT_FUZZ_SRC) sq
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
 # in the tarball for `make distcheck`; setup.sh copies it into build-aux/.
 EXTRA_DIST += build-aux/tap-driver.sh
+
+# the embedded mode (proxy inside the application; URI `local`)
+TESTS += tests/integration/embedded.sh
+EXTRA_DIST += tests/integration/embedded.sh

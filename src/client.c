@@ -189,7 +189,7 @@ static int uri_addr(mtr *db, const char *s, size_t n, struct client_addr *a)
 	return 0;
 }
 
-static int uri_option(mtr *db, const char *s, size_t n)
+int client_uri_option(mtr *db, const char *s, size_t n)
 {
 	const char *eq = memchr(s, '=', n);
 	if (!eq)
@@ -236,12 +236,9 @@ static int uri_option(mtr *db, const char *s, size_t n)
 static int uri_parse(mtr *db, const char *uri)
 {
 	static const char scheme[] = "mtr://";
-	if (strcmp(uri, "local") == 0)
-		return client_err(db, MTR_ENOTSUP,
-				  "URI 'local' (an embedded local cluster) is not built yet: "
-				  "start mtrproxy and open mtr://HOST:PORT");
 	if (strncmp(uri, scheme, sizeof scheme - 1) != 0)
-		return client_err(db, MTR_EINVAL, "URI must start with mtr:// (or be 'local'): '%s'", uri);
+		return client_err(db, MTR_EINVAL,
+				  "URI must start with mtr:// or mtr+embedded://, or be 'local': '%s'", uri);
 	const char *p = uri + sizeof scheme - 1;
 	const char *q = strchr(p, '?');
 	const char *hend = q ? q : p + strlen(p);
@@ -265,7 +262,7 @@ static int uri_parse(mtr *db, const char *uri)
 		while (*p) {
 			const char *amp = strchr(p, '&');
 			size_t len = amp ? (size_t)(amp - p) : strlen(p);
-			int rc = uri_option(db, p, len);
+			int rc = client_uri_option(db, p, len);
 			if (rc)
 				return rc;
 			p += len + (amp ? 1 : 0);
@@ -347,7 +344,6 @@ static int out_append(mtr *db, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static int conn_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char *why, size_t cap);
 
 /*
  * Connect to one address, say HELLO and wait for WELCOME, all before
@@ -394,7 +390,7 @@ static int conn_open_one(mtr *db, const struct client_addr *a, uint64_t deadline
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	char label[300];
 	snprintf(label, sizeof label, "%s:%s", a->host, a->port);
-	return conn_handshake(db, fd, label, deadline, why, cap);
+	return client_handshake(db, fd, label, deadline, why, cap);
 }
 
 /*
@@ -402,7 +398,7 @@ static int conn_open_one(mtr *db, const struct client_addr *a, uint64_t deadline
  * wait for WELCOME (or BYE) before deadline.  On success db->fd is fd.
  * label names the peer in messages.
  */
-static int conn_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char *why, size_t cap)
+int client_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char *why, size_t cap)
 {
 	int rc = MTR_ECONNECT;
 	db->fd = fd;
@@ -959,7 +955,7 @@ int client_open_fd(int fd, int timeout_ms, mtr **out)
 	}
 	char why[300] = "";
 	uint64_t deadline = db->timeout_ms ? now_mono_ns() + (uint64_t)db->timeout_ms * 1000000ull : 0;
-	int rc = conn_handshake(db, fd, "attached connection", deadline, why, sizeof why);
+	int rc = client_handshake(db, fd, "attached connection", deadline, why, sizeof why);
 	if (rc)
 		return client_err(db, rc, "%s", why);
 	client_ok(db);
@@ -976,6 +972,12 @@ MTR_API int mtr_open(const char *uri, mtr **out)
 		return MTR_ENOMEM;
 	if (!uri)
 		return client_err(db, MTR_EINVAL, "no URI");
+	if (client_embed_uri(uri)) {
+		int erc = client_embed_open(db, uri);
+		if (erc == 0)
+			client_ok(db);
+		return erc;
+	}
 	int rc = uri_parse(db, uri);
 	if (rc)
 		return rc;
@@ -1003,6 +1005,7 @@ MTR_API int mtr_close(mtr *db)
 	client_stmts_free(db);
 	client_txn_clear(db);
 	conn_close(db);
+	client_embed_close(db);
 	cproto_buf_free(&db->out);
 	free(db->in);
 	free(db->txn);

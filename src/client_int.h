@@ -91,7 +91,26 @@ struct mtr {
 	size_t ntxn, txn_cap;
 
 	struct mtr_stmt *stmts; /* every statement prepared on the handle */
+	struct client_embed *embed; /* embedded mode: the proxy thread (client_embed.c) */
 };
+
+/* Apply one "key=value" URI option (n bytes) to db: consistency, timeout,
+ * busy, key.  0 or MTR_EINVAL (recorded on db). */
+int client_uri_option(mtr *db, const char *s, size_t n);
+
+/* Greet the proxy on the connected socket fd (HELLO / WELCOME); on success
+ * db->fd is fd.  label names the peer in messages.  0 or an MTR_E* code with
+ * the reason in why. */
+int client_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char *why, size_t cap);
+
+/* Embedded mode (client_embed.c, doc/client.md "Embedded mode"): 1 when uri
+ * is "local" or starts with "mtr+embedded://". */
+int client_embed_uri(const char *uri);
+/* Run a proxy in a thread of this process for db and connect db to it over
+ * a socketpair.  0 or an MTR_E* code recorded on db. */
+int client_embed_open(mtr *db, const char *uri);
+/* Stop and free the embedded proxy (nothing when there is none). */
+void client_embed_close(mtr *db);
 
 /* Record an error on the handle (message formatted) and return code. */
 int client_err(mtr *db, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

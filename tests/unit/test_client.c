@@ -119,8 +119,12 @@ static void test_open_bad_uri(void **state)
 		mtr_close(db);
 	}
 	mtr *db;
-	assert_int_equal(mtr_open("local", &db), MTR_ENOTSUP);
-	assert_non_null(strstr(mtr_errmsg(db), "local"));
+	/* embedded mode without a server list */
+	assert_int_equal(mtr_open("mtr+embedded://", &db), MTR_EINVAL);
+	assert_non_null(strstr(mtr_errmsg(db), "names no server"));
+	mtr_close(db);
+	assert_int_equal(mtr_open("mtr+embedded://127.0.0.1:1?cluster=0", &db), MTR_ECONFIG);
+	assert_non_null(strstr(mtr_errmsg(db), "cluster.id"));
 	mtr_close(db);
 }
 
