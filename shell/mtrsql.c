@@ -1,0 +1,726 @@
+/*
+ * mtrsql.c - the interactive shell of Metronome (doc/mtrsql.1).
+ *
+ *   mtrsql [URI] [-c SQL]... [-bail] [--keep] [--mode M] [--headers] [--echo]
+ *
+ * With no URI it attaches to the local cluster of the Quick start, starting
+ * it when it is not running (src/localcluster.h), and stops what it started
+ * when it exits unless --keep is given.  Statements are collected across
+ * lines until complete (sqlite3_complete), run through the client library
+ * (include/metronome.h) and printed in one of the output modes of
+ * shell/output.c.  Interactive use gets readline: editing, a history file,
+ * and completion of SQL keywords, table and column names, dot-commands and
+ * file names.  Exit status: 0, or 1 when any statement failed (2: usage or
+ * connection error).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <readline/history.h>
+#include <readline/readline.h>
+#include <sqlite3.h>
+
+#include "localcluster.h"
+#include "log.h"
+#include "metronome.h"
+#include "output.h"
+#include "sql.h"
+
+struct shell {
+	mtr *db;
+	struct out_opts out;
+	FILE *outf;      /* .output target (stdout by default) */
+	int bail, echo, timer, changes;
+	int failed;      /* any statement failed */
+	int interactive;
+	char uri[600];
+	struct localcluster lc;
+	int local, keep;
+};
+
+static struct shell *g_shell; /* for the readline completion callbacks */
+
+/* ---- running SQL ------------------------------------------------------ */
+
+/* Print an error; when the message has "line L, column C" show the line of
+ * the statement with a caret under the column. */
+static void print_error(const char *sql, const char *msg)
+{
+	fprintf(stderr, "Error: %s\n", msg);
+	unsigned line, col;
+	const char *at = strstr(msg, "line ");
+	if (!at || sscanf(at, "line %u, column %u", &line, &col) != 2 || !line || !col)
+		return;
+	const char *p = sql;
+	for (unsigned l = 1; l < line && p; l++) {
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return;
+	const char *e = strchr(p, '\n');
+	int len = e ? (int)(e - p) : (int)strlen(p);
+	if (len > 200 || (int)col > len + 1)
+		return;
+	fprintf(stderr, "  %.*s\n  %*s^\n", len, p, (int)col - 1, "");
+}
+
+static double now_s(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+/* Run every statement of sql; rows printed in the current mode.  0, or -1
+ * when a statement failed (the rest of the text is skipped). */
+static int run_sql(struct shell *sh, const char *sql)
+{
+	const char *p = sql;
+	double t0 = now_s();
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ';')
+			p++;
+		if (!*p)
+			break;
+		mtr_stmt *st = NULL;
+		const char *tail = NULL;
+		int rc = mtr_prepare(sh->db, p, -1, &st, &tail);
+		if (rc) {
+			print_error(p, mtr_errmsg(sh->db));
+			return -1;
+		}
+		if (!st) { /* only a comment */
+			p = tail && tail > p ? tail : p + strlen(p);
+			continue;
+		}
+		if (sh->echo)
+			fprintf(sh->outf, "%.*s\n", (int)(tail - p), p);
+		struct out_table t;
+		out_begin(&t, &sh->out, sh->outf);
+		int ncol = mtr_column_count(st);
+		int named = 0;
+		while ((rc = mtr_step(st)) == MTR_ROW) {
+			ncol = mtr_column_count(st);
+			if (!named) {
+				for (int i = 0; i < ncol; i++)
+					out_column(&t, mtr_column_name(st, i));
+				named = 1;
+			}
+			for (int i = 0; i < ncol; i++) {
+				int ty = mtr_column_type(st, i);
+				const char *txt = ty == MTR_NULL ? NULL : (const char *)mtr_column_text(st, i);
+				out_value(&t, ty == MTR_INTEGER || ty == MTR_FLOAT ? OUT_NUMBER
+					      : ty == MTR_NULL			 ? OUT_NULL
+					      : ty == MTR_BLOB			 ? OUT_BLOB
+										 : OUT_TEXT,
+					  txt, mtr_column_bytes(st, i));
+			}
+			out_row_end(&t);
+		}
+		out_end(&t);
+		if (rc != MTR_DONE) {
+			print_error(p, mtr_errmsg(sh->db));
+			mtr_finalize(st);
+			return -1;
+		}
+		if (sh->changes && !mtr_stmt_readonly(st))
+			fprintf(sh->outf, "changes: %lld   total_changes: -   last_insert_rowid: %lld\n",
+				(long long)mtr_changes(sh->db), (long long)mtr_last_insert_rowid(sh->db));
+		mtr_finalize(st);
+		p = tail && tail > p ? tail : p + strlen(p);
+	}
+	if (sh->timer)
+		fprintf(sh->outf, "Run Time: real %.3f (instance %llu)\n", now_s() - t0,
+			(unsigned long long)mtr_last_instance(sh->db));
+	fflush(sh->outf);
+	return 0;
+}
+
+/* Run a query whose rows are printed as plain lines (for dot-commands). */
+static int run_query_lines(struct shell *sh, const char *sql, const char *fmt_prefix)
+{
+	mtr_stmt *st;
+	if (mtr_prepare(sh->db, sql, -1, &st, NULL) || !st) {
+		print_error(sql, mtr_errmsg(sh->db));
+		return -1;
+	}
+	int rc;
+	while ((rc = mtr_step(st)) == MTR_ROW) {
+		const unsigned char *v = mtr_column_text(st, 0);
+		fprintf(sh->outf, "%s%s\n", fmt_prefix, v ? (const char *)v : "");
+	}
+	if (rc != MTR_DONE)
+		print_error(sql, mtr_errmsg(sh->db));
+	mtr_finalize(st);
+	return rc == MTR_DONE ? 0 : -1;
+}
+
+/* ---- dot-commands ----------------------------------------------------- */
+
+static const char *const dot_help[] = {
+	".bail on|off           stop at the first error",
+	".changes on|off        show the changes of each write",
+	".cluster               members, roles and lag (mtr_members, mtr_streams)",
+	".consistency [MODE]    show or set read consistency: none, session, linearizable (reconnects)",
+	".echo on|off           print each statement before running it",
+	".exit, .quit           leave (stops the local cluster if this shell started it)",
+	".headers on|off        column names in list, csv and line modes",
+	".help                  this text",
+	".indexes [TABLE]       index names",
+	".mode MODE             list, csv, table, box, line, json",
+	".nullvalue TEXT        how NULL is shown",
+	".output [FILE]         send output to FILE, or back to the screen",
+	".parse SQL             what the proxy makes of SQL: kind, tables, non-determinism",
+	".read FILE             run the SQL in FILE",
+	".schema [TABLE]        CREATE statements",
+	".tables                table and view names",
+	".timer on|off          time each statement",
+	NULL,
+};
+
+static int onoff(const char *a, int *v)
+{
+	if (!a)
+		return -1;
+	if (!strcasecmp(a, "on") || !strcmp(a, "1") || !strcasecmp(a, "yes"))
+		*v = 1;
+	else if (!strcasecmp(a, "off") || !strcmp(a, "0") || !strcasecmp(a, "no"))
+		*v = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int run_file(struct shell *sh, FILE *f);
+
+static int dot_parse(struct shell *sh, const char *text)
+{
+	struct sql_result *res;
+	if (sql_parse(text, strlen(text), &res)) {
+		fprintf(stderr, "Error: out of memory\n");
+		return -1;
+	}
+	char buf[8192];
+	for (unsigned i = 0; i < res->n_stmts; i++) {
+		sql_stmt_json(&res->stmts[i], buf, sizeof(buf));
+		fprintf(sh->outf, "%s\n", buf);
+	}
+	int ok = res->ok;
+	sql_result_free(res);
+	return ok ? 0 : -1;
+}
+
+static int reconnect(struct shell *sh, const char *consistency)
+{
+	char uri[700];
+	const char *q = strchr(sh->uri, '?');
+	if (!strncmp(sh->uri, "mtr://", 6))
+		snprintf(uri, sizeof(uri), "%.*s?consistency=%s", q ? (int)(q - sh->uri) : (int)strlen(sh->uri),
+			 sh->uri, consistency);
+	else {
+		fprintf(stderr, "Error: .consistency needs an mtr:// URI\n");
+		return -1;
+	}
+	mtr *db;
+	if (mtr_open(uri, &db)) {
+		fprintf(stderr, "Error: %s\n", mtr_errmsg(db));
+		mtr_close(db);
+		return -1;
+	}
+	mtr_close(sh->db);
+	sh->db = db;
+	snprintf(sh->uri, sizeof(sh->uri), "%.*s", (int)sizeof(sh->uri) - 1, uri);
+	return 0;
+}
+
+/* Run one dot-command line.  0 ok, -1 error, 1 quit. */
+static int dot_command(struct shell *sh, char *line)
+{
+	char *argv[4] = { 0 };
+	int argc = 0;
+	char *rest = NULL;
+	char *p = line + 1;
+	while (argc < 4 && *p) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		if (argc == 1)
+			rest = p;
+		argv[argc++] = p;
+		while (*p && *p != ' ' && *p != '\t')
+			p++;
+		if (*p)
+			*p++ = 0;
+	}
+	if (!argc)
+		return 0;
+	const char *c = argv[0];
+	if (!strcmp(c, "quit") || !strcmp(c, "exit") || !strcmp(c, "q"))
+		return 1;
+	if (!strcmp(c, "help")) {
+		for (int i = 0; dot_help[i]; i++)
+			fprintf(sh->outf, "%s\n", dot_help[i]);
+		return 0;
+	}
+	if (!strcmp(c, "mode")) {
+		if (!argv[1] || out_mode_parse(argv[1], &sh->out.mode)) {
+			fprintf(stderr, "Error: .mode wants one of: list csv table box line json\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (!strcmp(c, "headers") || !strcmp(c, "header"))
+		return onoff(argv[1], &sh->out.headers) ? (fprintf(stderr, "Error: .headers on|off\n"), -1) : 0;
+	if (!strcmp(c, "bail"))
+		return onoff(argv[1], &sh->bail) ? (fprintf(stderr, "Error: .bail on|off\n"), -1) : 0;
+	if (!strcmp(c, "echo"))
+		return onoff(argv[1], &sh->echo) ? (fprintf(stderr, "Error: .echo on|off\n"), -1) : 0;
+	if (!strcmp(c, "timer"))
+		return onoff(argv[1], &sh->timer) ? (fprintf(stderr, "Error: .timer on|off\n"), -1) : 0;
+	if (!strcmp(c, "changes"))
+		return onoff(argv[1], &sh->changes) ? (fprintf(stderr, "Error: .changes on|off\n"), -1) : 0;
+	if (!strcmp(c, "nullvalue")) {
+		snprintf(sh->out.nullvalue, sizeof(sh->out.nullvalue), "%s", argv[1] ? argv[1] : "");
+		return 0;
+	}
+	if (!strcmp(c, "tables"))
+		return run_query_lines(sh,
+				       "SELECT name FROM sqlite_schema WHERE type IN ('table','view') "
+				       "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'mtr_%' ORDER BY 1",
+				       "");
+	if (!strcmp(c, "schema") || !strcmp(c, "indexes") || !strcmp(c, "indices")) {
+		int idx = c[0] == 'i';
+		char q[600];
+		char *lit = sqlite3_mprintf("%Q", argv[1] ? argv[1] : "%");
+		snprintf(q, sizeof(q),
+			 idx ? "SELECT name FROM sqlite_schema WHERE type='index' AND tbl_name LIKE %s ORDER BY 1"
+			     : "SELECT sql || ';' FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'mtr_%%' "
+			       "AND tbl_name LIKE %s ORDER BY tbl_name, type DESC, name",
+			 lit);
+		sqlite3_free(lit);
+		return run_query_lines(sh, q, "");
+	}
+	if (!strcmp(c, "cluster")) {
+		struct out_opts save = sh->out;
+		sh->out.mode = sh->out.mode == OUT_BOX ? OUT_BOX : OUT_TABLE;
+		sh->out.headers = 1;
+		int rc = run_sql(sh, "SELECT id, address, role, alive, chosen, applied, chosen - applied AS lag "
+				     "FROM mtr_members ORDER BY id");
+		if (!rc)
+			rc = run_sql(sh, "SELECT server, count(*) AS streams, max(watermark) AS max_watermark "
+					 "FROM mtr_streams GROUP BY server ORDER BY server");
+		sh->out = save;
+		return rc;
+	}
+	if (!strcmp(c, "consistency")) {
+		if (!argv[1]) {
+			const char *q = strstr(sh->uri, "consistency=");
+			fprintf(sh->outf, "%s\n", q ? q + 12 : "session");
+			return 0;
+		}
+		if (strcmp(argv[1], "none") && strcmp(argv[1], "session") && strcmp(argv[1], "linearizable")) {
+			fprintf(stderr, "Error: .consistency wants none, session or linearizable\n");
+			return -1;
+		}
+		return reconnect(sh, argv[1]);
+	}
+	if (!strcmp(c, "parse")) {
+		if (!rest) {
+			fprintf(stderr, "Error: .parse SQL\n");
+			return -1;
+		}
+		/* the arguments were split: rebuild the text after ".parse" */
+		for (char *q = rest; q < p; q++)
+			if (!*q)
+				*q = ' ';
+		return dot_parse(sh, rest);
+	}
+	if (!strcmp(c, "read")) {
+		FILE *f = argv[1] ? fopen(argv[1], "r") : NULL;
+		if (!f) {
+			fprintf(stderr, "Error: cannot open \"%s\": %s\n", argv[1] ? argv[1] : "", strerror(errno));
+			return -1;
+		}
+		int rc = run_file(sh, f);
+		fclose(f);
+		return rc < 0 ? -1 : rc;
+	}
+	if (!strcmp(c, "output")) {
+		if (sh->outf != stdout)
+			fclose(sh->outf);
+		sh->outf = stdout;
+		if (argv[1] && strcmp(argv[1], "stdout")) {
+			FILE *f = fopen(argv[1], "w");
+			if (!f) {
+				fprintf(stderr, "Error: cannot write \"%s\": %s\n", argv[1], strerror(errno));
+				return -1;
+			}
+			sh->outf = f;
+		}
+		return 0;
+	}
+	fprintf(stderr, "Error: unknown command \".%s\"; .help lists them\n", c);
+	return -1;
+}
+
+/* ---- input ------------------------------------------------------------ */
+
+/* Append line to the statement buffer. */
+static int buf_add(char **buf, size_t *len, size_t *cap, const char *line)
+{
+	size_t n = strlen(line);
+	if (*len + n + 2 > *cap) {
+		size_t c = (*cap ? *cap * 2 : 4096) + n;
+		char *b = realloc(*buf, c);
+		if (!b)
+			return -1;
+		*buf = b;
+		*cap = c;
+	}
+	memcpy(*buf + *len, line, n);
+	*len += n;
+	(*buf)[(*len)++] = '\n';
+	(*buf)[*len] = 0;
+	return 0;
+}
+
+/* Handle one complete input unit (dot-command line or SQL text).  Returns
+ * 1 to quit, 0 to go on. */
+static int handle(struct shell *sh, char *text, int is_dot)
+{
+	int rc = is_dot ? dot_command(sh, text) : run_sql(sh, text);
+	if (rc == 1)
+		return 1;
+	if (rc < 0) {
+		sh->failed = 1;
+		if (sh->bail)
+			return 1;
+	}
+	return 0;
+}
+
+/* Read a script from f (non-interactive).  Returns 1 when asked to quit. */
+static int run_file(struct shell *sh, FILE *f)
+{
+	char *buf = NULL, *line = NULL;
+	size_t len = 0, cap = 0, lcap = 0;
+	ssize_t n;
+	int quit = 0;
+	while (!quit && (n = getline(&line, &lcap, f)) >= 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = 0;
+		if (len == 0 && line[strspn(line, " \t")] == '.') {
+			quit = handle(sh, line + strspn(line, " \t"), 1);
+			continue;
+		}
+		if (buf_add(&buf, &len, &cap, line))
+			break;
+		if (sqlite3_complete(buf)) {
+			quit = handle(sh, buf, 0);
+			len = 0;
+		}
+	}
+	if (!quit && len && buf[strspn(buf, " \t\n")]) {
+		fprintf(stderr, "Error: incomplete SQL at the end of the input: %s\n", buf);
+		sh->failed = 1;
+	}
+	free(buf);
+	free(line);
+	return quit;
+}
+
+/* ---- readline completion ---------------------------------------------- */
+
+static const char *const sql_words[] = {
+	"ABORT", "ALTER", "AND", "AS", "ASC", "BEGIN", "BETWEEN", "BY", "CASE", "CHECK", "COLLATE", "COMMIT",
+	"CREATE", "CROSS", "DEFAULT", "DELETE", "DESC", "DISTINCT", "DROP", "ELSE", "END", "EXISTS", "EXPLAIN",
+	"FOREIGN", "FROM", "GROUP", "HAVING", "IF", "IN", "INDEX", "INNER", "INSERT", "INTEGER", "INTO", "IS",
+	"JOIN", "KEY", "LEFT", "LIKE", "LIMIT", "NOT", "NULL", "OFFSET", "ON", "OR", "ORDER", "PRIMARY",
+	"REAL", "REFERENCES", "REPLACE", "RETURNING", "ROLLBACK", "SELECT", "SET", "TABLE", "TEXT", "THEN",
+	"TRIGGER", "UNION", "UNIQUE", "UPDATE", "USING", "VALUES", "VIEW", "WHEN", "WHERE", "WITH", "BLOB",
+	NULL,
+};
+
+static char **names;   /* tables and columns of the cluster's schema */
+static size_t nnames;
+
+static void load_names(struct shell *sh)
+{
+	for (size_t i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	names = NULL;
+	nnames = 0;
+	mtr_stmt *st;
+	const char *q = "SELECT DISTINCT name FROM (SELECT m.name AS name FROM sqlite_schema m "
+			"WHERE m.type IN ('table','view') AND m.name NOT LIKE 'sqlite_%' UNION ALL "
+			"SELECT p.name FROM sqlite_schema m, pragma_table_info(m.name) p "
+			"WHERE m.type IN ('table','view') AND m.name NOT LIKE 'sqlite_%')";
+	if (mtr_prepare(sh->db, q, -1, &st, NULL) || !st)
+		return;
+	while (mtr_step(st) == MTR_ROW) {
+		const unsigned char *v = mtr_column_text(st, 0);
+		char **n2 = v ? realloc(names, (nnames + 1) * sizeof(*names)) : NULL;
+		if (!n2)
+			continue;
+		names = n2;
+		names[nnames] = strdup((const char *)v);
+		if (names[nnames])
+			nnames++;
+	}
+	mtr_finalize(st);
+}
+
+static char *complete_word(const char *text, int state)
+{
+	static size_t i, phase;
+	static size_t tlen;
+	if (!state) {
+		i = 0;
+		phase = 0;
+		tlen = strlen(text);
+	}
+	while (phase < 2) {
+		if (phase == 0) {
+			while (i < nnames) {
+				const char *w = names[i++];
+				if (!strncasecmp(w, text, tlen))
+					return strdup(w);
+			}
+		} else {
+			while (sql_words[i]) {
+				const char *w = sql_words[i++];
+				if (!strncasecmp(w, text, tlen)) {
+					/* keep the case the user typed */
+					char *r = strdup(w);
+					if (r && tlen && text[0] >= 'a' && text[0] <= 'z')
+						for (char *c = r; *c; c++)
+							*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+					return r;
+				}
+			}
+		}
+		phase++;
+		i = 0;
+	}
+	return NULL;
+}
+
+static char *complete_dot(const char *text, int state)
+{
+	static int i;
+	static size_t tlen;
+	if (!state) {
+		i = 0;
+		tlen = strlen(text);
+	}
+	while (dot_help[i]) {
+		const char *h = dot_help[i++];
+		size_t n = strcspn(h, " ,");
+		if (n >= tlen && !strncmp(h, text, tlen)) {
+			char *r = strndup(h, n);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static char **shell_complete(const char *text, int start, int end)
+{
+	(void)end;
+	rl_attempted_completion_over = 1;
+	/* the first word of a line that starts with '.': a dot-command */
+	if (start == 0 && text[0] == '.')
+		return rl_completion_matches(text, complete_dot);
+	/* after a dot-command that takes a file: file names */
+	if (rl_line_buffer[0] == '.' && (!strncmp(rl_line_buffer, ".read", 5) ||
+					 !strncmp(rl_line_buffer, ".output", 7))) {
+		rl_attempted_completion_over = 0;
+		return NULL;
+	}
+	if (g_shell && !nnames)
+		load_names(g_shell);
+	return rl_completion_matches(text, complete_word);
+}
+
+static void history_path(char *buf, size_t n)
+{
+	const char *h = getenv("MTR_HISTORY");
+	if (h)
+		snprintf(buf, n, "%s", h);
+	else
+		snprintf(buf, n, "%s/.mtrsql_history", getenv("HOME") ? getenv("HOME") : ".");
+}
+
+static void run_interactive(struct shell *sh)
+{
+	char hist[1024];
+	history_path(hist, sizeof(hist));
+	using_history();
+	read_history(hist);
+	rl_readline_name = "mtrsql";
+	rl_attempted_completion_function = shell_complete;
+	rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(,";
+	printf("mtrsql %s: connected to %s\nEnter \".help\" for usage hints.\n", PACKAGE_VERSION, sh->uri);
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		char *line = readline(len ? "   ...> " : "mtrsql> ");
+		if (!line) {
+			putchar('\n');
+			break;
+		}
+		if (*line)
+			add_history(line);
+		int quit = 0;
+		if (len == 0 && line[strspn(line, " \t")] == '.') {
+			quit = dot_command(sh, line + strspn(line, " \t")) == 1;
+		} else if (!buf_add(&buf, &len, &cap, line) && sqlite3_complete(buf)) {
+			if (run_sql(sh, buf))
+				sh->failed = 1;
+			len = 0;
+			/* the schema may have changed: reload names at the next completion */
+			for (size_t i = 0; i < nnames; i++)
+				free(names[i]);
+			nnames = 0;
+		}
+		free(line);
+		if (quit)
+			break;
+	}
+	free(buf);
+	write_history(hist);
+	history_truncate_file(hist, 2000);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mtrsql [URI] [-c SQL]... [-bail] [--keep] [--mode MODE] [--headers] [--echo]\n"
+		   "  URI        mtr://HOST:PORT[,HOST:PORT...][?consistency=...] (doc/client.md);\n"
+		   "             none: the local cluster (started if needed, stopped at exit)\n"
+		   "  -c SQL     run SQL (repeatable), then exit\n"
+		   "  -bail      stop at the first error\n"
+		   "  --keep     leave a local cluster this shell started running at exit\n"
+		   "  --mode M   list (default), csv, table, box, line, json\n"
+		   "  --headers  print column names\n"
+		   "Without -c, reads SQL from standard input (a script when it is not a terminal).\n"
+		   "Exit status: 0, 1 when a statement failed, 2 on a usage or connection error.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct shell sh = { .outf = stdout };
+	out_opts_init(&sh.out);
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },	    { "keep", no_argument, NULL, 'k' },
+		{ "mode", required_argument, NULL, 'm' },   { "headers", no_argument, NULL, 'H' },
+		{ "echo", no_argument, NULL, 'e' },	    { "bail", no_argument, NULL, 'b' },
+		{ "version", no_argument, NULL, 'V' },	    { 0, 0, 0, 0 },
+	};
+	const char **cmds = calloc((size_t)argc, sizeof(*cmds));
+	int ncmds = 0;
+	/* accept the sqlite3-style single-dash long options too */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-c"))
+			i++; /* its SQL argument is never an option */
+		else if (!strcmp(argv[i], "-bail"))
+			argv[i] = (char *)"--bail";
+		else if (!strcmp(argv[i], "-keep"))
+			argv[i] = (char *)"--keep";
+		else if (!strcmp(argv[i], "-echo"))
+			argv[i] = (char *)"--echo";
+		else if (!strcmp(argv[i], "-header") || !strcmp(argv[i], "-headers"))
+			argv[i] = (char *)"--headers";
+	}
+	int c;
+	while ((c = getopt_long(argc, argv, "c:hHm:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cmds[ncmds++] = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("mtrsql %s\n", PACKAGE_VERSION); return 0;
+		case 'k': sh.keep = 1; break;
+		case 'H': sh.out.headers = 1; break;
+		case 'e': sh.echo = 1; break;
+		case 'b': sh.bail = 1; break;
+		case 'm':
+			if (out_mode_parse(optarg, &sh.out.mode)) {
+				fprintf(stderr, "mtrsql: unknown mode '%s'; use list, csv, table, box, line or json\n", optarg);
+				return 2;
+			}
+			break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind > 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (!getenv("MTR_LOG"))
+		log_set_level(LOG_WARN);
+	char err[600];
+	if (optind < argc) {
+		snprintf(sh.uri, sizeof(sh.uri), "%s", argv[optind]);
+	} else {
+		if (localcluster_init(&sh.lc, NULL, NULL)) {
+			fprintf(stderr, "mtrsql: no directory for the local cluster; set MTR_LOCAL_DIR or HOME\n");
+			return 2;
+		}
+		int rc = localcluster_up(&sh.lc, 30000, err, sizeof(err));
+		if (rc) {
+			fprintf(stderr, "mtrsql: local cluster: %s\n", err);
+			if (sh.lc.started)
+				localcluster_down(&sh.lc, 10000);
+			return 2;
+		}
+		sh.local = 1;
+		fprintf(stderr, "mtrsql: %s the local cluster in %s\n", sh.lc.started ? "started" : "attached to",
+			sh.lc.dir);
+		snprintf(sh.uri, sizeof(sh.uri), "%s", sh.lc.uri);
+	}
+	int status = 0;
+	if (mtr_open(sh.uri, &sh.db)) {
+		fprintf(stderr, "mtrsql: cannot connect to %s: %s\n", sh.uri, mtr_errmsg(sh.db));
+		status = 2;
+		goto out;
+	}
+	g_shell = &sh;
+	if (ncmds) {
+		for (int i = 0; i < ncmds; i++) {
+			char *copy = strdup(cmds[i]);
+			int quit = copy ? handle(&sh, copy, copy[strspn(copy, " \t")] == '.') : 1;
+			free(copy);
+			if (quit)
+				break;
+		}
+	} else if (isatty(0) && isatty(1)) {
+		sh.interactive = 1;
+		run_interactive(&sh);
+	} else {
+		run_file(&sh, stdin);
+	}
+	status = sh.failed ? 1 : 0;
+out:
+	mtr_close(sh.db);
+	if (sh.outf != stdout)
+		fclose(sh.outf);
+	if (sh.local && sh.lc.started && !sh.keep) {
+		localcluster_down(&sh.lc, 15000);
+		fprintf(stderr, "mtrsql: stopped the local cluster (data kept in %s)\n", sh.lc.dir);
+	}
+	free(cmds);
+	return status;
+}

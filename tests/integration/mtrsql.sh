@@ -1,0 +1,66 @@
+#!/bin/sh
+# mtrsql.sh - the shell, non-interactive, against a real local cluster
+# started by mtrsql itself (in a temporary MTR_LOCAL_DIR): a piped script,
+# -c, output modes, errors with position and exit status, -bail, --keep and
+# attaching again, stopping what it started.
+. "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
+
+M=$MTR_BUILDDIR/shell/mtrsql
+[ -x "$M" ] || skip_all "mtrsql is not built"
+[ -x "$MTR_BUILDDIR/src/metronomed" ] || skip_all "metronomed is not built"
+TMP=$(mktemp -d)
+export MTR_LOCAL_DIR="$TMP/local" MTR_BINDIR="$MTR_BUILDDIR/src"
+export MTR_LOCAL_PORT=$((20000 + ($$ % 600) * 20 + 12))
+cleanup() {
+	for f in "$TMP"/local/*.pid; do [ -f "$f" ] && stop_pid "$(cat "$f")" 10; done
+	rm -rf "$TMP"
+}
+at_exit cleanup
+
+plan 13
+
+printf 'CREATE TABLE fruit(id INTEGER PRIMARY KEY,\n  name TEXT, price REAL);\nINSERT INTO fruit VALUES(1, %s, 0.5), (2, %s, NULL);\nSELECT * FROM fruit;\n' "'apple'" "'pear'" |
+	"$M" >"$TMP/o1" 2>"$TMP/e1"
+rc=$?
+check "a piped script (multi-line CREATE, INSERT, SELECT) exits 0" [ $rc = 0 ]
+check "... and prints the rows" diff "$TMP/o1" - <<'OUT'
+1|apple|0.5
+2|pear|
+OUT
+r=0; grep -q "started the local cluster" "$TMP/e1" && ! pgrep -f "$MTR_LOCAL_DIR/server" >/dev/null && r=1
+check "it said it started the local cluster, and stopped it at exit" [ $r = 1 ]
+
+"$M" --keep -c ".mode csv" -c ".headers on" -c "SELECT name, price FROM fruit ORDER BY id" >"$TMP/o2" 2>"$TMP/e2"
+check "the second run finds the data of the first; csv with headers" diff "$TMP/o2" - <<'OUT'
+name,price
+apple,0.5
+pear,
+OUT
+check "--keep leaves the cluster running" pgrep -f "$MTR_LOCAL_DIR/server-0.conf"
+"$M" -c ".mode json" -c "SELECT id, name FROM fruit ORDER BY id" >"$TMP/o3" 2>"$TMP/e3"
+check "json mode; attached to the running cluster" diff "$TMP/o3" - <<'OUT'
+[{"id":1,"name":"apple"},
+{"id":2,"name":"pear"}]
+OUT
+grep -q "attached to the local cluster" "$TMP/e3" || diag "$(cat "$TMP/e3")"
+"$M" -c ".mode box" -c "SELECT id, name FROM fruit ORDER BY id" >"$TMP/o4" 2>&1
+check "box mode" grep -q '│  1 │ apple │' "$TMP/o4"
+"$M" -c ".nullvalue NULL" -c ".mode line" -c "SELECT price FROM fruit WHERE id = 2" >"$TMP/o5" 2>&1
+check "line mode and .nullvalue" grep -q '^price = NULL$' "$TMP/o5"
+
+"$M" -c "SELECT 1;" -c "SELEC 2" -c "SELECT 3" >"$TMP/o6" 2>"$TMP/e6"
+rc=$?
+r=0; [ $rc = 1 ] && grep -q '^3$' "$TMP/o6" && r=1
+check "a syntax error: exit status 1, later statements still run" [ $r = 1 ]
+check "the error names line and column and points at it" grep -q 'line 1, column 1' "$TMP/e6"
+"$M" -bail -c "SELEC 2" -c "SELECT 3" >"$TMP/o7" 2>/dev/null
+rc=$?
+r=0; [ $rc = 1 ] && ! grep -q '^3$' "$TMP/o7" && r=1
+check "-bail stops at the first error" [ $r = 1 ]
+"$M" -c ".tables" -c ".schema fruit" -c ".cluster" >"$TMP/o8" 2>&1
+r=0; grep -q '^fruit$' "$TMP/o8" && grep -q 'CREATE TABLE fruit' "$TMP/o8" && grep -qE '\| (leader|follower) ' "$TMP/o8" && r=1
+check ".tables, .schema and .cluster" [ $r = 1 ]
+[ $r = 1 ] || sed "s/^/#   /" "$TMP/o8"
+"$M" -c "SELECT random() FROM fruit" -c ".parse SELECT random()" >"$TMP/o9" 2>&1
+check ".parse shows the non-deterministic call" grep -q '"nondeterministic":\[{"what":"random()"' "$TMP/o9"
+exit 0
