@@ -8,3 +8,6 @@ EXTRA_DIST += tests/integration/cluster.sh
 # the sqllogictest corpus through a real 3-server cluster (issue 5)
 TESTS += tests/integration/slt_cluster.sh
 EXTRA_DIST += tests/integration/slt_cluster.sh
+
+# mtrbench e2e: the whole cluster against plain SQLite (doc/performance.md)
+tests_bench_mtrbench_SOURCES += tests/bench/bench_e2e.c

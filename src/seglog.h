@@ -80,7 +80,11 @@ struct seglog_stats {
 	uint64_t torn_bytes;    /* bytes cut off by recovery */
 	uint64_t segs_live;     /* segments existing now (gauge) */
 	uint64_t disk_bytes;    /* bytes in segments existing now (gauge) */
+	uint64_t reads;         /* pread() calls of the read-ahead cache */
 };
+
+/* Bytes read ahead at once by seglog_read on a disk-mode miss. */
+#define SEGLOG_READAHEAD (256u << 10)
 
 struct seglog;
 
@@ -127,9 +131,11 @@ int seglog_sync(struct seglog *log);
 /*
  * The item bytes at loc.  Memory mode, or still in the write buffer: *p
  * points into the log (valid until the next append, sync or unref).
- * Otherwise the bytes are read (pread) into *scratch, grown with realloc as
- * needed (*scratch and *scap are the caller's and freed by the caller), and *p
- * points there.  Returns 0, MTR_ENOENT (no such segment), MTR_EIO, MTR_ENOMEM.
+ * Otherwise the span of up to SEGLOG_READAHEAD bytes starting there is read
+ * (one pread) into the log's read-ahead cache, which serves the following
+ * reads inside it; an item larger than that is read into *scratch, grown
+ * with realloc as needed (*scratch and *scap are the caller's and freed by
+ * the caller).  *p is valid until the next call into the log.  Returns 0, MTR_ENOENT (no such segment), MTR_EIO, MTR_ENOMEM.
  */
 int seglog_read(struct seglog *log, const struct seglog_loc *loc, const uint8_t **p, uint8_t **scratch,
 		size_t *scap);

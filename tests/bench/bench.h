@@ -18,7 +18,8 @@
 	X(wire, "datagram format: frame+check (XXH3, SipHash), item pack/iterate, 16 MiB reassembly") \
 	X(ingest, "ingest: items/s and datagrams/s received+stored, DPDK memif vs UDP loopback, 64/1000-byte items") \
 	X(pstore, "Paxos acceptor state: persists/s with fdatasync, group commit of 16, memory mode; compaction ms") \
-	X(proxy, "proxy: requests/s through the proxy (TCP clients, pipelined INSERTs) against a fake server")
+	X(proxy, "proxy: requests/s through the proxy (TCP clients, pipelined INSERTs) against a fake server") \
+	X(e2e, "whole cluster on loopback: acknowledged writes/s and latency vs one plain SQLite database")
 
 #define BENCH__DECL(name, summary) int bench_##name(int argc, char **argv);
 BENCH_MAP(BENCH__DECL)
