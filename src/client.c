@@ -127,16 +127,6 @@ MTR_API int mtr_pending(mtr *db)
 
 /* ---- URI ---- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Parse a non-negative decimal of at most 9 digits (milliseconds). */
 static int parse_ms(const char *s, size_t n, int *out)

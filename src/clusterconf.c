@@ -10,17 +10,8 @@
 
 #include "clusterconf.h"
 #include "metronome.h"
+#include "util.h"
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static int parse_key(const char *s, struct wire_key *k)
 {

@@ -303,3 +303,61 @@ void conf_free(struct conf *c)
 	free(c->lines);
 	free(c);
 }
+
+void conf_print_doc(const struct conf_key *keys, size_t nkeys, void *file)
+{
+	FILE *f = file;
+	fprintf(f, "| key | type | default | meaning |\n|---|---|---|---|\n");
+	for (size_t i = 0; i < nkeys; i++)
+		fprintf(f, "| `%s` | %s | %s | %s |\n", keys[i].name, type_names[keys[i].type],
+			keys[i].def ? keys[i].def : "(none)", keys[i].help);
+}
+
+int conf_from_args(const char *prog, int argc, char **argv, const struct conf_key *keys, size_t nkeys,
+		   void (*usage)(FILE *f), struct conf **out)
+{
+	const char *file = NULL;
+	*out = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return 1;
+		} else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+			printf("%s %s\n", prog, PACKAGE_VERSION);
+			return 1;
+		} else if (strcmp(a, "--print-config-doc") == 0) {
+			conf_print_doc(keys, nkeys, stdout);
+			return 1;
+		} else if (strcmp(a, "-c") == 0 && i + 1 < argc) {
+			file = argv[++i];
+		} else if (strcmp(a, "-o") == 0 && i + 1 < argc) {
+			i++; /* applied after the file is loaded */
+		} else {
+			fprintf(stderr, "%s: unknown or incomplete option '%s'; see %s --help\n", prog, a, prog);
+			return -1;
+		}
+	}
+	if (file == NULL) {
+		fprintf(stderr, "%s: no configuration file: use -c FILE (see %s --help)\n", prog, prog);
+		return -1;
+	}
+	char err[512];
+	if (conf_load(file, keys, nkeys, out, err, sizeof err) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return -1;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0) {
+			i++;
+		} else if (strcmp(argv[i], "-o") == 0) {
+			if (conf_set(*out, argv[++i], err, sizeof err) != 0) {
+				fprintf(stderr, "%s: -o %s: %s\n", prog, argv[i], err);
+				conf_free(*out);
+				*out = NULL;
+				return -1;
+			}
+		}
+	}
+	return 0;
+}

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum conf_type {
 	CONF_STRING,   /* any text */
@@ -57,5 +58,21 @@ int conf_parse_value(enum conf_type type, const char *text, int64_t *v);
 void conf_print_help(const struct conf_key *keys, size_t nkeys, void *file);
 
 void conf_free(struct conf *c);
+
+/* Print the keys as a Markdown table (| key | type | default | meaning |),
+ * the form doc/config.md holds. */
+void conf_print_doc(const struct conf_key *keys, size_t nkeys, void *file);
+
+/*
+ * The command line every daemon shares:
+ *   PROG -c FILE [-o key=value]... | --help | --version | --print-config-doc
+ * Loads FILE against keys and applies each -o in order.  Returns 0 with
+ * the configuration in *out; 1 when the command was answered (help,
+ * version or the key table printed: exit 0); -1 after printing one line
+ * on stderr saying what was wrong (exit 1).  usage prints the program's
+ * --help text.
+ */
+int conf_from_args(const char *prog, int argc, char **argv, const struct conf_key *keys, size_t nkeys,
+		   void (*usage)(FILE *f), struct conf **out);
 
 #endif

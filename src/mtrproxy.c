@@ -49,67 +49,17 @@ static void usage(FILE *f)
 	fprintf(f, "\nExit status: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 on a runtime failure.\n");
 }
 
-/* The Markdown table of every key (for doc/config.md). */
-static void print_config_doc(void)
-{
-	static const char *const types[] = {"text", "integer", "yes/no", "size", "duration", "list"};
-	printf("| key | type | default | meaning |\n|---|---|---|---|\n");
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		printf("| `%s` | %s | %s | %s |\n", keys[i].name, types[keys[i].type],
-		       keys[i].def ? keys[i].def : "(none)", keys[i].help);
-}
-
 int main(int argc, char **argv)
 {
-	const char *file = NULL;
-	const char *over[256];
-	int nover = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-			usage(stdout);
-			return 0;
-		} else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
-			printf("mtrproxy %s\n", PACKAGE_VERSION);
-			return 0;
-		} else if (strcmp(a, "--print-config-doc") == 0) {
-			print_config_doc();
-			return 0;
-		} else if (strcmp(a, "-c") == 0 && i + 1 < argc) {
-			file = argv[++i];
-		} else if (strcmp(a, "-o") == 0 && i + 1 < argc) {
-			if (nover == (int)ARRAY_SIZE(over)) {
-				fprintf(stderr, "mtrproxy: too many -o options (at most %zu)\n", ARRAY_SIZE(over));
-				return 1;
-			}
-			over[nover++] = argv[++i];
-		} else {
-			fprintf(stderr, "mtrproxy: unknown or incomplete option '%s'; see mtrproxy --help\n", a);
-			return 1;
-		}
-	}
-	if (file == NULL) {
-		fprintf(stderr, "mtrproxy: no configuration file: use -c FILE (see mtrproxy --help)\n");
-		return 1;
-	}
-	char err[512];
 	struct conf *c = NULL;
-	int rc = conf_load(file, keys, ARRAY_SIZE(keys), &c, err, sizeof err);
-	if (rc != 0) {
-		fprintf(stderr, "mtrproxy: %s\n", err);
-		return 1;
-	}
-	for (int i = 0; i < nover; i++) {
-		if (conf_set(c, over[i], err, sizeof err) != 0) {
-			fprintf(stderr, "mtrproxy: -o %s: %s\n", over[i], err);
-			conf_free(c);
-			return 1;
-		}
-	}
+	int rc = conf_from_args("mtrproxy", argc, argv, keys, ARRAY_SIZE(keys), usage, &c);
+	if (rc != 0)
+		return rc > 0 ? 0 : 1;
+	char err[512];
 	struct proxy_config cfg;
 	rc = proxy_config_read(c, &cfg, err, sizeof err);
 	if (rc != 0) {
-		fprintf(stderr, "mtrproxy: %s: %s\n", file, err);
+		fprintf(stderr, "mtrproxy: %s\n", err);
 		conf_free(c);
 		return 1;
 	}

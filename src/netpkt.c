@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "metronome.h"
+#include "util.h"
 #include "netpkt.h"
 
 static inline uint16_t ldbe16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
@@ -221,16 +222,6 @@ void netpkt_mcast_mac(uint32_t group_ip, uint8_t mac[6])
 
 int netpkt_ip_is_mcast(uint32_t ip) { return (ip >> 28) == 0xe; }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 int netpkt_mac_parse(const char *s, uint8_t mac[6])
 {

@@ -50,6 +50,18 @@ static inline void st64(uint8_t *p, uint64_t v)
 	memcpy(p, &v, 8);
 }
 
+/* The value of one hexadecimal digit, or -1. */
+static inline int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Monotonic time in nanoseconds (for the I/O shells only: pure cores take
  * time as an argument). */
 static inline uint64_t now_mono_ns(void)
