@@ -7,10 +7,16 @@
 #   pair whose eth0 end is in the host namespace and whose other end is a
 #   bridge port.  Addresses 10.99.0.0/24 exist only inside these namespaces.
 #
-# Until the servers exist this checks the transport level, both ways:
+# Checks, transport level first, then a whole cluster:
 #   1. a socket (udp) sender in the proxy multicasts N items; three DPDK
 #      receivers (net_af_packet on eth0) get every item intact;
-#   2. a DPDK sender in the proxy; three socket receivers get every item.
+#   2. a DPDK sender in the proxy; three socket receivers get every item;
+#   3. SIGTERM releases a DPDK port, a second run starts cleanly;
+#   4. a cluster: three metronomed on DPDK (net_af_packet; their addresses
+#      exist only in DPDK, not in the kernel), mtrproxy on kernel sockets,
+#      mtrload through it; every replica converges to the same digest;
+#   5. mixed the other way: servers 1-2 on DPDK, server 3 on sockets (Paxos
+#      between the two stacks), and mtrproxy on DPDK.
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 need_root
@@ -62,7 +68,7 @@ wait_ready() {
 	grep -q '^ready' "$1"
 }
 
-plan 8
+plan 14
 
 # ---- 1. socket sender -> DPDK receivers (af_packet) -----------------------
 addr "$P" 10.99.0.10
@@ -136,7 +142,86 @@ pid=$!
 check "a second DPDK run on the same interface starts" wait_ready "$TMP/t2.log"
 stop_pid "$pid" 10
 
+# ---- 4-5. whole clusters ----------------------------------------------------
+D=$MTR_BUILDDIR/src/metronomed
+PX=$MTR_BUILDDIR/src/mtrproxy
+LOAD=$MTR_BUILDDIR/tests/tools/mtrload
+DIG=$MTR_BUILDDIR/tests/tools/mtrdigest
+SERVERS=10.99.0.11:7501,10.99.0.12:7501,10.99.0.13:7501
+for ns in $S; do ip -n "$ns" addr flush dev eth0; ip -n "$ns" route flush dev eth0 2>/dev/null || true; done
+ip -n "$P" addr flush dev eth0 2>/dev/null || true
+dev=20
+# run_cluster NAME PROXY_KIND KIND1 KIND2 KIND3
+run_cluster() {
+	name=$1; pkind=$2; shift 2
+	C=$TMP/$name
+	mkdir -p "$C"
+	i=0
+	for kind in "$@"; do
+		ns=mtrS${ID}$((i + 1))
+		ip -n "$ns" addr flush dev eth0 2>/dev/null || true
+		if [ "$kind" = udp ]; then addr "$ns" 10.99.0.1$((i + 1)); fi
+		dev=$((dev + 1))
+		{
+			echo "cluster.servers = $SERVERS"
+			echo "server.id = $i"
+			echo "data.dir = $C/d$i"
+			echo "transport.kind = $kind"
+			if [ "$kind" = dpdk ]; then
+				echo "transport.dpdk_port = net_af_packet$dev,iface=eth0,framecnt=4096"
+				echo "transport.dpdk_eal = $EAL"
+			fi
+		} >"$C/s$i.conf"
+		spawn "$C/s$i.log" ip netns exec "$ns" "$D" -c "$C/s$i.conf" >/dev/null
+		eval "cpid_$i=$!"
+		i=$((i + 1))
+	done
+	ip -n "$P" addr flush dev eth0 2>/dev/null || true
+	dev=$((dev + 1))
+	{
+		echo "cluster.servers = $SERVERS"
+		echo "proxy.listen = 127.0.0.1:7400"
+		echo "transport.kind = $pkind"
+		if [ "$pkind" = dpdk ]; then
+			echo "proxy.bind = 10.99.0.10:7600"
+			echo "transport.dpdk_port = net_af_packet$dev,iface=eth0,framecnt=4096"
+			echo "transport.dpdk_eal = $EAL"
+		else
+			echo "proxy.bind = 10.99.0.10:7600"
+		fi
+	} >"$C/p.conf"
+	[ "$pkind" = udp ] && addr "$P" 10.99.0.10
+	spawn "$C/p.log" ip netns exec "$P" "$PX" -c "$C/p.conf" >/dev/null
+	ppid=$!
+	k=0
+	while ! grep -qh "became leader" "$C"/s*.log 2>/dev/null && [ $k -lt 300 ]; do sleep 0.1; k=$((k + 1)); done
+	check "$name: servers ($*) elected a leader" grep -qh "became leader" "$C"/s0.log "$C"/s1.log "$C"/s2.log
+	ip netns exec "$P" timeout 120 "$LOAD" --uri mtr://127.0.0.1:7400 --clients 4 --rows 3000 \
+		--pipeline 8 >"$C/load.out" 2>"$C/load.err"
+	diag "$name: $(cat "$C/load.out")"
+	check "$name: 3000 writes acknowledged through mtrproxy ($pkind)" grep -q '^acked 3000 failed 0' "$C/load.out"
+	sleep 2
+	stop_pid $ppid 10
+	sv=0 # (stop_pid uses $i itself)
+	while [ $sv -lt 3 ]; do eval "stop_pid \$cpid_$sv 20"; sv=$((sv + 1)); done
+	"$DIG" "$C/d0" "$C/d1" "$C/d2" 2>/dev/null >"$C/dig.out"
+	sed "s|$C/||; s/^/# $name: /" "$C/dig.out"
+	n=$(awk '{print $3, $5, $7}' "$C/dig.out" | sort -u | wc -l)
+	same=0
+	[ "$n" = 1 ] && grep -q 'rows 3000$' "$C/dig.out" && same=1
+	check "$name: the three replicas converged (same instance, digest, 3000 rows)" [ $same = 1 ]
+}
+if [ -x "$D" ] && [ -x "$PX" ] && [ -x "$LOAD" ] && [ -x "$DIG" ]; then
+	run_cluster dpdk3 udp dpdk dpdk dpdk
+	run_cluster mixed dpdk dpdk dpdk udp
+else
+	for k in 1 2 3 4 5 6; do ok "# SKIP the daemons or tools are not built"; done
+fi
+
 if [ $_tap_fail -gt 0 ]; then
-	for f in "$TMP"/*.log; do diag "$(basename "$f"):"; sed 's/^/#   /' "$f" | head -20; done
+	for f in "$TMP"/*.log "$TMP"/*/*.log "$TMP"/*/load.err; do
+		[ -f "$f" ] || continue
+		diag "$f:"; grep -v ' INFO ' "$f" | sed 's/^/#   /' | head -20
+	done
 fi
 exit 0

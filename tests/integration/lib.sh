@@ -21,13 +21,14 @@ diag() { echo "# $*"; }
 spawn() { log=$1; shift; "$@" >"$log" 2>&1 & _pids="$_pids $!"; echo $!; }
 
 # stop_pid PID [TIMEOUT_S]: TERM, wait up to TIMEOUT (default 10 s), then KILL
+# (its variables are prefixed: callers loop with i, pid and t themselves)
 stop_pid() {
-	pid=$1; t=${2:-10}
-	kill -TERM "$pid" 2>/dev/null || return 0
-	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt $((t * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	_sp_pid=$1; _sp_t=${2:-10}
+	kill -TERM "$_sp_pid" 2>/dev/null || return 0
+	_sp_i=0
+	while kill -0 "$_sp_pid" 2>/dev/null && [ $_sp_i -lt $((_sp_t * 10)) ]; do sleep 0.1; _sp_i=$((_sp_i + 1)); done
+	kill -KILL "$_sp_pid" 2>/dev/null || true
+	wait "$_sp_pid" 2>/dev/null || true
 }
 
 # at_exit COMMAND: run at exit (after processes are stopped)

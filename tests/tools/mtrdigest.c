@@ -11,12 +11,14 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
 
 #include "apply.h"
 #include "digest.h"
+#include "log.h"
 #include "metronome.h"
 
 static long long count_rows(struct apply *a)
@@ -41,6 +43,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mtrdigest DATADIR...\n");
 		return 2;
 	}
+	if (!getenv("MTR_LOG"))
+		log_set_level(LOG_WARN);
 	int bad = 0;
 	for (int i = 1; i < argc; i++) {
 		struct apply_config cfg = { .dir = argv[i] };
