@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <strings.h>
 #include <sys/time.h>
 #include <time.h>
@@ -173,10 +174,12 @@ static const char *const dot_help[] = {
 	".changes on|off        show the changes of each write",
 	".cluster               members, roles and lag (mtr_members, mtr_streams)",
 	".consistency [MODE]    show or set read consistency: none, session, linearizable (reconnects)",
+	".dump [TABLE]          the schema and rows as SQL text (a script that rebuilds them)",
 	".echo on|off           print each statement before running it",
 	".exit, .quit           leave (stops the local cluster if this shell started it)",
 	".headers on|off        column names in list, csv and line modes",
 	".help                  this text",
+	".import FILE TABLE     load CSV rows into TABLE (created from the header row if missing)",
 	".indexes [TABLE]       index names",
 	".mode MODE             list, csv, table, box, line, json",
 	".nullvalue TEXT        how NULL is shown",
@@ -242,6 +245,282 @@ static int reconnect(struct shell *sh, const char *consistency)
 	sh->db = db;
 	snprintf(sh->uri, sizeof(sh->uri), "%.*s", (int)sizeof(sh->uri) - 1, uri);
 	return 0;
+}
+
+
+/* ---- .dump and .import -------------------------------------------------- */
+
+/* One value of the current row as an SQL literal. */
+static void dump_literal(FILE *f, mtr_stmt *st, int i)
+{
+	int ty = mtr_column_type(st, i);
+	if (ty == MTR_NULL) {
+		fputs("NULL", f);
+	} else if (ty == MTR_INTEGER) {
+		fprintf(f, "%lld", (long long)mtr_column_int64(st, i));
+	} else if (ty == MTR_FLOAT) {
+		char b[64];
+		snprintf(b, sizeof(b), "%.17g", mtr_column_double(st, i));
+		/* keep it a REAL when it prints like an integer */
+		fprintf(f, "%s%s", b, strpbrk(b, ".eEni") ? "" : ".0");
+	} else if (ty == MTR_BLOB) {
+		const unsigned char *b = mtr_column_blob(st, i);
+		int n = mtr_column_bytes(st, i);
+		fputs("X'", f);
+		for (int k = 0; k < n; k++)
+			fprintf(f, "%02x", b[k]);
+		fputc('\'', f);
+	} else {
+		const char *t = (const char *)mtr_column_text(st, i);
+		int n = mtr_column_bytes(st, i);
+		fputc('\'', f);
+		for (int k = 0; k < n; k++) {
+			if (t[k] == '\'')
+				fputc('\'', f);
+			fputc(t[k], f);
+		}
+		fputc('\'', f);
+	}
+}
+
+/* .dump [TABLE]: CREATE statements, then every row as an INSERT, then the
+ * indexes, triggers and views, in one transaction. */
+static int dot_dump(struct shell *sh, const char *like)
+{
+	mtr_stmt *st;
+	char *q = sqlite3_mprintf("SELECT name, sql FROM sqlite_schema WHERE type='table' AND sql IS NOT NULL "
+				  "AND name NOT LIKE 'sqlite_%%' AND name NOT LIKE 'mtr_%%' AND name LIKE %Q ORDER BY rowid",
+				  like ? like : "%");
+	int rc = q ? mtr_prepare(sh->db, q, -1, &st, NULL) : MTR_ENOMEM;
+	sqlite3_free(q);
+	if (rc || !st) {
+		fprintf(stderr, "Error: %s\n", mtr_errmsg(sh->db));
+		return -1;
+	}
+	char **tables = NULL;
+	size_t nt = 0;
+	/* (no PRAGMA foreign_keys=OFF as sqlite3 writes: the proxy refuses
+	 * replica-local pragmas) */
+	fputs("BEGIN TRANSACTION;\n", sh->outf);
+	while ((rc = mtr_step(st)) == MTR_ROW) {
+		fprintf(sh->outf, "%s;\n", (const char *)mtr_column_text(st, 1));
+		char **t2 = realloc(tables, (nt + 1) * sizeof(*t2));
+		if (t2) {
+			tables = t2;
+			tables[nt++] = strdup((const char *)mtr_column_text(st, 0));
+		}
+	}
+	mtr_finalize(st);
+	int bad = rc != MTR_DONE;
+	for (size_t k = 0; k < nt && !bad; k++) {
+		char *sel = sqlite3_mprintf("SELECT * FROM \"%w\"", tables[k]);
+		if (!sel || mtr_prepare(sh->db, sel, -1, &st, NULL) || !st) {
+			sqlite3_free(sel);
+			bad = 1;
+			break;
+		}
+		sqlite3_free(sel);
+		while ((rc = mtr_step(st)) == MTR_ROW) {
+			char *ins = sqlite3_mprintf("INSERT INTO \"%w\" VALUES(", tables[k]);
+			fputs(ins ? ins : "", sh->outf);
+			sqlite3_free(ins);
+			for (int i = 0; i < mtr_column_count(st); i++) {
+				if (i)
+					fputc(',', sh->outf);
+				dump_literal(sh->outf, st, i);
+			}
+			fputs(");\n", sh->outf);
+		}
+		bad |= rc != MTR_DONE;
+		mtr_finalize(st);
+	}
+	for (size_t k = 0; k < nt; k++)
+		free(tables[k]);
+	free(tables);
+	if (!bad) {
+		q = sqlite3_mprintf("SELECT sql || ';' FROM sqlite_schema WHERE type IN ('index','trigger','view') "
+				    "AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%%' AND tbl_name LIKE %Q "
+				    "ORDER BY rowid",
+				    like ? like : "%");
+		bad = q ? run_query_lines(sh, q, "") != 0 : 1;
+		sqlite3_free(q);
+	}
+	if (bad) {
+		fprintf(stderr, "Error: .dump: %s\n", mtr_errmsg(sh->db));
+		return -1;
+	}
+	fputs("COMMIT;\n", sh->outf);
+	return 0;
+}
+
+/* Read one CSV record (RFC 4180: quoted fields, "" inside quotes, newlines
+ * inside quotes) from f into fields (NUL-terminated copies in *buf).
+ * Returns the field count, 0 at the end of the file. */
+static int csv_record(FILE *f, char **buf, size_t *cap, char ***fields, size_t *fcap)
+{
+	size_t len = 0;
+	int n = 0, c, quoted = 0, any = 0;
+	size_t start = 0;
+	for (;;) {
+		c = fgetc(f);
+		if (c == EOF && !any)
+			return 0;
+		any = 1;
+		if (len + 2 > *cap) {
+			size_t nc = *cap ? *cap * 2 : 1024;
+			char *b = realloc(*buf, nc);
+			if (!b)
+				return -1;
+			*buf = b;
+			*cap = nc;
+		}
+		if (quoted) {
+			if (c == EOF)
+				quoted = 0;
+			else if (c == '"') {
+				int d = fgetc(f);
+				if (d == '"') {
+					(*buf)[len++] = '"';
+					continue;
+				}
+				quoted = 0;
+				if (d != EOF)
+					ungetc(d, f);
+				continue;
+			} else {
+				(*buf)[len++] = (char)c;
+				continue;
+			}
+		}
+		if (c == '"' && len == start) {
+			quoted = 1;
+			continue;
+		}
+		if (c == ',' || c == '\n' || c == EOF) {
+			if (len > start && (*buf)[len - 1] == '\r' && c != ',')
+				len--;
+			(*buf)[len++] = 0;
+			if ((size_t)n + 1 > *fcap) {
+				size_t nc = *fcap ? *fcap * 2 : 16;
+				char **fl = realloc(*fields, nc * sizeof(*fl));
+				if (!fl)
+					return -1;
+				*fields = fl;
+				*fcap = nc;
+			}
+			(*fields)[n++] = (char *)(uintptr_t)start; /* offsets now, pointers below */
+			start = len;
+			if (c != ',')
+				break;
+			continue;
+		}
+		(*buf)[len++] = (char)c;
+	}
+	for (int i = 0; i < n; i++)
+		(*fields)[i] = *buf + (uintptr_t)(*fields)[i];
+	return n;
+}
+
+/* .import FILE TABLE: CSV rows inserted in transactions of 1,000 (each one
+ * item: the client library collects BEGIN..COMMIT).  A missing table is
+ * created from the header row (TEXT columns). */
+static int dot_import(struct shell *sh, const char *file, const char *table)
+{
+	FILE *f = fopen(file, "r");
+	if (!f) {
+		fprintf(stderr, "Error: cannot open \"%s\": %s\n", file, strerror(errno));
+		return -1;
+	}
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	rewind(f);
+	char *buf = NULL, **fld = NULL;
+	size_t cap = 0, fcap = 0;
+	int rc = 0, exists = 0;
+	mtr_stmt *st = NULL;
+	char *q = sqlite3_mprintf("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name=%Q", table);
+	if (q && !mtr_prepare(sh->db, q, -1, &st, NULL) && st && mtr_step(st) == MTR_ROW)
+		exists = mtr_column_int64(st, 0) > 0;
+	mtr_finalize(st);
+	sqlite3_free(q);
+	int ncol = csv_record(f, &buf, &cap, &fld, &fcap);
+	if (ncol <= 0) {
+		fprintf(stderr, "Error: %s is empty\n", file);
+		rc = -1;
+		goto out;
+	}
+	long rows = 0;
+	if (!exists) {
+		sqlite3_str *c = sqlite3_str_new(NULL);
+		sqlite3_str_appendf(c, "CREATE TABLE \"%w\"(", table);
+		for (int i = 0; i < ncol; i++)
+			sqlite3_str_appendf(c, "%s\"%w\" TEXT", i ? ", " : "", fld[i]);
+		sqlite3_str_appendall(c, ")");
+		char *ddl = sqlite3_str_finish(c);
+		if (!ddl || mtr_exec(sh->db, ddl, NULL, NULL, NULL)) {
+			fprintf(stderr, "Error: cannot create %s: %s\n", table, mtr_errmsg(sh->db));
+			sqlite3_free(ddl);
+			rc = -1;
+			goto out;
+		}
+		sqlite3_free(ddl);
+		ncol = csv_record(f, &buf, &cap, &fld, &fcap);
+	}
+	sqlite3_str *ins = sqlite3_str_new(NULL);
+	sqlite3_str_appendf(ins, "INSERT INTO \"%w\" VALUES(", table);
+	int width = ncol;
+	for (int i = 0; i < width; i++)
+		sqlite3_str_appendf(ins, "%s?%d", i ? "," : "", i + 1);
+	sqlite3_str_appendall(ins, ")");
+	char *isql = sqlite3_str_finish(ins);
+	st = NULL;
+	if (ncol > 0 && (!isql || mtr_prepare(sh->db, isql, -1, &st, NULL) || !st)) {
+		fprintf(stderr, "Error: %s\n", mtr_errmsg(sh->db));
+		sqlite3_free(isql);
+		rc = -1;
+		goto out;
+	}
+	sqlite3_free(isql);
+	int tty = isatty(2), in_txn = 0;
+	for (; ncol > 0; ncol = csv_record(f, &buf, &cap, &fld, &fcap)) {
+		if (!in_txn) {
+			if (mtr_exec(sh->db, "BEGIN", NULL, NULL, NULL))
+				break;
+			in_txn = 1;
+		}
+		for (int i = 0; i < width; i++)
+			mtr_bind_text(st, i + 1, i < ncol ? fld[i] : NULL, -1);
+		if (mtr_step(st) != MTR_DONE) {
+			fprintf(stderr, "Error: %s line %ld: %s\n", file, rows + 2, mtr_errmsg(sh->db));
+			rc = -1;
+			break;
+		}
+		mtr_reset(st);
+		if (++rows % 1000 == 0) {
+			if (mtr_exec(sh->db, "COMMIT", NULL, NULL, NULL)) {
+				rc = -1;
+				break;
+			}
+			in_txn = 0;
+			if (tty && size > 0)
+				fprintf(stderr, "\rimporting %s: %ld rows, %3.0f%%", file, rows,
+					100.0 * (double)ftell(f) / (double)size);
+		}
+	}
+	if (in_txn && mtr_exec(sh->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL) && !rc) {
+		fprintf(stderr, "Error: %s\n", mtr_errmsg(sh->db));
+		rc = -1;
+	}
+	if (tty)
+		fprintf(stderr, "\r%*s\r", 60, "");
+	if (!rc)
+		fprintf(stderr, "imported %ld rows into %s\n", rows, table);
+	mtr_finalize(st);
+out:
+	free(buf);
+	free(fld);
+	fclose(f);
+	return rc;
 }
 
 /* Run one dot-command line.  0 ok, -1 error, 1 quit. */
@@ -356,6 +635,15 @@ static int dot_command(struct shell *sh, char *line)
 		int rc = run_file(sh, f);
 		fclose(f);
 		return rc < 0 ? -1 : rc;
+	}
+	if (!strcmp(c, "dump"))
+		return dot_dump(sh, argv[1]);
+	if (!strcmp(c, "import")) {
+		if (!argv[1] || !argv[2]) {
+			fprintf(stderr, "Error: .import FILE TABLE\n");
+			return -1;
+		}
+		return dot_import(sh, argv[1], argv[2]);
 	}
 	if (!strcmp(c, "output")) {
 		if (sh->outf != stdout)

@@ -17,7 +17,7 @@ cleanup() {
 }
 at_exit cleanup
 
-plan 13
+plan 15
 
 printf 'CREATE TABLE fruit(id INTEGER PRIMARY KEY,\n  name TEXT, price REAL);\nINSERT INTO fruit VALUES(1, %s, 0.5), (2, %s, NULL);\nSELECT * FROM fruit;\n' "'apple'" "'pear'" |
 	"$M" >"$TMP/o1" 2>"$TMP/e1"
@@ -63,4 +63,14 @@ check ".tables, .schema and .cluster" [ $r = 1 ]
 [ $r = 1 ] || sed "s/^/#   /" "$TMP/o8"
 "$M" -c "SELECT random() FROM fruit" -c ".parse SELECT random()" >"$TMP/o9" 2>&1
 check ".parse shows the non-deterministic call" grep -q '"nondeterministic":\[{"what":"random()"' "$TMP/o9"
+printf 'name,qty,note\nbolt,10,"a, b"\nnut,20,"say ""hi"""\n' >"$TMP/inv.csv"
+"$M" -c ".import $TMP/inv.csv inv" -c ".mode csv" -c "SELECT * FROM inv" >"$TMP/o10" 2>"$TMP/e10"
+check ".import: a CSV file with quotes and commas, table created from its header" diff "$TMP/o10" - <<'OUT'
+bolt,10,"a, b"
+nut,20,"say ""hi"""
+OUT
+"$M" -c ".dump" >"$TMP/dump.sql" 2>/dev/null
+MTR_LOCAL_DIR="$TMP/other" MTR_LOCAL_PORT=$((MTR_LOCAL_PORT + 4)) "$M" <"$TMP/dump.sql" >/dev/null 2>&1
+MTR_LOCAL_DIR="$TMP/other" MTR_LOCAL_PORT=$((MTR_LOCAL_PORT + 4)) "$M" -c ".dump" >"$TMP/dump2.sql" 2>/dev/null
+check ".dump replayed into another cluster dumps the same" diff "$TMP/dump.sql" "$TMP/dump2.sql"
 exit 0
