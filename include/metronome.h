@@ -101,6 +101,13 @@ MTR_API const char *mtr_errname(int code);
  * the group but its rows are not returned.  ROLLBACK discards the collected
  * statements (nothing was sent).  mtr_changes() / mtr_last_insert_rowid()
  * are updated at COMMIT from the collected statements.
+ *
+ * TEMP views and triggers belong to the handle: CREATE TEMP VIEW / TRIGGER
+ * is checked by a replica and then kept by the library, which sends it in
+ * front of every later request that uses it (the replica drops it again
+ * after that request); DROP of one is answered locally; mtr_close forgets
+ * them.  CREATE TEMP TABLE is refused (MTR_EREFUSED): its rows would live on
+ * one replica.  doc/client.md "TEMP views and triggers".
  * ====================================================================== */
 
 /* Positive step results; they never collide with the negative MTR_E*

@@ -2,7 +2,7 @@
 # doc/libmetronome.3), its pkg-config file, example, unit test and the
 # mtrload load generator.  See Makefile.am for the variables fragments add to.
 lib_LTLIBRARIES = libmetronome.la
-libmetronome_la_SOURCES = src/client.c src/client_stmt.c src/client_embed.c src/client_int.h
+libmetronome_la_SOURCES = src/client.c src/client_stmt.c src/client_temp.c src/client_embed.c src/client_int.h
 libmetronome_la_LIBADD = libmtrcore.la $(SQLITE_LIBS) $(XXHASH_LIBS) $(PTHREAD_LIBS)
 libmetronome_la_LDFLAGS = $(AM_LDFLAGS) -export-symbols-regex '^mtr_' -version-info 0:0:0
 

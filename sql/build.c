@@ -113,6 +113,7 @@ struct sql_ctx {
 	struct sql_token cur_tok; /* token being fed (for positions) */
 	struct sql_stmt st;
 	bool maybe_readonly; /* IF [NOT] EXISTS made it a no-op */
+	uint32_t temp_off;   /* where TEMP was written (st.temp) */
 	bool txn_write;
 	struct vec rd, wr, fn, par, nd, cte; /* of const char * / sql_param / sql_nondet */
 	struct vec pn, pnum; /* parameter names (exact set) and their numbers (int) */
@@ -526,9 +527,12 @@ void build_cte(struct sql_ctx *c, struct sql_token name)
 	set_add(c, &c->cte, dequote(c, name, false));
 }
 
+/* TEMP before TABLE, VIEW or TRIGGER: which one is known later
+ * (build_create, build_create_trigger). */
 void build_temp(struct sql_ctx *c, struct sql_token t)
 {
-	refuse_at(c, off_of(c, t), "TEMP objects are replica-local and refused");
+	c->st.temp = true;
+	c->temp_off = off_of(c, t);
 }
 
 void build_refuse(struct sql_ctx *c, struct sql_token t, const char *what)
@@ -547,7 +551,12 @@ void build_create(struct sql_ctx *c, char type, int if_not_exists, struct sql_to
 {
 	build_kind(c, SQL_SCHEMA);
 	build_table_written(c, db, name);
-	(void)type;
+	c->st.object = dequote(c, name, false);
+	c->st.object_type = type;
+	if (type == 't' && c->st.temp)
+		refuse_at(c, c->temp_off,
+			  "CREATE TEMP TABLE is refused: its rows would live on one replica only "
+			  "(TEMP VIEW and TEMP TRIGGER are kept for the client's session)");
 	(void)if_not_exists; /* SQLite 3.40 compiles these as writes either way */
 }
 
@@ -556,7 +565,8 @@ void build_create_index(struct sql_ctx *c, int if_not_exists, struct sql_token *
 	build_kind(c, SQL_SCHEMA);
 	build_schema_name(c, db);
 	build_table_written(c, db, table);
-	(void)name;
+	c->st.object = dequote(c, name, false);
+	c->st.object_type = 'i';
 	(void)if_not_exists; /* a write either way, as in SQLite 3.40 */
 }
 
@@ -564,8 +574,11 @@ void build_create_trigger(struct sql_ctx *c, int if_not_exists, struct sql_token
 {
 	build_kind(c, SQL_SCHEMA);
 	build_schema_name(c, db);
+	/* the trigger's table first: tables_written[0] (sql.h) */
 	if (table)
 		build_table_written(c, NULL, table->t);
+	c->st.object = dequote(c, name, false);
+	c->st.object_type = 'r';
 	if (if_not_exists && c->schema)
 		c->maybe_readonly = schema_exists(c, 'r', dequote(c, name, false));
 }
@@ -576,6 +589,8 @@ void build_drop(struct sql_ctx *c, char type, int if_exists, struct sql_node *na
 	if (!name)
 		return;
 	build_table_written(c, NULL, name->t);
+	c->st.object = dequote(c, name->t, false);
+	c->st.object_type = type;
 	/* SQLite 3.40 compiles DROP TRIGGER IF EXISTS of a missing trigger as
 	 * a read-only no-op; every other DROP is a write either way */
 	if (type == 'r' && if_exists && c->schema)
@@ -1181,7 +1196,7 @@ size_t sql_stmt_json(const struct sql_stmt *st, char *buf, size_t cap)
 			 (unsigned)st->nondet[i].pos.line, (unsigned)st->nondet[i].pos.col);
 		js(&b, num);
 	}
-	js(&b, "],\"error\":");
+	js(&b, st->temp ? "],\"temp\":true,\"error\":" : "],\"error\":");
 	if (st->error)
 		jstr(&b, st->error);
 	else

@@ -72,12 +72,17 @@ struct sql_stmt {
 	enum sql_txn txn;
 	bool readonly;          /* agrees with sqlite3_stmt_readonly() */
 	bool explain;           /* EXPLAIN [QUERY PLAN] prefix */
+	bool temp;              /* CREATE TEMP VIEW / TEMP TRIGGER: a definition
+				   the client keeps for its session (doc/sql.md) */
 	uint32_t start, end;    /* span [start, end) in the text, ';' excluded */
 	struct sql_pos pos;     /* of the first token */
 	const char **tables_read;
 	unsigned n_tables_read;
-	const char **tables_written;
+	const char **tables_written; /* CREATE TRIGGER: its table first */
 	unsigned n_tables_written;
+	const char *object;     /* CREATE / DROP: the name of the object (no schema) */
+	char object_type;       /* and its type: 't' table, 'v' view, 'i' index,
+				   'r' trigger; 0 for other statements */
 	const char **functions; /* lower-cased, each once, in order of appearance */
 	unsigned n_functions;
 	struct sql_param *params;

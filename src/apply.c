@@ -785,6 +785,37 @@ static int run_record(struct apply *a, const struct wire_stmt *ws, struct psrc *
 	return SQLITE_OK;
 }
 
+int apply_drop_temp(sqlite3 *db)
+{
+	/* dropping a view drops its triggers: one object at a time until none
+	 * is left */
+	for (int guard = 0; guard < 100000; guard++) {
+		sqlite3_stmt *s = NULL;
+		if (sqlite3_prepare_v2(db,
+				       "SELECT type, name FROM temp.sqlite_schema "
+				       "WHERE type IN ('table', 'view', 'trigger') LIMIT 1",
+				       -1, &s, NULL) != SQLITE_OK) {
+			mtr_log(LOG_ERROR, "[apply] listing temp objects: %s", sqlite3_errmsg(db));
+			return MTR_ESQL;
+		}
+		char *sql = NULL;
+		if (sqlite3_step(s) == SQLITE_ROW)
+			sql = sqlite3_mprintf("DROP %s temp.\"%w\"", (const char *)sqlite3_column_text(s, 0),
+					      (const char *)sqlite3_column_text(s, 1));
+		int more = sql != NULL;
+		sqlite3_finalize(s);
+		if (!more)
+			return 0;
+		int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			mtr_log(LOG_ERROR, "[apply] %s: %s", sql, sqlite3_errmsg(db));
+		sqlite3_free(sql);
+		if (rc != SQLITE_OK)
+			return MTR_ESQL;
+	}
+	return MTR_ESQL;
+}
+
 static const struct forced *forced_find(struct apply *a, size_t index)
 {
 	for (size_t i = 0; i < a->nforced; i++)
@@ -876,6 +907,8 @@ static int run_item(struct apply *a, size_t idx, const struct wire_item *it)
 	}
 	if (ir->code != SQLITE_OK || (it->flags & WIRE_ITEM_READ))
 		rc = ctl(a, a->sp_rollback);
+	else if (it->flags & WIRE_ITEM_TEMP)
+		rc = apply_drop_temp(a->db);
 	if (rc == 0)
 		rc = ctl(a, a->sp_release);
 	return rc;

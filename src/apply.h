@@ -165,4 +165,12 @@ int apply_restore(const char *dir, const char *path);
 /* Counters. */
 void apply_stats(struct apply *a, struct apply_stats *st);
 
+/*
+ * Drop every object of the temp schema of db.  A client session's TEMP VIEW
+ * and TEMP TRIGGER definitions travel in front of the requests that use them
+ * and live for that one item (WIRE_ITEM_TEMP, doc/sql.md): apply_instance()
+ * calls this before the item's RELEASE.  0 or MTR_ESQL (logged).
+ */
+int apply_drop_temp(sqlite3 *db);
+
 #endif

@@ -55,6 +55,9 @@ int client_err_at(mtr *db, int code, uint32_t line, uint32_t col, const char *ms
 	char at[64];
 	int al = snprintf(at, sizeof at, " at line %u, column %u", line, col);
 	const char *hit = memmem(msg, len, at, (size_t)al);
+	/* lines of TEMP definitions sent in front of the caller's text */
+	if (line > db->line_shift)
+		line -= db->line_shift;
 	if (!hit)
 		return client_err(db, code, "line %u, column %u: %.*s", line, col, (int)len, msg);
 	size_t before = (size_t)(hit - msg), after = len - before - (size_t)al;
@@ -994,6 +997,7 @@ MTR_API int mtr_close(mtr *db)
 	reqs_fail_all(db, MTR_ECLOSED);
 	client_stmts_free(db);
 	client_txn_clear(db);
+	client_temp_clear(db);
 	conn_close(db);
 	client_embed_close(db);
 	cproto_buf_free(&db->out);

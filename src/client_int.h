@@ -90,6 +90,10 @@ struct mtr {
 	struct client_txn_stmt *txn;
 	size_t ntxn, txn_cap;
 
+	struct client_temp *temps; /* the session's TEMP views and triggers (client_temp.c) */
+	size_t ntemps, temps_cap;
+	uint32_t line_shift;  /* lines of definitions in front of the request being run */
+
 	struct mtr_stmt *stmts; /* every statement prepared on the handle */
 	struct client_embed *embed; /* embedded mode: the proxy thread (client_embed.c) */
 };
@@ -155,6 +159,30 @@ int client_open_fd(int fd, int timeout_ms, mtr **out);
 
 /* Free everything collected in a transaction and leave it. */
 void client_txn_clear(mtr *db);
+
+/* The definitions to send in front of a request (client_temp.c): text
+ * (malloc'ed, each definition followed by ";\n"; NULL when none is needed),
+ * its length, how many statements and lines it has. */
+struct client_prelude {
+	char *text;
+	uint32_t len;
+	unsigned nstmts;
+	uint32_t lines;
+};
+/* The definitions the request sql (len bytes) needs: the kept objects it
+ * names and, again and again, what those name.  0 or MTR_ENOMEM (recorded). */
+int client_temp_prelude(mtr *db, const char *sql, uint32_t len, struct client_prelude *out);
+/* Keep the definition sql (one CREATE TEMP VIEW / TRIGGER that a replica
+ * has just accepted); nothing when one of that type and name is kept
+ * already (IF NOT EXISTS).  0 or an error recorded on db. */
+int client_temp_keep(mtr *db, const char *sql, uint32_t len);
+/* Is a TEMP object of type ('v' view, 'r' trigger) and name kept? */
+bool client_temp_kept(mtr *db, char type, const char *name);
+/* Forget the kept object (and, for a view, the triggers on it): 1, or 0
+ * when there is none of that type and name. */
+int client_temp_drop(mtr *db, char type, const char *name);
+/* Forget every kept object. */
+void client_temp_clear(mtr *db);
 
 /* Free every statement still prepared on db (client_stmt.c). */
 void client_stmts_free(mtr *db);

@@ -39,6 +39,10 @@ struct mtr_stmt {
 	enum sql_kind kind;
 	enum sql_txn txn;
 	bool readonly, insert;
+	bool temp;         /* CREATE TEMP VIEW / TRIGGER (client_temp.c) */
+	bool drop;         /* DROP ...: of a kept TEMP object? */
+	char object_type;  /* CREATE / DROP: 'v' view, 'r' trigger, ... */
+	char *object;      /* and the object's name */
 	int nparams;
 	char **pnames;           /* [1..nparams]: name as written, or NULL */
 	struct wire_value *vals; /* [0..nparams): bound values (NULL type when unbound) */
@@ -59,21 +63,16 @@ struct mtr_stmt {
 
 /* ---- prepare / finalize ---- */
 
-/* Does the statement start with INSERT or REPLACE (it sets the last rowid)? */
-static bool starts_insert(const char *s, size_t n)
+/* Does the statement start with the keyword kw? */
+static bool starts_with(const char *s, size_t n, const char *kw)
 {
-	static const char *const kw[] = {"INSERT", "REPLACE"};
-	for (size_t k = 0; k < ARRAY_SIZE(kw); k++) {
-		size_t l = strlen(kw[k]);
-		if (n < l || strncasecmp(s, kw[k], l) != 0)
-			continue;
-		if (n == l)
-			return true;
-		char c = (char)(s[l] | 0x20);
-		if (!(c >= 'a' && c <= 'z') && !(s[l] >= '0' && s[l] <= '9') && s[l] != '_')
-			return true;
-	}
-	return false;
+	size_t l = strlen(kw);
+	if (n < l || strncasecmp(s, kw, l) != 0)
+		return false;
+	if (n == l)
+		return true;
+	char c = (char)(s[l] | 0x20);
+	return !(c >= 'a' && c <= 'z') && !(s[l] >= '0' && s[l] <= '9') && s[l] != '_';
 }
 
 static void bind_free_one(struct wire_value *v)
@@ -126,7 +125,13 @@ MTR_API int mtr_prepare(mtr *db, const char *sql, int nbytes, mtr_stmt **out, co
 	st->kind = s->kind;
 	st->txn = s->txn;
 	st->readonly = s->readonly;
-	st->insert = s->kind == SQL_WRITE && starts_insert(st->sql, st->sql_len);
+	st->insert = s->kind == SQL_WRITE &&
+		     (starts_with(st->sql, st->sql_len, "INSERT") || starts_with(st->sql, st->sql_len, "REPLACE"));
+	st->temp = s->temp;
+	st->drop = s->kind == SQL_SCHEMA && starts_with(st->sql, st->sql_len, "DROP");
+	st->object_type = s->object_type;
+	if (s->object && !(st->object = strdup(s->object)))
+		goto nomem;
 	for (unsigned i = 0; i < s->n_params; i++) {
 		const struct sql_param *p = &s->params[i];
 		if (p->name && p->number >= 1 && p->number <= st->nparams && !st->pnames[p->number]) {
@@ -153,6 +158,7 @@ nomem:
 				free(st->pnames[i]);
 		free(st->pnames);
 		free(st->vals);
+		free(st->object);
 		free(st->sql);
 		free(st);
 	}
@@ -194,6 +200,7 @@ MTR_API int mtr_finalize(mtr_stmt *st)
 	free(st->text);
 	free(st->tlen);
 	free(st->tbuf);
+	free(st->object);
 	free(st->sql);
 	free(st);
 	return 0;
@@ -354,6 +361,60 @@ static int binds_build(const mtr_stmt *st, int offset, struct proxy_bind **out, 
  * and the payload (which *v points into) in *payload, or the error.
  */
 static int request_run(mtr *db, const char *sql, uint32_t len, const struct proxy_bind *b, uint16_t nb,
+		       struct result_view *v, uint8_t **payload);
+
+/* Put the TEMP definitions the request needs in front of it (*full is the
+ * malloc'ed text, or NULL when none is needed). */
+static int with_prelude(mtr *db, const char *sql, uint32_t len, char **full, uint32_t *full_len,
+			struct client_prelude *pre)
+{
+	*full = NULL;
+	int rc = client_temp_prelude(db, sql, len, pre);
+	if (rc || !pre->text)
+		return rc;
+	if ((uint64_t)pre->len + len > UINT32_MAX) {
+		free(pre->text);
+		return client_err(db, MTR_ETOOBIG, "request too large");
+	}
+	*full = malloc((size_t)pre->len + len + 1);
+	if (!*full) {
+		free(pre->text);
+		return client_err(db, MTR_ENOMEM, "out of memory");
+	}
+	memcpy(*full, pre->text, pre->len);
+	memcpy(*full + pre->len, sql, len);
+	(*full)[pre->len + len] = 0;
+	*full_len = pre->len + len;
+	free(pre->text);
+	pre->text = NULL;
+	return 0;
+}
+
+/* request_run() with the TEMP definitions it needs in front; their results
+ * are skipped: *v starts at the first statement of sql. */
+static int request_run_temp(mtr *db, const char *sql, uint32_t len, const struct proxy_bind *b, uint16_t nb,
+			    struct result_view *v, uint8_t **payload)
+{
+	struct client_prelude pre;
+	char *full;
+	uint32_t full_len;
+	*payload = NULL;
+	int rc = with_prelude(db, sql, len, &full, &full_len, &pre);
+	if (rc)
+		return rc;
+	if (!full)
+		return request_run(db, sql, len, b, nb, v, payload);
+	db->line_shift = pre.lines;
+	rc = request_run(db, full, full_len, b, nb, v, payload);
+	db->line_shift = 0;
+	free(full);
+	struct result_stmt s;
+	for (unsigned i = 0; rc == 0 && i < pre.nstmts; i++)
+		result_next(v, &s);
+	return rc;
+}
+
+static int request_run(mtr *db, const char *sql, uint32_t len, const struct proxy_bind *b, uint16_t nb,
 		       struct result_view *v, uint8_t **payload)
 {
 	uint64_t busy_until = db->busy_ms ? now_mono_ns() + (uint64_t)db->busy_ms * 1000000ull : 0;
@@ -503,7 +564,7 @@ static int stmt_run(mtr_stmt *st)
 		return client_err(db, MTR_ENOMEM, "out of memory");
 	struct result_view v;
 	uint8_t *payload;
-	int rc = request_run(db, st->sql, st->sql_len, b, nb, &v, &payload);
+	int rc = request_run_temp(db, st->sql, st->sql_len, b, nb, &v, &payload);
 	free(b);
 	if (rc) {
 		st->state = ST_DONE;
@@ -647,7 +708,7 @@ static int txn_commit(mtr *db)
 
 	struct result_view v;
 	uint8_t *payload;
-	int rc = request_run(db, sql, (uint32_t)len, b, (uint16_t)nb, &v, &payload);
+	int rc = request_run_temp(db, sql, (uint32_t)len, b, (uint16_t)nb, &v, &payload);
 	free(sql);
 	free(b);
 	if (rc == 0) {
@@ -695,6 +756,35 @@ static int stmt_txn(mtr_stmt *st)
 	}
 }
 
+/* CREATE TEMP VIEW / TRIGGER: a replica checks it (with the kept
+ * definitions it collides with), then the handle keeps it. */
+static int temp_create(mtr_stmt *st)
+{
+	mtr *db = st->db;
+	st->state = ST_DONE;
+	if (db->in_txn)
+		return client_err(db, MTR_ENOTSUP,
+				  "CREATE TEMP inside BEGIN ... COMMIT is not supported: create the temp object before BEGIN");
+	struct result_view v;
+	uint8_t *payload;
+	int rc = request_run_temp(db, st->sql, st->sql_len, NULL, 0, &v, &payload);
+	if (rc)
+		return rc;
+	free(payload);
+	rc = client_temp_keep(db, st->sql, st->sql_len);
+	if (rc)
+		return rc;
+	client_ok(db);
+	return MTR_DONE;
+}
+
+/* DROP VIEW / DROP TRIGGER of a kept TEMP object (it shadows main's). */
+static bool temp_dropping(mtr_stmt *st)
+{
+	return st->drop && (st->object_type == 'v' || st->object_type == 'r') &&
+	       client_temp_kept(st->db, st->object_type, st->object);
+}
+
 MTR_API int mtr_step(mtr_stmt *st)
 {
 	if (!st)
@@ -704,6 +794,17 @@ MTR_API int mtr_step(mtr_stmt *st)
 	stmt_clear_run(st);
 	if (st->kind == SQL_TXN)
 		return stmt_txn(st);
+	if (st->temp)
+		return temp_create(st);
+	if (temp_dropping(st)) {
+		st->state = ST_DONE;
+		if (st->db->in_txn)
+			return client_err(st->db, MTR_ENOTSUP,
+					  "dropping a TEMP object inside BEGIN ... COMMIT is not supported: drop it after COMMIT");
+		client_temp_drop(st->db, st->object_type, st->object);
+		client_ok(st->db);
+		return MTR_DONE;
+	}
 	if (st->db->in_txn)
 		return txn_collect(st);
 	return stmt_run(st);
@@ -716,11 +817,20 @@ MTR_API int mtr_submit(mtr_stmt *st, mtr_done_fn done, void *arg)
 		return client_err(db, MTR_EINVAL, "mtr_submit needs a callback");
 	if (st->kind == SQL_TXN || db->in_txn)
 		return client_err(db, MTR_EINVAL, "mtr_submit is not available for or inside BEGIN ... COMMIT");
+	if (st->temp || temp_dropping(st))
+		return client_err(db, MTR_EINVAL, "mtr_submit is not available for CREATE or DROP of a TEMP object: use mtr_step");
 	struct proxy_bind *b;
 	uint16_t nb;
 	if (binds_build(st, 0, &b, &nb) != 0)
 		return client_err(db, MTR_ENOMEM, "out of memory");
-	int rc = client_request_async(db, st->sql, st->sql_len, b, nb, st->kind == SQL_WRITE, st->insert, done, arg);
+	struct client_prelude pre;
+	char *full;
+	uint32_t full_len;
+	int rc = with_prelude(db, st->sql, st->sql_len, &full, &full_len, &pre);
+	if (rc == 0)
+		rc = client_request_async(db, full ? full : st->sql, full ? full_len : st->sql_len, b, nb,
+					  st->kind == SQL_WRITE, st->insert, done, arg);
+	free(full);
 	free(b);
 	if (rc == 0)
 		client_ok(db);

@@ -230,13 +230,17 @@ int proxy_item_build(const char *sql, size_t len, const struct proxy_bind *binds
 	if (rc < 0)
 		goto done;
 
-	uint32_t n = 0;
-	bool reads_only = true;
+	uint32_t n = 0, n_main = 0;
+	bool reads_only = true, temp = false;
 	for (unsigned i = 0; i < res->n_stmts; i++) {
 		const struct sql_stmt *st = &res->stmts[i];
 		if (!keep[i])
 			continue;
-		if (st->kind != SQL_READ)
+		/* a session's TEMP VIEW / TRIGGER definitions change no
+		 * replicated state (doc/sql.md) */
+		if (st->temp)
+			temp = true;
+		else if (n_main++, st->kind != SQL_READ)
 			reads_only = false;
 		ws[n].sql = sql + st->start;
 		ws[n].sql_len = st->end - st->start;
@@ -248,8 +252,9 @@ int proxy_item_build(const char *sql, size_t len, const struct proxy_bind *binds
 		rc = PROXY_ITEM_NONE;
 		goto done;
 	}
-	/* doc/sql.md: only a single read statement (not one_item) is a read */
-	bool read = reads_only && !res->one_item;
+	/* doc/sql.md: only a single read statement (not one_item) is a read,
+	 * with the TEMP definitions it needs in front of it */
+	bool read = reads_only && !txn && n_main <= 1 && (temp || !res->one_item);
 
 	struct wire_item it = {
 		.stream = stream,
@@ -257,7 +262,7 @@ int proxy_item_build(const char *sql, size_t len, const struct proxy_bind *binds
 		.request = request,
 		.timestamp_us = now_us,
 		.seed = seed,
-		.flags = (txn ? WIRE_ITEM_TXN : 0u) | (read ? WIRE_ITEM_READ : 0u),
+		.flags = (txn ? WIRE_ITEM_TXN : 0u) | (read ? WIRE_ITEM_READ : 0u) | (temp ? WIRE_ITEM_TEMP : 0u),
 		.nstmt = n,
 		.stmts = ws,
 	};

@@ -124,6 +124,8 @@ struct wire_stmt {
 /* Item flags. */
 #define WIRE_ITEM_TXN 0x0001u  /* an explicit BEGIN..COMMIT group: all or nothing */
 #define WIRE_ITEM_READ 0x0002u /* a linearizable read ordered like a write */
+#define WIRE_ITEM_TEMP 0x0004u /* has TEMP definitions: the replica drops its
+				  temp objects after the item (doc/apply.md) */
 
 /*
  * An item: the unit the servers order and apply.  The proxy fills the fixed

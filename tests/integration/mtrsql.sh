@@ -17,7 +17,7 @@ cleanup() {
 }
 at_exit cleanup
 
-plan 15
+plan 17
 
 printf 'CREATE TABLE fruit(id INTEGER PRIMARY KEY,\n  name TEXT, price REAL);\nINSERT INTO fruit VALUES(1, %s, 0.5), (2, %s, NULL);\nSELECT * FROM fruit;\n' "'apple'" "'pear'" |
 	"$M" >"$TMP/o1" 2>"$TMP/e1"
@@ -73,4 +73,31 @@ OUT
 MTR_LOCAL_DIR="$TMP/other" MTR_LOCAL_PORT=$((MTR_LOCAL_PORT + 4)) "$M" <"$TMP/dump.sql" >/dev/null 2>&1
 MTR_LOCAL_DIR="$TMP/other" MTR_LOCAL_PORT=$((MTR_LOCAL_PORT + 4)) "$M" -c ".dump" >"$TMP/dump2.sql" 2>/dev/null
 check ".dump replayed into another cluster dumps the same" diff "$TMP/dump.sql" "$TMP/dump2.sql"
+# a session's TEMP view and trigger: kept by the client, used by reads and
+# by ordered writes, gone with DROP and invisible to another session
+"$M" >"$TMP/o11" 2>"$TMP/e11" <<'SQL'
+CREATE TABLE audit(name TEXT);
+CREATE TEMP VIEW cheap AS SELECT name FROM fruit WHERE price < 1;
+CREATE TEMP VIEW cheap AS SELECT 1;
+CREATE TEMP TRIGGER log_ins AFTER INSERT ON fruit BEGIN INSERT INTO audit VALUES(new.name); END;
+SELECT * FROM cheap;
+INSERT INTO fruit VALUES(3, 'fig', 0.25);
+SELECT name FROM cheap ORDER BY name;
+SELECT count(*) FROM audit;
+DROP TRIGGER log_ins;
+INSERT INTO fruit VALUES(4, 'kiwi', 0.75);
+SELECT group_concat(name) FROM audit;
+DROP VIEW cheap;
+SELECT * FROM cheap;
+SQL
+check "TEMP VIEW and TEMP TRIGGER last for the session, DROP ends them" diff "$TMP/o11" - <<'OUT'
+apple
+apple
+fig
+1
+fig
+OUT
+r=0; grep -q 'view cheap already exists' "$TMP/e11" && grep -q 'no such table: cheap' "$TMP/e11" && r=1
+check "... with SQLite's errors for a second CREATE and after DROP" [ $r = 1 ]
+[ $r = 1 ] || sed "s/^/#   /" "$TMP/e11"
 exit 0

@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "apply.h"
 #include "cproto.h"
 #include "metronome.h"
 #include "result.h"
@@ -168,6 +169,7 @@ static int run_sql(const char *sql, uint32_t sql_len, struct bytes *out)
 	if (code)
 		sqlite3_exec(db, "ROLLBACK TO item", NULL, NULL, NULL);
 	sqlite3_exec(db, "RELEASE item", NULL, NULL, NULL);
+	apply_drop_temp(db); /* a session's TEMP definitions live for one request */
 	struct apply_result r = { .code = code, .failed = failed, .nstmt = n, .stmts = res };
 	size_t need = result_size(&r);
 	uint8_t *buf = malloc(need);

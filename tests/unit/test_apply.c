@@ -397,6 +397,37 @@ static void test_multi_statement_and_decoded(void **state)
 	assert_int_equal(query_int(f->a, "SELECT sum(x) FROM a WHERE typeof(x) = 'integer'"), 45);
 }
 
+/* ---- a session's TEMP definitions live for one item ---- */
+
+static void test_temp_item(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const char *h[] = {"CREATE TABLE t1(x); CREATE TABLE log(x)"};
+	assert_int_equal(apply_sqls(f->a, 1, &c, 1, h), 0);
+	struct wire_stmt st[3] = {stmt("CREATE TEMP VIEW v2 AS SELECT x FROM t1 WHERE x > 0"),
+				  stmt("CREATE TEMP TRIGGER tr AFTER INSERT ON t1 BEGIN INSERT INTO log VALUES(new.x * 10); END"),
+				  stmt("INSERT INTO t1 VALUES(1), (2)")};
+	struct wire_item it = {.stream = 1, .seq = 100, .timestamp_us = 5, .seed = 6, .nstmt = 3, .stmts = st,
+			       .flags = WIRE_ITEM_TEMP};
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_instance(f->a, 2, &it, 1, on_result, &c), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[0].changes, 2);
+	/* the trigger fired, then the definitions were dropped */
+	assert_int_equal(query_int(f->a, "SELECT sum(x) FROM log"), 30);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM temp.sqlite_schema"), 0);
+	/* a later item does not see them */
+	const char *q[] = {"INSERT INTO t1 SELECT x FROM v2"};
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_sqls(f->a, 3, &c, 1, q), 0);
+	assert_int_equal(c.r[0].code, SQLITE_ERROR);
+	assert_non_null(strstr(c.r[0].msg, "no such table: v2"));
+	const char *w[] = {"INSERT INTO t1 VALUES(3)"};
+	assert_int_equal(apply_sqls(f->a, 4, &c, 1, w), 0);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM log"), 2);
+}
+
 /* ---- digest ---- */
 
 static void test_digest(void **state)
@@ -540,6 +571,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_txn_control_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_params_and_returning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_statement_and_decoded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_temp_item, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),

@@ -228,6 +228,37 @@ static void test_read(void **state)
 	assert_string_equal(d.sql[1], "SELECT 2");
 }
 
+/* A session's TEMP definitions in front of a request (doc/sql.md). */
+static void test_temp_prelude(void **state)
+{
+	(void)state;
+	struct proxy_item_out out;
+	struct proxy_err err;
+	struct dec d;
+	/* definitions + one read: still a read, flagged TEMP */
+	assert_int_equal(build("CREATE TEMP VIEW v2 AS SELECT x FROM t1;\nSELECT * FROM v2", NULL, 0, &out, &err),
+			 PROXY_ITEM_READ);
+	assert_int_equal(out.flags, WIRE_ITEM_READ | WIRE_ITEM_TEMP);
+	decode(&out, &d);
+	assert_int_equal(d.n, 2);
+	/* a definition alone (checking it) is a read */
+	assert_int_equal(build("CREATE TEMP TRIGGER tr AFTER INSERT ON t1 BEGIN SELECT 1; END", NULL, 0, &out, &err),
+			 PROXY_ITEM_READ);
+	/* definitions + a write: an ordered item, flagged TEMP */
+	assert_int_equal(build("CREATE TEMP VIEW v2 AS SELECT x FROM t1;\nINSERT INTO t2 SELECT * FROM v2", NULL, 0,
+			       &out, &err),
+			 0);
+	assert_int_equal(out.flags, WIRE_ITEM_TEMP);
+	/* definitions + two reads, or a transaction: ordered as before */
+	assert_int_equal(build("CREATE TEMP VIEW v AS SELECT 1; SELECT 1; SELECT 2", NULL, 0, &out, &err), 0);
+	assert_int_equal(out.flags, WIRE_ITEM_TEMP);
+	assert_int_equal(build("CREATE TEMP VIEW v AS SELECT 1; BEGIN; SELECT * FROM v; COMMIT", NULL, 0, &out, &err), 0);
+	assert_int_equal(out.flags, WIRE_ITEM_TEMP | WIRE_ITEM_TXN);
+	/* a temp table is refused */
+	assert_int_equal(build("CREATE TEMP TABLE x(a)", NULL, 0, &out, &err), MTR_EREFUSED);
+	assert_non_null(strstr(err.msg, "TEMP TABLE"));
+}
+
 /* ---- several statements and transaction groups ---- */
 
 static void test_multi_params_split(void **state)
@@ -372,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_bind_errors),
 		cmocka_unit_test(test_refused_and_syntax),
 		cmocka_unit_test(test_read),
+		cmocka_unit_test(test_temp_prelude),
 		cmocka_unit_test(test_multi_params_split),
 		cmocka_unit_test(test_txn_group),
 		cmocka_unit_test(test_rollback_drops_group),

@@ -251,8 +251,8 @@ static void test_refusals(void **state)
 		{ "ATTACH 'x.db' AS x", "ATTACH", 1 },
 		{ "DETACH x", "DETACH", 1 },
 		{ "SELECT load_extension('x')", "load_extension", 8 },
-		{ "CREATE TEMP TABLE t(a)", "TEMP", 8 },
-		{ "CREATE TEMPORARY VIEW v AS SELECT 1", "TEMP", 8 },
+		{ "CREATE TEMP TABLE t(a)", "TEMP TABLE", 8 },
+		{ "CREATE TEMPORARY TABLE t AS SELECT 1", "TEMP TABLE", 8 },
 		{ "SELECT * FROM temp.t", "temp schema", 15 },
 		{ "CREATE TABLE aux.t(a)", "schema \"aux\"", 14 },
 		{ "PRAGMA journal_mode = WAL", "PRAGMA journal_mode", 8 },
@@ -274,6 +274,45 @@ static void test_refusals(void **state)
 			fail_msg("%s: kind %s '%s' col %u", cases[i].sql, sql_kind_name(st->kind),
 				 st->error ? st->error : "", st->error_pos.col);
 		assert_false(res->ok);
+		sql_result_free(res);
+	}
+}
+
+/* ---- TEMP definitions and the object of CREATE / DROP ---- */
+
+static void test_temp_objects(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *sql;
+		bool temp;
+		char type;
+		const char *object, *written, *read;
+	} cases[] = {
+		{ "CREATE TEMP VIEW v2 AS SELECT x FROM t1 WHERE x>0", true, 'v', "v2", "v2", "t1" },
+		{ "CREATE TEMPORARY VIEW \"V 3\" AS SELECT 1", true, 'v', "V 3", "V 3", "" },
+		{ "CREATE TEMP TRIGGER tr AFTER INSERT ON t1 BEGIN INSERT INTO log VALUES(new.x); END", true,
+		  'r', "tr", "t1,log", "" },
+		{ "CREATE VIEW v AS SELECT * FROM t", false, 'v', "v", "v", "t" },
+		{ "CREATE TABLE t(a)", false, 't', "t", "t", "" },
+		{ "CREATE INDEX i ON t(a)", false, 'i', "i", "t", "" },
+		{ "DROP VIEW IF EXISTS v2", false, 'v', "v2", "v2", "" },
+		{ "DROP TRIGGER tr", false, 'r', "tr", "tr", "" },
+		{ "SELECT 1", false, 0, NULL, "", "" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct sql_result *res = parse1(cases[i].sql);
+		const struct sql_stmt *st = &res->stmts[0];
+		if (!res->ok || st->temp != cases[i].temp || st->object_type != cases[i].type ||
+		    (cases[i].object ? !st->object || strcmp(st->object, cases[i].object) != 0 : st->object != NULL))
+			fail_msg("%s: ok %d temp %d type %c object %s", cases[i].sql, res->ok, st->temp,
+				 st->object_type ? st->object_type : '0', st->object ? st->object : "(null)");
+		assert_string_equal(join(st->tables_written, st->n_tables_written), cases[i].written);
+		assert_string_equal(join(st->tables_read, st->n_tables_read), cases[i].read);
+		if (cases[i].temp) {
+			assert_int_equal(st->kind, SQL_SCHEMA);
+			assert_false(st->readonly); /* as sqlite3_stmt_readonly says */
+		}
 		sql_result_free(res);
 	}
 }
@@ -411,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_error_recovery),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_temp_objects),
 		cmocka_unit_test(test_nondet),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_grouping),
