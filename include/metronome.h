@@ -333,16 +333,17 @@ MTR_API int mtr_poll(mtr *db, int timeout_ms);
 MTR_API int mtr_pending(mtr *db);
 
 /*
- * Failover and resends -- what is guaranteed today:
+ * Failover and resends:
  * - Every request has a request id, unique and increasing within the handle;
  *   the handle also has a random 64-bit client id sent in HELLO.
  * - When the connection breaks (EOF, error, BYE), the handle connects to the
  *   next address of the URI (round robin) and sends again every request not
  *   yet answered, in order, with the same request ids.
- * - NOT yet guaranteed: that a resent write is applied once.  If the first
- *   proxy had already passed the write on before it died, the servers do not
- *   yet deduplicate by (client id, request id), so it may be applied twice.
- *   Reads are safe to resend.  A request that timed out is never resent.
+ * - A write is applied at most once per (client id, request id): the
+ *   replicas keep its result and answer a resend with it (RETURNING rows
+ *   included) instead of running it again.  Reads are not de-duplicated
+ *   (they are safe to resend).  A request that timed out is never resent and
+ *   its outcome is unknown.  doc/client.md "Failover and idempotency".
  */
 
 

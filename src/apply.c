@@ -37,6 +37,7 @@
 #include "detvfs.h"
 #include "log.h"
 #include "metronome.h"
+#include "result.h"
 #include "util.h"
 
 #define DEFAULT_CACHE 128
@@ -48,6 +49,7 @@ static const char deny_sp_msg[] = "savepoint names beginning with mtr_ are reser
 static const char deny_attach_msg[] = "ATTACH and DETACH are not allowed in replicated statements";
 static const char deny_meta_msg[] = "mtr_meta is maintained by the replica and cannot be modified";
 static const char deny_cursor_msg[] = "mtr_cursor is maintained by the replica and cannot be modified";
+static const char deny_requests_msg[] = "mtr_requests is maintained by the replica and cannot be modified";
 
 /* ---- statement cache: hash by SQL text, LRU list ---- */
 
@@ -75,6 +77,29 @@ struct ires {
 	uint32_t failed;
 	size_t first; /* index in sres */
 	uint32_t nstmt;
+	long raw;          /* a resend: arena offset of the kept result bytes, or -1 */
+	uint32_t raw_len;
+};
+
+/*
+ * One client of mtr_requests as the apply thread knows it: its floor and the
+ * highest request it has kept, as committed, and as the instance being
+ * applied has moved them (valid when gen is the attempt's).  The floor row
+ * and the deletion of rows below it are written once per client per
+ * instance (rq_finish), not per item.
+ */
+struct rq_client {
+	uint64_t client; /* 0: a free slot */
+	uint64_t floor, maxreq;
+	uint64_t pfloor, pmaxreq;
+	int64_t pts;
+	uint64_t gen;
+	int written;  /* a write of the client ran in this attempt */
+	/* the results of its writes in this attempt, kept as one row by
+	 * rq_finish: records (u64 request, u32 len, result bytes) */
+	uint8_t *buf;
+	size_t blen, bcap;
+	uint64_t bfirst, blast; /* lowest and highest request in buf */
 };
 
 /* An item forced to fail because it rolled back the whole transaction. */
@@ -92,6 +117,15 @@ struct apply {
 	sqlite3_stmt *set_applied;
 	sqlite3_stmt *set_cursor; /* upsert mtr_cursor(stream, last) */
 	sqlite3_stmt *sp_begin, *sp_release, *sp_rollback; /* the item savepoint */
+	sqlite3_stmt *rq_get, *rq_load, *rq_put, *rq_floor, *rq_forget, *rq_prune; /* mtr_requests */
+	uint8_t *rq_buf; /* an item's result bytes, to keep */
+	size_t rq_bufcap;
+	struct rq_client *rq; /* clients seen: a cache of mtr_requests (open addressing) */
+	size_t rq_cap, rq_n;
+	uint64_t rq_gen;      /* the instance attempt being applied */
+	size_t *rq_touched;   /* slots of the clients it touched */
+	size_t rq_ntouched, rq_tcap;
+	int rq_reload;        /* rows were pruned: empty the cache after the commit */
 	int user;             /* user statements are being prepared/run */
 	const char *deny_msg; /* set by the authorizer when it denies */
 
@@ -323,6 +357,11 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 			a->deny_msg = deny_cursor_msg;
 			return SQLITE_DENY;
 		}
+		if ((a1 && sqlite3_stricmp(a1, "mtr_requests") == 0) ||
+		    (action == SQLITE_ALTER_TABLE && a2 && sqlite3_stricmp(a2, "mtr_requests") == 0)) {
+			a->deny_msg = deny_requests_msg;
+			return SQLITE_DENY;
+		}
 		return SQLITE_OK;
 	default:
 		return SQLITE_OK;
@@ -445,6 +484,37 @@ static int conn_setup(sqlite3 *db, const struct clustervt_provider *p)
 	return clustervt_register(db, p);
 }
 
+/*
+ * mtr_requests (doc/apply.md "Resends").  Per client (the id of its HELLO)
+ * and instance that ran its writes, one row (client, first, ts, results,
+ * top): the result bytes of those writes as records (u64 request, u32
+ * length, bytes), first and top the lowest and highest request among them;
+ * and the row (client, 0, ts, floor, top): requests below the floor were
+ * answered and are never applied again, top is the highest request kept.
+ * Keyed by client first: a client's rows are one contiguous run, appended
+ * at one end and forgotten at the other, one row each per instance.
+ */
+static int requests_prepare(struct apply *a)
+{
+	static const char *const sql[] = {
+		"SELECT result FROM mtr_requests WHERE client = ?1 AND request > 0 AND request <= ?2 AND top >= ?2",
+		"SELECT result, top FROM mtr_requests WHERE client = ?1 AND request = 0",
+		"INSERT INTO mtr_requests(client, request, ts, result, top) VALUES(?1, ?2, ?3, ?4, ?5)",
+		"INSERT INTO mtr_requests(client, request, ts, result, top) VALUES(?1, 0, ?2, ?3, ?4) "
+		"ON CONFLICT(client, request) DO UPDATE SET ts = excluded.ts, result = excluded.result, top = excluded.top",
+		"DELETE FROM mtr_requests WHERE client = ?1 AND request >= ?2 AND request < ?3 AND top < ?3",
+		"DELETE FROM mtr_requests WHERE client IN "
+		"(SELECT client FROM mtr_requests WHERE request = 0 AND ts < ?1)",
+	};
+	sqlite3_stmt **st[] = {&a->rq_get, &a->rq_load, &a->rq_put, &a->rq_floor, &a->rq_forget, &a->rq_prune};
+	for (size_t i = 0; i < ARRAY_SIZE(sql); i++)
+		if (sqlite3_prepare_v3(a->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL) != SQLITE_OK) {
+			mtr_log(LOG_ERROR, "[apply] %s: %s", sql[i], sqlite3_errmsg(a->db));
+			return MTR_ESQL;
+		}
+	return 0;
+}
+
 int apply_open(const struct apply_config *cfg, struct apply **out)
 {
 	if (cfg == NULL || cfg->dir == NULL || out == NULL)
@@ -479,7 +549,8 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		apply_close(a);
 		return MTR_ENOMEM;
 	}
-	if (sqlite3_open_v2(a->path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, DETVFS_NAME) !=
+	/* only the apply thread uses this connection: no connection mutex */
+	if (sqlite3_open_v2(a->path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, DETVFS_NAME) !=
 	    SQLITE_OK) {
 		mtr_log(LOG_ERROR, "[apply] cannot open %s: %s", a->path, sqlite3_errmsg(a->db));
 		apply_close(a);
@@ -487,7 +558,7 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 	}
 	char pragmas[256];
 	snprintf(pragmas, sizeof pragmas,
-		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld;",
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld; PRAGMA cache_size=-32768;",
 		 cfg->durability == APPLY_SYNC_FULL ? "FULL" : "NORMAL", (long long)a->cfg.wal_pages * 2 * 4096);
 	if (conn_setup(a->db, cfg->provider) != 0 || detvfs_functions_register(a->db, &a->rng) != 0 ||
 	    exec(a, pragmas) != 0 ||
@@ -496,6 +567,9 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		    "INSERT OR IGNORE INTO mtr_meta VALUES('applied', 0);"
 		    "INSERT OR IGNORE INTO mtr_meta VALUES('schema_version', 1);"
 		    "CREATE TABLE IF NOT EXISTS mtr_cursor(stream INTEGER PRIMARY KEY, last INTEGER NOT NULL);"
+		    "CREATE TABLE IF NOT EXISTS mtr_requests(client INTEGER NOT NULL, request INTEGER NOT NULL,"
+		    " ts INTEGER NOT NULL, result, top INTEGER, PRIMARY KEY(client, request)) WITHOUT ROWID;"
+		    "UPDATE mtr_meta SET value = 2 WHERE key = 'schema_version' AND value = 1;"
 		    "COMMIT") != 0) {
 		apply_close(a);
 		return MTR_ESQL;
@@ -520,7 +594,8 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 	    sqlite3_prepare_v3(a->db, "RELEASE mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_release, NULL) !=
 		    SQLITE_OK ||
 	    sqlite3_prepare_v3(a->db, "ROLLBACK TO mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_rollback,
-			       NULL) != SQLITE_OK) {
+			       NULL) != SQLITE_OK ||
+	    requests_prepare(a) != 0) {
 		apply_close(a);
 		return MTR_ESQL;
 	}
@@ -554,6 +629,17 @@ void apply_close(struct apply *a)
 	sqlite3_finalize(a->sp_begin);
 	sqlite3_finalize(a->sp_release);
 	sqlite3_finalize(a->sp_rollback);
+	sqlite3_finalize(a->rq_get);
+	sqlite3_finalize(a->rq_load);
+	sqlite3_finalize(a->rq_put);
+	sqlite3_finalize(a->rq_floor);
+	sqlite3_finalize(a->rq_forget);
+	sqlite3_finalize(a->rq_prune);
+	free(a->rq_buf);
+	for (size_t k = 0; k < a->rq_cap; k++)
+		free(a->rq[k].buf);
+	free(a->rq);
+	free(a->rq_touched);
 	sqlite3_close(a->db);
 	pthread_cond_destroy(&a->cv);
 	pthread_cond_destroy(&a->ckcv);
@@ -829,7 +915,7 @@ static const struct forced *forced_find(struct apply *a, size_t index)
  * 1 when the item ended the whole transaction (then it was recorded in
  * a->forced and the instance must restart), or MTR_ESQL / MTR_ENOMEM.
  */
-static int run_item(struct apply *a, size_t idx, const struct wire_item *it)
+static int run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 {
 	struct ires *ir = &a->ires[idx];
 	ir->code = SQLITE_OK;
@@ -953,72 +1039,426 @@ int apply_cursor(struct apply *a, int (*fn)(void *arg, uint64_t stream, uint64_t
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : MTR_ESQL;
 }
 
+/* Scratch arrays for item_result(), grown as needed. */
+struct res_scratch {
+	struct apply_stmt_result *sr;
+	size_t cap;
+	const char **names; /* the name pointers of one item's statements */
+	size_t ncap;
+};
+
+static void scratch_free(struct res_scratch *x)
+{
+	free(x->sr);
+	free(x->names);
+}
+
+/*
+ * The result of one item as an apply_result pointing into the arena and x:
+ * valid until the arena grows or x is used again.  Used to deliver results
+ * (after COMMIT) and to keep a write's result for a resend (before it).
+ */
+static int item_result(struct apply *a, const struct ires *ir, struct res_scratch *x, struct apply_result *res)
+{
+	memset(res, 0, sizeof *res);
+	res->code = ir->code;
+	res->failed = ir->failed;
+	if (ir->raw >= 0) {
+		res->raw = a->arena + ir->raw;
+		res->raw_len = ir->raw_len;
+		return 0;
+	}
+	if (ir->nstmt > x->cap) {
+		struct apply_stmt_result *p = realloc(x->sr, ir->nstmt * sizeof *p);
+		if (p == NULL)
+			return MTR_ENOMEM;
+		x->sr = p;
+		x->cap = ir->nstmt;
+	}
+	size_t nn = 0;
+	for (uint32_t k = 0; k < ir->nstmt; k++) {
+		const struct sres *s = &a->sres[ir->first + k];
+		if (s->names >= 0)
+			nn += s->ncols;
+	}
+	if (nn > x->ncap) {
+		const char **p = realloc(x->names, nn * sizeof *p);
+		if (p == NULL)
+			return MTR_ENOMEM;
+		x->names = p;
+		x->ncap = nn;
+	}
+	size_t used = 0;
+	struct apply_stmt_result *sr = x->sr;
+	for (uint32_t k = 0; k < ir->nstmt; k++) {
+		const struct sres *s = &a->sres[ir->first + k];
+		sr[k].code = s->code;
+		sr[k].errmsg = s->msg >= 0 ? (const char *)a->arena + s->msg : NULL;
+		sr[k].changes = s->changes;
+		sr[k].last_rowid = s->rowid;
+		sr[k].ncols = s->ncols;
+		sr[k].names = NULL;
+		if (s->names >= 0 && s->ncols > 0) {
+			const char *q = a->narena + s->names;
+			sr[k].names = x->names + used;
+			for (uint32_t c = 0; c < s->ncols; c++) {
+				x->names[used++] = q;
+				q += strlen(q) + 1;
+			}
+		}
+		sr[k].nrows = s->nrows;
+		sr[k].rows = s->nrows ? a->arena + s->off : NULL;
+		sr[k].rows_len = s->nrows ? s->len : 0;
+	}
+	res->nstmt = ir->nstmt;
+	res->stmts = sr;
+	return 0;
+}
+
 /*
  * Hand the results recorded in a->ires/a->sres/arena for items[0..n) to cb.
- * The arena is final when this runs: offsets become pointers.  Shared by
- * apply_instance (after COMMIT) and apply_read.
+ * The arena is final when this runs.  Shared by apply_instance (after
+ * COMMIT) and apply_read.
  */
 static int deliver(struct apply *a, const struct wire_item *items, size_t n, apply_result_fn cb, void *arg)
 {
-	struct apply_stmt_result *sr = NULL;
-	size_t cap = 0;
-	const char **names = NULL; /* the name pointers of one item's statements */
-	size_t ncap = 0;
+	struct res_scratch x = {0};
 	for (size_t i = 0; i < n; i++) {
-		struct ires *ir = &a->ires[i];
-		if (ir->nstmt > cap) {
-			struct apply_stmt_result *p = realloc(sr, ir->nstmt * sizeof *p);
-			if (p == NULL) {
-				free(sr);
-				free(names);
-				return MTR_ENOMEM;
-			}
-			sr = p;
-			cap = ir->nstmt;
+		struct apply_result res;
+		if (item_result(a, &a->ires[i], &x, &res) != 0) {
+			scratch_free(&x);
+			return MTR_ENOMEM;
 		}
-		size_t nn = 0;
-		for (uint32_t k = 0; k < ir->nstmt; k++) {
-			const struct sres *s = &a->sres[ir->first + k];
-			if (s->names >= 0)
-				nn += s->ncols;
-		}
-		if (nn > ncap) {
-			const char **p = realloc(names, nn * sizeof *p);
-			if (p == NULL) {
-				free(sr);
-				free(names);
-				return MTR_ENOMEM;
-			}
-			names = p;
-			ncap = nn;
-		}
-		size_t used = 0;
-		for (uint32_t k = 0; k < ir->nstmt; k++) {
-			const struct sres *s = &a->sres[ir->first + k];
-			sr[k].code = s->code;
-			sr[k].errmsg = s->msg >= 0 ? (const char *)a->arena + s->msg : NULL;
-			sr[k].changes = s->changes;
-			sr[k].last_rowid = s->rowid;
-			sr[k].ncols = s->ncols;
-			sr[k].names = NULL;
-			if (s->names >= 0 && s->ncols > 0) {
-				const char *q = a->narena + s->names;
-				sr[k].names = names + used;
-				for (uint32_t c = 0; c < s->ncols; c++) {
-					names[used++] = q;
-					q += strlen(q) + 1;
-				}
-			}
-			sr[k].nrows = s->nrows;
-			sr[k].rows = s->nrows ? a->arena + s->off : NULL;
-			sr[k].rows_len = s->nrows ? s->len : 0;
-		}
-		struct apply_result res = {.code = ir->code, .failed = ir->failed, .nstmt = ir->nstmt, .stmts = sr};
 		cb(arg, i, &items[i], &res);
 	}
-	free(sr);
-	free(names);
+	scratch_free(&x);
 	return 0;
+}
+
+/* ---- resends: mtr_requests (doc/apply.md "Resends") ---- */
+
+#define RQ_CACHE_MAX 65536 /* clients cached; beyond, the cache starts again */
+
+static void rq_bind_ids(sqlite3_stmt *st, uint64_t client, uint64_t request)
+{
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)client);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)request);
+}
+
+static int rq_step(struct apply *a, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	mtr_log(LOG_ERROR, "[apply] %s: %s", sqlite3_sql(st), sqlite3_errmsg(a->db));
+	return MTR_ESQL;
+}
+
+static size_t rq_slot(const struct apply *a, uint64_t client)
+{
+	size_t i = (size_t)(client * UINT64_C(0x9e3779b97f4a7c15) >> 20) & (a->rq_cap - 1);
+	while (a->rq[i].client != 0 && a->rq[i].client != client)
+		i = (i + 1) & (a->rq_cap - 1);
+	return i;
+}
+
+/* Start an attempt at an instance of n items: room for n more clients
+ * (the cache only grows, or starts again, between instances). */
+static int rq_begin(struct apply *a, size_t n)
+{
+	a->rq_gen++;
+	a->rq_ntouched = 0;
+	a->rq_reload = 0;
+	if (n > a->rq_tcap) {
+		size_t *t = realloc(a->rq_touched, n * sizeof *t);
+		if (t == NULL)
+			return MTR_ENOMEM;
+		a->rq_touched = t;
+		a->rq_tcap = n;
+	}
+	if ((a->rq_n + n) * 4 <= a->rq_cap * 3)
+		return 0;
+	size_t cap = a->rq_cap ? a->rq_cap : 1024;
+	while ((a->rq_n + n) * 4 > cap * 3)
+		cap *= 2;
+	struct rq_client *old = a->rq;
+	size_t ocap = a->rq_cap;
+	if (cap > RQ_CACHE_MAX && n * 4 <= (size_t)RQ_CACHE_MAX * 3) {
+		cap = RQ_CACHE_MAX; /* start again: the cache is rebuilt from the table */
+		for (size_t k = 0; k < ocap; k++)
+			free(old[k].buf);
+		ocap = 0;
+		a->rq_n = 0;
+	}
+	struct rq_client *nt = calloc(cap, sizeof *nt);
+	if (nt == NULL)
+		return MTR_ENOMEM;
+	a->rq = nt;
+	a->rq_cap = cap;
+	for (size_t k = 0; k < ocap; k++)
+		if (old[k].client != 0)
+			a->rq[rq_slot(a, old[k].client)] = old[k];
+	free(old);
+	return 0;
+}
+
+/* The client's entry, loaded from the table the first time, and made part
+ * of this attempt.  NULL on error (*rc set). */
+static struct rq_client *rq_client_get(struct apply *a, uint64_t client, int *rc)
+{
+	size_t i = rq_slot(a, client);
+	struct rq_client *e = &a->rq[i];
+	*rc = 0;
+	if (e->client == 0) {
+		uint64_t floor = 0, maxreq = 0;
+		sqlite3_bind_int64(a->rq_load, 1, (sqlite3_int64)client);
+		int src = sqlite3_step(a->rq_load);
+		if (src == SQLITE_ROW) {
+			floor = (uint64_t)sqlite3_column_int64(a->rq_load, 0);
+			maxreq = (uint64_t)sqlite3_column_int64(a->rq_load, 1);
+		}
+		sqlite3_reset(a->rq_load);
+		if (src != SQLITE_ROW && src != SQLITE_DONE) {
+			mtr_log(LOG_ERROR, "[apply] mtr_requests: %s", sqlite3_errmsg(a->db));
+			*rc = MTR_ESQL;
+			return NULL;
+		}
+		memset(e, 0, sizeof *e);
+		e->client = client;
+		e->floor = floor;
+		e->maxreq = maxreq;
+		a->rq_n++;
+	}
+	if (e->gen != a->rq_gen) {
+		e->gen = a->rq_gen;
+		e->pfloor = e->floor;
+		e->pmaxreq = e->maxreq;
+		e->written = 0;
+		e->blen = 0;
+		a->rq_touched[a->rq_ntouched++] = i;
+	}
+	return e;
+}
+
+/* Before COMMIT: each client's row (floor, top, time), and the results
+ * below a floor that moved are forgotten. */
+static int rq_finish(struct apply *a)
+{
+	for (size_t k = 0; k < a->rq_ntouched; k++) {
+		const struct rq_client *e = &a->rq[a->rq_touched[k]];
+		if (!e->written)
+			continue;
+		sqlite3_bind_int64(a->rq_floor, 1, (sqlite3_int64)e->client);
+		sqlite3_bind_int64(a->rq_floor, 2, e->pts);
+		sqlite3_bind_int64(a->rq_floor, 3, (sqlite3_int64)e->pfloor);
+		sqlite3_bind_int64(a->rq_floor, 4, (sqlite3_int64)e->pmaxreq);
+		int rc = rq_step(a, a->rq_floor);
+		if (rc == 0 && e->blen > 0) {
+			rq_bind_ids(a->rq_put, e->client, e->bfirst);
+			sqlite3_bind_int64(a->rq_put, 3, e->pts);
+			sqlite3_bind_blob(a->rq_put, 4, e->buf, (int)e->blen, SQLITE_STATIC);
+			sqlite3_bind_int64(a->rq_put, 5, (sqlite3_int64)e->blast);
+			rc = rq_step(a, a->rq_put);
+		}
+		if (rc == 0 && e->pfloor > e->floor) {
+			/* the results below the floor: one contiguous run */
+			rq_bind_ids(a->rq_forget, e->client, 1); /* a batch may straddle the old floor */
+			sqlite3_bind_int64(a->rq_forget, 3, (sqlite3_int64)e->pfloor);
+			rc = rq_step(a, a->rq_forget);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* After COMMIT: what the attempt did is what is committed. */
+static void rq_committed(struct apply *a)
+{
+	if (a->rq_reload) {
+		for (size_t k = 0; k < a->rq_cap; k++)
+			free(a->rq[k].buf);
+		memset(a->rq, 0, a->rq_cap * sizeof *a->rq);
+		a->rq_n = 0;
+		return;
+	}
+	for (size_t k = 0; k < a->rq_ntouched; k++) {
+		struct rq_client *e = &a->rq[a->rq_touched[k]];
+		e->floor = e->pfloor;
+		e->maxreq = e->pmaxreq;
+	}
+}
+
+/* Keep the result of item ir (just run) in the client's batch. */
+static int rq_keep(struct apply *a, struct rq_client *e, const struct wire_item *it, const struct ires *ir)
+{
+	struct res_scratch x = {0};
+	struct apply_result res;
+	if (item_result(a, ir, &x, &res) != 0) {
+		scratch_free(&x);
+		return MTR_ENOMEM;
+	}
+	size_t n = result_size(&res);
+	char msg[160];
+	struct apply_stmt_result bs;
+	if (n > APPLY_KEEP_RESULT_MAX) {
+		snprintf(msg, sizeof msg,
+			 "this write was applied before; its result (%zu bytes) was too large to keep for a resend", n);
+		bs = (struct apply_stmt_result){.code = SQLITE_TOOBIG, .errmsg = msg};
+		res = (struct apply_result){.code = SQLITE_TOOBIG, .nstmt = 1, .stmts = &bs};
+		n = result_size(&res);
+	}
+	if (e->blen + 12 + n > e->bcap) {
+		size_t cap = e->bcap ? e->bcap : 1024;
+		while (cap < e->blen + 12 + n)
+			cap *= 2;
+		uint8_t *p = realloc(e->buf, cap);
+		if (p == NULL) {
+			scratch_free(&x);
+			return MTR_ENOMEM;
+		}
+		e->buf = p;
+		e->bcap = cap;
+	}
+	long w = result_encode(&res, e->buf + e->blen + 12, n);
+	scratch_free(&x);
+	if (w < 0)
+		return (int)w;
+	st64(e->buf + e->blen, it->request);
+	st32(e->buf + e->blen + 8, (uint32_t)w);
+	e->blen += 12 + (size_t)w;
+	if (e->blen == 12 + (size_t)w || it->request < e->bfirst)
+		e->bfirst = it->request;
+	if (it->request > e->blast || e->blen == 12 + (size_t)w)
+		e->blast = it->request;
+	return 0;
+}
+
+/* The record of request in a batch of records: its bytes, or NULL. */
+static const uint8_t *rq_find(const uint8_t *p, size_t len, uint64_t request, uint32_t *n)
+{
+	while (len >= 12) {
+		uint32_t l = ld32(p + 8);
+		if (l > len - 12)
+			return NULL;
+		if (ld64(p) == request) {
+			*n = l;
+			return p + 12;
+		}
+		p += 12 + l;
+		len -= 12 + l;
+	}
+	return NULL;
+}
+
+/* A resend of a write applied before (in this attempt, or in a row of
+ * the table): its kept result becomes the item's. */
+static int rq_resend(struct apply *a, struct rq_client *e, const struct wire_item *it, struct ires *ir, int *found)
+{
+	*found = 0;
+	uint32_t n = 0;
+	const uint8_t *b = rq_find(e->buf, e->blen, it->request, &n);
+	int rc = 0;
+	if (b == NULL) {
+		rq_bind_ids(a->rq_get, it->client, it->request);
+		while ((rc = sqlite3_step(a->rq_get)) == SQLITE_ROW) {
+			b = rq_find(sqlite3_column_blob(a->rq_get, 0), (size_t)sqlite3_column_bytes(a->rq_get, 0),
+				    it->request, &n);
+			if (b != NULL)
+				break;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			mtr_log(LOG_ERROR, "[apply] mtr_requests lookup: %s", sqlite3_errmsg(a->db));
+			sqlite3_reset(a->rq_get);
+			return MTR_ESQL;
+		}
+	}
+	rc = 0;
+	if (b != NULL) {
+		rc = n >= 4 && arena_reserve(a, n) == 0 ? 0 : MTR_ENOMEM;
+		if (rc == 0) {
+			memcpy(a->arena + a->alen, b, n);
+			ir->raw = (long)a->alen;
+			ir->raw_len = n;
+			a->alen += n;
+			ir->code = (int32_t)ld32(a->arena + ir->raw); /* the result's code (result.h) */
+			ir->failed = 0;
+			ir->first = a->nsres;
+			ir->nstmt = 0;
+			*found = 1;
+			a->st.resends++;
+			mtr_log(LOG_INFO,
+				"[apply] request %llu of client %016llx was applied before: answering its kept result",
+				(unsigned long long)it->request, (unsigned long long)it->client);
+		}
+	}
+	sqlite3_reset(a->rq_get);
+	sqlite3_clear_bindings(a->rq_get);
+	return rc;
+}
+
+/*
+ * Run item number idx.  A write that names its client (client and floor
+ * non-zero) is applied at most once: a resend of one already applied gets
+ * the kept result instead of running again, one below the client's floor
+ * (answered, forgotten) gets an error and does not run.  Returns as
+ * run_item_body().
+ */
+static int run_item(struct apply *a, size_t idx, const struct wire_item *it)
+{
+	struct ires *ir = &a->ires[idx];
+	ir->raw = -1;
+	ir->raw_len = 0;
+	if (it->client == 0 || it->floor == 0 || (it->flags & WIRE_ITEM_READ))
+		return run_item_body(a, idx, it);
+	int rc;
+	struct rq_client *e = rq_client_get(a, it->client, &rc);
+	if (e == NULL)
+		return rc;
+	if (it->request < e->pfloor) {
+		ir->code = SQLITE_ERROR;
+		ir->failed = 0;
+		ir->first = a->nsres;
+		ir->nstmt = 1;
+		struct sres *r = sres_new(a);
+		if (r == NULL)
+			return MTR_ENOMEM;
+		set_error(a, r, SQLITE_ERROR,
+			  "a resend of a request that was answered already: it is not applied again");
+		return 0;
+	}
+	if (it->request <= e->pmaxreq) { /* above it, nothing was kept: new */
+		int found;
+		rc = rq_resend(a, e, it, ir, &found);
+		if (rc != 0 || found)
+			return rc;
+	}
+	rc = run_item_body(a, idx, it);
+	if (rc != 0)
+		return rc;
+	rc = rq_keep(a, e, it, ir);
+	if (it->request > e->pmaxreq)
+		e->pmaxreq = it->request;
+	if (it->floor > e->pfloor)
+		e->pfloor = it->floor;
+	e->pts = it->timestamp_us;
+	e->written = 1;
+	return rc;
+}
+
+/* Forget the clients idle for APPLY_CLIENT_IDLE_US, now and then: every
+ * 4096th instance, by the timestamp of its last item (deterministic). */
+static int rq_prune(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n)
+{
+	if (n == 0 || instance % 4096 != 0)
+		return 0;
+	sqlite3_bind_int64(a->rq_prune, 1, items[n - 1].timestamp_us - APPLY_CLIENT_IDLE_US);
+	int rc = rq_step(a, a->rq_prune);
+	if (rc == 0 && sqlite3_changes(a->db) > 0)
+		a->rq_reload = 1;
+	return rc;
 }
 
 static void rollback(struct apply *a)
@@ -1054,6 +1494,8 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		a->nlen = 0;
 		a->nsres = 0;
 		rc = exec(a, "BEGIN IMMEDIATE");
+		if (rc == 0)
+			rc = rq_begin(a, n);
 		if (rc != 0)
 			break;
 		size_t i;
@@ -1069,6 +1511,10 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		if (rc != 0)
 			break;
 		rc = record_cursor(a, items, n);
+		if (rc == 0)
+			rc = rq_finish(a);
+		if (rc == 0)
+			rc = rq_prune(a, instance, items, n);
 		if (rc != 0)
 			break;
 		sqlite3_bind_int64(a->set_applied, 1, (sqlite3_int64)instance);
@@ -1088,6 +1534,7 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 			rc = MTR_EIO;
 			break;
 		}
+		rq_committed(a);
 		break;
 	}
 	for (size_t i = 0; i < a->nforced; i++)
@@ -1237,6 +1684,8 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 	ir->code = SQLITE_OK;
 	ir->failed = 0;
 	ir->first = 0;
+	ir->raw = -1;
+	ir->raw_len = 0;
 	ir->nstmt = 0;
 	detvfs_item_begin(it->timestamp_us, it->seed);
 	struct wire_stmt_iter si;

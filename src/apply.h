@@ -28,8 +28,17 @@
 
 /* The file name of the replica database inside the data directory. */
 #define APPLY_DB_NAME "replica.db"
-/* Version of the mtr_meta layout, stored as mtr_meta('schema_version'). */
-#define APPLY_SCHEMA_VERSION 1
+/* Version of the replica's own tables (mtr_meta, mtr_cursor, mtr_requests),
+ * stored as mtr_meta('schema_version').  2 added mtr_requests; a version 1
+ * database is brought to 2 when it is opened. */
+#define APPLY_SCHEMA_VERSION 2
+/* A client that sent no write for this long (by the items' timestamps) is
+ * forgotten by the de-duplication of resends (doc/apply.md "Resends").  A
+ * cluster-wide constant: every replica must forget alike. */
+#define APPLY_CLIENT_IDLE_US (24LL * 3600 * 1000000)
+/* Results larger than this are not kept for a resend; a resend of such a
+ * write is answered with an error saying so. */
+#define APPLY_KEEP_RESULT_MAX (1u << 20)
 
 enum apply_durability {
 	APPLY_SYNC_NORMAL = 0, /* synchronous=NORMAL: a commit may be lost at a power cut, never torn */
@@ -64,6 +73,10 @@ struct apply_result {
 	uint32_t failed;       /* index of the failing statement (when code != 0) */
 	uint32_t nstmt;        /* statements executed (results below) */
 	const struct apply_stmt_result *stmts;
+	/* A resent write found already applied (doc/apply.md "Resends"): its
+	 * result bytes as first encoded (result.h), stmts unused; NULL else. */
+	const uint8_t *raw;
+	size_t raw_len;
 };
 
 /* Called once per item, in item order, after the instance has committed. */
@@ -77,6 +90,7 @@ struct apply_stats {
 	uint64_t instances, items, items_failed;
 	uint64_t cache_hits, cache_misses;
 	uint64_t checkpoints;  /* checkpoints run by the checkpointer thread */
+	uint64_t resends;      /* writes found applied already: kept result answered */
 };
 
 /*

@@ -785,6 +785,9 @@ static int client_queue(mtr *db, const char *sql, uint32_t sql_len, const struct
 		.request = r->id,
 		.consistency = CPROTO_CONS_DEFAULT,
 		.min_instance = db->last_instance,
+		/* every request before the oldest unanswered one has its answer
+		 * and is never sent again (doc/client.md "Failover") */
+		.floor = db->head ? db->head->id : r->id,
 		.sql = sql,
 		.sql_len = sql_len,
 		.nbinds = nbinds,

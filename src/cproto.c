@@ -19,7 +19,7 @@
 
 #define HELLO_SIZE 17
 #define WELCOME_SIZE 14
-#define QUERY_FIXED 23 /* request, consistency, min_instance, sql_len, nbinds */
+#define QUERY_FIXED 31 /* request, consistency, min_instance, floor, sql_len, nbinds */
 #define ANSWER_FIXED 36
 #define BYE_FIXED 8
 
@@ -187,8 +187,9 @@ int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m)
 	st64(q, m->request);
 	q[8] = m->consistency;
 	st64(q + 9, m->min_instance);
-	st32(q + 17, m->sql_len);
-	q += 21;
+	st64(q + 17, m->floor);
+	st32(q + 25, m->sql_len);
+	q += 29;
 	if (m->sql_len)
 		memcpy(q, m->sql, m->sql_len);
 	q += m->sql_len;
@@ -372,10 +373,11 @@ int cproto_get_query(const struct cproto_frame *f, struct cproto_query *m)
 	m->request = ld64(p);
 	m->consistency = p[8];
 	m->min_instance = ld64(p + 9);
-	m->sql_len = ld32(p + 17);
-	if (m->request == 0 || m->consistency > CPROTO_CONS_LINEARIZABLE)
+	m->floor = ld64(p + 17);
+	m->sql_len = ld32(p + 25);
+	if (m->request == 0 || m->consistency > CPROTO_CONS_LINEARIZABLE || m->floor > m->request)
 		return MTR_EMALFORMED;
-	p += 21;
+	p += 29;
 	if ((size_t)(end - p) < (size_t)m->sql_len + 2)
 		return MTR_ETRUNCATED;
 	m->sql = (const char *)p;

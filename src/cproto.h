@@ -112,6 +112,7 @@ struct cproto_query {
 	uint64_t request;
 	uint8_t consistency;
 	uint64_t min_instance;
+	uint64_t floor;  /* the lowest request id not yet answered (<= request) */
 	const char *sql; /* sql_len bytes, not NUL-terminated when decoded */
 	uint32_t sql_len;
 	uint16_t nbinds;

@@ -174,6 +174,7 @@ struct client {
 	struct cproto_buf out;
 	int hello;
 	uint8_t cons;
+	uint64_t client_id; /* HELLO's: items carry it for de-duplication */
 	uint64_t max_inst;
 	struct pend *qh, *qt;
 	uint32_t npend;
@@ -695,7 +696,7 @@ static int handle_query(struct proxy *p, struct client *c, const struct cproto_f
 	struct proxy_item_out out = {0};
 	struct proxy_err err;
 	memset(&err, 0, sizeof err);
-	rc = proxy_item_build(q.sql, q.sql_len, binds, q.nbinds, p->stream, seq, q.request, wall_us(),
+	rc = proxy_item_build(q.sql, q.sql_len, binds, q.nbinds, p->stream, seq, q.request, c->client_id, q.floor, wall_us(),
 			      prng_next(&p->prng), &out, &err);
 	free(binds);
 	p->st.requests++;
@@ -772,6 +773,7 @@ static int handle_frame(struct proxy *p, struct client *c, const struct cproto_f
 		}
 		c->hello = 1;
 		c->cons = h.consistency ? h.consistency : CPROTO_CONS_SESSION;
+		c->client_id = h.client_id;
 		struct cproto_welcome w = {.version = CPROTO_VERSION, .stream = p->stream,
 					   .max_frame = p->cfg.max_frame};
 		if (cproto_put_welcome(&c->out, &w))

@@ -167,8 +167,8 @@ static int place_binds(const struct sql_result *res, const size_t *off, size_t t
 }
 
 int proxy_item_build(const char *sql, size_t len, const struct proxy_bind *binds, size_t nbinds, uint64_t stream,
-		     uint64_t seq, uint64_t request, int64_t now_us, uint64_t seed, struct proxy_item_out *out,
-		     struct proxy_err *err)
+		     uint64_t seq, uint64_t request, uint64_t client, uint64_t floor, int64_t now_us, uint64_t seed,
+		     struct proxy_item_out *out, struct proxy_err *err)
 {
 	if (err)
 		memset(err, 0, sizeof *err);
@@ -260,6 +260,8 @@ int proxy_item_build(const char *sql, size_t len, const struct proxy_bind *binds
 		.stream = stream,
 		.seq = seq,
 		.request = request,
+		.client = read ? 0 : client, /* reads are not de-duplicated */
+		.floor = read ? 0 : floor,
 		.timestamp_us = now_us,
 		.seed = seed,
 		.flags = (txn ? WIRE_ITEM_TXN : 0u) | (read ? WIRE_ITEM_READ : 0u) | (temp ? WIRE_ITEM_TEMP : 0u),

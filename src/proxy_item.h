@@ -64,8 +64,9 @@ struct proxy_err {
 /*
  * Build the item of one request: sql (len bytes, need not be
  * NUL-terminated), binds[0..nbinds) (may be NULL when nbinds is 0); stream,
- * seq, request, now_us (the proxy's clock: timestamp_us) and seed (64 random
- * bits) are copied into the item.
+ * seq, request, client and floor (the client's id and lowest unanswered
+ * request: de-duplication of resends, 0 for none), now_us (the proxy's
+ * clock: timestamp_us) and seed (64 random bits) are copied into the item.
  * Returns 0 (write item in *out), PROXY_ITEM_READ, PROXY_ITEM_NONE, or
  * MTR_ESYNTAX / MTR_EREFUSED (the parser's message and position in *err),
  * MTR_EINVAL (bind to an unknown name or index, transaction control out of
@@ -74,7 +75,8 @@ struct proxy_err {
  * err may be NULL.
  */
 int proxy_item_build(const char *sql, size_t len, const struct proxy_bind *binds, size_t nbinds, uint64_t stream,
-		     uint64_t seq, uint64_t request, int64_t now_us, uint64_t seed, struct proxy_item_out *out,
+		     uint64_t seq, uint64_t request, uint64_t client, uint64_t floor, int64_t now_us, uint64_t seed,
+		     struct proxy_item_out *out,
 		     struct proxy_err *err);
 
 /*

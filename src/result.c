@@ -37,6 +37,8 @@ static size_t stmt_size(const struct apply_stmt_result *s)
 
 size_t result_size(const struct apply_result *r)
 {
+	if (r->raw)
+		return r->raw_len;
 	size_t n = RESULT_HDR_SIZE;
 	for (uint32_t i = 0; i < r->nstmt; i++)
 		n += stmt_size(&r->stmts[i]);
@@ -48,6 +50,10 @@ long result_encode(const struct apply_result *r, uint8_t *buf, size_t cap)
 	size_t need = result_size(r);
 	if (need > cap || need > (size_t)INT32_MAX)
 		return MTR_ETOOBIG;
+	if (r->raw) {
+		memcpy(buf, r->raw, r->raw_len);
+		return (long)r->raw_len;
+	}
 	uint8_t *q = buf;
 	st32(q, (uint32_t)r->code);
 	st32(q + 4, r->failed);

@@ -17,7 +17,7 @@
 #include "util.h"
 #include "wire.h"
 
-#define ITEM_FIXED 52u   /* record length field + fixed fields */
+#define ITEM_FIXED 68u   /* record length field + fixed fields */
 #define STMT_MAX_PARAMS 32766u
 
 const char *wire_type_name(unsigned type)
@@ -136,7 +136,9 @@ long wire_item_encode(uint8_t *buf, size_t cap, const struct wire_item *it)
 	st64(p + 24, it->request);
 	st64(p + 32, (uint64_t)it->timestamp_us);
 	st64(p + 40, it->seed);
-	st32(p + 48, it->nstmt);
+	st64(p + 48, it->client);
+	st64(p + 56, it->floor);
+	st32(p + 64, it->nstmt);
 	p += ITEM_FIXED;
 	for (uint32_t s = 0; s < it->nstmt; s++) {
 		const struct wire_stmt *st = &it->stmts[s];
@@ -190,7 +192,7 @@ long wire_item_decode(const uint8_t *p, size_t len, struct wire_item *it)
 		return MTR_EMALFORMED;
 	const uint8_t *q = p + ITEM_FIXED;
 	const uint8_t *end = p + 4 + reclen;
-	uint32_t nstmt = ld32(p + 48);
+	uint32_t nstmt = ld32(p + 64);
 	if (nstmt == 0)
 		return MTR_EMALFORMED;
 	/* Each statement needs at least 6 bytes: bound nstmt before looping. */
@@ -248,6 +250,8 @@ long wire_item_decode(const uint8_t *p, size_t len, struct wire_item *it)
 	it->request = ld64(p + 24);
 	it->timestamp_us = (int64_t)ld64(p + 32);
 	it->seed = ld64(p + 40);
+	it->client = ld64(p + 48);
+	it->floor = ld64(p + 56);
 	it->nstmt = nstmt;
 	it->stmts = NULL;
 	it->body = p + ITEM_FIXED;

@@ -141,6 +141,9 @@ struct wire_item {
 	uint64_t request;
 	int64_t timestamp_us;
 	uint64_t seed;
+	uint64_t client; /* the client handle's id (HELLO); 0: no de-duplication */
+	uint64_t floor;  /* the client's lowest unanswered request id: it will
+			    never resend one below (doc/apply.md "Resends") */
 	uint32_t flags;
 	uint32_t nstmt;
 	const struct wire_stmt *stmts; /* encode: nstmt statements; decode: NULL */

@@ -6,8 +6,12 @@
  * prepared statement; instances of B items each (B = 1, 100, 1000 by
  * default), synchronous=NORMAL, for about --seconds (default 2) per batch
  * size.  Also the same with random() and datetime('now') in the statement,
- * to show the cost of the deterministic hooks.  Options: --seconds S,
- * --full (synchronous=FULL), --dir D (parent of the temporary directory).
+ * to show the cost of the deterministic hooks, and with the items of 64
+ * clients that each have 512 requests in flight (client id, request id and
+ * floor set: the cost of keeping results for resends, doc/apply.md
+ * "Resends").  Options: --seconds S,
+ * --full (synchronous=FULL), --dir D (parent of the temporary directory),
+ * --only NAME (one of insert, insert_det, insert_64clients).
  */
 #include "config.h"
 
@@ -19,7 +23,8 @@
 #include "bench.h"
 #include "util.h"
 
-static int run(const char *parent, int full, double seconds, unsigned batch, const char *sql, const char *name)
+static int run(const char *parent, int full, double seconds, unsigned batch, const char *sql, const char *name,
+	       unsigned clients)
 {
 	char dir[256];
 	snprintf(dir, sizeof dir, "%s/mtrbench-apply-XXXXXX", parent);
@@ -45,6 +50,7 @@ static int run(const char *parent, int full, double seconds, unsigned batch, con
 	if (!items || !st || !pv)
 		return 1;
 	uint64_t inst = 1, n = 0, seq = 1;
+	uint64_t req[64] = {0};
 	uint64_t t0 = now_mono_ns(), deadline = t0 + (uint64_t)(seconds * 1e9);
 	while (now_mono_ns() < deadline) {
 		for (unsigned i = 0; i < batch; i++) {
@@ -63,6 +69,12 @@ static int run(const char *parent, int full, double seconds, unsigned batch, con
 			items[i].seed = seq;
 			items[i].nstmt = 1;
 			items[i].stmts = &st[i];
+			if (clients) {
+				unsigned c = (unsigned)(seq % clients);
+				items[i].client = 0x5eed0000u + c;
+				items[i].request = ++req[c];
+				items[i].floor = req[c] > 512 ? req[c] - 511 : 1;
+			}
 		}
 		if (apply_instance(a, ++inst, items, batch, NULL, NULL) != 0) {
 			fprintf(stderr, "apply failed\n");
@@ -91,7 +103,7 @@ int bench_apply(int argc, char **argv)
 {
 	double seconds = 2;
 	int full = 0;
-	const char *parent = "/tmp";
+	const char *parent = "/tmp", *only = NULL;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
@@ -99,13 +111,19 @@ int bench_apply(int argc, char **argv)
 			full = 1;
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			parent = argv[++i];
+		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+			only = argv[++i];
 	}
+#define WANT(name) (!only || strcmp(only, name) == 0)
 	static const unsigned batches[] = {1, 100, 1000};
-	for (size_t b = 0; b < ARRAY_SIZE(batches); b++)
-		if (run(parent, full, seconds, batches[b], "INSERT INTO t(k, v) VALUES(?1, ?2)", "insert") != 0)
+	for (size_t b = 0; b < ARRAY_SIZE(batches) && WANT("insert"); b++)
+		if (run(parent, full, seconds, batches[b], "INSERT INTO t(k, v) VALUES(?1, ?2)", "insert", 0) != 0)
 			return 1;
-	if (run(parent, full, seconds, 1000,
-		"INSERT INTO t(k, v, r, at) VALUES(?1, ?2, random(), datetime('now'))", "insert_det") != 0)
+	if (WANT("insert_det") && run(parent, full, seconds, 1000,
+		"INSERT INTO t(k, v, r, at) VALUES(?1, ?2, random(), datetime('now'))", "insert_det", 0) != 0)
+		return 1;
+	if (WANT("insert_64clients") &&
+	    run(parent, full, seconds, 1000, "INSERT INTO t(k, v) VALUES(?1, ?2)", "insert_64clients", 64) != 0)
 		return 1;
 	return 0;
 }

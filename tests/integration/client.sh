@@ -29,7 +29,8 @@ diag "$out"
 check "mtrload exits 0" [ $rc -eq 0 ]
 case $out in "acked 2000 failed 0 seconds "*" writes_per_s "*" p50_ms "*" p99_ms "*) ok "mtrload line";;
 	*) not_ok "mtrload line: $out"; sed 's/^/# /' "$T/load.err";; esac
-check "acked file: 2000 distinct ids" [ "$(sort -u "$T/acked" | wc -l)" -eq 2000 ] && [ "$(wc -l < "$T/acked")" -eq 2000 ]
+nu=$(sort -u "$T/acked" | wc -l) na=$(wc -l < "$T/acked")
+check "acked file: 2000 distinct ids ($nu distinct of $na)" [ "$nu" -eq 2000 -a "$na" -eq 2000 ]
 check "clients failed over when proxy 0 died" grep -q "failing over" "$T/load.err"
 if command -v sqlite3 >/dev/null 2>&1; then
 	sqlite3 "$T/db" 'SELECT id FROM t ORDER BY id' > "$T/ids"

@@ -32,13 +32,6 @@ BASE=$((20000 + ($$ % 600) * 20))
 
 plan 15
 
-# wait_for SECONDS COMMAND...: poll every 0.2 s until the command succeeds
-wait_for() {
-	t=$1; shift
-	k=0
-	while ! "$@" && [ $k -lt $((t * 5)) ]; do sleep 0.2; k=$((k + 1)); done
-	"$@"
-}
 lines() { cat "$@" 2>/dev/null | wc -l; }
 acked_at_least() { [ "$(lines "$D"/acked1 "$D"/acked2)" -ge "$1" ]; }
 leader_logged() { grep -qh "became leader" "$D"/s*.log 2>/dev/null; }

@@ -31,6 +31,14 @@ stop_pid() {
 	wait "$_sp_pid" 2>/dev/null || true
 }
 
+# wait_for SECONDS COMMAND...: poll every 0.2 s until the command succeeds
+wait_for() {
+	t=$1; shift
+	k=0
+	while ! "$@" && [ $k -lt $((t * 5)) ]; do sleep 0.2; k=$((k + 1)); done
+	"$@"
+}
+
 # at_exit COMMAND: run at exit (after processes are stopped)
 at_exit() { _cleanups="$_cleanups
 $*"; }

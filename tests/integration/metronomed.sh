@@ -26,8 +26,8 @@ paxos.election = 200ms
 EOC
 done
 
-# wait_for FILE PATTERN SECONDS
-wait_for() {
+# wait_log FILE PATTERN SECONDS
+wait_log() {
 	local i=0
 	while [ $i -lt $(($3 * 10)) ]; do
 		grep -q "$2" "$1" 2>/dev/null && return 0
@@ -54,7 +54,7 @@ for i in 0 1 2; do
 done
 ok_start=1
 for i in 0 1 2; do
-	wait_for "$TMP/l$i.log" "listening on 127.0.0.1:$((BASE + i)) as server $i of 3" 10 || ok_start=0
+	wait_log "$TMP/l$i.log" "listening on 127.0.0.1:$((BASE + i)) as server $i of 3" 10 || ok_start=0
 	grep -q "recovered: applied instance 0" "$TMP/l$i.log" || ok_start=0
 done
 check "three servers start and log listening/recovered" test $ok_start = 1
@@ -86,7 +86,7 @@ check "the stop is logged" grep -q "stopped" "$TMP/l0.log"
 
 spawn "$TMP/r0.log" "$BIN" -c "$TMP/s0.conf" -o data.durability=memory >/dev/null
 p=$!
-check "a restart on the same data recovers" wait_for "$TMP/r0.log" "recovered: applied instance" 10
+check "a restart on the same data recovers" wait_log "$TMP/r0.log" "recovered: applied instance" 10
 kill -INT "$p"
 wait "$p"
 rc=$?

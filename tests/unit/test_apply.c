@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <cmocka.h>
 
 #include "apply.h"
+#include "result.h"
 #include "metronome.h"
 #include "util.h"
 #include "wire.h"
@@ -73,6 +75,7 @@ static int teardown(void **state)
 struct cap {
 	size_t n;
 	struct {
+		bool raw; /* a resend answered with the kept result */
 		int code;
 		uint32_t failed, nstmt;
 		char msg[256];
@@ -92,8 +95,26 @@ static void on_result(void *arg, size_t index, const struct wire_item *it, const
 	c->r[c->n].code = res->code;
 	c->r[c->n].failed = res->failed;
 	c->r[c->n].nstmt = res->nstmt;
+	c->r[c->n].raw = res->raw != NULL;
+	struct apply_stmt_result kept;
+	if (res->raw) {
+		/* the kept bytes: the same figures, decoded */
+		struct result_view v;
+		struct result_stmt rs;
+		assert_int_equal(result_decode(res->raw, res->raw_len, &v), 0);
+		c->r[c->n].code = v.code;
+		c->r[c->n].failed = v.failed;
+		c->r[c->n].nstmt = v.nstmt;
+		for (uint32_t k = 0; result_next(&v, &rs) && k <= (v.code ? v.failed : v.nstmt - 1); k++)
+			kept = (struct apply_stmt_result){.code = rs.code, .changes = rs.changes,
+							  .last_rowid = rs.last_rowid, .ncols = rs.ncols,
+							  .nrows = rs.nrows, .rows = rs.rows, .rows_len = rs.rows_len};
+		static char msg[256];
+		snprintf(msg, sizeof msg, "%.*s", (int)rs.errmsg_len, rs.errmsg ? rs.errmsg : "");
+		kept.errmsg = msg;
+	}
 	/* the last statement's figures (or the failing one's) */
-	const struct apply_stmt_result *s = &res->stmts[res->code ? res->failed : res->nstmt - 1];
+	const struct apply_stmt_result *s = res->raw ? &kept : &res->stmts[res->code ? res->failed : res->nstmt - 1];
 	snprintf(c->r[c->n].msg, sizeof c->r[c->n].msg, "%s", s->errmsg ? s->errmsg : "");
 	c->r[c->n].changes = s->changes;
 	c->r[c->n].rowid = s->last_rowid;
@@ -397,6 +418,87 @@ static void test_multi_statement_and_decoded(void **state)
 	assert_int_equal(query_int(f->a, "SELECT sum(x) FROM a WHERE typeof(x) = 'integer'"), 45);
 }
 
+/* ---- resends: a write is applied at most once per (client, request) ---- */
+
+/* Apply one instance of one item of client/request/floor at time ts. */
+static int apply_req(struct apply *a, uint64_t inst, struct cap *c, uint64_t client, uint64_t request,
+		     uint64_t floor, int64_t ts, const char *sql)
+{
+	struct wire_stmt st = stmt(sql);
+	struct wire_item it = {.stream = 2, .seq = inst, .request = request, .client = client, .floor = floor,
+			       .timestamp_us = ts, .seed = inst, .nstmt = 1, .stmts = &st};
+	memset(c, 0, sizeof *c);
+	return apply_instance(a, inst, &it, 1, on_result, c);
+}
+
+static void test_resends(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const int64_t T = 1700000000000000;
+	const uint64_t C = 0x9e3779b97f4a7c15u; /* above INT64_MAX: stored as its two's complement */
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	assert_int_equal(apply_req(f->a, 2, &c, C, 1, 1, T, "INSERT INTO t(v) VALUES('a') RETURNING id"), 0);
+	assert_false(c.r[0].raw);
+	assert_int_equal(c.r[0].rowid, 1);
+	/* the resend (through another proxy: another stream) gets the kept
+	 * result, rows included, and does not run */
+	assert_int_equal(apply_req(f->a, 3, &c, C, 1, 1, T + 5, "INSERT INTO t(v) VALUES('a') RETURNING id"), 0);
+	assert_true(c.r[0].raw);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[0].changes, 1);
+	assert_int_equal(c.r[0].rowid, 1);
+	assert_int_equal(c.r[0].nrows, 1);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 1);
+	/* the next request moves the floor: request 1 is forgotten */
+	assert_int_equal(apply_req(f->a, 4, &c, C, 2, 2, T + 10, "INSERT INTO t(v) VALUES('b')"), 0);
+	assert_false(c.r[0].raw);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM mtr_requests WHERE request = 1"), 0);
+	assert_int_equal(query_int(f->a, "SELECT result FROM mtr_requests WHERE request = 0"), 2);
+	/* ... and a late copy of request 1 is refused, not applied */
+	assert_int_equal(apply_req(f->a, 5, &c, C, 1, 1, T + 15, "INSERT INTO t(v) VALUES('a')"), 0);
+	assert_int_equal(c.r[0].code, SQLITE_ERROR);
+	assert_non_null(strstr(c.r[0].msg, "answered already"));
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 2);
+	/* a failed write's resend gets the same failure */
+	assert_int_equal(apply_req(f->a, 6, &c, C, 3, 3, T + 20, "INSERT INTO nosuch VALUES(1)"), 0);
+	char first[256];
+	snprintf(first, sizeof first, "%s", c.r[0].msg);
+	assert_int_equal(apply_req(f->a, 7, &c, C, 3, 3, T + 25, "INSERT INTO nosuch VALUES(1)"), 0);
+	assert_true(c.r[0].raw);
+	assert_int_equal(c.r[0].code, SQLITE_ERROR);
+	assert_string_equal(c.r[0].msg, first);
+	/* twice in one instance: the second copy is the resend */
+	struct wire_stmt st = stmt("INSERT INTO t(v) VALUES('c')");
+	struct wire_item two[2] = {
+		{.stream = 2, .seq = 100, .request = 4, .client = C, .floor = 4, .timestamp_us = T + 30, .nstmt = 1, .stmts = &st},
+		{.stream = 3, .seq = 1, .request = 4, .client = C, .floor = 4, .timestamp_us = T + 31, .nstmt = 1, .stmts = &st},
+	};
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_instance(f->a, 8, two, 2, on_result, &c), 0);
+	assert_false(c.r[0].raw);
+	assert_true(c.r[1].raw);
+	assert_int_equal(c.r[1].rowid, c.r[0].rowid);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 3);
+	/* without a client id, or a floor, nothing is de-duplicated */
+	assert_int_equal(apply_req(f->a, 9, &c, 0, 5, 5, T + 40, "INSERT INTO t(v) VALUES('d')"), 0);
+	assert_int_equal(apply_req(f->a, 10, &c, 0, 5, 5, T + 41, "INSERT INTO t(v) VALUES('d')"), 0);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t WHERE v = 'd'"), 2);
+	/* the table is the replica's */
+	const char *q[] = {"DELETE FROM mtr_requests"};
+	assert_int_equal(apply_sqls(f->a, 11, &c, 1, q), 0);
+	assert_int_equal(c.r[0].code, SQLITE_AUTH);
+	assert_non_null(strstr(c.r[0].msg, "maintained by the replica"));
+	/* a client idle for a day is forgotten at the next 4096th instance */
+	assert_int_equal(apply_req(f->a, 12, &c, 77, 1, 1, T + 50, "SELECT 1"), 0);
+	for (uint64_t i = 13; i < 4096; i++)
+		assert_int_equal(apply_instance(f->a, i, NULL, 0, NULL, NULL), 0);
+	assert_int_equal(apply_req(f->a, 4096, &c, 78, 1, 1, T + APPLY_CLIENT_IDLE_US + 40, "SELECT 1"), 0);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM mtr_requests WHERE client = 77"), 2);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM mtr_requests WHERE client = 78"), 2);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM mtr_requests WHERE client = -7046029254386353131"), 0);
+}
+
 /* ---- a session's TEMP definitions live for one item ---- */
 
 static void test_temp_item(void **state)
@@ -572,6 +674,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_params_and_returning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_statement_and_decoded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_temp_item, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),

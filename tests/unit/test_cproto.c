@@ -173,13 +173,13 @@ static void test_query(void **state)
 	double real;
 	fill_binds(bs, &real);
 	const char *sql = "INSERT INTO t VALUES (?1, ?2, :txt, @b, ?7, ?3, ?4)";
-	struct cproto_query q = { .request = 42, .consistency = CPROTO_CONS_SESSION, .min_instance = 99,
+	struct cproto_query q = { .request = 42, .consistency = CPROTO_CONS_SESSION, .min_instance = 99, .floor = 40,
 				  .sql = sql, .sql_len = (uint32_t)strlen(sql), .nbinds = 7, .binds = bs },
 			    q2;
 	assert_int_equal(cproto_put_query(&b, &q), 0);
 	struct cproto_frame f = one_frame(&b);
 	assert_int_equal(cproto_get_query(&f, &q2), 0);
-	assert_true(q2.request == 42 && q2.min_instance == 99);
+	assert_true(q2.request == 42 && q2.min_instance == 99 && q2.floor == 40);
 	assert_int_equal(q2.consistency, CPROTO_CONS_SESSION);
 	assert_int_equal(q2.sql_len, q.sql_len);
 	assert_memory_equal(q2.sql, sql, q.sql_len);
@@ -239,7 +239,7 @@ static void test_query_invalid(void **state)
 	struct cproto_frame f = one_frame(&b);
 	assert_int_equal(cproto_get_query(&f, &q2), 0);
 	uint8_t *pl = b.p + 5;
-	size_t bind_at = 21 + 1 + 2;
+	size_t bind_at = 29 + 1 + 2;
 	/* request 0 */
 	st64(pl, 0);
 	assert_int_equal(cproto_get_query(&f, &q2), MTR_EMALFORMED);
@@ -248,10 +248,14 @@ static void test_query_invalid(void **state)
 	pl[8] = 4;
 	assert_int_equal(cproto_get_query(&f, &q2), MTR_EMALFORMED);
 	pl[8] = 0;
+	/* a floor above the request */
+	st64(pl + 17, 4);
+	assert_int_equal(cproto_get_query(&f, &q2), MTR_EMALFORMED);
+	st64(pl + 17, 3);
 	/* sql_len beyond the payload */
-	st32(pl + 17, 0xffffffffu);
+	st32(pl + 25, 0xffffffffu);
 	assert_int_equal(cproto_get_query(&f, &q2), MTR_ETRUNCATED);
-	st32(pl + 17, 1);
+	st32(pl + 25, 1);
 	/* negative index; by number with a name; by name without one */
 	st32(pl + bind_at, (uint32_t)-1);
 	assert_int_equal(cproto_get_query(&f, &q2), MTR_EMALFORMED);
@@ -267,9 +271,9 @@ static void test_query_invalid(void **state)
 	assert_int_equal(cproto_get_query(&f, &q2), MTR_EMALFORMED);
 	pl[bind_at + 8] = WIRE_V_INT;
 	/* more binds than bytes */
-	st16(pl + 22, 2);
+	st16(pl + 30, 2);
 	assert_int_equal(cproto_get_query(&f, &q2), MTR_ETRUNCATED);
-	st16(pl + 22, 1);
+	st16(pl + 30, 1);
 	assert_int_equal(cproto_get_query(&f, &q2), 0);
 	/* wrong frame type */
 	f.type = CPROTO_T_ANSWER;

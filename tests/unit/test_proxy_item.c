@@ -37,7 +37,7 @@ struct dec {
 static int build(const char *sql, const struct proxy_bind *b, size_t nb, struct proxy_item_out *out,
 		 struct proxy_err *err)
 {
-	return proxy_item_build(sql, strlen(sql), b, nb, 7, 8, 9, 1700000000123456LL, 0x5eedULL, out, err);
+	return proxy_item_build(sql, strlen(sql), b, nb, 7, 8, 9, 0, 0, 1700000000123456LL, 0x5eedULL, out, err);
 }
 
 /* Decode out->buf fully into *d and free it. */

@@ -51,6 +51,8 @@ static struct wire_item sample_item(struct wire_stmt *st, uint64_t seq)
 				   .request = 0xfedcba9876543210ull,
 				   .timestamp_us = -1234567,
 				   .seed = 0xdeadbeefcafef00dull,
+				   .client = 0x0102030405060708ull,
+				   .floor = 0x0a0b0c0d0e0f1011ull,
 				   .flags = WIRE_ITEM_TXN,
 				   .nstmt = 2,
 				   .stmts = st };
@@ -109,6 +111,7 @@ static void test_item_round_trip(void **state)
 	assert_int_equal(wire_item_decode(buf, (size_t)n, &out), n);
 	assert_true(out.stream == in.stream && out.seq == in.seq && out.request == in.request);
 	assert_true(out.timestamp_us == in.timestamp_us && out.seed == in.seed);
+	assert_true(out.client == in.client && out.floor == in.floor);
 	assert_int_equal(out.flags, in.flags);
 	assert_int_equal(out.nstmt, 2);
 
