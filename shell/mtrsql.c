@@ -33,6 +33,7 @@
 #include "localcluster.h"
 #include "log.h"
 #include "metronome.h"
+#include "backup.h"
 #include "output.h"
 #include "sql.h"
 
@@ -170,6 +171,7 @@ static int run_query_lines(struct shell *sh, const char *sql, const char *fmt_pr
 /* ---- dot-commands ----------------------------------------------------- */
 
 static const char *const dot_help[] = {
+	".backup FILE           a consistent SQLite copy of the database (at one instance) into FILE",
 	".bail on|off           stop at the first error",
 	".changes on|off        show the changes of each write",
 	".cluster               members, roles and lag (mtr_members, mtr_streams)",
@@ -638,6 +640,22 @@ static int dot_command(struct shell *sh, char *line)
 	}
 	if (!strcmp(c, "dump"))
 		return dot_dump(sh, argv[1]);
+	if (!strcmp(c, "backup") || !strcmp(c, "save")) {
+		if (!argv[1]) {
+			fprintf(stderr, "Error: .backup FILE\n");
+			return -1;
+		}
+		char err[512];
+		struct backup_stats bs;
+		if (backup_run(sh->db, argv[1], &bs, err, sizeof err) != 0) {
+			fprintf(stderr, "Error: .backup: %s\n", err);
+			return -1;
+		}
+		if (sh->interactive)
+			fprintf(stderr, "%s: %u tables, %llu rows, as of instance %llu\n", argv[1], bs.tables,
+				(unsigned long long)bs.rows, (unsigned long long)bs.instance);
+		return 0;
+	}
 	if (!strcmp(c, "import")) {
 		if (!argv[1] || !argv[2]) {
 			fprintf(stderr, "Error: .import FILE TABLE\n");

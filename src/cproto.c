@@ -15,7 +15,11 @@
 
 #include "cproto.h"
 #include "metronome.h"
+#include "result.h"
 #include "util.h"
+
+/* a server's largest result fits in an ANSWER frame with room to spare */
+_Static_assert(RESULT_MAX_BYTES + 65536 <= CPROTO_MAX_FRAME, "RESULT_MAX_BYTES too large for CPROTO_MAX_FRAME");
 
 #define HELLO_SIZE 17
 #define WELCOME_SIZE 14

@@ -26,6 +26,11 @@
 #include "apply.h"
 #include "wire.h"
 
+/* The largest result a server sends: an ANSWER frame must carry it
+ * (CPROTO_MAX_FRAME, 64 MiB).  A larger one is replaced by an error saying
+ * so (SQLITE_TOOBIG). */
+#define RESULT_MAX_BYTES ((size_t)63 << 20)
+
 /* Bytes result_encode() writes for r. */
 size_t result_size(const struct apply_result *r);
 

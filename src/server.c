@@ -1156,6 +1156,19 @@ static int done_reserve(struct done *d, size_t bytes)
 static int done_add(struct done *d, uint64_t stream, uint64_t seq, uint64_t request, const struct apply_result *res)
 {
 	size_t n = result_size(res);
+	char msg[200];
+	struct apply_stmt_result es;
+	struct apply_result big;
+	if (n > RESULT_MAX_BYTES) {
+		snprintf(msg, sizeof msg,
+			 "the result (%zu bytes) is larger than an answer can carry (%zu bytes): "
+			 "select fewer rows at a time, e.g. with LIMIT and OFFSET",
+			 n, RESULT_MAX_BYTES);
+		es = (struct apply_stmt_result){.code = SQLITE_TOOBIG, .errmsg = msg};
+		big = (struct apply_result){.code = SQLITE_TOOBIG, .nstmt = 1, .stmts = &es};
+		res = &big;
+		n = result_size(res);
+	}
 	if (done_reserve(d, n) != 0)
 		return MTR_ENOMEM;
 	long w = result_encode(res, d->bytes + d->blen, n);

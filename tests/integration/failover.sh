@@ -29,12 +29,14 @@ servers="127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2))"
 spids=""
 for i in 0 1 2; do
 	printf 'cluster.servers = %s\nserver.id = %d\ndata.dir = %s/d%d\n' "$servers" $i "$TMP" $i >"$TMP/s$i.conf"
-	spids="$spids $(spawn "$TMP/s$i.log" "$B/src/metronomed" -c "$TMP/s$i.conf")"
+	spawn "$TMP/s$i.log" "$B/src/metronomed" -c "$TMP/s$i.conf" >/dev/null
+	spids="$spids $!"
 done
 for k in 1 2; do
 	printf 'cluster.servers = %s\nproxy.listen = 127.0.0.1:%d\nproxy.id = %d\n' \
 		"$servers" $((BASE + 10 + k)) $((255 + k)) >"$TMP/p$k.conf"
-	eval "ppid_$k=\$(spawn \"\$TMP/p$k.log\" \"\$B/src/mtrproxy\" -c \"\$TMP/p$k.conf\")"
+	spawn "$TMP/p$k.log" "$B/src/mtrproxy" -c "$TMP/p$k.conf" >/dev/null
+	eval "ppid_$k=$!"
 done
 P1=127.0.0.1:$((BASE + 11)) P2=127.0.0.1:$((BASE + 12))
 cont() { for s in $spids; do kill -CONT "$s" 2>/dev/null; done; }

@@ -17,7 +17,7 @@ cleanup() {
 }
 at_exit cleanup
 
-plan 17
+plan 20
 
 printf 'CREATE TABLE fruit(id INTEGER PRIMARY KEY,\n  name TEXT, price REAL);\nINSERT INTO fruit VALUES(1, %s, 0.5), (2, %s, NULL);\nSELECT * FROM fruit;\n' "'apple'" "'pear'" |
 	"$M" >"$TMP/o1" 2>"$TMP/e1"
@@ -100,4 +100,34 @@ OUT
 r=0; grep -q 'view cheap already exists' "$TMP/e11" && grep -q 'no such table: cheap' "$TMP/e11" && r=1
 check "... with SQLite's errors for a second CREATE and after DROP" [ $r = 1 ]
 [ $r = 1 ] || sed "s/^/#   /" "$TMP/e11"
+
+# .backup: a SQLite file equal to the cluster's tables, consistent at one
+# instance even while transactions write two tables together
+"$M" -c "PRAGMA user_version = 7" -c ".backup $TMP/copy.db" >"$TMP/o12" 2>"$TMP/e12"
+rc=$?
+"$M" -c ".mode csv" -c "SELECT * FROM fruit ORDER BY id" -c "SELECT * FROM inv ORDER BY rowid" >"$TMP/want.csv" 2>/dev/null
+{ sqlite3 -csv "$TMP/copy.db" "SELECT * FROM fruit ORDER BY id; SELECT * FROM inv ORDER BY rowid;"
+  sqlite3 "$TMP/copy.db" "PRAGMA user_version; PRAGMA integrity_check; SELECT count(*) FROM sqlite_schema WHERE name LIKE 'mtr%';"
+} >"$TMP/got.csv" 2>&1
+printf '7\nok\n0\n' >>"$TMP/want.csv"
+check ".backup FILE: the same rows, user_version, a sound file without the replica's tables (exit $rc)" \
+	diff "$TMP/want.csv" "$TMP/got.csv"
+"$M" -c "CREATE TABLE pa(x); CREATE TABLE pb(x)" >/dev/null 2>&1
+i=0
+while [ $i -lt 400 ]; do echo "BEGIN; INSERT INTO pa VALUES($i); INSERT INTO pb VALUES($i); COMMIT;"; i=$((i + 1)); done >"$TMP/pairs.sql"
+"$M" <"$TMP/pairs.sql" >/dev/null 2>&1 &
+wpid=$!
+good=0 tries=0
+while kill -0 $wpid 2>/dev/null && [ $tries -lt 20 ]; do
+	tries=$((tries + 1))
+	"$M" -c ".backup $TMP/c$tries.db" >/dev/null 2>&1 || continue
+	n=$(sqlite3 "$TMP/c$tries.db" "SELECT (SELECT count(*) FROM pa) || ' ' || (SELECT count(*) FROM pb)")
+	[ "${n% *}" = "${n#* }" ] && good=$((good + 1)) || diag "copy $tries: pa and pb differ: $n"
+done
+wait $wpid
+check ".backup during writes: every copy has both halves of every transaction ($good of $tries)" [ $good = $tries -a $tries -gt 0 ]
+"$M" -c ".backup $TMP/no/such/dir/x.db" >/dev/null 2>"$TMP/e13"
+r=$?
+grep -q "Error: .backup: cannot create" "$TMP/e13" || r="$r (no message)"
+check ".backup into a missing directory: exit 1 and a message" [ "$r" = 1 ]
 exit 0
