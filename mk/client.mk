@@ -38,7 +38,7 @@ dist_man_MANS += doc/libmetronome.3
 # libFuzzer: the client facing a hostile proxy (any bytes after WELCOME)
 FUZZ_TARGETS += tests/fuzz/fuzz_client
 EXTRA_DIST += tests/fuzz/fuzz_client.c tests/fuzz/corpus/client
-CLIENT_FUZZ_SRC = $(srcdir)/src/client.c $(srcdir)/src/client_stmt.c $(srcdir)/src/client_embed.c $(srcdir)/src/cproto.c \
+CLIENT_FUZZ_SRC = $(srcdir)/src/client.c $(srcdir)/src/client_stmt.c $(srcdir)/src/client_temp.c $(srcdir)/src/client_embed.c $(srcdir)/src/cproto.c \
 	$(srcdir)/src/result.c $(srcdir)/src/log.c $(srcdir)/src/error.c \
 	$(srcdir)/sql/tokenize.c $(srcdir)/sql/build.c $(srcdir)/sql/parse_wrap.c
 tests/fuzz/fuzz_client: $(srcdir)/tests/fuzz/fuzz_client.c $(CLIENT_FUZZ_SRC) sql/parse.c sql/parse.h sql/tokname.h

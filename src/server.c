@@ -1538,6 +1538,12 @@ static int vt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sin
 			} else {
 				const struct peer *p = &s->pub_peers[j];
 				role = p->heard ? role_name(p->st.role) : "unknown";
+				/* who leads, this server knows better than a peer's
+				 * last STATUS (sent before an election, say) */
+				if (s->pst.leader == j)
+					role = "leader";
+				else if (p->heard && p->st.role == PAXOS_LEADER && s->pst.leader < s->cfg.cc.nservers)
+					role = "follower";
 				alive = p->heard && now - p->last_ms <= 3ull * s->cfg.status_period_ms;
 				chosen = (int64_t)p->st.chosen;
 				applied = (int64_t)p->st.applied;

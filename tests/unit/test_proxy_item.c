@@ -244,16 +244,20 @@ static void test_temp_prelude(void **state)
 	/* a definition alone (checking it) is a read */
 	assert_int_equal(build("CREATE TEMP TRIGGER tr AFTER INSERT ON t1 BEGIN SELECT 1; END", NULL, 0, &out, &err),
 			 PROXY_ITEM_READ);
+	free(out.buf);
 	/* definitions + a write: an ordered item, flagged TEMP */
 	assert_int_equal(build("CREATE TEMP VIEW v2 AS SELECT x FROM t1;\nINSERT INTO t2 SELECT * FROM v2", NULL, 0,
 			       &out, &err),
 			 0);
 	assert_int_equal(out.flags, WIRE_ITEM_TEMP);
+	free(out.buf);
 	/* definitions + two reads, or a transaction: ordered as before */
 	assert_int_equal(build("CREATE TEMP VIEW v AS SELECT 1; SELECT 1; SELECT 2", NULL, 0, &out, &err), 0);
 	assert_int_equal(out.flags, WIRE_ITEM_TEMP);
+	free(out.buf);
 	assert_int_equal(build("CREATE TEMP VIEW v AS SELECT 1; BEGIN; SELECT * FROM v; COMMIT", NULL, 0, &out, &err), 0);
 	assert_int_equal(out.flags, WIRE_ITEM_TEMP | WIRE_ITEM_TXN);
+	free(out.buf);
 	/* a temp table is refused */
 	assert_int_equal(build("CREATE TEMP TABLE x(a)", NULL, 0, &out, &err), MTR_EREFUSED);
 	assert_non_null(strstr(err.msg, "TEMP TABLE"));
