@@ -558,7 +558,7 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 	}
 	char pragmas[256];
 	snprintf(pragmas, sizeof pragmas,
-		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld; PRAGMA cache_size=-32768;",
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld;",
 		 cfg->durability == APPLY_SYNC_FULL ? "FULL" : "NORMAL", (long long)a->cfg.wal_pages * 2 * 4096);
 	if (conn_setup(a->db, cfg->provider) != 0 || detvfs_functions_register(a->db, &a->rng) != 0 ||
 	    exec(a, pragmas) != 0 ||
