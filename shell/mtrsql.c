@@ -851,8 +851,9 @@ static char **shell_complete(const char *text, int start, int end)
 	if (start == 0 && text[0] == '.')
 		return rl_completion_matches(text, complete_dot);
 	/* after a dot-command that takes a file: file names */
-	if (rl_line_buffer[0] == '.' && (!strncmp(rl_line_buffer, ".read", 5) ||
-					 !strncmp(rl_line_buffer, ".output", 7))) {
+	if (rl_line_buffer[0] == '.' &&
+	    (!strncmp(rl_line_buffer, ".read", 5) || !strncmp(rl_line_buffer, ".output", 7) ||
+	     !strncmp(rl_line_buffer, ".backup", 7) || (!strncmp(rl_line_buffer, ".import", 7) && start <= 8 + (int)strcspn(rl_line_buffer + 8, " ")))) {
 		rl_attempted_completion_over = 0;
 		return NULL;
 	}
