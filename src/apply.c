@@ -47,9 +47,14 @@
 static const char deny_txn_msg[] = "transaction control (BEGIN, COMMIT, END, ROLLBACK) is not allowed inside an item";
 static const char deny_sp_msg[] = "savepoint names beginning with mtr_ are reserved by the replica";
 static const char deny_attach_msg[] = "ATTACH and DETACH are not allowed in replicated statements";
-static const char deny_meta_msg[] = "mtr_meta is maintained by the replica and cannot be modified";
-static const char deny_cursor_msg[] = "mtr_cursor is maintained by the replica and cannot be modified";
-static const char deny_requests_msg[] = "mtr_requests is maintained by the replica and cannot be modified";
+/* The replica's own tables: items may read them, not write them. */
+static const struct {
+	const char *name, *msg;
+} replica_tables[] = {
+	{"mtr_meta", "mtr_meta is maintained by the replica and cannot be modified"},
+	{"mtr_cursor", "mtr_cursor is maintained by the replica and cannot be modified"},
+	{"mtr_requests", "mtr_requests is maintained by the replica and cannot be modified"},
+};
 
 /* ---- statement cache: hash by SQL text, LRU list ---- */
 
@@ -118,8 +123,6 @@ struct apply {
 	sqlite3_stmt *set_cursor; /* upsert mtr_cursor(stream, last) */
 	sqlite3_stmt *sp_begin, *sp_release, *sp_rollback; /* the item savepoint */
 	sqlite3_stmt *rq_get, *rq_load, *rq_put, *rq_floor, *rq_forget, *rq_prune; /* mtr_requests */
-	uint8_t *rq_buf; /* an item's result bytes, to keep */
-	size_t rq_bufcap;
 	struct rq_client *rq; /* clients seen: a cache of mtr_requests (open addressing) */
 	size_t rq_cap, rq_n;
 	uint64_t rq_gen;      /* the instance attempt being applied */
@@ -346,23 +349,16 @@ static int authorizer(void *ud, int action, const char *a1, const char *a2, cons
 	case SQLITE_ALTER_TABLE:
 	case SQLITE_CREATE_INDEX:
 	case SQLITE_CREATE_TRIGGER:
+	{
 		/* a1 is the table for these, except ALTER (a2 is the table) */
-		if ((a1 && sqlite3_stricmp(a1, "mtr_meta") == 0) ||
-		    (action == SQLITE_ALTER_TABLE && a2 && sqlite3_stricmp(a2, "mtr_meta") == 0)) {
-			a->deny_msg = deny_meta_msg;
-			return SQLITE_DENY;
-		}
-		if ((a1 && sqlite3_stricmp(a1, "mtr_cursor") == 0) ||
-		    (action == SQLITE_ALTER_TABLE && a2 && sqlite3_stricmp(a2, "mtr_cursor") == 0)) {
-			a->deny_msg = deny_cursor_msg;
-			return SQLITE_DENY;
-		}
-		if ((a1 && sqlite3_stricmp(a1, "mtr_requests") == 0) ||
-		    (action == SQLITE_ALTER_TABLE && a2 && sqlite3_stricmp(a2, "mtr_requests") == 0)) {
-			a->deny_msg = deny_requests_msg;
-			return SQLITE_DENY;
-		}
+		const char *table = action == SQLITE_ALTER_TABLE ? a2 : a1;
+		for (size_t i = 0; table && i < ARRAY_SIZE(replica_tables); i++)
+			if (sqlite3_stricmp(table, replica_tables[i].name) == 0) {
+				a->deny_msg = replica_tables[i].msg;
+				return SQLITE_DENY;
+			}
 		return SQLITE_OK;
+	}
 	default:
 		return SQLITE_OK;
 	}
@@ -502,7 +498,7 @@ static int requests_prepare(struct apply *a)
 		"INSERT INTO mtr_requests(client, request, ts, result, top) VALUES(?1, ?2, ?3, ?4, ?5)",
 		"INSERT INTO mtr_requests(client, request, ts, result, top) VALUES(?1, 0, ?2, ?3, ?4) "
 		"ON CONFLICT(client, request) DO UPDATE SET ts = excluded.ts, result = excluded.result, top = excluded.top",
-		"DELETE FROM mtr_requests WHERE client = ?1 AND request >= ?2 AND request < ?3 AND top < ?3",
+		"DELETE FROM mtr_requests WHERE client = ?1 AND request > 0 AND request < ?2 AND top < ?2",
 		"DELETE FROM mtr_requests WHERE client IN "
 		"(SELECT client FROM mtr_requests WHERE request = 0 AND ts < ?1)",
 	};
@@ -635,7 +631,6 @@ void apply_close(struct apply *a)
 	sqlite3_finalize(a->rq_floor);
 	sqlite3_finalize(a->rq_forget);
 	sqlite3_finalize(a->rq_prune);
-	free(a->rq_buf);
 	for (size_t k = 0; k < a->rq_cap; k++)
 		free(a->rq[k].buf);
 	free(a->rq);
@@ -1263,9 +1258,8 @@ static int rq_finish(struct apply *a)
 			rc = rq_step(a, a->rq_put);
 		}
 		if (rc == 0 && e->pfloor > e->floor) {
-			/* the results below the floor: one contiguous run */
-			rq_bind_ids(a->rq_forget, e->client, 1); /* a batch may straddle the old floor */
-			sqlite3_bind_int64(a->rq_forget, 3, (sqlite3_int64)e->pfloor);
+			/* the batches wholly below the floor (one may straddle it) */
+			rq_bind_ids(a->rq_forget, e->client, e->pfloor);
 			rc = rq_step(a, a->rq_forget);
 		}
 		if (rc != 0)

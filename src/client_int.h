@@ -160,17 +160,19 @@ int client_open_fd(int fd, int timeout_ms, mtr **out);
 /* Free everything collected in a transaction and leave it. */
 void client_txn_clear(mtr *db);
 
-/* The definitions to send in front of a request (client_temp.c): text
- * (malloc'ed, each definition followed by ";\n"; NULL when none is needed),
- * its length, how many statements and lines it has. */
+/* A request with the definitions it needs in front (client_temp.c): text
+ * (malloc'ed: each definition followed by ";\n", then the request; NULL
+ * when none is needed), its length, how many definitions and how many
+ * lines they take. */
 struct client_prelude {
 	char *text;
 	uint32_t len;
 	unsigned nstmts;
 	uint32_t lines;
 };
-/* The definitions the request sql (len bytes) needs: the kept objects it
- * names and, again and again, what those name.  0 or MTR_ENOMEM (recorded). */
+/* The request sql (len bytes) with the definitions it needs in front: the
+ * kept objects it names and, again and again, what those name.  0, or
+ * MTR_ENOMEM / MTR_ETOOBIG (recorded). */
 int client_temp_prelude(mtr *db, const char *sql, uint32_t len, struct client_prelude *out);
 /* Keep the definition sql (one CREATE TEMP VIEW / TRIGGER that a replica
  * has just accepted); nothing when one of that type and name is kept

@@ -363,51 +363,22 @@ static int binds_build(const mtr_stmt *st, int offset, struct proxy_bind **out, 
 static int request_run(mtr *db, const char *sql, uint32_t len, const struct proxy_bind *b, uint16_t nb,
 		       struct result_view *v, uint8_t **payload);
 
-/* Put the TEMP definitions the request needs in front of it (*full is the
- * malloc'ed text, or NULL when none is needed). */
-static int with_prelude(mtr *db, const char *sql, uint32_t len, char **full, uint32_t *full_len,
-			struct client_prelude *pre)
-{
-	*full = NULL;
-	int rc = client_temp_prelude(db, sql, len, pre);
-	if (rc || !pre->text)
-		return rc;
-	if ((uint64_t)pre->len + len > UINT32_MAX) {
-		free(pre->text);
-		return client_err(db, MTR_ETOOBIG, "request too large");
-	}
-	*full = malloc((size_t)pre->len + len + 1);
-	if (!*full) {
-		free(pre->text);
-		return client_err(db, MTR_ENOMEM, "out of memory");
-	}
-	memcpy(*full, pre->text, pre->len);
-	memcpy(*full + pre->len, sql, len);
-	(*full)[pre->len + len] = 0;
-	*full_len = pre->len + len;
-	free(pre->text);
-	pre->text = NULL;
-	return 0;
-}
-
 /* request_run() with the TEMP definitions it needs in front; their results
  * are skipped: *v starts at the first statement of sql. */
 static int request_run_temp(mtr *db, const char *sql, uint32_t len, const struct proxy_bind *b, uint16_t nb,
 			    struct result_view *v, uint8_t **payload)
 {
 	struct client_prelude pre;
-	char *full;
-	uint32_t full_len;
 	*payload = NULL;
-	int rc = with_prelude(db, sql, len, &full, &full_len, &pre);
+	int rc = client_temp_prelude(db, sql, len, &pre);
 	if (rc)
 		return rc;
-	if (!full)
+	if (!pre.text)
 		return request_run(db, sql, len, b, nb, v, payload);
 	db->line_shift = pre.lines;
-	rc = request_run(db, full, full_len, b, nb, v, payload);
+	rc = request_run(db, pre.text, pre.len, b, nb, v, payload);
 	db->line_shift = 0;
-	free(full);
+	free(pre.text);
 	struct result_stmt s;
 	for (unsigned i = 0; rc == 0 && i < pre.nstmts; i++)
 		result_next(v, &s);
@@ -824,13 +795,11 @@ MTR_API int mtr_submit(mtr_stmt *st, mtr_done_fn done, void *arg)
 	if (binds_build(st, 0, &b, &nb) != 0)
 		return client_err(db, MTR_ENOMEM, "out of memory");
 	struct client_prelude pre;
-	char *full;
-	uint32_t full_len;
-	int rc = with_prelude(db, st->sql, st->sql_len, &full, &full_len, &pre);
+	int rc = client_temp_prelude(db, st->sql, st->sql_len, &pre);
 	if (rc == 0)
-		rc = client_request_async(db, full ? full : st->sql, full ? full_len : st->sql_len, b, nb,
+		rc = client_request_async(db, pre.text ? pre.text : st->sql, pre.text ? pre.len : st->sql_len, b, nb,
 					  st->kind == SQL_WRITE, st->insert, done, arg);
-	free(full);
+	free(pre.text);
 	free(b);
 	if (rc == 0)
 		client_ok(db);

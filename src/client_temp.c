@@ -142,8 +142,14 @@ int client_temp_prelude(mtr *db, const char *sql, uint32_t len, struct client_pr
 	for (size_t i = 0; i < db->ntemps && !rc; i++)
 		if (use[i])
 			total += db->temps[i].sql_len + 2;
+	if (!rc && total && (uint64_t)total + len > UINT32_MAX) {
+		free(use);
+		free(want.v);
+		sql_result_free(res);
+		return client_err(db, MTR_ETOOBIG, "request too large with the TEMP definitions it uses");
+	}
 	if (!rc && total) {
-		out->text = malloc(total + 1);
+		out->text = malloc(total + len + 1);
 		if (!out->text)
 			rc = MTR_ENOMEM;
 	}
@@ -163,8 +169,9 @@ int client_temp_prelude(mtr *db, const char *sql, uint32_t len, struct client_pr
 				out->lines += t->sql[k] == '\n';
 			out->lines++;
 		}
-		*p = 0;
-		out->len = (uint32_t)total;
+		memcpy(p, sql, len);
+		p[len] = 0;
+		out->len = (uint32_t)(total + len);
 	}
 	free(use);
 	free(want.v);

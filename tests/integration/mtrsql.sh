@@ -36,6 +36,7 @@ name,price
 apple,0.5
 pear,
 OUT
+grep -q apple "$TMP/o2" || sed 's/^/#   e2: /' "$TMP/e2"
 check "--keep leaves the cluster running" pgrep -f "$MTR_LOCAL_DIR/server-0.conf"
 "$M" -c ".mode json" -c "SELECT id, name FROM fruit ORDER BY id" >"$TMP/o3" 2>"$TMP/e3"
 check "json mode; attached to the running cluster" diff "$TMP/o3" - <<'OUT'
@@ -45,8 +46,9 @@ OUT
 grep -q "attached to the local cluster" "$TMP/e3" || diag "$(cat "$TMP/e3")"
 "$M" -c ".mode box" -c "SELECT id, name FROM fruit ORDER BY id" >"$TMP/o4" 2>&1
 check "box mode" grep -q '│  1 │ apple │' "$TMP/o4"
-"$M" -c ".nullvalue NULL" -c ".mode line" -c "SELECT price FROM fruit WHERE id = 2" >"$TMP/o5" 2>&1
+"$M" -c ".nullvalue NULL" -c ".mode line" -c "SELECT price FROM fruit WHERE id = 2" >"$TMP/o5" 2>"$TMP/e5"
 check "line mode and .nullvalue" grep -q '^price = NULL$' "$TMP/o5"
+grep -q '^price = NULL$' "$TMP/o5" || sed 's/^/#   e5: /' "$TMP/e5"
 
 "$M" -c "SELECT 1;" -c "SELEC 2" -c "SELECT 3" >"$TMP/o6" 2>"$TMP/e6"
 rc=$?
@@ -78,9 +80,10 @@ bolt,10,"a, b"
 nut,20,"say ""hi"""
 OUT
 "$M" -c ".dump" >"$TMP/dump.sql" 2>/dev/null
-MTR_LOCAL_DIR="$TMP/other" MTR_LOCAL_PORT=$((MTR_LOCAL_PORT + 4)) "$M" <"$TMP/dump.sql" >/dev/null 2>&1
+MTR_LOCAL_DIR="$TMP/other" MTR_LOCAL_PORT=$((MTR_LOCAL_PORT + 4)) "$M" <"$TMP/dump.sql" >/dev/null 2>"$TMP/replay.err"
 MTR_LOCAL_DIR="$TMP/other" MTR_LOCAL_PORT=$((MTR_LOCAL_PORT + 4)) "$M" -c ".dump" >"$TMP/dump2.sql" 2>/dev/null
 check ".dump replayed into another cluster dumps the same" diff "$TMP/dump.sql" "$TMP/dump2.sql"
+cmp -s "$TMP/dump.sql" "$TMP/dump2.sql" || sed 's/^/#   replay: /' "$TMP/replay.err"
 # a session's TEMP view and trigger: kept by the client, used by reads and
 # by ordered writes, gone with DROP and invisible to another session
 "$M" >"$TMP/o11" 2>"$TMP/e11" <<'SQL'
