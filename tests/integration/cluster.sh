@@ -28,7 +28,7 @@ TMP=$(mktemp -d)
 at_exit 'rm -rf "$TMP"'
 # ports: a block of 20 per run, away from the defaults and below the
 # ephemeral range (32768..), where proxies' and clients' own ports come from
-BASE=$((20000 + ($$ % 600) * 20))
+BASE=$(port_block)
 
 plan 15
 

@@ -13,7 +13,7 @@ for p in src/metronomed src/mtrproxy examples/example tests/tools/mtrload; do
 	[ -x "$B/$p" ] || skip_all "$p is not built"
 done
 TMP=$(mktemp -d)
-BASE=$((20000 + ($$ % 600) * 20 + 5))
+BASE=$(($(port_block) + 5))
 S=127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2))
 stop_local() {
 	for f in "$TMP"/local/*.pid; do [ -f "$f" ] && stop_pid "$(cat "$f")" 10; done

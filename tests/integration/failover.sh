@@ -18,7 +18,7 @@ for p in src/metronomed src/mtrproxy shell/mtrsql; do
 done
 TMP=$(mktemp -d)
 at_exit 'rm -rf "$TMP"'
-BASE=$((20000 + ($$ % 600) * 20))
+BASE=$(port_block)
 M=$B/shell/mtrsql
 
 plan 6

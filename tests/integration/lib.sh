@@ -31,6 +31,24 @@ stop_pid() {
 	wait "$_sp_pid" 2>/dev/null || true
 }
 
+# port_block: the first port of a block of 20 (in 20000..31999, below the
+# ephemeral range) that nothing listens on or sends from now: the block the
+# pid picks, else the next free one, so that two suites (or a cluster left
+# running by hand) do not meet on the same ports
+port_block() {
+	_pb_used=$(ss -Htuan 2>/dev/null | awk '{n = split($5, a, ":"); print a[n]}')
+	_pb_i=0
+	while [ $_pb_i -lt 600 ]; do
+		_pb=$((20000 + (($$ + _pb_i * 7) % 600) * 20))
+		if [ -z "$(echo "$_pb_used" | awk -v lo=$_pb -v hi=$((_pb + 19)) '$1 >= lo && $1 <= hi' | head -1)" ]; then
+			echo $_pb
+			return 0
+		fi
+		_pb_i=$((_pb_i + 1))
+	done
+	echo $((20000 + ($$ % 600) * 20))
+}
+
 # wait_for SECONDS COMMAND...: poll every 0.2 s until the command succeeds
 wait_for() {
 	t=$1; shift

@@ -10,7 +10,7 @@ M=$MTR_BUILDDIR/shell/mtrsql
 [ -x "$MTR_BUILDDIR/src/metronomed" ] || skip_all "metronomed is not built"
 TMP=$(mktemp -d)
 export MTR_LOCAL_DIR="$TMP/local" MTR_BINDIR="$MTR_BUILDDIR/src"
-export MTR_LOCAL_PORT=$((20000 + ($$ % 600) * 20 + 12))
+export MTR_LOCAL_PORT=$(($(port_block) + 12))
 cleanup() {
 	for f in "$TMP"/local/*.pid; do [ -f "$f" ] && stop_pid "$(cat "$f")" 10; done
 	rm -rf "$TMP"

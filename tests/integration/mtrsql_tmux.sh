@@ -10,7 +10,7 @@ command -v tmux >/dev/null 2>&1 || skip_all "no tmux (package tmux)"
 TMP=$(mktemp -d)
 SOCK=mtr$$
 LOCAL="$TMP/local"
-PORT=$((20000 + ($$ % 600) * 20 + 14))
+PORT=$(($(port_block) + 14))
 cleanup() {
 	tmux -L "$SOCK" kill-server 2>/dev/null
 	for f in "$LOCAL"/*.pid; do [ -f "$f" ] && stop_pid "$(cat "$f")" 10; done

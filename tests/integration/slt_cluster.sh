@@ -15,7 +15,7 @@ ls "$SLT"/*.test >/dev/null 2>&1 || skip_all "no sqllogictest files in $SLT"
 TMP=$(mktemp -d)
 at_exit 'rm -rf "$TMP"'
 export MTR_LOCAL_DIR="$TMP/local" MTR_BINDIR="$MTR_BUILDDIR/src"
-export MTR_LOCAL_PORT=$((20000 + ($$ % 600) * 20 + 17))
+export MTR_LOCAL_PORT=$(($(port_block) + 16))
 
 plan 3
 "$R" --local-dir "$MTR_LOCAL_DIR" "$SLT" >"$TMP/out" 2>"$TMP/err"
