@@ -91,7 +91,9 @@ CREATE TABLE audit(name TEXT);
 CREATE TEMP VIEW cheap AS SELECT name FROM fruit WHERE price < 1;
 CREATE TEMP VIEW cheap AS SELECT 1;
 CREATE TEMP TRIGGER log_ins AFTER INSERT ON fruit BEGIN INSERT INTO audit VALUES(new.name); END;
+CREATE TEMP VIEW cheap_names AS SELECT upper(name) AS n FROM cheap;
 SELECT * FROM cheap;
+SELECT * FROM cheap_names;
 INSERT INTO fruit VALUES(3, 'fig', 0.25);
 SELECT name FROM cheap ORDER BY name;
 SELECT count(*) FROM audit;
@@ -103,6 +105,7 @@ SELECT * FROM cheap;
 SQL
 check "TEMP VIEW and TEMP TRIGGER last for the session, DROP ends them" diff "$TMP/o11" - <<'OUT'
 apple
+APPLE
 apple
 fig
 1
