@@ -156,6 +156,17 @@ struct apply {
 	size_t nforced;
 };
 
+/* Empty the apply thread's cache of mtr_requests (rq_client): it is
+ * loaded again from the table as clients come. */
+static void rq_forget_all(struct apply *a)
+{
+	for (size_t k = 0; k < a->rq_cap; k++)
+		free(a->rq[k].buf);
+	if (a->rq)
+		memset(a->rq, 0, a->rq_cap * sizeof *a->rq);
+	a->rq_n = 0;
+}
+
 /* ---- arena ---- */
 
 static int arena_reserve(struct apply *a, size_t n)
@@ -631,8 +642,7 @@ void apply_close(struct apply *a)
 	sqlite3_finalize(a->rq_floor);
 	sqlite3_finalize(a->rq_forget);
 	sqlite3_finalize(a->rq_prune);
-	for (size_t k = 0; k < a->rq_cap; k++)
-		free(a->rq[k].buf);
+	rq_forget_all(a);
 	free(a->rq);
 	free(a->rq_touched);
 	sqlite3_close(a->db);
@@ -1182,10 +1192,7 @@ static int rq_begin(struct apply *a, size_t n)
 	size_t ocap = a->rq_cap;
 	if (cap > RQ_CACHE_MAX && n * 4 <= (size_t)RQ_CACHE_MAX * 3) {
 		cap = RQ_CACHE_MAX; /* start again: the cache is rebuilt from the table */
-		for (size_t k = 0; k < ocap; k++)
-			free(old[k].buf);
-		ocap = 0;
-		a->rq_n = 0;
+		rq_forget_all(a);
 	}
 	struct rq_client *nt = calloc(cap, sizeof *nt);
 	if (nt == NULL)
@@ -1272,10 +1279,7 @@ static int rq_finish(struct apply *a)
 static void rq_committed(struct apply *a)
 {
 	if (a->rq_reload) {
-		for (size_t k = 0; k < a->rq_cap; k++)
-			free(a->rq[k].buf);
-		memset(a->rq, 0, a->rq_cap * sizeof *a->rq);
-		a->rq_n = 0;
+		rq_forget_all(a);
 		return;
 	}
 	for (size_t k = 0; k < a->rq_ntouched; k++) {

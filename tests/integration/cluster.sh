@@ -64,13 +64,12 @@ run_cluster() {
 	done
 	i=0
 	while [ $i -lt "$n" ]; do
-		printf 'cluster.servers = %s\nserver.id = %d\ndata.dir = %s/d%d\n' "$servers" $i "$D" $i >"$D/s$i.conf"
+		server_conf "$D" $i "$servers"
 		start_server $i 1
 		i=$((i + 1))
 	done
 	for k in 1 2; do
-		printf 'cluster.servers = %s\nproxy.listen = 127.0.0.1:%d\nproxy.id = %d\n' \
-			"$servers" $((BASE + 10 + k)) $((255 + k)) >"$D/p$k.conf"
+		proxy_conf "$D" $k "$servers" $((BASE + 10 + k))
 		spawn "$D/p$k.log" "$B/src/mtrproxy" -c "$D/p$k.conf" >/dev/null
 		eval "ppid_$k=$!"
 	done

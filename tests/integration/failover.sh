@@ -28,13 +28,12 @@ leader_logged() { grep -qh "became leader" "$TMP"/s*.log 2>/dev/null; }
 servers="127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2))"
 spids=""
 for i in 0 1 2; do
-	printf 'cluster.servers = %s\nserver.id = %d\ndata.dir = %s/d%d\n' "$servers" $i "$TMP" $i >"$TMP/s$i.conf"
+	server_conf "$TMP" $i "$servers"
 	spawn "$TMP/s$i.log" "$B/src/metronomed" -c "$TMP/s$i.conf" >/dev/null
 	spids="$spids $!"
 done
 for k in 1 2; do
-	printf 'cluster.servers = %s\nproxy.listen = 127.0.0.1:%d\nproxy.id = %d\n' \
-		"$servers" $((BASE + 10 + k)) $((255 + k)) >"$TMP/p$k.conf"
+	proxy_conf "$TMP" $k "$servers" $((BASE + 10 + k))
 	spawn "$TMP/p$k.log" "$B/src/mtrproxy" -c "$TMP/p$k.conf" >/dev/null
 	eval "ppid_$k=$!"
 done

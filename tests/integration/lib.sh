@@ -49,6 +49,17 @@ port_block() {
 	echo $((20000 + ($$ % 600) * 20))
 }
 
+# server_conf DIR I SERVERS: DIR/sI.conf for server I of the cluster SERVERS
+# (comma-separated host:port), its data in DIR/dI
+server_conf() {
+	printf 'cluster.servers = %s\nserver.id = %d\ndata.dir = %s/d%d\n' "$3" "$2" "$1" "$2" >"$1/s$2.conf"
+}
+# proxy_conf DIR K SERVERS PORT: DIR/pK.conf for proxy K (id 255 + K) of the
+# cluster SERVERS, listening for clients on 127.0.0.1:PORT
+proxy_conf() {
+	printf 'cluster.servers = %s\nproxy.listen = 127.0.0.1:%d\nproxy.id = %d\n' "$3" "$4" $((255 + $2)) >"$1/p$2.conf"
+}
+
 # wait_for SECONDS COMMAND...: poll every 0.2 s until the command succeeds
 wait_for() {
 	t=$1; shift
