@@ -26,6 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "apply.h"
 #include "localcluster.h"
 #include "log.h"
 #include "metronome.h"
@@ -380,14 +383,59 @@ int localcluster_up(struct localcluster *lc, int timeout_ms, char *err, size_t e
 	}
 }
 
+/* The instance server i's replica has applied, read from its file (0 when
+ * it cannot be read). */
+static uint64_t replica_applied(const struct localcluster *lc, unsigned i)
+{
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/server-%u/%s", lc->dir, i, APPLY_DB_NAME);
+	sqlite3 *db = NULL;
+	uint64_t v = 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(db, "SELECT value FROM mtr_meta WHERE key = 'applied'", -1, &st, NULL) ==
+			    SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			v = (uint64_t)sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
+/*
+ * Wait (up to timeout_ms) until every replica has applied the same
+ * instance.  A write is answered once one replica applied it; stopped
+ * right then, the others would start again behind, and a read of the next
+ * session (no instance to wait for) could be served by one of them before
+ * it caught up.
+ */
+static void wait_replicas_equal(const struct localcluster *lc, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 20) {
+		uint64_t lo = UINT64_MAX, hi = 0;
+		for (unsigned i = 0; i < lc->nservers; i++) {
+			uint64_t a = replica_applied(lc, i);
+			lo = a < lo ? a : lo;
+			hi = a > hi ? a : hi;
+		}
+		if (lo == hi)
+			return;
+		sleep_ms(20);
+	}
+	mtr_log(LOG_WARN, "local cluster: the replicas did not reach the same instance within %d ms", timeout_ms);
+}
+
 int localcluster_down(struct localcluster *lc, int timeout_ms)
 {
 	char pidf[PATH_MAX + 64];
 	pid_t pids[LOCALCLUSTER_MAX_SERVERS + 1];
 	unsigned n = 0;
-	/* proxy first: no new writes, then the servers */
+	/* proxy first: no new writes; then, once the replicas agree, the servers */
 	for (int i = (int)lc->nservers; i >= 0; i--) {
 		int proxy = i == (int)lc->nservers;
+		if (i == (int)lc->nservers - 1)
+			wait_replicas_equal(lc, timeout_ms < 5000 ? timeout_ms : 5000);
 		if (proxy)
 			path_of(lc, pidf, sizeof(pidf), -1, ".pid");
 		else
