@@ -915,6 +915,21 @@ static const struct forced *forced_find(struct apply *a, size_t index)
 	return NULL;
 }
 
+/* Item ir fails without running: one statement result with code and msg.
+ * 0 or MTR_ENOMEM. */
+static int item_fail(struct apply *a, struct ires *ir, int code, const char *msg)
+{
+	ir->code = code;
+	ir->failed = 0;
+	ir->first = a->nsres;
+	ir->nstmt = 1;
+	struct sres *r = sres_new(a);
+	if (r == NULL)
+		return MTR_ENOMEM;
+	set_error(a, r, code, msg);
+	return 0;
+}
+
 /*
  * Run item number idx inside its savepoint, recording results.  Returns 0,
  * 1 when the item ended the whole transaction (then it was recorded in
@@ -928,15 +943,8 @@ static int run_item_body(struct apply *a, size_t idx, const struct wire_item *it
 	ir->first = a->nsres;
 	ir->nstmt = 0;
 	const struct forced *f = forced_find(a, idx);
-	if (f != NULL) {
-		struct sres *r = sres_new(a);
-		if (r == NULL)
-			return MTR_ENOMEM;
-		set_error(a, r, f->code, f->msg);
-		ir->code = f->code;
-		ir->nstmt = 1;
-		return 0;
-	}
+	if (f != NULL)
+		return item_fail(a, ir, f->code, f->msg);
 	detvfs_item_begin(it->timestamp_us, it->seed);
 	/* A different stream from the VFS's: a function draw never shifts
 	 * what SQLite's own PRNG sees. */
@@ -1304,8 +1312,7 @@ static int rq_keep(struct apply *a, struct rq_client *e, const struct wire_item 
 	if (n > APPLY_KEEP_RESULT_MAX) {
 		snprintf(msg, sizeof msg,
 			 "this write was applied before; its result (%zu bytes) was too large to keep for a resend", n);
-		bs = (struct apply_stmt_result){.code = SQLITE_TOOBIG, .errmsg = msg};
-		res = (struct apply_result){.code = SQLITE_TOOBIG, .nstmt = 1, .stmts = &bs};
+		res = result_error(SQLITE_TOOBIG, msg, &bs);
 		n = result_size(&res);
 	}
 	if (e->blen + 12 + n > e->bcap) {
@@ -1415,18 +1422,9 @@ static int run_item(struct apply *a, size_t idx, const struct wire_item *it)
 	struct rq_client *e = rq_client_get(a, it->client, &rc);
 	if (e == NULL)
 		return rc;
-	if (it->request < e->pfloor) {
-		ir->code = SQLITE_ERROR;
-		ir->failed = 0;
-		ir->first = a->nsres;
-		ir->nstmt = 1;
-		struct sres *r = sres_new(a);
-		if (r == NULL)
-			return MTR_ENOMEM;
-		set_error(a, r, SQLITE_ERROR,
-			  "a resend of a request that was answered already: it is not applied again");
-		return 0;
-	}
+	if (it->request < e->pfloor)
+		return item_fail(a, ir, SQLITE_ERROR,
+				 "a resend of a request that was answered already: it is not applied again");
 	if (it->request <= e->pmaxreq) { /* above it, nothing was kept: new */
 		int found;
 		rc = rq_resend(a, e, it, ir, &found);

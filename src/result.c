@@ -89,10 +89,16 @@ long result_encode(const struct apply_result *r, uint8_t *buf, size_t cap)
 	return (long)(q - buf);
 }
 
+struct apply_result result_error(int code, const char *msg, struct apply_stmt_result *s)
+{
+	*s = (struct apply_stmt_result){.code = code, .errmsg = msg};
+	return (struct apply_result){.code = code, .failed = 0, .nstmt = 1, .stmts = s};
+}
+
 long result_encode_error(int code, const char *msg, uint8_t *buf, size_t cap)
 {
-	struct apply_stmt_result s = { .code = code, .errmsg = msg };
-	struct apply_result r = { .code = code, .failed = 0, .nstmt = 1, .stmts = &s };
+	struct apply_stmt_result s;
+	struct apply_result r = result_error(code, msg, &s);
 	return result_encode(&r, buf, cap);
 }
 

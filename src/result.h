@@ -38,6 +38,10 @@ size_t result_size(const struct apply_result *r);
  * when cap is too small. */
 long result_encode(const struct apply_result *r, uint8_t *buf, size_t cap);
 
+/* A result that is only an error: code (SQLite extended code) and msg,
+ * one failing statement, whose storage the caller gives in *s. */
+struct apply_result result_error(int code, const char *msg, struct apply_stmt_result *s);
+
 /* Encode a result that is only an error (no statement ran): code is the
  * SQLite extended code, msg the message (NUL-terminated).  Same layout with
  * nstmt 1 and that one statement failing.  Returns bytes or MTR_ETOOBIG. */

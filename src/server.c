@@ -1164,8 +1164,7 @@ static int done_add(struct done *d, uint64_t stream, uint64_t seq, uint64_t requ
 			 "the result (%zu bytes) is larger than an answer can carry (%zu bytes): "
 			 "select fewer rows at a time, e.g. with LIMIT and OFFSET",
 			 n, RESULT_MAX_BYTES);
-		es = (struct apply_stmt_result){.code = SQLITE_TOOBIG, .errmsg = msg};
-		big = (struct apply_result){.code = SQLITE_TOOBIG, .nstmt = 1, .stmts = &es};
+		big = result_error(SQLITE_TOOBIG, msg, &es);
 		res = &big;
 		n = result_size(res);
 	}
