@@ -1,16 +1,13 @@
-# proxy: the proxy object (src/proxy.c, also embedded by the client library)
-# and its daemon mtrproxy; doc/proxy.md "How the proxy works".
-libmtrcore_la_SOURCES += src/proxy.c src/proxy.h
+# src/proxy: the proxy core (proxy.c: epoll loop, client protocol, items,
+# repair, reads), the request-to-item builder (proxy_item.c), the send
+# buffer (outbuf.c), and the mtrproxy daemon (doc/proxy.md, doc/mtrproxy.8).
+# The client library embeds the same core (mtr+embedded://, local).
+libmtrproxy_la_SOURCES += src/proxy/proxy.c src/proxy/proxy.h src/proxy/proxy_item.c src/proxy/proxy_item.h \
+	src/proxy/outbuf.c src/proxy/outbuf.h
+# built as src/mtrproxy, next to src/metronomed: the local cluster and the
+# tests find both daemons in one directory
 bin_PROGRAMS += src/mtrproxy
-src_mtrproxy_SOURCES = src/mtrproxy.c
-src_mtrproxy_LDADD = $(CORE_LIBS)
-EXTRA_DIST += doc/mtrproxy.conf
+src_mtrproxy_SOURCES = src/proxy/mtrproxy.c
+src_mtrproxy_LDADD = libmtrproxy.la libmtrsql.la $(DPDK_LA) $(NET_LIBS)
+EXTRA_DIST += doc/proxy.md doc/mtrproxy.conf
 dist_man_MANS += doc/mtrproxy.8
-
-if HAVE_CMOCKA
-check_PROGRAMS += tests/unit/test_proxy
-TESTS += tests/unit/test_proxy
-endif
-
-# mtrbench proxy: requests/s through the proxy against a fake server
-tests_bench_mtrbench_SOURCES += tests/bench/bench_proxy.c

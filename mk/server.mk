@@ -1,18 +1,18 @@
-# server: metronomed, the replica server (doc/server.md, doc/metronomed.8,
-# doc/config.md).  The server object (src/server.c) is in the core library so
-# that the unit test can run three servers in one process.
-libmtrcore_la_SOURCES += src/server.c src/server.h
+# src/server: the replica server (doc/server.md): the Paxos core (pure) with
+# its batch value and message codec (doc/paxos.md), the durable acceptor
+# state (pstore, doc/pstore.md), the ingest log (seglog, ingest, reasm,
+# doc/storage.md), the apply side (apply, detvfs, digest, clustervt,
+# doc/apply.md), the server object, and the metronomed daemon.
+libmtrserver_la_SOURCES += src/server/batch.c src/server/batch.h src/server/paxos.c src/server/paxos.h \
+	src/server/paxos_codec.c src/server/paxos_codec.h src/server/pstore.c src/server/pstore.h \
+	src/server/seglog.c src/server/seglog.h src/server/ingest.c src/server/ingest.h \
+	src/server/reasm.c src/server/reasm.h src/server/apply.c src/server/apply.h \
+	src/server/detvfs.c src/server/detvfs.h src/server/digest.c src/server/digest.h \
+	src/server/clustervt.c src/server/clustervt.h src/server/server.c src/server/server.h
+# built as src/metronomed, next to src/mtrproxy (mk/proxy.mk)
 bin_PROGRAMS += src/metronomed
-src_metronomed_SOURCES = src/metronomed.c
-src_metronomed_LDADD = $(CORE_LIBS) -lm
+src_metronomed_SOURCES = src/server/metronomed.c
+src_metronomed_LDADD = libmtrserver.la $(DPDK_LA) $(NET_LIBS) $(SQLITE_LIBS) $(XXHASH_LIBS) -lm
 dist_man_MANS += doc/metronomed.8
-EXTRA_DIST += doc/server.md doc/config.md doc/metronomed.conf
-
-if HAVE_CMOCKA
-check_PROGRAMS += tests/unit/test_server
-TESTS += tests/unit/test_server
-endif
-
-# metronomed as a process: options, exit codes, election, log lines, signals.
-TESTS += tests/integration/metronomed.sh
-EXTRA_DIST += tests/integration/metronomed.sh
+EXTRA_DIST += doc/paxos.md doc/pstore.md doc/storage.md doc/apply.md doc/server.md doc/config.md \
+	doc/metronomed.conf

@@ -4,7 +4,7 @@
  *   mtrsql [URI] [-c SQL]... [-bail] [--keep] [--mode M] [--headers] [--echo]
  *
  * With no URI it attaches to the local cluster of the Quick start, starting
- * it when it is not running (src/localcluster.h), and stops what it started
+ * it when it is not running (src/client/localcluster.h), and stops what it started
  * when it exits unless --keep is given.  Statements are collected across
  * lines until complete (sqlite3_complete), run through the client library
  * (include/metronome.h) and printed in one of the output modes of

@@ -1,6 +1,6 @@
 /*
  * bench_apply.c - `mtrbench apply`: items applied per second by the apply
- * module (src/apply.c) into a replica database in a temporary directory.
+ * module (src/server/apply.c) into a replica database in a temporary directory.
  *
  * Each item is one INSERT of (?1 integer, ?2 100-byte text) with a cached
  * prepared statement; instances of B items each (B = 1, 100, 1000 by

@@ -26,6 +26,7 @@
 #include "metronome.h"
 #include "transport.h"
 #include "util.h"
+#include "transport_dpdk.h"
 #include "wire.h"
 
 #define ING_CLUSTER 99u
@@ -180,6 +181,7 @@ static int ing_open_pair(int dpdk, int busy, struct transport **rx, struct trans
 	rc.cluster = ING_CLUSTER;
 	rc.busy_poll = busy;
 	if (dpdk) {
+		transport_dpdk_enable();
 		snprintf(sdev, sizeof sdev, "net_memif_ib,role=server,id=0,socket=/run/mtrbench-%d.sock", (int)getpid());
 		snprintf(cdev, sizeof cdev, "net_memif_ic,role=client,id=0,socket=/run/mtrbench-%d.sock", (int)getpid());
 		rc.kind = "dpdk";

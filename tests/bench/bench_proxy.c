@@ -116,7 +116,7 @@ static void *cl_main(void *arg)
 	const char *sql = "INSERT INTO t VALUES(?1, ?2)";
 	while (got < c->n) {
 		while (sent < c->n && sent - got < pipeline_depth) {
-			struct proxy_bind bd[2] = {{.index = 1, .v = {.type = WIRE_V_INT, .u.i = sent}},
+			struct cproto_bind bd[2] = {{.index = 1, .v = {.type = WIRE_V_INT, .u.i = sent}},
 						   {.index = 2, .v = {.type = WIRE_V_TEXT, .u.b = {"payload", 7}}}};
 			struct cproto_query q = {.request = sent + 1, .sql = sql, .sql_len = (uint32_t)strlen(sql),
 						 .nbinds = 2, .binds = bd};

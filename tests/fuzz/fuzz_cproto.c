@@ -67,7 +67,7 @@ static void frame_walk(const struct cproto_frame *f)
 		touch(y.msg, y.msg_len);
 	if (cproto_get_query(f, &q) == 0) {
 		touch(q.sql, q.sql_len);
-		struct proxy_bind *b;
+		struct cproto_bind *b;
 		if (cproto_query_binds(&q, &b) == 0) {
 			for (uint16_t i = 0; i < q.nbinds; i++) {
 				if (b[i].name)

@@ -77,7 +77,7 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 	}
 	case WIRE_T_PAXOS: {
 		struct paxos_msg m;
-		if (wire_paxos_decode(p, h->length, &m) == 0)
+		if (paxos_msg_decode(&m, p, h->length) == 0)
 			paxos_msg_free(&m);
 		break;
 	}

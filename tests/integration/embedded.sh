@@ -1,5 +1,5 @@
 #!/bin/sh
-# embedded.sh - the client library's embedded mode (src/client_embed.c): the
+# embedded.sh - the client library's embedded mode (src/client/client_embed.c): the
 # proxy runs inside the application; no mtrproxy daemon.
 #   1. mtr+embedded://SERVERS against three metronomed: the example program
 #      and a small load.

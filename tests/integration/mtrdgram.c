@@ -29,6 +29,7 @@
 #include "metronome.h"
 #include "transport.h"
 #include "util.h"
+#include "transport_dpdk.h"
 #include "wire.h"
 
 #define SQL "INSERT INTO t(v) VALUES(?1)"
@@ -183,6 +184,7 @@ static int do_recv(struct transport *t, unsigned long count, uint32_t size, uint
 
 int main(int argc, char **argv)
 {
+	transport_dpdk_enable();
 	if (argc < 2 || (strcmp(argv[1], "send") && strcmp(argv[1], "recv"))) {
 		usage();
 		return 2;

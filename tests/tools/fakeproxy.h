@@ -161,7 +161,7 @@ static void bind_one(sqlite3_stmt *s, int idx, const struct wire_value *v)
  * numbered across statements (doc/proxy.md), a failure rolls the whole
  * request back.  Appends the result bytes to out.
  */
-static void fake_run(const char *sql, uint32_t sql_len, const struct proxy_bind *binds, uint16_t nbinds,
+static void fake_run(const char *sql, uint32_t sql_len, const struct cproto_bind *binds, uint16_t nbinds,
 		     struct bytes *out)
 {
 	struct apply_stmt_result res[FAKE_MAXSTMT];
@@ -324,7 +324,7 @@ static int fake_frame(struct fake_conn *c, const struct cproto_frame *f)
 			a.msg = "refused here at line 1, column 8";
 			a.msg_len = (uint32_t)strlen(a.msg);
 		} else {
-			struct proxy_bind *binds = NULL;
+			struct cproto_bind *binds = NULL;
 			FAKE_CHECK((cproto_query_binds(&q, &binds)) == 0);
 			fake_run(q.sql, q.sql_len, binds, q.nbinds, &r);
 			free(binds);

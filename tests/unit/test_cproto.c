@@ -1,5 +1,5 @@
 /*
- * test_cproto.c - unit tests for the client <-> proxy frames (src/cproto.c):
+ * test_cproto.c - unit tests for the client <-> proxy frames (src/proto/cproto.c):
  * round trips of every frame and every bound value type (REAL bit for bit),
  * every truncation of every payload rejected, trailing bytes rejected,
  * cproto_frame_next on every split point of a pipelined stream, max_frame
@@ -152,24 +152,24 @@ static void test_hello_welcome(void **state)
 
 static const uint8_t blob[] = { 0, 0xff, 7 };
 
-static void fill_binds(struct proxy_bind *bs, double *real)
+static void fill_binds(struct cproto_bind *bs, double *real)
 {
 	uint64_t nanbits = 0x7ff4000000000abcull; /* a signalling NaN payload */
 	memcpy(real, &nanbits, 8);
-	bs[0] = (struct proxy_bind){ .index = 1, .v = { .type = WIRE_V_INT, .u.i = INT64_MIN } };
-	bs[1] = (struct proxy_bind){ .index = 2, .v = { .type = WIRE_V_REAL, .u.r = *real } };
-	bs[2] = (struct proxy_bind){ .index = 0, .name = ":txt", .v = { .type = WIRE_V_TEXT, .u.b = { "héllo", 6 } } };
-	bs[3] = (struct proxy_bind){ .index = 0, .name = "@b", .v = { .type = WIRE_V_BLOB, .u.b = { blob, 3 } } };
-	bs[4] = (struct proxy_bind){ .index = 7, .name = "ignored", .v = { .type = WIRE_V_NULL } };
-	bs[5] = (struct proxy_bind){ .index = 3, .v = { .type = WIRE_V_TEXT, .u.b = { "", 0 } } };
-	bs[6] = (struct proxy_bind){ .index = 4, .v = { .type = WIRE_V_REAL, .u.r = -0.0 } };
+	bs[0] = (struct cproto_bind){ .index = 1, .v = { .type = WIRE_V_INT, .u.i = INT64_MIN } };
+	bs[1] = (struct cproto_bind){ .index = 2, .v = { .type = WIRE_V_REAL, .u.r = *real } };
+	bs[2] = (struct cproto_bind){ .index = 0, .name = ":txt", .v = { .type = WIRE_V_TEXT, .u.b = { "héllo", 6 } } };
+	bs[3] = (struct cproto_bind){ .index = 0, .name = "@b", .v = { .type = WIRE_V_BLOB, .u.b = { blob, 3 } } };
+	bs[4] = (struct cproto_bind){ .index = 7, .name = "ignored", .v = { .type = WIRE_V_NULL } };
+	bs[5] = (struct cproto_bind){ .index = 3, .v = { .type = WIRE_V_TEXT, .u.b = { "", 0 } } };
+	bs[6] = (struct cproto_bind){ .index = 4, .v = { .type = WIRE_V_REAL, .u.r = -0.0 } };
 }
 
 static void test_query(void **state)
 {
 	(void)state;
 	struct cproto_buf b = { 0 };
-	struct proxy_bind bs[7];
+	struct cproto_bind bs[7];
 	double real;
 	fill_binds(bs, &real);
 	const char *sql = "INSERT INTO t VALUES (?1, ?2, :txt, @b, ?7, ?3, ?4)";
@@ -186,7 +186,7 @@ static void test_query(void **state)
 	assert_int_equal(q2.nbinds, 7);
 	assert_null(q2.binds);
 
-	struct proxy_bind *out;
+	struct cproto_bind *out;
 	assert_int_equal(cproto_query_binds(&q2, &out), 0);
 	assert_non_null(out);
 	for (int i = 0; i < 7; i++) {
@@ -223,7 +223,7 @@ static void test_query(void **state)
 	f = one_frame(&b);
 	assert_int_equal(cproto_get_query(&f, &q2), 0);
 	assert_int_equal(q2.nbinds, 0);
-	out = (struct proxy_bind *)&e;
+	out = (struct cproto_bind *)&e;
 	assert_int_equal(cproto_query_binds(&q2, &out), 0);
 	assert_null(out);
 	cproto_buf_free(&b);
@@ -233,7 +233,7 @@ static void test_query_invalid(void **state)
 {
 	(void)state;
 	struct cproto_buf b = { 0 };
-	struct proxy_bind bs[1] = { { .index = 0, .name = ":a", .v = { .type = WIRE_V_INT, .u.i = 5 } } };
+	struct cproto_bind bs[1] = { { .index = 0, .name = ":a", .v = { .type = WIRE_V_INT, .u.i = 5 } } };
 	struct cproto_query q = { .request = 3, .sql = "?", .sql_len = 1, .nbinds = 1, .binds = bs }, q2;
 	assert_int_equal(cproto_put_query(&b, &q), 0);
 	struct cproto_frame f = one_frame(&b);
@@ -385,7 +385,7 @@ static void test_frame_split(void **state)
 {
 	(void)state;
 	struct cproto_buf b = { 0 };
-	struct proxy_bind bs[7];
+	struct cproto_bind bs[7];
 	double real;
 	fill_binds(bs, &real);
 	struct cproto_hello h = { .version = CPROTO_VERSION, .client_id = 1 };

@@ -439,7 +439,7 @@ static void cli_close(struct cli *c)
 /* Append one QUERY (a write of value request, or a read) to b. */
 static void put_query(struct cproto_buf *b, uint64_t request, int read, uint8_t cons)
 {
-	struct proxy_bind bind = {.index = 1, .v = {.type = WIRE_V_INT, .u.i = (int64_t)request}};
+	struct cproto_bind bind = {.index = 1, .v = {.type = WIRE_V_INT, .u.i = (int64_t)request}};
 	const char *sql = read ? "SELECT 1" : "INSERT INTO t VALUES(?1)";
 	struct cproto_query q = {.request = request, .consistency = cons, .sql = sql,
 				 .sql_len = (uint32_t)strlen(sql), .nbinds = read ? 0 : 1, .binds = read ? NULL : &bind};
@@ -854,7 +854,7 @@ static void test_fragments_clients_timeout(void **state)
 	/* an item of ~20 KB goes as fragments */
 	static char big[20000];
 	memset(big, 'y', sizeof big);
-	struct proxy_bind bd = {.index = 1, .v = {.type = WIRE_V_TEXT, .u.b = {big, sizeof big}}};
+	struct cproto_bind bd = {.index = 1, .v = {.type = WIRE_V_TEXT, .u.b = {big, sizeof big}}};
 	const char *sql = "INSERT INTO t VALUES(?1)";
 	struct cproto_query q = {.request = 5, .sql = sql, .sql_len = (uint32_t)strlen(sql), .nbinds = 1,
 				 .binds = &bd};

@@ -34,7 +34,7 @@ struct dec {
 	struct wire_value p[MAXS][MAXP];
 };
 
-static int build(const char *sql, const struct proxy_bind *b, size_t nb, struct proxy_item_out *out,
+static int build(const char *sql, const struct cproto_bind *b, size_t nb, struct proxy_item_out *out,
 		 struct proxy_err *err)
 {
 	return proxy_item_build(sql, strlen(sql), b, nb, 7, 8, 9, 0, 0, 1700000000123456LL, 0x5eedULL, out, err);
@@ -73,9 +73,9 @@ static void decode(struct proxy_item_out *out, struct dec *d)
 	out->buf = NULL;
 }
 
-static struct proxy_bind bint(int index, const char *name, int64_t v)
+static struct cproto_bind bint(int index, const char *name, int64_t v)
 {
-	struct proxy_bind b = {.index = index, .name = name};
+	struct cproto_bind b = {.index = index, .name = name};
 	b.v.type = WIRE_V_INT;
 	b.v.u.i = v;
 	return b;
@@ -86,7 +86,7 @@ static struct proxy_bind bint(int index, const char *name, int64_t v)
 static void test_write_item(void **state)
 {
 	(void)state;
-	struct proxy_bind b[2] = {bint(1, NULL, 42), {.name = ":a"}};
+	struct cproto_bind b[2] = {bint(1, NULL, 42), {.name = ":a"}};
 	b[1].v.type = WIRE_V_TEXT;
 	b[1].v.u.b.p = "hey";
 	b[1].v.u.b.n = 3;
@@ -125,7 +125,7 @@ static void test_params_match_sqlite(void **state)
 		assert_int_equal(sqlite3_prepare_v2(db, txt, -1, &ps, NULL), SQLITE_OK);
 		int count = sqlite3_bind_parameter_count(ps);
 		/* bind every named slot by name with value 100 + its SQLite index */
-		struct proxy_bind b[MAXP];
+		struct cproto_bind b[MAXP];
 		size_t nb = 0;
 		for (int i = 1; i <= count; i++) {
 			const char *nm = sqlite3_bind_parameter_name(ps, i);
@@ -174,7 +174,7 @@ static void test_bind_errors(void **state)
 	(void)state;
 	struct proxy_item_out out;
 	struct proxy_err err;
-	struct proxy_bind b = bint(0, ":nope", 1);
+	struct cproto_bind b = bint(0, ":nope", 1);
 	assert_int_equal(build("INSERT INTO t VALUES(:a)", &b, 1, &out, &err), MTR_EINVAL);
 	assert_null(out.buf);
 	assert_non_null(strstr(err.msg, ":nope"));
@@ -268,7 +268,7 @@ static void test_temp_prelude(void **state)
 static void test_multi_params_split(void **state)
 {
 	(void)state;
-	struct proxy_bind b[3] = {bint(1, NULL, 10), bint(0, ":x", 20), bint(3, NULL, 30)};
+	struct cproto_bind b[3] = {bint(1, NULL, 10), bint(0, ":x", 20), bint(3, NULL, 30)};
 	struct proxy_item_out out;
 	struct proxy_err err;
 	assert_int_equal(build("INSERT INTO t VALUES(?); INSERT INTO u VALUES(:x, ?);\nDELETE FROM v WHERE a = :x",
@@ -336,7 +336,7 @@ static void test_rollback_drops_group(void **state)
 	assert_int_equal(build("BEGIN; COMMIT", NULL, 0, &out, &err), PROXY_ITEM_NONE);
 	assert_null(out.buf);
 	/* statements outside the dropped group remain; their binds still count */
-	struct proxy_bind b[3] = {bint(1, NULL, 1), bint(2, NULL, 2), bint(3, NULL, 3)};
+	struct cproto_bind b[3] = {bint(1, NULL, 1), bint(2, NULL, 2), bint(3, NULL, 3)};
 	assert_int_equal(build("INSERT INTO t VALUES(?); BEGIN; INSERT INTO t VALUES(?); ROLLBACK;"
 			       " INSERT INTO t VALUES(?)",
 			       b, 3, &out, &err),

@@ -1,5 +1,5 @@
 /*
- * test_result.c - unit tests for the result bytes (src/result.c): round trips
+ * test_result.c - unit tests for the result bytes (src/proto/result.c): round trips
  * with rows of every value type (REAL bit for bit), column names (given and
  * absent), errors and empty results; result_encode_error; every truncation
  * and a trailing byte rejected; malformed rows, counts and value types

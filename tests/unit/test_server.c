@@ -198,7 +198,7 @@ static uint64_t now_ms(void) { return now_mono_ns() / 1000000u; }
 /* Build item seq with sql and up to two integer binds. */
 static void make_item(struct fix *f, uint64_t seq, const char *sql, int nb, int64_t v1, int64_t v2)
 {
-	struct proxy_bind b[2] = {{.index = 1, .v = {.type = WIRE_V_INT, .u.i = v1}},
+	struct cproto_bind b[2] = {{.index = 1, .v = {.type = WIRE_V_INT, .u.i = v1}},
 				  {.index = 2, .v = {.type = WIRE_V_INT, .u.i = v2}}};
 	struct proxy_item_out out;
 	struct proxy_err err;
@@ -513,7 +513,7 @@ static void test_cluster_applies(void **state)
 	static char big[6000];
 	memset(big, 'x', sizeof big - 1);
 	for (uint64_t seq = n + 2; seq <= n + 4; seq++) {
-		struct proxy_bind b[2] = {{.index = 1, .v = {.type = WIRE_V_INT, .u.i = (int64_t)seq + 100000}},
+		struct cproto_bind b[2] = {{.index = 1, .v = {.type = WIRE_V_INT, .u.i = (int64_t)seq + 100000}},
 					  {.index = 2, .v = {.type = WIRE_V_TEXT, .u.b = {big, (uint32_t)strlen(big)}}}};
 		struct proxy_item_out out;
 		const char *sql = "INSERT INTO t(id, v) VALUES(?1, ?2)";

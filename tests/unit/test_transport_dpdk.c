@@ -27,6 +27,7 @@
 #include "metronome.h"
 #include "transport.h"
 #include "util.h"
+#include "transport_dpdk.h"
 #include "wire.h"
 
 #define EAL "--no-huge --no-shconf --no-telemetry --no-pci -m 256 --log-level=*:error"
@@ -317,6 +318,7 @@ static void test_reopen_same_port(void **state)
 
 int main(void)
 {
+	transport_dpdk_enable();
 	if (getenv("MTR_LOG") == NULL)
 		log_set_level(LOG_WARN);
 	const struct CMUnitTest tests[] = {

@@ -1,6 +1,6 @@
 /*
  * test_wire_server.c - unit tests for the PAXOS, RESULT, RESULT_REQUEST,
- * READ and STATUS datagrams (src/wire_server.c): round trips through wire_dgram_check, every
+ * READ and STATUS datagrams (src/proto/wire_server.c): round trips through wire_dgram_check, every
  * truncation of each payload rejected, chunking of a result larger than a
  * datagram, and decoding garbage without crashing.
  */
@@ -50,7 +50,7 @@ static void test_paxos_roundtrip(void **state)
 	struct wire_hdr h;
 	const uint8_t *p = check((size_t)n, WIRE_T_PAXOS, &h);
 	struct paxos_msg d;
-	assert_int_equal(wire_paxos_decode(p, h.length, &d), 0);
+	assert_int_equal(paxos_msg_decode(&d, p, h.length), 0);
 	assert_int_equal(d.type, PAXOS_CATCHUP);
 	assert_int_equal(d.inst, 41);
 	assert_int_equal(d.last, 99);
@@ -58,7 +58,7 @@ static void test_paxos_roundtrip(void **state)
 	for (size_t k = 0; k < h.length; k++) {
 		uint8_t copy[64];
 		memcpy(copy, p, k);
-		assert_true(wire_paxos_decode(copy, k, &d) < 0);
+		assert_true(paxos_msg_decode(&d, copy, k) < 0);
 	}
 	/* too small a buffer */
 	assert_int_equal(wire_paxos_build(buf, WIRE_OVERHEAD + 2, CLUSTER, SENDER, NULL, &m), MTR_ETOOBIG);
@@ -290,7 +290,7 @@ static void test_garbage(void **state)
 		struct wire_status st;
 		(void)wire_status_decode(p, len, &st);
 		struct paxos_msg pm;
-		if (wire_paxos_decode(p, len, &pm) == 0)
+		if (paxos_msg_decode(&pm, p, len) == 0)
 			paxos_msg_free(&pm);
 		free(p);
 	}

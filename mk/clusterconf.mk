@@ -1,2 +1,0 @@
-# clusterconf: the configuration keys metronomed and mtrproxy share.
-libmtrcore_la_SOURCES += src/clusterconf.c src/clusterconf.h

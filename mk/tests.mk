@@ -1,0 +1,113 @@
+# tests: unit tests (cmocka, one per module, tests/unit/test_MODULE.c linked
+# with LDADD of Makefile.am), the tools the integration suites drive, the
+# sqllogictest runner, mtrbench, and the integration suites (TAP scripts).
+EXTRA_DIST += tests/testutil.h
+SLT_CORE = tests/slt/slt.c tests/slt/slt.h tests/slt/md5.c tests/slt/md5.h
+
+# ---- unit tests, by library --------------------------------------------
+if HAVE_CMOCKA
+UNIT_TESTS = tests/unit/test_error tests/unit/test_conf \
+	tests/unit/test_wire tests/unit/test_wire_server tests/unit/test_result tests/unit/test_cproto \
+	tests/unit/test_transport \
+	tests/unit/test_sql \
+	tests/unit/test_proxy_item tests/unit/test_outbuf tests/unit/test_proxy \
+	tests/unit/test_batch tests/unit/test_paxos_sim tests/unit/test_pstore tests/unit/test_seglog \
+	tests/unit/test_ingest tests/unit/test_reasm tests/unit/test_apply tests/unit/test_detvfs \
+	tests/unit/test_clustervt tests/unit/test_server
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+if HAVE_DPDK
+check_PROGRAMS += tests/unit/test_netpkt tests/unit/test_transport_dpdk
+TESTS += tests/unit/test_netpkt tests/unit/test_transport_dpdk
+endif
+
+# the client links the library the way an application does
+check_PROGRAMS += tests/unit/test_client
+TESTS += tests/unit/test_client
+tests_unit_test_client_LDADD = $(CLIENT_PROGRAM_LIBS) $(CMOCKA_LIBS)
+tests_unit_test_client_LDFLAGS = $(CLIENT_STATIC)
+
+# mtrslt's parser and the SQLite backend; needs nothing of ours
+check_PROGRAMS += tests/unit/test_slt
+TESTS += tests/unit/test_slt
+tests_unit_test_slt_SOURCES = tests/unit/test_slt.c tests/slt/backend.h tests/slt/backend_sqlite.c $(SLT_CORE)
+tests_unit_test_slt_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/slt
+tests_unit_test_slt_LDADD = $(SQLITE_LIBS) $(CMOCKA_LIBS) -lm
+endif
+
+# the SQL front end against sqllogictest's statements (plain TAP; no cmocka)
+check_PROGRAMS += tests/unit/test_sql_slt
+TESTS += tests/unit/test_sql_slt
+tests_unit_test_sql_slt_LDADD = $(SQL_LIBS) $(SQLITE_LIBS)
+EXTRA_DIST += tests/sql
+
+# ---- tools the suites drive --------------------------------------------
+# the example of doc/client.md (run against a cluster by cluster.sh)
+check_PROGRAMS += examples/example
+examples_example_SOURCES = examples/example.c
+examples_example_LDADD = $(CLIENT_PROGRAM_LIBS)
+examples_example_LDFLAGS = $(CLIENT_STATIC)
+
+# mtrload: the load generator (integration tests, mtrbench e2e)
+noinst_PROGRAMS += tests/tools/mtrload
+tests_tools_mtrload_SOURCES = tests/tools/mtrload.c
+tests_tools_mtrload_LDADD = $(CLIENT_PROGRAM_LIBS)
+tests_tools_mtrload_LDFLAGS = $(CLIENT_STATIC)
+
+# the fake proxy (tests/tools/fakeproxy.h) as a process, for client.sh
+check_PROGRAMS += tests/tools/mtrfakeproxy
+tests_tools_mtrfakeproxy_SOURCES = tests/tools/mtrfakeproxy.c tests/tools/fakeproxy.h
+tests_tools_mtrfakeproxy_LDADD = $(ALL_LIBS) -lm
+
+# mtrdigest: a replica file's digest (cluster.sh compares replicas)
+noinst_PROGRAMS += tests/tools/mtrdigest
+tests_tools_mtrdigest_SOURCES = tests/tools/mtrdigest.c
+tests_tools_mtrdigest_LDADD = $(SERVER_LIBS) -lm
+
+# mtrdgram: the DPDK suite's sender/receiver (either transport)
+if HAVE_DPDK
+check_PROGRAMS += tests/integration/mtrdgram
+tests_integration_mtrdgram_SOURCES = tests/integration/mtrdgram.c
+tests_integration_mtrdgram_LDADD = $(DPDK_LA) $(NET_LIBS)
+endif
+
+# ---- mtrslt, the sqllogictest runner (doc/mtrslt.md) -------------------
+check_PROGRAMS += tests/slt/mtrslt
+tests_slt_mtrslt_SOURCES = tests/slt/mtrslt.c tests/slt/backend.h tests/slt/backend_sqlite.c \
+	tests/slt/backend_mtr.c $(SLT_CORE)
+tests_slt_mtrslt_LDADD = $(CLIENT_PROGRAM_LIBS)
+tests_slt_mtrslt_LDFLAGS = $(CLIENT_STATIC) -no-install
+EXTRA_DIST += doc/mtrslt.md
+# sltproxy: a stand-in proxy (client protocol in front of one in-memory
+# SQLite) so that the Metronome backend can be tested without the daemons
+check_PROGRAMS += tests/slt/sltproxy
+tests_slt_sltproxy_SOURCES = tests/slt/sltproxy.c
+tests_slt_sltproxy_LDADD = $(ALL_LIBS)
+
+# ---- mtrbench: one subcommand per measurement (tests/bench/bench.h) -----
+noinst_PROGRAMS += tests/bench/mtrbench
+tests_bench_mtrbench_SOURCES = tests/bench/mtrbench.c tests/bench/bench.h tests/bench/bench_wire.c \
+	tests/bench/bench_transport.c tests/bench/bench_parse.c tests/bench/bench_pstore.c \
+	tests/bench/bench_store.c tests/bench/bench_apply.c tests/bench/bench_proxy.c \
+	tests/bench/bench_ingest.c tests/bench/bench_e2e.c
+tests_bench_mtrbench_LDADD = $(ALL_LIBS) -lm
+
+# ---- integration suites (TAP; each skips with a reason when it cannot run)
+TESTS += tests/layers.sh \
+	tests/integration/mtrparse.sh tests/integration/slt_sqlite.sh \
+	tests/integration/client.sh tests/integration/embedded.sh \
+	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
+	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
+	tests/integration/install.sh
+if HAVE_DPDK
+TESTS += tests/integration/dpdk_netns.sh
+endif
+EXTRA_DIST += tests/layers.sh tests/integration/mtrparse.sh tests/integration/slt_sqlite.sh \
+	tests/integration/client.sh tests/integration/embedded.sh \
+	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
+	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
+	tests/integration/install.sh tests/integration/dpdk_netns.sh
+
+# The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
+# in the tarball for `make distcheck`; setup.sh copies it into build-aux/.
+EXTRA_DIST += build-aux/tap-driver.sh

@@ -1,0 +1,191 @@
+/*
+ * client_int.h - what the two halves of libmetronome share (private).
+ *
+ * client.c is the connection half: the URI, the TCP connection to a proxy,
+ * requests in flight (sent, resent after failover, answered, timed out) and
+ * the handle's error state.  client_stmt.c is the SQL half: prepared
+ * statements, bindings, stepping through result rows, the client-side
+ * collection of BEGIN ... COMMIT, and mtr_exec.  The public contract is
+ * include/metronome.h; the guide is doc/client.md.
+ */
+#ifndef MTR_CLIENT_INT_H
+#define MTR_CLIENT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metronome.h"
+#include "cproto.h"
+#include "result.h"
+#include "sql.h"
+#include "wire.h"
+
+#define CLIENT_DEFAULT_TIMEOUT_MS 10000
+
+/* One proxy address of the URI. */
+struct client_addr {
+	char host[256];
+	char port[8];
+};
+
+/*
+ * One request sent (or to be sent) and not yet answered.  The encoded QUERY
+ * frame is kept until the answer arrives so that it can be resent, with the
+ * same request id, after a failover.  Asynchronous requests (done != NULL)
+ * are freed after their callback; a synchronous one is owned by the waiter,
+ * which finds finished / rc / payload filled in.
+ */
+struct client_req {
+	struct client_req *next;
+	uint64_t id;
+	uint8_t *frame; /* malloc'ed whole QUERY frame */
+	size_t frame_len;
+	uint64_t deadline_ns; /* monotonic; 0: none */
+	mtr_done_fn done;     /* NULL: synchronous */
+	void *arg;
+	bool write, insert;   /* async: which counters the answer updates */
+	bool finished;        /* synchronous: the outcome is below */
+	int rc;               /* 0: payload holds the ANSWER payload */
+	uint8_t *payload;     /* malloc'ed copy, owned by the waiter */
+	size_t payload_len;
+};
+
+/* One statement collected between BEGIN and COMMIT (copies). */
+struct client_txn_stmt {
+	char *sql;
+	uint32_t sql_len;
+	int max_param;
+	bool write, insert;
+	struct cproto_bind *binds; /* index-numbered; TEXT/BLOB point into vbuf */
+	uint16_t nbinds;
+	uint8_t *vbuf;
+};
+
+struct mtr {
+	struct client_addr *addrs;
+	unsigned naddrs, cur; /* cur: the address in use (or tried next) */
+	uint8_t consistency;  /* enum cproto_consistency */
+	int timeout_ms, busy_ms;
+	struct wire_key key;  /* for the embedded mode (not used over TCP) */
+	uint64_t client_id, next_req, stream;
+	uint32_t max_frame;   /* the proxy's (WELCOME) */
+
+	int fd;               /* -1: not connected */
+	unsigned losses;      /* connections lost since the last answer */
+	bool in_unparsed;     /* db->in holds bytes read with WELCOME, not yet parsed */
+	struct cproto_buf out;
+	uint8_t *in;
+	size_t in_len, in_cap;
+	struct client_req *head, *tail; /* unanswered, in request order */
+	int npending_async;
+
+	uint64_t last_instance;
+	int64_t changes, last_rowid;
+	int errcode, ext;
+	char errmsg[1024];
+
+	bool in_txn;
+	struct client_txn_stmt *txn;
+	size_t ntxn, txn_cap;
+
+	struct client_temp *temps; /* the session's TEMP views and triggers (client_temp.c) */
+	size_t ntemps, temps_cap;
+	uint32_t line_shift;  /* lines of definitions in front of the request being run */
+
+	struct mtr_stmt *stmts; /* every statement prepared on the handle */
+	struct client_embed *embed; /* embedded mode: the proxy thread (client_embed.c) */
+};
+
+/* Apply one "key=value" URI option (n bytes) to db: consistency, timeout,
+ * busy, key.  0 or MTR_EINVAL (recorded on db). */
+int client_uri_option(mtr *db, const char *s, size_t n);
+
+/* Greet the proxy on the connected socket fd (HELLO / WELCOME); on success
+ * db->fd is fd.  label names the peer in messages.  0 or an MTR_E* code with
+ * the reason in why. */
+int client_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char *why, size_t cap);
+
+/* Embedded mode (client_embed.c, doc/client.md "Embedded mode"): 1 when uri
+ * is "local" or starts with "mtr+embedded://". */
+int client_embed_uri(const char *uri);
+/* Run a proxy in a thread of this process for db and connect db to it over
+ * a socketpair.  0 or an MTR_E* code recorded on db. */
+int client_embed_open(mtr *db, const char *uri);
+/* Stop and free the embedded proxy (nothing when there is none). */
+void client_embed_close(mtr *db);
+
+/* Record an error on the handle (message formatted) and return code. */
+int client_err(mtr *db, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Record an error with a position (line 0: none) in the SQL: the message
+ * becomes "line L, column C: msg" (msg: len bytes, not NUL-terminated). */
+int client_err_at(mtr *db, int code, uint32_t line, uint32_t col, const char *msg, size_t len);
+/* Record success: errcode 0, extended 0. */
+void client_ok(mtr *db);
+
+/*
+ * Send one request (sql and index-numbered binds, copied into the frame)
+ * and wait for its answer.  Returns 0 with the ANSWER payload in *payload
+ * (malloc'ed, the caller frees) or an error recorded on db (MTR_ETIMEDOUT,
+ * MTR_ECONNECT, MTR_ETOOBIG, MTR_ENOMEM, ...).
+ */
+int client_request_sync(mtr *db, const char *sql, uint32_t sql_len, const struct cproto_bind *binds,
+			uint16_t nbinds, uint8_t **payload, size_t *len);
+
+/* Queue one asynchronous request (see mtr_submit).  0 or an error (done is
+ * then never called). */
+int client_request_async(mtr *db, const char *sql, uint32_t sql_len, const struct cproto_bind *binds,
+			 uint16_t nbinds, bool write, bool insert, mtr_done_fn done, void *arg);
+
+/*
+ * Interpret an ANSWER payload: returns 0 with the validated result in *v
+ * (pointing into payload), or the request's error: its status (the proxy
+ * refused it; message and position), MTR_ESQL (SQLite failed: *ext is the
+ * extended code), MTR_EMALFORMED.  The error is recorded on db, which also
+ * learns the answer's instance.
+ */
+int client_answer(mtr *db, const uint8_t *payload, size_t len, struct result_view *v, int *ext);
+
+/*
+ * Open a handle on an already connected stream fd (taken over; closed by
+ * mtr_close, or at once on failure): HELLO, then wait up to timeout_ms for
+ * WELCOME.  Such a handle has no address to fail over to: a lost connection
+ * fails its requests with MTR_ECONNECT.  For the fuzz target and the
+ * embedded mode (a proxy on the other end of a socketpair).  As mtr_open,
+ * *out is set even on error.
+ */
+int client_open_fd(int fd, int timeout_ms, mtr **out);
+
+/* Free everything collected in a transaction and leave it. */
+void client_txn_clear(mtr *db);
+
+/* A request with the definitions it needs in front (client_temp.c): text
+ * (malloc'ed: each definition followed by ";\n", then the request; NULL
+ * when none is needed), its length, how many definitions and how many
+ * lines they take. */
+struct client_prelude {
+	char *text;
+	uint32_t len;
+	unsigned nstmts;
+	uint32_t lines;
+};
+/* The request sql (len bytes) with the definitions it needs in front: the
+ * kept objects it names and, again and again, what those name.  0, or
+ * MTR_ENOMEM / MTR_ETOOBIG (recorded). */
+int client_temp_prelude(mtr *db, const char *sql, uint32_t len, struct client_prelude *out);
+/* Keep the definition sql (one CREATE TEMP VIEW / TRIGGER that a replica
+ * has just accepted); nothing when one of that type and name is kept
+ * already (IF NOT EXISTS).  0 or an error recorded on db. */
+int client_temp_keep(mtr *db, const char *sql, uint32_t len);
+/* Is a TEMP object of type ('v' view, 'r' trigger) and name kept? */
+bool client_temp_kept(mtr *db, char type, const char *name);
+/* Forget the kept object (and, for a view, the triggers on it): 1, or 0
+ * when there is none of that type and name. */
+int client_temp_drop(mtr *db, char type, const char *name);
+/* Forget every kept object. */
+void client_temp_clear(mtr *db);
+
+/* Free every statement still prepared on db (client_stmt.c). */
+void client_stmts_free(mtr *db);
+
+#endif

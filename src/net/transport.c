@@ -1,0 +1,338 @@
+/*
+ * transport.c - the part of the transport interface every implementation
+ * shares: configuration defaults and validation, dispatch on cfg->kind, the
+ * thin wrappers around the operation table, IPv4 address parsing and
+ * printing, drop-reason names, and transport_filter(), which is where every
+ * received datagram meets wire_dgram_check() whatever carried it.
+ *
+ * The implementations (transport_udp.c, transport_dpdk.c) only move bytes;
+ * what counts as a good datagram is decided here, once.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "metronome.h"
+#include "transport.h"
+#include "util.h"
+
+/* ---- names ------------------------------------------------------------- */
+
+/* Upper-case names from the X-macro table, lower-cased once at start-up so
+ * that the table stays the only list of reasons. */
+static const char *const drop_upper[TRANSPORT_DROP__COUNT] = {
+#define TRANSPORT__DROP_STR(name, text) #name,
+	TRANSPORT_DROP_MAP(TRANSPORT__DROP_STR)
+#undef TRANSPORT__DROP_STR
+};
+static char drop_lower[TRANSPORT_DROP__COUNT][16];
+
+__attribute__((constructor)) static void transport_names_init(void)
+{
+	for (unsigned i = 0; i < TRANSPORT_DROP__COUNT; i++) {
+		size_t k;
+		for (k = 0; drop_upper[i][k] && k + 1 < sizeof drop_lower[i]; k++) {
+			char c = drop_upper[i][k];
+			drop_lower[i][k] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+		}
+		drop_lower[i][k] = '\0';
+	}
+}
+
+const char *transport_drop_name(unsigned reason)
+{
+	if (reason >= TRANSPORT_DROP__COUNT)
+		return "?";
+	return drop_lower[reason];
+}
+
+/* ---- addresses --------------------------------------------------------- */
+
+/* Parse a decimal number of at most max at *p (no sign, no leading zeros
+ * beyond a single "0", at least one digit); advance *p. */
+static int parse_dec(const char **p, unsigned max, unsigned *out)
+{
+	const char *s = *p;
+	unsigned v = 0;
+	int n = 0;
+	while (*s >= '0' && *s <= '9') {
+		if (n == 1 && v == 0)
+			return MTR_EINVAL; /* "01": ambiguous (octal to inet_aton) */
+		v = v * 10 + (unsigned)(*s - '0');
+		if (v > max)
+			return MTR_EINVAL;
+		s++;
+		n++;
+	}
+	if (n == 0)
+		return MTR_EINVAL;
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+int transport_addr_parse(const char *s, uint16_t default_port, struct transport_addr *out)
+{
+	if (!s || !out)
+		return MTR_EINVAL;
+	const char *p = s;
+	uint32_t ip = 0;
+	for (int i = 0; i < 4; i++) {
+		unsigned octet;
+		if (i > 0) {
+			if (*p != '.')
+				return MTR_EINVAL;
+			p++;
+		}
+		if (parse_dec(&p, 255, &octet) < 0)
+			return MTR_EINVAL;
+		ip = ip << 8 | octet;
+	}
+	unsigned port = default_port;
+	if (*p == ':') {
+		p++;
+		if (parse_dec(&p, 65535, &port) < 0)
+			return MTR_EINVAL;
+	}
+	if (*p != '\0')
+		return MTR_EINVAL;
+	out->ip = ip;
+	out->port = (uint16_t)port;
+	return 0;
+}
+
+char *transport_addr_format(const struct transport_addr *a, char *buf, size_t size)
+{
+	if (size == 0)
+		return buf;
+	snprintf(buf, size, "%u.%u.%u.%u:%u", (unsigned)(a->ip >> 24), (unsigned)(a->ip >> 16 & 255),
+		 (unsigned)(a->ip >> 8 & 255), (unsigned)(a->ip & 255), (unsigned)a->port);
+	return buf;
+}
+
+/* ---- configuration ----------------------------------------------------- */
+
+#define TRANSPORT_DEFAULT_RCVBUF (8 << 20)
+#define TRANSPORT_DEFAULT_SNDBUF (4 << 20)
+#define TRANSPORT_DEFAULT_BATCH 64u
+#define TRANSPORT_MAX_BATCH 1024u
+#define TRANSPORT_RECV_ROUNDS 4
+
+void transport_config_init(struct transport_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->kind = "udp";
+	cfg->mcast_ttl = 1;
+	cfg->mcast_loop = 1;
+	cfg->mtu = WIRE_DEFAULT_MTU;
+	cfg->rcvbuf = TRANSPORT_DEFAULT_RCVBUF;
+	cfg->sndbuf = TRANSPORT_DEFAULT_SNDBUF;
+	cfg->batch = TRANSPORT_DEFAULT_BATCH;
+}
+
+/*
+ * A zeroed configuration must work too ("zero it, then set what you need"),
+ * so zero means "default" for every field where zero is not a useful value.
+ * mcast_loop is the exception: 0 is meaningful, and only
+ * transport_config_init() turns it on.
+ */
+static int config_normalize(const struct transport_config *in, struct transport_config *c)
+{
+	*c = *in;
+	if (!c->kind || !*c->kind)
+		c->kind = "udp";
+	if (c->mtu == 0)
+		c->mtu = WIRE_DEFAULT_MTU;
+	if (c->mtu < WIRE_MIN_MTU || c->mtu > WIRE_MAX_DGRAM) {
+		mtr_log(LOG_ERROR, "transport: mtu %zu out of range %u..%u", c->mtu, WIRE_MIN_MTU, WIRE_MAX_DGRAM);
+		return MTR_ECONFIG;
+	}
+	if (c->batch == 0)
+		c->batch = TRANSPORT_DEFAULT_BATCH;
+	if (c->batch > TRANSPORT_MAX_BATCH) {
+		mtr_log(LOG_ERROR, "transport: batch %u above %u", c->batch, TRANSPORT_MAX_BATCH);
+		return MTR_ECONFIG;
+	}
+	if (c->rcvbuf < 0 || c->sndbuf < 0) {
+		mtr_log(LOG_ERROR, "transport: negative socket buffer size");
+		return MTR_ECONFIG;
+	}
+	if (c->rcvbuf == 0)
+		c->rcvbuf = TRANSPORT_DEFAULT_RCVBUF;
+	if (c->sndbuf == 0)
+		c->sndbuf = TRANSPORT_DEFAULT_SNDBUF;
+	if (c->mcast_ttl <= 0)
+		c->mcast_ttl = 1;
+	if (c->mcast_ttl > 255) {
+		mtr_log(LOG_ERROR, "transport: multicast ttl %d above 255", c->mcast_ttl);
+		return MTR_ECONFIG;
+	}
+	if (c->ndests > TRANSPORT_MAX_DESTS) {
+		mtr_log(LOG_ERROR, "transport: %u destinations, at most %d", c->ndests, TRANSPORT_MAX_DESTS);
+		return MTR_ECONFIG;
+	}
+	return 0;
+}
+
+/* ---- open and the wrappers --------------------------------------------- */
+
+/* The DPDK transport is its own library (src/dpdk), linked only into the
+ * programs that call transport_dpdk_enable(); the client library carries
+ * udp alone. */
+static transport_open_fn dpdk_open;
+
+void transport_register_dpdk(transport_open_fn fn)
+{
+	dpdk_open = fn;
+}
+
+int transport_open(const struct transport_config *cfg, struct transport **out)
+{
+	struct transport_config c;
+	if (!cfg || !out)
+		return MTR_EINVAL;
+	*out = NULL;
+	int rc = config_normalize(cfg, &c);
+	if (rc < 0)
+		return rc;
+	if (strcmp(c.kind, "udp") == 0)
+		return transport_udp_open(&c, out);
+	if (strcmp(c.kind, "dpdk") == 0) {
+		if (dpdk_open)
+			return dpdk_open(&c, out);
+#ifdef HAVE_DPDK
+		mtr_log(LOG_ERROR, "transport: kind \"dpdk\" asked for, but this program carries only udp "
+				   "(the client library has no DPDK): run mtrproxy with transport.kind = dpdk instead");
+#else
+		mtr_log(LOG_ERROR, "transport: kind \"dpdk\" asked for, but this build has no DPDK "
+				   "(configure found no libdpdk, or --without-dpdk was given)");
+#endif
+		return MTR_ENOTSUP;
+	}
+	mtr_log(LOG_ERROR, "transport: unknown kind \"%s\" (udp or dpdk)", c.kind);
+	return MTR_ENOTSUP;
+}
+
+/* Refuse, before anything is sent, a batch holding a datagram the transport
+ * could not carry: a partly sent batch is harder to reason about. */
+static int check_sizes(const struct transport *t, const struct transport_msg *m, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (m[i].len > t->cfg.mtu || (m[i].len && !m[i].buf))
+			return m[i].len > t->cfg.mtu ? MTR_ETOOBIG : MTR_EINVAL;
+	return 0;
+}
+
+int transport_send_group(struct transport *t, const struct transport_msg *m, unsigned n)
+{
+	if (!t || (n && !m))
+		return MTR_EINVAL;
+	if (n == 0)
+		return 0;
+	int rc = check_sizes(t, m, n);
+	return rc < 0 ? rc : t->ops->send_group(t, m, n);
+}
+
+int transport_send_to(struct transport *t, const struct transport_msg *m, unsigned n)
+{
+	if (!t || (n && !m))
+		return MTR_EINVAL;
+	if (n == 0)
+		return 0;
+	int rc = check_sizes(t, m, n);
+	return rc < 0 ? rc : t->ops->send_to(t, m, n);
+}
+
+int transport_recv(struct transport *t, struct transport_msg *m, unsigned n)
+{
+	if (!t || (n && !m))
+		return MTR_EINVAL;
+	if (n == 0)
+		return 0;
+	/* When a whole batch is dropped, more may be waiting, and 0 means
+	 * "nothing waiting": try a few more batches (bounded: a flood of bad
+	 * datagrams must not keep the caller here). */
+	for (int round = 0; round < TRANSPORT_RECV_ROUNDS; round++) {
+		int r = t->ops->recv_raw(t, m, n);
+		if (r <= 0)
+			return r;
+		int good = transport_filter(t, m, (unsigned)r);
+		if (good > 0)
+			return good;
+	}
+	return 0;
+}
+
+int transport_wait(struct transport *t, int timeout_ms)
+{
+	if (!t)
+		return MTR_EINVAL;
+	return t->ops->wait(t, timeout_ms);
+}
+
+int transport_fd(struct transport *t)
+{
+	if (!t || !t->ops->fd)
+		return -1;
+	return t->ops->fd(t);
+}
+
+void transport_counters(const struct transport *t, struct transport_counters *out)
+{
+	*out = t->ctr;
+}
+
+void transport_close(struct transport *t)
+{
+	if (t)
+		t->ops->close(t);
+}
+
+/* ---- the integrity filter ------------------------------------------------ */
+
+static unsigned drop_reason(int err)
+{
+	switch (err) {
+	case MTR_ETRUNCATED:
+		return TRANSPORT_DROP_TRUNCATED;
+	case MTR_EMAGIC:
+		return TRANSPORT_DROP_MAGIC;
+	case MTR_EVERSION:
+		return TRANSPORT_DROP_VERSION;
+	case MTR_EINTEGRITY:
+		return TRANSPORT_DROP_INTEGRITY;
+	case MTR_ECLUSTER:
+		return TRANSPORT_DROP_CLUSTER;
+	default:
+		return TRANSPORT_DROP_MALFORMED;
+	}
+}
+
+int transport_filter(struct transport *t, struct transport_msg *m, unsigned n)
+{
+	const struct wire_key *key = t->cfg.key.set ? &t->cfg.key : NULL;
+	unsigned good = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct wire_hdr h;
+		int rc = wire_dgram_check(m[i].buf, m[i].len, t->cfg.cluster, key, &h);
+		if (rc < 0) {
+			unsigned r = drop_reason(rc);
+			t->ctr.drops[r]++;
+			if (log_threshold >= LOG_DEBUG) {
+				char a[24];
+				mtr_log(LOG_DEBUG, "transport: dropped %u-byte datagram from %s: %s", m[i].len,
+					transport_addr_format(&m[i].peer, a, sizeof a), transport_drop_name(r));
+			}
+			continue;
+		}
+		if (good != i)
+			m[good] = m[i];
+		m[good].hdr = h;
+		t->ctr.dgrams_in++;
+		t->ctr.bytes_in += m[good].len;
+		good++;
+	}
+	return (int)good;
+}

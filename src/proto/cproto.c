@@ -1,0 +1,515 @@
+/*
+ * cproto.c - client <-> proxy frames over TCP (cproto.h, doc/protocol.md
+ * "Client protocol (TCP)").
+ *
+ * Encoders reserve the whole frame once in the caller's growable buffer (its
+ * capacity doubles, so appending is amortized O(1) and a steady connection
+ * stops allocating) and write it in place.  Decoders check every length
+ * against the bytes left before reading, so a payload is never read past its
+ * end, and reject trailing bytes.  Pure: no I/O.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cproto.h"
+#include "metronome.h"
+#include "result.h"
+#include "util.h"
+
+/* a server's largest result fits in an ANSWER frame with room to spare */
+_Static_assert(RESULT_MAX_BYTES + 65536 <= CPROTO_MAX_FRAME, "RESULT_MAX_BYTES too large for CPROTO_MAX_FRAME");
+
+#define HELLO_SIZE 17
+#define WELCOME_SIZE 14
+#define QUERY_FIXED 31 /* request, consistency, min_instance, floor, sql_len, nbinds */
+#define ANSWER_FIXED 36
+#define BYE_FIXED 8
+
+const char *cproto_type_name(unsigned type)
+{
+	switch (type) {
+#define CPROTO__TYPE_NAME(name, value, text) \
+	case value:                          \
+		return #name;
+		CPROTO_TYPE_MAP(CPROTO__TYPE_NAME)
+#undef CPROTO__TYPE_NAME
+	}
+	return "?";
+}
+
+static const char *const cons_names[] = { "default", "none", "session", "linearizable" };
+
+const char *cproto_consistency_name(unsigned c)
+{
+	return c < ARRAY_SIZE(cons_names) ? cons_names[c] : NULL;
+}
+
+int cproto_consistency_parse(const char *name)
+{
+	for (size_t i = 0; name && i < ARRAY_SIZE(cons_names); i++)
+		if (strcmp(name, cons_names[i]) == 0)
+			return (int)i;
+	return MTR_EINVAL;
+}
+
+/* ---- output buffer ---------------------------------------------------- */
+
+void cproto_buf_free(struct cproto_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+void cproto_buf_consume(struct cproto_buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+		return;
+	}
+	memmove(b->p, b->p + n, b->len - n);
+	b->len -= n;
+}
+
+/*
+ * Start a frame of type with payload bytes: check the size, make room
+ * (doubling the capacity) and write the length and type.  Returns where the
+ * payload goes, or NULL with *rc set.
+ */
+static uint8_t *frame_begin(struct cproto_buf *b, uint8_t type, size_t payload, int *rc)
+{
+	if (payload >= CPROTO_MAX_FRAME) {
+		*rc = MTR_ETOOBIG;
+		return NULL;
+	}
+	size_t need = b->len + 5 + payload;
+	if (need > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *p = realloc(b->p, cap);
+		if (p == NULL) {
+			*rc = MTR_ENOMEM;
+			return NULL;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	uint8_t *q = b->p + b->len;
+	st32(q, (uint32_t)(payload + 1));
+	q[4] = type;
+	b->len = need;
+	return q + 5;
+}
+
+int cproto_put_hello(struct cproto_buf *b, const struct cproto_hello *m)
+{
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_HELLO, HELLO_SIZE, &rc);
+	if (q == NULL)
+		return rc;
+	st32(q, CPROTO_MAGIC);
+	st16(q + 4, m->version);
+	st16(q + 6, m->flags);
+	st64(q + 8, m->client_id);
+	q[16] = m->consistency;
+	return 0;
+}
+
+int cproto_put_welcome(struct cproto_buf *b, const struct cproto_welcome *m)
+{
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_WELCOME, WELCOME_SIZE, &rc);
+	if (q == NULL)
+		return rc;
+	st16(q, m->version);
+	st64(q + 2, m->stream);
+	st32(q + 10, m->max_frame);
+	return 0;
+}
+
+/* Encoded size of one value (type byte included); 0 for a bad type. */
+static size_t value_size(const struct wire_value *v)
+{
+	switch (v->type) {
+	case WIRE_V_NULL:
+		return 1;
+	case WIRE_V_INT:
+	case WIRE_V_REAL:
+		return 9;
+	case WIRE_V_TEXT:
+	case WIRE_V_BLOB:
+		return 5 + (size_t)v->u.b.n;
+	default:
+		return 0;
+	}
+}
+
+static uint8_t *value_put(uint8_t *q, const struct wire_value *v)
+{
+	*q++ = v->type;
+	switch (v->type) {
+	case WIRE_V_INT:
+		st64(q, (uint64_t)v->u.i);
+		return q + 8;
+	case WIRE_V_REAL: {
+		uint64_t bits;
+		memcpy(&bits, &v->u.r, 8);
+		st64(q, bits);
+		return q + 8;
+	}
+	case WIRE_V_TEXT:
+	case WIRE_V_BLOB:
+		st32(q, v->u.b.n);
+		if (v->u.b.n)
+			memcpy(q + 4, v->u.b.p, v->u.b.n);
+		return q + 4 + v->u.b.n;
+	default:
+		return q;
+	}
+}
+
+int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m)
+{
+	size_t n = QUERY_FIXED + (size_t)m->sql_len;
+	for (uint16_t i = 0; i < m->nbinds; i++) {
+		const struct cproto_bind *x = &m->binds[i];
+		size_t nl = x->index > 0 || !x->name ? 0 : strlen(x->name);
+		size_t vs = value_size(&x->v);
+		if (x->index < 0 || vs == 0 || (x->index == 0 && nl == 0))
+			return MTR_EINVAL;
+		if (nl > 0xffff)
+			return MTR_ETOOBIG;
+		n += 6 + nl + vs;
+	}
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_QUERY, n, &rc);
+	if (q == NULL)
+		return rc;
+	st64(q, m->request);
+	q[8] = m->consistency;
+	st64(q + 9, m->min_instance);
+	st64(q + 17, m->floor);
+	st32(q + 25, m->sql_len);
+	q += 29;
+	if (m->sql_len)
+		memcpy(q, m->sql, m->sql_len);
+	q += m->sql_len;
+	st16(q, m->nbinds);
+	q += 2;
+	for (uint16_t i = 0; i < m->nbinds; i++) {
+		const struct cproto_bind *x = &m->binds[i];
+		size_t nl = x->index > 0 ? 0 : strlen(x->name);
+		st32(q, (uint32_t)x->index);
+		st16(q + 4, (uint16_t)nl);
+		if (nl)
+			memcpy(q + 6, x->name, nl);
+		q = value_put(q + 6 + nl, &x->v);
+	}
+	return 0;
+}
+
+int cproto_put_answer(struct cproto_buf *b, const struct cproto_answer *m)
+{
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_ANSWER, ANSWER_FIXED + (size_t)m->msg_len + m->result_len, &rc);
+	if (q == NULL)
+		return rc;
+	st64(q, m->request);
+	st64(q + 8, m->instance);
+	st32(q + 16, (uint32_t)m->status);
+	st32(q + 20, m->line);
+	st32(q + 24, m->col);
+	st32(q + 28, m->msg_len);
+	q += 32;
+	if (m->msg_len)
+		memcpy(q, m->msg, m->msg_len);
+	q += m->msg_len;
+	st32(q, m->result_len);
+	if (m->result_len)
+		memcpy(q + 4, m->result, m->result_len);
+	return 0;
+}
+
+int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token)
+{
+	if (type != CPROTO_T_PING && type != CPROTO_T_PONG)
+		return MTR_EINVAL;
+	int rc = 0;
+	uint8_t *q = frame_begin(b, (uint8_t)type, 8, &rc);
+	if (q == NULL)
+		return rc;
+	st64(q, token);
+	return 0;
+}
+
+int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m)
+{
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_BYE, BYE_FIXED + (size_t)m->msg_len, &rc);
+	if (q == NULL)
+		return rc;
+	st32(q, (uint32_t)m->status);
+	st32(q + 4, m->msg_len);
+	if (m->msg_len)
+		memcpy(q + 8, m->msg, m->msg_len);
+	return 0;
+}
+
+/* ---- decoding --------------------------------------------------------- */
+
+long cproto_frame_next(const uint8_t *buf, size_t len, uint32_t max_frame, struct cproto_frame *f)
+{
+	if (len < 4)
+		return 0;
+	uint32_t n = ld32(buf);
+	if (n == 0)
+		return MTR_EMALFORMED;
+	if (n > max_frame)
+		return MTR_ETOOBIG;
+	if (len - 4 < n)
+		return 0;
+	f->type = buf[4];
+	f->payload = buf + 5;
+	f->len = n - 1;
+	return (long)n + 4;
+}
+
+/* A fixed-size payload: shorter is truncated, longer has trailing bytes. */
+static int fixed_len(const struct cproto_frame *f, unsigned type, uint32_t size)
+{
+	if (f->type != type)
+		return MTR_EMALFORMED;
+	if (f->len < size)
+		return MTR_ETRUNCATED;
+	return f->len > size ? MTR_EMALFORMED : 0;
+}
+
+int cproto_get_hello(const struct cproto_frame *f, struct cproto_hello *m)
+{
+	int rc = fixed_len(f, CPROTO_T_HELLO, HELLO_SIZE);
+	if (rc)
+		return rc;
+	const uint8_t *p = f->payload;
+	if (ld32(p) != CPROTO_MAGIC)
+		return MTR_EMALFORMED;
+	m->version = ld16(p + 4);
+	m->flags = ld16(p + 6);
+	m->client_id = ld64(p + 8);
+	m->consistency = p[16];
+	if (m->version != CPROTO_VERSION)
+		return MTR_EVERSION;
+	if (m->flags != 0 || m->consistency > CPROTO_CONS_LINEARIZABLE)
+		return MTR_EMALFORMED;
+	return 0;
+}
+
+int cproto_get_welcome(const struct cproto_frame *f, struct cproto_welcome *m)
+{
+	int rc = fixed_len(f, CPROTO_T_WELCOME, WELCOME_SIZE);
+	if (rc)
+		return rc;
+	const uint8_t *p = f->payload;
+	m->version = ld16(p);
+	m->stream = ld64(p + 2);
+	m->max_frame = ld32(p + 10);
+	if (m->version != CPROTO_VERSION)
+		return MTR_EVERSION;
+	return m->stream != 0 && m->max_frame != 0 ? 0 : MTR_EMALFORMED;
+}
+
+/*
+ * Validate n binds at p (end: payload end).  Returns the bytes they take,
+ * or a negative code.  The NUL check keeps the copied names C strings.
+ */
+static long binds_check(const uint8_t *p, const uint8_t *end, uint16_t n)
+{
+	const uint8_t *q = p;
+	for (uint16_t i = 0; i < n; i++) {
+		if (end - q < 7)
+			return MTR_ETRUNCATED;
+		int32_t index = (int32_t)ld32(q);
+		uint16_t nl = ld16(q + 4);
+		q += 6;
+		if (index < 0 || (index > 0) != (nl == 0))
+			return MTR_EMALFORMED;
+		if (end - q < (ptrdiff_t)nl + 1)
+			return MTR_ETRUNCATED;
+		if (nl && memchr(q, 0, nl) != NULL)
+			return MTR_EMALFORMED;
+		q += nl;
+		uint8_t t = *q++;
+		size_t need;
+		switch (t) {
+		case WIRE_V_NULL:
+			need = 0;
+			break;
+		case WIRE_V_INT:
+		case WIRE_V_REAL:
+			need = 8;
+			break;
+		case WIRE_V_TEXT:
+		case WIRE_V_BLOB:
+			if (end - q < 4)
+				return MTR_ETRUNCATED;
+			need = ld32(q);
+			q += 4;
+			break;
+		default:
+			return MTR_EMALFORMED;
+		}
+		if ((size_t)(end - q) < need)
+			return MTR_ETRUNCATED;
+		q += need;
+	}
+	return q - p;
+}
+
+int cproto_get_query(const struct cproto_frame *f, struct cproto_query *m)
+{
+	if (f->type != CPROTO_T_QUERY)
+		return MTR_EMALFORMED;
+	const uint8_t *p = f->payload, *end = p + f->len;
+	if (f->len < QUERY_FIXED)
+		return MTR_ETRUNCATED;
+	m->request = ld64(p);
+	m->consistency = p[8];
+	m->min_instance = ld64(p + 9);
+	m->floor = ld64(p + 17);
+	m->sql_len = ld32(p + 25);
+	if (m->request == 0 || m->consistency > CPROTO_CONS_LINEARIZABLE || m->floor > m->request)
+		return MTR_EMALFORMED;
+	p += 29;
+	if ((size_t)(end - p) < (size_t)m->sql_len + 2)
+		return MTR_ETRUNCATED;
+	m->sql = (const char *)p;
+	p += m->sql_len;
+	m->nbinds = ld16(p);
+	p += 2;
+	m->binds = NULL;
+	long n = binds_check(p, end, m->nbinds);
+	if (n < 0)
+		return (int)n;
+	if (p + n != end)
+		return MTR_EMALFORMED;
+	m->bind_bytes = p;
+	m->bind_len = (uint32_t)n;
+	return 0;
+}
+
+int cproto_query_binds(const struct cproto_query *q, struct cproto_bind **out)
+{
+	*out = NULL;
+	if (q->nbinds == 0)
+		return 0;
+	/*
+	 * The bind bytes are validated, so this walk cannot fail.  Bytes needed
+	 * beyond the array: each name plus its NUL, each TEXT/BLOB's bytes;
+	 * bind_len bounds that sum, so it is simply bind_len.
+	 */
+	size_t arr = (size_t)q->nbinds * sizeof(struct cproto_bind);
+	struct cproto_bind *b = malloc(arr + q->bind_len);
+	if (b == NULL)
+		return MTR_ENOMEM;
+	char *heap = (char *)b + arr;
+	const uint8_t *p = q->bind_bytes;
+	for (uint16_t i = 0; i < q->nbinds; i++) {
+		struct cproto_bind *x = &b[i];
+		x->index = (int32_t)ld32(p);
+		uint16_t nl = ld16(p + 4);
+		p += 6;
+		if (nl) {
+			memcpy(heap, p, nl);
+			heap[nl] = '\0';
+			x->name = heap;
+			heap += nl + 1;
+		} else {
+			x->name = NULL;
+		}
+		p += nl;
+		x->v.type = *p++;
+		switch (x->v.type) {
+		case WIRE_V_INT:
+			x->v.u.i = (int64_t)ld64(p);
+			p += 8;
+			break;
+		case WIRE_V_REAL: {
+			uint64_t bits = ld64(p);
+			memcpy(&x->v.u.r, &bits, 8);
+			p += 8;
+			break;
+		}
+		case WIRE_V_TEXT:
+		case WIRE_V_BLOB:
+			x->v.u.b.n = ld32(p);
+			p += 4;
+			if (x->v.u.b.n)
+				memcpy(heap, p, x->v.u.b.n);
+			x->v.u.b.p = heap;
+			heap += x->v.u.b.n;
+			p += x->v.u.b.n;
+			break;
+		default: /* NULL */
+			x->v.u.i = 0;
+			break;
+		}
+	}
+	*out = b;
+	return 0;
+}
+
+int cproto_get_answer(const struct cproto_frame *f, struct cproto_answer *m)
+{
+	if (f->type != CPROTO_T_ANSWER)
+		return MTR_EMALFORMED;
+	const uint8_t *p = f->payload, *end = p + f->len;
+	if (f->len < ANSWER_FIXED)
+		return MTR_ETRUNCATED;
+	m->request = ld64(p);
+	m->instance = ld64(p + 8);
+	m->status = (int32_t)ld32(p + 16);
+	m->line = ld32(p + 20);
+	m->col = ld32(p + 24);
+	m->msg_len = ld32(p + 28);
+	p += 32;
+	if ((size_t)(end - p) < (size_t)m->msg_len + 4)
+		return MTR_ETRUNCATED;
+	m->msg = (const char *)p;
+	p += m->msg_len;
+	m->result_len = ld32(p);
+	p += 4;
+	if ((size_t)(end - p) < m->result_len)
+		return MTR_ETRUNCATED;
+	m->result = p;
+	if (p + m->result_len != end)
+		return MTR_EMALFORMED;
+	/* a refusal (status < 0) carries no result bytes */
+	if (m->request == 0 || m->status > 0 || (m->status != 0 && m->result_len != 0))
+		return MTR_EMALFORMED;
+	return 0;
+}
+
+int cproto_get_ping(const struct cproto_frame *f, uint64_t *token)
+{
+	int rc = fixed_len(f, f->type == CPROTO_T_PONG ? CPROTO_T_PONG : CPROTO_T_PING, 8);
+	if (rc)
+		return rc;
+	*token = ld64(f->payload);
+	return 0;
+}
+
+int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m)
+{
+	if (f->type != CPROTO_T_BYE)
+		return MTR_EMALFORMED;
+	if (f->len < BYE_FIXED)
+		return MTR_ETRUNCATED;
+	m->status = (int32_t)ld32(f->payload);
+	m->msg_len = ld32(f->payload + 4);
+	m->msg = (const char *)f->payload + 8;
+	if (f->len - BYE_FIXED < m->msg_len)
+		return MTR_ETRUNCATED;
+	return f->len - BYE_FIXED == m->msg_len ? 0 : MTR_EMALFORMED;
+}

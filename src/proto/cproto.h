@@ -1,0 +1,205 @@
+/*
+ * cproto.h - the client <-> proxy protocol over TCP (doc/protocol.md,
+ * "Client protocol").
+ *
+ * A connection carries frames in both directions:
+ *
+ *   u32 len (bytes after this field, 1 .. CPROTO_MAX_FRAME) | u8 type | payload
+ *
+ * Frame types (CPROTO_TYPE_MAP):
+ *   HELLO   client -> proxy, first frame: magic, version, client id, the
+ *           connection's default read consistency
+ *   WELCOME proxy -> client: version, the proxy's stream id, its largest frame
+ *   QUERY   client -> proxy: request id, consistency, the session's last seen
+ *           instance, SQL text, bound values
+ *   ANSWER  proxy -> client: request id, instance, status, error position and
+ *           message, result bytes (result.h)
+ *   PING / PONG: liveness, echo a token
+ *   BYE     proxy -> client before closing: status and message (protocol
+ *           error, shutdown)
+ *
+ * Requests may be pipelined: a client may send many QUERY frames before
+ * reading the ANSWERs; answers come in request order per connection.
+ * Encoders append to a growable struct cproto_buf; decoders validate the
+ * whole payload and never read outside it.  Pure: no I/O.
+ */
+#ifndef MTR_CPROTO_H
+#define MTR_CPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define CPROTO_MAGIC 0x4352544Du /* bytes 'M' 'T' 'R' 'C' */
+#define CPROTO_VERSION 1
+#define CPROTO_MAX_FRAME (64u << 20) /* largest frame accepted by default */
+#define CPROTO_DEFAULT_PORT 7400
+
+/* Frame types: X(NAME, value, summary).  Append, never renumber. */
+#define CPROTO_TYPE_MAP(X)                                                   \
+	X(HELLO, 1, "client greeting: magic, version, client id, consistency") \
+	X(WELCOME, 2, "proxy greeting: version, stream id, largest frame")     \
+	X(QUERY, 3, "one request: SQL text and bound values")                  \
+	X(ANSWER, 4, "the answer to one request")                              \
+	X(PING, 5, "liveness probe, echoed")                                   \
+	X(PONG, 6, "echo of a PING token")                                     \
+	X(BYE, 7, "the proxy closes the connection: status and reason")
+
+enum cproto_type {
+#define CPROTO__TYPE_ENUM(name, value, text) CPROTO_T_##name = value,
+	CPROTO_TYPE_MAP(CPROTO__TYPE_ENUM)
+#undef CPROTO__TYPE_ENUM
+};
+
+/* Name of a frame type ("QUERY"), "?" when unknown. */
+const char *cproto_type_name(unsigned type);
+
+/* Read consistency (DESIGN.md "Reads"); DEFAULT in a QUERY means the
+ * connection's (from HELLO), and in HELLO means SESSION. */
+enum cproto_consistency {
+	CPROTO_CONS_DEFAULT = 0,
+	CPROTO_CONS_NONE = 1,
+	CPROTO_CONS_SESSION = 2,
+	CPROTO_CONS_LINEARIZABLE = 3,
+};
+
+/* "none", "session", "linearizable" (and "default"); NULL when unknown. */
+const char *cproto_consistency_name(unsigned c);
+/* Parse one of those names; the value or MTR_EINVAL. */
+int cproto_consistency_parse(const char *name);
+
+/* A growable output buffer (frames are appended).  Zero-initialize; free
+ * with cproto_buf_free. */
+struct cproto_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+void cproto_buf_free(struct cproto_buf *b);
+/* Drop the first n bytes (after they were written to the socket). */
+void cproto_buf_consume(struct cproto_buf *b, size_t n);
+
+/* HELLO payload: u32 magic, u16 version, u16 flags (0), u64 client id
+ * (random per client, 0: none), u8 consistency. */
+struct cproto_hello {
+	uint16_t version;
+	uint16_t flags;
+	uint64_t client_id;
+	uint8_t consistency;
+};
+
+/* WELCOME payload: u16 version, u64 stream (the proxy's stream id), u32
+ * max_frame (largest frame it accepts). */
+struct cproto_welcome {
+	uint16_t version;
+	uint64_t stream;
+	uint32_t max_frame;
+};
+
+/*
+ * One bound value.  By number when index > 0 (SQLite's numbering, as
+ * sqlite3_bind_*); else by name, written with its prefix exactly as in the
+ * text (":a", "@a", "$a", "?3"), NUL-terminated; the name is not owned.
+ * v's TEXT/BLOB bytes are not owned either: they are copied into the
+ * encoded item.
+ */
+struct cproto_bind {
+	int index;
+	const char *name;
+	struct wire_value v;
+};
+
+/*
+ * QUERY payload: u64 request (non-zero, increasing per connection), u8
+ * consistency, u64 min_instance (the highest instance the client has seen:
+ * session reads wait for it), u32 sql_len, sql bytes, u16 nbinds, then per
+ * bind: i32 index (> 0: by number; 0: by name), u16 name_len, name bytes
+ * (with its prefix, ":a"), u8 value type, value (INT i64, REAL 8 bytes,
+ * TEXT/BLOB u32 len + bytes, NULL nothing).
+ *
+ * Encoding uses binds/nbinds; a decoded query instead points at the raw bind
+ * bytes (bind_bytes) which cproto_query_binds() turns into cproto_binds.
+ */
+struct cproto_query {
+	uint64_t request;
+	uint8_t consistency;
+	uint64_t min_instance;
+	uint64_t floor;  /* the lowest request id not yet answered (<= request) */
+	const char *sql; /* sql_len bytes, not NUL-terminated when decoded */
+	uint32_t sql_len;
+	uint16_t nbinds;
+	const struct cproto_bind *binds; /* encode only */
+	const uint8_t *bind_bytes;      /* decode only: validated */
+	uint32_t bind_len;
+};
+
+/* Decode the binds of a decoded query into a malloc'ed array *out of
+ * q->nbinds entries whose names (NUL-terminated copies) and TEXT/BLOB bytes
+ * live in the same allocation: one free(*out) frees everything.  *out is
+ * NULL when nbinds is 0.  0 or MTR_ENOMEM. */
+int cproto_query_binds(const struct cproto_query *q, struct cproto_bind **out);
+
+/*
+ * ANSWER payload: u64 request, u64 instance (the instance the answer
+ * reflects: a write's instance, or the applied instance a read saw; 0 when
+ * nothing was applied), i32 status (0, or an MTR_E* code: the request was
+ * refused or failed before SQLite ran it), u32 line, u32 col (1-based
+ * position of a refusal in the SQL; 0 when none), u32 msg_len, msg bytes,
+ * u32 result_len, result bytes (result.h; empty when status != 0).
+ * A request that SQLite ran and failed has status 0 and the SQLite error in
+ * its result bytes.
+ */
+struct cproto_answer {
+	uint64_t request;
+	uint64_t instance;
+	int32_t status;
+	uint32_t line, col;
+	const char *msg; /* msg_len bytes, not NUL-terminated */
+	uint32_t msg_len;
+	const uint8_t *result; /* result_len bytes */
+	uint32_t result_len;
+};
+
+/* BYE payload: i32 status, u32 msg_len, msg bytes. */
+struct cproto_bye {
+	int32_t status;
+	const char *msg;
+	uint32_t msg_len;
+};
+
+/* Append one whole frame (length prefix included) to b.  0 or MTR_ENOMEM
+ * (MTR_ETOOBIG when the frame would exceed CPROTO_MAX_FRAME). */
+int cproto_put_hello(struct cproto_buf *b, const struct cproto_hello *m);
+int cproto_put_welcome(struct cproto_buf *b, const struct cproto_welcome *m);
+int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m);
+int cproto_put_answer(struct cproto_buf *b, const struct cproto_answer *m);
+int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token); /* PING or PONG */
+int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m);
+
+/* One frame found in a byte stream. */
+struct cproto_frame {
+	uint8_t type;
+	const uint8_t *payload; /* points into the caller's bytes */
+	uint32_t len;
+};
+
+/*
+ * Find the first frame in buf[0..len) (bytes read from the socket so far).
+ * Returns the bytes it occupies (> 0, consume them after use), 0 when more
+ * bytes are needed, or MTR_ETOOBIG (length above max_frame) / MTR_EMALFORMED
+ * (length 0): the connection must be closed.
+ */
+long cproto_frame_next(const uint8_t *buf, size_t len, uint32_t max_frame, struct cproto_frame *f);
+
+/* Decode a frame's payload (f->type must match).  0, MTR_ETRUNCATED,
+ * MTR_EMALFORMED (bad magic, trailing bytes, bad value type, request 0, ...)
+ * or MTR_EVERSION (HELLO/WELCOME of another version).  Pointers in *m point
+ * into the payload. */
+int cproto_get_hello(const struct cproto_frame *f, struct cproto_hello *m);
+int cproto_get_welcome(const struct cproto_frame *f, struct cproto_welcome *m);
+int cproto_get_query(const struct cproto_frame *f, struct cproto_query *m);
+int cproto_get_answer(const struct cproto_frame *f, struct cproto_answer *m);
+int cproto_get_ping(const struct cproto_frame *f, uint64_t *token); /* PING or PONG */
+int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * wire_server.c - RESULT, RESULT_REQUEST, READ and STATUS datagrams
+ * (wire_server.h, doc/protocol.md "RESULT", "READ",
+ * "STATUS").  Pure: no I/O, no clock.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "metronome.h"
+#include "util.h"
+#include "wire_server.h"
+
+size_t wire_result_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			 uint64_t stream, const struct wire_result *r, size_t n, size_t *idx, uint32_t *off)
+{
+	if (*idx >= n)
+		return 0;
+	if (mtu > WIRE_MAX_DGRAM)
+		mtu = WIRE_MAX_DGRAM;
+	uint8_t *pl = buf + WIRE_HDR_SIZE;
+	size_t room = mtu - WIRE_OVERHEAD; /* payload bytes available */
+	size_t used = WIRE_RESULT_HDR_SIZE;
+	uint32_t nrec = 0;
+
+	/*
+	 * Each record needs its 36-byte header plus at least one byte (or none
+	 * for an empty result).  mtu >= WIRE_MIN_MTU leaves room for the first
+	 * record and some bytes of it, so every datagram makes progress.
+	 */
+	while (*idx < n) {
+		const struct wire_result *x = &r[*idx];
+		uint32_t rest = x->len - *off;
+		if (used + WIRE_RESULT_REC_SIZE > room)
+			break;
+		size_t space = room - used - WIRE_RESULT_REC_SIZE;
+		if (rest > 0 && space == 0)
+			break;
+		uint32_t chunk = rest < space ? rest : (uint32_t)space;
+		uint8_t *q = pl + used;
+		st64(q, x->seq);
+		st64(q + 8, x->request);
+		st64(q + 16, x->instance);
+		st32(q + 24, x->len);
+		st32(q + 28, *off);
+		st32(q + 32, chunk);
+		if (chunk)
+			memcpy(q + WIRE_RESULT_REC_SIZE, x->data + *off, chunk);
+		used += WIRE_RESULT_REC_SIZE + chunk;
+		nrec++;
+		if (chunk == rest) {
+			(*idx)++;
+			*off = 0;
+		} else {
+			*off += chunk;
+			break; /* the datagram is full */
+		}
+	}
+	st64(pl, stream);
+	st32(pl + 8, nrec);
+	struct wire_hdr h = { .type = WIRE_T_RESULT, .cluster = cluster, .sender = sender, .length = (uint32_t)used };
+	return wire_dgram_finish(buf, &h, key);
+}
+
+int wire_result_decode(const uint8_t *p, size_t len, size_t max_result, struct wire_result_msg *m)
+{
+	if (len < WIRE_RESULT_HDR_SIZE)
+		return MTR_ETRUNCATED;
+	m->stream = ld64(p);
+	m->nrec = ld32(p + 8);
+	if (!m->stream || !m->nrec)
+		return MTR_EMALFORMED;
+	const uint8_t *q = p + WIRE_RESULT_HDR_SIZE, *end = p + len;
+	m->p = q;
+	m->end = end;
+	for (uint32_t i = 0; i < m->nrec; i++) {
+		if ((size_t)(end - q) < WIRE_RESULT_REC_SIZE)
+			return MTR_ETRUNCATED;
+		uint64_t seq = ld64(q), request = ld64(q + 8);
+		uint32_t total = ld32(q + 24), offset = ld32(q + 28), n = ld32(q + 32);
+		if (!seq && !request) /* seq 0 is the answer to READ request */
+			return MTR_EMALFORMED;
+		if (total > max_result)
+			return MTR_ETOOBIG;
+		if (offset > total || n > total - offset || (n == 0 && total != 0))
+			return MTR_EMALFORMED;
+		q += WIRE_RESULT_REC_SIZE;
+		if ((size_t)(end - q) < n)
+			return MTR_ETRUNCATED;
+		q += n;
+	}
+	return q == end ? 0 : MTR_EMALFORMED;
+}
+
+int wire_result_next(struct wire_result_msg *m, struct wire_result_rec *rec)
+{
+	if (m->p >= m->end)
+		return 0;
+	const uint8_t *q = m->p;
+	rec->seq = ld64(q);
+	rec->request = ld64(q + 8);
+	rec->instance = ld64(q + 16);
+	rec->total = ld32(q + 24);
+	rec->offset = ld32(q + 28);
+	rec->len = ld32(q + 32);
+	rec->data = q + WIRE_RESULT_REC_SIZE;
+	m->p = q + WIRE_RESULT_REC_SIZE + rec->len;
+	return 1;
+}
+
+size_t wire_result_request_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+				 const struct wire_result_request *m)
+{
+	st64(buf + WIRE_HDR_SIZE, m->stream);
+	st64(buf + WIRE_HDR_SIZE + 8, m->seq);
+	struct wire_hdr h = { .type = WIRE_T_RESULT_REQUEST, .cluster = cluster, .sender = sender, .length = 16 };
+	return wire_dgram_finish(buf, &h, key);
+}
+
+int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_request *m)
+{
+	if (len != 16)
+		return MTR_EMALFORMED;
+	m->stream = ld64(p);
+	m->seq = ld64(p + 8);
+	return m->stream && m->seq ? 0 : MTR_EMALFORMED;
+}
+
+long wire_read_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+		     const struct wire_read *m)
+{
+	if (cap > WIRE_MAX_DGRAM)
+		cap = WIRE_MAX_DGRAM;
+	if (cap < WIRE_OVERHEAD + WIRE_READ_HDR_SIZE || m->item_len > cap - WIRE_OVERHEAD - WIRE_READ_HDR_SIZE)
+		return MTR_ETOOBIG;
+	uint8_t *pl = buf + WIRE_HDR_SIZE;
+	st64(pl, m->stream);
+	st64(pl + 8, m->rid);
+	st64(pl + 16, m->min_instance);
+	if (m->item_len)
+		memcpy(pl + WIRE_READ_HDR_SIZE, m->item, m->item_len);
+	struct wire_hdr h = { .type = WIRE_T_READ,
+			      .cluster = cluster,
+			      .sender = sender,
+			      .length = WIRE_READ_HDR_SIZE + m->item_len };
+	return (long)wire_dgram_finish(buf, &h, key);
+}
+
+int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m)
+{
+	if (len <= WIRE_READ_HDR_SIZE || len - WIRE_READ_HDR_SIZE > UINT32_MAX)
+		return MTR_EMALFORMED;
+	m->stream = ld64(p);
+	m->rid = ld64(p + 8);
+	m->min_instance = ld64(p + 16);
+	m->item = p + WIRE_READ_HDR_SIZE;
+	m->item_len = (uint32_t)(len - WIRE_READ_HDR_SIZE);
+	return m->stream && m->rid ? 0 : MTR_EMALFORMED;
+}
+
+size_t wire_status_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			 const struct wire_status *m)
+{
+	uint8_t *pl = buf + WIRE_HDR_SIZE;
+	st32(pl, m->node);
+	pl[4] = m->role;
+	st32(pl + 5, m->leader);
+	st64(pl + 9, m->ballot);
+	st64(pl + 17, m->chosen);
+	st64(pl + 25, m->applied);
+	st64(pl + 33, m->compacted);
+	struct wire_hdr h = { .type = WIRE_T_STATUS, .cluster = cluster, .sender = sender, .length = WIRE_STATUS_SIZE };
+	return wire_dgram_finish(buf, &h, key);
+}
+
+int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m)
+{
+	if (len != WIRE_STATUS_SIZE || p[4] > WIRE_ROLE_LEADER)
+		return MTR_EMALFORMED;
+	m->node = ld32(p);
+	m->role = p[4];
+	m->leader = ld32(p + 5);
+	m->ballot = ld64(p + 9);
+	m->chosen = ld64(p + 17);
+	m->applied = ld64(p + 25);
+	m->compacted = ld64(p + 33);
+	return 0;
+}

@@ -1,0 +1,140 @@
+/*
+ * wire_server.h - server-to-proxy datagrams: replica results.
+ *
+ * Two message types of the datagram format (src/proto/wire.h, doc/protocol.md)
+ * that servers send to proxies and proxies answer (PAXOS datagrams, which
+ * only servers exchange, are built in paxos_codec.h):
+ *   RESULT          a replica's results for items of one stream, as records
+ *                   that may carry a whole result or one chunk of it (a
+ *                   result larger than a datagram is split into chunks);
+ *   RESULT_REQUEST  a proxy asks for the result of (stream, seq) again.
+ * Builders write complete datagrams (wire_dgram_finish); decoders validate a
+ * checked payload completely and never read outside it.
+ */
+#ifndef MTR_WIRE_SERVER_H
+#define MTR_WIRE_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+/* ---- RESULT ----------------------------------------------------------- */
+
+/*
+ * RESULT payload: stream u64, nrec u32 (>= 1), then nrec records of
+ *   seq u64, request u64, instance u64, total u32, offset u32, len u32,
+ *   bytes[len]
+ * carrying bytes [offset, offset+len) of the total-byte result of item
+ * (stream, seq).  A record with offset 0 and len == total is a whole result.
+ */
+#define WIRE_RESULT_HDR_SIZE 12
+#define WIRE_RESULT_REC_SIZE 36
+
+/* One result to send (not owned): the apply result bytes of an item. */
+struct wire_result {
+	uint64_t seq, request, instance;
+	const uint8_t *data;
+	uint32_t len;
+};
+
+/*
+ * Build the next RESULT datagram for results r[0..n) of stream in buf (mtu
+ * bytes, WIRE_MIN_MTU..WIRE_MAX_DGRAM).  The cursor (*idx, *off: next result
+ * and byte offset into it, start at 0, 0) is advanced past what was packed;
+ * whole results are packed while they fit, and a result that does not fit
+ * what is left is split at the datagram's end.  Returns the datagram length,
+ * or 0 when *idx >= n (nothing left).
+ */
+size_t wire_result_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			 uint64_t stream, const struct wire_result *r, size_t n, size_t *idx, uint32_t *off);
+
+/* One decoded record; data points into the payload. */
+struct wire_result_rec {
+	uint64_t seq, request, instance;
+	uint32_t total, offset, len;
+	const uint8_t *data;
+};
+
+/* A validated RESULT payload, iterated with wire_result_next(). */
+struct wire_result_msg {
+	uint64_t stream;
+	uint32_t nrec;
+	const uint8_t *p, *end; /* the records not yet read */
+};
+
+/* Validate a whole RESULT payload: stream != 0, nrec >= 1, every record with
+ * seq != 0 or (seq 0, the answer to a READ) request != 0, total <= max_result, offset + len <= total, a chunk empty only
+ * for an empty result, no bytes left over.  0, MTR_ETRUNCATED,
+ * MTR_EMALFORMED or MTR_ETOOBIG (total > max_result). */
+int wire_result_decode(const uint8_t *p, size_t len, size_t max_result, struct wire_result_msg *m);
+
+/* Next record of a validated message: 1, or 0 at the end (cannot fail). */
+int wire_result_next(struct wire_result_msg *m, struct wire_result_rec *rec);
+
+/* ---- RESULT_REQUEST --------------------------------------------------- */
+
+/* RESULT_REQUEST payload: stream u64, seq u64 (both non-zero). */
+struct wire_result_request {
+	uint64_t stream, seq;
+};
+
+/* Build in buf (at least 16 + WIRE_OVERHEAD bytes); returns the length. */
+size_t wire_result_request_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+				 const struct wire_result_request *m);
+/* 0 or MTR_EMALFORMED. */
+int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_request *m);
+
+/* ---- READ ------------------------------------------------------------- */
+
+/*
+ * READ payload: stream u64 (the asking proxy's stream: the answer goes to
+ * the datagram's source), rid u64 (read id, non-zero, unique per stream),
+ * min_instance u64 (run it once this replica has applied at least that
+ * instance: 0 for consistency none), then one encoded item record (the
+ * read statements, as proxy_item_build made them).  The answer is a RESULT
+ * datagram whose record has seq 0, request = rid, instance = the applied
+ * instance the read saw.
+ */
+#define WIRE_READ_HDR_SIZE 24
+struct wire_read {
+	uint64_t stream, rid, min_instance;
+	const uint8_t *item; /* decode: points into the payload */
+	uint32_t item_len;
+};
+
+/* Build in buf (cap bytes); returns the datagram length or MTR_ETOOBIG. */
+long wire_read_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+		     const struct wire_read *m);
+/* 0 or MTR_EMALFORMED (stream or rid 0, no item bytes). The item itself is
+ * validated by wire_item_decode. */
+int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m);
+
+/* ---- STATUS ----------------------------------------------------------- */
+
+/*
+ * STATUS payload: node u32, role u8 (enum wire_role), leader u32
+ * (PAXOS_BROADCAST: none known), ballot u64, chosen u64, applied u64,
+ * compacted u64 (instances <= compacted are forgotten by this server).  Sent
+ * by every server to the other servers and to the proxies it knows, every
+ * status period: liveness, catch-up and compaction decisions, and read
+ * routing (a session read goes to a server that has applied enough).
+ */
+#define WIRE_STATUS_SIZE 41
+/* A server's role in STATUS: the Paxos core's enum paxos_role, same numbers
+ * (server.c checks that at compile time). */
+enum wire_role { WIRE_ROLE_FOLLOWER = 0, WIRE_ROLE_CANDIDATE = 1, WIRE_ROLE_LEADER = 2 };
+
+struct wire_status {
+	uint32_t node;
+	uint8_t role;
+	uint32_t leader;
+	uint64_t ballot, chosen, applied, compacted;
+};
+/* Build in buf (at least WIRE_STATUS_SIZE + WIRE_OVERHEAD bytes). */
+size_t wire_status_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			 const struct wire_status *m);
+/* 0 or MTR_EMALFORMED (wrong length, role > 2). */
+int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * apply.h - the apply side of a replica (doc/apply.md).
+ *
+ * A replica database is one SQLite file, DIR/replica.db, in WAL mode.  Chosen
+ * instances are applied strictly in order, each in one SQLite transaction
+ * (BEGIN IMMEDIATE ... COMMIT) that also records the instance number in the
+ * table mtr_meta (exactly-once, DESIGN.md invariant 5).  Each item runs in its
+ * own SAVEPOINT, so a failing item rolls back alone, identically everywhere.
+ * 'now' and random()/randomblob() are deterministic per item (detvfs.h).
+ *
+ * Threading: apply_instance(), apply_close() on one thread (the apply
+ * thread).  apply_wait(), apply_applied(), apply_digest(), apply_snapshot()
+ * and apply_open_reader() may be called from any thread; they use their own
+ * connections.  A checkpointer thread owned by the struct apply keeps the WAL
+ * bounded.
+ */
+#ifndef MTR_APPLY_H
+#define MTR_APPLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "clusterconf.h"
+#include "clustervt.h"
+#include "digest.h"
+#include "result.h"
+#include "wire.h"
+
+/* The file name of the replica database inside the data directory. */
+#define APPLY_DB_NAME CLUSTERCONF_REPLICA_DB
+/* Version of the replica's own tables (mtr_meta, mtr_cursor, mtr_requests),
+ * stored as mtr_meta('schema_version').  2 added mtr_requests; a version 1
+ * database is brought to 2 when it is opened. */
+#define APPLY_SCHEMA_VERSION 2
+/* A client that sent no write for this long (by the items' timestamps) is
+ * forgotten by the de-duplication of resends (doc/apply.md "Resends").  A
+ * cluster-wide constant: every replica must forget alike. */
+#define APPLY_CLIENT_IDLE_US (24LL * 3600 * 1000000)
+/* Results larger than this are not kept for a resend; a resend of such a
+ * write is answered with an error saying so. */
+#define APPLY_KEEP_RESULT_MAX (1u << 20)
+
+enum apply_durability {
+	APPLY_SYNC_NORMAL = 0, /* synchronous=NORMAL: a commit may be lost at a power cut, never torn */
+	APPLY_SYNC_FULL = 1,   /* synchronous=FULL: the WAL is synced at every commit */
+};
+
+struct apply_config {
+	const char *dir;              /* data directory (must exist); not owned */
+	enum apply_durability durability;
+	unsigned stmt_cache;          /* prepared statements kept (LRU); 0: 128 */
+	unsigned wal_pages;           /* checkpoint when the WAL exceeds this; 0: 1000 */
+	const struct clustervt_provider *provider; /* cluster tables; may be NULL; not owned */
+};
+
+/* Called once per item, in item order, after the instance has committed. */
+typedef void (*apply_result_fn)(void *arg, size_t index, const struct wire_item *item,
+				const struct apply_result *res);
+
+struct apply;
+
+/* Counters (monotonic since open). */
+struct apply_stats {
+	uint64_t instances, items, items_failed;
+	uint64_t cache_hits, cache_misses;
+	uint64_t checkpoints;  /* checkpoints run by the checkpointer thread */
+	uint64_t resends;      /* writes found applied already: kept result answered */
+};
+
+/*
+ * Open (or create) the replica database of cfg->dir and start its
+ * checkpointer.  *out is owned by the caller: apply_close() frees it.
+ * Returns 0, MTR_EINVAL, MTR_ENOMEM, MTR_EIO (cannot open) or MTR_ESQL.
+ */
+int apply_open(const struct apply_config *cfg, struct apply **out);
+
+/* Stop the checkpointer, wake waiters with MTR_ECLOSED, close.  NULL is ok. */
+void apply_close(struct apply *a);
+
+/* The last applied instance (0: none). */
+uint64_t apply_applied(struct apply *a);
+
+/*
+ * Apply instance with its n items (decoded: body set, stmts NULL; or to be
+ * encoded: stmts set) in one transaction.  Returns 0 and calls cb (may be
+ * NULL) once per item after COMMIT; MTR_EDUPLICATE when instance <= the
+ * applied one (nothing done, no callback); MTR_EINVAL when it is not the next
+ * one; MTR_EIO / MTR_ESQL when the transaction could not commit (rolled back,
+ * nothing recorded, no callback).
+ */
+int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n,
+		   apply_result_fn cb, void *arg);
+
+/*
+ * The per-stream cursor of the applied state: for every stream whose items
+ * were applied, the highest seq applied (table mtr_cursor, written in the
+ * same transaction as the instance, so it always matches apply_applied()).
+ * Calls fn(arg, stream, last) per stream in increasing stream order; a
+ * non-zero return of fn stops and is returned.  Call it from the apply thread
+ * (or before that thread starts: it uses the apply connection).  0, MTR_ESQL
+ * or fn's code.
+ */
+int apply_cursor(struct apply *a, int (*fn)(void *arg, uint64_t stream, uint64_t last), void *arg);
+
+/* Block until instance has been applied, for at most timeout_ms (< 0:
+ * forever).  0, MTR_ETIMEDOUT or MTR_ECLOSED. */
+int apply_wait(struct apply *a, uint64_t instance, int timeout_ms);
+
+/* Digest of the database and the instance it is at (one read transaction). */
+int apply_digest(struct apply *a, uint64_t *instance, struct digest *d);
+
+/*
+ * A read-only connection on the replica file with the same VFS, functions
+ * and cluster tables.  The caller closes it with sqlite3_close().
+ */
+int apply_open_reader(struct apply *a, sqlite3 **out);
+
+/*
+ * Reads (READ datagrams): a reader runs the statements of a read item on its
+ * own read-only connection (apply_open_reader) with the same statement code
+ * as apply_instance, inside one read transaction, and reports them as one
+ * struct apply_result.  One thread at a time per reader.
+ */
+struct apply_reader;
+
+/* Open a reader on a's database; *out is freed with apply_reader_close().
+ * 0, MTR_ENOMEM, MTR_EIO or MTR_ESQL. */
+int apply_reader_open(struct apply *a, struct apply_reader **out);
+
+/* Close the reader's connection and free it; NULL is fine. */
+void apply_reader_close(struct apply_reader *r);
+
+/*
+ * Run the statements of item (decoded or to-encode, like apply_instance) in
+ * one read transaction; *instance is the applied instance that transaction
+ * saw.  Writes fail with SQLITE_READONLY in the result.  cb (may be NULL) is
+ * called once, with index 0.  0, MTR_ESQL (no transaction) or MTR_ENOMEM.
+ */
+int apply_read(struct apply_reader *r, const struct wire_item *item, uint64_t *instance, apply_result_fn cb,
+	       void *arg);
+
+/* Write a consistent copy of the database to path (replaced if present; a
+ * single file, rollback-journal mode) and the instance it holds. */
+int apply_snapshot(struct apply *a, const char *path, uint64_t *instance);
+
+/*
+ * Install the snapshot at path as the replica database of dir (no apply
+ * open on it).  Afterwards apply_open() resumes at the snapshot's instance.
+ * Returns 0, MTR_EIO, MTR_ESQL or MTR_EINVAL (not a replica snapshot).
+ */
+int apply_restore(const char *dir, const char *path);
+
+/* Counters. */
+void apply_stats(struct apply *a, struct apply_stats *st);
+
+/*
+ * Drop every object of the temp schema of db.  A client session's TEMP VIEW
+ * and TEMP TRIGGER definitions travel in front of the requests that use them
+ * and live for that one item (WIRE_ITEM_TEMP, doc/sql.md): apply_instance()
+ * calls this before the item's RELEASE.  0 or MTR_ESQL (logged).
+ */
+int apply_drop_temp(sqlite3 *db);
+
+#endif
