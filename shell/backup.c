@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "backup.h"
+#include "util.h"
 
 #define MAX_TABLES 499 /* SQLITE_MAX_COMPOUND_SELECT is 500: one part is the schema */
 
@@ -35,15 +36,8 @@ struct plan {
 	char *schema_sig; /* the schema as read in step 1 */
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+/* Say what went wrong in err and fail. */
+#define fail(err, errlen, ...) (errbuf_set((err), (errlen), __VA_ARGS__), -1)
 
 static void plan_free(struct plan *p)
 {
@@ -215,7 +209,7 @@ static int exec_out(struct copy *c, const char *sql, char *err, size_t errlen)
 {
 	char *m = NULL;
 	if (sqlite3_exec(c->out, sql, NULL, NULL, &m) != SQLITE_OK) {
-		fail(err, errlen, "writing the copy: %s (in: %.80s)", m ? m : "error", sql);
+		errbuf_set(err, errlen, "writing the copy: %s (in: %.80s)", m ? m : "error", sql);
 		sqlite3_free(m);
 		return -1;
 	}

@@ -32,20 +32,11 @@
 #include "localcluster.h"
 #include "log.h"
 #include "metronome.h"
+#include "util.h"
 
 #define LC_SERVER "metronomed"
 #define LC_PROXY "mtrproxy"
 
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
 
 static void sleep_ms(int ms)
 {
@@ -193,7 +184,7 @@ static int write_configs(struct localcluster *lc, char *err, size_t errlen)
 		return 0;
 	uint8_t key[16];
 	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
-		seterr(err, errlen, "cannot draw a random cluster key: %s", strerror(errno));
+		errbuf_set(err, errlen, "cannot draw a random cluster key: %s", strerror(errno));
 		return MTR_EIO;
 	}
 	int n = snprintf(common, sizeof(common),
@@ -210,14 +201,14 @@ static int write_configs(struct localcluster *lc, char *err, size_t errlen)
 		snprintf(text, sizeof(text), "%sserver.id = %u\ndata.dir = %s/server-%u\n", common, i, lc->dir, i);
 		path_of(lc, path, sizeof(path), (int)i, ".conf");
 		if (write_file(path, text)) {
-			seterr(err, errlen, "cannot write %s: %s", path, strerror(errno));
+			errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
 			return MTR_EIO;
 		}
 	}
 	snprintf(text, sizeof(text), "%sproxy.listen = 127.0.0.1:%u\n", common, (unsigned)lc->proxy_port);
 	path_of(lc, path, sizeof(path), -1, ".conf");
 	if (write_file(path, text)) {
-		seterr(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		return MTR_EIO;
 	}
 	return 0;
@@ -258,7 +249,7 @@ static int spawn_detached(const struct localcluster *lc, const char *prog, const
 	snprintf(exe, sizeof(exe), "%s/%s", lc->bindir, prog);
 	pid_t pid = fork();
 	if (pid < 0) {
-		seterr(err, errlen, "cannot start %s: %s", exe, strerror(errno));
+		errbuf_set(err, errlen, "cannot start %s: %s", exe, strerror(errno));
 		return MTR_EIO;
 	}
 	if (pid == 0) {
@@ -277,7 +268,7 @@ static int spawn_detached(const struct localcluster *lc, const char *prog, const
 	char num[32];
 	snprintf(num, sizeof(num), "%ld\n", (long)pid);
 	if (write_file(pidfile, num)) {
-		seterr(err, errlen, "cannot write %s: %s", pidfile, strerror(errno));
+		errbuf_set(err, errlen, "cannot write %s: %s", pidfile, strerror(errno));
 		return MTR_EIO;
 	}
 	mtr_log(LOG_INFO, "local cluster: started %s (pid %ld), log %s", prog, (long)pid, logfile);
@@ -320,19 +311,19 @@ int localcluster_up(struct localcluster *lc, int timeout_ms, char *err, size_t e
 	char conf[PATH_MAX + 64], logf[PATH_MAX + 64], pidf[PATH_MAX + 64];
 	lc->started = 0;
 	if (mkdirs(lc->dir)) {
-		seterr(err, errlen, "cannot create %s: %s; set MTR_LOCAL_DIR to a writable directory", lc->dir,
+		errbuf_set(err, errlen, "cannot create %s: %s; set MTR_LOCAL_DIR to a writable directory", lc->dir,
 		       strerror(errno));
 		return MTR_EIO;
 	}
 	path_of(lc, pidf, sizeof(pidf), -1, ".pid");
 	int proxy_alive = live_pid(pidf, LC_PROXY) != 0;
 	if (!lc->bindir[0] && !localcluster_running(lc)) {
-		seterr(err, errlen, "cannot find %s and %s (looked in $MTR_BINDIR, next to this program, and $PATH); "
+		errbuf_set(err, errlen, "cannot find %s and %s (looked in $MTR_BINDIR, next to this program, and $PATH); "
 			       "build them or set MTR_BINDIR", LC_SERVER, LC_PROXY);
 		return MTR_ENOENT;
 	}
 	if (!proxy_alive && port_accepts(lc->proxy_port)) {
-		seterr(err, errlen, "port %u is taken by another program; set MTR_LOCAL_PORT to a free port",
+		errbuf_set(err, errlen, "port %u is taken by another program; set MTR_LOCAL_PORT to a free port",
 		       (unsigned)lc->proxy_port);
 		return MTR_EEXIST;
 	}
@@ -370,12 +361,12 @@ int localcluster_up(struct localcluster *lc, int timeout_ms, char *err, size_t e
 			return 0;
 		for (unsigned k = 0; k < nkids; k++)
 			if (kids[k] > 0 && exited_now(kids[k])) {
-				seterr(err, errlen, "a process of the local cluster exited at start; see the logs in %s",
+				errbuf_set(err, errlen, "a process of the local cluster exited at start; see the logs in %s",
 				       lc->dir);
 				return MTR_EIO;
 			}
 		if (waited >= timeout_ms) {
-			seterr(err, errlen, "the local cluster's proxy did not accept connections on port %u within %d ms; "
+			errbuf_set(err, errlen, "the local cluster's proxy did not accept connections on port %u within %d ms; "
 				       "see the logs in %s", (unsigned)lc->proxy_port, timeout_ms, lc->dir);
 			return MTR_ETIMEDOUT;
 		}

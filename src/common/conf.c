@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "metronome.h"
+#include "util.h"
 
 struct conf {
 	const struct conf_key *keys;
@@ -26,16 +27,6 @@ struct conf {
 
 static const char *const type_names[] = { "text", "integer", "yes/no", "size", "duration", "list" };
 
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !n)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-}
 
 int conf_parse_value(enum conf_type type, const char *text, int64_t *v)
 {
@@ -119,17 +110,17 @@ static int conf_assign(struct conf *c, const char *where, int line, const char *
 	int64_t v;
 
 	if (i < 0) {
-		seterr(err, errlen, "%s%.0d: unknown key '%.*s' (see doc/config.md or --help for the keys)", where,
+		errbuf_set(err, errlen, "%s%.0d: unknown key '%.*s' (see doc/config.md or --help for the keys)", where,
 		       line, (int)klen, key);
 		return MTR_ECONFIG;
 	}
 	if (conf_parse_value(c->keys[i].type, val, &v) < 0) {
-		seterr(err, errlen, "%s%.0d: bad value '%s' for %s: expected %s", where, line, val, c->keys[i].name,
+		errbuf_set(err, errlen, "%s%.0d: bad value '%s' for %s: expected %s", where, line, val, c->keys[i].name,
 		       type_names[c->keys[i].type]);
 		return MTR_ECONFIG;
 	}
 	if (c->vals[i] && line && c->lines[i]) {
-		seterr(err, errlen, "%s%.0d: %s is set twice (first on line %d)", where, line, c->keys[i].name,
+		errbuf_set(err, errlen, "%s%.0d: %s is set twice (first on line %d)", where, line, c->keys[i].name,
 		       c->lines[i]);
 		return MTR_ECONFIG;
 	}
@@ -208,7 +199,7 @@ int conf_load(const char *path, const struct conf_key *keys, size_t nkeys, struc
 		int line = 0;
 
 		if (!f) {
-			seterr(err, errlen, "cannot read configuration file %s: %s", path, strerror(errno));
+			errbuf_set(err, errlen, "cannot read configuration file %s: %s", path, strerror(errno));
 			conf_free(c);
 			return MTR_EIO;
 		}
@@ -217,13 +208,13 @@ int conf_load(const char *path, const struct conf_key *keys, size_t nkeys, struc
 			char *key, *val;
 			line++;
 			if (!strchr(buf, '\n') && !feof(f)) {
-				seterr(err, errlen, "%s%d: line too long (over %zu bytes)", where, line, sizeof buf - 2);
+				errbuf_set(err, errlen, "%s%d: line too long (over %zu bytes)", where, line, sizeof buf - 2);
 				rc = MTR_ECONFIG;
 				break;
 			}
 			int k = split_line(buf, &key, &val);
 			if (k < 0) {
-				seterr(err, errlen, "%s%d: expected 'key = value'", where, line);
+				errbuf_set(err, errlen, "%s%d: expected 'key = value'", where, line);
 				rc = MTR_ECONFIG;
 			} else if (k > 0) {
 				rc = conf_assign(c, where, line, key, strlen(key), val, err, errlen);
@@ -243,12 +234,12 @@ int conf_set(struct conf *c, const char *assignment, char *err, size_t errlen)
 {
 	char buf[4096], *key, *val;
 	if (strlen(assignment) >= sizeof buf) {
-		seterr(err, errlen, "setting too long: %.40s...", assignment);
+		errbuf_set(err, errlen, "setting too long: %.40s...", assignment);
 		return MTR_ECONFIG;
 	}
 	strcpy(buf, assignment);
 	if (split_line(buf, &key, &val) != 1) {
-		seterr(err, errlen, "expected key=value, got '%s'", assignment);
+		errbuf_set(err, errlen, "expected key=value, got '%s'", assignment);
 		return MTR_ECONFIG;
 	}
 	return conf_assign(c, "option", 0, key, strlen(key), val, err, errlen);

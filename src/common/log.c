@@ -93,3 +93,27 @@ void log_write(int level, const char *fmt, ...)
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
 }
+
+static _Atomic unsigned long long assert_failures;
+
+int log_assert_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+	char vals[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(vals, sizeof vals, fmt, ap);
+	va_end(ap);
+	const char *base = strrchr(file, '/');
+	log_write(LOG_ERROR, "invariant broken at %s:%d: %s (%s)", base ? base + 1 : file, line, cond, vals);
+#if defined(MTR_ASSERT_ABORT) || defined(MTR_FUZZ)
+	abort();
+#else
+	assert_failures++;
+	return 0;
+#endif
+}
+
+unsigned long long log_assert_failures(void)
+{
+	return assert_failures;
+}

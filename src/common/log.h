@@ -11,6 +11,7 @@
 #define MTR_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 
@@ -35,5 +36,28 @@ void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2,
 		if ((level) <= log_threshold)        \
 			log_write((level), __VA_ARGS__); \
 	} while (0)
+
+/*
+ * mtr_assert(cond, fmt, ...): an invariant of ours (never a check of outside
+ * input: that is a counted drop or an error).  When cond is false it logs
+ * one line at error, "invariant broken at file:line: cond (values)", with
+ * the values fmt formats, and then:
+ *   - in debug, sanitizer and fuzz builds (MTR_ASSERT_ABORT, set by
+ *     configure --enable-debug / --enable-sanitize, and MTR_FUZZ) aborts;
+ *   - in release builds counts it (log_assert_failures(), shown as
+ *     "invariants_broken" in mtr_stats) and evaluates to 0, so that a
+ *     caller where going on is safe writes
+ *       if (!mtr_assert(x == y, "x %llu y %llu", x, y)) return MTR_EINVAL;
+ * It evaluates to 1 when cond holds.
+ */
+#define mtr_assert(cond, ...) \
+	(__builtin_expect(!!(cond), 1) ? 1 : log_assert_fail(__FILE__, __LINE__, #cond, __VA_ARGS__))
+
+/* The failure path of mtr_assert: logs, then aborts or counts; returns 0. */
+int log_assert_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* How many mtr_assert failures this process has counted (release builds). */
+unsigned long long log_assert_failures(void);
 
 #endif

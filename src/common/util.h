@@ -5,8 +5,10 @@
 #ifndef MTR_UTIL_H
 #define MTR_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -77,6 +79,20 @@ static inline int64_t now_wall_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Write a formatted sentence into the caller's error buffer err (n bytes,
+ * always NUL-terminated); nothing when err is NULL or n is 0.  The one
+ * helper behind every "char *err, size_t errlen" parameter. */
+static inline void errbuf_set(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline void errbuf_set(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !n)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
 }
 
 #endif

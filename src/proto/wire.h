@@ -46,7 +46,8 @@
 	X(RESULT, 6, "a replica's results (or chunks) for items of a stream") \
 	X(RESULT_REQUEST, 7, "a proxy asks again for the result of an item") \
 	X(READ, 8, "a proxy asks one server to run a read (none/session)") \
-	X(STATUS, 9, "a server's state: role, leader, chosen, applied")
+	X(STATUS, 9, "a server's state: role, leader, chosen, applied") \
+	X(STATS, 10, "some of a server's counters, by name")
 
 enum wire_type {
 #define WIRE__TYPE_ENUM(name, value, text) WIRE_T_##name = value,

@@ -1,5 +1,5 @@
 /*
- * wire_server.c - RESULT, RESULT_REQUEST, READ and STATUS datagrams
+ * wire_server.c - RESULT, RESULT_REQUEST, READ, STATUS and STATS datagrams
  * (wire_server.h, doc/protocol.md "RESULT", "READ",
  * "STATUS").  Pure: no I/O, no clock.
  */
@@ -185,4 +185,82 @@ int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m)
 	m->applied = ld64(p + 25);
 	m->compacted = ld64(p + 33);
 	return 0;
+}
+
+/* ---- STATS ------------------------------------------------------------ */
+
+static int stat_name_ok(const uint8_t *s, size_t n)
+{
+	if (n == 0 || n > WIRE_STAT_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.'))
+			return 0;
+	return 1;
+}
+
+size_t wire_stats_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			uint32_t node, const struct wire_stat *s, size_t n, size_t *idx)
+{
+	if (*idx >= n)
+		return 0;
+	if (mtu > WIRE_MAX_DGRAM)
+		mtu = WIRE_MAX_DGRAM;
+	if (n > UINT16_MAX)
+		n = UINT16_MAX;
+	uint8_t *pl = buf + WIRE_HDR_SIZE;
+	size_t room = mtu - WIRE_OVERHEAD, used = WIRE_STATS_HDR_SIZE;
+	size_t first = *idx;
+	while (*idx < n) {
+		size_t len = s[*idx].name_len ? s[*idx].name_len : strlen(s[*idx].name);
+		if (len > WIRE_STAT_NAME_MAX)
+			len = WIRE_STAT_NAME_MAX;
+		if (used + 1 + len + 8 > room)
+			break;
+		pl[used] = (uint8_t)len;
+		memcpy(pl + used + 1, s[*idx].name, len);
+		st64(pl + used + 1 + len, s[*idx].value);
+		used += 1 + len + 8;
+		(*idx)++;
+	}
+	st32(pl, node);
+	st16(pl + 4, (uint16_t)n);
+	st16(pl + 6, (uint16_t)first);
+	st16(pl + 8, (uint16_t)(*idx - first));
+	struct wire_hdr h = { .type = WIRE_T_STATS, .cluster = cluster, .sender = sender, .length = (uint32_t)used };
+	return wire_dgram_finish(buf, &h, key);
+}
+
+int wire_stats_decode(const uint8_t *p, size_t len, struct wire_stats_msg *m)
+{
+	if (len < WIRE_STATS_HDR_SIZE)
+		return MTR_EMALFORMED;
+	m->node = ld32(p);
+	m->total = ld16(p + 4);
+	m->first = ld16(p + 6);
+	m->nrec = ld16(p + 8);
+	if ((uint32_t)m->first + m->nrec > m->total)
+		return MTR_EMALFORMED;
+	const uint8_t *q = p + WIRE_STATS_HDR_SIZE, *end = p + len;
+	for (uint16_t i = 0; i < m->nrec; i++) {
+		if (q >= end || (size_t)(end - q) < 1u + q[0] + 8u || !stat_name_ok(q + 1, q[0]))
+			return MTR_EMALFORMED;
+		q += 1 + q[0] + 8;
+	}
+	if (q != end)
+		return MTR_EMALFORMED;
+	m->p = p + WIRE_STATS_HDR_SIZE;
+	m->end = end;
+	return 0;
+}
+
+int wire_stats_next(struct wire_stats_msg *m, struct wire_stat *out)
+{
+	if (m->p >= m->end)
+		return 0;
+	out->name_len = m->p[0];
+	out->name = (const char *)m->p + 1;
+	out->value = ld64(m->p + 1 + out->name_len);
+	m->p += 1 + out->name_len + 8;
+	return 1;
 }

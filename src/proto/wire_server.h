@@ -137,4 +137,47 @@ size_t wire_status_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const 
 /* 0 or MTR_EMALFORMED (wrong length, role > 2). */
 int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m);
 
+/* ---- STATS ------------------------------------------------------------ */
+
+/*
+ * STATS payload: node u32, total u16 (the sender's counters in all), first
+ * u16 (index of the first record below in that list), nrec u16, then nrec
+ * records of name_len u8 (1..WIRE_STAT_NAME_MAX), name bytes (a-z, 0-9,
+ * '_' and '.'), value u64.  Every second a server sends its counters to the
+ * other servers and a proxy sends its own to every server, in as many
+ * datagrams as the MTU needs; a receiver keeps the last value of each name
+ * per sender (the mtr_stats table).
+ */
+#define WIRE_STATS_HDR_SIZE 10
+#define WIRE_STAT_NAME_MAX 63
+
+/* One counter (name not owned; decode: points into the payload, NOT
+ * NUL-terminated, name_len bytes). */
+struct wire_stat {
+	const char *name;
+	uint8_t name_len;
+	uint64_t value;
+};
+
+/*
+ * Build the next STATS datagram of node's counters s[0..n) in buf (mtu
+ * bytes, WIRE_MIN_MTU..WIRE_MAX_DGRAM), from *idx on; *idx is advanced past
+ * what was packed.  Names longer than WIRE_STAT_NAME_MAX are cut.  Returns
+ * the datagram length, or 0 when *idx >= n.
+ */
+size_t wire_stats_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
+			uint32_t node, const struct wire_stat *s, size_t n, size_t *idx);
+
+/* A validated STATS payload; records are read with wire_stats_next. */
+struct wire_stats_msg {
+	uint32_t node;
+	uint16_t total, first, nrec;
+	const uint8_t *p, *end; /* the next record */
+};
+/* 0 or MTR_EMALFORMED (short, a name empty, too long or of other bytes,
+ * records that do not end exactly at the payload's end). */
+int wire_stats_decode(const uint8_t *p, size_t len, struct wire_stats_msg *m);
+/* The next record into *out: 1, or 0 when there is none left. */
+int wire_stats_next(struct wire_stats_msg *m, struct wire_stat *out);
+
 #endif

@@ -18,6 +18,7 @@
 
 #include "clusterconf.h"
 #include "conf.h"
+#include "daemon.h"
 #include "log.h"
 #include "metronome.h"
 #include "proxy.h"
@@ -26,15 +27,14 @@
 
 static const struct conf_key keys[] = {CLUSTERCONF_KEYS, PROXY_KEYS};
 
-static struct proxy *volatile the_proxy;
-
-static void on_signal(int sig)
+static int d_open(const void *cfg, void **obj)
 {
-	(void)sig;
-	struct proxy *p = the_proxy;
-	if (p)
-		proxy_stop(p);
+	return proxy_open(cfg, (struct proxy **)obj);
 }
+static int d_run(void *obj) { return proxy_run(obj); }
+static void d_stop(void *obj) { proxy_stop(obj); }
+static void d_close(void *obj) { proxy_close(obj); }
+static const struct daemon_ops proxy_daemon = {d_open, d_run, d_stop, d_close};
 
 static void usage(FILE *f)
 {
@@ -65,46 +65,9 @@ int main(int argc, char **argv)
 		conf_free(c);
 		return 1;
 	}
-	if (getenv("MTR_LOG") == NULL)
-		log_set_level(cfg.log_level);
 	char tag[32];
 	snprintf(tag, sizeof tag, "proxy %u", cfg.id);
-	log_set_tag(tag);
-
-	/* Signals are blocked while the proxy is created, so that a stop
-	 * request that arrives meanwhile is delivered once the_proxy is set. */
-	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, &old);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	struct proxy *p = NULL;
-	rc = proxy_open(&cfg, &p);
-	if (rc != 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		mtr_log(LOG_ERROR, "cannot start: %s", mtr_strerror(rc));
-		conf_free(c);
-		return rc == MTR_ECONFIG ? 1 : 2;
-	}
-	the_proxy = p;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	rc = proxy_run(p);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	the_proxy = NULL;
-	proxy_close(p);
+	rc = daemon_main(&proxy_daemon, &cfg, cfg.log_level, tag);
 	conf_free(c); /* after the proxy: its config borrows the dpdk strings */
-	if (rc != 0) {
-		mtr_log(LOG_ERROR, "stopped on an error: %s", mtr_strerror(rc));
-		return 2;
-	}
-	mtr_log(LOG_INFO, "stopped");
-	return 0;
+	return rc;
 }

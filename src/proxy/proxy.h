@@ -21,6 +21,7 @@
 
 #include "clusterconf.h"
 #include "conf.h"
+#include "stats.h"
 #include "transport.h"
 
 /* The keys of mtrproxy besides CLUSTERCONF_KEYS (struct conf_key
@@ -107,19 +108,22 @@ uint64_t proxy_stream(const struct proxy *p);
  * UDP address.  Either pointer may be NULL. */
 void proxy_addrs(const struct proxy *p, struct transport_addr *listen, struct transport_addr *udp);
 
-/* Counters (a copy published by the loop; thread-safe). */
+/* Counters (a copy published by the loop; thread-safe): X(member, meaning). */
+#define PROXY_STATS_MAP(X)                                            \
+	X(clients, "connections accepted or attached")                \
+	X(requests, "QUERY frames handled")                           \
+	X(answers, "ANSWER frames queued")                            \
+	X(items, "items numbered and sent")                           \
+	X(reads, "READ requests (none/session reads)")                \
+	X(dgrams_out, "item datagrams sent (ITEMS + FRAGMENT)")       \
+	X(resent, "items resent on RESEND")                           \
+	X(result_requests, "RESULT_REQUEST datagrams sent")           \
+	X(pushback, "times the outbuf was full (reading paused)")     \
+	X(released, "highest seq released")                           \
+	X(client_pauses, "times a slow client stopped being read")
+
 struct proxy_stats {
-	uint64_t clients;         /* connections accepted or attached */
-	uint64_t requests;        /* QUERY frames handled */
-	uint64_t answers;         /* ANSWER frames queued */
-	uint64_t items;           /* items numbered and sent */
-	uint64_t reads;           /* READ requests (none/session reads) */
-	uint64_t dgrams_out;      /* item datagrams sent (ITEMS + FRAGMENT) */
-	uint64_t resent;          /* items resent on RESEND */
-	uint64_t result_requests; /* RESULT_REQUEST datagrams sent */
-	uint64_t pushback;        /* times the outbuf was full (reading paused) */
-	uint64_t released;        /* highest seq released */
-	uint64_t client_pauses;   /* times a slow client stopped being read */
+	PROXY_STATS_MAP(STATS_FIELD)
 };
 void proxy_stats(struct proxy *p, struct proxy_stats *st);
 

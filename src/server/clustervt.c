@@ -4,7 +4,7 @@
  * Each table is its own module name (an eponymous-only module: xCreate is
  * NULL, so the table exists on every connection the module is registered on
  * without CREATE VIRTUAL TABLE).  A scan (xFilter) takes a snapshot of all
- * rows: from the provider for members/streams/instances, from the database
+ * rows: from the provider for members/streams/instances/stats, from the database
  * itself for mtr_digest.  No constraint is consumed in xBestIndex: SQLite
  * evaluates every WHERE term on the snapshot rows, so any WHERE works.
  */
@@ -17,7 +17,13 @@
 #include "digest.h"
 #include "metronome.h"
 
-enum { T_MEMBERS = CLUSTERVT_MEMBERS, T_STREAMS = CLUSTERVT_STREAMS, T_INSTANCES = CLUSTERVT_INSTANCES, T_DIGEST };
+enum {
+	T_MEMBERS = CLUSTERVT_MEMBERS,
+	T_STREAMS = CLUSTERVT_STREAMS,
+	T_INSTANCES = CLUSTERVT_INSTANCES,
+	T_STATS = CLUSTERVT_STATS,
+	T_DIGEST
+};
 
 struct tdef {
 	const char *name;
@@ -31,6 +37,7 @@ static const struct tdef tdefs[] = {
 	 6},
 	{"mtr_streams", "CREATE TABLE x(server INTEGER, stream INTEGER, watermark INTEGER)", 3},
 	{"mtr_instances", "CREATE TABLE x(instance INTEGER, ranges TEXT, items INTEGER, apply_us INTEGER)", 4},
+	{"mtr_stats", "CREATE TABLE x(process TEXT, name TEXT, value INTEGER, age_ms INTEGER)", 4},
 	{"mtr_digest", "CREATE TABLE x(instance INTEGER, digest TEXT)", 2},
 };
 

@@ -5,9 +5,10 @@
  *   mtr_members(id, address, role, alive, chosen, applied)
  *   mtr_streams(server, stream, watermark)
  *   mtr_instances(instance, ranges, items, apply_us)
+ *   mtr_stats(process, name, value, age_ms)  -- counters of every server and proxy
  *   mtr_digest(instance, digest)      -- computed from the database itself
  *
- * The first three come from a provider filled by the server: at each scan
+ * The first four come from a provider filled by the server: at each scan
  * the table asks the provider for a snapshot of its rows.
  */
 #ifndef MTR_CLUSTERVT_H
@@ -17,7 +18,7 @@
 
 #include "wire.h"
 
-enum clustervt_table { CLUSTERVT_MEMBERS = 0, CLUSTERVT_STREAMS = 1, CLUSTERVT_INSTANCES = 2 };
+enum clustervt_table { CLUSTERVT_MEMBERS = 0, CLUSTERVT_STREAMS = 1, CLUSTERVT_INSTANCES = 2, CLUSTERVT_STATS = 3 };
 
 /* Receives the rows of one snapshot (opaque; lives during a fill call). */
 struct clustervt_sink;

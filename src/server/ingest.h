@@ -32,6 +32,8 @@
 
 #include <stdint.h>
 
+#include "stats.h"
+
 enum ingest_durability { INGEST_DISK = 0, INGEST_MEMORY = 1 };
 
 #define INGEST_DEFAULT_MAX_STREAMS 1024u
@@ -59,23 +61,26 @@ struct ingest_range {
 	uint64_t first, last;
 };
 
-/* Counters (monotonic unless said otherwise). */
+/* Counters (monotonic unless said otherwise): X(member, meaning). */
+#define INGEST_STATS_MAP(X)                                   \
+	X(added, "items stored")                              \
+	X(bytes, "item bytes stored")                         \
+	X(dup, "dropped: already stored or released")         \
+	X(drop_invalid, "dropped: seq 0, empty or too large") \
+	X(drop_streams, "dropped: too many streams")          \
+	X(drop_window, "dropped: too far ahead of base")      \
+	X(drop_mem, "dropped: memory bound")                  \
+	X(syncs, "ingest_sync calls that advanced something") \
+	X(resend_ranges, "ranges returned by ingest_gaps*")   \
+	X(resend_items, "seqs in them")                       \
+	X(released, "items forgotten")                        \
+	X(recovered, "items found again by recovery")         \
+	X(streams, "streams known (gauge)")                   \
+	X(items_held, "items stored and not released (gauge)") \
+	X(mem, "bytes counted against max_mem (gauge)")
+
 struct ingest_stats {
-	uint64_t added;        /* items stored */
-	uint64_t bytes;        /* item bytes stored */
-	uint64_t dup;          /* dropped: already stored or released */
-	uint64_t drop_invalid; /* dropped: seq 0, empty or too large */
-	uint64_t drop_streams; /* dropped: too many streams */
-	uint64_t drop_window;  /* dropped: too far ahead of base */
-	uint64_t drop_mem;     /* dropped: memory bound */
-	uint64_t syncs;        /* ingest_sync calls that advanced something */
-	uint64_t resend_ranges;/* ranges returned by ingest_gaps* */
-	uint64_t resend_items; /* seqs in them */
-	uint64_t released;     /* items forgotten */
-	uint64_t recovered;    /* items found again by recovery */
-	uint64_t streams;      /* streams known (gauge) */
-	uint64_t items_held;   /* items stored and not released (gauge) */
-	uint64_t mem;          /* bytes counted against max_mem (gauge) */
+	INGEST_STATS_MAP(STATS_FIELD)
 };
 
 struct ingest;

@@ -11,8 +11,6 @@
  */
 #include "config.h"
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +18,7 @@
 
 #include "clusterconf.h"
 #include "conf.h"
+#include "daemon.h"
 #include "log.h"
 #include "metronome.h"
 #include "server.h"
@@ -28,14 +27,14 @@
 
 static const struct conf_key keys[] = {CLUSTERCONF_KEYS, SERVER_KEYS};
 
-static struct server *the_server;
-
-static void on_signal(int sig)
+static int d_open(const void *cfg, void **obj)
 {
-	(void)sig;
-	if (the_server)
-		server_stop(the_server);
+	return server_open(cfg, (struct server **)obj);
 }
+static int d_run(void *obj) { return server_run(obj); }
+static void d_stop(void *obj) { server_stop(obj); }
+static void d_close(void *obj) { server_close(obj); }
+static const struct daemon_ops server_daemon = {d_open, d_run, d_stop, d_close};
 
 static void usage(FILE *f)
 {
@@ -69,48 +68,10 @@ int main(int argc, char **argv)
 		conf_free(c);
 		return 1;
 	}
-	if (getenv("MTR_LOG") == NULL)
-		log_set_level(cfg->log_level);
 	char tag[32];
 	snprintf(tag, sizeof tag, "server %u", cfg->id);
-	log_set_tag(tag);
-
-	/* Signals are blocked while the server is created, so a stop request
-	 * never races with the_server being set. */
-	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	struct server *s = NULL;
-	rc = server_open(cfg, &s);
+	rc = daemon_main(&server_daemon, cfg, cfg->log_level, tag);
 	free(cfg);
-	if (rc != 0) {
-		mtr_log(LOG_ERROR, "cannot start: %s", mtr_strerror(rc));
-		conf_free(c);
-		return rc == MTR_ECONFIG ? 1 : 2;
-	}
-	the_server = s;
-	/* server_run creates its threads with every signal blocked, so only
-	 * this thread receives SIGTERM/SIGINT */
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	rc = server_run(s);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	the_server = NULL;
-	server_close(s);
 	conf_free(c); /* after the server: its config borrows the dpdk strings */
-	if (rc != 0) {
-		mtr_log(LOG_ERROR, "stopped on an error: %s", mtr_strerror(rc));
-		return 2;
-	}
-	mtr_log(LOG_INFO, "stopped");
-	return 0;
+	return rc;
 }

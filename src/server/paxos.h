@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "stats.h"
 
 #define PAXOS_MAX_NODES 16u
 /* Destination meaning "every other member". */
@@ -163,6 +164,27 @@ struct paxos_status {
 	uint64_t compacted; /* highest instance forgotten */
 };
 
+/* Counters of the core (monotonic since creation): X(member, meaning). */
+#define PAXOS_STATS_MAP(X)                                                              \
+	X(msgs_in, "messages received from peers")                                      \
+	X(msgs_out, "messages sent (a broadcast counts once)")                          \
+	X(elections, "elections started")                                               \
+	X(leader_terms, "times this node became leader")                                \
+	X(step_downs, "times this node stopped leading or being a candidate")           \
+	X(proposed, "instances proposed as leader")                                     \
+	X(accepted, "accepts persisted as acceptor")                                    \
+	X(accepts_deferred, "accepts waiting for items not yet held (invariant 4)")     \
+	X(nacks_sent, "ACCEPT or PREPARE refused for a lower ballot")                   \
+	X(nacks_received, "NACKs received")                                             \
+	X(delivered, "instances handed to the host in order")                           \
+	X(catchups_sent, "CATCHUP requests sent")                                       \
+	X(snapshots_needed, "times a peer told this node to install a snapshot")        \
+	X(contiguity_breaks, "chosen instances that broke invariant 3 (never expected)")
+
+struct paxos_stats {
+	PAXOS_STATS_MAP(STATS_FIELD)
+};
+
 struct paxos;
 
 /* Create a core; *out is owned by the caller (paxos_destroy).  io is copied.
@@ -204,6 +226,9 @@ int paxos_watermarks(struct paxos *p, const struct batch_mark *marks, uint32_t n
 
 /* Fill *st with the current state. */
 void paxos_status(const struct paxos *p, struct paxos_status *st);
+
+/* Copy the counters into *st. */
+void paxos_stats(const struct paxos *p, struct paxos_stats *st);
 
 /* Name of a message type ("PREPARE"), "?" when unknown. */
 const char *paxos_msg_name(unsigned type);

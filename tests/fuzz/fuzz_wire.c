@@ -98,6 +98,29 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 		wire_result_request_decode(p, h->length, &m);
 		break;
 	}
+	case WIRE_T_READ: {
+		struct wire_read m;
+		struct wire_item it;
+		if (wire_read_decode(p, h->length, &m) == 0)
+			wire_item_decode(m.item, m.item_len, &it);
+		break;
+	}
+	case WIRE_T_STATUS: {
+		struct wire_status m;
+		wire_status_decode(p, h->length, &m);
+		break;
+	}
+	case WIRE_T_STATS: {
+		struct wire_stats_msg m;
+		struct wire_stat s;
+		if (wire_stats_decode(p, h->length, &m) == 0) {
+			volatile uint64_t sink = 0;
+			while (wire_stats_next(&m, &s))
+				sink += s.value + (uint8_t)s.name[s.name_len - 1];
+			(void)sink;
+		}
+		break;
+	}
 	}
 }
 

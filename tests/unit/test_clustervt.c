@@ -70,6 +70,14 @@ static int fake_fill(void *arg, enum clustervt_table t, struct clustervt_sink *s
 		struct wire_value row[4] = {vint(100), vtext("[(77,1,2000)]"), vint(2000), vint(1500)};
 		return clustervt_sink_row(s, row, 4);
 	}
+	case CLUSTERVT_STATS:
+		for (int i = 0; i < 3; i++) {
+			snprintf(addr, sizeof addr, "server %d", i);
+			struct wire_value row[4] = {vtext(addr), vtext("transport.drop.integrity"), vint(10 * i),
+						    vint(i * 500)};
+			assert_int_equal(clustervt_sink_row(s, row, 4), 0);
+		}
+		return 0;
 	}
 	return MTR_EINVAL;
 }
@@ -159,6 +167,9 @@ static void test_members_where(void **state)
 	       "[(77,1,2000)] 2000 1500");
 	expect(db, "SELECT m.address FROM mtr_members m JOIN mtr_streams s ON s.server = m.id WHERE s.watermark = 2000",
 	       "10.0.0.2:7000");
+	expect(db, "SELECT sum(value) || ' ' || max(age_ms) FROM mtr_stats WHERE name = 'transport.drop.integrity'",
+	       "30 1000");
+	expect(db, "SELECT value FROM mtr_stats WHERE process = 'server 2'", "20");
 	assert_true(f->fk.fills >= 6);
 	/* read-only */
 	assert_null(q1(db, "DELETE FROM mtr_members"));

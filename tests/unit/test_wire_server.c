@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,6 +261,55 @@ static void test_status(void **state)
 	assert_int_equal(wire_status_decode(c, sizeof c, &s2), MTR_EMALFORMED);
 }
 
+static void test_stats(void **state)
+{
+	(void)state;
+	/* 200 counters need several datagrams at the smallest MTU */
+	enum { N = 200 };
+	static char names[N][40];
+	struct wire_stat s[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof names[i], "module_%d.counter_with_a_long_name", i);
+		s[i] = (struct wire_stat){ .name = names[i], .value = 0x0102030405060708ull + (uint64_t)i };
+	}
+	size_t idx = 0, got = 0, n;
+	int dgrams = 0;
+	while ((n = wire_stats_build(buf, WIRE_MIN_MTU, CLUSTER, SENDER, NULL, 4, s, N, &idx)) > 0) {
+		dgrams++;
+		assert_true(n <= WIRE_MIN_MTU);
+		struct wire_hdr h;
+		const uint8_t *p = check(n, WIRE_T_STATS, &h);
+		struct wire_stats_msg m;
+		assert_int_equal(wire_stats_decode(p, h.length, &m), 0);
+		assert_int_equal(m.node, 4);
+		assert_int_equal(m.total, N);
+		assert_int_equal(m.first, got);
+		struct wire_stat r;
+		while (wire_stats_next(&m, &r)) {
+			assert_int_equal(r.name_len, strlen(names[got]));
+			assert_memory_equal(r.name, names[got], r.name_len);
+			assert_true(r.value == s[got].value);
+			got++;
+		}
+		/* every cut is refused */
+		for (size_t k = 0; k < h.length; k++)
+			assert_int_equal(wire_stats_decode(p, k, &m), MTR_EMALFORMED);
+		/* a name with a byte outside [a-z0-9_.] is refused */
+		uint8_t c[WIRE_MIN_MTU];
+		memcpy(c, p, h.length);
+		c[WIRE_STATS_HDR_SIZE + 1] = 'A';
+		assert_int_equal(wire_stats_decode(c, h.length, &m), MTR_EMALFORMED);
+		/* first + nrec beyond total is refused */
+		memcpy(c, p, h.length);
+		c[4] = 1;
+		c[5] = 0;
+		assert_int_equal(wire_stats_decode(c, h.length, &m), MTR_EMALFORMED);
+	}
+	assert_int_equal(got, N);
+	assert_true(dgrams > 10);
+	assert_int_equal(idx, N);
+}
+
 static void test_garbage(void **state)
 {
 	(void)state;
@@ -303,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_result_request), cmocka_unit_test(test_result_roundtrip),
 		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_read),
 		cmocka_unit_test(test_status),         cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_stats),
 	};
 	return cmocka_run_group_tests_name("wire_server", tests, NULL, NULL);
 }

@@ -1,0 +1,42 @@
+/*
+ * stats.h - counters as (name, value) pairs, declared once per module.
+ *
+ * A module declares its counters as X(member, "meaning") in one map; the
+ * struct fields come from it (STATS_FIELD) and so does the walk that hands
+ * every counter to a stats_fn (STATS_EACH).  The server collects every
+ * module's counters this way for the mtr_stats table (doc/apply.md,
+ * "Cluster tables"), named "module.member" ("ingest.dup").
+ */
+#ifndef MTR_STATS_H
+#define MTR_STATS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Receives one counter: name (valid during the call) and its value. */
+typedef void (*stats_fn)(void *arg, const char *name, uint64_t value);
+
+/* Struct fields from a map: struct x_stats { X_STATS_MAP(STATS_FIELD) }; */
+#define STATS_FIELD(member, text) uint64_t member;
+
+/* Hand fn the counter "prefix.name" with value v. */
+static inline void stats_put(stats_fn fn, void *arg, const char *prefix, const char *name, uint64_t v)
+{
+	char full[96];
+	snprintf(full, sizeof full, "%s.%s", prefix, name);
+	fn(arg, full, v);
+}
+
+/* Hand every counter of *st (a struct made from MAP) to fn as
+ * "prefix.member". */
+#define STATS_EACH(MAP, prefix, st, fn, arg)                                                             \
+	do {                                                                                             \
+		const char *stats__p = (prefix);                                                         \
+		const __typeof__(*(st)) *stats__s = (st);                                                \
+		stats_fn stats__f = (fn);                                                                \
+		void *stats__a = (arg);                                                                  \
+		MAP(STATS__PUT)                                                                          \
+	} while (0)
+#define STATS__PUT(member, text) stats_put(stats__f, stats__a, stats__p, #member, stats__s->member);
+
+#endif
