@@ -8,7 +8,8 @@ libmtrserver_la_SOURCES += src/server/batch.c src/server/batch.h src/server/paxo
 	src/server/seglog.c src/server/seglog.h src/server/ingest.c src/server/ingest.h \
 	src/server/reasm.c src/server/reasm.h src/server/apply.c src/server/apply.h \
 	src/server/detvfs.c src/server/detvfs.h src/server/digest.c src/server/digest.h \
-	src/server/clustervt.c src/server/clustervt.h src/server/server.c src/server/server.h
+	src/server/clustervt.c src/server/clustervt.h src/server/statstab.c src/server/statstab.h \
+	src/server/server.c src/server/server.h
 # built as src/metronomed, next to src/mtrproxy (mk/proxy.mk)
 bin_PROGRAMS += src/metronomed
 src_metronomed_SOURCES = src/server/metronomed.c

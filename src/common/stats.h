@@ -23,7 +23,8 @@ typedef void (*stats_fn)(void *arg, const char *name, uint64_t value);
 static inline void stats_put(stats_fn fn, void *arg, const char *prefix, const char *name, uint64_t v)
 {
 	char full[96];
-	snprintf(full, sizeof full, "%s.%s", prefix, name);
+	if (snprintf(full, sizeof full, "%s.%s", prefix, name) >= (int)sizeof full)
+		full[sizeof full - 1] = 0; /* names are short; a long one is cut */
 	fn(arg, full, v);
 }
 

@@ -284,6 +284,21 @@ void transport_counters(const struct transport *t, struct transport_counters *ou
 	*out = t->ctr;
 }
 
+void transport_stats_each(const struct transport *t, const char *prefix, stats_fn fn, void *arg)
+{
+	struct transport_counters c = t->ctr;
+	char name[32];
+	stats_put(fn, arg, prefix, "dgrams_in", c.dgrams_in);
+	stats_put(fn, arg, prefix, "bytes_in", c.bytes_in);
+	stats_put(fn, arg, prefix, "dgrams_out", c.dgrams_out);
+	stats_put(fn, arg, prefix, "bytes_out", c.bytes_out);
+	for (unsigned r = 0; r < TRANSPORT_DROP__COUNT; r++) {
+		if (snprintf(name, sizeof name, "drop.%s", drop_lower[r]) >= (int)sizeof name)
+			continue; /* cannot happen: the reasons are short words */
+		stats_put(fn, arg, prefix, name, c.drops[r]);
+	}
+}
+
 void transport_close(struct transport *t)
 {
 	if (t)

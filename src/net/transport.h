@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stats.h"
 #include "wire.h"
 
 /* An IPv4 endpoint, both fields in host byte order. */
@@ -167,6 +168,11 @@ int transport_fd(struct transport *t);
 
 /* A snapshot of the counters. */
 void transport_counters(const struct transport *t, struct transport_counters *out);
+
+/* Hand every counter to fn as "prefix.dgrams_in", ..., and one per drop
+ * reason, "prefix.drop.integrity" (stats.h).  Same thread as the
+ * transport's user. */
+void transport_stats_each(const struct transport *t, const char *prefix, stats_fn fn, void *arg);
 
 /* Release everything.  t may be NULL. */
 void transport_close(struct transport *t);
