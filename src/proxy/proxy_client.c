@@ -1,0 +1,567 @@
+/*
+ * proxy_client.c - the client side of the proxy (proxy_int.h): TCP
+ * connections (accept, attach, read, write, close, what epoll watches),
+ * the frames of the client protocol (HELLO, QUERY, PING), a QUERY turned
+ * into an item (numbered in the outbuf) or a READ (proxy_net.c sends it),
+ * and the answers, which leave each connection in request order: every
+ * request has a `struct pend` in its connection's FIFO and only the done
+ * prefix is written.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cproto.h"
+#include "log.h"
+#include "metronome.h"
+#include "outbuf.h"
+#include "proxy.h"
+#include "proxy_int.h"
+#include "proxy_item.h"
+#include "util.h"
+#include "wire_server.h"
+
+/* ---- item seeds ----------------------------------------------------------- */
+
+/* splitmix64: the per-proxy PRNG for item seeds (seeded by getrandom). */
+static uint64_t prng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* ---- clients: output ------------------------------------------------------ */
+
+void pxcli_mark_dirty(struct proxy *p, struct client *c)
+{
+	if (c->dirty || c->dead)
+		return;
+	if (p->ndirty == p->cdirty) {
+		uint32_t n = p->cdirty ? p->cdirty * 2 : 64;
+		struct client **d = realloc(p->dirty, n * sizeof *d);
+		if (d == NULL)
+			return; /* its events are refreshed at its next I/O */
+		p->dirty = d;
+		p->cdirty = n;
+	}
+	c->dirty = 1;
+	p->dirty[p->ndirty++] = c;
+}
+
+static void put_answer(struct proxy *p, struct client *c, uint64_t request, uint64_t instance, int32_t status,
+		       uint32_t line, uint32_t col, const char *msg, uint32_t msg_len, const uint8_t *res,
+		       uint32_t res_len)
+{
+	struct cproto_answer a = {.request = request, .instance = instance, .status = status, .line = line,
+				  .col = col, .msg = msg, .msg_len = msg_len, .result = res, .result_len = res_len};
+	int rc = cproto_put_answer(&c->out, &a);
+	if (rc == MTR_ETOOBIG) {
+		const char *m = "the answer exceeds the largest frame";
+		struct cproto_answer e = {.request = request, .instance = instance, .status = MTR_ETOOBIG,
+					  .msg = m, .msg_len = (uint32_t)strlen(m)};
+		rc = cproto_put_answer(&c->out, &e);
+	}
+	if (rc != 0) {
+		pxcli_close(p, c, "out of memory for an answer");
+		return;
+	}
+	if (instance > c->max_inst)
+		c->max_inst = instance;
+	p->st.answers++;
+	pxcli_mark_dirty(p, c);
+}
+
+static void pend_free(struct pend *q)
+{
+	free(q->msg);
+	free(q->res);
+	free(q->item);
+	pxnet_rbuf_free(q->rb);
+	free(q);
+}
+
+/* Write the done prefix of the connection's FIFO. */
+static void client_flush_done(struct proxy *p, struct client *c)
+{
+	while (c->qh && c->qh->kind == PEND_DONE && !c->dead) {
+		struct pend *q = c->qh;
+		c->qh = q->next;
+		if (c->qh == NULL)
+			c->qt = NULL;
+		c->npend--;
+		put_answer(p, c, q->request, q->instance, q->status, q->line, q->col, q->msg, q->msg_len, q->res,
+			   q->res_len);
+		pend_free(q);
+	}
+}
+
+/* The request q has its answer.  res (res_len bytes) is borrowed unless
+ * owned is set (then q takes it). */
+void pxcli_pend_complete(struct proxy *p, struct pend *q, int32_t status, const char *msg, uint64_t instance,
+			 uint8_t *res, uint32_t res_len, int owned)
+{
+	struct client *c = q->c;
+	q->kind = PEND_DONE;
+	q->status = status;
+	q->instance = instance;
+	if (c->qh == q) {
+		/* the head: straight into the output, no copy */
+		c->qh = q->next;
+		if (c->qh == NULL)
+			c->qt = NULL;
+		c->npend--;
+		put_answer(p, c, q->request, instance, status, 0, 0, msg, msg ? (uint32_t)strlen(msg) : 0, res,
+			   res_len);
+		if (owned)
+			free(res);
+		pend_free(q);
+		client_flush_done(p, c);
+		return;
+	}
+	if (msg) {
+		q->msg = strdup(msg);
+		q->msg_len = q->msg ? (uint32_t)strlen(q->msg) : 0;
+	}
+	if (owned) {
+		q->res = res;
+	} else if (res_len) {
+		q->res = malloc(res_len);
+		if (q->res == NULL) {
+			q->status = MTR_ENOMEM;
+			res_len = 0;
+		} else {
+			memcpy(q->res, res, res_len);
+		}
+	}
+	q->res_len = q->res ? res_len : 0;
+}
+
+static struct pend *pend_new(struct client *c, uint64_t request, int kind)
+{
+	struct pend *q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return NULL;
+	q->c = c;
+	q->request = request;
+	q->kind = kind;
+	if (c->qt)
+		c->qt->next = q;
+	else
+		c->qh = q;
+	c->qt = q;
+	c->npend++;
+	return q;
+}
+
+/* An answer known at once (error, or nothing to apply): in order. */
+static int answer_now(struct proxy *p, struct client *c, uint64_t request, int32_t status,
+		      const struct proxy_err *err, const uint8_t *res, uint32_t res_len)
+{
+	const char *msg = NULL;
+	if (status != 0)
+		msg = err && err->msg[0] ? err->msg : mtr_strerror(status);
+	if (c->qh == NULL) {
+		put_answer(p, c, request, 0, status, err ? err->line : 0, err ? err->col : 0, msg,
+			   msg ? (uint32_t)strlen(msg) : 0, res, res_len);
+		return 0;
+	}
+	struct pend *q = pend_new(c, request, PEND_DONE);
+	if (q == NULL)
+		return MTR_ENOMEM;
+	q->status = status;
+	if (err) {
+		q->line = err->line;
+		q->col = err->col;
+	}
+	if (msg) {
+		q->msg = strdup(msg);
+		q->msg_len = q->msg ? (uint32_t)strlen(q->msg) : 0;
+	}
+	if (res_len) {
+		q->res = malloc(res_len);
+		if (q->res)
+			memcpy(q->res, res, res_len);
+		q->res_len = q->res ? res_len : 0;
+	}
+	return 0;
+}
+
+static void bye(struct client *c, int32_t status, const char *why)
+{
+	struct cproto_bye b = {.status = status, .msg = why, .msg_len = (uint32_t)strlen(why)};
+	if (cproto_put_bye(&c->out, &b) == 0 && c->out.len) {
+		ssize_t w = send(c->fd, c->out.p, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w; /* best effort: the connection closes next */
+	}
+}
+
+/* ---- clients: requests ---------------------------------------------------- */
+
+static int handle_query(struct proxy *p, struct client *c, const struct cproto_frame *f)
+{
+	struct cproto_query q;
+	int rc = cproto_get_query(f, &q);
+	if (rc)
+		return rc;
+	struct cproto_bind *binds = NULL;
+	if (cproto_query_binds(&q, &binds) != 0)
+		return MTR_ENOMEM;
+	uint8_t cons = q.consistency ? q.consistency : c->cons;
+	if (cons > CPROTO_CONS_LINEARIZABLE) {
+		free(binds);
+		return MTR_EMALFORMED;
+	}
+	uint64_t seq = outbuf_next_seq(&p->ob);
+	struct proxy_item_out out = {0};
+	struct proxy_err err;
+	memset(&err, 0, sizeof err);
+	rc = proxy_item_build(q.sql, q.sql_len, binds, q.nbinds, p->stream, seq, q.request, c->client_id, q.floor,
+			      proxy_wall_us(), prng_next(&p->prng), &out, &err);
+	free(binds);
+	p->st.requests++;
+	if (rc < 0)
+		return answer_now(p, c, q.request, rc, &err, NULL, 0);
+	if (rc == PROXY_ITEM_NONE) {
+		free(out.buf);
+		return answer_now(p, c, q.request, 0, NULL, p->empty_result, p->empty_result_len);
+	}
+	if (rc == PROXY_ITEM_READ && cons != CPROTO_CONS_LINEARIZABLE &&
+	    WIRE_READ_HDR_SIZE + out.len + WIRE_OVERHEAD <= p->mtu) {
+		struct pend *r = pend_new(c, q.request, PEND_READ);
+		if (r == NULL) {
+			free(out.buf);
+			return MTR_ENOMEM;
+		}
+		r->rid = ++p->next_rid;
+		r->item = out.buf;
+		r->item_len = (uint32_t)out.len;
+		r->min_inst = cons == CPROTO_CONS_NONE ? 0 : MAX(q.min_instance, c->max_inst);
+		r->first_ms = p->now_ms;
+		r->server = pxnet_read_pick(p, r->min_inst, p->rr++);
+		r->hnext = p->rtab[r->rid % RHASH];
+		p->rtab[r->rid % RHASH] = r;
+		pxnet_read_list_append(p, r);
+		pxnet_read_send(p, r);
+		p->st.reads++;
+		return 0;
+	}
+	/* a write, or a read ordered like one (linearizable, or too big for a
+	 * READ datagram: ordering it is stronger than asked, never weaker) */
+	rc = outbuf_put(&p->ob, seq, out.buf, (uint32_t)out.len);
+	free(out.buf);
+	if (rc == MTR_EFULL) {
+		p->st.requests--; /* handled again once the buffer has room */
+		return MTR_EFULL;
+	}
+	if (rc < 0) {
+		struct proxy_err e2 = {0};
+		snprintf(e2.msg, sizeof e2.msg, "%s (item of %zu bytes, proxy.buffer is %llu)", mtr_strerror(rc),
+			 out.len, (unsigned long long)p->cfg.buffer_bytes);
+		return answer_now(p, c, q.request, rc, &e2, NULL, 0);
+	}
+	struct pend *w = pend_new(c, q.request, PEND_WRITE);
+	struct wslot *s = &p->slots[seq % p->cap];
+	memset(s, 0, sizeof *s);
+	s->pend = w; /* NULL without memory: the item still applies, the client waits for nothing */
+	s->sent_ms = p->now_ms;
+	if (w)
+		w->seq = seq;
+	p->st.items++;
+	if (p->next_hb_ms > p->now_ms + p->cfg.heartbeat_ms)
+		p->next_hb_ms = p->now_ms + p->cfg.heartbeat_ms;
+	return w ? 0 : MTR_ENOMEM;
+}
+
+/* One frame.  0: consumed; MTR_EFULL: not consumed (push-back); other
+ * negative: close the connection (a BYE has been queued). */
+static int handle_frame(struct proxy *p, struct client *c, const struct cproto_frame *f)
+{
+	int rc;
+	if (!c->hello) {
+		struct cproto_hello h;
+		if (f->type != CPROTO_T_HELLO) {
+			bye(c, MTR_EMALFORMED, "the first frame must be HELLO");
+			return MTR_EMALFORMED;
+		}
+		rc = cproto_get_hello(f, &h);
+		if (rc == 0 && h.consistency > CPROTO_CONS_LINEARIZABLE)
+			rc = MTR_EMALFORMED;
+		if (rc) {
+			bye(c, rc, rc == MTR_EVERSION ? "unsupported client protocol version" : "malformed HELLO");
+			return rc;
+		}
+		c->hello = 1;
+		c->cons = h.consistency ? h.consistency : CPROTO_CONS_SESSION;
+		c->client_id = h.client_id;
+		struct cproto_welcome w = {.version = CPROTO_VERSION, .stream = p->stream,
+					   .max_frame = p->cfg.max_frame};
+		if (cproto_put_welcome(&c->out, &w))
+			return MTR_ENOMEM;
+		pxcli_mark_dirty(p, c);
+		return 0;
+	}
+	switch (f->type) {
+	case CPROTO_T_QUERY:
+		rc = handle_query(p, c, f);
+		if (rc == MTR_EFULL || rc == 0)
+			return rc;
+		bye(c, rc, rc == MTR_ENOMEM ? "out of memory" : "malformed QUERY");
+		return rc;
+	case CPROTO_T_PING: {
+		uint64_t tok;
+		if (cproto_get_ping(f, &tok) || cproto_put_ping(&c->out, CPROTO_T_PONG, tok)) {
+			bye(c, MTR_EMALFORMED, "malformed PING");
+			return MTR_EMALFORMED;
+		}
+		pxcli_mark_dirty(p, c);
+		return 0;
+	}
+	default: {
+		char why[80];
+		snprintf(why, sizeof why, "unexpected frame %s from a client", cproto_type_name(f->type));
+		bye(c, MTR_EMALFORMED, why);
+		return MTR_EMALFORMED;
+	}
+	}
+}
+
+int pxcli_paused(const struct proxy *p, const struct client *c)
+{
+	return c->out.len > p->cfg.client_buffer || c->npend >= MAX_PEND;
+}
+
+/* Handle the complete frames in c's input buffer. */
+void pxcli_process(struct proxy *p, struct client *c)
+{
+	c->backlog = 0;
+	while (!c->dead) {
+		if (p->blocked || pxcli_paused(p, c)) {
+			struct cproto_frame f;
+			if (cproto_frame_next(c->in + c->inoff, c->inlen - c->inoff, p->cfg.max_frame, &f) != 0)
+				c->backlog = 1;
+			break;
+		}
+		struct cproto_frame f;
+		long n = cproto_frame_next(c->in + c->inoff, c->inlen - c->inoff, p->cfg.max_frame, &f);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			bye(c, (int32_t)n, n == MTR_ETOOBIG ? "frame larger than the proxy accepts" : "malformed frame");
+			pxcli_close(p, c, "malformed frame");
+			return;
+		}
+		int rc = handle_frame(p, c, &f);
+		if (rc == MTR_EFULL) {
+			if (!p->blocked) {
+				p->blocked = 1;
+				p->st.pushback++;
+				mtr_log(LOG_DEBUG, "proxy: buffer full at seq %llu: clients paused",
+					(unsigned long long)outbuf_next_seq(&p->ob));
+				for (struct client *x = p->clients; x; x = x->next)
+					pxcli_mark_dirty(p, x);
+			}
+			c->backlog = 1;
+			p->full_client = c;
+			break;
+		}
+		if (rc < 0) {
+			pxcli_close(p, c, "protocol error");
+			return;
+		}
+		c->inoff += (size_t)n;
+	}
+	if (c->dead)
+		return;
+	if (c->inoff == c->inlen) {
+		c->inoff = c->inlen = 0;
+	} else if (c->inoff > 0 && (c->inoff > c->incap / 2 || c->incap - c->inlen < 4096)) {
+		memmove(c->in, c->in + c->inoff, c->inlen - c->inoff);
+		c->inlen -= c->inoff;
+		c->inoff = 0;
+	}
+	pxcli_mark_dirty(p, c);
+}
+
+void pxcli_read(struct proxy *p, struct client *c)
+{
+	for (int round = 0; round < 4 && !c->dead; round++) {
+		size_t have = c->inlen - c->inoff;
+		size_t need = READ_CHUNK;
+		if (have >= 4) {
+			/* room for the whole frame at the head */
+			uint64_t fl = (uint64_t)ld32(c->in + c->inoff) + 4;
+			if (fl <= (uint64_t)p->cfg.max_frame + 4 && fl > have && fl - have > need)
+				need = (size_t)(fl - have);
+		}
+		if (c->incap - c->inlen < need) {
+			if (c->inoff) {
+				memmove(c->in, c->in + c->inoff, have);
+				c->inlen = have;
+				c->inoff = 0;
+			}
+			if (c->incap - c->inlen < need) {
+				size_t ncap = c->inlen + need;
+				uint8_t *b = realloc(c->in, ncap);
+				if (b == NULL) {
+					pxcli_close(p, c, "out of memory");
+					return;
+				}
+				c->in = b;
+				c->incap = ncap;
+			}
+		}
+		ssize_t r = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, MSG_DONTWAIT);
+		if (r == 0) {
+			pxcli_close(p, c, "closed by the client");
+			return;
+		}
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			pxcli_close(p, c, strerror(errno));
+			return;
+		}
+		c->inlen += (size_t)r;
+		if ((size_t)r < c->incap - c->inlen + (size_t)r)
+			break; /* the socket is drained */
+	}
+	pxcli_process(p, c);
+}
+
+void pxcli_write(struct proxy *p, struct client *c)
+{
+	while (c->out.len && !c->dead) {
+		ssize_t w = send(c->fd, c->out.p, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			pxcli_close(p, c, strerror(errno));
+			return;
+		}
+		cproto_buf_consume(&c->out, (size_t)w);
+	}
+}
+
+/* What epoll watches for c. */
+void pxcli_events(struct proxy *p, struct client *c)
+{
+	uint32_t ev = 0;
+	int paused = pxcli_paused(p, c);
+	if (paused && !c->paused) {
+		p->st.client_pauses++;
+		mtr_log(LOG_DEBUG, "proxy: client %llu paused: %zu answer bytes unread, %u unanswered",
+			(unsigned long long)c->no, c->out.len, c->npend);
+	}
+	c->paused = paused;
+	if (!p->blocked && !c->backlog && !paused)
+		ev |= EPOLLIN;
+	if (c->out.len)
+		ev |= EPOLLOUT;
+	if (ev == c->ev)
+		return;
+	struct epoll_event e = {.events = ev, .data.ptr = c};
+	if (epoll_ctl(p->ep, EPOLL_CTL_MOD, c->fd, &e) == 0)
+		c->ev = ev;
+}
+
+void pxcli_close(struct proxy *p, struct client *c, const char *why)
+{
+	if (c->dead)
+		return;
+	mtr_log(LOG_DEBUG, "proxy: client %llu closed: %s (%u answers dropped)", (unsigned long long)c->no, why,
+		c->npend);
+	c->dead = 1;
+	if (p->full_client == c)
+		p->full_client = NULL;
+	close(c->fd); /* also leaves the epoll set */
+	c->fd = -1;
+	/* drop the pending answers; their items still apply */
+	while (c->qh) {
+		struct pend *q = c->qh;
+		c->qh = q->next;
+		if (q->kind == PEND_WRITE) {
+			struct wslot *s = &p->slots[q->seq % p->cap];
+			if (s->pend == q)
+				s->pend = NULL;
+		} else if (q->kind == PEND_READ) {
+			pxnet_read_unlink(p, q);
+		}
+		pend_free(q);
+	}
+	c->qt = NULL;
+	c->npend = 0;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		p->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	p->nclients--;
+	c->dnext = p->dead; /* freed at the end of the iteration */
+	p->dead = c;
+}
+
+void pxcli_add(struct proxy *p, int fd, const char *how)
+{
+	if (p->nclients >= p->cfg.max_clients) {
+		struct client tmp = {.fd = fd};
+		bye(&tmp, MTR_EBUSY, "too many clients (proxy.max_clients)");
+		cproto_buf_free(&tmp.out);
+		close(fd);
+		mtr_log(LOG_WARN, "proxy: client refused: proxy.max_clients (%u) reached", p->cfg.max_clients);
+		return;
+	}
+	struct client *c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->no = ++p->next_no;
+	c->ev = EPOLLIN;
+	struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
+	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &e) != 0) {
+		mtr_log(LOG_WARN, "proxy: epoll_ctl on a client: %s", strerror(errno));
+		close(fd);
+		free(c);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on AF_UNIX */
+	c->next = p->clients;
+	if (p->clients)
+		p->clients->prev = c;
+	p->clients = c;
+	p->nclients++;
+	p->st.clients++;
+	mtr_log(LOG_DEBUG, "proxy: client %llu %s", (unsigned long long)c->no, how);
+}
+
+void pxcli_accept_all(struct proxy *p)
+{
+	for (;;) {
+		int fd = accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				mtr_log(LOG_WARN, "proxy: accept: %s", strerror(errno));
+			return;
+		}
+		pxcli_add(p, fd, "connected");
+	}
+}

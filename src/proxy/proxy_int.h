@@ -1,0 +1,236 @@
+/*
+ * proxy_int.h - the private header of the proxy object (proxy.h): the
+ * struct proxy its parts share, the per-request and per-connection state,
+ * the tunables, and the functions one part calls in another.  Only
+ * proxy.c, proxy_client.c and proxy_net.c include it.  The parts:
+ *
+ *   proxy.c         configuration, the epoll loop (one iteration is
+ *                   described there), open / attach / stop / close
+ *   proxy_client.c  the client side: TCP connections, frames, QUERY ->
+ *                   item or READ, answers in request order per connection
+ *   proxy_net.c     the server side: datagrams out (ITEMS / FRAGMENT,
+ *                   READ), datagrams in (RESULT, RESEND, STATUS), result
+ *                   chunks, reads routing, the timers
+ *
+ * Everything runs on the loop's thread; only the attach queue and the
+ * published stats are shared, under mu.
+ */
+#ifndef MTR_PROXY_INT_H
+#define MTR_PROXY_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clusterconf.h"
+#include "cproto.h"
+#include "outbuf.h"
+#include "proxy.h"
+#include "transport.h"
+
+#define SENDQ_CAP 256u         /* datagrams per send call */
+#define RECV_BATCH 64u         /* datagrams per transport_recv */
+#define RECV_ROUNDS 32u        /* transport_recv calls per iteration at most */
+#define READ_CHUNK (256u << 10) /* client input read per event at least */
+#define MAX_PEND 65536u        /* unanswered requests per connection */
+#define RESEND_MAX 4096u       /* items resent for one RESEND at most */
+#define RREQ_SCAN 4096u        /* slots scanned for late results per tick */
+#define RREQ_MAX 64u           /* RESULT_REQUESTs per tick at most */
+#define IDLE_HEARTBEAT_MS 1000u
+#define ALIVE_MS 1000u         /* a server is alive when its STATUS is this recent */
+#define RHASH 1024u            /* buckets of the read table */
+
+/* ---- state ---------------------------------------------------------------- */
+
+struct client;
+struct rbuf; /* a result received in chunks (proxy_net.c) */
+
+/* One request of a connection, from its QUERY until its ANSWER is queued. */
+struct pend {
+	struct pend *next; /* the connection's FIFO */
+	struct client *c;
+	uint64_t request;
+	int kind; /* PEND_WRITE (waits in a slot), PEND_READ (in the read table), PEND_DONE */
+	uint64_t seq;
+	/* the answer, once done */
+	int32_t status;
+	uint32_t line, col;
+	char *msg;
+	uint32_t msg_len;
+	uint8_t *res;
+	uint32_t res_len;
+	uint64_t instance;
+	/* a READ in flight */
+	uint64_t rid, min_inst;
+	uint8_t *item;
+	uint32_t item_len;
+	unsigned server;
+	uint64_t first_ms, sent_ms;
+	struct pend *hnext;          /* read table bucket */
+	struct pend *rprev, *rnext;  /* read list, oldest send first */
+	struct rbuf *rb;
+};
+enum { PEND_WRITE = 1, PEND_READ = 2, PEND_DONE = 3 };
+
+/* A write waiting for its result, by seq (ring of cap_items). */
+struct wslot {
+	struct pend *pend; /* NULL when its client is gone */
+	uint64_t sent_ms;  /* last time sent or asked for */
+	struct rbuf *rb;   /* chunks so far */
+	uint8_t done;
+};
+
+/* One client connection: its input and output buffers, its HELLO, and the
+ * FIFO of its unanswered requests. */
+struct client {
+	int fd;
+	uint64_t no;
+	uint8_t *in;
+	size_t inlen, inoff, incap;
+	struct cproto_buf out;
+	int hello;
+	uint8_t cons;
+	uint64_t client_id; /* HELLO's: items carry it for de-duplication */
+	uint64_t max_inst;
+	struct pend *qh, *qt;
+	uint32_t npend;
+	uint32_t ev;
+	int paused; /* output above proxy.client_buffer: not read */
+	int backlog; /* complete frames left unread in `in` */
+	int dirty;
+	int dead;
+	struct client *prev, *next;
+	struct client *dnext; /* dead list */
+};
+
+/* Datagrams queued for one send call, mtu bytes each. */
+struct sendq {
+	uint8_t *mem;
+	struct transport_msg *msg;
+	unsigned n;
+	int group;
+};
+
+/* An ITEMS datagram being filled in a sendq slot. */
+struct ipack {
+	struct sendq *q;
+	uint8_t *buf;
+	size_t used;
+	struct transport_addr peer;
+};
+
+/* What the proxy knows of one server, from its STATUS (reads routing). */
+struct srv {
+	uint64_t applied;
+	uint64_t seen_ms;
+	int known;
+};
+
+/* The proxy: everything the parts share, all on the loop's thread except
+ * what mu guards. */
+struct proxy {
+	struct proxy_config cfg;
+	uint64_t stream;
+	struct transport *t;
+	int tfd;
+	int lfd;
+	int efd;
+	int ep;
+	struct transport_addr laddr;
+	size_t mtu;
+
+	struct outbuf ob;
+	struct wslot *slots;
+	uint32_t cap;
+	uint64_t rel;         /* every seq <= rel has its result (released) */
+	uint64_t batch_first; /* items [batch_first, next) not sent yet */
+	int blocked;          /* outbuf full: no client is read */
+	struct client *full_client; /* whose request found the outbuf full */
+	int released_any;
+
+	struct pend *rtab[RHASH];
+	struct pend *rhead, *rtail;
+	uint64_t next_rid;
+
+	struct srv srv[CLUSTERCONF_MAX_SERVERS];
+	unsigned rr;
+
+	struct client *clients;
+	uint32_t nclients;
+	uint64_t next_no;
+	struct client **dirty;
+	uint32_t ndirty, cdirty;
+	struct client *dead;
+
+	struct sendq gq, tq;
+	uint8_t empty_result[64]; /* the answer of BEGIN; COMMIT: no statement */
+	uint32_t empty_result_len;
+	uint64_t prng;
+	uint64_t now_ms;
+	uint64_t next_hb_ms;
+	uint64_t next_rr_ms;
+
+	atomic_int stop;
+	pthread_mutex_t mu; /* attach queue and published stats */
+	int *attach;
+	unsigned nattach, cattach;
+	int closing;
+	struct proxy_stats st, pub;
+};
+
+/* ---- proxy.c ---- */
+
+/* The monotonic clock in milliseconds. */
+uint64_t proxy_mono_ms(void);
+/* The wall clock in microseconds (an item's fixed time). */
+int64_t proxy_wall_us(void);
+
+/* ---- proxy_client.c ---- */
+
+/* Queue c for the end-of-iteration pass (output, epoll interest). */
+void pxcli_mark_dirty(struct proxy *p, struct client *c);
+/* The request q has its answer: res (res_len bytes) is borrowed unless owned (then q takes it). */
+void pxcli_pend_complete(struct proxy *p, struct pend *q, int32_t status, const char *msg, uint64_t instance,
+			 uint8_t *res, uint32_t res_len, int owned);
+/* Whether c is not read: too many answer bytes unread or too many requests unanswered. */
+int pxcli_paused(const struct proxy *p, const struct client *c);
+/* Handle the complete frames in c's input buffer. */
+void pxcli_process(struct proxy *p, struct client *c);
+/* Read what c sent, then handle it. */
+void pxcli_read(struct proxy *p, struct client *c);
+/* Write c's queued output as far as the socket takes it. */
+void pxcli_write(struct proxy *p, struct client *c);
+/* Set what epoll watches for c. */
+void pxcli_events(struct proxy *p, struct client *c);
+/* Close c (why is logged): its pending answers are dropped, it is freed at the end of the iteration. */
+void pxcli_close(struct proxy *p, struct client *c, const char *why);
+/* Take fd as a new client (how: "connected", "attached"); refused above proxy.max_clients. */
+void pxcli_add(struct proxy *p, int fd, const char *how);
+/* Accept every waiting connection on the listening socket. */
+void pxcli_accept_all(struct proxy *p);
+
+/* ---- proxy_net.c ---- */
+
+/* Free a result in chunks (NULL is fine). */
+void pxnet_rbuf_free(struct rbuf *r);
+/* Send the datagrams queued in q. */
+void pxnet_sendq_flush(struct proxy *p, struct sendq *q);
+/* Send the items numbered in this iteration to the group. */
+void pxnet_flush_items(struct proxy *p);
+/* Take the READ q out of the read table and the read list. */
+void pxnet_read_unlink(struct proxy *p, struct pend *q);
+/* Append the READ q to the read list (oldest send first). */
+void pxnet_read_list_append(struct proxy *p, struct pend *q);
+/* The server for a read that needs min_inst, round robin from `from`. */
+unsigned pxnet_read_pick(struct proxy *p, uint64_t min_inst, unsigned from);
+/* Send the READ datagram of q to q->server. */
+void pxnet_read_send(struct proxy *p, struct pend *q);
+/* Receive and handle the datagrams waiting (a bounded number); 0 or the transport's error. */
+int pxnet_transport_drain(struct proxy *p);
+/* Heartbeat, RESULT_REQUEST for late results, read retries and timeouts. */
+void pxnet_timers(struct proxy *p);
+/* The loop's epoll timeout in ms: 0 when items wait, else until the next timer. */
+int pxnet_next_timeout(struct proxy *p);
+
+#endif

@@ -1,0 +1,462 @@
+/*
+ * proxy_net.c - the server side of the proxy (proxy_int.h): datagrams out
+ * (the items numbered in an iteration packed into ITEMS / FRAGMENT
+ * datagrams in one send to the group; READ datagrams to one server, picked
+ * by what it has applied), datagrams in (RESULT, reassembled from chunks
+ * when a result spans several; RESEND answered from the outbuf; STATUS for
+ * reads routing), the release of the outbuf, and the timers (heartbeat,
+ * RESULT_REQUEST for late results, read retries).
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metronome.h"
+#include "outbuf.h"
+#include "proxy.h"
+#include "proxy_int.h"
+#include "util.h"
+#include "wire.h"
+#include "wire_server.h"
+
+/* ---- partial results: chunks reassembled by offset -------------------- */
+
+/* Bytes [0, total) of one result, received in chunks that may overlap or
+ * repeat (several replicas send the same bytes, split differently). */
+struct rbuf {
+	uint8_t *data;
+	uint32_t total;
+	uint32_t niv, civ;
+	struct rbuf_iv {
+		uint32_t a, b;
+	} *iv; /* received [a, b), sorted and disjoint */
+};
+
+void pxnet_rbuf_free(struct rbuf *r)
+{
+	if (r == NULL)
+		return;
+	free(r->data);
+	free(r->iv);
+	free(r);
+}
+
+/* Add one chunk.  1: the result is complete; 0: not yet; negative: no
+ * memory, or a chunk that disagrees with the others on the size. */
+static int rbuf_add(struct rbuf *r, const struct wire_result_rec *rec)
+{
+	if (r->data == NULL) {
+		r->data = malloc(rec->total ? rec->total : 1);
+		if (r->data == NULL)
+			return MTR_ENOMEM;
+		r->total = rec->total;
+	}
+	if (rec->total != r->total)
+		return MTR_EMALFORMED;
+	if (rec->len == 0)
+		return r->niv == 1 && r->iv[0].a == 0 && r->iv[0].b == r->total;
+	memcpy(r->data + rec->offset, rec->data, rec->len);
+	if (r->niv == r->civ) {
+		uint32_t n = r->civ ? r->civ * 2 : 4;
+		struct rbuf_iv *iv = realloc(r->iv, n * sizeof *iv);
+		if (iv == NULL)
+			return MTR_ENOMEM;
+		r->iv = iv;
+		r->civ = n;
+	}
+	uint32_t a = rec->offset, b = rec->offset + rec->len, i = 0;
+	while (i < r->niv && r->iv[i].a < a)
+		i++;
+	memmove(r->iv + i + 1, r->iv + i, (r->niv - i) * sizeof *r->iv);
+	r->iv[i].a = a;
+	r->iv[i].b = b;
+	r->niv++;
+	/* merge touching or overlapping neighbours */
+	uint32_t w = 0;
+	for (uint32_t k = 1; k < r->niv; k++) {
+		if (r->iv[k].a <= r->iv[w].b) {
+			if (r->iv[k].b > r->iv[w].b)
+				r->iv[w].b = r->iv[k].b;
+		} else {
+			r->iv[++w] = r->iv[k];
+		}
+	}
+	r->niv = w + 1;
+	return r->niv == 1 && r->iv[0].a == 0 && r->iv[0].b == r->total;
+}
+
+/* ---- sending datagrams ---------------------------------------------------- */
+
+void pxnet_sendq_flush(struct proxy *p, struct sendq *q)
+{
+	if (q->n == 0)
+		return;
+	int rc = q->group ? transport_send_group(p->t, q->msg, q->n) : transport_send_to(p->t, q->msg, q->n);
+	if (rc < 0)
+		mtr_log(LOG_WARN, "proxy: send of %u datagrams failed: %s", q->n, mtr_strerror(rc));
+	q->n = 0;
+}
+
+/* The buffer of the next datagram (mtu bytes): flushes first when full.
+ * Only one slot may be open (obtained, not committed) at a time. */
+static uint8_t *sendq_slot(struct proxy *p, struct sendq *q)
+{
+	if (q->n == SENDQ_CAP)
+		pxnet_sendq_flush(p, q);
+	return q->mem + (size_t)q->n * p->mtu;
+}
+
+static void sendq_commit(struct sendq *q, size_t len, const struct transport_addr *peer)
+{
+	struct transport_msg *m = &q->msg[q->n++];
+	m->len = (uint32_t)len;
+	if (peer)
+		m->peer = *peer;
+}
+
+static void ipack_finish(struct proxy *p, struct ipack *ip)
+{
+	if (ip->buf == NULL)
+		return;
+	struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = p->cfg.cc.cluster_id, .sender = p->cfg.id,
+			     .length = (uint32_t)ip->used};
+	size_t n = wire_dgram_finish(ip->buf, &h, &p->cfg.cc.key);
+	sendq_commit(ip->q, n, &ip->peer);
+	ip->buf = NULL;
+	ip->used = 0;
+}
+
+/* Add one encoded item record (ITEMS payloads are records back to back):
+ * into the open ITEMS datagram, or as fragments when it needs more than one
+ * datagram.  Returns the datagrams used (for counters). */
+static unsigned ipack_add(struct proxy *p, struct ipack *ip, uint64_t seq, const uint8_t *rec, uint32_t len)
+{
+	size_t room = p->mtu - WIRE_OVERHEAD;
+	if (len > room) {
+		ipack_finish(p, ip);
+		uint32_t nf = wire_frag_count(len, p->mtu);
+		for (uint32_t i = 0; i < nf; i++) {
+			uint8_t *b = sendq_slot(p, ip->q);
+			size_t n = wire_frag_build(b, p->mtu, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key,
+						   p->stream, seq, rec, len, i);
+			sendq_commit(ip->q, n, &ip->peer);
+		}
+		return nf;
+	}
+	unsigned fresh = 0;
+	if (ip->buf && ip->used + len > room)
+		ipack_finish(p, ip);
+	if (ip->buf == NULL) {
+		ip->buf = sendq_slot(p, ip->q);
+		ip->used = 0;
+		fresh = 1;
+	}
+	memcpy(ip->buf + WIRE_HDR_SIZE + ip->used, rec, len);
+	ip->used += len;
+	return fresh;
+}
+
+/* Send the items numbered in this iteration to the group. */
+void pxnet_flush_items(struct proxy *p)
+{
+	uint64_t next = outbuf_next_seq(&p->ob);
+	if (p->batch_first >= next)
+		return;
+	struct ipack ip = {.q = &p->gq};
+	for (uint64_t s = p->batch_first; s < next; s++) {
+		const uint8_t *rec;
+		uint32_t len;
+		if (outbuf_get(&p->ob, s, &rec, &len) != 0)
+			continue;
+		p->st.dgrams_out += ipack_add(p, &ip, s, rec, len);
+	}
+	ipack_finish(p, &ip);
+	pxnet_sendq_flush(p, &p->gq);
+	p->batch_first = next;
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+void pxnet_read_unlink(struct proxy *p, struct pend *q)
+{
+	struct pend **pp = &p->rtab[q->rid % RHASH];
+	while (*pp && *pp != q)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = q->hnext;
+	if (q->rprev)
+		q->rprev->rnext = q->rnext;
+	else
+		p->rhead = q->rnext;
+	if (q->rnext)
+		q->rnext->rprev = q->rprev;
+	else
+		p->rtail = q->rprev;
+	q->rprev = q->rnext = q->hnext = NULL;
+}
+
+void pxnet_read_list_append(struct proxy *p, struct pend *q)
+{
+	q->rnext = NULL;
+	q->rprev = p->rtail;
+	if (p->rtail)
+		p->rtail->rnext = q;
+	else
+		p->rhead = q;
+	p->rtail = q;
+}
+
+/* The server for a read: one alive that has applied min_inst (round robin
+ * from `from`), else simply the next one. */
+unsigned pxnet_read_pick(struct proxy *p, uint64_t min_inst, unsigned from)
+{
+	unsigned n = p->cfg.cc.nservers;
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (from + k) % n;
+		struct srv *s = &p->srv[i];
+		if (s->known && p->now_ms - s->seen_ms < ALIVE_MS && s->applied >= min_inst)
+			return i;
+	}
+	return from % n;
+}
+
+void pxnet_read_send(struct proxy *p, struct pend *q)
+{
+	uint8_t *b = sendq_slot(p, &p->tq);
+	struct wire_read m = {.stream = p->stream, .rid = q->rid, .min_instance = q->min_inst, .item = q->item,
+			      .item_len = q->item_len};
+	long n = wire_read_build(b, p->mtu, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key, &m);
+	if (n > 0)
+		sendq_commit(&p->tq, (size_t)n, &p->cfg.cc.servers[q->server]);
+	q->sent_ms = p->now_ms;
+}
+
+/* ---- datagrams in ------------------------------------------------------- */
+
+static void release_done(struct proxy *p)
+{
+	uint64_t next = outbuf_next_seq(&p->ob), old = p->rel;
+	while (p->rel + 1 < next) {
+		struct wslot *s = &p->slots[(p->rel + 1) % p->cap];
+		if (!s->done)
+			break;
+		s->done = 0;
+		s->pend = NULL;
+		p->rel++;
+	}
+	if (p->rel != old) {
+		outbuf_release(&p->ob, p->rel);
+		p->released_any = 1;
+		p->st.released = p->rel;
+	}
+}
+
+static void on_result(struct proxy *p, const uint8_t *pl, size_t len)
+{
+	struct wire_result_msg m;
+	if (wire_result_decode(pl, len, p->cfg.max_frame, &m) != 0 || m.stream != p->stream)
+		return;
+	struct wire_result_rec rec;
+	int released = 0;
+	while (wire_result_next(&m, &rec)) {
+		int whole = rec.offset == 0 && rec.len == rec.total;
+		if (rec.seq == 0) {
+			struct pend *q = p->rtab[rec.request % RHASH];
+			while (q && q->rid != rec.request)
+				q = q->hnext;
+			if (q == NULL)
+				continue;
+			if (whole) {
+				pxnet_read_unlink(p, q);
+				pxcli_pend_complete(p, q, 0, NULL, rec.instance, (uint8_t *)rec.data, rec.len, 0);
+				continue;
+			}
+			if (q->rb == NULL && (q->rb = calloc(1, sizeof *q->rb)) == NULL)
+				continue;
+			if (rbuf_add(q->rb, &rec) == 1) {
+				struct rbuf *rb = q->rb;
+				q->rb = NULL;
+				pxnet_read_unlink(p, q);
+				pxcli_pend_complete(p, q, 0, NULL, rec.instance, rb->data, rb->total, 1);
+				rb->data = NULL;
+				pxnet_rbuf_free(rb);
+			}
+			continue;
+		}
+		if (rec.seq <= p->rel || rec.seq >= outbuf_next_seq(&p->ob))
+			continue;
+		struct wslot *s = &p->slots[rec.seq % p->cap];
+		if (s->done)
+			continue;
+		uint8_t *data = (uint8_t *)rec.data;
+		uint32_t dlen = rec.len;
+		struct rbuf *rb = NULL;
+		if (!whole) {
+			if (s->rb == NULL && (s->rb = calloc(1, sizeof *s->rb)) == NULL)
+				continue;
+			if (rbuf_add(s->rb, &rec) != 1)
+				continue;
+			rb = s->rb;
+			s->rb = NULL;
+			data = rb->data;
+			dlen = rb->total;
+		} else if (s->rb) {
+			pxnet_rbuf_free(s->rb);
+			s->rb = NULL;
+		}
+		s->done = 1;
+		struct pend *q = s->pend;
+		s->pend = NULL;
+		if (q)
+			pxcli_pend_complete(p, q, 0, NULL, rec.instance, data, dlen, rb != NULL);
+		if (rb) {
+			if (q)
+				rb->data = NULL; /* handed to the answer */
+			pxnet_rbuf_free(rb);
+		}
+		released = 1;
+	}
+	if (released)
+		release_done(p);
+}
+
+static void on_resend(struct proxy *p, const struct transport_msg *m)
+{
+	struct wire_resend r;
+	if (wire_resend_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0 || r.stream != p->stream)
+		return;
+	uint64_t first = MAX(r.first, p->rel + 1), last = MIN(r.last, outbuf_high(&p->ob));
+	if (last >= first + RESEND_MAX)
+		last = first + RESEND_MAX - 1;
+	if (first > last)
+		return; /* released already: the servers have it from their peers */
+	struct ipack ip = {.q = &p->tq, .peer = m->peer};
+	for (uint64_t s = first; s <= last; s++) {
+		const uint8_t *rec;
+		uint32_t len;
+		if (outbuf_get(&p->ob, s, &rec, &len) != 0)
+			continue;
+		ipack_add(p, &ip, s, rec, len);
+		p->st.resent++;
+	}
+	ipack_finish(p, &ip);
+	mtr_log(LOG_DEBUG, "proxy: RESEND %llu..%llu from %u", (unsigned long long)first, (unsigned long long)last,
+		m->hdr.sender);
+}
+
+static void on_status(struct proxy *p, const struct transport_msg *m)
+{
+	struct wire_status s;
+	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &s) != 0 || s.node >= p->cfg.cc.nservers)
+		return;
+	struct srv *v = &p->srv[s.node];
+	if (s.applied > v->applied)
+		v->applied = s.applied;
+	v->seen_ms = p->now_ms;
+	v->known = 1;
+}
+
+int pxnet_transport_drain(struct proxy *p)
+{
+	struct transport_msg msgs[RECV_BATCH];
+	for (unsigned round = 0; round < RECV_ROUNDS; round++) {
+		int n = transport_recv(p->t, msgs, RECV_BATCH);
+		if (n < 0) {
+			mtr_log(LOG_ERROR, "proxy: transport receive failed: %s", mtr_strerror(n));
+			return n;
+		}
+		for (int i = 0; i < n; i++) {
+			const struct transport_msg *m = &msgs[i];
+			switch (m->hdr.type) {
+			case WIRE_T_RESULT:
+				on_result(p, m->buf + WIRE_HDR_SIZE, m->hdr.length);
+				break;
+			case WIRE_T_RESEND:
+				on_resend(p, m);
+				break;
+			case WIRE_T_STATUS:
+				on_status(p, m);
+				break;
+			default:
+				break;
+			}
+		}
+		if (n < (int)RECV_BATCH)
+			break;
+	}
+	return 0;
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+void pxnet_timers(struct proxy *p)
+{
+	uint64_t now = p->now_ms;
+	uint64_t high = outbuf_high(&p->ob);
+	int waiting = high > p->rel;
+	if (now >= p->next_hb_ms) {
+		uint8_t *b = sendq_slot(p, &p->gq);
+		struct wire_heartbeat hb = {.stream = p->stream, .high = high};
+		sendq_commit(&p->gq, wire_heartbeat_build(b, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key, &hb),
+			     NULL);
+		p->next_hb_ms = now + (waiting ? p->cfg.heartbeat_ms : IDLE_HEARTBEAT_MS);
+	}
+	/* late results: ask a server again (round robin), a few per tick */
+	if (waiting && now >= p->next_rr_ms) {
+		unsigned asked = 0;
+		uint64_t end = MIN(high, p->rel + RREQ_SCAN);
+		for (uint64_t s = p->rel + 1; s <= end && asked < RREQ_MAX; s++) {
+			struct wslot *w = &p->slots[s % p->cap];
+			if (w->done || now - w->sent_ms < p->cfg.result_timeout_ms)
+				continue;
+			unsigned srv = p->rr++ % p->cfg.cc.nservers;
+			uint8_t *b = sendq_slot(p, &p->tq);
+			struct wire_result_request rq = {.stream = p->stream, .seq = s};
+			size_t n = wire_result_request_build(b, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key, &rq);
+			sendq_commit(&p->tq, n, &p->cfg.cc.servers[srv]);
+			w->sent_ms = now;
+			asked++;
+			p->st.result_requests++;
+		}
+		if (asked)
+			mtr_log(LOG_DEBUG, "proxy: asked again for %u results from seq %llu", asked,
+				(unsigned long long)(p->rel + 1));
+		p->next_rr_ms = now + MAX(p->cfg.result_timeout_ms / 4, 1u);
+	}
+	/* reads: retry another server at read_timeout / 5, fail at read_timeout */
+	uint64_t retry = MAX(p->cfg.read_timeout_ms / 5, 1u);
+	while (p->rhead && now - p->rhead->sent_ms >= retry) {
+		struct pend *q = p->rhead;
+		pxnet_read_unlink(p, q);
+		if (now - q->first_ms >= p->cfg.read_timeout_ms) {
+			pxcli_pend_complete(p, q, MTR_ETIMEDOUT, "no server answered the read in time (proxy.read_timeout)",
+				      0, NULL, 0, 0);
+			continue;
+		}
+		q->server = pxnet_read_pick(p, q->min_inst, q->server + 1);
+		q->hnext = p->rtab[q->rid % RHASH];
+		p->rtab[q->rid % RHASH] = q;
+		pxnet_read_list_append(p, q);
+		pxnet_read_send(p, q);
+	}
+}
+
+int pxnet_next_timeout(struct proxy *p)
+{
+	if (p->batch_first < outbuf_next_seq(&p->ob))
+		return 0;
+	uint64_t now = proxy_mono_ms(), t = p->next_hb_ms;
+	if (outbuf_high(&p->ob) > p->rel && p->next_rr_ms < t)
+		t = p->next_rr_ms;
+	if (p->rhead) {
+		uint64_t r = p->rhead->sent_ms + MAX(p->cfg.read_timeout_ms / 5, 1u);
+		if (r < t)
+			t = r;
+	}
+	int ms = t <= now ? 0 : (int)MIN(t - now, 1000u);
+	if (p->tfd < 0 && ms > 1)
+		ms = 1; /* a transport without an fd is polled */
+	return ms;
+}

@@ -1,0 +1,542 @@
+/*
+ * server_apply.c - the apply side of the server object (server_int.h): the
+ * apply queue (a chosen instance is queued by the Paxos core's chosen()
+ * callback and resolved, i.e. given copies of its items, by the network
+ * thread), the apply thread that runs each instance on the replica
+ * database, the reader threads that run READ requests, and the way back:
+ * results are encoded into done records, posted to the outbox, and sent by
+ * the network thread as RESULT datagrams (applied instances are kept in the
+ * result cache for RESULT_REQUEST).  Also the start and stop of the apply
+ * and reader threads.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "batch.h"
+#include "ingest.h"
+#include "log.h"
+#include "metronome.h"
+#include "result.h"
+#include "server.h"
+#include "server_int.h"
+#include "util.h"
+#include "wire.h"
+#include "wire_server.h"
+
+/* ---- apply queue ---- */
+
+void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value)
+{
+	struct server *s = data;
+	struct aq_entry *e = calloc(1, sizeof *e);
+	struct rel r = {.inst = inst};
+	if (e == NULL || batch_copy(&e->b, value) != 0 || batch_copy(&r.b, value) != 0) {
+		mtr_log(LOG_ERROR, "server %u: out of memory queueing instance %llu", s->cfg.id,
+			(unsigned long long)inst);
+		if (e)
+			batch_free(&e->b);
+		free(e);
+		atomic_store(&s->fatal, 1);
+		return;
+	}
+	e->inst = inst;
+	for (uint32_t i = 0; i < value->n; i++)
+		srvnet_stream_find(s, value->r[i].stream, 1);
+	if (s->rel_n == s->rel_cap) {
+		size_t nc = s->rel_cap ? s->rel_cap * 2 : 256;
+		struct rel *nr = malloc(nc * sizeof *nr);
+		if (nr == NULL) {
+			batch_free(&r.b);
+		} else {
+			for (size_t i = 0; i < s->rel_n; i++)
+				nr[i] = s->rel[(s->rel_head + i) % s->rel_cap];
+			free(s->rel);
+			s->rel = nr;
+			s->rel_cap = nc;
+			s->rel_head = 0;
+		}
+	}
+	if (s->rel_n < s->rel_cap) {
+		s->rel[(s->rel_head + s->rel_n) % s->rel_cap] = r;
+		s->rel_n++;
+	}
+	pthread_mutex_lock(&s->qmu);
+	if (s->qtail)
+		s->qtail->next = e;
+	else
+		s->qhead = e;
+	s->qtail = e;
+	if (s->qresolve == NULL)
+		s->qresolve = e;
+	s->qlen++;
+	pthread_mutex_unlock(&s->qmu);
+	mtr_log(LOG_TRACE, "server %u: instance %llu chosen (%u ranges)", s->cfg.id, (unsigned long long)inst,
+		value->n);
+}
+
+/* Copy the items of the first unresolved queue entries out of the ingest
+ * store (in order; stop at the first whose items are not all held, and ask
+ * for those). */
+void srvapply_resolve_queue(struct server *s)
+{
+	for (;;) {
+		pthread_mutex_lock(&s->qmu);
+		struct aq_entry *e = s->qresolve;
+		pthread_mutex_unlock(&s->qmu);
+		if (e == NULL)
+			return;
+		int held = 1;
+		for (uint32_t i = 0; i < e->b.n; i++) {
+			const struct batch_range *r = &e->b.r[i];
+			if (!ingest_holds(s->ing, r->stream, r->last)) {
+				held = 0;
+				ingest_note_high(s->ing, r->stream, r->last);
+			}
+		}
+		if (!held)
+			return;
+		size_t cap = 0, len = 0;
+		uint8_t *buf = NULL;
+		for (uint32_t i = 0; i < e->b.n; i++) {
+			const struct batch_range *r = &e->b.r[i];
+			for (uint64_t seq = r->first; seq <= r->last; seq++) {
+				const uint8_t *p;
+				uint32_t n;
+				int rc = ingest_get(s->ing, r->stream, seq, &p, &n);
+				if (rc != 0) {
+					mtr_log(LOG_ERROR, "server %u: item %llu of stream %016llx of instance %llu: %s",
+						s->cfg.id, (unsigned long long)seq, (unsigned long long)r->stream,
+						(unsigned long long)e->inst, mtr_strerror(rc));
+					free(buf);
+					atomic_store(&s->fatal, 1);
+					return;
+				}
+				if (len + n > cap) {
+					size_t nc = cap ? cap * 2 : 65536;
+					while (nc < len + n)
+						nc *= 2;
+					uint8_t *nb = realloc(buf, nc);
+					if (nb == NULL) {
+						free(buf);
+						atomic_store(&s->fatal, 1);
+						return;
+					}
+					buf = nb;
+					cap = nc;
+				}
+				memcpy(buf + len, p, n);
+				len += n;
+			}
+		}
+		pthread_mutex_lock(&s->qmu);
+		e->buf = buf;
+		e->len = len;
+		e->ready = 1;
+		s->qresolve = e->next;
+		pthread_cond_broadcast(&s->qcv);
+		pthread_mutex_unlock(&s->qmu);
+	}
+}
+/* ---- results ---- */
+
+void srvapply_done_free(struct done *d)
+{
+	if (d == NULL)
+		return;
+	free(d->it);
+	free(d->bytes);
+	free(d);
+}
+
+static int done_reserve(struct done *d, size_t bytes)
+{
+	if (d->n == d->cap) {
+		size_t nc = d->cap ? d->cap * 2 : 64;
+		struct res_item *p = realloc(d->it, nc * sizeof *p);
+		if (p == NULL)
+			return MTR_ENOMEM;
+		d->it = p;
+		d->cap = nc;
+	}
+	if (d->blen + bytes > d->bcap) {
+		size_t nc = d->bcap ? d->bcap * 2 : 4096;
+		while (nc < d->blen + bytes)
+			nc *= 2;
+		uint8_t *p = realloc(d->bytes, nc);
+		if (p == NULL)
+			return MTR_ENOMEM;
+		d->bytes = p;
+		d->bcap = nc;
+	}
+	return 0;
+}
+
+/* Append the encoded result of one item (or read) to d. */
+static int done_add(struct done *d, uint64_t stream, uint64_t seq, uint64_t request, const struct apply_result *res)
+{
+	size_t n = result_size(res);
+	char msg[200];
+	struct apply_stmt_result es;
+	struct apply_result big;
+	if (n > RESULT_MAX_BYTES) {
+		snprintf(msg, sizeof msg,
+			 "the result (%zu bytes) is larger than an answer can carry (%zu bytes): "
+			 "select fewer rows at a time, e.g. with LIMIT and OFFSET",
+			 n, RESULT_MAX_BYTES);
+		big = result_error(SQLITE_TOOBIG, msg, &es);
+		res = &big;
+		n = result_size(res);
+	}
+	if (done_reserve(d, n) != 0)
+		return MTR_ENOMEM;
+	long w = result_encode(res, d->bytes + d->blen, n);
+	if (w < 0)
+		return (int)w;
+	d->it[d->n++] = (struct res_item){.stream = stream, .seq = seq, .request = request, .off = d->blen,
+					  .len = (uint32_t)w};
+	d->blen += (size_t)w;
+	return 0;
+}
+
+static void outbox_post(struct server *s, struct done *d)
+{
+	pthread_mutex_lock(&s->omu);
+	if (s->otail)
+		s->otail->next = d;
+	else
+		s->ohead = d;
+	s->otail = d;
+	pthread_mutex_unlock(&s->omu);
+	uint64_t one = 1;
+	ssize_t w = write(s->efd, &one, sizeof one);
+	(void)w;
+}
+
+/* Send results r[0..n) of stream to addr as RESULT datagrams. */
+void srvapply_send_results(struct server *s, uint64_t stream, const struct wire_result *r, size_t n,
+			   const struct transport_addr *to)
+{
+	const struct clusterconf *cc = &s->cfg.cc;
+	size_t idx = 0;
+	uint32_t off = 0;
+	while (idx < n) {
+		uint8_t *b = srvnet_out_buf(s);
+		size_t len = wire_result_build(b, cc->mtu, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL,
+					       stream, r, n, &idx, &off);
+		if (len == 0)
+			break;
+		srvnet_out_push(s, len, to);
+	}
+}
+
+/* Send the results of an applied instance, grouped by stream, to each
+ * stream's proxy. */
+static void send_done(struct server *s, const struct done *d)
+{
+	struct wire_result wr[256];
+	size_t i = 0;
+	while (i < d->n) {
+		uint64_t stream = d->it[i].stream;
+		struct stream *st = srvnet_stream_find(s, stream, 0);
+		size_t k = 0;
+		while (i < d->n && d->it[i].stream == stream) {
+			const struct res_item *ri = &d->it[i];
+			wr[k++] = (struct wire_result){.seq = ri->seq, .request = ri->request, .instance = d->inst,
+						       .data = d->bytes + ri->off, .len = ri->len};
+			i++;
+			if (k == ARRAY_SIZE(wr)) {
+				if (st && st->has_proxy)
+					srvapply_send_results(s, stream, wr, k, &st->proxy);
+				k = 0;
+			}
+		}
+		if (k && st && st->has_proxy)
+			srvapply_send_results(s, stream, wr, k, &st->proxy);
+	}
+}
+
+static void cache_put(struct server *s, struct done *d)
+{
+	if (s->ccap == 0) {
+		srvapply_done_free(d);
+		return;
+	}
+	if (s->cn == s->ccap) {
+		srvapply_done_free(s->cache[s->chead]);
+		s->cache[s->chead] = d;
+		s->chead = (s->chead + 1) % s->ccap;
+	} else {
+		s->cache[(s->chead + s->cn) % s->ccap] = d;
+		s->cn++;
+	}
+}
+
+void srvapply_drain_outbox(struct server *s)
+{
+	pthread_mutex_lock(&s->omu);
+	struct done *d = s->ohead;
+	s->ohead = s->otail = NULL;
+	pthread_mutex_unlock(&s->omu);
+	while (d) {
+		struct done *next = d->next;
+		d->next = NULL;
+		if (d->inst != 0) {
+			send_done(s, d);
+			if (d->inst > s->applied_net)
+				s->applied_net = d->inst;
+			s->items_applied += d->n;
+			cache_put(s, d);
+		} else {
+			if (d->n == 1) {
+				struct wire_result wr = {.seq = 0, .request = d->rid, .instance = d->seen,
+							 .data = d->bytes + d->it[0].off, .len = d->it[0].len};
+				srvapply_send_results(s, d->stream, &wr, 1, &d->to);
+			}
+			srvapply_done_free(d);
+		}
+		d = next;
+	}
+}
+
+/* ---- apply thread ---- */
+
+struct apply_ctx {
+	struct server *s;
+	struct done *d;
+	int err;
+};
+
+static void apply_cb(void *arg, size_t index, const struct wire_item *item, const struct apply_result *res)
+{
+	(void)index;
+	struct apply_ctx *c = arg;
+	if (c->err == 0)
+		c->err = done_add(c->d, item->stream, item->seq, item->request, res);
+}
+
+static void note_recent(struct server *s, const struct aq_entry *e, size_t nitems, uint64_t us)
+{
+	pthread_mutex_lock(&s->imu);
+	struct recent *r = &s->recent[s->nrecent % RECENT_INSTANCES];
+	r->inst = e->inst;
+	r->ranges = e->b.n;
+	r->items = nitems;
+	r->apply_us = us;
+	size_t o = 0;
+	r->text[0] = '\0';
+	for (uint32_t i = 0; i < e->b.n && o + 48 < sizeof r->text; i++)
+		o += (size_t)snprintf(r->text + o, sizeof r->text - o, "%s%016llx:%llu-%llu", i ? "," : "",
+				      (unsigned long long)e->b.r[i].stream, (unsigned long long)e->b.r[i].first,
+				      (unsigned long long)e->b.r[i].last);
+	s->nrecent++;
+	pthread_mutex_unlock(&s->imu);
+}
+
+static void *apply_main(void *arg)
+{
+	struct server *s = arg;
+	struct wire_item *items = NULL;
+	size_t icap = 0;
+	for (;;) {
+		pthread_mutex_lock(&s->qmu);
+		while (!s->qstop && !(s->qhead && s->qhead->ready))
+			pthread_cond_wait(&s->qcv, &s->qmu);
+		if (s->qstop) {
+			pthread_mutex_unlock(&s->qmu);
+			break;
+		}
+		struct aq_entry *e = s->qhead;
+		pthread_mutex_unlock(&s->qmu);
+
+		size_t n = 0;
+		for (size_t off = 0; off < e->len;) {
+			if (n == icap) {
+				size_t nc = icap ? icap * 2 : 1024;
+				struct wire_item *p = realloc(items, nc * sizeof *p);
+				if (p == NULL)
+					goto fatal;
+				items = p;
+				icap = nc;
+			}
+			long w = wire_item_decode(e->buf + off, e->len - off, &items[n]);
+			if (w <= 0) {
+				mtr_log(LOG_ERROR, "server %u: instance %llu holds a malformed item", s->cfg.id,
+					(unsigned long long)e->inst);
+				goto fatal;
+			}
+			off += (size_t)w;
+			n++;
+		}
+		struct done *d = calloc(1, sizeof *d);
+		if (d == NULL)
+			goto fatal;
+		d->inst = e->inst;
+		struct apply_ctx c = {.s = s, .d = d};
+		uint64_t t0 = now_mono_ns();
+		int rc = apply_instance(s->ap, e->inst, items, n, apply_cb, &c);
+		uint64_t us = (now_mono_ns() - t0) / 1000u;
+		if (rc == MTR_EDUPLICATE) {
+			srvapply_done_free(d);
+		} else if (rc != 0) {
+			mtr_log(LOG_ERROR, "server %u: applying instance %llu failed: %s", s->cfg.id,
+				(unsigned long long)e->inst, mtr_strerror(rc));
+			srvapply_done_free(d);
+			goto fatal;
+		} else {
+			if (c.err != 0)
+				mtr_log(LOG_WARN, "server %u: results of instance %llu not kept: %s", s->cfg.id,
+					(unsigned long long)e->inst, mtr_strerror(c.err));
+			note_recent(s, e, n, us);
+			outbox_post(s, d);
+		}
+		pthread_mutex_lock(&s->qmu);
+		s->qhead = e->next;
+		if (s->qhead == NULL)
+			s->qtail = NULL;
+		s->qlen--;
+		pthread_mutex_unlock(&s->qmu);
+		batch_free(&e->b);
+		free(e->buf);
+		free(e);
+	}
+	free(items);
+	return NULL;
+fatal:
+	free(items);
+	atomic_store(&s->fatal, 1);
+	server_stop(s);
+	return NULL;
+}
+
+/* ---- reader thread ---- */
+
+struct read_ctx {
+	struct done *d;
+	int err;
+};
+
+static void read_cb(void *arg, size_t index, const struct wire_item *item, const struct apply_result *res)
+{
+	(void)index;
+	struct read_ctx *c = arg;
+	if (c->err == 0)
+		c->err = done_add(c->d, item->stream, 0, item->request, res);
+}
+
+static void *reader_main(void *arg)
+{
+	struct server *s = arg;
+	struct apply_reader *db = NULL;
+	if (apply_reader_open(s->ap, &db) != 0)
+		mtr_log(LOG_ERROR, "server %u: no reader connection: READ requests will fail", s->cfg.id);
+	for (;;) {
+		pthread_mutex_lock(&s->rmu);
+		while (!s->rstop && s->rhead == NULL)
+			pthread_cond_wait(&s->rcv, &s->rmu);
+		if (s->rstop) {
+			pthread_mutex_unlock(&s->rmu);
+			break;
+		}
+		struct read_req *q = s->rhead;
+		s->rhead = q->next;
+		if (s->rhead == NULL)
+			s->rtail = NULL;
+		s->rlen--;
+		pthread_mutex_unlock(&s->rmu);
+
+		struct done *d = calloc(1, sizeof *d);
+		if (d != NULL) {
+			d->to = q->from;
+			d->stream = q->stream;
+			d->rid = q->rid;
+			int rc = apply_wait(s->ap, q->min_inst, READ_WAIT_MS);
+			struct wire_item it;
+			char msg[160];
+			if (rc == 0 && db == NULL) {
+				rc = MTR_EIO;
+			}
+			if (rc == 0 && wire_item_decode(q->item, q->len, &it) != (long)q->len)
+				rc = MTR_EMALFORMED;
+			if (rc == 0) {
+				struct read_ctx c = {.d = d};
+				uint64_t seen = 0;
+				rc = apply_read(db, &it, &seen, read_cb, &c);
+				d->seen = seen;
+				if (rc == 0 && c.err != 0)
+					rc = c.err;
+			}
+			if (rc != 0 && d->n == 0) {
+				if (rc == MTR_ETIMEDOUT)
+					snprintf(msg, sizeof msg,
+						 "this replica has not reached instance %llu within %d ms; retry",
+						 (unsigned long long)q->min_inst, READ_WAIT_MS);
+				else
+					snprintf(msg, sizeof msg, "the read could not run: %s", mtr_strerror(rc));
+				d->seen = apply_applied(s->ap);
+				long w = 0;
+				if (done_reserve(d, 512) == 0)
+					w = result_encode_error(rc == MTR_ETIMEDOUT ? SQLITE_BUSY : SQLITE_ERROR, msg,
+								d->bytes, d->bcap);
+				if (w > 0) {
+					d->it[0] = (struct res_item){.stream = q->stream, .request = q->rid, .off = 0,
+								     .len = (uint32_t)w};
+					d->n = 1;
+					d->blen = (size_t)w;
+				}
+			}
+			outbox_post(s, d);
+		}
+		free(q->item);
+		free(q);
+	}
+	apply_reader_close(db);
+	return NULL;
+}
+
+void srvapply_stop_threads(struct server *s)
+{
+	pthread_mutex_lock(&s->qmu);
+	s->qstop = 1;
+	pthread_cond_broadcast(&s->qcv);
+	pthread_mutex_unlock(&s->qmu);
+	pthread_mutex_lock(&s->rmu);
+	s->rstop = 1;
+	pthread_cond_broadcast(&s->rcv);
+	pthread_mutex_unlock(&s->rmu);
+	if (s->apply_started)
+		pthread_join(s->apply_th, NULL);
+	for (int i = 0; i < s->reader_started; i++)
+		pthread_join(s->reader_th[i], NULL);
+	s->apply_started = s->reader_started = 0;
+}
+
+/* Start the apply and reader threads with every signal blocked (signals
+ * are the caller's thread's business: metronomed's handler calls
+ * server_stop). */
+int srvapply_start_threads(struct server *s)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if (pthread_create(&s->apply_th, NULL, apply_main, s) == 0)
+		s->apply_started = 1;
+	while (s->apply_started && s->reader_started < READERS &&
+	       pthread_create(&s->reader_th[s->reader_started], NULL, reader_main, s) == 0)
+		s->reader_started++;
+	if (s->snap_lfd >= 0 && !s->snap_srv_started && pthread_create(&s->snap_srv_th, NULL, srvsnap_server_main, s) == 0)
+		s->snap_srv_started = 1;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!s->reader_started) {
+		srvapply_stop_threads(s);
+		return MTR_ENOMEM;
+	}
+	return 0;
+}

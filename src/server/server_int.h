@@ -1,0 +1,322 @@
+/*
+ * server_int.h - the private header of the server object (server.h): the
+ * struct server all its parts share, the small types on it, the tunables,
+ * and the functions one part calls in another.  Only src/server/server*.c
+ * include it.  The parts:
+ *
+ *   server.c        configuration, open / run / stop / close, the network
+ *                   loop and the release of applied items
+ *   server_net.c    outgoing datagrams, the stream table, datagram dispatch
+ *                   (items, fragments, RESEND repair, STATUS, PAXOS, READ,
+ *                   RESULT_REQUEST) and the Paxos I/O vtable
+ *   server_apply.c  the apply queue, the apply and reader threads, their
+ *                   results (outbox, result cache, RESULT datagrams)
+ *   server_snap.c   the snapshot side channel over TCP: serving, fetching,
+ *                   installing
+ *   server_vt.c     publishing the server's state (server_info, the
+ *                   cluster tables of clustervt)
+ *
+ * Threads and ownership:
+ *
+ *   network thread (server_run's caller) owns the transport(s), the ingest
+ *     store, the reassembler, the Paxos core, its pstore, the stream table,
+ *     the peer table, the result cache and the release bookkeeping.  Nothing
+ *     on it is shared, so its hot path takes no lock.
+ *   apply thread owns the apply connection.  It receives chosen instances
+ *     through the apply queue *with copies of their item bytes*: the ingest
+ *     store is single-threaded, so the network thread copies the records of
+ *     an instance out of it once every range is held ("resolving" the
+ *     entry), and only then marks the entry ready.  The apply thread never
+ *     touches the ingest store; items are released later, by the network
+ *     thread, once every member that matters has applied them.
+ *   reader threads (READERS) each own a reader connection; they run READ
+ *     datagrams.
+ *   snapshot threads: one serves snapshots to peers over TCP (on the
+ *     server's own ip:port), one fetches a snapshot when the core asks for
+ *     one; the network thread installs it (doc/server.md, "Snapshot
+ *     transfer").
+ *
+ * The apply and reader threads hand their results back through the outbox
+ * (a mutex-protected list, plus an eventfd that wakes the network thread):
+ * the network thread sends the RESULT datagrams (it owns the transport and
+ * knows each stream's proxy address) and keeps them in the result cache.
+ *
+ * Back-pressure: the apply queue is soft-bounded.  chosen() must take every
+ * instance, so when the queue holds more than AQ_HIGH entries the server
+ * stops *accepting* (holds() answers false, the core defers accepts) until
+ * it drains; a majority of slow appliers therefore stops new instances.
+ *
+ * The cursor a restart needs for paxos_install is read from the replica
+ * database (table mtr_cursor, written in each instance's transaction by
+ * apply.c), so it always matches the applied instance, snapshots included.
+ */
+#ifndef MTR_SERVER_INT_H
+#define MTR_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apply.h"
+#include "batch.h"
+#include "clustervt.h"
+#include "ingest.h"
+#include "paxos.h"
+#include "pstore.h"
+#include "reasm.h"
+#include "server.h"
+#include "transport.h"
+#include "wire.h"
+#include "wire_server.h"
+
+#define STREAM_CAP 2048u       /* stream table slots (ingest keeps <= 1024 streams) */
+#define RECV_BATCH 64u         /* datagrams per transport_recv */
+#define RECV_ROUNDS 16         /* recv calls per loop iteration before the rest of the work */
+#define OUT_SLOTS 64u          /* outgoing datagrams buffered before a send */
+#define AQ_HIGH 64u            /* apply queue entries above which we stop accepting */
+#define READQ_MAX 1024u        /* READ requests waiting */
+#define RESEND_MAX_ITEMS 4096u /* items sent for one RESEND */
+#define PSTORE_LIMIT (64ull << 20) /* compact the Paxos log above this size */
+#define RECENT_INSTANCES 64u   /* rows of mtr_instances */
+#define READ_WAIT_MS 5000      /* a READ waits this long for min_instance */
+#define READERS 2              /* reader threads (a read waiting for its instance blocks only one) */
+#define LOOP_MS 5              /* longest sleep of the network loop */
+
+/* ---- small types ---- */
+
+/* One slot of the stream table (network thread): a proxy's stream, where its
+ * proxy sends from, and the state of its gap repair. */
+struct stream {
+	uint64_t id; /* 0: free slot */
+	struct transport_addr proxy;
+	int has_proxy;
+	uint32_t tries; /* gap requests since gap_wm (proxy first, then peers too) */
+	uint64_t gap_wm; /* the watermark when the current gap was first asked for */
+	uint64_t peer_wm[PAXOS_MAX_NODES]; /* watermarks peers reported (WATERMARK) */
+};
+
+/* What this server knows of another server: its last STATUS and when. */
+struct peer {
+	int heard;
+	uint64_t last_ms;
+	struct wire_status st;
+};
+
+/* A chosen instance on its way to the apply thread. */
+struct aq_entry {
+	uint64_t inst;
+	struct batch b;
+	uint8_t *buf; /* the item records, concatenated (set when ready) */
+	size_t len;
+	int ready;
+	struct aq_entry *next;
+};
+
+/* One result inside a done record. */
+struct res_item {
+	uint64_t stream, seq, request;
+	size_t off;
+	uint32_t len;
+};
+
+/* Results handed from the apply or reader thread to the network thread.
+ * inst != 0: an applied instance (kept in the result cache); inst == 0: the
+ * answer to a READ (to, stream, rid, seen). */
+struct done {
+	uint64_t inst;
+	struct res_item *it;
+	size_t n, cap;
+	uint8_t *bytes;
+	size_t blen, bcap;
+	struct transport_addr to;
+	uint64_t stream, rid, seen;
+	struct done *next;
+};
+
+/* A READ datagram waiting for a reader thread (the item bytes are a copy). */
+struct read_req {
+	struct transport_addr from;
+	uint64_t stream, rid, min_inst;
+	uint8_t *item;
+	uint32_t len;
+	struct read_req *next;
+};
+
+/* An instance waiting for its items to be released everywhere. */
+struct rel {
+	uint64_t inst;
+	struct batch b;
+};
+
+/* One row of mtr_instances: an applied instance, its ranges as text. */
+struct recent {
+	uint64_t inst;
+	uint32_t ranges;
+	uint64_t items, apply_us;
+	char text[96];
+};
+
+/* One replica server: everything the parts share (ownership per thread as
+ * described at the top of this file). */
+struct server {
+	struct server_config cfg;
+	struct transport *t;  /* bound to cc.servers[id] */
+	struct transport *tg; /* the multicast group (receive only), or NULL */
+	struct ingest *ing;
+	struct reasm *ra;
+	struct pstore *ps;
+	struct paxos *px;
+	struct apply *ap;
+	int efd;
+	int lockfd; /* DATA/lock, flock'ed while the server lives */
+	atomic_int stop;
+	atomic_int fatal;
+
+	struct stream *streams;
+	unsigned nstreams;
+	struct peer peers[PAXOS_MAX_NODES];
+	int added, marks_dirty, backpressure, last_role;
+	uint64_t last_ballot_logged;
+	uint64_t now_ms, next_status_ms;
+	uint64_t epoch_ms;      /* the Paxos core's clock starts at 0 here (no election at the first tick) */
+	uint64_t last_eager_ms; /* last eager WATERMARK to the leader */
+	int eager_pending;      /* watermarks moved since it */
+	uint64_t next_publish_ms; /* next copy of the watermarks for mtr_streams */
+	uint32_t peer_rr;
+
+	/* release bookkeeping (network thread) */
+	struct rel *rel;
+	size_t rel_head, rel_n, rel_cap;
+	uint64_t released, applied_net, items_applied;
+
+	/* apply queue */
+	pthread_mutex_t qmu;
+	pthread_cond_t qcv;
+	struct aq_entry *qhead, *qtail, *qresolve;
+	unsigned qlen;
+	int qstop;
+
+	/* outbox */
+	pthread_mutex_t omu;
+	struct done *ohead, *otail;
+
+	/* READ requests */
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	struct read_req *rhead, *rtail;
+	unsigned rlen;
+	int rstop;
+
+	pthread_t apply_th, reader_th[READERS];
+	int apply_started, reader_started; /* reader_started: how many readers run */
+
+	/* snapshot side channel (TCP on the server's own ip:port) */
+	int snap_lfd;              /* listening socket, or -1 */
+	pthread_t snap_srv_th;
+	int snap_srv_started;
+	atomic_int snap_srv_stop;
+	pthread_t snap_fetch_th;
+	atomic_int snap_state;     /* SNAP_IDLE, SNAP_FETCHING, SNAP_READY, SNAP_FAILED */
+	uint32_t snap_from;
+	uint64_t snap_retry_ms;
+
+	/* result cache: the last cfg.result_cache applied instances */
+	struct done **cache;
+	unsigned ccap, cn, chead;
+
+	/* published state (clustervt, server_info) */
+	pthread_mutex_t imu;
+	struct server_info info;
+	struct paxos_status pst;
+	struct peer pub_peers[PAXOS_MAX_NODES];
+	struct batch_mark *pub_marks;
+	unsigned pub_nmarks;
+	struct recent recent[RECENT_INSTANCES];
+	unsigned nrecent;
+	struct clustervt_provider prov;
+
+	/* outgoing datagrams */
+	uint8_t *obuf;
+	struct transport_msg out[OUT_SLOTS];
+	unsigned nout;
+
+	struct batch_mark *marks; /* scratch for paxos_watermarks */
+};
+
+/* snap_state: the snapshot fetch (server_snap.c) and its hand-over to the
+ * network thread. */
+enum { SNAP_IDLE = 0, SNAP_FETCHING = 1, SNAP_READY = 2, SNAP_FAILED = 3 };
+
+/* ---- server.c ---- */
+
+/* apply_cursor callback: add (stream, last) to the struct batch_order arg. */
+int server_cursor_add(void *arg, uint64_t stream, uint64_t last);
+
+/* ---- server_net.c (network thread) ---- */
+
+/* Send the buffered outgoing datagrams. */
+void srvnet_out_flush(struct server *s);
+/* The buffer of the next outgoing datagram (WIRE_MAX_DGRAM bytes); may flush. */
+uint8_t *srvnet_out_buf(struct server *s);
+/* Queue the datagram built in srvnet_out_buf() (len bytes) for `to`. */
+void srvnet_out_push(struct server *s, size_t len, const struct transport_addr *to);
+/* The stream table slot of stream id (created when create and there is room), or NULL. */
+struct stream *srvnet_stream_find(struct server *s, uint64_t id, int create);
+/* Ask the proxy, then peers, for the items missing from every stream. */
+void srvnet_request_gaps(struct server *s);
+/* Tell the Paxos core this server's watermarks, and report them eagerly to the leader. */
+void srvnet_push_watermarks(struct server *s);
+/* Send the pending eager WATERMARK to the leader, at most once a millisecond. */
+void srvnet_eager_report(struct server *s);
+/* Paxos I/O vtable (data is the server): send a message to a server or PAXOS_BROADCAST. */
+void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg);
+/* Paxos I/O vtable: make the acceptor state change durable (pstore). */
+int srvnet_px_persist(void *data, const struct paxos_persist *change);
+/* Paxos I/O vtable: whether items ..last of stream are held (false under back-pressure). */
+bool srvnet_px_holds(void *data, uint64_t stream, uint64_t last);
+/* Paxos I/O vtable: fetch missing items (through the ingest gap machinery). */
+void srvnet_px_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last);
+/* Send STATUS to every peer and to every distinct proxy address. */
+void srvnet_send_status(struct server *s);
+/* Receive and dispatch what is waiting on t (a bounded number of batches). */
+void srvnet_recv_all(struct server *s, struct transport *t);
+
+/* ---- server_apply.c ---- */
+
+/* Paxos I/O vtable: queue a chosen instance for the apply thread and for release. */
+void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value);
+/* Network thread: copy the items of the queue's unresolved entries out of the ingest store. */
+void srvapply_resolve_queue(struct server *s);
+/* Free a done record (NULL is fine). */
+void srvapply_done_free(struct done *d);
+/* Send results r[0..n) of stream to `to` as RESULT datagrams. */
+void srvapply_send_results(struct server *s, uint64_t stream, const struct wire_result *r, size_t n,
+			   const struct transport_addr *to);
+/* Network thread: send what the apply and reader threads posted, keep applied instances in the result cache. */
+void srvapply_drain_outbox(struct server *s);
+/* Start the apply and reader threads (and the snapshot server) with every signal blocked; 0 or MTR_ENOMEM. */
+int srvapply_start_threads(struct server *s);
+/* Stop and join the apply and reader threads. */
+void srvapply_stop_threads(struct server *s);
+
+/* ---- server_snap.c ---- */
+
+/* Listen for snapshot requests on TCP at this server's address (logged when impossible). */
+void srvsnap_listen(struct server *s);
+/* Thread body: serve snapshot requests until snap_srv_stop. */
+void *srvsnap_server_main(void *arg);
+/* Paxos I/O vtable: start fetching a snapshot from server `from` (one at a time). */
+void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst);
+/* Network thread: install the received snapshot and restart the threads; 0 or an MTR_E* code. */
+int srvsnap_install(struct server *s);
+
+/* ---- server_vt.c ---- */
+
+/* Network thread: copy the state readers of server_info and clustervt see. */
+void srvvt_publish(struct server *s);
+/* clustervt provider (arg is the server): the rows of table t. */
+int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink);
+
+#endif

@@ -1,0 +1,579 @@
+/*
+ * server_net.c - the network thread's datagrams (server_int.h): the
+ * outgoing datagram buffer, the stream table (where each stream's proxy
+ * sends from), the ingest side (ITEMS, FRAGMENT, HEARTBEAT; gap repair with
+ * RESEND to the proxy, then peers; serving a peer's RESEND), the watermarks
+ * told to the Paxos core and eagerly to the leader, the Paxos I/O vtable
+ * (send, persist, holds, fetch), STATUS, and the dispatch of every datagram
+ * type received (READ goes to the reader queue, RESULT_REQUEST to the
+ * result cache).
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+#include "log.h"
+#include "metronome.h"
+#include "paxos.h"
+#include "paxos_codec.h"
+#include "pstore.h"
+#include "reasm.h"
+#include "server_int.h"
+#include "transport.h"
+#include "util.h"
+#include "wire.h"
+#include "wire_server.h"
+
+/* ---- outgoing datagrams ---- */
+
+void srvnet_out_flush(struct server *s)
+{
+	if (s->nout == 0)
+		return;
+	int rc = transport_send_to(s->t, s->out, s->nout);
+	if (rc < 0)
+		mtr_log(LOG_WARN, "server %u: send of %u datagrams: %s", s->cfg.id, s->nout, mtr_strerror(rc));
+	s->nout = 0;
+}
+
+/* The buffer of the next outgoing datagram (WIRE_MAX_DGRAM bytes). */
+uint8_t *srvnet_out_buf(struct server *s)
+{
+	if (s->nout == OUT_SLOTS)
+		srvnet_out_flush(s);
+	return s->obuf + (size_t)s->nout * WIRE_MAX_DGRAM;
+}
+
+/* Queue the datagram built in srvnet_out_buf() for `to`. */
+void srvnet_out_push(struct server *s, size_t len, const struct transport_addr *to)
+{
+	struct transport_msg *m = &s->out[s->nout++];
+	m->buf = s->obuf + (size_t)(m - s->out) * WIRE_MAX_DGRAM;
+	m->len = (uint32_t)len;
+	m->peer = *to;
+}
+
+/* Queue a copy of buf[0..len) for `to`. */
+static void out_copy(struct server *s, const uint8_t *buf, size_t len, const struct transport_addr *to)
+{
+	uint8_t *b = srvnet_out_buf(s);
+	memcpy(b, buf, len);
+	srvnet_out_push(s, len, to);
+}
+
+/* ---- streams ---- */
+
+struct stream *srvnet_stream_find(struct server *s, uint64_t id, int create)
+{
+	if (id == 0)
+		return NULL;
+	uint32_t h = (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 40) & (STREAM_CAP - 1);
+	for (unsigned k = 0; k < STREAM_CAP; k++) {
+		struct stream *st = &s->streams[(h + k) & (STREAM_CAP - 1)];
+		if (st->id == id)
+			return st;
+		if (st->id == 0) {
+			if (!create || s->nstreams >= STREAM_CAP / 2)
+				return NULL;
+			memset(st, 0, sizeof *st);
+			st->id = id;
+			s->nstreams++;
+			return st;
+		}
+	}
+	return NULL;
+}
+
+/* Remember where a stream's proxy sends from (results and RESENDs go
+ * there).  Only datagrams from non-servers name a proxy. */
+static void stream_note_proxy(struct server *s, uint64_t id, const struct transport_msg *m)
+{
+	if (m->hdr.sender < s->cfg.cc.nservers)
+		return;
+	struct stream *st = srvnet_stream_find(s, id, 1);
+	if (st == NULL)
+		return;
+	if (!st->has_proxy || st->proxy.ip != m->peer.ip || st->proxy.port != m->peer.port) {
+		char a[32];
+		mtr_log(LOG_DEBUG, "server %u: stream %016llx from proxy %s", s->cfg.id, (unsigned long long)id,
+			transport_addr_format(&m->peer, a, sizeof a));
+	}
+	st->proxy = m->peer;
+	st->has_proxy = 1;
+}
+
+/* ---- ingest side ---- */
+
+static void item_add(struct server *s, uint64_t stream, uint64_t seq, const uint8_t *rec, uint32_t len)
+{
+	int rc = ingest_add(s->ing, stream, seq, rec, len);
+	if (rc == 0) {
+		s->added = 1;
+	} else if (rc == MTR_EIO) {
+		mtr_log(LOG_ERROR, "server %u: ingest store failed: %s", s->cfg.id, mtr_strerror(rc));
+		atomic_store(&s->fatal, 1);
+	}
+}
+
+static void on_items(struct server *s, const struct transport_msg *m)
+{
+	const uint8_t *p = m->buf + WIRE_HDR_SIZE, *end = p + m->hdr.length;
+	struct wire_item it;
+	uint64_t last_stream = 0;
+	for (;;) {
+		const uint8_t *rec = p;
+		int rc = wire_items_next(&p, end, &it);
+		if (rc <= 0)
+			break;
+		if (it.stream != last_stream) {
+			stream_note_proxy(s, it.stream, m);
+			last_stream = it.stream;
+		}
+		item_add(s, it.stream, it.seq, rec, (uint32_t)(p - rec));
+	}
+}
+
+static void on_fragment(struct server *s, const struct transport_msg *m)
+{
+	struct wire_frag f;
+	if (wire_frag_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, INGEST_DEFAULT_MAX_ITEM, &f) != 0)
+		return;
+	stream_note_proxy(s, f.stream, m);
+	if (ingest_watermark(s->ing, f.stream) >= f.seq)
+		return; /* already held */
+	uint8_t *item = NULL;
+	size_t len = 0;
+	int rc = reasm_add(s->ra, &f, now_mono_ns(), &item, &len);
+	if (rc != 1)
+		return;
+	struct wire_item it;
+	long n = wire_item_decode(item, len, &it);
+	if (n == (long)len && it.stream == f.stream && it.seq == f.seq)
+		item_add(s, f.stream, f.seq, item, (uint32_t)len);
+	else
+		mtr_log(LOG_DEBUG, "server %u: reassembled item %llu of %016llx is malformed: dropped", s->cfg.id,
+			(unsigned long long)f.seq, (unsigned long long)f.stream);
+	free(item);
+}
+
+static void on_heartbeat(struct server *s, const struct transport_msg *m)
+{
+	struct wire_heartbeat hb;
+	if (wire_heartbeat_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &hb) != 0)
+		return;
+	stream_note_proxy(s, hb.stream, m);
+	if (hb.high > 0)
+		ingest_note_high(s->ing, hb.stream, hb.high);
+}
+
+/* Send the stored items first..last of stream to `to` (a peer repairing a
+ * gap): whole records packed into ITEMS datagrams of the item MTU, larger
+ * ones as fragments. */
+static void send_items(struct server *s, uint64_t stream, uint64_t first, uint64_t last,
+		       const struct transport_addr *to)
+{
+	const struct clusterconf *cc = &s->cfg.cc;
+	size_t mtu = cc->mtu, room = mtu - WIRE_OVERHEAD;
+	uint8_t *dg = NULL;
+	size_t used = 0;
+	unsigned count = 0;
+	if (last - first >= RESEND_MAX_ITEMS)
+		last = first + RESEND_MAX_ITEMS - 1;
+	for (uint64_t seq = first; seq <= last && seq != 0; seq++) {
+		const uint8_t *p;
+		uint32_t len;
+		if (ingest_get(s->ing, stream, seq, &p, &len) != 0)
+			continue;
+		if (len > room) {
+			if (count) {
+				struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = cc->cluster_id, .sender = s->cfg.id,
+						     .length = (uint32_t)used};
+				srvnet_out_push(s, wire_dgram_finish(dg, &h, cc->key.set ? &cc->key : NULL), to);
+				dg = NULL;
+				used = count = 0;
+			}
+			uint32_t nf = wire_frag_count(len, mtu);
+			for (uint32_t i = 0; i < nf; i++) {
+				uint8_t *b = srvnet_out_buf(s);
+				/* srvnet_out_buf may have flushed: p stays valid (no ingest call) */
+				size_t n = wire_frag_build(b, mtu, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL,
+							   stream, seq, p, len, i);
+				srvnet_out_push(s, n, to);
+			}
+			continue;
+		}
+		if (dg != NULL && len > room - used) {
+			struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = cc->cluster_id, .sender = s->cfg.id,
+					     .length = (uint32_t)used};
+			srvnet_out_push(s, wire_dgram_finish(dg, &h, cc->key.set ? &cc->key : NULL), to);
+			dg = NULL;
+			used = count = 0;
+		}
+		if (dg == NULL)
+			dg = srvnet_out_buf(s);
+		memcpy(dg + WIRE_HDR_SIZE + used, p, len);
+		used += len;
+		count++;
+	}
+	if (count) {
+		struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = cc->cluster_id, .sender = s->cfg.id,
+				     .length = (uint32_t)used};
+		srvnet_out_push(s, wire_dgram_finish(dg, &h, cc->key.set ? &cc->key : NULL), to);
+	}
+}
+
+static void on_resend(struct server *s, const struct transport_msg *m)
+{
+	struct wire_resend r;
+	if (wire_resend_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0 || r.first == 0 || r.last < r.first)
+		return;
+	send_items(s, r.stream, r.first, r.last, &m->peer);
+}
+
+/* Ask for the missing items of one range: the proxy on the first try, then
+ * the proxy and a peer that reported holding the range (else the next peer
+ * in turn). */
+static void request_range(struct server *s, const struct ingest_range *r)
+{
+	const struct clusterconf *cc = &s->cfg.cc;
+	struct stream *st = srvnet_stream_find(s, r->stream, 1);
+	struct wire_resend rs = {.stream = r->stream, .first = r->first, .last = r->last};
+	if (st) {
+		/* a new gap (the watermark moved since the last request):
+		 * the proxy alone first */
+		uint64_t w = ingest_watermark(s->ing, r->stream);
+		if (w != st->gap_wm) {
+			st->gap_wm = w;
+			st->tries = 0;
+		}
+	}
+	uint32_t tries = st ? st->tries++ : 1;
+	if (st && st->has_proxy) {
+		uint8_t *b = srvnet_out_buf(s);
+		srvnet_out_push(s, wire_resend_build(b, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL, &rs),
+			 &st->proxy);
+	}
+	if ((st && st->has_proxy && tries == 0) || cc->nservers < 2)
+		return;
+	uint32_t peer = PAXOS_MAX_NODES;
+	for (uint32_t k = 0; k < cc->nservers && st; k++) {
+		uint32_t j = (s->peer_rr + k) % cc->nservers;
+		if (j != s->cfg.id && st->peer_wm[j] >= r->last) {
+			peer = j;
+			break;
+		}
+	}
+	if (peer == PAXOS_MAX_NODES) {
+		do
+			peer = s->peer_rr++ % cc->nservers;
+		while (peer == s->cfg.id);
+	} else {
+		s->peer_rr = peer + 1;
+	}
+	uint8_t *b = srvnet_out_buf(s);
+	srvnet_out_push(s, wire_resend_build(b, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL, &rs),
+		 &cc->servers[peer]);
+}
+
+void srvnet_request_gaps(struct server *s)
+{
+	struct ingest_range r[32];
+	int n = ingest_gaps_all(s->ing, now_mono_ns(), r, (int)ARRAY_SIZE(r));
+	for (int i = 0; i < n; i++)
+		request_range(s, &r[i]);
+}
+
+/* Tell the core our watermarks (every stream we know). */
+void srvnet_push_watermarks(struct server *s)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < STREAM_CAP && n < PAXOS_MAX_MARKS; i++) {
+		struct stream *st = &s->streams[i];
+		if (st->id == 0)
+			continue;
+		uint64_t w = ingest_watermark(s->ing, st->id);
+		if (w == 0)
+			continue;
+		s->marks[n].stream = st->id;
+		s->marks[n].seq = w;
+		n++;
+	}
+	paxos_watermarks(s->px, s->marks, n);
+	/*
+	 * Eager report: the core sends WATERMARK to the leader once per
+	 * heartbeat period, so a fresh batch would wait up to that long for a
+	 * majority to be known.  A follower whose watermarks moved also sends
+	 * the same message itself, at most once a millisecond: the leader
+	 * handles it like the periodic one, and batches at once.
+	 */
+	if (n > 0)
+		s->eager_pending = 1;
+	srvnet_eager_report(s);
+}
+
+/* Send the pending eager WATERMARK (see srvnet_push_watermarks) unless one left
+ * in this millisecond; the loop then sleeps at most 1 ms and retries. */
+void srvnet_eager_report(struct server *s)
+{
+	if (!s->eager_pending || s->now_ms == s->last_eager_ms)
+		return;
+	s->eager_pending = 0;
+	struct paxos_status ps;
+	paxos_status(s->px, &ps);
+	if (ps.role == PAXOS_LEADER || ps.leader >= s->cfg.cc.nservers || ps.leader == s->cfg.id)
+		return;
+	unsigned n = 0;
+	for (unsigned i = 0; i < STREAM_CAP && n < PAXOS_MAX_MARKS; i++) {
+		struct stream *st = &s->streams[i];
+		uint64_t w = st->id ? ingest_watermark(s->ing, st->id) : 0;
+		if (w == 0)
+			continue;
+		s->marks[n].stream = st->id;
+		s->marks[n].seq = w;
+		n++;
+	}
+	struct paxos_msg m = {.type = PAXOS_WATERMARK, .n_marks = n, .marks = s->marks};
+	srvnet_px_send(s, ps.leader, &m);
+	s->last_eager_ms = s->now_ms;
+}
+
+/* ---- Paxos host side ---- */
+
+void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
+{
+	struct server *s = data;
+	const struct clusterconf *cc = &s->cfg.cc;
+	uint8_t *b = srvnet_out_buf(s);
+	long n = wire_paxos_build(b, WIRE_MAX_DGRAM, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL, msg);
+	if (n < 0) {
+		mtr_log(LOG_WARN, "server %u: %s message not sent: %s", s->cfg.id, paxos_msg_name(msg->type),
+			mtr_strerror((int)n));
+		return;
+	}
+	if (to != PAXOS_BROADCAST) {
+		if (to < cc->nservers && to != s->cfg.id)
+			srvnet_out_push(s, (size_t)n, &cc->servers[to]);
+		return;
+	}
+	/*
+	 * The first peer gets the built slot, the others copies of it.  The
+	 * copies cannot overwrite the source: a flush happens at most once
+	 * here (at most 15 copies), and only when the source sits in one of
+	 * the last slots, while the copies after it fill the first ones.
+	 */
+	int first = 1;
+	for (uint32_t j = 0; j < cc->nservers; j++) {
+		if (j == s->cfg.id)
+			continue;
+		if (first)
+			srvnet_out_push(s, (size_t)n, &cc->servers[j]);
+		else
+			out_copy(s, b, (size_t)n, &cc->servers[j]);
+		first = 0;
+	}
+}
+
+int srvnet_px_persist(void *data, const struct paxos_persist *change)
+{
+	struct server *s = data;
+	return pstore_persist(s->ps, change);
+}
+
+bool srvnet_px_holds(void *data, uint64_t stream, uint64_t last)
+{
+	struct server *s = data;
+	if (s->backpressure)
+		return false;
+	return ingest_holds(s->ing, stream, last) != 0;
+}
+
+void srvnet_px_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last)
+{
+	struct server *s = data;
+	(void)first;
+	if (s->backpressure && ingest_holds(s->ing, stream, last))
+		return;
+	/* The ingest gap machinery (retry interval, proxy then peers) asks. */
+	srvnet_stream_find(s, stream, 1);
+	ingest_note_high(s->ing, stream, last);
+}
+
+/* ---- RESULT_REQUEST: answered from the result cache ---- */
+
+static void on_result_request(struct server *s, const struct transport_msg *m)
+{
+	struct wire_result_request rq;
+	if (wire_result_request_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &rq) != 0)
+		return;
+	stream_note_proxy(s, rq.stream, m);
+	for (unsigned k = s->cn; k-- > 0;) {
+		const struct done *d = s->cache[(s->chead + k) % s->ccap];
+		for (size_t i = 0; i < d->n; i++) {
+			const struct res_item *ri = &d->it[i];
+			if (ri->stream == rq.stream && ri->seq == rq.seq) {
+				struct wire_result wr = {.seq = ri->seq, .request = ri->request, .instance = d->inst,
+							 .data = d->bytes + ri->off, .len = ri->len};
+				srvapply_send_results(s, rq.stream, &wr, 1, &m->peer);
+				return;
+			}
+		}
+	}
+	mtr_log(LOG_DEBUG, "server %u: RESULT_REQUEST %016llx/%llu: not in the result cache", s->cfg.id,
+		(unsigned long long)rq.stream, (unsigned long long)rq.seq);
+}
+
+/* ---- status ---- */
+
+void srvnet_send_status(struct server *s)
+{
+	const struct clusterconf *cc = &s->cfg.cc;
+	struct paxos_status ps;
+	paxos_status(s->px, &ps);
+	struct wire_status st = {.node = s->cfg.id, .role = (uint8_t)ps.role, .leader = ps.leader, .ballot = ps.ballot,
+				 .chosen = ps.chosen, .applied = s->applied_net, .compacted = s->released};
+	uint8_t dg[WIRE_STATUS_SIZE + WIRE_OVERHEAD];
+	size_t n = wire_status_build(dg, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL, &st);
+	for (uint32_t j = 0; j < cc->nservers; j++)
+		if (j != s->cfg.id)
+			out_copy(s, dg, n, &cc->servers[j]);
+	/* every distinct proxy address (a few proxies, many streams: dedupe) */
+	struct transport_addr sent[64];
+	unsigned ns = 0;
+	for (unsigned i = 0; i < STREAM_CAP; i++) {
+		struct stream *x = &s->streams[i];
+		if (x->id == 0 || !x->has_proxy)
+			continue;
+		unsigned k;
+		for (k = 0; k < ns; k++)
+			if (sent[k].ip == x->proxy.ip && sent[k].port == x->proxy.port)
+				break;
+		if (k < ns || ns == ARRAY_SIZE(sent))
+			continue;
+		sent[ns++] = x->proxy;
+		out_copy(s, dg, n, &x->proxy);
+	}
+}
+
+static void on_status(struct server *s, const struct transport_msg *m)
+{
+	struct wire_status st;
+	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &st) != 0)
+		return;
+	uint32_t j = m->hdr.sender;
+	if (j >= s->cfg.cc.nservers || j == s->cfg.id || st.node != j)
+		return;
+	s->peers[j].heard = 1;
+	s->peers[j].last_ms = s->now_ms;
+	s->peers[j].st = st;
+}
+
+static void on_paxos(struct server *s, const struct transport_msg *m)
+{
+	uint32_t from = m->hdr.sender;
+	if (from >= s->cfg.cc.nservers || from == s->cfg.id)
+		return;
+	struct paxos_msg pm;
+	if (paxos_msg_decode(&pm, m->buf + WIRE_HDR_SIZE, m->hdr.length) != 0)
+		return;
+	if (pm.type == PAXOS_WATERMARK)
+		for (uint32_t i = 0; i < pm.n_marks; i++) {
+			struct stream *st = srvnet_stream_find(s, pm.marks[i].stream, 1);
+			if (st)
+				st->peer_wm[from] = pm.marks[i].seq;
+		}
+	paxos_recv(s->px, from, &pm);
+	paxos_msg_free(&pm);
+}
+
+static void on_read(struct server *s, const struct transport_msg *m)
+{
+	struct wire_read r;
+	if (wire_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0)
+		return;
+	struct read_req *q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return;
+	q->item = malloc(r.item_len);
+	if (q->item == NULL) {
+		free(q);
+		return;
+	}
+	memcpy(q->item, r.item, r.item_len);
+	q->len = r.item_len;
+	/* A read is not part of a stream's numbering: accept seq 0 in its
+	 * record (wire_item_decode insists on a non-zero seq). */
+	if (q->len >= 24 && ld64(q->item + 16) == 0)
+		st64(q->item + 16, 1);
+	q->from = m->peer;
+	q->stream = r.stream;
+	q->rid = r.rid;
+	q->min_inst = r.min_instance;
+	pthread_mutex_lock(&s->rmu);
+	if (s->rlen >= READQ_MAX) {
+		pthread_mutex_unlock(&s->rmu);
+		free(q->item);
+		free(q);
+		return;
+	}
+	if (s->rtail)
+		s->rtail->next = q;
+	else
+		s->rhead = q;
+	s->rtail = q;
+	s->rlen++;
+	pthread_cond_signal(&s->rcv);
+	pthread_mutex_unlock(&s->rmu);
+}
+
+static void dispatch(struct server *s, const struct transport_msg *m)
+{
+	switch (m->hdr.type) {
+	case WIRE_T_ITEMS:
+		on_items(s, m);
+		break;
+	case WIRE_T_FRAGMENT:
+		on_fragment(s, m);
+		break;
+	case WIRE_T_HEARTBEAT:
+		on_heartbeat(s, m);
+		break;
+	case WIRE_T_RESEND:
+		on_resend(s, m);
+		break;
+	case WIRE_T_PAXOS:
+		on_paxos(s, m);
+		break;
+	case WIRE_T_RESULT_REQUEST:
+		on_result_request(s, m);
+		break;
+	case WIRE_T_READ:
+		on_read(s, m);
+		break;
+	case WIRE_T_STATUS:
+		on_status(s, m);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Receive and handle what is waiting on t (a bounded number of batches). */
+void srvnet_recv_all(struct server *s, struct transport *t)
+{
+	struct transport_msg m[RECV_BATCH];
+	for (int r = 0; r < RECV_ROUNDS; r++) {
+		int n = transport_recv(t, m, RECV_BATCH);
+		if (n <= 0) {
+			if (n < 0)
+				mtr_log(LOG_WARN, "server %u: receive: %s", s->cfg.id, mtr_strerror(n));
+			return;
+		}
+		for (int i = 0; i < n; i++)
+			dispatch(s, &m[i]);
+	}
+}

@@ -1,0 +1,151 @@
+/*
+ * server_vt.c - the server object's published state (server_int.h): the
+ * network thread copies what it owns (Paxos status, peers, watermarks)
+ * under a mutex at each loop, and readers on other threads see that copy:
+ * server_info, server_digest, and the rows of mtr_members, mtr_streams and
+ * mtr_instances (the clustervt provider).
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "apply.h"
+#include "clustervt.h"
+#include "digest.h"
+#include "ingest.h"
+#include "log.h"
+#include "paxos.h"
+#include "server.h"
+#include "server_int.h"
+#include "transport.h"
+#include "util.h"
+#include "wire.h"
+
+/* ---- publishing (clustervt, server_info) ---- */
+
+void srvvt_publish(struct server *s)
+{
+	struct paxos_status ps;
+	paxos_status(s->px, &ps);
+	if (ps.role == PAXOS_LEADER && (s->last_role != PAXOS_LEADER || ps.ballot != s->last_ballot_logged)) {
+		mtr_log(LOG_INFO, "became leader (ballot %llu)", (unsigned long long)ps.ballot);
+		s->last_ballot_logged = ps.ballot;
+	}
+	if (s->last_role != (int)ps.role)
+		s->next_status_ms = 0; /* tell peers and proxies at once */
+	s->last_role = (int)ps.role;
+	pthread_mutex_lock(&s->imu);
+	s->pst = ps;
+	s->info.role = (int)ps.role;
+	s->info.ballot = ps.ballot;
+	s->info.chosen = ps.chosen;
+	s->info.applied = s->applied_net;
+	s->info.released = s->released;
+	s->info.items_applied = s->items_applied;
+	memcpy(s->pub_peers, s->peers, sizeof s->peers);
+	if (s->now_ms < s->next_publish_ms) {
+		pthread_mutex_unlock(&s->imu);
+		return;
+	}
+	/* the stream table: at most every 20 ms (a scan of every slot) */
+	s->next_publish_ms = s->now_ms + 20;
+	unsigned n = 0;
+	for (unsigned i = 0; i < STREAM_CAP && n < PAXOS_MAX_MARKS; i++) {
+		struct stream *st = &s->streams[i];
+		if (st->id == 0)
+			continue;
+		s->pub_marks[n].stream = st->id;
+		s->pub_marks[n].seq = ingest_watermark(s->ing, st->id);
+		n++;
+	}
+	s->pub_nmarks = n;
+	pthread_mutex_unlock(&s->imu);
+}
+
+static const char *role_name(int r)
+{
+	return r == PAXOS_LEADER ? "leader" : r == PAXOS_CANDIDATE ? "candidate" : "follower";
+}
+
+int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
+{
+	struct server *s = arg;
+	int rc = 0;
+	uint64_t now = now_mono_ns() / 1000000u;
+	pthread_mutex_lock(&s->imu);
+	if (t == CLUSTERVT_MEMBERS) {
+		for (uint32_t j = 0; j < s->cfg.cc.nservers && rc == 0; j++) {
+			char addr[32];
+			transport_addr_format(&s->cfg.cc.servers[j], addr, sizeof addr);
+			const char *role;
+			int64_t alive, chosen, applied;
+			if (j == s->cfg.id) {
+				role = role_name(s->pst.role);
+				alive = 1;
+				chosen = (int64_t)s->pst.chosen;
+				applied = (int64_t)s->info.applied;
+			} else {
+				const struct peer *p = &s->pub_peers[j];
+				role = p->heard ? role_name(p->st.role) : "unknown";
+				/* who leads, this server knows better than a peer's
+				 * last STATUS (sent before an election, say) */
+				if (s->pst.leader == j)
+					role = "leader";
+				else if (p->heard && p->st.role == PAXOS_LEADER && s->pst.leader < s->cfg.cc.nservers)
+					role = "follower";
+				alive = p->heard && now - p->last_ms <= 3ull * s->cfg.status_period_ms;
+				chosen = (int64_t)p->st.chosen;
+				applied = (int64_t)p->st.applied;
+			}
+			struct wire_value v[6] = {
+				{.type = WIRE_V_INT, .u.i = j},
+				{.type = WIRE_V_TEXT, .u.b = {addr, (uint32_t)strlen(addr)}},
+				{.type = WIRE_V_TEXT, .u.b = {role, (uint32_t)strlen(role)}},
+				{.type = WIRE_V_INT, .u.i = alive},
+				{.type = WIRE_V_INT, .u.i = chosen},
+				{.type = WIRE_V_INT, .u.i = applied},
+			};
+			rc = clustervt_sink_row(sink, v, 6);
+		}
+	} else if (t == CLUSTERVT_STREAMS) {
+		for (unsigned i = 0; i < s->pub_nmarks && rc == 0; i++) {
+			struct wire_value v[3] = {
+				{.type = WIRE_V_INT, .u.i = s->cfg.id},
+				{.type = WIRE_V_INT, .u.i = (int64_t)s->pub_marks[i].stream},
+				{.type = WIRE_V_INT, .u.i = (int64_t)s->pub_marks[i].seq},
+			};
+			rc = clustervt_sink_row(sink, v, 3);
+		}
+	} else if (t == CLUSTERVT_INSTANCES) {
+		unsigned n = s->nrecent < RECENT_INSTANCES ? s->nrecent : RECENT_INSTANCES;
+		for (unsigned k = 0; k < n && rc == 0; k++) {
+			const struct recent *r = &s->recent[(s->nrecent - n + k) % RECENT_INSTANCES];
+			struct wire_value v[4] = {
+				{.type = WIRE_V_INT, .u.i = (int64_t)r->inst},
+				{.type = WIRE_V_TEXT, .u.b = {r->text, (uint32_t)strlen(r->text)}},
+				{.type = WIRE_V_INT, .u.i = (int64_t)r->items},
+				{.type = WIRE_V_INT, .u.i = (int64_t)r->apply_us},
+			};
+			rc = clustervt_sink_row(sink, v, 4);
+		}
+	}
+	pthread_mutex_unlock(&s->imu);
+	return rc;
+}
+
+void server_info(struct server *s, struct server_info *info)
+{
+	pthread_mutex_lock(&s->imu);
+	*info = s->info;
+	pthread_mutex_unlock(&s->imu);
+}
+
+int server_digest(struct server *s, uint64_t *instance, char hex[33])
+{
+	struct digest d;
+	int rc = apply_digest(s->ap, instance, &d);
+	if (rc == 0)
+		digest_hex(&d, hex);
+	return rc;
+}
