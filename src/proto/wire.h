@@ -11,8 +11,11 @@
  * cluster key over the same bytes.  Nothing is trusted before
  * wire_dgram_check() has passed.
  *
- * Message types are declared once, in WIRE_TYPE_MAP; encoders, decoders and
- * wire_type_name() come from it.
+ * Message types are declared once, in WIRE_TYPE_MAP: the enum wire_type
+ * (WIRE_T_ITEMS, ...) and wire_type_name() are generated from it, nothing
+ * else.  Each payload's encoder and decoder is written by hand: below for
+ * ITEMS, FRAGMENT, HEARTBEAT and RESEND, in wire_server.h for RESULT,
+ * RESULT_REQUEST, READ and STATUS, in src/server/paxos_codec.h for PAXOS.
  */
 #ifndef MTR_WIRE_H
 #define MTR_WIRE_H
