@@ -130,54 +130,13 @@ int cproto_put_welcome(struct cproto_buf *b, const struct cproto_welcome *m)
 	return 0;
 }
 
-/* Encoded size of one value (type byte included); 0 for a bad type. */
-static size_t value_size(const struct wire_value *v)
-{
-	switch (v->type) {
-	case WIRE_V_NULL:
-		return 1;
-	case WIRE_V_INT:
-	case WIRE_V_REAL:
-		return 9;
-	case WIRE_V_TEXT:
-	case WIRE_V_BLOB:
-		return 5 + (size_t)v->u.b.n;
-	default:
-		return 0;
-	}
-}
-
-static uint8_t *value_put(uint8_t *q, const struct wire_value *v)
-{
-	*q++ = v->type;
-	switch (v->type) {
-	case WIRE_V_INT:
-		st64(q, (uint64_t)v->u.i);
-		return q + 8;
-	case WIRE_V_REAL: {
-		uint64_t bits;
-		memcpy(&bits, &v->u.r, 8);
-		st64(q, bits);
-		return q + 8;
-	}
-	case WIRE_V_TEXT:
-	case WIRE_V_BLOB:
-		st32(q, v->u.b.n);
-		if (v->u.b.n)
-			memcpy(q + 4, v->u.b.p, v->u.b.n);
-		return q + 4 + v->u.b.n;
-	default:
-		return q;
-	}
-}
-
 int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m)
 {
 	size_t n = QUERY_FIXED + (size_t)m->sql_len;
 	for (uint16_t i = 0; i < m->nbinds; i++) {
 		const struct cproto_bind *x = &m->binds[i];
 		size_t nl = x->index > 0 || !x->name ? 0 : strlen(x->name);
-		size_t vs = value_size(&x->v);
+		size_t vs = wire_value_size(&x->v);
 		if (x->index < 0 || vs == 0 || (x->index == 0 && nl == 0))
 			return MTR_EINVAL;
 		if (nl > 0xffff)
@@ -206,7 +165,7 @@ int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m)
 		st16(q + 4, (uint16_t)nl);
 		if (nl)
 			memcpy(q + 6, x->name, nl);
-		q = value_put(q + 6 + nl, &x->v);
+		q = wire_value_put(q + 6 + nl, &x->v);
 	}
 	return 0;
 }
@@ -340,29 +299,9 @@ static long binds_check(const uint8_t *p, const uint8_t *end, uint16_t n)
 		if (nl && memchr(q, 0, nl) != NULL)
 			return MTR_EMALFORMED;
 		q += nl;
-		uint8_t t = *q++;
-		size_t need;
-		switch (t) {
-		case WIRE_V_NULL:
-			need = 0;
-			break;
-		case WIRE_V_INT:
-		case WIRE_V_REAL:
-			need = 8;
-			break;
-		case WIRE_V_TEXT:
-		case WIRE_V_BLOB:
-			if (end - q < 4)
-				return MTR_ETRUNCATED;
-			need = ld32(q);
-			q += 4;
-			break;
-		default:
-			return MTR_EMALFORMED;
-		}
-		if ((size_t)(end - q) < need)
-			return MTR_ETRUNCATED;
-		q += need;
+		int rc = wire_value_skip(&q, end);
+		if (rc)
+			return rc;
 	}
 	return q - p;
 }
@@ -429,31 +368,13 @@ int cproto_query_binds(const struct cproto_query *q, struct cproto_bind **out)
 			x->name = NULL;
 		}
 		p += nl;
-		x->v.type = *p++;
-		switch (x->v.type) {
-		case WIRE_V_INT:
-			x->v.u.i = (int64_t)ld64(p);
-			p += 8;
-			break;
-		case WIRE_V_REAL: {
-			uint64_t bits = ld64(p);
-			memcpy(&x->v.u.r, &bits, 8);
-			p += 8;
-			break;
-		}
-		case WIRE_V_TEXT:
-		case WIRE_V_BLOB:
-			x->v.u.b.n = ld32(p);
-			p += 4;
+		wire_value_get(&p, &x->v);
+		if (x->v.type == WIRE_V_TEXT || x->v.type == WIRE_V_BLOB) {
+			/* copy the bytes: the binds outlive the frame */
 			if (x->v.u.b.n)
-				memcpy(heap, p, x->v.u.b.n);
+				memcpy(heap, x->v.u.b.p, x->v.u.b.n);
 			x->v.u.b.p = heap;
 			heap += x->v.u.b.n;
-			p += x->v.u.b.n;
-			break;
-		default: /* NULL */
-			x->v.u.i = 0;
-			break;
 		}
 	}
 	*out = b;

@@ -122,33 +122,9 @@ static int rows_check(const uint8_t *p, size_t len, uint32_t ncols, uint32_t nro
 		if (ld16(p) != ncols)
 			return MTR_EMALFORMED;
 		p += 2;
-		for (uint32_t c = 0; c < ncols; c++) {
-			if (end - p < 1)
+		for (uint32_t c = 0; c < ncols; c++)
+			if (wire_value_skip(&p, end) != 0)
 				return MTR_EMALFORMED;
-			uint8_t t = *p++;
-			size_t need;
-			switch (t) {
-			case WIRE_V_NULL:
-				need = 0;
-				break;
-			case WIRE_V_INT:
-			case WIRE_V_REAL:
-				need = 8;
-				break;
-			case WIRE_V_TEXT:
-			case WIRE_V_BLOB:
-				if (end - p < 4)
-					return MTR_EMALFORMED;
-				need = ld32(p);
-				p += 4;
-				break;
-			default:
-				return MTR_EMALFORMED;
-			}
-			if ((size_t)(end - p) < need)
-				return MTR_EMALFORMED;
-			p += need;
-		}
 	}
 	return p == end ? 0 : MTR_EMALFORMED;
 }
@@ -249,28 +225,7 @@ unsigned result_row_next(const uint8_t **p, const uint8_t *end, struct wire_valu
 	q += 2;
 	for (unsigned c = 0; c < n; c++) {
 		struct wire_value v;
-		v.type = *q++;
-		switch (v.type) {
-		case WIRE_V_INT:
-			v.u.i = (int64_t)ld64(q);
-			q += 8;
-			break;
-		case WIRE_V_REAL: {
-			uint64_t bits = ld64(q);
-			memcpy(&v.u.r, &bits, 8);
-			q += 8;
-			break;
-		}
-		case WIRE_V_TEXT:
-		case WIRE_V_BLOB:
-			v.u.b.n = ld32(q);
-			v.u.b.p = q + 4;
-			q += 4 + v.u.b.n;
-			break;
-		default: /* NULL */
-			v.u.i = 0;
-			break;
-		}
+		wire_value_get(&q, &v);
 		if (c < max)
 			vals[c] = v;
 	}

@@ -93,11 +93,13 @@ int wire_dgram_check(const uint8_t *buf, size_t len, uint32_t cluster, const str
 	return 0;
 }
 
-/* ---- items ----------------------------------------------------------- */
+/* ---- the value codec ------------------------------------------------ */
 
-static size_t value_size(const struct wire_value *v)
+size_t wire_value_size(const struct wire_value *v)
 {
 	switch (v->type) {
+	case WIRE_V_NULL:
+		return 1;
 	case WIRE_V_INT:
 	case WIRE_V_REAL:
 		return 9;
@@ -105,9 +107,101 @@ static size_t value_size(const struct wire_value *v)
 	case WIRE_V_BLOB:
 		return 5 + (size_t)v->u.b.n;
 	default:
+		return 0;
+	}
+}
+
+size_t wire_value_head(uint8_t *p, const struct wire_value *v)
+{
+	uint64_t bits;
+	p[0] = v->type;
+	switch (v->type) {
+	case WIRE_V_INT:
+		st64(p + 1, (uint64_t)v->u.i);
+		return 9;
+	case WIRE_V_REAL:
+		memcpy(&bits, &v->u.r, 8);
+		st64(p + 1, bits);
+		return 9;
+	case WIRE_V_TEXT:
+	case WIRE_V_BLOB:
+		st32(p + 1, v->u.b.n);
+		return 5;
+	default: /* NULL */
 		return 1;
 	}
 }
+
+uint8_t *wire_value_put(uint8_t *p, const struct wire_value *v)
+{
+	size_t h = wire_value_head(p, v);
+	if ((v->type == WIRE_V_TEXT || v->type == WIRE_V_BLOB) && v->u.b.n) {
+		memcpy(p + h, v->u.b.p, v->u.b.n);
+		h += v->u.b.n;
+	}
+	return p + h;
+}
+
+int wire_value_skip(const uint8_t **p, const uint8_t *end)
+{
+	const uint8_t *q = *p;
+	if (q >= end)
+		return MTR_ETRUNCATED;
+	uint8_t t = *q++;
+	size_t need;
+	switch (t) {
+	case WIRE_V_NULL:
+		need = 0;
+		break;
+	case WIRE_V_INT:
+	case WIRE_V_REAL:
+		need = 8;
+		break;
+	case WIRE_V_TEXT:
+	case WIRE_V_BLOB:
+		if (end - q < 4)
+			return MTR_ETRUNCATED;
+		need = ld32(q);
+		q += 4;
+		break;
+	default:
+		return MTR_EMALFORMED;
+	}
+	if ((size_t)(end - q) < need)
+		return MTR_ETRUNCATED;
+	*p = q + need;
+	return 0;
+}
+
+void wire_value_get(const uint8_t **p, struct wire_value *v)
+{
+	const uint8_t *q = *p;
+	uint64_t bits;
+	v->type = *q++;
+	v->u.i = 0; /* NULL: a defined, zero value */
+	switch (v->type) {
+	case WIRE_V_INT:
+		v->u.i = (int64_t)ld64(q);
+		q += 8;
+		break;
+	case WIRE_V_REAL:
+		bits = ld64(q);
+		memcpy(&v->u.r, &bits, 8);
+		q += 8;
+		break;
+	case WIRE_V_TEXT:
+	case WIRE_V_BLOB:
+		v->u.b.n = ld32(q);
+		v->u.b.p = q + 4;
+		q += 4 + (size_t)v->u.b.n;
+		break;
+	default:
+		break;
+	}
+	*p = q;
+}
+
+/* ---- items ----------------------------------------------------------- */
 
 size_t wire_item_size(const struct wire_item *it)
 {
@@ -116,7 +210,7 @@ size_t wire_item_size(const struct wire_item *it)
 		const struct wire_stmt *st = &it->stmts[s];
 		n += 4 + (size_t)st->sql_len + 2;
 		for (unsigned i = 0; i < st->nparams; i++)
-			n += value_size(&st->params[i]);
+			n += wire_value_size(&st->params[i]);
 	}
 	return n;
 }
@@ -151,31 +245,9 @@ long wire_item_encode(uint8_t *buf, size_t cap, const struct wire_item *it)
 		st16(p, st->nparams);
 		p += 2;
 		for (unsigned i = 0; i < st->nparams; i++) {
-			const struct wire_value *v = &st->params[i];
-			uint64_t bits;
-			*p++ = v->type;
-			switch (v->type) {
-			case WIRE_V_NULL:
-				break;
-			case WIRE_V_INT:
-				st64(p, (uint64_t)v->u.i);
-				p += 8;
-				break;
-			case WIRE_V_REAL:
-				memcpy(&bits, &v->u.r, 8);
-				st64(p, bits);
-				p += 8;
-				break;
-			case WIRE_V_TEXT:
-			case WIRE_V_BLOB:
-				st32(p, v->u.b.n);
-				if (v->u.b.n)
-					memcpy(p + 4, v->u.b.p, v->u.b.n);
-				p += 4 + (size_t)v->u.b.n;
-				break;
-			default:
+			if (wire_value_size(&st->params[i]) == 0)
 				return MTR_EINVAL;
-			}
+			p = wire_value_put(p, &st->params[i]);
 		}
 	}
 	return (long)(p - buf);
@@ -210,34 +282,9 @@ long wire_item_decode(const uint8_t *p, size_t len, struct wire_item *it)
 		q += 2;
 		if (np > STMT_MAX_PARAMS)
 			return MTR_EMALFORMED;
-		for (unsigned i = 0; i < np; i++) {
-			if (q == end)
+		for (unsigned i = 0; i < np; i++)
+			if (wire_value_skip(&q, end) != 0)
 				return MTR_EMALFORMED;
-			uint8_t t = *q++;
-			size_t left = (size_t)(end - q);
-			switch (t) {
-			case WIRE_V_NULL:
-				break;
-			case WIRE_V_INT:
-			case WIRE_V_REAL:
-				if (left < 8)
-					return MTR_EMALFORMED;
-				q += 8;
-				break;
-			case WIRE_V_TEXT:
-			case WIRE_V_BLOB: {
-				if (left < 4)
-					return MTR_EMALFORMED;
-				uint32_t bl = ld32(q);
-				if (bl > left - 4)
-					return MTR_EMALFORMED;
-				q += 4 + (size_t)bl;
-				break;
-			}
-			default:
-				return MTR_EMALFORMED;
-			}
-		}
 	}
 	if (q != end)
 		return MTR_EMALFORMED;
@@ -282,7 +329,7 @@ int wire_stmt_next(struct wire_stmt_iter *si, struct wire_stmt *st, const uint8_
 	/* skip the parameters to reach the next statement */
 	for (unsigned i = 0; i < st->nparams; i++) {
 		struct wire_value v;
-		wire_param_next(&q, &v);
+		wire_value_get(&q, &v);
 	}
 	si->p = q;
 	return 1;
@@ -290,30 +337,7 @@ int wire_stmt_next(struct wire_stmt_iter *si, struct wire_stmt *st, const uint8_
 
 void wire_param_next(const uint8_t **params, struct wire_value *v)
 {
-	const uint8_t *q = *params;
-	uint64_t bits;
-	v->type = *q++;
-	v->u.i = 0; /* NULL: a defined, zero value */
-	switch (v->type) {
-	case WIRE_V_INT:
-		v->u.i = (int64_t)ld64(q);
-		q += 8;
-		break;
-	case WIRE_V_REAL:
-		bits = ld64(q);
-		memcpy(&v->u.r, &bits, 8);
-		q += 8;
-		break;
-	case WIRE_V_TEXT:
-	case WIRE_V_BLOB:
-		v->u.b.n = ld32(q);
-		v->u.b.p = q + 4;
-		q += 4 + (size_t)v->u.b.n;
-		break;
-	default:
-		break;
-	}
-	*params = q;
+	wire_value_get(params, v);
 }
 
 /* ---- packer ---------------------------------------------------------- */

@@ -11,8 +11,16 @@
  * cluster key over the same bytes.  Nothing is trusted before
  * wire_dgram_check() has passed.
  *
- * Message types are declared once, in WIRE_TYPE_MAP; encoders, decoders and
- * wire_type_name() come from it.
+ * Message types are declared once, in WIRE_TYPE_MAP: the enum wire_type
+ * (WIRE_T_ITEMS, ...) and wire_type_name() are generated from it, nothing
+ * else.  Each payload's encoder and decoder is written by hand: below for
+ * ITEMS, FRAGMENT, HEARTBEAT and RESEND, in wire_server.h for RESULT,
+ * RESULT_REQUEST, READ and STATUS, in src/server/paxos_codec.h for PAXOS.
+ *
+ * A typed value (struct wire_value) has one encoding wherever it appears:
+ * item parameters here, bound values in client QUERY frames (cproto.h) and
+ * the values of result rows (result.h).  wire_value_size/put/skip/get below
+ * (and wire_value_head) are its only encoder and decoder.
  */
 #ifndef MTR_WIRE_H
 #define MTR_WIRE_H
@@ -96,11 +104,12 @@ int wire_dgram_check(const uint8_t *buf, size_t len, uint32_t cluster, const str
 
 /* ---- items ------------------------------------------------------------ */
 
-/* Parameter value types (one byte on the wire). */
+/* Value types (one byte on the wire). */
 enum wire_vtype { WIRE_V_NULL = 0, WIRE_V_INT = 1, WIRE_V_REAL = 2, WIRE_V_TEXT = 3, WIRE_V_BLOB = 4 };
 
-/* A bound parameter.  For TEXT and BLOB, p/n point at the bytes (not owned;
- * TEXT is not NUL-terminated on the wire). */
+/* A typed value: an item parameter, a client's bound value, a value of a
+ * result row.  For TEXT and BLOB, p/n point at the bytes (not owned; TEXT
+ * is not NUL-terminated on the wire). */
 struct wire_value {
 	uint8_t type;
 	union {
@@ -112,6 +121,38 @@ struct wire_value {
 		} b;
 	} u;
 };
+
+/*
+ * The value codec.  Encoding: u8 type, then INT i64, REAL the 8 bytes of the
+ * IEEE-754 binary64 bit for bit, TEXT/BLOB u32 length and the bytes, NULL
+ * nothing.  Little-endian.
+ */
+
+/* Encoded size of v (type byte included): 1, 9 or 5 + length; 0 when
+ * v->type is not a WIRE_V_* type (such a value cannot be encoded). */
+size_t wire_value_size(const struct wire_value *v);
+
+/* Write the head of v at p and return its length (at most
+ * WIRE_VALUE_HEAD_MAX): the type byte, then for INT/REAL the 8 bytes (the
+ * whole value), for TEXT/BLOB the u32 length; the TEXT/BLOB bytes are not
+ * written (they follow the head: for a caller that streams them, e.g. into
+ * a hash).  v->type must be a WIRE_V_* type. */
+#define WIRE_VALUE_HEAD_MAX 9
+size_t wire_value_head(uint8_t *p, const struct wire_value *v);
+
+/* Write v at p, wire_value_size(v) bytes (the caller made room and checked
+ * that size is not 0).  Returns p advanced past the value. */
+uint8_t *wire_value_put(uint8_t *p, const struct wire_value *v);
+
+/* Validate the value at *p, which must end by end, and advance *p past it.
+ * Returns 0, MTR_ETRUNCATED (it does not fit) or MTR_EMALFORMED (unknown
+ * type); *p is unchanged on error.  Never reads at or after end. */
+int wire_value_skip(const uint8_t **p, const uint8_t *end);
+
+/* Decode the value at *p into *v and advance *p.  No checks: only for bytes
+ * wire_value_skip() has accepted.  NULL sets v->u.i to 0; TEXT/BLOB point
+ * into the bytes. */
+void wire_value_get(const uint8_t **p, struct wire_value *v);
 
 /* One SQL statement (or several separated by ';' when it has no parameters)
  * with its positional parameters ?1..?nparams.  Not owned. */
@@ -178,8 +219,9 @@ void wire_stmt_begin(const struct wire_item *it, struct wire_stmt_iter *si);
  * end.  Its parameters are read with wire_param_next() from *params. */
 int wire_stmt_next(struct wire_stmt_iter *si, struct wire_stmt *st, const uint8_t **params);
 
-/* Read the next parameter of a decoded statement and advance *params.  For
- * NULL, v->u.i is set to 0; TEXT/BLOB point into the datagram. */
+/* Read the next parameter of a decoded statement and advance *params
+ * (wire_value_get on bytes wire_item_decode() validated).  For NULL, v->u.i
+ * is set to 0; TEXT/BLOB point into the datagram. */
 void wire_param_next(const uint8_t **params, struct wire_value *v);
 
 /* ---- packing items into datagrams ------------------------------------- */

@@ -225,8 +225,10 @@ static int handle_query(struct proxy *p, struct client *c, const struct cproto_f
 	struct proxy_item_out out = {0};
 	struct proxy_err err;
 	memset(&err, 0, sizeof err);
-	rc = proxy_item_build(q.sql, q.sql_len, binds, q.nbinds, p->stream, seq, q.request, c->client_id, q.floor,
-			      proxy_wall_us(), prng_next(&p->prng), &out, &err);
+	struct proxy_item_in in = {.sql = q.sql, .len = q.sql_len, .binds = binds, .nbinds = q.nbinds,
+				   .stream = p->stream, .seq = seq, .request = q.request, .client = c->client_id,
+				   .floor = q.floor, .now_us = proxy_wall_us(), .seed = prng_next(&p->prng)};
+	rc = proxy_item_build(&in, &out, &err);
 	free(binds);
 	p->st.requests++;
 	if (rc < 0)

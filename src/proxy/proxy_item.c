@@ -166,17 +166,17 @@ static int place_binds(const struct sql_result *res, const size_t *off, size_t t
 	return 0;
 }
 
-int proxy_item_build(const char *sql, size_t len, const struct cproto_bind *binds, size_t nbinds, uint64_t stream,
-		     uint64_t seq, uint64_t request, uint64_t client, uint64_t floor, int64_t now_us, uint64_t seed,
-		     struct proxy_item_out *out, struct proxy_err *err)
+int proxy_item_build(const struct proxy_item_in *in, struct proxy_item_out *out, struct proxy_err *err)
 {
 	if (err)
 		memset(err, 0, sizeof *err);
-	if (!out || !sql || (nbinds && !binds)) {
+	if (!in || !out || !in->sql || (in->nbinds && !in->binds)) {
 		err_set(err, NULL, "invalid argument");
 		return MTR_EINVAL;
 	}
 	memset(out, 0, sizeof *out);
+	const char *sql = in->sql;
+	size_t len = in->len;
 	if (len > UINT32_MAX) {
 		err_set(err, NULL, "request text of %zu bytes is too large", len);
 		return MTR_ETOOBIG;
@@ -226,7 +226,7 @@ int proxy_item_build(const char *sql, size_t len, const struct cproto_bind *bind
 		rc = MTR_ENOMEM;
 		goto done;
 	}
-	rc = place_binds(res, off, total, binds, nbinds, vals, err);
+	rc = place_binds(res, off, total, in->binds, in->nbinds, vals, err);
 	if (rc < 0)
 		goto done;
 
@@ -257,13 +257,13 @@ int proxy_item_build(const char *sql, size_t len, const struct cproto_bind *bind
 	bool read = reads_only && !txn && n_main <= 1 && (temp || !res->one_item);
 
 	struct wire_item it = {
-		.stream = stream,
-		.seq = seq,
-		.request = request,
-		.client = read ? 0 : client, /* reads are not de-duplicated */
-		.floor = read ? 0 : floor,
-		.timestamp_us = now_us,
-		.seed = seed,
+		.stream = in->stream,
+		.seq = in->seq,
+		.request = in->request,
+		.client = read ? 0 : in->client, /* reads are not de-duplicated */
+		.floor = read ? 0 : in->floor,
+		.timestamp_us = in->now_us,
+		.seed = in->seed,
 		.flags = (txn ? WIRE_ITEM_TXN : 0u) | (read ? WIRE_ITEM_READ : 0u) | (temp ? WIRE_ITEM_TEMP : 0u),
 		.nstmt = n,
 		.stmts = ws,

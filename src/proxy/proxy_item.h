@@ -19,7 +19,6 @@
 #include "cproto.h"
 #include "wire.h"
 
-
 /*
  * What was built.  buf is a malloc'ed encoded item record (wire_item_encode
  * output) of len bytes which the caller frees with free(); NULL when there is
@@ -51,11 +50,29 @@ struct proxy_err {
 			     by ROLLBACK): answer success, send nothing */
 
 /*
- * Build the item of one request: sql (len bytes, need not be
- * NUL-terminated), binds[0..nbinds) (may be NULL when nbinds is 0); stream,
- * seq, request, client and floor (the client's id and lowest unanswered
- * request: de-duplication of resends, 0 for none), now_us (the proxy's
- * clock: timestamp_us) and seed (64 random bits) are copied into the item.
+ * One request and what the caller chooses for its item.  sql is len bytes
+ * (need not be NUL-terminated); binds[0..nbinds) may be NULL when nbinds is
+ * 0.  stream, seq, request, client and floor (the client's id and lowest
+ * unanswered request: de-duplication of resends, 0 for none), now_us (the
+ * proxy's clock: timestamp_us) and seed (64 random bits) are copied into the
+ * item.  Nothing is owned.
+ */
+struct proxy_item_in {
+	const char *sql;
+	size_t len;
+	const struct cproto_bind *binds;
+	size_t nbinds;
+	uint64_t stream;
+	uint64_t seq;
+	uint64_t request;
+	uint64_t client;
+	uint64_t floor;
+	int64_t now_us;
+	uint64_t seed;
+};
+
+/*
+ * Build the item of the request *in.
  * Returns 0 (write item in *out), PROXY_ITEM_READ, PROXY_ITEM_NONE, or
  * MTR_ESYNTAX / MTR_EREFUSED (the parser's message and position in *err),
  * MTR_EINVAL (bind to an unknown name or index, transaction control out of
@@ -63,10 +80,7 @@ struct proxy_err {
  * the same request), MTR_ETOOBIG, MTR_ENOMEM.  On error out->buf is NULL.
  * err may be NULL.
  */
-int proxy_item_build(const char *sql, size_t len, const struct cproto_bind *binds, size_t nbinds, uint64_t stream,
-		     uint64_t seq, uint64_t request, uint64_t client, uint64_t floor, int64_t now_us, uint64_t seed,
-		     struct proxy_item_out *out,
-		     struct proxy_err *err);
+int proxy_item_build(const struct proxy_item_in *in, struct proxy_item_out *out, struct proxy_err *err);
 
 /*
  * A new stream id for a proxy start (invariant 1): the wall clock in seconds

@@ -203,40 +203,30 @@ static int arena_row(struct apply *a, sqlite3_stmt *s)
 	st16(a->arena + a->alen, (uint16_t)n);
 	a->alen += 2;
 	for (int i = 0; i < n; i++) {
-		int t = sqlite3_column_type(s, i);
-		uint8_t *p;
-		if (t == SQLITE_INTEGER || t == SQLITE_FLOAT) {
-			if (arena_reserve(a, 9) != 0)
-				return MTR_ENOMEM;
-			p = a->arena + a->alen;
-			uint64_t u;
-			if (t == SQLITE_INTEGER) {
-				p[0] = WIRE_V_INT;
-				u = (uint64_t)sqlite3_column_int64(s, i);
-			} else {
-				double d = sqlite3_column_double(s, i);
-				p[0] = WIRE_V_REAL;
-				memcpy(&u, &d, 8);
-			}
-			st64(p + 1, u);
-			a->alen += 9;
-		} else if (t == SQLITE_TEXT || t == SQLITE_BLOB) {
-			const void *v = t == SQLITE_TEXT ? (const void *)sqlite3_column_text(s, i)
-							 : sqlite3_column_blob(s, i);
-			uint32_t len = (uint32_t)sqlite3_column_bytes(s, i);
-			if (arena_reserve(a, 5 + (size_t)len) != 0)
-				return MTR_ENOMEM;
-			p = a->arena + a->alen;
-			p[0] = t == SQLITE_TEXT ? WIRE_V_TEXT : WIRE_V_BLOB;
-			st32(p + 1, len);
-			if (len)
-				memcpy(p + 5, v, len);
-			a->alen += 5 + (size_t)len;
-		} else {
-			if (arena_reserve(a, 1) != 0)
-				return MTR_ENOMEM;
-			a->arena[a->alen++] = WIRE_V_NULL;
+		struct wire_value v = {.type = WIRE_V_NULL};
+		switch (sqlite3_column_type(s, i)) {
+		case SQLITE_INTEGER:
+			v.type = WIRE_V_INT;
+			v.u.i = sqlite3_column_int64(s, i);
+			break;
+		case SQLITE_FLOAT:
+			v.type = WIRE_V_REAL;
+			v.u.r = sqlite3_column_double(s, i);
+			break;
+		case SQLITE_TEXT:
+			v.type = WIRE_V_TEXT;
+			v.u.b.p = sqlite3_column_text(s, i);
+			v.u.b.n = (uint32_t)sqlite3_column_bytes(s, i);
+			break;
+		case SQLITE_BLOB:
+			v.type = WIRE_V_BLOB;
+			v.u.b.p = sqlite3_column_blob(s, i);
+			v.u.b.n = (uint32_t)sqlite3_column_bytes(s, i);
+			break;
 		}
+		if (arena_reserve(a, wire_value_size(&v)) != 0)
+			return MTR_ENOMEM;
+		a->alen = (size_t)(wire_value_put(a->arena + a->alen, &v) - a->arena);
 	}
 	return 0;
 }

@@ -22,41 +22,35 @@
 #include "util.h"
 #include "wire.h"
 
-static void hash_value(XXH3_state_t *st, sqlite3_value *v)
+/* Hash v as its value encoding (wire.h): the head, then any TEXT/BLOB
+ * bytes, streamed without a copy. */
+static void hash_value(XXH3_state_t *st, sqlite3_value *sv)
 {
-	uint8_t b[9];
-	switch (sqlite3_value_type(v)) {
+	uint8_t h[WIRE_VALUE_HEAD_MAX];
+	struct wire_value v = {.type = WIRE_V_NULL};
+	switch (sqlite3_value_type(sv)) {
 	case SQLITE_INTEGER:
-		b[0] = WIRE_V_INT;
-		st64(b + 1, (uint64_t)sqlite3_value_int64(v));
-		XXH3_128bits_update(st, b, 9);
+		v.type = WIRE_V_INT;
+		v.u.i = sqlite3_value_int64(sv);
 		break;
-	case SQLITE_FLOAT: {
-		double d = sqlite3_value_double(v);
-		uint64_t u;
-		memcpy(&u, &d, 8);
-		b[0] = WIRE_V_REAL;
-		st64(b + 1, u);
-		XXH3_128bits_update(st, b, 9);
+	case SQLITE_FLOAT:
+		v.type = WIRE_V_REAL;
+		v.u.r = sqlite3_value_double(sv);
 		break;
-	}
 	case SQLITE_TEXT:
-	case SQLITE_BLOB: {
-		int text = sqlite3_value_type(v) == SQLITE_TEXT;
-		const void *p = text ? (const void *)sqlite3_value_text(v) : sqlite3_value_blob(v);
-		int n = sqlite3_value_bytes(v);
-		b[0] = text ? WIRE_V_TEXT : WIRE_V_BLOB;
-		st32(b + 1, (uint32_t)n);
-		XXH3_128bits_update(st, b, 5);
-		if (n > 0)
-			XXH3_128bits_update(st, p, (size_t)n);
+		v.type = WIRE_V_TEXT;
+		v.u.b.p = sqlite3_value_text(sv);
+		v.u.b.n = (uint32_t)sqlite3_value_bytes(sv);
+		break;
+	case SQLITE_BLOB:
+		v.type = WIRE_V_BLOB;
+		v.u.b.p = sqlite3_value_blob(sv);
+		v.u.b.n = (uint32_t)sqlite3_value_bytes(sv);
 		break;
 	}
-	default:
-		b[0] = WIRE_V_NULL;
-		XXH3_128bits_update(st, b, 1);
-		break;
-	}
+	XXH3_128bits_update(st, h, wire_value_head(h, &v));
+	if ((v.type == WIRE_V_TEXT || v.type == WIRE_V_BLOB) && v.u.b.n > 0)
+		XXH3_128bits_update(st, v.u.b.p, v.u.b.n);
 }
 
 static void hash_row(XXH3_state_t *st, sqlite3_stmt *s)

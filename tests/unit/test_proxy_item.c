@@ -37,7 +37,9 @@ struct dec {
 static int build(const char *sql, const struct cproto_bind *b, size_t nb, struct proxy_item_out *out,
 		 struct proxy_err *err)
 {
-	return proxy_item_build(sql, strlen(sql), b, nb, 7, 8, 9, 0, 0, 1700000000123456LL, 0x5eedULL, out, err);
+	struct proxy_item_in in = {.sql = sql, .len = strlen(sql), .binds = b, .nbinds = nb, .stream = 7, .seq = 8,
+				   .request = 9, .now_us = 1700000000123456LL, .seed = 0x5eedULL};
+	return proxy_item_build(&in, out, err);
 }
 
 /* Decode out->buf fully into *d and free it. */

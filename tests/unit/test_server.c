@@ -202,8 +202,10 @@ static void make_item(struct fix *f, uint64_t seq, const char *sql, int nb, int6
 				  {.index = 2, .v = {.type = WIRE_V_INT, .u.i = v2}}};
 	struct proxy_item_out out;
 	struct proxy_err err;
-	int rc = proxy_item_build(sql, strlen(sql), b, (size_t)nb, STREAM, seq, seq * 10, 0, 0, 1700000000000000 + (int64_t)seq,
-				  seq * 7919, &out, &err);
+	struct proxy_item_in in = {.sql = sql, .len = strlen(sql), .binds = b, .nbinds = (size_t)nb, .stream = STREAM,
+				   .seq = seq, .request = seq * 10, .now_us = 1700000000000000 + (int64_t)seq,
+				   .seed = seq * 7919};
+	int rc = proxy_item_build(&in, &out, &err);
 	if (rc != 0)
 		fprintf(stderr, "proxy_item_build: %d %s\n", rc, err.msg);
 	assert_int_equal(rc, 0);
@@ -457,7 +459,9 @@ static void load(struct fix *f, uint64_t first, uint64_t last, int64_t base)
 static int64_t do_read(struct fix *f, int i, const char *sql, uint64_t min_inst, uint64_t rid)
 {
 	struct proxy_item_out out;
-	int rc = proxy_item_build(sql, strlen(sql), NULL, 0, STREAM, 0, rid, 0, 0, 1700000000000000, 1, &out, NULL);
+	struct proxy_item_in in = {.sql = sql, .len = strlen(sql), .stream = STREAM, .request = rid,
+				   .now_us = 1700000000000000, .seed = 1};
+	int rc = proxy_item_build(&in, &out, NULL);
 	assert_int_equal(rc, PROXY_ITEM_READ);
 	uint8_t buf[4096];
 	struct wire_read r = {.stream = STREAM, .rid = rid, .min_instance = min_inst, .item = out.buf,
@@ -517,8 +521,9 @@ static void test_cluster_applies(void **state)
 					  {.index = 2, .v = {.type = WIRE_V_TEXT, .u.b = {big, (uint32_t)strlen(big)}}}};
 		struct proxy_item_out out;
 		const char *sql = "INSERT INTO t(id, v) VALUES(?1, ?2)";
-		assert_int_equal(proxy_item_build(sql, strlen(sql), b, 2, STREAM, seq, seq * 10, 0, 0,
-						  1700000000000000, seq, &out, NULL), 0);
+		struct proxy_item_in in = {.sql = sql, .len = strlen(sql), .binds = b, .nbinds = 2, .stream = STREAM,
+					   .seq = seq, .request = seq * 10, .now_us = 1700000000000000, .seed = seq};
+		assert_int_equal(proxy_item_build(&in, &out, NULL), 0);
 		f->item[seq] = out.buf;
 		f->ilen[seq] = out.len;
 	}

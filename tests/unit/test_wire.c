@@ -1,7 +1,7 @@
 /*
- * test_wire.c - the datagram format: item round trips for every field and
- * value type, packing, fragments, control messages, the MAC, and rejection of
- * every single-bit flip and every truncation of a datagram.
+ * test_wire.c - the datagram format: the value codec, item round trips for
+ * every field and value type, packing, fragments, control messages, the MAC,
+ * and rejection of every single-bit flip and every truncation of a datagram.
  */
 #include "config.h"
 
@@ -100,6 +100,57 @@ static size_t sample_dgram(uint8_t *buf, int type, const struct wire_key *key)
 }
 
 /* ---- wire_item_encode / wire_item_decode ---- */
+
+/* The value codec: exact bytes of each type, round trips, and
+ * wire_value_skip() on every truncation and an unknown type. */
+static void test_value_codec(void **state)
+{
+	(void)state;
+	static const uint8_t real_pi[9] = { 2, 0x18, 0x2d, 0x44, 0x54, 0xfb, 0x21, 0x09, 0x40 };
+	uint8_t buf[64];
+	struct wire_value pi = { .type = WIRE_V_REAL, .u.r = 3.141592653589793 };
+	assert_int_equal(wire_value_size(&pi), 9);
+	assert_ptr_equal(wire_value_put(buf, &pi), buf + 9);
+	assert_memory_equal(buf, real_pi, 9);
+	struct wire_value t = { .type = WIRE_V_TEXT, .u.b = { "ab", 2 } };
+	static const uint8_t text_ab[7] = { 3, 2, 0, 0, 0, 'a', 'b' };
+	assert_ptr_equal(wire_value_put(buf, &t), buf + 7);
+	assert_memory_equal(buf, text_ab, 7);
+	assert_int_equal(wire_value_head(buf, &t), 5);
+	struct wire_value bad = { .type = 5 };
+	assert_int_equal(wire_value_size(&bad), 0);
+
+	for (size_t i = 0; i < NSAMPLE; i++) {
+		const struct wire_value *v = &sample_params[i];
+		size_t n = wire_value_size(v);
+		assert_true(n > 0 && n <= sizeof buf);
+		assert_ptr_equal(wire_value_put(buf, v), buf + n);
+		for (size_t cut = 0; cut < n; cut++) {
+			const uint8_t *p = buf;
+			assert_int_equal(wire_value_skip(&p, buf + cut), MTR_ETRUNCATED);
+			assert_ptr_equal(p, buf);
+		}
+		const uint8_t *p = buf;
+		assert_int_equal(wire_value_skip(&p, buf + n), 0);
+		assert_ptr_equal(p, buf + n);
+		struct wire_value w;
+		p = buf;
+		wire_value_get(&p, &w);
+		assert_ptr_equal(p, buf + n);
+		assert_int_equal(w.type, v->type);
+		if (v->type == WIRE_V_TEXT || v->type == WIRE_V_BLOB) {
+			assert_int_equal(w.u.b.n, v->u.b.n);
+			if (v->u.b.n)
+				assert_memory_equal(w.u.b.p, v->u.b.p, v->u.b.n);
+		} else {
+			assert_memory_equal(&w.u, &v->u, 8); /* REAL bit for bit; NULL 0 */
+		}
+	}
+	buf[0] = 5;
+	const uint8_t *p = buf;
+	assert_int_equal(wire_value_skip(&p, buf + 9), MTR_EMALFORMED);
+	assert_ptr_equal(p, buf);
+}
 
 static void test_item_round_trip(void **state)
 {
@@ -431,6 +482,7 @@ static void test_seed_corpus(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_value_codec),
 		cmocka_unit_test(test_item_round_trip),
 		cmocka_unit_test(test_item_special_reals),
 		cmocka_unit_test(test_item_rejects),
