@@ -15,7 +15,7 @@
  * (WIRE_T_ITEMS, ...) and wire_type_name() are generated from it, nothing
  * else.  Each payload's encoder and decoder is written by hand: below for
  * ITEMS, FRAGMENT, HEARTBEAT and RESEND, in wire_server.h for RESULT,
- * RESULT_REQUEST, READ and STATUS, in src/server/paxos_codec.h for PAXOS.
+ * RESULT_REQUEST, READ, STATUS and STATS, in src/server/paxos_codec.h for PAXOS.
  *
  * A typed value (struct wire_value) has one encoding wherever it appears:
  * item parameters here, bound values in client QUERY frames (cproto.h) and
