@@ -231,6 +231,20 @@ size_t wire_stats_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sen
 	return wire_dgram_finish(buf, &h, key);
 }
 
+void wire_stats_list_put(void *list, const char *name, uint64_t value)
+{
+	struct wire_stats_list *o = list;
+	if (o->n == WIRE_STATS_LIST_MAX)
+		return;
+	size_t len = strlen(name);
+	if (len > WIRE_STAT_NAME_MAX)
+		len = WIRE_STAT_NAME_MAX;
+	memcpy(o->names[o->n], name, len);
+	o->names[o->n][len] = 0;
+	o->w[o->n] = (struct wire_stat){.name = o->names[o->n], .name_len = (uint8_t)len, .value = value};
+	o->n++;
+}
+
 int wire_stats_decode(const uint8_t *p, size_t len, struct wire_stats_msg *m)
 {
 	if (len < WIRE_STATS_HDR_SIZE)

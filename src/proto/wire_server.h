@@ -168,6 +168,17 @@ struct wire_stat {
 size_t wire_stats_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
 			uint32_t node, const struct wire_stat *s, size_t n, size_t *idx);
 
+/* A list of counters to send: filled through wire_stats_list_put (a
+ * stats_fn, stats.h), at most WIRE_STATS_LIST_MAX (more are ignored); the
+ * names are copied (cut at WIRE_STAT_NAME_MAX). */
+#define WIRE_STATS_LIST_MAX 256
+struct wire_stats_list {
+	struct wire_stat w[WIRE_STATS_LIST_MAX];
+	char names[WIRE_STATS_LIST_MAX][WIRE_STAT_NAME_MAX + 1];
+	unsigned n;
+};
+void wire_stats_list_put(void *list, const char *name, uint64_t value);
+
 /* A validated STATS payload; records are read with wire_stats_next. */
 struct wire_stats_msg {
 	uint32_t node;

@@ -38,6 +38,7 @@
 #define RREQ_SCAN 4096u        /* slots scanned for late results per tick */
 #define RREQ_MAX 64u           /* RESULT_REQUESTs per tick at most */
 #define IDLE_HEARTBEAT_MS 1000u
+#define STATS_PERIOD_MS 1000u /* the proxy's counters to every server (mtr_stats) */
 #define ALIVE_MS 1000u         /* a server is alive when its STATUS is this recent */
 #define RHASH 1024u            /* buckets of the read table */
 
@@ -170,6 +171,7 @@ struct proxy {
 	uint64_t now_ms;
 	uint64_t next_hb_ms;
 	uint64_t next_rr_ms;
+	uint64_t next_stats_ms; /* next STATS to every server */
 
 	atomic_int stop;
 	pthread_mutex_t mu; /* attach queue and published stats */

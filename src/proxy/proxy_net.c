@@ -391,6 +391,30 @@ int pxnet_transport_drain(struct proxy *p)
 
 /* ---- timers -------------------------------------------------------------- */
 
+/* The proxy's counters to every server in STATS datagrams, shown there in
+ * mtr_stats as "proxy ID". */
+static void send_stats(struct proxy *p)
+{
+	struct wire_stats_list *o = calloc(1, sizeof *o);
+	if (o == NULL)
+		return;
+	STATS_EACH(PROXY_STATS_MAP, "proxy", &p->st, wire_stats_list_put, o);
+	transport_stats_each(p->t, "transport", wire_stats_list_put, o);
+	const struct clusterconf *cc = &p->cfg.cc;
+	for (uint32_t j = 0; j < cc->nservers; j++) {
+		size_t idx = 0;
+		for (;;) {
+			uint8_t *b = sendq_slot(p, &p->tq);
+			size_t n = wire_stats_build(b, p->mtu, cc->cluster_id, p->cfg.id, &cc->key, p->cfg.id, o->w, o->n,
+						    &idx);
+			if (n == 0)
+				break;
+			sendq_commit(&p->tq, n, &cc->servers[j]);
+		}
+	}
+	free(o);
+}
+
 void pxnet_timers(struct proxy *p)
 {
 	uint64_t now = p->now_ms;
@@ -402,6 +426,10 @@ void pxnet_timers(struct proxy *p)
 		sendq_commit(&p->gq, wire_heartbeat_build(b, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key, &hb),
 			     NULL);
 		p->next_hb_ms = now + (waiting ? p->cfg.heartbeat_ms : IDLE_HEARTBEAT_MS);
+	}
+	if (now >= p->next_stats_ms) {
+		send_stats(p);
+		p->next_stats_ms = now + STATS_PERIOD_MS;
 	}
 	/* late results: ask a server again (round robin), a few per tick */
 	if (waiting && now >= p->next_rr_ms) {

@@ -474,11 +474,14 @@ static int meta_get(sqlite3 *db, const char *key, uint64_t *v)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : MTR_ESQL;
 }
 
-static int conn_setup(sqlite3 *db, const struct clustervt_provider *p)
+/* The apply connection refuses the cluster tables that show this replica's
+ * own state (a write must not read them: DESIGN.md invariant 6); readers
+ * show them. */
+static int conn_setup(sqlite3 *db, const struct clustervt_provider *p, int replica_state)
 {
 	sqlite3_busy_timeout(db, BUSY_MS);
 	sqlite3_extended_result_codes(db, 1);
-	return clustervt_register(db, p);
+	return clustervt_register(db, p, replica_state);
 }
 
 /*
@@ -557,7 +560,7 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 	snprintf(pragmas, sizeof pragmas,
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld;",
 		 cfg->durability == APPLY_SYNC_FULL ? "FULL" : "NORMAL", (long long)a->cfg.wal_pages * 2 * 4096);
-	if (conn_setup(a->db, cfg->provider) != 0 || detvfs_functions_register(a->db, &a->rng) != 0 ||
+	if (conn_setup(a->db, cfg->provider, 0) != 0 || detvfs_functions_register(a->db, &a->rng) != 0 ||
 	    exec(a, pragmas) != 0 ||
 	    exec(a, "BEGIN IMMEDIATE;"
 		    "CREATE TABLE IF NOT EXISTS mtr_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -1592,7 +1595,7 @@ int apply_open_reader(struct apply *a, sqlite3 **out)
 		sqlite3_close(db);
 		return MTR_EIO;
 	}
-	if (conn_setup(db, a->cfg.provider) != 0) {
+	if (conn_setup(db, a->cfg.provider, 1) != 0) {
 		sqlite3_close(db);
 		return MTR_ESQL;
 	}

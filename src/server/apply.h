@@ -26,6 +26,7 @@
 #include "clustervt.h"
 #include "digest.h"
 #include "result.h"
+#include "stats.h"
 #include "wire.h"
 
 /* The file name of the replica database inside the data directory. */
@@ -61,12 +62,18 @@ typedef void (*apply_result_fn)(void *arg, size_t index, const struct wire_item 
 
 struct apply;
 
-/* Counters (monotonic since open). */
+/* Counters (monotonic since open): X(member, meaning). */
+#define APPLY_STATS_MAP(X)                                                    \
+	X(instances, "instances applied")                                     \
+	X(items, "items applied")                                             \
+	X(items_failed, "items whose statement failed (rolled back alone)")   \
+	X(cache_hits, "prepared statements found in the cache")               \
+	X(cache_misses, "statements prepared")                                \
+	X(checkpoints, "checkpoints run by the checkpointer thread")          \
+	X(resends, "writes found applied already: kept result answered")
+
 struct apply_stats {
-	uint64_t instances, items, items_failed;
-	uint64_t cache_hits, cache_misses;
-	uint64_t checkpoints;  /* checkpoints run by the checkpointer thread */
-	uint64_t resends;      /* writes found applied already: kept result answered */
+	APPLY_STATS_MAP(STATS_FIELD)
 };
 
 /*

@@ -45,6 +45,7 @@ static const struct tdef tdefs[] = {
 struct aux {
 	int table;
 	const struct clustervt_provider *p;
+	int replica_state; /* the provider tables may be read on this connection */
 };
 
 struct clustervt_sink {
@@ -202,9 +203,16 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idxnum, const char *idxstr, i
 	sink_free(&c->rows);
 	c->at = 0;
 	int rc = 0;
-	if (v->aux->table == T_DIGEST)
+	if (v->aux->table == T_DIGEST) {
 		rc = fill_digest(v->db, &c->rows);
-	else if (v->aux->p != NULL && v->aux->p->fill != NULL)
+	} else if (!v->aux->replica_state) {
+		sqlite3_free(v->base.zErrMsg);
+		v->base.zErrMsg = sqlite3_mprintf("%s shows one replica's own state, which a write or a linearizable "
+						  "read cannot use (every replica must compute the same); read it "
+						  "with consistency none or session",
+						  tdefs[v->aux->table].name);
+		return SQLITE_ERROR;
+	} else if (v->aux->p != NULL && v->aux->p->fill != NULL)
 		rc = v->aux->p->fill(v->aux->p->arg, (enum clustervt_table)v->aux->table, &c->rows);
 	if (rc != 0) {
 		sqlite3_free(v->base.zErrMsg);
@@ -272,7 +280,7 @@ static const sqlite3_module module = {
 	.xRowid = vt_rowid,
 };
 
-int clustervt_register(sqlite3 *db, const struct clustervt_provider *p)
+int clustervt_register(sqlite3 *db, const struct clustervt_provider *p, int replica_state)
 {
 	for (int t = 0; t < (int)(sizeof tdefs / sizeof tdefs[0]); t++) {
 		struct aux *ax = sqlite3_malloc(sizeof *ax);
@@ -280,6 +288,7 @@ int clustervt_register(sqlite3 *db, const struct clustervt_provider *p)
 			return MTR_ENOMEM;
 		ax->table = t;
 		ax->p = p;
+		ax->replica_state = replica_state;
 		/* create_module_v2 frees ax (through sqlite3_free) even on failure */
 		if (sqlite3_create_module_v2(db, tdefs[t].name, &module, ax, sqlite3_free) != SQLITE_OK)
 			return MTR_ESQL;

@@ -36,9 +36,13 @@ struct clustervt_provider {
 };
 
 /*
- * Register the module and the four tables on db.  p (may be NULL: empty
- * tables) is not owned and must outlive db.  Returns 0 or MTR_ESQL.
+ * Register the module and the five tables on db.  p (may be NULL: empty
+ * tables) is not owned and must outlive db.  replica_state 0: a scan of a
+ * provider table fails with a message saying why (the apply connection: a
+ * write must not read one replica's own state, DESIGN.md invariant 6;
+ * mtr_digest, computed from the database, stays readable).  Returns 0 or
+ * MTR_ESQL.
  */
-int clustervt_register(sqlite3 *db, const struct clustervt_provider *p);
+int clustervt_register(sqlite3 *db, const struct clustervt_provider *p, int replica_state);
 
 #endif

@@ -217,8 +217,9 @@ int server_open(const struct server_config *cfg, struct server **out)
 	s->pub_marks = calloc(PAXOS_MAX_MARKS, sizeof *s->pub_marks);
 	s->cache = calloc(s->ccap ? s->ccap : 1, sizeof *s->cache);
 	s->ra = reasm_new(INGEST_DEFAULT_MAX_ITEM, 256u << 20, 4096);
+	s->stats = statstab_new();
 	int rc = MTR_ENOMEM;
-	if (!s->streams || !s->obuf || !s->marks || !s->pub_marks || !s->cache || !s->ra)
+	if (!s->streams || !s->obuf || !s->marks || !s->pub_marks || !s->cache || !s->ra || !s->stats)
 		goto fail;
 	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->efd < 0) {
@@ -450,6 +451,7 @@ int server_run(struct server *s)
 		srvapply_drain_outbox(s);
 		release(s);
 		srvvt_publish(s);
+		srvvt_stats_tick(s);
 		if (s->now_ms >= s->next_status_ms) {
 			srvnet_send_status(s);
 			s->next_status_ms = s->now_ms + s->cfg.status_period_ms;
@@ -509,6 +511,7 @@ void server_close(struct server *s)
 	free(s->rel);
 	free(s->cache);
 	free(s->streams);
+	statstab_free(s->stats);
 	free(s->obuf);
 	free(s->marks);
 	free(s->pub_marks);

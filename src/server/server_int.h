@@ -67,6 +67,7 @@
 #include "pstore.h"
 #include "reasm.h"
 #include "server.h"
+#include "statstab.h"
 #include "transport.h"
 #include "wire.h"
 #include "wire_server.h"
@@ -83,6 +84,40 @@
 #define READ_WAIT_MS 5000      /* a READ waits this long for min_instance */
 #define READERS 2              /* reader threads (a read waiting for its instance blocks only one) */
 #define LOOP_MS 5              /* longest sleep of the network loop */
+#define STATS_PERIOD_MS 1000   /* own counters published and sent as STATS */
+#define STATS_MAX_AGE_MS 60000 /* mtr_stats forgets a process not heard for this long */
+
+/*
+ * Why the network thread dropped a datagram or a part of one that passed the
+ * transport's check (DESIGN.md invariant 9: a counted drop): X(name,
+ * meaning).  Shown in mtr_stats as "server.drop.NAME".
+ */
+#define SERVER_DROP_MAP(X)                                                               \
+	X(type, "a datagram type servers do not take")                                   \
+	X(items, "an ITEMS record that does not decode (and the rest of its datagram)")   \
+	X(fragment, "a FRAGMENT that does not decode")                                   \
+	X(reassembly, "a fragment the reassembler refused (bounds, disagreeing copies)")   \
+	X(reassembled, "a reassembled item that does not decode")                        \
+	X(heartbeat, "a HEARTBEAT that does not decode")                                 \
+	X(resend, "a RESEND that does not decode or names an empty range")               \
+	X(result_request, "a RESULT_REQUEST that does not decode")                       \
+	X(result_uncached, "a RESULT_REQUEST for a result no longer in the cache")        \
+	X(status, "a STATUS that does not decode")                                       \
+	X(status_sender, "a STATUS not from another configured server")                  \
+	X(paxos_sender, "a PAXOS message not from another configured server")            \
+	X(paxos, "a PAXOS message that does not decode")                                 \
+	X(read, "a READ that does not decode")                                           \
+	X(read_nomem, "a READ dropped for want of memory")                               \
+	X(read_queue, "a READ dropped because READQ_MAX reads wait already")             \
+	X(stats, "a STATS that does not decode")                                         \
+	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)")
+
+enum server_drop {
+#define SERVER__DROP_ENUM(name, text) SERVER_DROP_##name,
+	SERVER_DROP_MAP(SERVER__DROP_ENUM)
+#undef SERVER__DROP_ENUM
+	SERVER_DROP__COUNT
+};
 
 /* ---- small types ---- */
 
@@ -243,6 +278,11 @@ struct server {
 	unsigned nout;
 
 	struct batch_mark *marks; /* scratch for paxos_watermarks */
+
+	/* counters (network thread) and mtr_stats (thread-safe) */
+	uint64_t drops[SERVER_DROP__COUNT];
+	uint64_t next_stats_ms;
+	struct statstab *stats;
 };
 
 /* snap_state: the snapshot fetch (server_snap.c) and its hand-over to the
@@ -312,7 +352,20 @@ void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst);
 /* Network thread: install the received snapshot and restart the threads; 0 or an MTR_E* code. */
 int srvsnap_install(struct server *s);
 
+/* Network thread: count a drop (enum server_drop). */
+static inline void srvnet_drop(struct server *s, enum server_drop why)
+{
+	s->drops[why]++;
+}
+
 /* ---- server_vt.c ---- */
+
+/* Network thread, every STATS_PERIOD_MS: put this server's counters into
+ * mtr_stats and send them to the other servers as STATS datagrams. */
+void srvvt_stats_tick(struct server *s);
+/* Network thread: keep the counters of a STATS datagram from another
+ * server or a proxy. */
+void srvvt_on_stats(struct server *s, const struct transport_msg *m);
 
 /* Network thread: copy the state readers of server_info and clustervt see. */
 void srvvt_publish(struct server *s);

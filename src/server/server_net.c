@@ -96,8 +96,10 @@ static void stream_note_proxy(struct server *s, uint64_t id, const struct transp
 	if (m->hdr.sender < s->cfg.cc.nservers)
 		return;
 	struct stream *st = srvnet_stream_find(s, id, 1);
-	if (st == NULL)
+	if (st == NULL) {
+		srvnet_drop(s, SERVER_DROP_stream_table);
 		return;
+	}
 	if (!st->has_proxy || st->proxy.ip != m->peer.ip || st->proxy.port != m->peer.port) {
 		char a[32];
 		mtr_log(LOG_DEBUG, "server %u: stream %016llx from proxy %s", s->cfg.id, (unsigned long long)id,
@@ -128,6 +130,8 @@ static void on_items(struct server *s, const struct transport_msg *m)
 	for (;;) {
 		const uint8_t *rec = p;
 		int rc = wire_items_next(&p, end, &it);
+		if (rc < 0)
+			srvnet_drop(s, SERVER_DROP_items);
 		if (rc <= 0)
 			break;
 		if (it.stream != last_stream) {
@@ -141,31 +145,39 @@ static void on_items(struct server *s, const struct transport_msg *m)
 static void on_fragment(struct server *s, const struct transport_msg *m)
 {
 	struct wire_frag f;
-	if (wire_frag_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, INGEST_DEFAULT_MAX_ITEM, &f) != 0)
+	if (wire_frag_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, INGEST_DEFAULT_MAX_ITEM, &f) != 0) {
+		srvnet_drop(s, SERVER_DROP_fragment);
 		return;
+	}
 	stream_note_proxy(s, f.stream, m);
 	if (ingest_watermark(s->ing, f.stream) >= f.seq)
 		return; /* already held */
 	uint8_t *item = NULL;
 	size_t len = 0;
 	int rc = reasm_add(s->ra, &f, now_mono_ns(), &item, &len);
+	if (rc < 0)
+		srvnet_drop(s, SERVER_DROP_reassembly);
 	if (rc != 1)
 		return;
 	struct wire_item it;
 	long n = wire_item_decode(item, len, &it);
-	if (n == (long)len && it.stream == f.stream && it.seq == f.seq)
+	if (n == (long)len && it.stream == f.stream && it.seq == f.seq) {
 		item_add(s, f.stream, f.seq, item, (uint32_t)len);
-	else
+	} else {
+		srvnet_drop(s, SERVER_DROP_reassembled);
 		mtr_log(LOG_DEBUG, "server %u: reassembled item %llu of %016llx is malformed: dropped", s->cfg.id,
 			(unsigned long long)f.seq, (unsigned long long)f.stream);
+	}
 	free(item);
 }
 
 static void on_heartbeat(struct server *s, const struct transport_msg *m)
 {
 	struct wire_heartbeat hb;
-	if (wire_heartbeat_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &hb) != 0)
+	if (wire_heartbeat_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &hb) != 0) {
+		srvnet_drop(s, SERVER_DROP_heartbeat);
 		return;
+	}
 	stream_note_proxy(s, hb.stream, m);
 	if (hb.high > 0)
 		ingest_note_high(s->ing, hb.stream, hb.high);
@@ -230,8 +242,10 @@ static void send_items(struct server *s, uint64_t stream, uint64_t first, uint64
 static void on_resend(struct server *s, const struct transport_msg *m)
 {
 	struct wire_resend r;
-	if (wire_resend_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0 || r.first == 0 || r.last < r.first)
+	if (wire_resend_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0 || r.first == 0 || r.last < r.first) {
+		srvnet_drop(s, SERVER_DROP_resend);
 		return;
+	}
 	send_items(s, r.stream, r.first, r.last, &m->peer);
 }
 
@@ -408,8 +422,10 @@ void srvnet_px_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last)
 static void on_result_request(struct server *s, const struct transport_msg *m)
 {
 	struct wire_result_request rq;
-	if (wire_result_request_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &rq) != 0)
+	if (wire_result_request_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &rq) != 0) {
+		srvnet_drop(s, SERVER_DROP_result_request);
 		return;
+	}
 	stream_note_proxy(s, rq.stream, m);
 	for (unsigned k = s->cn; k-- > 0;) {
 		const struct done *d = s->cache[(s->chead + k) % s->ccap];
@@ -423,6 +439,7 @@ static void on_result_request(struct server *s, const struct transport_msg *m)
 			}
 		}
 	}
+	srvnet_drop(s, SERVER_DROP_result_uncached);
 	mtr_log(LOG_DEBUG, "server %u: RESULT_REQUEST %016llx/%llu: not in the result cache", s->cfg.id,
 		(unsigned long long)rq.stream, (unsigned long long)rq.seq);
 }
@@ -462,11 +479,15 @@ void srvnet_send_status(struct server *s)
 static void on_status(struct server *s, const struct transport_msg *m)
 {
 	struct wire_status st;
-	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &st) != 0)
+	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &st) != 0) {
+		srvnet_drop(s, SERVER_DROP_status);
 		return;
+	}
 	uint32_t j = m->hdr.sender;
-	if (j >= s->cfg.cc.nservers || j == s->cfg.id || st.node != j)
+	if (j >= s->cfg.cc.nservers || j == s->cfg.id || st.node != j) {
+		srvnet_drop(s, SERVER_DROP_status_sender);
 		return;
+	}
 	s->peers[j].heard = 1;
 	s->peers[j].last_ms = s->now_ms;
 	s->peers[j].st = st;
@@ -475,11 +496,15 @@ static void on_status(struct server *s, const struct transport_msg *m)
 static void on_paxos(struct server *s, const struct transport_msg *m)
 {
 	uint32_t from = m->hdr.sender;
-	if (from >= s->cfg.cc.nservers || from == s->cfg.id)
+	if (from >= s->cfg.cc.nservers || from == s->cfg.id) {
+		srvnet_drop(s, SERVER_DROP_paxos_sender);
 		return;
+	}
 	struct paxos_msg pm;
-	if (paxos_msg_decode(&pm, m->buf + WIRE_HDR_SIZE, m->hdr.length) != 0)
+	if (paxos_msg_decode(&pm, m->buf + WIRE_HDR_SIZE, m->hdr.length) != 0) {
+		srvnet_drop(s, SERVER_DROP_paxos);
 		return;
+	}
 	if (pm.type == PAXOS_WATERMARK)
 		for (uint32_t i = 0; i < pm.n_marks; i++) {
 			struct stream *st = srvnet_stream_find(s, pm.marks[i].stream, 1);
@@ -493,14 +518,19 @@ static void on_paxos(struct server *s, const struct transport_msg *m)
 static void on_read(struct server *s, const struct transport_msg *m)
 {
 	struct wire_read r;
-	if (wire_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0)
+	if (wire_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0) {
+		srvnet_drop(s, SERVER_DROP_read);
 		return;
+	}
 	struct read_req *q = calloc(1, sizeof *q);
-	if (q == NULL)
+	if (q == NULL) {
+		srvnet_drop(s, SERVER_DROP_read_nomem);
 		return;
+	}
 	q->item = malloc(r.item_len);
 	if (q->item == NULL) {
 		free(q);
+		srvnet_drop(s, SERVER_DROP_read_nomem);
 		return;
 	}
 	memcpy(q->item, r.item, r.item_len);
@@ -518,6 +548,7 @@ static void on_read(struct server *s, const struct transport_msg *m)
 		pthread_mutex_unlock(&s->rmu);
 		free(q->item);
 		free(q);
+		srvnet_drop(s, SERVER_DROP_read_queue);
 		return;
 	}
 	if (s->rtail)
@@ -557,7 +588,11 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 	case WIRE_T_STATUS:
 		on_status(s, m);
 		break;
+	case WIRE_T_STATS:
+		srvvt_on_stats(s, m);
+		break;
 	default:
+		srvnet_drop(s, SERVER_DROP_type);
 		break;
 	}
 }

@@ -3,11 +3,15 @@
  * network thread copies what it owns (Paxos status, peers, watermarks)
  * under a mutex at each loop, and readers on other threads see that copy:
  * server_info, server_digest, and the rows of mtr_members, mtr_streams and
- * mtr_instances (the clustervt provider).
+ * mtr_instances (the clustervt provider).  mtr_stats comes from the
+ * statstab: this server's counters once a second, the other servers' and
+ * the proxies' from their STATS datagrams.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "apply.h"
@@ -18,6 +22,7 @@
 #include "paxos.h"
 #include "server.h"
 #include "server_int.h"
+#include "stats.h"
 #include "transport.h"
 #include "util.h"
 #include "wire.h"
@@ -68,11 +73,100 @@ static const char *role_name(int r)
 	return r == PAXOS_LEADER ? "leader" : r == PAXOS_CANDIDATE ? "candidate" : "follower";
 }
 
+/* ---- counters (mtr_stats) ---- */
+
+static const char *const drop_names[] = {
+#define SERVER__DROP_NAME(name, text) #name,
+	SERVER_DROP_MAP(SERVER__DROP_NAME)
+#undef SERVER__DROP_NAME
+};
+
+static void own_collect(struct server *s, struct wire_stats_list *o)
+{
+	for (unsigned r = 0; r < SERVER_DROP__COUNT; r++) {
+		char n[48];
+		if (snprintf(n, sizeof n, "drop.%s", drop_names[r]) >= (int)sizeof n)
+			continue; /* cannot happen: the reasons are short words */
+		stats_put(wire_stats_list_put, o, "server", n, s->drops[r]);
+	}
+	stats_put(wire_stats_list_put, o, "server", "invariants_broken", log_assert_failures());
+	transport_stats_each(s->t, "transport", wire_stats_list_put, o);
+	if (s->tg)
+		transport_stats_each(s->tg, "transport_group", wire_stats_list_put, o);
+	struct ingest_stats is;
+	ingest_stats(s->ing, &is);
+	STATS_EACH(INGEST_STATS_MAP, "ingest", &is, wire_stats_list_put, o);
+	struct paxos_stats ps;
+	paxos_stats(s->px, &ps);
+	STATS_EACH(PAXOS_STATS_MAP, "paxos", &ps, wire_stats_list_put, o);
+	struct apply_stats as;
+	apply_stats(s->ap, &as);
+	STATS_EACH(APPLY_STATS_MAP, "apply", &as, wire_stats_list_put, o);
+}
+
+void srvvt_stats_tick(struct server *s)
+{
+	if (s->now_ms < s->next_stats_ms)
+		return;
+	s->next_stats_ms = s->now_ms + STATS_PERIOD_MS;
+	struct wire_stats_list *o = calloc(1, sizeof *o);
+	if (o == NULL)
+		return;
+	own_collect(s, o);
+	char self[STATSTAB_PROC_MAX];
+	snprintf(self, sizeof self, "server %u", s->cfg.id);
+	for (unsigned i = 0; i < o->n; i++)
+		statstab_put(s->stats, self, o->w[i].name, o->w[i].name_len, o->w[i].value, s->now_ms);
+	statstab_expire(s->stats, s->now_ms, STATS_MAX_AGE_MS);
+	const struct clusterconf *cc = &s->cfg.cc;
+	for (uint32_t j = 0; j < cc->nservers; j++) {
+		if (j == s->cfg.id)
+			continue;
+		size_t idx = 0, n;
+		for (;;) {
+			uint8_t *b = srvnet_out_buf(s);
+			n = wire_stats_build(b, cc->mtu, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL,
+					     s->cfg.id, o->w, o->n, &idx);
+			if (n == 0)
+				break;
+			srvnet_out_push(s, n, &cc->servers[j]);
+		}
+	}
+	free(o);
+}
+
+void srvvt_on_stats(struct server *s, const struct transport_msg *m)
+{
+	struct wire_stats_msg sm;
+	if (wire_stats_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &sm) != 0 || sm.node != m->hdr.sender) {
+		srvnet_drop(s, SERVER_DROP_stats);
+		return;
+	}
+	/* a configured server speaks as "server N" only from its own address */
+	uint32_t j = m->hdr.sender;
+	const struct transport_addr *a = j < s->cfg.cc.nservers ? &s->cfg.cc.servers[j] : NULL;
+	char proc[STATSTAB_PROC_MAX];
+	if (a && a->ip == m->peer.ip && a->port == m->peer.port) {
+		if (j == s->cfg.id) {
+			srvnet_drop(s, SERVER_DROP_stats);
+			return;
+		}
+		snprintf(proc, sizeof proc, "server %u", j);
+	} else {
+		snprintf(proc, sizeof proc, "proxy %u", j);
+	}
+	struct wire_stat w;
+	while (wire_stats_next(&sm, &w))
+		statstab_put(s->stats, proc, w.name, w.name_len, w.value, s->now_ms);
+}
+
 int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 {
 	struct server *s = arg;
 	int rc = 0;
 	uint64_t now = now_mono_ns() / 1000000u;
+	if (t == CLUSTERVT_STATS)
+		return statstab_fill(s->stats, now, sink);
 	pthread_mutex_lock(&s->imu);
 	if (t == CLUSTERVT_MEMBERS) {
 		for (uint32_t j = 0; j < s->cfg.cc.nservers && rc == 0; j++) {

@@ -144,12 +144,27 @@ static void expect(sqlite3 *db, const char *sql, const char *want)
 	free(got);
 }
 
-static void apply1(struct apply *a, uint64_t inst, const char *sql, struct apply_result *out)
+/* The outcome of the one item of an apply1 call. */
+struct outcome {
+	int code;
+	char msg[256];
+};
+
+static void on_result(void *arg, size_t index, const struct wire_item *item, const struct apply_result *res)
 {
-	(void)out;
+	(void)index;
+	(void)item;
+	struct outcome *o = arg;
+	o->code = res->code;
+	if (res->code && res->nstmt && res->stmts[res->nstmt - 1].errmsg)
+		snprintf(o->msg, sizeof o->msg, "%s", res->stmts[res->nstmt - 1].errmsg);
+}
+
+static void apply1(struct apply *a, uint64_t inst, const char *sql, struct outcome *out)
+{
 	struct wire_stmt st = {.sql = sql, .sql_len = (uint32_t)strlen(sql)};
 	struct wire_item it = {.stream = 1, .seq = inst, .nstmt = 1, .stmts = &st};
-	assert_int_equal(apply_instance(a, inst, &it, 1, NULL, NULL), 0);
+	assert_int_equal(apply_instance(a, inst, &it, 1, out ? on_result : NULL, out), 0);
 }
 
 /* ---- tables ---- */
@@ -184,11 +199,28 @@ static void test_members_where(void **state)
 static void test_on_apply_connection(void **state)
 {
 	struct fx *f = *state;
-	/* an item may read the cluster tables, e.g. INSERT ... SELECT */
-	apply1(f->r[0], 1, "CREATE TABLE snap AS SELECT id, role FROM mtr_members", NULL);
+	/* An item may not read the tables of one replica's own state (DESIGN.md
+	 * invariant 6): each replica would write something else.  Every such
+	 * table is refused with a message, even with count(*) (no column). */
+	static const char *const own[] = {"mtr_members", "mtr_streams", "mtr_instances", "mtr_stats"};
+	uint64_t inst = 0;
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+		char sql[128];
+		snprintf(sql, sizeof sql, "CREATE TABLE snap AS SELECT count(*) AS n FROM %s", own[i]);
+		struct outcome o = {0};
+		apply1(f->r[0], ++inst, sql, &o);
+		assert_int_equal(o.code, SQLITE_ERROR);
+		assert_non_null(strstr(o.msg, own[i]));
+		assert_non_null(strstr(o.msg, "consistency none or session"));
+	}
+	/* mtr_digest is computed from the database itself: the same everywhere */
+	struct outcome o = {0};
+	apply1(f->r[0], ++inst, "CREATE TABLE snap AS SELECT instance, digest FROM mtr_digest", &o);
+	assert_int_equal(o.code, SQLITE_OK);
 	sqlite3 *db;
 	assert_int_equal(apply_open_reader(f->r[0], &db), 0);
-	expect(db, "SELECT count(*) FROM snap", "3");
+	expect(db, "SELECT count(*) FROM snap", "1");
+	expect(db, "SELECT count(*) FROM mtr_members", "3"); /* a reader shows them */
 	sqlite3_close(db);
 }
 
@@ -236,7 +268,7 @@ static void test_no_provider(void **state)
 	(void)state;
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
-	assert_int_equal(clustervt_register(db, NULL), 0);
+	assert_int_equal(clustervt_register(db, NULL, 1), 0);
 	expect(db, "SELECT count(*) FROM mtr_members", "0");
 	expect(db, "SELECT count(*) FROM mtr_streams", "0");
 	expect(db, "SELECT instance IS NULL FROM mtr_digest", "1");
