@@ -184,9 +184,18 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-int server_cursor_add(void *arg, uint64_t stream, uint64_t last)
+static int cursor_add(void *arg, uint64_t stream, uint64_t last)
 {
 	return batch_order_set(arg, stream, last);
+}
+
+int server_install_applied(struct server *s, struct batch_order *cur)
+{
+	*cur = (struct batch_order){0};
+	int rc = apply_cursor(s->ap, cursor_add, cur);
+	if (rc == 0)
+		rc = paxos_install(s->px, apply_applied(s->ap), cur);
+	return rc;
 }
 
 int server_open(const struct server_config *cfg, struct server **out)
@@ -311,10 +320,8 @@ int server_open(const struct server_config *cfg, struct server **out)
 	if (rc != 0)
 		goto fail;
 	uint64_t applied = apply_applied(s->ap);
-	struct batch_order cur = {0};
-	rc = apply_cursor(s->ap, server_cursor_add, &cur);
-	if (rc == 0)
-		rc = paxos_install(s->px, applied, &cur);
+	struct batch_order cur;
+	rc = server_install_applied(s, &cur);
 	if (rc == 0)
 		rc = pstore_replay(s->ps, s->px);
 	if (rc != 0) {

@@ -291,8 +291,10 @@ enum { SNAP_IDLE = 0, SNAP_FETCHING = 1, SNAP_READY = 2, SNAP_FAILED = 3 };
 
 /* ---- server.c ---- */
 
-/* apply_cursor callback: add (stream, last) to the struct batch_order arg. */
-int server_cursor_add(void *arg, uint64_t stream, uint64_t last);
+/* Tell the Paxos core what the replica has applied: its instance and the
+ * per-stream cursor of mtr_cursor, which *cur receives (the caller frees it
+ * with batch_order_free, also on error).  0 or an MTR_E* code. */
+int server_install_applied(struct server *s, struct batch_order *cur);
 
 /* ---- server_net.c (network thread) ---- */
 

@@ -301,10 +301,8 @@ int srvsnap_install(struct server *s)
 		return orc;
 	}
 	uint64_t inst = apply_applied(s->ap);
-	struct batch_order cur = {0};
-	rc = apply_cursor(s->ap, server_cursor_add, &cur);
-	if (rc == 0)
-		rc = paxos_install(s->px, inst, &cur);
+	struct batch_order cur;
+	rc = server_install_applied(s, &cur);
 	if (rc == 0) {
 		for (uint32_t i = 0; i < cur.n; i++) {
 			srvnet_stream_find(s, cur.v[i].stream, 1);
