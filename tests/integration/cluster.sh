@@ -34,7 +34,7 @@ plan 15
 
 lines() { cat "$@" 2>/dev/null | wc -l; }
 acked_at_least() { [ "$(lines "$D"/acked1 "$D"/acked2)" -ge "$1" ]; }
-leader_logged() { grep -qh "became leader" "$D"/s*.log 2>/dev/null; }
+leader_logged() { leader_in "$D"; }
 # the server that logged "became leader" last
 leader() { grep -h "became leader" "$D"/s*.log | sort | tail -1 | sed 's/.*\[server \([0-9]*\)\].*/\1/'; }
 
@@ -56,12 +56,7 @@ run_cluster() {
 	name=$1; n=$2; nkill=$3
 	D=$TMP/$name
 	mkdir -p "$D"
-	servers=""
-	i=0
-	while [ $i -lt "$n" ]; do
-		servers="$servers${servers:+,}127.0.0.1:$((BASE + i))"
-		i=$((i + 1))
-	done
+	servers=$(local_servers $BASE "$n")
 	i=0
 	while [ $i -lt "$n" ]; do
 		server_conf "$D" $i "$servers"

@@ -23,15 +23,8 @@ M=$B/shell/mtrsql
 
 plan 6
 
-leader_logged() { grep -qh "became leader" "$TMP"/s*.log 2>/dev/null; }
-
-servers="127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2))"
-spids=""
-for i in 0 1 2; do
-	server_conf "$TMP" $i "$servers"
-	spawn "$TMP/s$i.log" "$B/src/metronomed" -c "$TMP/s$i.conf" >/dev/null
-	spids="$spids $!"
-done
+servers=$(local_servers $BASE 3)
+start_servers "$TMP" 3 "$servers"
 for k in 1 2; do
 	proxy_conf "$TMP" $k "$servers" $((BASE + 10 + k))
 	spawn "$TMP/p$k.log" "$B/src/mtrproxy" -c "$TMP/p$k.conf" >/dev/null
@@ -40,8 +33,8 @@ done
 P1=127.0.0.1:$((BASE + 11)) P2=127.0.0.1:$((BASE + 12))
 cont() { for s in $spids; do kill -CONT "$s" 2>/dev/null; done; }
 at_exit cont
-wait_for 20 leader_logged
-check "3 servers and 2 proxies up, a leader elected" leader_logged
+wait_for 20 leader_in "$TMP"
+check "3 servers and 2 proxies up, a leader elected" leader_in "$TMP"
 
 "$M" "mtr://$P1" -c "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)" >"$TMP/o1" 2>&1
 check "CREATE TABLE through the first proxy" [ $? = 0 ]

@@ -60,6 +60,34 @@ proxy_conf() {
 	printf 'cluster.servers = %s\nproxy.listen = 127.0.0.1:%d\nproxy.id = %d\n' "$3" "$4" $((255 + $2)) >"$1/p$2.conf"
 }
 
+# local_servers BASE N: the cluster.servers of N servers on loopback ports
+# BASE, BASE+1, ...
+local_servers() {
+	_ls=""
+	_ls_i=0
+	while [ $_ls_i -lt "$2" ]; do
+		_ls="$_ls${_ls:+,}127.0.0.1:$(($1 + _ls_i))"
+		_ls_i=$((_ls_i + 1))
+	done
+	echo "$_ls"
+}
+
+# start_servers DIR N SERVERS: write DIR/sI.conf and start metronomed I
+# (log DIR/sI.log) for I in 0..N-1; their pids are in $spids
+start_servers() {
+	spids=""
+	_ss_i=0
+	while [ $_ss_i -lt "$2" ]; do
+		server_conf "$1" $_ss_i "$3"
+		spawn "$1/s$_ss_i.log" "$MTR_BUILDDIR/src/metronomed" -c "$1/s$_ss_i.conf" >/dev/null
+		spids="$spids $!"
+		_ss_i=$((_ss_i + 1))
+	done
+}
+
+# leader_in DIR: a server whose log is in DIR logged "became leader"
+leader_in() { grep -qh "became leader" "$1"/s*.log 2>/dev/null; }
+
 # wait_for SECONDS COMMAND...: poll every 0.2 s until the command succeeds
 wait_for() {
 	t=$1; shift

@@ -22,16 +22,12 @@ M=$B/shell/mtrsql
 
 plan 7
 
-servers="127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2))"
-for i in 0 1 2; do
-	server_conf "$TMP" $i "$servers"
-	spawn "$TMP/s$i.log" "$B/src/metronomed" -c "$TMP/s$i.conf" >/dev/null
-done
+servers=$(local_servers $BASE 3)
+start_servers "$TMP" 3 "$servers"
 proxy_conf "$TMP" 1 "$servers" $((BASE + 11))
 spawn "$TMP/p1.log" "$B/src/mtrproxy" -c "$TMP/p1.conf" >/dev/null
 P=mtr://127.0.0.1:$((BASE + 11))
-leader_logged() { grep -qh "became leader" "$TMP"/s*.log 2>/dev/null; }
-wait_for 20 leader_logged
+wait_for 20 leader_in "$TMP"
 "$M" "$P" -c "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2); INSERT INTO t SELECT x + 2 FROM t" >"$TMP/w" 2>&1
 check "writes through the proxy" [ $? = 0 ]
 
