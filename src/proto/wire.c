@@ -41,20 +41,18 @@ static uint64_t trailer_of(const uint8_t *buf, size_t n, const struct wire_key *
 	return XXH3_64bits(buf, n);
 }
 
-size_t wire_dgram_finish(uint8_t *buf, const struct wire_hdr *h, const struct wire_key *key)
+size_t wire_frame_finish(uint8_t *buf, const struct wire_from *f, uint8_t type, uint32_t length)
 {
-	uint16_t flags = (uint16_t)(h->flags & ~WIRE_F_MAC);
-	if (key && key->set)
-		flags |= WIRE_F_MAC;
+	const struct wire_key *key = f->key;
 	st32(buf, WIRE_MAGIC);
 	buf[4] = WIRE_VERSION;
-	buf[5] = h->type;
-	st16(buf + 6, flags);
-	st32(buf + 8, h->cluster);
-	st32(buf + 12, h->sender);
-	st32(buf + 16, h->length);
+	buf[5] = type;
+	st16(buf + 6, key && key->set ? WIRE_F_MAC : 0);
+	st32(buf + 8, f->cluster);
+	st32(buf + 12, f->sender);
+	st32(buf + 16, length);
 	st32(buf + 20, 0);
-	size_t n = WIRE_HDR_SIZE + (size_t)h->length;
+	size_t n = WIRE_HDR_SIZE + (size_t)length;
 	st64(buf + n, trailer_of(buf, n, key));
 	return n + WIRE_TRAILER_SIZE;
 }
@@ -342,16 +340,12 @@ void wire_param_next(const uint8_t **params, struct wire_value *v)
 
 /* ---- packer ---------------------------------------------------------- */
 
-void wire_packer_init(struct wire_packer *pk, uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender,
-		      const struct wire_key *key)
+void wire_packer_init(struct wire_packer *pk, uint8_t *buf, size_t mtu, const struct wire_from *f)
 {
 	memset(pk, 0, sizeof *pk);
 	pk->buf = buf;
 	pk->mtu = mtu;
-	pk->hdr.type = WIRE_T_ITEMS;
-	pk->hdr.cluster = cluster;
-	pk->hdr.sender = sender;
-	pk->key = key;
+	pk->from = *f;
 }
 
 int wire_packer_add(struct wire_packer *pk, const struct wire_item *it)
@@ -374,8 +368,7 @@ size_t wire_packer_finish(struct wire_packer *pk)
 {
 	if (pk->count == 0)
 		return 0;
-	pk->hdr.length = (uint32_t)pk->used;
-	size_t n = wire_dgram_finish(pk->buf, &pk->hdr, pk->key);
+	size_t n = wire_frame_finish(pk->buf, &pk->from, WIRE_T_ITEMS, (uint32_t)pk->used);
 	pk->used = 0;
 	pk->count = 0;
 	return n;
@@ -405,8 +398,8 @@ uint32_t wire_frag_count(size_t item_len, size_t mtu)
 	return (uint32_t)((item_len + fs - 1) / fs);
 }
 
-size_t wire_frag_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-		       uint64_t stream, uint64_t seq, const uint8_t *item, size_t item_len, uint32_t index)
+size_t wire_frag_build(uint8_t *buf, size_t mtu, const struct wire_from *f, uint64_t stream, uint64_t seq,
+		       const uint8_t *item, size_t item_len, uint32_t index)
 {
 	size_t fs = wire_frag_size(mtu);
 	size_t off = (size_t)index * fs;
@@ -418,11 +411,7 @@ size_t wire_frag_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t send
 	st32(p + 20, (uint32_t)fs);
 	st32(p + 24, index);
 	memcpy(p + WIRE_FRAG_HDR_SIZE, item + off, n);
-	struct wire_hdr h = { .type = WIRE_T_FRAGMENT,
-			      .cluster = cluster,
-			      .sender = sender,
-			      .length = (uint32_t)(WIRE_FRAG_HDR_SIZE + n) };
-	return wire_dgram_finish(buf, &h, key);
+	return wire_frame_finish(buf, f, WIRE_T_FRAGMENT, (uint32_t)(WIRE_FRAG_HDR_SIZE + n));
 }
 
 int wire_frag_decode(const uint8_t *p, size_t len, size_t max_item, struct wire_frag *f)
@@ -452,13 +441,11 @@ int wire_frag_decode(const uint8_t *p, size_t len, size_t max_item, struct wire_
 
 /* ---- control messages ------------------------------------------------ */
 
-size_t wire_heartbeat_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			    const struct wire_heartbeat *m)
+size_t wire_heartbeat_build(uint8_t *buf, const struct wire_from *f, const struct wire_heartbeat *m)
 {
 	st64(buf + WIRE_HDR_SIZE, m->stream);
 	st64(buf + WIRE_HDR_SIZE + 8, m->high);
-	struct wire_hdr h = { .type = WIRE_T_HEARTBEAT, .cluster = cluster, .sender = sender, .length = 16 };
-	return wire_dgram_finish(buf, &h, key);
+	return wire_frame_finish(buf, f, WIRE_T_HEARTBEAT, 16);
 }
 
 int wire_heartbeat_decode(const uint8_t *p, size_t len, struct wire_heartbeat *m)
@@ -470,14 +457,12 @@ int wire_heartbeat_decode(const uint8_t *p, size_t len, struct wire_heartbeat *m
 	return m->stream ? 0 : MTR_EMALFORMED;
 }
 
-size_t wire_resend_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			 const struct wire_resend *m)
+size_t wire_resend_build(uint8_t *buf, const struct wire_from *f, const struct wire_resend *m)
 {
 	st64(buf + WIRE_HDR_SIZE, m->stream);
 	st64(buf + WIRE_HDR_SIZE + 8, m->first);
 	st64(buf + WIRE_HDR_SIZE + 16, m->last);
-	struct wire_hdr h = { .type = WIRE_T_RESEND, .cluster = cluster, .sender = sender, .length = 24 };
-	return wire_dgram_finish(buf, &h, key);
+	return wire_frame_finish(buf, f, WIRE_T_RESEND, 24);
 }
 
 int wire_resend_decode(const uint8_t *p, size_t len, struct wire_resend *m)

@@ -83,13 +83,24 @@ struct wire_key {
 };
 
 /*
- * Frame a datagram in place.  buf holds the payload at buf + WIRE_HDR_SIZE
- * (h->length bytes) and has room for the trailer after it.  Writes the header
- * (magic, WIRE_VERSION, h->type, h->flags plus WIRE_F_MAC when key->set,
- * cluster, sender, length) and the trailer.  key may be NULL.
- * Returns the datagram length (h->length + WIRE_OVERHEAD).
+ * Who sends a datagram: every builder takes one.  cluster and sender go into
+ * the header; key NULL or unset (key->set == 0): XXH3 trailer, else the
+ * keyed MAC and WIRE_F_MAC.  Fill it once per process (server, proxy).
  */
-size_t wire_dgram_finish(uint8_t *buf, const struct wire_hdr *h, const struct wire_key *key);
+struct wire_from {
+	uint32_t cluster;
+	uint32_t sender;
+	const struct wire_key *key;
+};
+
+/*
+ * Frame a datagram in place.  buf holds the payload at buf + WIRE_HDR_SIZE
+ * (length bytes) and has room for the trailer after it.  Writes the header
+ * (magic, WIRE_VERSION, type, flags WIRE_F_MAC when f->key is set, cluster,
+ * sender, length) and the trailer.
+ * Returns the datagram length (length + WIRE_OVERHEAD).
+ */
+size_t wire_frame_finish(uint8_t *buf, const struct wire_from *f, uint8_t type, uint32_t length);
 
 /*
  * Validate a received datagram of len bytes: size, magic, version, reserved
@@ -235,12 +246,10 @@ struct wire_packer {
 	size_t mtu;
 	size_t used; /* payload bytes so far */
 	unsigned count;
-	struct wire_hdr hdr; /* template: cluster, sender */
-	const struct wire_key *key;
+	struct wire_from from; /* a copy: the caller's may go away */
 };
 
-void wire_packer_init(struct wire_packer *pk, uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender,
-		      const struct wire_key *key);
+void wire_packer_init(struct wire_packer *pk, uint8_t *buf, size_t mtu, const struct wire_from *f);
 
 /* Append an item.  Returns 0; MTR_EFULL when it does not fit in what is left
  * (finish the datagram and add it again); MTR_ETOOBIG when it would not fit
@@ -274,8 +283,8 @@ uint32_t wire_frag_count(size_t item_len, size_t mtu);
  * (stream, seq) as a complete datagram in buf (mtu bytes).  Returns its
  * length.  The caller guarantees index < wire_frag_count(item_len, mtu) and
  * item_len <= UINT32_MAX (in practice <= the configured maximum item). */
-size_t wire_frag_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-		       uint64_t stream, uint64_t seq, const uint8_t *item, size_t item_len, uint32_t index);
+size_t wire_frag_build(uint8_t *buf, size_t mtu, const struct wire_from *f, uint64_t stream, uint64_t seq,
+		       const uint8_t *item, size_t item_len, uint32_t index);
 
 /* A decoded fragment header; data points into the payload. */
 struct wire_frag {
@@ -302,11 +311,9 @@ struct wire_resend {
 	uint64_t first, last;
 };
 
-size_t wire_heartbeat_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			    const struct wire_heartbeat *m);
+size_t wire_heartbeat_build(uint8_t *buf, const struct wire_from *f, const struct wire_heartbeat *m);
 int wire_heartbeat_decode(const uint8_t *p, size_t len, struct wire_heartbeat *m);
-size_t wire_resend_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			 const struct wire_resend *m);
+size_t wire_resend_build(uint8_t *buf, const struct wire_from *f, const struct wire_resend *m);
 int wire_resend_decode(const uint8_t *p, size_t len, struct wire_resend *m);
 
 #endif

@@ -11,8 +11,8 @@
 #include "util.h"
 #include "wire_server.h"
 
-size_t wire_result_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			 uint64_t stream, const struct wire_result *r, size_t n, size_t *idx, uint32_t *off)
+size_t wire_result_build(uint8_t *buf, size_t mtu, const struct wire_from *f, uint64_t stream,
+			 const struct wire_result *r, size_t n, size_t *idx, uint32_t *off)
 {
 	if (*idx >= n)
 		return 0;
@@ -58,8 +58,7 @@ size_t wire_result_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t se
 	}
 	st64(pl, stream);
 	st32(pl + 8, nrec);
-	struct wire_hdr h = { .type = WIRE_T_RESULT, .cluster = cluster, .sender = sender, .length = (uint32_t)used };
-	return wire_dgram_finish(buf, &h, key);
+	return wire_frame_finish(buf, f, WIRE_T_RESULT, (uint32_t)used);
 }
 
 int wire_result_decode(const uint8_t *p, size_t len, size_t max_result, struct wire_result_msg *m)
@@ -108,13 +107,11 @@ int wire_result_next(struct wire_result_msg *m, struct wire_result_rec *rec)
 	return 1;
 }
 
-size_t wire_result_request_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-				 const struct wire_result_request *m)
+size_t wire_result_request_build(uint8_t *buf, const struct wire_from *f, const struct wire_result_request *m)
 {
 	st64(buf + WIRE_HDR_SIZE, m->stream);
 	st64(buf + WIRE_HDR_SIZE + 8, m->seq);
-	struct wire_hdr h = { .type = WIRE_T_RESULT_REQUEST, .cluster = cluster, .sender = sender, .length = 16 };
-	return wire_dgram_finish(buf, &h, key);
+	return wire_frame_finish(buf, f, WIRE_T_RESULT_REQUEST, 16);
 }
 
 int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_request *m)
@@ -126,8 +123,7 @@ int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_
 	return m->stream && m->seq ? 0 : MTR_EMALFORMED;
 }
 
-long wire_read_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-		     const struct wire_read *m)
+long wire_read_build(uint8_t *buf, size_t cap, const struct wire_from *f, const struct wire_read *m)
 {
 	if (cap > WIRE_MAX_DGRAM)
 		cap = WIRE_MAX_DGRAM;
@@ -139,11 +135,7 @@ long wire_read_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender
 	st64(pl + 16, m->min_instance);
 	if (m->item_len)
 		memcpy(pl + WIRE_READ_HDR_SIZE, m->item, m->item_len);
-	struct wire_hdr h = { .type = WIRE_T_READ,
-			      .cluster = cluster,
-			      .sender = sender,
-			      .length = WIRE_READ_HDR_SIZE + m->item_len };
-	return (long)wire_dgram_finish(buf, &h, key);
+	return (long)wire_frame_finish(buf, f, WIRE_T_READ, WIRE_READ_HDR_SIZE + m->item_len);
 }
 
 int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m)
@@ -158,8 +150,7 @@ int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m)
 	return m->stream && m->rid ? 0 : MTR_EMALFORMED;
 }
 
-size_t wire_status_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			 const struct wire_status *m)
+size_t wire_status_build(uint8_t *buf, const struct wire_from *f, const struct wire_status *m)
 {
 	uint8_t *pl = buf + WIRE_HDR_SIZE;
 	st32(pl, m->node);
@@ -169,8 +160,7 @@ size_t wire_status_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const 
 	st64(pl + 17, m->chosen);
 	st64(pl + 25, m->applied);
 	st64(pl + 33, m->compacted);
-	struct wire_hdr h = { .type = WIRE_T_STATUS, .cluster = cluster, .sender = sender, .length = WIRE_STATUS_SIZE };
-	return wire_dgram_finish(buf, &h, key);
+	return wire_frame_finish(buf, f, WIRE_T_STATUS, WIRE_STATUS_SIZE);
 }
 
 int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m)
@@ -199,8 +189,8 @@ static int stat_name_ok(const uint8_t *s, size_t n)
 	return 1;
 }
 
-size_t wire_stats_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			uint32_t node, const struct wire_stat *s, size_t n, size_t *idx)
+size_t wire_stats_build(uint8_t *buf, size_t mtu, const struct wire_from *f, uint32_t node,
+			const struct wire_stat *s, size_t n, size_t *idx)
 {
 	if (*idx >= n)
 		return 0;
@@ -227,8 +217,7 @@ size_t wire_stats_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sen
 	st16(pl + 4, (uint16_t)n);
 	st16(pl + 6, (uint16_t)first);
 	st16(pl + 8, (uint16_t)(*idx - first));
-	struct wire_hdr h = { .type = WIRE_T_STATS, .cluster = cluster, .sender = sender, .length = (uint32_t)used };
-	return wire_dgram_finish(buf, &h, key);
+	return wire_frame_finish(buf, f, WIRE_T_STATS, (uint32_t)used);
 }
 
 void wire_stats_list_put(void *list, const char *name, uint64_t value)

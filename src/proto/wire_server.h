@@ -8,7 +8,7 @@
  *                   that may carry a whole result or one chunk of it (a
  *                   result larger than a datagram is split into chunks);
  *   RESULT_REQUEST  a proxy asks for the result of (stream, seq) again.
- * Builders write complete datagrams (wire_dgram_finish); decoders validate a
+ * Builders write complete datagrams (wire_frame_finish); decoders validate a
  * checked payload completely and never read outside it.
  */
 #ifndef MTR_WIRE_SERVER_H
@@ -46,8 +46,8 @@ struct wire_result {
  * what is left is split at the datagram's end.  Returns the datagram length,
  * or 0 when *idx >= n (nothing left).
  */
-size_t wire_result_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			 uint64_t stream, const struct wire_result *r, size_t n, size_t *idx, uint32_t *off);
+size_t wire_result_build(uint8_t *buf, size_t mtu, const struct wire_from *f, uint64_t stream,
+			 const struct wire_result *r, size_t n, size_t *idx, uint32_t *off);
 
 /* One decoded record; data points into the payload. */
 struct wire_result_rec {
@@ -80,8 +80,7 @@ struct wire_result_request {
 };
 
 /* Build in buf (at least 16 + WIRE_OVERHEAD bytes); returns the length. */
-size_t wire_result_request_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-				 const struct wire_result_request *m);
+size_t wire_result_request_build(uint8_t *buf, const struct wire_from *f, const struct wire_result_request *m);
 /* 0 or MTR_EMALFORMED. */
 int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_request *m);
 
@@ -104,8 +103,7 @@ struct wire_read {
 };
 
 /* Build in buf (cap bytes); returns the datagram length or MTR_ETOOBIG. */
-long wire_read_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-		     const struct wire_read *m);
+long wire_read_build(uint8_t *buf, size_t cap, const struct wire_from *f, const struct wire_read *m);
 /* 0 or MTR_EMALFORMED (stream or rid 0, no item bytes). The item itself is
  * validated by wire_item_decode. */
 int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m);
@@ -132,8 +130,7 @@ struct wire_status {
 	uint64_t ballot, chosen, applied, compacted;
 };
 /* Build in buf (at least WIRE_STATUS_SIZE + WIRE_OVERHEAD bytes). */
-size_t wire_status_build(uint8_t *buf, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			 const struct wire_status *m);
+size_t wire_status_build(uint8_t *buf, const struct wire_from *f, const struct wire_status *m);
 /* 0 or MTR_EMALFORMED (wrong length, role > 2). */
 int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m);
 
@@ -165,8 +162,8 @@ struct wire_stat {
  * what was packed.  Names longer than WIRE_STAT_NAME_MAX are cut.  Returns
  * the datagram length, or 0 when *idx >= n.
  */
-size_t wire_stats_build(uint8_t *buf, size_t mtu, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-			uint32_t node, const struct wire_stat *s, size_t n, size_t *idx);
+size_t wire_stats_build(uint8_t *buf, size_t mtu, const struct wire_from *f, uint32_t node,
+			const struct wire_stat *s, size_t n, size_t *idx);
 
 /* A list of counters to send: filled through wire_stats_list_put (a
  * stats_fn, stats.h), at most WIRE_STATS_LIST_MAX (more are ignored); the

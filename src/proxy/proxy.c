@@ -308,6 +308,7 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		p->cfg.result_timeout_ms = 500;
 	if (p->cfg.read_timeout_ms == 0)
 		p->cfg.read_timeout_ms = 5000;
+	p->from = (struct wire_from){.cluster = p->cfg.cc.cluster_id, .sender = p->cfg.id, .key = &p->cfg.cc.key};
 	if (p->cfg.max_clients == 0)
 		p->cfg.max_clients = 1024;
 	if (p->cfg.client_buffer == 0)

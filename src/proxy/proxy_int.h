@@ -132,6 +132,7 @@ struct srv {
  * what mu guards. */
 struct proxy {
 	struct proxy_config cfg;
+	struct wire_from from; /* cluster, cfg.id, cfg.cc.key: every datagram we build */
 	uint64_t stream;
 	struct transport *t;
 	int tfd;

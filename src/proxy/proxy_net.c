@@ -120,9 +120,7 @@ static void ipack_finish(struct proxy *p, struct ipack *ip)
 {
 	if (ip->buf == NULL)
 		return;
-	struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = p->cfg.cc.cluster_id, .sender = p->cfg.id,
-			     .length = (uint32_t)ip->used};
-	size_t n = wire_dgram_finish(ip->buf, &h, &p->cfg.cc.key);
+	size_t n = wire_frame_finish(ip->buf, &p->from, WIRE_T_ITEMS, (uint32_t)ip->used);
 	sendq_commit(ip->q, n, &ip->peer);
 	ip->buf = NULL;
 	ip->used = 0;
@@ -139,8 +137,7 @@ static unsigned ipack_add(struct proxy *p, struct ipack *ip, uint64_t seq, const
 		uint32_t nf = wire_frag_count(len, p->mtu);
 		for (uint32_t i = 0; i < nf; i++) {
 			uint8_t *b = sendq_slot(p, ip->q);
-			size_t n = wire_frag_build(b, p->mtu, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key,
-						   p->stream, seq, rec, len, i);
+			size_t n = wire_frag_build(b, p->mtu, &p->from, p->stream, seq, rec, len, i);
 			sendq_commit(ip->q, n, &ip->peer);
 		}
 		return nf;
@@ -227,7 +224,7 @@ void pxnet_read_send(struct proxy *p, struct pend *q)
 	uint8_t *b = sendq_slot(p, &p->tq);
 	struct wire_read m = {.stream = p->stream, .rid = q->rid, .min_instance = q->min_inst, .item = q->item,
 			      .item_len = q->item_len};
-	long n = wire_read_build(b, p->mtu, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key, &m);
+	long n = wire_read_build(b, p->mtu, &p->from, &m);
 	if (n > 0)
 		sendq_commit(&p->tq, (size_t)n, &p->cfg.cc.servers[q->server]);
 	q->sent_ms = p->now_ms;
@@ -405,8 +402,7 @@ static void send_stats(struct proxy *p)
 		size_t idx = 0;
 		for (;;) {
 			uint8_t *b = sendq_slot(p, &p->tq);
-			size_t n = wire_stats_build(b, p->mtu, cc->cluster_id, p->cfg.id, &cc->key, p->cfg.id, o->w, o->n,
-						    &idx);
+			size_t n = wire_stats_build(b, p->mtu, &p->from, p->cfg.id, o->w, o->n, &idx);
 			if (n == 0)
 				break;
 			sendq_commit(&p->tq, n, &cc->servers[j]);
@@ -423,8 +419,7 @@ void pxnet_timers(struct proxy *p)
 	if (now >= p->next_hb_ms) {
 		uint8_t *b = sendq_slot(p, &p->gq);
 		struct wire_heartbeat hb = {.stream = p->stream, .high = high};
-		sendq_commit(&p->gq, wire_heartbeat_build(b, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key, &hb),
-			     NULL);
+		sendq_commit(&p->gq, wire_heartbeat_build(b, &p->from, &hb), NULL);
 		p->next_hb_ms = now + (waiting ? p->cfg.heartbeat_ms : IDLE_HEARTBEAT_MS);
 	}
 	if (now >= p->next_stats_ms) {
@@ -442,7 +437,7 @@ void pxnet_timers(struct proxy *p)
 			unsigned srv = p->rr++ % p->cfg.cc.nservers;
 			uint8_t *b = sendq_slot(p, &p->tq);
 			struct wire_result_request rq = {.stream = p->stream, .seq = s};
-			size_t n = wire_result_request_build(b, p->cfg.cc.cluster_id, p->cfg.id, &p->cfg.cc.key, &rq);
+			size_t n = wire_result_request_build(b, &p->from, &rq);
 			sendq_commit(&p->tq, n, &p->cfg.cc.servers[srv]);
 			w->sent_ms = now;
 			asked++;

@@ -325,8 +325,7 @@ char *paxos_msg_print(const struct paxos_msg *m, char *buf, size_t cap)
 	return buf;
 }
 
-long wire_paxos_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-		      const struct paxos_msg *m)
+long wire_paxos_build(uint8_t *buf, size_t cap, const struct wire_from *f, const struct paxos_msg *m)
 {
 	if (cap > WIRE_MAX_DGRAM)
 		cap = WIRE_MAX_DGRAM;
@@ -335,6 +334,5 @@ long wire_paxos_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sende
 	int n = paxos_msg_encode(m, buf + WIRE_HDR_SIZE, cap - WIRE_OVERHEAD);
 	if (n < 0)
 		return n;
-	struct wire_hdr h = { .type = WIRE_T_PAXOS, .cluster = cluster, .sender = sender, .length = (uint32_t)n };
-	return (long)wire_dgram_finish(buf, &h, key);
+	return (long)wire_frame_finish(buf, f, WIRE_T_PAXOS, (uint32_t)n);
 }

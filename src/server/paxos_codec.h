@@ -41,7 +41,6 @@ char *paxos_msg_print(const struct paxos_msg *m, char *buf, size_t cap);
 /* Build m as a PAXOS datagram in buf (cap bytes, at most WIRE_MAX_DGRAM are
  * used).  Returns the datagram length, or MTR_EINVAL / MTR_ETOOBIG from the
  * codec (MTR_ETOOBIG also when it exceeds cap or a datagram). */
-long wire_paxos_build(uint8_t *buf, size_t cap, uint32_t cluster, uint32_t sender, const struct wire_key *key,
-		      const struct paxos_msg *m);
+long wire_paxos_build(uint8_t *buf, size_t cap, const struct wire_from *f, const struct paxos_msg *m);
 
 #endif

@@ -208,6 +208,7 @@ int server_open(const struct server_config *cfg, struct server **out)
 	if (s == NULL)
 		return MTR_ENOMEM;
 	s->cfg = *cfg;
+	s->from = (struct wire_from){.cluster = cc->cluster_id, .sender = cfg->id, .key = &s->cfg.cc.key};
 	s->efd = -1;
 	s->lockfd = -1;
 	s->snap_lfd = -1;

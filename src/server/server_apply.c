@@ -229,8 +229,7 @@ void srvapply_send_results(struct server *s, uint64_t stream, const struct wire_
 	uint32_t off = 0;
 	while (idx < n) {
 		uint8_t *b = srvnet_out_buf(s);
-		size_t len = wire_result_build(b, cc->mtu, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL,
-					       stream, r, n, &idx, &off);
+		size_t len = wire_result_build(b, cc->mtu, &s->from, stream, r, n, &idx, &off);
 		if (len == 0)
 			break;
 		srvnet_out_push(s, len, to);

@@ -197,6 +197,7 @@ struct recent {
  * described at the top of this file). */
 struct server {
 	struct server_config cfg;
+	struct wire_from from; /* cluster, cfg.id, cfg.cc.key: every datagram we build */
 	struct transport *t;  /* bound to cc.servers[id] */
 	struct transport *tg; /* the multicast group (receive only), or NULL */
 	struct ingest *ing;

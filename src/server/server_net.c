@@ -203,9 +203,7 @@ static void send_items(struct server *s, uint64_t stream, uint64_t first, uint64
 			continue;
 		if (len > room) {
 			if (count) {
-				struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = cc->cluster_id, .sender = s->cfg.id,
-						     .length = (uint32_t)used};
-				srvnet_out_push(s, wire_dgram_finish(dg, &h, cc->key.set ? &cc->key : NULL), to);
+				srvnet_out_push(s, wire_frame_finish(dg, &s->from, WIRE_T_ITEMS, (uint32_t)used), to);
 				dg = NULL;
 				used = count = 0;
 			}
@@ -213,16 +211,13 @@ static void send_items(struct server *s, uint64_t stream, uint64_t first, uint64
 			for (uint32_t i = 0; i < nf; i++) {
 				uint8_t *b = srvnet_out_buf(s);
 				/* srvnet_out_buf may have flushed: p stays valid (no ingest call) */
-				size_t n = wire_frag_build(b, mtu, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL,
-							   stream, seq, p, len, i);
+				size_t n = wire_frag_build(b, mtu, &s->from, stream, seq, p, len, i);
 				srvnet_out_push(s, n, to);
 			}
 			continue;
 		}
 		if (dg != NULL && len > room - used) {
-			struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = cc->cluster_id, .sender = s->cfg.id,
-					     .length = (uint32_t)used};
-			srvnet_out_push(s, wire_dgram_finish(dg, &h, cc->key.set ? &cc->key : NULL), to);
+			srvnet_out_push(s, wire_frame_finish(dg, &s->from, WIRE_T_ITEMS, (uint32_t)used), to);
 			dg = NULL;
 			used = count = 0;
 		}
@@ -233,9 +228,7 @@ static void send_items(struct server *s, uint64_t stream, uint64_t first, uint64
 		count++;
 	}
 	if (count) {
-		struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = cc->cluster_id, .sender = s->cfg.id,
-				     .length = (uint32_t)used};
-		srvnet_out_push(s, wire_dgram_finish(dg, &h, cc->key.set ? &cc->key : NULL), to);
+		srvnet_out_push(s, wire_frame_finish(dg, &s->from, WIRE_T_ITEMS, (uint32_t)used), to);
 	}
 }
 
@@ -269,8 +262,7 @@ static void request_range(struct server *s, const struct ingest_range *r)
 	uint32_t tries = st ? st->tries++ : 1;
 	if (st && st->has_proxy) {
 		uint8_t *b = srvnet_out_buf(s);
-		srvnet_out_push(s, wire_resend_build(b, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL, &rs),
-			 &st->proxy);
+		srvnet_out_push(s, wire_resend_build(b, &s->from, &rs), &st->proxy);
 	}
 	if ((st && st->has_proxy && tries == 0) || cc->nservers < 2)
 		return;
@@ -290,8 +282,7 @@ static void request_range(struct server *s, const struct ingest_range *r)
 		s->peer_rr = peer + 1;
 	}
 	uint8_t *b = srvnet_out_buf(s);
-	srvnet_out_push(s, wire_resend_build(b, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL, &rs),
-		 &cc->servers[peer]);
+	srvnet_out_push(s, wire_resend_build(b, &s->from, &rs), &cc->servers[peer]);
 }
 
 void srvnet_request_gaps(struct server *s)
@@ -363,7 +354,7 @@ void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 	struct server *s = data;
 	const struct clusterconf *cc = &s->cfg.cc;
 	uint8_t *b = srvnet_out_buf(s);
-	long n = wire_paxos_build(b, WIRE_MAX_DGRAM, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL, msg);
+	long n = wire_paxos_build(b, WIRE_MAX_DGRAM, &s->from, msg);
 	if (n < 0) {
 		mtr_log(LOG_WARN, "server %u: %s message not sent: %s", s->cfg.id, paxos_msg_name(msg->type),
 			mtr_strerror((int)n));
@@ -454,7 +445,7 @@ void srvnet_send_status(struct server *s)
 	struct wire_status st = {.node = s->cfg.id, .role = (uint8_t)ps.role, .leader = ps.leader, .ballot = ps.ballot,
 				 .chosen = ps.chosen, .applied = s->applied_net, .compacted = s->released};
 	uint8_t dg[WIRE_STATUS_SIZE + WIRE_OVERHEAD];
-	size_t n = wire_status_build(dg, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL, &st);
+	size_t n = wire_status_build(dg, &s->from, &st);
 	for (uint32_t j = 0; j < cc->nservers; j++)
 		if (j != s->cfg.id)
 			out_copy(s, dg, n, &cc->servers[j]);

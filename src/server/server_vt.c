@@ -125,8 +125,7 @@ void srvvt_stats_tick(struct server *s)
 		size_t idx = 0, n;
 		for (;;) {
 			uint8_t *b = srvnet_out_buf(s);
-			n = wire_stats_build(b, cc->mtu, cc->cluster_id, s->cfg.id, cc->key.set ? &cc->key : NULL,
-					     s->cfg.id, o->w, o->n, &idx);
+			n = wire_stats_build(b, cc->mtu, &s->from, s->cfg.id, o->w, o->n, &idx);
 			if (n == 0)
 				break;
 			srvnet_out_push(s, n, &cc->servers[j]);

@@ -92,7 +92,7 @@ static unsigned ing_build(uint8_t *bufs, size_t mtu, size_t item_bytes, struct t
 	uint64_t seq = 1;
 	for (unsigned d = 0; d < ING_NDGRAM; d++) {
 		struct wire_packer pk;
-		wire_packer_init(&pk, bufs + d * mtu, mtu, ING_CLUSTER, 1, NULL);
+		wire_packer_init(&pk, bufs + d * mtu, mtu, &(struct wire_from){ ING_CLUSTER, 1, NULL });
 		for (;;) {
 			it.seq = seq;
 			if (wire_packer_add(&pk, &it) != 0)

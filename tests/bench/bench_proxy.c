@@ -70,7 +70,8 @@ static void *srv_main(void *arg)
 			}
 			size_t idx = 0;
 			uint32_t off = 0, len;
-			while ((len = (uint32_t)wire_result_build(dg, sizeof dg, 1, 0, NULL, stream, wr, nr, &idx,
+			const struct wire_from from = { 1, 0, NULL };
+			while ((len = (uint32_t)wire_result_build(dg, sizeof dg, &from, stream, wr, nr, &idx,
 								  &off)) > 0) {
 				struct transport_msg m = {.buf = dg, .len = len, .peer = msgs[k].peer};
 				transport_send_to(srv, &m, 1);

@@ -50,6 +50,7 @@
 
 #define BT_MAX_RX 16
 #define BT_CLUSTER 0x62656e63u /* "benc" */
+static const struct wire_from BT_FROM = { BT_CLUSTER, 1, NULL }; /* sender 1 of cluster "benc" */
 #define BT_STREAM 1
 #define BT_SEND_BATCH 32       /* datagrams per transport_send_group call */
 #define BT_IDLE_MS 2000        /* a receiver stops after this long without traffic */
@@ -290,7 +291,7 @@ static int sender_run(const struct bt_opts *o, struct bt_shared *sh, const uint1
 	unsigned nm = 0, stalls = 0;
 	uint64_t batch_first = 1; /* first seq of the batch being built */
 	uint64_t last_min = 0, last_move = now_mono_ns(), t0 = now_mono_ns();
-	wire_packer_init(&pk, bufs, o->mtu, BT_CLUSTER, 1, NULL);
+	wire_packer_init(&pk, bufs, o->mtu, &BT_FROM);
 	for (uint64_t seq = 1; seq <= o->items && rc >= 0; seq++) {
 		it.seq = seq;
 		it.request = seq;
@@ -315,7 +316,7 @@ static int sender_run(const struct bt_opts *o, struct bt_shared *sh, const uint1
 				nm = 0;
 				batch_first = seq + 1;
 			}
-			wire_packer_init(&pk, bufs + (size_t)nm * o->mtu, o->mtu, BT_CLUSTER, 1, NULL);
+			wire_packer_init(&pk, bufs + (size_t)nm * o->mtu, o->mtu, &BT_FROM);
 		}
 	}
 	*elapsed_ns = now_mono_ns() - t0;
@@ -330,7 +331,7 @@ static int sender_run(const struct bt_opts *o, struct bt_shared *sh, const uint1
 		uint8_t hbuf[128];
 		struct wire_heartbeat hb = { .stream = BT_STREAM, .high = o->items };
 		struct transport_msg e = { .buf = hbuf };
-		e.len = (uint32_t)wire_heartbeat_build(hbuf, BT_CLUSTER, 1, NULL, &hb);
+		e.len = (uint32_t)wire_heartbeat_build(hbuf, &BT_FROM, &hb);
 		uint64_t until = now_mono_ns() + (BT_IDLE_MS + 3000) * 1000000ull;
 		for (;;) {
 			unsigned done = 0;

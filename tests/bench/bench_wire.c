@@ -34,7 +34,7 @@ static double now_s(void)
 static double dgram_rate(size_t mtu, const struct wire_key *key)
 {
 	uint8_t *buf = calloc(1, mtu);
-	struct wire_hdr h = { .type = WIRE_T_ITEMS, .cluster = 1, .sender = 2, .length = (uint32_t)(mtu - WIRE_OVERHEAD) };
+	struct wire_from from = { .cluster = 1, .sender = 2, .key = key };
 	struct wire_hdr out;
 	unsigned long n = 0;
 	int bad = 0;
@@ -42,7 +42,7 @@ static double dgram_rate(size_t mtu, const struct wire_key *key)
 	do {
 		for (int i = 0; i < 256; i++, n++) {
 			buf[WIRE_HDR_SIZE] = (uint8_t)n;
-			size_t len = wire_dgram_finish(buf, &h, key);
+			size_t len = wire_frame_finish(buf, &from, WIRE_T_ITEMS, (uint32_t)(mtu - WIRE_OVERHEAD));
 			bad |= wire_dgram_check(buf, len, 1, key, &out);
 		}
 		t = now_s() - t0;
@@ -64,7 +64,7 @@ static void item_rates(size_t mtu, double *pack, double *iter)
 	uint8_t *buf = malloc(mtu);
 	/* pack: items per second, including framing */
 	struct wire_packer pk;
-	wire_packer_init(&pk, buf, mtu, 1, 2, NULL);
+	wire_packer_init(&pk, buf, mtu, &(struct wire_from){ 1, 2, NULL });
 	unsigned long n = 0;
 	double t0 = now_s(), t;
 	do {
@@ -80,7 +80,7 @@ static void item_rates(size_t mtu, double *pack, double *iter)
 	*pack = (double)n / t;
 	/* iterate: one full datagram, decoded again and again */
 	wire_packer_finish(&pk);
-	wire_packer_init(&pk, buf, mtu, 1, 2, NULL);
+	wire_packer_init(&pk, buf, mtu, &(struct wire_from){ 1, 2, NULL });
 	while (wire_packer_add(&pk, &it) == 0)
 		;
 	size_t len = wire_packer_finish(&pk);
@@ -140,7 +140,7 @@ static double reasm_rate(size_t mtu)
 	for (uint32_t i = 0; i < nf; i++) {
 		struct wire_hdr h;
 		struct wire_frag f;
-		size_t n = wire_frag_build(buf, mtu, 1, 2, NULL, 1, 1, item, len, order[i]);
+		size_t n = wire_frag_build(buf, mtu, &(struct wire_from){ 1, 2, NULL }, 1, 1, item, len, order[i]);
 		if (wire_dgram_check(buf, n, 1, NULL, &h) != 0 || wire_frag_decode(buf + WIRE_HDR_SIZE, h.length, 64u << 20, &f) != 0)
 			break;
 		if (reasm_add(r, &f, 0, &out, &out_len) == 1) {

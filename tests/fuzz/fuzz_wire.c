@@ -157,8 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t plen = size - 2;
 	uint8_t *buf = malloc(plen + WIRE_OVERHEAD);
 	memcpy(buf + WIRE_HDR_SIZE, data + 2, plen);
-	struct wire_hdr out = { .type = data[1], .cluster = 42, .sender = 1, .length = (uint32_t)plen };
-	size_t n = wire_dgram_finish(buf, &out, data[0] & 2 ? &key : NULL);
+	struct wire_from from = { .cluster = 42, .sender = 1, .key = data[0] & 2 ? &key : NULL };
+	size_t n = wire_frame_finish(buf, &from, data[1], (uint32_t)plen);
 	if (wire_dgram_check(buf, n, 42, data[0] & 2 ? &key : NULL, &h) != 0)
 		abort(); /* a datagram we framed must pass */
 	decode_payload(&h, buf + WIRE_HDR_SIZE);

@@ -64,11 +64,12 @@ static int do_send(struct transport *t, unsigned long count, uint32_t size, uint
 		free(bufs);
 		return MTR_ENOMEM;
 	}
+	const struct wire_from from = { CLUSTER, (uint32_t)stream, NULL };
 	int rc = 0;
 	for (unsigned r = 0; r < repeat && !stop && rc >= 0; r++) {
 		unsigned nm = 0;
 		struct wire_packer pk;
-		wire_packer_init(&pk, bufs, mtu, CLUSTER, (uint32_t)stream, NULL);
+		wire_packer_init(&pk, bufs, mtu, &from);
 		for (unsigned long seq = 1; seq <= count && !stop; seq++) {
 			for (uint32_t i = 0; i < size; i++)
 				blob[i] = pattern(seq, i);
@@ -85,7 +86,7 @@ static int do_send(struct transport *t, unsigned long count, uint32_t size, uint
 					nm = 0;
 					sleep_us(2000); /* pacing: ~16k datagrams/s at most */
 				}
-				wire_packer_init(&pk, bufs + nm * mtu, mtu, CLUSTER, (uint32_t)stream, NULL);
+				wire_packer_init(&pk, bufs + nm * mtu, mtu, &from);
 				a = wire_packer_add(&pk, &it);
 			}
 			if (a < 0) {

@@ -109,7 +109,8 @@ static void fake_result(struct fake *f, int i, uint64_t seq, int may_drop)
 	size_t idx = 0;
 	uint32_t off = 0;
 	size_t len;
-	while ((len = wire_result_build(dg, sizeof dg, 1, (uint32_t)i, NULL, f->stream, &wr, 1, &idx, &off)) > 0)
+	const struct wire_from from = { 1, (uint32_t)i, NULL };
+	while ((len = wire_result_build(dg, sizeof dg, &from, f->stream, &wr, 1, &idx, &off)) > 0)
 		fake_send(f, i, dg, len, &f->proxy);
 }
 
@@ -131,7 +132,7 @@ static void fake_gap(struct fake *f, uint64_t high)
 	f->last_resend_ms = now;
 	uint8_t dg[64];
 	struct wire_resend r = {.stream = f->stream, .first = f->applied + 1, .last = high};
-	size_t n = wire_resend_build(dg, 1, 0, NULL, &r);
+	size_t n = wire_resend_build(dg, &(struct wire_from){ 1, 0, NULL }, &r);
 	fake_send(f, 0, dg, n, &f->proxy);
 	f->resends++;
 }
@@ -217,7 +218,8 @@ static void fake_read(struct fake *f, int i, const struct transport_msg *m)
 	size_t idx = 0;
 	uint32_t off = 0;
 	size_t len;
-	while ((len = wire_result_build(dg, sizeof dg, 1, (uint32_t)i, NULL, rd.stream, &wr, 1, &idx, &off)) > 0)
+	const struct wire_from from = { 1, (uint32_t)i, NULL };
+	while ((len = wire_result_build(dg, sizeof dg, &from, rd.stream, &wr, 1, &idx, &off)) > 0)
 		fake_send(f, i, dg, len, &m->peer);
 }
 
@@ -801,7 +803,7 @@ static void test_read_routing(void **state)
 		uint8_t dg[WIRE_STATUS_SIZE + WIRE_OVERHEAD];
 		struct wire_status stt = {.node = i, .leader = 0, .applied = i == 1 ? 1000 : 0};
 		struct transport_msg m = {.buf = dg, .peer = pudp};
-		m.len = (uint32_t)wire_status_build(dg, 1, i, NULL, &stt);
+		m.len = (uint32_t)wire_status_build(dg, &(struct wire_from){ 1, i, NULL }, &stt);
 		assert_int_equal(transport_send_to(t, &m, 1), 1);
 	}
 	usleep(50000);

@@ -54,7 +54,7 @@ static int feed(struct reasm *r, const uint8_t *item, size_t len, uint64_t seq, 
 	static uint8_t dg[MTU];
 	struct wire_hdr h;
 	struct wire_frag f;
-	size_t n = wire_frag_build(dg, MTU, 1, 1, NULL, 5, seq, item, len, i);
+	size_t n = wire_frag_build(dg, MTU, &(struct wire_from){ 1, 1, NULL }, 5, seq, item, len, i);
 	assert_int_equal(wire_dgram_check(dg, n, 1, NULL, &h), 0);
 	assert_int_equal(wire_frag_decode(dg + WIRE_HDR_SIZE, h.length, 64u << 20, &f), 0);
 	return reasm_add(r, &f, 1000 + i, out, out_len);

@@ -42,6 +42,7 @@
 #define NSRV 3
 #define STREAM 0x5eed000000000001ull
 #define PROXY_ID 256
+static const struct wire_from PROXY_FROM = { 1, PROXY_ID, NULL }; /* the test proxy's datagrams */
 #define MAX_ITEMS 20000
 
 /* ---- Fixture ---- */
@@ -227,9 +228,7 @@ static void send_items(struct fix *f, uint64_t first, uint64_t last, const struc
 	for (uint64_t seq = first; seq <= last + 1; seq++) {
 		int flush = seq > last || (used && used + f->ilen[seq] > room);
 		if (flush && used) {
-			struct wire_hdr h = {.type = WIRE_T_ITEMS, .cluster = 1, .sender = PROXY_ID,
-					     .length = (uint32_t)used};
-			size_t n = wire_dgram_finish(buf, &h, NULL);
+			size_t n = wire_frame_finish(buf, &PROXY_FROM, WIRE_T_ITEMS, (uint32_t)used);
 			if (to) {
 				struct transport_msg m = {.buf = buf, .len = (uint32_t)n, .peer = *to};
 				transport_send_to(f->t, &m, 1);
@@ -253,7 +252,7 @@ static void send_items(struct fix *f, uint64_t first, uint64_t last, const struc
 			uint32_t nf = wire_frag_count(f->ilen[seq], sizeof buf);
 			for (uint32_t k = 0; k < nf; k++) {
 				uint8_t fb[WIRE_DEFAULT_MTU];
-				size_t n = wire_frag_build(fb, sizeof fb, 1, PROXY_ID, NULL, STREAM, seq, f->item[seq],
+				size_t n = wire_frag_build(fb, sizeof fb, &PROXY_FROM, STREAM, seq, f->item[seq],
 							   f->ilen[seq], k);
 				for (int i = 0; i < NSRV; i++) {
 					if (to && i != server_index(f, to))
@@ -278,7 +277,7 @@ static void send_heartbeat(struct fix *f)
 {
 	uint8_t buf[64];
 	struct wire_heartbeat hb = {.stream = STREAM, .high = f->high};
-	size_t n = wire_heartbeat_build(buf, 1, PROXY_ID, NULL, &hb);
+	size_t n = wire_heartbeat_build(buf, &PROXY_FROM, &hb);
 	for (int i = 0; i < NSRV; i++) {
 		struct transport_msg m = {.buf = buf, .len = (uint32_t)n, .peer = {0x7f000001, f->ports[i]}};
 		transport_send_to(f->t, &m, 1);
@@ -466,7 +465,7 @@ static int64_t do_read(struct fix *f, int i, const char *sql, uint64_t min_inst,
 	uint8_t buf[4096];
 	struct wire_read r = {.stream = STREAM, .rid = rid, .min_instance = min_inst, .item = out.buf,
 			      .item_len = (uint32_t)out.len};
-	long n = wire_read_build(buf, sizeof buf, 1, PROXY_ID, NULL, &r);
+	long n = wire_read_build(buf, sizeof buf, &PROXY_FROM, &r);
 	free(out.buf);
 	assert_true(n > 0);
 	struct transport_msg m = {.buf = buf, .len = (uint32_t)n, .peer = {0x7f000001, f->ports[i]}};

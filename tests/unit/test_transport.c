@@ -60,7 +60,7 @@ static struct transport *open_rx(uint32_t cluster, const struct wire_key *key, s
 static uint32_t make_dgram(uint8_t *buf, uint32_t cluster, const struct wire_key *key, uint64_t seq)
 {
 	struct wire_heartbeat hb = { .stream = 1, .high = seq };
-	return (uint32_t)wire_heartbeat_build(buf, cluster, 42, key, &hb);
+	return (uint32_t)wire_heartbeat_build(buf, &(struct wire_from){ cluster, 42, key }, &hb);
 }
 
 /* The seq a received heartbeat carries (0 if it does not decode). */

@@ -79,8 +79,7 @@ static uint32_t make_dgram(uint8_t *buf, uint32_t sender, uint32_t len, unsigned
 {
 	for (uint32_t i = 0; i < len; i++)
 		buf[WIRE_HDR_SIZE + i] = (uint8_t)(seed * 131 + i * 7);
-	struct wire_hdr h = { .type = WIRE_T_ITEMS, .cluster = CLUSTER, .sender = sender, .length = len };
-	return (uint32_t)wire_dgram_finish(buf, &h, NULL);
+	return (uint32_t)wire_frame_finish(buf, &(struct wire_from){ CLUSTER, sender, NULL }, WIRE_T_ITEMS, len);
 }
 
 static int payload_ok(const struct transport_msg *m, unsigned seed)

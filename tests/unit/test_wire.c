@@ -81,21 +81,22 @@ static size_t sample_dgram(uint8_t *buf, int type, const struct wire_key *key)
 	struct wire_stmt st[2];
 	struct wire_item it = sample_item(st, 7);
 	struct wire_packer pk;
+	const struct wire_from from = { 42, 3, key };
 	switch (type) {
 	case WIRE_T_ITEMS:
-		wire_packer_init(&pk, buf, 1472, 42, 3, key);
+		wire_packer_init(&pk, buf, 1472, &from);
 		assert_int_equal(wire_packer_add(&pk, &it), 0);
 		return wire_packer_finish(&pk);
 	case WIRE_T_FRAGMENT: {
 		static uint8_t item[3000];
 		for (size_t i = 0; i < sizeof item; i++)
 			item[i] = (uint8_t)i;
-		return wire_frag_build(buf, 1472, 42, 3, key, 9, 10, item, sizeof item, 1);
+		return wire_frag_build(buf, 1472, &from, 9, 10, item, sizeof item, 1);
 	}
 	case WIRE_T_HEARTBEAT:
-		return wire_heartbeat_build(buf, 42, 3, key, &(struct wire_heartbeat){ 9, 100 });
+		return wire_heartbeat_build(buf, &from, &(struct wire_heartbeat){ 9, 100 });
 	default:
-		return wire_resend_build(buf, 42, 3, key, &(struct wire_resend){ 9, 5, 8 });
+		return wire_resend_build(buf, &from, &(struct wire_resend){ 9, 5, 8 });
 	}
 }
 
@@ -243,7 +244,7 @@ static void flush_packer(struct wire_packer *pk, unsigned *got, unsigned *dgrams
 	size_t n = wire_packer_finish(pk);
 	int k;
 	assert_true(n > 0 && n <= pk->mtu);
-	assert_int_equal(wire_dgram_check(pk->buf, n, 42, pk->key, &h), 0);
+	assert_int_equal(wire_dgram_check(pk->buf, n, 42, pk->from.key, &h), 0);
 	assert_int_equal(h.type, WIRE_T_ITEMS);
 	const uint8_t *p = pk->buf + WIRE_HDR_SIZE, *end = p + h.length;
 	while ((k = wire_items_next(&p, end, &out)) == 1)
@@ -258,7 +259,7 @@ static void test_packer_fills_datagrams(void **state)
 	struct wire_packer pk;
 	struct wire_stmt st[2];
 	unsigned got = 0, dgrams = 0;
-	wire_packer_init(&pk, buf, sizeof buf, 42, 3, NULL);
+	wire_packer_init(&pk, buf, sizeof buf, &(struct wire_from){ 42, 3, NULL });
 	for (uint64_t seq = 1; seq <= 100; seq++) {
 		struct wire_item it = sample_item(st, seq);
 		int rc = wire_packer_add(&pk, &it);
@@ -353,12 +354,13 @@ static void test_fragment_build_decode(void **state)
 	uint8_t buf[1472];
 	struct wire_hdr h;
 	struct wire_frag f;
+	const struct wire_from from = { 1, 2, NULL };
 	for (size_t i = 0; i < sizeof item; i++)
 		item[i] = (uint8_t)(i * 7);
 	uint32_t nf = wire_frag_count(sizeof item, sizeof buf);
 	assert_int_equal(nf, (sizeof item + wire_frag_size(1472) - 1) / wire_frag_size(1472));
 	for (uint32_t i = 0; i < nf; i++) {
-		size_t n = wire_frag_build(buf, sizeof buf, 1, 2, NULL, 5, 6, item, sizeof item, i);
+		size_t n = wire_frag_build(buf, sizeof buf, &from, 5, 6, item, sizeof item, i);
 		assert_true(n <= sizeof buf);
 		assert_int_equal(wire_dgram_check(buf, n, 1, NULL, &h), 0);
 		assert_int_equal(h.type, WIRE_T_FRAGMENT);
@@ -377,16 +379,17 @@ static void test_control_messages(void **state)
 	struct wire_hdr h;
 	struct wire_heartbeat hb;
 	struct wire_resend rs;
-	size_t n = wire_heartbeat_build(buf, 1, 2, NULL, &(struct wire_heartbeat){ 77, 99 });
+	const struct wire_from from = { 1, 2, NULL };
+	size_t n = wire_heartbeat_build(buf, &from, &(struct wire_heartbeat){ 77, 99 });
 	assert_int_equal(wire_dgram_check(buf, n, 1, NULL, &h), 0);
 	assert_int_equal(wire_heartbeat_decode(buf + WIRE_HDR_SIZE, h.length, &hb), 0);
 	assert_true(hb.stream == 77 && hb.high == 99);
 	assert_int_equal(wire_heartbeat_decode(buf + WIRE_HDR_SIZE, h.length - 1, &hb), MTR_EMALFORMED);
-	n = wire_resend_build(buf, 1, 2, NULL, &(struct wire_resend){ 77, 3, 9 });
+	n = wire_resend_build(buf, &from, &(struct wire_resend){ 77, 3, 9 });
 	assert_int_equal(wire_dgram_check(buf, n, 1, NULL, &h), 0);
 	assert_int_equal(wire_resend_decode(buf + WIRE_HDR_SIZE, h.length, &rs), 0);
 	assert_true(rs.stream == 77 && rs.first == 3 && rs.last == 9);
-	n = wire_resend_build(buf, 1, 2, NULL, &(struct wire_resend){ 77, 9, 3 });
+	n = wire_resend_build(buf, &from, &(struct wire_resend){ 77, 9, 3 });
 	assert_int_equal(wire_resend_decode(buf + WIRE_HDR_SIZE, 24, &rs), MTR_EMALFORMED);
 }
 
@@ -448,10 +451,10 @@ static void test_seed_corpus(void **state)
 	struct wire_item it = sample_item(st, 1);
 	struct wire_packer pk;
 	size_t n;
+	const struct wire_from from = { 42, 1, NULL }, keyed_from = { 42, 1, &fkey };
 
 	for (int keyed = 0; keyed < 2; keyed++) {
-		const struct wire_key *k = keyed ? &fkey : NULL;
-		wire_packer_init(&pk, buf, sizeof buf, 42, 1, k);
+		wire_packer_init(&pk, buf, sizeof buf, keyed ? &keyed_from : &from);
 		it.seq = 1;
 		assert_int_equal(wire_packer_add(&pk, &it), 0);
 		it.seq = 2;
@@ -464,17 +467,17 @@ static void test_seed_corpus(void **state)
 	static uint8_t big[3000];
 	for (size_t i = 0; i < sizeof big; i++)
 		big[i] = (uint8_t)(i * 13);
-	n = wire_frag_build(buf, sizeof buf, 42, 1, NULL, 1, 3, big, sizeof big, 1);
+	n = wire_frag_build(buf, sizeof buf, &from, 1, 3, big, sizeof big, 1);
 	seed_out("frag-raw", 0, buf, n);
 	seed_out("frag-payload", 1, buf, n);
 	long il = wire_item_encode(item, sizeof item, &it);
 	assert_true(il > 0);
-	n = wire_frag_build(buf, sizeof buf, 42, 1, NULL, it.stream, it.seq, item, (size_t)il, 0);
+	n = wire_frag_build(buf, sizeof buf, &from, it.stream, it.seq, item, (size_t)il, 0);
 	seed_out("frag-whole-payload", 1, buf, n);
-	n = wire_heartbeat_build(buf, 42, 1, NULL, &(struct wire_heartbeat){ 1, 10 });
+	n = wire_heartbeat_build(buf, &from, &(struct wire_heartbeat){ 1, 10 });
 	seed_out("heartbeat-raw", 0, buf, n);
 	seed_out("heartbeat-payload", 1, buf, n);
-	n = wire_resend_build(buf, 42, 1, &fkey, &(struct wire_resend){ 1, 2, 5 });
+	n = wire_resend_build(buf, &keyed_from, &(struct wire_resend){ 1, 2, 5 });
 	seed_out("resend-mac-raw", 2, buf, n);
 	seed_out("resend-payload", 3, buf, n);
 }

@@ -22,6 +22,8 @@
 
 #define CLUSTER 7u
 #define SENDER 3u
+/* the sender of every datagram built here */
+static const struct wire_from FROM = { CLUSTER, SENDER, NULL };
 
 static uint8_t buf[WIRE_MAX_DGRAM];
 
@@ -46,7 +48,7 @@ static void test_paxos_roundtrip(void **state)
 {
 	(void)state;
 	struct paxos_msg m = { .type = PAXOS_CATCHUP, .inst = 41, .last = 99 };
-	long n = wire_paxos_build(buf, sizeof buf, CLUSTER, SENDER, NULL, &m);
+	long n = wire_paxos_build(buf, sizeof buf, &FROM, &m);
 	assert_true(n > WIRE_OVERHEAD);
 	struct wire_hdr h;
 	const uint8_t *p = check((size_t)n, WIRE_T_PAXOS, &h);
@@ -62,14 +64,14 @@ static void test_paxos_roundtrip(void **state)
 		assert_true(paxos_msg_decode(&d, copy, k) < 0);
 	}
 	/* too small a buffer */
-	assert_int_equal(wire_paxos_build(buf, WIRE_OVERHEAD + 2, CLUSTER, SENDER, NULL, &m), MTR_ETOOBIG);
+	assert_int_equal(wire_paxos_build(buf, WIRE_OVERHEAD + 2, &FROM, &m), MTR_ETOOBIG);
 }
 
 static void test_result_request(void **state)
 {
 	(void)state;
 	struct wire_result_request m = { .stream = 0x1122334455667788ull, .seq = 12345 }, d;
-	size_t n = wire_result_request_build(buf, CLUSTER, SENDER, NULL, &m);
+	size_t n = wire_result_request_build(buf, &FROM, &m);
 	struct wire_hdr h;
 	const uint8_t *p = check(n, WIRE_T_RESULT_REQUEST, &h);
 	assert_int_equal(wire_result_request_decode(p, h.length, &d), 0);
@@ -89,7 +91,7 @@ static unsigned send_all(size_t mtu, const struct wire_result *r, size_t n, uint
 	uint32_t off = 0, have[8] = { 0 };
 	unsigned dgrams = 0;
 	size_t len;
-	while ((len = wire_result_build(buf, mtu, CLUSTER, SENDER, NULL, 9, r, n, &idx, &off)) > 0) {
+	while ((len = wire_result_build(buf, mtu, &FROM, 9, r, n, &idx, &off)) > 0) {
 		assert_true(len <= mtu);
 		struct wire_hdr h;
 		const uint8_t *p = check(len, WIRE_T_RESULT, &h);
@@ -155,7 +157,7 @@ static void test_result_roundtrip(void **state)
 	/* nothing to send */
 	size_t idx = 3;
 	uint32_t off = 0;
-	assert_int_equal(wire_result_build(buf, WIRE_DEFAULT_MTU, CLUSTER, SENDER, NULL, 9, r, 3, &idx, &off), 0);
+	assert_int_equal(wire_result_build(buf, WIRE_DEFAULT_MTU, &FROM, 9, r, 3, &idx, &off), 0);
 }
 
 static void test_result_invalid(void **state)
@@ -207,7 +209,7 @@ static void test_read(void **state)
 	for (int i = 0; i < 100; i++)
 		item[i] = (uint8_t)(i ^ 0x5a);
 	struct wire_read r = { .stream = 11, .rid = 12, .min_instance = 13, .item = item, .item_len = 100 }, r2;
-	long n = wire_read_build(buf, sizeof buf, CLUSTER, SENDER, NULL, &r);
+	long n = wire_read_build(buf, sizeof buf, &FROM, &r);
 	assert_int_equal(n, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 100);
 	struct wire_hdr h;
 	const uint8_t *p = check((size_t)n, WIRE_T_READ, &h);
@@ -228,11 +230,11 @@ static void test_read(void **state)
 	memset(c + 8, 0, 8);
 	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
 	/* too big for the buffer or a datagram */
-	assert_int_equal(wire_read_build(buf, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 99, CLUSTER, SENDER, NULL, &r),
+	assert_int_equal(wire_read_build(buf, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 99, &FROM, &r),
 			 MTR_ETOOBIG);
 	r.item_len = WIRE_MAX_DGRAM;
-	assert_int_equal(wire_read_build(buf, sizeof buf, CLUSTER, SENDER, NULL, &r), MTR_ETOOBIG);
-	assert_int_equal(wire_read_build(buf, 10, CLUSTER, SENDER, NULL, &r), MTR_ETOOBIG);
+	assert_int_equal(wire_read_build(buf, sizeof buf, &FROM, &r), MTR_ETOOBIG);
+	assert_int_equal(wire_read_build(buf, 10, &FROM, &r), MTR_ETOOBIG);
 }
 
 /* ---- STATUS ---- */
@@ -243,7 +245,7 @@ static void test_status(void **state)
 	struct wire_status s = { .node = 3, .role = PAXOS_LEADER, .leader = PAXOS_BROADCAST,
 				 .ballot = 0x1122334455667788ull, .chosen = 1000, .applied = 999, .compacted = 500 },
 			   s2;
-	size_t n = wire_status_build(buf, CLUSTER, SENDER, NULL, &s);
+	size_t n = wire_status_build(buf, &FROM, &s);
 	assert_int_equal(n, WIRE_OVERHEAD + WIRE_STATUS_SIZE);
 	struct wire_hdr h;
 	const uint8_t *p = check(n, WIRE_T_STATUS, &h);
@@ -274,7 +276,7 @@ static void test_stats(void **state)
 	}
 	size_t idx = 0, got = 0, n;
 	int dgrams = 0;
-	while ((n = wire_stats_build(buf, WIRE_MIN_MTU, CLUSTER, SENDER, NULL, 4, s, N, &idx)) > 0) {
+	while ((n = wire_stats_build(buf, WIRE_MIN_MTU, &FROM, 4, s, N, &idx)) > 0) {
 		dgrams++;
 		assert_true(n <= WIRE_MIN_MTU);
 		struct wire_hdr h;
