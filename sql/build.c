@@ -114,6 +114,7 @@ struct sql_ctx {
 	struct sql_stmt st;
 	bool maybe_readonly; /* IF [NOT] EXISTS made it a no-op */
 	uint32_t temp_off;   /* where TEMP was written (st.temp) */
+	uint32_t local_off[5]; /* where each cluster table was named + 1 (0: not) */
 	bool txn_write;
 	struct vec rd, wr, fn, par, nd, cte; /* of const char * / sql_param / sql_nondet */
 	struct vec pn, pnum; /* parameter names (exact set) and their numbers (int) */
@@ -295,6 +296,7 @@ static void stmt_reset(struct sql_ctx *c)
 	c->pn.exact = true;
 	c->in_stmt = c->has_cmd = c->failed = false;
 	c->maybe_readonly = c->txn_write = false;
+	memset(c->local_off, 0, sizeof c->local_off);
 }
 
 /* ------------------------------------------------------- statements */
@@ -305,9 +307,52 @@ static const char **set_copy(struct vec *v, unsigned *n)
 	return v->v;
 }
 
+/*
+ * The cluster tables (src/server/clustervt.h): they show one replica's own
+ * state (mtr_members, mtr_streams, mtr_instances, mtr_stats) or are computed
+ * at a moment of the replica's choosing (mtr_digest), so a write that reads
+ * one would write something else on each replica (DESIGN.md invariant 6).
+ * A read may name them; a write, DDL or transaction control may not.  The
+ * replica's apply connection refuses them too, as a second line (a view
+ * hides the name from the front end).
+ */
+static const char *const local_tables[5] = {"mtr_members", "mtr_streams", "mtr_instances", "mtr_stats",
+					    "mtr_digest"};
+
+static int local_table(const char *name)
+{
+	for (int i = 0; i < 5; i++)
+		if (strcasecmp(name, local_tables[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* A write that reads a cluster table is refused at the first such name
+ * (one that a WITH clause of the statement does not define).  CREATE VIEW
+ * reads nothing when it runs: a view over a cluster table serves reads
+ * (a write through it meets the replica's refusal).  A trigger's body runs
+ * inside writes, so CREATE TRIGGER is refused like a write. */
+static void refuse_local_tables(struct sql_ctx *c)
+{
+	if (c->st.kind == SQL_READ || c->st.kind == SQL_REFUSED || c->st.explain || c->st.object_type == 'v')
+		return;
+	int first = -1;
+	for (int i = 0; i < 5; i++)
+		if (c->local_off[i] && set_find(&c->cte, local_tables[i]) < 0 &&
+		    (first < 0 || c->local_off[i] < c->local_off[first]))
+			first = i;
+	if (first >= 0)
+		refuse_at(c, c->local_off[first] - 1,
+			  ctx_printf(c, "%s is a cluster table, which a write cannot read (it shows one replica's own "
+					"state, and every replica must write the same): read it in a statement of its own",
+				     local_tables[first]));
+}
+
 /* Close the statement: derive readonly, drop CTE names, append it. */
 static void stmt_finish(struct sql_ctx *c, bool error)
 {
+	if (!error)
+		refuse_local_tables(c);
 	struct sql_stmt *st = &c->st;
 	st->start = c->start;
 	st->end = c->last_end;
@@ -514,7 +559,11 @@ void build_table_read(struct sql_ctx *c, struct sql_token *db, struct sql_token 
 		build_table_function(c, db, name);
 		return;
 	}
-	set_add(c, &c->rd, table_name(c, db, name));
+	const char *t = table_name(c, db, name);
+	int k = db == NULL || strcasecmp(dequote(c, *db, false), "main") == 0 ? local_table(dequote(c, name, false)) : -1;
+	if (k >= 0 && !c->local_off[k])
+		c->local_off[k] = off_of(c, name) + 1;
+	set_add(c, &c->rd, t);
 }
 
 void build_table_written(struct sql_ctx *c, struct sql_token *db, struct sql_token name)

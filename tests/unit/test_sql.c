@@ -265,6 +265,15 @@ static void test_refusals(void **state)
 		{ "SELECT a FROM t WHERE a REGEXP 'x'", "REGEXP", 25 },
 		{ "SELECT * FROM pragma_database_list", "pragma_database_list()", 15 },
 		{ "SELECT * FROM generate_series(1, 5)", "unknown table-valued function generate_series()", 15 },
+		/* a write never reads a cluster table (DESIGN.md invariant 6) */
+		{ "INSERT INTO t SELECT applied FROM mtr_members", "mtr_members is a cluster table", 35 },
+		{ "UPDATE t SET a = (SELECT max(watermark) FROM mtr_streams)", "mtr_streams is a cluster table", 46 },
+		{ "DELETE FROM t WHERE a IN (SELECT apply_us FROM main.mtr_instances)", "mtr_instances is a cluster", 53 },
+		{ "INSERT INTO t SELECT value FROM \"MTR_STATS\"", "mtr_stats is a cluster table", 33 },
+		{ "CREATE TABLE d AS SELECT digest FROM mtr_digest", "mtr_digest is a cluster table", 38 },
+		{ "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x, mtr_stats", "mtr_stats is a cluster", 53 },
+		{ "CREATE TRIGGER g AFTER INSERT ON t BEGIN INSERT INTO u SELECT * FROM mtr_members; END",
+		  "mtr_members is a cluster", 70 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct sql_result *res = parse1(cases[i].sql);
@@ -274,6 +283,25 @@ static void test_refusals(void **state)
 			fail_msg("%s: kind %s '%s' col %u", cases[i].sql, sql_kind_name(st->kind),
 				 st->error ? st->error : "", st->error_pos.col);
 		assert_false(res->ok);
+		sql_result_free(res);
+	}
+}
+
+/* Reads may name the cluster tables; a CTE of the same name is no table. */
+static void test_cluster_tables_in_reads(void **state)
+{
+	(void)state;
+	static const char *const ok[] = {
+		"SELECT * FROM mtr_members",
+		"SELECT name, value FROM mtr_stats WHERE value > 0",
+		"SELECT * FROM main.mtr_digest",
+		"WITH mtr_stats(v) AS (SELECT 1) INSERT INTO t SELECT v FROM mtr_stats",
+		"CREATE VIEW v AS SELECT * FROM mtr_stats",
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		struct sql_result *res = parse1(ok[i]);
+		if (!res->ok)
+			fail_msg("%s: refused: %s", ok[i], res->stmts[0].error ? res->stmts[0].error : "");
 		sql_result_free(res);
 	}
 }
@@ -450,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_error_recovery),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_cluster_tables_in_reads),
 		cmocka_unit_test(test_temp_objects),
 		cmocka_unit_test(test_nondet),
 		cmocka_unit_test(test_params),
