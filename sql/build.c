@@ -584,6 +584,13 @@ void build_temp(struct sql_ctx *c, struct sql_token t)
 	c->temp_off = off_of(c, t);
 }
 
+void build_refuse_vacuum(struct sql_ctx *c, struct sql_token t)
+{
+	refuse_at(c, off_of(c, t),
+		  "VACUUM is refused: a replica applies every write inside one transaction, where SQLite cannot "
+		  "vacuum (it would fail on every replica)");
+}
+
 void build_refuse(struct sql_ctx *c, struct sql_token t, const char *what)
 {
 	refuse_at(c, off_of(c, t), ctx_printf(c, "%s is refused: it cannot be made deterministic", what));

@@ -397,8 +397,8 @@ collate ::= COLLATE ids.
 cmd ::= DROP INDEX ifexists(E) fullname(X). { build_drop(ctx, 'i', E, X); }
 
 /* VACUUM / PRAGMA */
-cmd ::= VACUUM vinto.                     { build_kind(ctx, SQL_SCHEMA); }
-cmd ::= VACUUM nm(D) vinto.               { build_kind(ctx, SQL_SCHEMA); build_schema_name(ctx, &D); }
+cmd ::= VACUUM(V) vinto.                  { build_kind(ctx, SQL_SCHEMA); build_refuse_vacuum(ctx, V); }
+cmd ::= VACUUM(V) nm(D) vinto.            { build_kind(ctx, SQL_SCHEMA); build_schema_name(ctx, &D); build_refuse_vacuum(ctx, V); }
 vinto ::= INTO(T) expr.                   { build_refuse(ctx, T, "VACUUM INTO (writes a file on the replica)"); }
 vinto ::= .
 cmd ::= PRAGMA nm(N) dbnm(D).             { build_pragma(ctx, D.n ? &N : NULL, D.n ? D : N, false); }

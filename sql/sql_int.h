@@ -77,6 +77,9 @@ void build_cte(struct sql_ctx *c, struct sql_token name);
 void build_temp(struct sql_ctx *c, struct sql_token t);
 /* Refuse the statement at t, naming `what` (static or arena string). */
 void build_refuse(struct sql_ctx *c, struct sql_token t, const char *what);
+/* VACUUM: no replica can run it (it cannot run inside a transaction, and a
+ * replica applies every item inside the instance's transaction). */
+void build_refuse_vacuum(struct sql_ctx *c, struct sql_token t);
 /* CREATE TABLE/VIEW ('t'/'v'), INDEX, TRIGGER; DROP of type t/v/i/r. */
 void build_create(struct sql_ctx *c, char type, int if_not_exists, struct sql_token *db, struct sql_token name);
 void build_create_index(struct sql_ctx *c, int if_not_exists, struct sql_token *db, struct sql_token name, struct sql_token table);

@@ -112,7 +112,6 @@ ANALYZE;
 ANALYZE t1;
 REINDEX;
 REINDEX t1b;
-VACUUM;
 PRAGMA user_version;
 PRAGMA user_version = 7;
 PRAGMA main.table_info(t1);
