@@ -306,8 +306,9 @@ long wire_item_decode(const uint8_t *p, size_t len, struct wire_item *it)
 
 void wire_stmt_begin(const struct wire_item *it, struct wire_stmt_iter *si)
 {
-	si->p = it->body;
-	si->end = it->body + it->body_len;
+	si->arr = it->stmts;
+	si->p = it->stmts ? NULL : it->body;
+	si->end = it->stmts ? NULL : it->body + it->body_len;
 	si->left = it->nstmt;
 }
 
@@ -316,6 +317,11 @@ int wire_stmt_next(struct wire_stmt_iter *si, struct wire_stmt *st, const uint8_
 	if (si->left == 0)
 		return 0;
 	si->left--;
+	if (si->arr) {
+		*st = *si->arr++;
+		*params = NULL;
+		return 1;
+	}
 	const uint8_t *q = si->p;
 	st->sql_len = ld32(q);
 	st->sql = (const char *)q + 4;

@@ -219,15 +219,19 @@ long wire_item_encode(uint8_t *buf, size_t cap, const struct wire_item *it);
  */
 long wire_item_decode(const uint8_t *p, size_t len, struct wire_item *it);
 
-/* Iterate the statements of a decoded item. */
+/* Iterate the statements of an item in either form: decoded (body set,
+ * stmts NULL) or to be encoded (stmts set). */
 struct wire_stmt_iter {
 	const uint8_t *p, *end;
+	const struct wire_stmt *arr; /* the to-be-encoded form, else NULL */
 	uint32_t left;
 };
 void wire_stmt_begin(const struct wire_item *it, struct wire_stmt_iter *si);
 
-/* The next statement: fills sql/sql_len/nparams and returns 1, or 0 at the
- * end.  Its parameters are read with wire_param_next() from *params. */
+/* The next statement: fills *st and returns 1, or 0 at the end.  Decoded
+ * form: st->params is NULL and the parameters are read with
+ * wire_param_next() from *params; to-be-encoded form: st->params is the
+ * array of st->nparams values and *params is NULL. */
 int wire_stmt_next(struct wire_stmt_iter *si, struct wire_stmt *st, const uint8_t **params);
 
 /* Read the next parameter of a decoded statement and advance *params

@@ -183,6 +183,17 @@ static void test_item_round_trip(void **state)
 		}
 	}
 	assert_int_equal(wire_stmt_next(&si, &s, &pp), 0);
+
+	/* the same iterator walks the to-be-encoded form: the array itself */
+	wire_stmt_begin(&in, &si);
+	for (unsigned k = 0; k < 2; k++) {
+		assert_int_equal(wire_stmt_next(&si, &s, &pp), 1);
+		assert_null(pp);
+		assert_ptr_equal(s.sql, st[k].sql);
+		assert_int_equal(s.nparams, st[k].nparams);
+		assert_ptr_equal(s.params, st[k].params);
+	}
+	assert_int_equal(wire_stmt_next(&si, &s, &pp), 0);
 }
 
 static void test_item_special_reals(void **state)
