@@ -62,13 +62,17 @@ struct paxos {
 
 	enum paxos_role role;
 	uint64_t promised;      /* durable */
-	uint64_t max_seen;      /* highest ballot heard of (volatile) */
+	uint64_t max_round;     /* highest round heard of, capped (volatile) */
 	uint64_t ballot;        /* own ballot while candidate / leader */
 	uint64_t leader_ballot; /* ballot of the leader followed, 0 if none */
 	uint64_t deadline;      /* election deadline */
 	uint64_t next_send;     /* next heartbeat / retransmission */
 	uint64_t next_report;   /* next watermark report */
 	uint64_t next_catchup;  /* next catch-up request */
+	uint64_t next_warn_refused;   /* rate limit of the ballot-window warning */
+	uint64_t next_warn_exhausted; /* and of the exhausted-round one */
+	bool climb;                   /* leader: a ballot beyond the window was seen */
+	uint64_t next_climb;          /* leader: earliest time to climb towards it */
 
 	/* log */
 	uint64_t base;
@@ -181,10 +185,44 @@ static void send_simple(struct paxos *p, uint32_t to, uint8_t type, uint64_t bal
 	send_msg(p, to, &m);
 }
 
+/* Remember the round of a ballot heard of, for the next election: capped at
+ * PAXOS_ROUND_STEP above our promise (paxos.h, PAXOS_ROUND_WINDOW). */
 static void note_ballot(struct paxos *p, uint64_t b)
 {
-	if (b != PAXOS_BALLOT_CHOSEN && b > p->max_seen)
-		p->max_seen = b;
+	if (b == PAXOS_BALLOT_CHOSEN)
+		return;
+	uint64_t r = MIN(paxos_ballot_round(b), paxos_ballot_round(p->promised) + PAXOS_ROUND_STEP);
+	if (r > p->max_round)
+		p->max_round = r;
+}
+
+/* Is ballot b within this node's window (paxos.h)?  No overflow: rounds
+ * are < 2^56. */
+static bool ballot_in_window(const struct paxos *p, uint64_t b)
+{
+	return paxos_ballot_round(b) <= paxos_ballot_round(p->promised) + PAXOS_ROUND_WINDOW;
+}
+
+/* Drop a message whose ballot is beyond the window: count it, warn at most
+ * once a minute, and climb towards it (capped: note_ballot; and a leader's
+ * climb in paxos_tick) unless it is in the upper half of the round space,
+ * where no honest cluster ever gets (paxos.h, PAXOS_ROUND_CLIMB_MAX). */
+static void refuse_ballot(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	p->stats.ballots_refused++;
+	if (paxos_ballot_round(m->ballot) < PAXOS_ROUND_CLIMB_MAX) {
+		note_ballot(p, m->ballot);
+		p->climb = true;
+	}
+	if (p->now >= p->next_warn_refused) {
+		p->next_warn_refused = p->now + 60000;
+		mtr_log(LOG_WARN,
+			"paxos %u: dropped %s from node %u with ballot %llu.%u: more than %llu rounds above "
+			"the promise %llu.%u (forged, left by a forgery, or this node is far behind)",
+			p->cfg.id, paxos_msg_name(m->type), from, (unsigned long long)paxos_ballot_round(m->ballot),
+			paxos_ballot_node(m->ballot), (unsigned long long)PAXOS_ROUND_WINDOW,
+			(unsigned long long)paxos_ballot_round(p->promised), paxos_ballot_node(p->promised));
+	}
 }
 
 /* Raise the durable promise to b (> promised); deferred accepts of lower
@@ -278,6 +316,21 @@ static void maybe_catchup(struct paxos *p)
 	send_simple(p, p->commit_from, PAXOS_CATCHUP, 0, p->delivered + 1, 0,
 		    MIN(p->commit_seen, p->delivered + PAXOS_MAX_ENTRIES));
 	p->next_catchup = p->now + p->cfg.heartbeat_ms;
+}
+
+/* A HEARTBEAT this node does not follow (lower than its promise, or beyond
+ * its ballot window) still says that instances <= commit are chosen at
+ * `from`: catch up from it (CATCHUP / CHOSEN).  Safe whatever the ballots,
+ * since chosen values are final; it keeps a node that cannot vote for the
+ * leader yet (far behind, or restored with a promise no leader can beat)
+ * applying. */
+static void learn_commit(struct paxos *p, uint32_t from, uint64_t commit)
+{
+	if (commit > p->commit_seen) {
+		p->commit_seen = commit;
+		p->commit_from = from;
+	}
+	maybe_catchup(p);
 }
 
 /* ---- acceptor ---- */
@@ -533,6 +586,7 @@ static void become_leader(struct paxos *p)
 {
 	p->role = PAXOS_LEADER;
 	p->stats.leader_terms++;
+	p->climb = false; /* only ballots dropped while leading count */
 	p->leader_ballot = p->ballot;
 	p->first_own = p->delivered + 1;
 	p->next_inst = p->delivered + 1;
@@ -615,7 +669,21 @@ static void prepare(struct paxos *p)
 
 static void start_election(struct paxos *p)
 {
-	uint64_t round = MAX(paxos_ballot_round(p->promised), paxos_ballot_round(p->max_seen)) + 1;
+	uint64_t top = MAX(paxos_ballot_round(p->promised), p->max_round);
+	if (top >= PAXOS_ROUND_MAX) {
+		/* No ballot above the promise exists: never wrap (a wrapped
+		 * round is lower than the promise).  Follow and learn only. */
+		p->stats.rounds_exhausted++;
+		reset_deadline(p);
+		if (p->now >= p->next_warn_exhausted) {
+			p->next_warn_exhausted = p->now + 60000;
+			mtr_log(LOG_WARN, "paxos %u: promise %llu.%u is at the last round: this node cannot lead",
+				p->cfg.id, (unsigned long long)paxos_ballot_round(p->promised),
+				paxos_ballot_node(p->promised));
+		}
+		return;
+	}
+	uint64_t round = top + 1;
 	uint64_t b = paxos_ballot(round, p->cfg.id);
 	step_down(p); /* clears leader/candidate state, resets the deadline */
 	if (promise_raise(p, b) != 0)
@@ -665,6 +733,7 @@ static int on_heartbeat(struct paxos *p, uint32_t from, const struct paxos_msg *
 {
 	if (m->ballot < p->promised) {
 		send_simple(p, from, PAXOS_NACK, p->promised, 0, 0, 0);
+		learn_commit(p, from, m->commit);
 		return 0;
 	}
 	int rc = promise_raise(p, m->ballot);
@@ -842,6 +911,17 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 		}
 		break;
 	case PAXOS_LEADER:
+		if (p->climb && p->now >= p->next_climb) {
+			/* A ballot beyond our window (a peer far ahead, e.g. one that
+			 * was partitioned for days, NACKs us): phase 1 again at most
+			 * PAXOS_ROUND_STEP + 1 rounds higher, at most once per
+			 * PAXOS_CLIMB_TIMEOUTS election timeouts, until it is inside
+			 * the window and the ordinary rules take over. */
+			p->climb = false;
+			p->next_climb = p->now + (uint64_t)PAXOS_CLIMB_TIMEOUTS * p->cfg.election_ms;
+			start_election(p);
+			break;
+		}
 		if (p->now >= p->next_send) {
 			heartbeat(p);
 			for (uint64_t i = p->delivered + 1; i < p->next_inst; i++) {
@@ -853,6 +933,17 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 				for (uint32_t j = 0; j < p->cfg.n; j++)
 					if (j != p->cfg.id && !(e->acks & (1u << j)))
 						send_msg(p, j, &m);
+				/* Our own accept too, if its persist failed: with a peer
+				 * that cannot vote, the instance needs it. */
+				struct batch v = { 0, NULL };
+				if (!(e->acks & (1u << p->cfg.id)) && !e->pend && batch_copy(&v, &e->prop_val) == 0) {
+					on_accept(p, p->cfg.id, p->ballot, i, &v); /* may move p->ents */
+					if (p->role != PAXOS_LEADER) {
+						batch_free(&v);
+						break;
+					}
+				}
+				batch_free(&v);
 			}
 			p->next_send = p->now + p->cfg.heartbeat_ms;
 		}
@@ -878,6 +969,21 @@ int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 	if (from >= p->cfg.n || from == p->cfg.id)
 		return MTR_EINVAL;
 	p->stats.msgs_in++;
+	switch (m->type) {
+	case PAXOS_PREPARE:
+	case PAXOS_NACK:
+	case PAXOS_ACCEPT:
+	case PAXOS_HEARTBEAT:
+		if (!ballot_in_window(p, m->ballot)) {
+			refuse_ballot(p, from, m);
+			if (m->type == PAXOS_HEARTBEAT)
+				learn_commit(p, from, m->commit);
+			return 0;
+		}
+		break;
+	default:
+		break;
+	}
 	switch (m->type) {
 	case PAXOS_PREPARE:
 		note_ballot(p, m->ballot);

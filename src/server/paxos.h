@@ -29,10 +29,60 @@
 #define PAXOS_MAX_ENTRIES 64u
 #define PAXOS_MAX_MARKS 1024u
 
-/* A ballot is (round << 8) | node id: totally ordered, unique per node. */
-static inline uint64_t paxos_ballot(uint64_t round, uint32_t node) { return (round << 8) | (node & 0xff); }
+/*
+ * A ballot is (round << 8) | node id: totally ordered, unique per node.
+ * Rounds are 56 bits; paxos_ballot() saturates at PAXOS_ROUND_MAX instead of
+ * wrapping (a wrapped round would be LOWER than the promise it must beat).
+ */
+#define PAXOS_ROUND_MAX ((UINT64_C(1) << 56) - 1)
+static inline uint64_t paxos_ballot(uint64_t round, uint32_t node)
+{
+	return ((round < PAXOS_ROUND_MAX ? round : PAXOS_ROUND_MAX) << 8) | (node & 0xff);
+}
 static inline uint64_t paxos_ballot_round(uint64_t b) { return b >> 8; }
 static inline uint32_t paxos_ballot_node(uint64_t b) { return (uint32_t)(b & 0xff); }
+
+/*
+ * The ballot window (doc/paxos.md, "Bounded ballots").  Let R be the round
+ * of this node's durable promise.  A PREPARE, ACCEPT, HEARTBEAT or NACK whose
+ * round is above R + PAXOS_ROUND_WINDOW is dropped (counted in
+ * ballots_refused): it can neither raise the promise nor depose a leader, so
+ * one forged PREPARE with ballot 0xffffffffffffff01 changes nothing.  A
+ * ballot a node merely hears of counts for its next election only up to
+ * R + PAXOS_ROUND_STEP, so an honest candidate's round is at most
+ * R + PAXOS_ROUND_STEP + 1.
+ *
+ * Why honest traffic is never refused for good: honest nodes whose promises
+ * are within PAXOS_ROUND_STEP of each other always accept each other's
+ * ballots (STEP + 1 <= WINDOW).  A node further behind (down for a long
+ * time) drops the leader's messages, but each of them raises what it has
+ * heard of to R + STEP, so each of its own (failed, harmless: lower than
+ * everyone's promise) elections raises R by STEP + 1; after gap / STEP
+ * elections its window reaches the leader and it follows.  A majority
+ * behind one node far ahead climbs the same way through its leader
+ * (PAXOS_CLIMB_TIMEOUTS).  Honest rounds grow by one per election, so a gap
+ * over STEP (2^19 elections) is itself rare.  Dropping is always safe: Paxos
+ * tolerates any lost message.
+ *
+ * What it costs an attacker with the cluster key: rounds climb at most
+ * WINDOW per durable promise (one fdatasync each) and STEP per election, so
+ * exhausting the 2^56 rounds takes 2^36 sequential promises.
+ */
+#define PAXOS_ROUND_WINDOW (UINT64_C(1) << 20)
+#define PAXOS_ROUND_STEP (PAXOS_ROUND_WINDOW / 2)
+/* A leader that dropped a ballot beyond its window runs phase 1 again,
+ * PAXOS_ROUND_STEP + 1 rounds higher, at most once per this many election
+ * timeouts: so a stable majority also climbs to a peer far AHEAD of it (one
+ * that was partitioned alone for days), and a flood of forged ballots costs
+ * at most one phase 1 (a round trip) per this many timeouts. */
+#define PAXOS_CLIMB_TIMEOUTS 4u
+/* Dropped ballots at or above this round are not climbed towards at all:
+ * honest rounds grow by 1 per election, or PAXOS_ROUND_STEP + 1 per climb,
+ * so no honest cluster reaches 2^55 (2^36 climbs); up there are only
+ * forgeries and the promises they left on disk before the window existed
+ * (0xffffffffffffff01).  Following them would only spend rounds, and would
+ * let a node that is AHEAD run away from the ones climbing towards it. */
+#define PAXOS_ROUND_CLIMB_MAX (UINT64_C(1) << 55)
 
 /*
  * Message fields: X(FLAG, member, kind).  Encoded in this order, each only
@@ -179,7 +229,9 @@ struct paxos_status {
 	X(delivered, "instances handed to the host in order")                           \
 	X(catchups_sent, "CATCHUP requests sent")                                       \
 	X(snapshots_needed, "times a peer told this node to install a snapshot")        \
-	X(contiguity_breaks, "chosen instances that broke invariant 3 (never expected)")
+	X(contiguity_breaks, "chosen instances that broke invariant 3 (never expected)") \
+	X(ballots_refused, "messages dropped: ballot beyond promise + PAXOS_ROUND_WINDOW")  \
+	X(rounds_exhausted, "elections not started: the round is at PAXOS_ROUND_MAX")
 
 struct paxos_stats {
 	PAXOS_STATS_MAP(STATS_FIELD)

@@ -21,6 +21,15 @@
  *  - liveness: in the calm phase all nodes reach the same instance and
  *    order every item a majority holds within CALM_LIMIT ms.
  *
+ * Ballot schedules (doc/paxos.md, "Bounded ballots"): most seeds start from
+ * huge stored promises (several windows apart, so nodes must climb to each
+ * other), from rounds near PAXOS_ROUND_MAX, or with a minority of nodes
+ * holding the promise 0xffffffffffffff01 (what a forged PREPARE left on
+ * disk before the window existed); and (but near the top, where one PREPARE
+ * inside the last window exhausts the rounds) an adversary holding the key injects
+ * PREPARE / NACK / HEARTBEAT / ACCEPT with huge ballots (that one among
+ * them) during the chaos and once more when the calm starts.
+ *
  * Environment: MTR_PAXOS_SEEDS (total seeds, default 10000; 1000 when
  * MTR_SANITIZE=1 or built with ASan), MTR_PAXOS_SEED0 (first seed, default
  * 1).  A failing seed prints the seed and the last events; replay it with
@@ -41,6 +50,7 @@
 #include <cmocka.h>
 
 #include "batch.h"
+#include "log.h"
 #include "metronome.h"
 #include "paxos.h"
 #include "paxos_codec.h"
@@ -57,6 +67,12 @@
 /* ---- fixture: the simulated world ---- */
 
 enum ev_kind { EV_MSG, EV_ITEM, EV_FETCH, EV_SNAP, EV_RESTART };
+
+/* Ballot schedules. */
+enum scen { SC_PLAIN, SC_HUGE, SC_TOP, SC_POISONED, SC_COUNT };
+static const char *const scen_name[SC_COUNT] = { "plain", "huge promises", "near the top", "poisoned minority" };
+/* The forged ballot of issue 12: round 2^56 - 1, node 1. */
+#define FORGED_BALLOT 0xffffffffffffff01ull
 
 struct event {
 	uint64_t t, seq;
@@ -117,8 +133,13 @@ struct sim {
 	char fail[256];
 	struct trace_rec trace[TRACE];
 	unsigned n_trace;
+	/* ballot schedule and adversary */
+	int scen;
+	bool adversary;
+	uint32_t poisoned; /* nodes whose disk holds FORGED_BALLOT from the start */
 	/* figures */
 	uint64_t last_hb_ballot;
+	uint64_t refused, injected;
 	uint64_t persist_failures;
 	uint64_t msgs, crashes, partitions, fetches, snapshots, leaders;
 };
@@ -416,12 +437,23 @@ static void node_start(struct sim *s, int id)
 	node_report(nd);
 }
 
+/* Add a core's ballot-window refusals to the figures, then destroy it. */
+static void node_destroy(struct sim *s, struct node *nd)
+{
+	if (nd->p != NULL) {
+		struct paxos_stats st;
+		paxos_stats(nd->p, &st);
+		s->refused += st.ballots_refused;
+	}
+	paxos_destroy(nd->p);
+}
+
 static void node_crash(struct sim *s, int id)
 {
 	struct node *nd = &s->nodes[id];
 	trace(s, 'X', id, -1, 0, 0, 0);
 	s->crashes++;
-	paxos_destroy(nd->p);
+	node_destroy(s, nd);
 	nd->p = NULL;
 	nd->inc++;
 	ev_push(s, (struct event){ .t = s->now + 20 + rndn(s, 200), .kind = EV_RESTART, .node = id });
@@ -490,12 +522,13 @@ static void handle(struct sim *s, struct event *e)
 	}
 }
 
-/* Highest seq of stream held (contiguously) by a majority. */
+/* Highest seq of stream held (contiguously) by a majority.  A node holding
+ * a poisoned promise cannot accept, so what it holds does not count. */
 static uint64_t majority_wm(struct sim *s, uint64_t st)
 {
 	uint64_t w[MAXN];
 	for (int j = 0; j < s->n; j++)
-		w[j] = s->nodes[j].wm[st];
+		w[j] = (s->poisoned & (1u << j)) ? 0 : s->nodes[j].wm[st];
 	for (int a = 0; a < s->n; a++)
 		for (int b = a + 1; b < s->n; b++)
 			if (w[b] > w[a]) {
@@ -517,6 +550,8 @@ static bool converged(struct sim *s)
 	return true;
 }
 
+static void adversary_step(struct sim *s);
+
 static void step_faults(struct sim *s)
 {
 	/* new items at random times; each node misses some */
@@ -536,6 +571,8 @@ static void step_faults(struct sim *s)
 		if (s->nodes[id].p != NULL)
 			node_crash(s, id);
 	}
+	if (s->adversary && rndn(s, 40) == 0)
+		adversary_step(s);
 	if (!s->partitioned && rndn(s, 300) == 0) {
 		s->partitioned = true;
 		for (int j = 0; j < s->n; j++)
@@ -548,10 +585,112 @@ static void step_faults(struct sim *s)
 	}
 }
 
+/* ---- the adversary: a peer holding the cluster key ---- */
+
+/* Deliver one forged message to `to`, claiming to come from another node. */
+static void inject(struct sim *s, int to, const struct paxos_msg *m)
+{
+	uint8_t buf[256];
+	int len = paxos_msg_encode(m, buf, sizeof buf);
+	assert_true(len > 0);
+	int from = (to + 1 + (int)rndn(s, (unsigned)s->n - 1)) % s->n;
+	s->injected++;
+	trace(s, 'F', from, to, m->type, m->ballot, m->inst);
+	ev_push(s, (struct event){ .t = s->now + 1 + rndn(s, 5), .kind = EV_MSG, .node = to, .from = from,
+				   .bytes = memcpy(malloc((size_t)len), buf, (size_t)len), .len = (size_t)len });
+}
+
+/* A huge ballot: the one of issue 12, all ones, a random one with the top
+ * bit set, or one at a random distance (up to 2^48 rounds) above the
+ * target's promise; round_max stays a valid round. */
+static uint64_t huge_ballot(struct sim *s, int to)
+{
+	uint64_t r = 0;
+	switch (rndn(s, 4)) {
+	case 0:
+		return FORGED_BALLOT;
+	case 1:
+		return UINT64_MAX;
+	case 2:
+		return rnd(s) | (1ull << 63);
+	default:
+		r = paxos_ballot_round(s->nodes[to].promised) + PAXOS_ROUND_WINDOW + 1 + (rnd(s) >> 16);
+		return paxos_ballot(r, rndn(s, (unsigned)s->n));
+	}
+}
+
+/* Forge one message to a random live node.  PREPARE and NACK may carry any
+ * ballot (also one inside the window: a legitimate-looking preemption);
+ * HEARTBEAT and ACCEPT only huge ones, and never to a node whose promise is
+ * FORGED_BALLOT (it would take them: a forged value, not our subject). */
+static void adversary_step(struct sim *s)
+{
+	int to = (int)rndn(s, (unsigned)s->n);
+	if (s->nodes[to].p == NULL)
+		return;
+	struct paxos_msg m = { .inst = 1 };
+	unsigned kind = rndn(s, 10);
+	if (kind < 5) {
+		m.type = PAXOS_PREPARE;
+	} else if (kind < 7) {
+		m.type = PAXOS_NACK;
+	} else {
+		if (s->poisoned & (1u << to))
+			return;
+		m.type = kind < 9 ? PAXOS_HEARTBEAT : PAXOS_ACCEPT;
+	}
+	m.ballot = huge_ballot(s, to);
+	if ((m.type == PAXOS_PREPARE || m.type == PAXOS_NACK) && rndn(s, 4) == 0)
+		m.ballot = paxos_ballot(paxos_ballot_round(s->nodes[to].promised) + 1 + rndn(s, (unsigned)PAXOS_ROUND_WINDOW),
+					rndn(s, (unsigned)s->n));
+	inject(s, to, &m);
+}
+
+/* Pick the seed's ballot schedule and write the initial promises on disk. */
+static void ballot_schedule(struct sim *s)
+{
+	unsigned k = rndn(s, 8);
+	s->scen = k < 2 ? SC_PLAIN : k < 4 ? SC_HUGE : k < 6 ? SC_TOP : SC_POISONED;
+	/* Near the top the last window can be exhausted by one PREPARE inside
+	 * it (doc/paxos.md): no adversary there, only the arithmetic. */
+	s->adversary = s->scen != SC_TOP && (s->scen != SC_PLAIN || rndn(s, 2) == 0);
+	uint64_t base = 0;
+	if (s->scen == SC_HUGE || s->scen == SC_POISONED)
+		base = (1ull << 40) + (rnd(s) >> 10); /* 2^40 .. 2^54 + 2^40 */
+	else if (s->scen == SC_TOP)
+		base = PAXOS_ROUND_MAX - 4096 - rndn(s, 4096);
+	for (int j = 0; j < s->n && base > 0; j++) {
+		/* huge: up to four windows apart (nodes must climb to each
+		 * other); near the top: a few rounds apart */
+		uint64_t r = base + (s->scen == SC_TOP ? rndn(s, 64) : rnd(s) % (4 * PAXOS_ROUND_WINDOW));
+		s->nodes[j].promised = paxos_ballot(r, rndn(s, (unsigned)s->n));
+	}
+	if (s->scen == SC_POISONED) {
+		unsigned count = 1 + rndn(s, (unsigned)(s->n - 1) / 2); /* a minority */
+		for (unsigned i = 0; i < count; i++) {
+			int j = (int)rndn(s, (unsigned)s->n);
+			s->poisoned |= 1u << j;
+			s->nodes[j].promised = FORGED_BALLOT;
+		}
+	}
+}
+
+/* When the calm starts: the issue-12 PREPARE (and friends) to every node,
+ * which must not keep the cluster from converging. */
+static void adversary_burst(struct sim *s)
+{
+	for (int j = 0; j < s->n; j++) {
+		inject(s, j, &(struct paxos_msg){ .type = PAXOS_PREPARE, .ballot = FORGED_BALLOT, .inst = 1 });
+		inject(s, j, &(struct paxos_msg){ .type = PAXOS_NACK, .ballot = huge_ballot(s, j) });
+		if (!(s->poisoned & (1u << j)))
+			inject(s, j, &(struct paxos_msg){ .type = PAXOS_HEARTBEAT, .ballot = FORGED_BALLOT, .inst = 1 });
+	}
+}
+
 static void sim_free(struct sim *s)
 {
 	for (int j = 0; j < s->n; j++) {
-		paxos_destroy(s->nodes[j].p);
+		node_destroy(s, &s->nodes[j]);
 		for (size_t i = 0; i < s->nodes[j].n_acc; i++)
 			batch_free(&s->nodes[j].acc[i].v);
 		free(s->nodes[j].acc);
@@ -580,6 +719,7 @@ static void print_trace(struct sim *s)
 struct totals {
 	uint64_t max_calm_ms, sum_calm_ms;
 	uint64_t seeds, instances, items, msgs, failures, persist_failures, crashes, partitions, fetches, snapshots, leaders;
+	uint64_t scen[SC_COUNT], adversary, injected, refused;
 };
 
 /* Run one seed; returns 0 or -1 (after printing the seed and trace). */
@@ -593,6 +733,7 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	s.drop_pct = rndn(&s, 25);
 	s.dup_pct = rndn(&s, 10);
 	s.max_delay = 1 + rndn(&s, 30);
+	ballot_schedule(&s);
 	for (int j = 0; j < n; j++)
 		node_start(&s, j);
 	uint64_t calm_at = CHAOS_MS, end = CHAOS_MS + CALM_LIMIT;
@@ -604,6 +745,8 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 			for (int j = 0; j < n; j++)
 				if (s.nodes[j].p == NULL)
 					node_start(&s, j);
+			if (s.adversary)
+				adversary_burst(&s);
 		}
 		if (!s.calm)
 			step_faults(&s);
@@ -637,8 +780,8 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 		violation(&s, "liveness: not converged %d ms after the faults stopped (chosen %zu)", CALM_LIMIT, s.n_g);
 	int rc = 0;
 	if (s.fail[0]) {
-		fprintf(stderr, "# seed %llu (%d nodes) t=%llu: %s\n", (unsigned long long)seed, n,
-			(unsigned long long)s.now, s.fail);
+		fprintf(stderr, "# seed %llu (%d nodes, %s%s) t=%llu: %s\n", (unsigned long long)seed, n,
+			scen_name[s.scen], s.adversary ? ", adversary" : "", (unsigned long long)s.now, s.fail);
 		print_trace(&s);
 		for (int j = 0; j < n; j++) {
 			struct paxos_status st = { 0 };
@@ -669,7 +812,11 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	tot->fetches += s.fetches;
 	tot->snapshots += s.snapshots;
 	tot->leaders += s.leaders;
-	sim_free(&s);
+	tot->scen[s.scen]++;
+	tot->adversary += s.adversary;
+	tot->injected += s.injected;
+	sim_free(&s); /* adds the refusals of the live cores */
+	tot->refused += s.refused;
 	return rc;
 }
 
@@ -711,6 +858,10 @@ static void run_group(int n)
 	printf("# %d nodes: %llu crashes, %llu failed writes, %llu partitions, %llu leaderships, %llu fetches, %llu snapshots installed\n", n,
 	       (unsigned long long)tot.crashes, (unsigned long long)tot.persist_failures, (unsigned long long)tot.partitions, (unsigned long long)tot.leaders,
 	       (unsigned long long)tot.fetches, (unsigned long long)tot.snapshots);
+	printf("# %d nodes: ballots: %llu plain, %llu huge promises, %llu near the top, %llu poisoned minority; %llu with an adversary, %llu forged messages, %llu refused by the ballot window\n",
+	       n, (unsigned long long)tot.scen[SC_PLAIN], (unsigned long long)tot.scen[SC_HUGE],
+	       (unsigned long long)tot.scen[SC_TOP], (unsigned long long)tot.scen[SC_POISONED],
+	       (unsigned long long)tot.adversary, (unsigned long long)tot.injected, (unsigned long long)tot.refused);
 	printf("# %d nodes: converged after the faults stopped in %.0f ms on average, %llu ms at most (limit %d)\n", n,
 	       tot.seeds ? (double)tot.sum_calm_ms / (double)tot.seeds : 0.0, (unsigned long long)tot.max_calm_ms,
 	       CALM_LIMIT);
@@ -817,6 +968,10 @@ static void test_single_node(void **state)
 
 int main(void)
 {
+	/* The cores warn about every dropped forged ballot (once a minute each,
+	 * but a seed makes hundreds of cores): keep the output readable. */
+	if (getenv("MTR_LOG") == NULL)
+		log_set_level(LOG_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_invalid),
 		cmocka_unit_test(test_single_node),
