@@ -20,3 +20,13 @@ endif
 
 # mtrbench apply: items/s applied (doc/apply.md).
 tests_bench_mtrbench_SOURCES += tests/bench/bench_apply.c
+
+# issue 18: the corpus's DROP-between-files pattern through a 3-server
+# cluster (temporary-file race, I/O errors in apply), without the corpus.
+TESTS += tests/integration/apply_ioerr.sh
+EXTRA_DIST += tests/integration/apply_ioerr.sh
+
+# issue 18: indexed tables dropped and recreated under concurrent reads on
+# every replica, digests compared after every round (about a minute).
+TESTS += tests/integration/apply_stress.sh
+EXTRA_DIST += tests/integration/apply_stress.sh tests/integration/slt_index_long.sh
