@@ -523,7 +523,17 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 	if (self) {
 		/* The checkpointer did not keep up: back-pressure on apply. */
 		int nlog = 0, nck = 0;
-		sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+		int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+			/* after the commit: the instance stands, the WAL just grows */
+			char cs[64];
+			code_str(sqlite3_extended_errcode(db), cs, sizeof cs);
+			mtr_log(LOG_ERROR, "[apply] checkpoint in the apply thread failed: %s: %s (errno %d)", cs,
+				sqlite3_errmsg(db), sqlite3_system_errno(db));
+			pthread_mutex_lock(&a->mu);
+			a->st.local_errors++;
+			pthread_mutex_unlock(&a->mu);
+		}
 		mtr_log(LOG_DEBUG, "[apply] WAL at %d pages: checkpoint in apply thread (%d/%d)", pages, nck,
 			nlog);
 	}
