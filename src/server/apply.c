@@ -16,6 +16,13 @@
  * trigger) is detected (the connection is back in autocommit): the instance
  * is restarted with that item marked failed, which every replica does alike.
  *
+ * A replica-local error (apply_local_error: I/O, disk full, out of memory,
+ * ...) depends on this replica, not on the items: it is never an item's
+ * result.  It is logged at error with its extended code, errno and
+ * statement, counted, and the whole attempt is rolled back and retried
+ * (cfg.local_retries, growing delays); if it persists apply_instance returns
+ * MTR_EIO and the server stops rather than let this replica diverge.
+ *
  * The WAL hook runs after every commit on the apply connection: it publishes
  * the applied instance to apply_wait() and asks the checkpointer thread (own
  * connection) for a PASSIVE checkpoint when the WAL exceeds wal_pages; above
@@ -43,6 +50,12 @@
 #define DEFAULT_CACHE 128
 #define DEFAULT_WAL_PAGES 1000
 #define BUSY_MS 5000
+#define DEFAULT_LOCAL_RETRIES 3
+#define DEFAULT_RETRY_MS 10
+
+/* What one attempt at an instance ended with, besides 0 and MTR_* (< 0). */
+#define ATTEMPT_FORCED 1 /* an item rolled back the transaction: restart it marked failed */
+#define ATTEMPT_LOCAL 2  /* a replica-local error: roll back, retry the same attempt */
 
 static const char deny_txn_msg[] = "transaction control (BEGIN, COMMIT, END, ROLLBACK) is not allowed inside an item";
 static const char deny_sp_msg[] = "savepoint names beginning with mtr_ are reserved by the replica";
@@ -154,6 +167,15 @@ struct apply {
 	size_t cires;
 	struct forced *forced;
 	size_t nforced;
+
+	/* For the logs of an incident: the instance and item being run (0 and
+	 * SIZE_MAX outside), errno and an excerpt of the statement of the last
+	 * failing SQLite call. */
+	uint64_t cur_instance;
+	size_t cur_item;
+	struct apply *counts; /* whose counters an incident goes to: itself, or a reader's apply */
+	int err_errno;
+	char err_stmt[256];
 };
 
 /* Empty the apply thread's cache of mtr_requests (rq_client): it is
@@ -316,6 +338,113 @@ static void cache_clear(struct apply *a)
 		cache_remove(a, a->lru.prev);
 }
 
+/* ---- errors ---- */
+
+int apply_local_error(int code)
+{
+	switch (code & 0xff) {
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_NOTADB:
+	case SQLITE_NOMEM:
+	case SQLITE_BUSY:
+	case SQLITE_PROTOCOL:
+		return 1;
+	case SQLITE_CORRUPT:
+		/* the others follow from what the tables hold: alike everywhere */
+		return code != SQLITE_CORRUPT_VTAB && code != SQLITE_CORRUPT_SEQUENCE;
+	default:
+		return 0;
+	}
+}
+
+#define CODE_NAME(c) {c, #c}
+static const struct {
+	int code;
+	const char *name;
+} code_names[] = {
+	CODE_NAME(SQLITE_IOERR_READ), CODE_NAME(SQLITE_IOERR_SHORT_READ), CODE_NAME(SQLITE_IOERR_WRITE),
+	CODE_NAME(SQLITE_IOERR_FSYNC), CODE_NAME(SQLITE_IOERR_DIR_FSYNC), CODE_NAME(SQLITE_IOERR_TRUNCATE),
+	CODE_NAME(SQLITE_IOERR_FSTAT), CODE_NAME(SQLITE_IOERR_UNLOCK), CODE_NAME(SQLITE_IOERR_RDLOCK),
+	CODE_NAME(SQLITE_IOERR_DELETE), CODE_NAME(SQLITE_IOERR_NOMEM), CODE_NAME(SQLITE_IOERR_ACCESS),
+	CODE_NAME(SQLITE_IOERR_CHECKRESERVEDLOCK), CODE_NAME(SQLITE_IOERR_LOCK), CODE_NAME(SQLITE_IOERR_CLOSE),
+	CODE_NAME(SQLITE_IOERR_SHMOPEN), CODE_NAME(SQLITE_IOERR_SHMSIZE), CODE_NAME(SQLITE_IOERR_SHMLOCK),
+	CODE_NAME(SQLITE_IOERR_SHMMAP), CODE_NAME(SQLITE_IOERR_SEEK), CODE_NAME(SQLITE_IOERR_DELETE_NOENT),
+	CODE_NAME(SQLITE_IOERR_MMAP), CODE_NAME(SQLITE_IOERR_GETTEMPPATH), CODE_NAME(SQLITE_IOERR_CONVPATH),
+	CODE_NAME(SQLITE_IOERR_DATA), CODE_NAME(SQLITE_IOERR_CORRUPTFS), CODE_NAME(SQLITE_IOERR),
+	CODE_NAME(SQLITE_FULL), CODE_NAME(SQLITE_CANTOPEN), CODE_NAME(SQLITE_NOTADB), CODE_NAME(SQLITE_NOMEM),
+	CODE_NAME(SQLITE_BUSY), CODE_NAME(SQLITE_BUSY_SNAPSHOT), CODE_NAME(SQLITE_PROTOCOL),
+	CODE_NAME(SQLITE_CORRUPT), CODE_NAME(SQLITE_ABORT_ROLLBACK), CODE_NAME(SQLITE_CONSTRAINT_TRIGGER),
+};
+
+/* "SQLITE_IOERR_WRITE (778)" for the logs. */
+static void code_str(int code, char *buf, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(code_names); i++)
+		if (code_names[i].code == code) {
+			snprintf(buf, n, "%s (%d)", code_names[i].name, code);
+			return;
+		}
+	snprintf(buf, n, "code %d (%s)", code, sqlite3_errstr(code));
+}
+
+/* A one-line excerpt of sql[0..len) into buf: control characters become
+ * spaces, "..." marks a cut. */
+static void excerpt(char *buf, size_t n, const char *sql, size_t len)
+{
+	size_t o = 0;
+	while (len > 0 && (*sql == ' ' || *sql == '\n' || *sql == '\t' || *sql == '\r')) {
+		sql++;
+		len--;
+	}
+	for (size_t i = 0; i < len && o + 4 < n; i++)
+		buf[o++] = (unsigned char)sql[i] < ' ' ? ' ' : sql[i];
+	if (o + 4 >= n && o < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+}
+
+/* Log (error) and count a replica-local error; the statement is a->err_stmt. */
+static void local_incident(struct apply *a, int code, const char *msg)
+{
+	char cs[64], where[64] = "";
+	code_str(code, cs, sizeof cs);
+	struct apply *c = a->counts ? a->counts : a;
+	if (c != a)
+		snprintf(where, sizeof where, "read: ");
+	else if (a->cur_instance != 0 && a->cur_item != SIZE_MAX)
+		snprintf(where, sizeof where, "instance %llu item %zu: ", (unsigned long long)a->cur_instance,
+			 a->cur_item);
+	else if (a->cur_instance != 0)
+		snprintf(where, sizeof where, "instance %llu: ", (unsigned long long)a->cur_instance);
+	mtr_log(LOG_ERROR, "[apply] %sreplica-local error %s: %s (errno %d: %s) in: %s", where, cs, msg,
+		a->err_errno, a->err_errno ? strerror(a->err_errno) : "none", a->err_stmt);
+	pthread_mutex_lock(&c->mu);
+	c->st.local_errors++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/*
+ * An internal statement (sql) of the attempt failed.  A replica-local error
+ * is an incident: ATTEMPT_LOCAL (roll back and retry).  Anything else is
+ * logged and MTR_ESQL (the caller gives up).
+ */
+static int sql_fail(struct apply *a, const char *sql)
+{
+	int code = sqlite3_extended_errcode(a->db);
+	a->err_errno = sqlite3_system_errno(a->db);
+	excerpt(a->err_stmt, sizeof a->err_stmt, sql, strlen(sql));
+	if (apply_local_error(code)) {
+		local_incident(a, code, sqlite3_errmsg(a->db));
+		return ATTEMPT_LOCAL;
+	}
+	mtr_log(LOG_ERROR, "[apply] %s: %s", sql, sqlite3_errmsg(a->db));
+	return MTR_ESQL;
+}
+
 /* ---- hooks ---- */
 
 static int authorizer(void *ud, int action, const char *a1, const char *a2, const char *dbn, const char *trig)
@@ -384,7 +513,17 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 	if (self) {
 		/* The checkpointer did not keep up: back-pressure on apply. */
 		int nlog = 0, nck = 0;
-		sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+		int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+			/* after the commit: the instance stands, the WAL just grows */
+			char cs[64];
+			code_str(sqlite3_extended_errcode(db), cs, sizeof cs);
+			mtr_log(LOG_ERROR, "[apply] checkpoint in the apply thread failed: %s: %s (errno %d)", cs,
+				sqlite3_errmsg(db), sqlite3_system_errno(db));
+			pthread_mutex_lock(&a->mu);
+			a->st.local_errors++;
+			pthread_mutex_unlock(&a->mu);
+		}
 		mtr_log(LOG_DEBUG, "[apply] WAL at %d pages: checkpoint in apply thread (%d/%d)", pages, nck,
 			nlog);
 	}
@@ -413,8 +552,19 @@ static void *checkpointer(void *arg)
 			int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
 			/* Everything copied: try to restart the WAL now, without
 			 * waiting (no busy handler: BUSY if apply is writing). */
+			int rc2 = SQLITE_OK;
 			if (rc == SQLITE_OK && nlog == nck)
-				sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+				rc2 = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+			if ((rc != SQLITE_OK && rc != SQLITE_BUSY) || (rc2 != SQLITE_OK && rc2 != SQLITE_BUSY)) {
+				int code = sqlite3_extended_errcode(db);
+				char cs[64];
+				code_str(code, cs, sizeof cs);
+				mtr_log(LOG_ERROR, "[apply] checkpoint failed: %s: %s (errno %d)", cs,
+					sqlite3_errmsg(db), sqlite3_system_errno(db));
+				pthread_mutex_lock(&a->mu);
+				a->st.local_errors++;
+				pthread_mutex_unlock(&a->mu);
+			}
 			mtr_log(LOG_TRACE, "[apply] checkpoint rc=%d %d/%d frames", rc, nck, nlog);
 		}
 		pthread_mutex_lock(&a->mu);
@@ -427,25 +577,26 @@ static void *checkpointer(void *arg)
 
 /* ---- open / close ---- */
 
+/* 0, or as sql_fail(). */
 static int exec(struct apply *a, const char *sql)
 {
 	int rc = sqlite3_exec(a->db, sql, NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		mtr_log(LOG_ERROR, "[apply] %s: %s", sql, sqlite3_errmsg(a->db));
-		return MTR_ESQL;
-	}
+	if (rc != SQLITE_OK)
+		return sql_fail(a, sql);
 	return 0;
 }
 
-/* Run a prepared control statement (SAVEPOINT, RELEASE, ROLLBACK TO). */
+/* Run a prepared control statement (SAVEPOINT, RELEASE, ROLLBACK TO): 0, or
+ * as sql_fail(). */
 static int ctl(struct apply *a, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
-		mtr_log(LOG_ERROR, "[apply] %s: %s", sqlite3_sql(st), sqlite3_errmsg(a->db));
-		return MTR_ESQL;
+		rc = sql_fail(a, sqlite3_sql(st));
+		sqlite3_reset(st);
+		return rc;
 	}
+	sqlite3_reset(st);
 	return 0;
 }
 
@@ -531,6 +682,12 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		a->cfg.stmt_cache = DEFAULT_CACHE;
 	if (a->cfg.wal_pages == 0)
 		a->cfg.wal_pages = DEFAULT_WAL_PAGES;
+	if (a->cfg.local_retries == 0)
+		a->cfg.local_retries = DEFAULT_LOCAL_RETRIES;
+	if (a->cfg.retry_ms == 0)
+		a->cfg.retry_ms = DEFAULT_RETRY_MS;
+	a->cur_item = SIZE_MAX;
+	a->counts = a;
 	a->cap = a->cfg.stmt_cache;
 	a->nbuckets = 16;
 	while (a->nbuckets < 2 * a->cap)
@@ -726,6 +883,7 @@ static void set_error(struct apply *a, struct sres *r, int code, const char *msg
 static void set_db_error(struct apply *a, struct sres *r)
 {
 	int code = sqlite3_extended_errcode(a->db);
+	a->err_errno = sqlite3_system_errno(a->db);
 	if (code == SQLITE_OK)
 		code = SQLITE_ERROR;
 	if (code == SQLITE_AUTH && a->deny_msg)
@@ -818,6 +976,8 @@ static int run_record(struct apply *a, const struct wire_stmt *ws, struct psrc *
 		sqlite3_clear_bindings(st);
 		r->changes = sqlite3_changes64(a->db);
 		r->rowid = sqlite3_last_insert_rowid(a->db);
+		if (rc != SQLITE_DONE)
+			excerpt(a->err_stmt, sizeof a->err_stmt, sql, ws->sql_len);
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	a->st.cache_misses++;
@@ -829,6 +989,7 @@ static int run_record(struct apply *a, const struct wire_stmt *ws, struct psrc *
 		rc = sqlite3_prepare_v3(a->db, p, (int)(end - p), SQLITE_PREPARE_PERSISTENT, &st, &tail);
 		if (rc != SQLITE_OK) {
 			set_db_error(a, r);
+			excerpt(a->err_stmt, sizeof a->err_stmt, p, (size_t)(end - p));
 			return rc;
 		}
 		if (st == NULL) /* only whitespace or comments left */
@@ -849,6 +1010,8 @@ static int run_record(struct apply *a, const struct wire_stmt *ws, struct psrc *
 			}
 		}
 		rc = step_all(a, st, r);
+		if (rc != SQLITE_DONE)
+			excerpt(a->err_stmt, sizeof a->err_stmt, p, (size_t)((tail ? tail : end) - p));
 		if (cacheable) {
 			sqlite3_clear_bindings(st);
 			cache_put(a, sql, ws->sql_len, h, st);
@@ -925,8 +1088,10 @@ static int item_fail(struct apply *a, struct ires *ir, int code, const char *msg
 
 /*
  * Run item number idx inside its savepoint, recording results.  Returns 0,
- * 1 when the item ended the whole transaction (then it was recorded in
- * a->forced and the instance must restart), or MTR_ESQL / MTR_ENOMEM.
+ * ATTEMPT_FORCED when the item ended the whole transaction (then it was
+ * recorded in a->forced and the instance must restart), ATTEMPT_LOCAL after a
+ * replica-local error (logged, counted: the attempt is rolled back and
+ * retried, the item is not marked), or MTR_ESQL / MTR_ENOMEM.
  */
 static int run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 {
@@ -980,6 +1145,14 @@ static int run_item_body(struct apply *a, size_t idx, const struct wire_item *it
 	}
 	a->user = 0;
 	detvfs_item_end();
+	if (ir->code != SQLITE_OK && apply_local_error(ir->code)) {
+		/* Not the item's result: this replica's disk, memory, files.
+		 * (An I/O error also rolls back the whole transaction: checked
+		 * first, so it is never taken for the item's own rollback.) */
+		const struct sres *r = &a->sres[ir->first + ir->nstmt - 1];
+		local_incident(a, ir->code, r->msg >= 0 ? (const char *)a->arena + r->msg : "");
+		return ATTEMPT_LOCAL;
+	}
 	if (sqlite3_get_autocommit(a->db)) {
 		/* The statement rolled back the instance transaction itself. */
 		struct sres *r = &a->sres[ir->first + ir->nstmt - 1];
@@ -994,13 +1167,36 @@ static int run_item_body(struct apply *a, size_t idx, const struct wire_item *it
 		if (nf[a->nforced].msg == NULL)
 			return MTR_ENOMEM;
 		a->nforced++;
-		mtr_log(LOG_INFO, "[apply] item %zu rolled back the transaction: restarting the instance", idx);
-		return 1;
+		if (ir->code == SQLITE_OK) { /* no statement failed: name the item's first */
+			struct wire_stmt_iter si2;
+			struct wire_stmt w0;
+			const uint8_t *pp = NULL;
+			if (it->stmts != NULL) {
+				excerpt(a->err_stmt, sizeof a->err_stmt, it->stmts[0].sql, it->stmts[0].sql_len);
+			} else {
+				wire_stmt_begin(it, &si2);
+				if (wire_stmt_next(&si2, &w0, &pp))
+					excerpt(a->err_stmt, sizeof a->err_stmt, w0.sql, w0.sql_len);
+			}
+		}
+		char cs[64];
+		code_str(nf[a->nforced - 1].code, cs, sizeof cs);
+		mtr_log(LOG_WARN,
+			"[apply] instance %llu item %zu rolled back the transaction (%s: %s) in: %s: restarting "
+			"the instance with the item failed",
+			(unsigned long long)a->cur_instance, idx, cs, nf[a->nforced - 1].msg, a->err_stmt);
+		pthread_mutex_lock(&a->mu);
+		a->st.restarts++;
+		pthread_mutex_unlock(&a->mu);
+		return ATTEMPT_FORCED;
 	}
-	if (ir->code != SQLITE_OK || (it->flags & WIRE_ITEM_READ))
+	if (ir->code != SQLITE_OK || (it->flags & WIRE_ITEM_READ)) {
 		rc = ctl(a, a->sp_rollback);
-	else if (it->flags & WIRE_ITEM_TEMP)
+	} else if (it->flags & WIRE_ITEM_TEMP) {
 		rc = apply_drop_temp(a->db);
+		if (rc != 0)
+			rc = sql_fail(a, "dropping the item's temp objects");
+	}
 	if (rc == 0)
 		rc = ctl(a, a->sp_release);
 	return rc;
@@ -1021,11 +1217,12 @@ static int record_cursor(struct apply *a, const struct wire_item *items, size_t 
 		sqlite3_bind_int64(a->set_cursor, 1, (sqlite3_int64)items[i].stream);
 		sqlite3_bind_int64(a->set_cursor, 2, (sqlite3_int64)items[i].seq);
 		int rc = sqlite3_step(a->set_cursor);
-		sqlite3_reset(a->set_cursor);
 		if (rc != SQLITE_DONE) {
-			mtr_log(LOG_ERROR, "[apply] recording the cursor: %s", sqlite3_errmsg(a->db));
-			return MTR_ESQL;
+			rc = sql_fail(a, sqlite3_sql(a->set_cursor));
+			sqlite3_reset(a->set_cursor);
+			return rc;
 		}
+		sqlite3_reset(a->set_cursor);
 	}
 	return 0;
 }
@@ -1154,12 +1351,13 @@ static void rq_bind_ids(sqlite3_stmt *st, uint64_t client, uint64_t request)
 static int rq_step(struct apply *a, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		rc = sql_fail(a, sqlite3_sql(st));
+	else
+		rc = 0;
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	mtr_log(LOG_ERROR, "[apply] %s: %s", sqlite3_sql(st), sqlite3_errmsg(a->db));
-	return MTR_ESQL;
+	return rc;
 }
 
 static size_t rq_slot(const struct apply *a, uint64_t client)
@@ -1222,12 +1420,12 @@ static struct rq_client *rq_client_get(struct apply *a, uint64_t client, int *rc
 			floor = (uint64_t)sqlite3_column_int64(a->rq_load, 0);
 			maxreq = (uint64_t)sqlite3_column_int64(a->rq_load, 1);
 		}
-		sqlite3_reset(a->rq_load);
 		if (src != SQLITE_ROW && src != SQLITE_DONE) {
-			mtr_log(LOG_ERROR, "[apply] mtr_requests: %s", sqlite3_errmsg(a->db));
-			*rc = MTR_ESQL;
+			*rc = sql_fail(a, sqlite3_sql(a->rq_load));
+			sqlite3_reset(a->rq_load);
 			return NULL;
 		}
+		sqlite3_reset(a->rq_load);
 		memset(e, 0, sizeof *e);
 		e->client = client;
 		e->floor = floor;
@@ -1368,9 +1566,10 @@ static int rq_resend(struct apply *a, struct rq_client *e, const struct wire_ite
 				break;
 		}
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-			mtr_log(LOG_ERROR, "[apply] mtr_requests lookup: %s", sqlite3_errmsg(a->db));
+			rc = sql_fail(a, sqlite3_sql(a->rq_get));
 			sqlite3_reset(a->rq_get);
-			return MTR_ESQL;
+			sqlite3_clear_bindings(a->rq_get);
+			return rc;
 		}
 	}
 	rc = 0;
@@ -1456,6 +1655,52 @@ static void rollback(struct apply *a)
 		sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/*
+ * One attempt at the instance: BEGIN IMMEDIATE, the items, the replica's
+ * own rows, COMMIT.  0 (committed), ATTEMPT_FORCED, ATTEMPT_LOCAL, or MTR_*
+ * (< 0).  The caller rolls back whatever did not commit.
+ */
+static int attempt(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n)
+{
+	a->alen = 0;
+	a->nlen = 0;
+	a->nsres = 0;
+	a->cur_item = SIZE_MAX;
+	int rc = exec(a, "BEGIN IMMEDIATE");
+	if (rc == 0)
+		rc = rq_begin(a, n);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		a->cur_item = i;
+		rc = run_item(a, i, &items[i]);
+	}
+	a->cur_item = SIZE_MAX;
+	if (rc == 0)
+		rc = record_cursor(a, items, n);
+	if (rc == 0)
+		rc = rq_finish(a);
+	if (rc == 0)
+		rc = rq_prune(a, instance, items, n);
+	if (rc == 0) {
+		sqlite3_bind_int64(a->set_applied, 1, (sqlite3_int64)instance);
+		if (sqlite3_step(a->set_applied) != SQLITE_DONE)
+			rc = sql_fail(a, sqlite3_sql(a->set_applied));
+		sqlite3_reset(a->set_applied);
+	}
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&a->mu);
+	a->pending = instance;
+	pthread_mutex_unlock(&a->mu);
+	if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		if (apply_local_error(sqlite3_extended_errcode(a->db)))
+			return sql_fail(a, "COMMIT");
+		mtr_log(LOG_ERROR, "[apply] COMMIT of instance %llu: %s", (unsigned long long)instance,
+			sqlite3_errmsg(a->db));
+		return MTR_EIO;
+	}
+	return 0;
+}
+
 int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n,
 		   apply_result_fn cb, void *arg)
 {
@@ -1477,65 +1722,54 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		a->cires = n;
 	}
 	uint64_t t0 = now_mono_ns();
+	a->cur_instance = instance;
+	unsigned tries = 0, delay = a->cfg.retry_ms;
 	int rc;
 	for (;;) {
-		a->alen = 0;
-		a->nlen = 0;
-		a->nsres = 0;
-		rc = exec(a, "BEGIN IMMEDIATE");
-		if (rc == 0)
-			rc = rq_begin(a, n);
-		if (rc != 0)
-			break;
-		size_t i;
-		for (i = 0; i < n; i++) {
-			rc = run_item(a, i, &items[i]);
-			if (rc != 0)
-				break;
-		}
-		if (rc == 1) {
-			rollback(a);
-			continue;
-		}
-		if (rc != 0)
-			break;
-		rc = record_cursor(a, items, n);
-		if (rc == 0)
-			rc = rq_finish(a);
-		if (rc == 0)
-			rc = rq_prune(a, instance, items, n);
-		if (rc != 0)
-			break;
-		sqlite3_bind_int64(a->set_applied, 1, (sqlite3_int64)instance);
-		if (sqlite3_step(a->set_applied) != SQLITE_DONE) {
-			mtr_log(LOG_ERROR, "[apply] recording instance: %s", sqlite3_errmsg(a->db));
-			sqlite3_reset(a->set_applied);
-			rc = MTR_ESQL;
+		rc = attempt(a, instance, items, n);
+		if (rc == 0) {
+			rq_committed(a);
 			break;
 		}
-		sqlite3_reset(a->set_applied);
-		pthread_mutex_lock(&a->mu);
-		a->pending = instance;
-		pthread_mutex_unlock(&a->mu);
-		if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-			mtr_log(LOG_ERROR, "[apply] COMMIT of instance %llu: %s", (unsigned long long)instance,
-				sqlite3_errmsg(a->db));
-			rc = MTR_EIO;
-			break;
-		}
-		rq_committed(a);
-		break;
-	}
-	for (size_t i = 0; i < a->nforced; i++)
-		free(a->forced[i].msg);
-	a->nforced = 0;
-	if (rc != 0) {
 		rollback(a);
 		pthread_mutex_lock(&a->mu);
 		a->pending = a->applied;
 		pthread_mutex_unlock(&a->mu);
-		return rc < 0 ? rc : MTR_ESQL;
+		if (rc == ATTEMPT_FORCED) /* the items marked failed are kept */
+			continue;
+		if (rc != ATTEMPT_LOCAL)
+			break;
+		/*
+		 * A replica-local error (logged and counted where it happened):
+		 * nothing of the attempt is kept, no result is reported.  Retry
+		 * the same instance after a growing delay; if the error persists,
+		 * stop rather than apply it differently from the other replicas.
+		 */
+		if (tries >= a->cfg.local_retries) {
+			mtr_log(LOG_ERROR,
+				"[apply] instance %llu: replica-local error persists after %u attempts: stopping; "
+				"nothing of it was recorded (applied stays %llu), a restart applies it again",
+				(unsigned long long)instance, tries + 1, (unsigned long long)instance - 1);
+			rc = MTR_EIO;
+			break;
+		}
+		tries++;
+		pthread_mutex_lock(&a->mu);
+		a->st.local_retries++;
+		pthread_mutex_unlock(&a->mu);
+		mtr_log(LOG_WARN, "[apply] instance %llu rolled back after a replica-local error: retry %u of %u in %u ms",
+			(unsigned long long)instance, tries, a->cfg.local_retries, delay);
+		struct timespec ts = {.tv_sec = delay / 1000, .tv_nsec = (long)(delay % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		delay = delay > UINT32_MAX / 10 ? delay : delay * 10;
 	}
+	a->cur_instance = 0;
+	for (size_t i = 0; i < a->nforced; i++)
+		free(a->forced[i].msg);
+	a->nforced = 0;
+	if (rc != 0)
+		return rc < 0 ? rc : MTR_ESQL;
 	/* Publish (the WAL hook did it already in WAL mode). */
 	pthread_mutex_lock(&a->mu);
 	if (a->applied < instance) {
@@ -1620,6 +1854,8 @@ int apply_reader_open(struct apply *src, struct apply_reader **out)
 		return MTR_ENOMEM;
 	struct apply *a = &r->a;
 	a->cfg = src->cfg;
+	a->counts = src;
+	a->cur_item = SIZE_MAX;
 	a->cap = 32;
 	a->nbuckets = 64;
 	a->buckets = calloc(a->nbuckets, sizeof *a->buckets);
@@ -1704,6 +1940,9 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 		if (src != SQLITE_OK) {
 			ir->code = sr->code;
 			ir->failed = k;
+			/* answered by this replica alone (as every read), but never silent */
+			if (apply_local_error(sr->code))
+				local_incident(a, sr->code, sr->msg >= 0 ? (const char *)a->arena + sr->msg : "");
 			break;
 		}
 	}

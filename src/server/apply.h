@@ -54,6 +54,11 @@ struct apply_config {
 	unsigned stmt_cache;          /* prepared statements kept (LRU); 0: 128 */
 	unsigned wal_pages;           /* checkpoint when the WAL exceeds this; 0: 1000 */
 	const struct clustervt_provider *provider; /* cluster tables; may be NULL; not owned */
+	/* A replica-local error (apply_local_error) rolls the instance back and
+	 * retries it this many times, after retry_ms, 10 x retry_ms, ... ;
+	 * then apply_instance() returns MTR_EIO (doc/apply.md).  0: 3 and 10 ms. */
+	unsigned local_retries;
+	unsigned retry_ms;
 };
 
 /* Called once per item, in item order, after the instance has committed. */
@@ -70,11 +75,25 @@ struct apply;
 	X(cache_hits, "prepared statements found in the cache")               \
 	X(cache_misses, "statements prepared")                                \
 	X(checkpoints, "checkpoints run by the checkpointer thread")          \
-	X(resends, "writes found applied already: kept result answered")
+	X(resends, "writes found applied already: kept result answered")     \
+	X(local_errors, "replica-local errors (I/O, full, ...) in apply or a read: incidents") \
+	X(local_retries, "instance attempts rolled back and retried after one") \
+	X(restarts, "instance attempts restarted: an item rolled back the transaction")
 
 struct apply_stats {
 	APPLY_STATS_MAP(STATS_FIELD)
 };
+
+/*
+ * Whether an SQLite (extended) result code describes this replica's
+ * environment rather than the statement and the logical database:
+ * SQLITE_IOERR (every extended code), SQLITE_FULL, SQLITE_CANTOPEN,
+ * SQLITE_NOTADB, SQLITE_NOMEM, SQLITE_BUSY, SQLITE_PROTOCOL, and
+ * SQLITE_CORRUPT except CORRUPT_VTAB / CORRUPT_SEQUENCE (which follow from
+ * table contents).  Such an error is never an item's result (doc/apply.md
+ * "Replica-local errors").
+ */
+int apply_local_error(int code);
 
 /*
  * Open (or create) the replica database of cfg->dir and start its
@@ -95,7 +114,8 @@ uint64_t apply_applied(struct apply *a);
  * NULL) once per item after COMMIT; MTR_EDUPLICATE when instance <= the
  * applied one (nothing done, no callback); MTR_EINVAL when it is not the next
  * one; MTR_EIO / MTR_ESQL when the transaction could not commit (rolled back,
- * nothing recorded, no callback).
+ * nothing recorded, no callback).  A replica-local error is retried
+ * (cfg.local_retries) before MTR_EIO: the caller must stop applying then.
  */
 int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n,
 		   apply_result_fn cb, void *arg);

@@ -2,12 +2,23 @@
  * detvfs.c - deterministic 'now' and randomness through SQLite's hooks.
  *
  * The VFS is a copy of the default VFS's method table with a new name and
- * three methods replaced (xCurrentTime, xCurrentTimeInt64, xRandomness); every
- * other method is the default VFS's own, called with our copy, which carries
- * the same pAppData and szOsFile, so files opened through it are ordinary
- * files of the default VFS.  The replaced methods consult a thread-local
- * "current item" set by the apply thread; with none set they call the wrapped
- * VFS, so connections of other threads keep the real clock.
+ * four methods replaced (xCurrentTime, xCurrentTimeInt64, xRandomness,
+ * xOpen); every other method is the default VFS's own, called with our copy,
+ * which carries the same pAppData, so files opened through it are ordinary
+ * files of the default VFS.  The time and randomness methods consult a
+ * thread-local "current item" set by the apply thread; with none set they
+ * call the wrapped VFS, so connections of other threads keep the real clock.
+ *
+ * xOpen names temporary files itself (issue 18).  The default VFS draws a
+ * temporary file's name from SQLite's PRNG, which inside an item is seeded
+ * from the item: every replica then chose the same path at the same moment,
+ * and replicas sharing a temp directory raced on it (the loser's O_EXCL
+ * open failed, SQLite fell back to opening the winner's file read-only, and
+ * its first write failed with EBADF: SQLITE_IOERR_WRITE on one replica
+ * only).  Our names are unique per process and open (pid, counter, 64 bits
+ * from the kernel) and draw nothing from the item's PRNG.  The name lives
+ * in extra bytes after the default VFS's file structure (szOsFile is larger
+ * by TMPNAME_MAX), as SQLite requires it to stay valid until xClose.
  *
  * random()/randomblob() overrides: same semantics as SQLite's built-ins
  * (random(): a signed 64-bit integer, never INT64_MIN; randomblob(N): N bytes,
@@ -17,8 +28,16 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "detvfs.h"
 #include "log.h"
@@ -131,6 +150,86 @@ static int det_randomness(sqlite3_vfs *vfs, int n, char *out)
 	return orig_vfs->xRandomness(orig_vfs, n, out);
 }
 
+/* ---- temporary files ---- */
+
+#define TMPNAME_MAX 600 /* bytes kept per file for a temporary file's name */
+
+static atomic_ullong tmp_counter;
+static size_t tmp_name_off; /* where the name is kept in a file structure */
+
+/* The directory for temporary files, in the order SQLite's unix VFS uses
+ * (sqlite3_temp_directory, SQLITE_TMPDIR, TMPDIR, /var/tmp, /usr/tmp,
+ * /tmp): the first that is a writable directory.  NULL if none. */
+static const char *tmp_dir(void)
+{
+	const char *cand[] = {sqlite3_temp_directory, getenv("SQLITE_TMPDIR"), getenv("TMPDIR"), "/var/tmp",
+			      "/usr/tmp", "/tmp"};
+	for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
+		struct stat st;
+		if (cand[i] == NULL || cand[i][0] == '\0')
+			continue;
+		if (stat(cand[i], &st) == 0 && S_ISDIR(st.st_mode) && access(cand[i], W_OK | X_OK) == 0)
+			return cand[i];
+	}
+	return NULL;
+}
+
+/* 64 bits from the kernel (never from SQLite's PRNG, which may be an item's). */
+static uint64_t tmp_entropy(void)
+{
+	uint64_t v = 0;
+	if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		v = (uint64_t)ts.tv_nsec * UINT64_C(0x9E3779B97F4A7C15) ^ (uint64_t)ts.tv_sec;
+	}
+	return v;
+}
+
+/*
+ * A temporary file (zName NULL; SQLite asks for one with DELETEONCLOSE: a
+ * statement journal that spills, a sorter run, a temp database): open it
+ * under a name of our own, kept in the file structure.  The default VFS
+ * deletes it right after opening.  A name that exists already would make it
+ * fall back to a read-only open of someone else's file: such an open is
+ * closed and another name tried.
+ */
+static int det_open_temp(sqlite3_vfs *vfs, sqlite3_file *file, int flags, int *out_flags)
+{
+	char *name = (char *)file + tmp_name_off;
+	const char *dir = tmp_dir();
+	if (dir == NULL)
+		return SQLITE_IOERR_GETTEMPPATH;
+	for (int attempt = 0; attempt < 8; attempt++) {
+		unsigned long long n = atomic_fetch_add(&tmp_counter, 1);
+		int len = snprintf(name, TMPNAME_MAX - 1, "%s/mtr-tmp-%ld-%llu-%016llx", dir, (long)getpid(), n,
+				   (unsigned long long)tmp_entropy());
+		if (len < 0 || len >= TMPNAME_MAX - 2 || len > vfs->mxPathname)
+			return SQLITE_IOERR_GETTEMPPATH;
+		name[len + 1] = '\0'; /* double NUL: SQLite may look for URI parameters */
+		int got = 0;
+		int rc = orig_vfs->xOpen(vfs, name, file, flags, &got);
+		if (rc != SQLITE_OK)
+			return rc;
+		if ((flags & SQLITE_OPEN_READWRITE) && !(got & SQLITE_OPEN_READWRITE)) {
+			mtr_log(LOG_WARN, "[detvfs] temporary file %s existed already: trying another name", name);
+			file->pMethods->xClose(file);
+			continue;
+		}
+		if (out_flags)
+			*out_flags = got;
+		return SQLITE_OK;
+	}
+	return SQLITE_CANTOPEN;
+}
+
+static int det_open(sqlite3_vfs *vfs, const char *zname, sqlite3_file *file, int flags, int *out_flags)
+{
+	if (zname == NULL)
+		return det_open_temp(vfs, file, flags, out_flags);
+	return orig_vfs->xOpen(vfs, zname, file, flags, out_flags);
+}
+
 static void register_once(void)
 {
 	if (sqlite3_initialize() != SQLITE_OK) {
@@ -146,6 +245,9 @@ static void register_once(void)
 	det_vfs.pNext = NULL;
 	det_vfs.zName = DETVFS_NAME;
 	det_vfs.xRandomness = det_randomness;
+	tmp_name_off = ((size_t)orig_vfs->szOsFile + 15) & ~(size_t)15;
+	det_vfs.szOsFile = (int)(tmp_name_off + TMPNAME_MAX);
+	det_vfs.xOpen = det_open;
 	if (orig_vfs->iVersion >= 2 && orig_vfs->xCurrentTimeInt64 != NULL) {
 		det_vfs.xCurrentTime = det_current_time;
 		det_vfs.xCurrentTimeInt64 = det_current_time_int64;

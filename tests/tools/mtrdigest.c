@@ -3,9 +3,13 @@
  * count of table t of stopped replicas, for the cluster tests.
  *
  *   mtrdigest DATADIR...
+ *   mtrdigest --live DATADIR...
  *
  * prints one line per directory: `DIR instance I digest HEX rows N` (N is
- * -1 when there is no table t).  The server must not be running on DIR.
+ * -1 when there is no table t).  The server must not be running on DIR,
+ * except with --live: then the replica is only read (a read-only
+ * connection, one read transaction: the instance and the digest belong to
+ * the same snapshot), beside the running server.
  * Exits 1 if any directory cannot be read.
  */
 #include "config.h"
@@ -21,11 +25,8 @@
 #include "log.h"
 #include "metronome.h"
 
-static long long count_rows(struct apply *a)
+static long long count_rows_db(sqlite3 *db)
 {
-	sqlite3 *db;
-	if (apply_open_reader(a, &db))
-		return -1;
 	sqlite3_stmt *st;
 	long long n = -1;
 	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &st, NULL) == SQLITE_OK) {
@@ -33,19 +34,66 @@ static long long count_rows(struct apply *a)
 			n = sqlite3_column_int64(st, 0);
 		sqlite3_finalize(st);
 	}
+	return n;
+}
+
+static long long count_rows(struct apply *a)
+{
+	sqlite3 *db;
+	if (apply_open_reader(a, &db))
+		return -1;
+	long long n = count_rows_db(db);
 	sqlite3_close(db);
 	return n;
+}
+
+/* --live: read DIR's replica beside its running server. */
+static int live(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, APPLY_DB_NAME);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_busy_timeout(db, 5000);
+		ok = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
+		     sqlite3_prepare_v2(db, "SELECT value FROM mtr_meta WHERE key = 'applied'", -1, &st, NULL) ==
+			     SQLITE_OK &&
+		     sqlite3_step(st) == SQLITE_ROW;
+	}
+	struct digest d;
+	long long inst = ok ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	if (ok)
+		ok = digest_db(db, &d) == 0;
+	if (!ok) {
+		fprintf(stderr, "mtrdigest: %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return 1;
+	}
+	char hex[DIGEST_HEX_SIZE];
+	digest_hex(&d, hex);
+	printf("%s instance %lld digest %s rows %lld\n", dir, inst, hex, count_rows_db(db));
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help")) {
-		fprintf(stderr, "usage: mtrdigest DATADIR...\n");
+		fprintf(stderr, "usage: mtrdigest [--live] DATADIR...\n");
 		return 2;
 	}
 	if (!getenv("MTR_LOG"))
 		log_set_level(LOG_WARN);
 	int bad = 0;
+	if (!strcmp(argv[1], "--live")) {
+		for (int i = 2; i < argc; i++)
+			bad |= live(argv[i]);
+		return bad;
+	}
 	for (int i = 1; i < argc; i++) {
 		struct apply_config cfg = { .dir = argv[i] };
 		struct apply *a;

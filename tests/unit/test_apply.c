@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -264,6 +267,11 @@ static void test_txn_control_refused(void **state)
 	/* INSERT OR ROLLBACK ends the whole transaction: that item fails alone */
 	assert_int_equal(c.r[5].code & 0xff, SQLITE_CONSTRAINT);
 	assert_int_equal(c.r[6].code, SQLITE_OK);
+	/* that restart was counted (and logged at warn with the statement) */
+	struct apply_stats st;
+	apply_stats(f->a, &st);
+	assert_int_equal(st.restarts, 1);
+	assert_int_equal(st.local_errors, 0);
 	sqlite3 *db;
 	assert_int_equal(apply_open_reader(f->a, &db), 0);
 	sqlite3_stmt *s;
@@ -663,6 +671,159 @@ static void test_wal_bounded(void **state)
 	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 1499);
 }
 
+/* ---- replica-local errors (issue 18) ---- */
+
+static void test_local_error_class(void **state)
+{
+	(void)state;
+	assert_true(apply_local_error(SQLITE_IOERR));
+	assert_true(apply_local_error(SQLITE_IOERR_WRITE));
+	assert_true(apply_local_error(SQLITE_IOERR_SHMMAP));
+	assert_true(apply_local_error(SQLITE_FULL));
+	assert_true(apply_local_error(SQLITE_NOMEM));
+	assert_true(apply_local_error(SQLITE_CANTOPEN));
+	assert_true(apply_local_error(SQLITE_CORRUPT));
+	assert_false(apply_local_error(SQLITE_CORRUPT_VTAB));
+	assert_false(apply_local_error(SQLITE_OK));
+	assert_false(apply_local_error(SQLITE_ERROR));
+	assert_false(apply_local_error(SQLITE_CONSTRAINT_PRIMARYKEY));
+	assert_false(apply_local_error(SQLITE_AUTH));
+	assert_false(apply_local_error(SQLITE_LOCKED));
+	assert_false(apply_local_error(SQLITE_TOOBIG));
+	assert_false(apply_local_error(SQLITE_INTERRUPT));
+}
+
+struct lift {
+	struct apply *a;
+	struct rlimit lim;
+};
+
+/* Lift the file-size limit once apply has met its first I/O error. */
+static void *lift_after_error(void *arg)
+{
+	struct lift *l = arg;
+	for (int i = 0; i < 10000; i++) {
+		struct apply_stats st;
+		apply_stats(l->a, &st);
+		if (st.local_errors > 0)
+			break;
+		usleep(1000);
+	}
+	setrlimit(RLIMIT_FSIZE, &l->lim);
+	return NULL;
+}
+
+static void count_result(void *arg, size_t index, const struct wire_item *it, const struct apply_result *res)
+{
+	(void)index;
+	(void)it;
+	int *r = arg;
+	r[0]++;
+	r[1] = res->code;
+}
+
+static off_t file_size(const char *dir, const char *name)
+{
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return stat(p, &st) == 0 ? st.st_size : 0;
+}
+
+/*
+ * In a child process (the limit is per process): every write past a
+ * file-size limit fails with EFBIG (SQLITE_IOERR_WRITE) while an item
+ * writes 3 MB.  transient: the limit is lifted after the first error.
+ * Returns 0 or the number of the failed check (the parent asserts it).
+ */
+static int ioerr_child(const char *dir, int transient)
+{
+	signal(SIGXFSZ, SIG_IGN);
+	struct apply_config cfg = {.dir = dir, .local_retries = 2, .retry_ms = 20};
+	struct apply *a = NULL;
+	if (apply_open(&cfg, &a) != 0)
+		return 1;
+	if (apply_sql(a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)") != 0)
+		return 2;
+	struct rlimit old, lim;
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	off_t big = MAX(file_size(dir, "replica.db"), file_size(dir, "replica.db-wal"));
+	lim.rlim_cur = (rlim_t)big + 256 * 1024;
+	if (setrlimit(RLIMIT_FSIZE, &lim) != 0)
+		return 3;
+	struct lift l = {.a = a, .lim = old};
+	pthread_t th;
+	if (transient && pthread_create(&th, NULL, lift_after_error, &l) != 0)
+		return 4;
+	const char *sql = "INSERT INTO t VALUES(1, zeroblob(3000000))";
+	struct wire_stmt st = stmt(sql);
+	struct wire_item it = {.stream = 1, .seq = 2, .timestamp_us = 1, .seed = 2, .nstmt = 1, .stmts = &st};
+	int res[2] = {0, -1};
+	int rc = apply_instance(a, 2, &it, 1, count_result, res);
+	if (transient)
+		pthread_join(th, NULL);
+	struct apply_stats s;
+	apply_stats(a, &s);
+	if (transient) {
+		/* retried and applied: the item's result is the real one */
+		if (rc != 0 || res[0] != 1 || res[1] != SQLITE_OK || apply_applied(a) != 2)
+			return 10;
+		if (s.local_errors < 1 || s.local_retries < 1 || s.local_retries > 2)
+			return 11;
+	} else {
+		/* every attempt failed: nothing recorded, no result reported */
+		if (rc != MTR_EIO || res[0] != 0 || apply_applied(a) != 1)
+			return 20;
+		if (s.local_errors != 3 || s.local_retries != 2)
+			return 21;
+		setrlimit(RLIMIT_FSIZE, &old);
+		/* the disk is back: a restart applies the instance again */
+		apply_close(a);
+		if (apply_open(&cfg, &a) != 0 || apply_applied(a) != 1)
+			return 22;
+		res[0] = 0;
+		if (apply_instance(a, 2, &it, 1, count_result, res) != 0 || res[0] != 1 || res[1] != SQLITE_OK)
+			return 23;
+	}
+	if (query_int(a, "SELECT count(*) FROM t") != 1)
+		return 30;
+	apply_close(a);
+	return 0;
+}
+
+static void run_ioerr_child(struct fx *f, int transient)
+{
+	/* no other thread may hold an SQLite mutex across the fork: the
+	 * fixture's apply (and its checkpointer) is closed meanwhile */
+	apply_close(f->a);
+	f->a = NULL;
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(ioerr_child(f->dir2, transient));
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	f->a = open_dir(f->dir, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* An I/O error while applying is never the item's result: the instance is
+ * rolled back and retried, and applies normally once the disk is back. */
+static void test_ioerr_retried(void **state)
+{
+	run_ioerr_child(*state, 1);
+}
+
+/* An I/O error that persists: MTR_EIO after the retries, nothing recorded
+ * and nothing reported; reopened with the disk back, the instance applies. */
+static void test_ioerr_persistent(void **state)
+{
+	run_ioerr_child(*state, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +840,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
+		cmocka_unit_test(test_local_error_class),
+		cmocka_unit_test_setup_teardown(test_ioerr_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ioerr_persistent, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }

@@ -15,6 +15,9 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include "apply.h"
 #include "detvfs.h"
 #include "metronome.h"
@@ -273,6 +276,127 @@ static void test_real_clock_outside_items(void **state)
 	assert_int_equal(v, 86400);
 }
 
+/* ---- temporary files (issue 18) ---- */
+
+/* The fds of this process whose target is a deleted file, as "fd path"
+ * lines (malloc'd). */
+static char *deleted_fds(void)
+{
+	size_t cap = 4096, len = 0;
+	char *out = calloc(1, cap);
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char link[300], target[1024];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(link, target, sizeof target - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strstr(target, " (deleted)") == NULL)
+			continue;
+		size_t need = strlen(e->d_name) + strlen(target) + 3;
+		if (len + need >= cap) {
+			cap = 2 * (len + need);
+			out = realloc(out, cap);
+		}
+		len += (size_t)sprintf(out + len, "%s %s\n", e->d_name, target);
+	}
+	closedir(d);
+	return out;
+}
+
+/*
+ * Open a temporary file (no name: SQLite's statement journal, sorter and
+ * temp database open theirs so) through the VFS while an item (ts, seed)
+ * is current, as the apply thread does; return the path it got (malloc'd).
+ * SQLite deletes such a file right after opening it: the path is read from
+ * /proc/self/fd while it is open.
+ */
+static char *temp_path_in_item(int64_t ts, uint64_t seed)
+{
+	sqlite3_vfs *vfs = sqlite3_vfs_find(DETVFS_NAME);
+	assert_non_null(vfs);
+	sqlite3_file *file = calloc(1, (size_t)vfs->szOsFile);
+	char *before = deleted_fds();
+	detvfs_item_begin(ts, seed);
+	int out = 0;
+	int rc = vfs->xOpen(vfs, NULL, file,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE |
+				    SQLITE_OPEN_DELETEONCLOSE | SQLITE_OPEN_SUBJOURNAL,
+			    &out);
+	detvfs_item_end();
+	assert_int_equal(rc, SQLITE_OK);
+	assert_true(out & SQLITE_OPEN_READWRITE);
+	assert_int_equal(file->pMethods->xWrite(file, "x", 1, 65536), SQLITE_OK);
+	char *after = deleted_fds();
+	char *path = NULL;
+	for (char *line = strtok(after, "\n"); line; line = strtok(NULL, "\n"))
+		if (strstr(before, line) == NULL) {
+			path = strdup(strchr(line, ' ') + 1);
+			*strstr(path, " (deleted)") = '\0';
+		}
+	file->pMethods->xClose(file);
+	free(before);
+	free(after);
+	free(file);
+	assert_non_null(path);
+	return path;
+}
+
+/*
+ * Issue 18: every replica applies an item with the same seed, so a
+ * temporary file's name drawn from SQLite's PRNG (reseeded from the item)
+ * was the same path on every replica.  Replicas sharing a temp directory
+ * (a local cluster, or the servers of a test in one process) raced on it:
+ * the loser's O_EXCL open failed, SQLite fell back to opening the winner's
+ * file read-only, and the spill of its statement journal failed with EBADF
+ * (SQLITE_IOERR_WRITE) on that replica only.  Names must not depend on the
+ * item.
+ */
+static void test_temp_names_unique(void **state)
+{
+	(void)state;
+	assert_int_equal(detvfs_register(), 0);
+	char *a = temp_path_in_item(1700000000000000, 42);
+	char *b = temp_path_in_item(1700000000000000, 42);
+	print_message("# temp files of two items with the same seed: %s, %s\n", a, b);
+	assert_string_not_equal(a, b);
+	free(a);
+	free(b);
+}
+
+/* Opening a temporary file draws nothing from the item's PRNG stream:
+ * what SQLite draws next (a random rowid) does not depend on whether a
+ * statement spilled to a temp file. */
+static void test_temp_open_keeps_prng(void **state)
+{
+	(void)state;
+	assert_int_equal(detvfs_register(), 0);
+	unsigned char x[16], y[16];
+	detvfs_item_begin(5, 77);
+	sqlite3_randomness(sizeof x, x);
+	detvfs_item_end();
+	free(temp_path_in_item(5, 77)); /* the item opens a temp file first ... */
+	detvfs_item_begin(5, 77);
+	sqlite3_vfs *vfs = sqlite3_vfs_find(DETVFS_NAME);
+	sqlite3_file *file = calloc(1, (size_t)vfs->szOsFile);
+	int out = 0;
+	assert_int_equal(vfs->xOpen(vfs, NULL, file,
+				    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE |
+					    SQLITE_OPEN_DELETEONCLOSE | SQLITE_OPEN_TEMP_JOURNAL,
+				    &out),
+			 SQLITE_OK);
+	sqlite3_randomness(sizeof y, y); /* ... then draws */
+	detvfs_item_end();
+	file->pMethods->xClose(file);
+	free(file);
+	assert_memory_equal(x, y, sizeof x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +407,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sqlite_prng_via_vfs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_now_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_clock_outside_items, setup, teardown),
+		cmocka_unit_test(test_temp_names_unique),
+		cmocka_unit_test(test_temp_open_keeps_prng),
 	};
 	return cmocka_run_group_tests_name("detvfs", tests, NULL, NULL);
 }
