@@ -1,0 +1,234 @@
+/*
+ * apply_int.h - what the parts of the apply module share (apply.h is the
+ * public side).  The parts:
+ *
+ *   apply.c           open/close, hooks (authorizer, WAL hook, checkpointer),
+ *                     replica-local errors, and the instance loop
+ *                     (apply_instance: attempts, restarts, retries);
+ *   apply_exec.c      running an item: the statement cache, the result
+ *                     arena, binding, stepping, the item's result;
+ *   apply_requests.c  resends: results kept per client in mtr_requests
+ *                     (doc/apply.md "Resends");
+ *   apply_read.c      readers, reads, digest, snapshot and restore.
+ *
+ * Everything here runs on the apply thread (one struct apply), except what
+ * apply_read.c does on reader connections (each its own struct).
+ */
+#ifndef MTR_APPLY_INT_H
+#define MTR_APPLY_INT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "apply.h"
+#include "detvfs.h"
+
+#define DEFAULT_CACHE 128
+#define DEFAULT_WAL_PAGES 1000
+#define BUSY_MS 5000
+#define DEFAULT_LOCAL_RETRIES 3
+#define DEFAULT_RETRY_MS 10
+
+/* What one attempt at an instance ended with, besides 0 and MTR_* (< 0). */
+#define ATTEMPT_FORCED 1 /* an item rolled back the transaction: restart it marked failed */
+#define ATTEMPT_LOCAL 2  /* a replica-local error: roll back, retry the same attempt */
+
+/* ---- statement cache: hash by SQL text, LRU list ---- */
+
+struct centry {
+	char *sql;
+	uint32_t len;
+	uint64_t h;
+	sqlite3_stmt *st;
+	struct centry *hnext;
+	struct centry *prev, *next; /* LRU: head.next is the most recent */
+};
+
+/* One statement result while the instance runs (offsets into the arena). */
+struct sres {
+	int code;
+	long msg; /* arena offset of a NUL-terminated message, or -1 */
+	int64_t changes, rowid;
+	uint32_t ncols, nrows;
+	size_t off, len;
+	long names; /* offset in the name arena of ncols NUL-terminated column names, or -1 */
+};
+
+struct ires {
+	int code;
+	uint32_t failed;
+	size_t first; /* index in sres */
+	uint32_t nstmt;
+	long raw;          /* a resend: arena offset of the kept result bytes, or -1 */
+	uint32_t raw_len;
+};
+
+/*
+ * One client of mtr_requests as the apply thread knows it: its floor and the
+ * highest request it has kept, as committed, and as the instance being
+ * applied has moved them (valid when gen is the attempt's).  The floor row
+ * and the deletion of rows below it are written once per client per
+ * instance (rq_finish), not per item.
+ */
+struct rq_client {
+	uint64_t client; /* 0: a free slot */
+	uint64_t floor, maxreq;
+	uint64_t pfloor, pmaxreq;
+	int64_t pts;
+	uint64_t gen;
+	int written;  /* a write of the client ran in this attempt */
+	/* the results of its writes in this attempt, kept as one row by
+	 * rq_finish: records (u64 request, u32 len, result bytes) */
+	uint8_t *buf;
+	size_t blen, bcap;
+	uint64_t bfirst, blast; /* lowest and highest request in buf */
+};
+
+/* An item forced to fail because it rolled back the whole transaction. */
+struct forced {
+	size_t index;
+	int code;
+	char *msg;
+};
+
+struct apply {
+	struct apply_config cfg;
+	char *path;
+	sqlite3 *db;
+	struct detvfs_rng rng;
+	sqlite3_stmt *set_applied;
+	sqlite3_stmt *set_cursor; /* upsert mtr_cursor(stream, last) */
+	sqlite3_stmt *sp_begin, *sp_release, *sp_rollback; /* the item savepoint */
+	sqlite3_stmt *rq_get, *rq_load, *rq_put, *rq_floor, *rq_forget, *rq_prune; /* mtr_requests */
+	struct rq_client *rq; /* clients seen: a cache of mtr_requests (open addressing) */
+	size_t rq_cap, rq_n;
+	uint64_t rq_gen;      /* the instance attempt being applied */
+	size_t *rq_touched;   /* slots of the clients it touched */
+	size_t rq_ntouched, rq_tcap;
+	int rq_reload;        /* rows were pruned: empty the cache after the commit */
+	int user;             /* user statements are being prepared/run */
+	const char *deny_msg; /* set by the authorizer when it denies */
+
+	struct centry **buckets;
+	unsigned nbuckets, count, cap;
+	struct centry lru;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;  /* applied advanced or closing */
+	pthread_cond_t ckcv; /* checkpointer work */
+	uint64_t applied, pending;
+	int closing, ck_want, ck_started;
+	pthread_t ck;
+	struct apply_stats st;
+
+	uint8_t *arena;
+	size_t alen, acap;
+	char *narena; /* column names of the results (kept apart from the rows) */
+	size_t nlen, ncap;
+	struct sres *sres;
+	size_t nsres, csres;
+	struct ires *ires;
+	size_t cires;
+	struct forced *forced;
+	size_t nforced;
+
+	/* For the logs of an incident: the instance and item being run (0 and
+	 * SIZE_MAX outside), errno and an excerpt of the statement of the last
+	 * failing SQLite call. */
+	uint64_t cur_instance;
+	size_t cur_item;
+	struct apply *counts; /* whose counters an incident goes to: itself, or a reader's apply */
+	int err_errno;
+	char err_stmt[256];
+};
+
+
+/* Parameter source: either an encode-side array or decoded bytes. */
+struct psrc {
+	const struct wire_value *arr;
+	const uint8_t *p;
+	unsigned i;
+};
+
+/* Scratch space for building an item's struct apply_result. */
+struct res_scratch {
+	struct apply_stmt_result *sr;
+	size_t cap;
+	const char **names; /* the name pointers of one item's statements */
+	size_t ncap;
+};
+
+/* ---- apply.c ---- */
+
+/* An (extended) result code as "SQLITE_IOERR_WRITE (778)" (or "code N (text)"). */
+void apply_code_str(int code, char *buf, size_t n);
+/* A one-line excerpt of sql[0..len) into buf (n bytes) for a log line. */
+void apply_excerpt(char *buf, size_t n, const char *sql, size_t len);
+/* A replica-local error (apply_local_error): log at error with the code,
+ * errno and statement, count it (doc/apply.md "Replica-local errors"). */
+void apply_local_incident(struct apply *a, int code, const char *msg);
+/* An internal statement (sql) failed: a replica-local error is an incident
+ * (ATTEMPT_LOCAL), anything else is logged at error (MTR_ESQL). */
+int apply_sql_fail(struct apply *a, const char *sql);
+/* Run one internal statement (no rows): 0 or apply_sql_fail's code. */
+int apply_exec_sql(struct apply *a, const char *sql);
+/* Step and reset one prepared control statement (savepoints): 0 or
+ * apply_sql_fail's code. */
+int apply_ctl(struct apply *a, sqlite3_stmt *st);
+/* Roll back the open transaction, if any. */
+void apply_rollback(struct apply *a);
+/* DIR/replica.db, malloc'ed (NULL when out of memory). */
+char *apply_db_path(const char *dir);
+/* mtr_meta's value of key (0 when absent); 0 or MTR_ESQL. */
+int apply_meta_get(sqlite3 *db, const char *key, uint64_t *v);
+/* Busy timeout, extended codes and the cluster tables on a connection
+ * (replica_state: clustervt_register); 0 or MTR_ESQL. */
+int apply_conn_setup(sqlite3 *db, const struct clustervt_provider *p, int replica_state);
+
+/* ---- apply_exec.c ---- */
+
+/* Room for n more bytes in the result arena; 0 or MTR_ENOMEM. */
+int apply_arena_reserve(struct apply *a, size_t n);
+/* Finalize every cached prepared statement. */
+void apply_cache_clear(struct apply *a);
+/* Run every statement of it (either form), each record's result in the
+ * arena, stopping at the first failure (ir->code, ir->failed); 0 or
+ * MTR_ENOMEM.  The caller sets up the item (savepoint, detvfs). */
+int apply_run_stmts(struct apply *a, const struct wire_item *it, struct ires *ir);
+/* Run item idx of the attempt inside its savepoint: 0, a negative code,
+ * ATTEMPT_FORCED or ATTEMPT_LOCAL. */
+int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it);
+/* Item ir fails without running: one statement result with code and msg.
+ * 0 or MTR_ENOMEM. */
+int apply_item_fail(struct apply *a, struct ires *ir, int code, const char *msg);
+/* Record the last seq of every stream the items reach in mtr_cursor,
+ * inside the instance's transaction. */
+int apply_record_cursor(struct apply *a, const struct wire_item *items, size_t n);
+/* The struct apply_result of item ir, built in x (apply_scratch_free). */
+int apply_item_result(struct apply *a, const struct ires *ir, struct res_scratch *x, struct apply_result *res);
+void apply_scratch_free(struct res_scratch *x);
+/* Call cb once per item with its result (after COMMIT). */
+int apply_deliver(struct apply *a, const struct wire_item *items, size_t n, apply_result_fn cb, void *arg);
+
+/* ---- apply_requests.c ---- */
+
+/* Empty the cache of mtr_requests (it is loaded again as clients come). */
+void apply_rq_forget_all(struct apply *a);
+/* Start an attempt at an instance of n items: room for n more clients. */
+int apply_rq_begin(struct apply *a, size_t n);
+/* Run item idx: a resend already applied is answered with its kept result,
+ * a copy below its client's floor is dropped, else apply_run_item_body;
+ * then the result is kept for a resend. */
+int apply_run_item(struct apply *a, size_t idx, const struct wire_item *it);
+/* Write the floors and kept results of the clients the attempt touched. */
+int apply_rq_finish(struct apply *a);
+/* After COMMIT: the attempt's view of the clients becomes the committed one. */
+void apply_rq_committed(struct apply *a);
+/* Forget the clients idle for APPLY_CLIENT_IDLE_US, every 4096th instance,
+ * by the timestamp of its last item (deterministic). */
+int apply_rq_prune(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n);
+
+#endif

@@ -1,0 +1,275 @@
+/*
+ * apply_read.c - the reading side of a replica (apply.h): waiting for an
+ * instance, reader connections and reads (READ datagrams), the digest, and
+ * snapshots (writing one, installing one).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "apply.h"
+#include "apply_int.h"
+#include "detvfs.h"
+#include "log.h"
+#include "metronome.h"
+#include "result.h"
+#include "util.h"
+
+/* ---- readers ---- */
+
+int apply_wait(struct apply *a, uint64_t instance, int timeout_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	if (timeout_ms > 0) {
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+	}
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	while (a->applied < instance && !a->closing) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&a->cv, &a->mu);
+		} else if (timeout_ms == 0 || pthread_cond_timedwait(&a->cv, &a->mu, &dl) == ETIMEDOUT) {
+			if (a->applied < instance)
+				rc = MTR_ETIMEDOUT;
+			break;
+		}
+	}
+	if (rc == 0 && a->applied < instance)
+		rc = MTR_ECLOSED;
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
+int apply_open_reader(struct apply *a, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	*out = NULL;
+	if (sqlite3_open_v2(a->path, &db, SQLITE_OPEN_READONLY, DETVFS_NAME) != SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] reader on %s: %s", a->path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return MTR_EIO;
+	}
+	if (apply_conn_setup(db, a->cfg.provider, 1) != 0) {
+		sqlite3_close(db);
+		return MTR_ESQL;
+	}
+	*out = db;
+	return 0;
+}
+
+/* ---- reads on a reader connection ---- */
+
+/* A reader: a struct apply whose connection is a read-only one (its own
+ * statement cache and arena), so reads run through the same apply_run_record()
+ * and apply_deliver() as applied items. */
+struct apply_reader {
+	struct apply a;
+};
+
+int apply_reader_open(struct apply *src, struct apply_reader **out)
+{
+	*out = NULL;
+	struct apply_reader *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return MTR_ENOMEM;
+	struct apply *a = &r->a;
+	a->cfg = src->cfg;
+	a->counts = src;
+	a->cur_item = SIZE_MAX;
+	a->cap = 32;
+	a->nbuckets = 64;
+	a->buckets = calloc(a->nbuckets, sizeof *a->buckets);
+	a->lru.next = a->lru.prev = &a->lru;
+	a->ires = calloc(1, sizeof *a->ires);
+	a->cires = 1;
+	if (a->buckets == NULL || a->ires == NULL) {
+		apply_reader_close(r);
+		return MTR_ENOMEM;
+	}
+	int rc = apply_open_reader(src, &a->db);
+	if (rc != 0) {
+		apply_reader_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void apply_reader_close(struct apply_reader *r)
+{
+	if (r == NULL)
+		return;
+	struct apply *a = &r->a;
+	if (a->buckets)
+		apply_cache_clear(a);
+	sqlite3_close(a->db);
+	free(a->buckets);
+	free(a->arena);
+	free(a->narena);
+	free(a->sres);
+	free(a->ires);
+	free(r);
+}
+
+int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *instance, apply_result_fn cb, void *arg)
+{
+	struct apply *a = &r->a;
+	a->alen = 0;
+	a->nlen = 0;
+	a->nsres = 0;
+	*instance = 0;
+	if (apply_exec_sql(a, "BEGIN") != 0)
+		return MTR_ESQL;
+	/* the instance read in the same transaction as the statements */
+	if (apply_meta_get(a->db, "applied", instance) != 0) {
+		apply_rollback(a);
+		return MTR_ESQL;
+	}
+	struct ires *ir = &a->ires[0];
+	ir->code = SQLITE_OK;
+	ir->failed = 0;
+	ir->first = 0;
+	ir->raw = -1;
+	ir->raw_len = 0;
+	ir->nstmt = 0;
+	detvfs_item_begin(it->timestamp_us, it->seed);
+	int rc = apply_run_stmts(a, it, ir);
+	detvfs_item_end();
+	if (rc == 0 && ir->code != SQLITE_OK && apply_local_error(ir->code)) {
+		/* answered by this replica alone (as every read), but never silent */
+		const struct sres *sr = &a->sres[ir->first + ir->nstmt - 1];
+		apply_local_incident(a, ir->code, sr->msg >= 0 ? (const char *)a->arena + sr->msg : "");
+	}
+	apply_rollback(a); /* read-only: nothing to keep */
+	if (rc != 0)
+		return rc;
+	return cb ? apply_deliver(a, it, 1, cb, arg) : 0;
+}
+
+/*
+ * Run fn on a reader connection inside one read transaction, after reading
+ * the applied instance from that same snapshot: the instance and what fn sees
+ * belong together (a backup of a source with an open read transaction uses
+ * that transaction's snapshot too).
+ */
+static int at_applied_snapshot(struct apply *a, uint64_t *instance, int (*fn)(sqlite3 *db, void *arg), void *arg)
+{
+	sqlite3 *db;
+	int rc = apply_open_reader(a, &db);
+	if (rc != 0)
+		return rc;
+	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : MTR_ESQL;
+	if (rc == 0)
+		rc = apply_meta_get(db, "applied", instance);
+	if (rc == 0)
+		rc = fn(db, arg);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static int digest_fn(sqlite3 *db, void *arg)
+{
+	return digest_db(db, arg);
+}
+
+int apply_digest(struct apply *a, uint64_t *instance, struct digest *d)
+{
+	return at_applied_snapshot(a, instance, digest_fn, d);
+}
+
+/* Copy the main database of src into a new file at path (replaced). */
+static int backup_to(sqlite3 *src, const char *path, const char *mode)
+{
+	char side[4096];
+	unlink(path);
+	snprintf(side, sizeof side, "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-shm", path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-journal", path);
+	unlink(side);
+	sqlite3 *dst = NULL;
+	if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] cannot create %s: %s", path, sqlite3_errmsg(dst));
+		sqlite3_close(dst);
+		return MTR_EIO;
+	}
+	int rc = MTR_ESQL;
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+	if (b != NULL) {
+		int s = sqlite3_backup_step(b, -1);
+		if (sqlite3_backup_finish(b) == SQLITE_OK && s == SQLITE_DONE)
+			rc = 0;
+	}
+	if (rc == 0) {
+		char sql[64];
+		snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+		if (sqlite3_exec(dst, sql, NULL, NULL, NULL) != SQLITE_OK)
+			rc = MTR_ESQL;
+	}
+	if (rc != 0)
+		mtr_log(LOG_ERROR, "[apply] backup to %s: %s", path, sqlite3_errmsg(dst));
+	sqlite3_close(dst);
+	return rc;
+}
+
+static int snapshot_fn(sqlite3 *db, void *arg)
+{
+	return backup_to(db, arg, "DELETE");
+}
+
+int apply_snapshot(struct apply *a, const char *path, uint64_t *instance)
+{
+	int rc = at_applied_snapshot(a, instance, snapshot_fn, (void *)path);
+	if (rc == 0)
+		mtr_log(LOG_INFO, "[apply] snapshot %s at instance %llu", path, (unsigned long long)*instance);
+	return rc;
+}
+
+int apply_restore(const char *dir, const char *path)
+{
+	if (dir == NULL || path == NULL)
+		return MTR_EINVAL;
+	int rc = detvfs_register();
+	if (rc != 0)
+		return rc;
+	sqlite3 *src = NULL;
+	if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(src);
+		return MTR_EIO;
+	}
+	uint64_t inst = 0, ver = 0;
+	if (apply_meta_get(src, "applied", &inst) != 0 || apply_meta_get(src, "schema_version", &ver) != 0 ||
+	    ver != APPLY_SCHEMA_VERSION) {
+		sqlite3_close(src);
+		return MTR_EINVAL;
+	}
+	char *dpath = apply_db_path(dir);
+	if (dpath == NULL) {
+		sqlite3_close(src);
+		return MTR_ENOMEM;
+	}
+	rc = backup_to(src, dpath, "WAL");
+	sqlite3_close(src);
+	if (rc == 0)
+		mtr_log(LOG_INFO, "[apply] restored %s from %s at instance %llu", dpath, path,
+			(unsigned long long)inst);
+	free(dpath);
+	return rc;
+}
+
