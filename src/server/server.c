@@ -494,13 +494,7 @@ void server_close(struct server *s)
 	pstore_close(s->ps);
 	ingest_close(s->ing);
 	reasm_free(s->ra);
-	while (s->qhead) {
-		struct aq_entry *e = s->qhead;
-		s->qhead = e->next;
-		batch_free(&e->b);
-		free(e->buf);
-		free(e);
-	}
+	srvapply_queue_clear(s);
 	while (s->ohead) {
 		struct done *d = s->ohead;
 		s->ohead = d->next;

@@ -85,6 +85,19 @@ void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value)
 /* Copy the items of the first unresolved queue entries out of the ingest
  * store (in order; stop at the first whose items are not all held, and ask
  * for those). */
+void srvapply_queue_clear(struct server *s)
+{
+	while (s->qhead) {
+		struct aq_entry *e = s->qhead;
+		s->qhead = e->next;
+		batch_free(&e->b);
+		free(e->buf);
+		free(e);
+	}
+	s->qtail = s->qresolve = NULL;
+	s->qlen = 0;
+}
+
 void srvapply_resolve_queue(struct server *s)
 {
 	for (;;) {

@@ -330,6 +330,9 @@ void srvnet_recv_all(struct server *s, struct transport *t);
 
 /* Paxos I/O vtable: queue a chosen instance for the apply thread and for release. */
 void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value);
+/* Free every entry of the apply queue (the apply thread is stopped; the
+ * caller holds qmu when others could look). */
+void srvapply_queue_clear(struct server *s);
 /* Network thread: copy the items of the queue's unresolved entries out of the ingest store. */
 void srvapply_resolve_queue(struct server *s);
 /* Free a done record (NULL is fine). */

@@ -274,15 +274,7 @@ int srvsnap_install(struct server *s)
 	srvapply_stop_threads(s);
 	srvapply_drain_outbox(s);
 	pthread_mutex_lock(&s->qmu);
-	while (s->qhead) {
-		struct aq_entry *e = s->qhead;
-		s->qhead = e->next;
-		batch_free(&e->b);
-		free(e->buf);
-		free(e);
-	}
-	s->qtail = s->qresolve = NULL;
-	s->qlen = 0;
+	srvapply_queue_clear(s);
 	s->qstop = 0;
 	pthread_mutex_unlock(&s->qmu);
 	s->rstop = 0;

@@ -68,14 +68,9 @@ r=0
 while [ $r -lt "$ROUNDS" ]; do files="$files $TMP/index_shape.test"; r=$((r + 1)); done
 
 # ---- the cluster ----
-leader_logged() { grep -qh "became leader" "$TMP"/s*.log 2>/dev/null; }
-servers="127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2))"
-spids=""
-for i in 0 1 2; do
-	server_conf "$TMP" $i "$servers"
-	spawn "$TMP/s$i.log" "$B/src/metronomed" -c "$TMP/s$i.conf" >/dev/null
-	spids="$spids $!"
-done
+leader_logged() { leader_in "$TMP"; }
+servers=$(local_servers $BASE 3)
+start_servers "$TMP" 3 "$servers"
 proxy_conf "$TMP" 1 "$servers" $((BASE + 11))
 spawn "$TMP/p1.log" "$B/src/mtrproxy" -c "$TMP/p1.conf" >/dev/null
 wait_for 20 leader_logged

@@ -35,14 +35,9 @@ M=$B/shell/mtrsql
 
 plan 8
 
-leader_logged() { grep -qh "became leader" "$TMP"/s*.log 2>/dev/null; }
-servers="127.0.0.1:$BASE,127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2))"
-spids=""
-for i in 0 1 2; do
-	server_conf "$TMP" $i "$servers"
-	spawn "$TMP/s$i.log" "$B/src/metronomed" -c "$TMP/s$i.conf" >/dev/null
-	spids="$spids $!"
-done
+leader_logged() { leader_in "$TMP"; }
+servers=$(local_servers $BASE 3)
+start_servers "$TMP" 3 "$servers"
 for k in 1 2; do
 	proxy_conf "$TMP" $k "$servers" $((BASE + 10 + k))
 	spawn "$TMP/p$k.log" "$B/src/mtrproxy" -c "$TMP/p$k.conf" >/dev/null
