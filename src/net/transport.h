@@ -131,6 +131,7 @@ struct transport {
 	const struct transport_ops *ops;
 	struct transport_config cfg;
 	struct transport_counters ctr;
+	uint64_t warn_ms[TRANSPORT_DROP__COUNT]; /* next drop of each reason logged at warn (monotonic ms) */
 };
 
 /* Open a transport of cfg->kind.  On success *out is the transport (close it
@@ -188,7 +189,9 @@ int transport_udp_open(const struct transport_config *cfg, struct transport **ou
 void transport_register_dpdk(transport_open_fn fn);
 
 /* Check the raw datagrams m[0..n) in place (wire_dgram_check with
- * cfg.cluster and cfg.key), count the bad ones by reason, compact the good
+ * cfg.cluster and cfg.key), count the bad ones by reason (the first of each
+ * reason in a minute is logged at warn, naming the sender's address and
+ * the likely cause: "failed authentication: wrong cluster.key?"), compact the good
  * ones to the front with their headers filled, update the in-counters, and
  * return how many are good.  transport_recv() calls it on what recv_raw
  * returned. */

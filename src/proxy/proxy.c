@@ -393,6 +393,9 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		mtr_log(LOG_INFO, "listening on %s for clients, stream %016llx", la, (unsigned long long)p->stream);
 	mtr_log(LOG_INFO, "proxy: udp %s, %u servers, mtu %zu, buffer %llu bytes / %u items", ua, cfg->cc.nservers,
 		p->mtu, (unsigned long long)cfg->buffer_bytes, cfg->buffer_items);
+	char who[32];
+	snprintf(who, sizeof who, "proxy %u", cfg->id);
+	clusterconf_warn_insecure(&cfg->cc, who);
 	*out = p;
 	return 0;
 fail:

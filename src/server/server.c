@@ -359,6 +359,9 @@ int server_open(const struct server_config *cfg, struct server **out)
 	s->info.port = s->t->cfg.bind.port;
 	mtr_log(LOG_INFO, "listening on %s as server %u of %u", transport_addr_format(&s->t->cfg.bind, a, sizeof a),
 		cfg->id, cc->nservers);
+	char who[32];
+	snprintf(who, sizeof who, "server %u", cfg->id);
+	clusterconf_warn_insecure(cc, who);
 	*out = s;
 	return 0;
 fail:

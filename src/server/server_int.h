@@ -110,7 +110,8 @@
 	X(read_nomem, "a READ dropped for want of memory")                               \
 	X(read_queue, "a READ dropped because READQ_MAX reads wait already")             \
 	X(stats, "a STATS that does not decode")                                         \
-	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)")
+	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)") \
+	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)")
 
 enum server_drop {
 #define SERVER__DROP_ENUM(name, text) SERVER_DROP_##name,
@@ -257,6 +258,8 @@ struct server {
 	atomic_int snap_state;     /* SNAP_IDLE, SNAP_FETCHING, SNAP_READY, SNAP_FAILED */
 	uint32_t snap_from;
 	uint64_t snap_retry_ms;
+	atomic_uint_fast64_t snap_refused; /* requests refused (server.drop.snapshot) */
+	uint64_t snap_warn_ms;             /* snapshot server thread: next refusal logged at warn */
 
 	/* result cache: the last cfg.result_cache applied instances */
 	struct done **cache;

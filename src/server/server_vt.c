@@ -83,6 +83,7 @@ static const char *const drop_names[] = {
 
 static void own_collect(struct server *s, struct wire_stats_list *o)
 {
+	s->drops[SERVER_DROP_snapshot] = atomic_load(&s->snap_refused); /* counted by the snapshot thread */
 	for (unsigned r = 0; r < SERVER_DROP__COUNT; r++) {
 		char n[48];
 		if (snprintf(n, sizeof n, "drop.%s", drop_names[r]) >= (int)sizeof n)
