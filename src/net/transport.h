@@ -31,6 +31,11 @@ struct transport_addr {
 /* Parse "a.b.c.d:port" (or "a.b.c.d" with default_port).  0 or MTR_EINVAL. */
 int transport_addr_parse(const char *s, uint16_t default_port, struct transport_addr *out);
 
+/* The local IPv4 address the kernel uses toward dst (a connected UDP
+ * socket's getsockname; nothing is sent), in host order in *ip.  0, or
+ * MTR_EIO when there is no route. */
+int transport_local_addr(const struct transport_addr *dst, uint32_t *ip);
+
 /* Format as "a.b.c.d:port" into buf (at least 22 bytes); returns buf. */
 char *transport_addr_format(const struct transport_addr *a, char *buf, size_t size);
 
@@ -131,7 +136,10 @@ struct transport {
 	const struct transport_ops *ops;
 	struct transport_config cfg;
 	struct transport_counters ctr;
-	uint64_t warn_ms[TRANSPORT_DROP__COUNT]; /* next drop of each reason logged at warn (monotonic ms) */
+	/* next drop of each reason logged at warn (monotonic ms); the last slot:
+	 * integrity drops whose MAC flag disagrees with our key (a node with
+	 * and one without a key), told apart from a wrong key */
+	uint64_t warn_ms[TRANSPORT_DROP__COUNT + 1];
 };
 
 /* Open a transport of cfg->kind.  On success *out is the transport (close it

@@ -127,6 +127,8 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct wire_key key = { .set = 1, .k = "0123456789abcdef" };
+	static const struct wire_key rolling = { .set = 1, .k = "fedcba9876543210", .next_set = 1,
+						 .next = "0123456789abcdef" };
 	struct wire_hdr h;
 
 	if (!reasm_state)
@@ -140,6 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (wire_dgram_check(buf, size - 1, 42, NULL, &h) == 0)
 			decode_payload(&h, buf + WIRE_HDR_SIZE);
 		if (wire_dgram_check(buf, size - 1, 42, &key, &h) == 0)
+			decode_payload(&h, buf + WIRE_HDR_SIZE);
+		if (wire_dgram_check(buf, size - 1, 42, &rolling, &h) == 0) /* cluster.key_next */
 			decode_payload(&h, buf + WIRE_HDR_SIZE);
 		if (size - 1 >= WIRE_OVERHEAD) {
 			/* the trailer-recomputing variant */

@@ -96,6 +96,10 @@ start_servers() {
 # leader_in DIR: a server whose log is in DIR logged "became leader"
 leader_in() { grep -qh "became leader" "$1"/s*.log 2>/dev/null; }
 
+# need_built PROGRAM...: skip the whole suite unless every program (a path
+# under the build tree) is built
+need_built() { for _nb in "$@"; do [ -x "$MTR_BUILDDIR/$_nb" ] || skip_all "$_nb is not built"; done; }
+
 # wait_for SECONDS COMMAND...: poll every 0.2 s until the command succeeds
 wait_for() {
 	t=$1; shift
