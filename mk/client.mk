@@ -11,7 +11,7 @@ libmetronome_la_SOURCES =
 # sqlite3: only localcluster.c, which reads each replica's applied instance
 # when the `local` cluster stops (doc/client.md "Linking")
 libmetronome_la_LIBADD = libmtrclient.la libmtrproxy.la libmtrsql.la libmtrnet.la libmtrproto.la \
-	libmtrcommon.la $(SQLITE_LIBS) $(XXHASH_LIBS) $(PTHREAD_LIBS) -lm
+	libmtrcommon.la $(SQLITE_LIBS) $(XXHASH_LIBS) $(SODIUM_LIBS) $(PTHREAD_LIBS) -lm
 libmetronome_la_LDFLAGS = $(AM_LDFLAGS) -export-symbols-regex '^mtr_' -version-info 0:0:0
 # in-tree programs link libmetronome statically: they also call internal
 # functions (log, localcluster), which the shared library does not export

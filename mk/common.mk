@@ -1,6 +1,6 @@
-# src/common: logging, error codes, config files, SipHash, small helpers.
+# src/common: logging, error codes, config files, small helpers.
 # The bottom library: it uses nothing of ours.
 libmtrcommon_la_SOURCES += src/common/log.c src/common/log.h src/common/error.c src/common/util.h \
-	src/common/conf.c src/common/conf.h src/common/siphash.c src/common/siphash.h \
+	src/common/conf.c src/common/conf.h \
 	src/common/daemon.c src/common/daemon.h src/common/stats.h
 include_HEADERS += include/metronome.h

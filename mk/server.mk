@@ -17,7 +17,7 @@ libmtrserver_la_SOURCES += src/server/batch.c src/server/batch.h src/server/paxo
 # built as src/metronomed, next to src/mtrproxy (mk/proxy.mk)
 bin_PROGRAMS += src/metronomed
 src_metronomed_SOURCES = src/server/metronomed.c
-src_metronomed_LDADD = libmtrserver.la $(DPDK_LA) $(NET_LIBS) $(SQLITE_LIBS) $(XXHASH_LIBS) -lm
+src_metronomed_LDADD = libmtrserver.la $(DPDK_LA) $(NET_LIBS) $(SQLITE_LIBS) $(XXHASH_LIBS) $(SODIUM_LIBS) -lm
 dist_man_MANS += doc/metronomed.8
 EXTRA_DIST += doc/paxos.md doc/pstore.md doc/storage.md doc/apply.md doc/server.md doc/config.md \
 	doc/metronomed.conf

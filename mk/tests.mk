@@ -64,6 +64,12 @@ noinst_PROGRAMS += tests/tools/mtrdigest
 tests_tools_mtrdigest_SOURCES = tests/tools/mtrdigest.c
 tests_tools_mtrdigest_LDADD = $(SERVER_LIBS) -lm
 
+# mtrforge: crafted datagrams (forged, flooded, replayed) for hostile.sh;
+# the proto library builds them, the Paxos codec the PAXOS payloads
+noinst_PROGRAMS += tests/tools/mtrforge
+tests_tools_mtrforge_SOURCES = tests/tools/mtrforge.c
+tests_tools_mtrforge_LDADD = $(SERVER_LIBS) -lm
+
 # mtrdgram: the DPDK suite's sender/receiver (either transport)
 if HAVE_DPDK
 check_PROGRAMS += tests/integration/mtrdgram
@@ -98,7 +104,7 @@ TESTS += tests/layers.sh \
 	tests/integration/client.sh tests/integration/embedded.sh \
 	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
 	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
-	tests/integration/install.sh tests/integration/stats.sh \
+	tests/integration/install.sh tests/integration/stats.sh tests/integration/hostile.sh \
 	tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh
@@ -107,8 +113,9 @@ EXTRA_DIST += tests/layers.sh tests/integration/mtrparse.sh tests/integration/sl
 	tests/integration/client.sh tests/integration/embedded.sh \
 	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
 	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
-	tests/integration/install.sh tests/integration/stats.sh tests/integration/dpdk_netns.sh \
-	tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh tests/integration/slt_index_long.sh
+	tests/integration/install.sh tests/integration/stats.sh tests/integration/hostile.sh \
+	tests/integration/dpdk_netns.sh tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh \
+	tests/integration/slt_index_long.sh
 
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
 # in the tarball for `make distcheck`; setup.sh copies it into build-aux/.

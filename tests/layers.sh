@@ -7,7 +7,7 @@
 # that DPDK (rte_*) is referenced by src/dpdk alone and SQLite by the server
 # and the client's local cluster alone, and that the installed client library
 # exports only mtr_* and links no DPDK.  It first shows that the check can
-# fail: a rule that forbids proto to use common must report proto.
+# fail: a rule that forbids net to use proto must report it.
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}/tests/integration/lib.sh"
 L=$MTR_BUILDDIR/.libs
 [ -f "$L/libmtrcommon.a" ] || skip_all "the libraries are not built in $MTR_BUILDDIR"
@@ -52,9 +52,9 @@ violations() {
 n=$(echo $libs | wc -w)
 plan $((n + 3))
 
-# the check itself can fail: proto uses common, which this rule forbids
-bad=$(violations proto "" "")
-check "a rule that forbids proto to use common reports it ($(echo "$bad" | head -1))" test -n "$bad"
+# the check itself can fail: net uses proto, which this rule forbids
+bad=$(violations net "common" "")
+check "a rule that forbids net to use proto reports it ($(echo "$bad" | head -1))" test -n "$bad"
 
 for l in $libs; do
 	v=$(violations "$l" "${may[$l]}" "${ext[$l]:-}")

@@ -93,6 +93,8 @@ static int parse_embedded(mtr *db, const char *uri, struct conf *c)
 			rc = set_key(db, c, "cluster.id", v, vlen);
 		else if (klen == 5 && !memcmp(p, "group", 5))
 			rc = set_key(db, c, "cluster.group", v, vlen);
+		else if (klen == 8 && !memcmp(p, "insecure", 8))
+			rc = set_key(db, c, "cluster.insecure", v, vlen);
 		else if (klen == 3 && !memcmp(p, "key", 3)) {
 			rc = set_key(db, c, "cluster.key", v, vlen);
 			if (!rc)

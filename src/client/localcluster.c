@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -182,17 +181,12 @@ static int write_configs(struct localcluster *lc, char *err, size_t errlen)
 	path_of(lc, path, sizeof(path), -1, ".conf");
 	if (access(path, R_OK) == 0)
 		return 0;
-	uint8_t key[16];
-	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
-		errbuf_set(err, errlen, "cannot draw a random cluster key: %s", strerror(errno));
-		return MTR_EIO;
-	}
+	/* a key per cluster: its datagrams are authenticated like any other's */
+	char key[2 * WIRE_KEY_SIZE + 1];
+	clusterconf_new_key(key);
 	int n = snprintf(common, sizeof(common),
 			 "# Written by the local cluster launcher at its first start; edit with care.\n"
-			 "cluster.id = 1\ncluster.key = ");
-	for (int i = 0; i < 16; i++)
-		n += snprintf(common + n, sizeof(common) - (size_t)n, "%02x", key[i]);
-	n += snprintf(common + n, sizeof(common) - (size_t)n, "\ncluster.servers = ");
+			 "cluster.id = 1\ncluster.key = %s\ncluster.servers = ", key);
 	for (unsigned i = 0; i < lc->nservers; i++)
 		n += snprintf(common + n, sizeof(common) - (size_t)n, "%s127.0.0.1:%u", i ? "," : "",
 			      (unsigned)(lc->server_port + i));

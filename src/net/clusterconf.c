@@ -8,22 +8,66 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "clusterconf.h"
+#include "log.h"
 #include "metronome.h"
 #include "util.h"
 
 
-static int parse_key(const char *s, struct wire_key *k)
+/* 32 hex digits into out[16].  0 or MTR_EINVAL. */
+static int parse_key(const char *s, uint8_t out[WIRE_KEY_SIZE])
 {
-	if (strlen(s) != 32)
+	if (strlen(s) != 2 * WIRE_KEY_SIZE)
 		return MTR_EINVAL;
-	for (int i = 0; i < 16; i++) {
+	for (int i = 0; i < WIRE_KEY_SIZE; i++) {
 		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return MTR_EINVAL;
-		k->k[i] = (uint8_t)(hi << 4 | lo);
+		out[i] = (uint8_t)(hi << 4 | lo);
 	}
-	k->set = 1;
+	return 0;
+}
+
+/* cluster.key, cluster.key_next and cluster.insecure into out. */
+static int read_keys(const struct conf *c, struct clusterconf *out, char *err, size_t errlen)
+{
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium cannot start (sodium_init failed): no datagram can be authenticated");
+		return MTR_ECONFIG;
+	}
+	const char *k = conf_str(c, "cluster.key");
+	const char *kn = conf_str(c, "cluster.key_next");
+	if (k && *k) {
+		if (parse_key(k, out->key.k)) {
+			snprintf(err, errlen,
+				 "cluster.key: expected 32 hexadecimal digits (16 bytes), got '%s'; make one with --gen-key", k);
+			return MTR_ECONFIG;
+		}
+		out->key.set = 1;
+	}
+	if (kn && *kn) {
+		if (parse_key(kn, out->key.next)) {
+			snprintf(err, errlen,
+				 "cluster.key_next: expected 32 hexadecimal digits (16 bytes), got '%s'; make one with --gen-key",
+				 kn);
+			return MTR_ECONFIG;
+		}
+		if (!out->key.set) {
+			snprintf(err, errlen, "cluster.key_next is set but cluster.key is not: a rotation needs both (doc/security.md)");
+			return MTR_ECONFIG;
+		}
+		out->key.next_set = 1;
+	}
+	if (!out->key.set && !conf_bool(c, "cluster.insecure")) {
+		snprintf(err, errlen,
+			 "cluster.key is not set: every server and proxy of a cluster needs the same key.  Make one with "
+			 "`metronomed --gen-key` (or `mtrproxy --gen-key`) and add `cluster.key = KEY` to every node's "
+			 "configuration, or set cluster.insecure = yes to run without authentication");
+		return MTR_ECONFIG;
+	}
+	out->insecure = !out->key.set;
 	return 0;
 }
 
@@ -67,17 +111,15 @@ int clusterconf_read(const struct conf *c, struct clusterconf *out, char *err, s
 		return MTR_ECONFIG;
 	}
 	out->cluster_id = (uint32_t)id;
-	const char *k = conf_str(c, "cluster.key");
-	if (k && *k && parse_key(k, &out->key)) {
-		snprintf(err, errlen, "cluster.key: expected 32 hexadecimal digits (16 bytes), got '%s'", k);
-		return MTR_ECONFIG;
-	}
+	int rc = read_keys(c, out, err, errlen);
+	if (rc)
+		return rc;
 	const char *servers = conf_str(c, "cluster.servers");
 	if (!servers || !*servers) {
 		snprintf(err, errlen, "cluster.servers is not set; list every server as ip:port in id order");
 		return MTR_ECONFIG;
 	}
-	int rc = parse_servers(servers, out, err, errlen);
+	rc = parse_servers(servers, out, err, errlen);
 	if (rc)
 		return rc;
 	const char *g = conf_str(c, "cluster.group");
@@ -145,4 +187,33 @@ void clusterconf_transport(const struct clusterconf *cc, struct transport_config
 	tc->dpdk_eal = cc->dpdk_eal;
 	tc->dpdk_port = cc->dpdk_port;
 	tc->busy_poll = cc->busy_poll;
+}
+
+void clusterconf_warn_insecure(const struct clusterconf *cc, const char *who)
+{
+	if (!cc->key.set)
+		mtr_log(LOG_WARN,
+			"%s: INSECURE: no cluster.key (cluster.insecure = yes): datagrams are not authenticated, anyone who "
+			"can send to this node can write, read and stop the cluster (doc/security.md)",
+			who);
+}
+
+void clusterconf_new_key(char hex[2 * WIRE_KEY_SIZE + 1])
+{
+	uint8_t k[WIRE_KEY_SIZE];
+	randombytes_buf(k, sizeof k);
+	sodium_bin2hex(hex, 2 * WIRE_KEY_SIZE + 1, k, sizeof k);
+	sodium_memzero(k, sizeof k);
+}
+
+int clusterconf_gen_key_main(FILE *f)
+{
+	if (sodium_init() < 0) {
+		fprintf(stderr, "libsodium cannot start: no key made\n");
+		return 2;
+	}
+	char hex[2 * WIRE_KEY_SIZE + 1];
+	clusterconf_new_key(hex);
+	fprintf(f, "%s\n", hex);
+	return fflush(f) == 0 ? 0 : 2;
 }

@@ -11,6 +11,7 @@
 #define MTR_CLUSTERCONF_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "conf.h"
 #include "transport.h"
@@ -31,7 +32,14 @@
 #define CLUSTERCONF_KEYS                                                                                     \
 	{ "cluster.id", CONF_INT, "1", "cluster id (1..2^32-1): datagrams of other clusters are dropped" },   \
 	{ "cluster.key", CONF_STRING, NULL,                                                                   \
-	  "32 hex digits: authenticate every datagram with SipHash-2-4 (same on every node); unset: XXH3" }, \
+	  "32 hex digits (--gen-key prints a new one): the key of every datagram's MAC, the same on every "   \
+	  "node; required unless cluster.insecure" },                                                         \
+	{ "cluster.key_next", CONF_STRING, NULL,                                                              \
+	  "32 hex digits: a second key also accepted on receive, during a key rotation (doc/security.md); "   \
+	  "datagrams are sent with cluster.key" },                                                            \
+	{ "cluster.insecure", CONF_BOOL, "no",                                                                \
+	  "yes: run without cluster.key (anyone who can send to the nodes can write, read and stop the "      \
+	  "cluster); logged at warn at every start" },                                                        \
 	{ "cluster.servers", CONF_LIST, NULL,                                                                 \
 	  "every server's address ip:port, in server id order (id 0 first); required" },                     \
 	{ "cluster.group", CONF_STRING, NULL,                                                                 \
@@ -47,7 +55,8 @@
 /* The checked values of the shared keys. */
 struct clusterconf {
 	uint32_t cluster_id;
-	struct wire_key key;
+	struct wire_key key; /* key.set: cluster.key; key.next_set: cluster.key_next */
+	int insecure;        /* no cluster.key, cluster.insecure = yes */
 	unsigned nservers;
 	struct transport_addr servers[CLUSTERCONF_MAX_SERVERS];
 	int has_group;
@@ -62,12 +71,25 @@ struct clusterconf {
 };
 
 /* Check and convert the shared keys of c.  0, or MTR_ECONFIG with a sentence
- * in err naming the key and what to do. */
+ * in err naming the key and what to do.  A configuration without cluster.key
+ * is refused unless cluster.insecure = yes. */
 int clusterconf_read(const struct conf *c, struct clusterconf *out, char *err, size_t errlen);
 
 /* Fill tc (after transport_config_init) with the cluster id, key, kind, the
  * group (multicast) or the fan-out list (every server), rcvbuf and the dpdk
  * settings.  bind is left to the caller. */
 void clusterconf_transport(const struct clusterconf *cc, struct transport_config *tc);
+
+/* Log, at warn, that cc runs without authentication, when it does (each
+ * daemon calls it at every start; who: "server 0", "proxy 256"). */
+void clusterconf_warn_insecure(const struct clusterconf *cc, const char *who);
+
+/* A fresh cluster key from the OS's random source (libsodium's
+ * randombytes_buf), as 32 hex digits and a NUL in hex. */
+void clusterconf_new_key(char hex[2 * WIRE_KEY_SIZE + 1]);
+
+/* The daemons' --gen-key: print a fresh key and a newline on f.  Returns
+ * the exit status (0, or 2 when libsodium cannot start). */
+int clusterconf_gen_key_main(FILE *f);
 
 #endif

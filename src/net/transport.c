@@ -10,8 +10,12 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metronome.h"
@@ -70,6 +74,22 @@ static int parse_dec(const char **p, unsigned max, unsigned *out)
 		return MTR_EINVAL;
 	*p = s;
 	*out = v;
+	return 0;
+}
+
+int transport_local_addr(const struct transport_addr *dst, uint32_t *ip)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(dst->port ? dst->port : 9),
+				 .sin_addr.s_addr = htonl(dst->ip)};
+	socklen_t sl = sizeof sa;
+	int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+		 getsockname(fd, (struct sockaddr *)&sa, &sl) == 0 && sa.sin_addr.s_addr != 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return MTR_EIO;
+	*ip = ntohl(sa.sin_addr.s_addr);
 	return 0;
 }
 
@@ -325,6 +345,41 @@ static unsigned drop_reason(int err)
 	}
 }
 
+#define DROP_WARN_MS 60000u /* one warning per drop reason and minute */
+
+/* Log the drop of m (reason r) at warn, unless one of reason r was logged
+ * in the last minute; at debug every time. */
+static void drop_log(struct transport *t, const struct transport_msg *m, unsigned r)
+{
+	uint64_t now = now_mono_ns() / 1000000u;
+	int keyed = t->cfg.key.set, flagged = m->len >= WIRE_OVERHEAD && (ld16(m->buf + 6) & WIRE_F_MAC);
+	unsigned slot = r == TRANSPORT_DROP_INTEGRITY && keyed != !!flagged ? TRANSPORT_DROP__COUNT : r;
+	int warn = now >= t->warn_ms[slot];
+	if (!warn && log_threshold < LOG_DEBUG)
+		return;
+	char a[24], why[160];
+	transport_addr_format(&m->peer, a, sizeof a);
+	if (r == TRANSPORT_DROP_INTEGRITY && keyed && !flagged)
+		snprintf(why, sizeof why, "has no MAC: does the sender run without cluster.key (cluster.insecure)?");
+	else if (r == TRANSPORT_DROP_INTEGRITY && keyed)
+		snprintf(why, sizeof why, "failed authentication: wrong cluster.key?");
+	else if (r == TRANSPORT_DROP_INTEGRITY && flagged)
+		snprintf(why, sizeof why, "carries a MAC, and this node has no cluster.key: set the cluster's key here");
+	else if (r == TRANSPORT_DROP_INTEGRITY)
+		snprintf(why, sizeof why, "failed its checksum: corrupted");
+	else if (r == TRANSPORT_DROP_CLUSTER)
+		snprintf(why, sizeof why, "belongs to cluster %u, not %u (cluster.id)", ld32(m->buf + 8), t->cfg.cluster);
+	else
+		snprintf(why, sizeof why, "dropped (%u bytes): %s", m->len, transport_drop_name(r));
+	if (warn) {
+		t->warn_ms[slot] = now + DROP_WARN_MS;
+		mtr_log(LOG_WARN, "transport: datagram from %s %s (counted in transport.drop.%s; the next ones of this "
+			"minute only counted)", a, why, transport_drop_name(r));
+	} else {
+		mtr_log(LOG_DEBUG, "transport: datagram from %s %s", a, why);
+	}
+}
+
 int transport_filter(struct transport *t, struct transport_msg *m, unsigned n)
 {
 	const struct wire_key *key = t->cfg.key.set ? &t->cfg.key : NULL;
@@ -335,11 +390,7 @@ int transport_filter(struct transport *t, struct transport_msg *m, unsigned n)
 		if (rc < 0) {
 			unsigned r = drop_reason(rc);
 			t->ctr.drops[r]++;
-			if (log_threshold >= LOG_DEBUG) {
-				char a[24];
-				mtr_log(LOG_DEBUG, "transport: dropped %u-byte datagram from %s: %s", m[i].len,
-					transport_addr_format(&m[i].peer, a, sizeof a), transport_drop_name(r));
-			}
+			drop_log(t, &m[i], r);
 			continue;
 		}
 		if (good != i)

@@ -31,6 +31,11 @@ struct transport_addr {
 /* Parse "a.b.c.d:port" (or "a.b.c.d" with default_port).  0 or MTR_EINVAL. */
 int transport_addr_parse(const char *s, uint16_t default_port, struct transport_addr *out);
 
+/* The local IPv4 address the kernel uses toward dst (a connected UDP
+ * socket's getsockname; nothing is sent), in host order in *ip.  0, or
+ * MTR_EIO when there is no route. */
+int transport_local_addr(const struct transport_addr *dst, uint32_t *ip);
+
 /* Format as "a.b.c.d:port" into buf (at least 22 bytes); returns buf. */
 char *transport_addr_format(const struct transport_addr *a, char *buf, size_t size);
 
@@ -131,6 +136,10 @@ struct transport {
 	const struct transport_ops *ops;
 	struct transport_config cfg;
 	struct transport_counters ctr;
+	/* next drop of each reason logged at warn (monotonic ms); the last slot:
+	 * integrity drops whose MAC flag disagrees with our key (a node with
+	 * and one without a key), told apart from a wrong key */
+	uint64_t warn_ms[TRANSPORT_DROP__COUNT + 1];
 };
 
 /* Open a transport of cfg->kind.  On success *out is the transport (close it
@@ -188,7 +197,9 @@ int transport_udp_open(const struct transport_config *cfg, struct transport **ou
 void transport_register_dpdk(transport_open_fn fn);
 
 /* Check the raw datagrams m[0..n) in place (wire_dgram_check with
- * cfg.cluster and cfg.key), count the bad ones by reason, compact the good
+ * cfg.cluster and cfg.key), count the bad ones by reason (the first of each
+ * reason in a minute is logged at warn, naming the sender's address and
+ * the likely cause: "failed authentication: wrong cluster.key?"), compact the good
  * ones to the front with their headers filled, update the in-counters, and
  * return how many are good.  transport_recv() calls it on what recv_raw
  * returned. */

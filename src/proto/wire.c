@@ -10,10 +10,10 @@
 #include "config.h"
 
 #include <string.h>
+#include <sodium.h>
 #include <xxhash.h>
 
 #include "metronome.h"
-#include "siphash.h"
 #include "util.h"
 #include "wire.h"
 
@@ -34,11 +34,33 @@ const char *wire_type_name(unsigned type)
 
 /* ---- datagrams ------------------------------------------------------- */
 
-static uint64_t trailer_of(const uint8_t *buf, size_t n, const struct wire_key *key)
+_Static_assert(WIRE_KEY_SIZE == crypto_shorthash_KEYBYTES && WIRE_TRAILER_SIZE == crypto_shorthash_BYTES,
+	       "the trailer is one crypto_shorthash (SipHash-2-4) under a 16-byte key");
+
+/* Write the trailer of buf[0..n) at buf + n: SipHash-2-4 under key k (its
+ * 8 bytes are the little-endian u64 of the algorithm), or XXH3-64. */
+static void trailer_put(uint8_t *buf, size_t n, const uint8_t *k)
 {
-	if (key && key->set)
-		return siphash24(key->k, buf, n);
-	return XXH3_64bits(buf, n);
+	if (k)
+		crypto_shorthash(buf + n, buf, n, k);
+	else
+		st64(buf + n, XXH3_64bits(buf, n));
+}
+
+/* Whether the trailer at buf + n is right for buf[0..n): the MAC under the
+ * key (then its next key), compared in constant time, or XXH3-64. */
+static int trailer_ok(const uint8_t *buf, size_t n, const struct wire_key *key)
+{
+	if (!(key && key->set))
+		return ld64(buf + n) == XXH3_64bits(buf, n);
+	uint8_t mac[WIRE_TRAILER_SIZE];
+	crypto_shorthash(mac, buf, n, key->k);
+	if (sodium_memcmp(mac, buf + n, sizeof mac) == 0)
+		return 1;
+	if (!key->next_set)
+		return 0;
+	crypto_shorthash(mac, buf, n, key->next);
+	return sodium_memcmp(mac, buf + n, sizeof mac) == 0;
 }
 
 size_t wire_frame_finish(uint8_t *buf, const struct wire_from *f, uint8_t type, uint32_t length)
@@ -53,7 +75,7 @@ size_t wire_frame_finish(uint8_t *buf, const struct wire_from *f, uint8_t type, 
 	st32(buf + 16, length);
 	st32(buf + 20, 0);
 	size_t n = WIRE_HDR_SIZE + (size_t)length;
-	st64(buf + n, trailer_of(buf, n, key));
+	trailer_put(buf, n, key && key->set ? key->k : NULL);
 	return n + WIRE_TRAILER_SIZE;
 }
 
@@ -78,7 +100,7 @@ int wire_dgram_check(const uint8_t *buf, size_t len, uint32_t cluster, const str
 	if (!!(flags & WIRE_F_MAC) != keyed)
 		return MTR_EINTEGRITY;
 	size_t n = WIRE_HDR_SIZE + (size_t)plen;
-	if (ld64(buf + n) != trailer_of(buf, n, key))
+	if (!trailer_ok(buf, n, key))
 		return MTR_EINTEGRITY;
 	if (ld32(buf + 8) != cluster)
 		return MTR_ECLUSTER;

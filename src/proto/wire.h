@@ -6,9 +6,10 @@
  *
  *   header (WIRE_HDR_SIZE = 24 bytes) | payload (length bytes) | trailer (8)
  *
- * and the trailer is XXH3-64 of header+payload, or, when the datagram flag
- * WIRE_F_MAC is set (a cluster key is configured), SipHash-2-4 keyed with the
- * cluster key over the same bytes.  Nothing is trusted before
+ * and the trailer is, when the datagram flag WIRE_F_MAC is set (a cluster
+ * key is configured), SipHash-2-4 keyed with the cluster key over
+ * header+payload (libsodium's crypto_shorthash), or XXH3-64 of the same
+ * bytes in a cluster run with cluster.insecure.  Nothing is trusted before
  * wire_dgram_check() has passed.
  *
  * Message types are declared once, in WIRE_TYPE_MAP: the enum wire_type
@@ -40,6 +41,8 @@
 
 /* Datagram flags (header bytes 6-7). */
 #define WIRE_F_MAC 0x0001u /* trailer is a keyed SipHash-2-4, not XXH3 */
+
+#define WIRE_KEY_SIZE 16 /* bytes of a cluster key (crypto_shorthash_KEYBYTES) */
 
 /*
  * Message types: X(NAME, value, summary).  Values are part of the protocol;
@@ -76,10 +79,17 @@ struct wire_hdr {
 	uint32_t length;  /* payload bytes */
 };
 
-/* A cluster key for the keyed MAC; set == 0 means "no key: use XXH3". */
+/*
+ * A cluster key for the keyed MAC; set == 0 means "no key: use XXH3"
+ * (cluster.insecure).  Datagrams are sent with k; on receive a datagram
+ * whose MAC fails under k is also tried under next when next_set
+ * (cluster.key_next: the key a rolling rotation moves to).
+ */
 struct wire_key {
 	int set;
-	uint8_t k[16];
+	uint8_t k[WIRE_KEY_SIZE];
+	int next_set;
+	uint8_t next[WIRE_KEY_SIZE];
 };
 
 /*
@@ -105,7 +115,8 @@ size_t wire_frame_finish(uint8_t *buf, const struct wire_from *f, uint8_t type, 
 /*
  * Validate a received datagram of len bytes: size, magic, version, reserved
  * bytes, payload length, trailer (hash, or MAC when key is set: a datagram
- * without WIRE_F_MAC is then rejected), and cluster id.  Fills *out.
+ * without WIRE_F_MAC is then rejected; the MAC is compared in constant time,
+ * under key->k and then key->next), and cluster id.  Fills *out.
  * Returns 0, or MTR_ETRUNCATED, MTR_EMAGIC, MTR_EVERSION, MTR_EMALFORMED,
  * MTR_EINTEGRITY, MTR_ECLUSTER.  Never reads outside buf[0..len).
  * The payload is at buf + WIRE_HDR_SIZE, out->length bytes.

@@ -3,6 +3,7 @@
  * exit codes.  Everything else is the proxy object (proxy.h).
  *
  *   mtrproxy -c FILE [-o key=value]... [--help] [--version]
+ *   mtrproxy --gen-key              (prints a new random cluster.key)
  *   mtrproxy --print-config-doc     (the Markdown key table, for doc/config.md)
  *
  * Exit status: 0 after SIGTERM/SIGINT (clean stop), 1 on a configuration
@@ -40,6 +41,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mtrproxy -c FILE [-o key=value]... [--help] [--version]\n"
+		"       mtrproxy --gen-key\n"
 		"       mtrproxy --print-config-doc\n"
 		"\n"
 		"Runs one Metronome proxy: clients connect over TCP (proxy.listen), their\n"
@@ -47,11 +49,15 @@ static void usage(FILE *f)
 		"FILE holds `key = value` lines; -o sets or overrides one key.\n"
 		"Keys (type, default, meaning):\n\n");
 	conf_print_help(keys, ARRAY_SIZE(keys), f);
+	fprintf(f, "\n--gen-key prints a new random cluster.key (32 hex digits): put the same one in the\n"
+		   "configuration of every server and proxy of the cluster.\n");
 	fprintf(f, "\nExit status: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 on a runtime failure.\n");
 }
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "--gen-key") == 0)
+		return clusterconf_gen_key_main(stdout);
 	transport_dpdk_enable();
 	struct conf *c = NULL;
 	int rc = conf_from_args("mtrproxy", argc, argv, keys, ARRAY_SIZE(keys), usage, &c);

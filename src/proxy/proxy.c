@@ -69,6 +69,7 @@ void proxy_config_defaults(struct proxy_config *cfg)
 	cfg->cc.rcvbuf = 8 << 20;
 	transport_addr_parse("127.0.0.1:7400", CPROTO_DEFAULT_PORT, &cfg->listen);
 	cfg->id = 256;
+	cfg->bind_auto = 1;
 	cfg->buffer_bytes = 64u << 20;
 	cfg->buffer_items = 262144;
 	cfg->heartbeat_ms = 10;
@@ -105,7 +106,8 @@ int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err,
 		return MTR_ECONFIG;
 	}
 	const char *b = conf_str(c, "proxy.bind");
-	if (transport_addr_parse(b ? b : "", 0, &out->bind)) {
+	out->bind_auto = b == NULL || *b == 0;
+	if (!out->bind_auto && transport_addr_parse(b, 0, &out->bind)) {
 		snprintf(err, errlen, "proxy.bind: '%s' is not an address; write a.b.c.d:port (port 0: any)", b);
 		return MTR_ECONFIG;
 	}
@@ -340,6 +342,17 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 	transport_config_init(&tc);
 	clusterconf_transport(&p->cfg.cc, &tc);
 	tc.bind = cfg->bind;
+	if (cfg->bind_auto && tc.bind.ip == 0 && strcmp(p->cfg.cc.kind, "udp") == 0) {
+		/* our own address, not 0.0.0.0: datagrams to any other local
+		 * address never reach the proxy */
+		rc = transport_local_addr(&cfg->cc.servers[0], &tc.bind.ip);
+		if (rc != 0) {
+			char a[32];
+			mtr_log(LOG_ERROR, "proxy: no local address toward server 0 (%s); set proxy.bind",
+				transport_addr_format(&cfg->cc.servers[0], a, sizeof a));
+			goto fail;
+		}
+	}
 	tc.mtu = cfg->cc.mtu ? cfg->cc.mtu : WIRE_DEFAULT_MTU;
 	if ((rc = transport_open(&tc, &p->t)) != 0)
 		goto fail;
@@ -383,6 +396,7 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 	p->batch_first = outbuf_next_seq(&p->ob);
 	p->now_ms = proxy_mono_ms();
 	p->next_hb_ms = p->now_ms;
+	p->status_ms = p->now_ms;
 	char la[32], ua[32];
 	transport_addr_format(&p->laddr, la, sizeof la);
 	transport_addr_format(&p->t->cfg.bind, ua, sizeof ua);
@@ -393,6 +407,9 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		mtr_log(LOG_INFO, "listening on %s for clients, stream %016llx", la, (unsigned long long)p->stream);
 	mtr_log(LOG_INFO, "proxy: udp %s, %u servers, mtu %zu, buffer %llu bytes / %u items", ua, cfg->cc.nservers,
 		p->mtu, (unsigned long long)cfg->buffer_bytes, cfg->buffer_items);
+	char who[32];
+	snprintf(who, sizeof who, "proxy %u", cfg->id);
+	clusterconf_warn_insecure(&cfg->cc, who);
 	*out = p;
 	return 0;
 fail:

@@ -29,7 +29,9 @@
 #define PROXY_KEYS                                                                                              \
 	{ "proxy.listen", CONF_STRING, "127.0.0.1:7400", "TCP address ip:port for clients" },                     \
 	{ "proxy.id", CONF_INT, "256", "sender id in datagrams (servers are 0..15; give each proxy its own)" },     \
-	{ "proxy.bind", CONF_STRING, "0.0.0.0:0", "UDP address ip:port for RESULT, RESEND and STATUS datagrams" }, \
+	{ "proxy.bind", CONF_STRING, NULL,                                                                       \
+	  "UDP address ip:port for RESULT, RESEND and STATUS datagrams; unset: the local address the kernel "     \
+	  "uses toward server 0, any port" },                                                                     \
 	{ "proxy.buffer", CONF_SIZE, "64M", "bytes of items kept until their results arrive (push-back beyond)" },  \
 	{ "proxy.buffer_items", CONF_INT, "262144", "items kept until their results arrive (push-back beyond)" },  \
 	{ "proxy.heartbeat", CONF_DURATION, "10ms", "heartbeat period while items wait for results" },            \
@@ -47,6 +49,8 @@ struct proxy_config {
 	int no_listen;                /* 1: no listener (embedded: proxy_attach only) */
 	uint32_t id;                  /* proxy.id: sender id of our datagrams */
 	struct transport_addr bind;   /* proxy.bind */
+	int bind_auto;                /* proxy.bind unset: proxy_open binds the local
+				       * address toward server 0 when bind.ip is 0 */
 	uint64_t buffer_bytes;        /* proxy.buffer */
 	uint32_t buffer_items;        /* proxy.buffer_items */
 	uint32_t heartbeat_ms;        /* proxy.heartbeat */
@@ -59,7 +63,9 @@ struct proxy_config {
 };
 
 /* Fill *cfg with the defaults of every proxy key (for an embedded proxy:
- * set cc.servers/nservers, cc.cluster_id, cc.key and no_listen afterwards).
+ * set cc.servers/nservers, cc.cluster_id, cc.key and no_listen afterwards;
+ * bind_auto is set: without a bind address the proxy binds its own address
+ * toward server 0, not 0.0.0.0).
  * cc gets cluster id 1, udp, transport.mtu 1472, no servers. */
 void proxy_config_defaults(struct proxy_config *cfg);
 

@@ -40,6 +40,7 @@
 #define IDLE_HEARTBEAT_MS 1000u
 #define STATS_PERIOD_MS 1000u /* the proxy's counters to every server (mtr_stats) */
 #define ALIVE_MS 1000u         /* a server is alive when its STATUS is this recent */
+#define SILENT_WARN_MS 5000u   /* no STATUS from any server this long: warn (once a minute) */
 #define RHASH 1024u            /* buckets of the read table */
 
 /* ---- state ---------------------------------------------------------------- */
@@ -173,6 +174,8 @@ struct proxy {
 	uint64_t next_hb_ms;
 	uint64_t next_rr_ms;
 	uint64_t next_stats_ms; /* next STATS to every server */
+	uint64_t status_ms;     /* last STATUS from any server (proxy_open: the start) */
+	uint64_t silent_warn_ms; /* next "no STATUS" warning */
 
 	atomic_int stop;
 	pthread_mutex_t mu; /* attach queue and published stats */

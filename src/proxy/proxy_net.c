@@ -353,6 +353,23 @@ static void on_status(struct proxy *p, const struct transport_msg *m)
 		v->applied = s.applied;
 	v->seen_ms = p->now_ms;
 	v->known = 1;
+	p->status_ms = p->now_ms;
+}
+
+/* A proxy that hears no server is either alone or mis-configured (a wrong
+ * cluster.key or cluster.id: the servers drop every datagram of ours, and
+ * ours theirs).  Say so, once a minute, instead of failing silently. */
+static void check_silence(struct proxy *p)
+{
+	uint64_t now = p->now_ms;
+	if (now - p->status_ms < SILENT_WARN_MS || now < p->silent_warn_ms)
+		return;
+	p->silent_warn_ms = now + 60000;
+	mtr_log(LOG_WARN,
+		"proxy %u: no STATUS from any server for %llu ms: servers down or unreachable, or a cluster.key or "
+		"cluster.id that differs from theirs (look for 'failed authentication' in the servers' logs and "
+		"transport.drop.integrity here)",
+		p->cfg.id, (unsigned long long)(now - p->status_ms));
 }
 
 int pxnet_transport_drain(struct proxy *p)
@@ -425,6 +442,7 @@ void pxnet_timers(struct proxy *p)
 	if (now >= p->next_stats_ms) {
 		send_stats(p);
 		p->next_stats_ms = now + STATS_PERIOD_MS;
+		check_silence(p);
 	}
 	/* late results: ask a server again (round robin), a few per tick */
 	if (waiting && now >= p->next_rr_ms) {

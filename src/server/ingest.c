@@ -8,9 +8,13 @@
  * growing copies the live window once.  A slot is empty when loc.seg == 0
  * (segment ids start at 1).
  *
- * Streams are found by an open-addressing hash of their id (streams are never
- * removed, so no tombstones), with a one-entry cache for the common case of
- * consecutive items of one stream.
+ * Streams are found by an open-addressing hash of their id, with a
+ * one-entry cache for the common case of consecutive items of one stream.
+ * A stream that ever held an item is never removed; when the table is full,
+ * the streams that never did (known only from a heartbeat or a request:
+ * nothing stored, nothing released, so nothing to lose) are forgotten and
+ * the hash rebuilt, so that a flood of made-up stream ids cannot lock real
+ * proxies out.
  *
  * Durability: contig moves as items arrive; in disk mode the watermark only
  * catches up with contig in ingest_sync(), after the fdatasync, for the
@@ -82,6 +86,84 @@ static struct istream *stream_find(const struct ingest *ing, uint64_t id)
 	}
 }
 
+static int stream_empty(const struct istream *s)
+{
+	return s->high_seen == 0 && s->base == 0 && s->contig == 0 && !s->dirty;
+}
+
+/* Remove the streams marked in gone[] (indexes into all[]) and rebuild the
+ * hash.  Returns how many. */
+static uint32_t remove_marked(struct ingest *ing, const uint8_t *gone)
+{
+	uint32_t kept = 0, n = 0;
+	for (uint32_t i = 0; i < ing->nstreams; i++) {
+		struct istream *s = ing->all[i];
+		if (gone[i]) {
+			ing->st.mem -= sizeof *s + s->cap * sizeof(struct slot);
+			free(s->ring);
+			free(s);
+			n++;
+		} else {
+			ing->all[kept++] = s;
+		}
+	}
+	if (n == 0)
+		return 0;
+	ing->nstreams = kept;
+	ing->st.streams = kept;
+	ing->st.evicted_streams += n;
+	ing->last = NULL;
+	ing->gap_rr = 0;
+	memset(ing->tab, 0, ing->tab_cap * sizeof *ing->tab);
+	for (uint32_t i = 0; i < kept; i++) {
+		uint32_t h = hash_id(ing->all[i]->id, ing->tab_cap);
+		while (ing->tab[h])
+			h = (h + 1) & (ing->tab_cap - 1);
+		ing->tab[h] = ing->all[i];
+	}
+	return n;
+}
+
+/* A full table: forget every stream that never held an item (see the top
+ * of the file).  Returns how many. */
+static uint32_t evict_empty(struct ingest *ing)
+{
+	uint8_t *gone = calloc(ing->nstreams ? ing->nstreams : 1, 1);
+	if (!gone)
+		return 0;
+	for (uint32_t i = 0; i < ing->nstreams; i++)
+		gone[i] = (uint8_t)stream_empty(ing->all[i]);
+	uint32_t n = remove_marked(ing, gone);
+	free(gone);
+	if (n)
+		mtr_log(LOG_INFO, "[ingest] stream table full: forgot %u streams that never held an item", n);
+	return n;
+}
+
+unsigned ingest_forget_empty(struct ingest *ing, const uint64_t *ids, unsigned n)
+{
+	if (n == 0 || ing->nstreams == 0)
+		return 0;
+	uint8_t *gone = calloc(ing->nstreams, 1);
+	if (!gone)
+		return 0;
+	unsigned marked = 0;
+	for (unsigned k = 0; k < n; k++) {
+		struct istream *s = stream_find(ing, ids[k]);
+		if (!s || !stream_empty(s))
+			continue;
+		for (uint32_t i = 0; i < ing->nstreams; i++)
+			if (ing->all[i] == s) {
+				gone[i] = 1;
+				marked++;
+				break;
+			}
+	}
+	uint32_t r = marked ? remove_marked(ing, gone) : 0;
+	free(gone);
+	return r;
+}
+
 static struct istream *stream_get(struct ingest *ing, uint64_t id)
 {
 	struct istream *s = stream_find(ing, id);
@@ -89,7 +171,7 @@ static struct istream *stream_get(struct ingest *ing, uint64_t id)
 		ing->last = s;
 		return s;
 	}
-	if (ing->nstreams >= ing->o.max_streams) {
+	if (ing->nstreams >= ing->o.max_streams && evict_empty(ing) == 0) {
 		ing->st.drop_streams++;
 		return NULL;
 	}

@@ -68,6 +68,7 @@ struct ingest_range {
 	X(dup, "dropped: already stored or released")         \
 	X(drop_invalid, "dropped: seq 0, empty or too large") \
 	X(drop_streams, "dropped: too many streams")          \
+	X(evicted_streams, "streams that never held an item, forgotten to make room") \
 	X(drop_window, "dropped: too far ahead of base")      \
 	X(drop_mem, "dropped: memory bound")                  \
 	X(syncs, "ingest_sync calls that advanced something") \
@@ -151,6 +152,12 @@ int ingest_holds(const struct ingest *ing, uint64_t stream, uint64_t last);
  * unknown stream beyond the stream bound).
  */
 int ingest_forget(struct ingest *ing, uint64_t stream, uint64_t upto);
+
+/* Forget the streams of ids[0..n) that never held an item (known only from
+ * a heartbeat or a fetch: nothing stored, nothing released), so that their
+ * gaps are no longer asked for.  The server calls it for the streams its
+ * stream table evicted as dead.  Returns how many were forgotten. */
+unsigned ingest_forget_empty(struct ingest *ing, const uint64_t *ids, unsigned n);
 
 /* Copy the counters. */
 void ingest_stats(const struct ingest *ing, struct ingest_stats *st);

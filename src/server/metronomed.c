@@ -3,6 +3,7 @@
  * signals, exit codes.  Everything else is the server object (server.h).
  *
  *   metronomed -c FILE [-o key=value]... [--help] [--version]
+ *   metronomed --gen-key              (prints a new random cluster.key)
  *   metronomed --print-config-doc     (the Markdown key table of doc/config.md)
  *
  * Exit status: 0 after SIGTERM/SIGINT (clean stop), 1 on a configuration
@@ -40,16 +41,21 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: metronomed -c FILE [-o key=value]... [--help] [--version]\n"
+		"       metronomed --gen-key\n"
 		"       metronomed --print-config-doc\n"
 		"\n"
 		"Runs one Metronome replica server.  FILE holds `key = value` lines; -o sets\n"
 		"or overrides one key.  Keys (type, default, meaning):\n\n");
 	conf_print_help(keys, ARRAY_SIZE(keys), f);
+	fprintf(f, "\n--gen-key prints a new random cluster.key (32 hex digits): put the same one in the\n"
+		   "configuration of every server and proxy of the cluster.\n");
 	fprintf(f, "\nExit status: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 on a runtime failure.\n");
 }
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && strcmp(argv[1], "--gen-key") == 0)
+		return clusterconf_gen_key_main(stdout);
 	transport_dpdk_enable();
 	struct conf *c = NULL;
 	int rc = conf_from_args("metronomed", argc, argv, keys, ARRAY_SIZE(keys), usage, &c);

@@ -96,13 +96,14 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 		const char *key;
 		int64_t lo, hi;
 		int64_t *dst;
-	} nums[5];
-	int64_t hb, el, sp, rcache, lag;
+	} nums[6];
+	int64_t hb, el, sp, rcache, lag, idle;
 	nums[0] = (typeof(nums[0])){"paxos.heartbeat", 1, 60000, &hb};
 	nums[1] = (typeof(nums[0])){"paxos.election", 2, 600000, &el};
 	nums[2] = (typeof(nums[0])){"server.status_period", 1, 60000, &sp};
 	nums[3] = (typeof(nums[0])){"server.result_cache", 1, 1 << 20, &rcache};
 	nums[4] = (typeof(nums[0])){"server.compact_lag", 1, INT64_MAX, &lag};
+	nums[5] = (typeof(nums[0])){"server.stream_idle", 1000, 7 * 24 * 3600000ll, &idle};
 	for (unsigned i = 0; i < ARRAY_SIZE(nums); i++) {
 		*nums[i].dst = conf_int(c, nums[i].key);
 		if (*nums[i].dst < nums[i].lo || *nums[i].dst > nums[i].hi) {
@@ -121,6 +122,7 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 	out->status_period_ms = (uint32_t)sp;
 	out->result_cache = (uint32_t)rcache;
 	out->compact_lag = (uint64_t)lag;
+	out->stream_idle_ms = (uint64_t)idle;
 	const char *lv = conf_str(c, "log.level");
 	out->log_level = log_level_parse(lv);
 	if (out->log_level < 0) {
@@ -359,6 +361,9 @@ int server_open(const struct server_config *cfg, struct server **out)
 	s->info.port = s->t->cfg.bind.port;
 	mtr_log(LOG_INFO, "listening on %s as server %u of %u", transport_addr_format(&s->t->cfg.bind, a, sizeof a),
 		cfg->id, cc->nservers);
+	char who[32];
+	snprintf(who, sizeof who, "server %u", cfg->id);
+	clusterconf_warn_insecure(cc, who);
 	*out = s;
 	return 0;
 fail:
@@ -454,6 +459,7 @@ int server_run(struct server *s)
 			}
 		}
 		srvapply_resolve_queue(s);
+		srvnet_stream_tick(s);
 		srvnet_request_gaps(s);
 		paxos_tick(s->px, s->now_ms - s->epoch_ms);
 		srvapply_drain_outbox(s);

@@ -30,6 +30,8 @@
 	{ "server.result_cache", CONF_INT, "256", "instances whose results are kept for RESULT_REQUEST" },    \
 	{ "server.compact_lag", CONF_INT, "10000",                                                            \
 	  "instances a member may fall behind before the others compact without it (it then needs a snapshot)" }, \
+	{ "server.stream_idle", CONF_DURATION, "10m",                                                         \
+	  "a stream without items or heartbeats this long is dead: a full stream table evicts it" },           \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
 
 /* The checked configuration of one server. */
@@ -44,6 +46,7 @@ struct server_config {
 	uint32_t status_period_ms; /* server.status_period */
 	uint32_t result_cache;     /* server.result_cache (instances) */
 	uint64_t compact_lag;      /* server.compact_lag (instances) */
+	uint64_t stream_idle_ms;   /* server.stream_idle */
 	int log_level;             /* log.level as enum log_level */
 };
 

@@ -73,6 +73,8 @@
 #include "wire_server.h"
 
 #define STREAM_CAP 2048u       /* stream table slots (ingest keeps <= 1024 streams) */
+#define STREAM_SWEEP_MS 1000u  /* a full stream table looks for dead streams at most this often */
+#define DROP_WARN_MS 60000u    /* the first drop of each reason in this long is logged at warn */
 #define RECV_BATCH 64u         /* datagrams per transport_recv */
 #define RECV_ROUNDS 16         /* recv calls per loop iteration before the rest of the work */
 #define OUT_SLOTS 64u          /* outgoing datagrams buffered before a send */
@@ -102,15 +104,20 @@
 	X(resend, "a RESEND that does not decode or names an empty range")               \
 	X(result_request, "a RESULT_REQUEST that does not decode")                       \
 	X(result_uncached, "a RESULT_REQUEST for a result no longer in the cache")        \
+	X(items_sender, "an ITEMS or FRAGMENT with a server's id, not from that server's address") \
+	X(heartbeat_sender, "a HEARTBEAT with a server's id (only proxies send them)")   \
+	X(resend_sender, "a RESEND not from another configured server at its address")   \
 	X(status, "a STATUS that does not decode")                                       \
-	X(status_sender, "a STATUS not from another configured server")                  \
-	X(paxos_sender, "a PAXOS message not from another configured server")            \
+	X(status_sender, "a STATUS not from another configured server at its address")   \
+	X(paxos_sender, "a PAXOS message not from another configured server at its address") \
 	X(paxos, "a PAXOS message that does not decode")                                 \
 	X(read, "a READ that does not decode")                                           \
 	X(read_nomem, "a READ dropped for want of memory")                               \
 	X(read_queue, "a READ dropped because READQ_MAX reads wait already")             \
 	X(stats, "a STATS that does not decode")                                         \
-	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)")
+	X(stats_sender, "a STATS with a server's id (or ours), not from that server's address") \
+	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)") \
+	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)")
 
 enum server_drop {
 #define SERVER__DROP_ENUM(name, text) SERVER_DROP_##name,
@@ -122,9 +129,12 @@ enum server_drop {
 /* ---- small types ---- */
 
 /* One slot of the stream table (network thread): a proxy's stream, where its
- * proxy sends from, and the state of its gap repair. */
+ * proxy sends from, and the state of its gap repair.  Open addressing with
+ * linear probing; a full table evicts streams dead for cfg.stream_idle_ms
+ * (srvnet_stream_find). */
 struct stream {
 	uint64_t id; /* 0: free slot */
+	uint64_t last_ms; /* created, or last ITEMS/FRAGMENT/HEARTBEAT/RESULT_REQUEST of its proxy */
 	struct transport_addr proxy;
 	int has_proxy;
 	uint32_t tries; /* gap requests since gap_wm (proxy first, then peers too) */
@@ -212,6 +222,8 @@ struct server {
 
 	struct stream *streams;
 	unsigned nstreams;
+	uint64_t next_sweep_ms;  /* a full stream table is swept for dead streams no earlier */
+	uint64_t full_warn_ms;   /* next "stream table full" warning */
 	struct peer peers[PAXOS_MAX_NODES];
 	int added, marks_dirty, backpressure, last_role;
 	uint64_t last_ballot_logged;
@@ -257,6 +269,8 @@ struct server {
 	atomic_int snap_state;     /* SNAP_IDLE, SNAP_FETCHING, SNAP_READY, SNAP_FAILED */
 	uint32_t snap_from;
 	uint64_t snap_retry_ms;
+	atomic_uint_fast64_t snap_refused; /* requests refused (server.drop.snapshot) */
+	uint64_t snap_warn_ms;             /* snapshot server thread: next refusal logged at warn */
 
 	/* result cache: the last cfg.result_cache applied instances */
 	struct done **cache;
@@ -282,6 +296,7 @@ struct server {
 
 	/* counters (network thread) and mtr_stats (thread-safe) */
 	uint64_t drops[SERVER_DROP__COUNT];
+	uint64_t drop_warn_ms[SERVER_DROP__COUNT]; /* next drop of each reason logged at warn */
 	uint64_t next_stats_ms;
 	struct statstab *stats;
 };
@@ -307,6 +322,9 @@ uint8_t *srvnet_out_buf(struct server *s);
 void srvnet_out_push(struct server *s, size_t len, const struct transport_addr *to);
 /* The stream table slot of stream id (created when create and there is room), or NULL. */
 struct stream *srvnet_stream_find(struct server *s, uint64_t id, int create);
+/* A full stream table evicts its dead streams (at most once a
+ * STREAM_SWEEP_MS), also when no new stream asks for room. */
+void srvnet_stream_tick(struct server *s);
 /* Ask the proxy, then peers, for the items missing from every stream. */
 void srvnet_request_gaps(struct server *s);
 /* Tell the Paxos core this server's watermarks, and report them eagerly to the leader. */
@@ -358,11 +376,13 @@ void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst);
 /* Network thread: install the received snapshot and restart the threads; 0 or an MTR_E* code. */
 int srvsnap_install(struct server *s);
 
-/* Network thread: count a drop (enum server_drop). */
-static inline void srvnet_drop(struct server *s, enum server_drop why)
-{
-	s->drops[why]++;
-}
+/* Network thread: count a drop (enum server_drop) of datagram m (NULL: not
+ * from one); the first of each reason in DROP_WARN_MS is logged at warn
+ * with the sender's address. */
+void srvnet_drop(struct server *s, enum server_drop why, const struct transport_msg *m);
+/* Whether m comes from configured server j = its sender id, j != us, and
+ * from j's configured address (ip and port). */
+bool srvnet_from_peer(const struct server *s, const struct transport_msg *m);
 
 /* ---- server_vt.c ---- */
 

@@ -66,39 +66,166 @@ static void out_copy(struct server *s, const uint8_t *buf, size_t len, const str
 	srvnet_out_push(s, len, to);
 }
 
+/* ---- drops and senders ---- */
+
+static const char *const drop_text[] = {
+#define SERVER__DROP_TEXT(name, text) text,
+	SERVER_DROP_MAP(SERVER__DROP_TEXT)
+#undef SERVER__DROP_TEXT
+};
+static const char *const drop_name[] = {
+#define SERVER__DROP_NAME(name, text) #name,
+	SERVER_DROP_MAP(SERVER__DROP_NAME)
+#undef SERVER__DROP_NAME
+};
+
+void srvnet_drop(struct server *s, enum server_drop why, const struct transport_msg *m)
+{
+	s->drops[why]++;
+	uint64_t now = now_mono_ns() / 1000000u;
+	if (now < s->drop_warn_ms[why])
+		return;
+	s->drop_warn_ms[why] = now + DROP_WARN_MS;
+	char a[32] = "?";
+	if (m)
+		transport_addr_format(&m->peer, a, sizeof a);
+	mtr_log(LOG_WARN,
+		"server %u: dropped %s from %s (sender id %u): %s (counted in server.drop.%s; the next ones of this "
+		"minute only counted)",
+		s->cfg.id, m ? wire_type_name(m->hdr.type) : "a datagram", a, m ? m->hdr.sender : 0, drop_text[why],
+		drop_name[why]);
+}
+
+bool srvnet_from_peer(const struct server *s, const struct transport_msg *m)
+{
+	const struct clusterconf *cc = &s->cfg.cc;
+	uint32_t j = m->hdr.sender;
+	return j < cc->nservers && j != s->cfg.id && cc->servers[j].ip == m->peer.ip &&
+	       cc->servers[j].port == m->peer.port;
+}
+
 /* ---- streams ---- */
+
+static unsigned stream_home(uint64_t id)
+{
+	return (unsigned)((id * 0x9E3779B97F4A7C15ull) >> 40) & (STREAM_CAP - 1);
+}
+
+/* Empty slot i and close the gap it leaves in its probe chain (backward
+ * shift: a later entry whose home is not cyclically in (i, j] moves back). */
+static void stream_remove(struct server *s, unsigned i)
+{
+	for (unsigned j = i;;) {
+		j = (j + 1) & (STREAM_CAP - 1);
+		if (s->streams[j].id == 0)
+			break;
+		unsigned h = stream_home(s->streams[j].id);
+		int stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+		if (!stays) {
+			s->streams[i] = s->streams[j];
+			i = j;
+		}
+	}
+	memset(&s->streams[i], 0, sizeof s->streams[i]);
+	s->nstreams--;
+}
+
+/* Evict every stream dead for cfg.stream_idle_ms (no ITEMS, FRAGMENT,
+ * HEARTBEAT or RESULT_REQUEST of it); the ingest store forgets those that
+ * never held an item (a flood of made-up streams leaves no gaps to repair).
+ * Returns how many. */
+static unsigned stream_sweep(struct server *s)
+{
+	uint64_t *gone = malloc(STREAM_CAP * sizeof *gone);
+	unsigned n = 0;
+	for (unsigned i = 0; i < STREAM_CAP;) {
+		struct stream *st = &s->streams[i];
+		if (st->id != 0 && s->now_ms - st->last_ms > s->cfg.stream_idle_ms) {
+			mtr_log(LOG_DEBUG, "server %u: stream %016llx dead for %llu ms: evicted", s->cfg.id,
+				(unsigned long long)st->id, (unsigned long long)(s->now_ms - st->last_ms));
+			if (gone)
+				gone[n] = st->id;
+			stream_remove(s, i);
+			n++;
+			continue; /* slot i may hold a shifted entry now */
+		}
+		i++;
+	}
+	if (gone) {
+		ingest_forget_empty(s->ing, gone, n);
+		free(gone);
+	}
+	return n;
+}
+
+/* A full table evicts its dead streams, at most once a STREAM_SWEEP_MS.
+ * Returns how many. */
+static unsigned stream_make_room(struct server *s)
+{
+	if (s->nstreams < STREAM_CAP / 2 || s->now_ms < s->next_sweep_ms)
+		return 0;
+	s->next_sweep_ms = s->now_ms + STREAM_SWEEP_MS;
+	unsigned n = stream_sweep(s);
+	if (n > 0)
+		mtr_log(LOG_INFO, "server %u: stream table full: evicted %u streams dead for %llu ms or more", s->cfg.id,
+			n, (unsigned long long)s->cfg.stream_idle_ms);
+	return n;
+}
 
 struct stream *srvnet_stream_find(struct server *s, uint64_t id, int create)
 {
 	if (id == 0)
 		return NULL;
-	uint32_t h = (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 40) & (STREAM_CAP - 1);
-	for (unsigned k = 0; k < STREAM_CAP; k++) {
-		struct stream *st = &s->streams[(h + k) & (STREAM_CAP - 1)];
-		if (st->id == id)
-			return st;
-		if (st->id == 0) {
-			if (!create || s->nstreams >= STREAM_CAP / 2)
+	for (int again = 0; again < 2; again++) {
+		unsigned h = stream_home(id);
+		for (unsigned k = 0; k < STREAM_CAP; k++) {
+			struct stream *st = &s->streams[(h + k) & (STREAM_CAP - 1)];
+			if (st->id == id)
+				return st;
+			if (st->id != 0)
+				continue;
+			if (!create)
 				return NULL;
-			memset(st, 0, sizeof *st);
-			st->id = id;
-			s->nstreams++;
-			return st;
+			if (s->nstreams < STREAM_CAP / 2) {
+				memset(st, 0, sizeof *st);
+				st->id = id;
+				st->last_ms = s->now_ms;
+				s->nstreams++;
+				return st;
+			}
+			break;
 		}
+		/* full: evict dead streams, then look again */
+		if (again || stream_make_room(s) == 0)
+			break;
+	}
+	if (create && s->now_ms >= s->full_warn_ms) {
+		s->full_warn_ms = s->now_ms + DROP_WARN_MS;
+		mtr_log(LOG_WARN,
+			"server %u: stream table full (%u streams, none silent for server.stream_idle = %llu ms): new "
+			"streams are refused until some go silent (counted in server.drop.stream_table)",
+			s->cfg.id, s->nstreams, (unsigned long long)s->cfg.stream_idle_ms);
 	}
 	return NULL;
 }
 
+void srvnet_stream_tick(struct server *s)
+{
+	stream_make_room(s);
+}
+
 /* Remember where a stream's proxy sends from (results and RESENDs go
- * there).  Only datagrams from non-servers name a proxy. */
-static void stream_note_proxy(struct server *s, uint64_t id, const struct transport_msg *m)
+ * there) and that the stream is alive.  Only datagrams from non-servers
+ * name a proxy.  false: the stream table has no room for the stream
+ * (counted). */
+static bool stream_note_proxy(struct server *s, uint64_t id, const struct transport_msg *m)
 {
 	if (m->hdr.sender < s->cfg.cc.nservers)
-		return;
+		return true;
 	struct stream *st = srvnet_stream_find(s, id, 1);
 	if (st == NULL) {
-		srvnet_drop(s, SERVER_DROP_stream_table);
-		return;
+		srvnet_drop(s, SERVER_DROP_stream_table, m);
+		return false;
 	}
 	if (!st->has_proxy || st->proxy.ip != m->peer.ip || st->proxy.port != m->peer.port) {
 		char a[32];
@@ -107,6 +234,18 @@ static void stream_note_proxy(struct server *s, uint64_t id, const struct transp
 	}
 	st->proxy = m->peer;
 	st->has_proxy = 1;
+	st->last_ms = s->now_ms;
+	return true;
+}
+
+/* Items (ITEMS, FRAGMENT) come from proxies (ids that are not servers') or,
+ * for repair, from a peer server at its own address. */
+static bool items_sender_ok(struct server *s, const struct transport_msg *m)
+{
+	if (m->hdr.sender >= s->cfg.cc.nservers || srvnet_from_peer(s, m))
+		return true;
+	srvnet_drop(s, SERVER_DROP_items_sender, m);
+	return false;
 }
 
 /* ---- ingest side ---- */
@@ -124,6 +263,8 @@ static void item_add(struct server *s, uint64_t stream, uint64_t seq, const uint
 
 static void on_items(struct server *s, const struct transport_msg *m)
 {
+	if (!items_sender_ok(s, m))
+		return;
 	const uint8_t *p = m->buf + WIRE_HDR_SIZE, *end = p + m->hdr.length;
 	struct wire_item it;
 	uint64_t last_stream = 0;
@@ -131,7 +272,7 @@ static void on_items(struct server *s, const struct transport_msg *m)
 		const uint8_t *rec = p;
 		int rc = wire_items_next(&p, end, &it);
 		if (rc < 0)
-			srvnet_drop(s, SERVER_DROP_items);
+			srvnet_drop(s, SERVER_DROP_items, m);
 		if (rc <= 0)
 			break;
 		if (it.stream != last_stream) {
@@ -145,8 +286,10 @@ static void on_items(struct server *s, const struct transport_msg *m)
 static void on_fragment(struct server *s, const struct transport_msg *m)
 {
 	struct wire_frag f;
+	if (!items_sender_ok(s, m))
+		return;
 	if (wire_frag_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, INGEST_DEFAULT_MAX_ITEM, &f) != 0) {
-		srvnet_drop(s, SERVER_DROP_fragment);
+		srvnet_drop(s, SERVER_DROP_fragment, m);
 		return;
 	}
 	stream_note_proxy(s, f.stream, m);
@@ -156,7 +299,7 @@ static void on_fragment(struct server *s, const struct transport_msg *m)
 	size_t len = 0;
 	int rc = reasm_add(s->ra, &f, now_mono_ns(), &item, &len);
 	if (rc < 0)
-		srvnet_drop(s, SERVER_DROP_reassembly);
+		srvnet_drop(s, SERVER_DROP_reassembly, m);
 	if (rc != 1)
 		return;
 	struct wire_item it;
@@ -164,7 +307,7 @@ static void on_fragment(struct server *s, const struct transport_msg *m)
 	if (n == (long)len && it.stream == f.stream && it.seq == f.seq) {
 		item_add(s, f.stream, f.seq, item, (uint32_t)len);
 	} else {
-		srvnet_drop(s, SERVER_DROP_reassembled);
+		srvnet_drop(s, SERVER_DROP_reassembled, m);
 		mtr_log(LOG_DEBUG, "server %u: reassembled item %llu of %016llx is malformed: dropped", s->cfg.id,
 			(unsigned long long)f.seq, (unsigned long long)f.stream);
 	}
@@ -174,12 +317,17 @@ static void on_fragment(struct server *s, const struct transport_msg *m)
 static void on_heartbeat(struct server *s, const struct transport_msg *m)
 {
 	struct wire_heartbeat hb;
-	if (wire_heartbeat_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &hb) != 0) {
-		srvnet_drop(s, SERVER_DROP_heartbeat);
+	if (m->hdr.sender < s->cfg.cc.nservers) {
+		srvnet_drop(s, SERVER_DROP_heartbeat_sender, m);
 		return;
 	}
-	stream_note_proxy(s, hb.stream, m);
-	if (hb.high > 0)
+	if (wire_heartbeat_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &hb) != 0) {
+		srvnet_drop(s, SERVER_DROP_heartbeat, m);
+		return;
+	}
+	/* a stream without room in the table is not followed at all: no
+	 * tail-loss repair for it (the table evicts it later otherwise) */
+	if (stream_note_proxy(s, hb.stream, m) && hb.high > 0)
 		ingest_note_high(s->ing, hb.stream, hb.high);
 }
 
@@ -235,8 +383,12 @@ static void send_items(struct server *s, uint64_t stream, uint64_t first, uint64
 static void on_resend(struct server *s, const struct transport_msg *m)
 {
 	struct wire_resend r;
+	if (!srvnet_from_peer(s, m)) { /* proxies never ask servers to resend */
+		srvnet_drop(s, SERVER_DROP_resend_sender, m);
+		return;
+	}
 	if (wire_resend_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0 || r.first == 0 || r.last < r.first) {
-		srvnet_drop(s, SERVER_DROP_resend);
+		srvnet_drop(s, SERVER_DROP_resend, m);
 		return;
 	}
 	send_items(s, r.stream, r.first, r.last, &m->peer);
@@ -248,7 +400,8 @@ static void on_resend(struct server *s, const struct transport_msg *m)
 static void request_range(struct server *s, const struct ingest_range *r)
 {
 	const struct clusterconf *cc = &s->cfg.cc;
-	struct stream *st = srvnet_stream_find(s, r->stream, 1);
+	/* no create: a stream the table evicted as dead stays evicted */
+	struct stream *st = srvnet_stream_find(s, r->stream, 0);
 	struct wire_resend rs = {.stream = r->stream, .first = r->first, .last = r->last};
 	if (st) {
 		/* a new gap (the watermark moved since the last request):
@@ -414,7 +567,7 @@ static void on_result_request(struct server *s, const struct transport_msg *m)
 {
 	struct wire_result_request rq;
 	if (wire_result_request_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &rq) != 0) {
-		srvnet_drop(s, SERVER_DROP_result_request);
+		srvnet_drop(s, SERVER_DROP_result_request, m);
 		return;
 	}
 	stream_note_proxy(s, rq.stream, m);
@@ -430,7 +583,7 @@ static void on_result_request(struct server *s, const struct transport_msg *m)
 			}
 		}
 	}
-	srvnet_drop(s, SERVER_DROP_result_uncached);
+	srvnet_drop(s, SERVER_DROP_result_uncached, m);
 	mtr_log(LOG_DEBUG, "server %u: RESULT_REQUEST %016llx/%llu: not in the result cache", s->cfg.id,
 		(unsigned long long)rq.stream, (unsigned long long)rq.seq);
 }
@@ -470,13 +623,13 @@ void srvnet_send_status(struct server *s)
 static void on_status(struct server *s, const struct transport_msg *m)
 {
 	struct wire_status st;
-	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &st) != 0) {
-		srvnet_drop(s, SERVER_DROP_status);
+	if (!srvnet_from_peer(s, m)) {
+		srvnet_drop(s, SERVER_DROP_status_sender, m);
 		return;
 	}
 	uint32_t j = m->hdr.sender;
-	if (j >= s->cfg.cc.nservers || j == s->cfg.id || st.node != j) {
-		srvnet_drop(s, SERVER_DROP_status_sender);
+	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &st) != 0 || st.node != j) {
+		srvnet_drop(s, SERVER_DROP_status, m);
 		return;
 	}
 	s->peers[j].heard = 1;
@@ -487,13 +640,13 @@ static void on_status(struct server *s, const struct transport_msg *m)
 static void on_paxos(struct server *s, const struct transport_msg *m)
 {
 	uint32_t from = m->hdr.sender;
-	if (from >= s->cfg.cc.nservers || from == s->cfg.id) {
-		srvnet_drop(s, SERVER_DROP_paxos_sender);
+	if (!srvnet_from_peer(s, m)) {
+		srvnet_drop(s, SERVER_DROP_paxos_sender, m);
 		return;
 	}
 	struct paxos_msg pm;
 	if (paxos_msg_decode(&pm, m->buf + WIRE_HDR_SIZE, m->hdr.length) != 0) {
-		srvnet_drop(s, SERVER_DROP_paxos);
+		srvnet_drop(s, SERVER_DROP_paxos, m);
 		return;
 	}
 	if (pm.type == PAXOS_WATERMARK)
@@ -510,18 +663,18 @@ static void on_read(struct server *s, const struct transport_msg *m)
 {
 	struct wire_read r;
 	if (wire_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0) {
-		srvnet_drop(s, SERVER_DROP_read);
+		srvnet_drop(s, SERVER_DROP_read, m);
 		return;
 	}
 	struct read_req *q = calloc(1, sizeof *q);
 	if (q == NULL) {
-		srvnet_drop(s, SERVER_DROP_read_nomem);
+		srvnet_drop(s, SERVER_DROP_read_nomem, m);
 		return;
 	}
 	q->item = malloc(r.item_len);
 	if (q->item == NULL) {
 		free(q);
-		srvnet_drop(s, SERVER_DROP_read_nomem);
+		srvnet_drop(s, SERVER_DROP_read_nomem, m);
 		return;
 	}
 	memcpy(q->item, r.item, r.item_len);
@@ -539,7 +692,7 @@ static void on_read(struct server *s, const struct transport_msg *m)
 		pthread_mutex_unlock(&s->rmu);
 		free(q->item);
 		free(q);
-		srvnet_drop(s, SERVER_DROP_read_queue);
+		srvnet_drop(s, SERVER_DROP_read_queue, m);
 		return;
 	}
 	if (s->rtail)
@@ -583,7 +736,7 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 		srvvt_on_stats(s, m);
 		break;
 	default:
-		srvnet_drop(s, SERVER_DROP_type);
+		srvnet_drop(s, SERVER_DROP_type, m);
 		break;
 	}
 }

@@ -22,7 +22,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
-#include <xxhash.h>
+#include <sodium.h>
 
 #include "apply.h"
 #include "batch.h"
@@ -31,38 +31,79 @@
 #include "metronome.h"
 #include "paxos.h"
 #include "server_int.h"
-#include "siphash.h"
 #include "transport.h"
 #include "util.h"
 
-/* ---- snapshots: a TCP side channel (doc/server.md, "Snapshot transfer") ---- */
+/*
+ * ---- snapshots: a TCP side channel (doc/server.md, "Snapshot transfer") ----
+ *
+ * The exchange, every MAC a keyed BLAKE2b of 16 bytes (crypto_generichash
+ * under the cluster key; unkeyed in a cluster.insecure cluster):
+ *
+ *   server -> client  challenge  "MTRSNAPC", nonce_s (16 random bytes)
+ *   client -> server  request    "MTRSNAPQ", cluster u32, server id u32,
+ *                                nonce_c (16), tag = MAC(nonce_s || request[0..32))
+ *   server -> client  response   "MTRSNAPR", instance u64, size u64, the
+ *                                file, trailer = MAC(nonce_c || nonce_s ||
+ *                                response header || file)
+ *
+ * The server answers only a request from another configured server, from
+ * that server's IP address (the client binds it), whose tag checks in
+ * constant time under cluster.key or cluster.key_next; anything else is
+ * refused and counted (server.drop.snapshot).  Fresh nonces on both sides
+ * make a recorded exchange useless for a replay.
+ */
 
-#define SNAP_REQ_SIZE 32
+#define SNAP_NONCE 16
+#define SNAP_TAG 16
+#define SNAP_CHAL_SIZE (8 + SNAP_NONCE)
+#define SNAP_REQ_BODY (16 + SNAP_NONCE)           /* magic, cluster, id, nonce_c */
+#define SNAP_REQ_SIZE (SNAP_REQ_BODY + SNAP_TAG)
 #define SNAP_HDR_SIZE 24
 #define SNAP_IO_TIMEOUT_S 10
 
+static const char snap_chal_magic[8] = {'M', 'T', 'R', 'S', 'N', 'A', 'P', 'C'};
 static const char snap_req_magic[8] = {'M', 'T', 'R', 'S', 'N', 'A', 'P', 'Q'};
 static const char snap_resp_magic[8] = {'M', 'T', 'R', 'S', 'N', 'A', 'P', 'R'};
 
-/* The check value of the first 24 bytes of a request: SipHash-2-4 under the
- * cluster key, XXH3-64 without one. */
-static uint64_t snap_req_mac(const struct clusterconf *cc, const uint8_t *req)
+/* Start a MAC under key k (NULL: unkeyed, cluster.insecure). */
+static void mac_init(crypto_generichash_state *st, const uint8_t *k)
 {
-	return cc->key.set ? siphash24(cc->key.k, req, 24) : XXH3_64bits(req, 24);
+	crypto_generichash_init(st, k, k ? WIRE_KEY_SIZE : 0, SNAP_TAG);
 }
 
-/* The trailer of a response: binds nonce, instance, size and the XXH3-128
- * of the bytes (keyed with the cluster key when there is one). */
-static uint64_t snap_trailer(const struct clusterconf *cc, uint64_t nonce, uint64_t inst, uint64_t size,
-			     XXH128_hash_t h)
+/* The request's tag under key k: MAC(nonce_s || req[0..SNAP_REQ_BODY)). */
+static void snap_req_tag(const uint8_t *k, const uint8_t *nonce_s, const uint8_t *req, uint8_t tag[SNAP_TAG])
 {
-	uint8_t b[40];
-	st64(b, nonce);
-	st64(b + 8, inst);
-	st64(b + 16, size);
-	st64(b + 24, h.low64);
-	st64(b + 32, h.high64);
-	return cc->key.set ? siphash24(cc->key.k, b, sizeof b) : XXH3_64bits(b, sizeof b);
+	crypto_generichash_state st;
+	mac_init(&st, k);
+	crypto_generichash_update(&st, nonce_s, SNAP_NONCE);
+	crypto_generichash_update(&st, req, SNAP_REQ_BODY);
+	crypto_generichash_final(&st, tag, SNAP_TAG);
+}
+
+/* Whether a request's tag is right under cluster.key or cluster.key_next
+ * (constant-time comparisons). */
+static int snap_req_ok(const struct wire_key *key, const uint8_t *nonce_s, const uint8_t *req)
+{
+	uint8_t t[SNAP_TAG];
+	snap_req_tag(key->set ? key->k : NULL, nonce_s, req, t);
+	if (crypto_verify_16(t, req + SNAP_REQ_BODY) == 0)
+		return 1;
+	if (!key->next_set)
+		return 0;
+	snap_req_tag(key->next, nonce_s, req, t);
+	return crypto_verify_16(t, req + SNAP_REQ_BODY) == 0;
+}
+
+/* Start the response trailer's MAC under k: nonce_c || nonce_s || header. */
+static void snap_resp_init(crypto_generichash_state *st, const uint8_t *k, const uint8_t *nonce_c,
+			   const uint8_t *nonce_s, const uint8_t *hdr)
+{
+	mac_init(st, k);
+	crypto_generichash_update(st, nonce_c, SNAP_NONCE);
+	crypto_generichash_update(st, nonce_s, SNAP_NONCE);
+	crypto_generichash_update(st, hdr, SNAP_HDR_SIZE);
 }
 
 static int io_full(int fd, void *buf, size_t n, int wr)
@@ -87,19 +128,49 @@ static void sock_timeouts(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* Serve one snapshot request on connection fd. */
-static void snap_serve(struct server *s, int fd)
+/* Refuse a snapshot request: count it, and log the first of a minute. */
+static void snap_refuse(struct server *s, const char *from, const char *why)
+{
+	atomic_fetch_add(&s->snap_refused, 1);
+	uint64_t now = now_mono_ns() / 1000000u;
+	if (now >= s->snap_warn_ms) {
+		s->snap_warn_ms = now + 60000;
+		mtr_log(LOG_WARN,
+			"server %u: snapshot request from %s refused: %s (counted in server.drop.snapshot; the next "
+			"refusals of this minute are only counted)",
+			s->cfg.id, from, why);
+	}
+}
+
+/* Serve one snapshot request on connection fd, from peer (the TCP source). */
+static void snap_serve(struct server *s, int fd, const struct transport_addr *peer)
 {
 	const struct clusterconf *cc = &s->cfg.cc;
-	uint8_t req[SNAP_REQ_SIZE];
+	char from[32];
+	transport_addr_format(peer, from, sizeof from);
+	uint8_t chal[SNAP_CHAL_SIZE], req[SNAP_REQ_SIZE];
 	sock_timeouts(fd);
-	if (io_full(fd, req, sizeof req, 0) != 0 || memcmp(req, snap_req_magic, 8) != 0 ||
-	    ld32(req + 8) != cc->cluster_id || ld64(req + 24) != snap_req_mac(cc, req)) {
-		mtr_log(LOG_WARN, "server %u: snapshot request refused (bad magic, cluster or check value)", s->cfg.id);
+	memcpy(chal, snap_chal_magic, 8);
+	randombytes_buf(chal + 8, SNAP_NONCE);
+	const uint8_t *nonce_s = chal + 8;
+	if (io_full(fd, chal, sizeof chal, 1) != 0 || io_full(fd, req, sizeof req, 0) != 0) {
+		snap_refuse(s, from, "no complete request");
 		return;
 	}
 	uint32_t who = ld32(req + 12);
-	uint64_t nonce = ld64(req + 16);
+	if (memcmp(req, snap_req_magic, 8) != 0 || ld32(req + 8) != cc->cluster_id) {
+		snap_refuse(s, from, "not a snapshot request of this cluster");
+		return;
+	}
+	if (who >= cc->nservers || who == s->cfg.id || cc->servers[who].ip != peer->ip) {
+		snap_refuse(s, from, "not from another configured server's address");
+		return;
+	}
+	if (!snap_req_ok(&cc->key, nonce_s, req)) {
+		snap_refuse(s, from, "failed authentication: wrong cluster.key?");
+		return;
+	}
+	const uint8_t *nonce_c = req + 16;
 	char path[4200];
 	snprintf(path, sizeof path, "%s/snapshot.send", s->cfg.data_dir);
 	uint64_t inst = 0;
@@ -118,21 +189,20 @@ static void snap_serve(struct server *s, int fd)
 	memcpy(hdr, snap_resp_magic, 8);
 	st64(hdr + 8, inst);
 	st64(hdr + 16, size);
-	XXH3_state_t *xs = XXH3_createState();
-	XXH3_128bits_reset(xs);
+	crypto_generichash_state st;
+	snap_resp_init(&st, cc->key.set ? cc->key.k : NULL, nonce_c, nonce_s, hdr);
 	rc = io_full(fd, hdr, sizeof hdr, 1);
 	uint8_t buf[65536];
 	size_t k;
 	while (rc == 0 && (k = fread(buf, 1, sizeof buf, f)) > 0) {
-		XXH3_128bits_update(xs, buf, k);
+		crypto_generichash_update(&st, buf, k);
 		rc = io_full(fd, buf, k, 1);
 	}
 	if (rc == 0) {
-		uint8_t tr[8];
-		st64(tr, snap_trailer(cc, nonce, inst, size, XXH3_128bits_digest(xs)));
-		rc = io_full(fd, tr, 8, 1);
+		uint8_t tr[SNAP_TAG];
+		crypto_generichash_final(&st, tr, sizeof tr);
+		rc = io_full(fd, tr, sizeof tr, 1);
 	}
-	XXH3_freeState(xs);
 	fclose(f);
 	unlink(path);
 	mtr_log(LOG_INFO, "server %u: %s snapshot at instance %llu (%llu bytes) to server %u", s->cfg.id,
@@ -146,10 +216,13 @@ void *srvsnap_server_main(void *arg)
 		struct pollfd pf = {.fd = s->snap_lfd, .events = POLLIN};
 		if (poll(&pf, 1, 200) <= 0)
 			continue;
-		int fd = accept4(s->snap_lfd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof sa;
+		int fd = accept4(s->snap_lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		snap_serve(s, fd);
+		struct transport_addr peer = {.ip = ntohl(sa.sin_addr.s_addr), .port = ntohs(sa.sin_port)};
+		snap_serve(s, fd, &peer);
 		close(fd);
 	}
 	return NULL;
@@ -185,21 +258,29 @@ static void *snap_fetch_main(void *arg)
 	snprintf(path, sizeof path, "%s/snapshot.recv", s->cfg.data_dir);
 	int ok = 0;
 	FILE *f = NULL;
-	XXH3_state_t *xs = XXH3_createState();
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(a->port), .sin_addr.s_addr = htonl(a->ip)};
-	if (fd < 0 || xs == NULL)
+	/* from our own configured address, which the server checks (not
+	 * possible when the kernel does not own it, e.g. DPDK: then the
+	 * route's source address, and the server may refuse) */
+	struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(cc->servers[s->cfg.id].ip)};
+	if (fd < 0)
 		goto out;
 	sock_timeouts(fd);
+	if (bind(fd, (struct sockaddr *)&me, sizeof me) != 0)
+		mtr_log(LOG_DEBUG, "server %u: snapshot fetch not bound to our address: %s", s->cfg.id, strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
 		goto out;
-	uint8_t req[SNAP_REQ_SIZE];
-	uint64_t nonce = now_mono_ns() ^ ((uint64_t)s->cfg.id << 56);
+	uint8_t chal[SNAP_CHAL_SIZE], req[SNAP_REQ_SIZE];
+	if (io_full(fd, chal, sizeof chal, 0) != 0 || memcmp(chal, snap_chal_magic, 8) != 0)
+		goto out;
+	const uint8_t *nonce_s = chal + 8;
 	memcpy(req, snap_req_magic, 8);
 	st32(req + 8, cc->cluster_id);
 	st32(req + 12, s->cfg.id);
-	st64(req + 16, nonce);
-	st64(req + 24, snap_req_mac(cc, req));
+	randombytes_buf(req + 16, SNAP_NONCE);
+	const uint8_t *nonce_c = req + 16;
+	snap_req_tag(cc->key.set ? cc->key.k : NULL, nonce_s, req, req + SNAP_REQ_BODY);
 	uint8_t hdr[SNAP_HDR_SIZE];
 	if (io_full(fd, req, sizeof req, 1) != 0 || io_full(fd, hdr, sizeof hdr, 0) != 0 ||
 	    memcmp(hdr, snap_resp_magic, 8) != 0)
@@ -208,17 +289,28 @@ static void *snap_fetch_main(void *arg)
 	f = fopen(path, "wb");
 	if (f == NULL)
 		goto out;
-	XXH3_128bits_reset(xs);
+	/* the server MACs with its cluster.key: ours, or, during a rotation,
+	 * our cluster.key_next */
+	crypto_generichash_state st, st_next;
+	snap_resp_init(&st, cc->key.set ? cc->key.k : NULL, nonce_c, nonce_s, hdr);
+	if (cc->key.next_set)
+		snap_resp_init(&st_next, cc->key.next, nonce_c, nonce_s, hdr);
 	uint8_t buf[65536];
 	while (left > 0) {
 		size_t k = left < sizeof buf ? (size_t)left : sizeof buf;
 		if (io_full(fd, buf, k, 0) != 0 || fwrite(buf, 1, k, f) != k)
 			goto out;
-		XXH3_128bits_update(xs, buf, k);
+		crypto_generichash_update(&st, buf, k);
+		if (cc->key.next_set)
+			crypto_generichash_update(&st_next, buf, k);
 		left -= k;
 	}
-	uint8_t tr[8];
-	if (io_full(fd, tr, 8, 0) != 0 || ld64(tr) != snap_trailer(cc, nonce, inst, size, XXH3_128bits_digest(xs))) {
+	uint8_t tr[SNAP_TAG], want[SNAP_TAG], want_next[SNAP_TAG];
+	crypto_generichash_final(&st, want, sizeof want);
+	if (cc->key.next_set)
+		crypto_generichash_final(&st_next, want_next, sizeof want_next);
+	if (io_full(fd, tr, sizeof tr, 0) != 0 ||
+	    (crypto_verify_16(tr, want) != 0 && !(cc->key.next_set && crypto_verify_16(tr, want_next) == 0))) {
 		mtr_log(LOG_WARN, "server %u: snapshot from server %u failed its check", s->cfg.id, s->snap_from);
 		goto out;
 	}
@@ -235,7 +327,6 @@ out:
 		fclose(f);
 	if (fd >= 0)
 		close(fd);
-	XXH3_freeState(xs);
 	atomic_store(&s->snap_state, ok ? SNAP_READY : SNAP_FAILED);
 	uint64_t one = 1;
 	ssize_t w = write(s->efd, &one, sizeof one);

@@ -83,6 +83,7 @@ static const char *const drop_names[] = {
 
 static void own_collect(struct server *s, struct wire_stats_list *o)
 {
+	s->drops[SERVER_DROP_snapshot] = atomic_load(&s->snap_refused); /* counted by the snapshot thread */
 	for (unsigned r = 0; r < SERVER_DROP__COUNT; r++) {
 		char n[48];
 		if (snprintf(n, sizeof n, "drop.%s", drop_names[r]) >= (int)sizeof n)
@@ -138,16 +139,16 @@ void srvvt_on_stats(struct server *s, const struct transport_msg *m)
 {
 	struct wire_stats_msg sm;
 	if (wire_stats_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &sm) != 0 || sm.node != m->hdr.sender) {
-		srvnet_drop(s, SERVER_DROP_stats);
+		srvnet_drop(s, SERVER_DROP_stats, m);
 		return;
 	}
-	/* a configured server speaks as "server N" only from its own address */
+	/* a server id is "server N" only from that server's own address (and
+	 * never ours); other ids are proxies */
 	uint32_t j = m->hdr.sender;
-	const struct transport_addr *a = j < s->cfg.cc.nservers ? &s->cfg.cc.servers[j] : NULL;
 	char proc[STATSTAB_PROC_MAX];
-	if (a && a->ip == m->peer.ip && a->port == m->peer.port) {
-		if (j == s->cfg.id) {
-			srvnet_drop(s, SERVER_DROP_stats);
+	if (j < s->cfg.cc.nservers) {
+		if (!srvnet_from_peer(s, m)) {
+			srvnet_drop(s, SERVER_DROP_stats_sender, m);
 			return;
 		}
 		snprintf(proc, sizeof proc, "server %u", j);

@@ -39,6 +39,7 @@
 #include <sqlite3.h>
 
 #include "bench.h"
+#include "clusterconf.h"
 #include "util.h"
 
 static char bindir[PATH_MAX]; /* the build tree's top */
@@ -138,6 +139,9 @@ static int run_cluster(const char *top, const char *name, int port, const char *
 	mkdir(dir, 0755);
 	snprintf(servers, sizeof(servers), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port, port + 1, port + 2);
 	char exe[PATH_MAX + 32], cs[200], sid[32], dd[PATH_MAX + 32], dur[64], pl[64], pid_[32];
+	char key[2 * WIRE_KEY_SIZE + 1], ck[64];
+	clusterconf_new_key(key); /* a key per run, as every cluster has */
+	snprintf(ck, sizeof(ck), "cluster.key=%s", key);
 	pid_t sp[3] = { 0 }, pp[2] = { 0 };
 	snprintf(exe, sizeof(exe), "%s/src/metronomed", bindir);
 	snprintf(cs, sizeof(cs), "cluster.servers=%s", servers);
@@ -146,7 +150,7 @@ static int run_cluster(const char *top, const char *name, int port, const char *
 		snprintf(sid, sizeof(sid), "server.id=%d", i);
 		snprintf(dd, sizeof(dd), "data.dir=%s/d%d", dir, i);
 		snprintf(buf, sizeof(buf), "%s/s%d.log", dir, i);
-		char *argv[] = { exe, "-c", "/dev/null", "-o", cs, "-o", sid, "-o", dd, "-o", dur, NULL };
+		char *argv[] = { exe, "-c", "/dev/null", "-o", cs, "-o", ck, "-o", sid, "-o", dd, "-o", dur, NULL };
 		sp[i] = spawn(buf, argv);
 	}
 	char pexe[PATH_MAX + 32];
@@ -155,7 +159,7 @@ static int run_cluster(const char *top, const char *name, int port, const char *
 		snprintf(pl, sizeof(pl), "proxy.listen=127.0.0.1:%d", port + 10 + k);
 		snprintf(pid_, sizeof(pid_), "proxy.id=%d", 256 + k);
 		snprintf(buf, sizeof(buf), "%s/p%d.log", dir, k);
-		char *argv[] = { pexe, "-c", "/dev/null", "-o", cs, "-o", pl, "-o", pid_, NULL };
+		char *argv[] = { pexe, "-c", "/dev/null", "-o", cs, "-o", ck, "-o", pl, "-o", pid_, NULL };
 		pp[k] = spawn(buf, argv);
 	}
 	usleep(1500000); /* election */

@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
 #include <xxhash.h>
 
 #include "reasm.h"
-#include "siphash.h"
 #include "util.h"
 #include "wire.h"
 #include "paxos_codec.h"
@@ -127,6 +127,8 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct wire_key key = { .set = 1, .k = "0123456789abcdef" };
+	static const struct wire_key rolling = { .set = 1, .k = "fedcba9876543210", .next_set = 1,
+						 .next = "0123456789abcdef" };
 	struct wire_hdr h;
 
 	if (!reasm_state)
@@ -141,11 +143,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			decode_payload(&h, buf + WIRE_HDR_SIZE);
 		if (wire_dgram_check(buf, size - 1, 42, &key, &h) == 0)
 			decode_payload(&h, buf + WIRE_HDR_SIZE);
+		if (wire_dgram_check(buf, size - 1, 42, &rolling, &h) == 0) /* cluster.key_next */
+			decode_payload(&h, buf + WIRE_HDR_SIZE);
 		if (size - 1 >= WIRE_OVERHEAD) {
 			/* the trailer-recomputing variant */
 			size_t n = size - 1 - WIRE_TRAILER_SIZE;
 			const struct wire_key *k = data[0] & 2 ? &key : NULL;
-			st64(buf + n, k ? siphash24(k->k, buf, n) : XXH3_64bits(buf, n));
+			if (k)
+				crypto_shorthash(buf + n, buf, n, k->k);
+			else
+				st64(buf + n, XXH3_64bits(buf, n));
 			if (wire_dgram_check(buf, size - 1, 42, k, &h) == 0)
 				decode_payload(&h, buf + WIRE_HDR_SIZE);
 		}

@@ -164,6 +164,7 @@ run_cluster() {
 		dev=$((dev + 1))
 		{
 			echo "cluster.servers = $SERVERS"
+		echo "cluster.key = $MTR_KEY"
 			echo "server.id = $i"
 			echo "data.dir = $C/d$i"
 			echo "transport.kind = $kind"
@@ -180,6 +181,7 @@ run_cluster() {
 	dev=$((dev + 1))
 	{
 		echo "cluster.servers = $SERVERS"
+		echo "cluster.key = $MTR_KEY"
 		echo "proxy.listen = 127.0.0.1:7400"
 		echo "transport.kind = $pkind"
 		if [ "$pkind" = dpdk ]; then

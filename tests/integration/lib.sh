@@ -49,15 +49,23 @@ port_block() {
 	echo $((20000 + ($$ % 600) * 20))
 }
 
+# MTR_KEY: the cluster key of this test run (daemons refuse to start without
+# one): made by the daemon's own --gen-key, or from /dev/urandom before the
+# daemons are built
+MTR_KEY=$("$MTR_BUILDDIR/src/metronomed" --gen-key 2>/dev/null ||
+	od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+
 # server_conf DIR I SERVERS: DIR/sI.conf for server I of the cluster SERVERS
-# (comma-separated host:port), its data in DIR/dI
+# (comma-separated host:port), its data in DIR/dI, key $MTR_KEY
 server_conf() {
-	printf 'cluster.servers = %s\nserver.id = %d\ndata.dir = %s/d%d\n' "$3" "$2" "$1" "$2" >"$1/s$2.conf"
+	printf 'cluster.servers = %s\ncluster.key = %s\nserver.id = %d\ndata.dir = %s/d%d\n' "$3" "$MTR_KEY" "$2" \
+		"$1" "$2" >"$1/s$2.conf"
 }
 # proxy_conf DIR K SERVERS PORT: DIR/pK.conf for proxy K (id 255 + K) of the
-# cluster SERVERS, listening for clients on 127.0.0.1:PORT
+# cluster SERVERS, listening for clients on 127.0.0.1:PORT, key $MTR_KEY
 proxy_conf() {
-	printf 'cluster.servers = %s\nproxy.listen = 127.0.0.1:%d\nproxy.id = %d\n' "$3" "$4" $((255 + $2)) >"$1/p$2.conf"
+	printf 'cluster.servers = %s\ncluster.key = %s\nproxy.listen = 127.0.0.1:%d\nproxy.id = %d\n' "$3" "$MTR_KEY" \
+		"$4" $((255 + $2)) >"$1/p$2.conf"
 }
 
 # local_servers BASE N: the cluster.servers of N servers on loopback ports
@@ -87,6 +95,10 @@ start_servers() {
 
 # leader_in DIR: a server whose log is in DIR logged "became leader"
 leader_in() { grep -qh "became leader" "$1"/s*.log 2>/dev/null; }
+
+# need_built PROGRAM...: skip the whole suite unless every program (a path
+# under the build tree) is built
+need_built() { for _nb in "$@"; do [ -x "$MTR_BUILDDIR/$_nb" ] || skip_all "$_nb is not built"; done; }
 
 # wait_for SECONDS COMMAND...: poll every 0.2 s until the command succeeds
 wait_for() {

@@ -2,14 +2,16 @@
 # metronomed.sh - the metronomed program as a process: options and exit
 # codes, three servers on loopback electing a leader, the log lines other
 # tests grep, a clean stop on SIGTERM (exit 0), a restart that recovers, and
-# doc/config.md in step with --print-config-doc.  Items and results are
+# doc/config.md in step with --print-config-doc; the cluster key: --gen-key,
+# no key is refused (both daemons), cluster.insecure = yes starts with a
+# warning.  Items and results are
 # covered in-process by tests/unit/test_server and end to end by the
 # cluster suites.
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 BIN="$MTR_BUILDDIR/src/metronomed"
 [ -x "$BIN" ] || skip_all "no $BIN (build first)"
-plan 12
+plan 17
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/metronomed-XXXXXX")
 at_exit rm -rf "$TMP"
@@ -19,6 +21,7 @@ for i in 0 1 2; do
 	cat >"$TMP/s$i.conf" <<EOC
 # test server $i
 cluster.servers = $SERVERS
+cluster.key = $MTR_KEY
 server.id = $i
 data.dir = $TMP/d$i
 paxos.heartbeat = 20ms
@@ -39,6 +42,21 @@ wait_log() {
 
 "$BIN" --help >"$TMP/help" 2>&1
 check "--help exits 0 and lists the keys" grep -q "server.compact_lag" "$TMP/help"
+
+k1=$("$BIN" --gen-key) && k2=$("$MTR_BUILDDIR/src/mtrproxy" --gen-key)
+check "--gen-key prints 32 hex digits, a new key each time (both daemons)" \
+	sh -c "echo '$k1' | grep -qx '[0-9a-f]\{32\}' && echo '$k2' | grep -qx '[0-9a-f]\{32\}' && [ '$k1' != '$k2' ]"
+
+"$BIN" -c "$TMP/s0.conf" -o cluster.key= >"$TMP/nokey" 2>&1
+rc=$?
+check "no cluster.key: metronomed exits 1 naming cluster.key and --gen-key" \
+	test $rc = 1 -a -n "$(grep 'cluster.key is not set.*--gen-key' "$TMP/nokey")"
+"$MTR_BUILDDIR/src/mtrproxy" -c /dev/null -o cluster.servers="$SERVERS" >"$TMP/nokey.p" 2>&1
+rc=$?
+check "no cluster.key: mtrproxy exits 1 naming cluster.key" test $rc = 1 -a -n "$(grep 'cluster.key is not set' "$TMP/nokey.p")"
+"$BIN" -c "$TMP/s0.conf" -o cluster.key=0123 >"$TMP/shortkey" 2>&1
+rc=$?
+check "a cluster.key that is not 32 hex digits exits 1" test $rc = 1 -a -n "$(grep 'cluster.key: expected 32' "$TMP/shortkey")"
 
 "$BIN" -c "$TMP/s0.conf" -o no.such.key=1 >"$TMP/bad" 2>&1
 rc=$?
@@ -91,6 +109,11 @@ kill -INT "$p"
 wait "$p"
 rc=$?
 check "SIGINT stops it with exit 0" test $rc = 0
+
+spawn "$TMP/i0.log" "$BIN" -c "$TMP/s0.conf" -o cluster.key= -o cluster.insecure=yes -o data.durability=memory >/dev/null
+p=$!
+check "cluster.insecure = yes: starts without a key and warns" wait_log "$TMP/i0.log" "INSECURE: no cluster.key" 10
+stop_pid "$p"
 
 "$BIN" --print-config-doc >"$TMP/keys.md"
 missing=0

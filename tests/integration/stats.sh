@@ -12,9 +12,7 @@
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 B=$MTR_BUILDDIR
-for p in src/metronomed src/mtrproxy shell/mtrsql; do
-	[ -x "$B/$p" ] || skip_all "$p is not built"
-done
+need_built src/metronomed src/mtrproxy shell/mtrsql
 TMP=$(mktemp -d)
 at_exit 'rm -rf "$TMP"'
 BASE=$(port_block)

@@ -522,6 +522,37 @@ static void test_bounds(void **state)
 	ingest_close(ing);
 }
 
+/* A full table forgets the streams that never held an item (made-up ids
+ * from heartbeats), never one that did; ingest_forget_empty likewise. */
+static void test_evict_empty(void **state)
+{
+	struct ingest_opts o = { .durability = INGEST_MEMORY, .max_streams = 4 };
+	struct ingest *ing;
+	assert_int_equal(ingest_open(&o, &ing), 0);
+	assert_int_equal(add(ing, 1, 1), 0);
+	for (uint64_t s = 2; s <= 4; s++)
+		assert_int_equal(ingest_note_high(ing, s, 5), 0);
+	assert_int_equal(add(ing, 9, 1), 0); /* full: 2, 3, 4 are forgotten */
+	struct ingest_stats st;
+	ingest_stats(ing, &st);
+	assert_int_equal(st.evicted_streams, 3);
+	assert_int_equal(st.streams, 2);
+	assert_int_equal(st.drop_streams, 0);
+	assert_int_equal(ingest_watermark(ing, 1), 1);
+	assert_int_equal(ingest_watermark(ing, 9), 1);
+	assert_int_equal(add(ing, 1, 2), 0); /* the hash still finds the kept ones */
+	assert_int_equal(ingest_watermark(ing, 1), 2);
+	assert_int_equal(ingest_note_high(ing, 7, 3), 0);
+	uint64_t ids[] = { 7, 1, 12345 };
+	assert_int_equal(ingest_forget_empty(ing, ids, 3), 1); /* 7 only: 1 holds items */
+	ingest_stats(ing, &st);
+	assert_int_equal(st.streams, 2);
+	for (uint64_t s = 20; s <= 21; s++)
+		assert_int_equal(add(ing, s, 1), 0);
+	assert_int_equal(add(ing, 22, 1), MTR_EFULL); /* every stream holds items now */
+	ingest_close(ing);
+}
+
 int main(void)
 {
 	if (!getenv("MTR_LOG"))
@@ -538,6 +569,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compaction_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forget_beyond_contig, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evict_empty, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("ingest", tests, NULL, NULL);
 }

@@ -47,7 +47,12 @@
 #define NSRV 3
 #define STREAM 0x5eed000000000001ull
 #define PROXY_ID 256
-static const struct wire_from PROXY_FROM = { 1, PROXY_ID, NULL }; /* the test proxy's datagrams */
+/* the cluster key of every server and of the test proxy */
+#define KEY_HEX "00112233445566778899aabbccddeeff"
+static const struct wire_key KEY = { .set = 1,
+				      .k = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
+					     0xcc, 0xdd, 0xee, 0xff } };
+static const struct wire_from PROXY_FROM = { 1, PROXY_ID, &KEY }; /* the test proxy's datagrams */
 #define MAX_ITEMS 20000
 
 /* ---- Fixture ---- */
@@ -112,6 +117,7 @@ static void srv_start(struct fix *f, int i)
 	snprintf(kv, sizeof kv, "cluster.servers=127.0.0.1:%u,127.0.0.1:%u,127.0.0.1:%u", f->ports[0], f->ports[1],
 		 f->ports[2]);
 	assert_int_equal(conf_set(c, kv, err, sizeof err), 0);
+	assert_int_equal(conf_set(c, "cluster.key=" KEY_HEX, err, sizeof err), 0);
 	snprintf(kv, sizeof kv, "server.id=%d", i);
 	assert_int_equal(conf_set(c, kv, err, sizeof err), 0);
 	snprintf(kv, sizeof kv, "data.dir=%s/s%d", f->dir, i);
@@ -165,6 +171,7 @@ static int setup_lag(void **state, int lag, int disk)
 	tc.bind.ip = 0x7f000001;
 	tc.bind.port = 0;
 	tc.cluster = 1;
+	tc.key = KEY;
 	for (int i = 0; i < NSRV; i++)
 		tc.dests[i] = (struct transport_addr){0x7f000001, f->ports[i]};
 	tc.ndests = NSRV;
