@@ -3,6 +3,8 @@
 # sqllogictest runner, mtrbench, and the integration suites (TAP scripts).
 EXTRA_DIST += tests/testutil.h
 SLT_CORE = tests/slt/slt.c tests/slt/slt.h tests/slt/md5.c tests/slt/md5.h
+# the differential test's SQL generator (no I/O; mtrslt --gen, test_sql_slt)
+SLT_GEN = tests/slt/gen.c tests/slt/gen.h
 
 # ---- unit tests, by library --------------------------------------------
 if HAVE_CMOCKA
@@ -35,9 +37,12 @@ tests_unit_test_slt_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/slt
 tests_unit_test_slt_LDADD = $(SQLITE_LIBS) $(CMOCKA_LIBS) -lm
 endif
 
-# the SQL front end against sqllogictest's statements (plain TAP; no cmocka)
+# the SQL front end against sqlite3 over the generated statements, tests/sql
+# and the sqllogictest corpus when present (plain TAP; no cmocka)
 check_PROGRAMS += tests/unit/test_sql_slt
 TESTS += tests/unit/test_sql_slt
+tests_unit_test_sql_slt_SOURCES = tests/unit/test_sql_slt.c $(SLT_GEN)
+tests_unit_test_sql_slt_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/slt
 tests_unit_test_sql_slt_LDADD = $(SQL_LIBS) $(SQLITE_LIBS)
 EXTRA_DIST += tests/sql
 
@@ -80,7 +85,7 @@ endif
 # ---- mtrslt, the sqllogictest runner (doc/mtrslt.md) -------------------
 check_PROGRAMS += tests/slt/mtrslt
 tests_slt_mtrslt_SOURCES = tests/slt/mtrslt.c tests/slt/backend.h tests/slt/backend_sqlite.c \
-	tests/slt/backend_mtr.c $(SLT_CORE)
+	tests/slt/backend_mtr.c tests/slt/difftest.c tests/slt/difftest.h $(SLT_GEN) $(SLT_CORE)
 tests_slt_mtrslt_LDADD = $(CLIENT_PROGRAM_LIBS)
 tests_slt_mtrslt_LDFLAGS = $(CLIENT_STATIC) -no-install
 EXTRA_DIST += doc/mtrslt.md
@@ -99,23 +104,31 @@ tests_bench_mtrbench_SOURCES = tests/bench/mtrbench.c tests/bench/bench.h tests/
 tests_bench_mtrbench_LDADD = $(ALL_LIBS) -lm
 
 # ---- integration suites (TAP; each skips with a reason when it cannot run)
-TESTS += tests/layers.sh \
-	tests/integration/mtrparse.sh tests/integration/slt_sqlite.sh \
-	tests/integration/client.sh tests/integration/embedded.sh \
-	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
-	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
-	tests/integration/install.sh tests/integration/stats.sh tests/integration/hostile.sh \
-	tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh
+# One suite a line, so that additions do not touch each other's lines.
+INTEGRATION_SUITES =
+INTEGRATION_SUITES += tests/layers.sh
+INTEGRATION_SUITES += tests/integration/mtrparse.sh
+INTEGRATION_SUITES += tests/integration/slt_sqlite.sh
+INTEGRATION_SUITES += tests/integration/client.sh
+INTEGRATION_SUITES += tests/integration/embedded.sh
+INTEGRATION_SUITES += tests/integration/metronomed.sh
+INTEGRATION_SUITES += tests/integration/cluster.sh
+INTEGRATION_SUITES += tests/integration/failover.sh
+INTEGRATION_SUITES += tests/integration/slt_cluster.sh
+INTEGRATION_SUITES += tests/integration/sql_diff.sh
+INTEGRATION_SUITES += tests/integration/mtrsql.sh
+INTEGRATION_SUITES += tests/integration/mtrsql_tmux.sh
+INTEGRATION_SUITES += tests/integration/install.sh
+INTEGRATION_SUITES += tests/integration/stats.sh
+INTEGRATION_SUITES += tests/integration/hostile.sh
+INTEGRATION_SUITES += tests/integration/apply_ioerr.sh
+INTEGRATION_SUITES += tests/integration/apply_stress.sh
+TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh
 endif
-EXTRA_DIST += tests/layers.sh tests/integration/mtrparse.sh tests/integration/slt_sqlite.sh \
-	tests/integration/client.sh tests/integration/embedded.sh \
-	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
-	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
-	tests/integration/install.sh tests/integration/stats.sh tests/integration/hostile.sh \
-	tests/integration/dpdk_netns.sh tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh \
-	tests/integration/slt_index_long.sh
+# not in TESTS: the long check over the sqllogictest corpus (doc/mtrslt.md)
+EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
 
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
 # in the tarball for `make distcheck`; setup.sh copies it into build-aux/.

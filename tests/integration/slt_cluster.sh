@@ -1,5 +1,7 @@
 #!/bin/sh
-# slt_cluster.sh - the sqllogictest corpus (../shared/slt) through the
+# slt_cluster.sh - the sqllogictest corpus (../shared/slt, or $MTR_SLT_DIR;
+# an optional extra: skipped without it, sql_diff.sh is the default SQL
+# conformance check) through the
 # client library against a real 3-server cluster (the local cluster, in a
 # temporary directory), compared record by record with plain SQLite
 # (doc/mtrslt.md).  Every record SQLite passes must pass through Metronome,
@@ -10,7 +12,8 @@ SLT=${MTR_SLT_DIR:-$MTR_SRCDIR/../shared/slt}
 R=$MTR_BUILDDIR/tests/slt/mtrslt
 [ -x "$R" ] || skip_all "mtrslt is not built"
 [ -x "$MTR_BUILDDIR/src/metronomed" ] || skip_all "metronomed is not built"
-ls "$SLT"/*.test >/dev/null 2>&1 || skip_all "no sqllogictest files in $SLT"
+ls "$SLT"/*.test >/dev/null 2>&1 ||
+	skip_all "no sqllogictest corpus at $SLT: an optional extra (set MTR_SLT_DIR); tests/integration/sql_diff.sh is the default conformance check"
 
 TMP=$(mktemp -d)
 at_exit 'rm -rf "$TMP"'

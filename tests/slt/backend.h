@@ -8,9 +8,21 @@
 #ifndef MTR_SLT_BACKEND_H
 #define MTR_SLT_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "slt.h"
+
+/* A value bound to a parameter (mtrslt --gen): type 'N' NULL, 'I' i, 'R'
+ * r, 'T' the text p, 'B' the n bytes at p. */
+struct slt_param {
+	char type;
+	int64_t i;
+	double r;
+	const char *p;
+	int n;
+};
 
 struct slt_backend {
 	const char *name; /* "sqlite", "metronome" (static) */
@@ -28,13 +40,23 @@ struct slt_backend {
 	 * error while stepping ends the rows without an error (the reference
 	 * runner does so, and the corpus expects an empty result from an
 	 * "integer overflow" in sum()); failing to prepare is an error, and so
-	 * is losing the connection. */
+	 * is losing the connection.  types "*" takes every column the query
+	 * has, each formatted as 'V'. */
 	int (*query)(struct slt_backend *b, const char *sql, const char *types, struct slt_result *res);
 
 	/* Close the connection and free b. */
 	void (*close)(struct slt_backend *b);
 
 	char err[512]; /* the last error's sentence */
+
+	/* Set by the caller before exec or query (mtrslt --gen), NULL/0
+	 * otherwise: every statement of the text gets params[0..] bound to
+	 * its parameters 1, 2, ... (as many as it has). */
+	const struct slt_param *params;
+	unsigned nparams;
+	/* Set by query: an SQL error while stepping ended the rows (its
+	 * message is in err). */
+	bool step_failed;
 };
 
 /* Open plain SQLite on a private in-memory database.  0 or MTR_ENOMEM/MTR_EIO

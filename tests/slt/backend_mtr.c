@@ -26,7 +26,29 @@ struct mtr_backend {
 
 static int mtr_fail(struct mtr_backend *m, int rc)
 {
-	snprintf(m->b.err, sizeof m->b.err, "%s: %s", mtr_errname(rc), mtr_errmsg(m->db));
+	int ext = mtr_extended_errcode(m->db);
+	if (ext)
+		snprintf(m->b.err, sizeof m->b.err, "%s: %s (SQLite extended code %d)", mtr_errname(rc),
+			 mtr_errmsg(m->db), ext);
+	else
+		snprintf(m->b.err, sizeof m->b.err, "%s: %s", mtr_errname(rc), mtr_errmsg(m->db));
+	return rc;
+}
+
+/* Bind b->params to st's parameters (backend.h). */
+static int be_bind(struct slt_backend *b, mtr_stmt *st)
+{
+	int n = mtr_bind_parameter_count(st), rc = 0;
+	for (int i = 0; i < n && i < (int)b->nparams && rc == 0; i++) {
+		const struct slt_param *v = &b->params[i];
+		switch (v->type) {
+		case 'I': rc = mtr_bind_int64(st, i + 1, v->i); break;
+		case 'R': rc = mtr_bind_double(st, i + 1, v->r); break;
+		case 'T': rc = mtr_bind_text(st, i + 1, v->p, v->n); break;
+		case 'B': rc = mtr_bind_blob(st, i + 1, v->p, v->n); break;
+		default: rc = mtr_bind_null(st, i + 1); break;
+		}
+	}
 	return rc;
 }
 
@@ -42,6 +64,11 @@ static int be_exec(struct slt_backend *b, const char *sql)
 			return mtr_fail(m, rc);
 		if (!st)
 			break;
+		if ((rc = be_bind(b, st)) != 0) {
+			mtr_fail(m, rc);
+			mtr_finalize(st);
+			return rc;
+		}
 		while ((rc = mtr_step(st)) == MTR_ROW)
 			;
 		if (rc != MTR_DONE) {
@@ -77,12 +104,27 @@ static const char *col_text(void *st, int i)
 	return (const char *)mtr_column_text(st, i);
 }
 
-static const struct slt_columns mtr_columns = { col_null, col_int64, col_double, col_text };
+static int col_type(void *st, int i)
+{
+	return mtr_column_type(st, i);
+}
+
+static const void *col_blob(void *st, int i, int *len)
+{
+	const void *p = mtr_column_blob(st, i);
+	*len = mtr_column_bytes(st, i);
+	return p;
+}
+
+static const struct slt_columns mtr_columns = { col_null, col_int64, col_double, col_text, col_type, col_blob };
 
 static int be_query(struct slt_backend *b, const char *sql, const char *types, struct slt_result *res)
 {
 	struct mtr_backend *m = (struct mtr_backend *)b;
 	mtr_stmt *st = NULL;
+	char all[64];
+	bool any = strcmp(types, "*") == 0;
+	b->step_failed = false;
 	res->ncols = (unsigned)strlen(types);
 	int rc = mtr_prepare(m->db, sql, -1, &st, NULL);
 	if (rc)
@@ -91,11 +133,22 @@ static int be_query(struct slt_backend *b, const char *sql, const char *types, s
 		snprintf(b->err, sizeof b->err, "no statement");
 		return MTR_EINVAL;
 	}
+	if ((rc = be_bind(b, st)) != 0) {
+		mtr_fail(m, rc);
+		mtr_finalize(st);
+		return rc;
+	}
 	bool first = true;
 	while ((rc = mtr_step(st)) == MTR_ROW) {
 		if (first) {
 			/* the column count is known after the first step */
 			int n = mtr_column_count(st);
+			if (any && n > 0 && n < (int)sizeof all) {
+				memset(all, 'V', (size_t)n);
+				all[n] = 0;
+				types = all;
+				res->ncols = (unsigned)n;
+			}
 			if (n != (int)res->ncols) {
 				snprintf(b->err, sizeof b->err, "the query has %d columns, the record %u", n,
 					 res->ncols);
@@ -111,7 +164,9 @@ static int be_query(struct slt_backend *b, const char *sql, const char *types, s
 			return e;
 		}
 	}
-	if (first && rc == MTR_DONE && mtr_column_count(st) > 0 && mtr_column_count(st) != (int)res->ncols) {
+	if (first && any)
+		res->ncols = (unsigned)mtr_column_count(st);
+	if (first && !any && rc == MTR_DONE && mtr_column_count(st) > 0 && mtr_column_count(st) != (int)res->ncols) {
 		snprintf(b->err, sizeof b->err, "the query has %d columns, the record %u", mtr_column_count(st),
 			 res->ncols);
 		mtr_finalize(st);
@@ -124,6 +179,10 @@ static int be_query(struct slt_backend *b, const char *sql, const char *types, s
 		mtr_fail(m, rc);
 		mtr_finalize(st);
 		return rc;
+	}
+	if (rc == MTR_ESQL) {
+		b->step_failed = true;
+		mtr_fail(m, rc);
 	}
 	mtr_finalize(st);
 	return 0;

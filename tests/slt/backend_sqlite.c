@@ -35,6 +35,22 @@ static int sqlite_reset(struct slt_backend *b)
 	return 0;
 }
 
+/* Bind b->params to st's parameters (backend.h). */
+static void sqlite_bind(struct slt_backend *b, sqlite3_stmt *st)
+{
+	int n = sqlite3_bind_parameter_count(st);
+	for (int i = 0; i < n && i < (int)b->nparams; i++) {
+		const struct slt_param *v = &b->params[i];
+		switch (v->type) {
+		case 'I': sqlite3_bind_int64(st, i + 1, v->i); break;
+		case 'R': sqlite3_bind_double(st, i + 1, v->r); break;
+		case 'T': sqlite3_bind_text(st, i + 1, v->p, v->n, SQLITE_TRANSIENT); break;
+		case 'B': sqlite3_bind_blob(st, i + 1, v->p, v->n, SQLITE_TRANSIENT); break;
+		default: sqlite3_bind_null(st, i + 1); break;
+		}
+	}
+}
+
 static int sqlite_exec(struct slt_backend *b, const char *sql)
 {
 	struct sqlite_backend *s = (struct sqlite_backend *)b;
@@ -46,6 +62,7 @@ static int sqlite_exec(struct slt_backend *b, const char *sql)
 			return sqlite_fail(s, MTR_ESQL);
 		if (!st) /* white space or a comment */
 			break;
+		sqlite_bind(b, st);
 		int rc;
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 			;
@@ -80,12 +97,26 @@ static const char *col_text(void *st, int i)
 	return (const char *)sqlite3_column_text(st, i);
 }
 
-static const struct slt_columns sqlite_columns = { col_null, col_int64, col_double, col_text };
+static int col_type(void *st, int i)
+{
+	return sqlite3_column_type(st, i);
+}
+
+static const void *col_blob(void *st, int i, int *len)
+{
+	const void *p = sqlite3_column_blob(st, i);
+	*len = sqlite3_column_bytes(st, i);
+	return p;
+}
+
+static const struct slt_columns sqlite_columns = { col_null, col_int64, col_double, col_text, col_type, col_blob };
 
 static int sqlite_query(struct slt_backend *b, const char *sql, const char *types, struct slt_result *res)
 {
 	struct sqlite_backend *s = (struct sqlite_backend *)b;
 	sqlite3_stmt *st = NULL;
+	char all[64];
+	b->step_failed = false;
 	res->ncols = (unsigned)strlen(types);
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return sqlite_fail(s, MTR_ESQL);
@@ -93,7 +124,14 @@ static int sqlite_query(struct slt_backend *b, const char *sql, const char *type
 		snprintf(b->err, sizeof b->err, "no statement");
 		return MTR_EINVAL;
 	}
+	sqlite_bind(b, st);
 	int n = sqlite3_column_count(st);
+	if (strcmp(types, "*") == 0 && n > 0 && n < (int)sizeof all) {
+		memset(all, 'V', (size_t)n);
+		all[n] = 0;
+		types = all;
+		res->ncols = (unsigned)n;
+	}
 	if (n != (int)res->ncols) {
 		snprintf(b->err, sizeof b->err, "the query has %d columns, the record %u", n, res->ncols);
 		sqlite3_finalize(st);
@@ -111,7 +149,10 @@ static int sqlite_query(struct slt_backend *b, const char *sql, const char *type
 	/* An error while stepping (say "integer overflow" in sum()) ends the
 	 * rows and is not a failure: that is how the reference runner reads
 	 * the corpus, which expects an empty result there. */
-	(void)rc;
+	if (rc != SQLITE_DONE) {
+		b->step_failed = true;
+		sqlite_fail(s, MTR_ESQL);
+	}
 	sqlite3_finalize(st);
 	return 0;
 }

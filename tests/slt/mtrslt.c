@@ -3,6 +3,7 @@
  * client library and checks every record (doc/mtrslt.md).
  *
  *   mtrslt [--sqlite | --uri URI] [--local-dir DIR] [--bindir DIR] [-v] [-q] PATH...
+ *   mtrslt --gen N [--seed S] [--dump] [--sqlite | --uri URI] [--local-dir DIR] ...
  *
  * PATH is a .test file or a directory (its *.test files, sorted).  Every
  * file runs on plain SQLite (in-memory, in this process) and, unless
@@ -15,6 +16,10 @@
  * "FILE: N passed, N failed, N skipped", then "N passed, N failed".  The
  * reasons for failures go to stderr.  Exit status: 0 when nothing failed,
  * 1 otherwise, 2 on a usage or setup error.
+ *
+ * --gen N runs the generated differential test instead of files: N records
+ * of the seeded generator (gen.h), compared between plain SQLite and
+ * Metronome (difftest.h); --dump only prints their SQL.
  */
 #include "config.h"
 
@@ -22,13 +27,16 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
+#include "difftest.h"
 #include "localcluster.h"
 #include "metronome.h"
 #include "slt.h"
@@ -353,7 +361,12 @@ static void build_tree_bindir(char *out, size_t outlen)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mtrslt [--sqlite | --uri URI] [--local-dir DIR] [--bindir DIR] [-v] [-q] PATH...\n"
+		   "       mtrslt --gen N [--seed S] [--dump] [--sqlite | --uri URI] [--local-dir DIR] ...\n"
 		   "  PATH             a sqllogictest file, or a directory of *.test files\n"
+		   "  --gen N          run N generated records instead (the differential test)\n"
+		   "  --seed S         the generator's seed (default: from the clock; printed)\n"
+		   "  --dump           print the generated SQL and exit\n"
+		   "  --paranoid       compare every table after every write (finds the first bad one)\n"
 		   "  --sqlite         run on plain SQLite only (checks the runner)\n"
 		   "  --uri URI        the Metronome cluster (mtr://host:port?consistency=session);\n"
 		   "                   without it a private local cluster is started and stopped\n"
@@ -373,11 +386,15 @@ int main(int argc, char **argv)
 		{ "local-dir", required_argument, NULL, 'd' }, { "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },      { "help", no_argument, NULL, 'h' },
 		{ "bindir", required_argument, NULL, 'b' },
+		{ "gen", required_argument, NULL, 'g' },  { "seed", required_argument, NULL, 'S' },
+		{ "dump", no_argument, NULL, 'D' },      
+		{ "paranoid", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run r = { 0 };
 	const char *uri = NULL, *local_dir = NULL, *bindir = NULL;
-	bool sqlite_only = false;
+	bool sqlite_only = false, gen = false, dump = false, seeded = false;
+	struct diff_opts dopt = { 0 };
 	int c;
 	while ((c = getopt_long(argc, argv, "svqhu:d:b:", opts, NULL)) != -1) {
 		switch (c) {
@@ -388,13 +405,32 @@ int main(int argc, char **argv)
 		case 'v': r.verbose = 1; break;
 		case 'q': r.quiet = 1; break;
 		case 'h': usage(stdout); return 0;
+		case 'g': gen = true; dopt.count = strtoul(optarg, NULL, 10); break;
+		case 'S': seeded = true; dopt.seed = strtoull(optarg, NULL, 0); break;
+		case 'D': dump = true; break;
+		case 'P': dopt.paranoid = true; break;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind >= argc || (sqlite_only && uri)) {
+	if ((!gen && optind >= argc) || (gen && optind < argc) || (sqlite_only && uri)) {
 		usage(stderr);
 		return 2;
 	}
+	if (gen && !seeded) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		dopt.seed = (uint64_t)ts.tv_sec * 1000003u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid();
+		dopt.seed %= 1000000000u; /* short enough to type */
+	}
+	if (gen && dump) {
+		diff_dump(&dopt);
+		return 0;
+	}
+	if (gen) {
+		printf("seed %" PRIu64 " (replay: --seed %" PRIu64 ")\n", dopt.seed, dopt.seed);
+		fflush(stdout);
+	}
+	dopt.quiet = r.quiet;
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -458,6 +494,19 @@ int main(int argc, char **argv)
 	}
 
 	struct totals t = { 0 };
+	if (gen) {
+		if (r.mtr && r.mtr->reset(r.mtr) != 0) {
+			fprintf(stderr, "mtrslt: cannot empty the database: %s\n", r.mtr->err);
+			t.failed++;
+		} else {
+			t.failed += diff_run(r.lite, r.mtr, &dopt, &interrupted);
+		}
+		if (interrupted) {
+			fprintf(stderr, "mtrslt: interrupted\n");
+			t.failed++;
+		}
+		goto done;
+	}
 	for (int i = optind; i < argc && !interrupted; i++)
 		run_path(&r, argv[i], &t);
 	if (interrupted) {
@@ -465,6 +514,7 @@ int main(int argc, char **argv)
 		t.failed++;
 	}
 	printf("%lu passed, %lu failed\n", t.passed, t.failed);
+done:
 	if (t.skipped)
 		fprintf(stderr, "mtrslt: %lu records skipped (%lu of them because SQLite itself fails them)\n",
 			t.skipped, t.sqlite_failed);

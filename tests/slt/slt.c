@@ -285,6 +285,52 @@ void slt_format_real(double v, char *out, size_t outlen)
 	snprintf(out, outlen, "%s", buf);
 }
 
+/* One 'V' value: its type and an exact text form (slt.h). */
+static int add_typed(struct slt_result *res, const struct slt_columns *ops, void *stmt, int i)
+{
+	static const char hex[] = "0123456789abcdef";
+	int t = ops->type(stmt, i);
+	char num[64];
+	if (t == 1) { /* SQLITE_INTEGER */
+		snprintf(num, sizeof num, "i:%" PRId64, ops->int64(stmt, i));
+		return slt_result_add(res, num);
+	}
+	if (t == 2) { /* SQLITE_FLOAT */
+		snprintf(num, sizeof num, "r:%.17g", ops->dbl(stmt, i));
+		return slt_result_add(res, num);
+	}
+	int n = 0;
+	const unsigned char *p;
+	if (t == 4) { /* SQLITE_BLOB */
+		p = ops->blob(stmt, i, &n);
+	} else {
+		p = (const unsigned char *)ops->text(stmt, i);
+		n = p ? (int)strlen((const char *)p) : 0;
+	}
+	char *s = malloc(4 * (size_t)n + 3), *q = s;
+	if (!s)
+		return MTR_ENOMEM;
+	*q++ = t == 4 ? 'b' : 't';
+	*q++ = ':';
+	for (int k = 0; k < n; k++) {
+		if (t == 4) {
+			*q++ = hex[p[k] >> 4];
+			*q++ = hex[p[k] & 15];
+		} else if (p[k] < ' ' || p[k] > '~' || p[k] == '\\') {
+			*q++ = '\\';
+			*q++ = 'x';
+			*q++ = hex[p[k] >> 4];
+			*q++ = hex[p[k] & 15];
+		} else {
+			*q++ = (char)p[k];
+		}
+	}
+	*q = 0;
+	int rc = slt_result_add(res, s);
+	free(s);
+	return rc;
+}
+
 int slt_result_add_row(struct slt_result *res, const char *types, const struct slt_columns *ops,
 		       void *stmt)
 {
@@ -320,6 +366,12 @@ int slt_result_add_row(struct slt_result *res, const char *types, const struct s
 					*p = '@';
 			break;
 		}
+		case 'V':
+			if (!ops->type || !ops->blob)
+				return MTR_EINVAL;
+			if (add_typed(res, ops, stmt, i) != 0)
+				return MTR_ENOMEM;
+			break;
 		default:
 			return MTR_EINVAL;
 		}

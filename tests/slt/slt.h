@@ -95,14 +95,21 @@ struct slt_columns {
 	int64_t (*int64)(void *stmt, int col);
 	double (*dbl)(void *stmt, int col);
 	const char *(*text)(void *stmt, int col); /* NULL taken as "" */
+	/* for 'V' only (may be NULL otherwise): the value's type (SQLite's
+	 * 1..5 codes) and a blob's bytes */
+	int (*type)(void *stmt, int col);
+	const void *(*blob)(void *stmt, int col, int *len);
 };
 
 /*
  * Append the current row: column i is formatted by types[i]: 'I' an
  * integer (%lld of the int64 value), 'R' "%.3f" of the double value, 'T'
  * the text with "(empty)" for "" and '@' for every byte outside ' '..'~';
- * NULL is "NULL" whatever the letter.  0 or MTR_ENOMEM, MTR_EINVAL (a
- * letter other than I, R, T).
+ * 'V' (mtrslt --gen, not a sqllogictest letter) the value with its type:
+ * "i:N", "r:" and %.17g (exact), "t:" and the text (bytes outside
+ * ' '..'~' as \xHH), "b:" and the hex bytes; NULL is "NULL" whatever the
+ * letter.  0 or MTR_ENOMEM, MTR_EINVAL (another letter, or 'V' without
+ * the type and blob accessors).
  */
 int slt_result_add_row(struct slt_result *res, const char *types, const struct slt_columns *ops,
 		       void *stmt);

@@ -62,7 +62,28 @@ static const char *f_text(void *st, int c)
 	return ((struct cell *)st)[c].t;
 }
 
-static const struct slt_columns fake = { f_null, f_int, f_dbl, f_text };
+/* 'V' needs the type (SQLite's codes) and blobs: kind 'B' is a blob of
+ * the bytes of t (its length in i). */
+static int f_type(void *st, int c)
+{
+	switch (((struct cell *)st)[c].kind) {
+	case 'I': return 1;
+	case 'R': return 2;
+	case 'T': return 3;
+	case 'B': return 4;
+	default: return 5;
+	}
+}
+
+static const void *f_blob(void *st, int c, int *len)
+{
+	struct cell *x = &((struct cell *)st)[c];
+	*len = (int)x->i;
+	return x->t;
+}
+
+static const struct slt_columns fake = { f_null, f_int, f_dbl, f_text, NULL, NULL };
+static const struct slt_columns fake_v = { f_null, f_int, f_dbl, f_text, f_type, f_blob };
 
 /* ---- md5 ---- */
 
@@ -165,8 +186,31 @@ static void test_add_row(void **state)
 	assert_string_equal(res.values[6], "12abc");
 	assert_string_equal(res.values[7], "5.000");
 	assert_int_equal(slt_result_add_row(&res, "X", &fake, row + 1), MTR_EINVAL);
+	assert_int_equal(slt_result_add_row(&res, "V", &fake, row + 1), MTR_EINVAL); /* no type accessor */
 	slt_result_free(&res);
 	assert_null(res.values);
+}
+
+/* 'V' (mtrslt --gen): every value with its type, exactly */
+static void test_add_row_typed(void **state)
+{
+	(void)state;
+	struct slt_result res = { 0 };
+	struct cell row[] = {
+		{ 'N', 0, 0, NULL }, { 'I', -42, 0, NULL }, { 'R', 0, 0.1, NULL }, { 'T', 0, 0, "" },
+		{ 'T', 0, 0, "a\tb\\\xc3\xa9" }, { 'B', 3, 0, "\x00\xff" "a" }, { 'B', 0, 0, NULL }, { 'R', 0, -0.0, NULL },
+	};
+	assert_int_equal(slt_result_add_row(&res, "VVVVVVVV", &fake_v, row), 0);
+	assert_int_equal(res.n, 8);
+	assert_string_equal(res.values[0], "NULL");
+	assert_string_equal(res.values[1], "i:-42");
+	assert_string_equal(res.values[2], "r:0.10000000000000001");
+	assert_string_equal(res.values[3], "t:");
+	assert_string_equal(res.values[4], "t:a\\x09b\\x5c\\xc3\\xa9");
+	assert_string_equal(res.values[5], "b:00ff61");
+	assert_string_equal(res.values[6], "b:");
+	assert_string_equal(res.values[7], "r:-0");
+	slt_result_free(&res);
 }
 
 /* ---- sort, hash, check ---- */
@@ -419,6 +463,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_md5_rfc1321), cmocka_unit_test(test_md5_chunks),
 		cmocka_unit_test(test_format_real), cmocka_unit_test(test_add_row),
+		cmocka_unit_test(test_add_row_typed),
 		cmocka_unit_test(test_sort),        cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_check),       cmocka_unit_test(test_reader),
 		cmocka_unit_test(test_sqlite_backend),

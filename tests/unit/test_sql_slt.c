@@ -1,15 +1,24 @@
 /*
  * test_sql_slt.c - agreement of the SQL front end with SQLite itself (plain
- * TAP).  Every `statement` and `query` record of the sqllogictest files in
- * $MTR_SLT_DIR (default $MTR_SRCDIR/../shared/slt) that would run on SQLite
- * (skipif/onlyif honoured, halt obeyed) is prepared by sqlite3 in an
- * in-memory database, one per file, and statements are executed so that the
- * schema evolves; each is then parsed by sql_parse_ex() in the same order.
- * Every statement that sqlite3_prepare_v2() accepts must be accepted by our
- * parser, and our read-only flag must equal sqlite3_stmt_readonly().  The
- * same check runs over the SQL scripts of $MTR_SRCDIR/tests/sql (*.sql), which
- * cover what the slt corpus lacks (CTEs, windows, upsert, RETURNING, ...).
- * The counts are printed as TAP diagnostics.
+ * TAP), over three sources of SQL, in this order:
+ *
+ * 1. the records of the differential test's generator (tests/slt/gen.h,
+ *    seed $MTR_DIFF_SEED or 1, $MTR_DIFF_COUNT records or 3000): needs
+ *    nothing outside the repository, so a fresh clone runs it;
+ * 2. the SQL scripts of $MTR_SRCDIR/tests/sql (*.sql): what the corpus
+ *    lacks (CTEs, windows, upsert, RETURNING, ...);
+ * 3. the sqllogictest files in $MTR_SLT_DIR (default
+ *    $MTR_SRCDIR/../shared/slt), an optional extra: skipped with a reason
+ *    when absent.  Every `statement` and `query` record that would run on
+ *    SQLite (skipif/onlyif honoured, halt obeyed) is used.
+ *
+ * Each statement is prepared by sqlite3 in an in-memory database (one per
+ * file or run), and executed so that the schema evolves; each is then
+ * parsed by sql_parse_ex() in the same order.  Every statement that
+ * sqlite3_prepare_v2() accepts must be accepted by our parser, and our
+ * read-only flag must equal sqlite3_stmt_readonly().  The generator's
+ * refusal records (doc/sql.md "Refused constructs") must be refused, with a
+ * message.  The counts are printed as TAP diagnostics.
  */
 #include "config.h"
 
@@ -20,6 +29,7 @@
 
 #include <sqlite3.h>
 
+#include "gen.h"
 #include "sql.h"
 
 struct counts {
@@ -253,11 +263,62 @@ static void report(const char *what, unsigned *test, const struct counts *k)
 	       k->ro_agree == k->both_ok && k->both_ok > 0 ? "ok" : "not ok", ++*test, what);
 }
 
+/* The generator's records: SQLite and the front end must agree on every
+ * statement SQLite prepares; refusals must be refused.  Returns the number
+ * of refusal records that were not refused (shown). */
+static unsigned run_gen(uint64_t seed, unsigned long count, struct counts *k, unsigned *nrefused)
+{
+	struct gen *g = gen_new(seed);
+	sqlite3 *db;
+	unsigned bad = 0;
+	*nrefused = 0;
+	if (!g || sqlite3_open(":memory:", &db) != SQLITE_OK) {
+		gen_free(g);
+		return 1;
+	}
+	for (unsigned long i = 1; i <= count; i++) {
+		const struct gen_rec *r = gen_next(g);
+		char where[64];
+		if (!r) {
+			bad++;
+			break;
+		}
+		snprintf(where, sizeof where, "generated %lu", i);
+		if (r->expect == GEN_REFUSED) {
+			struct sql_result *res;
+			(*nrefused)++;
+			if (sql_parse(r->sql, strlen(r->sql), &res) != 0) {
+				bad++;
+				continue;
+			}
+			bool refused = res->n_stmts == 1 && res->stmts[0].kind == SQL_REFUSED && res->stmts[0].error &&
+				       res->stmts[0].error[0];
+			if (!refused) {
+				bad++;
+				printf("# %s: not refused (%s): %s\n", where,
+				       res->n_stmts ? sql_kind_name(res->stmts[0].kind) : "no statement", r->sql);
+			}
+			sql_result_free(res);
+			continue;
+		}
+		run_sql(db, r->sql, r->kind == GEN_EXEC || strstr(r->sql, "RETURNING"), where, k);
+		if (!sqlite3_get_autocommit(db))
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_close(db);
+	gen_free(g);
+	return bad;
+}
+
 int main(void)
 {
 	char slt[4096], sqldir[4096];
 	const char *src = getenv("MTR_SRCDIR");
 	const char *env = getenv("MTR_SLT_DIR");
+	const char *seed_env = getenv("MTR_DIFF_SEED");
+	const char *count_env = getenv("MTR_DIFF_COUNT");
+	uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0) : 1;
+	unsigned long count = count_env ? strtoul(count_env, NULL, 10) : 3000;
 	if (!src)
 		src = ".";
 	if (env)
@@ -266,22 +327,40 @@ int main(void)
 		snprintf(slt, sizeof slt, "%s/../shared/slt", src);
 	snprintf(sqldir, sizeof sqldir, "%s/tests/sql", src);
 
-	DIR *d = opendir(slt);
-	if (!d) {
-		printf("1..0 # SKIP no sqllogictest corpus at %s (set MTR_SLT_DIR)\n", slt);
-		return 0;
-	}
-	closedir(d);
-	printf("1..4\n");
+	printf("1..7\n");
 	unsigned test = 0;
-	struct counts k = { 0 }, x = { 0 };
-	unsigned nf = each_file(slt, ".test", true, &k);
-	printf("# %u sqllogictest files in %s\n", nf, slt);
-	report("slt", &test, &k);
-	nf = each_file(sqldir, ".sql", false, &x);
+
+	/* 1-3: the generated statements */
+	struct counts gk = { 0 };
+	unsigned nrefused;
+	unsigned bad = run_gen(seed, count, &gk, &nrefused);
+	printf("# generator seed %llu, %lu records ($MTR_DIFF_SEED, $MTR_DIFF_COUNT): %u refusals, %u statements sqlite3 rejects (failures the records expect)\n",
+	       (unsigned long long)seed, count, nrefused, gk.rejected);
+	report("generated", &test, &gk);
+	printf("%s %u - generated: every refusal record (%u) is refused with a message\n",
+	       bad == 0 && nrefused > 0 ? "ok" : "not ok", ++test, nrefused);
+
+	/* 4-5: tests/sql */
+	struct counts x = { 0 };
+	unsigned nf = each_file(sqldir, ".sql", false, &x);
 	printf("# %u SQL scripts in %s\n", nf, sqldir);
 	if (x.rejected)
 		x.both_ok = 0; /* the scripts must be valid SQLite: fail loudly */
 	report("tests/sql", &test, &x);
+
+	/* 6-7: the sqllogictest corpus, when there */
+	DIR *d = opendir(slt);
+	if (!d) {
+		for (int i = 0; i < 2; i++)
+			printf("ok %u # SKIP no sqllogictest corpus at %s: an optional extra (set MTR_SLT_DIR); "
+			       "the generated statements above and tests/integration/sql_diff.sh are the default check\n",
+			       ++test, slt);
+		return 0;
+	}
+	closedir(d);
+	struct counts k = { 0 };
+	nf = each_file(slt, ".test", true, &k);
+	printf("# %u sqllogictest files in %s\n", nf, slt);
+	report("slt", &test, &k);
 	return 0;
 }
