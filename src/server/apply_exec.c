@@ -279,10 +279,17 @@ static int step_all(struct apply *a, sqlite3_stmt *st, struct sres *r)
 		r->ncols = (uint32_t)sqlite3_column_count(st);
 		r->nrows++;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE) {
+		/* A statement that fails after some rows is an error with no rows
+		 * (the client reads an error, not half a result with no column
+		 * names): drop what it collected. */
+		a->alen = r->off;
+		r->nrows = 0;
+		r->ncols = 0;
 		set_db_error(a, r);
-	else if (r->nrows > 0)
+	} else if (r->nrows > 0) {
 		record_names(a, st, r);
+	}
 	sqlite3_reset(st);
 	return rc;
 }
