@@ -153,7 +153,10 @@ void srvvt_on_stats(struct server *s, const struct transport_msg *m)
 		}
 		snprintf(proc, sizeof proc, "server %u", j);
 	} else {
-		snprintf(proc, sizeof proc, "proxy %u", j);
+		/* proxies may share an id (an application's embedded proxies
+		 * all default to 256): the address tells them apart */
+		char a[24];
+		snprintf(proc, sizeof proc, "proxy %u@%s", j, transport_addr_format(&m->peer, a, sizeof a));
 	}
 	struct wire_stat w;
 	while (wire_stats_next(&sm, &w))

@@ -20,7 +20,7 @@
 
 #define STATSTAB_MAX_PROCS 64
 #define STATSTAB_MAX_NAMES 512
-#define STATSTAB_PROC_MAX 32 /* bytes of a process name, NUL included */
+#define STATSTAB_PROC_MAX 48 /* bytes of a process name, NUL included ("proxy N@IP:PORT") */
 
 struct statstab;
 
