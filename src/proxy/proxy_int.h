@@ -39,6 +39,31 @@
 #define RREQ_MAX 64u           /* RESULT_REQUESTs per tick at most */
 #define IDLE_HEARTBEAT_MS 1000u
 #define STATS_PERIOD_MS 1000u /* the proxy's counters to every server (mtr_stats) */
+
+/*
+ * Why the proxy dropped a datagram (or a record of one) that passed the
+ * transport's check (DESIGN.md invariant 9): X(name, meaning).  Shown in
+ * mtr_stats as "proxy.drop.NAME".  result_dup is the normal case of every
+ * write: the first replica's result answers, the others' copies are dropped.
+ */
+#define PROXY_DROP_MAP(X)                                                                   \
+	X(type, "a datagram type proxies do not take")                                      \
+	X(sender, "a RESULT, RESEND or STATUS not from a configured server's address")      \
+	X(result, "a RESULT that does not decode or is for another stream")                 \
+	X(result_dup, "a result for an item already answered (the other replicas' copies)") \
+	X(result_range, "a result for a seq not in flight (released or never sent)")         \
+	X(result_read, "a read result for a read no longer waiting (answered or timed out)") \
+	X(result_chunk, "a result chunk that disagrees with the others")                    \
+	X(nomem, "a result chunk dropped for want of memory")                               \
+	X(resend, "a RESEND that does not decode or is for another stream")                 \
+	X(status, "a STATUS that does not decode or names a bad node")
+
+enum proxy_drop {
+#define PROXY__DROP_ENUM(name, text) PROXY_DROP_##name,
+	PROXY_DROP_MAP(PROXY__DROP_ENUM)
+#undef PROXY__DROP_ENUM
+	PROXY_DROP__COUNT
+};
 #define ALIVE_MS 1000u         /* a server is alive when its STATUS is this recent */
 #define SILENT_WARN_MS 5000u   /* no STATUS from any server this long: warn (once a minute) */
 #define RHASH 1024u            /* buckets of the read table */
@@ -174,6 +199,7 @@ struct proxy {
 	uint64_t next_hb_ms;
 	uint64_t next_rr_ms;
 	uint64_t next_stats_ms; /* next STATS to every server */
+	uint64_t drops[PROXY_DROP__COUNT]; /* loop thread */
 	uint64_t status_ms;     /* last STATUS from any server (proxy_open: the start) */
 	uint64_t silent_warn_ms; /* next "no STATUS" warning */
 

@@ -253,8 +253,10 @@ static void release_done(struct proxy *p)
 static void on_result(struct proxy *p, const uint8_t *pl, size_t len)
 {
 	struct wire_result_msg m;
-	if (wire_result_decode(pl, len, p->cfg.max_frame, &m) != 0 || m.stream != p->stream)
+	if (wire_result_decode(pl, len, p->cfg.max_frame, &m) != 0 || m.stream != p->stream) {
+		p->drops[PROXY_DROP_result]++;
 		return;
+	}
 	struct wire_result_rec rec;
 	int released = 0;
 	while (wire_result_next(&m, &rec)) {
@@ -263,16 +265,23 @@ static void on_result(struct proxy *p, const uint8_t *pl, size_t len)
 			struct pend *q = p->rtab[rec.request % RHASH];
 			while (q && q->rid != rec.request)
 				q = q->hnext;
-			if (q == NULL)
+			if (q == NULL) {
+				p->drops[PROXY_DROP_result_read]++;
 				continue;
+			}
 			if (whole) {
 				pxnet_read_unlink(p, q);
 				pxcli_pend_complete(p, q, 0, NULL, rec.instance, (uint8_t *)rec.data, rec.len, 0);
 				continue;
 			}
-			if (q->rb == NULL && (q->rb = calloc(1, sizeof *q->rb)) == NULL)
+			if (q->rb == NULL && (q->rb = calloc(1, sizeof *q->rb)) == NULL) {
+				p->drops[PROXY_DROP_nomem]++;
 				continue;
-			if (rbuf_add(q->rb, &rec) == 1) {
+			}
+			int ra = rbuf_add(q->rb, &rec);
+			if (ra < 0)
+				p->drops[PROXY_DROP_result_chunk]++;
+			if (ra == 1) {
 				struct rbuf *rb = q->rb;
 				q->rb = NULL;
 				pxnet_read_unlink(p, q);
@@ -282,18 +291,27 @@ static void on_result(struct proxy *p, const uint8_t *pl, size_t len)
 			}
 			continue;
 		}
-		if (rec.seq <= p->rel || rec.seq >= outbuf_next_seq(&p->ob))
+		if (rec.seq <= p->rel || rec.seq >= outbuf_next_seq(&p->ob)) {
+			p->drops[rec.seq <= p->rel ? PROXY_DROP_result_dup : PROXY_DROP_result_range]++;
 			continue;
+		}
 		struct wslot *s = &p->slots[rec.seq % p->cap];
-		if (s->done)
+		if (s->done) {
+			p->drops[PROXY_DROP_result_dup]++;
 			continue;
+		}
 		uint8_t *data = (uint8_t *)rec.data;
 		uint32_t dlen = rec.len;
 		struct rbuf *rb = NULL;
 		if (!whole) {
-			if (s->rb == NULL && (s->rb = calloc(1, sizeof *s->rb)) == NULL)
+			if (s->rb == NULL && (s->rb = calloc(1, sizeof *s->rb)) == NULL) {
+				p->drops[PROXY_DROP_nomem]++;
 				continue;
-			if (rbuf_add(s->rb, &rec) != 1)
+			}
+			int ra = rbuf_add(s->rb, &rec);
+			if (ra < 0)
+				p->drops[PROXY_DROP_result_chunk]++;
+			if (ra != 1)
 				continue;
 			rb = s->rb;
 			s->rb = NULL;
@@ -322,8 +340,10 @@ static void on_result(struct proxy *p, const uint8_t *pl, size_t len)
 static void on_resend(struct proxy *p, const struct transport_msg *m)
 {
 	struct wire_resend r;
-	if (wire_resend_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0 || r.stream != p->stream)
+	if (wire_resend_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0 || r.stream != p->stream) {
+		p->drops[PROXY_DROP_resend]++;
 		return;
+	}
 	uint64_t first = MAX(r.first, p->rel + 1), last = MIN(r.last, outbuf_high(&p->ob));
 	if (last >= first + RESEND_MAX)
 		last = first + RESEND_MAX - 1;
@@ -346,8 +366,11 @@ static void on_resend(struct proxy *p, const struct transport_msg *m)
 static void on_status(struct proxy *p, const struct transport_msg *m)
 {
 	struct wire_status s;
-	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &s) != 0 || s.node >= p->cfg.cc.nservers)
+	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &s) != 0 || s.node >= p->cfg.cc.nservers ||
+	    s.node != m->hdr.sender) {
+		p->drops[PROXY_DROP_status]++;
 		return;
+	}
 	struct srv *v = &p->srv[s.node];
 	if (s.applied > v->applied)
 		v->applied = s.applied;
@@ -383,6 +406,17 @@ int pxnet_transport_drain(struct proxy *p)
 		}
 		for (int i = 0; i < n; i++) {
 			const struct transport_msg *m = &msgs[i];
+			/* only the configured servers answer a proxy (DESIGN.md
+			 * invariant 8: only a configured server speaks as one) */
+			uint32_t j = m->hdr.sender;
+			if (j >= p->cfg.cc.nservers || p->cfg.cc.servers[j].ip != m->peer.ip ||
+			    p->cfg.cc.servers[j].port != m->peer.port) {
+				p->drops[m->hdr.type == WIRE_T_RESULT || m->hdr.type == WIRE_T_RESEND ||
+						 m->hdr.type == WIRE_T_STATUS
+					 ? PROXY_DROP_sender
+					 : PROXY_DROP_type]++;
+				continue;
+			}
 			switch (m->hdr.type) {
 			case WIRE_T_RESULT:
 				on_result(p, m->buf + WIRE_HDR_SIZE, m->hdr.length);
@@ -394,6 +428,7 @@ int pxnet_transport_drain(struct proxy *p)
 				on_status(p, m);
 				break;
 			default:
+				p->drops[PROXY_DROP_type]++;
 				break;
 			}
 		}
@@ -413,6 +448,13 @@ static void send_stats(struct proxy *p)
 	if (o == NULL)
 		return;
 	STATS_EACH(PROXY_STATS_MAP, "proxy", &p->st, wire_stats_list_put, o);
+	static const char *const drop_names[] = {
+#define PROXY__DROP_NAME(name, text) "drop." #name,
+		PROXY_DROP_MAP(PROXY__DROP_NAME)
+#undef PROXY__DROP_NAME
+	};
+	for (unsigned r = 0; r < PROXY_DROP__COUNT; r++)
+		stats_put(wire_stats_list_put, o, "proxy", drop_names[r], p->drops[r]);
 	transport_stats_each(p->t, "transport", wire_stats_list_put, o);
 	const struct clusterconf *cc = &p->cfg.cc;
 	for (uint32_t j = 0; j < cc->nservers; j++) {

@@ -12,13 +12,13 @@
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 B=$MTR_BUILDDIR
-need_built src/metronomed src/mtrproxy shell/mtrsql
+need_built src/metronomed src/mtrproxy shell/mtrsql tests/tools/mtrforge
 TMP=$(mktemp -d)
 at_exit 'rm -rf "$TMP"'
 BASE=$(port_block)
 M=$B/shell/mtrsql
 
-plan 7
+plan 8
 
 servers=$(local_servers $BASE 3)
 start_servers "$TMP" 3 "$servers"
@@ -34,6 +34,11 @@ check "writes through the proxy" [ $? = 0 ]
 for k in 1 2 3 4 5; do
 	echo "this is not a Metronome datagram, number $k, and it is long enough" >/dev/udp/127.0.0.1/$BASE
 done
+
+# a STATUS with the cluster key but not from a server's address, to the
+# proxy: it must be dropped and counted (proxy.drop.sender)
+PU=$(sed -n 's/.*proxy: udp \([0-9.]*:[0-9]*\),.*/\1/p' "$TMP/p1.log" | head -1)
+"$B/tests/tools/mtrforge" --to "$PU" --key "$MTR_KEY" --sender 0 status >"$TMP/forge" 2>&1
 
 q() { "$M" "$P" -c "$1" 2>>"$TMP/q.err"; }
 # every server's counters reach the replica that answers within about 2 s
@@ -59,5 +64,10 @@ check "every server's Paxos delivered and apply instances are counted (> 0)" \
 check "server 0 counted the 5 foreign datagrams as transport.drop.magic" magic_counted
 check "the proxy's counters are there (proxy.requests > 0)" \
 	awk -F'|' '$1 ~ /^proxy / && $2 == "proxy.requests" && $3 > 0 {f = 1} END {exit !f}' "$TMP/stats"
+sender_counted() {
+	[ "$(q "SELECT max(value) FROM mtr_stats WHERE process LIKE 'proxy %' AND name = 'proxy.drop.sender'")" -ge 1 ] 2>/dev/null
+}
+wait_for 5 sender_counted
+check "the proxy counted a STATUS that was not from a server's address ($PU: $(cat "$TMP/forge"))" sender_counted
 check "a write cannot read mtr_stats (per-replica state, DESIGN.md invariant 6)" \
 	sh -c "! '$M' '$P' -c 'INSERT INTO t SELECT value FROM mtr_stats' >/dev/null 2>&1"
