@@ -63,3 +63,18 @@ int daemon_main(const struct daemon_ops *ops, const void *cfg, int log_level, co
 	mtr_log(LOG_INFO, "stopped");
 	return 0;
 }
+
+void daemon_usage(FILE *f, const char *name, const char *what, const struct conf_key *keys, size_t n)
+{
+	fprintf(f,
+		"usage: %s -c FILE [-o key=value]... [--help] [--version]\n"
+		"       %s --gen-key\n"
+		"       %s --print-config-doc\n\n%s"
+		"FILE holds `key = value` lines; -o sets or overrides one key.\n"
+		"Keys (type, default, meaning):\n\n",
+		name, name, name, what);
+	conf_print_help(keys, n, f);
+	fprintf(f, "\n--gen-key prints a new random cluster.key (32 hex digits): put the same one in the\n"
+		   "configuration of every server and proxy of the cluster.\n");
+	fprintf(f, "\nExit status: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 on a runtime failure.\n");
+}

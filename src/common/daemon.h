@@ -13,6 +13,11 @@
 #ifndef MTR_DAEMON_H
 #define MTR_DAEMON_H
 
+#include <stddef.h>
+#include <stdio.h>
+
+#include "conf.h"
+
 struct daemon_ops {
 	int (*open)(const void *cfg, void **obj); /* 0 or a negative MTR_E* code */
 	int (*run)(void *obj);                    /* until stopped: 0, or a code */
@@ -28,5 +33,10 @@ struct daemon_ops {
  * failed with MTR_ECONFIG, 2 on any other failure; each is logged.
  */
 int daemon_main(const struct daemon_ops *ops, const void *cfg, int log_level, const char *tag);
+
+/* The --help text of a daemon: its usage lines, what (a sentence or two,
+ * newline-terminated), the keys[0..n) table, --gen-key and the exit
+ * statuses. */
+void daemon_usage(FILE *f, const char *name, const char *what, const struct conf_key *keys, size_t n);
 
 #endif

@@ -39,19 +39,10 @@ static const struct daemon_ops proxy_daemon = {d_open, d_run, d_stop, d_close};
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mtrproxy -c FILE [-o key=value]... [--help] [--version]\n"
-		"       mtrproxy --gen-key\n"
-		"       mtrproxy --print-config-doc\n"
-		"\n"
-		"Runs one Metronome proxy: clients connect over TCP (proxy.listen), their\n"
-		"writes go to every server as items, answers come back in request order.\n"
-		"FILE holds `key = value` lines; -o sets or overrides one key.\n"
-		"Keys (type, default, meaning):\n\n");
-	conf_print_help(keys, ARRAY_SIZE(keys), f);
-	fprintf(f, "\n--gen-key prints a new random cluster.key (32 hex digits): put the same one in the\n"
-		   "configuration of every server and proxy of the cluster.\n");
-	fprintf(f, "\nExit status: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 on a runtime failure.\n");
+	daemon_usage(f, "mtrproxy",
+		     "Runs one Metronome proxy: clients connect over TCP (proxy.listen), their\n"
+		     "writes go to every server as items, answers come back in request order.\n",
+		     keys, ARRAY_SIZE(keys));
 }
 
 int main(int argc, char **argv)

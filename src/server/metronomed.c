@@ -39,17 +39,7 @@ static const struct daemon_ops server_daemon = {d_open, d_run, d_stop, d_close};
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: metronomed -c FILE [-o key=value]... [--help] [--version]\n"
-		"       metronomed --gen-key\n"
-		"       metronomed --print-config-doc\n"
-		"\n"
-		"Runs one Metronome replica server.  FILE holds `key = value` lines; -o sets\n"
-		"or overrides one key.  Keys (type, default, meaning):\n\n");
-	conf_print_help(keys, ARRAY_SIZE(keys), f);
-	fprintf(f, "\n--gen-key prints a new random cluster.key (32 hex digits): put the same one in the\n"
-		   "configuration of every server and proxy of the cluster.\n");
-	fprintf(f, "\nExit status: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 on a runtime failure.\n");
+	daemon_usage(f, "metronomed", "Runs one Metronome replica server.\n", keys, ARRAY_SIZE(keys));
 }
 
 int main(int argc, char **argv)
