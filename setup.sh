@@ -79,17 +79,29 @@ cmd_test() {
 	logs=""
 	# 1. the normal build: unit and integration suites
 	if build build; then
+		rm -f build/test-suite.log
 		make -C build -j"$JOBS" check >&2 || true
-		logs="$logs build/test-suite.log"
+		if [ -f build/test-suite.log ]; then
+			logs="$logs build/test-suite.log"
+		else
+			say "FAILED: the tests of build/ did not run (a test program failed to build: see above)"
+			failed_builds=$((failed_builds + 1))
+		fi
 	else
 		say "FAILED: build"; failed_builds=$((failed_builds + 1))
 	fi
 	# 2. ASan + UBSan build of the same tests
 	if build build-asan --enable-sanitize --enable-debug; then
+		rm -f build-asan/test-suite.log
 		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 		UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 			MTR_SANITIZE=1 make -C build-asan -j"$JOBS" check >&2 || true
-		logs="$logs build-asan/test-suite.log"
+		if [ -f build-asan/test-suite.log ]; then
+			logs="$logs build-asan/test-suite.log"
+		else
+			say "FAILED: the tests of build-asan/ did not run (a test program failed to build: see above)"
+			failed_builds=$((failed_builds + 1))
+		fi
 	else
 		say "FAILED: sanitizer build"; failed_builds=$((failed_builds + 1))
 	fi
@@ -103,6 +115,7 @@ cmd_test() {
 			work=$(mktemp -d)
 			[ -d "$corpus" ] && cp -r "$corpus/." "$work/" 2>/dev/null || true
 			if "$f" -max_total_time="${FUZZ_SECONDS:-10}" -timeout=10 -rss_limit_mb=2048 \
+				-artifact_prefix="build/$name-" \
 				-print_final_stats=1 "$work" >"build/$name.log" 2>&1; then
 				say "PASS: $name ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "build/$name.log" | grep -o '[0-9]*$') runs)"
 				fz_pass=$((fz_pass + 1))

@@ -229,7 +229,7 @@ struct paxos_status {
 	X(delivered, "instances handed to the host in order")                           \
 	X(catchups_sent, "CATCHUP requests sent")                                       \
 	X(snapshots_needed, "times a peer told this node to install a snapshot")        \
-	X(contiguity_breaks, "chosen instances that broke invariant 3 (never expected)") \
+	X(contiguity_breaks, "learned values refused: they would break invariant 3 (a wrong CHOSEN)") \
 	X(ballots_refused, "messages dropped: ballot beyond promise + PAXOS_ROUND_WINDOW")  \
 	X(rounds_exhausted, "elections not started: the round is at PAXOS_ROUND_MAX")
 

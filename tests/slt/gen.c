@@ -30,7 +30,7 @@ enum { TY_INT, TY_REAL, TY_TEXT, TY_BLOB, TY_NUM, TY_ANY, TY_N };
 #define MAXID 150 /* ids of ordinary rows: 1..MAXID */
 
 struct gcol {
-	char name[8];
+	char name[16];
 	int ty;
 	bool nn;   /* NOT NULL (with a DEFAULT) */
 	bool uniq; /* UNIQUE */
@@ -39,7 +39,7 @@ struct gcol {
 };
 
 struct gtab {
-	char name[8];
+	char name[16];
 	int ncol; /* col[0] is id */
 	struct gcol col[MAXCOL];
 	bool strict, wr;
