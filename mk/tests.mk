@@ -98,6 +98,7 @@ TESTS += tests/layers.sh \
 	tests/integration/client.sh tests/integration/embedded.sh \
 	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
 	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
+	tests/integration/mtrsql_sqlite.sh \
 	tests/integration/install.sh tests/integration/stats.sh
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh
@@ -106,6 +107,7 @@ EXTRA_DIST += tests/layers.sh tests/integration/mtrparse.sh tests/integration/sl
 	tests/integration/client.sh tests/integration/embedded.sh \
 	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
 	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
+	tests/integration/mtrsql_sqlite.sh \
 	tests/integration/install.sh tests/integration/stats.sh tests/integration/dpdk_netns.sh
 
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
