@@ -1,219 +1,296 @@
 /*
- * mtrsql.c - the interactive shell of Metronome (doc/mtrsql.1).
+ * mtrsql.c - the interactive shell of Metronome (doc/mtrsql.1): main, the
+ * input loops, signals at the prompt, history, and the dot-commands.
  *
  *   mtrsql [URI] [-c SQL]... [-bail] [--keep] [--mode M] [--headers] [--echo]
  *
- * With no URI it attaches to the local cluster of the Quick start, starting
- * it when it is not running (src/client/localcluster.h), and stops what it started
- * when it exits unless --keep is given.  Statements are collected across
- * lines until complete (sqlite3_complete), run through the client library
- * (include/metronome.h) and printed in one of the output modes of
- * shell/output.c.  Interactive use gets readline: editing, a history file,
- * and completion of SQL keywords, table and column names, dot-commands and
- * file names.  Exit status: 0, or 1 when any statement failed (2: usage or
- * connection error).
+ * Shaped after sqlite3's src/shell.c.in: one state struct (struct shell,
+ * shell.h), input collected until sqlite3_complete(), the help text in one
+ * table, dot-command arguments split and unquoted as sqlite3 splits them.
+ * With no URI it attaches to the local cluster (local.c), starting it when
+ * it is not running, and stops what it started when it exits, on .quit,
+ * end of input, SIGTERM, SIGHUP or a second Ctrl-C within a second (unless
+ * --keep).  At a terminal, readline runs in its callback mode inside a
+ * poll() loop that also watches the signal pipe (intr.c): Ctrl-C clears
+ * the line and the statement being typed.  Exit status: 0, 1 when any
+ * statement failed, 2 on a usage or connection error.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
 #include <strings.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <readline/history.h>
 #include <readline/readline.h>
-#include <sqlite3.h>
 
-#include "localcluster.h"
-#include "log.h"
-#include "metronome.h"
 #include "backup.h"
-#include "output.h"
+#include "log.h"
+#include "shell.h"
 #include "sql.h"
-
-struct shell {
-	mtr *db;
-	struct out_opts out;
-	FILE *outf;      /* .output target (stdout by default) */
-	int bail, echo, timer, changes;
-	int failed;      /* any statement failed */
-	int interactive;
-	char uri[600];
-	struct localcluster lc;
-	int local, keep;
-};
 
 static struct shell *g_shell; /* for the readline completion callbacks */
 
-/* ---- running SQL ------------------------------------------------------ */
-
-/* Print an error; when the message has "line L, column C" show the line of
- * the statement with a caret under the column. */
-static void print_error(const char *sql, const char *msg)
+void shell_error(const char *fmt, ...)
 {
-	fprintf(stderr, "Error: %s\n", msg);
-	unsigned line, col;
-	const char *at = strstr(msg, "line ");
-	if (!at || sscanf(at, "line %u, column %u", &line, &col) != 2 || !line || !col)
-		return;
-	const char *p = sql;
-	for (unsigned l = 1; l < line && p; l++) {
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	if (!p)
-		return;
-	const char *e = strchr(p, '\n');
-	int len = e ? (int)(e - p) : (int)strlen(p);
-	if (len > 200 || (int)col > len + 1)
-		return;
-	fprintf(stderr, "  %.*s\n  %*s^\n", len, p, (int)col - 1, "");
+	va_list ap;
+	va_start(ap, fmt);
+	fflush(stdout);
+	if (g_shell && g_shell->outf)
+		fflush(g_shell->outf);
+	fputs("Error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
 }
 
-static double now_s(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (double)tv.tv_sec + tv.tv_usec / 1e6;
-}
+/* ---- the help text (sqlite3's azHelp: a line per command, then its
+ * indented details, shown by ".help PATTERN") ------------------------- */
 
-/* Run every statement of sql; rows printed in the current mode.  0, or -1
- * when a statement failed (the rest of the text is skipped). */
-static int run_sql(struct shell *sh, const char *sql)
+static const char *const dot_help[] = {
+	".backup FILE             A consistent SQLite copy of the database (at one instance) into FILE",
+	".bail on|off             Stop after hitting an error.  Default OFF",
+	".changes on|off          Show the rows changed by each write",
+	".cluster                 Members, roles and lag (mtr_members, mtr_streams)",
+	".consistency ?MODE?      Show or set read consistency: none, session, linearizable",
+	"   Reconnects with the new consistency (mtr:// URIs only)",
+	".dump ?OBJECTS?          Render database content as SQL",
+	"   Options:",
+	"     --data-only            Output only INSERT statements",
+	"     --newlines             Allow unescaped newline characters in output",
+	"     --nosys                Omit system tables (ex: \"sqlite_stat1\")",
+	"   OBJECTS is LIKE patterns for tables, indexes, triggers or views to dump",
+	"   (no PRAGMA foreign_keys=OFF line: the proxy refuses replica-local pragmas)",
+	".echo on|off             Turn command echo on or off",
+	".eqp on|off              Enable or disable automatic EXPLAIN QUERY PLAN",
+	".exit ?CODE?             Exit this program with return-code CODE",
+	".headers on|off          Turn display of headers on or off",
+	".help ?PATTERN?          Show help text for PATTERN",
+	".import FILE TABLE       Import data from FILE into TABLE",
+	"   Options:",
+	"     --ascii               Use \\037 and \\036 as column and row separators",
+	"     --csv                 Use , and \\n as column and row separators",
+	"     --skip N              Skip the first N rows of input",
+	"     --schema S            Target table to be S.TABLE",
+	"     -v                    \"Verbose\" - increase auxiliary output",
+	"   Notes:",
+	"     *  If TABLE does not exist, it is created.  The first row of input",
+	"        determines the column names.",
+	"     *  If neither --csv or --ascii are used, the input mode is derived",
+	"        from .separator; list mode's default \"|\" reads CSV.",
+	"     *  If FILE begins with \"|\" then it is a command that generates the",
+	"        input text.",
+	"     *  A row that fails is reported as FILE:LINE and the others go in.",
+	".indexes ?TABLE?         Show names of indexes",
+	".mode MODE ?OPTIONS?     Set output mode",
+	"   MODE is one of:",
+	"     ascii       Columns/rows delimited by 0x1F and 0x1E",
+	"     box         Tables using unicode box-drawing characters",
+	"     csv         Comma-separated values",
+	"     column      Output in columns.  (See .width)",
+	"     html        HTML <table> code",
+	"     insert      SQL insert statements for TABLE",
+	"     json        Results in a JSON array",
+	"     line        One value per line",
+	"     list        Values delimited by \"|\"",
+	"     markdown    Markdown table format",
+	"     qbox        Shorthand for \"box --wrap 60 --quote\"",
+	"     quote       Escape answers as for SQL",
+	"     table       ASCII-art table",
+	"     tabs        Tab-separated values",
+	"     tcl         TCL list elements",
+	"   OPTIONS: (for columnar modes or insert mode):",
+	"     --wrap N       Wrap output lines to no longer than N characters",
+	"     --wordwrap B   Wrap or not at word boundaries per B (on/off)",
+	"     --ww           Shorthand for \"--wordwrap 1\"",
+	"     --quote        Quote output text as SQL literals",
+	"     --noquote      Do not quote output text",
+	"     TABLE          The name of SQL table used for \"insert\" mode",
+	".nullvalue STRING        Use STRING in place of NULL values",
+	".once ?FILE?             Output for the next SQL command only to FILE",
+	"     If FILE begins with '|' then open as a pipe",
+	".output ?FILE?           Send output to FILE or stdout if FILE is omitted",
+	"     If FILE begins with '|' then open it as a pipe.",
+	".parameter CMD ...       Manage SQL parameter bindings",
+	"   clear                   Erase all bindings",
+	"   init                    Initialize the table that holds bindings",
+	"   list                    List the current parameter bindings",
+	"   set PARAMETER VALUE     Given SQL parameter PARAMETER a value of VALUE",
+	"                           PARAMETER should start with one of: $ : @ ?",
+	"   unset PARAMETER         Remove PARAMETER from the binding table",
+	".parse SQL               What the proxy makes of SQL: kind, tables, non-determinism",
+	".print STRING...         Print literal STRING",
+	".quit                    Exit this program",
+	".read FILE               Read input from FILE",
+	".schema ?PATTERN?        Show the CREATE statements matching PATTERN",
+	"     Options:",
+	"         --nosys          Omit objects whose names start with \"sqlite_\"",
+	".separator COL ?ROW?     Change the column and row separators",
+	".shell CMD ARGS...       Run CMD ARGS... in a system shell",
+	".show                    Show the current values for various settings",
+	".system CMD ARGS...      Run CMD ARGS... in a system shell",
+	".tables ?TABLE?          List names of tables matching LIKE pattern TABLE",
+	".timer on|off            Turn SQL timer on or off",
+	".width NUM1 NUM2 ...     Set minimum column widths for columnar output",
+	"     Negative values right-justify",
+	NULL,
+};
+
+/* .help ?PATTERN?: every summary line, or the whole entry of the commands
+ * whose name starts with PATTERN. */
+static int dot_help_show(struct shell *sh, const char *pattern)
 {
-	const char *p = sql;
-	double t0 = now_s();
-	while (*p) {
-		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ';')
-			p++;
-		if (!*p)
-			break;
-		mtr_stmt *st = NULL;
-		const char *tail = NULL;
-		int rc = mtr_prepare(sh->db, p, -1, &st, &tail);
-		if (rc) {
-			print_error(p, mtr_errmsg(sh->db));
-			return -1;
+	int n = 0, show = 0;
+	for (int i = 0; dot_help[i]; i++) {
+		const char *h = dot_help[i];
+		if (h[0] == '.')
+			show = !pattern || !strncmp(h + 1, pattern + (pattern[0] == '.'), strlen(pattern + (pattern[0] == '.')));
+		if (pattern ? show : h[0] == '.') {
+			fprintf(sh->outf, "%s\n", h);
+			n += h[0] == '.';
 		}
-		if (!st) { /* only a comment */
-			p = tail && tail > p ? tail : p + strlen(p);
-			continue;
-		}
-		if (sh->echo)
-			fprintf(sh->outf, "%.*s\n", (int)(tail - p), p);
-		struct out_table t;
-		out_begin(&t, &sh->out, sh->outf);
-		int ncol = mtr_column_count(st);
-		int named = 0;
-		while ((rc = mtr_step(st)) == MTR_ROW) {
-			ncol = mtr_column_count(st);
-			if (!named) {
-				for (int i = 0; i < ncol; i++)
-					out_column(&t, mtr_column_name(st, i));
-				named = 1;
-			}
-			for (int i = 0; i < ncol; i++) {
-				int ty = mtr_column_type(st, i);
-				const char *txt = ty == MTR_NULL ? NULL : (const char *)mtr_column_text(st, i);
-				out_value(&t, ty == MTR_INTEGER || ty == MTR_FLOAT ? OUT_NUMBER
-					      : ty == MTR_NULL			 ? OUT_NULL
-					      : ty == MTR_BLOB			 ? OUT_BLOB
-										 : OUT_TEXT,
-					  txt, mtr_column_bytes(st, i));
-			}
-			out_row_end(&t);
-		}
-		out_end(&t);
-		if (rc != MTR_DONE) {
-			print_error(p, mtr_errmsg(sh->db));
-			mtr_finalize(st);
-			return -1;
-		}
-		if (sh->changes && !mtr_stmt_readonly(st))
-			fprintf(sh->outf, "changes: %lld   total_changes: -   last_insert_rowid: %lld\n",
-				(long long)mtr_changes(sh->db), (long long)mtr_last_insert_rowid(sh->db));
-		mtr_finalize(st);
-		p = tail && tail > p ? tail : p + strlen(p);
 	}
-	if (sh->timer)
-		fprintf(sh->outf, "Run Time: real %.3f (instance %llu)\n", now_s() - t0,
-			(unsigned long long)mtr_last_instance(sh->db));
-	fflush(sh->outf);
+	if (pattern && !n) {
+		shell_error("nothing matches '%s'", pattern);
+		return -1;
+	}
 	return 0;
 }
 
-/* Run a query whose rows are printed as plain lines (for dot-commands). */
-static int run_query_lines(struct shell *sh, const char *sql, const char *fmt_prefix)
+/* ---- dot-command arguments -------------------------------------------- */
+
+/* sqlite3's resolve_backslashes: \a \b \t \n \v \f \r \" \' \\ and octal. */
+static void unbackslash(char *z)
 {
-	mtr_stmt *st;
-	if (mtr_prepare(sh->db, sql, -1, &st, NULL) || !st) {
-		print_error(sql, mtr_errmsg(sh->db));
-		return -1;
+	size_t i, j;
+	for (i = j = 0; z[i]; i++, j++) {
+		char c = z[i];
+		if (c == '\\' && z[i + 1]) {
+			c = z[++i];
+			switch (c) {
+			case 'a': c = '\a'; break;
+			case 'b': c = '\b'; break;
+			case 't': c = '\t'; break;
+			case 'n': c = '\n'; break;
+			case 'v': c = '\v'; break;
+			case 'f': c = '\f'; break;
+			case 'r': c = '\r'; break;
+			default:
+				if (c >= '0' && c <= '7') {
+					c -= '0';
+					for (int k = 0; k < 2 && z[i + 1] >= '0' && z[i + 1] <= '7'; k++)
+						c = (char)((c << 3) + z[++i] - '0');
+				}
+			}
+		}
+		z[j] = c;
 	}
-	int rc;
-	while ((rc = mtr_step(st)) == MTR_ROW) {
-		const unsigned char *v = mtr_column_text(st, 0);
-		fprintf(sh->outf, "%s%s\n", fmt_prefix, v ? (const char *)v : "");
-	}
-	if (rc != MTR_DONE)
-		print_error(sql, mtr_errmsg(sh->db));
-	mtr_finalize(st);
-	return rc == MTR_DONE ? 0 : -1;
+	z[j] = 0;
 }
 
-/* ---- dot-commands ----------------------------------------------------- */
+#define MAX_ARGS 50
 
-static const char *const dot_help[] = {
-	".backup FILE           a consistent SQLite copy of the database (at one instance) into FILE",
-	".bail on|off           stop at the first error",
-	".changes on|off        show the changes of each write",
-	".cluster               members, roles and lag (mtr_members, mtr_streams)",
-	".consistency [MODE]    show or set read consistency: none, session, linearizable (reconnects)",
-	".dump [TABLE]          the schema and rows as SQL text (a script that rebuilds them)",
-	".echo on|off           print each statement before running it",
-	".exit, .quit           leave (stops the local cluster if this shell started it)",
-	".headers on|off        column names in list, csv and line modes",
-	".help                  this text",
-	".import FILE TABLE     load CSV rows into TABLE (created from the header row if missing)",
-	".indexes [TABLE]       index names",
-	".mode MODE             list, csv, table, box, line, json",
-	".nullvalue TEXT        how NULL is shown",
-	".output [FILE]         send output to FILE, or back to the screen",
-	".parse SQL             what the proxy makes of SQL: kind, tables, non-determinism",
-	".read FILE             run the SQL in FILE",
-	".schema [TABLE]        CREATE statements",
-	".tables                table and view names",
-	".timer on|off          time each statement",
-	NULL,
-};
+/* Split a dot-command line in place as sqlite3 does: blanks separate
+ * arguments; '...' and "..." quote one (the quotes removed; backslash
+ * escapes resolved in "..." and in unquoted words). */
+static int split_args(char *line, char **argv)
+{
+	int argc = 0;
+	char *h = line;
+	while (*h && argc < MAX_ARGS) {
+		while (*h == ' ' || *h == '\t' || *h == '\r' || *h == '\n')
+			h++;
+		if (!*h)
+			break;
+		if (*h == '\'' || *h == '"') {
+			char delim = *h++;
+			argv[argc++] = h;
+			while (*h && *h != delim) {
+				if (*h == '\\' && delim == '"' && h[1])
+					h++;
+				h++;
+			}
+			if (*h == delim)
+				*h++ = 0;
+			if (delim == '"')
+				unbackslash(argv[argc - 1]);
+		} else {
+			argv[argc++] = h;
+			while (*h && *h != ' ' && *h != '\t' && *h != '\r' && *h != '\n')
+				h++;
+			if (*h)
+				*h++ = 0;
+			unbackslash(argv[argc - 1]);
+		}
+	}
+	argv[argc] = NULL;
+	return argc;
+}
 
 static int onoff(const char *a, int *v)
 {
 	if (!a)
 		return -1;
-	if (!strcasecmp(a, "on") || !strcmp(a, "1") || !strcasecmp(a, "yes"))
+	if (!strcasecmp(a, "on") || !strcmp(a, "1") || !strcasecmp(a, "yes") || !strcasecmp(a, "true"))
 		*v = 1;
-	else if (!strcasecmp(a, "off") || !strcmp(a, "0") || !strcasecmp(a, "no"))
+	else if (!strcasecmp(a, "off") || !strcmp(a, "0") || !strcasecmp(a, "no") || !strcasecmp(a, "false"))
 		*v = 0;
 	else
 		return -1;
 	return 0;
 }
 
+/* ---- dot-commands ----------------------------------------------------- */
+
 static int run_file(struct shell *sh, FILE *f);
+
+/* Send results to stdout again (closing a file or pipe). */
+static void output_reset(struct shell *sh)
+{
+	if (sh->outf != stdout) {
+		if (sh->outf_pipe)
+			pclose(sh->outf);
+		else
+			fclose(sh->outf);
+	}
+	sh->outf = stdout;
+	sh->outf_pipe = 0;
+	sh->once = 0;
+	sh->outname[0] = 0;
+}
+
+/* .output / .once: FILE, |COMMAND, or nothing (stdout). */
+static int output_set(struct shell *sh, const char *target, int once)
+{
+	output_reset(sh);
+	if (!target || !strcmp(target, "stdout"))
+		return 0;
+	fflush(stdout);
+	FILE *f = target[0] == '|' ? popen(target + 1, "w") : fopen(target, "w");
+	if (!f) {
+		shell_error("cannot open \"%s\": %s", target, strerror(errno));
+		return -1;
+	}
+	sh->outf = f;
+	sh->outf_pipe = target[0] == '|';
+	sh->once = once;
+	snprintf(sh->outname, sizeof sh->outname, "%s", target);
+	return 0;
+}
 
 static int dot_parse(struct shell *sh, const char *text)
 {
 	struct sql_result *res;
 	if (sql_parse(text, strlen(text), &res)) {
-		fprintf(stderr, "Error: out of memory\n");
+		shell_error("out of memory");
 		return -1;
 	}
 	char buf[8192];
@@ -226,459 +303,237 @@ static int dot_parse(struct shell *sh, const char *text)
 	return ok ? 0 : -1;
 }
 
-static int reconnect(struct shell *sh, const char *consistency)
+static int dot_show(struct shell *sh)
 {
-	char uri[700];
-	const char *q = strchr(sh->uri, '?');
-	if (!strncmp(sh->uri, "mtr://", 6))
-		snprintf(uri, sizeof(uri), "%.*s?consistency=%s", q ? (int)(q - sh->uri) : (int)strlen(sh->uri),
-			 sh->uri, consistency);
-	else {
-		fprintf(stderr, "Error: .consistency needs an mtr:// URI\n");
-		return -1;
-	}
-	mtr *db;
-	if (mtr_open(uri, &db)) {
-		fprintf(stderr, "Error: %s\n", mtr_errmsg(db));
-		mtr_close(db);
-		return -1;
-	}
-	mtr_close(sh->db);
-	sh->db = db;
-	snprintf(sh->uri, sizeof(sh->uri), "%.*s", (int)sizeof(sh->uri) - 1, uri);
+	FILE *f = sh->outf;
+	char mode[200];
+	out_mode_describe(&sh->out, mode, sizeof mode);
+	fprintf(f, "%12.12s: %s\n", "echo", sh->echo ? "on" : "off");
+	fprintf(f, "%12.12s: %s\n", "eqp", sh->eqp ? "on" : "off");
+	fprintf(f, "%12.12s: %s\n", "headers", sh->out.headers ? "on" : "off");
+	fprintf(f, "%12.12s: %s\n", "mode", mode);
+	fprintf(f, "%12.12s: ", "nullvalue");
+	out_c_string(f, sh->out.nullvalue, strlen(sh->out.nullvalue));
+	fprintf(f, "\n%12.12s: %s\n", "output", sh->outname[0] ? sh->outname : "stdout");
+	fprintf(f, "%12.12s: ", "colseparator");
+	out_c_string(f, sh->out.colsep, strlen(sh->out.colsep));
+	fprintf(f, "\n%12.12s: ", "rowseparator");
+	out_c_string(f, sh->out.rowsep, strlen(sh->out.rowsep));
+	fprintf(f, "\n%12.12s: ", "width");
+	for (int i = 0; i < sh->out.nwidth; i++)
+		fprintf(f, "%d ", sh->out.width[i]);
+	const char *c = strstr(sh->uri, "consistency=");
+	fprintf(f, "\n%12.12s: %s\n", "bail", sh->bail ? "on" : "off");
+	fprintf(f, "%12.12s: %s\n", "timer", sh->timer ? "on" : "off");
+	fprintf(f, "%12.12s: %s\n", "changes", sh->changes ? "on" : "off");
+	fprintf(f, "%12.12s: %.*s\n", "consistency", c ? (int)strcspn(c + 12, "&") : 7, c ? c + 12 : "session");
+	fprintf(f, "%12.12s: %s\n", "uri", sh->uri);
 	return 0;
 }
 
-
-/* ---- .dump and .import -------------------------------------------------- */
-
-/* One value of the current row as an SQL literal. */
-static void dump_literal(FILE *f, mtr_stmt *st, int i)
+/* .shell / .system: the arguments joined (those with a blank quoted). */
+static int dot_system(struct shell *sh, int argc, char **argv)
 {
-	int ty = mtr_column_type(st, i);
-	if (ty == MTR_NULL) {
-		fputs("NULL", f);
-	} else if (ty == MTR_INTEGER) {
-		fprintf(f, "%lld", (long long)mtr_column_int64(st, i));
-	} else if (ty == MTR_FLOAT) {
-		char b[64];
-		snprintf(b, sizeof(b), "%.17g", mtr_column_double(st, i));
-		/* keep it a REAL when it prints like an integer */
-		fprintf(f, "%s%s", b, strpbrk(b, ".eEni") ? "" : ".0");
-	} else if (ty == MTR_BLOB) {
-		const unsigned char *b = mtr_column_blob(st, i);
-		int n = mtr_column_bytes(st, i);
-		fputs("X'", f);
-		for (int k = 0; k < n; k++)
-			fprintf(f, "%02x", b[k]);
-		fputc('\'', f);
-	} else {
-		const char *t = (const char *)mtr_column_text(st, i);
-		int n = mtr_column_bytes(st, i);
-		fputc('\'', f);
-		for (int k = 0; k < n; k++) {
-			if (t[k] == '\'')
-				fputc('\'', f);
-			fputc(t[k], f);
-		}
-		fputc('\'', f);
-	}
-}
-
-/* .dump [TABLE]: CREATE statements, then every row as an INSERT, then the
- * indexes, triggers and views, in one transaction. */
-static int dot_dump(struct shell *sh, const char *like)
-{
-	mtr_stmt *st;
-	char *q = sqlite3_mprintf("SELECT name, sql FROM sqlite_schema WHERE type='table' AND sql IS NOT NULL "
-				  "AND name NOT LIKE 'sqlite_%%' AND name NOT LIKE 'mtr_%%' AND name LIKE %Q ORDER BY rowid",
-				  like ? like : "%");
-	int rc = q ? mtr_prepare(sh->db, q, -1, &st, NULL) : MTR_ENOMEM;
-	sqlite3_free(q);
-	if (rc || !st) {
-		fprintf(stderr, "Error: %s\n", mtr_errmsg(sh->db));
+	if (argc < 2) {
+		shell_error("usage: .system COMMAND");
 		return -1;
 	}
-	char **tables = NULL;
-	size_t nt = 0;
-	/* (no PRAGMA foreign_keys=OFF as sqlite3 writes: the proxy refuses
-	 * replica-local pragmas) */
-	fputs("BEGIN TRANSACTION;\n", sh->outf);
-	while ((rc = mtr_step(st)) == MTR_ROW) {
-		fprintf(sh->outf, "%s;\n", (const char *)mtr_column_text(st, 1));
-		char **t2 = realloc(tables, (nt + 1) * sizeof(*t2));
-		if (t2) {
-			tables = t2;
-			tables[nt++] = strdup((const char *)mtr_column_text(st, 0));
-		}
-	}
-	mtr_finalize(st);
-	int bad = rc != MTR_DONE;
-	for (size_t k = 0; k < nt && !bad; k++) {
-		char *sel = sqlite3_mprintf("SELECT * FROM \"%w\"", tables[k]);
-		if (!sel || mtr_prepare(sh->db, sel, -1, &st, NULL) || !st) {
-			sqlite3_free(sel);
-			bad = 1;
-			break;
-		}
-		sqlite3_free(sel);
-		while ((rc = mtr_step(st)) == MTR_ROW) {
-			char *ins = sqlite3_mprintf("INSERT INTO \"%w\" VALUES(", tables[k]);
-			fputs(ins ? ins : "", sh->outf);
-			sqlite3_free(ins);
-			for (int i = 0; i < mtr_column_count(st); i++) {
-				if (i)
-					fputc(',', sh->outf);
-				dump_literal(sh->outf, st, i);
-			}
-			fputs(");\n", sh->outf);
-		}
-		bad |= rc != MTR_DONE;
-		mtr_finalize(st);
-	}
-	for (size_t k = 0; k < nt; k++)
-		free(tables[k]);
-	free(tables);
-	if (!bad) {
-		q = sqlite3_mprintf("SELECT sql || ';' FROM sqlite_schema WHERE type IN ('index','trigger','view') "
-				    "AND sql IS NOT NULL AND name NOT LIKE 'sqlite_%%' AND tbl_name LIKE %Q "
-				    "ORDER BY rowid",
-				    like ? like : "%");
-		bad = q ? run_query_lines(sh, q, "") != 0 : 1;
-		sqlite3_free(q);
-	}
-	if (bad) {
-		fprintf(stderr, "Error: .dump: %s\n", mtr_errmsg(sh->db));
-		return -1;
-	}
-	fputs("COMMIT;\n", sh->outf);
+	sqlite3_str *s = sqlite3_str_new(NULL);
+	for (int i = 1; i < argc; i++)
+		sqlite3_str_appendf(s, strchr(argv[i], ' ') ? "%s\"%s\"" : "%s%s", i > 1 ? " " : "", argv[i]);
+	char *cmd = sqlite3_str_finish(s);
+	fflush(sh->outf);
+	fflush(stdout);
+	int x = cmd ? system(cmd) : -1;
+	sqlite3_free(cmd);
+	if (x)
+		fprintf(stderr, "System command returns %d\n", x);
 	return 0;
 }
 
-/* Read one CSV record (RFC 4180: quoted fields, "" inside quotes, newlines
- * inside quotes) from f into fields (NUL-terminated copies in *buf).
- * Returns the field count, 0 at the end of the file. */
-static int csv_record(FILE *f, char **buf, size_t *cap, char ***fields, size_t *fcap)
+static int dot_backup(struct shell *sh, const char *file)
 {
-	size_t len = 0;
-	int n = 0, c, quoted = 0, any = 0;
-	size_t start = 0;
-	for (;;) {
-		c = fgetc(f);
-		if (c == EOF && !any)
-			return 0;
-		any = 1;
-		if (len + 2 > *cap) {
-			size_t nc = *cap ? *cap * 2 : 1024;
-			char *b = realloc(*buf, nc);
-			if (!b)
-				return -1;
-			*buf = b;
-			*cap = nc;
-		}
-		if (quoted) {
-			if (c == EOF)
-				quoted = 0;
-			else if (c == '"') {
-				int d = fgetc(f);
-				if (d == '"') {
-					(*buf)[len++] = '"';
-					continue;
-				}
-				quoted = 0;
-				if (d != EOF)
-					ungetc(d, f);
-				continue;
-			} else {
-				(*buf)[len++] = (char)c;
-				continue;
-			}
-		}
-		if (c == '"' && len == start) {
-			quoted = 1;
-			continue;
-		}
-		if (c == ',' || c == '\n' || c == EOF) {
-			if (len > start && (*buf)[len - 1] == '\r' && c != ',')
-				len--;
-			(*buf)[len++] = 0;
-			if ((size_t)n + 1 > *fcap) {
-				size_t nc = *fcap ? *fcap * 2 : 16;
-				char **fl = realloc(*fields, nc * sizeof(*fl));
-				if (!fl)
-					return -1;
-				*fields = fl;
-				*fcap = nc;
-			}
-			(*fields)[n++] = (char *)(uintptr_t)start; /* offsets now, pointers below */
-			start = len;
-			if (c != ',')
-				break;
-			continue;
-		}
-		(*buf)[len++] = (char)c;
-	}
-	for (int i = 0; i < n; i++)
-		(*fields)[i] = *buf + (uintptr_t)(*fields)[i];
-	return n;
-}
-
-/* .import FILE TABLE: CSV rows inserted in transactions of 1,000 (each one
- * item: the client library collects BEGIN..COMMIT).  A missing table is
- * created from the header row (TEXT columns). */
-static int dot_import(struct shell *sh, const char *file, const char *table)
-{
-	FILE *f = fopen(file, "r");
-	if (!f) {
-		fprintf(stderr, "Error: cannot open \"%s\": %s\n", file, strerror(errno));
+	if (!file) {
+		shell_error(".backup FILE");
 		return -1;
 	}
-	fseek(f, 0, SEEK_END);
-	long size = ftell(f);
-	rewind(f);
-	char *buf = NULL, **fld = NULL;
-	size_t cap = 0, fcap = 0;
-	int rc = 0, exists = 0;
-	mtr_stmt *st = NULL;
-	char *q = sqlite3_mprintf("SELECT count(*) FROM sqlite_schema WHERE type='table' AND name=%Q", table);
-	if (q && !mtr_prepare(sh->db, q, -1, &st, NULL) && st && mtr_step(st) == MTR_ROW)
-		exists = mtr_column_int64(st, 0) > 0;
-	mtr_finalize(st);
-	sqlite3_free(q);
-	int ncol = csv_record(f, &buf, &cap, &fld, &fcap);
-	if (ncol <= 0) {
-		fprintf(stderr, "Error: %s is empty\n", file);
-		rc = -1;
-		goto out;
+	char err[512];
+	struct backup_stats bs;
+	if (backup_run(sh->db, file, &bs, err, sizeof err) != 0) {
+		shell_error(".backup: %s", err);
+		return -1;
 	}
-	long rows = 0;
-	if (!exists) {
-		sqlite3_str *c = sqlite3_str_new(NULL);
-		sqlite3_str_appendf(c, "CREATE TABLE \"%w\"(", table);
-		for (int i = 0; i < ncol; i++)
-			sqlite3_str_appendf(c, "%s\"%w\" TEXT", i ? ", " : "", fld[i]);
-		sqlite3_str_appendall(c, ")");
-		char *ddl = sqlite3_str_finish(c);
-		if (!ddl || mtr_exec(sh->db, ddl, NULL, NULL, NULL)) {
-			fprintf(stderr, "Error: cannot create %s: %s\n", table, mtr_errmsg(sh->db));
-			sqlite3_free(ddl);
-			rc = -1;
-			goto out;
-		}
-		sqlite3_free(ddl);
-		ncol = csv_record(f, &buf, &cap, &fld, &fcap);
-	}
-	sqlite3_str *ins = sqlite3_str_new(NULL);
-	sqlite3_str_appendf(ins, "INSERT INTO \"%w\" VALUES(", table);
-	int width = ncol;
-	for (int i = 0; i < width; i++)
-		sqlite3_str_appendf(ins, "%s?%d", i ? "," : "", i + 1);
-	sqlite3_str_appendall(ins, ")");
-	char *isql = sqlite3_str_finish(ins);
-	st = NULL;
-	if (ncol > 0 && (!isql || mtr_prepare(sh->db, isql, -1, &st, NULL) || !st)) {
-		fprintf(stderr, "Error: %s\n", mtr_errmsg(sh->db));
-		sqlite3_free(isql);
-		rc = -1;
-		goto out;
-	}
-	sqlite3_free(isql);
-	int tty = isatty(2), in_txn = 0;
-	for (; ncol > 0; ncol = csv_record(f, &buf, &cap, &fld, &fcap)) {
-		if (!in_txn) {
-			if (mtr_exec(sh->db, "BEGIN", NULL, NULL, NULL))
-				break;
-			in_txn = 1;
-		}
-		for (int i = 0; i < width; i++)
-			mtr_bind_text(st, i + 1, i < ncol ? fld[i] : NULL, -1);
-		if (mtr_step(st) != MTR_DONE) {
-			fprintf(stderr, "Error: %s line %ld: %s\n", file, rows + 2, mtr_errmsg(sh->db));
-			rc = -1;
-			break;
-		}
-		mtr_reset(st);
-		if (++rows % 1000 == 0) {
-			if (mtr_exec(sh->db, "COMMIT", NULL, NULL, NULL)) {
-				rc = -1;
-				break;
-			}
-			in_txn = 0;
-			if (tty && size > 0)
-				fprintf(stderr, "\rimporting %s: %ld rows, %3.0f%%", file, rows,
-					100.0 * (double)ftell(f) / (double)size);
-		}
-	}
-	if (in_txn && mtr_exec(sh->db, rc ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL) && !rc) {
-		fprintf(stderr, "Error: %s\n", mtr_errmsg(sh->db));
-		rc = -1;
-	}
-	if (tty)
-		fprintf(stderr, "\r%*s\r", 60, "");
+	if (sh->interactive)
+		fprintf(stderr, "%s: %u tables, %llu rows, as of instance %llu\n", file, bs.tables,
+			(unsigned long long)bs.rows, (unsigned long long)bs.instance);
+	return 0;
+}
+
+static int dot_cluster(struct shell *sh)
+{
+	struct out_opts save = sh->out;
+	if (sh->out.mode != OUT_BOX)
+		out_opts_init(&sh->out), sh->out.mode = OUT_TABLE;
+	sh->out.headers = 1;
+	sh->out.wrap = 0;
+	int rc = run_sql(sh, "SELECT id, address, role, alive, chosen, applied, chosen - applied AS lag "
+			     "FROM mtr_members ORDER BY id");
 	if (!rc)
-		fprintf(stderr, "imported %ld rows into %s\n", rows, table);
-	mtr_finalize(st);
-out:
-	free(buf);
-	free(fld);
-	fclose(f);
+		rc = run_sql(sh, "SELECT server, count(*) AS streams, max(watermark) AS max_watermark "
+				 "FROM mtr_streams GROUP BY server ORDER BY server");
+	sh->out = save;
 	return rc;
 }
 
+/* The command names, in the order a prefix is resolved (".h" is .headers). */
+static const char *const dot_names[] = {
+	"backup", "bail", "changes", "cluster", "consistency", "dump", "echo", "eqp", "exit", "headers", "help",
+	"import", "indexes", "indices", "mode", "nullvalue", "once", "output", "parameter", "parse", "print",
+	"quit", "read", "save", "schema", "separator", "shell", "show", "system", "tables", "timer", "width",
+	NULL,
+};
+
 /* Run one dot-command line.  0 ok, -1 error, 1 quit. */
-static int dot_command(struct shell *sh, char *line)
+static int dot_command(struct shell *sh, const char *line)
 {
-	char *argv[4] = { 0 };
-	int argc = 0;
-	char *rest = NULL;
-	char *p = line + 1;
-	while (argc < 4 && *p) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (!*p)
-			break;
-		if (argc == 1)
-			rest = p;
-		argv[argc++] = p;
-		while (*p && *p != ' ' && *p != '\t')
-			p++;
-		if (*p)
-			*p++ = 0;
+	char *copy = strdup(line);
+	char *argv[MAX_ARGS + 1];
+	if (!copy) {
+		shell_error("out of memory");
+		return -1;
 	}
-	if (!argc)
-		return 0;
-	const char *c = argv[0];
-	if (!strcmp(c, "quit") || !strcmp(c, "exit") || !strcmp(c, "q"))
-		return 1;
-	if (!strcmp(c, "help")) {
-		for (int i = 0; dot_help[i]; i++)
-			fprintf(sh->outf, "%s\n", dot_help[i]);
-		return 0;
-	}
-	if (!strcmp(c, "mode")) {
-		if (!argv[1] || out_mode_parse(argv[1], &sh->out.mode)) {
-			fprintf(stderr, "Error: .mode wants one of: list csv table box line json\n");
-			return -1;
+	int argc = split_args(copy + 1, argv), rc = 0;
+	const char *c = argc ? argv[0] : "", *name = NULL;
+	/* the whole name, or the first command it begins */
+	for (int i = 0; dot_names[i] && !name; i++)
+		if (!strcmp(dot_names[i], c))
+			name = dot_names[i];
+	for (int i = 0; dot_names[i] && !name && *c; i++)
+		if (!strncmp(dot_names[i], c, strlen(c)))
+			name = dot_names[i];
+	c = name ? name : c;
+	const char *a1 = argc > 1 ? argv[1] : NULL;
+	int *flag = !strcmp(c, "bail") ? &sh->bail : !strcmp(c, "echo") ? &sh->echo : !strcmp(c, "timer") ? &sh->timer
+		  : !strcmp(c, "changes") ? &sh->changes : !strcmp(c, "eqp") ? &sh->eqp
+		  : !strcmp(c, "headers") ? &sh->out.headers : NULL;
+	if (!argc) {
+		rc = 0;
+	} else if (flag) {
+		if (argc != 2 || onoff(a1, flag)) {
+			shell_error("usage: .%s on|off", c);
+			rc = -1;
 		}
-		return 0;
-	}
-	if (!strcmp(c, "headers") || !strcmp(c, "header"))
-		return onoff(argv[1], &sh->out.headers) ? (fprintf(stderr, "Error: .headers on|off\n"), -1) : 0;
-	if (!strcmp(c, "bail"))
-		return onoff(argv[1], &sh->bail) ? (fprintf(stderr, "Error: .bail on|off\n"), -1) : 0;
-	if (!strcmp(c, "echo"))
-		return onoff(argv[1], &sh->echo) ? (fprintf(stderr, "Error: .echo on|off\n"), -1) : 0;
-	if (!strcmp(c, "timer"))
-		return onoff(argv[1], &sh->timer) ? (fprintf(stderr, "Error: .timer on|off\n"), -1) : 0;
-	if (!strcmp(c, "changes"))
-		return onoff(argv[1], &sh->changes) ? (fprintf(stderr, "Error: .changes on|off\n"), -1) : 0;
-	if (!strcmp(c, "nullvalue")) {
-		snprintf(sh->out.nullvalue, sizeof(sh->out.nullvalue), "%s", argv[1] ? argv[1] : "");
-		return 0;
-	}
-	if (!strcmp(c, "tables"))
-		return run_query_lines(sh,
-				       "SELECT name FROM sqlite_schema WHERE type IN ('table','view') "
-				       "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'mtr_%' ORDER BY 1",
-				       "");
-	if (!strcmp(c, "schema") || !strcmp(c, "indexes") || !strcmp(c, "indices")) {
-		int idx = c[0] == 'i';
-		char q[600];
-		char *lit = sqlite3_mprintf("%Q", argv[1] ? argv[1] : "%");
-		snprintf(q, sizeof(q),
-			 idx ? "SELECT name FROM sqlite_schema WHERE type='index' AND tbl_name LIKE %s ORDER BY 1"
-			     : "SELECT sql || ';' FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'mtr_%%' "
-			       "AND tbl_name LIKE %s ORDER BY tbl_name, type DESC, name",
-			 lit);
-		sqlite3_free(lit);
-		return run_query_lines(sh, q, "");
-	}
-	if (!strcmp(c, "cluster")) {
-		struct out_opts save = sh->out;
-		sh->out.mode = sh->out.mode == OUT_BOX ? OUT_BOX : OUT_TABLE;
-		sh->out.headers = 1;
-		int rc = run_sql(sh, "SELECT id, address, role, alive, chosen, applied, chosen - applied AS lag "
-				     "FROM mtr_members ORDER BY id");
-		if (!rc)
-			rc = run_sql(sh, "SELECT server, count(*) AS streams, max(watermark) AS max_watermark "
-					 "FROM mtr_streams GROUP BY server ORDER BY server");
-		sh->out = save;
-		return rc;
-	}
-	if (!strcmp(c, "consistency")) {
-		if (!argv[1]) {
+		sh->out.headers_set |= flag == &sh->out.headers;
+	} else if (!strcmp(c, "quit") || !strcmp(c, "exit")) {
+		if (a1 && !strcmp(c, "exit"))
+			sh->exit_code = atoi(a1);
+		rc = 1;
+	} else if (!strcmp(c, "help")) {
+		rc = dot_help_show(sh, a1);
+	} else if (!strcmp(c, "mode")) {
+		char err[300];
+		if (argc == 1) {
+			out_mode_describe(&sh->out, err, sizeof err);
+			fprintf(sh->outf, "current output mode: %s\n", err);
+		} else if (out_mode_set(&sh->out, argc - 1, argv + 1, err, sizeof err)) {
+			shell_error("%s", err);
+			rc = -1;
+		}
+	} else if (!strcmp(c, "nullvalue")) {
+		if (argc != 2) {
+			shell_error("usage: .nullvalue STRING");
+			rc = -1;
+		} else {
+			snprintf(sh->out.nullvalue, sizeof(sh->out.nullvalue), "%s", a1);
+		}
+	} else if (!strcmp(c, "separator")) {
+		if (argc < 2 || argc > 3) {
+			shell_error("usage: .separator COL ?ROW?");
+			rc = -1;
+		} else {
+			snprintf(sh->out.colsep, sizeof sh->out.colsep, "%s", a1);
+			if (argc == 3)
+				snprintf(sh->out.rowsep, sizeof sh->out.rowsep, "%s", argv[2]);
+		}
+	} else if (!strcmp(c, "width")) {
+		sh->out.nwidth = 0;
+		for (int i = 1; i < argc && i <= OUT_MAX_WIDTHS; i++)
+			sh->out.width[sh->out.nwidth++] = atoi(argv[i]);
+	} else if (!strcmp(c, "tables") || !strcmp(c, "indexes") || !strcmp(c, "indices")) {
+		if (argc > 2) {
+			shell_error("usage: .%s ?LIKE-PATTERN?", c);
+			rc = -1;
+		} else {
+			rc = schema_names(sh, c[0] == 'i', a1);
+		}
+	} else if (!strcmp(c, "schema")) {
+		rc = schema_show(sh, argc, argv);
+	} else if (!strcmp(c, "dump")) {
+		rc = schema_dump(sh, argc, argv);
+	} else if (!strcmp(c, "cluster")) {
+		rc = dot_cluster(sh);
+	} else if (!strcmp(c, "consistency")) {
+		if (!a1) {
 			const char *q = strstr(sh->uri, "consistency=");
 			fprintf(sh->outf, "%s\n", q ? q + 12 : "session");
-			return 0;
+		} else if (strcmp(a1, "none") && strcmp(a1, "session") && strcmp(a1, "linearizable")) {
+			shell_error(".consistency wants none, session or linearizable");
+			rc = -1;
+		} else {
+			rc = shell_reconnect(sh, a1);
 		}
-		if (strcmp(argv[1], "none") && strcmp(argv[1], "session") && strcmp(argv[1], "linearizable")) {
-			fprintf(stderr, "Error: .consistency wants none, session or linearizable\n");
-			return -1;
+	} else if (!strcmp(c, "parse")) {
+		/* the SQL as typed, not split */
+		const char *sql = line + 1 + strspn(line + 1, " \t");
+		sql += strcspn(sql, " \t");
+		if (!sql[strspn(sql, " \t")]) {
+			shell_error(".parse SQL");
+			rc = -1;
+		} else {
+			rc = dot_parse(sh, sql + strspn(sql, " \t"));
 		}
-		return reconnect(sh, argv[1]);
-	}
-	if (!strcmp(c, "parse")) {
-		if (!rest) {
-			fprintf(stderr, "Error: .parse SQL\n");
-			return -1;
-		}
-		/* the arguments were split: rebuild the text after ".parse" */
-		for (char *q = rest; q < p; q++)
-			if (!*q)
-				*q = ' ';
-		return dot_parse(sh, rest);
-	}
-	if (!strcmp(c, "read")) {
-		FILE *f = argv[1] ? fopen(argv[1], "r") : NULL;
+	} else if (!strcmp(c, "print")) {
+		for (int i = 1; i < argc; i++)
+			fprintf(sh->outf, "%s%s", i > 1 ? " " : "", argv[i]);
+		fputc('\n', sh->outf);
+	} else if (!strcmp(c, "read")) {
+		FILE *f = argc == 2 ? fopen(a1, "r") : NULL;
 		if (!f) {
-			fprintf(stderr, "Error: cannot open \"%s\": %s\n", argv[1] ? argv[1] : "", strerror(errno));
-			return -1;
+			shell_error("cannot open \"%s\": %s", a1 ? a1 : "", a1 ? strerror(errno) : "usage: .read FILE");
+			rc = -1;
+		} else {
+			int line_save = sh->line;
+			rc = run_file(sh, f);
+			sh->line = line_save;
+			fclose(f);
 		}
-		int rc = run_file(sh, f);
-		fclose(f);
-		return rc < 0 ? -1 : rc;
+	} else if (!strcmp(c, "backup") || !strcmp(c, "save")) {
+		rc = dot_backup(sh, a1);
+	} else if (!strcmp(c, "import")) {
+		rc = import_run(sh, argc, argv);
+	} else if (!strcmp(c, "output") || !strcmp(c, "once")) {
+		if (argc > 2) {
+			shell_error("usage: .%s ?FILE?", c);
+			rc = -1;
+		} else {
+			rc = output_set(sh, a1, c[1] == 'n');
+			free(copy);
+			return rc; /* (not the "next command" of .once) */
+		}
+	} else if (!strcmp(c, "parameter")) {
+		rc = shell_parameter(sh, argc, argv);
+	} else if (!strcmp(c, "shell") || !strcmp(c, "system")) {
+		rc = dot_system(sh, argc, argv);
+	} else if (!strcmp(c, "show")) {
+		rc = dot_show(sh);
+	} else {
+		shell_error("unknown command or invalid arguments: \"%s\". Enter \".help\" for help", argv[0]);
+		rc = -1;
 	}
-	if (!strcmp(c, "dump"))
-		return dot_dump(sh, argv[1]);
-	if (!strcmp(c, "backup") || !strcmp(c, "save")) {
-		if (!argv[1]) {
-			fprintf(stderr, "Error: .backup FILE\n");
-			return -1;
-		}
-		char err[512];
-		struct backup_stats bs;
-		if (backup_run(sh->db, argv[1], &bs, err, sizeof err) != 0) {
-			fprintf(stderr, "Error: .backup: %s\n", err);
-			return -1;
-		}
-		if (sh->interactive)
-			fprintf(stderr, "%s: %u tables, %llu rows, as of instance %llu\n", argv[1], bs.tables,
-				(unsigned long long)bs.rows, (unsigned long long)bs.instance);
-		return 0;
-	}
-	if (!strcmp(c, "import")) {
-		if (!argv[1] || !argv[2]) {
-			fprintf(stderr, "Error: .import FILE TABLE\n");
-			return -1;
-		}
-		return dot_import(sh, argv[1], argv[2]);
-	}
-	if (!strcmp(c, "output")) {
-		if (sh->outf != stdout)
-			fclose(sh->outf);
-		sh->outf = stdout;
-		if (argv[1] && strcmp(argv[1], "stdout")) {
-			FILE *f = fopen(argv[1], "w");
-			if (!f) {
-				fprintf(stderr, "Error: cannot write \"%s\": %s\n", argv[1], strerror(errno));
-				return -1;
-			}
-			sh->outf = f;
-		}
-		return 0;
-	}
-	fprintf(stderr, "Error: unknown command \".%s\"; .help lists them\n", c);
-	return -1;
+	free(copy);
+	if (sh->once)
+		output_reset(sh);
+	return rc;
 }
 
 /* ---- input ------------------------------------------------------------ */
@@ -707,6 +562,8 @@ static int buf_add(char **buf, size_t *len, size_t *cap, const char *line)
 static int handle(struct shell *sh, char *text, int is_dot)
 {
 	int rc = is_dot ? dot_command(sh, text) : run_sql(sh, text);
+	if (!is_dot && sh->once)
+		output_reset(sh);
 	if (rc == 1)
 		return 1;
 	if (rc < 0) {
@@ -714,37 +571,49 @@ static int handle(struct shell *sh, char *text, int is_dot)
 		if (sh->bail)
 			return 1;
 	}
-	return 0;
+	return intr_quit != 0;
 }
 
-/* Read a script from f (non-interactive).  Returns 1 when asked to quit. */
+/* Read a script from f (a file, or standard input when it is not a
+ * terminal); errors name its lines.  Returns 1 when asked to quit.  A
+ * Ctrl-C stops the script, as in sqlite3. */
 static int run_file(struct shell *sh, FILE *f)
 {
 	char *buf = NULL, *line = NULL;
 	size_t len = 0, cap = 0, lcap = 0;
 	ssize_t n;
-	int quit = 0;
-	while (!quit && (n = getline(&line, &lcap, f)) >= 0) {
+	int quit = 0, lineno = 0, start = 0;
+	unsigned intr0 = sh->interrupts;
+	while (!quit && !intr_int && sh->interrupts == intr0 && (n = getline(&line, &lcap, f)) >= 0) {
+		lineno++;
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = 0;
 		if (len == 0 && line[strspn(line, " \t")] == '.') {
+			sh->line = lineno;
 			quit = handle(sh, line + strspn(line, " \t"), 1);
 			continue;
 		}
+		if (len == 0)
+			start = lineno;
 		if (buf_add(&buf, &len, &cap, line))
 			break;
 		if (sqlite3_complete(buf)) {
+			sh->line = start;
 			quit = handle(sh, buf, 0);
 			len = 0;
 		}
 	}
-	if (!quit && len && buf[strspn(buf, " \t\n")]) {
-		fprintf(stderr, "Error: incomplete SQL at the end of the input: %s\n", buf);
+	if (intr_int || sh->interrupts != intr0) { /* Ctrl-C: the rest of the script is not run */
+		intr_int = 0;
+		sh->failed = 1;
+		quit = !sh->interactive;
+	} else if (!quit && len && buf[strspn(buf, " \t\n")]) {
+		fprintf(stderr, "Parse error near line %d: incomplete SQL: %s\n", start, buf);
 		sh->failed = 1;
 	}
 	free(buf);
 	free(line);
-	return quit;
+	return quit || intr_quit;
 }
 
 /* ---- readline completion ---------------------------------------------- */
@@ -835,10 +704,8 @@ static char *complete_dot(const char *text, int state)
 	while (dot_help[i]) {
 		const char *h = dot_help[i++];
 		size_t n = strcspn(h, " ,");
-		if (n >= tlen && !strncmp(h, text, tlen)) {
-			char *r = strndup(h, n);
-			return r;
-		}
+		if (h[0] == '.' && n >= tlen && !strncmp(h, text, tlen))
+			return strndup(h, n);
 	}
 	return NULL;
 }
@@ -871,32 +738,103 @@ static void history_path(char *buf, size_t n)
 		snprintf(buf, n, "%s/.mtrsql_history", getenv("HOME") ? getenv("HOME") : ".");
 }
 
+/* ---- the terminal ----------------------------------------------------- */
+
+static char *rl_line;
+static int rl_have;
+
+static void rl_take(char *line)
+{
+	rl_line = line;
+	rl_have = 1;
+	rl_callback_handler_remove(); /* no prompt until the line has run */
+}
+
+/*
+ * Read a line at the terminal with readline's callback interface, polling
+ * the terminal and the signal pipe together.  Returns the line (free it),
+ * or NULL: *why is 'e' at the end of input, 'q' when a signal ends the
+ * shell, 'c' after Ctrl-C (the line is cleared and ^C shown).
+ */
+static char *read_line(const char *prompt, int *why)
+{
+	rl_have = 0;
+	rl_line = NULL;
+	*why = 'e';
+	rl_callback_handler_install(prompt, rl_take);
+	while (!rl_have) {
+		struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = intr_fd(), .events = POLLIN } };
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			intr_drain();
+		if (intr_winch) {
+			intr_winch = 0;
+			rl_resize_terminal();
+		}
+		if (intr_quit) {
+			rl_callback_handler_remove();
+			fputc('\n', stdout);
+			*why = 'q';
+			return NULL;
+		}
+		if (intr_int) {
+			intr_int = 0;
+			rl_free_line_state();
+			rl_callback_sigcleanup();
+			rl_echo_signal_char(SIGINT);
+			rl_replace_line("", 0);
+			rl_point = rl_end = 0;
+			rl_crlf();
+			rl_callback_handler_remove();
+			*why = 'c';
+			return NULL;
+		}
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+			rl_callback_read_char();
+	}
+	if (!rl_line)
+		fputc('\n', stdout);
+	return rl_line;
+}
+
 static void run_interactive(struct shell *sh)
 {
 	char hist[1024];
 	history_path(hist, sizeof(hist));
+	/* history is appended line by line as it is typed: the file must exist */
+	int fd = open(hist, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
 	using_history();
 	read_history(hist);
 	rl_readline_name = "mtrsql";
+	rl_catch_signals = 0; /* ours (intr.c) */
+	rl_catch_sigwinch = 0;
 	rl_attempted_completion_function = shell_complete;
 	rl_basic_word_break_characters = " \t\n\"\\'`@$><=;|&{(,";
 	printf("mtrsql %s: connected to %s\nEnter \".help\" for usage hints.\n", PACKAGE_VERSION, sh->uri);
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	for (;;) {
-		char *line = readline(len ? "   ...> " : "mtrsql> ");
-		if (!line) {
-			putchar('\n');
-			break;
+		int why;
+		char *line = read_line(len ? "   ...> " : "mtrsql> ", &why);
+		if (!line && why == 'c') {
+			len = 0; /* Ctrl-C drops the statement being typed */
+			continue;
 		}
-		if (*line)
+		if (!line)
+			break;
+		if (*line) {
 			add_history(line);
+			append_history(1, hist);
+		}
 		int quit = 0;
+		sh->line = 0;
 		if (len == 0 && line[strspn(line, " \t")] == '.') {
-			quit = dot_command(sh, line + strspn(line, " \t")) == 1;
+			quit = handle(sh, line + strspn(line, " \t"), 1);
 		} else if (!buf_add(&buf, &len, &cap, line) && sqlite3_complete(buf)) {
-			if (run_sql(sh, buf))
-				sh->failed = 1;
+			quit = handle(sh, buf, 0);
 			len = 0;
 			/* the schema may have changed: reload names at the next completion */
 			for (size_t i = 0; i < nnames; i++)
@@ -904,11 +842,11 @@ static void run_interactive(struct shell *sh)
 			nnames = 0;
 		}
 		free(line);
-		if (quit)
+		intr_int = 0; /* a Ctrl-C that came as the command ended */
+		if (quit || intr_quit)
 			break;
 	}
 	free(buf);
-	write_history(hist);
 	history_truncate_file(hist, 2000);
 }
 
@@ -922,7 +860,8 @@ static void usage(FILE *f)
 		   "  -c SQL     run SQL (repeatable), then exit\n"
 		   "  -bail      stop at the first error\n"
 		   "  --keep     leave a local cluster this shell started running at exit\n"
-		   "  --mode M   list (default), csv, table, box, line, json\n"
+		   "  --mode M   list (default), csv, column, table, box, markdown, line, json,\n"
+		   "             html, insert, quote, tabs, ascii, tcl, qbox\n"
 		   "  --headers  print column names\n"
 		   "Without -c, reads SQL from standard input (a script when it is not a terminal).\n"
 		   "Exit status: 0, 1 when a statement failed, 2 on a usage or connection error.\n");
@@ -930,7 +869,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	struct shell sh = { .outf = stdout };
+	struct shell sh = { .outf = stdout, .exit_code = -1 };
 	out_opts_init(&sh.out);
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },	    { "keep", no_argument, NULL, 'k' },
@@ -954,18 +893,19 @@ int main(int argc, char **argv)
 			argv[i] = (char *)"--headers";
 	}
 	int c;
+	char err[300];
 	while ((c = getopt_long(argc, argv, "c:hHm:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cmds[ncmds++] = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("mtrsql %s\n", PACKAGE_VERSION); return 0;
 		case 'k': sh.keep = 1; break;
-		case 'H': sh.out.headers = 1; break;
+		case 'H': sh.out.headers = sh.out.headers_set = 1; break;
 		case 'e': sh.echo = 1; break;
 		case 'b': sh.bail = 1; break;
 		case 'm':
-			if (out_mode_parse(optarg, &sh.out.mode)) {
-				fprintf(stderr, "mtrsql: unknown mode '%s'; use list, csv, table, box, line or json\n", optarg);
+			if (out_mode_set(&sh.out, 1, &optarg, err, sizeof err)) {
+				fprintf(stderr, "mtrsql: %s\n", err);
 				return 2;
 			}
 			break;
@@ -978,26 +918,15 @@ int main(int argc, char **argv)
 	}
 	if (!getenv("MTR_LOG"))
 		log_set_level(LOG_WARN);
-	char err[600];
-	if (optind < argc) {
-		snprintf(sh.uri, sizeof(sh.uri), "%s", argv[optind]);
-	} else {
-		if (localcluster_init(&sh.lc, NULL, NULL)) {
-			fprintf(stderr, "mtrsql: no directory for the local cluster; set MTR_LOCAL_DIR or HOME\n");
-			return 2;
-		}
-		int rc = localcluster_up(&sh.lc, 30000, err, sizeof(err));
-		if (rc) {
-			fprintf(stderr, "mtrsql: local cluster: %s\n", err);
-			if (sh.lc.started)
-				localcluster_down(&sh.lc, 10000);
-			return 2;
-		}
-		sh.local = 1;
-		fprintf(stderr, "mtrsql: %s the local cluster in %s\n", sh.lc.started ? "started" : "attached to",
-			sh.lc.dir);
-		snprintf(sh.uri, sizeof(sh.uri), "%s", sh.lc.uri);
+	int interactive = ncmds == 0 && isatty(0) && isatty(1);
+	if (intr_init(interactive)) {
+		fprintf(stderr, "mtrsql: cannot set up signals: %s\n", strerror(errno));
+		return 2;
 	}
+	if (optind < argc)
+		snprintf(sh.uri, sizeof(sh.uri), "%s", argv[optind]);
+	else if (local_up(&sh))
+		return 2;
 	int status = 0;
 	if (mtr_open(sh.uri, &sh.db)) {
 		fprintf(stderr, "mtrsql: cannot connect to %s: %s\n", sh.uri, mtr_errmsg(sh.db));
@@ -1006,28 +935,30 @@ int main(int argc, char **argv)
 	}
 	g_shell = &sh;
 	if (ncmds) {
-		for (int i = 0; i < ncmds; i++) {
+		for (int i = 0; i < ncmds && !intr_int && !intr_quit; i++) {
 			char *copy = strdup(cmds[i]);
 			int quit = copy ? handle(&sh, copy, copy[strspn(copy, " \t")] == '.') : 1;
 			free(copy);
 			if (quit)
 				break;
 		}
-	} else if (isatty(0) && isatty(1)) {
+	} else if (interactive) {
 		sh.interactive = 1;
 		run_interactive(&sh);
 	} else {
 		run_file(&sh, stdin);
 	}
-	status = sh.failed ? 1 : 0;
+	status = sh.exit_code >= 0 ? sh.exit_code : sh.failed ? 1 : 0;
 out:
+	output_reset(&sh);
 	mtr_close(sh.db);
-	if (sh.outf != stdout)
-		fclose(sh.outf);
-	if (sh.local && sh.lc.started && !sh.keep) {
-		localcluster_down(&sh.lc, 15000);
-		fprintf(stderr, "mtrsql: stopped the local cluster (data kept in %s)\n", sh.lc.dir);
-	}
+	sqlite3_close(sh.params);
+	local_down(&sh);
 	free(cmds);
-	return status;
+	int sig = intr_quit;
+	if (sig && sig != SIGINT) { /* SIGTERM, SIGHUP, SIGPIPE: die of it, as expected */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	return sig == SIGINT ? 130 : status;
 }

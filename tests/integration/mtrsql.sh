@@ -2,7 +2,8 @@
 # mtrsql.sh - the shell, non-interactive, against a real local cluster
 # started by mtrsql itself (in a temporary MTR_LOCAL_DIR): a piped script,
 # -c, output modes, errors with position and exit status, -bail, --keep and
-# attaching again, stopping what it started.
+# attaching again, stopping what it started (and only that: at exit, on
+# SIGTERM), .import's messages, quoted dot-command arguments.
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 M=$MTR_BUILDDIR/shell/mtrsql
@@ -17,7 +18,7 @@ cleanup() {
 }
 at_exit cleanup
 
-plan 20
+plan 25
 
 printf 'CREATE TABLE fruit(id INTEGER PRIMARY KEY,\n  name TEXT, price REAL);\nINSERT INTO fruit VALUES(1, %s, 0.5), (2, %s, NULL);\nSELECT * FROM fruit;\n' "'apple'" "'pear'" |
 	"$M" >"$TMP/o1" 2>"$TMP/e1"
@@ -144,4 +145,55 @@ check ".backup during writes: every copy has both halves of every transaction ($
 r=$?
 grep -q "Error: .backup: cannot create" "$TMP/e13" || r="$r (no message)"
 check ".backup into a missing directory: exit 1 and a message" [ "$r" = 1 ]
+
+# quoted dot-command arguments are unquoted, as sqlite3 does
+"$M" -c "CREATE TABLE \"my table\"(x)" -c "INSERT INTO \"my table\" VALUES(NULL)" >/dev/null 2>&1
+"$M" -c ".nullvalue ''" -c ".mode csv" -c "SELECT x, 'a' FROM \"my table\"" -c ".schema 'my table'" \
+	-c '.dump "my table"' >"$TMP/o14" 2>&1
+r=0; grep -q '^,a$' "$TMP/o14" && [ "$(grep -c '^CREATE TABLE IF NOT EXISTS "my table"(x);$' "$TMP/o14")" = 2 ] &&
+	grep -q '^INSERT INTO "my table" VALUES(NULL);$' "$TMP/o14" && r=1
+check ".nullvalue '', .schema 'my table', .dump \"my table\": the quotes go" [ $r = 1 ]
+[ $r = 1 ] || sed 's/^/#   /' "$TMP/o14"
+
+# .import: a message per bad row, the rest imported, a summary, exit 1
+printf 'id,v\n1,a\n2,b\n1,dup\n3,c\n' >"$TMP/bad.csv"
+"$M" -c "CREATE TABLE imp(id INTEGER PRIMARY KEY, v)" -c ".import --csv --skip 1 $TMP/bad.csv imp" \
+	-c "SELECT group_concat(v, '') FROM imp" >"$TMP/o15" 2>"$TMP/e15"
+rc=$?
+r=0; [ $rc = 1 ] && grep -q '^abc$' "$TMP/o15" && grep -q "bad.csv:4: INSERT failed: UNIQUE constraint failed: imp.id" "$TMP/e15" &&
+	grep -q "imported 3 rows into imp; 1 rows failed" "$TMP/e15" && r=1
+check ".import names the bad row (FILE:LINE and the error), imports the rest, says how many (exit $rc)" [ $r = 1 ]
+[ $r = 1 ] || sed 's/^/#   /' "$TMP/o15" "$TMP/e15"
+
+# a cluster found half-dead: the shell restarts what is missing and at exit
+# stops only that
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+p1=$(cat "$MTR_LOCAL_DIR/server-1.pid")
+stop_pid "$p1" 10
+"$M" -c "SELECT 1" >/dev/null 2>"$TMP/e16"
+r=0; alive "$MTR_LOCAL_DIR/server-0.pid" && alive "$MTR_LOCAL_DIR/proxy.pid" && ! alive "$MTR_LOCAL_DIR/server-1.pid" &&
+	grep -q "restarted 1 of its 4 processes" "$TMP/e16" && grep -q "stopped a server (pid" "$TMP/e16" && r=1
+check "a half-dead cluster: the server it restarted is stopped at exit, the others are left" [ $r = 1 ]
+[ $r = 1 ] || sed 's/^/#   /' "$TMP/e16"
+
+# SIGTERM (and SIGHUP: mtrsql_tmux.sh) stop the cluster the shell started
+for f in "$MTR_LOCAL_DIR"/*.pid; do [ -f "$f" ] && stop_pid "$(cat "$f")" 10; done
+sleep 60 | "$M" >/dev/null 2>"$TMP/e17" &
+mpid=$!
+k=0
+while ! grep -q "started the local cluster" "$TMP/e17" && [ $k -lt 300 ]; do sleep 0.1; k=$((k + 1)); done
+kill -TERM $mpid
+k=0
+while pgrep -f "$MTR_LOCAL_DIR/(server-[0-9]|proxy).conf" >/dev/null && [ $k -lt 300 ]; do sleep 0.1; k=$((k + 1)); done
+r=0; ! pgrep -f "$MTR_LOCAL_DIR/(server-[0-9]|proxy).conf" >/dev/null && grep -q "stopped the local cluster" "$TMP/e17" && r=1
+check "SIGTERM: the shell stops the cluster it started, then ends" [ $r = 1 ]
+[ $r = 1 ] || sed 's/^/#   /' "$TMP/e17"
+
+# a script's errors name its lines
+printf 'SELECT 1;\n\nSELEC 2;\nINSERT INTO imp VALUES(1, %s);\n' "'again'" >"$TMP/err.sql"
+"$M" <"$TMP/err.sql" >/dev/null 2>"$TMP/e18"
+r=0; grep -q '^Parse error near line 3, column 1: near "SELEC"' "$TMP/e18" &&
+	grep -q '^Runtime error near line 4: UNIQUE constraint failed: imp.id' "$TMP/e18" && r=1
+check "errors in a script: \"Parse error near line 3\", \"Runtime error near line 4\"" [ $r = 1 ]
+[ $r = 1 ] || sed 's/^/#   /' "$TMP/e18"
 exit 0

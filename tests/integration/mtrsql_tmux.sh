@@ -1,7 +1,10 @@
 #!/bin/sh
 # mtrsql_tmux.sh - mtrsql at a real terminal (tmux send-keys / capture-pane):
 # a multi-line CREATE TABLE and INSERTs, tab completion of a table name,
-# .mode box and a SELECT, .cluster, .quit; checks what is on the screen.
+# .mode box and a SELECT, .cluster, Ctrl-C at the prompt and during a long
+# read, history written as it is typed, .quit; then closing the pane and
+# a double Ctrl-C, each stopping the cluster the shell started; checks what
+# is on the screen and which processes are left.
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 M=$MTR_BUILDDIR/shell/mtrsql
@@ -30,7 +33,7 @@ wait_screen() {
 keys() {
 	for a in "$@"; do
 		case $a in
-		Enter | Tab) tmux -L "$SOCK" send-keys -t t "$a" ;;
+		Enter | Tab | C-c) tmux -L "$SOCK" send-keys -t t "$a" ;;
 		*\;) tmux -L "$SOCK" send-keys -t t -l "${a%;}\\;" ;;
 		*) tmux -L "$SOCK" send-keys -t t -l "$a" ;;
 		esac
@@ -38,7 +41,22 @@ keys() {
 	done
 }
 
-plan 7
+# cluster_gone SECONDS: until no process of the cluster is left
+cluster_gone() {
+	k=0
+	while pgrep -f "$LOCAL/(server-[0-9]|proxy).conf" >/dev/null && [ $k -lt $(($1 * 10)) ]; do sleep 0.1; k=$((k + 1)); done
+	! pgrep -f "$LOCAL/(server-[0-9]|proxy).conf" >/dev/null
+}
+# start_shell: a new pane running mtrsql (then EXIT=status), once the
+# cluster it starts answers
+start_shell() {
+	tmux -L "$SOCK" kill-server 2>/dev/null
+	tmux -L "$SOCK" new-session -d -s t -x 150 -y 45 \
+		"env MTR_LOCAL_DIR='$LOCAL' MTR_LOCAL_PORT=$PORT MTR_BINDIR='$MTR_BUILDDIR/src' MTR_HISTORY='$TMP/hist' '$M'; echo EXIT=\$?; sleep 30"
+	wait_screen 40 '^mtrsql>'
+}
+
+plan 13
 tmux -L "$SOCK" new-session -d -s t -x 150 -y 45 \
 	"env MTR_LOCAL_DIR='$LOCAL' MTR_LOCAL_PORT=$PORT MTR_BINDIR='$MTR_BUILDDIR/src' MTR_HISTORY='$TMP/hist' '$M'; sleep 30"
 check "mtrsql starts the local cluster and shows its prompt" wait_screen 40 '^mtrsql>'
@@ -55,10 +73,33 @@ keys '.mode box' Enter 'SELECT * FROM inventory;' Enter
 check ".mode box draws the result" wait_screen 10 '│  2 │ nut  │'
 keys '.cluster' Enter
 check ".cluster lists the members with their roles" wait_screen 10 "│  2 │ 127\.0\.0\.1:$((PORT + 3)) │ (leader|follower)"
+keys 'clear' Enter
+sleep 0.3
+tmux -L "$SOCK" send-keys -t t C-l
+keys "SELECT 'never' ||" Enter "  'run'" C-c
+sleep 0.3
+keys ".print after-ctrl-c" Enter
+r=0; wait_screen 10 '^after-ctrl-c$' && screen | grep -q "'run'\^C$" && ! screen | grep -q '^neverrun$' && r=1
+check "Ctrl-C at the prompt clears the statement being typed and keeps the shell" [ $r = 1 ]
+keys 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000000) SELECT count(*) FROM c;' Enter
+sleep 1.5
+keys C-c
+check "Ctrl-C during a long read stops the wait: 'interrupted'" wait_screen 5 '^Error: interrupted$'
+# (the replicas still count: without a CANCEL frame the read runs on)
+keys ".print still here" Enter
+check "... and the shell goes on" wait_screen 10 '^still here$'
+r=0; grep -q '^\.print still here$' "$TMP/hist" && grep -q '^CREATE TABLE inventory($' "$TMP/hist" && r=1
+check "the history file holds the lines typed so far, before the shell exits" [ $r = 1 ]
 keys '.quit' Enter
-k=0
-while pgrep -f "$LOCAL/server-0.conf" >/dev/null && [ $k -lt 200 ]; do sleep 0.1; k=$((k + 1)); done
-gone=1; pgrep -f "$LOCAL/server-0.conf" >/dev/null && gone=0
-check ".quit stops the local cluster the shell started" [ $gone = 1 ]
+check ".quit stops the local cluster the shell started" cluster_gone 40
+
+start_shell
+tmux -L "$SOCK" kill-pane -t t
+check "closing the pane (SIGHUP) stops the cluster the shell started" cluster_gone 20
+start_shell
+tmux -L "$SOCK" send-keys -t t C-c
+tmux -L "$SOCK" send-keys -t t C-c
+r=0; wait_screen 20 '^EXIT=130$' && cluster_gone 20 && r=1
+check "two Ctrl-C within a second end the shell and stop its cluster" [ $r = 1 ]
 if [ $_tap_fail -gt 0 ]; then diag "screen:"; screen | sed "s/^/#   /"; pgrep -fa "$LOCAL" | sed "s/^/#   /"; fi
 exit 0
