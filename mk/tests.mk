@@ -124,6 +124,7 @@ INTEGRATION_SUITES += tests/integration/stats.sh
 INTEGRATION_SUITES += tests/integration/hostile.sh
 INTEGRATION_SUITES += tests/integration/apply_ioerr.sh
 INTEGRATION_SUITES += tests/integration/apply_stress.sh
+INTEGRATION_SUITES += tests/integration/budget.sh
 TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh

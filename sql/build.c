@@ -657,7 +657,9 @@ void build_drop(struct sql_ctx *c, char type, int if_exists, struct sql_node *na
  * PRAGMAs: allowed ones read the schema or change replicated state; the
  * others change replica-local state or read the file system and are refused
  * (doc/sql.md lists each with its reason).  'r' read only, 'w' may be set
- * (a replicated write), 'q' read only but takes an argument.
+ * (a replicated write), 'q' read only but takes an argument, 'm' a
+ * Metronome PRAGMA: cluster state a replica keeps in mtr_meta, read, or set
+ * by an ordered item (doc/sql.md "Metronome PRAGMAs"); no pragma_X form.
  */
 static const struct {
 	const char *name;
@@ -671,6 +673,7 @@ static const struct {
 	{ "pragma_list", 'r' }, { "quick_check", 'q' },
 	{ "schema_version", 'r' }, { "table_info", 'q' }, { "table_list", 'q' },
 	{ "table_xinfo", 'q' }, { "user_version", 'w' }, { "encoding", 'r' },
+	{ "mtr_max_steps", 'm' },
 };
 
 void build_pragma(struct sql_ctx *c, struct sql_token *db, struct sql_token name, bool has_value)
@@ -684,7 +687,7 @@ void build_pragma(struct sql_ctx *c, struct sql_token *db, struct sql_token name
 		char m = pragmas_allowed[i].mode;
 		if (has_value && m == 'r')
 			break; /* setting a read-only one: refused below */
-		if (has_value && m == 'w') {
+		if (has_value && (m == 'w' || m == 'm')) {
 			build_kind(c, SQL_WRITE);
 			c->st.readonly = false;
 		}
@@ -715,7 +718,7 @@ void build_table_function(struct sql_ctx *c, struct sql_token *db, struct sql_to
 	set_add(c, &c->fn, fname);
 	if (strncmp(fname, "pragma_", 7) == 0) {
 		for (size_t i = 0; i < sizeof pragmas_allowed / sizeof pragmas_allowed[0]; i++)
-			if (strcmp(fname + 7, pragmas_allowed[i].name) == 0)
+			if (strcmp(fname + 7, pragmas_allowed[i].name) == 0 && pragmas_allowed[i].mode != 'm')
 				return;
 		refuse_at(c, off, ctx_printf(c, "%s() is refused: PRAGMA %s changes replica-local state, reads the file system or is unknown",
 					     fname, fname + 7));

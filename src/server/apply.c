@@ -16,6 +16,12 @@
  * trigger) is detected (the connection is back in autocommit): the instance
  * is restarted with that item marked failed, which every replica does alike.
  *
+ * The write budget: a progress handler counts the VM steps of the item's
+ * statements (apply_exec.c); an item over mtr_max_steps fails alike on every
+ * replica (SQLITE_INTERRUPT, a fixed message).  PRAGMA mtr_max_steps [= N]
+ * is recognised by the authorizer (SQLITE_PRAGMA) and run by apply_exec.c.
+ * apply_interrupt() (a server stopping) abandons the running instance.
+ *
  * A replica-local error (apply_local_error: I/O, disk full, out of memory,
  * ...) depends on this replica, not on the items: it is never an item's
  * result.  It is logged at error with its extended code, errno and
@@ -51,6 +57,7 @@
 static const char deny_txn_msg[] = "transaction control (BEGIN, COMMIT, END, ROLLBACK) is not allowed inside an item";
 static const char deny_sp_msg[] = "savepoint names beginning with mtr_ are reserved by the replica";
 static const char deny_attach_msg[] = "ATTACH and DETACH are not allowed in replicated statements";
+static const char deny_pragma_msg[] = "unknown Metronome PRAGMA (the PRAGMAs named mtr_* are the cluster's: mtr_max_steps)";
 /* The replica's own tables: items may read them, not write them. */
 static const struct {
 	const char *name, *msg;
@@ -169,12 +176,34 @@ int apply_sql_fail(struct apply *a, const char *sql)
 
 /* ---- hooks ---- */
 
-static int authorizer(void *ud, int action, const char *a1, const char *a2, const char *dbn, const char *trig)
+/*
+ * PRAGMA mtr_max_steps [= N]: SQLite compiles an unknown PRAGMA to a no-op,
+ * after asking the authorizer (SQLITE_PRAGMA, name, value), which is where a
+ * replica learns that the statement just prepared is one of ours: the
+ * caller (apply_exec.c) runs it in place of the no-op.  On every connection
+ * (readers too: their user flag is 0), whoever prepares.
+ */
+static int authorize_pragma(struct apply *a, const char *name, const char *value)
 {
-	(void)a2;
+	if (sqlite3_stricmp(name, "mtr_max_steps") != 0) {
+		a->deny_msg = deny_pragma_msg;
+		return SQLITE_DENY;
+	}
+	a->pragma = value ? APPLY_PRAGMA_SET : APPLY_PRAGMA_GET;
+	if (value == NULL || strlen(value) >= sizeof a->pragma_val)
+		a->pragma_val[0] = '\0'; /* too long for a valid value */
+	else
+		memcpy(a->pragma_val, value, strlen(value) + 1);
+	return SQLITE_OK;
+}
+
+int apply_authorizer(void *ud, int action, const char *a1, const char *a2, const char *dbn, const char *trig)
+{
 	(void)dbn;
 	(void)trig;
 	struct apply *a = ud;
+	if (action == SQLITE_PRAGMA && a1 != NULL && sqlite3_strnicmp(a1, "mtr_", 4) == 0)
+		return authorize_pragma(a, a1, a2);
 	if (!a->user)
 		return SQLITE_OK;
 	switch (action) {
@@ -478,14 +507,25 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		apply_close(a);
 		return MTR_ESQL;
 	}
-	sqlite3_set_authorizer(a->db, authorizer, a);
+	if (apply_limit_load(a) != 0) {
+		apply_close(a);
+		return MTR_ESQL;
+	}
+	for (sqlite3_stmt *p = sqlite3_next_stmt(a->db, NULL); p; p = sqlite3_next_stmt(a->db, p))
+		a->own_stmts++;
+	a->head = sqlite3_next_stmt(a->db, NULL);
+	sqlite3_set_authorizer(a->db, apply_authorizer, a);
+	sqlite3_progress_handler(a->db, APPLY_STEP_GRAIN, apply_progress, a);
 	sqlite3_wal_hook(a->db, wal_hook, a);
 	if (pthread_create(&a->ck, NULL, checkpointer, a) != 0) {
 		apply_close(a);
 		return MTR_ENOMEM;
 	}
 	a->ck_started = 1;
-	mtr_log(LOG_INFO, "[apply] opened %s at instance %llu", a->path, (unsigned long long)a->applied);
+	/* The VM step budget is counted in SQLite's bytecode: every server of a
+	 * cluster must run the same SQLite (doc/determinism.md). */
+	mtr_log(LOG_INFO, "[apply] opened %s at instance %llu (SQLite %s %.30s, mtr_max_steps %lld)", a->path,
+		(unsigned long long)a->applied, sqlite3_libversion(), sqlite3_sourceid(), a->max_steps);
 	*out = a;
 	return 0;
 }
@@ -533,6 +573,44 @@ void apply_close(struct apply *a)
 	free(a);
 }
 
+void apply_interrupt(struct apply *a, int on)
+{
+	if (a != NULL)
+		atomic_store(&a->stop_req, on ? 1 : 0);
+}
+
+long long apply_item_steps(struct apply *a, size_t index)
+{
+	return index < a->cires ? a->ires[index].steps : 0;
+}
+
+long long apply_max_steps(struct apply *a)
+{
+	if (a->limit_dirty) /* set by the last item: what the next one gets */
+		apply_limit_load(a);
+	return a->max_steps;
+}
+
+int apply_limit_load(struct apply *a)
+{
+	static const char sql[] = "SELECT value FROM mtr_meta WHERE key = 'max_steps'";
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(a->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return apply_sql_fail(a, sql);
+	int rc = sqlite3_step(s);
+	long long v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rc = apply_sql_fail(a, sql);
+		sqlite3_finalize(s);
+		return rc;
+	}
+	sqlite3_finalize(s);
+	/* only PRAGMA mtr_max_steps writes it, within the bounds */
+	a->max_steps = v >= APPLY_MAX_STEPS_MIN && v <= APPLY_MAX_STEPS_MAX ? v : APPLY_MAX_STEPS_DEFAULT;
+	a->limit_dirty = 0;
+	return 0;
+}
+
 uint64_t apply_applied(struct apply *a)
 {
 	pthread_mutex_lock(&a->mu);
@@ -565,10 +643,17 @@ static int attempt(struct apply *a, uint64_t instance, const struct wire_item *i
 	a->nlen = 0;
 	a->nsres = 0;
 	a->cur_item = SIZE_MAX;
+	if (a->limit_touched) /* an attempt rolled back may have changed it */
+		a->limit_dirty = 1;
+	a->schema_check = 1;
 	int rc = apply_exec_sql(a, "BEGIN IMMEDIATE");
 	if (rc == 0)
 		rc = apply_rq_begin(a, n);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (atomic_load(&a->stop_req)) {
+			rc = ATTEMPT_STOP;
+			break;
+		}
 		a->cur_item = i;
 		rc = apply_run_item(a, i, &items[i]);
 	}
@@ -628,6 +713,7 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		rc = attempt(a, instance, items, n);
 		if (rc == 0) {
 			apply_rq_committed(a);
+			a->limit_touched = 0;
 			break;
 		}
 		apply_rollback(a);
@@ -636,6 +722,14 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		pthread_mutex_unlock(&a->mu);
 		if (rc == ATTEMPT_FORCED) /* the items marked failed are kept */
 			continue;
+		if (rc == ATTEMPT_STOP) {
+			mtr_log(LOG_INFO,
+				"[apply] instance %llu interrupted by the stop: rolled back, nothing recorded "
+				"(applied stays %llu); it is applied again after a restart",
+				(unsigned long long)instance, (unsigned long long)instance - 1);
+			rc = MTR_ECLOSED;
+			break;
+		}
 		if (rc != ATTEMPT_LOCAL)
 			break;
 		/*
@@ -677,9 +771,12 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 	}
 	a->st.instances++;
 	a->st.items += n;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (a->ires[i].code != SQLITE_OK)
 			a->st.items_failed++;
+		if (a->ires[i].code == SQLITE_INTERRUPT && a->ires[i].raw < 0) /* only the budget interrupts an item */
+			a->st.budget_exceeded++;
+	}
 	pthread_mutex_unlock(&a->mu);
 	mtr_log(LOG_TRACE, "[apply] instance %llu: %zu items in %llu us", (unsigned long long)instance, n,
 		(unsigned long long)((now_mono_ns() - t0) / 1000));

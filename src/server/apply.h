@@ -43,6 +43,23 @@
  * write is answered with an error saying so. */
 #define APPLY_KEEP_RESULT_MAX (1u << 20)
 
+/*
+ * The write budget (doc/apply.md "The write budget", doc/determinism.md):
+ * an item may run at most mtr_max_steps SQLite VM steps, counted on the
+ * apply connection in grains of APPLY_STEP_GRAIN through
+ * sqlite3_progress_handler; above it its statement fails with
+ * SQLITE_INTERRUPT and APPLY_BUDGET_MSG on every replica.  The limit is
+ * cluster state, set by the ordered item PRAGMA mtr_max_steps = N and kept
+ * in mtr_meta('max_steps'); absent, it is APPLY_MAX_STEPS_DEFAULT (a
+ * compile-time constant for that reason, like APPLY_CLIENT_IDLE_US).
+ */
+#define APPLY_STEP_GRAIN 1000
+#define APPLY_MAX_STEPS_DEFAULT 100000000LL
+#define APPLY_MAX_STEPS_MIN 1000LL
+#define APPLY_MAX_STEPS_MAX 1000000000000000LL
+/* printf format of the error, with the limit */
+#define APPLY_BUDGET_MSG "statement exceeded mtr_max_steps (%lld VM steps): split it or raise the limit (PRAGMA mtr_max_steps = N)"
+
 enum apply_durability {
 	APPLY_SYNC_NORMAL = 0, /* synchronous=NORMAL: a commit may be lost at a power cut, never torn */
 	APPLY_SYNC_FULL = 1,   /* synchronous=FULL: the WAL is synced at every commit */
@@ -78,7 +95,8 @@ struct apply;
 	X(resends, "writes found applied already: kept result answered")     \
 	X(local_errors, "replica-local errors (I/O, full, ...) in apply or a read: incidents") \
 	X(local_retries, "instance attempts rolled back and retried after one") \
-	X(restarts, "instance attempts restarted: an item rolled back the transaction")
+	X(restarts, "instance attempts restarted: an item rolled back the transaction") \
+	X(budget_exceeded, "items that failed because they exceeded mtr_max_steps (VM steps)")
 
 struct apply_stats {
 	APPLY_STATS_MAP(STATS_FIELD)
@@ -105,6 +123,24 @@ int apply_open(const struct apply_config *cfg, struct apply **out);
 /* Stop the checkpointer, wake waiters with MTR_ECLOSED, close.  NULL is ok. */
 void apply_close(struct apply *a);
 
+/*
+ * on = 1: the instance being applied (or the next one) is abandoned at the
+ * next VM step grain or item: rolled back, nothing recorded, no result, and
+ * apply_instance() returns MTR_ECLOSED until on = 0.  For a server that
+ * stops while a long item runs (SIGTERM); a restart applies the instance
+ * again.  Any thread; a->db is not touched.
+ */
+void apply_interrupt(struct apply *a, int on);
+
+/* The VM steps the budget counted for item index of the last instance
+ * apply_instance() applied (multiples of APPLY_STEP_GRAIN; identical on
+ * every replica; 0 for a resend answered from mtr_requests). */
+long long apply_item_steps(struct apply *a, size_t index);
+
+/* The write budget (VM steps) the next item gets: mtr_max_steps as applied
+ * (apply thread). */
+long long apply_max_steps(struct apply *a);
+
 /* The last applied instance (0: none). */
 uint64_t apply_applied(struct apply *a);
 
@@ -116,6 +152,8 @@ uint64_t apply_applied(struct apply *a);
  * one; MTR_EIO / MTR_ESQL when the transaction could not commit (rolled back,
  * nothing recorded, no callback).  A replica-local error is retried
  * (cfg.local_retries) before MTR_EIO: the caller must stop applying then.
+ * MTR_ECLOSED: apply_interrupt() abandoned it (rolled back, nothing
+ * recorded, no callback).
  */
 int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n,
 		   apply_result_fn cb, void *arg);

@@ -3,7 +3,9 @@
  * the prepared-statement cache (hash by SQL text, LRU), the arena that
  * collects results while the instance's transaction runs, binding and
  * stepping each statement record, and turning the item's outcome into its
- * struct apply_result after COMMIT.
+ * struct apply_result after COMMIT.  Also the write budget (the progress
+ * handler, the step counters, doc/determinism.md "The write budget") and
+ * PRAGMA mtr_max_steps.
  */
 #include "config.h"
 
@@ -228,7 +230,9 @@ static void set_db_error(struct apply *a, struct sres *r)
 	a->err_errno = sqlite3_system_errno(a->db);
 	if (code == SQLITE_OK)
 		code = SQLITE_ERROR;
-	if (code == SQLITE_AUTH && a->deny_msg)
+	if (a->over) /* whatever a module made of the interrupt: the budget's error */
+		set_error(a, r, SQLITE_INTERRUPT, a->budget_msg);
+	else if (code == SQLITE_AUTH && a->deny_msg)
 		set_error(a, r, code, a->deny_msg);
 	else
 		set_error(a, r, code, sqlite3_errmsg(a->db));
@@ -265,13 +269,87 @@ static void record_names(struct apply *a, sqlite3_stmt *st, struct sres *r)
 	}
 }
 
+/* ---- the write budget (doc/determinism.md "The write budget") ---- */
+
+int apply_progress(void *ud)
+{
+	struct apply *a = ud;
+	if (!a->counting)
+		return 0;
+	if (atomic_load_explicit(&a->stop_req, memory_order_relaxed)) {
+		a->stopped = 1;
+		return 1;
+	}
+	if (a->over)
+		return 1;
+	a->steps += APPLY_STEP_GRAIN;
+	if (a->steps > a->max_steps) {
+		a->over = 1;
+		snprintf(a->budget_msg, sizeof a->budget_msg, APPLY_BUDGET_MSG, a->max_steps);
+		return 1;
+	}
+	return 0;
+}
+
+void apply_stmts_reset(struct apply *a)
+{
+	size_t n = 0;
+	for (sqlite3_stmt *p = sqlite3_next_stmt(a->db, NULL); p; p = sqlite3_next_stmt(a->db, p), n++)
+		sqlite3_stmt_status(p, SQLITE_STMTSTATUS_VM_STEP, 1);
+	if (n == a->own_stmts + a->count)
+		a->foreign = 0;
+	a->head = sqlite3_next_stmt(a->db, NULL);
+}
+
+/*
+ * After a statement record: did a statement that is not ours appear on the
+ * connection (a virtual-table module prepares and keeps its own)?  Then the
+ * newest statement is neither the one seen last nor the one the record put
+ * in the cache (kept, NULL if none) right after it.  A false alarm (an
+ * eviction) only costs a reset walk per item until apply_stmts_reset finds
+ * ours alone.
+ */
+static void stmts_check(struct apply *a, sqlite3_stmt *kept)
+{
+	if (!a->user)
+		return;
+	sqlite3_stmt *h = sqlite3_next_stmt(a->db, NULL);
+	if (h == a->head)
+		return;
+	if (kept == NULL || h != kept || sqlite3_next_stmt(a->db, kept) != a->head)
+		a->foreign = 1;
+	a->head = h;
+}
+
+/*
+ * Before a cached statement runs: make sure the schema is loaded, so that a
+ * lazy reload (SQLite unloads it when a rollback undoes DDL) happens here,
+ * uncounted, and not inside sqlite3_step's re-prepare, where it would be
+ * counted on the replicas whose cache held the statement and not on the
+ * others (a fresh statement loads it in sqlite3_prepare, uncounted).  Only
+ * a rollback unloads it: after an item that failed, was rolled back (READ)
+ * or ran more than one statement, at the start of an attempt, and before
+ * every statement of an item after its first (schema_check).
+ */
+static void schema_ensure(struct apply *a)
+{
+	if (a->user && a->schema_check) {
+		sqlite3_table_column_metadata(a->db, "main", "mtr_meta", NULL, NULL, NULL, NULL, NULL, NULL);
+		a->schema_check = 0;
+	}
+}
+
 /* Step st to the end, collecting rows into r.  Returns SQLITE_DONE or the
- * error (recorded in r). */
+ * error (recorded in r).  A user statement counts towards the budget from
+ * a step counter of 0, whatever the statement ran before. */
 static int step_all(struct apply *a, sqlite3_stmt *st, struct sres *r)
 {
 	int rc;
+	sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
+	a->counting = a->user;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (arena_row(a, st) != 0) {
+			a->counting = 0;
 			sqlite3_reset(st);
 			set_error(a, r, SQLITE_NOMEM, "out of memory collecting result rows");
 			return SQLITE_NOMEM;
@@ -279,6 +357,9 @@ static int step_all(struct apply *a, sqlite3_stmt *st, struct sres *r)
 		r->ncols = (uint32_t)sqlite3_column_count(st);
 		r->nrows++;
 	}
+	a->counting = 0;
+	if (rc == SQLITE_DONE && (a->over || a->stopped)) /* a module swallowed the interrupt */
+		rc = SQLITE_INTERRUPT;
 	if (rc != SQLITE_DONE) {
 		/* A statement that fails after some rows is an error with no rows
 		 * (the client reads an error, not half a result with no column
@@ -302,6 +383,63 @@ static int only_space(const char *p, const char *end)
 	return 1;
 }
 
+/*
+ * PRAGMA mtr_max_steps [= N] (the authorizer saw it: what SQLite prepared is
+ * a no-op).  The value is cluster state in mtr_meta('max_steps'): set by
+ * the ordered item on every replica at the same instance, in the item's
+ * savepoint (rolled back with it); it applies from the next item on.  A
+ * read shows the value as applied in the reading transaction.  Returns
+ * SQLITE_OK or the error (in r).
+ */
+static int run_pragma(struct apply *a, int kind, struct sres *r)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (kind == APPLY_PRAGMA_GET) {
+		char sql[160];
+		snprintf(sql, sizeof sql,
+			 "SELECT coalesce((SELECT value FROM mtr_meta WHERE key = 'max_steps'), %lld) AS mtr_max_steps",
+			 APPLY_MAX_STEPS_DEFAULT);
+		if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK) {
+			set_db_error(a, r);
+			return r->code;
+		}
+		rc = step_all(a, st, r);
+		sqlite3_finalize(st);
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	const char *v = a->pragma_val;
+	char *end = NULL;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || errno != 0 || n < APPLY_MAX_STEPS_MIN || n > APPLY_MAX_STEPS_MAX) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "PRAGMA mtr_max_steps takes an integer from %lld to %lld (VM steps per item)",
+			 APPLY_MAX_STEPS_MIN, APPLY_MAX_STEPS_MAX);
+		set_error(a, r, SQLITE_ERROR, msg);
+		return SQLITE_ERROR;
+	}
+	static const char set[] = "INSERT INTO mtr_meta(key, value) VALUES('max_steps', ?1) "
+				  "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+	int user = a->user;
+	a->user = 0; /* the replica's own write of mtr_meta */
+	if (sqlite3_prepare_v2(a->db, set, -1, &st, NULL) != SQLITE_OK) {
+		a->user = user;
+		set_db_error(a, r);
+		return r->code;
+	}
+	sqlite3_bind_int64(st, 1, n);
+	rc = sqlite3_step(st);
+	a->user = user;
+	if (rc != SQLITE_DONE)
+		set_db_error(a, r);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return r->code;
+	a->limit_dirty = a->limit_touched = 1;
+	return SQLITE_OK;
+}
+
 /* Run one statement record.  Returns SQLITE_OK or the error (in r). */
 static int apply_run_record(struct apply *a, const struct wire_stmt *ws, struct psrc *ps, struct sres *r)
 {
@@ -321,64 +459,89 @@ static int apply_run_record(struct apply *a, const struct wire_stmt *ws, struct 
 			sqlite3_clear_bindings(st);
 			return rc;
 		}
+		schema_ensure(a);
 		rc = step_all(a, st, r);
 		sqlite3_clear_bindings(st);
 		r->changes = sqlite3_changes64(a->db);
 		r->rowid = sqlite3_last_insert_rowid(a->db);
 		if (rc != SQLITE_DONE)
 			apply_excerpt(a->err_stmt, sizeof a->err_stmt, sql, ws->sql_len);
+		stmts_check(a, NULL);
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	a->st.cache_misses++;
 	const char *p = sql;
 	int first = 1;
+	sqlite3_stmt *kept = NULL;
 	for (;;) {
 		sqlite3_stmt *st = NULL;
 		const char *tail = NULL;
+		a->pragma = 0;
 		rc = sqlite3_prepare_v3(a->db, p, (int)(end - p), SQLITE_PREPARE_PERSISTENT, &st, &tail);
+		int pragma = a->pragma;
+		a->pragma = 0;
 		if (rc != SQLITE_OK) {
 			set_db_error(a, r);
 			apply_excerpt(a->err_stmt, sizeof a->err_stmt, p, (size_t)(end - p));
-			return rc;
+			break;
 		}
 		if (st == NULL) /* only whitespace or comments left */
 			break;
 		int last = tail == NULL || only_space(tail, end);
-		int cacheable = first && last;
+		int cacheable = first && last && !pragma;
 		if (ws->nparams > 0 && !cacheable) {
 			sqlite3_finalize(st);
 			set_error(a, r, SQLITE_ERROR, "a statement record with parameters holds one statement");
-			return SQLITE_ERROR;
+			rc = SQLITE_ERROR;
+			break;
 		}
 		if (first && ws->nparams > 0) {
 			rc = bind_params(st, ws->nparams, ps);
 			if (rc != SQLITE_OK) {
 				set_db_error(a, r);
 				sqlite3_finalize(st);
-				return rc;
+				break;
 			}
 		}
-		rc = step_all(a, st, r);
+		if (pragma) {
+			sqlite3_finalize(st); /* the no-op SQLite made of it */
+			rc = run_pragma(a, pragma, r);
+			if (rc == SQLITE_OK)
+				rc = SQLITE_DONE;
+		} else {
+			rc = step_all(a, st, r);
+		}
 		if (rc != SQLITE_DONE)
 			apply_excerpt(a->err_stmt, sizeof a->err_stmt, p, (size_t)((tail ? tail : end) - p));
-		if (cacheable) {
+		if (pragma) {
+			/* finalized above */
+		} else if (cacheable) {
 			sqlite3_clear_bindings(st);
 			cache_put(a, sql, ws->sql_len, h, st);
+			kept = st;
 		} else {
 			sqlite3_finalize(st);
 		}
 		if (rc != SQLITE_DONE)
-			return rc;
+			break;
 		r->changes = sqlite3_changes64(a->db);
 		r->rowid = sqlite3_last_insert_rowid(a->db);
-		if (last)
+		if (last) {
+			rc = SQLITE_OK;
 			break;
+		}
 		first = 0;
 		p = tail;
 	}
-	r->changes = sqlite3_changes64(a->db);
-	r->rowid = sqlite3_last_insert_rowid(a->db);
-	return SQLITE_OK;
+	if (!first) /* several statements: one may have rolled back DDL */
+		a->schema_check = 1;
+	stmts_check(a, kept);
+	if (rc == SQLITE_OK || rc == SQLITE_DONE) {
+		r->changes = sqlite3_changes64(a->db);
+		r->rowid = sqlite3_last_insert_rowid(a->db);
+		return SQLITE_OK;
+	}
+	return rc;
 }
 
 int apply_drop_temp(sqlite3 *db)
@@ -424,6 +587,7 @@ static const struct forced *forced_find(struct apply *a, size_t index)
  * 0 or MTR_ENOMEM. */
 int apply_item_fail(struct apply *a, struct ires *ir, int code, const char *msg)
 {
+	ir->steps = 0;
 	ir->code = code;
 	ir->failed = 0;
 	ir->first = a->nsres;
@@ -453,6 +617,8 @@ int apply_run_stmts(struct apply *a, const struct wire_item *it, struct ires *ir
 		struct sres *r = apply_sres_new(a);
 		if (r == NULL)
 			return MTR_ENOMEM;
+		if (k > 0) /* the records before may have rolled back DDL */
+			a->schema_check = 1;
 		ir->nstmt++;
 		int src = apply_run_record(a, &ws, &ps, r);
 		r->len = a->alen - r->off;
@@ -472,14 +638,28 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 	ir->failed = 0;
 	ir->first = a->nsres;
 	ir->nstmt = 0;
+	ir->steps = 0;
+	int rc;
 	const struct forced *f = forced_find(a, idx);
-	if (f != NULL)
-		return apply_item_fail(a, ir, f->code, f->msg);
+	if (f != NULL) {
+		rc = apply_item_fail(a, ir, f->code, f->msg);
+		ir->steps = f->steps;
+		return rc;
+	}
+	/* The budget of this item: the limit as the items before it left it,
+	 * counted from 0 (doc/determinism.md "The write budget"). */
+	rc = a->limit_dirty ? apply_limit_load(a) : 0;
+	if (rc != 0)
+		return rc;
+	a->steps = 0;
+	a->over = a->stopped = 0;
+	if (a->foreign)
+		apply_stmts_reset(a);
 	detvfs_item_begin(it->timestamp_us, it->seed);
 	/* A different stream from the VFS's: a function draw never shifts
 	 * what SQLite's own PRNG sees. */
 	detvfs_rng_seed(&a->rng, it->seed ^ UINT64_C(0x6d74722d72616e64));
-	int rc = apply_ctl(a, a->sp_begin);
+	rc = apply_ctl(a, a->sp_begin);
 	if (rc != 0) {
 		detvfs_item_end();
 		return rc;
@@ -487,9 +667,19 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 	a->user = 1;
 	rc = apply_run_stmts(a, it, ir);
 	a->user = 0;
+	ir->steps = a->steps;
 	detvfs_item_end();
 	if (rc != 0)
 		return rc;
+	if (a->stopped) /* apply_interrupt: not the item's result */
+		return ATTEMPT_STOP;
+	if (a->over) {
+		mtr_log(LOG_WARN,
+			"[apply] instance %llu item %zu exceeded mtr_max_steps (%lld VM steps) in: %s: the item "
+			"fails and is rolled back",
+			(unsigned long long)a->cur_instance, idx, a->max_steps, a->err_stmt);
+		a->over = 0;
+	}
 	if (ir->code != SQLITE_OK && apply_local_error(ir->code)) {
 		/* Not the item's result: this replica's disk, memory, files.
 		 * (An I/O error also rolls back the whole transaction: checked
@@ -506,6 +696,7 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 			return MTR_ENOMEM;
 		a->forced = nf;
 		nf[a->nforced].index = idx;
+		nf[a->nforced].steps = ir->steps;
 		nf[a->nforced].code = r->code ? r->code : SQLITE_ABORT_ROLLBACK;
 		nf[a->nforced].msg = strdup(r->msg >= 0 ? (const char *)a->arena + r->msg
 							: "the statement rolled back the transaction");
@@ -531,6 +722,8 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 		pthread_mutex_unlock(&a->mu);
 		return ATTEMPT_FORCED;
 	}
+	if (ir->code != SQLITE_OK || (it->flags & (WIRE_ITEM_READ | WIRE_ITEM_TEMP)) || ir->nstmt > 1)
+		a->schema_check = 1;
 	if (ir->code != SQLITE_OK || (it->flags & WIRE_ITEM_READ)) {
 		rc = apply_ctl(a, a->sp_rollback);
 	} else if (it->flags & WIRE_ITEM_TEMP) {

@@ -18,6 +18,7 @@
 #define MTR_APPLY_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,11 @@
 /* What one attempt at an instance ended with, besides 0 and MTR_* (< 0). */
 #define ATTEMPT_FORCED 1 /* an item rolled back the transaction: restart it marked failed */
 #define ATTEMPT_LOCAL 2  /* a replica-local error: roll back, retry the same attempt */
+#define ATTEMPT_STOP 3   /* apply_interrupt(): roll back and give the instance up (MTR_ECLOSED) */
+
+/* A Metronome PRAGMA the authorizer saw while a statement was prepared. */
+#define APPLY_PRAGMA_GET 1 /* PRAGMA mtr_max_steps */
+#define APPLY_PRAGMA_SET 2 /* PRAGMA mtr_max_steps = N */
 
 /* ---- statement cache: hash by SQL text, LRU list ---- */
 
@@ -64,6 +70,7 @@ struct ires {
 	uint32_t nstmt;
 	long raw;          /* a resend: arena offset of the kept result bytes, or -1 */
 	uint32_t raw_len;
+	long long steps;   /* VM steps the budget counted for it */
 };
 
 /*
@@ -92,6 +99,7 @@ struct forced {
 	size_t index;
 	int code;
 	char *msg;
+	long long steps;
 };
 
 struct apply {
@@ -111,6 +119,32 @@ struct apply {
 	int rq_reload;        /* rows were pruned: empty the cache after the commit */
 	int user;             /* user statements are being prepared/run */
 	const char *deny_msg; /* set by the authorizer when it denies */
+	int pragma;           /* APPLY_PRAGMA_* seen by the authorizer in the last prepare, or 0 */
+	char pragma_val[32];  /* its value (SET), "" if it did not fit */
+
+	/*
+	 * The write budget (doc/determinism.md "The write budget").  The
+	 * progress handler (every APPLY_STEP_GRAIN VM steps of any statement of
+	 * the connection) adds a grain to steps while counting is set, i.e.
+	 * while a user statement is stepped; above max_steps it sets over and
+	 * interrupts.  A stop request (apply_interrupt) interrupts too and sets
+	 * stopped.  Prepared statements' VM step counters are reset before they
+	 * run so that the points where the handler fires do not depend on what
+	 * ran before (the statement cache, a restart); foreign is set when
+	 * statements other than ours live on the connection (virtual-table
+	 * modules keep some), whose counters are then reset before every item.
+	 */
+	long long max_steps;  /* the limit of the running item */
+	long long steps;      /* steps counted for it */
+	int counting, over, stopped;
+	int limit_dirty;      /* mtr_meta('max_steps') may differ from max_steps: read it before the next item */
+	int limit_touched;    /* the attempt wrote it: read it again if the attempt is rolled back */
+	atomic_int stop_req;
+	int foreign;
+	int schema_check;     /* the schema may have been reset: load it before a cached statement runs */
+	size_t own_stmts;     /* our persistent statements (the cache aside) */
+	sqlite3_stmt *head;   /* the newest statement of the connection, as last seen */
+	char budget_msg[160];
 
 	struct centry **buckets;
 	unsigned nbuckets, count, cap;
@@ -187,6 +221,12 @@ int apply_meta_get(sqlite3 *db, const char *key, uint64_t *v);
 /* Busy timeout, extended codes and the cluster tables on a connection
  * (replica_state: clustervt_register); 0 or MTR_ESQL. */
 int apply_conn_setup(sqlite3 *db, const struct clustervt_provider *p, int replica_state);
+/* The authorizer of the apply connection (ud: its struct apply); readers
+ * install it too, for the Metronome PRAGMAs only (their user is 0). */
+int apply_authorizer(void *ud, int action, const char *a1, const char *a2, const char *dbn, const char *trig);
+/* Read mtr_meta('max_steps') into a->max_steps (the default when absent):
+ * 0, ATTEMPT_LOCAL or MTR_ESQL (apply_sql_fail). */
+int apply_limit_load(struct apply *a);
 
 /* ---- apply_exec.c ---- */
 
@@ -194,6 +234,11 @@ int apply_conn_setup(sqlite3 *db, const struct clustervt_provider *p, int replic
 int apply_arena_reserve(struct apply *a, size_t n);
 /* Finalize every cached prepared statement. */
 void apply_cache_clear(struct apply *a);
+/* The progress handler of the apply connection (ud: its struct apply). */
+int apply_progress(void *ud);
+/* Reset the VM step counter of every statement of the connection; clears
+ * a->foreign when only ours are left. */
+void apply_stmts_reset(struct apply *a);
 /* Run every statement of it (either form), each record's result in the
  * arena, stopping at the first failure (ir->code, ir->failed); 0 or
  * MTR_ENOMEM.  The caller sets up the item (savepoint, detvfs). */

@@ -105,6 +105,9 @@ int apply_reader_open(struct apply *src, struct apply_reader **out)
 		apply_reader_close(r);
 		return rc;
 	}
+	/* for PRAGMA mtr_max_steps only: a reader's user flag stays 0; no
+	 * progress handler (the write budget is the apply connection's) */
+	sqlite3_set_authorizer(a->db, apply_authorizer, a);
 	*out = r;
 	return 0;
 }

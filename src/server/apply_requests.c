@@ -306,6 +306,7 @@ int apply_run_item(struct apply *a, size_t idx, const struct wire_item *it)
 	struct ires *ir = &a->ires[idx];
 	ir->raw = -1;
 	ir->raw_len = 0;
+	ir->steps = 0;
 	if (it->client == 0 || it->floor == 0 || (it->flags & WIRE_ITEM_READ))
 		return apply_run_item_body(a, idx, it);
 	int rc;

@@ -402,6 +402,13 @@ static void *apply_main(void *arg)
 			   (unsigned long long)e->inst, (unsigned long long)apply_applied(s->ap));
 		if (rc == MTR_EDUPLICATE) {
 			srvapply_done_free(d);
+		} else if (rc == MTR_ECLOSED) {
+			/* the stop interrupted it (srvapply_stop_threads): rolled
+			 * back, nothing recorded; the entry stays for queue_clear */
+			mtr_log(LOG_INFO, "server %u: instance %llu interrupted by the stop; applied again after a restart",
+				s->cfg.id, (unsigned long long)e->inst);
+			srvapply_done_free(d);
+			break;
 		} else if (rc != 0) {
 			mtr_log(LOG_ERROR, "server %u: applying instance %llu failed: %s", s->cfg.id,
 				(unsigned long long)e->inst, mtr_strerror(rc));
@@ -524,6 +531,10 @@ void srvapply_stop_threads(struct server *s)
 	s->qstop = 1;
 	pthread_cond_broadcast(&s->qcv);
 	pthread_mutex_unlock(&s->qmu);
+	/* An item may run for as long as its budget allows (seconds): the
+	 * apply thread abandons the instance at the next step grain, rolled
+	 * back; a restart applies it again (doc/server.md "Stopping"). */
+	apply_interrupt(s->ap, 1);
 	pthread_mutex_lock(&s->rmu);
 	s->rstop = 1;
 	pthread_cond_broadcast(&s->rcv);
@@ -542,6 +553,7 @@ int srvapply_start_threads(struct server *s)
 {
 	sigset_t all, old;
 	sigfillset(&all);
+	apply_interrupt(s->ap, 0);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (pthread_create(&s->apply_th, NULL, apply_main, s) == 0)
 		s->apply_started = 1;

@@ -119,4 +119,10 @@ _lib_exit() {
 trap _lib_exit EXIT
 trap 'exit 1' INT TERM
 
+# need_built PATH...: skip the suite unless each program (a path in the
+# build directory) is built
+need_built() {
+	for _nb in "$@"; do [ -x "$MTR_BUILDDIR/$_nb" ] || skip_all "$_nb is not built"; done
+}
+
 need_root() { [ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces); CI runs as root"; }

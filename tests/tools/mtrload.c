@@ -15,7 +15,7 @@
  * any proxy at all (MTR_ECONNECT) counts the rest of its share failed and
  * stops.  Prints one line
  *
- *   acked A failed E seconds S writes_per_s W p50_ms X p99_ms Y
+ *   acked A failed E seconds S writes_per_s W p50_ms X p99_ms Y max_ms Z
  *
  * and exits 0 when E == 0, 1 otherwise, 2 on a usage error.
  */
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "mtrload: %s: %s\n", L.uri, mtr_errmsg(db));
 		mtr_close(db);
-		printf("acked 0 failed %" PRId64 " seconds 0 writes_per_s 0 p50_ms 0 p99_ms 0\n", L.rows);
+		printf("acked 0 failed %" PRId64 " seconds 0 writes_per_s 0 p50_ms 0 p99_ms 0 max_ms 0\n", L.rows);
 		return 1;
 	}
 	mtr_close(db);
@@ -315,8 +315,9 @@ int main(int argc, char **argv)
 	qsort(lat, (size_t)acked, sizeof *lat, cmp_u32);
 	double p50 = acked ? lat[(acked - 1) * 50 / 100] / 1000.0 : 0;
 	double p99 = acked ? lat[(acked - 1) * 99 / 100] / 1000.0 : 0;
-	printf("acked %" PRId64 " failed %" PRId64 " seconds %.3f writes_per_s %.0f p50_ms %.3f p99_ms %.3f\n", acked,
-	       failed, secs, secs > 0 ? (double)acked / secs : 0.0, p50, p99);
+	double pmax = acked ? lat[acked - 1] / 1000.0 : 0;
+	printf("acked %" PRId64 " failed %" PRId64 " seconds %.3f writes_per_s %.0f p50_ms %.3f p99_ms %.3f max_ms %.3f\n",
+	       acked, failed, secs, secs > 0 ? (double)acked / secs : 0.0, p50, p99, pmax);
 	free(lat);
 	free(w);
 	free(L.payload);

@@ -1,7 +1,8 @@
 /*
  * test_apply.c - the apply module: exactly-once, per-item savepoints,
  * transaction items, parameters, results, statement cache, digest,
- * apply_wait, snapshot/restore, WAL bound.
+ * apply_wait, snapshot/restore, WAL bound, replica-local errors, the write
+ * budget (VM steps, PRAGMA mtr_max_steps, stop).
  */
 #include "config.h"
 
@@ -824,6 +825,361 @@ static void test_ioerr_persistent(void **state)
 	run_ioerr_child(*state, 0);
 }
 
+
+/* ---- the write budget (doc/determinism.md "The write budget") ---- */
+
+static const char infinite_cte[] =
+	"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) INSERT INTO t SELECT x, 'never' FROM c WHERE x < 0";
+
+/* The first INT of the first row of a captured result. */
+static int64_t row_int(const struct cap *c, size_t i)
+{
+	assert_true(c->r[i].nrows >= 1);
+	assert_true(c->r[i].rows_len >= 2 + 1 + 8);
+	assert_int_equal(c->r[i].rows[2], WIRE_V_INT);
+	uint64_t v = 0;
+	for (int k = 7; k >= 0; k--)
+		v = (v << 8) | c->r[i].rows[3 + k];
+	return (int64_t)v;
+}
+
+/* One instance of one item: a statement with one INT parameter. */
+static int apply_param(struct apply *a, uint64_t inst, struct cap *c, const char *sql, int64_t v)
+{
+	struct wire_value pv = {.type = WIRE_V_INT, .u.i = v};
+	struct wire_stmt st = stmt(sql);
+	st.nparams = 1;
+	st.params = &pv;
+	struct wire_item it = {.stream = 1, .seq = inst, .timestamp_us = 1, .seed = inst, .nstmt = 1, .stmts = &st};
+	memset(c, 0, sizeof *c);
+	return apply_instance(a, inst, &it, 1, on_result, c);
+}
+
+/* The infinite CTE of issue 13 fails with the budget error (default limit)
+ * within seconds, its item rolls back, the next item of the same instance
+ * and the next instance apply. */
+static void test_budget_infinite_cte(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_max_steps(f->a), APPLY_MAX_STEPS_DEFAULT);
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(x, y)"), 0);
+	const char *q[] = {"INSERT INTO t VALUES(1, 'before')", infinite_cte, "INSERT INTO t VALUES(2, 'after')",
+			   "SELECT count(*) FROM t"};
+	uint64_t t0 = now_mono_ns();
+	assert_int_equal(apply_sqls(f->a, 2, &c, 4, q), 0);
+	double s = (double)(now_mono_ns() - t0) / 1e9;
+	print_message("# infinite CTE stopped by the default budget (%lld VM steps) in %.2f s\n",
+		      (long long)APPLY_MAX_STEPS_DEFAULT, s);
+	assert_true(s < 10);
+	assert_int_equal(c.n, 4);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[1].code, SQLITE_INTERRUPT);
+	char want[200];
+	snprintf(want, sizeof want, APPLY_BUDGET_MSG, (long long)APPLY_MAX_STEPS_DEFAULT);
+	assert_string_equal(c.r[1].msg, want);
+	assert_non_null(strstr(c.r[1].msg, "statement exceeded mtr_max_steps (100000000 VM steps)"));
+	assert_int_equal(c.r[2].code, SQLITE_OK);
+	assert_int_equal(c.r[3].code, SQLITE_OK);
+	assert_int_equal(row_int(&c, 3), 2);
+	assert_int_equal(apply_sql(f->a, 3, "INSERT INTO t VALUES(3, 'next instance')"), 0);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 3);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t WHERE y = 'never'"), 0);
+	struct apply_stats st;
+	apply_stats(f->a, &st);
+	assert_int_equal(st.budget_exceeded, 1);
+
+	/* a read-only statement over budget fails alone (no transaction
+	 * rollback): same error */
+	const char *r[] = {"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
+			   "INSERT INTO t VALUES(4, 'after the read')"};
+	assert_int_equal(apply_sql(f->a, 4, "PRAGMA mtr_max_steps = 1000000"), 0);
+	assert_int_equal(apply_sqls(f->a, 5, &c, 2, r), 0);
+	assert_int_equal(c.r[0].code, SQLITE_INTERRUPT);
+	assert_non_null(strstr(c.r[0].msg, "exceeded mtr_max_steps (1000000 VM steps)"));
+	assert_int_equal(c.r[1].code, SQLITE_OK);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 4);
+}
+
+/* The default fits a large ordinary statement: 1 million rows generated,
+ * then copied by INSERT ... SELECT into an indexed table (the VM steps
+ * counted and the times are printed: doc/apply.md "The write budget"). */
+static void test_budget_million_rows(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const char *q[] = {"CREATE TABLE src(id INTEGER PRIMARY KEY, v TEXT, r REAL)",
+			   "CREATE TABLE dst(id INTEGER PRIMARY KEY, v TEXT, r REAL)", "CREATE INDEX dst_v ON dst(v)"};
+	assert_int_equal(apply_sqls(f->a, 1, &c, 3, q), 0);
+	const char *big[] = {
+		"INSERT INTO src SELECT x, 'row ' || x, x * 0.5 FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+		"SELECT x+1 FROM c WHERE x < 1000000) SELECT x FROM c)",
+		"INSERT INTO dst SELECT id, v, r FROM src",
+	};
+	for (int i = 0; i < 2; i++) {
+		uint64_t t0 = now_mono_ns();
+		assert_int_equal(apply_sqls(f->a, 2 + (uint64_t)i, &c, 1, &big[i]), 0);
+		double s = (double)(now_mono_ns() - t0) / 1e9;
+		assert_int_equal(c.r[0].code, SQLITE_OK);
+		assert_int_equal(c.r[0].changes, 1000000);
+		print_message("# 1,000,000 rows, %s: %lld VM steps counted (limit %lld), %.2f s\n",
+			      i == 0 ? "generated (recursive CTE)" : "INSERT ... SELECT into an indexed table",
+			      apply_item_steps(f->a, 0), (long long)APPLY_MAX_STEPS_DEFAULT, s);
+		assert_true(apply_item_steps(f->a, 0) < APPLY_MAX_STEPS_DEFAULT / 2);
+	}
+}
+
+/* One instance of sql(?1 = v) on replicas a and b: the steps counted, the
+ * code, message and changes are the same; counts the item in *fit or
+ * *over. */
+static void apply_both(struct apply *a, struct apply *b, uint64_t inst, const char *sql, int64_t v, int *fit,
+		       int *over)
+{
+	struct cap ca, cb;
+	assert_int_equal(apply_param(a, inst, &ca, sql, v), 0);
+	assert_int_equal(apply_param(b, inst, &cb, sql, v), 0);
+	assert_int_equal(apply_item_steps(a, 0), apply_item_steps(b, 0));
+	assert_int_equal(ca.r[0].code, cb.r[0].code);
+	assert_string_equal(ca.r[0].msg, cb.r[0].msg);
+	assert_int_equal(ca.r[0].changes, cb.r[0].changes);
+	if (ca.r[0].code == SQLITE_INTERRUPT)
+		(*over)++;
+	else
+		(*fit)++;
+}
+
+/*
+ * Two replicas, one of them with a warm statement cache whose statement has
+ * run before (its VM step counter is not a multiple of the grain) and one
+ * reopened (cold cache) with a reader busy on the same file: items whose
+ * step counts straddle the limit fail or succeed alike on both, and the
+ * digests are equal.
+ */
+static void test_budget_replicas_agree(void **state)
+{
+	struct fx *f = *state;
+	struct apply *b = open_dir(f->dir2, 0);
+	struct apply *r[2] = {f->a, b};
+	static const char ins[] =
+		"INSERT INTO t SELECT x, 'r' || x FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+		"WHERE x < ?1) SELECT x FROM c)";
+	uint64_t inst = 1;
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(apply_sql(r[k], 1, "CREATE TABLE t(x, y)"), 0);
+		assert_int_equal(apply_sql(r[k], 2, "CREATE INDEX ty ON t(y)"), 0);
+		assert_int_equal(apply_sql(r[k], 3, "PRAGMA mtr_max_steps = 20000"), 0);
+		assert_int_equal(apply_max_steps(r[k]), 20000);
+	}
+	inst = 4;
+	/* warm the cached statement: 525 VM steps in 5 runs, half a grain */
+	struct cap c;
+	for (int64_t v = 1; v <= 5; v++) {
+		assert_int_equal(apply_param(f->a, inst, &c, ins, v), 0);
+		assert_int_equal(c.r[0].code, SQLITE_OK);
+		assert_int_equal(apply_param(b, inst, &c, ins, v), 0);
+		inst++;
+	}
+	apply_close(b);
+	b = r[1] = open_dir(f->dir2, 0);
+	sqlite3 *rd;
+	assert_int_equal(apply_open_reader(b, &rd), 0);
+	assert_int_equal(sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM t", NULL, NULL, NULL), SQLITE_OK);
+	int failed = 0, passed = 0;
+	for (int64_t v = 640; v <= 760; v++) /* 29 VM steps a row: 18,600 to 22,100 */
+		apply_both(f->a, b, inst++, ins, v, &passed, &failed);
+	sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(rd);
+	print_message("# statements straddling the limit: %d fit, %d exceeded it, alike on both replicas\n", passed,
+		      failed);
+	assert_true(failed > 0 && passed > 0);
+
+	/* A virtual-table module (R*Tree) runs statements of its own, kept
+	 * prepared across items: theirs count too, from the same start. */
+	static const char rins[] =
+		"INSERT INTO r SELECT NULL, x, x + 1 FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+		"WHERE x < ?1) SELECT x FROM c)";
+	const char *vt[] = {"CREATE VIRTUAL TABLE r USING rtree(id, x0, x1)", "PRAGMA mtr_max_steps = 40000"};
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(apply_sqls(r[k], inst, NULL, 2, vt), 0);
+	inst++;
+	/* Each round: a write that fits leaves the module's statements of
+	 * replica a with step counters at some offset; b restarts (its module
+	 * statements are prepared again, at 0); then an insert near the
+	 * limit: the steps counted for it are the same on both. */
+	failed = passed = 0;
+	for (int64_t round = 0; round < 40; round++) {
+		for (int k = 0; k < 2; k++) {
+			assert_int_equal(apply_param(r[k], inst, &c, rins, 3 + round % 17), 0);
+			assert_int_equal(c.r[0].code, SQLITE_OK);
+		}
+		inst++;
+		apply_close(b);
+		b = r[1] = open_dir(f->dir2, 0);
+		apply_both(f->a, b, inst++, rins, 150 + (round * 7) % 60, &passed, &failed);
+	}
+	print_message("# R*Tree inserts straddling the limit: %d fit, %d exceeded it, alike on both replicas\n", passed,
+		      failed);
+	assert_true(failed > 0 && passed > 0);
+
+	/* A rollback that undoes DDL makes SQLite unload the schema; a cached
+	 * statement (a) would load it again inside its step, a fresh one (b,
+	 * restarted) in its prepare: not counted on either. */
+	char many[300 * 40] = "";
+	for (int i = 0; i < 300; i++)
+		snprintf(many + strlen(many), sizeof many - strlen(many), "CREATE TABLE s%d(a, b);", i);
+	const char *undo[] = {"PRAGMA mtr_max_steps = 1000000", many,
+			      "SAVEPOINT s; CREATE TABLE zz(a); ROLLBACK TO s; RELEASE s"};
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(apply_sqls(r[k], inst, NULL, 2, undo), 0);
+		assert_int_equal(apply_param(r[k], inst + 1, &c, ins, 10), 0); /* cached on a */
+		assert_int_equal(apply_sqls(r[k], inst + 2, &c, 1, undo + 2), 0);
+		assert_int_equal(c.r[0].code, SQLITE_OK);
+	}
+	inst += 3;
+	apply_close(b);
+	b = r[1] = open_dir(f->dir2, 0);
+	/* one instance: the undo, then the statement (no replica statement in
+	 * between that would load the schema) */
+	struct wire_value pv = {.type = WIRE_V_INT, .u.i = 2000};
+	struct wire_stmt us[2] = {stmt(undo[2]), stmt(ins)};
+	us[1].nparams = 1;
+	us[1].params = &pv;
+	struct wire_item ui[2] = {{.stream = 1, .seq = 1, .nstmt = 1, .stmts = &us[0]},
+				  {.stream = 1, .seq = 2, .nstmt = 1, .stmts = &us[1]}};
+	for (int k = 0; k < 2; k++) {
+		memset(&c, 0, sizeof c);
+		assert_int_equal(apply_instance(r[k], inst, ui, 2, on_result, &c), 0);
+		assert_int_equal(c.r[1].code, SQLITE_OK);
+	}
+	assert_int_equal(apply_item_steps(f->a, 1), apply_item_steps(b, 1));
+	inst++;
+	struct digest d1, d2;
+	uint64_t i1, i2;
+	assert_int_equal(apply_digest(f->a, &i1, &d1), 0);
+	assert_int_equal(apply_digest(b, &i2, &d2), 0);
+	assert_int_equal(i1, i2);
+	assert_memory_equal(&d1, &d2, sizeof d1);
+	apply_close(b);
+}
+
+/* PRAGMA mtr_max_steps: an ordered item sets it in mtr_meta; it applies
+ * from the next item on, rolls back with its item, survives a reopen, is
+ * readable on the apply connection and on a reader. */
+static void test_budget_limit_through_log(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(x, y)"), 0);
+	static const char big[] = /* about 2.5 million VM steps */
+		"INSERT INTO t SELECT x, 'big' FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+		"WHERE x < 100000) SELECT x FROM c)";
+	/* set in an item, the rest of that item still has the old limit */
+	struct wire_stmt t1[2] = {stmt("PRAGMA mtr_max_steps = 2000000"), stmt(big)};
+	struct wire_stmt t2[1] = {stmt(big)};
+	struct wire_stmt t3[1] = {stmt("PRAGMA mtr_max_steps")};
+	struct wire_item it[3] = {
+		{.stream = 1, .seq = 1, .flags = WIRE_ITEM_TXN, .nstmt = 2, .stmts = t1},
+		{.stream = 1, .seq = 2, .nstmt = 1, .stmts = t2},
+		{.stream = 1, .seq = 3, .nstmt = 1, .stmts = t3},
+	};
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_instance(f->a, 2, it, 3, on_result, &c), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[1].code, SQLITE_INTERRUPT);
+	assert_non_null(strstr(c.r[1].msg, "exceeded mtr_max_steps (2000000 VM steps)"));
+	assert_int_equal(c.r[2].code, SQLITE_OK);
+	assert_int_equal(c.r[2].ncols, 1);
+	assert_int_equal(row_int(&c, 2), 2000000);
+	assert_int_equal(apply_max_steps(f->a), 2000000);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 100000);
+	assert_int_equal(query_int(f->a, "SELECT value FROM mtr_meta WHERE key = 'max_steps'"), 2000000);
+
+	/* a change rolled back with its item is no change */
+	const char *q[] = {"PRAGMA mtr_max_steps = 5000; INSERT INTO nosuch VALUES(1)", "PRAGMA mtr_max_steps",
+			   "pragma MAIN.Mtr_Max_Steps(-5)", "PRAGMA mtr_max_steps = 'many'", "PRAGMA mtr_max_steps = 1e9",
+			   "PRAGMA mtr_other = 1"};
+	assert_int_equal(apply_sqls(f->a, 3, &c, 6, q), 0);
+	assert_int_equal(c.r[0].code, SQLITE_ERROR);
+	assert_int_equal(c.r[1].code, SQLITE_OK);
+	assert_int_equal(row_int(&c, 1), 2000000);
+	for (int i = 2; i < 5; i++) {
+		assert_int_equal(c.r[i].code, SQLITE_ERROR);
+		assert_non_null(strstr(c.r[i].msg, "PRAGMA mtr_max_steps takes an integer from 1000 to"));
+	}
+	assert_int_equal(c.r[5].code, SQLITE_AUTH);
+	assert_non_null(strstr(c.r[5].msg, "unknown Metronome PRAGMA"));
+	assert_int_equal(apply_max_steps(f->a), 2000000);
+
+	/* a reader (a read with consistency none or session) shows it */
+	struct apply_reader *rd;
+	assert_int_equal(apply_reader_open(f->a, &rd), 0);
+	struct wire_stmt rs[1] = {stmt("PRAGMA mtr_max_steps")};
+	struct wire_item ri = {.stream = 1, .nstmt = 1, .stmts = rs, .flags = WIRE_ITEM_READ};
+	uint64_t seen = 0;
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_read(rd, &ri, &seen, on_result, &c), 0);
+	assert_int_equal(seen, 3);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(row_int(&c, 0), 2000000);
+	apply_reader_close(rd);
+
+	/* it is the database's: a reopened replica has it; raised, big fits */
+	apply_close(f->a);
+	f->a = open_dir(f->dir, 0);
+	assert_int_equal(apply_max_steps(f->a), 2000000);
+	const char *u[] = {"PRAGMA mtr_max_steps = 5000000", big};
+	assert_int_equal(apply_sqls(f->a, 4, &c, 2, u), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[1].code, SQLITE_OK);
+	assert_int_equal(c.r[1].changes, 100000);
+	assert_int_equal(apply_max_steps(f->a), 5000000);
+}
+
+struct stopper {
+	struct apply *a;
+	int ms;
+};
+
+static void *stop_thread(void *arg)
+{
+	struct stopper *s = arg;
+	usleep((useconds_t)s->ms * 1000);
+	apply_interrupt(s->a, 1);
+	return NULL;
+}
+
+/* A stop while an item runs (SIGTERM: srvapply_stop_threads): the instance
+ * is abandoned at once, rolled back, nothing recorded; applied again
+ * later, it ends by the budget. */
+static void test_budget_stop(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(x, y)"), 0);
+	assert_int_equal(apply_sql(f->a, 2, "PRAGMA mtr_max_steps = 1000000000000"), 0);
+	const char *q[] = {"INSERT INTO t VALUES(1, 'before')", infinite_cte};
+	struct stopper sp = {.a = f->a, .ms = 300};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stop_thread, &sp), 0);
+	uint64_t t0 = now_mono_ns();
+	assert_int_equal(apply_sqls(f->a, 3, &c, 2, q), MTR_ECLOSED);
+	double s = (double)(now_mono_ns() - t0) / 1e9;
+	pthread_join(th, NULL);
+	print_message("# stop honoured %.3f s after the apply started (stop at 0.3 s)\n", s);
+	assert_true(s < 2);
+	assert_int_equal(c.n, 0);
+	assert_int_equal(apply_applied(f->a), 2);
+	assert_int_equal(apply_sql(f->a, 3, "INSERT INTO t VALUES(0, 'x')"), MTR_ECLOSED);
+	apply_interrupt(f->a, 0);
+	apply_close(f->a); /* the restart */
+	f->a = open_dir(f->dir, 0);
+	assert_int_equal(apply_sql(f->a, 3, "PRAGMA mtr_max_steps = 3000000"), 0);
+	assert_int_equal(apply_sqls(f->a, 4, &c, 2, q), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[1].code, SQLITE_INTERRUPT);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -843,6 +1199,11 @@ int main(void)
 		cmocka_unit_test(test_local_error_class),
 		cmocka_unit_test_setup_teardown(test_ioerr_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ioerr_persistent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_infinite_cte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_million_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_replicas_agree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_limit_through_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_stop, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }

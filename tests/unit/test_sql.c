@@ -153,6 +153,9 @@ static void test_classify(void **state)
 		{ "EXPLAIN INSERT INTO t VALUES (1)", SQL_READ, false, "", "t" },
 		{ "PRAGMA table_info(t)", SQL_READ, true, "", "" },
 		{ "PRAGMA user_version = 3", SQL_WRITE, false, "", "" },
+		{ "PRAGMA mtr_max_steps = 5000000", SQL_WRITE, false, "", "" },
+		{ "PRAGMA main.mtr_max_steps(5000000)", SQL_WRITE, false, "", "" },
+		{ "PRAGMA mtr_max_steps", SQL_READ, true, "", "" },
 		{ "ANALYZE", SQL_SCHEMA, false, "", "" },
 		{ "REINDEX t", SQL_SCHEMA, false, "", "" },
 		{ "SELECT abort, action FROM replace AS \"left\"", SQL_READ, true, "replace", "" },
@@ -265,6 +268,8 @@ static void test_refusals(void **state)
 		{ "VACUUM main", "VACUUM is refused", 1 },
 		{ "SELECT a FROM t WHERE a REGEXP 'x'", "REGEXP", 25 },
 		{ "SELECT * FROM pragma_database_list", "pragma_database_list()", 15 },
+		{ "SELECT * FROM pragma_mtr_max_steps", "pragma_mtr_max_steps()", 15 },
+		{ "PRAGMA mtr_other = 1", "PRAGMA mtr_other with a value is refused", 8 },
 		{ "SELECT * FROM generate_series(1, 5)", "unknown table-valued function generate_series()", 15 },
 		/* a write never reads a cluster table (DESIGN.md invariant 6) */
 		{ "INSERT INTO t SELECT applied FROM mtr_members", "mtr_members is a cluster table", 35 },
