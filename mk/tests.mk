@@ -99,7 +99,7 @@ TESTS += tests/layers.sh \
 	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
 	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
 	tests/integration/install.sh tests/integration/stats.sh \
-	tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh
+	tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh tests/integration/leader.sh
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh
 endif
@@ -108,7 +108,8 @@ EXTRA_DIST += tests/layers.sh tests/integration/mtrparse.sh tests/integration/sl
 	tests/integration/metronomed.sh tests/integration/cluster.sh tests/integration/failover.sh \
 	tests/integration/slt_cluster.sh tests/integration/mtrsql.sh tests/integration/mtrsql_tmux.sh \
 	tests/integration/install.sh tests/integration/stats.sh tests/integration/dpdk_netns.sh \
-	tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh tests/integration/slt_index_long.sh
+	tests/integration/apply_ioerr.sh tests/integration/apply_stress.sh tests/integration/slt_index_long.sh \
+	tests/integration/leader.sh
 
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
 # in the tarball for `make distcheck`; setup.sh copies it into build-aux/.
