@@ -17,6 +17,14 @@
  *  - a leader learns the chosen value of its own instances (>= first_own)
  *    only from its own quorum, so that followers may conclude "chosen" from
  *    (accepted ballot == leader ballot, inst in [first_own, commit]).
+ *
+ * A stable leader (doc/paxos.md, "A stable leader"): a node that heard from
+ * a live leader within the election timeout (the leader itself, while it
+ * hears from a majority) promises no challenger's higher ballot and grants
+ * no pre-vote; a node without a leader first asks (PREVOTE, no durable
+ * change) whether a majority would promise, and only then raises its
+ * ballot; a leader that heard from no majority for two election timeouts
+ * steps down (check-quorum).
  */
 #include "config.h"
 
@@ -72,8 +80,19 @@ struct paxos {
 	uint64_t next_warn_refused;   /* rate limit of the ballot-window warning */
 	uint64_t next_warn_contig;    /* rate limit of the contiguity-break error */
 	uint64_t next_warn_exhausted; /* and of the exhausted-round one */
-	bool climb;                   /* leader: a ballot beyond the window was seen */
+	bool climb;                   /* a ballot beyond the window was seen (leader: re-run
+				       * phase 1; others: climb at the next election timeout) */
 	uint64_t next_climb;          /* leader: earliest time to climb towards it */
+
+	/* stable leader */
+	bool started;           /* the first tick happened (it starts the clock) */
+	uint64_t stall_grace;   /* no stall rule before then (paxos_tick) */
+	uint64_t lease_ballot;  /* the leader (or candidate promised) this node vouches for */
+	uint64_t lease_until;   /* ... until then: one election timeout after hearing it */
+	uint64_t pv_ballot;     /* pre-vote in progress: the ballot it would use, 0 if none */
+	uint32_t pv_votes;      /* nodes that granted it (self included) */
+	uint64_t cq_check;      /* leader: end of the current check-quorum period */
+	uint32_t cq_heard;      /* leader: peers heard from in that period */
 
 	/* log */
 	uint64_t base;
@@ -267,6 +286,43 @@ static void step_down(struct paxos *p)
 	reset_deadline(p);
 }
 
+/* ---- stable leader: leases ---- */
+
+/* This node vouches for the leader (or the candidate it promised) of
+ * ballot b for one election timeout from now. */
+static void lease_set(struct paxos *p, uint64_t b)
+{
+	p->lease_ballot = b;
+	p->lease_until = p->now + p->cfg.election_ms;
+}
+
+/* The ballot of the live leader this node vouches for, 0 if none: itself
+ * while leading (check-quorum ends that), else the leader it heard (or the
+ * candidate it promised) within the election timeout. */
+static uint64_t lease_ballot(const struct paxos *p)
+{
+	if (p->role == PAXOS_LEADER)
+		return p->ballot;
+	return p->now < p->lease_until ? p->lease_ballot : 0;
+}
+
+/* Must a PREVOTE, or a PREPARE above the promise, from `from` be refused?
+ * Yes while this node vouches for a live leader other than `from`. */
+static bool lease_blocks(const struct paxos *p, uint32_t from)
+{
+	uint64_t b = lease_ballot(p);
+	return b != 0 && paxos_ballot_node(b) != from;
+}
+
+/* Answer a challenger refused for a live leader (or a pre-vote): the
+ * leader's ballot and our commit, so that it learns both and catches up. */
+static void send_prevote_reply(struct paxos *p, uint32_t to, uint64_t b, uint64_t leader, bool grant)
+{
+	struct paxos_msg r = { .type = PAXOS_PREVOTE_REPLY, .ballot = b, .commit = p->delivered,
+			       .leader = leader, .grant = grant };
+	send_msg(p, to, &r);
+}
+
 /* Record that inst is chosen with value (first learning wins). */
 static void learn(struct paxos *p, uint64_t inst, const struct batch *value)
 {
@@ -342,10 +398,12 @@ static void maybe_catchup(struct paxos *p)
  * applying. */
 static void learn_commit(struct paxos *p, uint32_t from, uint64_t commit)
 {
-	if (commit > p->commit_seen) {
+	if (commit > p->commit_seen)
 		p->commit_seen = commit;
+	/* the last node that knows more than we do, not the one that claimed
+	 * the most: that one may be gone, or may have lied */
+	if (commit > p->delivered)
 		p->commit_from = from;
-	}
 	maybe_catchup(p);
 }
 
@@ -397,6 +455,9 @@ static void follow(struct paxos *p, uint64_t b)
 		step_down(p);
 	if (p->role == PAXOS_FOLLOWER) {
 		p->leader_ballot = b;
+		p->pv_ballot = 0;
+		p->climb = false; /* a leader in our window: it climbs, not we */
+		lease_set(p, b);
 		reset_deadline(p);
 	}
 }
@@ -467,12 +528,21 @@ static int on_prepare(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst)
 		return 0;
 	}
 	if (b > p->promised) {
+		/* A stable leader: no promise to a challenger while a live
+		 * leader is heard; it learns that leader instead. */
+		if (lease_blocks(p, from)) {
+			p->stats.prevotes_refused++;
+			send_prevote_reply(p, from, b, lease_ballot(p), false);
+			return 0;
+		}
 		int rc = promise_raise(p, b);
 		if (rc != 0)
 			return rc;
 		if (p->role != PAXOS_FOLLOWER)
 			step_down(p);
 		p->leader_ballot = 0;
+		p->pv_ballot = 0;
+		lease_set(p, b); /* the candidate promised: no other for a timeout */
 		reset_deadline(p);
 	}
 	struct paxos_entry ents[PAXOS_MAX_ENTRIES];
@@ -604,6 +674,9 @@ static void become_leader(struct paxos *p)
 	p->stats.leader_terms++;
 	p->climb = false; /* only ballots dropped while leading count */
 	p->leader_ballot = p->ballot;
+	p->pv_ballot = 0;
+	p->cq_heard = 0;
+	p->cq_check = p->now + (uint64_t)PAXOS_QUORUM_TIMEOUTS * p->cfg.election_ms;
 	p->first_own = p->delivered + 1;
 	p->next_inst = p->delivered + 1;
 	p->promised_by = 0;
@@ -683,12 +756,14 @@ static void prepare(struct paxos *p)
 		become_leader(p);
 }
 
-static void start_election(struct paxos *p)
+/* The round of this node's next election: above its promise and every
+ * ballot it heard of (capped: note_ballot).  False when no round is left
+ * (never wrap: a wrapped round is lower than the promise); the node then
+ * follows and learns only. */
+static bool next_round(struct paxos *p, uint64_t *round)
 {
 	uint64_t top = MAX(paxos_ballot_round(p->promised), p->max_round);
 	if (top >= PAXOS_ROUND_MAX) {
-		/* No ballot above the promise exists: never wrap (a wrapped
-		 * round is lower than the promise).  Follow and learn only. */
 		p->stats.rounds_exhausted++;
 		reset_deadline(p);
 		if (p->now >= p->next_warn_exhausted) {
@@ -697,11 +772,22 @@ static void start_election(struct paxos *p)
 				p->cfg.id, (unsigned long long)paxos_ballot_round(p->promised),
 				paxos_ballot_node(p->promised));
 		}
-		return;
+		return false;
 	}
-	uint64_t round = top + 1;
+	*round = top + 1;
+	return true;
+}
+
+/* Phase 1 at a new ballot: after a granted pre-vote, or a leader's climb. */
+static void start_election(struct paxos *p)
+{
+	uint64_t round;
+	if (!next_round(p, &round))
+		return;
 	uint64_t b = paxos_ballot(round, p->cfg.id);
 	step_down(p); /* clears leader/candidate state, resets the deadline */
+	p->pv_ballot = 0;
+	p->lease_ballot = 0;
 	if (promise_raise(p, b) != 0)
 		return;
 	p->role = PAXOS_CANDIDATE;
@@ -711,6 +797,109 @@ static void start_election(struct paxos *p)
 	mtr_log(LOG_DEBUG, "paxos %u: election at ballot %llu.%u", p->cfg.id, (unsigned long long)round,
 		p->cfg.id);
 	prepare(p);
+}
+
+/* Send the pre-vote to every node that has not granted it yet. */
+static void send_prevote(struct paxos *p)
+{
+	struct paxos_msg m = { .type = PAXOS_PREVOTE, .ballot = p->pv_ballot, .commit = p->delivered };
+	for (uint32_t j = 0; j < p->cfg.n; j++)
+		if (!(p->pv_votes & (1u << j)))
+			send_msg(p, j, &m);
+	p->next_send = p->now + p->cfg.heartbeat_ms;
+}
+
+/*
+ * The election timeout passed without a leader: ask first (PREVOTE), and
+ * raise the ballot only once a majority would promise (on_prevote_reply).
+ * Nothing durable changes, so a node alone in a partition, paused, or
+ * behind cannot push the others' promises up and depose a healthy leader
+ * when it comes back.  One exception keeps "Bounded ballots" working: a
+ * node that dropped a ballot beyond its window climbs towards it here,
+ * raising its promise as its failed election used to (it hears no leader
+ * in its window, so it deposes nobody).
+ */
+static void start_prevote(struct paxos *p)
+{
+	uint64_t round;
+	if (!next_round(p, &round))
+		return;
+	if (p->role != PAXOS_FOLLOWER)
+		step_down(p); /* a candidate whose phase 1 timed out */
+	else
+		reset_deadline(p);
+	if (p->climb) {
+		p->climb = false;
+		if (promise_raise(p, paxos_ballot(round, p->cfg.id)) == 0 && !next_round(p, &round))
+			return;
+	}
+	p->leader_ballot = 0; /* none heard for an election timeout */
+	p->pv_ballot = paxos_ballot(round, p->cfg.id);
+	p->pv_votes = 1u << p->cfg.id;
+	p->stats.prevotes++;
+	mtr_log(LOG_DEBUG, "paxos %u: pre-vote for ballot %llu.%u", p->cfg.id, (unsigned long long)round, p->cfg.id);
+	if (popcount(p->pv_votes) >= p->majority) {
+		start_election(p);
+		return;
+	}
+	send_prevote(p);
+}
+
+/* Would this node promise a new leader?  Not while it vouches for a live
+ * leader other than the sender (it names it instead), nor to a node behind
+ * its own delivered instance (the commit tells it where to catch up). */
+static void on_prevote(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	if (lease_blocks(p, from)) {
+		p->stats.prevotes_refused++;
+		send_prevote_reply(p, from, m->ballot, lease_ballot(p), false);
+	} else {
+		send_prevote_reply(p, from, m->ballot, 0, m->commit >= p->delivered);
+	}
+}
+
+static void on_prevote_reply(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	if (m->commit > p->delivered) {
+		/* the sender is ahead: catch up from it first */
+		if (m->commit > p->commit_seen)
+			p->commit_seen = m->commit;
+		p->commit_from = from;
+		maybe_catchup(p);
+	}
+	if (!m->grant) {
+		/* the leader it names: our next election (if any) goes above it */
+		if (m->leader != 0 && ballot_in_window(p, m->leader))
+			note_ballot(p, m->leader);
+		return;
+	}
+	if (p->role != PAXOS_FOLLOWER || p->pv_ballot == 0 || m->ballot != p->pv_ballot)
+		return;
+	p->pv_votes |= 1u << from;
+	if (popcount(p->pv_votes) >= p->majority)
+		start_election(p);
+}
+
+/* Check-quorum: a leader that heard from no majority (itself included)
+ * during the last PAXOS_QUORUM_TIMEOUTS election timeouts steps down, so that its followers'
+ * leases run out and the others can elect (a leader cut off from the
+ * majority would otherwise keep a minority that hears it from voting). */
+static bool quorum_lost(struct paxos *p)
+{
+	if (p->now < p->cq_check)
+		return false;
+	uint32_t heard = p->cq_heard | (1u << p->cfg.id);
+	p->cq_heard = 0;
+	p->cq_check = p->now + (uint64_t)PAXOS_QUORUM_TIMEOUTS * p->cfg.election_ms;
+	if (popcount(heard) >= p->majority)
+		return false;
+	p->stats.quorum_lost++;
+	mtr_log(LOG_WARN, "paxos %u: leader at ballot %llu.%u heard from %u of %u nodes in %u ms: stepping down",
+		p->cfg.id, (unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
+		popcount(heard), p->cfg.n, PAXOS_QUORUM_TIMEOUTS * p->cfg.election_ms);
+	step_down(p);
+	p->leader_ballot = 0;
+	return true;
 }
 
 static int on_promise(struct paxos *p, uint32_t from, const struct paxos_msg *m)
@@ -911,22 +1100,49 @@ int paxos_install(struct paxos *p, uint64_t inst, const struct batch_order *curs
 
 int paxos_tick(struct paxos *p, uint64_t now_ms)
 {
+	if (!p->started) {
+		/* The first tick starts the clock: a node just created waits a
+		 * whole election timeout to hear a leader before it may ask. */
+		p->started = true;
+		p->now = MAX(p->now, now_ms);
+		reset_deadline(p);
+	} else if (now_ms > p->now + p->cfg.election_ms && now_ms >= p->stall_grace) {
+		/* No tick for an election timeout or more: the process was
+		 * paused (SIGSTOP), stalled, or busy installing a snapshot.
+		 * Nothing was heard in that time, through no one's fault: a
+		 * follower first waits a timeout to hear the leader again, a
+		 * leader gives its followers a timeout to answer.  At most once
+		 * per PAXOS_CLIMB_TIMEOUTS timeouts, so that a host that only
+		 * ever ticks that slowly still campaigns. */
+		p->stats.stalls++;
+		p->stall_grace = now_ms + (uint64_t)PAXOS_CLIMB_TIMEOUTS * p->cfg.election_ms;
+		mtr_log(LOG_INFO, "paxos %u: no tick for %llu ms: waiting %u ms to hear from the others", p->cfg.id,
+			(unsigned long long)(now_ms - p->now), p->cfg.election_ms);
+		p->now = now_ms;
+		reset_deadline(p);
+		p->cq_heard = 0;
+		p->cq_check = p->now + (uint64_t)PAXOS_QUORUM_TIMEOUTS * p->cfg.election_ms;
+	}
 	if (now_ms > p->now)
 		p->now = now_ms;
 	switch (p->role) {
 	case PAXOS_FOLLOWER:
 		if (p->now >= p->deadline)
-			start_election(p);
+			start_prevote(p);
+		else if (p->pv_ballot != 0 && p->now >= p->next_send)
+			send_prevote(p);
 		break;
 	case PAXOS_CANDIDATE:
 		if (p->now >= p->deadline)
-			start_election(p);
+			start_prevote(p);
 		else if (p->now >= p->next_send) {
 			send_simple(p, PAXOS_BROADCAST, PAXOS_PREPARE, p->ballot, p->prep_inst, 0, 0);
 			p->next_send = p->now + p->cfg.heartbeat_ms;
 		}
 		break;
 	case PAXOS_LEADER:
+		if (quorum_lost(p))
+			break;
 		if (p->climb && p->now >= p->next_climb) {
 			/* A ballot beyond our window (a peer far ahead, e.g. one that
 			 * was partitioned for days, NACKs us): phase 1 again at most
@@ -966,8 +1182,9 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 		leader_fill(p);
 		break;
 	}
-	if (p->role != PAXOS_LEADER && p->leader_ballot != 0 && p->now >= p->next_report &&
-	    p->marks[p->cfg.id].n > 0) {
+	/* Every H to the leader followed, empty or not: it is also how the
+	 * leader knows it still has its followers (check-quorum). */
+	if (p->role != PAXOS_LEADER && p->leader_ballot != 0 && p->now >= p->next_report) {
 		uint32_t leader = paxos_ballot_node(p->leader_ballot);
 		struct paxos_msg m = { .type = PAXOS_WATERMARK,
 				       .n_marks = MIN(p->marks[p->cfg.id].n, PAXOS_MAX_MARKS),
@@ -987,6 +1204,7 @@ int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 	p->stats.msgs_in++;
 	switch (m->type) {
 	case PAXOS_PREPARE:
+	case PAXOS_PREVOTE:
 	case PAXOS_NACK:
 	case PAXOS_ACCEPT:
 	case PAXOS_HEARTBEAT:
@@ -1016,6 +1234,8 @@ int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 		note_ballot(p, m->ballot);
 		return on_accept(p, from, m->ballot, m->inst, &m->value);
 	case PAXOS_ACCEPTED:
+		if (p->role == PAXOS_LEADER && m->ballot == p->ballot)
+			p->cq_heard |= 1u << from;
 		leader_on_accepted(p, from, m->ballot, m->inst);
 		return 0;
 	case PAXOS_HEARTBEAT:
@@ -1030,7 +1250,14 @@ int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 		if (m->inst > p->delivered && p->io.snapshot_needed != NULL)
 			p->io.snapshot_needed(p->io.data, from, m->inst);
 		return 0;
+	case PAXOS_PREVOTE:
+		on_prevote(p, from, m);
+		return 0;
+	case PAXOS_PREVOTE_REPLY:
+		on_prevote_reply(p, from, m);
+		return 0;
 	case PAXOS_WATERMARK: {
+		p->cq_heard |= 1u << from; /* sent only to the leader it follows */
 		int rc = marks_merge(&p->marks[from], m->marks, MIN(m->n_marks, PAXOS_MAX_MARKS));
 		leader_fill(p);
 		return rc;

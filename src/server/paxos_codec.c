@@ -237,7 +237,7 @@ int paxos_msg_decode(struct paxos_msg *m, const uint8_t *buf, size_t len)
 #undef DEC
 	if (rc == 0 && r.left != 0)
 		rc = MTR_EMALFORMED;
-	if (rc == 0 && m->more > 1)
+	if (rc == 0 && (m->more > 1 || m->grant > 1))
 		rc = MTR_EMALFORMED;
 	if (rc != 0)
 		paxos_msg_free(m);
@@ -286,8 +286,8 @@ static void print_u64(struct out *o, const char *name, uint64_t v)
 {
 	if (v == PAXOS_BALLOT_CHOSEN)
 		out_printf(o, " %s=chosen", name);
-	else if (strcmp(name, "ballot") == 0)
-		out_printf(o, " ballot=%llu.%u", (unsigned long long)paxos_ballot_round(v), paxos_ballot_node(v));
+	else if (strcmp(name, "ballot") == 0 || strcmp(name, "leader") == 0)
+		out_printf(o, " %s=%llu.%u", name, (unsigned long long)paxos_ballot_round(v), paxos_ballot_node(v));
 	else
 		out_printf(o, " %s=%llu", name, (unsigned long long)v);
 }

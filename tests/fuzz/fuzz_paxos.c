@@ -23,6 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint64_t delivered;
 static uint64_t sent_ballot; /* ballot of the last PREPARE sent */
+static uint64_t sent_prevote; /* ballot of the last PREVOTE sent */
 
 static void h_send(void *d, uint32_t to, const struct paxos_msg *m)
 {
@@ -33,6 +34,8 @@ static void h_send(void *d, uint32_t to, const struct paxos_msg *m)
 		abort();
 	if (m->type == PAXOS_PREPARE)
 		sent_ballot = m->ballot;
+	if (m->type == PAXOS_PREVOTE)
+		sent_prevote = m->ballot;
 }
 static int h_persist(void *d, const struct paxos_persist *c) { (void)d; (void)c; return 0; }
 static bool h_holds(void *d, uint64_t stream, uint64_t last) { (void)d; (void)last; return stream % 2 == 0; }
@@ -82,10 +85,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	paxos_items_changed(f);
 	paxos_destroy(f);
 
-	/* A leader: times out, promised by node 1, then gets the message. */
+	/* A leader: times out, pre-vote granted and promised by node 1, then
+	 * gets the message. */
 	delivered = 0;
 	struct paxos *l = core(0);
-	paxos_tick(l, 100);
+	for (uint64_t t = 1; t <= 100; t += 10)
+		paxos_tick(l, t);
+	struct paxos_msg pv = { .type = PAXOS_PREVOTE_REPLY, .ballot = sent_prevote, .grant = 1 };
+	paxos_recv(l, 1, &pv);
 	struct paxos_msg pr = { .type = PAXOS_PROMISE, .ballot = sent_ballot, .inst = 1 };
 	paxos_recv(l, 1, &pr);
 	struct batch_mark wm[2] = { { 2, 10 }, { 3, 4 } };

@@ -176,6 +176,10 @@ static void test_msg_round_trip(void **state)
 		{ .type = PAXOS_CHOSEN, .n_entries = 1, .entries = ents + 1 },
 		{ .type = PAXOS_SNAPSHOT, .inst = 100 },
 		{ .type = PAXOS_WATERMARK, .n_marks = 2, .marks = marks },
+		{ .type = PAXOS_WATERMARK },
+		{ .type = PAXOS_PREVOTE, .ballot = 0x1301, .commit = 41 },
+		{ .type = PAXOS_PREVOTE_REPLY, .ballot = 0x1301, .commit = 42, .leader = 0x1203, .grant = 0 },
+		{ .type = PAXOS_PREVOTE_REPLY, .ballot = 0x1301, .commit = 40, .grant = 1 },
 	};
 	for (size_t k = 0; k < sizeof msgs / sizeof msgs[0]; k++) {
 		uint8_t buf[512];
@@ -198,6 +202,21 @@ static void test_msg_round_trip(void **state)
 	uint8_t bad = 99;
 	struct paxos_msg d;
 	assert_int_equal(paxos_msg_decode(&d, &bad, 1), MTR_EMALFORMED);
+	/* PREVOTE_REPLY: type, ballot, commit, leader, grant (0 or 1) */
+	uint8_t pv[26] = { PAXOS_PREVOTE_REPLY };
+	pv[25] = 1;
+	assert_int_equal(paxos_msg_decode(&d, pv, sizeof pv), 0);
+	assert_int_equal(d.grant, 1);
+	pv[25] = 2;
+	assert_int_equal(paxos_msg_decode(&d, pv, sizeof pv), MTR_EMALFORMED);
+	/* the example of doc/paxos.md, byte by byte */
+	static const uint8_t doc[26] = { 0x0c, 0x01, 0x13, 0, 0, 0, 0, 0, 0, 0x2a, 0, 0, 0, 0, 0, 0, 0,
+					 0x03, 0x12, 0,    0, 0, 0, 0, 0, 0x00 };
+	struct paxos_msg ex = { .type = PAXOS_PREVOTE_REPLY, .ballot = paxos_ballot(19, 1), .commit = 42,
+				.leader = paxos_ballot(18, 3), .grant = 0 };
+	uint8_t got[64];
+	assert_int_equal(paxos_msg_encode(&ex, got, sizeof got), (int)sizeof doc);
+	assert_memory_equal(got, doc, sizeof doc);
 	assert_string_equal(paxos_msg_name(99), "?");
 	batch_free(&v);
 }

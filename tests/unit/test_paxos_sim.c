@@ -21,6 +21,15 @@
  *  - liveness: in the calm phase all nodes reach the same instance and
  *    order every item a majority holds within CALM_LIMIT ms.
  *
+ * Then a stable-leader phase (doc/paxos.md, "A stable leader"; enum stab):
+ * with a stable leader and items flowing under 0..4 % loss, one scenario -
+ * quiet, a minority of followers partitioned / paused / down for 5..30
+ * election timeouts, or the leader paused / partitioned / deaf for 15..30 -
+ * and the checks: while the leader is healthy and connected to a majority
+ * no node goes above its ballot (a persisted promise, a HEARTBEAT) and it
+ * keeps leading; a lost leader is replaced within NEW_LEADER_LIMIT, and the
+ * same holds for the new one after the old one is back; all catch up.
+ *
  * Ballot schedules (doc/paxos.md, "Bounded ballots"): most seeds start from
  * huge stored promises (several windows apart, so nodes must climb to each
  * other), from rounds near PAXOS_ROUND_MAX, or with a minority of nodes
@@ -28,7 +37,8 @@
  * disk before the window existed); and (but near the top, where one PREPARE
  * inside the last window exhausts the rounds) an adversary holding the key injects
  * PREPARE / NACK / HEARTBEAT / ACCEPT with huge ballots (that one among
- * them) during the chaos and once more when the calm starts.
+ * them), PREVOTE and forged PREVOTE_REPLY grants during the chaos and once
+ * more when the calm starts.
  *
  * Environment: MTR_PAXOS_SEEDS (total seeds, default 10000; 1000 when
  * MTR_SANITIZE=1 or built with ASan), MTR_PAXOS_SEED0 (first seed, default
@@ -54,6 +64,7 @@
 #include "metronome.h"
 #include "paxos.h"
 #include "paxos_codec.h"
+#include "util.h"
 
 #define MAXN 5
 #define NSTREAMS 3
@@ -67,6 +78,23 @@
 /* ---- fixture: the simulated world ---- */
 
 enum ev_kind { EV_MSG, EV_ITEM, EV_FETCH, EV_SNAP, EV_RESTART };
+
+/* Stable-leader scenarios (doc/paxos.md, "A stable leader"), run once the
+ * calm phase converged: a quiet period, a minority of followers
+ * partitioned, paused (no ticks, messages held as in a socket buffer) or
+ * down, each for 5..30 election timeouts; the leader paused, partitioned
+ * alone, or deaf (it sends, hears nothing) for 15..30 timeouts. */
+enum stab { ST_QUIET, ST_FOLLOWER_PART, ST_FOLLOWER_PAUSE, ST_FOLLOWER_DOWN, ST_LEADER_PAUSE, ST_LEADER_PART,
+	    ST_LEADER_DEAF, ST_COUNT };
+static const char *const stab_name[ST_COUNT] = { "quiet", "followers partitioned", "followers paused",
+						 "followers down", "leader paused", "leader partitioned",
+						 "leader deaf" };
+/* A new leader must be followed by every other node within this many
+ * election timeouts of the leader's loss (liveness), and the stable-leader
+ * phase waits this long at most for a stable leader after the calm. */
+#define NEW_LEADER_LIMIT (15 * EL_MS)
+#define SETTLE_LIMIT 4000
+#define OBSERVE_MS (10 * EL_MS)
 
 /* Ballot schedules. */
 enum scen { SC_PLAIN, SC_HUGE, SC_TOP, SC_POISONED, SC_COUNT };
@@ -104,6 +132,8 @@ struct node {
 	uint64_t next_expected;
 	uint64_t snap_pending_until;
 	uint64_t last_compact;
+	/* stable-leader phase: paused (no ticks; what reaches it waits) */
+	uint64_t paused_until;
 };
 
 struct trace_rec {
@@ -137,9 +167,17 @@ struct sim {
 	int scen;
 	bool adversary;
 	uint32_t poisoned; /* nodes whose disk holds FORGED_BALLOT from the start */
+	/* stable-leader phase */
+	uint32_t cut_in, cut_out; /* nodes that hear nothing / whose sends are lost */
+	unsigned calm_drop;       /* loss in that phase (0..4 %) */
+	bool watch;               /* the ballot must stay watch_ballot, led by watch_leader */
+	uint64_t watch_ballot;
+	int watch_leader;
+	int stab;
 	/* figures */
 	uint64_t last_hb_ballot;
 	uint64_t refused, injected;
+	uint64_t prevotes, prevotes_refused, quorum_lost, stalls;
 	uint64_t persist_failures;
 	uint64_t msgs, crashes, partitions, fetches, snapshots, leaders;
 };
@@ -243,14 +281,17 @@ struct host {
 };
 static struct host hosts[MAXN];
 
-static bool connected(struct sim *s, int a, int b)
+/* Does a message from `from` reach `to`? */
+static bool connected(struct sim *s, int from, int to)
 {
-	return !s->partitioned || s->nodes[a].group == s->nodes[b].group;
+	if ((s->cut_out & (1u << from)) || (s->cut_in & (1u << to)))
+		return false;
+	return !s->partitioned || s->nodes[from].group == s->nodes[to].group;
 }
 
 static void net_send1(struct sim *s, int from, int to, const uint8_t *buf, size_t len)
 {
-	if (!connected(s, from, to) || (!s->calm && rndn(s, 100) < s->drop_pct))
+	if (!connected(s, from, to) || rndn(s, 100) < (s->calm ? s->calm_drop : s->drop_pct))
 		return;
 	int copies = (!s->calm && rndn(s, 100) < s->dup_pct) ? 2 : 1;
 	for (int c = 0; c < copies; c++) {
@@ -274,6 +315,11 @@ static void io_send(void *data, uint32_t to, const struct paxos_msg *m)
 		return;
 	}
 	s->msgs++;
+	if (s->watch && m->type == PAXOS_HEARTBEAT && m->ballot > s->watch_ballot)
+		violation(s, "stable leader: node %d leads at ballot %llu.%u, above the leader's %llu.%u (%s)", h->id,
+			  (unsigned long long)paxos_ballot_round(m->ballot), paxos_ballot_node(m->ballot),
+			  (unsigned long long)paxos_ballot_round(s->watch_ballot), paxos_ballot_node(s->watch_ballot),
+			  stab_name[s->stab]);
 	if (m->type == PAXOS_HEARTBEAT && m->ballot > s->last_hb_ballot) {
 		s->last_hb_ballot = m->ballot;
 		s->leaders++;
@@ -303,6 +349,11 @@ static int io_persist(void *data, const struct paxos_persist *c)
 	if (c->ballot < nd->promised)
 		violation(s, "node %d: promise goes down %llx -> %llx", h->id, (unsigned long long)nd->promised,
 			  (unsigned long long)c->ballot);
+	if (s->watch && c->ballot > s->watch_ballot)
+		violation(s, "stable leader: node %d raises its promise to %llu.%u above the leader's %llu.%u (%s)",
+			  h->id, (unsigned long long)paxos_ballot_round(c->ballot), paxos_ballot_node(c->ballot),
+			  (unsigned long long)paxos_ballot_round(s->watch_ballot), paxos_ballot_node(s->watch_ballot),
+			  stab_name[s->stab]);
 	nd->promised = c->ballot;
 	if (c->kind == PAXOS_PERSIST_PROMISE)
 		return 0;
@@ -444,6 +495,10 @@ static void node_destroy(struct sim *s, struct node *nd)
 		struct paxos_stats st;
 		paxos_stats(nd->p, &st);
 		s->refused += st.ballots_refused;
+		s->prevotes += st.prevotes;
+		s->prevotes_refused += st.prevotes_refused;
+		s->quorum_lost += st.quorum_lost;
+		s->stalls += st.stalls;
 	}
 	paxos_destroy(nd->p);
 }
@@ -462,6 +517,14 @@ static void node_crash(struct sim *s, int id)
 static void handle(struct sim *s, struct event *e)
 {
 	struct node *nd = &s->nodes[e->node];
+	if (nd->p != NULL && s->now < nd->paused_until && e->kind != EV_RESTART) {
+		/* paused: what reaches it waits, in order, until it resumes */
+		struct event d = *e;
+		d.t = nd->paused_until;
+		ev_push(s, d);
+		e->bytes = NULL;
+		return;
+	}
 	switch (e->kind) {
 	case EV_MSG: {
 		if (nd->p == NULL || !connected(s, e->from, e->node))
@@ -552,10 +615,11 @@ static bool converged(struct sim *s)
 
 static void adversary_step(struct sim *s);
 
-static void step_faults(struct sim *s)
+/* New items at random times (pct % of the milliseconds); each node misses
+ * some. */
+static void step_items(struct sim *s, unsigned pct)
 {
-	/* new items at random times; each node misses some */
-	if (rndn(s, 100) < 30) {
+	if (rndn(s, 100) < pct) {
 		uint64_t st = 1 + rndn(s, NSTREAMS);
 		if (s->gen[st] < MAXSEQ) {
 			uint64_t q = ++s->gen[st];
@@ -566,6 +630,11 @@ static void step_faults(struct sim *s)
 							   .kind = EV_ITEM, .node = j, .stream = st, .last = q });
 		}
 	}
+}
+
+static void step_faults(struct sim *s)
+{
+	step_items(s, 30);
 	if (rndn(s, 300) == 0) {
 		int id = (int)rndn(s, (unsigned)s->n);
 		if (s->nodes[id].p != NULL)
@@ -629,7 +698,26 @@ static void adversary_step(struct sim *s)
 	if (s->nodes[to].p == NULL)
 		return;
 	struct paxos_msg m = { .inst = 1 };
-	unsigned kind = rndn(s, 10);
+	unsigned kind = rndn(s, 12);
+	if (kind == 10) {
+		/* a pre-vote: only asks (in the window or not) */
+		m.type = PAXOS_PREVOTE;
+		m.ballot = rndn(s, 2) ? huge_ballot(s, to)
+				      : paxos_ballot(paxos_ballot_round(s->nodes[to].promised) + 1, rndn(s, (unsigned)s->n));
+		m.commit = rnd(s) % 1000;
+		inject(s, to, &m);
+		return;
+	}
+	if (kind == 11) {
+		/* a forged grant for the ballot the target would ask about */
+		m.type = PAXOS_PREVOTE_REPLY;
+		m.ballot = paxos_ballot(paxos_ballot_round(s->nodes[to].promised) + 1 + rndn(s, 2), (uint32_t)to);
+		m.grant = (uint8_t)rndn(s, 2);
+		m.leader = rndn(s, 2) ? huge_ballot(s, to) : 0;
+		m.commit = rndn(s, 50);
+		inject(s, to, &m);
+		return;
+	}
 	if (kind < 5) {
 		m.type = PAXOS_PREPARE;
 	} else if (kind < 7) {
@@ -718,9 +806,239 @@ static void print_trace(struct sim *s)
 
 struct totals {
 	uint64_t max_calm_ms, sum_calm_ms;
+	uint64_t stab[ST_COUNT], new_leaders, max_new_leader_ms, sum_new_leader_ms, phase_snapshots;
+	uint64_t prevotes, prevotes_refused, quorum_lost, stalls;
 	uint64_t seeds, instances, items, msgs, failures, persist_failures, crashes, partitions, fetches, snapshots, leaders;
 	uint64_t scen[SC_COUNT], adversary, injected, refused;
 };
+
+/* One millisecond: deliver what is due, tick every live node that is not
+ * paused, and let the hosts compact now and then. */
+static void sim_ms(struct sim *s)
+{
+	while (s->n_heap > 0 && s->heap[0].t <= s->now && !s->fail[0]) {
+		struct event e = ev_pop(s);
+		handle(s, &e);
+		free(e.bytes);
+	}
+	for (int j = 0; j < s->n; j++) {
+		struct node *nd = &s->nodes[j];
+		if (nd->p == NULL || s->now < nd->paused_until)
+			continue;
+		paxos_tick(nd->p, s->now);
+		/* the host compacts now and then */
+		if (s->now - nd->last_compact >= 100 && nd->applied > 10) {
+			nd->last_compact = s->now;
+			uint64_t k = nd->applied - 10;
+			paxos_compact(nd->p, k);
+			for (size_t i = 0; i <= k && i < nd->n_acc; i++) {
+				batch_free(&nd->acc[i].v);
+				nd->acc[i].ballot = 0;
+			}
+		}
+	}
+}
+
+/* ---- the stable-leader phase ---- */
+
+/* The leader every live node outside `skip` follows (poisoned nodes, which
+ * can follow no one, aside), at one ballot; -1 if there is none. */
+static int stable_leader(struct sim *s, uint32_t skip)
+{
+	int l = -1;
+	struct paxos_status st;
+	for (int j = 0; j < s->n; j++) {
+		if ((skip & (1u << j)) || s->nodes[j].p == NULL)
+			continue;
+		paxos_status(s->nodes[j].p, &st);
+		if (st.role == PAXOS_LEADER) {
+			if (l >= 0)
+				return -1;
+			l = j;
+		}
+	}
+	if (l < 0)
+		return -1;
+	paxos_status(s->nodes[l].p, &st);
+	uint64_t b = st.ballot;
+	for (int j = 0; j < s->n; j++) {
+		if (j == l || (skip & (1u << j)) || (s->poisoned & (1u << j)))
+			continue;
+		if (s->nodes[j].p == NULL)
+			return -1;
+		paxos_status(s->nodes[j].p, &st);
+		if (st.role != PAXOS_FOLLOWER || st.leader != (uint32_t)l || st.ballot != b)
+			return -1;
+	}
+	return l;
+}
+
+/* While watching: the leader keeps leading at its ballot (and io_persist /
+ * io_send see that no node goes above it). */
+static void check_watch(struct sim *s)
+{
+	if (!s->watch || s->fail[0])
+		return;
+	struct node *nd = &s->nodes[s->watch_leader];
+	struct paxos_status st = { 0 };
+	if (nd->p != NULL)
+		paxos_status(nd->p, &st);
+	if (nd->p == NULL || st.role != PAXOS_LEADER || st.ballot != s->watch_ballot)
+		violation(s, "stable leader: node %d stopped leading at ballot %llu.%u (%s)", s->watch_leader,
+			  (unsigned long long)paxos_ballot_round(s->watch_ballot), paxos_ballot_node(s->watch_ballot),
+			  stab_name[s->stab]);
+}
+
+static void watch_leader(struct sim *s, int l)
+{
+	struct paxos_status st;
+	paxos_status(s->nodes[l].p, &st);
+	s->watch = true;
+	s->watch_leader = l;
+	s->watch_ballot = st.ballot;
+	trace(s, 'W', l, -1, 0, st.ballot, 0);
+}
+
+/*
+ * Once the calm converged: wait for a stable leader, then one scenario
+ * (enum stab) under 0..4 % loss with items flowing.  Checked: while the
+ * leader is healthy and connected to a majority (the whole phase for the
+ * quiet and follower scenarios) no node raises its promise or leads above
+ * its ballot and it keeps leading; when the leader is lost, the others
+ * follow a new one within NEW_LEADER_LIMIT, and from then on the same
+ * holds for the new one, also after the old leader comes back.  Last,
+ * every node catches up (CALM_LIMIT).
+ */
+static void stable_phase(struct sim *s, struct totals *tot)
+{
+	s->calm_drop = rndn(s, 5);
+	/* 1. a stable leader, for longer than a leader's climb period */
+	int l = -1;
+	uint64_t t0 = s->now, since = s->now;
+	for (; s->now < t0 + SETTLE_LIMIT && !s->fail[0]; s->now++) {
+		sim_ms(s);
+		if (s->now % 5 != 0)
+			continue;
+		int k = stable_leader(s, 0);
+		if (k < 0 || k != l) {
+			l = k;
+			since = s->now;
+		} else if (s->now - since >= (PAXOS_CLIMB_TIMEOUTS + 1) * EL_MS) {
+			break;
+		}
+	}
+	if (s->fail[0])
+		return;
+	if (l < 0 || s->now - since < (PAXOS_CLIMB_TIMEOUTS + 1) * EL_MS) {
+		violation(s, "liveness: no stable leader %d ms after the calm converged", SETTLE_LIMIT);
+		return;
+	}
+
+	/* 2. the scenario: what fails must leave a majority of nodes that can
+	 * accept (not poisoned) */
+	int healthy = 0, maj = s->n / 2 + 1;
+	for (int j = 0; j < s->n; j++)
+		healthy += !(s->poisoned & (1u << j));
+	int st = (int)rndn(s, ST_COUNT);
+	uint32_t victims = 0;
+	if (st >= ST_FOLLOWER_PART && st <= ST_FOLLOWER_DOWN) {
+		int kmax = MIN(healthy - maj, (s->n - 1) / 2);
+		int k = kmax < 1 ? 0 : 1 + (int)rndn(s, (unsigned)kmax);
+		while (k > 0) {
+			int j = (int)rndn(s, (unsigned)s->n);
+			if (j == l || (victims & (1u << j)) || (s->poisoned & (1u << j)))
+				continue;
+			victims |= 1u << j;
+			k--;
+		}
+		if (victims == 0)
+			st = ST_QUIET;
+	} else if (st >= ST_LEADER_PAUSE) {
+		if (healthy - 1 < maj)
+			st = ST_QUIET;
+		else
+			victims = 1u << l;
+	}
+	s->stab = st;
+	tot->stab[st]++;
+	bool lost = st >= ST_LEADER_PAUSE;
+	uint64_t start = s->now;
+	uint64_t d = lost ? NEW_LEADER_LIMIT + rndn(s, 15 * EL_MS) : (5 + rndn(s, 26)) * EL_MS;
+	if (!lost)
+		watch_leader(s, l);
+	trace(s, 'P', (int)victims, st, 0, 0, d);
+	for (int j = 0; j < s->n; j++) {
+		struct node *nd = &s->nodes[j];
+		if (!(victims & (1u << j)))
+			continue;
+		switch (st) {
+		case ST_FOLLOWER_PART:
+		case ST_LEADER_PART:
+			s->partitioned = true;
+			break;
+		case ST_FOLLOWER_PAUSE:
+		case ST_LEADER_PAUSE:
+			nd->paused_until = start + d;
+			break;
+		case ST_FOLLOWER_DOWN:
+			trace(s, 'X', j, -1, 0, 0, 0);
+			s->crashes++;
+			node_destroy(s, nd);
+			nd->p = NULL;
+			nd->inc++;
+			ev_push(s, (struct event){ .t = start + d, .kind = EV_RESTART, .node = j });
+			break;
+		case ST_LEADER_DEAF:
+			s->cut_in |= 1u << j;
+			break;
+		}
+	}
+	for (int j = 0; j < s->n; j++)
+		s->nodes[j].group = (victims & (1u << j)) ? 1 : 0;
+	uint64_t snaps = s->snapshots;
+
+	/* 3. the fault, then as long again healed (OBSERVE_MS at least) */
+	uint64_t end = start + d + MAX(d, (uint64_t)OBSERVE_MS);
+	for (; s->now < end && !s->fail[0]; s->now++) {
+		if (s->now == start + d) {
+			s->partitioned = false;
+			s->cut_in = s->cut_out = 0;
+			trace(s, 'H', -1, -1, 0, 0, 0);
+		}
+		step_items(s, 10);
+		sim_ms(s);
+		if (lost && !s->watch && s->now % 5 == 0) {
+			int k = stable_leader(s, victims);
+			if (k >= 0) {
+				watch_leader(s, k);
+				tot->new_leaders++;
+				tot->sum_new_leader_ms += s->now - start;
+				tot->max_new_leader_ms = MAX(tot->max_new_leader_ms, s->now - start);
+			} else if (s->now - start > NEW_LEADER_LIMIT) {
+				violation(s, "liveness: no new leader %d ms after the %s", NEW_LEADER_LIMIT,
+					  st == ST_LEADER_PAUSE ? "leader was paused"
+					  : st == ST_LEADER_PART ? "leader was partitioned" : "leader went deaf");
+			}
+		}
+		check_watch(s);
+	}
+
+	/* 4. no new items: everyone catches up, still under the same leader */
+	bool ok = false;
+	for (uint64_t t1 = s->now; s->now < t1 + CALM_LIMIT && !s->fail[0]; s->now++) {
+		sim_ms(s);
+		check_watch(s);
+		if (s->now % 10 == 0 && converged(s)) {
+			ok = true;
+			break;
+		}
+	}
+	if (!s->fail[0] && !ok)
+		violation(s, "liveness: not converged %d ms after the stable-leader phase (%s)", CALM_LIMIT,
+			  stab_name[st]);
+	s->watch = false;
+	tot->phase_snapshots += s->snapshots - snaps;
+}
 
 /* Run one seed; returns 0 or -1 (after printing the seed and trace). */
 static int sim_run(uint64_t seed, int n, struct totals *tot)
@@ -750,27 +1068,7 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 		}
 		if (!s.calm)
 			step_faults(&s);
-		while (s.n_heap > 0 && s.heap[0].t <= s.now && !s.fail[0]) {
-			struct event e = ev_pop(&s);
-			handle(&s, &e);
-			free(e.bytes);
-		}
-		for (int j = 0; j < n; j++) {
-			struct node *nd = &s.nodes[j];
-			if (nd->p == NULL)
-				continue;
-			paxos_tick(nd->p, s.now);
-			/* the host compacts now and then */
-			if (s.now - nd->last_compact >= 100 && nd->applied > 10) {
-				nd->last_compact = s.now;
-				uint64_t k = nd->applied - 10;
-				paxos_compact(nd->p, k);
-				for (size_t i = 0; i <= k && i < nd->n_acc; i++) {
-					batch_free(&nd->acc[i].v);
-					nd->acc[i].ballot = 0;
-				}
-			}
-		}
+		sim_ms(&s);
 		if (s.calm && s.now % 10 == 0 && converged(&s)) {
 			ok = true;
 			break;
@@ -778,10 +1076,16 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	}
 	if (!s.fail[0] && !ok)
 		violation(&s, "liveness: not converged %d ms after the faults stopped (chosen %zu)", CALM_LIMIT, s.n_g);
+	uint64_t calm_ms = s.now - calm_at;
+	if (ok && !s.fail[0]) {
+		s.now++;
+		stable_phase(&s, tot);
+	}
 	int rc = 0;
 	if (s.fail[0]) {
-		fprintf(stderr, "# seed %llu (%d nodes, %s%s) t=%llu: %s\n", (unsigned long long)seed, n,
-			scen_name[s.scen], s.adversary ? ", adversary" : "", (unsigned long long)s.now, s.fail);
+		fprintf(stderr, "# seed %llu (%d nodes, %s%s; then %s, %u %% loss) t=%llu: %s\n", (unsigned long long)seed, n,
+			scen_name[s.scen], s.adversary ? ", adversary" : "", stab_name[s.stab], s.calm_drop,
+			(unsigned long long)s.now, s.fail);
 		print_trace(&s);
 		for (int j = 0; j < n; j++) {
 			struct paxos_status st = { 0 };
@@ -798,9 +1102,9 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	}
 	tot->seeds++;
 	if (ok) {
-		tot->sum_calm_ms += s.now - calm_at;
-		if (s.now - calm_at > tot->max_calm_ms)
-			tot->max_calm_ms = s.now - calm_at;
+		tot->sum_calm_ms += calm_ms;
+		if (calm_ms > tot->max_calm_ms)
+			tot->max_calm_ms = calm_ms;
 	}
 	tot->instances += s.n_g;
 	for (uint64_t st = 1; st <= NSTREAMS; st++)
@@ -815,8 +1119,12 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	tot->scen[s.scen]++;
 	tot->adversary += s.adversary;
 	tot->injected += s.injected;
-	sim_free(&s); /* adds the refusals of the live cores */
+	sim_free(&s); /* adds the refusals (and pre-votes ...) of the live cores */
 	tot->refused += s.refused;
+	tot->prevotes += s.prevotes;
+	tot->prevotes_refused += s.prevotes_refused;
+	tot->quorum_lost += s.quorum_lost;
+	tot->stalls += s.stalls;
 	return rc;
 }
 
@@ -865,6 +1173,16 @@ static void run_group(int n)
 	printf("# %d nodes: converged after the faults stopped in %.0f ms on average, %llu ms at most (limit %d)\n", n,
 	       tot.seeds ? (double)tot.sum_calm_ms / (double)tot.seeds : 0.0, (unsigned long long)tot.max_calm_ms,
 	       CALM_LIMIT);
+	printf("# %d nodes: stable leader:", n);
+	for (int k = 0; k < ST_COUNT; k++)
+		printf("%s %llu %s", k ? "," : "", (unsigned long long)tot.stab[k], stab_name[k]);
+	printf("; %llu snapshots installed in them\n", (unsigned long long)tot.phase_snapshots);
+	printf("# %d nodes: stable leader: a new one followed by all %.0f ms on average, %llu ms at most after the leader's loss (limit %d); "
+	       "%llu pre-votes, %llu refused for a live leader, %llu check-quorum step-downs, %llu stalled ticks\n",
+	       n, tot.new_leaders ? (double)tot.sum_new_leader_ms / (double)tot.new_leaders : 0.0,
+	       (unsigned long long)tot.max_new_leader_ms, NEW_LEADER_LIMIT, (unsigned long long)tot.prevotes,
+	       (unsigned long long)tot.prevotes_refused, (unsigned long long)tot.quorum_lost,
+	       (unsigned long long)tot.stalls);
 	assert_int_equal(tot.failures, 0);
 	assert_true(tot.instances > 0);
 	assert_true(tot.items > 0);
