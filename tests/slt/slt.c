@@ -414,6 +414,8 @@ static int cmp_row(const void *a, const void *b)
 
 void slt_result_sort(struct slt_result *res, enum slt_sort mode)
 {
+	if (res->n < 2 || res->values == NULL)
+		return; /* nothing to sort (qsort must not get NULL, even for 0 items) */
 	if (mode == SLT_VALUESORT) {
 		qsort(res->values, res->n, sizeof res->values[0], cmp_value);
 	} else if (mode == SLT_ROWSORT && res->ncols > 0 && res->n % res->ncols == 0) {
