@@ -928,11 +928,15 @@ int main(int argc, char **argv)
 	else if (local_up(&sh))
 		return 2;
 	int status = 0;
+	if (intr_quit && intr_quit != SIGINT) /* SIGTERM/SIGHUP while the cluster started */
+		goto out;
 	if (mtr_open(sh.uri, &sh.db)) {
 		fprintf(stderr, "mtrsql: cannot connect to %s: %s\n", sh.uri, mtr_errmsg(sh.db));
 		status = 2;
 		goto out;
 	}
+	if (intr_quit && intr_quit != SIGINT) /* ... or while it connected */
+		goto out;
 	g_shell = &sh;
 	if (ncmds) {
 		for (int i = 0; i < ncmds && !intr_int && !intr_quit; i++) {
