@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "localsrc.h"
 #include "metronome.h"
 #include "sql.h"
 #include "sql_int.h"
@@ -114,7 +115,7 @@ struct sql_ctx {
 	struct sql_stmt st;
 	bool maybe_readonly; /* IF [NOT] EXISTS made it a no-op */
 	uint32_t temp_off;   /* where TEMP was written (st.temp) */
-	uint32_t local_off[5]; /* where each cluster table was named + 1 (0: not) */
+	uint32_t local_off[LOCAL_SOURCES]; /* where each replica-local source was named + 1 (0: not) */
 	bool txn_write;
 	struct vec rd, wr, fn, par, nd, cte; /* of const char * / sql_param / sql_nondet */
 	struct vec pn, pnum; /* parameter names (exact set) and their numbers (int) */
@@ -307,45 +308,35 @@ static const char **set_copy(struct vec *v, unsigned *n)
 	return v->v;
 }
 
-/*
- * The cluster tables (src/server/clustervt.h): they show one replica's own
- * state (mtr_members, mtr_streams, mtr_instances, mtr_stats) or are computed
- * at a moment of the replica's choosing (mtr_digest), so a write that reads
- * one would write something else on each replica (DESIGN.md invariant 6).
- * A read may name them; a write, DDL or transaction control may not.  The
- * replica's apply connection refuses them too, as a second line (a view
- * hides the name from the front end).
- */
-static const char *const local_tables[5] = {"mtr_members", "mtr_streams", "mtr_instances", "mtr_stats",
-					    "mtr_digest"};
-
-static int local_table(const char *name)
+/* Remember where a replica-local source (src/common/localsrc.h) was first
+ * named in the statement. */
+static void local_note(struct sql_ctx *c, const char *name, bool function, uint32_t off)
 {
-	for (int i = 0; i < 5; i++)
-		if (strcasecmp(name, local_tables[i]) == 0)
-			return i;
-	return -1;
+	int k = local_source_find(name, function);
+	if (k >= 0 && !c->local_off[k])
+		c->local_off[k] = off + 1;
 }
 
-/* A write that reads a cluster table is refused at the first such name
- * (one that a WITH clause of the statement does not define).  CREATE VIEW
- * reads nothing when it runs: a view over a cluster table serves reads
- * (a write through it meets the replica's refusal).  A trigger's body runs
+/* A write that reads a replica-local source is refused at the first such
+ * name (a table that a WITH clause of the statement defines is none).
+ * CREATE VIEW reads nothing when it runs: a view over one serves reads (a
+ * write through it meets the replica's refusal).  A trigger's body runs
  * inside writes, so CREATE TRIGGER is refused like a write. */
 static void refuse_local_tables(struct sql_ctx *c)
 {
 	if (c->st.kind == SQL_READ || c->st.kind == SQL_REFUSED || c->st.explain || c->st.object_type == 'v')
 		return;
 	int first = -1;
-	for (int i = 0; i < 5; i++)
-		if (c->local_off[i] && set_find(&c->cte, local_tables[i]) < 0 &&
+	for (int i = 0; i < LOCAL_SOURCES; i++)
+		if (c->local_off[i] &&
+		    (local_sources[i].kind == LOCAL_FUNCTION || set_find(&c->cte, local_sources[i].name) < 0) &&
 		    (first < 0 || c->local_off[i] < c->local_off[first]))
 			first = i;
-	if (first >= 0)
-		refuse_at(c, c->local_off[first] - 1,
-			  ctx_printf(c, "%s is a cluster table, which a write cannot read (it shows one replica's own "
-					"state, and every replica must write the same): read it in a statement of its own",
-				     local_tables[first]));
+	if (first < 0)
+		return;
+	char msg[512];
+	local_source_msg(first, msg, sizeof msg);
+	refuse_at(c, c->local_off[first] - 1, ctx_printf(c, "%s", msg));
 }
 
 /* Close the statement: derive readonly, drop CTE names, append it. */
@@ -560,9 +551,8 @@ void build_table_read(struct sql_ctx *c, struct sql_token *db, struct sql_token 
 		return;
 	}
 	const char *t = table_name(c, db, name);
-	int k = db == NULL || strcasecmp(dequote(c, *db, false), "main") == 0 ? local_table(dequote(c, name, false)) : -1;
-	if (k >= 0 && !c->local_off[k])
-		c->local_off[k] = off_of(c, name) + 1;
+	if (db == NULL || strcasecmp(dequote(c, *db, false), "main") == 0)
+		local_note(c, dequote(c, name, false), false, off_of(c, name));
 	set_add(c, &c->rd, t);
 }
 
@@ -716,6 +706,7 @@ void build_table_function(struct sql_ctx *c, struct sql_token *db, struct sql_to
 	char *fname = dequote(c, name, true);
 	uint32_t off = off_of(c, name);
 	set_add(c, &c->fn, fname);
+	local_note(c, fname, false, off);
 	if (strncmp(fname, "pragma_", 7) == 0) {
 		for (size_t i = 0; i < sizeof pragmas_allowed / sizeof pragmas_allowed[0]; i++)
 			if (strcmp(fname + 7, pragmas_allowed[i].name) == 0 && pragmas_allowed[i].mode != 'm')
@@ -866,6 +857,7 @@ struct sql_node *build_func(struct sql_ctx *c, struct sql_token name, struct sql
 	uint32_t off = off_of(c, name);
 	(void)star;
 	set_add(c, &c->fn, fname);
+	local_note(c, fname, true, off);
 	unsigned nargs = 0;
 	struct sql_node *a0 = NULL, *a1 = NULL;
 	if (args) {

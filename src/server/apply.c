@@ -52,6 +52,7 @@
 #include "log.h"
 #include "metronome.h"
 #include "result.h"
+#include "localsrc.h"
 #include "util.h"
 
 static const char deny_txn_msg[] = "transaction control (BEGIN, COMMIT, END, ROLLBACK) is not allowed inside an item";
@@ -223,6 +224,20 @@ int apply_authorizer(void *ud, int action, const char *a1, const char *a2, const
 	case SQLITE_DETACH:
 		a->deny_msg = deny_attach_msg;
 		return SQLITE_DENY;
+	case SQLITE_READ:     /* a1: the table (dbstat, pragma_X through a view) */
+	case SQLITE_FUNCTION: /* a2: the function */
+	{
+		/* The front end refuses these by name; a view hides the name
+		 * (src/common/localsrc.h).  The cluster tables refuse
+		 * themselves (clustervt.c), with the same message. */
+		const char *name = action == SQLITE_READ ? a1 : a2;
+		int k = name ? local_source_find(name, action == SQLITE_FUNCTION) : -1;
+		if (k < 0 || local_sources[k].kind == LOCAL_CLUSTER_TABLE)
+			return SQLITE_OK;
+		local_source_msg(k, a->deny_buf, sizeof a->deny_buf);
+		a->deny_msg = a->deny_buf;
+		return SQLITE_DENY;
+	}
 	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
 	case SQLITE_DELETE:

@@ -223,7 +223,8 @@ static void set_error(struct apply *a, struct sres *r, int code, const char *msg
 }
 
 /* The error of the last failed prepare/step, with the authorizer's message
- * in place of SQLite's "not authorized". */
+ * in place of SQLite's "not authorized" (SQLITE_AUTH, or SQLITE_ERROR "not
+ * authorized to use function: X" for a denied function). */
 static void set_db_error(struct apply *a, struct sres *r)
 {
 	int code = sqlite3_extended_errcode(a->db);
@@ -232,7 +233,7 @@ static void set_db_error(struct apply *a, struct sres *r)
 		code = SQLITE_ERROR;
 	if (a->over) /* whatever a module made of the interrupt: the budget's error */
 		set_error(a, r, SQLITE_INTERRUPT, a->budget_msg);
-	else if (code == SQLITE_AUTH && a->deny_msg)
+	else if ((code == SQLITE_AUTH || code == SQLITE_ERROR) && a->deny_msg)
 		set_error(a, r, code, a->deny_msg);
 	else
 		set_error(a, r, code, sqlite3_errmsg(a->db));
@@ -664,6 +665,11 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 		detvfs_item_end();
 		return rc;
 	}
+	/* last_insert_rowid() starts from 0 in every item: the connection's
+	 * value would come from whatever item ran last on this replica (another
+	 * client's, or none after a restart or a snapshot), which differs
+	 * between replicas (doc/determinism.md). */
+	sqlite3_set_last_insert_rowid(a->db, 0);
 	a->user = 1;
 	rc = apply_run_stmts(a, it, ir);
 	a->user = 0;

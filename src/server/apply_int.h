@@ -119,6 +119,7 @@ struct apply {
 	int rq_reload;        /* rows were pruned: empty the cache after the commit */
 	int user;             /* user statements are being prepared/run */
 	const char *deny_msg; /* set by the authorizer when it denies */
+	char deny_buf[320];   /* a deny_msg built for the occasion */
 	int pragma;           /* APPLY_PRAGMA_* seen by the authorizer in the last prepare, or 0 */
 	char pragma_val[32];  /* its value (SET), "" if it did not fit */
 

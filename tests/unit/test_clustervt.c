@@ -224,6 +224,65 @@ static void test_on_apply_connection(void **state)
 	sqlite3_close(db);
 }
 
+/* The other replica-local sources (src/common/localsrc.h): the front end
+ * refuses them by name; a view hides the name (and an item that did not
+ * come through the front end names them), so the apply connection denies
+ * them too.  (SQLite itself refuses a virtual table such as dbstat inside
+ * a view on a connection that does not trust the schema.)  A reader may
+ * use them. */
+static void test_local_sources_on_apply_connection(void **state)
+{
+	struct fx *f = *state;
+	static const char *const cases[][3] = {
+		{"CREATE VIEW v1 AS SELECT sqlite_version() AS x", "CREATE TABLE s1 AS SELECT x FROM v1", "sqlite_version()"},
+		{"CREATE VIEW v2 AS SELECT total_changes() AS x", "CREATE TABLE s2 AS SELECT x FROM v2", "total_changes()"},
+		{"CREATE VIEW v3 AS SELECT sqlite_compileoption_used('THREADSAFE') AS x",
+		 "CREATE TABLE s3 AS SELECT x FROM v3", "sqlite_compileoption_used()"},
+		{NULL, "CREATE TABLE s4 AS SELECT pgsize FROM dbstat", "dbstat"},
+		{NULL, "CREATE TABLE s5 AS SELECT name FROM pragma_function_list", "pragma_function_list"},
+		{NULL, "CREATE TABLE s6 AS SELECT * FROM pragma_integrity_check", "pragma_integrity_check"},
+	};
+	uint64_t inst = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct outcome o = {0};
+		if (cases[i][0] != NULL) {
+			apply1(f->r[0], ++inst, cases[i][0], &o);
+			assert_int_equal(o.code, SQLITE_OK); /* defining one reads nothing */
+		}
+		memset(&o, 0, sizeof o);
+		apply1(f->r[0], ++inst, cases[i][1], &o);
+		if (o.code == SQLITE_OK || !strstr(o.msg, "is replica-local") || !strstr(o.msg, cases[i][2]))
+			fail_msg("%s: code %d: %s", cases[i][1], o.code, o.msg);
+	}
+	sqlite3 *db;
+	assert_int_equal(apply_open_reader(f->r[0], &db), 0);
+	expect(db, "SELECT count(*) FROM sqlite_master WHERE name GLOB 's[0-9]'", "0");
+	expect(db, "SELECT x = sqlite_version() FROM v1", "1"); /* a read may */
+	sqlite3_close(db);
+}
+
+/* last_insert_rowid() inside an item sees the item's own inserts only: the
+ * connection's value would depend on what ran before on this replica (none
+ * after a restart). */
+static void test_last_insert_rowid_per_item(void **state)
+{
+	struct fx *f = *state;
+	uint64_t inst = 0;
+	apply1(f->r[0], ++inst, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)", NULL);
+	apply1(f->r[0], ++inst, "INSERT INTO t(a, b) VALUES (41, 'x')", NULL);
+	apply1(f->r[0], ++inst, "INSERT INTO t(b) VALUES (last_insert_rowid())", NULL);
+	struct wire_stmt st[2] = {
+		{.sql = "INSERT INTO t(a, b) VALUES (50, 'y')", .sql_len = 36},
+		{.sql = "INSERT INTO t(b) VALUES (last_insert_rowid())", .sql_len = 45},
+	};
+	struct wire_item it = {.stream = 1, .seq = ++inst, .nstmt = 2, .stmts = st};
+	assert_int_equal(apply_instance(f->r[0], inst, &it, 1, NULL, NULL), 0);
+	sqlite3 *db;
+	assert_int_equal(apply_open_reader(f->r[0], &db), 0);
+	expect(db, "SELECT group_concat(a || ':' || b, ' ') FROM t", "41:x 42:0 50:y 51:50");
+	sqlite3_close(db);
+}
+
 static void test_digest_table(void **state)
 {
 	struct fx *f = *state;
@@ -280,6 +339,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_members_where, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_on_apply_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_sources_on_apply_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_insert_rowid_per_item, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest_table, setup, teardown),
 		cmocka_unit_test(test_no_provider),
 	};

@@ -280,6 +280,24 @@ static void test_refusals(void **state)
 		{ "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x, mtr_stats", "mtr_stats is a cluster", 53 },
 		{ "CREATE TRIGGER g AFTER INSERT ON t BEGIN INSERT INTO u SELECT * FROM mtr_members; END",
 		  "mtr_members is a cluster", 70 },
+		/* the other replica-local sources (src/common/localsrc.h) */
+		{ "INSERT INTO t SELECT pgsize FROM dbstat", "dbstat is replica-local", 34 },
+		{ "INSERT INTO t SELECT data FROM main.sqlite_dbpage", "sqlite_dbpage is replica-local", 37 },
+		{ "INSERT INTO t VALUES (sqlite_version())", "sqlite_version() is replica-local", 23 },
+		{ "UPDATE t SET a = sqlite_source_id()", "sqlite_source_id() is replica", 18 },
+		{ "INSERT INTO t SELECT total_changes()", "total_changes() is replica-local", 22 },
+		{ "INSERT INTO t SELECT sqlite_compileoption_get(0)", "sqlite_compileoption_get()", 22 },
+		{ "DELETE FROM t WHERE a = sqlite_compileoption_used('X')", "sqlite_compileoption_used()", 25 },
+		{ "INSERT INTO t SELECT * FROM pragma_compile_options", "pragma_compile_options is replica", 29 },
+		{ "INSERT INTO t SELECT name FROM pragma_function_list", "pragma_function_list is", 32 },
+		{ "INSERT INTO t SELECT name FROM pragma_module_list", "pragma_module_list is", 32 },
+		{ "INSERT INTO t SELECT name FROM pragma_collation_list", "pragma_collation_list is", 32 },
+		{ "INSERT INTO t SELECT name FROM pragma_pragma_list", "pragma_pragma_list is", 32 },
+		{ "INSERT INTO t SELECT * FROM pragma_integrity_check", "pragma_integrity_check is", 29 },
+		{ "INSERT INTO t SELECT * FROM pragma_quick_check", "pragma_quick_check is", 29 },
+		{ "CREATE TABLE d AS SELECT sqlite_version() AS v", "sqlite_version() is", 26 },
+		{ "CREATE TRIGGER g AFTER INSERT ON t BEGIN UPDATE u SET c = total_changes(); END",
+		  "total_changes() is", 59 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct sql_result *res = parse1(cases[i].sql);
