@@ -36,7 +36,10 @@ static const struct tdef tdefs[] = {
 			"applied INTEGER)",
 	 6},
 	{"mtr_streams", "CREATE TABLE x(server INTEGER, stream INTEGER, watermark INTEGER)", 3},
-	{"mtr_instances", "CREATE TABLE x(instance INTEGER, ranges TEXT, items INTEGER, apply_us INTEGER)", 4},
+	{"mtr_instances",
+	 "CREATE TABLE x(instance INTEGER, ranges TEXT, items INTEGER, apply_us INTEGER, steps INTEGER, "
+	 "max_item_steps INTEGER)",
+	 6},
 	{"mtr_stats", "CREATE TABLE x(process TEXT, name TEXT, value INTEGER, age_ms INTEGER)", 4},
 	{"mtr_digest", "CREATE TABLE x(instance INTEGER, digest TEXT)", 2},
 };

@@ -4,7 +4,7 @@
  *
  *   mtr_members(id, address, role, alive, chosen, applied)
  *   mtr_streams(server, stream, watermark)
- *   mtr_instances(instance, ranges, items, apply_us)
+ *   mtr_instances(instance, ranges, items, apply_us, steps, max_item_steps)
  *   mtr_stats(process, name, value, age_ms)  -- counters of every server and proxy
  *   mtr_digest(instance, digest)      -- computed from the database itself
  *

@@ -342,6 +342,13 @@ static void note_recent(struct server *s, const struct aq_entry *e, size_t nitem
 	r->ranges = e->b.n;
 	r->items = nitems;
 	r->apply_us = us;
+	r->steps = r->max_item_steps = 0;
+	for (size_t i = 0; i < nitems; i++) {
+		long long st = apply_item_steps(s->ap, i);
+		r->steps += st;
+		if (st > r->max_item_steps)
+			r->max_item_steps = st;
+	}
 	size_t o = 0;
 	r->text[0] = '\0';
 	for (uint32_t i = 0; i < e->b.n && o + 48 < sizeof r->text; i++)

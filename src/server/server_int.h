@@ -200,6 +200,7 @@ struct recent {
 	uint64_t inst;
 	uint32_t ranges;
 	uint64_t items, apply_us;
+	long long steps, max_item_steps; /* VM steps of its items: the sum, the largest */
 	char text[96];
 };
 

@@ -218,13 +218,15 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 		unsigned n = s->nrecent < RECENT_INSTANCES ? s->nrecent : RECENT_INSTANCES;
 		for (unsigned k = 0; k < n && rc == 0; k++) {
 			const struct recent *r = &s->recent[(s->nrecent - n + k) % RECENT_INSTANCES];
-			struct wire_value v[4] = {
+			struct wire_value v[6] = {
 				{.type = WIRE_V_INT, .u.i = (int64_t)r->inst},
 				{.type = WIRE_V_TEXT, .u.b = {r->text, (uint32_t)strlen(r->text)}},
 				{.type = WIRE_V_INT, .u.i = (int64_t)r->items},
 				{.type = WIRE_V_INT, .u.i = (int64_t)r->apply_us},
+				{.type = WIRE_V_INT, .u.i = r->steps},
+				{.type = WIRE_V_INT, .u.i = r->max_item_steps},
 			};
-			rc = clustervt_sink_row(sink, v, 4);
+			rc = clustervt_sink_row(sink, v, 6);
 		}
 	}
 	pthread_mutex_unlock(&s->imu);

@@ -27,7 +27,7 @@ BASE=$(port_block)
 URI="mtr://127.0.0.1:$((BASE + 11))"
 CTE="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) INSERT INTO t SELECT x, 'never' FROM c WHERE x < 0"
 
-plan 14
+plan 15
 
 now_ms() { date +%s%3N; }
 sql() { "$B/shell/mtrsql" "$URI" -c "$1"; }
@@ -127,6 +127,11 @@ wait_for 20 all_logged 2 400000000
 check "after the restart every replica applied the item again and failed it with the budget error" \
 	all_logged 2 400000000
 check "the limit survived the restart" [ "$(sql "PRAGMA mtr_max_steps" 2>&1)" = 400000000 ]
+# mtr_instances names the instance the item held, with its VM steps
+held=$(sql "SELECT max_item_steps || ' ' || steps || ' ' || apply_us FROM mtr_instances ORDER BY max_item_steps DESC LIMIT 1" 2>&1)
+diag "the instance of the failed item in mtr_instances: max_item_steps, steps, apply_us: $held"
+steps_shown() { [ "${held%% *}" -ge 400000000 ] 2>/dev/null && [ "${held%% *}" -le 401000000 ]; }
+check "mtr_instances shows the item's VM steps: the budget, 400000000 ($held)" steps_shown
 
 # ---- 4. the replicas agree ----
 sleep 1 # the last writes reach every replica

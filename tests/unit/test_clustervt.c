@@ -67,8 +67,8 @@ static int fake_fill(void *arg, enum clustervt_table t, struct clustervt_sink *s
 		}
 		return 0;
 	case CLUSTERVT_INSTANCES: {
-		struct wire_value row[4] = {vint(100), vtext("[(77,1,2000)]"), vint(2000), vint(1500)};
-		return clustervt_sink_row(s, row, 4);
+		struct wire_value row[6] = {vint(100), vtext("[(77,1,2000)]"), vint(2000), vint(1500), vint(7000), vint(3000)};
+		return clustervt_sink_row(s, row, 6);
 	}
 	case CLUSTERVT_STATS:
 		for (int i = 0; i < 3; i++) {
@@ -178,8 +178,10 @@ static void test_members_where(void **state)
 	expect(db, "SELECT address FROM mtr_members WHERE role = 'leader'", "10.0.0.1:7000");
 	expect(db, "SELECT group_concat(id) FROM mtr_members WHERE alive AND applied < chosen", "1,2");
 	expect(db, "SELECT sum(watermark) FROM mtr_streams WHERE stream = 77", "3000");
-	expect(db, "SELECT ranges || ' ' || items || ' ' || apply_us FROM mtr_instances WHERE instance = 100",
-	       "[(77,1,2000)] 2000 1500");
+	expect(db,
+	       "SELECT ranges || ' ' || items || ' ' || apply_us || ' ' || steps || ' ' || max_item_steps FROM "
+	       "mtr_instances WHERE instance = 100",
+	       "[(77,1,2000)] 2000 1500 7000 3000");
 	expect(db, "SELECT m.address FROM mtr_members m JOIN mtr_streams s ON s.server = m.id WHERE s.watermark = 2000",
 	       "10.0.0.2:7000");
 	expect(db, "SELECT sum(value) || ' ' || max(age_ms) FROM mtr_stats WHERE name = 'transport.drop.integrity'",
