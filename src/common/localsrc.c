@@ -8,7 +8,10 @@
 
 #include "localsrc.h"
 
-static const char build_dep[] = "it depends on the replica's SQLite build, and a cluster may mix builds";
+/* One SQLite library per cluster is an operator's rule (doc/determinism.md,
+ * "Two SQLite versions in one cluster"); a write must not rely on it. */
+static const char build_dep[] = "it depends on the replica's SQLite build";
+static const char lib_dep[] = "it names the replica's SQLite library";
 static const char own_file[] = "it reports on the replica's own file";
 
 const struct local_source local_sources[LOCAL_SOURCES] = {
@@ -26,8 +29,8 @@ const struct local_source local_sources[LOCAL_SOURCES] = {
 	{"pragma_module_list", LOCAL_TABLE, build_dep},
 	{"pragma_collation_list", LOCAL_TABLE, build_dep},
 	{"pragma_pragma_list", LOCAL_TABLE, build_dep},
-	{"sqlite_version", LOCAL_FUNCTION, "it depends on the replica's SQLite version, and a cluster may mix versions"},
-	{"sqlite_source_id", LOCAL_FUNCTION, "it depends on the replica's SQLite version, and a cluster may mix versions"},
+	{"sqlite_version", LOCAL_FUNCTION, lib_dep},
+	{"sqlite_source_id", LOCAL_FUNCTION, lib_dep},
 	{"sqlite_compileoption_get", LOCAL_FUNCTION, build_dep},
 	{"sqlite_compileoption_used", LOCAL_FUNCTION, build_dep},
 	{"total_changes", LOCAL_FUNCTION,
