@@ -20,13 +20,17 @@ diag() { echo "# $*"; }
 # spawn LOGFILE COMMAND...: start in the background, remember the pid
 spawn() { log=$1; shift; "$@" >"$log" 2>&1 & _pids="$_pids $!"; echo $!; }
 
+# alive PID: the process exists and is not a zombie (PID 1 may not reap
+# orphans here, and kill -0 succeeds on a zombie)
+alive() { [ -r "/proc/$1/stat" ] && ! sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^[ZX]'; }
+
 # stop_pid PID [TIMEOUT_S]: TERM, wait up to TIMEOUT (default 10 s), then KILL
 # (its variables are prefixed: callers loop with i, pid and t themselves)
 stop_pid() {
 	_sp_pid=$1; _sp_t=${2:-10}
 	kill -TERM "$_sp_pid" 2>/dev/null || return 0
 	_sp_i=0
-	while kill -0 "$_sp_pid" 2>/dev/null && [ $_sp_i -lt $((_sp_t * 10)) ]; do sleep 0.1; _sp_i=$((_sp_i + 1)); done
+	while alive "$_sp_pid" && [ $_sp_i -lt $((_sp_t * 10)) ]; do sleep 0.1; _sp_i=$((_sp_i + 1)); done
 	kill -KILL "$_sp_pid" 2>/dev/null || true
 	wait "$_sp_pid" 2>/dev/null || true
 }

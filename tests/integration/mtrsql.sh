@@ -133,7 +133,7 @@ while [ $i -lt 400 ]; do echo "BEGIN; INSERT INTO pa VALUES($i); INSERT INTO pb 
 "$M" <"$TMP/pairs.sql" >/dev/null 2>&1 &
 wpid=$!
 good=0 tries=0
-while kill -0 $wpid 2>/dev/null && [ $tries -lt 20 ]; do
+while alive $wpid && [ $tries -lt 20 ]; do
 	tries=$((tries + 1))
 	"$M" -c ".backup $TMP/c$tries.db" >/dev/null 2>&1 || continue
 	n=$(sqlite3 "$TMP/c$tries.db" "SELECT (SELECT count(*) FROM pa) || ' ' || (SELECT count(*) FROM pb)")
@@ -167,11 +167,11 @@ check ".import names the bad row (FILE:LINE and the error), imports the rest, sa
 
 # a cluster found half-dead: the shell restarts what is missing and at exit
 # stops only that
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_alive() { [ -f "$1" ] && alive "$(cat "$1")"; }
 p1=$(cat "$MTR_LOCAL_DIR/server-1.pid")
 stop_pid "$p1" 10
 "$M" -c "SELECT 1" >/dev/null 2>"$TMP/e16"
-r=0; alive "$MTR_LOCAL_DIR/server-0.pid" && alive "$MTR_LOCAL_DIR/proxy.pid" && ! alive "$MTR_LOCAL_DIR/server-1.pid" &&
+r=0; pid_alive "$MTR_LOCAL_DIR/server-0.pid" && pid_alive "$MTR_LOCAL_DIR/proxy.pid" && ! pid_alive "$MTR_LOCAL_DIR/server-1.pid" &&
 	grep -q "restarted 1 of its 4 processes" "$TMP/e16" && grep -q "stopped a server (pid" "$TMP/e16" && r=1
 check "a half-dead cluster: the server it restarted is stopped at exit, the others are left" [ $r = 1 ]
 [ $r = 1 ] || sed 's/^/#   /' "$TMP/e16"
