@@ -68,7 +68,7 @@ static const char *const dot_help[] = {
 	"     --newlines             Allow unescaped newline characters in output",
 	"     --nosys                Omit system tables (ex: \"sqlite_stat1\")",
 	"   OBJECTS is LIKE patterns for tables, indexes, triggers or views to dump",
-	"   (no PRAGMA foreign_keys=OFF line: the proxy refuses replica-local pragmas)",
+	"   (no PRAGMA foreign_keys=OFF line: in a cluster it is a cluster-wide setting)",
 	".echo on|off             Turn command echo on or off",
 	".eqp on|off              Enable or disable automatic EXPLAIN QUERY PLAN",
 	".exit ?CODE?             Exit this program with return-code CODE",

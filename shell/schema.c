@@ -3,8 +3,9 @@
  * print what sqlite3 3.40 prints for the same database, byte for byte
  * (tests/integration/mtrsql_sqlite.sh compares them), with two
  * differences: the replica's own tables (mtr_*) are never shown, and .dump
- * does not begin with PRAGMA foreign_keys=OFF (the proxy refuses
- * replica-local pragmas, so the script would not replay through mtrsql).
+ * does not begin with PRAGMA foreign_keys=OFF (in a cluster that is a
+ * cluster-wide setting, agreed through the log: replaying the script would
+ * switch foreign keys off for every client).
  *
  * Patterns are LIKE patterns as in sqlite3 (.schema switches to GLOB when
  * the pattern has * ? or [).  Each query is one statement; at most one

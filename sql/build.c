@@ -649,7 +649,7 @@ void build_drop(struct sql_ctx *c, char type, int if_exists, struct sql_node *na
  * (doc/sql.md lists each with its reason).  'r' read only, 'w' may be set
  * (a replicated write), 'q' read only but takes an argument, 'm' a
  * Metronome PRAGMA: cluster state a replica keeps in mtr_meta, read, or set
- * by an ordered item (doc/sql.md "Metronome PRAGMAs"); no pragma_X form.
+ * by an ordered item (doc/sql.md "Cluster PRAGMAs"); no pragma_X form.
  */
 static const struct {
 	const char *name;
@@ -663,7 +663,7 @@ static const struct {
 	{ "pragma_list", 'r' }, { "quick_check", 'q' },
 	{ "schema_version", 'r' }, { "table_info", 'q' }, { "table_list", 'q' },
 	{ "table_xinfo", 'q' }, { "user_version", 'w' }, { "encoding", 'r' },
-	{ "mtr_max_steps", 'm' },
+	{ "mtr_max_steps", 'm' }, { "foreign_keys", 'm' },
 };
 
 void build_pragma(struct sql_ctx *c, struct sql_token *db, struct sql_token name, bool has_value)

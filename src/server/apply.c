@@ -178,15 +178,21 @@ int apply_sql_fail(struct apply *a, const char *sql)
 /* ---- hooks ---- */
 
 /*
- * PRAGMA mtr_max_steps [= N]: SQLite compiles an unknown PRAGMA to a no-op,
- * after asking the authorizer (SQLITE_PRAGMA, name, value), which is where a
- * replica learns that the statement just prepared is one of ours: the
- * caller (apply_exec.c) runs it in place of the no-op.  On every connection
- * (readers too: their user flag is 0), whoever prepares.
+ * The cluster PRAGMAs, mtr_max_steps [= N] and foreign_keys [= B]: SQLite
+ * compiles an unknown PRAGMA to a no-op (and foreign_keys, inside the
+ * instance's transaction, to one that cannot change it), after asking the
+ * authorizer (SQLITE_PRAGMA, name, value), which is where a replica learns
+ * that the statement just prepared is one of ours: the caller
+ * (apply_exec.c) runs it in place of what SQLite made of it.  On every
+ * connection (readers too: their user flag is 0), whoever prepares.
  */
 static int authorize_pragma(struct apply *a, const char *name, const char *value)
 {
-	if (sqlite3_stricmp(name, "mtr_max_steps") != 0) {
+	if (sqlite3_stricmp(name, "mtr_max_steps") == 0) {
+		a->pragma_which = APPLY_PRAGMA_MAX_STEPS;
+	} else if (sqlite3_stricmp(name, "foreign_keys") == 0) {
+		a->pragma_which = APPLY_PRAGMA_FOREIGN_KEYS;
+	} else {
 		a->deny_msg = deny_pragma_msg;
 		return SQLITE_DENY;
 	}
@@ -203,7 +209,8 @@ int apply_authorizer(void *ud, int action, const char *a1, const char *a2, const
 	(void)dbn;
 	(void)trig;
 	struct apply *a = ud;
-	if (action == SQLITE_PRAGMA && a1 != NULL && sqlite3_strnicmp(a1, "mtr_", 4) == 0)
+	if (action == SQLITE_PRAGMA && a1 != NULL &&
+	    (sqlite3_strnicmp(a1, "mtr_", 4) == 0 || sqlite3_stricmp(a1, "foreign_keys") == 0))
 		return authorize_pragma(a, a1, a2);
 	if (!a->user)
 		return SQLITE_OK;
@@ -522,7 +529,7 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		apply_close(a);
 		return MTR_ESQL;
 	}
-	if (apply_limit_load(a) != 0) {
+	if (apply_limit_load(a) != 0 || apply_fk_load(a) != 0) {
 		apply_close(a);
 		return MTR_ESQL;
 	}
@@ -604,6 +611,39 @@ long long apply_max_steps(struct apply *a)
 	if (a->limit_dirty) /* set by the last item: what the next one gets */
 		apply_limit_load(a);
 	return a->max_steps;
+}
+
+/*
+ * PRAGMA foreign_keys, cluster state in mtr_meta('foreign_keys') (absent:
+ * off, SQLite's default): SQLite changes the setting only outside a
+ * transaction, so the apply connection takes it up after the COMMIT of the
+ * instance whose item set it, and at open: it applies from the next
+ * instance on, at the same instance on every replica.
+ */
+int apply_fk_load(struct apply *a)
+{
+	static const char sql[] = "SELECT value FROM mtr_meta WHERE key = 'foreign_keys'";
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(a->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return apply_sql_fail(a, sql);
+	int rc = sqlite3_step(s);
+	int on = rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rc = apply_sql_fail(a, sql);
+		sqlite3_finalize(s);
+		return rc;
+	}
+	sqlite3_finalize(s);
+	a->fk_touched = 0;
+	if (on == a->fk_on)
+		return 0;
+	const char *set = on ? "PRAGMA foreign_keys = ON" : "PRAGMA foreign_keys = OFF";
+	if (sqlite3_exec(a->db, set, NULL, NULL, NULL) != SQLITE_OK)
+		return apply_sql_fail(a, set);
+	a->fk_on = on;
+	mtr_log(LOG_INFO, "[apply] foreign keys %s from instance %llu on", on ? "enforced" : "not enforced",
+		(unsigned long long)a->cur_instance + 1);
+	return 0;
 }
 
 int apply_limit_load(struct apply *a)
@@ -729,6 +769,8 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		if (rc == 0) {
 			apply_rq_committed(a);
 			a->limit_touched = 0;
+			if (a->fk_touched)
+				rc = apply_fk_load(a);
 			break;
 		}
 		apply_rollback(a);

@@ -384,32 +384,93 @@ static int only_space(const char *p, const char *end)
 	return 1;
 }
 
+/* Write mtr_meta(key) = v as the replica's own write (in the item's
+ * savepoint).  SQLITE_OK or the error (in r). */
+static int meta_set(struct apply *a, const char *key, long long v, struct sres *r)
+{
+	static const char set[] = "INSERT INTO mtr_meta(key, value) VALUES(?1, ?2) "
+				  "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+	sqlite3_stmt *st = NULL;
+	int user = a->user;
+	a->user = 0; /* the replica's own write of mtr_meta */
+	if (sqlite3_prepare_v2(a->db, set, -1, &st, NULL) != SQLITE_OK) {
+		a->user = user;
+		set_db_error(a, r);
+		return r->code;
+	}
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, v);
+	int rc = sqlite3_step(st);
+	a->user = user;
+	if (rc != SQLITE_DONE)
+		set_db_error(a, r);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : r->code;
+}
+
+/* A boolean as SQLite's PRAGMAs take it: on/off, yes/no, true/false, an
+ * integer (non-zero is on).  0, 1, or -1 when it is none of these. */
+static int pragma_bool(const char *v)
+{
+	static const char *const on[] = {"on", "yes", "true"}, *const off[] = {"off", "no", "false"};
+	for (int i = 0; i < 3; i++) {
+		if (sqlite3_stricmp(v, on[i]) == 0)
+			return 1;
+		if (sqlite3_stricmp(v, off[i]) == 0)
+			return 0;
+	}
+	char *end = NULL;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	return *v == '\0' || *end != '\0' || errno != 0 ? -1 : n != 0;
+}
+
 /*
- * PRAGMA mtr_max_steps [= N] (the authorizer saw it: what SQLite prepared is
- * a no-op).  The value is cluster state in mtr_meta('max_steps'): set by
- * the ordered item on every replica at the same instance, in the item's
- * savepoint (rolled back with it); it applies from the next item on.  A
- * read shows the value as applied in the reading transaction.  Returns
+ * The cluster PRAGMAs (the authorizer saw one: what SQLite prepared is
+ * finalized unrun).  Their values are cluster state in mtr_meta, set by the
+ * ordered item on every replica at the same instance, in the item's
+ * savepoint (rolled back with it):
+ *   mtr_max_steps [= N]  mtr_meta('max_steps'), from the next item on;
+ *   foreign_keys [= B]   mtr_meta('foreign_keys'), from the next instance
+ *                        on (SQLite changes it only outside a transaction).
+ * A read shows the value as applied in the reading transaction.  Returns
  * SQLITE_OK or the error (in r).
  */
-static int run_pragma(struct apply *a, int kind, struct sres *r)
+static int run_pragma(struct apply *a, int kind, int which, struct sres *r)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	int fk = which == APPLY_PRAGMA_FOREIGN_KEYS;
 	if (kind == APPLY_PRAGMA_GET) {
 		char sql[160];
-		snprintf(sql, sizeof sql,
-			 "SELECT coalesce((SELECT value FROM mtr_meta WHERE key = 'max_steps'), %lld) AS mtr_max_steps",
-			 APPLY_MAX_STEPS_DEFAULT);
+		if (fk)
+			snprintf(sql, sizeof sql,
+				 "SELECT coalesce((SELECT value FROM mtr_meta WHERE key = 'foreign_keys'), 0) AS "
+				 "foreign_keys");
+		else
+			snprintf(sql, sizeof sql,
+				 "SELECT coalesce((SELECT value FROM mtr_meta WHERE key = 'max_steps'), %lld) AS "
+				 "mtr_max_steps",
+				 APPLY_MAX_STEPS_DEFAULT);
+		sqlite3_stmt *st = NULL;
 		if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK) {
 			set_db_error(a, r);
 			return r->code;
 		}
-		rc = step_all(a, st, r);
+		int rc = step_all(a, st, r);
 		sqlite3_finalize(st);
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
 	const char *v = a->pragma_val;
+	if (fk) {
+		int on = pragma_bool(v);
+		if (on < 0) {
+			set_error(a, r, SQLITE_ERROR, "PRAGMA foreign_keys takes ON or OFF (also 1/0, yes/no, true/false)");
+			return SQLITE_ERROR;
+		}
+		int rc = meta_set(a, "foreign_keys", on, r);
+		if (rc == SQLITE_OK)
+			a->fk_touched = 1;
+		return rc;
+	}
 	char *end = NULL;
 	errno = 0;
 	long long n = strtoll(v, &end, 10);
@@ -420,25 +481,10 @@ static int run_pragma(struct apply *a, int kind, struct sres *r)
 		set_error(a, r, SQLITE_ERROR, msg);
 		return SQLITE_ERROR;
 	}
-	static const char set[] = "INSERT INTO mtr_meta(key, value) VALUES('max_steps', ?1) "
-				  "ON CONFLICT(key) DO UPDATE SET value = excluded.value";
-	int user = a->user;
-	a->user = 0; /* the replica's own write of mtr_meta */
-	if (sqlite3_prepare_v2(a->db, set, -1, &st, NULL) != SQLITE_OK) {
-		a->user = user;
-		set_db_error(a, r);
-		return r->code;
-	}
-	sqlite3_bind_int64(st, 1, n);
-	rc = sqlite3_step(st);
-	a->user = user;
-	if (rc != SQLITE_DONE)
-		set_db_error(a, r);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return r->code;
-	a->limit_dirty = a->limit_touched = 1;
-	return SQLITE_OK;
+	int rc = meta_set(a, "max_steps", n, r);
+	if (rc == SQLITE_OK)
+		a->limit_dirty = a->limit_touched = 1;
+	return rc;
 }
 
 /* Run one statement record.  Returns SQLITE_OK or the error (in r). */
@@ -479,7 +525,7 @@ static int apply_run_record(struct apply *a, const struct wire_stmt *ws, struct 
 		const char *tail = NULL;
 		a->pragma = 0;
 		rc = sqlite3_prepare_v3(a->db, p, (int)(end - p), SQLITE_PREPARE_PERSISTENT, &st, &tail);
-		int pragma = a->pragma;
+		int pragma = a->pragma, which = a->pragma_which;
 		a->pragma = 0;
 		if (rc != SQLITE_OK) {
 			set_db_error(a, r);
@@ -506,7 +552,7 @@ static int apply_run_record(struct apply *a, const struct wire_stmt *ws, struct 
 		}
 		if (pragma) {
 			sqlite3_finalize(st); /* the no-op SQLite made of it */
-			rc = run_pragma(a, pragma, r);
+			rc = run_pragma(a, pragma, which, r);
 			if (rc == SQLITE_OK)
 				rc = SQLITE_DONE;
 		} else {
@@ -727,6 +773,20 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 		a->st.restarts++;
 		pthread_mutex_unlock(&a->mu);
 		return ATTEMPT_FORCED;
+	}
+	if (ir->code == SQLITE_OK && a->fk_on && ir->nstmt > 0) {
+		/* A deferred foreign key left violated: SQLite would fail the
+		 * COMMIT of the client's transaction, and the instance's COMMIT
+		 * here, which is every other item's too.  The item fails alone,
+		 * with SQLite's message (the savepoint's rollback restores the
+		 * count). */
+		int cur = 0, hi = 0;
+		if (sqlite3_db_status(a->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) == SQLITE_OK && cur > 0) {
+			struct sres *r = &a->sres[ir->first + ir->nstmt - 1];
+			set_error(a, r, SQLITE_CONSTRAINT_FOREIGNKEY, "FOREIGN KEY constraint failed");
+			ir->code = r->code;
+			ir->failed = ir->nstmt - 1;
+		}
 	}
 	if (ir->code != SQLITE_OK || (it->flags & (WIRE_ITEM_READ | WIRE_ITEM_TEMP)) || ir->nstmt > 1)
 		a->schema_check = 1;

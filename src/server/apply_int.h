@@ -38,9 +38,12 @@
 #define ATTEMPT_LOCAL 2  /* a replica-local error: roll back, retry the same attempt */
 #define ATTEMPT_STOP 3   /* apply_interrupt(): roll back and give the instance up (MTR_ECLOSED) */
 
-/* A Metronome PRAGMA the authorizer saw while a statement was prepared. */
-#define APPLY_PRAGMA_GET 1 /* PRAGMA mtr_max_steps */
-#define APPLY_PRAGMA_SET 2 /* PRAGMA mtr_max_steps = N */
+/* A cluster PRAGMA the authorizer saw while a statement was prepared:
+ * a->pragma is GET or SET, a->pragma_which says which one. */
+#define APPLY_PRAGMA_GET 1 /* PRAGMA X */
+#define APPLY_PRAGMA_SET 2 /* PRAGMA X = V */
+#define APPLY_PRAGMA_MAX_STEPS 0    /* mtr_max_steps: mtr_meta('max_steps') */
+#define APPLY_PRAGMA_FOREIGN_KEYS 1 /* foreign_keys: mtr_meta('foreign_keys') */
 
 /* ---- statement cache: hash by SQL text, LRU list ---- */
 
@@ -120,7 +123,10 @@ struct apply {
 	int user;             /* user statements are being prepared/run */
 	const char *deny_msg; /* set by the authorizer when it denies */
 	char deny_buf[320];   /* a deny_msg built for the occasion */
-	int pragma;           /* APPLY_PRAGMA_* seen by the authorizer in the last prepare, or 0 */
+	int pragma;           /* APPLY_PRAGMA_GET/SET seen by the authorizer in the last prepare, or 0 */
+	int pragma_which;     /* and which: APPLY_PRAGMA_MAX_STEPS, APPLY_PRAGMA_FOREIGN_KEYS */
+	int fk_on;            /* foreign keys enforced on this connection (the apply connection's) */
+	int fk_touched;       /* an item set foreign_keys: load it after the commit */
 	char pragma_val[32];  /* its value (SET), "" if it did not fit */
 
 	/*
@@ -223,11 +229,12 @@ int apply_meta_get(sqlite3 *db, const char *key, uint64_t *v);
  * (replica_state: clustervt_register); 0 or MTR_ESQL. */
 int apply_conn_setup(sqlite3 *db, const struct clustervt_provider *p, int replica_state);
 /* The authorizer of the apply connection (ud: its struct apply); readers
- * install it too, for the Metronome PRAGMAs only (their user is 0). */
+ * install it too, for the cluster PRAGMAs only (their user is 0). */
 int apply_authorizer(void *ud, int action, const char *a1, const char *a2, const char *dbn, const char *trig);
 /* Read mtr_meta('max_steps') into a->max_steps (the default when absent):
  * 0, ATTEMPT_LOCAL or MTR_ESQL (apply_sql_fail). */
 int apply_limit_load(struct apply *a);
+int apply_fk_load(struct apply *a);
 
 /* ---- apply_exec.c ---- */
 

@@ -1205,7 +1205,7 @@ static void refused_rec(struct gen *g)
 		"SELECT load_extension('x')",
 		"PRAGMA cache_size = 10",
 		"PRAGMA journal_mode = DELETE",
-		"PRAGMA foreign_keys = ON",
+		"PRAGMA defer_foreign_keys = ON",
 		"PRAGMA database_list",
 		"SELECT * FROM pragma_database_list",
 		"SELECT 'a' REGEXP 'b'",

@@ -1135,6 +1135,64 @@ static void test_budget_limit_through_log(void **state)
 	assert_int_equal(apply_max_steps(f->a), 5000000);
 }
 
+/* PRAGMA foreign_keys is cluster state: ordered, taken up from the next
+ * instance, read back by items and readers, kept across a reopen; a
+ * deferred violation fails its item alone, never the instance's COMMIT. */
+static void test_foreign_keys_cluster_wide(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const char *s1[] = {"CREATE TABLE p(id INTEGER PRIMARY KEY)",
+			    "CREATE TABLE ch(pid REFERENCES p(id))",
+			    "CREATE TABLE dd(pid REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)",
+			    "INSERT INTO p VALUES(1)"};
+	assert_int_equal(apply_sqls(f->a, 1, &c, 4, s1), 0);
+	/* off (SQLite's default): an orphan goes in; set in this instance, the
+	 * next item of the same instance is not yet enforced */
+	const char *s2[] = {"PRAGMA foreign_keys", "INSERT INTO ch VALUES(99)", "PRAGMA foreign_keys = ON",
+			    "INSERT INTO ch VALUES(98)", "PRAGMA foreign_keys = maybe"};
+	assert_int_equal(apply_sqls(f->a, 2, &c, 5, s2), 0);
+	assert_int_equal(row_int(&c, 0), 0);
+	assert_int_equal(c.r[1].code, SQLITE_OK);
+	assert_int_equal(c.r[2].code, SQLITE_OK);
+	assert_int_equal(c.r[3].code, SQLITE_OK);
+	assert_int_equal(c.r[4].code, SQLITE_ERROR);
+	assert_non_null(strstr(c.r[4].msg, "PRAGMA foreign_keys takes ON or OFF"));
+	/* from the next instance on, enforced; a deferred violation fails its
+	 * item alone and the instance commits */
+	const char *s3[] = {"INSERT INTO ch VALUES(97)", "INSERT INTO ch VALUES(1)", "INSERT INTO dd VALUES(5)",
+			    "INSERT INTO dd VALUES(1)", "PRAGMA foreign_keys"};
+	assert_int_equal(apply_sqls(f->a, 3, &c, 5, s3), 0);
+	assert_int_equal(c.r[0].code, SQLITE_CONSTRAINT_FOREIGNKEY);
+	assert_int_equal(c.r[1].code, SQLITE_OK);
+	assert_int_equal(c.r[2].code, SQLITE_CONSTRAINT_FOREIGNKEY);
+	assert_non_null(strstr(c.r[2].msg, "FOREIGN KEY constraint failed"));
+	assert_int_equal(c.r[3].code, SQLITE_OK);
+	assert_int_equal(row_int(&c, 4), 1);
+	assert_int_equal(apply_applied(f->a), 3);
+	assert_int_equal(query_int(f->a, "SELECT group_concat(pid) FROM (SELECT pid FROM ch ORDER BY rowid)"), 99);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM ch"), 3);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM dd"), 1);
+	/* a reader shows the cluster's value */
+	struct apply_reader *rd;
+	assert_int_equal(apply_reader_open(f->a, &rd), 0);
+	struct wire_stmt rs[1] = {stmt("PRAGMA foreign_keys")};
+	struct wire_item ri = {.stream = 1, .nstmt = 1, .stmts = rs, .flags = WIRE_ITEM_READ};
+	uint64_t seen = 0;
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_read(rd, &ri, &seen, on_result, &c), 0);
+	assert_int_equal(row_int(&c, 0), 1);
+	apply_reader_close(rd);
+	/* a reopened replica enforces it; switched off, orphans go in again */
+	apply_close(f->a);
+	f->a = open_dir(f->dir, 0);
+	const char *s4[] = {"INSERT INTO ch VALUES(96)", "PRAGMA foreign_keys = off"};
+	assert_int_equal(apply_sqls(f->a, 4, &c, 2, s4), 0);
+	assert_int_equal(c.r[0].code, SQLITE_CONSTRAINT_FOREIGNKEY);
+	assert_int_equal(apply_sql(f->a, 5, "INSERT INTO ch VALUES(95)"), 0);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM ch WHERE pid = 95"), 1);
+}
+
 struct stopper {
 	struct apply *a;
 	int ms;
@@ -1204,6 +1262,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_budget_replicas_agree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_limit_through_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_keys_cluster_wide, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }

@@ -156,6 +156,9 @@ static void test_classify(void **state)
 		{ "PRAGMA mtr_max_steps = 5000000", SQL_WRITE, false, "", "" },
 		{ "PRAGMA main.mtr_max_steps(5000000)", SQL_WRITE, false, "", "" },
 		{ "PRAGMA mtr_max_steps", SQL_READ, true, "", "" },
+		{ "PRAGMA foreign_keys = ON", SQL_WRITE, false, "", "" },
+		{ "PRAGMA foreign_keys(0)", SQL_WRITE, false, "", "" },
+		{ "PRAGMA foreign_keys", SQL_READ, true, "", "" },
 		{ "ANALYZE", SQL_SCHEMA, false, "", "" },
 		{ "REINDEX t", SQL_SCHEMA, false, "", "" },
 		{ "SELECT abort, action FROM replace AS \"left\"", SQL_READ, true, "replace", "" },
@@ -269,6 +272,8 @@ static void test_refusals(void **state)
 		{ "SELECT a FROM t WHERE a REGEXP 'x'", "REGEXP", 25 },
 		{ "SELECT * FROM pragma_database_list", "pragma_database_list()", 15 },
 		{ "SELECT * FROM pragma_mtr_max_steps", "pragma_mtr_max_steps()", 15 },
+		{ "SELECT * FROM pragma_foreign_keys", "pragma_foreign_keys()", 15 },
+		{ "PRAGMA defer_foreign_keys = 1", "PRAGMA defer_foreign_keys", 8 },
 		{ "PRAGMA mtr_other = 1", "PRAGMA mtr_other with a value is refused", 8 },
 		{ "SELECT * FROM generate_series(1, 5)", "unknown table-valued function generate_series()", 15 },
 		/* a write never reads a cluster table (DESIGN.md invariant 6) */
