@@ -613,6 +613,21 @@ long long apply_max_steps(struct apply *a)
 	return a->max_steps;
 }
 
+/* *v = mtr_meta(key) as an integer, 0 when absent.  0 or MTR_*. */
+static int meta_get(struct apply *a, const char *key, long long *v)
+{
+	static const char sql[] = "SELECT value FROM mtr_meta WHERE key = ?1";
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(a->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return apply_sql_fail(a, sql);
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	*v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : apply_sql_fail(a, sql);
+	sqlite3_finalize(s);
+	return rc;
+}
+
 /*
  * PRAGMA foreign_keys, cluster state in mtr_meta('foreign_keys') (absent:
  * off, SQLite's default): SQLite changes the setting only outside a
@@ -622,19 +637,12 @@ long long apply_max_steps(struct apply *a)
  */
 int apply_fk_load(struct apply *a)
 {
-	static const char sql[] = "SELECT value FROM mtr_meta WHERE key = 'foreign_keys'";
-	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(a->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return apply_sql_fail(a, sql);
-	int rc = sqlite3_step(s);
-	int on = rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		rc = apply_sql_fail(a, sql);
-		sqlite3_finalize(s);
+	long long v;
+	int rc = meta_get(a, "foreign_keys", &v);
+	if (rc != 0)
 		return rc;
-	}
-	sqlite3_finalize(s);
 	a->fk_touched = 0;
+	int on = v != 0;
 	if (on == a->fk_on)
 		return 0;
 	const char *set = on ? "PRAGMA foreign_keys = ON" : "PRAGMA foreign_keys = OFF";
@@ -648,18 +656,10 @@ int apply_fk_load(struct apply *a)
 
 int apply_limit_load(struct apply *a)
 {
-	static const char sql[] = "SELECT value FROM mtr_meta WHERE key = 'max_steps'";
-	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(a->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return apply_sql_fail(a, sql);
-	int rc = sqlite3_step(s);
-	long long v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		rc = apply_sql_fail(a, sql);
-		sqlite3_finalize(s);
+	long long v;
+	int rc = meta_get(a, "max_steps", &v);
+	if (rc != 0)
 		return rc;
-	}
-	sqlite3_finalize(s);
 	/* only PRAGMA mtr_max_steps writes it, within the bounds */
 	a->max_steps = v >= APPLY_MAX_STEPS_MIN && v <= APPLY_MAX_STEPS_MAX ? v : APPLY_MAX_STEPS_DEFAULT;
 	a->limit_dirty = 0;
