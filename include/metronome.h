@@ -272,6 +272,13 @@ MTR_API int mtr_finalize(mtr_stmt *st);
 MTR_API const char *mtr_sql(mtr_stmt *st);
 /* 1 when the statement does not write (SQLite's sqlite3_stmt_readonly). */
 MTR_API int mtr_stmt_readonly(mtr_stmt *st);
+/* 1 when the statement has rows left to step: it returned MTR_ROW and has
+ * not reached MTR_DONE or been reset, or it ran inside BEGIN ... COMMIT and
+ * the COMMIT brought its rows (SQLite's sqlite3_stmt_busy). */
+MTR_API int mtr_stmt_busy(mtr_stmt *st);
+/* 0 while a BEGIN ... COMMIT is open on the handle (its statements are
+ * collected and run at COMMIT), else 1 (SQLite's sqlite3_get_autocommit). */
+MTR_API int mtr_get_autocommit(mtr *db);
 
 /* Rows changed by the last INSERT/UPDATE/DELETE of this handle. */
 MTR_API int64_t mtr_changes(mtr *db);

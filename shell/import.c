@@ -339,6 +339,7 @@ static int wait_answers(struct import *im, struct batch *b)
 		if (r < 0) {
 			mtr_close(sh->db); /* answers ECLOSED to what is still submitted */
 			sh->db = NULL;
+			sh->nheld = 0;
 			sh->interrupts++;
 			shell_error("%s", intr_int || intr_quit ? "interrupted (a batch sent may still be applied)"
 							  : "the connection failed");

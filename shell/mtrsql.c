@@ -955,7 +955,8 @@ int main(int argc, char **argv)
 	status = sh.exit_code >= 0 ? sh.exit_code : sh.failed ? 1 : 0;
 out:
 	output_reset(&sh);
-	mtr_close(sh.db);
+	mtr_close(sh.db); /* and any statement held for an open transaction */
+	free(sh.held);
 	sqlite3_close(sh.params);
 	local_down(&sh);
 	free(cmds);

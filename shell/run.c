@@ -92,7 +92,8 @@ int shell_reconnect(struct shell *sh, const char *consistency)
 	}
 	if (rc)
 		shell_error("cannot connect again: %s (the next statement tries again)", db ? mtr_errmsg(db) : "out of memory");
-	mtr_close(sh->db);
+	mtr_close(sh->db); /* and the statements held for its transaction */
+	sh->nheld = 0;
 	sh->db = db;
 	snprintf(sh->uri, sizeof(sh->uri), "%.*s", (int)sizeof(sh->uri) - 1, uri);
 	return rc ? -1 : 0;
@@ -340,14 +341,12 @@ static enum out_vtype vtype(int ty)
 	}
 }
 
-/* Run one prepared statement and print its rows; 0, -1 (reported). */
-static int run_stmt(struct shell *sh, mtr_stmt *st, const char *text, const char *p)
+/* Print the rows of st, rc being its first step's code; returns the code
+ * it ended with, or SHELL_EINTR after Ctrl-C (reported). */
+static int print_rows(struct shell *sh, mtr_stmt *st, int rc, const char *p)
 {
-	int rc = shell_step(sh, st);
-	if (rc == SHELL_EINTR)
-		return -1;
 	int stopped = 0;
-	if (is_eqp(p)) {
+	if (p && is_eqp(p)) {
 		rc = plan_print(sh, st, rc);
 	} else {
 		struct out_table t;
@@ -383,18 +382,66 @@ static int run_stmt(struct shell *sh, mtr_stmt *st, const char *text, const char
 		fprintf(stderr, "Error: interrupted\n");
 		intr_int = 0;
 		sh->interrupts++;
+		return SHELL_EINTR;
+	}
+	return rc;
+}
+
+/* Finalize the statements held for the transaction (printing the rows the
+ * COMMIT brought them first, when print). */
+static void held_release(struct shell *sh, int print)
+{
+	for (size_t i = 0; i < sh->nheld; i++) {
+		mtr_stmt *h = sh->held[i];
+		if (print && mtr_stmt_busy(h) && print_rows(sh, h, mtr_step(h), NULL) == SHELL_EINTR)
+			print = 0;
+		mtr_finalize(h);
+	}
+	sh->nheld = 0;
+}
+
+/* Run one prepared statement and print its rows; 0, -1 (reported).  Inside
+ * BEGIN ... COMMIT a statement is only collected by the library: it is held
+ * and its rows print after the COMMIT (doc/client.md "Transactions"). */
+static int run_stmt(struct shell *sh, mtr_stmt *st, const char *text, const char *p)
+{
+	int rc = shell_step(sh, st);
+	if (rc == SHELL_EINTR) {
+		sh->nheld = 0; /* they went with the old connection */
+		return -1;
+	}
+	rc = print_rows(sh, st, rc, p);
+	if (rc == SHELL_EINTR) {
 		mtr_finalize(st);
 		return -1;
 	}
 	if (rc != MTR_DONE) {
 		report(sh, text, p, "Runtime error", mtr_errmsg(sh->db));
 		mtr_finalize(st);
+		if (mtr_get_autocommit(sh->db))
+			held_release(sh, 0);
 		return -1;
 	}
 	if (sh->changes && !mtr_stmt_readonly(st))
 		fprintf(sh->outf, "changes: %lld   total_changes: -   last_insert_rowid: %lld\n",
 			(long long)mtr_changes(sh->db), (long long)mtr_last_insert_rowid(sh->db));
+	if (!mtr_get_autocommit(sh->db)) {
+		if (sh->nheld == sh->cheld) {
+			size_t c = sh->cheld ? 2 * sh->cheld : 16;
+			mtr_stmt **n = realloc(sh->held, c * sizeof *n);
+			if (!n) {
+				mtr_finalize(st);
+				shell_error("out of memory");
+				return -1;
+			}
+			sh->held = n;
+			sh->cheld = c;
+		}
+		sh->held[sh->nheld++] = st;
+		return 0;
+	}
 	mtr_finalize(st);
+	held_release(sh, 1); /* the COMMIT ran them (or the ROLLBACK dropped them) */
 	return 0;
 }
 

@@ -42,6 +42,10 @@ struct shell {
 	struct localcluster lc;
 	int local, keep;
 	int own[LOCALCLUSTER_MAX_SERVERS + 1]; /* pids this shell started (0: none) */
+	/* statements run inside BEGIN ... COMMIT: their rows print after the
+	 * COMMIT (run.c) */
+	mtr_stmt **held;
+	size_t nheld, cheld;
 };
 
 /* ---- mtrsql.c ---- */

@@ -910,6 +910,7 @@ int client_answer(mtr *db, const uint8_t *payload, size_t len, struct result_vie
 					break;
 			}
 		client_err(db, MTR_ESQL, "%.*s", (int)mlen, msg ? msg : "SQL error");
+		db->failed_stmt = v->failed;
 		db->ext = v->code;
 		*ext = v->code;
 		return MTR_ESQL;

@@ -57,6 +57,8 @@ struct client_txn_stmt {
 	uint32_t sql_len;
 	int max_param;
 	bool write, insert;
+	struct mtr_stmt *owner; /* the handle that collected it (NULL: finalized, reset or re-run): it gets the
+				 * statement's rows when the transaction has run */
 	struct cproto_bind *binds; /* index-numbered; TEXT/BLOB point into vbuf */
 	uint16_t nbinds;
 	uint8_t *vbuf;
@@ -88,6 +90,7 @@ struct mtr {
 	bool in_txn;
 	struct client_txn_stmt *txn;
 	size_t ntxn, txn_cap;
+	uint32_t failed_stmt; /* the last MTR_ESQL answer: the index of the failing statement */
 
 	struct client_temp *temps; /* the session's TEMP views and triggers (client_temp.c) */
 	size_t ntemps, temps_cap;

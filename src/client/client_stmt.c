@@ -177,6 +177,16 @@ static void stmt_clear_run(mtr_stmt *st)
 	st->state = ST_READY;
 }
 
+/* The statements of the open transaction that st collected no longer go
+ * to st (it is finalized, reset, or collects again). */
+static void txn_disown(mtr_stmt *st)
+{
+	mtr *db = st->db;
+	for (size_t i = 0; i < db->ntxn; i++)
+		if (db->txn[i].owner == st)
+			db->txn[i].owner = NULL;
+}
+
 MTR_API int mtr_finalize(mtr_stmt *st)
 {
 	if (!st)
@@ -189,6 +199,7 @@ MTR_API int mtr_finalize(mtr_stmt *st)
 	if (st->next)
 		st->next->prev = st->prev;
 	stmt_clear_run(st);
+	txn_disown(st);
 	for (int i = 0; i < st->nparams; i++)
 		bind_free_one(&st->vals[i]);
 	for (int i = 0; i <= st->nparams; i++)
@@ -215,7 +226,18 @@ void client_stmts_free(mtr *db)
 MTR_API int mtr_reset(mtr_stmt *st)
 {
 	stmt_clear_run(st);
+	txn_disown(st);
 	return 0;
+}
+
+MTR_API int mtr_stmt_busy(mtr_stmt *st)
+{
+	return st && st->state == ST_ROWS;
+}
+
+MTR_API int mtr_get_autocommit(mtr *db)
+{
+	return db && !db->in_txn;
 }
 
 MTR_API const char *mtr_sql(mtr_stmt *st)
@@ -379,6 +401,8 @@ static int request_run_temp(mtr *db, const char *sql, uint32_t len, const struct
 	rc = request_run(db, pre.text, pre.len, b, nb, v, payload);
 	db->line_shift = 0;
 	free(pre.text);
+	if (rc == MTR_ESQL) /* count the caller's statements only */
+		db->failed_stmt = db->failed_stmt >= pre.nstmts ? db->failed_stmt - pre.nstmts : 0;
 	struct result_stmt s;
 	for (unsigned i = 0; rc == 0 && i < pre.nstmts; i++)
 		result_next(v, &s);
@@ -590,6 +614,7 @@ static int txn_collect(mtr_stmt *st)
 		db->txn = n;
 		db->txn_cap = cap;
 	}
+	txn_disown(st);
 	struct client_txn_stmt *t = &db->txn[db->ntxn];
 	memset(t, 0, sizeof *t);
 	size_t vlen = 0;
@@ -608,6 +633,7 @@ static int txn_collect(mtr_stmt *st)
 	t->max_param = st->nparams;
 	t->write = st->kind == SQL_WRITE;
 	t->insert = st->insert;
+	t->owner = st;
 	uint8_t *p = t->vbuf;
 	for (uint16_t k = 0; k < t->nbinds; k++) {
 		struct wire_value *v = &t->binds[k].v;
@@ -622,6 +648,26 @@ static int txn_collect(mtr_stmt *st)
 	st->state = ST_DONE;
 	client_ok(db);
 	return MTR_DONE;
+}
+
+/* The rows of statement s of a transaction that ran, for the handle that
+ * collected it: its next mtr_step returns them (doc/client.md,
+ * "Transactions").  0 or the error. */
+static int txn_rows(mtr_stmt *st, const struct result_stmt *s)
+{
+	stmt_clear_run(st);
+	uint8_t *copy = malloc(s->rows_len ? s->rows_len : 1);
+	if (!copy || stmt_columns(st, s) != 0) {
+		free(copy);
+		return client_err(st->db, MTR_ENOMEM, "out of memory");
+	}
+	if (s->rows_len)
+		memcpy(copy, s->rows, s->rows_len);
+	st->payload = copy;
+	st->rowp = copy;
+	st->rowend = copy + s->rows_len;
+	st->state = ST_ROWS;
+	return 0;
 }
 
 /* COMMIT: send the collected statements as one request. */
@@ -689,9 +735,24 @@ static int txn_commit(mtr *db)
 				db->changes = s.changes;
 			if (db->txn[i].insert && s.changes > 0)
 				db->last_rowid = s.last_rowid;
+			if (db->txn[i].owner && s.ncols > 0 && rc == 0)
+				rc = txn_rows(db->txn[i].owner, &s);
 		}
 		free(payload);
-		client_ok(db);
+		if (rc == 0)
+			client_ok(db);
+	} else if (rc == MTR_ESQL && db->failed_stmt < db->ntxn) {
+		/* name the statement that failed: the transaction was sent whole */
+		const struct client_txn_stmt *t = &db->txn[db->failed_stmt];
+		char msg[sizeof db->errmsg];
+		snprintf(msg, sizeof msg, "%s", db->errmsg);
+		int ext = db->ext;
+		int n = (int)MIN(t->sql_len, 60);
+		while (n > 0 && (t->sql[n - 1] == ' ' || t->sql[n - 1] == '\n'))
+			n--;
+		client_err(db, MTR_ESQL, "statement %u of the transaction (%.*s%s) failed: %s", db->failed_stmt + 1, n,
+			   t->sql, t->sql_len > 60 ? "..." : "", msg);
+		db->ext = ext;
 	}
 	client_txn_clear(db);
 	return rc ? rc : MTR_DONE;
@@ -916,6 +977,38 @@ MTR_API int mtr_column_bytes(mtr_stmt *st, int i)
 
 /* ---- exec ---- */
 
+/* Step st to its end, calling cb with the text of each row.  0 or the
+ * error. */
+static int exec_rows(mtr_stmt *st, mtr_callback cb, void *arg, char ***cols)
+{
+	mtr *db = st->db;
+	int rc;
+	while ((rc = mtr_step(st)) == MTR_ROW) {
+		if (!cb)
+			continue;
+		int n = mtr_column_count(st);
+		free(*cols);
+		*cols = malloc(2 * ((size_t)n + 1) * sizeof **cols);
+		if (!*cols)
+			return client_err(db, MTR_ENOMEM, "out of memory");
+		char **c = *cols;
+		for (int i = 0; i < n; i++) {
+			c[i] = (char *)mtr_column_text(st, i);
+			c[n + 1 + i] = (char *)mtr_column_name(st, i);
+		}
+		c[n] = c[2 * n + 1] = NULL;
+		if (cb(arg, n, c, c + n + 1) != 0)
+			return client_err(db, MTR_EABORT, "query aborted by the callback");
+	}
+	return rc == MTR_DONE ? 0 : rc;
+}
+
+/*
+ * Statements inside BEGIN ... COMMIT run at the COMMIT: their handles are
+ * held until then, and their rows (a SELECT's, a RETURNING's) reach the
+ * callback after the COMMIT succeeded, in order.  A ROLLBACK, an error or
+ * the end of the text drops them.
+ */
 MTR_API int mtr_exec(mtr *db, const char *sql, mtr_callback cb, void *arg, char **errmsg)
 {
 	if (errmsg)
@@ -925,6 +1018,8 @@ MTR_API int mtr_exec(mtr *db, const char *sql, mtr_callback cb, void *arg, char 
 	const char *p = sql;
 	int rc = 0;
 	char **cols = NULL;
+	mtr_stmt **held = NULL;
+	size_t nheld = 0, cheld = 0;
 	while (*p) {
 		mtr_stmt *st;
 		const char *tail;
@@ -932,32 +1027,38 @@ MTR_API int mtr_exec(mtr *db, const char *sql, mtr_callback cb, void *arg, char 
 		if (rc || !st)
 			break;
 		p = tail;
-		while ((rc = mtr_step(st)) == MTR_ROW) {
-			if (!cb)
-				continue;
-			int n = mtr_column_count(st);
-			free(cols);
-			cols = malloc(2 * ((size_t)n + 1) * sizeof *cols);
-			if (!cols) {
-				rc = client_err(db, MTR_ENOMEM, "out of memory");
-				break;
+		bool commit = st->kind == SQL_TXN && st->txn == SQL_TXN_COMMIT;
+		rc = exec_rows(st, cb, arg, &cols);
+		if (rc == 0 && db->in_txn && st->kind != SQL_TXN) {
+			if (nheld == cheld) {
+				size_t c = cheld ? 2 * cheld : 8;
+				mtr_stmt **n = realloc(held, c * sizeof *n);
+				if (!n) {
+					mtr_finalize(st);
+					rc = client_err(db, MTR_ENOMEM, "out of memory");
+					break;
+				}
+				held = n;
+				cheld = c;
 			}
-			for (int i = 0; i < n; i++) {
-				cols[i] = (char *)mtr_column_text(st, i);
-				cols[n + 1 + i] = (char *)mtr_column_name(st, i);
-			}
-			cols[n] = cols[2 * n + 1] = NULL;
-			if (cb(arg, n, cols, cols + n + 1) != 0) {
-				rc = client_err(db, MTR_EABORT, "query aborted by the callback");
-				break;
-			}
+			held[nheld++] = st;
+			continue;
 		}
-		if (rc == MTR_DONE)
-			rc = 0;
 		mtr_finalize(st);
+		if (!db->in_txn || rc) { /* the transaction ran (COMMIT), or not */
+			for (size_t i = 0; i < nheld; i++) {
+				if (rc == 0 && commit && held[i]->state == ST_ROWS) /* it has rows */
+					rc = exec_rows(held[i], cb, arg, &cols);
+				mtr_finalize(held[i]);
+			}
+			nheld = 0;
+		}
 		if (rc)
 			break;
 	}
+	for (size_t i = 0; i < nheld; i++)
+		mtr_finalize(held[i]);
+	free(held);
 	free(cols);
 	if (rc && errmsg)
 		*errmsg = strdup(mtr_errmsg(db));

@@ -18,7 +18,7 @@ cleanup() {
 }
 at_exit cleanup
 
-plan 25
+plan 27
 
 printf 'CREATE TABLE fruit(id INTEGER PRIMARY KEY,\n  name TEXT, price REAL);\nINSERT INTO fruit VALUES(1, %s, 0.5), (2, %s, NULL);\nSELECT * FROM fruit;\n' "'apple'" "'pear'" |
 	"$M" >"$TMP/o1" 2>"$TMP/e1"
@@ -115,6 +115,33 @@ OUT
 r=0; grep -q 'view cheap already exists' "$TMP/e11" && grep -q 'no such table: cheap' "$TMP/e11" && r=1
 check "... with SQLite's errors for a second CREATE and after DROP" [ $r = 1 ]
 [ $r = 1 ] || sed "s/^/#   /" "$TMP/e11"
+
+# rows of SELECTs inside BEGIN ... COMMIT print after the COMMIT, in order;
+# a failing statement of a transaction is named
+"$M" >"$TMP/o13" 2>"$TMP/e13" <<'SQL'
+CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER CHECK (bal >= 0));
+INSERT INTO acct VALUES(1, 15), (2, 0);
+BEGIN;
+UPDATE acct SET bal = bal - 10 WHERE id = 1;
+SELECT 'inside', bal FROM acct WHERE id = 1;
+UPDATE acct SET bal = bal + 10 WHERE id = 2 RETURNING bal;
+COMMIT;
+SELECT 'after', sum(bal) FROM acct;
+BEGIN;
+UPDATE acct SET bal = bal - 10 WHERE id = 1;
+SELECT 'never';
+COMMIT;
+SELECT 'unchanged', bal FROM acct WHERE id = 1;
+SQL
+check "rows of a transaction's SELECT and RETURNING print after its COMMIT" diff "$TMP/o13" - <<'OUT'
+inside|5
+10
+after|15
+unchanged|5
+OUT
+check "... and a failing statement is named (statement 1 of the transaction ...: CHECK constraint failed)" \
+	grep -q "statement 1 of the transaction (UPDATE acct SET bal = bal - 10 WHERE id = 1) failed: CHECK constraint failed" "$TMP/e13"
+[ -s "$TMP/e13" ] && sed "s/^/#   /" "$TMP/e13"
 
 # .backup: a SQLite file equal to the cluster's tables, consistent at one
 # instance even while transactions write two tables together

@@ -447,6 +447,9 @@ static void test_transaction(void **state)
 	assert_int_equal(mtr_step(ins), MTR_DONE);
 	assert_int_equal(mtr_exec(db, "COMMIT", NULL, NULL, NULL), MTR_ESQL);
 	assert_int_equal(mtr_extended_errcode(db), SQLITE_CONSTRAINT_PRIMARYKEY);
+	/* the message names the statement that failed */
+	if (!strstr(mtr_errmsg(db), "statement 2 of the transaction (INSERT INTO x VALUES(?1, :v)) failed: "))
+		fail_msg("COMMIT's error: %s", mtr_errmsg(db));
 	assert_int_equal(fake_scalar("SELECT count(*) FROM x"), 3);
 	/* the transaction is over */
 	assert_int_equal(mtr_exec(db, "COMMIT", NULL, NULL, NULL), MTR_EINVAL);
@@ -461,6 +464,33 @@ static void test_transaction(void **state)
 	assert_int_equal(none.done + none.failed, 0);
 	assert_int_equal(mtr_exec(db, "ROLLBACK", NULL, NULL, NULL), 0);
 	mtr_finalize(ins);
+
+	/* rows of statements inside a transaction: mtr_exec calls back after
+	 * the COMMIT, in order; a prepared SELECT steps its rows after COMMIT */
+	struct collected c = {0};
+	assert_int_equal(mtr_exec(db, "BEGIN; INSERT INTO x VALUES(60, 'n'); SELECT id FROM x WHERE id >= 30 ORDER BY id;"
+				      "SELECT count(*) AS n FROM x; COMMIT",
+				  collect, &c, NULL),
+			 0);
+	assert_string_equal(c.text, "id=30;id=60;n=4;");
+	mtr_stmt *sel;
+	assert_int_equal(mtr_exec(db, "BEGIN", NULL, NULL, NULL), 0);
+	assert_int_equal(mtr_exec(db, "INSERT INTO x VALUES(70, 'm')", NULL, NULL, NULL), 0);
+	assert_int_equal(mtr_prepare(db, "SELECT v FROM x WHERE id = 70", -1, &sel, NULL), 0);
+	assert_int_equal(mtr_step(sel), MTR_DONE); /* not run yet */
+	assert_int_equal(mtr_exec(db, "COMMIT", NULL, NULL, NULL), 0);
+	assert_int_equal(mtr_step(sel), MTR_ROW);
+	assert_string_equal((const char *)mtr_column_text(sel, 0), "m");
+	assert_int_equal(mtr_step(sel), MTR_DONE);
+	/* stepped again: runs again, on its own */
+	assert_int_equal(mtr_step(sel), MTR_ROW);
+	assert_int_equal(mtr_step(sel), MTR_DONE);
+	/* reset inside the transaction: no rows come back to it */
+	assert_int_equal(mtr_exec(db, "BEGIN", NULL, NULL, NULL), 0);
+	assert_int_equal(mtr_step(sel), MTR_DONE);
+	mtr_reset(sel);
+	assert_int_equal(mtr_exec(db, "COMMIT", NULL, NULL, NULL), 0);
+	mtr_finalize(sel);
 	mtr_close(db);
 }
 
