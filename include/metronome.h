@@ -302,6 +302,11 @@ MTR_API const char *mtr_errmsg(mtr *db);
  * session read (the default) is answered by a replica that has applied at
  * least this instance. */
 MTR_API uint64_t mtr_last_instance(mtr *db);
+/* Reads on this handle see at least instance `instance` (a causal token:
+ * the mtr_last_instance() of a write on another handle, any proxy); it
+ * only ever raises the session's floor.  URI option min_instance=N does
+ * the same at open.  0 or MTR_EINVAL. */
+MTR_API int mtr_set_min_instance(mtr *db, uint64_t instance);
 
 /*
  * Busy handling: when the proxy answers MTR_EBUSY or MTR_EFULL (its buffers

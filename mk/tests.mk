@@ -64,6 +64,12 @@ check_PROGRAMS += tests/tools/mtrfakeproxy
 tests_tools_mtrfakeproxy_SOURCES = tests/tools/mtrfakeproxy.c tests/tools/fakeproxy.h
 tests_tools_mtrfakeproxy_LDADD = $(ALL_LIBS) -lm
 
+# mtrryw: read-your-writes across connections (ryw.sh)
+noinst_PROGRAMS += tests/tools/mtrryw
+tests_tools_mtrryw_SOURCES = tests/tools/mtrryw.c
+tests_tools_mtrryw_LDADD = $(CLIENT_PROGRAM_LIBS)
+tests_tools_mtrryw_LDFLAGS = $(CLIENT_STATIC)
+
 # mtrdigest: a replica file's digest (cluster.sh compares replicas)
 noinst_PROGRAMS += tests/tools/mtrdigest
 tests_tools_mtrdigest_SOURCES = tests/tools/mtrdigest.c
@@ -126,6 +132,7 @@ INTEGRATION_SUITES += tests/integration/apply_ioerr.sh
 INTEGRATION_SUITES += tests/integration/apply_stress.sh
 INTEGRATION_SUITES += tests/integration/budget.sh
 INTEGRATION_SUITES += tests/integration/leader.sh
+INTEGRATION_SUITES += tests/integration/ryw.sh
 TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh

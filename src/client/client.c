@@ -111,6 +111,15 @@ MTR_API uint64_t mtr_last_instance(mtr *db)
 	return db->last_instance;
 }
 
+MTR_API int mtr_set_min_instance(mtr *db, uint64_t instance)
+{
+	if (!db)
+		return MTR_EINVAL;
+	if (instance > db->last_instance)
+		db->last_instance = instance;
+	return 0;
+}
+
 MTR_API int mtr_busy_timeout(mtr *db, int ms)
 {
 	db->busy_ms = ms > 0 ? ms : 0;
@@ -201,6 +210,17 @@ int client_uri_option(mtr *db, const char *s, size_t n)
 		else
 			return client_err(db, MTR_EINVAL, "consistency must be none, session or linearizable, not '%.*s'",
 					  (int)vlen, v);
+	} else if (KEY_IS("min_instance")) {
+		uint64_t m = 0;
+		for (size_t i = 0; i < vlen; i++) {
+			if (v[i] < '0' || v[i] > '9' || m > (UINT64_MAX - 9) / 10)
+				return client_err(db, MTR_EINVAL, "min_instance must be an instance number, not '%.*s'",
+						  (int)vlen, v);
+			m = m * 10 + (uint64_t)(v[i] - '0');
+		}
+		if (vlen == 0)
+			return client_err(db, MTR_EINVAL, "min_instance must be an instance number, not ''");
+		mtr_set_min_instance(db, m);
 	} else if (KEY_IS("timeout")) {
 		if (parse_ms(v, vlen, &db->timeout_ms) != 0)
 			return client_err(db, MTR_EINVAL, "timeout must be milliseconds, not '%.*s'", (int)vlen, v);
@@ -783,7 +803,14 @@ static int client_queue(mtr *db, const char *sql, uint32_t sql_len, const struct
 	r->id = ++db->next_req;
 	struct cproto_query q = {
 		.request = r->id,
-		.consistency = CPROTO_CONS_DEFAULT,
+		/* A session that has seen nothing yet (a new handle) would read
+		 * from any replica, maybe one that has not applied a write the
+		 * cluster acknowledged to another connection: its first request
+		 * is ordered like a write instead (doc/client.md, "Consistency
+		 * of reads"); its answer's instance is the session's floor. */
+		.consistency = db->consistency == CPROTO_CONS_SESSION && db->last_instance == 0
+				       ? CPROTO_CONS_LINEARIZABLE
+				       : CPROTO_CONS_DEFAULT,
 		.min_instance = db->last_instance,
 		/* every request before the oldest unanswered one has its answer
 		 * and is never sent again (doc/client.md "Failover") */
