@@ -38,10 +38,7 @@ plan 8
 leader_logged() { leader_in "$TMP"; }
 servers=$(local_servers $BASE 3)
 start_servers "$TMP" 3 "$servers"
-for k in 1 2; do
-	proxy_conf "$TMP" $k "$servers" $((BASE + 10 + k))
-	spawn "$TMP/p$k.log" "$B/src/mtrproxy" -c "$TMP/p$k.conf" >/dev/null
-done
+start_proxies "$TMP" 2 "$servers" "$BASE"
 U1="mtr://127.0.0.1:$((BASE + 11))" U2="mtr://127.0.0.1:$((BASE + 12))"
 wait_for 20 leader_logged
 check "3 servers and 2 proxies up, a leader elected" leader_logged

@@ -23,11 +23,7 @@ plan 6
 
 servers=$(local_servers $BASE 3)
 start_servers "$TMP" 3 "$servers"
-for k in 1 2; do
-	proxy_conf "$TMP" $k "$servers" $((BASE + 10 + k))
-	spawn "$TMP/p$k.log" "$B/src/mtrproxy" -c "$TMP/p$k.conf" >/dev/null
-	eval "ppid_$k=$!"
-done
+start_proxies "$TMP" 2 "$servers" "$BASE"
 P1=127.0.0.1:$((BASE + 11)) P2=127.0.0.1:$((BASE + 12))
 cont() { for s in $spids; do kill -CONT "$s" 2>/dev/null; done; }
 at_exit cont

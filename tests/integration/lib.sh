@@ -97,6 +97,18 @@ start_servers() {
 	done
 }
 
+# start_proxies DIR N SERVERS BASE: proxies 1..N of those servers in DIR,
+# proxy k on port BASE+10+k (its pid in ppid_k, its log DIR/pk.log)
+start_proxies() {
+	_pr_k=1
+	while [ $_pr_k -le "$2" ]; do
+		proxy_conf "$1" $_pr_k "$3" $(($4 + 10 + _pr_k))
+		spawn "$1/p$_pr_k.log" "$MTR_BUILDDIR/src/mtrproxy" -c "$1/p$_pr_k.conf" >/dev/null
+		eval "ppid_$_pr_k=$!"
+		_pr_k=$((_pr_k + 1))
+	done
+}
+
 # leader_in DIR: a server whose log is in DIR logged "became leader"
 leader_in() { grep -qh "became leader" "$1"/s*.log 2>/dev/null; }
 
