@@ -376,8 +376,13 @@ static int dot_cluster(struct shell *sh)
 		out_opts_init(&sh->out), sh->out.mode = OUT_TABLE;
 	sh->out.headers = 1;
 	sh->out.wrap = 0;
-	int rc = run_sql(sh, "SELECT id, address, role, alive, chosen, applied, chosen - applied AS lag "
-			     "FROM mtr_members ORDER BY id");
+	/* As the answering replica sees the others (their last STATUS): one
+	 * not heard within 3 status periods is "unreachable", its last role and
+	 * figures kept only as history; lag is how far a live server's applied
+	 * instance is behind the highest instance any live server knows chosen. */
+	int rc = run_sql(sh, "SELECT id, address, CASE WHEN alive THEN role ELSE 'unreachable' END AS role, alive, "
+			     "chosen, applied, CASE WHEN alive THEN (SELECT max(chosen) FROM mtr_members WHERE alive) - "
+			     "applied END AS lag FROM mtr_members ORDER BY id");
 	if (!rc)
 		rc = run_sql(sh, "SELECT server, count(*) AS streams, max(watermark) AS max_watermark "
 				 "FROM mtr_streams GROUP BY server ORDER BY server");

@@ -803,14 +803,7 @@ static int client_queue(mtr *db, const char *sql, uint32_t sql_len, const struct
 	r->id = ++db->next_req;
 	struct cproto_query q = {
 		.request = r->id,
-		/* A session that has seen nothing yet (a new handle) would read
-		 * from any replica, maybe one that has not applied a write the
-		 * cluster acknowledged to another connection: its first request
-		 * is ordered like a write instead (doc/client.md, "Consistency
-		 * of reads"); its answer's instance is the session's floor. */
-		.consistency = db->consistency == CPROTO_CONS_SESSION && db->last_instance == 0
-				       ? CPROTO_CONS_LINEARIZABLE
-				       : CPROTO_CONS_DEFAULT,
+		.consistency = db->once_consistency ? db->once_consistency : CPROTO_CONS_DEFAULT,
 		.min_instance = db->last_instance,
 		/* every request before the oldest unanswered one has its answer
 		 * and is never sent again (doc/client.md "Failover") */
@@ -820,6 +813,7 @@ static int client_queue(mtr *db, const char *sql, uint32_t sql_len, const struct
 		.nbinds = nbinds,
 		.binds = binds,
 	};
+	db->once_consistency = 0;
 	struct cproto_buf b = {0};
 	int rc = cproto_put_query(&b, &q);
 	if (rc) {

@@ -91,6 +91,7 @@ struct mtr {
 	struct client_txn_stmt *txn;
 	size_t ntxn, txn_cap;
 	uint32_t failed_stmt; /* the last MTR_ESQL answer: the index of the failing statement */
+	uint8_t once_consistency; /* the next request's consistency (0: the connection's) */
 
 	struct client_temp *temps; /* the session's TEMP views and triggers (client_temp.c) */
 	size_t ntemps, temps_cap;

@@ -385,6 +385,33 @@ static int binds_build(const mtr_stmt *st, int offset, struct cproto_bind **out,
 static int request_run(mtr *db, const char *sql, uint32_t len, const struct cproto_bind *b, uint16_t nb,
 		       struct result_view *v, uint8_t **payload);
 
+/*
+ * Before the first read of a session handle that has seen nothing yet (a
+ * new handle): its session floor (the instance its reads must see) is 0,
+ * so a replica that has not applied a write the cluster acknowledged to
+ * another connection could answer.  One no-op read ordered like a write
+ * sets the floor to an instance after every acknowledged write
+ * (doc/client.md, "Consistency of reads").  The read itself then runs as
+ * a session read, on any replica that caught up.  0 or the error.
+ */
+static int session_floor(mtr *db)
+{
+	if (db->consistency != CPROTO_CONS_SESSION || db->last_instance != 0)
+		return 0;
+	struct result_view v;
+	uint8_t *payload;
+	db->once_consistency = CPROTO_CONS_LINEARIZABLE;
+	int rc = request_run(db, "SELECT 1", 8, NULL, 0, &v, &payload);
+	db->once_consistency = 0;
+	if (rc)
+		return client_err(db, rc,
+				  "a new session could not learn the cluster's position (%s): its reads would not be "
+				  "sure to see every acknowledged write; retry, or read with consistency=none",
+				  mtr_errmsg(db));
+	free(payload);
+	return 0;
+}
+
 /* request_run() with the TEMP definitions it needs in front; their results
  * are skipped: *v starts at the first statement of sql. */
 static int request_run_temp(mtr *db, const char *sql, uint32_t len, const struct cproto_bind *b, uint16_t nb,
@@ -553,6 +580,10 @@ static int stmt_columns(mtr_stmt *st, const struct result_stmt *s)
 static int stmt_run(mtr_stmt *st)
 {
 	mtr *db = st->db;
+	if (st->readonly && session_floor(db) != 0) {
+		st->state = ST_DONE;
+		return db->errcode;
+	}
 	struct cproto_bind *b;
 	uint16_t nb;
 	if (binds_build(st, 0, &b, &nb) != 0)
@@ -851,6 +882,8 @@ MTR_API int mtr_submit(mtr_stmt *st, mtr_done_fn done, void *arg)
 		return client_err(db, MTR_EINVAL, "mtr_submit is not available for or inside BEGIN ... COMMIT");
 	if (st->temp || temp_dropping(st))
 		return client_err(db, MTR_EINVAL, "mtr_submit is not available for CREATE or DROP of a TEMP object: use mtr_step");
+	if (st->readonly && session_floor(db) != 0)
+		return db->errcode;
 	struct cproto_bind *b;
 	uint16_t nb;
 	if (binds_build(st, 0, &b, &nb) != 0)

@@ -18,7 +18,7 @@ cleanup() {
 }
 at_exit cleanup
 
-plan 27
+plan 28
 
 printf 'CREATE TABLE fruit(id INTEGER PRIMARY KEY,\n  name TEXT, price REAL);\nINSERT INTO fruit VALUES(1, %s, 0.5), (2, %s, NULL);\nSELECT * FROM fruit;\n' "'apple'" "'pear'" |
 	"$M" >"$TMP/o1" 2>"$TMP/e1"
@@ -197,6 +197,18 @@ check ".import names the bad row (FILE:LINE and the error), imports the rest, sa
 pid_alive() { [ -f "$1" ] && alive "$(cat "$1")"; }
 p1=$(cat "$MTR_LOCAL_DIR/server-1.pid")
 stop_pid "$p1" 10
+# .cluster through the proxy (a URI: attaching to "local" would restart it)
+# tells the dead server as unreachable, with no lag
+dead_shown() {
+	"$M" "mtr://127.0.0.1:$MTR_LOCAL_PORT" -c ".cluster" >"$TMP/o15c" 2>&1 &&
+		awk -F'|' '{ for (i = 2; i <= 8; i++) gsub(/^ +| +$/, "", $i) }
+			$2 == 1 && $4 == "unreachable" && $5 == 0 && $8 == "" { dead++ }
+			$4 == "leader" && $5 == 1 { leaders++ }
+			END { exit !(dead == 1 && leaders == 1) }' "$TMP/o15c"
+}
+wait_for 15 dead_shown
+check ".cluster: a stopped server is unreachable (no lag), one live leader" dead_shown
+dead_shown || sed 's/^/#   /' "$TMP/o15c"
 "$M" -c "SELECT 1" >/dev/null 2>"$TMP/e16"
 r=0; pid_alive "$MTR_LOCAL_DIR/server-0.pid" && pid_alive "$MTR_LOCAL_DIR/proxy.pid" && ! pid_alive "$MTR_LOCAL_DIR/server-1.pid" &&
 	grep -q "restarted 1 of its 4 processes" "$TMP/e16" && grep -q "stopped a server (pid" "$TMP/e16" && r=1
