@@ -125,6 +125,7 @@ INTEGRATION_SUITES += tests/integration/sql_diff.sh
 INTEGRATION_SUITES += tests/integration/mtrsql.sh
 INTEGRATION_SUITES += tests/integration/mtrsql_tmux.sh
 INTEGRATION_SUITES += tests/integration/mtrsql_sqlite.sh
+INTEGRATION_SUITES += tests/integration/backup.sh
 INTEGRATION_SUITES += tests/integration/install.sh
 INTEGRATION_SUITES += tests/integration/stats.sh
 INTEGRATION_SUITES += tests/integration/hostile.sh

@@ -160,12 +160,13 @@ size_t wire_status_build(uint8_t *buf, const struct wire_from *f, const struct w
 	st64(pl + 17, m->chosen);
 	st64(pl + 25, m->applied);
 	st64(pl + 33, m->compacted);
+	st64(pl + 41, m->origin);
 	return wire_frame_finish(buf, f, WIRE_T_STATUS, WIRE_STATUS_SIZE);
 }
 
 int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m)
 {
-	if (len != WIRE_STATUS_SIZE || p[4] > WIRE_ROLE_LEADER)
+	if ((len != WIRE_STATUS_SIZE && len != WIRE_STATUS_SIZE_V1) || p[4] > WIRE_ROLE_LEADER)
 		return MTR_EMALFORMED;
 	m->node = ld32(p);
 	m->role = p[4];
@@ -174,6 +175,7 @@ int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m)
 	m->chosen = ld64(p + 17);
 	m->applied = ld64(p + 25);
 	m->compacted = ld64(p + 33);
+	m->origin = len == WIRE_STATUS_SIZE ? ld64(p + 41) : 0;
 	return 0;
 }
 

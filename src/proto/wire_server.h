@@ -113,12 +113,16 @@ int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m);
 /*
  * STATUS payload: node u32, role u8 (enum wire_role), leader u32
  * (PAXOS_BROADCAST: none known), ballot u64, chosen u64, applied u64,
- * compacted u64 (instances <= compacted are forgotten by this server).  Sent
- * by every server to the other servers and to the proxies it knows, every
- * status period: liveness, catch-up and compaction decisions, and read
- * routing (a session read goes to a server that has applied enough).
+ * compacted u64 (instances <= compacted are forgotten by this server),
+ * origin u64 (the content the replica started from: 0 empty, else set by
+ * metronomed --init-from; doc/server.md "Origin").  Sent by every server to
+ * the other servers and to the proxies it knows, every status period:
+ * liveness, catch-up and compaction decisions, and read routing (a session
+ * read goes to a server that has applied enough).  A payload of the older
+ * WIRE_STATUS_SIZE_V1 bytes (no origin) decodes with origin 0.
  */
-#define WIRE_STATUS_SIZE 41
+#define WIRE_STATUS_SIZE 49
+#define WIRE_STATUS_SIZE_V1 41
 /* A server's role in STATUS: the Paxos core's enum paxos_role, same numbers
  * (server.c checks that at compile time). */
 enum wire_role { WIRE_ROLE_FOLLOWER = 0, WIRE_ROLE_CANDIDATE = 1, WIRE_ROLE_LEADER = 2 };
@@ -128,10 +132,12 @@ struct wire_status {
 	uint8_t role;
 	uint32_t leader;
 	uint64_t ballot, chosen, applied, compacted;
+	uint64_t origin;
 };
 /* Build in buf (at least WIRE_STATUS_SIZE + WIRE_OVERHEAD bytes). */
 size_t wire_status_build(uint8_t *buf, const struct wire_from *f, const struct wire_status *m);
-/* 0 or MTR_EMALFORMED (wrong length, role > 2). */
+/* 0 or MTR_EMALFORMED (length neither WIRE_STATUS_SIZE nor
+ * WIRE_STATUS_SIZE_V1, role > 2). */
 int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m);
 
 /* ---- STATS ------------------------------------------------------------ */

@@ -506,6 +506,7 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 	}
 	uint64_t ver = 0;
 	if (apply_meta_get(a->db, "applied", &a->applied) != 0 || apply_meta_get(a->db, "schema_version", &ver) != 0 ||
+	    apply_meta_get(a->db, "origin", &a->origin) != 0 ||
 	    ver != APPLY_SCHEMA_VERSION) {
 		mtr_log(LOG_ERROR, "[apply] %s: bad mtr_meta (schema version %llu)", a->path,
 			(unsigned long long)ver);
@@ -672,6 +673,11 @@ uint64_t apply_applied(struct apply *a)
 	uint64_t v = a->applied;
 	pthread_mutex_unlock(&a->mu);
 	return v;
+}
+
+uint64_t apply_origin(struct apply *a)
+{
+	return a->origin;
 }
 
 void apply_stats(struct apply *a, struct apply_stats *st)

@@ -217,6 +217,30 @@ int apply_snapshot(struct apply *a, const char *path, uint64_t *instance);
  */
 int apply_restore(const char *dir, const char *path);
 
+/*
+ * Create the replica database of dir from the SQLite file from (metronomed
+ * --init-from; doc/backup.md "Restore"): checked with PRAGMA
+ * integrity_check, copied with the backup API (bounded memory), the
+ * replica's own tables of a Metronome backup dropped except the cluster
+ * settings in mtr_meta, applied instance 0, and recorded in mtr_meta:
+ * restored_from (the file's real path), restored_instance (the instance of
+ * a Metronome backup, else 0), restored_digest (digest_db_user, hex) and
+ * origin (*origin: 64 bits of that digest, never 0).  Call before
+ * apply_open() on dir.  Returns 0; MTR_EEXIST when dir already holds a
+ * replica (replica.db or paxos/log); MTR_EINVAL (file not a database, fails
+ * integrity_check, has tables named mtr_*), MTR_EIO, MTR_ESQL, MTR_ENOMEM:
+ * with one sentence in err saying what to do.
+ */
+int apply_init_from(const char *dir, const char *from, uint64_t *origin, char *err, size_t errlen);
+
+/*
+ * The origin of the replica's content, mtr_meta('origin') as opened: 0 for
+ * a cluster that started empty, else set by apply_init_from() and carried
+ * by snapshots.  Servers of one cluster must agree on it (doc/server.md
+ * "Origin").
+ */
+uint64_t apply_origin(struct apply *a);
+
 /* Counters. */
 void apply_stats(struct apply *a, struct apply_stats *st);
 

@@ -109,6 +109,7 @@ struct apply {
 	struct apply_config cfg;
 	char *path;
 	sqlite3 *db;
+	uint64_t origin; /* mtr_meta('origin') at open (apply_origin) */
 	struct detvfs_rng rng;
 	sqlite3_stmt *set_applied;
 	sqlite3_stmt *set_cursor; /* upsert mtr_cursor(stream, last) */
@@ -283,5 +284,9 @@ void apply_rq_committed(struct apply *a);
 /* Forget the clients idle for APPLY_CLIENT_IDLE_US, every 4096th instance,
  * by the timestamp of its last item (deterministic). */
 int apply_rq_prune(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n);
+
+/* Remove the database file path and its -wal, -shm and -journal files
+ * (those that exist). */
+void apply_unlink_db(const char *path);
 
 #endif

@@ -195,17 +195,20 @@ int apply_digest(struct apply *a, uint64_t *instance, struct digest *d)
 	return at_applied_snapshot(a, instance, digest_fn, d);
 }
 
+void apply_unlink_db(const char *path)
+{
+	static const char *const side[] = {"", "-wal", "-shm", "-journal"};
+	char p[4200];
+	for (size_t i = 0; i < ARRAY_SIZE(side); i++) {
+		snprintf(p, sizeof p, "%s%s", path, side[i]);
+		unlink(p);
+	}
+}
+
 /* Copy the main database of src into a new file at path (replaced). */
 static int backup_to(sqlite3 *src, const char *path, const char *mode)
 {
-	char side[4096];
-	unlink(path);
-	snprintf(side, sizeof side, "%s-wal", path);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-shm", path);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-journal", path);
-	unlink(side);
+	apply_unlink_db(path);
 	sqlite3 *dst = NULL;
 	if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
 		mtr_log(LOG_ERROR, "[apply] cannot create %s: %s", path, sqlite3_errmsg(dst));

@@ -105,7 +105,9 @@ static int hash_table(sqlite3 *db, XXH3_state_t *st, const char *name, int wr)
 	return rc == SQLITE_DONE ? 0 : MTR_ESQL;
 }
 
-int digest_db(sqlite3 *db, struct digest *out)
+/* Digest of db; user != 0 leaves out the replica's own tables (names
+ * beginning with mtr_) and every schema row that belongs to them. */
+static int digest_any(sqlite3 *db, struct digest *out, int user)
 {
 	XXH3_state_t *st = XXH3_createState();
 	if (st == NULL)
@@ -113,7 +115,9 @@ int digest_db(sqlite3 *db, struct digest *out)
 	XXH3_128bits_reset(st);
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(db,
-				    "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY type, name",
+				    user ? "SELECT type, name, tbl_name, sql FROM main.sqlite_schema WHERE "
+					   "tbl_name NOT LIKE 'mtr\\_%' ESCAPE '\\' ORDER BY type, name"
+					 : "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY type, name",
 				    -1, &s, NULL);
 	if (rc != SQLITE_OK) {
 		XXH3_freeState(st);
@@ -132,12 +136,14 @@ int digest_db(sqlite3 *db, struct digest *out)
 	rc = sqlite3_prepare_v2(db,
 				"SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' "
 				"AND name NOT LIKE 'sqlite\\_schema' ESCAPE '\\' "
-				"AND name NOT LIKE 'sqlite\\_temp\\_schema' ESCAPE '\\' ORDER BY name",
+				"AND name NOT LIKE 'sqlite\\_temp\\_schema' ESCAPE '\\' "
+				"AND (?1 = 0 OR name NOT LIKE 'mtr\\_%' ESCAPE '\\') ORDER BY name",
 				-1, &s, NULL);
 	if (rc != SQLITE_OK) {
 		XXH3_freeState(st);
 		return MTR_ESQL;
 	}
+	sqlite3_bind_int(s, 1, user);
 	int err = 0;
 	while (err == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		XXH3_128bits_update(st, "T", 1);
@@ -166,4 +172,14 @@ void digest_hex(const struct digest *d, char buf[DIGEST_HEX_SIZE])
 		buf[2 * i + 1] = hx[byte & 15];
 	}
 	buf[32] = 0;
+}
+
+int digest_db(sqlite3 *db, struct digest *out)
+{
+	return digest_any(db, out, 0);
+}
+
+int digest_db_user(sqlite3 *db, struct digest *out)
+{
+	return digest_any(db, out, 1);
 }

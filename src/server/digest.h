@@ -31,6 +31,15 @@ struct digest {
  */
 int digest_db(sqlite3 *db, struct digest *out);
 
+/*
+ * The digest of the user's content only: as digest_db, without the
+ * replica's own tables (names beginning with mtr_: mtr_meta, mtr_cursor,
+ * mtr_requests) and their schema rows.  Two clusters holding the same data
+ * agree on it whatever their instances; a backup file and the cluster it
+ * came from agree on it (doc/backup.md).  0 or MTR_ESQL.
+ */
+int digest_db_user(sqlite3 *db, struct digest *out);
+
 /* Write the 32 lowercase hex digits of d and a NUL into buf. */
 void digest_hex(const struct digest *d, char buf[DIGEST_HEX_SIZE]);
 

@@ -2,7 +2,7 @@
  * metronomed.c - the replica server's main(): options, configuration,
  * signals, exit codes.  Everything else is the server object (server.h).
  *
- *   metronomed -c FILE [-o key=value]... [--help] [--version]
+ *   metronomed -c FILE [-o key=value]... [--init-from DB] [--help] [--version]
  *   metronomed --gen-key              (prints a new random cluster.key)
  *   metronomed --print-config-doc     (the Markdown key table of doc/config.md)
  *
@@ -39,7 +39,11 @@ static const struct daemon_ops server_daemon = {d_open, d_run, d_stop, d_close};
 
 static void usage(FILE *f)
 {
-	daemon_usage(f, "metronomed", "Runs one Metronome replica server.\n", keys, ARRAY_SIZE(keys));
+	daemon_usage(f, "metronomed",
+		     "Runs one Metronome replica server.\n"
+		     "--init-from DB (once, on an empty data.dir): create the replica from the SQLite file DB\n"
+		     "(a .backup copy or any SQLite database); see doc/server.md \"Origin\".\n",
+		     keys, ARRAY_SIZE(keys));
 }
 
 int main(int argc, char **argv)
@@ -47,6 +51,21 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "--gen-key") == 0)
 		return clusterconf_gen_key_main(stdout);
 	transport_dpdk_enable();
+	/* --init-from DB is a one-time action, not a key: take it out first */
+	const char *init_from = NULL;
+	int n = 0;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--init-from") == 0) {
+			if (i + 1 >= argc || argv[i + 1][0] == 0) {
+				fprintf(stderr, "metronomed: --init-from needs a SQLite file: --init-from FILE\n");
+				return 1;
+			}
+			init_from = argv[++i];
+			continue;
+		}
+		argv[n++] = argv[i];
+	}
+	argc = n;
 	struct conf *c = NULL;
 	int rc = conf_from_args("metronomed", argc, argv, keys, ARRAY_SIZE(keys), usage, &c);
 	if (rc != 0)
@@ -63,6 +82,15 @@ int main(int argc, char **argv)
 		free(cfg);
 		conf_free(c);
 		return 1;
+	}
+	if (init_from != NULL) {
+		if (strlen(init_from) >= sizeof cfg->init_from) {
+			fprintf(stderr, "metronomed: --init-from: the path is too long\n");
+			free(cfg);
+			conf_free(c);
+			return 1;
+		}
+		snprintf(cfg->init_from, sizeof cfg->init_from, "%s", init_from);
 	}
 	char tag[32];
 	snprintf(tag, sizeof tag, "server %u", cfg->id);

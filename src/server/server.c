@@ -278,6 +278,15 @@ int server_open(const struct server_config *cfg, struct server **out)
 		rc = MTR_EIO;
 		goto fail;
 	}
+	if (cfg->init_from[0]) {
+		char err[1024];
+		uint64_t origin;
+		rc = apply_init_from(cfg->data_dir, cfg->init_from, &origin, err, sizeof err);
+		if (rc != 0) {
+			mtr_log(LOG_ERROR, "server %u: --init-from: %s", cfg->id, err);
+			goto fail;
+		}
+	}
 	snprintf(path, sizeof path, "%s/items", cfg->data_dir);
 	if (!cfg->durability_memory && mkdir_p(path) != 0) {
 		mtr_log(LOG_ERROR, "server %u: cannot create %s: %s", cfg->id, path, strerror(errno));
@@ -311,6 +320,10 @@ int server_open(const struct server_config *cfg, struct server **out)
 		rc = MTR_EIO;
 		goto fail;
 	}
+	s->origin = apply_origin(s->ap);
+	if (s->origin != 0)
+		mtr_log(LOG_INFO, "server %u: replica origin %016llx (restored from a file; doc/server.md \"Origin\")",
+			cfg->id, (unsigned long long)s->origin);
 
 	/* Paxos: install the applied state, then the persisted acceptor state */
 	uint64_t seed = now_mono_ns() ^ ((uint64_t)getpid() << 32) ^ cfg->id;

@@ -48,6 +48,10 @@ struct server_config {
 	uint64_t compact_lag;      /* server.compact_lag (instances) */
 	uint64_t stream_idle_ms;   /* server.stream_idle */
 	int log_level;             /* log.level as enum log_level */
+	/* metronomed --init-from FILE: create the replica from this SQLite
+	 * file (apply_init_from; refused when data.dir holds a replica);
+	 * empty: none.  Not a configuration key: a one-time action. */
+	char init_from[4096];
 };
 
 /* Check and convert the keys of c (loaded with CLUSTERCONF_KEYS and

@@ -117,7 +117,8 @@
 	X(stats, "a STATS that does not decode")                                         \
 	X(stats_sender, "a STATS with a server's id (or ours), not from that server's address") \
 	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)") \
-	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)")
+	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)") \
+	X(origin, "a PAXOS message of a server not heard yet, or whose STATUS shows other content (origin)")
 
 enum server_drop {
 #define SERVER__DROP_ENUM(name, text) SERVER_DROP_##name,
@@ -147,6 +148,7 @@ struct peer {
 	int heard;
 	uint64_t last_ms;
 	struct wire_status st;
+	uint64_t origin_warn_ms; /* next origin mismatch of this peer logged (doc/server.md "Origin") */
 };
 
 /* A chosen instance on its way to the apply thread. */
@@ -271,6 +273,7 @@ struct server {
 	uint32_t snap_from;
 	uint64_t snap_retry_ms;
 	atomic_uint_fast64_t snap_refused; /* requests refused (server.drop.snapshot) */
+	uint64_t origin;                   /* apply_origin() of the replica (network thread) */
 	uint64_t snap_warn_ms;             /* snapshot server thread: next refusal logged at warn */
 
 	/* result cache: the last cfg.result_cache applied instances */

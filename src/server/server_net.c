@@ -596,7 +596,8 @@ void srvnet_send_status(struct server *s)
 	struct paxos_status ps;
 	paxos_status(s->px, &ps);
 	struct wire_status st = {.node = s->cfg.id, .role = (uint8_t)ps.role, .leader = ps.leader, .ballot = ps.ballot,
-				 .chosen = ps.chosen, .applied = s->applied_net, .compacted = s->released};
+				 .chosen = ps.chosen, .applied = s->applied_net, .compacted = s->released,
+				 .origin = s->origin};
 	uint8_t dg[WIRE_STATUS_SIZE + WIRE_OVERHEAD];
 	size_t n = wire_status_build(dg, &s->from, &st);
 	for (uint32_t j = 0; j < cc->nservers; j++)
@@ -620,6 +621,37 @@ void srvnet_send_status(struct server *s)
 	}
 }
 
+/*
+ * Peer j's STATUS shows another origin than ours (doc/server.md "Origin").
+ * A fresh replica of ours (started empty, nothing applied or chosen) takes
+ * the peer's content through the snapshot channel: that is how the other
+ * servers of a cluster restored on one server with --init-from get it.
+ * Otherwise the two replicas hold different content: on_paxos ignores the
+ * peer, and this is logged at error once a minute per peer.
+ */
+static void origin_differs(struct server *s, uint32_t j)
+{
+	const struct wire_status *st = &s->peers[j].st;
+	struct paxos_status ps;
+	paxos_status(s->px, &ps);
+	if (s->origin == 0 && st->origin != 0 && s->applied_net == 0 && ps.chosen == 0) {
+		if (atomic_load(&s->snap_state) == SNAP_IDLE && s->now_ms >= s->snap_retry_ms)
+			mtr_log(LOG_INFO, "server %u: this empty replica takes the content server %u was restored "
+				"from (origin %016llx)", s->cfg.id, j, (unsigned long long)st->origin);
+		srvsnap_px_snapshot_needed(s, j, st->applied);
+		return;
+	}
+	/* a fresh peer fetches our content: nothing to say */
+	if (s->now_ms < s->peers[j].origin_warn_ms || (st->origin == 0 && st->applied == 0 && st->chosen == 0))
+		return;
+	s->peers[j].origin_warn_ms = s->now_ms + 60000;
+	mtr_log(LOG_ERROR,
+		"server %u: ignoring server %u: its replica started from other content (origin %016llx, ours "
+		"%016llx): start every server of a restored cluster with --init-from of the same file, or empty "
+		"(it then fetches the content); doc/server.md \"Origin\"",
+		s->cfg.id, j, (unsigned long long)st->origin, (unsigned long long)s->origin);
+}
+
 static void on_status(struct server *s, const struct transport_msg *m)
 {
 	struct wire_status st;
@@ -635,6 +667,8 @@ static void on_status(struct server *s, const struct transport_msg *m)
 	s->peers[j].heard = 1;
 	s->peers[j].last_ms = s->now_ms;
 	s->peers[j].st = st;
+	if (st.origin != s->origin)
+		origin_differs(s, j);
 }
 
 static void on_paxos(struct server *s, const struct transport_msg *m)
@@ -642,6 +676,11 @@ static void on_paxos(struct server *s, const struct transport_msg *m)
 	uint32_t from = m->hdr.sender;
 	if (!srvnet_from_peer(s, m)) {
 		srvnet_drop(s, SERVER_DROP_paxos_sender, m);
+		return;
+	}
+	/* only a peer known to hold the same content takes part (origin) */
+	if (!s->peers[from].heard || s->peers[from].st.origin != s->origin) {
+		srvnet_drop(s, SERVER_DROP_origin, m);
 		return;
 	}
 	struct paxos_msg pm;

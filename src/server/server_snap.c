@@ -384,6 +384,10 @@ int srvsnap_install(struct server *s)
 		return orc;
 	}
 	uint64_t inst = apply_applied(s->ap);
+	if (apply_origin(s->ap) != s->origin)
+		mtr_log(LOG_INFO, "server %u: the snapshot's origin %016llx replaces %016llx", s->cfg.id,
+			(unsigned long long)apply_origin(s->ap), (unsigned long long)s->origin);
+	s->origin = apply_origin(s->ap);
 	struct batch_order cur;
 	rc = server_install_applied(s, &cur);
 	if (rc == 0) {

@@ -4,12 +4,16 @@
  *
  *   mtrdigest DATADIR...
  *   mtrdigest --live DATADIR...
+ *   mtrdigest --user PATH...
  *
  * prints one line per directory: `DIR instance I digest HEX rows N` (N is
  * -1 when there is no table t).  The server must not be running on DIR,
  * except with --live: then the replica is only read (a read-only
  * connection, one read transaction: the instance and the digest belong to
  * the same snapshot), beside the running server.
+ * --user prints `PATH user-digest HEX` per PATH, a data directory (its
+ * replica) or any SQLite file (a .backup copy): digest_db_user, the
+ * content without the replica's own tables, read-only.
  * Exits 1 if any directory cannot be read.
  */
 #include "config.h"
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -47,26 +52,34 @@ static long long count_rows(struct apply *a)
 	return n;
 }
 
-/* --live: read DIR's replica beside its running server. */
-static int live(const char *dir)
+/*
+ * --live (user 0): read DIR's replica beside its running server.  --user
+ * (user 1): the user digest of a data directory's replica or of any SQLite
+ * file, read-only.
+ */
+static int live(const char *arg, int user)
 {
 	char path[4096];
-	snprintf(path, sizeof path, "%s/%s", dir, APPLY_DB_NAME);
+	struct stat sb;
+	if (!user || (stat(arg, &sb) == 0 && S_ISDIR(sb.st_mode)))
+		snprintf(path, sizeof path, "%s/%s", arg, APPLY_DB_NAME);
+	else
+		snprintf(path, sizeof path, "%s", arg);
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	int ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK;
 	if (ok) {
 		sqlite3_busy_timeout(db, 5000);
 		ok = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK &&
-		     sqlite3_prepare_v2(db, "SELECT value FROM mtr_meta WHERE key = 'applied'", -1, &st, NULL) ==
-			     SQLITE_OK &&
-		     sqlite3_step(st) == SQLITE_ROW;
+		     (user || (sqlite3_prepare_v2(db, "SELECT value FROM mtr_meta WHERE key = 'applied'", -1, &st,
+						  NULL) == SQLITE_OK &&
+			       sqlite3_step(st) == SQLITE_ROW));
 	}
 	struct digest d;
-	long long inst = ok ? sqlite3_column_int64(st, 0) : 0;
+	long long inst = ok && st ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	if (ok)
-		ok = digest_db(db, &d) == 0;
+		ok = (user ? digest_db_user(db, &d) : digest_db(db, &d)) == 0;
 	if (!ok) {
 		fprintf(stderr, "mtrdigest: %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
 		sqlite3_close(db);
@@ -74,7 +87,10 @@ static int live(const char *dir)
 	}
 	char hex[DIGEST_HEX_SIZE];
 	digest_hex(&d, hex);
-	printf("%s instance %lld digest %s rows %lld\n", dir, inst, hex, count_rows_db(db));
+	if (user)
+		printf("%s user-digest %s\n", arg, hex);
+	else
+		printf("%s instance %lld digest %s rows %lld\n", arg, inst, hex, count_rows_db(db));
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(db);
 	return 0;
@@ -83,15 +99,20 @@ static int live(const char *dir)
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help")) {
-		fprintf(stderr, "usage: mtrdigest [--live] DATADIR...\n");
+		fprintf(stderr, "usage: mtrdigest [--live] DATADIR...\n       mtrdigest --user DATADIR|FILE...\n");
 		return 2;
 	}
 	if (!getenv("MTR_LOG"))
 		log_set_level(LOG_WARN);
 	int bad = 0;
+	if (!strcmp(argv[1], "--user")) {
+		for (int i = 2; i < argc; i++)
+			bad |= live(argv[i], 1);
+		return bad;
+	}
 	if (!strcmp(argv[1], "--live")) {
 		for (int i = 2; i < argc; i++)
-			bad |= live(argv[i]);
+			bad |= live(argv[i], 0);
 		return bad;
 	}
 	for (int i = 1; i < argc; i++) {

@@ -243,7 +243,8 @@ static void test_status(void **state)
 {
 	(void)state;
 	struct wire_status s = { .node = 3, .role = PAXOS_LEADER, .leader = PAXOS_BROADCAST,
-				 .ballot = 0x1122334455667788ull, .chosen = 1000, .applied = 999, .compacted = 500 },
+				 .ballot = 0x1122334455667788ull, .chosen = 1000, .applied = 999, .compacted = 500,
+				 .origin = 0x0102030405060708ull },
 			   s2;
 	size_t n = wire_status_build(buf, &FROM, &s);
 	assert_int_equal(n, WIRE_OVERHEAD + WIRE_STATUS_SIZE);
@@ -254,8 +255,13 @@ static void test_status(void **state)
 	assert_int_equal(s2.role, PAXOS_LEADER);
 	assert_int_equal(s2.leader, PAXOS_BROADCAST);
 	assert_true(s2.ballot == s.ballot && s2.chosen == 1000 && s2.applied == 999 && s2.compacted == 500);
+	assert_true(s2.origin == s.origin);
+	/* the older payload without the origin decodes with origin 0 */
+	assert_int_equal(wire_status_decode(p, WIRE_STATUS_SIZE_V1, &s2), 0);
+	assert_true(s2.compacted == 500 && s2.origin == 0);
 	for (size_t k = 0; k < WIRE_STATUS_SIZE; k++)
-		assert_int_equal(wire_status_decode(p, k, &s2), MTR_EMALFORMED);
+		if (k != WIRE_STATUS_SIZE_V1)
+			assert_int_equal(wire_status_decode(p, k, &s2), MTR_EMALFORMED);
 	assert_int_equal(wire_status_decode(p, WIRE_STATUS_SIZE + 1, &s2), MTR_EMALFORMED);
 	uint8_t c[WIRE_STATUS_SIZE];
 	memcpy(c, p, sizeof c);

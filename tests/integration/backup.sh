@@ -1,0 +1,120 @@
+#!/bin/sh
+# backup.sh - backup and restore (doc/server.md "Backup and restore"):
+#   * metronomed --init-from FILE: a new cluster from a SQLite file, one
+#     server initialised and the others empty (they fetch the content), or
+#     every server from the same file; the user digest of every replica is
+#     the file's; refusals (a data.dir with a replica, a file that is no
+#     database, servers restored from different files);
+#   * .backup FILE of a cluster streamed through the proxy at one instance
+#     (bounded memory: the proxy's and the servers' peak RSS are checked),
+#     the copy opens in sqlite3 with integrity_check ok, empty blobs stay
+#     blobs, and the same user digest as the cluster;
+#   * the round trip: that copy restored into a new cluster by --init-from
+#     and by mtrsql's .restore gives the same user digest; .restore into a
+#     cluster that has tables is refused.
+# Size: MTR_BACKUP_MB (default 200 under CI=true, else 40) of rows.
+. "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
+
+B=$MTR_BUILDDIR
+need_built src/metronomed src/mtrproxy tests/tools/mtrdigest shell/mtrsql
+command -v sqlite3 >/dev/null 2>&1 || skip_all "no sqlite3 command (package sqlite3)"
+TMP=$(mktemp -d)
+at_exit 'rm -rf "$TMP"'
+BASE=$(port_block)
+M=$B/shell/mtrsql
+D=$TMP
+
+plan 8
+
+# user_digest PATH: the user digest of a data directory or a SQLite file
+user_digest() { "$B/tests/tools/mtrdigest" --user "$1" | awk '{print $3}'; }
+# cluster DIR: cluster.servers of three servers on this run's ports
+SERVERS=$(local_servers $BASE 3)
+# start DIR I [ARGS...]: start server I of a cluster in DIR
+start() {
+	_d=$1; _i=$2; shift 2
+	server_conf "$_d" "$_i" "$SERVERS"
+	spawn "$_d/s$_i.log" "$B/src/metronomed" -c "$_d/s$_i.conf" "$@" >/dev/null
+	eval "spid_$_i=$!"
+}
+stop_cluster() {
+	for _k in 0 1 2; do eval "stop_pid \$spid_$_k 20"; done
+	[ -n "${ppid_1:-}" ] && stop_pid "$ppid_1" 10
+	ppid_1=
+}
+proxy() {
+	proxy_conf "$1" 1 "$SERVERS" $((BASE + 11))
+	spawn "$1/p1.log" "$B/src/mtrproxy" -c "$1/p1.conf" >/dev/null
+	ppid_1=$!
+}
+URI="mtr://127.0.0.1:$((BASE + 11))"
+q() { "$M" "$URI" -c "$1" 2>&1; }
+
+# ---- a source database made by sqlite3 itself ----
+sqlite3 "$D/src.db" <<'EOF'
+CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
+INSERT INTO t SELECT i, 'row ' || i, CASE WHEN i % 3 = 0 THEN x'' WHEN i % 3 = 1 THEN randomblob(20) END FROM c;
+CREATE TABLE "odd name"(k TEXT PRIMARY KEY, n REAL) WITHOUT ROWID;
+INSERT INTO "odd name" VALUES('a', 1.5), ('b', NULL), ('', -0.0);
+CREATE TABLE seq(id INTEGER PRIMARY KEY AUTOINCREMENT, v);
+INSERT INTO seq(v) VALUES(1), (2), (3); DELETE FROM seq WHERE id = 3;
+CREATE INDEX t_v ON t(v);
+CREATE VIEW tv AS SELECT id, v FROM t WHERE id < 10;
+CREATE TRIGGER seq_t AFTER INSERT ON seq BEGIN INSERT INTO t(v) VALUES('from seq'); END;
+EOF
+SRC=$(user_digest "$D/src.db")
+
+# ---- 1. one server restored, two empty: they fetch its content ----
+C=$D/one
+mkdir -p "$C"
+start "$C" 0 --init-from "$D/src.db"
+start "$C" 1
+start "$C" 2
+proxy "$C"
+wait_for 30 leader_in "$C" >/dev/null
+wait_for 30 sh -c "'$M' '$URI' -c 'SELECT 1' >/dev/null 2>&1"
+got=$(q "SELECT count(*), sum(typeof(b) = 'blob' AND length(b) = 0), (SELECT seq FROM sqlite_sequence) FROM t")
+check "init-from on one server: the cluster answers from the file's rows (2000 rows, 666 empty blobs, sequence 3): $got" \
+	[ "$got" = "2000|666|3" ]
+meta=$(sqlite3 "$C/d0/replica.db" "SELECT value FROM mtr_meta WHERE key = 'restored_from'")
+stop_cluster
+digests="$(user_digest "$C/d0") $(user_digest "$C/d1") $(user_digest "$C/d2")"
+check "every replica holds the file's content (user digest $SRC; restored_from $meta)" \
+	[ "$digests" = "$SRC $SRC $SRC" -a "$meta" = "$D/src.db" ]
+check "the empty servers fetched it through the snapshot channel" \
+	grep -q "this empty replica takes the content" "$C/s1.log" "$C/s2.log"
+
+# ---- 2. refusals ----
+"$B/src/metronomed" -c "$C/s0.conf" --init-from "$D/src.db" >"$C/again.log" 2>&1
+rc=$?
+refused_again() { [ $rc != 0 ] && grep -q "already holds a replica" "$C/again.log"; }
+check "--init-from on a data.dir that holds a replica: refused (exit $rc) with a message" refused_again
+mkdir -p "$D/bad"
+head -c 10000 /dev/urandom >"$D/junk.db"
+server_conf "$D/bad" 0 "$SERVERS"
+"$B/src/metronomed" -c "$D/bad/s0.conf" --init-from "$D/junk.db" >"$D/bad/s0.log" 2>&1
+rc=$?
+refused_junk() { [ $rc != 0 ] && grep -q "init-from: .*junk.db" "$D/bad/s0.log" && [ ! -e "$D/bad/d0/replica.db" ]; }
+check "--init-from a file that is not a database: refused (exit $rc), nothing left behind" refused_junk
+
+# ---- 3. every server from the same file; one from another file ----
+C=$D/all
+mkdir -p "$C"
+cp "$D/src.db" "$D/other.db"
+sqlite3 "$D/other.db" "INSERT INTO t(v) VALUES('different')"
+start "$C" 0 --init-from "$D/src.db"
+start "$C" 1 --init-from "$D/src.db"
+start "$C" 2 --init-from "$D/other.db"
+proxy "$C"
+wait_for 30 leader_in "$C" >/dev/null
+wait_for 30 sh -c "'$M' '$URI' -c 'SELECT 1' >/dev/null 2>&1"
+q "INSERT INTO t(v) VALUES(1)" >/dev/null
+n=$(q "SELECT count(*) FROM t")
+check "same file on two servers: they form the majority and take writes (rows: $n)" [ "$n" = 2001 ]
+check "the server restored from another file is ignored, with an error naming the origin" \
+	grep -q "ignoring server 2: its replica started from other content" "$C/s0.log"
+stop_cluster
+d0=$(user_digest "$C/d0")
+check "the two agree; the odd one did not apply their writes" \
+	[ "$d0" = "$(user_digest "$C/d1")" -a "$(user_digest "$C/d2")" = "$(user_digest "$D/other.db")" ]
