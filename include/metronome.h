@@ -309,6 +309,29 @@ MTR_API uint64_t mtr_last_instance(mtr *db);
 MTR_API int mtr_set_min_instance(mtr *db, uint64_t instance);
 
 /*
+ * Backup (doc/client.md "Backup"): copy the cluster's database into the
+ * SQLite file path, as of one applied instance (at least
+ * mtr_last_instance()).  One server makes a consistent copy of its replica
+ * and streams it through the proxy in parts: memory stays bounded whatever
+ * the size.  The bytes go to "path.tmp", which becomes path only when the
+ * copy is complete and checked (the server's MAC under the cluster key,
+ * checked by the proxy); path is then an ordinary SQLite database (empty
+ * blobs stay blobs, every table, index, view and trigger, sqlite_sequence)
+ * with a table mtr_meta holding the cluster settings (max_steps,
+ * foreign_keys) and backup_instance, backup_time.  Restore it with
+ * metronomed --init-from or mtrsql .restore.
+ * progress (may be NULL) is called with total 0 once the request is sent,
+ * then after each part with the bytes received so far, the copy's size
+ * and instance; a non-zero return abandons the backup (MTR_EABORT).  The
+ * handle must have no request in flight and no open transaction
+ * (MTR_EBUSY).  Returns 0 (mtr_last_instance() is then the copy's
+ * instance), MTR_EIO (the transfer or the file failed), MTR_ECONNECT,
+ * MTR_ETIMEDOUT, MTR_EABORT, MTR_ENOMEM; mtr_errmsg() says what happened.
+ */
+typedef int (*mtr_progress_fn)(void *arg, uint64_t done, uint64_t total, uint64_t instance);
+MTR_API int mtr_backup(mtr *db, const char *path, mtr_progress_fn progress, void *arg);
+
+/*
  * Busy handling: when the proxy answers MTR_EBUSY or MTR_EFULL (its buffers
  * are full), mtr_step / mtr_exec wait (1 ms, doubling up to 100 ms) and send
  * the request again (a new request id: the refused one was not applied),

@@ -4,12 +4,13 @@
 # it); libmetronome is that plus the proxy and everything under it, shared
 # and static, exporting only mtr_* (include/metronome.h).
 libmtrclient_la_SOURCES += src/client/client.c src/client/client_stmt.c src/client/client_temp.c \
-	src/client/client_embed.c src/client/client_int.h src/client/localcluster.c src/client/localcluster.h
+	src/client/client_embed.c src/client/client_backup.c src/client/client_int.h src/client/localcluster.c src/client/localcluster.h
 
 lib_LTLIBRARIES = libmetronome.la
 libmetronome_la_SOURCES =
-# sqlite3: only localcluster.c, which reads each replica's applied instance
-# when the `local` cluster stops (doc/client.md "Linking")
+# sqlite3: localcluster.c, which reads each replica's applied instance
+# when the `local` cluster stops, and client_backup.c, which reduces the
+# replica's own tables of a backup copy (doc/client.md "Linking")
 libmetronome_la_LIBADD = libmtrclient.la libmtrproxy.la libmtrsql.la libmtrnet.la libmtrproto.la \
 	libmtrcommon.la $(SQLITE_LIBS) $(XXHASH_LIBS) $(SODIUM_LIBS) $(PTHREAD_LIBS) -lm
 libmetronome_la_LDFLAGS = $(AM_LDFLAGS) -export-symbols-regex '^mtr_' -version-info 0:0:0

@@ -1,11 +1,12 @@
 # src/proxy: the proxy core (proxy.c: configuration, epoll loop, open /
 # close; proxy_client.c: client protocol and answers; proxy_net.c: items,
-# repair, results, reads; behind proxy_int.h), the request-to-item builder
+# repair, results, reads; proxy_backup.c: backups relayed from a server's
+# snapshot channel; behind proxy_int.h), the request-to-item builder
 # (proxy_item.c), the send buffer (outbuf.c), and the mtrproxy daemon
 # (doc/proxy.md, doc/mtrproxy.8).
 # The client library embeds the same core (mtr+embedded://, local).
 libmtrproxy_la_SOURCES += src/proxy/proxy.c src/proxy/proxy.h src/proxy/proxy_int.h src/proxy/proxy_client.c \
-	src/proxy/proxy_net.c src/proxy/proxy_item.c src/proxy/proxy_item.h src/proxy/outbuf.c src/proxy/outbuf.h
+	src/proxy/proxy_net.c src/proxy/proxy_backup.c src/proxy/proxy_item.c src/proxy/proxy_item.h src/proxy/outbuf.c src/proxy/outbuf.h
 # built as src/mtrproxy, next to src/metronomed: the local cluster and the
 # tests find both daemons in one directory
 bin_PROGRAMS += src/mtrproxy

@@ -1,409 +1,413 @@
 /*
- * backup.c - mtrsql's .backup (backup.h): the cluster's database, read by
- * one SELECT at one instance, written into a local SQLite file.
+ * backup.c - mtrsql's .backup (mtr_backup, with progress) and .restore (a
+ * SQLite file loaded into an empty cluster through ordered writes): see
+ * backup.h.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
 #include "backup.h"
 #include "util.h"
 
-#define MAX_TABLES 499 /* SQLITE_MAX_COMPOUND_SELECT is 500: one part is the schema */
-
-/* A table of the cluster's database: name, the columns an INSERT takes
- * (not generated ones), and whether it has a rowid. */
-struct table {
-	char *name;
-	char **cols;
-	int ncols;
-	int rowid;
-	sqlite3_stmt *ins; /* the local INSERT, prepared on first use */
-};
-
-struct plan {
-	struct table *t;
-	int n;
-	int width;        /* columns of the union: tag + the widest part */
-	int sequence;     /* sqlite_sequence exists */
-	char *schema_sig; /* the schema as read in step 1 */
-};
-
 /* Say what went wrong in err and fail. */
 #define fail(err, errlen, ...) (errbuf_set((err), (errlen), __VA_ARGS__), -1)
 
-static void plan_free(struct plan *p)
-{
-	for (int i = 0; i < p->n; i++) {
-		for (int k = 0; k < p->t[i].ncols; k++)
-			free(p->t[i].cols[k]);
-		free(p->t[i].cols);
-		free(p->t[i].name);
-		sqlite3_finalize(p->t[i].ins);
-	}
-	free(p->t);
-	free(p->schema_sig);
-	memset(p, 0, sizeof *p);
-}
+/* A transaction of .restore holds at most this many bytes of values (or
+ * BATCH_ROWS rows): one item each, well below the proxy's buffer. */
+#define BATCH_BYTES (4u << 20)
+#define BATCH_ROWS 20000
 
-/* Append "type name tbl_name sql;" of one schema row to a signature. */
-static int sig_add(char **sig, const char *type, const char *name, const char *tbl, const char *sql)
-{
-	char *n = sqlite3_mprintf("%s%s\x1f%s\x1f%s\x1f%s\x1e", *sig ? *sig : "", type, name, tbl, sql);
-	if (!n)
-		return -1;
-	free(*sig);
-	*sig = strdup(n);
-	sqlite3_free(n);
-	return *sig ? 0 : -1;
-}
+/* ---- progress on a terminal ---- */
 
-static const char schema_where[] = "sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-				   "AND name NOT LIKE 'mtr\\_%' ESCAPE '\\'";
+struct progress {
+	int tty;
+	const char *what;
+	uint64_t last_ns;
+};
 
-/* Step 1: the tables, their columns and the schema's signature. */
-static int plan_read(mtr *db, struct plan *p, char *err, size_t errlen)
+static void progress_show(struct progress *pg, uint64_t done, uint64_t total, int final)
 {
-	mtr_stmt *st;
-	const char *q = "SELECT t.name, t.wr, x.name FROM pragma_table_list AS t, pragma_table_xinfo(t.name) AS x "
-			"WHERE t.schema = 'main' AND t.type = 'table' AND t.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-			"AND t.name NOT LIKE 'mtr\\_%' ESCAPE '\\' AND x.hidden = 0 ORDER BY t.name, x.cid";
-	if (mtr_prepare(db, q, -1, &st, NULL) || !st)
-		return fail(err, errlen, "reading the table list: %s", mtr_errmsg(db));
-	int rc;
-	while ((rc = mtr_step(st)) == MTR_ROW) {
-		const char *name = (const char *)mtr_column_text(st, 0);
-		const char *col = (const char *)mtr_column_text(st, 2);
-		if (!name || !col)
-			continue;
-		struct table *t = p->n ? &p->t[p->n - 1] : NULL;
-		if (!t || strcmp(t->name, name) != 0) {
-			if (p->n == MAX_TABLES) {
-				mtr_finalize(st);
-				return fail(err, errlen, "more than %d tables: use .dump", MAX_TABLES);
-			}
-			struct table *nt = realloc(p->t, (size_t)(p->n + 1) * sizeof *nt);
-			if (!nt)
-				break;
-			p->t = nt;
-			t = &p->t[p->n++];
-			memset(t, 0, sizeof *t);
-			t->name = strdup(name);
-			t->rowid = mtr_column_int64(st, 1) == 0;
-		}
-		char **nc = realloc(t->cols, (size_t)(t->ncols + 1) * sizeof *nc);
-		if (!nc || !t->name)
-			break;
-		t->cols = nc;
-		t->cols[t->ncols] = strdup(col);
-		if (!t->cols[t->ncols++])
-			break;
-	}
-	mtr_finalize(st);
-	if (rc != MTR_DONE)
-		return fail(err, errlen, rc == MTR_ROW ? "out of memory" : "reading the table list: %s", mtr_errmsg(db));
-	p->width = 5;
-	for (int i = 0; i < p->n; i++)
-		if (1 + p->t[i].rowid + p->t[i].ncols > p->width)
-			p->width = 1 + p->t[i].rowid + p->t[i].ncols;
-	char *sq = sqlite3_mprintf("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE %s", schema_where);
-	if (!sq || mtr_prepare(db, sq, -1, &st, NULL) || !st) {
-		sqlite3_free(sq);
-		return fail(err, errlen, "reading the schema: %s", mtr_errmsg(db));
-	}
-	sqlite3_free(sq);
-	while ((rc = mtr_step(st)) == MTR_ROW)
-		if (sig_add(&p->schema_sig, (const char *)mtr_column_text(st, 0), (const char *)mtr_column_text(st, 1),
-			    (const char *)mtr_column_text(st, 2), (const char *)mtr_column_text(st, 3)) != 0)
-			break;
-	mtr_finalize(st);
-	if (rc != MTR_DONE)
-		return fail(err, errlen, "reading the schema: %s", mtr_errmsg(db));
-	if (mtr_prepare(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'", -1, &st, NULL) || !st)
-		return fail(err, errlen, "reading the schema: %s", mtr_errmsg(db));
-	if (mtr_step(st) == MTR_ROW)
-		p->sequence = mtr_column_int64(st, 0) > 0;
-	mtr_finalize(st);
-	return 0;
-}
-
-/* Append text formatted by sqlite3_mprintf (%w, %Q...) to *q. */
-static void qcat(char **q, const char *fmt, ...)
-{
-	if (!*q)
+	if (!pg->tty)
 		return;
-	va_list ap;
-	va_start(ap, fmt);
-	char *add = sqlite3_vmprintf(fmt, ap);
-	va_end(ap);
-	char *n = add ? sqlite3_mprintf("%s%s", *q, add) : NULL;
-	sqlite3_free(add);
-	sqlite3_free(*q);
-	*q = n;
+	uint64_t now = now_mono_ns();
+	if (!final && now - pg->last_ns < 250000000u)
+		return;
+	pg->last_ns = now;
+	if (total)
+		fprintf(stderr, "\r%s: %.1f of %.1f MiB (%u%%)   ", pg->what, done / 1048576.0, total / 1048576.0,
+			(unsigned)(done * 100 / total));
+	else
+		fprintf(stderr, "\r%s: waiting for the server's copy...   ", pg->what);
+	if (final)
+		fputc('\n', stderr);
+	fflush(stderr);
 }
 
-static void pad(char **q, int used, int width)
+static int backup_progress(void *arg, uint64_t done, uint64_t total, uint64_t instance)
 {
-	for (int k = used; k < width; k++)
-		qcat(q, ", NULL");
+	(void)instance;
+	progress_show(arg, done, total, 0);
+	return 0;
 }
 
-/* Step 2's SELECT: tag -1 schema rows, -2 the pragmas, -3 sqlite_sequence,
- * i >= 0 the rows of table i (rowid first when it has one). */
-static char *union_sql(const struct plan *p)
+int backup_run(mtr *db, const char *path, int tty, char *err, size_t errlen)
 {
-	char *q = sqlite3_mprintf("SELECT -1, type, name, tbl_name, sql");
-	pad(&q, 5, p->width);
-	qcat(&q, " FROM sqlite_schema WHERE %s", schema_where);
-	qcat(&q, " UNION ALL SELECT -2, (SELECT user_version FROM pragma_user_version), "
-		 "(SELECT application_id FROM pragma_application_id)");
-	pad(&q, 3, p->width);
-	if (p->sequence) {
-		qcat(&q, " UNION ALL SELECT -3, name, seq");
-		pad(&q, 3, p->width);
-		qcat(&q, " FROM sqlite_sequence");
+	struct progress pg = {.tty = tty, .what = ".backup"};
+	int rc = mtr_backup(db, path, backup_progress, &pg);
+	if (rc != 0) {
+		if (tty)
+			fputc('\n', stderr);
+		return fail(err, errlen, "%s", mtr_errmsg(db));
 	}
-	for (int i = 0; i < p->n; i++) {
-		const struct table *t = &p->t[i];
-		qcat(&q, " UNION ALL SELECT %d", i);
-		if (t->rowid)
-			qcat(&q, ", rowid");
-		for (int k = 0; k < t->ncols; k++)
-			qcat(&q, ", \"%w\"", t->cols[k]);
-		pad(&q, 1 + t->rowid + t->ncols, p->width);
-		qcat(&q, " FROM main.\"%w\"", t->name);
-	}
-	return q;
+	struct stat sb;
+	uint64_t size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	progress_show(&pg, size, size, 1);
+	if (tty)
+		fprintf(stderr, "%s: %.1f MiB, as of instance %llu\n", path, size / 1048576.0,
+			(unsigned long long)mtr_last_instance(db));
+	return 0;
 }
 
-/* The schema rows of step 2, kept until the data starts. */
-struct schema_row {
-	char *type, *name, *tbl, *sql;
+/* ---- .restore ---- */
+
+struct restore {
+	mtr *db;
+	sqlite3 *src;
+	const char *path;
+	char *err;
+	size_t errlen;
+	struct progress pg;
+	uint64_t total, done; /* bytes of values loaded, of the file's size */
+	uint64_t rows;
 };
 
-struct copy {
-	sqlite3 *out;
-	struct schema_row *s;
-	int ns;
-	char *sig;
-	int created;
-	int64_t user_version, application_id;
-};
-
-static int table_known(const struct plan *p, const char *name)
+/* Run one statement on the cluster (no rows expected). */
+static int r_exec(struct restore *r, const char *sql)
 {
-	for (int i = 0; i < p->n; i++)
-		if (strcmp(p->t[i].name, name) == 0)
-			return 1;
-	return 0;
-}
-
-static int exec_out(struct copy *c, const char *sql, char *err, size_t errlen)
-{
-	char *m = NULL;
-	if (sqlite3_exec(c->out, sql, NULL, NULL, &m) != SQLITE_OK) {
-		errbuf_set(err, errlen, "writing the copy: %s (in: %.80s)", m ? m : "error", sql);
-		sqlite3_free(m);
-		return -1;
-	}
-	return 0;
-}
-
-/* The tables (before the rows) or the rest of the schema (after them):
- * indexes and triggers of copied tables, views. */
-static int create(struct copy *c, const struct plan *p, int tables, char *err, size_t errlen)
-{
-	for (int i = 0; i < c->ns; i++) {
-		const struct schema_row *r = &c->s[i];
-		int is_table = strcmp(r->type, "table") == 0;
-		if (tables != is_table)
-			continue;
-		if ((is_table || strcmp(r->type, "view") != 0) && !table_known(p, r->tbl))
-			continue; /* a virtual table, its shadow tables and their indexes */
-		if (exec_out(c, r->sql, err, errlen) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* One row of table t from the union's current row of st into the copy. */
-static int copy_row(struct copy *c, struct table *t, mtr_stmt *st, char *err, size_t errlen)
-{
-	if (!t->ins) {
-		char *q = sqlite3_mprintf("INSERT INTO main.\"%w\"(%s", t->name, t->rowid ? "rowid" : "");
-		for (int k = 0; k < t->ncols; k++)
-			qcat(&q, "%s\"%w\"", k || t->rowid ? ", " : "", t->cols[k]);
-		qcat(&q, ") VALUES(");
-		for (int k = 0; k < t->ncols + t->rowid; k++)
-			qcat(&q, k ? ", ?" : "?");
-		qcat(&q, ")");
-		int rc = q ? sqlite3_prepare_v2(c->out, q, -1, &t->ins, NULL) : SQLITE_NOMEM;
-		sqlite3_free(q);
-		if (rc != SQLITE_OK)
-			return fail(err, errlen, "writing the copy of %s: %s", t->name, sqlite3_errmsg(c->out));
-	}
-	for (int k = 0; k < t->ncols + t->rowid; k++) {
-		int i = k + 1;
-		switch (mtr_column_type(st, i)) {
-		case MTR_INTEGER:
-			sqlite3_bind_int64(t->ins, k + 1, mtr_column_int64(st, i));
-			break;
-		case MTR_FLOAT:
-			sqlite3_bind_double(t->ins, k + 1, mtr_column_double(st, i));
-			break;
-		case MTR_TEXT:
-			sqlite3_bind_text(t->ins, k + 1, (const char *)mtr_column_text(st, i), mtr_column_bytes(st, i),
-					  SQLITE_TRANSIENT);
-			break;
-		case MTR_BLOB:
-			sqlite3_bind_blob(t->ins, k + 1, mtr_column_blob(st, i), mtr_column_bytes(st, i),
-					  SQLITE_TRANSIENT);
-			break;
-		default:
-			sqlite3_bind_null(t->ins, k + 1);
-		}
-	}
-	int rc = sqlite3_step(t->ins);
-	sqlite3_reset(t->ins);
-	if (rc != SQLITE_DONE)
-		return fail(err, errlen, "writing the copy of %s: %s", t->name, sqlite3_errmsg(c->out));
-	return 0;
-}
-
-static void copy_free(struct copy *c)
-{
-	for (int i = 0; i < c->ns; i++) {
-		free(c->s[i].type);
-		free(c->s[i].name);
-		free(c->s[i].tbl);
-		free(c->s[i].sql);
-	}
-	free(c->s);
-	free(c->sig);
-}
-
-static char *dup_col(mtr_stmt *st, int i)
-{
-	const unsigned char *t = mtr_column_text(st, i);
-	return strdup(t ? (const char *)t : "");
-}
-
-/* Step 2 into the open copy.  0, 1 when the schema changed since step 1
- * (try again), -1 on error. */
-static int copy_all(mtr *db, struct plan *p, struct copy *c, struct backup_stats *bs, char *err, size_t errlen)
-{
-	char *q = union_sql(p);
-	mtr_stmt *st;
-	if (!q)
-		return fail(err, errlen, "out of memory");
-	int rc = mtr_prepare(db, q, -1, &st, NULL);
-	sqlite3_free(q);
-	if (rc || !st)
-		return fail(err, errlen, "reading the database: %s", mtr_errmsg(db));
-	int bad = 0;
-	while (!bad && (rc = mtr_step(st)) == MTR_ROW) {
-		int64_t tag = mtr_column_int64(st, 0);
-		if (tag == -1) {
-			struct schema_row *ns = realloc(c->s, (size_t)(c->ns + 1) * sizeof *ns);
-			if (!ns) {
-				bad = fail(err, errlen, "out of memory");
-				break;
-			}
-			c->s = ns;
-			struct schema_row *r = &c->s[c->ns++];
-			r->type = dup_col(st, 1);
-			r->name = dup_col(st, 2);
-			r->tbl = dup_col(st, 3);
-			r->sql = dup_col(st, 4);
-			if (sig_add(&c->sig, r->type, r->name, r->tbl, r->sql) != 0)
-				bad = fail(err, errlen, "out of memory");
-			continue;
-		}
-		if (!c->created) {
-			/* the schema is complete: is it the one the SELECT was built for? */
-			if (!c->sig || !p->schema_sig || strcmp(c->sig, p->schema_sig) != 0) {
-				mtr_finalize(st);
-				return 1;
-			}
-			if (create(c, p, 1, err, errlen) != 0)
-				bad = -1;
-			c->created = 1;
-		}
-		if (bad)
-			break;
-		if (tag == -2) {
-			c->user_version = mtr_column_int64(st, 1);
-			c->application_id = mtr_column_int64(st, 2);
-		} else if (tag == -3) {
-			char *s = sqlite3_mprintf("INSERT INTO sqlite_sequence VALUES(%Q, %lld)",
-						  (const char *)mtr_column_text(st, 1), (long long)mtr_column_int64(st, 2));
-			bad = s ? exec_out(c, s, err, errlen) : fail(err, errlen, "out of memory");
-			sqlite3_free(s);
-		} else if (tag >= 0 && tag < p->n) {
-			bad = copy_row(c, &p->t[tag], st, err, errlen);
-			bs->rows++;
-		}
-	}
+	mtr_stmt *st = NULL;
+	int rc = mtr_prepare(r->db, sql, -1, &st, NULL);
+	if (rc == 0 && st)
+		rc = mtr_step(st);
 	mtr_finalize(st);
-	if (bad)
-		return -1;
-	if (rc != MTR_DONE) {
-		if (mtr_errcode(db) == MTR_ETOOBIG || mtr_extended_errcode(db) == SQLITE_TOOBIG)
-			return fail(err, errlen, "the database is too large to copy in one answer (%s); .dump reads it "
-				    "table by table", mtr_errmsg(db));
-		return fail(err, errlen, "reading the database: %s", mtr_errmsg(db));
-	}
-	bs->instance = mtr_last_instance(db);
-	bs->tables = (unsigned)p->n;
-	if (create(c, p, 0, err, errlen) != 0)
-		return -1;
-	char prag[96];
-	snprintf(prag, sizeof prag, "PRAGMA user_version = %lld; PRAGMA application_id = %lld;",
-		 (long long)c->user_version, (long long)c->application_id);
-	return exec_out(c, prag, err, errlen);
+	if (rc < 0)
+		return fail(r->err, r->errlen, "%.60s...: %s", sql, mtr_errmsg(r->db));
+	return 0;
 }
 
-int backup_run(mtr *db, const char *path, struct backup_stats *bs, char *err, size_t errlen)
+/* The cluster must have no table, view, index or trigger of its own. */
+static int r_check_empty(struct restore *r)
 {
-	memset(bs, 0, sizeof *bs);
-	char *tmp = sqlite3_mprintf("%s.tmp", path);
-	if (!tmp)
-		return fail(err, errlen, "out of memory");
-	int rc = 1;
-	for (int attempt = 0; attempt < 5 && rc == 1; attempt++) {
-		struct plan p = {0};
-		struct copy c = {0};
-		memset(bs, 0, sizeof *bs);
-		rc = plan_read(db, &p, err, errlen);
-		if (rc == 0) {
-			unlink(tmp);
-			if (sqlite3_open_v2(tmp, &c.out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
-				rc = fail(err, errlen, "cannot create %s: %s", tmp, c.out ? sqlite3_errmsg(c.out) : "out of memory");
-		}
-		if (rc == 0)
-			rc = exec_out(&c, "BEGIN", err, errlen);
-		if (rc == 0)
-			rc = copy_all(db, &p, &c, bs, err, errlen);
-		if (rc == 0)
-			rc = exec_out(&c, "COMMIT", err, errlen);
-		plan_free(&p); /* its statements before the connection */
-		if (c.out && sqlite3_close(c.out) != SQLITE_OK && rc == 0)
-			rc = fail(err, errlen, "closing %s", tmp);
-		copy_free(&c);
-		if (rc == 0 && rename(tmp, path) != 0)
-			rc = fail(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-		if (rc != 0)
-			unlink(tmp);
+	mtr_stmt *st = NULL;
+	int rc = mtr_prepare(r->db,
+			     "SELECT count(*), group_concat(name, ', ') FROM (SELECT name FROM sqlite_schema WHERE "
+			     "name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'mtr\\_%' ESCAPE '\\' LIMIT 5)",
+			     -1, &st, NULL);
+	if (rc == 0)
+		rc = mtr_step(st);
+	if (rc != MTR_ROW) {
+		mtr_finalize(st);
+		return fail(r->err, r->errlen, "reading the cluster's schema: %s", mtr_errmsg(r->db));
 	}
-	if (rc == 1)
-		rc = fail(err, errlen, "the schema kept changing while it was read: try again");
-	sqlite3_free(tmp);
-	return rc;
+	long long n = mtr_column_int64(st, 0);
+	char names[300];
+	snprintf(names, sizeof names, "%s", n ? (const char *)mtr_column_text(st, 1) : "");
+	mtr_finalize(st);
+	if (n)
+		return fail(r->err, r->errlen,
+			    "the cluster is not empty (it has %s%s): .restore loads into an empty cluster only; drop "
+			    "them, or start a new cluster with metronomed --init-from %s",
+			    names, n >= 5 ? ", ..." : "", r->path);
+	return 0;
+}
+
+/* Run fn(r, row) for each row of sql on the source file. */
+static int r_each(struct restore *r, const char *sql, int (*fn)(struct restore *r, sqlite3_stmt *row, void *arg),
+		  void *arg)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(r->src, sql, -1, &s, NULL) != SQLITE_OK)
+		return fail(r->err, r->errlen, "%s: %s", r->path, sqlite3_errmsg(r->src));
+	int rc, x = 0;
+	while (x == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		x = fn(r, s, arg);
+	if (x == 0 && rc != SQLITE_DONE)
+		x = fail(r->err, r->errlen, "%s: %s", r->path, sqlite3_errmsg(r->src));
+	sqlite3_finalize(s);
+	return x;
+}
+
+/* Bind source column i of row to parameter k of st; returns the bytes. */
+static size_t r_bind(mtr_stmt *st, int k, sqlite3_stmt *row, int i)
+{
+	int n = sqlite3_column_bytes(row, i);
+	switch (sqlite3_column_type(row, i)) {
+	case SQLITE_INTEGER:
+		mtr_bind_int64(st, k, sqlite3_column_int64(row, i));
+		return 8;
+	case SQLITE_FLOAT:
+		mtr_bind_double(st, k, sqlite3_column_double(row, i));
+		return 8;
+	case SQLITE_TEXT:
+		mtr_bind_text(st, k, (const char *)sqlite3_column_text(row, i), n);
+		return (size_t)n;
+	case SQLITE_BLOB: {
+		const void *b = sqlite3_column_blob(row, i);
+		mtr_bind_blob(st, k, b ? b : "", n); /* an empty blob stays a blob */
+		return (size_t)n;
+	}
+	default:
+		mtr_bind_null(st, k);
+		return 1;
+	}
+}
+
+/* The columns an INSERT takes (not generated) and whether the rowid must
+ * be given: a rowid table without an INTEGER PRIMARY KEY column. */
+struct cols {
+	sqlite3_str *list;  /* "a", "b" */
+	int n;
+	int rowid;
+	char rowid_name[8]; /* rowid, _rowid_ or oid: one no column is named */
+};
+
+static int r_cols(struct restore *r, const char *table, int without_rowid, struct cols *c)
+{
+	char *q = sqlite3_mprintf("SELECT name, type, pk, hidden FROM pragma_table_xinfo(%Q)", table);
+	sqlite3_stmt *s;
+	if (q == NULL || sqlite3_prepare_v2(r->src, q, -1, &s, NULL) != SQLITE_OK) {
+		sqlite3_free(q);
+		return fail(r->err, r->errlen, "%s: columns of %s: %s", r->path, table, sqlite3_errmsg(r->src));
+	}
+	sqlite3_free(q);
+	c->list = sqlite3_str_new(NULL);
+	int npk = 0, ipk = 0, names = 0;
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		const char *type = (const char *)sqlite3_column_text(s, 1);
+		if (sqlite3_column_int(s, 2) > 0) {
+			npk++;
+			ipk = type && sqlite3_stricmp(type, "INTEGER") == 0;
+		}
+		for (int k = 0; k < 3; k++)
+			if (name && sqlite3_stricmp(name, (const char *[]){"rowid", "_rowid_", "oid"}[k]) == 0)
+				names |= 1 << k;
+		if (sqlite3_column_int(s, 3) != 0)
+			continue; /* generated (or hidden): computed again */
+		sqlite3_str_appendf(c->list, "%s\"%w\"", c->n ? ", " : "", name ? name : "");
+		c->n++;
+	}
+	sqlite3_finalize(s);
+	c->rowid = !without_rowid && !(npk == 1 && ipk);
+	c->rowid_name[0] = 0;
+	for (int k = 0; k < 3 && c->rowid; k++)
+		if (!(names & (1 << k))) {
+			snprintf(c->rowid_name, sizeof c->rowid_name, "%s", (const char *[]){"rowid", "_rowid_", "oid"}[k]);
+			break;
+		}
+	if (c->rowid && !c->rowid_name[0])
+		c->rowid = 0; /* every alias is a column: the rowid cannot be kept */
+	return 0;
+}
+
+/* Copy every row of one table, in rowid (or key) order, in transactions. */
+static int r_rows(struct restore *r, sqlite3_stmt *trow, void *arg)
+{
+	(void)arg;
+	const char *table = (const char *)sqlite3_column_text(trow, 0);
+	int wr = sqlite3_column_int(trow, 1);
+	struct cols c = {0};
+	if (r_cols(r, table, wr, &c) != 0)
+		return -1;
+	char *cl = sqlite3_str_finish(c.list);
+	sqlite3_str *ph = sqlite3_str_new(NULL);
+	for (int i = 0; i < c.n + c.rowid; i++)
+		sqlite3_str_appendf(ph, "%s?", i ? ", " : "");
+	char *phs = sqlite3_str_finish(ph);
+	char *ins = sqlite3_mprintf("INSERT INTO \"%w\"(%s%s%s) VALUES(%s)", table, c.rowid ? c.rowid_name : "",
+				    c.rowid && c.n ? ", " : "", cl ? cl : "", phs ? phs : "");
+	char *sel = sqlite3_mprintf("SELECT %s%s%s FROM \"%w\"%s", c.rowid ? c.rowid_name : "",
+				    c.rowid && c.n ? ", " : "", cl ? cl : "", table, wr ? "" : " ORDER BY _rowid_");
+	sqlite3_free(cl);
+	sqlite3_free(phs);
+	int x = 0;
+	mtr_stmt *st = NULL;
+	sqlite3_stmt *s = NULL;
+	if (!ins || !sel || mtr_prepare(r->db, ins, -1, &st, NULL) != 0 || !st)
+		x = fail(r->err, r->errlen, "inserting into %s: %s", table, mtr_errmsg(r->db));
+	else if (sqlite3_prepare_v2(r->src, sel, -1, &s, NULL) != SQLITE_OK)
+		x = fail(r->err, r->errlen, "%s: reading %s: %s", r->path, table, sqlite3_errmsg(r->src));
+	size_t batch = 0;
+	int nrows = 0, open = 0, rc = SQLITE_DONE;
+	while (x == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (!open && (x = r_exec(r, "BEGIN")) != 0)
+			break;
+		open = 1;
+		for (int i = 0; i < c.n + c.rowid; i++)
+			batch += r_bind(st, i + 1, s, i);
+		if (mtr_step(st) < 0) {
+			x = fail(r->err, r->errlen, "inserting into %s: %s", table, mtr_errmsg(r->db));
+			break;
+		}
+		r->rows++;
+		if (++nrows >= BATCH_ROWS || batch >= BATCH_BYTES) {
+			x = r_exec(r, "COMMIT");
+			open = 0;
+			r->done += batch;
+			batch = 0;
+			nrows = 0;
+			progress_show(&r->pg, r->done < r->total ? r->done : r->total, r->total, 0);
+		}
+	}
+	if (x == 0 && rc != SQLITE_DONE)
+		x = fail(r->err, r->errlen, "%s: reading %s: %s", r->path, table, sqlite3_errmsg(r->src));
+	if (open)
+		x = x ? (r_exec(r, "ROLLBACK"), x) : r_exec(r, "COMMIT");
+	r->done += batch;
+	sqlite3_finalize(s);
+	mtr_finalize(st);
+	sqlite3_free(ins);
+	sqlite3_free(sel);
+	return x;
+}
+
+/* Run a schema row's CREATE text on the cluster. */
+static int r_create(struct restore *r, sqlite3_stmt *row, void *arg)
+{
+	(void)arg;
+	const char *type = (const char *)sqlite3_column_text(row, 0);
+	const char *name = (const char *)sqlite3_column_text(row, 1);
+	const char *sql = (const char *)sqlite3_column_text(row, 2);
+	if (sql && sqlite3_strnicmp(sql, "CREATE VIRTUAL", 14) == 0)
+		return fail(r->err, r->errlen,
+			    "%s has the virtual table %s: .restore cannot load it; start a new cluster from the file "
+			    "with metronomed --init-from",
+			    r->path, name);
+	if (r_exec(r, sql) != 0) {
+		char why[512];
+		snprintf(why, sizeof why, "%s", r->err);
+		return fail(r->err, r->errlen, "creating %s %s: %s", type, name, why);
+	}
+	return 0;
+}
+
+/* sqlite_sequence: the file's rows, with their rowids. */
+static int r_sequence(struct restore *r, sqlite3_stmt *row, void *arg)
+{
+	mtr_stmt *st = arg;
+	for (int i = 0; i < 3; i++)
+		r_bind(st, i + 1, row, i);
+	if (mtr_step(st) < 0)
+		return fail(r->err, r->errlen, "restoring sqlite_sequence: %s", mtr_errmsg(r->db));
+	return 0;
+}
+
+/* The settings a backup carries in mtr_meta, as the cluster's PRAGMAs. */
+static int r_setting(struct restore *r, sqlite3_stmt *row, void *arg)
+{
+	(void)arg;
+	const char *key = (const char *)sqlite3_column_text(row, 0);
+	long long v = sqlite3_column_int64(row, 1);
+	char sql[96];
+	if (key && strcmp(key, "max_steps") == 0)
+		snprintf(sql, sizeof sql, "PRAGMA mtr_max_steps = %lld", v);
+	else if (key && strcmp(key, "foreign_keys") == 0)
+		snprintf(sql, sizeof sql, "PRAGMA foreign_keys = %s", v ? "ON" : "OFF");
+	else
+		return 0;
+	return r_exec(r, sql);
+}
+
+/* r_each over the user's objects: fmt has one %s, which becomes the
+ * condition "not sqlite_*, not mtr_*". */
+static int r_each_user(struct restore *r, const char *fmt, int (*fn)(struct restore *r, sqlite3_stmt *row, void *arg))
+{
+	char *q = sqlite3_mprintf(fmt, "name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'mtr\\_%' ESCAPE '\\'");
+	if (q == NULL)
+		return fail(r->err, r->errlen, "out of memory");
+	int x = r_each(r, q, fn, NULL);
+	sqlite3_free(q);
+	return x;
+}
+
+static int restore_load(struct restore *r)
+{
+	char res[64] = "";
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(r->src, "PRAGMA quick_check", -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		snprintf(res, sizeof res, "%s", (const char *)sqlite3_column_text(s, 0));
+	else
+		snprintf(res, sizeof res, "%s", sqlite3_errmsg(r->src));
+	sqlite3_finalize(s);
+	if (strcmp(res, "ok") != 0)
+		return fail(r->err, r->errlen, "%s is not a usable SQLite database (%s)", r->path, res);
+	if (r_check_empty(r) != 0)
+		return -1;
+	int x = r_each_user(r, "SELECT type, name, sql FROM sqlite_schema WHERE type = 'table' AND %s ORDER BY rowid",
+			    r_create);
+	if (x == 0)
+		x = r_each_user(r,
+				"SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND %s "
+				"ORDER BY name",
+				r_rows);
+	if (x == 0 && sqlite3_table_column_metadata(r->src, "main", "sqlite_sequence", NULL, NULL, NULL, NULL, NULL,
+						    NULL) == SQLITE_OK) {
+		mtr_stmt *st = NULL;
+		x = r_exec(r, "DELETE FROM sqlite_sequence");
+		if (x == 0 && (mtr_prepare(r->db, "INSERT INTO sqlite_sequence(rowid, name, seq) VALUES(?, ?, ?)", -1, &st,
+					   NULL) != 0 ||
+			       !st))
+			x = fail(r->err, r->errlen, "restoring sqlite_sequence: %s", mtr_errmsg(r->db));
+		if (x == 0)
+			x = r_each(r, "SELECT rowid, name, seq FROM sqlite_sequence ORDER BY rowid", r_sequence, st);
+		mtr_finalize(st);
+	}
+	if (x == 0)
+		x = r_each_user(r,
+				"SELECT type, name, sql FROM sqlite_schema WHERE type IN ('index', 'view', 'trigger') AND "
+				"sql IS NOT NULL AND %s ORDER BY rowid",
+				r_create);
+	if (x == 0 && sqlite3_table_column_metadata(r->src, "main", "mtr_meta", "value", NULL, NULL, NULL, NULL, NULL) ==
+			      SQLITE_OK)
+		x = r_each(r, "SELECT key, value FROM mtr_meta WHERE key IN ('max_steps', 'foreign_keys')", r_setting,
+			   NULL);
+	return x;
+}
+
+int restore_run(mtr *db, const char *path, int tty, char *err, size_t errlen)
+{
+	struct restore r = {.db = db, .path = path, .err = err, .errlen = errlen, .pg = {.tty = tty, .what = ".restore"}};
+	struct stat sb;
+	if (stat(path, &sb) != 0)
+		return fail(err, errlen, "cannot open %s: no such file", path);
+	r.total = (uint64_t)sb.st_size;
+	if (sqlite3_open_v2(path, &r.src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		int x = fail(err, errlen, "cannot open %s: %s", path, r.src ? sqlite3_errmsg(r.src) : "out of memory");
+		sqlite3_close(r.src);
+		return x;
+	}
+	sqlite3_busy_timeout(r.src, 5000);
+	/* one read transaction: the file as of one moment even if in use */
+	int x = sqlite3_exec(r.src, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
+			? 0
+			: fail(err, errlen, "%s: %s", path, sqlite3_errmsg(r.src));
+	if (x == 0)
+		x = restore_load(&r);
+	sqlite3_exec(r.src, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(r.src);
+	if (x == 0) {
+		progress_show(&r.pg, r.total, r.total, 1);
+		if (tty)
+			fprintf(stderr, "%s: %llu rows restored\n", path, (unsigned long long)r.rows);
+	} else if (tty) {
+		fputc('\n', stderr);
+	}
+	return x;
 }

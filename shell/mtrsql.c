@@ -56,7 +56,7 @@ void shell_error(const char *fmt, ...)
  * indented details, shown by ".help PATTERN") ------------------------- */
 
 static const char *const dot_help[] = {
-	".backup FILE             A consistent SQLite copy of the database (at one instance) into FILE",
+	".backup FILE             A consistent SQLite copy of the database (at one instance) into FILE, any size",
 	".bail on|off             Stop after hitting an error.  Default OFF",
 	".changes on|off          Show the rows changed by each write",
 	".cluster                 Members, roles and lag (mtr_members, mtr_streams)",
@@ -130,6 +130,7 @@ static const char *const dot_help[] = {
 	".print STRING...         Print literal STRING",
 	".quit                    Exit this program",
 	".read FILE               Read input from FILE",
+	".restore FILE            Load the SQLite file FILE (a .backup copy) into an empty cluster",
 	".schema ?PATTERN?        Show the CREATE statements matching PATTERN",
 	"     Options:",
 	"         --nosys          Omit objects whose names start with \"sqlite_\"",
@@ -357,15 +358,25 @@ static int dot_backup(struct shell *sh, const char *file)
 		shell_error(".backup FILE");
 		return -1;
 	}
-	char err[512];
-	struct backup_stats bs;
-	if (backup_run(sh->db, file, &bs, err, sizeof err) != 0) {
+	char err[1024];
+	if (backup_run(sh->db, file, isatty(2), err, sizeof err) != 0) {
 		shell_error(".backup: %s", err);
 		return -1;
 	}
-	if (sh->interactive)
-		fprintf(stderr, "%s: %u tables, %llu rows, as of instance %llu\n", file, bs.tables,
-			(unsigned long long)bs.rows, (unsigned long long)bs.instance);
+	return 0;
+}
+
+static int dot_restore(struct shell *sh, const char *file)
+{
+	if (!file) {
+		shell_error(".restore FILE");
+		return -1;
+	}
+	char err[1024];
+	if (restore_run(sh->db, file, isatty(2), err, sizeof err) != 0) {
+		shell_error(".restore: %s", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -394,7 +405,7 @@ static int dot_cluster(struct shell *sh)
 static const char *const dot_names[] = {
 	"backup", "bail", "changes", "cluster", "consistency", "dump", "echo", "eqp", "exit", "headers", "help",
 	"import", "indexes", "indices", "mode", "nullvalue", "once", "output", "parameter", "parse", "print",
-	"quit", "read", "save", "schema", "separator", "shell", "show", "system", "tables", "timer", "width",
+	"quit", "read", "restore", "save", "schema", "separator", "shell", "show", "system", "tables", "timer", "width",
 	NULL,
 };
 
@@ -514,6 +525,8 @@ static int dot_command(struct shell *sh, const char *line)
 		}
 	} else if (!strcmp(c, "backup") || !strcmp(c, "save")) {
 		rc = dot_backup(sh, a1);
+	} else if (!strcmp(c, "restore")) {
+		rc = dot_restore(sh, a1);
 	} else if (!strcmp(c, "import")) {
 		rc = import_run(sh, argc, argv);
 	} else if (!strcmp(c, "output") || !strcmp(c, "once")) {

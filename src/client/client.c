@@ -1032,3 +1032,25 @@ MTR_API int mtr_close(mtr *db)
 	free(db);
 	return 0;
 }
+
+/* ---- the connection, for client_backup.c (client_int.h) ---- */
+
+int client_conn_ensure(mtr *db, uint64_t deadline)
+{
+	return conn_ensure(db, deadline);
+}
+
+long client_conn_read(mtr *db)
+{
+	return conn_read(db);
+}
+
+int client_conn_write(mtr *db)
+{
+	return conn_write(db);
+}
+
+void client_conn_lost(mtr *db, const char *why)
+{
+	conn_lost(db, why);
+}

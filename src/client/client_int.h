@@ -192,4 +192,16 @@ void client_temp_clear(mtr *db);
 /* Free every statement still prepared on db (client_stmt.c). */
 void client_stmts_free(mtr *db);
 
+/*
+ * The connection as the request machinery of client.c uses it, for
+ * mtr_backup (client_backup.c), which speaks its own frames on it:
+ * connect (HELLO/WELCOME) before deadline (monotonic ns, 0: none); read
+ * what is there into db->in (>0 bytes, 0 EOF, MTR_EAGAIN, MTR_EIO,
+ * MTR_ENOMEM); write db->out (0 or MTR_EIO); drop a broken connection.
+ */
+int client_conn_ensure(mtr *db, uint64_t deadline);
+long client_conn_read(mtr *db);
+int client_conn_write(mtr *db);
+void client_conn_lost(mtr *db, const char *why);
+
 #endif

@@ -217,6 +217,46 @@ int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m)
 	return 0;
 }
 
+int cproto_put_backup(struct cproto_buf *b, uint64_t min_instance)
+{
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_BACKUP, 8, &rc);
+	if (q == NULL)
+		return rc;
+	st64(q, min_instance);
+	return 0;
+}
+
+#define PART_BEGIN_SIZE 21 /* kind, instance, size, server */
+
+int cproto_put_part(struct cproto_buf *b, const struct cproto_part *m)
+{
+	size_t n = m->kind == CPROTO_PART_BEGIN  ? PART_BEGIN_SIZE
+		   : m->kind == CPROTO_PART_DATA ? 1 + (size_t)m->len
+						 : 1 + BYE_FIXED + (size_t)m->msg_len;
+	if (m->kind > CPROTO_PART_END)
+		return MTR_EINVAL;
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_BACKUP_PART, n, &rc);
+	if (q == NULL)
+		return rc;
+	q[0] = m->kind;
+	if (m->kind == CPROTO_PART_BEGIN) {
+		st64(q + 1, m->instance);
+		st64(q + 9, m->size);
+		st32(q + 17, m->server);
+	} else if (m->kind == CPROTO_PART_DATA) {
+		if (m->len)
+			memcpy(q + 1, m->data, m->len);
+	} else {
+		st32(q + 1, (uint32_t)m->status);
+		st32(q + 5, m->msg_len);
+		if (m->msg_len)
+			memcpy(q + 9, m->msg, m->msg_len);
+	}
+	return 0;
+}
+
 /* ---- decoding --------------------------------------------------------- */
 
 long cproto_frame_next(const uint8_t *buf, size_t len, uint32_t max_frame, struct cproto_frame *f)
@@ -433,4 +473,53 @@ int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m)
 	if (f->len - BYE_FIXED < m->msg_len)
 		return MTR_ETRUNCATED;
 	return f->len - BYE_FIXED == m->msg_len ? 0 : MTR_EMALFORMED;
+}
+
+int cproto_get_backup(const struct cproto_frame *f, uint64_t *min_instance)
+{
+	int rc = fixed_len(f, CPROTO_T_BACKUP, 8);
+	if (rc)
+		return rc;
+	*min_instance = ld64(f->payload);
+	return 0;
+}
+
+int cproto_get_part(const struct cproto_frame *f, struct cproto_part *m)
+{
+	if (f->type != CPROTO_T_BACKUP_PART)
+		return MTR_EMALFORMED;
+	if (f->len < 1)
+		return MTR_ETRUNCATED;
+	memset(m, 0, sizeof *m);
+	m->kind = f->payload[0];
+	const uint8_t *p = f->payload + 1;
+	uint32_t n = f->len - 1;
+	switch (m->kind) {
+	case CPROTO_PART_BEGIN:
+		if (n < PART_BEGIN_SIZE - 1)
+			return MTR_ETRUNCATED;
+		if (n > PART_BEGIN_SIZE - 1)
+			return MTR_EMALFORMED;
+		m->instance = ld64(p);
+		m->size = ld64(p + 8);
+		m->server = ld32(p + 16);
+		return 0;
+	case CPROTO_PART_DATA:
+		m->data = p;
+		m->len = n;
+		return 0;
+	case CPROTO_PART_END:
+		if (n < BYE_FIXED)
+			return MTR_ETRUNCATED;
+		m->status = (int32_t)ld32(p);
+		m->msg_len = ld32(p + 4);
+		m->msg = (const char *)p + 8;
+		if (n - BYE_FIXED < m->msg_len)
+			return MTR_ETRUNCATED;
+		if (n - BYE_FIXED != m->msg_len || m->status > 0)
+			return MTR_EMALFORMED;
+		return 0;
+	default:
+		return MTR_EMALFORMED;
+	}
 }

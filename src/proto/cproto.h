@@ -17,6 +17,9 @@
  *   PING / PONG: liveness, echo a token
  *   BYE     proxy -> client before closing: status and message (protocol
  *           error, shutdown)
+ *   BACKUP  client -> proxy: a copy of the database (mtr_backup)
+ *   BACKUP_PART proxy -> client: the copy's header, its bytes in parts, and
+ *           its end (status and message)
  *
  * Requests may be pipelined: a client may send many QUERY frames before
  * reading the ANSWERs; answers come in request order per connection.
@@ -44,7 +47,9 @@
 	X(ANSWER, 4, "the answer to one request")                              \
 	X(PING, 5, "liveness probe, echoed")                                   \
 	X(PONG, 6, "echo of a PING token")                                     \
-	X(BYE, 7, "the proxy closes the connection: status and reason")
+	X(BYE, 7, "the proxy closes the connection: status and reason")      \
+	X(BACKUP, 10, "a copy of the database, for the client's backup")       \
+	X(BACKUP_PART, 11, "one part of that copy: header, bytes, or end")
 
 enum cproto_type {
 #define CPROTO__TYPE_ENUM(name, value, text) CPROTO_T_##name = value,
@@ -167,6 +172,32 @@ struct cproto_bye {
 	uint32_t msg_len;
 };
 
+/* BACKUP payload: u64 min_instance (the highest instance the client has
+ * seen: the copy is of an instance at least as recent). */
+
+/*
+ * BACKUP_PART payload: u8 kind, then
+ *   CPROTO_PART_BEGIN: u64 instance (of the copy), u64 size (its bytes), u32
+ *                      server (the one that made it)
+ *   CPROTO_PART_DATA:  the next bytes of the copy (any length; the parts
+ *                      add up to size)
+ *   CPROTO_PART_END:   i32 status (0: the copy is complete and its
+ *                      trailer checked; else an MTR_E* code), u32 msg_len,
+ *                      msg bytes
+ * A BACKUP is answered by BEGIN, DATA..., END, or by END alone on a failure.
+ */
+enum { CPROTO_PART_BEGIN = 0, CPROTO_PART_DATA = 1, CPROTO_PART_END = 2 };
+struct cproto_part {
+	uint8_t kind;
+	uint64_t instance, size; /* BEGIN */
+	uint32_t server;         /* BEGIN */
+	const uint8_t *data;     /* DATA: len bytes */
+	uint32_t len;
+	int32_t status;          /* END */
+	const char *msg;         /* END: msg_len bytes, not NUL-terminated */
+	uint32_t msg_len;
+};
+
 /* Append one whole frame (length prefix included) to b.  0 or MTR_ENOMEM
  * (MTR_ETOOBIG when the frame would exceed CPROTO_MAX_FRAME). */
 int cproto_put_hello(struct cproto_buf *b, const struct cproto_hello *m);
@@ -175,6 +206,8 @@ int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m);
 int cproto_put_answer(struct cproto_buf *b, const struct cproto_answer *m);
 int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token); /* PING or PONG */
 int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m);
+int cproto_put_backup(struct cproto_buf *b, uint64_t min_instance);
+int cproto_put_part(struct cproto_buf *b, const struct cproto_part *m);
 
 /* One frame found in a byte stream. */
 struct cproto_frame {
@@ -201,5 +234,7 @@ int cproto_get_query(const struct cproto_frame *f, struct cproto_query *m);
 int cproto_get_answer(const struct cproto_frame *f, struct cproto_answer *m);
 int cproto_get_ping(const struct cproto_frame *f, uint64_t *token); /* PING or PONG */
 int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m);
+int cproto_get_backup(const struct cproto_frame *f, uint64_t *min_instance);
+int cproto_get_part(const struct cproto_frame *f, struct cproto_part *m); /* kind > END: MTR_EMALFORMED */
 
 #endif

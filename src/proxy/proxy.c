@@ -192,6 +192,9 @@ int proxy_run(struct proxy *p)
 				pxcli_accept_all(p);
 			} else if (tag == TAG_EVENT) {
 				take_attached(p);
+			} else if ((uintptr_t)tag & 1u) {
+				/* a backup's channel (proxy_backup.c): tagged pointers */
+				pxbk_event(p, (struct pxbackup *)((uintptr_t)tag & ~(uintptr_t)1u));
 			} else if (tag != TAG_TRANSPORT) {
 				struct client *c = tag;
 				if (c->dead)
@@ -250,6 +253,8 @@ int proxy_run(struct proxy *p)
 			cproto_buf_free(&c->out);
 			free(c);
 		}
+		if (p->backups)
+			pxbk_sweep(p);
 		pthread_mutex_lock(&p->mu);
 		p->pub = p->st;
 		pthread_mutex_unlock(&p->mu);
@@ -463,6 +468,7 @@ void proxy_close(struct proxy *p)
 		return;
 	while (p->clients)
 		pxcli_close(p, p->clients, "proxy closing");
+	pxbk_close_all(p);
 	while (p->dead) {
 		struct client *c = p->dead;
 		p->dead = c->dnext;

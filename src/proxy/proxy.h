@@ -126,7 +126,9 @@ void proxy_addrs(const struct proxy *p, struct transport_addr *listen, struct tr
 	X(result_requests, "RESULT_REQUEST datagrams sent")           \
 	X(pushback, "times the outbuf was full (reading paused)")     \
 	X(released, "highest seq released")                           \
-	X(client_pauses, "times a slow client stopped being read")
+	X(client_pauses, "times a slow client stopped being read")    \
+	X(backups, "backups relayed to clients completely (BACKUP)")  \
+	X(backup_failures, "backups that ended with an error or whose client went")
 
 struct proxy_stats {
 	PROXY_STATS_MAP(STATS_FIELD)

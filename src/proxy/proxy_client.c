@@ -319,6 +319,15 @@ static int handle_frame(struct proxy *p, struct client *c, const struct cproto_f
 			return rc;
 		bye(c, rc, rc == MTR_ENOMEM ? "out of memory" : "malformed QUERY");
 		return rc;
+	case CPROTO_T_BACKUP: {
+		uint64_t min_inst;
+		if (cproto_get_backup(f, &min_inst)) {
+			bye(c, MTR_EMALFORMED, "malformed BACKUP");
+			return MTR_EMALFORMED;
+		}
+		pxbk_start(p, c, MAX(min_inst, c->max_inst));
+		return 0;
+	}
 	case CPROTO_T_PING: {
 		uint64_t tok;
 		if (cproto_get_ping(f, &tok) || cproto_put_ping(&c->out, CPROTO_T_PONG, tok)) {
@@ -339,7 +348,7 @@ static int handle_frame(struct proxy *p, struct client *c, const struct cproto_f
 
 int pxcli_paused(const struct proxy *p, const struct client *c)
 {
-	return c->out.len > p->cfg.client_buffer || c->npend >= MAX_PEND;
+	return c->out.len > p->cfg.client_buffer || c->npend >= MAX_PEND || c->bk != NULL;
 }
 
 /* Handle the complete frames in c's input buffer. */
@@ -473,6 +482,8 @@ void pxcli_events(struct proxy *p, struct client *c)
 		ev |= EPOLLIN;
 	if (c->out.len)
 		ev |= EPOLLOUT;
+	if (c->bk)
+		pxbk_events(p, c->bk);
 	if (ev == c->ev)
 		return;
 	struct epoll_event e = {.events = ev, .data.ptr = c};
@@ -487,6 +498,7 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why)
 	mtr_log(LOG_DEBUG, "proxy: client %llu closed: %s (%u answers dropped)", (unsigned long long)c->no, why,
 		c->npend);
 	c->dead = 1;
+	pxbk_client_gone(p, c);
 	if (p->full_client == c)
 		p->full_client = NULL;
 	close(c->fd); /* also leaves the epoll set */

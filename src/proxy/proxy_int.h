@@ -11,6 +11,8 @@
  *   proxy_net.c     the server side: datagrams out (ITEMS / FRAGMENT,
  *                   READ), datagrams in (RESULT, RESEND, STATUS), result
  *                   chunks, reads routing, the timers
+ *   proxy_backup.c  a client's BACKUP relayed from a server's snapshot
+ *                   channel
  *
  * Everything runs on the loop's thread; only the attach queue and the
  * published stats are shared, under mu.
@@ -72,6 +74,7 @@ enum proxy_drop {
 
 struct client;
 struct rbuf; /* a result received in chunks (proxy_net.c) */
+struct pxbackup; /* a backup being relayed (proxy_backup.c) */
 
 /* One request of a connection, from its QUERY until its ANSWER is queued. */
 struct pend {
@@ -127,6 +130,7 @@ struct client {
 	int backlog; /* complete frames left unread in `in` */
 	int dirty;
 	int dead;
+	struct pxbackup *bk; /* its backup being relayed, or NULL (not read meanwhile) */
 	struct client *prev, *next;
 	struct client *dnext; /* dead list */
 };
@@ -202,6 +206,7 @@ struct proxy {
 	uint64_t drops[PROXY_DROP__COUNT]; /* loop thread */
 	uint64_t status_ms;     /* last STATUS from any server (proxy_open: the start) */
 	uint64_t silent_warn_ms; /* next "no STATUS" warning */
+	struct pxbackup *backups; /* backups being relayed (and ended ones until pxbk_sweep) */
 
 	atomic_int stop;
 	pthread_mutex_t mu; /* attach queue and published stats */
@@ -264,5 +269,22 @@ int pxnet_transport_drain(struct proxy *p);
 void pxnet_timers(struct proxy *p);
 /* The loop's epoll timeout in ms: 0 when items wait, else until the next timer. */
 int pxnet_next_timeout(struct proxy *p);
+
+/* ---- proxy_backup.c ---- */
+
+/* A BACKUP frame of c: open the snapshot channel of a server that has
+ * applied min_inst; the parts follow on c (an END part at once when c has
+ * requests in flight or a backup already). */
+void pxbk_start(struct proxy *p, struct client *c, uint64_t min_inst);
+/* An epoll event on b's channel (its tag is b with the low bit set). */
+void pxbk_event(struct proxy *p, struct pxbackup *b);
+/* Set what epoll watches for b (after its client's output changed). */
+void pxbk_events(struct proxy *p, struct pxbackup *b);
+/* c closes: abandon its backup. */
+void pxbk_client_gone(struct proxy *p, struct client *c);
+/* End of an iteration: time out stalled backups, free the ended ones. */
+void pxbk_sweep(struct proxy *p);
+/* The proxy closes: end and free every backup. */
+void pxbk_close_all(struct proxy *p);
 
 #endif

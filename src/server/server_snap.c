@@ -31,80 +31,12 @@
 #include "metronome.h"
 #include "paxos.h"
 #include "server_int.h"
+#include "snapchan.h"
 #include "transport.h"
 #include "util.h"
 
-/*
- * ---- snapshots: a TCP side channel (doc/server.md, "Snapshot transfer") ----
- *
- * The exchange, every MAC a keyed BLAKE2b of 16 bytes (crypto_generichash
- * under the cluster key; unkeyed in a cluster.insecure cluster):
- *
- *   server -> client  challenge  "MTRSNAPC", nonce_s (16 random bytes)
- *   client -> server  request    "MTRSNAPQ", cluster u32, server id u32,
- *                                nonce_c (16), tag = MAC(nonce_s || request[0..32))
- *   server -> client  response   "MTRSNAPR", instance u64, size u64, the
- *                                file, trailer = MAC(nonce_c || nonce_s ||
- *                                response header || file)
- *
- * The server answers only a request from another configured server, from
- * that server's IP address (the client binds it), whose tag checks in
- * constant time under cluster.key or cluster.key_next; anything else is
- * refused and counted (server.drop.snapshot).  Fresh nonces on both sides
- * make a recorded exchange useless for a replay.
- */
-
-#define SNAP_NONCE 16
-#define SNAP_TAG 16
-#define SNAP_CHAL_SIZE (8 + SNAP_NONCE)
-#define SNAP_REQ_BODY (16 + SNAP_NONCE)           /* magic, cluster, id, nonce_c */
-#define SNAP_REQ_SIZE (SNAP_REQ_BODY + SNAP_TAG)
-#define SNAP_HDR_SIZE 24
+/* Socket timeouts of the channel (both ends). */
 #define SNAP_IO_TIMEOUT_S 10
-
-static const char snap_chal_magic[8] = {'M', 'T', 'R', 'S', 'N', 'A', 'P', 'C'};
-static const char snap_req_magic[8] = {'M', 'T', 'R', 'S', 'N', 'A', 'P', 'Q'};
-static const char snap_resp_magic[8] = {'M', 'T', 'R', 'S', 'N', 'A', 'P', 'R'};
-
-/* Start a MAC under key k (NULL: unkeyed, cluster.insecure). */
-static void mac_init(crypto_generichash_state *st, const uint8_t *k)
-{
-	crypto_generichash_init(st, k, k ? WIRE_KEY_SIZE : 0, SNAP_TAG);
-}
-
-/* The request's tag under key k: MAC(nonce_s || req[0..SNAP_REQ_BODY)). */
-static void snap_req_tag(const uint8_t *k, const uint8_t *nonce_s, const uint8_t *req, uint8_t tag[SNAP_TAG])
-{
-	crypto_generichash_state st;
-	mac_init(&st, k);
-	crypto_generichash_update(&st, nonce_s, SNAP_NONCE);
-	crypto_generichash_update(&st, req, SNAP_REQ_BODY);
-	crypto_generichash_final(&st, tag, SNAP_TAG);
-}
-
-/* Whether a request's tag is right under cluster.key or cluster.key_next
- * (constant-time comparisons). */
-static int snap_req_ok(const struct wire_key *key, const uint8_t *nonce_s, const uint8_t *req)
-{
-	uint8_t t[SNAP_TAG];
-	snap_req_tag(key->set ? key->k : NULL, nonce_s, req, t);
-	if (crypto_verify_16(t, req + SNAP_REQ_BODY) == 0)
-		return 1;
-	if (!key->next_set)
-		return 0;
-	snap_req_tag(key->next, nonce_s, req, t);
-	return crypto_verify_16(t, req + SNAP_REQ_BODY) == 0;
-}
-
-/* Start the response trailer's MAC under k: nonce_c || nonce_s || header. */
-static void snap_resp_init(crypto_generichash_state *st, const uint8_t *k, const uint8_t *nonce_c,
-			   const uint8_t *nonce_s, const uint8_t *hdr)
-{
-	mac_init(st, k);
-	crypto_generichash_update(st, nonce_c, SNAP_NONCE);
-	crypto_generichash_update(st, nonce_s, SNAP_NONCE);
-	crypto_generichash_update(st, hdr, SNAP_HDR_SIZE);
-}
 
 static int io_full(int fd, void *buf, size_t n, int wr)
 {
@@ -142,7 +74,10 @@ static void snap_refuse(struct server *s, const char *from, const char *why)
 	}
 }
 
-/* Serve one snapshot request on connection fd, from peer (the TCP source). */
+/* Serve one snapshot request on connection fd, from peer (the TCP source):
+ * a peer server's (MTRSNAPQ: from that server's configured address) or a
+ * proxy's for a backup (MTRSNAPB: any address; the cluster key is the
+ * credential, as for every datagram a proxy sends). */
 static void snap_serve(struct server *s, int fd, const struct transport_addr *peer)
 {
 	const struct clusterconf *cc = &s->cfg.cc;
@@ -152,32 +87,36 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 	sock_timeouts(fd);
 	memcpy(chal, snap_chal_magic, 8);
 	randombytes_buf(chal + 8, SNAP_NONCE);
-	const uint8_t *nonce_s = chal + 8;
 	if (io_full(fd, chal, sizeof chal, 1) != 0 || io_full(fd, req, sizeof req, 0) != 0) {
 		snap_refuse(s, from, "no complete request");
 		return;
 	}
 	uint32_t who = ld32(req + 12);
-	if (memcmp(req, snap_req_magic, 8) != 0 || ld32(req + 8) != cc->cluster_id) {
+	int backup = memcmp(req, snap_backup_magic, 8) == 0;
+	if ((!backup && memcmp(req, snap_req_magic, 8) != 0) || ld32(req + 8) != cc->cluster_id) {
 		snap_refuse(s, from, "not a snapshot request of this cluster");
 		return;
 	}
-	if (who >= cc->nservers || who == s->cfg.id || cc->servers[who].ip != peer->ip) {
+	if (!backup && (who >= cc->nservers || who == s->cfg.id || cc->servers[who].ip != peer->ip)) {
 		snap_refuse(s, from, "not from another configured server's address");
 		return;
 	}
-	if (!snap_req_ok(&cc->key, nonce_s, req)) {
+	if (!snapchan_request_ok(&cc->key, chal, req)) {
 		snap_refuse(s, from, "failed authentication: wrong cluster.key?");
 		return;
 	}
-	const uint8_t *nonce_c = req + 16;
+	char to[64];
+	if (backup)
+		snprintf(to, sizeof to, "proxy %u at %s (a backup)", who, from);
+	else
+		snprintf(to, sizeof to, "server %u", who);
 	char path[4200];
 	snprintf(path, sizeof path, "%s/snapshot.send", s->cfg.data_dir);
 	uint64_t inst = 0;
 	int rc = apply_snapshot(s->ap, path, &inst);
 	FILE *f = rc == 0 ? fopen(path, "rb") : NULL;
 	if (f == NULL) {
-		mtr_log(LOG_ERROR, "server %u: cannot make a snapshot for server %u: %s", s->cfg.id, who,
+		mtr_log(LOG_ERROR, "server %u: cannot make a snapshot for %s: %s", s->cfg.id, to,
 			rc ? mtr_strerror(rc) : strerror(errno));
 		unlink(path);
 		return;
@@ -189,24 +128,24 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 	memcpy(hdr, snap_resp_magic, 8);
 	st64(hdr + 8, inst);
 	st64(hdr + 16, size);
-	crypto_generichash_state st;
-	snap_resp_init(&st, cc->key.set ? cc->key.k : NULL, nonce_c, nonce_s, hdr);
+	struct snapchan_mac mac;
+	snapchan_mac_init(&mac, &cc->key, 0, req, chal, hdr);
 	rc = io_full(fd, hdr, sizeof hdr, 1);
 	uint8_t buf[65536];
 	size_t k;
 	while (rc == 0 && (k = fread(buf, 1, sizeof buf, f)) > 0) {
-		crypto_generichash_update(&st, buf, k);
+		snapchan_mac_update(&mac, buf, k);
 		rc = io_full(fd, buf, k, 1);
 	}
 	if (rc == 0) {
 		uint8_t tr[SNAP_TAG];
-		crypto_generichash_final(&st, tr, sizeof tr);
+		snapchan_mac_final(&mac, tr);
 		rc = io_full(fd, tr, sizeof tr, 1);
 	}
 	fclose(f);
 	unlink(path);
-	mtr_log(LOG_INFO, "server %u: %s snapshot at instance %llu (%llu bytes) to server %u", s->cfg.id,
-		rc == 0 ? "sent" : "failed to send", (unsigned long long)inst, (unsigned long long)size, who);
+	mtr_log(LOG_INFO, "server %u: %s snapshot at instance %llu (%llu bytes) to %s", s->cfg.id,
+		rc == 0 ? "sent" : "failed to send", (unsigned long long)inst, (unsigned long long)size, to);
 }
 
 void *srvsnap_server_main(void *arg)
@@ -274,13 +213,7 @@ static void *snap_fetch_main(void *arg)
 	uint8_t chal[SNAP_CHAL_SIZE], req[SNAP_REQ_SIZE];
 	if (io_full(fd, chal, sizeof chal, 0) != 0 || memcmp(chal, snap_chal_magic, 8) != 0)
 		goto out;
-	const uint8_t *nonce_s = chal + 8;
-	memcpy(req, snap_req_magic, 8);
-	st32(req + 8, cc->cluster_id);
-	st32(req + 12, s->cfg.id);
-	randombytes_buf(req + 16, SNAP_NONCE);
-	const uint8_t *nonce_c = req + 16;
-	snap_req_tag(cc->key.set ? cc->key.k : NULL, nonce_s, req, req + SNAP_REQ_BODY);
+	snapchan_request(req, snap_req_magic, cc->cluster_id, s->cfg.id, &cc->key, chal);
 	uint8_t hdr[SNAP_HDR_SIZE];
 	if (io_full(fd, req, sizeof req, 1) != 0 || io_full(fd, hdr, sizeof hdr, 0) != 0 ||
 	    memcmp(hdr, snap_resp_magic, 8) != 0)
@@ -291,26 +224,18 @@ static void *snap_fetch_main(void *arg)
 		goto out;
 	/* the server MACs with its cluster.key: ours, or, during a rotation,
 	 * our cluster.key_next */
-	crypto_generichash_state st, st_next;
-	snap_resp_init(&st, cc->key.set ? cc->key.k : NULL, nonce_c, nonce_s, hdr);
-	if (cc->key.next_set)
-		snap_resp_init(&st_next, cc->key.next, nonce_c, nonce_s, hdr);
+	struct snapchan_mac mac;
+	snapchan_mac_init(&mac, &cc->key, 1, req, chal, hdr);
 	uint8_t buf[65536];
 	while (left > 0) {
 		size_t k = left < sizeof buf ? (size_t)left : sizeof buf;
 		if (io_full(fd, buf, k, 0) != 0 || fwrite(buf, 1, k, f) != k)
 			goto out;
-		crypto_generichash_update(&st, buf, k);
-		if (cc->key.next_set)
-			crypto_generichash_update(&st_next, buf, k);
+		snapchan_mac_update(&mac, buf, k);
 		left -= k;
 	}
-	uint8_t tr[SNAP_TAG], want[SNAP_TAG], want_next[SNAP_TAG];
-	crypto_generichash_final(&st, want, sizeof want);
-	if (cc->key.next_set)
-		crypto_generichash_final(&st_next, want_next, sizeof want_next);
-	if (io_full(fd, tr, sizeof tr, 0) != 0 ||
-	    (crypto_verify_16(tr, want) != 0 && !(cc->key.next_set && crypto_verify_16(tr, want_next) == 0))) {
+	uint8_t tr[SNAP_TAG];
+	if (io_full(fd, tr, sizeof tr, 0) != 0 || !snapchan_mac_check(&mac, tr)) {
 		mtr_log(LOG_WARN, "server %u: snapshot from server %u failed its check", s->cfg.id, s->snap_from);
 		goto out;
 	}

@@ -4,7 +4,7 @@
  * The input is treated as a TCP byte stream: cproto_frame_next() splits it
  * into frames (with a small max_frame from byte 0 half the time, so the limit
  * path is hit), and every frame is given to every cproto_get_* decoder (the
- * type check included); a decoded QUERY goes through cproto_query_binds()
+ * type check included; BACKUP and BACKUP_PART too); a decoded QUERY goes through cproto_query_binds()
  * and every copied bind is read; an ANSWER's result bytes, and each frame's
  * raw payload, go through result_decode(), and whatever it accepts is
  * iterated completely (statements, names, rows, values).  ASan/UBSan report
@@ -65,6 +65,12 @@ static void frame_walk(const struct cproto_frame *f)
 	(void)cproto_get_ping(f, &t);
 	if (cproto_get_bye(f, &y) == 0)
 		touch(y.msg, y.msg_len);
+	(void)cproto_get_backup(f, &t);
+	struct cproto_part pt;
+	if (cproto_get_part(f, &pt) == 0) {
+		touch(pt.data, pt.len);
+		touch(pt.msg, pt.msg_len);
+	}
 	if (cproto_get_query(f, &q) == 0) {
 		touch(q.sql, q.sql_len);
 		struct cproto_bind *b;

@@ -53,6 +53,12 @@ static int get_any(const struct cproto_frame *f)
 		return cproto_get_ping(f, &t);
 	case CPROTO_T_BYE:
 		return cproto_get_bye(f, &y);
+	case CPROTO_T_BACKUP:
+		return cproto_get_backup(f, &t);
+	case CPROTO_T_BACKUP_PART: {
+		struct cproto_part pt;
+		return cproto_get_part(f, &pt);
+	}
 	}
 	return -1;
 }
@@ -378,6 +384,61 @@ static void test_ping_bye(void **state)
 	cproto_buf_free(&b);
 }
 
+/* BACKUP and its parts: BEGIN, DATA (any length), END. */
+static void test_backup(void **state)
+{
+	(void)state;
+	struct cproto_buf b = { 0 };
+	uint64_t t;
+	assert_int_equal(cproto_put_backup(&b, 77), 0);
+	struct cproto_frame f = one_frame(&b);
+	assert_int_equal(f.type, CPROTO_T_BACKUP);
+	assert_int_equal(cproto_get_backup(&f, &t), 0);
+	assert_true(t == 77);
+	check_truncations(&b);
+
+	b.len = 0;
+	struct cproto_part p = { .kind = CPROTO_PART_BEGIN, .instance = 1ull << 40, .size = 3ull << 31, .server = 2 }, q;
+	assert_int_equal(cproto_put_part(&b, &p), 0);
+	f = one_frame(&b);
+	assert_int_equal(cproto_get_part(&f, &q), 0);
+	assert_true(q.kind == CPROTO_PART_BEGIN && q.instance == p.instance && q.size == p.size && q.server == 2);
+	check_truncations(&b);
+
+	b.len = 0;
+	p = (struct cproto_part){ .kind = CPROTO_PART_END, .status = MTR_EIO, .msg = "server 1 closed", .msg_len = 15 };
+	assert_int_equal(cproto_put_part(&b, &p), 0);
+	f = one_frame(&b);
+	assert_int_equal(cproto_get_part(&f, &q), 0);
+	assert_true(q.kind == CPROTO_PART_END && q.status == MTR_EIO && q.msg_len == 15);
+	assert_memory_equal(q.msg, "server 1 closed", 15);
+	check_truncations(&b);
+
+	for (uint32_t n = 0; n < 3; n++) {
+		b.len = 0;
+		p = (struct cproto_part){ .kind = CPROTO_PART_DATA, .data = (const uint8_t *)"\0\1\2", .len = n };
+		assert_int_equal(cproto_put_part(&b, &p), 0);
+		f = one_frame(&b);
+		assert_int_equal(cproto_get_part(&f, &q), 0);
+		assert_true(q.kind == CPROTO_PART_DATA && q.len == n);
+		if (n)
+			assert_memory_equal(q.data, "\0\1\2", n);
+	}
+	/* an unknown kind, a positive status, an empty payload */
+	uint8_t bad[9] = { 3 };
+	struct cproto_frame g = { .type = CPROTO_T_BACKUP_PART, .payload = bad, .len = 1 };
+	assert_int_equal(cproto_get_part(&g, &q), MTR_EMALFORMED);
+	bad[0] = CPROTO_PART_END;
+	bad[1] = 1;
+	g.len = 9;
+	assert_int_equal(cproto_get_part(&g, &q), MTR_EMALFORMED);
+	g.len = 0;
+	assert_int_equal(cproto_get_part(&g, &q), MTR_ETRUNCATED);
+	p.kind = 9;
+	assert_int_equal(cproto_put_part(&b, &p), MTR_EINVAL);
+	cproto_buf_free(&b);
+}
+
 /* ---- cproto_frame_next ---- */
 
 /* A pipelined stream of every frame type, cut at every point. */
@@ -517,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_names),       cmocka_unit_test(test_hello_welcome),
 		cmocka_unit_test(test_query),       cmocka_unit_test(test_query_invalid),
 		cmocka_unit_test(test_answer),      cmocka_unit_test(test_ping_bye),
+		cmocka_unit_test(test_backup),
 		cmocka_unit_test(test_frame_split), cmocka_unit_test(test_frame_limits),
 		cmocka_unit_test(test_buf_growth),
 	};
