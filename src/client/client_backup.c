@@ -154,7 +154,7 @@ static int bk_receive(struct bk *b)
 			break;
 		}
 	}
-	if (rc < 0 || !b->ended)
+	if (!b->ended && db->fd >= 0)
 		client_conn_lost(db, "backup interrupted"); /* the rest of the stream is of no use */
 	return rc == 1 ? 0 : rc;
 }

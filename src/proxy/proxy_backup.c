@@ -55,6 +55,9 @@ struct pxbackup {
 	int dead;
 	uint32_t ev;
 	unsigned server;
+	unsigned tries;   /* servers asked so far */
+	uint64_t min_inst;
+	int begun;        /* BEGIN sent to the client: no other server now */
 	uint8_t chal[SNAP_CHAL_SIZE], req[SNAP_REQ_SIZE], hdr[SNAP_HDR_SIZE], tr[SNAP_TAG];
 	size_t got; /* bytes of the current fixed-size piece */
 	uint64_t left;
@@ -98,6 +101,10 @@ static void bk_end(struct pxbackup *b, int32_t status, const char *msg)
 	pxcli_mark_dirty(p, c);
 }
 
+static int bk_connect(struct pxbackup *b);
+
+/* The exchange with b->server failed: before the copy began, ask the next
+ * server (each at most once); else end with the error. */
 static void bk_fail(struct pxbackup *b, int32_t status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void bk_fail(struct pxbackup *b, int32_t status, const char *fmt, ...)
 {
@@ -106,6 +113,19 @@ static void bk_fail(struct pxbackup *b, int32_t status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	struct proxy *p = b->p;
+	if (!b->begun && b->c && b->tries < p->cfg.cc.nservers) {
+		mtr_log(LOG_INFO, "proxy: backup for client %llu: %s; asking another server", (unsigned long long)b->c->no,
+			msg);
+		if (b->fd >= 0)
+			close(b->fd);
+		b->fd = -1;
+		b->server = pxnet_read_pick(p, b->min_inst, b->server + 1);
+		if (bk_connect(b) == 0)
+			return;
+		snprintf(msg, sizeof msg, "cannot reach the snapshot channel of server %u: %s", b->server,
+			 strerror(errno));
+	}
 	bk_end(b, status, msg);
 }
 
@@ -221,6 +241,7 @@ static void bk_step(struct pxbackup *b)
 				return;
 			}
 			pxcli_mark_dirty(p, b->c);
+			b->begun = 1;
 			mtr_log(LOG_INFO, "proxy: backup for client %llu: server %u sends instance %llu, %llu bytes",
 				(unsigned long long)b->c->no, b->server, (unsigned long long)ld64(b->hdr + 8),
 				(unsigned long long)b->left);
@@ -296,28 +317,44 @@ void pxbk_start(struct proxy *p, struct client *c, uint64_t min_inst)
 	}
 	b->p = p;
 	b->c = c;
+	b->min_inst = min_inst;
 	b->server = pxnet_read_pick(p, min_inst, p->rr++);
-	b->deadline_ms = p->now_ms + BK_STEP_MS;
+	b->fd = -1;
 	b->next = p->backups;
 	p->backups = b;
 	c->bk = b;
+	if (bk_connect(b) != 0)
+		bk_fail(b, MTR_ECONNECT, "cannot reach the snapshot channel of server %u: %s", b->server,
+			strerror(errno));
+}
+
+/* Start the exchange with b->server: a non-blocking connect in the epoll
+ * set.  0, or -1 with errno. */
+static int bk_connect(struct pxbackup *b)
+{
+	struct proxy *p = b->p;
+	b->tries++;
+	b->state = BK_CONNECT;
+	b->got = 0;
+	b->deadline_ms = p->now_ms + BK_STEP_MS;
 	const struct transport_addr *a = &p->cfg.cc.servers[b->server];
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(a->port), .sin_addr.s_addr = htonl(a->ip)};
 	b->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (b->fd < 0 ||
-	    (connect(b->fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS)) {
-		bk_fail(b, MTR_ECONNECT, "cannot reach the snapshot channel of server %u: %s", b->server,
-			strerror(errno));
-		return;
-	}
+	if (b->fd < 0)
+		return -1;
 	b->ev = EPOLLOUT;
 	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = bk_tag(b)};
-	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, b->fd, &ev) != 0) {
-		bk_fail(b, MTR_EIO, "epoll: %s", strerror(errno));
-		return;
+	if ((connect(b->fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) ||
+	    epoll_ctl(p->ep, EPOLL_CTL_ADD, b->fd, &ev) != 0) {
+		int e = errno;
+		close(b->fd);
+		b->fd = -1;
+		errno = e;
+		return -1;
 	}
-	mtr_log(LOG_INFO, "proxy: backup for client %llu from server %u (instance >= %llu)", (unsigned long long)c->no,
-		b->server, (unsigned long long)min_inst);
+	mtr_log(LOG_INFO, "proxy: backup for client %llu from server %u (instance >= %llu)",
+		(unsigned long long)b->c->no, b->server, (unsigned long long)b->min_inst);
+	return 0;
 }
 
 void pxbk_client_gone(struct proxy *p, struct client *c)

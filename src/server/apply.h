@@ -233,6 +233,19 @@ int apply_restore(const char *dir, const char *path);
  */
 int apply_init_from(const char *dir, const char *from, uint64_t *origin, char *err, size_t errlen);
 
+/* The origin of a replica that waits for its content from a peer
+ * (metronomed --init-from-peer): it matches no other origin. */
+#define APPLY_ORIGIN_PENDING UINT64_MAX
+
+/*
+ * Create an empty replica of dir whose origin is APPLY_ORIGIN_PENDING
+ * (metronomed --init-from-peer): the server takes part in nothing until it
+ * has installed a snapshot from a peer that has content.  Refused like
+ * apply_init_from (MTR_EEXIST) when dir holds a replica.  0 or an MTR_E*
+ * code with the sentence in err.
+ */
+int apply_init_pending(const char *dir, char *err, size_t errlen);
+
 /*
  * The origin of the replica's content, mtr_meta('origin') as opened: 0 for
  * a cluster that started empty, else set by apply_init_from() and carried

@@ -112,7 +112,9 @@ static int init_fixup(sqlite3 *db, const char *from, uint64_t *origin, char *err
 		return init_fail(err, errlen, MTR_ESQL, "digest of %s: %s", from, sqlite3_errmsg(db));
 	char hex[DIGEST_HEX_SIZE];
 	digest_hex(&d, hex);
-	*origin = d.lo ? d.lo : 1; /* 0 means "started empty" */
+	*origin = d.lo; /* 0 means "started empty", all ones "pending" */
+	if (*origin == 0 || *origin == APPLY_ORIGIN_PENDING)
+		*origin = 1;
 	char where[PATH_MAX];
 	if (realpath(from, where) == NULL)
 		snprintf(where, sizeof where, "%s", from);
@@ -163,19 +165,52 @@ static int init_copy(sqlite3 *src, sqlite3 *db, const char *from, char *err, siz
 	return 0;
 }
 
+/* MTR_EEXIST when dir holds a replica (the message names the option). */
+static int init_refuse(const char *dir, const char *opt, char *err, size_t errlen)
+{
+	if (exists(dir, APPLY_DB_NAME) || exists(dir, "paxos/log"))
+		return init_fail(err, errlen, MTR_EEXIST,
+				 "data.dir %s already holds a replica: %s only creates a new one; start without %s, or "
+				 "move the directory away to restore into an empty one",
+				 dir, opt, opt);
+	return 0;
+}
+
+int apply_init_pending(const char *dir, char *err, size_t errlen)
+{
+	int rc = init_refuse(dir, "--init-from-peer", err, errlen);
+	if (rc != 0)
+		return rc;
+	char path[4200];
+	snprintf(path, sizeof path, "%s/%s", dir, APPLY_DB_NAME);
+	sqlite3 *db = NULL;
+	char *sql = sqlite3_mprintf("PRAGMA journal_mode=WAL; BEGIN;"
+				    "CREATE TABLE mtr_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+				    "INSERT INTO mtr_meta VALUES('applied', 0);"
+				    "INSERT INTO mtr_meta VALUES('schema_version', %d);"
+				    "INSERT INTO mtr_meta VALUES('origin', %lld); COMMIT",
+				    APPLY_SCHEMA_VERSION, (long long)APPLY_ORIGIN_PENDING);
+	if (sql == NULL || sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		rc = init_fail(err, errlen, MTR_EIO, "creating %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_free(sql);
+	sqlite3_close(db);
+	if (rc != 0)
+		apply_unlink_db(path);
+	return rc;
+}
+
 int apply_init_from(const char *dir, const char *from, uint64_t *origin, char *err, size_t errlen)
 {
 	if (dir == NULL || from == NULL || origin == NULL)
 		return init_fail(err, errlen, MTR_EINVAL, "no data directory or file");
-	if (exists(dir, APPLY_DB_NAME) || exists(dir, "paxos/log"))
-		return init_fail(err, errlen, MTR_EEXIST,
-				 "data.dir %s already holds a replica: --init-from only creates a new one; start "
-				 "without --init-from, or move the directory away to restore into an empty one",
-				 dir);
+	int rc = init_refuse(dir, "--init-from", err, errlen);
+	if (rc != 0)
+		return rc;
 	sqlite3 *src = NULL, *db = NULL;
 	if (sqlite3_open_v2(from, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		int rc = init_fail(err, errlen, MTR_EIO, "cannot open %s: %s", from,
-				   src ? sqlite3_errmsg(src) : "out of memory");
+		rc = init_fail(err, errlen, MTR_EIO, "cannot open %s: %s", from,
+			       src ? sqlite3_errmsg(src) : "out of memory");
 		sqlite3_close(src);
 		return rc;
 	}
@@ -184,7 +219,6 @@ int apply_init_from(const char *dir, const char *from, uint64_t *origin, char *e
 	snprintf(tmp, sizeof tmp, "%s/%s.init", dir, APPLY_DB_NAME);
 	snprintf(dst, sizeof dst, "%s/%s", dir, APPLY_DB_NAME);
 	apply_unlink_db(tmp);
-	int rc;
 	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
 		rc = init_fail(err, errlen, MTR_EIO, "cannot create %s: %s", tmp, db ? sqlite3_errmsg(db) : "no memory");
 	} else {

@@ -2,7 +2,7 @@
  * metronomed.c - the replica server's main(): options, configuration,
  * signals, exit codes.  Everything else is the server object (server.h).
  *
- *   metronomed -c FILE [-o key=value]... [--init-from DB] [--help] [--version]
+ *   metronomed -c FILE [-o key=value]... [--init-from DB | --init-from-peer] [--help] [--version]
  *   metronomed --gen-key              (prints a new random cluster.key)
  *   metronomed --print-config-doc     (the Markdown key table of doc/config.md)
  *
@@ -42,7 +42,8 @@ static void usage(FILE *f)
 	daemon_usage(f, "metronomed",
 		     "Runs one Metronome replica server.\n"
 		     "--init-from DB (once, on an empty data.dir): create the replica from the SQLite file DB\n"
-		     "(a .backup copy or any SQLite database); see doc/server.md \"Origin\".\n",
+		     "(a .backup copy or any SQLite database); --init-from-peer (once, on an empty data.dir):\n"
+		     "wait for the content of a peer that has some; see doc/server.md \"Origin\".\n",
 		     keys, ARRAY_SIZE(keys));
 }
 
@@ -53,8 +54,13 @@ int main(int argc, char **argv)
 	transport_dpdk_enable();
 	/* --init-from DB is a one-time action, not a key: take it out first */
 	const char *init_from = NULL;
+	int init_peer = 0;
 	int n = 0;
 	for (int i = 0; i < argc; i++) {
+		if (i > 0 && strcmp(argv[i], "--init-from-peer") == 0) {
+			init_peer = 1;
+			continue;
+		}
 		if (i > 0 && strcmp(argv[i], "--init-from") == 0) {
 			if (i + 1 >= argc || argv[i + 1][0] == 0) {
 				fprintf(stderr, "metronomed: --init-from needs a SQLite file: --init-from FILE\n");
@@ -83,6 +89,13 @@ int main(int argc, char **argv)
 		conf_free(c);
 		return 1;
 	}
+	if (init_from != NULL && init_peer) {
+		fprintf(stderr, "metronomed: --init-from and --init-from-peer exclude each other: give one\n");
+		free(cfg);
+		conf_free(c);
+		return 1;
+	}
+	cfg->init_from_peer = init_peer;
 	if (init_from != NULL) {
 		if (strlen(init_from) >= sizeof cfg->init_from) {
 			fprintf(stderr, "metronomed: --init-from: the path is too long\n");

@@ -216,6 +216,7 @@ int server_open(const struct server_config *cfg, struct server **out)
 	s->snap_lfd = -1;
 	s->last_role = -1;
 	pthread_mutex_init(&s->qmu, NULL);
+	pthread_rwlock_init(&s->ap_lock, NULL);
 	pthread_cond_init(&s->qcv, NULL);
 	pthread_mutex_init(&s->omu, NULL);
 	pthread_mutex_init(&s->rmu, NULL);
@@ -278,12 +279,14 @@ int server_open(const struct server_config *cfg, struct server **out)
 		rc = MTR_EIO;
 		goto fail;
 	}
-	if (cfg->init_from[0]) {
+	if (cfg->init_from[0] || cfg->init_from_peer) {
 		char err[1024];
 		uint64_t origin;
-		rc = apply_init_from(cfg->data_dir, cfg->init_from, &origin, err, sizeof err);
+		rc = cfg->init_from[0] ? apply_init_from(cfg->data_dir, cfg->init_from, &origin, err, sizeof err)
+				       : apply_init_pending(cfg->data_dir, err, sizeof err);
 		if (rc != 0) {
-			mtr_log(LOG_ERROR, "server %u: --init-from: %s", cfg->id, err);
+			mtr_log(LOG_ERROR, "server %u: %s: %s", cfg->id,
+				cfg->init_from[0] ? "--init-from" : "--init-from-peer", err);
 			goto fail;
 		}
 	}
@@ -321,7 +324,11 @@ int server_open(const struct server_config *cfg, struct server **out)
 		goto fail;
 	}
 	s->origin = apply_origin(s->ap);
-	if (s->origin != 0)
+	if (s->origin == APPLY_ORIGIN_PENDING)
+		mtr_log(LOG_INFO, "server %u: waiting for the content of a peer (--init-from-peer): this server takes "
+			"part in nothing before it has it",
+			cfg->id);
+	else if (s->origin != 0)
 		mtr_log(LOG_INFO, "server %u: replica origin %016llx (restored from a file; doc/server.md \"Origin\")",
 			cfg->id, (unsigned long long)s->origin);
 
@@ -541,6 +548,7 @@ void server_close(struct server *s)
 	if (s->lockfd >= 0)
 		close(s->lockfd);
 	pthread_mutex_destroy(&s->qmu);
+	pthread_rwlock_destroy(&s->ap_lock);
 	pthread_cond_destroy(&s->qcv);
 	pthread_mutex_destroy(&s->omu);
 	pthread_mutex_destroy(&s->rmu);

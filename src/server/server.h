@@ -52,6 +52,9 @@ struct server_config {
 	 * file (apply_init_from; refused when data.dir holds a replica);
 	 * empty: none.  Not a configuration key: a one-time action. */
 	char init_from[4096];
+	/* metronomed --init-from-peer: create an empty replica that waits for
+	 * its content from a peer (apply_init_pending; doc/server.md "Origin"). */
+	int init_from_peer;
 };
 
 /* Check and convert the keys of c (loaded with CLUSTERCONF_KEYS and

@@ -118,7 +118,7 @@
 	X(stats_sender, "a STATS with a server's id (or ours), not from that server's address") \
 	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)") \
 	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)") \
-	X(origin, "a PAXOS message of a server not heard yet, or whose STATUS shows other content (origin)")
+	X(origin, "a PAXOS message of a server not heard yet, or whose STATUS shows other content (origin; not logged here)")
 
 enum server_drop {
 #define SERVER__DROP_ENUM(name, text) SERVER_DROP_##name,
@@ -244,6 +244,9 @@ struct server {
 
 	/* apply queue */
 	pthread_mutex_t qmu;
+	/* s->ap while the snapshot server thread makes a copy (read, tried)
+	 * and while srvsnap_install replaces it (write) */
+	pthread_rwlock_t ap_lock;
 	pthread_cond_t qcv;
 	struct aq_entry *qhead, *qtail, *qresolve;
 	unsigned qlen;

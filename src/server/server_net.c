@@ -634,15 +634,21 @@ static void origin_differs(struct server *s, uint32_t j)
 	const struct wire_status *st = &s->peers[j].st;
 	struct paxos_status ps;
 	paxos_status(s->px, &ps);
-	if (s->origin == 0 && st->origin != 0 && s->applied_net == 0 && ps.chosen == 0) {
+	int peer_fresh = st->origin == APPLY_ORIGIN_PENDING || (st->origin == 0 && st->applied == 0 && st->chosen == 0);
+	/* waiting for content (--init-from-peer): from any peer that has some */
+	int take = s->origin == APPLY_ORIGIN_PENDING && !peer_fresh;
+	/* started empty, nothing done: the content of a restored peer */
+	take |= s->origin == 0 && st->origin != 0 && st->origin != APPLY_ORIGIN_PENDING && s->applied_net == 0 &&
+		ps.chosen == 0;
+	if (take) {
 		if (atomic_load(&s->snap_state) == SNAP_IDLE && s->now_ms >= s->snap_retry_ms)
 			mtr_log(LOG_INFO, "server %u: this empty replica takes the content server %u was restored "
 				"from (origin %016llx)", s->cfg.id, j, (unsigned long long)st->origin);
 		srvsnap_px_snapshot_needed(s, j, st->applied);
 		return;
 	}
-	/* a fresh peer fetches our content: nothing to say */
-	if (s->now_ms < s->peers[j].origin_warn_ms || (st->origin == 0 && st->applied == 0 && st->chosen == 0))
+	/* a fresh peer fetches our content, or we wait for one: nothing to say */
+	if (s->now_ms < s->peers[j].origin_warn_ms || peer_fresh || s->origin == APPLY_ORIGIN_PENDING)
 		return;
 	s->peers[j].origin_warn_ms = s->now_ms + 60000;
 	mtr_log(LOG_ERROR,
@@ -679,8 +685,10 @@ static void on_paxos(struct server *s, const struct transport_msg *m)
 		return;
 	}
 	/* only a peer known to hold the same content takes part (origin) */
-	if (!s->peers[from].heard || s->peers[from].st.origin != s->origin) {
-		srvnet_drop(s, SERVER_DROP_origin, m);
+	if (!s->peers[from].heard || s->peers[from].st.origin != s->origin || s->origin == APPLY_ORIGIN_PENDING) {
+		/* counted only: normal before the peer's first STATUS, and a
+		 * real mismatch is logged by origin_differs() */
+		s->drops[SERVER_DROP_origin]++;
 		return;
 	}
 	struct paxos_msg pm;

@@ -113,7 +113,14 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 	char path[4200];
 	snprintf(path, sizeof path, "%s/snapshot.send", s->cfg.data_dir);
 	uint64_t inst = 0;
+	/* not while a received snapshot replaces the replica: the requester
+	 * tries again (a peer) or asks another server (a proxy) */
+	if (pthread_rwlock_tryrdlock(&s->ap_lock) != 0) {
+		mtr_log(LOG_INFO, "server %u: snapshot for %s refused: this server is installing one", s->cfg.id, to);
+		return;
+	}
 	int rc = apply_snapshot(s->ap, path, &inst);
+	pthread_rwlock_unlock(&s->ap_lock);
 	FILE *f = rc == 0 ? fopen(path, "rb") : NULL;
 	if (f == NULL) {
 		mtr_log(LOG_ERROR, "server %u: cannot make a snapshot for %s: %s", s->cfg.id, to,
@@ -297,6 +304,7 @@ int srvsnap_install(struct server *s)
 	struct apply_config ac = {.dir = s->cfg.data_dir,
 				  .durability = s->cfg.apply_sync_full ? APPLY_SYNC_FULL : APPLY_SYNC_NORMAL,
 				  .provider = &s->prov};
+	pthread_rwlock_wrlock(&s->ap_lock); /* waits for a copy being made */
 	apply_close(s->ap);
 	s->ap = NULL;
 	int rc = apply_restore(s->cfg.data_dir, path);
@@ -304,6 +312,7 @@ int srvsnap_install(struct server *s)
 		mtr_log(LOG_ERROR, "server %u: installing the snapshot: %s", s->cfg.id, mtr_strerror(rc));
 	unlink(path);
 	int orc = apply_open(&ac, &s->ap);
+	pthread_rwlock_unlock(&s->ap_lock);
 	if (orc != 0) {
 		mtr_log(LOG_ERROR, "server %u: reopening the replica database: %s", s->cfg.id, mtr_strerror(orc));
 		return orc;

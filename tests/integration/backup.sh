@@ -21,7 +21,7 @@ B=$MTR_BUILDDIR
 need_built src/metronomed src/mtrproxy tests/tools/mtrdigest shell/mtrsql
 command -v sqlite3 >/dev/null 2>&1 || skip_all "no sqlite3 command (package sqlite3)"
 TMP=$(mktemp -d)
-at_exit 'rm -rf "$TMP"'
+at_exit '[ -n "${MTR_KEEP:-}" ] && echo "# kept $TMP" || rm -rf "$TMP"'
 BASE=$(port_block)
 M=$B/shell/mtrsql
 D=$TMP
@@ -51,15 +51,18 @@ proxy() {
 }
 URI="mtr://127.0.0.1:$((BASE + 11))"
 q() { "$M" "$URI" -c "$1" 2>&1; }
-# restored DIR FILE: server 0 from FILE, servers 1 and 2 empty, the proxy;
-# wait until the cluster answers
+# restored DIR FILE: servers 1 and 2 waiting for a peer's content, the
+# proxy, then server 0 from FILE; wait until the cluster answers
 restored() {
-	start "$1" 0 --init-from "$2"
-	start "$1" 1
-	start "$1" 2
+	start "$1" 1 --init-from-peer
+	start "$1" 2 --init-from-peer
 	proxy "$1"
-	wait_for 60 leader_in "$1" >/dev/null
-	wait_for 120 sh -c "'$M' '$URI' -c 'SELECT 1' >/dev/null 2>&1"
+	sleep 2
+	cp "$1/s1.log" "$1/s1.log.early"
+	cp "$1/s2.log" "$1/s2.log.early"
+	start "$1" 0 --init-from "$2"
+	wait_for $((60 + ${MB:-0} / 8)) leader_in "$1" >/dev/null
+	wait_for $((120 + ${MB:-0} / 4)) sh -c "'$M' '$URI' -c 'SELECT 1' >/dev/null 2>&1"
 }
 
 # ---- a source database made by sqlite3 itself ----
@@ -77,10 +80,11 @@ CREATE TRIGGER seq_t AFTER INSERT ON seq BEGIN INSERT INTO t(v) VALUES('from seq
 EOF
 SRC=$(user_digest "$D/src.db")
 
-# ---- 1. one server restored, two empty: they fetch its content ----
+# ---- 1. one server restored, two waiting: they fetch its content ----
 C=$D/one
 mkdir -p "$C"
 restored "$C" "$D/src.db"
+waited() { ! grep -q "became leader" "$C/s1.log.early" "$C/s2.log.early"; }
 got=$(q "SELECT count(*), sum(typeof(b) = 'blob' AND length(b) = 0), (SELECT seq FROM sqlite_sequence) FROM t")
 check "init-from on one server: the cluster answers from the file's rows (2000 rows, 666 empty blobs, sequence 3): $got" \
 	[ "$got" = "2000|666|3" ]
@@ -89,8 +93,8 @@ stop_cluster
 digests="$(user_digest "$C/d0") $(user_digest "$C/d1") $(user_digest "$C/d2")"
 check "every replica holds the file's content (user digest $SRC; restored_from $meta)" \
 	[ "$digests" = "$SRC $SRC $SRC" -a "$meta" = "$D/src.db" ]
-check "the empty servers fetched it through the snapshot channel" \
-	grep -q "this empty replica takes the content" "$C/s1.log" "$C/s2.log"
+check "the waiting servers (--init-from-peer) took part in nothing before, then fetched it through the snapshot channel" \
+	waited && grep -q "installed snapshot" "$C/s1.log" && grep -q "installed snapshot" "$C/s2.log"
 
 # ---- 2. refusals ----
 "$B/src/metronomed" -c "$C/s0.conf" --init-from "$D/src.db" >"$C/again.log" 2>&1
@@ -169,7 +173,9 @@ rss="proxy $(hwm "$ppid_1") MB, servers $(hwm "$spid_0") $(hwm "$spid_1") $(hwm 
 size=$(($(stat -c %s "$D/copy.db" 2>/dev/null || echo 0) / 1048576))
 diag "backup of $size MB in $((t1 - t0)) s; peak RSS: $rss"
 check ".backup of a $MB MB database: exit $rc, $size MB written" [ $rc = 0 -a $size -ge $MB ]
-under() { for v in $(hwm "$ppid_1") $(hwm "$spid_0") $(hwm "$spid_1") $(hwm "$spid_2"); do [ "$v" -lt 256 ] || return 1; done; }
+under() {
+	for pid in "$ppid_1" "$spid_0" "$spid_1" "$spid_2"; do v=$(hwm "$pid"); [ -n "$v" ] && [ "$v" -lt 256 ] || return 1; done
+}
 check "the proxy's and every server's peak RSS stayed under 256 MB ($rss)" under
 stop_cluster
 a=$(user_digest "$C/d0")
@@ -181,8 +187,8 @@ mkdir -p "$C"
 start "$C" 0 --init-from "$D/copy.db"
 start "$C" 1 --init-from "$D/copy.db"
 start "$C" 2
-wait_for 60 leader_in "$C" >/dev/null
-wait_for 120 grep -q "installed snapshot" "$C/s2.log" >/dev/null
+wait_for $((60 + MB / 8)) leader_in "$C" >/dev/null
+wait_for $((120 + MB / 4)) grep -q "installed snapshot" "$C/s2.log" >/dev/null
 stop_cluster
 inst=$(sqlite3 "$C/d0/replica.db" "SELECT value FROM mtr_meta WHERE key = 'restored_instance'")
 check "restored into a new cluster: every replica has the same user digest as the source cluster (restored_instance $inst)" \
