@@ -165,13 +165,18 @@ mkdir -p "$C"
 restored "$C" "$D/big.db"
 q "INSERT INTO big(b, t) VALUES(x'', 'after the restore')" >/dev/null
 t0=$(date +%s)
-"$M" "$URI" -c ".backup $D/copy.db" >"$C/backup.out" 2>&1
+# mtrsql's own peak RSS too, when GNU time is there (reported, not checked)
+if [ -x /usr/bin/time ]; then
+	/usr/bin/time -f "%M" -o "$C/mtrsql.rss" "$M" "$URI" -c ".backup $D/copy.db" >"$C/backup.out" 2>&1
+else
+	"$M" "$URI" -c ".backup $D/copy.db" >"$C/backup.out" 2>&1
+fi
 rc=$?
 t1=$(date +%s)
 hwm() { awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$1/status" 2>/dev/null; }
 rss="proxy $(hwm "$ppid_1") MB, servers $(hwm "$spid_0") $(hwm "$spid_1") $(hwm "$spid_2") MB"
 size=$(($(stat -c %s "$D/copy.db" 2>/dev/null || echo 0) / 1048576))
-diag "backup of $size MB in $((t1 - t0)) s; peak RSS: $rss"
+diag "backup of $size MB in $((t1 - t0)) s; peak RSS: $rss, mtrsql $(($(cat "$C/mtrsql.rss" 2>/dev/null || echo 0) / 1024)) MB"
 check ".backup of a $MB MB database: exit $rc, $size MB written" [ $rc = 0 -a $size -ge $MB ]
 under() {
 	for pid in "$ppid_1" "$spid_0" "$spid_1" "$spid_2"; do v=$(hwm "$pid"); [ -n "$v" ] && [ "$v" -lt 256 ] || return 1; done
