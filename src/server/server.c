@@ -324,6 +324,7 @@ int server_open(const struct server_config *cfg, struct server **out)
 		goto fail;
 	}
 	s->origin = apply_origin(s->ap);
+	atomic_store(&s->no_content, s->origin == APPLY_ORIGIN_PENDING);
 	if (s->origin == APPLY_ORIGIN_PENDING)
 		mtr_log(LOG_INFO, "server %u: waiting for the content of a peer (--init-from-peer): this server takes "
 			"part in nothing before it has it",

@@ -277,6 +277,10 @@ struct server {
 	uint64_t snap_retry_ms;
 	atomic_uint_fast64_t snap_refused; /* requests refused (server.drop.snapshot) */
 	uint64_t origin;                   /* apply_origin() of the replica (network thread) */
+	/* the replica waits for a peer's content (origin pending, or an empty
+	 * start that saw a restored peer): not announced to proxies, no
+	 * snapshot served; cleared by srvsnap_install */
+	atomic_int no_content;
 	uint64_t snap_warn_ms;             /* snapshot server thread: next refusal logged at warn */
 
 	/* result cache: the last cfg.result_cache applied instances */

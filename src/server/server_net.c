@@ -603,6 +603,10 @@ void srvnet_send_status(struct server *s)
 	for (uint32_t j = 0; j < cc->nservers; j++)
 		if (j != s->cfg.id)
 			out_copy(s, dg, n, &cc->servers[j]);
+	/* proxies route reads and backups by STATUS: not to a replica that
+	 * waits for its content */
+	if (atomic_load(&s->no_content))
+		return;
 	/* every distinct proxy address (a few proxies, many streams: dedupe) */
 	struct transport_addr sent[64];
 	unsigned ns = 0;
@@ -641,6 +645,7 @@ static void origin_differs(struct server *s, uint32_t j)
 	take |= s->origin == 0 && st->origin != 0 && st->origin != APPLY_ORIGIN_PENDING && s->applied_net == 0 &&
 		ps.chosen == 0;
 	if (take) {
+		atomic_store(&s->no_content, 1);
 		if (atomic_load(&s->snap_state) == SNAP_IDLE && s->now_ms >= s->snap_retry_ms)
 			mtr_log(LOG_INFO, "server %u: this empty replica takes the content server %u was restored "
 				"from (origin %016llx)", s->cfg.id, j, (unsigned long long)st->origin);

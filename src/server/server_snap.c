@@ -113,8 +113,13 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 	char path[4200];
 	snprintf(path, sizeof path, "%s/snapshot.send", s->cfg.data_dir);
 	uint64_t inst = 0;
-	/* not while a received snapshot replaces the replica: the requester
-	 * tries again (a peer) or asks another server (a proxy) */
+	/* not while a received snapshot replaces the replica, nor before it
+	 * has content: the requester tries again (a peer) or asks another
+	 * server (a proxy) */
+	if (atomic_load(&s->no_content)) {
+		mtr_log(LOG_INFO, "server %u: snapshot for %s refused: this server waits for its content", s->cfg.id, to);
+		return;
+	}
 	if (pthread_rwlock_tryrdlock(&s->ap_lock) != 0) {
 		mtr_log(LOG_INFO, "server %u: snapshot for %s refused: this server is installing one", s->cfg.id, to);
 		return;
@@ -322,6 +327,7 @@ int srvsnap_install(struct server *s)
 		mtr_log(LOG_INFO, "server %u: the snapshot's origin %016llx replaces %016llx", s->cfg.id,
 			(unsigned long long)apply_origin(s->ap), (unsigned long long)s->origin);
 	s->origin = apply_origin(s->ap);
+	atomic_store(&s->no_content, s->origin == APPLY_ORIGIN_PENDING);
 	struct batch_order cur;
 	rc = server_install_applied(s, &cur);
 	if (rc == 0) {

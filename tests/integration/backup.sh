@@ -26,7 +26,7 @@ BASE=$(port_block)
 M=$B/shell/mtrsql
 D=$TMP
 
-plan 16
+plan 17
 
 # user_digest PATH: the user digest of a data directory or a SQLite file
 user_digest() { "$B/tests/tools/mtrdigest" --user "$1" | awk '{print $3}'; }
@@ -128,7 +128,12 @@ check "the server restored from another file is ignored, with an error naming th
 # a small backup of this cluster, for .restore below
 "$M" "$URI" -c ".backup $D/all.db" >"$C/backup.out" 2>&1
 check ".backup of a small cluster: exit 0" [ $? = 0 ]
+# the same through an embedded proxy (the client's own thread)
+"$M" "mtr+embedded://$SERVERS?key=$MTR_KEY" -c ".backup $D/emb.db" >"$C/emb.out" 2>&1
+rc=$?
 stop_cluster
+check ".backup through an embedded proxy: exit $rc, the same content" \
+	[ $rc = 0 -a "$(user_digest "$D/emb.db")" = "$(user_digest "$D/all.db")" ]
 d0=$(user_digest "$C/d0")
 check "the two agree; the odd one did not apply their writes" \
 	[ "$d0" = "$(user_digest "$C/d1")" -a "$(user_digest "$C/d2")" = "$(user_digest "$D/other.db")" ]
