@@ -309,7 +309,8 @@ static int r_sequence(struct restore *r, sqlite3_stmt *row, void *arg)
 	return 0;
 }
 
-/* The settings a backup carries in mtr_meta, as the cluster's PRAGMAs. */
+/* The settings a backup carries in mtr_meta, as the cluster's PRAGMAs;
+ * and the file's user_version and application_id. */
 static int r_setting(struct restore *r, sqlite3_stmt *row, void *arg)
 {
 	(void)arg;
@@ -320,6 +321,8 @@ static int r_setting(struct restore *r, sqlite3_stmt *row, void *arg)
 		snprintf(sql, sizeof sql, "PRAGMA mtr_max_steps = %lld", v);
 	else if (key && strcmp(key, "foreign_keys") == 0)
 		snprintf(sql, sizeof sql, "PRAGMA foreign_keys = %s", v ? "ON" : "OFF");
+	else if (key && (strcmp(key, "user_version") == 0 || strcmp(key, "application_id") == 0))
+		snprintf(sql, sizeof sql, "PRAGMA %s = %lld", key, v);
 	else
 		return 0;
 	return r_exec(r, sql);
@@ -378,6 +381,11 @@ static int restore_load(struct restore *r)
 			      SQLITE_OK)
 		x = r_each(r, "SELECT key, value FROM mtr_meta WHERE key IN ('max_steps', 'foreign_keys')", r_setting,
 			   NULL);
+	if (x == 0)
+		x = r_each(r, "SELECT 'user_version', user_version FROM pragma_user_version WHERE user_version != 0 "
+			      "UNION ALL SELECT 'application_id', application_id FROM pragma_application_id "
+			      "WHERE application_id != 0",
+			   r_setting, NULL);
 	return x;
 }
 

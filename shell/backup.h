@@ -11,7 +11,8 @@
  * the file), their rows with their rowids in transactions of bounded size,
  * sqlite_sequence, then the indexes, views and triggers (after the rows:
  * triggers do not fire during the load), then the cluster settings a
- * backup carries (mtr_max_steps, foreign_keys).  A cluster that has tables
+ * backup carries (mtr_max_steps, foreign_keys), user_version and
+ * application_id.  A cluster that has tables
  * is refused.  Not copied: virtual tables (refused: use metronomed
  * --init-from), sqlite_stat* (run ANALYZE).
  */

@@ -77,6 +77,7 @@ INSERT INTO seq(v) VALUES(1), (2), (3); DELETE FROM seq WHERE id = 3;
 CREATE INDEX t_v ON t(v);
 CREATE VIEW tv AS SELECT id, v FROM t WHERE id < 10;
 CREATE TRIGGER seq_t AFTER INSERT ON seq BEGIN INSERT INTO t(v) VALUES('from seq'); END;
+PRAGMA user_version = 42;
 EOF
 SRC=$(user_digest "$D/src.db")
 
@@ -155,9 +156,10 @@ refused_nonempty() { [ $rc != 0 ] && grep -q "the cluster is not empty (it has" 
 check ".restore into a cluster that has tables: refused (exit $rc) with a message" refused_nonempty
 got=$(q "SELECT count(*), sum(typeof(b) = 'blob' AND length(b) = 0) FROM t")
 stop_cluster
-check ".restore: every replica, the backup and the cluster it came from agree (user digest $d0; rows, empty blobs $got)" \
+uv=$(sqlite3 "$C/d1/replica.db" "PRAGMA user_version")
+check ".restore: every replica, the backup and the cluster it came from agree (user digest $d0; rows, empty blobs $got; user_version $uv)" \
 	[ "$(user_digest "$C/d0") $(user_digest "$C/d1") $(user_digest "$C/d2") $(user_digest "$D/all.db")" = \
-	"$d0 $d0 $d0 $d0" -a "$got" = "2001|666" ]
+	"$d0 $d0 $d0 $d0" -a "$got" = "2001|666" -a "$uv" = 42 ]
 
 # ---- 5. a large database: .backup with bounded memory, round trip by --init-from ----
 if [ "${CI:-}" = true ]; then MB=${MTR_BACKUP_MB:-200}; else MB=${MTR_BACKUP_MB:-40}; fi

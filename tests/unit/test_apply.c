@@ -644,6 +644,76 @@ static void test_snapshot_restore(void **state)
 	assert_int_not_equal(apply_restore(rdir, bad), 0);
 }
 
+/* apply_init_from: a replica at instance 0 from a backup-like file (its
+ * snapshot), the same origin from the same content, refusals; and
+ * apply_init_pending. */
+static void test_init_from(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	assert_int_equal(apply_sql(f->a, 2, "INSERT INTO t(v) VALUES(x''), (1), ('a')"), 0);
+	char snap[128], r1[128], r2[128], r3[128], err[512];
+	snprintf(snap, sizeof snap, "%s/snap.db", f->dir2);
+	uint64_t si = 0;
+	assert_int_equal(apply_snapshot(f->a, snap, &si), 0);
+	snprintf(r1, sizeof r1, "%s/r1", f->dir2);
+	snprintf(r2, sizeof r2, "%s/r2", f->dir2);
+	snprintf(r3, sizeof r3, "%s/r3", f->dir2);
+	assert_int_equal(mkdir(r1, 0700), 0);
+	assert_int_equal(mkdir(r2, 0700), 0);
+	assert_int_equal(mkdir(r3, 0700), 0);
+	uint64_t o1 = 0, o2 = 0;
+	assert_int_equal(apply_init_from(r1, snap, &o1, err, sizeof err), 0);
+	assert_int_equal(apply_init_from(r2, snap, &o2, err, sizeof err), 0);
+	assert_true(o1 == o2 && o1 != 0 && o1 != APPLY_ORIGIN_PENDING);
+	struct apply *b = open_dir(r1, 0);
+	assert_int_equal(apply_applied(b), 0);
+	assert_true(apply_origin(b) == o1);
+	/* the user content is the source's; the replica's own tables are new */
+	sqlite3 *db;
+	assert_int_equal(apply_open_reader(b, &db), 0);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "SELECT (SELECT count(*) FROM t), (SELECT typeof(v) FROM t WHERE id = 1), "
+					    "(SELECT value FROM mtr_meta WHERE key = 'restored_instance'), "
+					    "(SELECT count(*) FROM mtr_cursor)",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	assert_string_equal((const char *)sqlite3_column_text(st, 1), "blob");
+	assert_int_equal(sqlite3_column_int(st, 2), 2);
+	assert_int_equal(sqlite3_column_int(st, 3), 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* it applies instance 1 next */
+	assert_int_equal(apply_sql(b, 1, "INSERT INTO t(v) VALUES(2)"), 0);
+	apply_close(b);
+	/* refused: a replica there, not a database, a reserved name */
+	assert_int_equal(apply_init_from(r1, snap, &o1, err, sizeof err), MTR_EEXIST);
+	assert_non_null(strstr(err, "already holds a replica"));
+	assert_int_equal(apply_init_pending(r1, err, sizeof err), MTR_EEXIST);
+	char junk[128];
+	snprintf(junk, sizeof junk, "%s/junk.db", f->dir2);
+	FILE *j = fopen(junk, "w");
+	assert_non_null(j);
+	fputs("this is not a database, but it is long enough to look at.................", j);
+	fclose(j);
+	assert_int_not_equal(apply_init_from(r3, junk, &o1, err, sizeof err), 0);
+	unlink(junk);
+	sqlite3 *raw;
+	assert_int_equal(sqlite3_open(junk, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw, "CREATE TABLE mtr_mine(x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	assert_int_equal(apply_init_from(r3, junk, &o1, err, sizeof err), MTR_EINVAL);
+	assert_non_null(strstr(err, "mtr_mine"));
+	/* nothing left behind: a pending replica can still be made there */
+	assert_int_equal(apply_init_pending(r3, err, sizeof err), 0);
+	b = open_dir(r3, 0);
+	assert_true(apply_origin(b) == APPLY_ORIGIN_PENDING);
+	apply_close(b);
+}
+
 /* ---- WAL bound ---- */
 
 static void test_wal_bounded(void **state)
@@ -1242,6 +1312,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_exactly_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_from, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_protected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_item_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_all_or_nothing, setup, teardown),
