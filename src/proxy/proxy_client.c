@@ -472,7 +472,7 @@ void pxcli_events(struct proxy *p, struct client *c)
 {
 	uint32_t ev = 0;
 	int paused = pxcli_paused(p, c);
-	if (paused && !c->paused) {
+	if (paused && !c->paused && !c->bk) { /* a backup's pause is not a slow client */
 		p->st.client_pauses++;
 		mtr_log(LOG_DEBUG, "proxy: client %llu paused: %zu answer bytes unread, %u unanswered",
 			(unsigned long long)c->no, c->out.len, c->npend);
