@@ -590,6 +590,22 @@ static void on_result_request(struct server *s, const struct transport_msg *m)
 
 /* ---- status ---- */
 
+/* Whether a majority of the configured servers, heard within 3 status
+ * periods, show another origin than ours: this replica holds other content
+ * than the cluster (doc/server.md "Origin") and must answer no client. */
+static int origin_outvoted(const struct server *s)
+{
+	const struct clusterconf *cc = &s->cfg.cc;
+	uint32_t other = 0;
+	for (uint32_t j = 0; j < cc->nservers; j++) {
+		const struct peer *p = &s->peers[j];
+		if (j != s->cfg.id && p->heard && s->now_ms - p->last_ms <= 3ull * s->cfg.status_period_ms &&
+		    p->st.origin != s->origin)
+			other++;
+	}
+	return other >= cc->nservers / 2 + 1;
+}
+
 void srvnet_send_status(struct server *s)
 {
 	const struct clusterconf *cc = &s->cfg.cc;
@@ -604,8 +620,9 @@ void srvnet_send_status(struct server *s)
 		if (j != s->cfg.id)
 			out_copy(s, dg, n, &cc->servers[j]);
 	/* proxies route reads and backups by STATUS: not to a replica that
-	 * waits for its content */
-	if (atomic_load(&s->no_content))
+	 * waits for its content, nor to one whose content is not the
+	 * majority's */
+	if (atomic_load(&s->no_content) || origin_outvoted(s))
 		return;
 	/* every distinct proxy address (a few proxies, many streams: dedupe) */
 	struct transport_addr sent[64];

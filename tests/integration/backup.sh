@@ -26,7 +26,7 @@ BASE=$(port_block)
 M=$B/shell/mtrsql
 D=$TMP
 
-plan 17
+plan 18
 
 # user_digest PATH: the user digest of a data directory or a SQLite file
 user_digest() { "$B/tests/tools/mtrdigest" --user "$1" | awk '{print $3}'; }
@@ -126,9 +126,16 @@ n=$(q "SELECT count(*) FROM t")
 check "same file on two servers: they form the majority and take writes (rows: $n)" [ "$n" = 2001 ]
 check "the server restored from another file is ignored, with an error naming the origin" \
 	grep -q "ignoring server 2: its replica started from other content" "$C/s0.log"
-# a small backup of this cluster, for .restore below
+# a small backup of this cluster, for .restore below; three more: none
+# may come from the odd server (it announces itself to no proxy)
 "$M" "$URI" -c ".backup $D/all.db" >"$C/backup.out" 2>&1
 check ".backup of a small cluster: exit 0" [ $? = 0 ]
+for k in 1 2 3; do "$M" "$URI" -c ".backup $D/all$k.db" >/dev/null 2>&1; done
+same_three() {
+	for k in 1 2 3; do [ "$(user_digest "$D/all$k.db")" = "$(user_digest "$D/all.db")" ] || return 1; done
+	! grep -q "backup for client [0-9]* from server 2" "$C/p1.log"
+}
+check "backups never come from the server of another origin" same_three
 # the same through an embedded proxy (the client's own thread)
 "$M" "mtr+embedded://$SERVERS?key=$MTR_KEY" -c ".backup $D/emb.db" >"$C/emb.out" 2>&1
 rc=$?
