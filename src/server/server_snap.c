@@ -37,6 +37,8 @@
 
 /* Socket timeouts of the channel (both ends). */
 #define SNAP_IO_TIMEOUT_S 10
+/* A fetching server waits this long for the challenge (its turn). */
+#define SNAP_TURN_TIMEOUT_S 300
 
 static int io_full(int fd, void *buf, size_t n, int wr)
 {
@@ -223,7 +225,15 @@ static void *snap_fetch_main(void *arg)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
 		goto out;
 	uint8_t chal[SNAP_CHAL_SIZE], req[SNAP_REQ_SIZE];
-	if (io_full(fd, chal, sizeof chal, 0) != 0 || memcmp(chal, snap_chal_magic, 8) != 0)
+	/* the peer serves one request at a time: while it sends a large
+	 * snapshot to another server, wait for our turn rather than retry
+	 * (a stop of this server ends the wait within 200 ms) */
+	int turn = 0;
+	for (int waited = 0; !turn && waited < SNAP_TURN_TIMEOUT_S * 5 && !atomic_load(&s->snap_srv_stop); waited++) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		turn = poll(&pf, 1, 200) > 0;
+	}
+	if (!turn || io_full(fd, chal, sizeof chal, 0) != 0 || memcmp(chal, snap_chal_magic, 8) != 0)
 		goto out;
 	snapchan_request(req, snap_req_magic, cc->cluster_id, s->cfg.id, &cc->key, chal);
 	uint8_t hdr[SNAP_HDR_SIZE];

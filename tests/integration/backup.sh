@@ -77,6 +77,8 @@ INSERT INTO seq(v) VALUES(1), (2), (3); DELETE FROM seq WHERE id = 3;
 CREATE INDEX t_v ON t(v);
 CREATE VIEW tv AS SELECT id, v FROM t WHERE id < 10;
 CREATE TRIGGER seq_t AFTER INSERT ON seq BEGIN INSERT INTO t(v) VALUES('from seq'); END;
+CREATE TABLE g(a INTEGER, b AS (a * 2) STORED, c AS (a + 1));
+INSERT INTO g(a) VALUES(1), (2), (NULL);
 PRAGMA user_version = 42;
 EOF
 SRC=$(user_digest "$D/src.db")
