@@ -126,6 +126,7 @@ INTEGRATION_SUITES += tests/integration/apply_ioerr.sh
 INTEGRATION_SUITES += tests/integration/apply_stress.sh
 INTEGRATION_SUITES += tests/integration/budget.sh
 INTEGRATION_SUITES += tests/integration/leader.sh
+INTEGRATION_SUITES += tests/integration/diskfull.sh
 TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh

@@ -320,9 +320,16 @@ static void *snap_fetch_main(void *arg)
 		(unsigned long long)inst, (unsigned long long)size, s->snap_from);
 	ok = 1;
 out:
-	if (!ok)
+	if (!ok && (errno == ENOSPC || errno == EDQUOT)) {
+		/* data.dir is full: the network thread enters that state and
+		 * fetches no snapshot until it ends (server_disk.c) */
+		atomic_store(&s->snap_full, 1);
+		mtr_log(LOG_DEBUG, "server %u: snapshot transfer from server %u: %s", s->cfg.id, s->snap_from,
+			strerror(errno));
+	} else if (!ok) {
 		mtr_log(LOG_WARN, "server %u: snapshot transfer from server %u failed (%s); will retry", s->cfg.id,
 			s->snap_from, strerror(errno));
+	}
 	if (f)
 		fclose(f);
 	if (fd >= 0)
@@ -337,7 +344,8 @@ out:
 void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst)
 {
 	struct server *s = data;
-	if (atomic_load(&s->snap_state) != SNAP_IDLE || s->now_ms < s->snap_retry_ms || from >= s->cfg.cc.nservers)
+	if (atomic_load(&s->snap_state) != SNAP_IDLE || s->now_ms < s->snap_retry_ms || from >= s->cfg.cc.nservers ||
+	    srvdisk_full(s))
 		return;
 	mtr_log(LOG_INFO, "server %u: server %u compacted instances <= %llu that this server lacks: fetching a snapshot",
 		s->cfg.id, from, (unsigned long long)inst);
