@@ -227,13 +227,16 @@ int apply_read(struct apply_reader *r, const struct wire_item *item, uint64_t *i
 	       void *arg);
 
 /* Write a consistent copy of the database to path (replaced if present; a
- * single file, rollback-journal mode) and the instance it holds. */
+ * single file, rollback-journal mode) and the instance it holds.  0,
+ * MTR_ENOSPACE (the disk is full), MTR_EIO or MTR_ESQL. */
 int apply_snapshot(struct apply *a, const char *path, uint64_t *instance);
 
 /*
  * Install the snapshot at path as the replica database of dir (no apply
  * open on it).  Afterwards apply_open() resumes at the snapshot's instance.
- * Returns 0, MTR_EIO, MTR_ESQL or MTR_EINVAL (not a replica snapshot).
+ * The copy is written beside the replica and renamed over it once whole, so
+ * a failure leaves the replica as it was.  Returns 0, MTR_ENOSPACE (the
+ * disk is full), MTR_EIO, MTR_ESQL or MTR_EINVAL (not a replica snapshot).
  */
 int apply_restore(const char *dir, const char *path);
 

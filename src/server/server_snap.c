@@ -177,8 +177,10 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 	int rc = apply_snapshot(s->ap, path, &inst);
 	FILE *f = rc == 0 ? fopen(path, "rb") : NULL;
 	if (f == NULL) {
-		mtr_log(LOG_ERROR, "server %u: cannot make a snapshot for server %u: %s", s->cfg.id, who,
-			rc ? mtr_strerror(rc) : strerror(errno));
+		/* a full disk is this server's state (logged once, server_disk.c);
+		 * the other server asks again */
+		mtr_log(rc == MTR_ENOSPACE ? LOG_WARN : LOG_ERROR, "server %u: cannot make a snapshot for server %u: %s",
+			s->cfg.id, who, rc ? mtr_strerror(rc) : strerror(errno));
 		unlink(path);
 		return;
 	}
@@ -383,7 +385,9 @@ int srvsnap_install(struct server *s)
 	apply_close(s->ap);
 	s->ap = NULL;
 	int rc = apply_restore(s->cfg.data_dir, path);
-	if (rc != 0)
+	if (rc == MTR_ENOSPACE)
+		srvdisk_note(s, FULL_SNAPSHOT); /* the replica is as it was; fetched again later */
+	else if (rc != 0)
 		mtr_log(LOG_ERROR, "server %u: installing the snapshot: %s", s->cfg.id, mtr_strerror(rc));
 	unlink(path);
 	int orc = apply_open(&ac, &s->ap);

@@ -878,8 +878,9 @@ static void *unfill_later(void *arg)
  * In a child with a 2 MiB tmpfs as the data directory, filled: an instance
  * that writes 300 KB is rolled back and tried again every 100 ms past
  * local_retries (2) without an error line or MTR_EIO, apply_full() says so
- * meanwhile; the space freed, it applies with its real result.  0, 77 (no
- * tmpfs: skip) or the failed step.
+ * meanwhile; the space freed, it applies with its real result.  A snapshot
+ * restored onto the full disk fails and leaves the replica whole.  0, 77
+ * (no tmpfs: skip) or the failed step.
  */
 static int full_child(const char *dir, int arg)
 {
@@ -913,6 +914,28 @@ static int full_child(const char *dir, int arg)
 		return 12; /* not an incident */
 	if (query_int(a, "SELECT count(*) FROM t") != 1)
 		return 13;
+	/* a snapshot restored onto the full disk: MTR_ENOSPACE, the replica
+	 * as it was; with room, restored */
+	char snap[128];
+	snprintf(snap, sizeof snap, "/tmp/mtr-apply-full-%d.db", (int)getpid());
+	uint64_t inst = 0;
+	if (apply_snapshot(a, snap, &inst) != 0 || inst != 2)
+		return 14;
+	apply_close(a);
+	a = NULL;
+	if (testutil_fill(filler) != 0)
+		return 15;
+	rc = apply_restore(dir, snap);
+	unlink(filler);
+	if (rc != MTR_ENOSPACE)
+		return 16;
+	if (apply_open(&cfg, &a) != 0 || apply_applied(a) != 2 || query_int(a, "SELECT count(*) FROM t") != 1)
+		return 17;
+	apply_close(a);
+	rc = apply_restore(dir, snap);
+	unlink(snap);
+	if (rc != 0 || apply_open(&cfg, &a) != 0 || apply_applied(a) != 2)
+		return 18;
 	apply_close(a);
 	return 0;
 }
