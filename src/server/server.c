@@ -5,8 +5,8 @@
  * This file has the configuration, server_open / server_run / server_stop /
  * server_close with the network loop, and the release of applied items.
  * The threads, what each owns, and the other parts (server_net.c,
- * server_apply.c, server_snap.c, server_vt.c) are described in
- * server_int.h.
+ * server_apply.c, server_snap.c, server_vt.c, server_disk.c) are described
+ * in server_int.h.
  */
 #include "config.h"
 

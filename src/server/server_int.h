@@ -15,6 +15,7 @@
  *                   installing
  *   server_vt.c     publishing the server's state (server_info, the
  *                   cluster tables of clustervt)
+ *   server_disk.c   a full data.dir as a state: standby, probe, resume
  *
  * Threads and ownership:
  *
