@@ -950,8 +950,13 @@ static int on_heartbeat(struct paxos *p, uint32_t from, const struct paxos_msg *
 		return 0;
 	}
 	int rc = promise_raise(p, m->ballot);
-	if (rc != 0)
+	if (rc != 0) {
+		/* it cannot promise (a failed write; standby): it does not
+		 * follow, but learns what is chosen all the same (CATCHUP and
+		 * CHOSEN need no promise) */
+		learn_commit(p, from, m->commit);
 		return rc;
+	}
 	follow(p, m->ballot);
 	/* An entry accepted at the leader's ballot, at or above its first own
 	 * instance and at or below its commit, holds the chosen value. */

@@ -300,7 +300,8 @@ int paxos_watermarks(struct paxos *p, const struct batch_mark *marks, uint32_t n
  * pre-vote or election is started, no PREPARE is answered and every
  * PREVOTE is refused, so no one counts on a promise this node could not
  * keep (the host's persist refuses ACCEPTs meanwhile).  It still follows a
- * leader's heartbeats and learns chosen values (no durable write needed).
+ * leader it had promised and learns chosen values (no durable write
+ * needed; a higher ballot's HEARTBEAT gives it the commit to catch up to).
  * on = false: back to normal; it waits an election timeout to hear the
  * leader before it may ask for an election.
  */
