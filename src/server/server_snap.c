@@ -334,6 +334,8 @@ out:
 	}
 	if (f)
 		fclose(f);
+	if (f && !ok)
+		unlink(path); /* a partial copy only takes room (on a full disk, all of it) */
 	if (fd >= 0)
 		close(fd);
 	atomic_store(&s->snap_state, ok ? SNAP_READY : SNAP_FAILED);
