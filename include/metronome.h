@@ -53,7 +53,8 @@ extern "C" {
 	X(DUPLICATE, -23, "duplicate")                                          \
 	X(STALE, -24, "stale message (older ballot or instance)")               \
 	X(FULL, -25, "buffer full, retry later")                                \
-	X(ABORT, -26, "aborted by the callback")
+	X(ABORT, -26, "aborted by the callback")                                \
+	X(NOSPACE, -27, "no space left on the device (disk full or over quota)")
 
 enum {
 	MTR_OK = 0,

@@ -76,6 +76,10 @@ struct apply_config {
 	 * then apply_instance() returns MTR_EIO (doc/apply.md).  0: 3 and 10 ms. */
 	unsigned local_retries;
 	unsigned retry_ms;
+	/* A full disk (apply_disk_full) is not counted against local_retries:
+	 * the instance is rolled back and tried again every full_retry_ms for
+	 * as long as it takes (apply_full() says so meanwhile).  0: 500 ms. */
+	unsigned full_retry_ms;
 };
 
 /* Called once per item, in item order, after the instance has committed. */
@@ -95,6 +99,7 @@ struct apply;
 	X(resends, "writes found applied already: kept result answered")     \
 	X(local_errors, "replica-local errors (I/O, full, ...) in apply or a read: incidents") \
 	X(local_retries, "instance attempts rolled back and retried after one") \
+	X(disk_full, "instance attempts rolled back because the disk is full (retried until there is space)") \
 	X(restarts, "instance attempts restarted: an item rolled back the transaction") \
 	X(budget_exceeded, "items that failed because they exceeded mtr_max_steps (VM steps)")
 
@@ -112,6 +117,20 @@ struct apply_stats {
  * "Replica-local errors").
  */
 int apply_local_error(int code);
+
+/*
+ * Whether a replica-local error means the disk is full: SQLITE_FULL, or an
+ * I/O error whose errno (sqlite3_system_errno) is ENOSPC or EDQUOT (SQLite
+ * reports a write that hit a quota as SQLITE_IOERR_WRITE).  Such an attempt
+ * is rolled back and retried until there is space (doc/apply.md "A full
+ * disk").
+ */
+int apply_disk_full(int code, int sys_errno);
+
+/* 1 while the apply thread waits for space: the instance it applies was
+ * rolled back on a full disk and is tried again every cfg.full_retry_ms;
+ * 0 again after it committed (any thread). */
+int apply_full(struct apply *a);
 
 /*
  * Open (or create) the replica database of cfg->dir and start its
@@ -152,6 +171,7 @@ uint64_t apply_applied(struct apply *a);
  * one; MTR_EIO / MTR_ESQL when the transaction could not commit (rolled back,
  * nothing recorded, no callback).  A replica-local error is retried
  * (cfg.local_retries) before MTR_EIO: the caller must stop applying then.
+ * A full disk is retried for as long as it lasts (apply_full()).
  * MTR_ECLOSED: apply_interrupt() abandoned it (rolled back, nothing
  * recorded, no callback).
  */
@@ -207,13 +227,16 @@ int apply_read(struct apply_reader *r, const struct wire_item *item, uint64_t *i
 	       void *arg);
 
 /* Write a consistent copy of the database to path (replaced if present; a
- * single file, rollback-journal mode) and the instance it holds. */
+ * single file, rollback-journal mode) and the instance it holds.  0,
+ * MTR_ENOSPACE (the disk is full), MTR_EIO or MTR_ESQL. */
 int apply_snapshot(struct apply *a, const char *path, uint64_t *instance);
 
 /*
  * Install the snapshot at path as the replica database of dir (no apply
  * open on it).  Afterwards apply_open() resumes at the snapshot's instance.
- * Returns 0, MTR_EIO, MTR_ESQL or MTR_EINVAL (not a replica snapshot).
+ * The copy is written beside the replica and renamed over it once whole, so
+ * a failure leaves the replica as it was.  Returns 0, MTR_ENOSPACE (the
+ * disk is full), MTR_EIO, MTR_ESQL or MTR_EINVAL (not a replica snapshot).
  */
 int apply_restore(const char *dir, const char *path);
 

@@ -32,6 +32,7 @@
 #define BUSY_MS 5000
 #define DEFAULT_LOCAL_RETRIES 3
 #define DEFAULT_RETRY_MS 10
+#define DEFAULT_FULL_RETRY_MS 500 /* a full disk: the instance is tried again this often */
 
 /* What one attempt at an instance ended with, besides 0 and MTR_* (< 0). */
 #define ATTEMPT_FORCED 1 /* an item rolled back the transaction: restart it marked failed */
@@ -184,6 +185,11 @@ struct apply {
 	struct apply *counts; /* whose counters an incident goes to: itself, or a reader's apply */
 	int err_errno;
 	char err_stmt[256];
+	/* A full disk (apply_disk_full): full_hit marks the attempt that met
+	 * it (apply thread); full is 1 while the instance waits for space
+	 * (apply_full(), any thread). */
+	int full_hit;
+	atomic_int full;
 };
 
 

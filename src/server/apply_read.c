@@ -195,17 +195,23 @@ int apply_digest(struct apply *a, uint64_t *instance, struct digest *d)
 	return at_applied_snapshot(a, instance, digest_fn, d);
 }
 
-/* Copy the main database of src into a new file at path (replaced). */
+/* Remove path and its -wal, -shm and -journal files. */
+static void remove_db(const char *path)
+{
+	static const char *const sides[] = {"", "-wal", "-shm", "-journal"};
+	char p[4096];
+	for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", path, sides[i]);
+		unlink(p);
+	}
+}
+
+/* Copy the main database of src into a new file at path (replaced).  0,
+ * MTR_ENOSPACE (a full disk: logged at debug, the caller reports it),
+ * MTR_EIO or MTR_ESQL. */
 static int backup_to(sqlite3 *src, const char *path, const char *mode)
 {
-	char side[4096];
-	unlink(path);
-	snprintf(side, sizeof side, "%s-wal", path);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-shm", path);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-journal", path);
-	unlink(side);
+	remove_db(path);
 	sqlite3 *dst = NULL;
 	if (sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
 		mtr_log(LOG_ERROR, "[apply] cannot create %s: %s", path, sqlite3_errmsg(dst));
@@ -225,8 +231,11 @@ static int backup_to(sqlite3 *src, const char *path, const char *mode)
 		if (sqlite3_exec(dst, sql, NULL, NULL, NULL) != SQLITE_OK)
 			rc = MTR_ESQL;
 	}
+	if (rc != 0 && apply_disk_full(sqlite3_extended_errcode(dst), sqlite3_system_errno(dst)))
+		rc = MTR_ENOSPACE;
 	if (rc != 0)
-		mtr_log(LOG_ERROR, "[apply] backup to %s: %s", path, sqlite3_errmsg(dst));
+		mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "[apply] backup to %s: %s", path,
+			sqlite3_errmsg(dst));
 	sqlite3_close(dst);
 	return rc;
 }
@@ -267,11 +276,36 @@ int apply_restore(const char *dir, const char *path)
 		sqlite3_close(src);
 		return MTR_ENOMEM;
 	}
-	rc = backup_to(src, dpath, "WAL");
+	/* Into a file beside it, renamed over it once whole: a failure (a full
+	 * disk) leaves the replica as it was.  No connection is open on it, so
+	 * it has no WAL (the last close checkpointed it); a stale one would be
+	 * read into the new file, hence removed after the rename. */
+	size_t n = strlen(dpath) + 16;
+	char *tmp = malloc(n);
+	if (tmp == NULL) {
+		sqlite3_close(src);
+		free(dpath);
+		return MTR_ENOMEM;
+	}
+	snprintf(tmp, n, "%s.restore", dpath);
+	rc = backup_to(src, tmp, "WAL");
 	sqlite3_close(src);
-	if (rc == 0)
+	if (rc == 0 && rename(tmp, dpath) != 0) {
+		mtr_log(LOG_ERROR, "[apply] rename %s to %s: %s", tmp, dpath, strerror(errno));
+		rc = MTR_EIO;
+	}
+	if (rc == 0) {
+		char side[4096];
+		snprintf(side, sizeof side, "%s-wal", dpath);
+		unlink(side);
+		snprintf(side, sizeof side, "%s-shm", dpath);
+		unlink(side);
 		mtr_log(LOG_INFO, "[apply] restored %s from %s at instance %llu", dpath, path,
 			(unsigned long long)inst);
+	} else {
+		remove_db(tmp);
+	}
+	free(tmp);
 	free(dpath);
 	return rc;
 }

@@ -5,8 +5,8 @@
  * This file has the configuration, server_open / server_run / server_stop /
  * server_close with the network loop, and the release of applied items.
  * The threads, what each owns, and the other parts (server_net.c,
- * server_apply.c, server_snap.c, server_vt.c) are described in
- * server_int.h.
+ * server_apply.c, server_snap.c, server_vt.c, server_disk.c) are described
+ * in server_int.h.
  */
 #include "config.h"
 
@@ -159,9 +159,11 @@ static void release(struct server *s)
 		s->rel_n--;
 	}
 	paxos_compact(s->px, r);
-	if (pstore_size(s->ps) > PSTORE_LIMIT) {
+	if (pstore_size(s->ps) > PSTORE_LIMIT && !srvdisk_full(s)) {
 		int rc = pstore_compact(s->ps, r);
-		if (rc != 0)
+		if (rc == MTR_ENOSPACE)
+			srvdisk_note(s, FULL_PAXOS); /* the old log stays in use, whole */
+		else if (rc != 0)
 			mtr_log(LOG_WARN, "server %u: compacting the Paxos log: %s", s->cfg.id, mtr_strerror(rc));
 	}
 	s->released = r;
@@ -422,15 +424,23 @@ int server_run(struct server *s)
 		srvnet_recv_all(s, s->t);
 		if (s->tg)
 			srvnet_recv_all(s, s->tg);
-		if (s->added) {
+		if (s->added && !(s->full & FULL_INGEST)) {
 			rc = ingest_sync(s->ing);
-			if (rc != 0) {
+			if (rc == MTR_ENOSPACE) {
+				/* kept: srvdisk_tick writes it again (server_disk.c) */
+				srvdisk_note(s, FULL_INGEST);
+			} else if (rc != 0) {
 				mtr_log(LOG_ERROR, "server %u: ingest sync: %s", s->cfg.id, mtr_strerror(rc));
 				atomic_store(&s->fatal, 1);
 				break;
+			} else {
+				s->added = 0;
+				s->marks_dirty = 1;
 			}
-			s->added = 0;
-			s->marks_dirty = 1;
+		}
+		if (srvdisk_tick(s) != 0) {
+			atomic_store(&s->fatal, 1);
+			break;
 		}
 		pthread_mutex_lock(&s->qmu);
 		unsigned qlen = s->qlen;
@@ -452,6 +462,8 @@ int server_run(struct server *s)
 		if (st == SNAP_READY || st == SNAP_FAILED) {
 			pthread_join(s->snap_fetch_th, NULL);
 			atomic_store(&s->snap_state, SNAP_IDLE);
+			if (atomic_exchange(&s->snap_full, 0))
+				srvdisk_note(s, FULL_SNAPSHOT);
 			s->snap_retry_ms = s->now_ms + 1000;
 			if (st == SNAP_READY && srvsnap_install(s) != 0) {
 				atomic_store(&s->fatal, 1);
@@ -460,7 +472,8 @@ int server_run(struct server *s)
 		}
 		srvapply_resolve_queue(s);
 		srvnet_stream_tick(s);
-		srvnet_request_gaps(s);
+		if (!srvdisk_full(s)) /* nowhere to put them */
+			srvnet_request_gaps(s);
 		paxos_tick(s->px, s->now_ms - s->epoch_ms);
 		srvapply_drain_outbox(s);
 		release(s);

@@ -92,6 +92,7 @@ struct server_info {
 	uint64_t released; /* items and instances <= this are released */
 	uint64_t items_applied;
 	uint16_t port;     /* the bound UDP port */
+	int disk_full;     /* 1 while data.dir is full (doc/server.md "A full disk") */
 };
 
 /* Fill *info (thread-safe: a copy published by the network thread). */

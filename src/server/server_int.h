@@ -15,6 +15,7 @@
  *                   installing
  *   server_vt.c     publishing the server's state (server_info, the
  *                   cluster tables of clustervt)
+ *   server_disk.c   a full data.dir as a state: standby, probe, resume
  *
  * Threads and ownership:
  *
@@ -88,6 +89,8 @@
 #define LOOP_MS 5              /* longest sleep of the network loop */
 #define STATS_PERIOD_MS 1000   /* own counters published and sent as STATS */
 #define STATS_MAX_AGE_MS 60000 /* mtr_stats forgets a process not heard for this long */
+#define FULL_RETRY_MS 500u     /* a full data.dir is probed this often (server_disk.c) */
+#define FULL_PROBE_BYTES (256u << 10) /* the probe's size: the room a retry needs at least */
 
 /*
  * Why the network thread dropped a datagram or a part of one that passed the
@@ -117,7 +120,8 @@
 	X(stats, "a STATS that does not decode")                                         \
 	X(stats_sender, "a STATS with a server's id (or ours), not from that server's address") \
 	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)") \
-	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)")
+	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)") \
+	X(disk_full, "an item not stored: data.dir is full (repaired from the proxy or a peer afterwards)")
 
 enum server_drop {
 #define SERVER__DROP_ENUM(name, text) SERVER_DROP_##name,
@@ -147,7 +151,12 @@ struct peer {
 	int heard;
 	uint64_t last_ms;
 	struct wire_status st;
+	int disk_known;   /* its STATS carried server.disk_full */
+	uint64_t disk_full; /* ... and its value (1: its data.dir is full) */
 };
+
+/* Where a full disk was met (server_disk.c): bits of struct server.full. */
+enum { FULL_INGEST = 1u, FULL_PAXOS = 2u, FULL_APPLY = 4u, FULL_SNAPSHOT = 8u };
 
 /* A chosen instance on its way to the apply thread. */
 struct aq_entry {
@@ -300,6 +309,14 @@ struct server {
 	uint64_t drop_warn_ms[SERVER_DROP__COUNT]; /* next drop of each reason logged at warn */
 	uint64_t next_stats_ms;
 	struct statstab *stats;
+
+	/* the disk-full state (network thread; server_disk.c) */
+	unsigned full;          /* FULL_* sources met and not yet cleared */
+	int full_on;            /* in the state: logged, Paxos on standby */
+	unsigned full_what;     /* the source that started it (for the log line) */
+	uint64_t full_since_ms, full_next_ms, full_left_ms;
+	uint64_t full_events, full_ms; /* times entered; ms spent in it before the current one */
+	atomic_int snap_full;   /* the snapshot fetch thread failed for want of space */
 };
 
 /* snap_state: the snapshot fetch (server_snap.c) and its hand-over to the
@@ -384,6 +401,21 @@ void srvnet_drop(struct server *s, enum server_drop why, const struct transport_
 /* Whether m comes from configured server j = its sender id, j != us, and
  * from j's configured address (ip and port). */
 bool srvnet_from_peer(const struct server *s, const struct transport_msg *m);
+
+/* ---- server_disk.c (network thread) ---- */
+
+/* A write of source (FULL_*) failed for want of space (MTR_ENOSPACE). */
+void srvdisk_note(struct server *s, unsigned source);
+/* Every loop: take the apply thread's state, enter the state (logged at
+ * error once, Paxos standby), probe every FULL_RETRY_MS and write the
+ * ingest buffer again, leave when all is clear.  0, or an MTR_E* code when
+ * a retry failed otherwise (the server stops). */
+int srvdisk_tick(struct server *s);
+/* Whether no durable write may be tried (in the state or a source set). */
+static inline bool srvdisk_full(const struct server *s)
+{
+	return s->full_on || s->full != 0;
+}
 
 /* ---- server_vt.c ---- */
 

@@ -252,9 +252,16 @@ static bool items_sender_ok(struct server *s, const struct transport_msg *m)
 
 static void item_add(struct server *s, uint64_t stream, uint64_t seq, const uint8_t *rec, uint32_t len)
 {
+	if (srvdisk_full(s)) {
+		s->drops[SERVER_DROP_disk_full]++; /* counted only: the state is logged once (server_disk.c) */
+		return;
+	}
 	int rc = ingest_add(s->ing, stream, seq, rec, len);
 	if (rc == 0) {
 		s->added = 1;
+	} else if (rc == MTR_ENOSPACE) {
+		s->drops[SERVER_DROP_disk_full]++;
+		srvdisk_note(s, FULL_INGEST);
 	} else if (rc == MTR_EIO) {
 		mtr_log(LOG_ERROR, "server %u: ingest store failed: %s", s->cfg.id, mtr_strerror(rc));
 		atomic_store(&s->fatal, 1);
@@ -539,13 +546,25 @@ void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 int srvnet_px_persist(void *data, const struct paxos_persist *change)
 {
 	struct server *s = data;
-	return pstore_persist(s->ps, change);
+	if (srvdisk_full(s))
+		return MTR_ENOSPACE; /* no promise or accept it could not keep */
+	int rc = pstore_persist(s->ps, change);
+	if (rc == MTR_ENOSPACE) {
+		srvdisk_note(s, FULL_PAXOS); /* the record was cut off again: the log is as before */
+	} else if (rc == MTR_EIO) {
+		/* a failed fdatasync or a cut that failed: the log's state on
+		 * disk is unknown, and the store refuses every later write */
+		mtr_log(LOG_ERROR, "server %u: the Paxos log cannot be written: stopping (a restart recovers it)",
+			s->cfg.id);
+		atomic_store(&s->fatal, 1);
+	}
+	return rc;
 }
 
 bool srvnet_px_holds(void *data, uint64_t stream, uint64_t last)
 {
 	struct server *s = data;
-	if (s->backpressure)
+	if (s->backpressure || srvdisk_full(s))
 		return false;
 	return ingest_holds(s->ing, stream, last) != 0;
 }

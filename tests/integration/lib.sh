@@ -142,3 +142,11 @@ need_built() {
 }
 
 need_root() { [ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces); CI runs as root"; }
+
+# same_digests DATADIR...: print each replica's instance, digest and row
+# count (mtrdigest, as TAP comments) and succeed when they are all equal
+same_digests() {
+	_sd=$("$MTR_BUILDDIR/tests/tools/mtrdigest" "$@" 2>&1)
+	echo "$_sd" | sed "s|${TMP:-/nonexistent}/||; s/^/# /"
+	[ "$(echo "$_sd" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ]
+}
