@@ -585,21 +585,47 @@ static bool readq_push(struct server *s, struct read_req *q)
 
 /* ---- RESULT_REQUEST: the result cache, else mtr_requests ---- */
 
-/* The cached result of (stream, seq), or NULL; *inst its instance. */
-static const struct res_item *cache_find(const struct server *s, uint64_t stream, uint64_t seq,
-					 const struct done **in)
+/* A record of a RESULT_REQUEST, by seq (cache_scan). */
+struct rreq_want {
+	struct wire_rreq_rec r;
+	int hit;
+};
+
+static int want_cmp(const void *a, const void *b)
 {
-	for (unsigned k = s->cn; k-- > 0;) {
+	uint64_t x = ((const struct rreq_want *)a)->r.seq, y = ((const struct rreq_want *)b)->r.seq;
+	return x < y ? -1 : x > y;
+}
+
+/* Fill wr with the results of w[0..n) (sorted by seq) the result cache
+ * holds and mark them hit: one pass over the cache, a binary search per
+ * cached item of the stream (not a pass per record).  Returns how many. */
+static size_t cache_scan(const struct server *s, uint64_t stream, struct rreq_want *w, size_t n,
+			 struct wire_result *wr)
+{
+	size_t nwr = 0;
+	for (unsigned k = s->cn; k-- > 0 && nwr < n;) {
 		const struct done *d = s->cache[(s->chead + k) % s->ccap];
 		for (size_t i = 0; i < d->n; i++) {
 			const struct res_item *ri = &d->it[i];
-			if (ri->stream == stream && ri->seq == seq) {
-				*in = d;
-				return ri;
+			if (ri->stream != stream)
+				continue;
+			size_t lo = 0, hi = n;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (w[mid].r.seq < ri->seq)
+					lo = mid + 1;
+				else
+					hi = mid;
 			}
+			if (lo == n || w[lo].r.seq != ri->seq || w[lo].hit)
+				continue;
+			w[lo].hit = 1;
+			wr[nwr++] = (struct wire_result){.seq = ri->seq, .request = ri->request, .instance = d->inst,
+							 .data = d->bytes + ri->off, .len = ri->len};
 		}
 	}
-	return NULL;
+	return nwr;
 }
 
 /*
@@ -617,25 +643,21 @@ static void on_result_request(struct server *s, const struct transport_msg *m)
 		return;
 	}
 	stream_note_proxy(s, rq.stream, m);
+	struct rreq_want w[WIRE_RREQ_MAX_RECS];
+	for (uint32_t i = 0; i < rq.nrec; i++) {
+		wire_rreq_rec_get(&rq, i, &w[i].r);
+		w[i].hit = 0;
+	}
+	qsort(w, rq.nrec, sizeof *w, want_cmp);
 	struct wire_result wr[WIRE_RREQ_MAX_RECS];
-	size_t nwr = 0;
+	size_t nwr = cache_scan(s, rq.stream, w, rq.nrec, wr);
 	struct apply_lookup *look = NULL;
 	uint32_t nlook = 0;
-	for (uint32_t i = 0; i < rq.nrec; i++) {
-		struct wire_rreq_rec r;
-		wire_rreq_rec_get(&rq, i, &r);
-		const struct done *d = NULL;
-		const struct res_item *ri = cache_find(s, rq.stream, r.seq, &d);
-		if (ri != NULL) {
-			wr[nwr++] = (struct wire_result){.seq = ri->seq, .request = ri->request, .instance = d->inst,
-							 .data = d->bytes + ri->off, .len = ri->len};
-			continue;
-		}
-		if (look == NULL && (look = calloc(rq.nrec, sizeof *look)) == NULL)
-			continue;
-		look[nlook++] = (struct apply_lookup){.stream = rq.stream, .seq = r.seq, .client = r.client,
-						      .request = r.request};
-	}
+	if (nwr < rq.nrec && (look = calloc(rq.nrec - nwr, sizeof *look)) != NULL)
+		for (uint32_t i = 0; i < rq.nrec; i++)
+			if (!w[i].hit)
+				look[nlook++] = (struct apply_lookup){.stream = rq.stream, .seq = w[i].r.seq,
+								      .client = w[i].r.client, .request = w[i].r.request};
 	if (nwr) {
 		s->results_cached += nwr;
 		srvapply_send_results(s, rq.stream, wr, nwr, &m->peer);

@@ -175,9 +175,12 @@ failed=$(cat "$TMP"/load*.err 2>/dev/null | grep -c 'mtrload:')
 diag "errors reported by the loads (first 5 per connection): $failed"
 cat "$TMP"/load*.err 2>/dev/null | grep 'mtrload:' | sort | uniq -c | sort -rn | head -5 | sed 's/^/#   /'
 
-kept=$("$M" "mtr://$P2?consistency=none" -c \
-	"SELECT sum(value) FROM mtr_stats WHERE process LIKE 'server %' AND name = 'server.results_kept'" 2>/dev/null)
-diag "results answered from mtr_requests (server.results_kept, all servers): $kept"
+srv_sum() {
+	"$M" "mtr://$P2?consistency=none" -c \
+		"SELECT sum(value) FROM mtr_stats WHERE process LIKE 'server %' AND name = 'server.$1'" 2>/dev/null
+}
+kept=$(srv_sum results_kept)
+diag "results asked for again, all servers: from the cache $(srv_sum results_cached), from mtr_requests $kept, RESULT_UNKNOWN $(srv_sum results_unknown)"
 check "results asked for again were answered from mtr_requests (result cache of 2 instances)" [ "${kept:-0}" -gt 0 ]
 
 # ---- outcome unknown: proxy 3 reaches no server --------------------------
