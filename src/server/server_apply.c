@@ -505,8 +505,13 @@ static void reader_lookup(struct server *s, struct apply_reader *db, struct read
 	uint64_t seen = 0;
 	int rc = db ? apply_lookup(db, q->look, q->nlook, &seen) : MTR_EIO;
 	if (rc != 0) {
-		mtr_log(LOG_WARN, "server %u: looking up %u results of %016llx failed: %s", s->cfg.id, q->nlook,
-			(unsigned long long)q->stream, mtr_strerror(rc));
+		/* at most once a minute (DROP_WARN_MS): the reader connection is
+		 * broken, READs fail alike */
+		uint64_t now = now_mono_ns() / 1000000u, next = atomic_load(&s->lookup_warn_ms);
+		if (now >= next && atomic_compare_exchange_strong(&s->lookup_warn_ms, &next, now + DROP_WARN_MS))
+			mtr_log(LOG_WARN, "server %u: looking up %u results of %016llx failed: %s (the next failures "
+				"of this minute are not logged)", s->cfg.id, q->nlook, (unsigned long long)q->stream,
+				mtr_strerror(rc));
 		return;
 	}
 	struct done *d = calloc(1, sizeof *d);

@@ -278,6 +278,7 @@ struct server {
 	uint32_t snap_from;
 	uint64_t snap_retry_ms;
 	atomic_uint_fast64_t snap_refused; /* requests refused (server.drop.snapshot) */
+	atomic_uint_fast64_t lookup_warn_ms; /* reader threads: next failed result lookup logged at warn */
 	uint64_t snap_warn_ms;             /* snapshot server thread: next refusal logged at warn */
 
 	/* result cache: the last cfg.result_cache applied instances */
