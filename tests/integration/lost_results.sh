@@ -42,16 +42,17 @@ M=$B/shell/mtrsql
 # ---- iptables rules: every one added is remembered and removed at exit ----
 RULES=$TMP/rules
 : >"$RULES"
-rule_add() { iptables -I INPUT -i lo -p udp "$@" -j DROP && echo "$*" >>"$RULES"; }
+TAG=mtr-lost-results-$$ # a comment on our rules: whose they are
+rule_add() { iptables -I INPUT -i lo -p udp "$@" -m comment --comment "$TAG" -j DROP && echo "$*" >>"$RULES"; }
 rule_del() {
-	iptables -D INPUT -i lo -p udp "$@" -j DROP 2>/dev/null
+	iptables -D INPUT -i lo -p udp "$@" -m comment --comment "$TAG" -j DROP 2>/dev/null
 	grep -vxF -- "$*" "$RULES" >"$RULES.new"; mv "$RULES.new" "$RULES"
 }
 rules_clear() {
 	[ -f "$RULES" ] || return 0
 	while read -r r; do
 		# shellcheck disable=SC2086
-		iptables -D INPUT -i lo -p udp $r -j DROP 2>/dev/null
+		iptables -D INPUT -i lo -p udp $r -m comment --comment "$TAG" -j DROP 2>/dev/null
 	done <"$RULES"
 	: >"$RULES"
 }
