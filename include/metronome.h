@@ -54,7 +54,8 @@ extern "C" {
 	X(STALE, -24, "stale message (older ballot or instance)")               \
 	X(FULL, -25, "buffer full, retry later")                                \
 	X(ABORT, -26, "aborted by the callback")                                \
-	X(NOSPACE, -27, "no space left on the device (disk full or over quota)")
+	X(NOSPACE, -27, "no space left on the device (disk full or over quota)") \
+	X(UNKNOWN, -28, "outcome unknown: the write may or may not have been applied; check the row")
 
 enum {
 	MTR_OK = 0,
@@ -238,7 +239,9 @@ MTR_API int mtr_clear_bindings(mtr_stmt *st);
  * MTR_ESQL (SQLite failed: mtr_extended_errcode() has SQLite's code),
  * MTR_ESYNTAX / MTR_EREFUSED / MTR_EINVAL (the proxy refused it; mtr_errmsg
  * has the position), MTR_ETIMEDOUT (no answer in time: a write may still be
- * applied later), MTR_EBUSY (the proxy stayed busy past the busy timeout),
+ * applied later), MTR_EUNKNOWN (the proxy lost the write's result for good:
+ * it may or may not have been applied; read the row), MTR_EBUSY (the proxy
+ * stayed busy past the busy timeout),
  * MTR_ECONNECT (no proxy reachable).  After MTR_DONE or an error, the next
  * step runs the statement again (as after mtr_reset).  Inside BEGIN ...
  * COMMIT see "Transactions" above.
@@ -349,14 +352,20 @@ MTR_API int mtr_pending(mtr *db);
  * Failover and resends:
  * - Every request has a request id, unique and increasing within the handle;
  *   the handle also has a random 64-bit client id sent in HELLO.
- * - When the connection breaks (EOF, error, BYE), the handle connects to the
- *   next address of the URI (round robin) and sends again every request not
- *   yet answered, in order, with the same request ids.
+ * - When the connection breaks (EOF, error, BYE) or a request on it timed
+ *   out (answers leave a proxy in request order: one that never comes holds
+ *   up the rest), the handle connects to the next address of the URI (round
+ *   robin; the same one when there is one) and sends again every request not
+ *   yet answered, in order, with the same request ids.  A handle without an
+ *   address (embedded, client_open_fd) keeps its connection on a time-out.
  * - A write is applied at most once per (client id, request id): the
  *   replicas keep its result and answer a resend with it (RETURNING rows
  *   included) instead of running it again.  Reads are not de-duplicated
  *   (they are safe to resend).  A request that timed out is never resent and
- *   its outcome is unknown.  doc/client.md "Failover and idempotency".
+ *   its outcome is unknown, like one answered MTR_EUNKNOWN (the proxy got
+ *   no result from any replica within proxy.write_timeout, or one said it
+ *   applied the write but no longer keeps its result).  doc/client.md
+ *   "Failover and idempotency".
  */
 
 

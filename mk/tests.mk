@@ -120,6 +120,7 @@ INTEGRATION_SUITES += tests/integration/embedded.sh
 INTEGRATION_SUITES += tests/integration/metronomed.sh
 INTEGRATION_SUITES += tests/integration/cluster.sh
 INTEGRATION_SUITES += tests/integration/failover.sh
+INTEGRATION_SUITES += tests/integration/lost_results.sh
 INTEGRATION_SUITES += tests/integration/slt_cluster.sh
 INTEGRATION_SUITES += tests/integration/sql_diff.sh
 INTEGRATION_SUITES += tests/integration/mtrsql.sh

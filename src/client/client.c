@@ -7,10 +7,11 @@
  * ANSWER arrives (matched by request id: answers of requests given up after
  * a timeout are recognised and dropped).  Everything that waits goes through
  * client_pump(), which writes what is queued, reads frames, completes
- * requests, expires deadlines and, when the connection dies, connects to the
- * next address and queues every unanswered frame again (same request ids:
- * see "Failover" in metronome.h and doc/client.md for what that does and
- * does not guarantee today).  Nothing spins: the pump sleeps in poll().
+ * requests, expires deadlines and, when the connection dies or a request
+ * timed out on it, connects to the next address and queues every
+ * unanswered frame again (same request ids: see "Failover" in metronome.h
+ * and doc/client.md for what that does and does not guarantee).  Nothing
+ * spins: the pump sleeps in poll().
  */
 #include "config.h"
 
@@ -530,7 +531,8 @@ static int conn_ensure(mtr *db, uint64_t deadline)
 	return client_err(db, MTR_ECONNECT, "cannot connect to any proxy (last: %s)", why);
 }
 
-/* The connection died: close it and try the next address first. */
+/* The connection died (or a request timed out on it): close it and try
+ * the next address first. */
 static void conn_lost(mtr *db, const char *why)
 {
 	if (db->naddrs)
@@ -713,19 +715,41 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 			return fired;
 		uint64_t now = now_mono_ns();
 		uint64_t next = until;
+		uint64_t expired = 0;
+		bool want_expired = false;
 		for (struct client_req *r = db->head, *nx; r; r = nx) {
 			nx = r->next;
 			if (r->deadline_ns && r->deadline_ns <= now) {
 				req_unlink(db, r);
 				mtr_log(LOG_DEBUG, "client: request %llu timed out", (unsigned long long)r->id);
-				if (r == want) {
-					client_err(db, MTR_ETIMEDOUT, "no answer within %d ms", db->timeout_ms);
-					return MTR_ETIMEDOUT;
-				}
-				fired += req_finish(db, r, NULL, 0, MTR_ETIMEDOUT);
+				if (!expired)
+					expired = r->id;
+				if (r == want)
+					want_expired = true;
+				else
+					fired += req_finish(db, r, NULL, 0, MTR_ETIMEDOUT);
 			} else if (r->deadline_ns && (!next || r->deadline_ns < next)) {
 				next = r->deadline_ns;
 			}
+		}
+		/*
+		 * A request that got no answer in time makes its connection
+		 * suspect: answers leave a proxy in request order, so one that
+		 * never comes holds up every later one.  Reconnect (the next
+		 * address first, when the URI has several) and resend what is
+		 * still unanswered with the same ids; the replicas apply each
+		 * (client, request) once (doc/client.md "Failover").  A handle
+		 * without an address (embedded, attached) keeps its connection.
+		 */
+		if (expired && db->fd >= 0 && db->naddrs > 0) {
+			char why[96];
+			snprintf(why, sizeof why, "no answer to request %llu within %d ms", (unsigned long long)expired,
+				 db->timeout_ms);
+			conn_lost(db, why);
+		}
+		if (want_expired) {
+			client_err(db, MTR_ETIMEDOUT, "no answer within %d ms", db->timeout_ms);
+			return MTR_ETIMEDOUT;
 		}
 		if (fired && !want)
 			return fired;

@@ -75,6 +75,7 @@ void proxy_config_defaults(struct proxy_config *cfg)
 	cfg->heartbeat_ms = 10;
 	cfg->result_timeout_ms = 500;
 	cfg->read_timeout_ms = 5000;
+	cfg->write_timeout_ms = 8000;
 	cfg->max_clients = 1024;
 	cfg->client_buffer = 16u << 20;
 	cfg->max_frame = CPROTO_MAX_FRAME;
@@ -131,6 +132,9 @@ int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err,
 	if ((rc = range_key(c, "proxy.read_timeout", 5, 3600000, "5ms .. 1h", &v, err, errlen)))
 		return rc;
 	out->read_timeout_ms = (uint32_t)v;
+	if ((rc = range_key(c, "proxy.write_timeout", 10, 3600000, "10ms .. 1h", &v, err, errlen)))
+		return rc;
+	out->write_timeout_ms = (uint32_t)v;
 	if ((rc = range_key(c, "proxy.max_clients", 1, 1000000, "1 .. 1000000", &v, err, errlen)))
 		return rc;
 	out->max_clients = (uint32_t)v;
@@ -310,6 +314,8 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		p->cfg.result_timeout_ms = 500;
 	if (p->cfg.read_timeout_ms == 0)
 		p->cfg.read_timeout_ms = 5000;
+	if (p->cfg.write_timeout_ms == 0)
+		p->cfg.write_timeout_ms = 8000;
 	p->from = (struct wire_from){.cluster = p->cfg.cc.cluster_id, .sender = p->cfg.id, .key = &p->cfg.cc.key};
 	if (p->cfg.max_clients == 0)
 		p->cfg.max_clients = 1024;

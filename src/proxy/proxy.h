@@ -37,6 +37,8 @@
 	{ "proxy.heartbeat", CONF_DURATION, "10ms", "heartbeat period while items wait for results" },            \
 	{ "proxy.result_timeout", CONF_DURATION, "500ms", "ask a server again for a result missing this long" },   \
 	{ "proxy.read_timeout", CONF_DURATION, "5s", "a read without an answer this long fails (retried at 1/5)" }, \
+	{ "proxy.write_timeout", CONF_DURATION, "8s",                                                           \
+	  "a write without a result this long is answered 'outcome unknown' (MTR_EUNKNOWN)" },                  \
 	{ "proxy.max_clients", CONF_INT, "1024", "client connections at once (more are refused with BYE)" },       \
 	{ "proxy.client_buffer", CONF_SIZE, "16M",                                                              \
 	  "answers queued for one client before the proxy stops reading its requests" },                        \
@@ -56,6 +58,7 @@ struct proxy_config {
 	uint32_t heartbeat_ms;        /* proxy.heartbeat */
 	uint32_t result_timeout_ms;   /* proxy.result_timeout */
 	uint32_t read_timeout_ms;     /* proxy.read_timeout */
+	uint32_t write_timeout_ms;    /* proxy.write_timeout */
 	uint32_t max_clients;         /* proxy.max_clients */
 	uint64_t client_buffer;       /* proxy.client_buffer */
 	uint32_t max_frame;           /* largest client frame (CPROTO_MAX_FRAME) */
@@ -124,6 +127,9 @@ void proxy_addrs(const struct proxy *p, struct transport_addr *listen, struct tr
 	X(dgrams_out, "item datagrams sent (ITEMS + FRAGMENT)")       \
 	X(resent, "items resent on RESEND")                           \
 	X(result_requests, "RESULT_REQUEST datagrams sent")           \
+	X(results_asked, "results asked for again (RESULT_REQUEST records)") \
+	X(results_unknown, "writes answered MTR_EUNKNOWN: a server said RESULT_UNKNOWN") \
+	X(write_timeouts, "writes answered MTR_EUNKNOWN after proxy.write_timeout") \
 	X(pushback, "times the outbuf was full (reading paused)")     \
 	X(released, "highest seq released")                           \
 	X(client_pauses, "times a slow client stopped being read")

@@ -229,6 +229,7 @@ static int handle_query(struct proxy *p, struct client *c, const struct cproto_f
 				   .stream = p->stream, .seq = seq, .request = q.request, .client = c->client_id,
 				   .floor = q.floor, .now_us = proxy_wall_us(), .seed = prng_next(&p->prng)};
 	rc = proxy_item_build(&in, &out, &err);
+	int ordered_read = rc == PROXY_ITEM_READ;
 	free(binds);
 	p->st.requests++;
 	if (rc < 0)
@@ -275,7 +276,10 @@ static int handle_query(struct proxy *p, struct client *c, const struct cproto_f
 	struct wslot *s = &p->slots[seq % p->cap];
 	memset(s, 0, sizeof *s);
 	s->pend = w; /* NULL without memory: the item still applies, the client waits for nothing */
-	s->sent_ms = p->now_ms;
+	s->client = c->client_id;
+	s->request = q.request;
+	s->read = (uint8_t)ordered_read;
+	s->first_ms = s->sent_ms = p->now_ms;
 	if (w)
 		w->seq = seq;
 	p->st.items++;

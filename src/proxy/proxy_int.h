@@ -36,7 +36,9 @@
 #define MAX_PEND 65536u        /* unanswered requests per connection */
 #define RESEND_MAX 4096u       /* items resent for one RESEND at most */
 #define RREQ_SCAN 4096u        /* slots scanned for late results per tick */
-#define RREQ_MAX 64u           /* RESULT_REQUESTs per tick at most */
+#define RREQ_MAX 1024u         /* results asked for again per tick at most */
+#define RREQ_BACKOFF_MAX_MS 2000u /* longest wait between two asks for one result */
+#define GIVE_UP_WARN_MS 10000u /* "outcome unknown" answers logged at warn at most this often */
 #define IDLE_HEARTBEAT_MS 1000u
 #define STATS_PERIOD_MS 1000u /* the proxy's counters to every server (mtr_stats) */
 
@@ -54,6 +56,7 @@
 	X(result_range, "a result for a seq not in flight (released or never sent)")         \
 	X(result_read, "a read result for a read no longer waiting (answered or timed out)") \
 	X(result_chunk, "a result chunk that disagrees with the others")                    \
+	X(result_unknown, "a RESULT_UNKNOWN that does not decode or is for another stream")   \
 	X(nomem, "a result chunk dropped for want of memory")                               \
 	X(resend, "a RESEND that does not decode or is for another stream")                 \
 	X(status, "a STATUS that does not decode or names a bad node")
@@ -102,10 +105,15 @@ enum { PEND_WRITE = 1, PEND_READ = 2, PEND_DONE = 3 };
 
 /* A write waiting for its result, by seq (ring of cap_items). */
 struct wslot {
-	struct pend *pend; /* NULL when its client is gone */
+	struct pend *pend; /* NULL when its client is gone or was answered "outcome unknown" */
+	uint64_t client, request; /* the item's ids (RESULT_REQUEST names them) */
+	uint64_t first_ms; /* numbered (proxy.write_timeout counts from here) */
 	uint64_t sent_ms;  /* last time sent or asked for */
 	struct rbuf *rb;   /* chunks so far */
+	uint32_t tries;    /* RESULT_REQUESTs for it: the next waits result_timeout << tries (capped) */
 	uint8_t done;
+	uint8_t read;      /* a read ordered like a write */
+	uint8_t gave_up;   /* answered "outcome unknown" after proxy.write_timeout */
 };
 
 /* One client connection: its input and output buffers, its HELLO, and the
@@ -171,7 +179,12 @@ struct proxy {
 	struct outbuf ob;
 	struct wslot *slots;
 	uint32_t cap;
-	uint64_t rel;         /* every seq <= rel has its result (released) */
+	uint64_t rel;         /* every seq <= rel has its result or was given up (released) */
+	uint64_t ordered;     /* every seq <= ordered is applied on some replica (a result of it or a later one came) */
+	uint64_t gu_next;     /* next seq the write_timeout check looks at */
+	uint64_t gu_warn_ms;  /* next "outcome unknown" warning */
+	uint64_t gu_unwarned; /* writes given up since the last warning */
+	int ask_now;          /* servers heard again after a silence: ask for every late result at once */
 	uint64_t batch_first; /* items [batch_first, next) not sent yet */
 	int blocked;          /* outbuf full: no client is read */
 	struct client *full_client; /* whose request found the outbuf full */

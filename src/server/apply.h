@@ -226,6 +226,31 @@ void apply_reader_close(struct apply_reader *r);
 int apply_read(struct apply_reader *r, const struct wire_item *item, uint64_t *instance, apply_result_fn cb,
 	       void *arg);
 
+/*
+ * Results looked up again (RESULT_REQUEST of a result no longer in the
+ * server's cache, doc/apply.md "Looking a result up"): per item (stream,
+ * seq) with its ids (client, request), whether this replica has applied it
+ * (mtr_cursor: the stream's last applied seq is at or above seq) and, if
+ * so, the result kept for (client, request) in mtr_requests.
+ */
+enum apply_lookup_state {
+	APPLY_LOOKUP_UNAPPLIED = 0, /* not applied here (yet): no answer */
+	APPLY_LOOKUP_FOUND = 1,     /* applied; bytes hold its result */
+	APPLY_LOOKUP_LOST = 2,      /* applied; no result kept (client 0, below its floor, pruned) */
+};
+struct apply_lookup {
+	uint64_t stream, seq, client, request; /* in */
+	int state;                              /* out: enum apply_lookup_state */
+	uint8_t *bytes;                         /* out (FOUND): malloc'ed result bytes, the caller frees */
+	uint32_t len;
+};
+
+/* On a reader (apply_reader_open), in one read transaction: fill the
+ * outcome of q[0..n); *instance is the applied instance that transaction
+ * saw (at or above the instance of every FOUND or LOST item).  0,
+ * MTR_ESQL or MTR_ENOMEM (then nothing is FOUND: no bytes to free). */
+int apply_lookup(struct apply_reader *r, struct apply_lookup *q, size_t n, uint64_t *instance);
+
 /* Write a consistent copy of the database to path (replaced if present; a
  * single file, rollback-journal mode) and the instance it holds.  0,
  * MTR_ENOSPACE (the disk is full), MTR_EIO or MTR_ESQL. */

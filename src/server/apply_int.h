@@ -286,6 +286,9 @@ int apply_run_item(struct apply *a, size_t idx, const struct wire_item *it);
 int apply_rq_finish(struct apply *a);
 /* After COMMIT: the attempt's view of the clients becomes the committed one. */
 void apply_rq_committed(struct apply *a);
+/* On db (a reader connection, inside a read transaction): the outcome of
+ * each q[i] (apply_lookup).  0, MTR_ESQL or MTR_ENOMEM. */
+int apply_rq_lookup(sqlite3 *db, struct apply_lookup *q, size_t n);
 /* Forget the clients idle for APPLY_CLIENT_IDLE_US, every 4096th instance,
  * by the timestamp of its last item (deterministic). */
 int apply_rq_prune(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n);

@@ -163,6 +163,25 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 	return cb ? apply_deliver(a, it, 1, cb, arg) : 0;
 }
 
+int apply_lookup(struct apply_reader *r, struct apply_lookup *q, size_t n, uint64_t *instance)
+{
+	struct apply *a = &r->a;
+	*instance = 0;
+	for (size_t i = 0; i < n; i++) {
+		q[i].state = APPLY_LOOKUP_UNAPPLIED;
+		q[i].bytes = NULL;
+		q[i].len = 0;
+	}
+	if (apply_exec_sql(a, "BEGIN") != 0)
+		return MTR_ESQL;
+	/* the instance and the rows from one snapshot */
+	int rc = apply_meta_get(a->db, "applied", instance);
+	if (rc == 0)
+		rc = apply_rq_lookup(a->db, q, n);
+	apply_rollback(a);
+	return rc;
+}
+
 /*
  * Run fn on a reader connection inside one read transaction, after reading
  * the applied instance from that same snapshot: the instance and what fn sees

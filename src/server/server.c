@@ -523,6 +523,7 @@ void server_close(struct server *s)
 		struct read_req *q = s->rhead;
 		s->rhead = q->next;
 		free(q->item);
+		free(q->look);
 		free(q);
 	}
 	for (unsigned k = 0; k < s->cn; k++)

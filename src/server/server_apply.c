@@ -275,6 +275,43 @@ static void send_done(struct server *s, const struct done *d)
 	}
 }
 
+/* Send the results a reader looked up (RESULT) and the items it found
+ * applied without a kept result (RESULT_UNKNOWN) to the asker. */
+static void send_looked_up(struct server *s, const struct done *d)
+{
+	const struct clusterconf *cc = &s->cfg.cc;
+	struct wire_result wr[WIRE_RREQ_MAX_RECS];
+	struct wire_runk_rec lost[WIRE_RREQ_MAX_RECS];
+	size_t nwr = 0;
+	uint32_t nlost = 0;
+	for (size_t i = 0; i < d->n && i < WIRE_RREQ_MAX_RECS; i++) {
+		const struct res_item *ri = &d->it[i];
+		if (ri->lost)
+			lost[nlost++] = (struct wire_runk_rec){.seq = ri->seq, .request = ri->request};
+		else
+			wr[nwr++] = (struct wire_result){.seq = ri->seq, .request = ri->request, .instance = d->seen,
+							 .data = d->bytes + ri->off, .len = ri->len};
+	}
+	s->results_kept += nwr;
+	s->results_unknown += nlost;
+	if (nwr)
+		srvapply_send_results(s, d->stream, wr, nwr, &d->to);
+	struct wire_result_unknown u = {.stream = d->stream, .instance = d->seen, .nrec = nlost, .recs = lost};
+	while (u.nrec > 0) {
+		uint32_t packed = 0;
+		uint8_t *b = srvnet_out_buf(s);
+		size_t n = wire_result_unknown_build(b, cc->mtu, &s->from, &u, &packed);
+		if (n == 0)
+			break;
+		srvnet_out_push(s, n, &d->to);
+		u.recs += packed;
+		u.nrec -= packed;
+	}
+	if (nlost)
+		mtr_log(LOG_INFO, "server %u: %u results of %016llx asked for again are applied here but no longer kept: "
+			"answered RESULT_UNKNOWN", s->cfg.id, nlost, (unsigned long long)d->stream);
+}
+
 static void cache_put(struct server *s, struct done *d)
 {
 	if (s->ccap == 0) {
@@ -300,7 +337,10 @@ void srvapply_drain_outbox(struct server *s)
 	while (d) {
 		struct done *next = d->next;
 		d->next = NULL;
-		if (d->inst != 0) {
+		if (d->lookup) {
+			send_looked_up(s, d);
+			srvapply_done_free(d);
+		} else if (d->inst != 0) {
 			send_done(s, d);
 			if (d->inst > s->applied_net)
 				s->applied_net = d->inst;
@@ -462,6 +502,52 @@ static void read_cb(void *arg, size_t index, const struct wire_item *item, const
 		c->err = done_add(c->d, item->stream, 0, item->request, res);
 }
 
+/* A RESULT_REQUEST's records the result cache missed: look them up in
+ * mtr_requests on the reader's connection and post what was found (RESULT)
+ * or is applied but not kept (RESULT_UNKNOWN) to the outbox; an item not
+ * applied here gets no answer (another replica may have it, and the proxy
+ * gives up after proxy.write_timeout). */
+static void reader_lookup(struct server *s, struct apply_reader *db, struct read_req *q)
+{
+	uint64_t seen = 0;
+	int rc = db ? apply_lookup(db, q->look, q->nlook, &seen) : MTR_EIO;
+	if (rc != 0) {
+		/* at most once a minute (DROP_WARN_MS): the reader connection is
+		 * broken, READs fail alike */
+		uint64_t now = now_mono_ns() / 1000000u, next = atomic_load(&s->lookup_warn_ms);
+		if (now >= next && atomic_compare_exchange_strong(&s->lookup_warn_ms, &next, now + DROP_WARN_MS))
+			mtr_log(LOG_WARN, "server %u: looking up %u results of %016llx failed: %s (the next failures "
+				"of this minute are not logged)", s->cfg.id, q->nlook, (unsigned long long)q->stream,
+				mtr_strerror(rc));
+		return;
+	}
+	struct done *d = calloc(1, sizeof *d);
+	for (uint32_t i = 0; i < q->nlook; i++) {
+		struct apply_lookup *x = &q->look[i];
+		if (d != NULL && x->state != APPLY_LOOKUP_UNAPPLIED && done_reserve(d, x->len) == 0) {
+			d->it[d->n++] = (struct res_item){.stream = x->stream, .seq = x->seq, .request = x->request,
+							  .off = d->blen, .len = x->len,
+							  .lost = x->state == APPLY_LOOKUP_LOST};
+			if (x->len)
+				memcpy(d->bytes + d->blen, x->bytes, x->len);
+			d->blen += x->len;
+		}
+		free(x->bytes);
+		x->bytes = NULL;
+	}
+	if (d == NULL)
+		return;
+	if (d->n == 0) {
+		srvapply_done_free(d);
+		return;
+	}
+	d->lookup = 1;
+	d->to = q->from;
+	d->stream = q->stream;
+	d->seen = seen;
+	outbox_post(s, d);
+}
+
 static void *reader_main(void *arg)
 {
 	struct server *s = arg;
@@ -483,6 +569,12 @@ static void *reader_main(void *arg)
 		s->rlen--;
 		pthread_mutex_unlock(&s->rmu);
 
+		if (q->look != NULL) {
+			reader_lookup(s, db, q);
+			free(q->look);
+			free(q);
+			continue;
+		}
 		struct done *d = calloc(1, sizeof *d);
 		if (d != NULL) {
 			d->to = q->from;

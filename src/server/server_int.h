@@ -106,7 +106,7 @@
 	X(heartbeat, "a HEARTBEAT that does not decode")                                 \
 	X(resend, "a RESEND that does not decode or names an empty range")               \
 	X(result_request, "a RESULT_REQUEST that does not decode")                       \
-	X(result_uncached, "a RESULT_REQUEST for a result no longer in the cache")        \
+	X(result_queue, "a RESULT_REQUEST not looked up: READQ_MAX requests wait already, or no memory") \
 	X(items_sender, "an ITEMS or FRAGMENT with a server's id, not from that server's address") \
 	X(heartbeat_sender, "a HEARTBEAT with a server's id (only proxies send them)")   \
 	X(resend_sender, "a RESEND not from another configured server at its address")   \
@@ -168,17 +168,21 @@ struct aq_entry {
 	struct aq_entry *next;
 };
 
-/* One result inside a done record. */
+/* One result inside a done record (lost: a looked-up item applied here
+ * whose result is not kept, no bytes). */
 struct res_item {
 	uint64_t stream, seq, request;
 	size_t off;
 	uint32_t len;
+	int lost;
 };
 
 /* Results handed from the apply or reader thread to the network thread.
  * inst != 0: an applied instance (kept in the result cache); inst == 0: the
- * answer to a READ (to, stream, rid, seen). */
+ * answer to a READ (to, stream, rid, seen), or with lookup set the results
+ * of a RESULT_REQUEST looked up in mtr_requests (to, stream, seen). */
 struct done {
+	int lookup;
 	uint64_t inst;
 	struct res_item *it;
 	size_t n, cap;
@@ -189,8 +193,12 @@ struct done {
 	struct done *next;
 };
 
-/* A READ datagram waiting for a reader thread (the item bytes are a copy). */
+/* A READ datagram waiting for a reader thread (the item bytes are a copy),
+ * or with look set the records of a RESULT_REQUEST the result cache did not
+ * have, to be looked up in mtr_requests (apply_lookup). */
 struct read_req {
+	struct apply_lookup *look;
+	uint32_t nlook;
 	struct transport_addr from;
 	uint64_t stream, rid, min_inst;
 	uint8_t *item;
@@ -280,6 +288,7 @@ struct server {
 	uint32_t snap_from;
 	uint64_t snap_retry_ms;
 	atomic_uint_fast64_t snap_refused; /* requests refused (server.drop.snapshot) */
+	atomic_uint_fast64_t lookup_warn_ms; /* reader threads: next failed result lookup logged at warn */
 	uint64_t snap_warn_ms;             /* snapshot server thread: next refusal logged at warn */
 
 	/* result cache: the last cfg.result_cache applied instances */
@@ -306,6 +315,9 @@ struct server {
 
 	/* counters (network thread) and mtr_stats (thread-safe) */
 	uint64_t drops[SERVER_DROP__COUNT];
+	/* RESULT_REQUEST records answered from the result cache, from
+	 * mtr_requests, and as RESULT_UNKNOWN (mtr_stats server.results_*) */
+	uint64_t results_cached, results_kept, results_unknown;
 	uint64_t drop_warn_ms[SERVER_DROP__COUNT]; /* next drop of each reason logged at warn */
 	uint64_t next_stats_ms;
 	struct statstab *stats;

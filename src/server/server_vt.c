@@ -97,6 +97,9 @@ static void own_collect(struct server *s, struct wire_stats_list *o)
 	stats_put(wire_stats_list_put, o, "server", "disk_full_events", s->full_events);
 	stats_put(wire_stats_list_put, o, "server", "disk_full_ms",
 		  s->full_ms + (s->full_on ? s->now_ms - s->full_since_ms : 0));
+	stats_put(wire_stats_list_put, o, "server", "results_cached", s->results_cached);
+	stats_put(wire_stats_list_put, o, "server", "results_kept", s->results_kept);
+	stats_put(wire_stats_list_put, o, "server", "results_unknown", s->results_unknown);
 	transport_stats_each(s->t, "transport", wire_stats_list_put, o);
 	if (s->tg)
 		transport_stats_each(s->tg, "transport_group", wire_stats_list_put, o);

@@ -13,7 +13,9 @@
  * MTR_EBUSY while busy_left > 0; refuse is refused with a position.
  * die_on_query[i] > 0 makes proxy i drop the connection on a QUERY without
  * answering it; kill_after[i] > 0 makes proxy i close its listener and every
- * connection after answering that many queries (a dead proxy).  The fake
+ * connection after answering that many queries (a dead proxy); hold[i] set
+ * makes proxy i answer nothing while it keeps the connection (a proxy whose
+ * answers wait behind one that never comes).  The fake
  * records what it saw (HELLOs, request ids, client ids) under F.mu.
  *
  * The includer defines FAKE_CHECK(cond) (an assertion) before including
@@ -62,6 +64,7 @@ struct fake {
 	pthread_mutex_t mu; /* guards everything below */
 	int die_on_query[2];
 	int kill_after[2];
+	int hold[2];
 	int busy_left;
 	int hellos[2];
 	int queries[2];
@@ -298,7 +301,7 @@ static int fake_frame(struct fake_conn *c, const struct cproto_frame *f)
 		F.queries[c->proxy]++;
 		F.last_request[c->proxy] = q.request;
 		F.last_min_instance = q.min_instance;
-		int die = F.die_on_query[c->proxy] > 0;
+		int die = F.die_on_query[c->proxy] > 0, hold = F.hold[c->proxy];
 		if (die)
 			F.die_on_query[c->proxy]--;
 		int busy = F.busy_left > 0 && memmem(q.sql, q.sql_len, "/*busy*/", 8);
@@ -309,7 +312,7 @@ static int fake_frame(struct fake_conn *c, const struct cproto_frame *f)
 			fake_drop(c);
 			return -1;
 		}
-		if (memmem(q.sql, q.sql_len, "/*hang*/", 8))
+		if (hold || memmem(q.sql, q.sql_len, "/*hang*/", 8))
 			return 0;
 		struct cproto_answer a = {.request = q.request};
 		struct bytes r = {0};

@@ -509,6 +509,58 @@ static void test_resends(void **state)
 	assert_int_equal(query_int(f->a, "SELECT count(*) FROM mtr_requests WHERE client = -7046029254386353131"), 0);
 }
 
+/* ---- a result looked up again (RESULT_REQUEST, apply_lookup) ---- */
+
+static void test_lookup(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const int64_t T = 1700000000000000;
+	const uint64_t C = 0x9e3779b97f4a7c15u;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	/* stream 2, seq = instance */
+	assert_int_equal(apply_req(f->a, 2, &c, C, 1, 1, T, "INSERT INTO t(v) VALUES('a') RETURNING id"), 0);
+	assert_int_equal(apply_req(f->a, 3, &c, C, 2, 1, T + 1, "INSERT INTO nosuch VALUES(1)"), 0);
+	struct apply_reader *rd;
+	assert_int_equal(apply_reader_open(f->a, &rd), 0);
+	struct apply_lookup q[5] = {
+		{.stream = 2, .seq = 2, .client = C, .request = 1}, /* applied, kept: its RETURNING row */
+		{.stream = 2, .seq = 3, .client = C, .request = 2}, /* applied, kept: its failure */
+		{.stream = 2, .seq = 4, .client = C, .request = 3}, /* not applied (yet) */
+		{.stream = 2, .seq = 3, .client = 0, .request = 2}, /* applied, no client: nothing kept */
+		{.stream = 9, .seq = 1, .client = C, .request = 1}, /* a stream never applied here */
+	};
+	uint64_t seen = 0;
+	assert_int_equal(apply_lookup(rd, q, 5, &seen), 0);
+	assert_int_equal(seen, 3);
+	assert_int_equal(q[0].state, APPLY_LOOKUP_FOUND);
+	struct result_view v;
+	struct result_stmt rs;
+	assert_int_equal(result_decode(q[0].bytes, q[0].len, &v), 0);
+	assert_int_equal(v.code, 0);
+	assert_true(result_next(&v, &rs));
+	assert_int_equal(rs.last_rowid, 1);
+	assert_int_equal(rs.nrows, 1);
+	assert_int_equal(q[1].state, APPLY_LOOKUP_FOUND);
+	assert_int_equal(result_decode(q[1].bytes, q[1].len, &v), 0);
+	assert_int_equal(v.code, SQLITE_ERROR);
+	assert_int_equal(q[2].state, APPLY_LOOKUP_UNAPPLIED);
+	assert_int_equal(q[3].state, APPLY_LOOKUP_LOST);
+	assert_int_equal(q[4].state, APPLY_LOOKUP_UNAPPLIED);
+	for (int i = 0; i < 5; i++)
+		free(q[i].bytes);
+	/* the client's floor passes requests 1 and 2: forgotten, lost */
+	assert_int_equal(apply_req(f->a, 4, &c, C, 3, 3, T + 2, "INSERT INTO t(v) VALUES('b')"), 0);
+	struct apply_lookup g[2] = {{.stream = 2, .seq = 2, .client = C, .request = 1},
+				    {.stream = 2, .seq = 4, .client = C, .request = 3}};
+	assert_int_equal(apply_lookup(rd, g, 2, &seen), 0);
+	assert_int_equal(seen, 4);
+	assert_int_equal(g[0].state, APPLY_LOOKUP_LOST);
+	assert_int_equal(g[1].state, APPLY_LOOKUP_FOUND);
+	free(g[1].bytes);
+	apply_reader_close(rd);
+}
+
 /* ---- a session's TEMP definitions live for one item ---- */
 
 static void test_temp_item(void **state)
@@ -1372,6 +1424,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_statement_and_decoded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_temp_item, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),

@@ -616,6 +616,43 @@ static void test_timeout(void **state)
 	mtr_close(db);
 }
 
+/* A request that timed out makes the handle reconnect (the next address)
+ * and resend what is still unanswered with the same ids: a proxy that
+ * answers in request order holds every answer behind a missing one. */
+static void test_timeout_reconnect(void **state)
+{
+	mtr *db = open_fake(1, "timeout=400");
+	assert_int_equal(mtr_exec(db, "CREATE TABLE r(id INTEGER PRIMARY KEY)", NULL, NULL, NULL), 0);
+	pthread_mutex_lock(&F.mu);
+	F.hold[0] = 1;
+	int hellos1 = F.hellos[1];
+	pthread_mutex_unlock(&F.mu);
+	mtr_stmt *st;
+	assert_int_equal(mtr_prepare(db, "INSERT INTO r VALUES(?)", -1, &st, NULL), 0);
+	struct acks a = {0};
+	assert_int_equal(mtr_bind_int64(st, 1, 1), 0);
+	assert_int_equal(mtr_submit(st, on_done, &a), 0); /* times out at 400 ms */
+	uint64_t t0 = now_mono_ns();
+	while (now_mono_ns() - t0 < 200000000ull)
+		assert_true(mtr_poll(db, 50) >= 0);
+	assert_int_equal(mtr_bind_int64(st, 1, 2), 0);
+	assert_int_equal(mtr_submit(st, on_done, &a), 0); /* in flight when the first times out */
+	while (mtr_pending(db) > 0)
+		assert_true(mtr_poll(db, 2000) >= 0);
+	assert_int_equal(a.failed, 1);
+	assert_int_equal(a.done, 1);
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.hellos[1], hellos1 + 1);
+	/* the second request, resent with its id, is the only one proxy 1 ran */
+	assert_true(F.last_request[1] == F.last_request[0]);
+	F.hold[0] = 0;
+	pthread_mutex_unlock(&F.mu);
+	assert_int_equal(fake_scalar("SELECT count(*) FROM r WHERE id = 2"), 1);
+	assert_int_equal(fake_scalar("SELECT count(*) FROM r WHERE id = 1"), 0);
+	mtr_finalize(st);
+	mtr_close(db);
+}
+
 static void test_busy(void **state)
 {
 	mtr *db = open_fake(0, NULL);
@@ -650,6 +687,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failover_all_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("client", tests, NULL, NULL);

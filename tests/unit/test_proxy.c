@@ -61,6 +61,8 @@ struct fake {
 	unsigned drop_result_mod; /* drop the first RESULT of seq % mod == 0 (0: never) */
 	unsigned read_pad;        /* bytes of padding text in read results */
 	int ignore_reads;         /* never answer a READ */
+	unsigned lost_mod;        /* results of seq % mod == 0 are never sent (0: none) */
+	int lost_unknown;         /* ... and a RESULT_REQUEST of one gets RESULT_UNKNOWN (else silence) */
 	struct reasm *ra;         /* server 0's fragments */
 	/* state of server 0 (the only thread touching it is the fake's) */
 	uint64_t stream;
@@ -93,6 +95,8 @@ static void fake_send(struct fake *f, int i, uint8_t *buf, size_t len, const str
 /* Send the RESULT of seq (from server i) unless it is dropped on purpose. */
 static void fake_result(struct fake *f, int i, uint64_t seq, int may_drop)
 {
+	if (f->lost_mod && seq % f->lost_mod == 0)
+		return;
 	if (may_drop && f->drop_result_mod && seq % f->drop_result_mod == 0 && !f->rdropped[seq]) {
 		f->rdropped[seq] = 1;
 		f->results_dropped++;
@@ -262,8 +266,37 @@ static void *fake_main(void *arg)
 					assert_int_equal(wire_result_request_decode(m->buf + WIRE_HDR_SIZE,
 										   m->hdr.length, &rq), 0);
 					f->result_requests++;
-					if (rq.seq <= f->applied)
-						fake_result(f, i, rq.seq, 0);
+					struct wire_runk_rec unk[WIRE_RREQ_MAX_RECS];
+					uint32_t nunk = 0;
+					for (uint32_t r = 0; r < rq.nrec; r++) {
+						struct wire_rreq_rec rr;
+						wire_rreq_rec_get(&rq, r, &rr);
+						assert_true(rr.seq < MAXSEQ);
+						if (rr.seq > f->applied)
+							continue;
+						/* the ids the proxy names are the item's */
+						assert_true(rr.client == 42 && rr.request == f->request[rr.seq]);
+						if (f->lost_mod && rr.seq % f->lost_mod == 0) {
+							if (f->lost_unknown)
+								unk[nunk++] = (struct wire_runk_rec){rr.seq, rr.request};
+							continue;
+						}
+						fake_result(f, i, rr.seq, 0);
+					}
+					if (nunk) {
+						struct wire_result_unknown u = {.stream = f->stream, .instance = f->applied,
+										.nrec = nunk, .recs = unk};
+						uint8_t dg[WIRE_DEFAULT_MTU];
+						uint32_t packed;
+						const struct wire_from from = { 1, (uint32_t)i, NULL };
+						while (u.nrec) {
+							size_t un = wire_result_unknown_build(dg, sizeof dg, &from, &u, &packed);
+							assert_true(un > 0);
+							fake_send(f, i, dg, un, &f->proxy);
+							u.recs += packed;
+							u.nrec -= packed;
+						}
+					}
 					break;
 				}
 				case WIRE_T_READ:
@@ -284,6 +317,7 @@ static void *fake_main(void *arg)
 }
 
 static uint32_t knob_max_clients; /* 0: default */
+static uint32_t knob_write_timeout_ms; /* 0: default */
 
 static void *proxy_main(void *arg)
 {
@@ -329,6 +363,8 @@ static void start(unsigned drop_items, unsigned drop_results, uint32_t buffer_it
 	cfg.buffer_bytes = 1 << 20;
 	if (knob_max_clients)
 		cfg.max_clients = knob_max_clients;
+	if (knob_write_timeout_ms)
+		cfg.write_timeout_ms = knob_write_timeout_ms;
 	assert_int_equal(proxy_open(&cfg, &P), 0);
 	proxy_addrs(P, &P_listen, NULL);
 	assert_int_not_equal(P_listen.port, 0);
@@ -666,6 +702,85 @@ static void test_result_loss_request(void **state)
 	assert_int_equal(st.released, 200);
 }
 
+/* ---- results lost for good: "outcome unknown", nothing held up ---- */
+
+/* n writes on one connection, every lost_mod-th result never comes: each is
+ * answered, in order, the lost ones with MTR_EUNKNOWN.  Returns how long
+ * the whole took (ms). */
+static uint64_t run_writes_lost(unsigned n, unsigned lost_mod)
+{
+	struct cli c;
+	cli_open(&c);
+	struct cproto_buf b = {0};
+	uint64_t t0 = ms_now();
+	for (uint64_t r = 1; r <= n; r++)
+		put_query(&b, r, 0, 0);
+	send_all(c.fd, b.p, b.len);
+	for (uint64_t r = 1; r <= n; r++) {
+		uint64_t req;
+		int64_t rowid;
+		struct cproto_answer a;
+		int32_t st = get_answer(&c, &req, &rowid, &a);
+		assert_int_equal(req, r);
+		/* seq r carries request r: one connection, nothing else numbered */
+		if (r % lost_mod == 0) {
+			assert_int_equal(st, MTR_EUNKNOWN);
+			assert_non_null(memmem(a.msg, a.msg_len, "outcome unknown", 15));
+		} else {
+			assert_int_equal(st, 0);
+			assert_int_equal(rowid, (int64_t)r);
+		}
+	}
+	uint64_t took = ms_now() - t0;
+	cproto_buf_free(&b);
+	cli_close(&c);
+	return took;
+}
+
+/* One run of run_writes_lost against a proxy with write_timeout_ms and
+ * buffer_items (0: default) whose fake servers never send every mod-th
+ * result and answer a RESULT_REQUEST of one with RESULT_UNKNOWN when
+ * unknown is set (silence otherwise); n - 1 must not be a multiple of mod.
+ * Every seq is released in the end.  Returns the time taken (ms). */
+static uint64_t lost_case(uint32_t write_timeout_ms, uint32_t buffer_items, unsigned mod, int unknown, unsigned n,
+			  struct proxy_stats *st)
+{
+	knob_write_timeout_ms = write_timeout_ms;
+	start(0, 0, buffer_items, 0);
+	F.lost_mod = mod;
+	F.lost_unknown = unknown;
+	uint64_t took = run_writes_lost(n, mod);
+	wait_stats(st, released_is, n);
+	knob_write_timeout_ms = 0;
+	stop();
+	assert_true(st->released == n && st->results_asked > 0);
+	return took;
+}
+
+static void test_result_lost_give_up(void **state)
+{
+	(void)state;
+	struct proxy_stats st;
+	/* a buffer of 16 items: the given-up seqs must be released (the last
+	 * seq, 101, has its result: every seq before it is applied), or the
+	 * proxy would stop reading every client after 16 */
+	uint64_t took = lost_case(100, 16, 10, 0, 101, &st);
+	assert_int_equal(st.write_timeouts, 10);
+	assert_int_equal(st.results_unknown, 0);
+	assert_true(took >= 100);
+}
+
+static void test_result_lost_unknown(void **state)
+{
+	(void)state;
+	struct proxy_stats st;
+	/* write_timeout never reached: RESULT_UNKNOWN answers first */
+	uint64_t took = lost_case(60000, 0, 7, 1, 100, &st);
+	assert_int_equal(st.results_unknown, 14);
+	assert_int_equal(st.write_timeouts, 0);
+	assert_true(took < 30000);
+}
+
 /* ---- push-back: a tiny buffer, nothing lost ---- */
 
 static void test_pushback(void **state)
@@ -904,6 +1019,8 @@ int main(void)
 		cmocka_unit_test(test_item_loss_resend),
 		cmocka_unit_test(test_result_loss_request),
 		cmocka_unit_test(test_pushback),
+		cmocka_unit_test(test_result_lost_give_up),
+		cmocka_unit_test(test_result_lost_unknown),
 		cmocka_unit_test(test_slow_client),
 		cmocka_unit_test(test_malformed_bye),
 		cmocka_unit_test(test_fragments_clients_timeout),
