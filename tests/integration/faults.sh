@@ -111,8 +111,9 @@ plan $((n * 3 + extra))
 # ---- helpers ---------------------------------------------------------------
 now_ms() { date +%s%3N; }
 nsx() { _nx=$1; shift; ip netns exec "$NS$_nx" "$@"; }
-# rand N: a number in 0..N-1 from the scenario's seeded sequence
-rand() { _r=$(((_r * 1103515245 + 12345) % 2147483648)); echo $(((_r / 65536) % $1)); }
+# rand N: RND = the next number in 0..N-1 of the scenario's seeded sequence
+# (a variable, not output: $(rand) would draw in a subshell, the same again)
+rand() { _r=$(((_r * 1103515245 + 12345) % 2147483648)); RND=$(((_r / 65536) % $1)); }
 
 servers_of() {
 	_so=""
@@ -172,7 +173,7 @@ udp_cut() {
 	nsx "$1" iptables -I INPUT -p udp -j DROP
 	nsx "$1" iptables -I OUTPUT -p udp -j DROP
 }
-# dropped NODE: packets the DROP/TEE/NFQUEUE rules of NODE matched
+# matched NODE: packets the DROP/TEE/NFQUEUE rules of NODE matched
 matched() {
 	{
 		nsx "$1" iptables -L -v -x -n
@@ -186,7 +187,8 @@ cluster_nodes() { _k=0; while [ $_k -lt "$NSRV" ]; do printf 's%d ' $_k; _k=$((_
 # nfq_all ARGS...: mtrnfq in every node's namespace, their UDP queued to it
 nfq_all() {
 	for _n in $(cluster_nodes); do
-		ip netns exec "$NS$_n" "$NFQ" --queue 0 --seed "$((SEED + $(rand 1000)))" "$@" >"$C/nfq.$_n.out" 2>&1 &
+		rand 1000000
+		ip netns exec "$NS$_n" "$NFQ" --queue 0 --seed "$RND" "$@" >"$C/nfq.$_n.out" 2>&1 &
 		nfq_pids="$nfq_pids $!"
 		_pids="$_pids $!"
 	done
@@ -203,18 +205,22 @@ healed() { HEAL=$(now_ms); }
 # healed when the fault is over; EXTRA holds "description|command" checks
 sc_leader_kill() {
 	k=0
+	elected=0
 	while [ $k -lt $LOOPS ]; do
 		L=$(leader)
 		n_before=$(leader_changes "$C")
 		kill -KILL "$(spid "$L")"
-		wait_for 10 leaders_since "$n_before"
-		sleep 0.$(rand 10)
+		wait_for 10 leaders_since "$n_before" && elected=$((elected + 1))
+		rand 10
+		sleep 0.$RND
 		start_server "$L"
 		sleep 1
 		k=$((k + 1))
 	done
 	healed
-	FAULT_OK=1 FAULT_MSG="$LOOPS kill -9 of the leader, each restarted 0-1 s after a new one was elected"
+	FAULT_OK=0
+	[ $elected = $LOOPS ] && FAULT_OK=1
+	FAULT_MSG="$LOOPS kill -9 of the leader, each restarted 0-1 s after a new one was elected ($elected were)"
 	EXTRA="writes went on between the kills (\$during acked)|[ \$during -gt 0 ]"
 }
 leaders_since() { [ "$(leader_changes "$C")" -gt "$1" ]; }
@@ -226,13 +232,16 @@ sc_leader_stop() {
 	L2=$(leader)
 	kill -CONT "$(spid "$L")"
 	healed
-	FAULT_OK=1 FAULT_MSG="leader $L stopped (SIGSTOP) for ${FAULT_S} s; server $L2 led meanwhile"
+	FAULT_OK=0
+	[ "$L2" != "$L" ] && FAULT_OK=1
+	FAULT_MSG="leader $L stopped (SIGSTOP) for ${FAULT_S} s; server $L2 was elected meanwhile"
 	sleep 5
 	EXTRA="the old leader $L came back (SIGCONT) without a leadership change (\$(leader_changes \$C) vs $n_before)|[ \$(leader_changes \$C) = $n_before ]"
 }
 sc_follower_part() {
 	L=$(leader)
-	F=$(((L + 1 + $(rand 2)) % NSRV))
+	rand 2
+	F=$(((L + 1 + RND) % NSRV))
 	n_before=$(leader_changes "$C")
 	udp_cut s$F
 	sleep $FAULT_S
@@ -278,6 +287,12 @@ sc_proxy_cut() {
 hold() {
 	sleep $FAULT_S
 	m=$(matched_all)
+	if [ $NET = netem ]; then
+		# nodes whose netem qdisc is there and has sent packets
+		for _n in $(cluster_nodes); do
+			nsx $_n tc -s qdisc show dev eth0 | grep -A1 netem | grep -q 'Sent [1-9]' && m=$((m + 1))
+		done
+	fi
 	clear_faults
 	set -- $(nfq_counts)
 	nq_pkts=$1 nq_held=$2 nq_flipped=$3
@@ -291,7 +306,7 @@ sc_loss20() {
 	fi
 	hold
 	FAULT_OK=0
-	{ [ $NET = netem ] || [ "$m" -gt 0 ]; } && FAULT_OK=1
+	[ "$m" -gt 0 ] && FAULT_OK=1
 	FAULT_MSG="20 % of every node's UDP dropped for ${FAULT_S} s by $NET ($m dropped)"
 }
 sc_dup() {
@@ -309,7 +324,7 @@ sc_dup() {
 	fi
 	hold
 	FAULT_OK=0
-	{ [ $NET = netem ] || [ "$m" -gt 0 ]; } && FAULT_OK=1
+	[ "$m" -gt 0 ] && FAULT_OK=1
 	FAULT_MSG="30 % of every node's UDP duplicated for ${FAULT_S} s by $NET ($m copies)"
 }
 node_addr() { case $1 in s*) echo "10.77.0.$((11 + ${1#s}))" ;; p*) echo "10.77.0.$((20 + ${1#p}))" ;; esac; }
@@ -324,7 +339,7 @@ sc_delay_reorder() {
 	fi
 	hold
 	FAULT_OK=0
-	{ [ $NET = netem ] || [ "$nq_held" -gt 0 ]; } && FAULT_OK=1
+	{ [ "$nq_held" -gt 0 ] || [ "$m" -gt 0 ]; } && FAULT_OK=1
 	FAULT_MSG="every node's UDP delayed and reordered for ${FAULT_S} s ($how; mtrnfq held $nq_held of $nq_pkts)"
 }
 sc_corrupt() {
@@ -339,23 +354,25 @@ sc_corrupt() {
 	fi
 	hold
 	FAULT_OK=0
-	{ [ "$how" != none ] && { [ -z "$NFQ" ] || [ "$nq_flipped" -gt 0 ]; }; } && FAULT_OK=1
+	{ [ "$nq_flipped" -gt 0 ] || { [ -z "$NFQ" ] && [ "$m" -gt 0 ]; }; } && FAULT_OK=1
 	FAULT_MSG="one bit flipped in 5 % of UDP datagrams for ${FAULT_S} s ($how; $nq_flipped of $nq_pkts flipped)"
 }
 power_loss() {
 	k=0
-	while [ $k -lt "$NSRV" ]; do kill -KILL "$(spid $k)"; k=$((k + 1)); done
+	FAULT_OK=1
+	while [ $k -lt "$NSRV" ]; do kill -KILL "$(spid $k)" || FAULT_OK=0; k=$((k + 1)); done
 	sleep 1
 	k=0
 	while [ $k -lt "$NSRV" ]; do start_server $k; k=$((k + 1)); done
 	healed
-	FAULT_OK=1 FAULT_MSG="kill -9 of every server ($MODE mode), restarted after 1 s"
+	FAULT_MSG="kill -9 of every server ($MODE mode), restarted after 1 s"
 }
 sc_power_disk() { power_loss; }
 sc_power_mem() { power_loss; }
 sc_disk_full() {
 	L=$(leader)
-	D=$(((L + 1 + $(rand 2)) % NSRV))
+	rand 2
+	D=$(((L + 1 + RND) % NSRV))
 	dd if=/dev/zero of="$C/d$D/fill" bs=64k 2>/dev/null
 	full=$(df -P "$C/d$D" | awk 'NR == 2 {print $4}')
 	sleep $FAULT_S
@@ -372,22 +389,25 @@ sc_disk_full() {
 server $D resumed on its own: 5 s after space was freed it is $state, the leader was at $target then|[ $resumed = 1 ]"
 }
 sc_proxy_kill() {
-	kill -KILL "$ppid_1"
+	FAULT_OK=0
+	kill -KILL "$ppid_1" && FAULT_OK=1
 	healed
-	FAULT_OK=1 FAULT_MSG="proxy 1 killed (kill -9); its clients fail over to proxy 2"
+	FAULT_MSG="proxy 1 killed (kill -9); its clients fail over to proxy 2"
 	sleep 3
 	start_proxy 1
 	EXTRA="writes went on through proxy 2 (\$(acks_since \$HEAL) acked after the kill)|[ \$(acks_since \$HEAL) -gt 0 ]"
 }
 sc_five_two() {
 	L=$(leader)
-	F=$(((L + 1 + $(rand 4)) % 5))
-	kill -KILL "$(spid "$L")" "$(spid "$F")"
+	rand 4
+	F=$(((L + 1 + RND) % 5))
+	FAULT_OK=0
+	kill -KILL "$(spid "$L")" "$(spid "$F")" && FAULT_OK=1
 	sleep $FAULT_S
 	start_server "$L"
 	start_server "$F"
 	healed
-	FAULT_OK=1 FAULT_MSG="2 of 5 servers killed (leader $L, follower $F) for ${FAULT_S} s, then restarted"
+	FAULT_MSG="2 of 5 servers killed (leader $L, follower $F) for ${FAULT_S} s, then restarted"
 	EXTRA="the other three went on committing (\$during acked)|[ \$during -gt 0 ]"
 }
 
