@@ -204,9 +204,10 @@ healed() { HEAL=$(now_ms); }
 # ---- scenarios: each applies its fault, sets FAULT_OK / FAULT_MSG, calls
 # healed when the fault is over; EXTRA holds "description|command" checks
 sc_leader_kill() {
-	k=0
+	# (loops count in _it: lib.sh's wait_for uses k and t)
+	_it=0
 	elected=0
-	while [ $k -lt $LOOPS ]; do
+	while [ $_it -lt $LOOPS ]; do
 		L=$(leader)
 		n_before=$(leader_changes "$C")
 		kill -KILL "$(spid "$L")"
@@ -215,7 +216,7 @@ sc_leader_kill() {
 		sleep 0.$RND
 		start_server "$L"
 		sleep 1
-		k=$((k + 1))
+		_it=$((_it + 1))
 	done
 	healed
 	FAULT_OK=0
@@ -268,15 +269,15 @@ sc_leader_part() {
 	EXTRA="the old leader $L came back without a leadership change (\$(leader_changes \$C) vs $n_before)|[ \$(leader_changes \$C) = $n_before ]"
 }
 sc_proxy_cut() {
-	k=0
+	_it=0
 	m=0
-	while [ $k -lt $CUTS ]; do
+	while [ $_it -lt $CUTS ]; do
 		udp_cut p1
 		sleep 5
 		m=$((m + $(matched p1)))
 		nsx p1 iptables -F
-		k=$((k + 1))
-		[ $k -lt $CUTS ] && sleep 3
+		_it=$((_it + 1))
+		[ $_it -lt $CUTS ] && sleep 3
 	done
 	healed
 	FAULT_OK=$([ "$m" -gt 0 ] && echo 1 || echo 0)

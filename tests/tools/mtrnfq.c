@@ -128,7 +128,8 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
 	int len = nfq_get_payload(nfa, &payload);
 	q->packets++;
 	if (len > 0 && q->flip > 0 && next_unit(q) < q->flip) {
-		h.data = malloc((size_t)len);
+		/* nfq_set_verdict sends the data padded to 4 bytes: room for it */
+		h.data = calloc(1, ((size_t)len + 3) / 4 * 4);
 		if (h.data) {
 			memcpy(h.data, payload, (size_t)len);
 			h.len = (uint32_t)len;
