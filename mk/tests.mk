@@ -155,6 +155,8 @@ TESTS += tests/integration/dpdk_netns.sh
 endif
 # not in TESTS: the long check over the sqllogictest corpus (doc/mtrslt.md)
 EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
+# the fault suite's guide
+EXTRA_DIST += doc/faults.md
 
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
 # in the tarball for `make distcheck`; setup.sh copies it into build-aux/.
