@@ -133,7 +133,8 @@ start_proxy() {
 	eval "ppid_$1=$!"
 }
 spid() { eval "echo \$spid_$1"; }
-alive() { kill -0 "$(spid "$1")" 2>/dev/null; }
+# srv_alive I: server I of the current cluster runs (lib.sh alive: not a zombie)
+srv_alive() { alive "$(spid "$1")"; }
 applied() { "$B/tests/tools/mtrdigest" --live "$C/d$1" 2>/dev/null | awk '{print $3}'; }
 leader() { leader_of "$C"; }
 # the instance every running server has applied, when they agree
@@ -384,8 +385,8 @@ sc_disk_full() {
 	target=$(applied "$L")
 	sleep 5
 	resumed=0
-	alive $D && [ "$(applied $D)" -ge "${target:-0}" ] && resumed=1
-	state=$(alive $D && echo "running, at instance $(applied $D)" || echo "exited")
+	srv_alive $D && [ "$(applied $D)" -ge "${target:-0}" ] && resumed=1
+	state=$(srv_alive $D && echo "running, at instance $(applied $D)" || echo "exited")
 	EXTRA="the cluster went on committing while the disk of server $D was full (\$during acked)|[ \$during -gt 0 ]
 server $D resumed on its own: 5 s after space was freed it is $state, the leader was at $target then|[ $resumed = 1 ]"
 }
@@ -469,7 +470,7 @@ run() {
 	dead=""
 	k=0
 	while [ $k -lt $NSRV ]; do
-		alive $k || { dead="$dead $k"; start_server $k; }
+		srv_alive $k || { dead="$dead $k"; start_server $k; }
 		k=$((k + 1))
 	done
 	[ -n "$dead" ] && diag "$name: server(s)$dead had exited: restarted for the checks"
