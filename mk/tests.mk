@@ -55,9 +55,24 @@ examples_example_LDFLAGS = $(CLIENT_STATIC)
 
 # mtrload: the load generator (integration tests, mtrbench e2e)
 noinst_PROGRAMS += tests/tools/mtrload
-tests_tools_mtrload_SOURCES = tests/tools/mtrload.c
+tests_tools_mtrload_SOURCES = tests/tools/mtrload.c tests/tools/toolutil.h
 tests_tools_mtrload_LDADD = $(CLIENT_PROGRAM_LIBS)
 tests_tools_mtrload_LDFLAGS = $(CLIENT_STATIC)
+
+# mtrbank: the transactional bank workload with linearizable readers (faults.sh)
+noinst_PROGRAMS += tests/tools/mtrbank
+tests_tools_mtrbank_SOURCES = tests/tools/mtrbank.c tests/tools/toolutil.h
+tests_tools_mtrbank_LDADD = $(CLIENT_PROGRAM_LIBS)
+tests_tools_mtrbank_LDFLAGS = $(CLIENT_STATIC)
+
+# mtrnfq: delay, reordering and bit flips on an NFQUEUE (faults.sh, where the
+# kernel has no sch_netem)
+if HAVE_NFQ
+noinst_PROGRAMS += tests/tools/mtrnfq
+tests_tools_mtrnfq_SOURCES = tests/tools/mtrnfq.c tests/tools/toolutil.h
+tests_tools_mtrnfq_CFLAGS = $(AM_CFLAGS) $(NFQ_CFLAGS)
+tests_tools_mtrnfq_LDADD = $(NFQ_LIBS)
+endif
 
 # the fake proxy (tests/tools/fakeproxy.h) as a process, for client.sh
 check_PROGRAMS += tests/tools/mtrfakeproxy
@@ -135,12 +150,15 @@ INTEGRATION_SUITES += tests/integration/budget.sh
 INTEGRATION_SUITES += tests/integration/leader.sh
 INTEGRATION_SUITES += tests/integration/ryw.sh
 INTEGRATION_SUITES += tests/integration/diskfull.sh
+INTEGRATION_SUITES += tests/integration/faults.sh
 TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh
 endif
 # not in TESTS: the long check over the sqllogictest corpus (doc/mtrslt.md)
 EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
+# the fault suite's guide
+EXTRA_DIST += doc/faults.md
 
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
 # in the tarball for `make distcheck`; setup.sh copies it into build-aux/.

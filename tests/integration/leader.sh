@@ -45,8 +45,8 @@ proxy_conf "$TMP" 1 "$servers" $((BASE + 11))
 spawn "$TMP/p1.log" "$B/src/mtrproxy" -c "$TMP/p1.conf" >/dev/null
 
 # "became leader" lines of every server, and the server of the last one
-changes() { cat "$TMP"/s*.log 2>/dev/null | grep -c "became leader"; }
-leader() { grep -h "became leader" "$TMP"/s*.log | sort | tail -1 | sed 's/.*\[server \([0-9]*\)\].*/\1/'; }
+changes() { leader_changes "$TMP"; }
+leader() { leader_of "$TMP"; }
 acked() { cat "$TMP/acked" 2>/dev/null | wc -l; }
 applied() { "$B/tests/tools/mtrdigest" --live "$TMP/d$1" 2>/dev/null | awk '{print $3}'; }
 acked_at_least() { [ "$(acked)" -ge "$1" ]; }
