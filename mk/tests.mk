@@ -126,12 +126,14 @@ INTEGRATION_SUITES += tests/integration/apply_ioerr.sh
 INTEGRATION_SUITES += tests/integration/apply_stress.sh
 INTEGRATION_SUITES += tests/integration/budget.sh
 INTEGRATION_SUITES += tests/integration/leader.sh
+INTEGRATION_SUITES += tests/integration/metrics.sh
+INTEGRATION_SUITES += tests/integration/deploy.sh
 TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh
 endif
 # not in TESTS: the long check over the sqllogictest corpus (doc/mtrslt.md)
-EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
+EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/promcheck.awk tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
 
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
 # in the tarball for `make distcheck`; setup.sh copies it into build-aux/.
