@@ -11,7 +11,7 @@ systemdsystemunit_DATA = $(UNIT_FILES)
 endif
 noinst_DATA = $(UNIT_FILES)
 CLEANFILES += $(UNIT_FILES)
-EXTRA_DIST += dist/metronomed.service.in dist/metronomed@.service.in dist/mtrproxy.service.in
+EXTRA_DIST += doc/operations.md dist/metronomed.service.in dist/metronomed@.service.in dist/mtrproxy.service.in
 
 unit_edit = $(MKDIR_P) dist && sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g'
 dist/metronomed.service: $(srcdir)/dist/metronomed.service.in Makefile

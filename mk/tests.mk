@@ -8,7 +8,7 @@ SLT_GEN = tests/slt/gen.c tests/slt/gen.h
 
 # ---- unit tests, by library --------------------------------------------
 if HAVE_CMOCKA
-UNIT_TESTS = tests/unit/test_error tests/unit/test_conf \
+UNIT_TESTS = tests/unit/test_error tests/unit/test_conf tests/unit/test_metrics \
 	tests/unit/test_wire tests/unit/test_wire_server tests/unit/test_result tests/unit/test_cproto \
 	tests/unit/test_transport \
 	tests/unit/test_sql \
