@@ -309,10 +309,22 @@ void server_metrics(struct server *s, struct metrics_buf *b)
 		      (double)(top > v.info.applied ? top - v.info.applied : 0));
 	metrics_hist(b, METRICS_PREFIX "apply_instance_seconds",
 		     "time to apply one instance to the replica (one SQLite transaction)", &s->apply_hist);
-	struct metrics_stats ms = {.b = b, .help = help_of};
+	/* a copy, so that the lock the network thread takes is held only for a memcpy */
+	struct wire_stats_list *o = malloc(sizeof *o);
+	if (o == NULL) {
+		b->oom = 1;
+		return;
+	}
 	pthread_mutex_lock(&s->mmu);
-	if (s->pub_stats)
-		for (unsigned i = 0; i < s->pub_stats->n; i++)
-			metrics_stats_put(&ms, s->pub_stats->names[i], s->pub_stats->w[i].value);
+	o->n = s->pub_stats ? s->pub_stats->n : 0;
+	if (o->n) {
+		memcpy(o->names, s->pub_stats->names, o->n * sizeof o->names[0]);
+		for (unsigned i = 0; i < o->n; i++)
+			o->w[i].value = s->pub_stats->w[i].value;
+	}
 	pthread_mutex_unlock(&s->mmu);
+	struct metrics_stats ms = {.b = b, .help = help_of};
+	for (unsigned i = 0; i < o->n; i++)
+		metrics_stats_put(&ms, o->names[i], o->w[i].value);
+	free(o);
 }
