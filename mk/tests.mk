@@ -8,7 +8,7 @@ SLT_GEN = tests/slt/gen.c tests/slt/gen.h
 
 # ---- unit tests, by library --------------------------------------------
 if HAVE_CMOCKA
-UNIT_TESTS = tests/unit/test_error tests/unit/test_conf \
+UNIT_TESTS = tests/unit/test_error tests/unit/test_conf tests/unit/test_metrics \
 	tests/unit/test_wire tests/unit/test_wire_server tests/unit/test_result tests/unit/test_cproto \
 	tests/unit/test_transport \
 	tests/unit/test_sql \
@@ -151,12 +151,14 @@ INTEGRATION_SUITES += tests/integration/leader.sh
 INTEGRATION_SUITES += tests/integration/ryw.sh
 INTEGRATION_SUITES += tests/integration/diskfull.sh
 INTEGRATION_SUITES += tests/integration/faults.sh
+INTEGRATION_SUITES += tests/integration/metrics.sh
+INTEGRATION_SUITES += tests/integration/deploy.sh
 TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh
 endif
 # not in TESTS: the long check over the sqllogictest corpus (doc/mtrslt.md)
-EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
+EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/promcheck.awk tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
 # the fault suite's guide
 EXTRA_DIST += doc/faults.md
 

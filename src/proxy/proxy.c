@@ -256,7 +256,13 @@ int proxy_run(struct proxy *p)
 		}
 		pthread_mutex_lock(&p->mu);
 		p->pub = p->st;
+		memcpy(p->pub_drops, p->drops, sizeof p->drops);
+		transport_counters(p->t, &p->pub_tc);
+		p->pub_heard = 0;
+		for (unsigned i = 0; i < p->cfg.cc.nservers; i++)
+			p->pub_heard += p->srv[i].known && p->now_ms - p->srv[i].seen_ms < ALIVE_MS;
 		pthread_mutex_unlock(&p->mu);
+		atomic_store_explicit(&p->loop_ms, p->now_ms, memory_order_relaxed);
 	}
 	pthread_mutex_lock(&p->mu);
 	p->closing = 1;
@@ -323,6 +329,8 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		p->cfg.client_buffer = 16u << 20;
 	p->lfd = p->efd = p->ep = p->tfd = -1;
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->hmu, NULL);
+	p->probe.fd = -1;
 	int rc = MTR_ENOMEM;
 
 	uint8_t rnd[16];
@@ -497,7 +505,9 @@ void proxy_close(struct proxy *p)
 		close(p->efd);
 	if (p->ep >= 0)
 		close(p->ep);
+	pxhealth_free(p);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->hmu);
 	free(p);
 }
 

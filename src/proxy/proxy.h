@@ -139,4 +139,26 @@ struct proxy_stats {
 };
 void proxy_stats(struct proxy *p, struct proxy_stats *st);
 
+struct metrics_buf;
+
+/*
+ * Health and figures, for the HTTP thread of mtrproxy (any thread but the
+ * proxy's loop; they never wait for the loop):
+ *   proxy_metrics  appends the /metrics page: every counter of PROXY_STATS_MAP,
+ *                  PROXY_DROP_MAP and the transport, the latency histograms
+ *                  of writes and reads (QUERY to ANSWER), servers heard;
+ *   proxy_ready    1 when a linearizable no-op ("SELECT 1", ordered through
+ *                  the log like a write) sent through a connection the proxy
+ *                  attached to itself is answered within PROXY_PROBE_MS; a
+ *                  verdict is reused for PROXY_PROBE_CACHE_MS; at most one
+ *                  probe is in flight (a later call waits on it again);
+ *   proxy_live     1 when the loop passed within the last 5 s.
+ * why gets one line.  doc/operations.md explains each figure.
+ */
+#define PROXY_PROBE_MS 1000u
+#define PROXY_PROBE_CACHE_MS 250u
+void proxy_metrics(struct proxy *p, struct metrics_buf *b);
+int proxy_ready(struct proxy *p, char *why, size_t n);
+int proxy_live(struct proxy *p, char *why, size_t n);
+
 #endif

@@ -111,6 +111,9 @@ void pxcli_pend_complete(struct proxy *p, struct pend *q, int32_t status, const 
 			 uint8_t *res, uint32_t res_len, int owned)
 {
 	struct client *c = q->c;
+	if (q->kind == PEND_WRITE || q->kind == PEND_READ)
+		metrics_hist_observe(q->kind == PEND_WRITE ? &p->write_hist : &p->read_hist,
+				     (now_mono_ns() - q->t0_ns) / 1000u);
 	q->kind = PEND_DONE;
 	q->status = status;
 	q->instance = instance;
@@ -154,6 +157,7 @@ static struct pend *pend_new(struct client *c, uint64_t request, int kind)
 	q->c = c;
 	q->request = request;
 	q->kind = kind;
+	q->t0_ns = now_mono_ns();
 	if (c->qt)
 		c->qt->next = q;
 	else

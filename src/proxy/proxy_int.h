@@ -25,6 +25,7 @@
 
 #include "clusterconf.h"
 #include "cproto.h"
+#include "metrics.h"
 #include "outbuf.h"
 #include "proxy.h"
 #include "transport.h"
@@ -97,6 +98,7 @@ struct pend {
 	uint32_t item_len;
 	unsigned server;
 	uint64_t first_ms, sent_ms;
+	uint64_t t0_ns;              /* the QUERY handled at (latency histograms) */
 	struct pend *hnext;          /* read table bucket */
 	struct pend *rprev, *rnext;  /* read list, oldest send first */
 	struct rbuf *rb;
@@ -222,6 +224,26 @@ struct proxy {
 	unsigned nattach, cattach;
 	int closing;
 	struct proxy_stats st, pub;
+
+	/* health and figures (proxy_health.c), read by the HTTP thread */
+	uint64_t pub_drops[PROXY_DROP__COUNT]; /* under mu: a copy of drops */
+	struct transport_counters pub_tc;      /* under mu: the transport's counters */
+	unsigned pub_heard;                    /* under mu: servers whose STATUS is younger than ALIVE_MS */
+	_Atomic uint64_t loop_ms;              /* the loop's last pass (monotonic ms): /livez */
+	struct metrics_hist write_hist;        /* QUERY to ANSWER of writes (linearizable reads included) */
+	struct metrics_hist read_hist;         /* QUERY to ANSWER of none/session reads */
+	pthread_mutex_t hmu;                   /* the readiness probe (one at a time) */
+	struct pxprobe {
+		int fd;            /* our end of an attached socketpair, or -1 */
+		uint8_t in[4096];  /* bytes read, not yet a whole frame */
+		size_t inlen;
+		uint64_t req;      /* the last request id sent */
+		int pending;       /* req has no answer yet */
+		uint64_t sent_ms;
+		int ok;            /* the last answer's verdict, cached for PROBE_CACHE_MS */
+		uint64_t done_ms;
+		char why[160];
+	} probe;
 };
 
 /* ---- proxy.c ---- */
@@ -230,6 +252,11 @@ struct proxy {
 uint64_t proxy_mono_ms(void);
 /* The wall clock in microseconds (an item's fixed time). */
 int64_t proxy_wall_us(void);
+
+/* ---- proxy_health.c ---- */
+
+/* Close the readiness probe's socket (proxy_close). */
+void pxhealth_free(struct proxy *p);
 
 /* ---- proxy_client.c ---- */
 

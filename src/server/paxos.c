@@ -675,6 +675,9 @@ static void become_leader(struct paxos *p)
 {
 	p->role = PAXOS_LEADER;
 	p->stats.leader_terms++;
+	mtr_log(LOG_INFO, "paxos %u: election won at ballot %llu.%u: promised by %u of %u nodes", p->cfg.id,
+		(unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
+		popcount(p->promised_by), p->cfg.n);
 	p->climb = false; /* only ballots dropped while leading count */
 	p->leader_ballot = p->ballot;
 	p->pv_ballot = 0;
@@ -788,6 +791,7 @@ static void start_election(struct paxos *p)
 	if (!next_round(p, &round))
 		return;
 	uint64_t b = paxos_ballot(round, p->cfg.id);
+	unsigned granted = p->pv_ballot ? popcount(p->pv_votes) : 0;
 	step_down(p); /* clears leader/candidate state, resets the deadline */
 	p->pv_ballot = 0;
 	p->lease_ballot = 0;
@@ -797,8 +801,14 @@ static void start_election(struct paxos *p)
 	p->stats.elections++;
 	p->ballot = b;
 	p->leader_ballot = 0;
-	mtr_log(LOG_DEBUG, "paxos %u: election at ballot %llu.%u", p->cfg.id, (unsigned long long)round,
-		p->cfg.id);
+	if (granted)
+		mtr_log(LOG_INFO, "paxos %u: election started at ballot %llu.%u: no leader heard for an election "
+				  "timeout, pre-vote granted by %u of %u nodes",
+			p->cfg.id, (unsigned long long)round, p->cfg.id, granted, p->cfg.n);
+	else
+		mtr_log(LOG_INFO, "paxos %u: election started at ballot %llu.%u: climbing towards ballots beyond "
+				  "the window that a peer uses",
+			p->cfg.id, (unsigned long long)round, p->cfg.id);
 	prepare(p);
 }
 

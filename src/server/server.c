@@ -223,6 +223,7 @@ int server_open(const struct server_config *cfg, struct server **out)
 	pthread_mutex_init(&s->rmu, NULL);
 	pthread_cond_init(&s->rcv, NULL);
 	pthread_mutex_init(&s->imu, NULL);
+	pthread_mutex_init(&s->mmu, NULL);
 	s->info.id = cfg->id;
 	s->ccap = cfg->result_cache;
 	s->streams = calloc(STREAM_CAP, sizeof *s->streams);
@@ -479,6 +480,7 @@ int server_run(struct server *s)
 		release(s);
 		srvvt_publish(s);
 		srvvt_stats_tick(s);
+		srvhealth_tick(s);
 		if (s->now_ms >= s->next_status_ms) {
 			srvnet_send_status(s);
 			s->next_status_ms = s->now_ms + s->cfg.status_period_ms;
@@ -547,5 +549,7 @@ void server_close(struct server *s)
 	pthread_mutex_destroy(&s->rmu);
 	pthread_cond_destroy(&s->rcv);
 	pthread_mutex_destroy(&s->imu);
+	pthread_mutex_destroy(&s->mmu);
+	free(s->pub_stats);
 	free(s);
 }

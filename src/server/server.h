@@ -98,6 +98,26 @@ struct server_info {
 /* Fill *info (thread-safe: a copy published by the network thread). */
 void server_info(struct server *s, struct server_info *info);
 
+struct metrics_buf;
+
+/*
+ * Health and figures, for the HTTP thread of metronomed (any thread; they
+ * read only what the server publishes, never wait for its loop):
+ *   server_metrics  appends the /metrics page (Prometheus text): gauges of
+ *                   the Paxos and apply state, the apply time histogram,
+ *                   and every counter of mtr_stats "server ID" (at most
+ *                   STATS_PERIOD_MS old);
+ *   server_ready    1 when this server hears a majority of the servers
+ *                   (STATUS within max(3 status periods, 1 s)) with a
+ *                   leader among them, else 0; why gets one line;
+ *   server_live     1 when the network loop passed in the last 5 s and
+ *                   the apply thread is not stuck on one instance for 60 s.
+ * doc/operations.md explains each figure.
+ */
+void server_metrics(struct server *s, struct metrics_buf *b);
+int server_ready(struct server *s, char *why, size_t n);
+int server_live(struct server *s, char *why, size_t n);
+
 /* Digest of the replica database and the instance it is at (thread-safe;
  * see apply_digest). */
 int server_digest(struct server *s, uint64_t *instance, char hex[33]);

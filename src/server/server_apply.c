@@ -439,8 +439,10 @@ static void *apply_main(void *arg)
 		d->inst = e->inst;
 		struct apply_ctx c = {.s = s, .d = d};
 		uint64_t t0 = now_mono_ns();
+		atomic_store(&s->apply_busy_ms, t0 / 1000000u ? t0 / 1000000u : 1); /* /livez */
 		int rc = apply_instance(s->ap, e->inst, items, n, apply_cb, &c);
 		uint64_t us = (now_mono_ns() - t0) / 1000u;
+		atomic_store(&s->apply_busy_ms, 0);
 		/* Invariant 5: the core delivers instances in order, each once, so
 		 * the queue's next is always the replica's next (a duplicate
 		 * comes only from a snapshot installed meanwhile).  Skipping one
@@ -466,6 +468,7 @@ static void *apply_main(void *arg)
 				mtr_log(LOG_WARN, "server %u: results of instance %llu not kept: %s", s->cfg.id,
 					(unsigned long long)e->inst, mtr_strerror(c.err));
 			note_recent(s, e, n, us);
+			metrics_hist_observe(&s->apply_hist, us);
 			outbox_post(s, d);
 		}
 		pthread_mutex_lock(&s->qmu);

@@ -16,6 +16,9 @@
  *   server_vt.c     publishing the server's state (server_info, the
  *                   cluster tables of clustervt)
  *   server_disk.c   a full data.dir as a state: standby, probe, resume
+ *   server_health.c health and figures: /metrics, /readyz, /livez answers
+ *                   for the HTTP thread, and the operator's log lines on
+ *                   peers, majority and lag
  *
  * Threads and ownership:
  *
@@ -64,6 +67,7 @@
 #include "batch.h"
 #include "clustervt.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "paxos.h"
 #include "pstore.h"
 #include "reasm.h"
@@ -157,6 +161,21 @@ struct peer {
 
 /* Where a full disk was met (server_disk.c): bits of struct server.full. */
 enum { FULL_INGEST = 1u, FULL_PAXOS = 2u, FULL_APPLY = 4u, FULL_SNAPSHOT = 8u };
+/* What the network thread last logged of the cluster's health
+ * (server_health.c): each peer up (1), down (0) or not yet judged (-1),
+ * the majority likewise, and whether this server was logged as behind;
+ * with the earliest time the next line of each may be written (a
+ * flapping link gives one line per HEALTH_LOG_MS, not one per flap). */
+struct health_log {
+	int peer[PAXOS_MAX_NODES];
+	uint64_t peer_next_ms[PAXOS_MAX_NODES];
+	unsigned peer_flaps[PAXOS_MAX_NODES]; /* changes not logged since the last line */
+	int majority;
+	uint64_t majority_next_ms;
+	int behind;
+	uint64_t behind_next_ms;
+	uint64_t start_ms;
+};
 
 /* A chosen instance on its way to the apply thread. */
 struct aq_entry {
@@ -329,6 +348,14 @@ struct server {
 	uint64_t full_since_ms, full_next_ms, full_left_ms;
 	uint64_t full_events, full_ms; /* times entered; ms spent in it before the current one */
 	atomic_int snap_full;   /* the snapshot fetch thread failed for want of space */
+	/* health and figures (server_health.c): written by the network and
+	 * apply threads, read by the HTTP thread */
+	_Atomic uint64_t loop_ms;       /* the network loop's last pass (monotonic ms): /livez */
+	_Atomic uint64_t apply_busy_ms; /* the apply thread started its current instance at (0: idle) */
+	struct metrics_hist apply_hist; /* apply time per instance */
+	pthread_mutex_t mmu;            /* guards pub_stats */
+	struct wire_stats_list *pub_stats; /* own counters, a copy every STATS_PERIOD_MS (NULL: none yet) */
+	struct health_log hl;           /* network thread: what was logged of peers, majority, lag */
 };
 
 /* snap_state: the snapshot fetch (server_snap.c) and its hand-over to the
@@ -428,6 +455,13 @@ static inline bool srvdisk_full(const struct server *s)
 {
 	return s->full_on || s->full != 0;
 }
+/* ---- server_health.c ---- */
+
+/* Network thread, every pass: the liveness stamp, and the operator's log
+ * lines on peers up/down, majority lost/regained, falling behind. */
+void srvhealth_tick(struct server *s);
+/* Network thread: keep a copy of the server's own counters o for /metrics. */
+void srvhealth_publish_stats(struct server *s, const struct wire_stats_list *o);
 
 /* ---- server_vt.c ---- */
 

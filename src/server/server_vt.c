@@ -123,6 +123,7 @@ void srvvt_stats_tick(struct server *s)
 	if (o == NULL)
 		return;
 	own_collect(s, o);
+	srvhealth_publish_stats(s, o);
 	char self[STATSTAB_PROC_MAX];
 	snprintf(self, sizeof self, "server %u", s->cfg.id);
 	for (unsigned i = 0; i < o->n; i++)
