@@ -376,6 +376,8 @@ static void login_failed(struct proxy *p, struct client *c, int missing)
 	pxcli_mark_dirty(p, c);
 }
 
+#define CLI_HOLD 1 /* handle_frame: not consumed, handled again later (auth_hold) */
+
 /* A frame before WELCOME: HELLO, then AUTH when HELLO announced one. */
 static int handle_handshake(struct proxy *p, struct client *c, const struct cproto_frame *f)
 {
@@ -395,6 +397,16 @@ static int handle_handshake(struct proxy *p, struct client *c, const struct cpro
 				c->user);
 			explicit_bzero((void *)f->payload, f->len);
 			return welcome(p, c);
+		}
+		if (c->src_ip) {
+			/* one address gets a bounded share of the verifier */
+			unsigned busy = 0;
+			for (struct client *x = p->clients; x; x = x->next)
+				busy += x->src_ip == c->src_ip && x->auth == CLI_AUTH_VERIFYING;
+			if (busy >= AUTH_PER_SOURCE) {
+				c->auth_hold = 1;
+				return CLI_HOLD;
+			}
 		}
 		c->job = pxauth_submit(p->auth, c, a.user, a.user_len, a.password, a.password_len);
 		explicit_bzero((void *)f->payload, f->len); /* the password leaves our buffer */
@@ -431,8 +443,9 @@ static int handle_handshake(struct proxy *p, struct client *c, const struct cpro
 	return welcome(p, c);
 }
 
-/* One frame.  0: consumed; MTR_EFULL: not consumed (push-back); other
- * negative: close the connection (a BYE has been queued). */
+/* One frame.  0: consumed; MTR_EFULL: not consumed (push-back); CLI_HOLD:
+ * not consumed (an AUTH waits for the verifier); other negative: close the
+ * connection (a BYE has been queued). */
 static int handle_frame(struct proxy *p, struct client *c, const struct cproto_frame *f)
 {
 	int rc;
@@ -483,7 +496,7 @@ static int handle_frame(struct proxy *p, struct client *c, const struct cproto_f
 /* A login is being verified or refused: nothing more is read from c. */
 static int cli_held(const struct client *c)
 {
-	return c->auth == CLI_AUTH_VERIFYING || c->auth == CLI_AUTH_FAILED;
+	return c->auth == CLI_AUTH_VERIFYING || c->auth == CLI_AUTH_FAILED || c->auth_hold;
 }
 
 int pxcli_paused(const struct proxy *p, const struct client *c)
@@ -518,6 +531,10 @@ void pxcli_process(struct proxy *p, struct client *c)
 			return;
 		}
 		int rc = handle_frame(p, c, &f);
+		if (rc == CLI_HOLD) {
+			c->backlog = 1;
+			break;
+		}
 		if (rc == MTR_EFULL) {
 			if (!p->blocked) {
 				p->blocked = 1;
@@ -575,6 +592,12 @@ void pxcli_read(struct proxy *p, struct client *c)
 			}
 			if (c->incap - c->inlen < need) {
 				size_t ncap = MAX(c->inlen + need, 2 * c->incap);
+				if (have >= 4) {
+					/* doubling, but not far past the frame that is coming */
+					uint64_t fl = (uint64_t)ld32(c->in) + 4 + READ_CHUNK;
+					if (fl < ncap && fl >= c->inlen + need)
+						ncap = (size_t)fl;
+				}
 				uint8_t *b = realloc(c->in, ncap);
 				if (b == NULL) {
 					pxcli_close(p, c, "out of memory");
@@ -799,6 +822,12 @@ void pxcli_auth_done(struct proxy *p)
 		pxauth_job_free(j);
 		j = next;
 	}
+	/* the verifier has room: the held AUTHs try again */
+	for (struct client *c = p->clients; c; c = c->next)
+		if (c->auth_hold) {
+			c->auth_hold = 0;
+			pxcli_mark_dirty(p, c);
+		}
 }
 
 /* When c must have done something (ms), or 0. */

@@ -80,6 +80,7 @@ enum proxy_drop {
 #define RHASH 1024u            /* buckets of the read table */
 #define AUTH_FAIL_MS 1000u     /* a failed login is answered this long after its AUTH */
 #define PRELOGIN_FRAME 4096u   /* largest frame before WELCOME (HELLO, AUTH) */
+#define AUTH_PER_SOURCE 2u     /* logins of one source address in the verifier at once */
 #define CLIENT_WARN_MS 60000u  /* one warning per refusal reason and minute */
 
 /* ---- state ---------------------------------------------------------------- */
@@ -135,6 +136,7 @@ struct client {
 	uint64_t fail_ms;   /* CLI_AUTH_FAILED: when the BYE goes out */
 	char user[CPROTO_MAX_USER + 1];
 	struct pxauth_job *job; /* CLI_AUTH_VERIFYING */
+	int auth_hold;          /* its AUTH waits: AUTH_PER_SOURCE others of its address are verified */
 	uint64_t last_request; /* the highest request id so far */
 	uint8_t *in;
 	size_t inlen, inoff, incap;

@@ -2,7 +2,7 @@
 # client_auth.sh - client authentication and connection hygiene of the proxy
 # (doc/security.md "Clients"): 3 servers and two proxies on loopback,
 #   p1 with proxy.users (alice, hashed by mtrproxy --hash-password),
-#      handshake_timeout 2s, idle_timeout 3s;
+#      handshake_timeout 3s, idle_timeout 3s;
 #   p2 without users, max_conns_per_source 3;
 # and mtrsql / tests/tools/mtrcproto as clients:
 #   login with the password in the URI (%-escaped), in MTR_PASSWORD, and
@@ -30,7 +30,7 @@ P1=127.0.0.1:$((BASE + 11))
 P2=127.0.0.1:$((BASE + 12))
 unset MTR_PASSWORD
 
-plan 32
+plan 33
 
 # exit1_says PATTERN: the last start ($rc, $TMP/start.out) failed with 1 and said PATTERN
 exit1_says() { [ "$rc" = 1 ] && grep -q "$1" "$TMP/start.out"; }
@@ -44,7 +44,7 @@ sed -i 's/^carol/# carol/' "$TMP/users" # a comment: carol is unknown
 chmod 644 "$TMP/users"
 servers=$(local_servers $BASE 3)
 proxy_conf "$TMP" 1 "$servers" $((BASE + 11))
-printf 'proxy.users = %s\nproxy.handshake_timeout = 2s\nproxy.idle_timeout = 3s\n' "$TMP/users" >>"$TMP/p1.conf"
+printf 'proxy.users = %s\nproxy.handshake_timeout = 3s\nproxy.idle_timeout = 3s\n' "$TMP/users" >>"$TMP/p1.conf"
 "$B/src/mtrproxy" -c "$TMP/p1.conf" >"$TMP/start.out" 2>&1
 rc=$?
 check "a world-readable users file is refused (exit 1, says chmod 600)" \
@@ -120,7 +120,20 @@ check "no user: 'this proxy requires a user name: use mtr://USER@host:port', aft
 setsid "$M" "mtr://alice@$P1" -c "SELECT 1" </dev/null >"$TMP/r.out" 2>&1
 check "a user without password, MTR_PASSWORD or terminal: mtrsql says to set MTR_PASSWORD" \
 	grep -q "no password for user alice.*set MTR_PASSWORD" "$TMP/r.out"
-check "failed logins are counted (proxy.drop.client_auth_failed)" wait_for 10 at_least proxy.drop.client_auth_failed 2
+# 4 wrong logins at once from one address: the verifier takes 2 of them at a
+# time (the others wait their turn, within the handshake timeout)
+k=1
+many=""
+while [ $k -le 4 ]; do
+	"$C" $P1 hello auth auth alice "wrong$k" closewait 5000 >"$TMP/many$k.out" &
+	many="$many $!"
+	k=$((k + 1))
+done
+for p in $many; do wait $p; done
+diag "4 at once: $(cat "$TMP"/many?.out | sort | uniq -c | tr '\n' ' ')"
+check "4 wrong logins at once from one address: each gets 'authentication failed'" \
+	[ "$(cat "$TMP"/many?.out | grep -c 'bye MTR_EAUTH authentication failed for user alice')" = 4 ]
+check "failed logins are counted (proxy.drop.client_auth_failed)" wait_for 10 at_least proxy.drop.client_auth_failed 6
 check "... and a login without a user (proxy.drop.client_auth_missing)" wait_for 10 at_least proxy.drop.client_auth_missing 1
 check "... and logged at warn" grep -q "WARN.*refused: authentication failed for user alice" "$TMP/p1.log"
 
@@ -149,8 +162,8 @@ check "... after about 3 s" [ "$(awk '/^closed after/ {print ($3 >= 2900 && $3 <
 
 "$C" $P1 trickle 40 300 closewait 8000 >"$TMP/slow.out"
 diag "slowloris: $(tr '\n' ' ' <"$TMP/slow.out")"
-check "a slowloris HELLO gets BYE 'no HELLO within 2000 ms (proxy.handshake_timeout)'" \
-	grep -q "bye MTR_ETIMEDOUT no HELLO within 2000 ms" "$TMP/slow.out"
+check "a slowloris HELLO gets BYE 'no HELLO within 3000 ms (proxy.handshake_timeout)'" \
+	grep -q "bye MTR_ETIMEDOUT no HELLO within 3000 ms" "$TMP/slow.out"
 
 "$C" $P1 announce 67108864 closewait 3000 >"$TMP/pre.out"
 check "a 64 MiB frame before the login is refused at once (4 KiB at most)" \
