@@ -55,7 +55,8 @@ extern "C" {
 	X(FULL, -25, "buffer full, retry later")                                \
 	X(ABORT, -26, "aborted by the callback")                                \
 	X(NOSPACE, -27, "no space left on the device (disk full or over quota)") \
-	X(UNKNOWN, -28, "outcome unknown: the write may or may not have been applied; check the row")
+	X(UNKNOWN, -28, "outcome unknown: the write may or may not have been applied; check the row") \
+	X(AUTH, -29, "authentication failed")
 
 enum {
 	MTR_OK = 0,
@@ -132,7 +133,7 @@ typedef struct mtr_stmt mtr_stmt;
 /*
  * Open a connection.  uri is one of
  *
- *   mtr://HOST[:PORT][,HOST[:PORT]...][?OPTION=VALUE[&...]]
+ *   mtr://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...][?OPTION=VALUE[&...]]
  *   mtr+embedded://SERVER[,SERVER...][?OPTION=VALUE[&...]]
  *   local
  *
@@ -145,8 +146,12 @@ typedef struct mtr_stmt mtr_stmt;
  *                           connecting and failover count against it
  *   busy=MS                 as mtr_busy_timeout() (default 0)
  *   key=HEX32               the cluster key (32 hex digits): used by the
- *                           embedded mode to authenticate its datagrams; the
- *                           TCP client protocol is not authenticated
+ *                           embedded mode to authenticate its datagrams
+ * USER[:PASSWORD]@ logs in to proxies that have users (proxy.users): both
+ * percent-decoded (%40 for '@', %3A for ':'); without PASSWORD the
+ * environment variable MTR_PASSWORD is used, and without either the open
+ * fails with MTR_EAUTH.  The password crosses the network in the clear
+ * unless the connection uses TLS.  Messages show the URI without it.
  * Embedded mode (no proxy daemon: the library runs the proxy in a thread of
  * this process and multicasts to the servers itself):
  *   mtr+embedded://SERVER,...  SERVER is a server's IP:PORT, in server id
@@ -160,7 +165,8 @@ typedef struct mtr_stmt mtr_stmt;
  * process); mtr_close stops the proxy thread.
  *
  * Returns 0 with a connected handle in *db; or an error: MTR_EINVAL (bad
- * URI), MTR_ECONNECT (no proxy answered), MTR_ECONFIG / MTR_EIO / MTR_ETIMEDOUT
+ * URI), MTR_ECONNECT (no proxy answered), MTR_EAUTH (the login was refused:
+ * wrong password, unknown user, a user name required; or no password), MTR_ECONFIG / MTR_EIO / MTR_ETIMEDOUT
  * (embedded mode: bad settings, the local cluster could not start), MTR_ENOMEM.  As with sqlite3_open, *db is set even on error (unless memory
  * ran out: then NULL) so that mtr_errmsg(*db) can say why; the caller
  * always releases it with mtr_close().

@@ -5,8 +5,8 @@
 # (doc/proxy.md, doc/mtrproxy.8).
 # The client library embeds the same core (mtr+embedded://, local).
 libmtrproxy_la_SOURCES += src/proxy/proxy.c src/proxy/proxy.h src/proxy/proxy_int.h src/proxy/proxy_client.c \
-	src/proxy/proxy_net.c src/proxy/proxy_item.c src/proxy/proxy_item.h src/proxy/outbuf.c src/proxy/outbuf.h \
-	src/proxy/proxy_health.c
+	src/proxy/proxy_net.c src/proxy/proxy_auth.c src/proxy/proxy_auth.h src/proxy/proxy_item.c src/proxy/proxy_item.h \
+	src/proxy/outbuf.c src/proxy/outbuf.h src/proxy/proxy_health.c
 # built as src/mtrproxy, next to src/metronomed: the local cluster and the
 # tests find both daemons in one directory
 bin_PROGRAMS += src/mtrproxy

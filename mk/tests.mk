@@ -96,6 +96,11 @@ noinst_PROGRAMS += tests/tools/mtrforge
 tests_tools_mtrforge_SOURCES = tests/tools/mtrforge.c
 tests_tools_mtrforge_LDADD = $(SERVER_LIBS) -lm
 
+# mtrcproto: the client protocol spoken by hand (client_auth.sh)
+noinst_PROGRAMS += tests/tools/mtrcproto
+tests_tools_mtrcproto_SOURCES = tests/tools/mtrcproto.c
+tests_tools_mtrcproto_LDADD = $(PROTO_LIBS)
+
 # mtrdgram: the DPDK suite's sender/receiver (either transport)
 if HAVE_DPDK
 check_PROGRAMS += tests/integration/mtrdgram
@@ -140,6 +145,7 @@ INTEGRATION_SUITES += tests/integration/slt_cluster.sh
 INTEGRATION_SUITES += tests/integration/sql_diff.sh
 INTEGRATION_SUITES += tests/integration/mtrsql.sh
 INTEGRATION_SUITES += tests/integration/mtrsql_tmux.sh
+INTEGRATION_SUITES += tests/integration/client_auth.sh
 INTEGRATION_SUITES += tests/integration/mtrsql_sqlite.sh
 INTEGRATION_SUITES += tests/integration/install.sh
 INTEGRATION_SUITES += tests/integration/stats.sh

@@ -928,10 +928,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtrsql: cannot set up signals: %s\n", strerror(errno));
 		return 2;
 	}
-	if (optind < argc)
+	if (optind < argc) {
 		snprintf(sh.uri, sizeof(sh.uri), "%s", argv[optind]);
-	else if (local_up(&sh))
+		if (login_prepare(&sh, argv[optind]))
+			return 2;
+	} else if (local_up(&sh)) {
 		return 2;
+	}
 	int status = 0;
 	if (intr_quit && intr_quit != SIGINT) /* SIGTERM/SIGHUP while the cluster started */
 		goto out;

@@ -52,6 +52,12 @@ struct shell {
 /* "Error: " and the message on stderr. */
 void shell_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- login.c ---- */
+/* When sh->uri names a user: move the URI's password into MTR_PASSWORD
+ * (and blank it in arg, the command-line argument it came from), or ask for
+ * it on /dev/tty when MTR_PASSWORD is not set.  0, or -1 after a message. */
+int login_prepare(struct shell *sh, char *arg);
+
 /* ---- run.c ---- */
 /* Run every statement of sql, printing rows in the current mode.  A failing
  * statement is reported (with its script line when sh->line is set) and

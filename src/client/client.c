@@ -246,16 +246,110 @@ int client_uri_option(mtr *db, const char *s, size_t n)
 	return 0;
 }
 
+/* Percent-decode n bytes at s into a new string (*out, malloc'ed); what
+ * names the part in messages.  0 or an error recorded on db. */
+static int uri_decode(mtr *db, const char *s, size_t n, const char *what, char **out)
+{
+	char *d = malloc(n + 1);
+	if (!d)
+		return client_err(db, MTR_ENOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '%') {
+			d[k++] = s[i];
+			continue;
+		}
+		int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
+		int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			free(d);
+			return client_err(db, MTR_EINVAL,
+					  "bad %%-escape in the URI's %s: write %%XX with two hex digits (not %%00)", what);
+		}
+		d[k++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	d[k] = 0;
+	*out = d;
+	return 0;
+}
+
+/*
+ * The URI's "USER[:PASSWORD]@" (n bytes before the '@'): db->user, and
+ * db->password from the URI or else $MTR_PASSWORD.  Without either the
+ * open fails: only mtrsql asks for a password (doc/client.md).
+ */
+static int uri_userinfo(mtr *db, const char *s, size_t n)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t ul = colon ? (size_t)(colon - s) : n;
+	int rc = uri_decode(db, s, ul, "user name", &db->user);
+	if (rc)
+		return rc;
+	if (!cproto_user_valid(db->user, strlen(db->user)))
+		return client_err(db, MTR_EINVAL,
+				  "bad user name in the URI: 1 to %d bytes, no ':' and no control character",
+				  CPROTO_MAX_USER);
+	if (colon) {
+		rc = uri_decode(db, colon + 1, n - ul - 1, "password", &db->password);
+		if (rc)
+			return rc;
+	} else if (getenv("MTR_PASSWORD")) {
+		db->password = strdup(getenv("MTR_PASSWORD"));
+		if (!db->password)
+			return client_err(db, MTR_ENOMEM, "out of memory");
+	} else {
+		return client_err(db, MTR_EAUTH,
+				  "no password for user %s: put it in the URI (mtr://%s:PASSWORD@host:port) or in "
+				  "the MTR_PASSWORD environment variable",
+				  db->user, db->user);
+	}
+	if (strlen(db->password) > CPROTO_MAX_PASSWORD)
+		return client_err(db, MTR_EINVAL, "the password is longer than %d bytes", CPROTO_MAX_PASSWORD);
+	return 0;
+}
+
+/* uri with the password of its userinfo replaced by "***" (for messages). */
+static char *uri_redact(const char *uri)
+{
+	const char *p = strstr(uri, "://");
+	p = p ? p + 3 : uri;
+	size_t alen = strcspn(p, "?");
+	const char *at = NULL;
+	for (const char *c = p; c < p + alen; c++)
+		if (*c == '@')
+			at = c;
+	const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (!colon)
+		return strdup(uri);
+	size_t head = (size_t)(colon + 1 - uri);
+	size_t len = head + 3 + strlen(at) + 1;
+	char *r = malloc(len);
+	if (r)
+		snprintf(r, len, "%.*s***%s", (int)head, uri, at);
+	return r;
+}
+
 /* Parse uri into db (addresses and options). */
 static int uri_parse(mtr *db, const char *uri)
 {
 	static const char scheme[] = "mtr://";
 	if (strncmp(uri, scheme, sizeof scheme - 1) != 0)
 		return client_err(db, MTR_EINVAL,
-				  "URI must start with mtr:// or mtr+embedded://, or be 'local': '%s'", uri);
+				  "URI must start with mtr:// or mtr+embedded://, or be 'local': '%s'", db->uri_shown);
 	const char *p = uri + sizeof scheme - 1;
 	const char *q = strchr(p, '?');
 	const char *hend = q ? q : p + strlen(p);
+	const char *at = NULL;
+	for (const char *c = p; c < hend; c++)
+		if (*c == '@')
+			at = c; /* the last one: a raw '@' in a password still works */
+	if (at) {
+		int rc = uri_userinfo(db, p, (size_t)(at - p));
+		if (rc)
+			return rc;
+		p = at + 1;
+	}
 	unsigned n = 1;
 	for (const char *c = p; c < hend; c++)
 		n += *c == ',';
@@ -418,8 +512,12 @@ int client_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char
 	db->fd = fd;
 	db->out.len = 0;
 	db->in_len = 0;
-	struct cproto_hello h = {.version = CPROTO_VERSION, .client_id = db->client_id, .consistency = db->consistency};
-	if (cproto_put_hello(&db->out, &h) != 0) {
+	struct cproto_hello h = {.version = CPROTO_VERSION, .client_id = db->client_id, .consistency = db->consistency,
+				 .flags = db->user ? CPROTO_HELLO_AUTH : 0};
+	struct cproto_auth au = {.user = db->user, .user_len = db->user ? (uint16_t)strlen(db->user) : 0,
+				 .password = db->password,
+				 .password_len = db->password ? (uint16_t)strlen(db->password) : 0};
+	if (cproto_put_hello(&db->out, &h) != 0 || (db->user && cproto_put_auth(&db->out, &au) != 0)) {
 		conn_close(db);
 		snprintf(why, cap, "out of memory");
 		return MTR_ENOMEM;
@@ -465,9 +563,13 @@ int client_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char
 				(unsigned long long)w.stream);
 			return 0;
 		}
-		if (used > 0 && f.type == CPROTO_T_BYE && cproto_get_bye(&f, &b) == 0)
+		if (used > 0 && f.type == CPROTO_T_BYE && cproto_get_bye(&f, &b) == 0) {
 			snprintf(why, cap, "%s: proxy said: %.*s", label, (int)b.msg_len, b.msg);
-		else
+			if (b.status == MTR_EAUTH) {
+				rc = MTR_EAUTH; /* another proxy of the URI would say the same */
+				break;
+			}
+		} else
 			snprintf(why, cap, "%s: no valid WELCOME", label);
 		rc = MTR_ECONNECT;
 		break;
@@ -508,6 +610,8 @@ static int conn_ensure(mtr *db, uint64_t deadline)
 			int rc = conn_open_one(db, &db->addrs[i], deadline, why, sizeof why);
 			if (rc == MTR_ENOMEM)
 				return client_err(db, rc, "out of memory");
+			if (rc == MTR_EAUTH)
+				return client_err(db, rc, "%s", why);
 			if (rc == 0) {
 				db->cur = i;
 				for (struct client_req *r = db->head; r; r = r->next)
@@ -1020,6 +1124,9 @@ MTR_API int mtr_open(const char *uri, mtr **out)
 			client_ok(db);
 		return erc;
 	}
+	db->uri_shown = uri_redact(uri);
+	if (!db->uri_shown)
+		return client_err(db, MTR_ENOMEM, "out of memory");
 	int rc = uri_parse(db, uri);
 	if (rc)
 		return rc;
@@ -1035,8 +1142,10 @@ MTR_API int mtr_open(const char *uri, mtr **out)
 		}
 		if (rc == MTR_ENOMEM)
 			return client_err(db, rc, "out of memory");
+		if (rc == MTR_EAUTH)
+			return client_err(db, rc, "%s", why);
 	}
-	return client_err(db, MTR_ECONNECT, "cannot connect to any proxy of '%s' (last: %s)", uri, why);
+	return client_err(db, MTR_ECONNECT, "cannot connect to any proxy of '%s' (last: %s)", db->uri_shown, why);
 }
 
 MTR_API int mtr_close(mtr *db)
@@ -1053,6 +1162,12 @@ MTR_API int mtr_close(mtr *db)
 	free(db->in);
 	free(db->txn);
 	free(db->addrs);
+	free(db->user);
+	if (db->password) {
+		explicit_bzero(db->password, strlen(db->password));
+		free(db->password);
+	}
+	free(db->uri_shown);
 	free(db);
 	return 0;
 }

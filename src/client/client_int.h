@@ -70,6 +70,9 @@ struct mtr {
 	uint8_t consistency;  /* enum cproto_consistency */
 	int timeout_ms, busy_ms;
 	struct wire_key key;  /* for the embedded mode (not used over TCP) */
+	char *user;           /* the URI's user name (NULL: no login), malloc'ed */
+	char *password;       /* its password (URI or MTR_PASSWORD), malloc'ed, wiped at close */
+	char *uri_shown;      /* the URI without its password, for messages */
 	uint64_t client_id, next_req, stream;
 	uint32_t max_frame;   /* the proxy's (WELCOME) */
 

@@ -17,6 +17,9 @@
  *   PING / PONG: liveness, echo a token
  *   BYE     proxy -> client before closing: status and message (protocol
  *           error, shutdown)
+ *   AUTH    client -> proxy, right after a HELLO with CPROTO_HELLO_AUTH: the
+ *           user name and password (in the clear unless the connection is
+ *           TLS); the proxy answers WELCOME once they are verified
  *
  * Requests may be pipelined: a client may send many QUERY frames before
  * reading the ANSWERs; answers come in request order per connection.
@@ -44,7 +47,8 @@
 	X(ANSWER, 4, "the answer to one request")                              \
 	X(PING, 5, "liveness probe, echoed")                                   \
 	X(PONG, 6, "echo of a PING token")                                     \
-	X(BYE, 7, "the proxy closes the connection: status and reason")
+	X(BYE, 7, "the proxy closes the connection: status and reason")        \
+	X(AUTH, 8, "client credentials: user name and password")
 
 enum cproto_type {
 #define CPROTO__TYPE_ENUM(name, value, text) CPROTO_T_##name = value,
@@ -79,8 +83,10 @@ void cproto_buf_free(struct cproto_buf *b);
 /* Drop the first n bytes (after they were written to the socket). */
 void cproto_buf_consume(struct cproto_buf *b, size_t n);
 
-/* HELLO payload: u32 magic, u16 version, u16 flags (0), u64 client id
- * (random per client, 0: none), u8 consistency. */
+/* HELLO payload: u32 magic, u16 version, u16 flags (CPROTO_HELLO_*; other
+ * bits must be 0), u64 client id (random per client, 0: none), u8
+ * consistency. */
+#define CPROTO_HELLO_AUTH 0x0001u /* an AUTH frame follows the HELLO */
 struct cproto_hello {
 	uint16_t version;
 	uint16_t flags;
@@ -160,6 +166,19 @@ struct cproto_answer {
 	uint32_t result_len;
 };
 
+/* AUTH payload: u16 user_len (1 .. CPROTO_MAX_USER), user bytes (no NUL,
+ * no ':', no control character), u16 password_len (0 ..
+ * CPROTO_MAX_PASSWORD), password bytes (no NUL).  Pointers of a decoded AUTH
+ * point into the payload (not NUL-terminated). */
+#define CPROTO_MAX_USER 64
+#define CPROTO_MAX_PASSWORD 1024
+struct cproto_auth {
+	const char *user;
+	uint16_t user_len;
+	const char *password;
+	uint16_t password_len;
+};
+
 /* BYE payload: i32 status, u32 msg_len, msg bytes. */
 struct cproto_bye {
 	int32_t status;
@@ -175,6 +194,8 @@ int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m);
 int cproto_put_answer(struct cproto_buf *b, const struct cproto_answer *m);
 int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token); /* PING or PONG */
 int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m);
+/* MTR_EINVAL when a length is out of range or a byte is not allowed. */
+int cproto_put_auth(struct cproto_buf *b, const struct cproto_auth *m);
 
 /* One frame found in a byte stream. */
 struct cproto_frame {
@@ -201,5 +222,11 @@ int cproto_get_query(const struct cproto_frame *f, struct cproto_query *m);
 int cproto_get_answer(const struct cproto_frame *f, struct cproto_answer *m);
 int cproto_get_ping(const struct cproto_frame *f, uint64_t *token); /* PING or PONG */
 int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m);
+int cproto_get_auth(const struct cproto_frame *f, struct cproto_auth *m);
+
+/* Whether n bytes at s are a valid user name (1 .. CPROTO_MAX_USER bytes,
+ * none a control character, ':' or NUL): the rule of AUTH and of the
+ * proxy's users file.  1 or 0. */
+int cproto_user_valid(const char *s, size_t n);
 
 #endif

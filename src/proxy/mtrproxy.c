@@ -4,6 +4,9 @@
  *
  *   mtrproxy -c FILE [-o key=value]... [--help] [--version]
  *   mtrproxy --gen-key              (prints a new random cluster.key)
+ *   mtrproxy --hash-password [NAME] (reads a password from stdin, without
+ *                                    echo on a terminal, and prints the
+ *                                    proxy.users line NAME:HASH)
  *   mtrproxy --print-config-doc     (the Markdown key table, for doc/config.md)
  *
  * Exit status: 0 after SIGTERM/SIGINT (clean stop), 1 on a configuration
@@ -23,6 +26,7 @@
 #include "log.h"
 #include "metronome.h"
 #include "proxy.h"
+#include "proxy_auth.h"
 #include "transport_dpdk.h"
 #include "util.h"
 
@@ -46,7 +50,9 @@ static void usage(FILE *f)
 {
 	daemon_usage(f, "mtrproxy",
 		     "Runs one Metronome proxy: clients connect over TCP (proxy.listen), their\n"
-		     "writes go to every server as items, answers come back in request order.\n",
+		     "writes go to every server as items, answers come back in request order.\n"
+		     "mtrproxy --hash-password NAME reads a password from standard input (no echo on\n"
+		     "a terminal) and prints the proxy.users line NAME:HASH (Argon2id).\n",
 		     keys, ARRAY_SIZE(keys));
 }
 
@@ -54,6 +60,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "--gen-key") == 0)
 		return clusterconf_gen_key_main(stdout);
+	if ((argc == 2 || argc == 3) && strcmp(argv[1], "--hash-password") == 0)
+		return pxauth_hash_password_main(argc == 3 ? argv[2] : NULL);
 	transport_dpdk_enable();
 	struct conf *c = NULL;
 	int rc = conf_from_args("mtrproxy", argc, argv, keys, ARRAY_SIZE(keys), usage, &c);

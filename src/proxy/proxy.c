@@ -44,6 +44,7 @@
 #include "metronome.h"
 #include "outbuf.h"
 #include "proxy.h"
+#include "proxy_auth.h"
 #include "proxy_int.h"
 #include "proxy_item.h"
 #include "result.h"
@@ -79,6 +80,9 @@ void proxy_config_defaults(struct proxy_config *cfg)
 	cfg->max_clients = 1024;
 	cfg->client_buffer = 16u << 20;
 	cfg->max_frame = CPROTO_MAX_FRAME;
+	cfg->handshake_ms = 5000;
+	cfg->idle_ms = 0;
+	cfg->max_per_source = 64;
 	cfg->log_level = LOG_INFO;
 }
 
@@ -141,6 +145,39 @@ int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err,
 	if ((rc = range_key(c, "proxy.client_buffer", 4096, INT64_MAX, "at least 4K", &v, err, errlen)))
 		return rc;
 	out->client_buffer = (uint64_t)v;
+	if ((rc = range_key(c, "proxy.handshake_timeout", 0, 3600000, "0 (none) .. 1h", &v, err, errlen)))
+		return rc;
+	out->handshake_ms = (uint32_t)v;
+	if ((rc = range_key(c, "proxy.idle_timeout", 0, 604800000, "0 (never) .. 7 days", &v, err, errlen)))
+		return rc;
+	out->idle_ms = (uint32_t)v;
+	if ((rc = range_key(c, "proxy.max_conns_per_source", 0, 1000000, "0 (no limit) .. 1000000", &v, err,
+			    errlen)))
+		return rc;
+	out->max_per_source = (uint32_t)v;
+	out->insecure = conf_bool(c, "proxy.insecure");
+	const char *u = conf_str(c, "proxy.users");
+	if (u && *u) {
+		if (strlen(u) >= sizeof out->users) {
+			snprintf(err, errlen, "proxy.users: the path is longer than %zu bytes", sizeof out->users - 1);
+			return MTR_ECONFIG;
+		}
+		strcpy(out->users, u);
+		/* read it now, so that a bad file is a configuration error */
+		struct pxauth_users us;
+		if ((rc = pxauth_users_load(out->users, &us, err, errlen)) != 0)
+			return rc == MTR_ENOMEM ? rc : MTR_ECONFIG;
+		pxauth_users_free(&us);
+	} else if (!out->no_listen && (out->listen.ip >> 24) != 127 && !out->insecure) {
+		char a[32];
+		transport_addr_format(&out->listen, a, sizeof a);
+		snprintf(err, errlen,
+			 "proxy.listen is %s, not a loopback address, and proxy.users is not set: anyone who reaches "
+			 "it could read and write; set proxy.users (mtrproxy --hash-password NAME makes an entry), or "
+			 "proxy.insecure = yes to run without client authentication",
+			 a);
+		return MTR_ECONFIG;
+	}
 	const char *lv = conf_str(c, "log.level");
 	out->log_level = log_level_parse(lv ? lv : "info");
 	if (out->log_level < 0) {
@@ -181,7 +218,10 @@ int proxy_run(struct proxy *p)
 	struct epoll_event evs[64];
 	int rc = 0;
 	while (!atomic_load(&p->stop)) {
-		int n = epoll_wait(p->ep, evs, ARRAY_SIZE(evs), pxnet_next_timeout(p));
+		int tmo = pxnet_next_timeout(p), ctmo = pxcli_next_timeout(p);
+		if (ctmo >= 0 && (tmo < 0 || ctmo < tmo))
+			tmo = ctmo;
+		int n = epoll_wait(p->ep, evs, ARRAY_SIZE(evs), tmo);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -196,6 +236,8 @@ int proxy_run(struct proxy *p)
 				pxcli_accept_all(p);
 			} else if (tag == TAG_EVENT) {
 				take_attached(p);
+				if (p->auth)
+					pxcli_auth_done(p);
 			} else if (tag != TAG_TRANSPORT) {
 				struct client *c = tag;
 				if (c->dead)
@@ -229,6 +271,7 @@ int proxy_run(struct proxy *p)
 		p->released_any = 0;
 		pxnet_flush_items(p);
 		pxnet_timers(p);
+		pxcli_timers(p);
 		pxnet_sendq_flush(p, &p->gq);
 		pxnet_sendq_flush(p, &p->tq);
 		for (uint32_t i = 0; i < p->ndirty; i++) {
@@ -393,6 +436,14 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 	struct epoll_event e = {.events = EPOLLIN, .data.ptr = TAG_EVENT};
 	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, p->efd, &e) != 0)
 		goto fail;
+	if (cfg->users[0]) {
+		char err[512];
+		if ((rc = pxauth_open(cfg->users, p->efd, &p->auth, err, sizeof err)) != 0) {
+			mtr_log(LOG_ERROR, "%s", err);
+			goto fail;
+		}
+		rc = MTR_EIO;
+	}
 	if (p->tfd >= 0) {
 		e.data.ptr = TAG_TRANSPORT;
 		if (epoll_ctl(p->ep, EPOLL_CTL_ADD, p->tfd, &e) != 0)
@@ -424,6 +475,16 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 	char who[32];
 	snprintf(who, sizeof who, "proxy %u", cfg->id);
 	clusterconf_warn_insecure(&cfg->cc, who);
+	if (p->auth)
+		mtr_log(LOG_INFO, "proxy: %zu users (proxy.users %s): every client must log in", pxauth_nusers(p->auth),
+			cfg->users);
+	else if (!cfg->no_listen && (p->laddr.ip >> 24) != 127)
+		mtr_log(LOG_WARN,
+			"proxy: INSECURE: listening on %s without proxy.users (proxy.insecure = yes): anyone who reaches "
+			"it can read and write; set proxy.users (and TLS)",
+			la);
+	else if (!cfg->no_listen)
+		mtr_log(LOG_INFO, "proxy: no proxy.users: clients are not authenticated (loopback only)");
 	*out = p;
 	return 0;
 fail:
@@ -477,6 +538,7 @@ void proxy_close(struct proxy *p)
 		return;
 	while (p->clients)
 		pxcli_close(p, p->clients, "proxy closing");
+	pxauth_close(p->auth); /* after the clients: they cancel their jobs */
 	while (p->dead) {
 		struct client *c = p->dead;
 		p->dead = c->dnext;

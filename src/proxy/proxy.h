@@ -42,6 +42,16 @@
 	{ "proxy.max_clients", CONF_INT, "1024", "client connections at once (more are refused with BYE)" },       \
 	{ "proxy.client_buffer", CONF_SIZE, "16M",                                                              \
 	  "answers queued for one client before the proxy stops reading its requests" },                        \
+	{ "proxy.users", CONF_STRING, NULL,                                                                      \
+	  "file of NAME:HASH lines (mtrproxy --hash-password NAME); set: every client must log in" },            \
+	{ "proxy.insecure", CONF_BOOL, "no",                                                                     \
+	  "yes: listen on a non-loopback address without proxy.users (anyone who reaches it may write)" },       \
+	{ "proxy.handshake_timeout", CONF_DURATION, "5s",                                                        \
+	  "a connection must finish HELLO (and AUTH) this soon after it is accepted" },                          \
+	{ "proxy.idle_timeout", CONF_DURATION, "0",                                                              \
+	  "close a connection that sent no whole frame this long and waits for no answer (0: never)" },          \
+	{ "proxy.max_conns_per_source", CONF_INT, "64",                                                          \
+	  "TCP connections at once from one source address (more are refused with BYE; 0: no limit)" },          \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
 
 /* The checked configuration of a proxy. */
@@ -62,6 +72,11 @@ struct proxy_config {
 	uint32_t max_clients;         /* proxy.max_clients */
 	uint64_t client_buffer;       /* proxy.client_buffer */
 	uint32_t max_frame;           /* largest client frame (CPROTO_MAX_FRAME) */
+	char users[512];              /* proxy.users: the users file ("": no authentication) */
+	int insecure;                 /* proxy.insecure */
+	uint32_t handshake_ms;        /* proxy.handshake_timeout (0: none) */
+	uint32_t idle_ms;             /* proxy.idle_timeout (0: none) */
+	uint32_t max_per_source;      /* proxy.max_conns_per_source (0: no limit) */
 	int log_level;                /* log.level as enum log_level */
 };
 
@@ -102,7 +117,10 @@ void proxy_stop(struct proxy *p);
  * of a socketpair).  The proxy owns fd from this call on (it closes it),
  * also on failure.  Thread-safe: callable while proxy_run() runs in another
  * thread (the fd is queued and picked up by the loop).  0, MTR_ECLOSED (the
- * proxy is stopping) or MTR_ENOMEM.
+ * proxy is stopping) or MTR_ENOMEM.  An attached connection is the
+ * process's own: it needs no login even when proxy.users is set (the
+ * embedded mode, mtrproxy's /readyz probe); never attach a socket accepted
+ * from outside.
  */
 int proxy_attach(struct proxy *p, int fd);
 
@@ -132,7 +150,8 @@ void proxy_addrs(const struct proxy *p, struct transport_addr *listen, struct tr
 	X(write_timeouts, "writes answered MTR_EUNKNOWN after proxy.write_timeout") \
 	X(pushback, "times the outbuf was full (reading paused)")     \
 	X(released, "highest seq released")                           \
-	X(client_pauses, "times a slow client stopped being read")
+	X(client_pauses, "times a slow client stopped being read")    \
+	X(logins, "clients that logged in with a user name")
 
 struct proxy_stats {
 	PROXY_STATS_MAP(STATS_FIELD)

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "outbuf.h"
 #include "proxy.h"
+#include "proxy_auth.h"
 #include "transport.h"
 
 #define SENDQ_CAP 256u         /* datagrams per send call */
@@ -45,9 +46,11 @@
 
 /*
  * Why the proxy dropped a datagram (or a record of one) that passed the
- * transport's check (DESIGN.md invariant 9): X(name, meaning).  Shown in
- * mtr_stats as "proxy.drop.NAME".  result_dup is the normal case of every
- * write: the first replica's result answers, the others' copies are dropped.
+ * transport's check, or refused a client connection (the client_* reasons,
+ * each with a BYE; proxy_client.c) (DESIGN.md invariant 9): X(name,
+ * meaning).  Shown in mtr_stats as "proxy.drop.NAME".  result_dup is the
+ * normal case of every write: the first replica's result answers, the
+ * others' copies are dropped.
  */
 #define PROXY_DROP_MAP(X)                                                                   \
 	X(type, "a datagram type proxies do not take")                                      \
@@ -60,7 +63,15 @@
 	X(result_unknown, "a RESULT_UNKNOWN that does not decode or is for another stream")   \
 	X(nomem, "a result chunk dropped for want of memory")                               \
 	X(resend, "a RESEND that does not decode or is for another stream")                 \
-	X(status, "a STATUS that does not decode or names a bad node")
+	X(status, "a STATUS that does not decode or names a bad node")                      \
+	X(client_auth_failed, "a login with an unknown user or a wrong password")           \
+	X(client_auth_missing, "a client without a user name to a proxy with proxy.users")   \
+	X(client_handshake_timeout, "no HELLO (and AUTH) within proxy.handshake_timeout")    \
+	X(client_idle_timeout, "no whole frame within proxy.idle_timeout")                   \
+	X(client_per_source, "a connection above proxy.max_conns_per_source")                \
+	X(client_max_clients, "a connection above proxy.max_clients")                        \
+	X(client_request_id, "a QUERY whose request id does not increase")                   \
+	X(client_frame, "a malformed frame, or one above the limit (4 KiB before login)")
 
 enum proxy_drop {
 #define PROXY__DROP_ENUM(name, text) PROXY_DROP_##name,
@@ -71,6 +82,10 @@ enum proxy_drop {
 #define ALIVE_MS 1000u         /* a server is alive when its STATUS is this recent */
 #define SILENT_WARN_MS 5000u   /* no STATUS from any server this long: warn (once a minute) */
 #define RHASH 1024u            /* buckets of the read table */
+#define AUTH_FAIL_MS 1000u     /* a failed login is answered this long after its AUTH */
+#define PRELOGIN_FRAME 4096u   /* largest frame before WELCOME (HELLO, AUTH) */
+#define AUTH_PER_SOURCE 2u     /* logins of one source address in the verifier at once */
+#define CLIENT_WARN_MS 60000u  /* one warning per refusal reason and minute */
 
 /* ---- state ---------------------------------------------------------------- */
 
@@ -123,10 +138,21 @@ struct wslot {
 struct client {
 	int fd;
 	uint64_t no;
+	uint32_t src_ip;    /* the peer's IPv4 address (host order); 0: attached or not IPv4 */
+	int attached;       /* handed over in-process (proxy_attach: the embedded mode, /readyz): no login */
+	char src[48];       /* the peer "ip:port" for messages ("attached") */
+	uint64_t start_ms;  /* accepted */
+	uint64_t last_ms;   /* the last whole frame */
+	int auth;           /* CLI_AUTH_*: where the login stands */
+	uint64_t fail_ms;   /* CLI_AUTH_FAILED: when the BYE goes out */
+	char user[CPROTO_MAX_USER + 1];
+	struct pxauth_job *job; /* CLI_AUTH_VERIFYING */
+	int auth_hold;          /* its AUTH waits: AUTH_PER_SOURCE others of its address are verified */
+	uint64_t last_request; /* the highest request id so far */
 	uint8_t *in;
 	size_t inlen, inoff, incap;
 	struct cproto_buf out;
-	int hello;
+	int hello; /* 1: WELCOME sent */
 	uint8_t cons;
 	uint64_t client_id; /* HELLO's: items carry it for de-duplication */
 	uint64_t max_inst;
@@ -140,6 +166,8 @@ struct client {
 	struct client *prev, *next;
 	struct client *dnext; /* dead list */
 };
+
+enum { CLI_AUTH_NONE = 0, CLI_AUTH_WAIT = 1, CLI_AUTH_VERIFYING = 2, CLI_AUTH_FAILED = 3 };
 
 /* Datagrams queued for one send call, mtu bytes each. */
 struct sendq {
@@ -215,6 +243,9 @@ struct proxy {
 	uint64_t next_rr_ms;
 	uint64_t next_stats_ms; /* next STATS to every server */
 	uint64_t drops[PROXY_DROP__COUNT]; /* loop thread */
+	uint64_t drop_warn_ms[PROXY_DROP__COUNT]; /* next refusal of each reason logged at warn */
+	struct pxauth *auth;    /* proxy.users set: the users and the verifier */
+	uint64_t next_cli_ms;   /* next client deadline check (0: none due) */
 	uint64_t status_ms;     /* last STATUS from any server (proxy_open: the start) */
 	uint64_t silent_warn_ms; /* next "no STATUS" warning */
 
@@ -281,6 +312,13 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why);
 void pxcli_add(struct proxy *p, int fd, const char *how);
 /* Accept every waiting connection on the listening socket. */
 void pxcli_accept_all(struct proxy *p);
+/* Handle the logins the verifier finished (proxy.users). */
+void pxcli_auth_done(struct proxy *p);
+/* Close the connections past their handshake or idle timeout, send the
+ * BYE of failed logins whose delay is over. */
+void pxcli_timers(struct proxy *p);
+/* Milliseconds until the next client deadline (-1: none). */
+int pxcli_next_timeout(const struct proxy *p);
 
 /* ---- proxy_net.c ---- */
 

@@ -110,6 +110,26 @@ start_proxies() {
 	done
 }
 
+# stop_servers_last SPIDS: stop every spawned process, the servers (SPIDS)
+# last, 2 s after the others (their last results are applied)
+stop_servers_last() {
+	for _sl in $_pids; do
+		case " $1 " in *" $_sl "*) ;; *) stop_pid "$_sl" 5 ;; esac
+	done
+	sleep 2
+	for _sl in $1; do stop_pid "$_sl" 20; done
+}
+
+# replicas_agree DIR ROWS: the stopped replicas DIR/d0..d2 have the same
+# instance, digest and row count, and that count is ROWS (the digests are
+# printed as TAP comments)
+replicas_agree() {
+	_ra=$("$MTR_BUILDDIR/tests/tools/mtrdigest" "$1/d0" "$1/d1" "$1/d2")
+	echo "$_ra" | sed "s|$1/||; s/^/# /"
+	[ "$(echo "$_ra" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ] &&
+		[ "$(echo "$_ra" | head -1 | awk '{print $7}')" = "$2" ]
+}
+
 # leader_in DIR: a server whose log is in DIR logged "became leader"
 leader_in() { grep -qh "became leader" "$1"/s*.log 2>/dev/null; }
 # leader_of DIR: the id of the server that logged the latest "became leader"

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "metronome.h"
 #include "proxy.h"
+#include "proxy_auth.h"
 #include "reasm.h"
 #include "result.h"
 #include "transport.h"
@@ -897,6 +898,43 @@ static void test_malformed_bye(void **state)
 	stop();
 }
 
+/* ---- the users file (proxy.users) ---- */
+
+static void test_users_parse(void **state)
+{
+	(void)state;
+	char h[PXAUTH_HASH_MAX];
+	assert_int_equal(pxauth_hash("secret", 6, h), 0);
+	assert_memory_equal(h, "$argon2id$", 10);
+	char text[600];
+	snprintf(text, sizeof text, "# the users\n\n  alice:%s\r\nbob:%s\n", h, h);
+	struct pxauth_users u;
+	char err[300];
+	assert_int_equal(pxauth_users_parse(text, strlen(text), "users", &u, err, sizeof err), 0);
+	assert_int_equal(u.n, 2);
+	assert_string_equal(u.u[0].name, "alice");
+	assert_string_equal(u.u[0].hash, h);
+	assert_non_null(pxauth_users_find(&u, "bob", 3));
+	assert_null(pxauth_users_find(&u, "bo", 2));
+	pxauth_users_free(&u);
+	static const struct {
+		const char *text, *msg;
+	} bad[] = {
+		{"alice $argon2id$x\n", "users line 1: no ':'"},
+		{"# x\n:$argon2id$v=19$m=65536,t=2,p=1$a$b\n", "users line 2: the user name is empty"},
+		{"alice:secret\n", "users line 1: the hash is not an Argon2 string"},
+		{"a:$argon2id$v=19$m=65536,t=2,p=1$a$b\na:$argon2id$v=19$m=65536,t=2,p=1$a$b\n",
+		 "users line 2: user 'a' is listed twice"},
+		{"# nobody\n", "users: no user in the file"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(pxauth_users_parse(bad[i].text, strlen(bad[i].text), "users", &u, err, sizeof err),
+				 MTR_ECONFIG);
+		assert_non_null(strstr(err, bad[i].msg));
+		assert_null(u.u);
+	}
+}
+
 /* ---- read routing by STATUS ---- */
 
 static void test_read_routing(void **state)
@@ -1025,6 +1063,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_bye),
 		cmocka_unit_test(test_fragments_clients_timeout),
 		cmocka_unit_test(test_read_routing),
+		cmocka_unit_test(test_users_parse),
 	};
 	return cmocka_run_group_tests_name("proxy", tests, NULL, NULL);
 }
