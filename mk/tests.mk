@@ -125,6 +125,7 @@ INTEGRATION_SUITES += tests/integration/hostile.sh
 INTEGRATION_SUITES += tests/integration/apply_ioerr.sh
 INTEGRATION_SUITES += tests/integration/apply_stress.sh
 INTEGRATION_SUITES += tests/integration/budget.sh
+INTEGRATION_SUITES += tests/integration/read_cancel.sh
 INTEGRATION_SUITES += tests/integration/leader.sh
 TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK

@@ -17,6 +17,10 @@
  *   PING / PONG: liveness, echo a token
  *   BYE     proxy -> client before closing: status and message (protocol
  *           error, shutdown)
+ *   CANCEL  client -> proxy: a request id; a read of that id still running
+ *           is cancelled on the servers and answered at once with SQLite's
+ *           SQLITE_INTERRUPT "read cancelled"; a write (already ordered) or
+ *           an answered request is not affected
  *
  * Requests may be pipelined: a client may send many QUERY frames before
  * reading the ANSWERs; answers come in request order per connection.
@@ -44,7 +48,8 @@
 	X(ANSWER, 4, "the answer to one request")                              \
 	X(PING, 5, "liveness probe, echoed")                                   \
 	X(PONG, 6, "echo of a PING token")                                     \
-	X(BYE, 7, "the proxy closes the connection: status and reason")
+	X(BYE, 7, "the proxy closes the connection: status and reason")        \
+	X(CANCEL, 9, "client -> proxy: stop the request with this id (a read)")
 
 enum cproto_type {
 #define CPROTO__TYPE_ENUM(name, value, text) CPROTO_T_##name = value,
@@ -175,6 +180,8 @@ int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m);
 int cproto_put_answer(struct cproto_buf *b, const struct cproto_answer *m);
 int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token); /* PING or PONG */
 int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m);
+/* CANCEL payload: u64 request (non-zero). */
+int cproto_put_cancel(struct cproto_buf *b, uint64_t request);
 
 /* One frame found in a byte stream. */
 struct cproto_frame {
@@ -201,5 +208,6 @@ int cproto_get_query(const struct cproto_frame *f, struct cproto_query *m);
 int cproto_get_answer(const struct cproto_frame *f, struct cproto_answer *m);
 int cproto_get_ping(const struct cproto_frame *f, uint64_t *token); /* PING or PONG */
 int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m);
+int cproto_get_cancel(const struct cproto_frame *f, uint64_t *request);
 
 #endif

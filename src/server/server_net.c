@@ -687,22 +687,23 @@ static void on_read(struct server *s, const struct transport_msg *m)
 	q->stream = r.stream;
 	q->rid = r.rid;
 	q->min_inst = r.min_instance;
-	pthread_mutex_lock(&s->rmu);
-	if (s->rlen >= READQ_MAX) {
-		pthread_mutex_unlock(&s->rmu);
+	q->deadline_ms = r.deadline_ms;
+	q->deadline_ns = now_mono_ns() + (uint64_t)r.deadline_ms * 1000000u;
+	if (srvapply_read_queue(s, q) != 0) {
 		free(q->item);
 		free(q);
 		srvnet_drop(s, SERVER_DROP_read_queue, m);
+	}
+}
+
+static void on_cancel_read(struct server *s, const struct transport_msg *m)
+{
+	struct wire_cancel_read c;
+	if (wire_cancel_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &c) != 0) {
+		srvnet_drop(s, SERVER_DROP_cancel_read, m);
 		return;
 	}
-	if (s->rtail)
-		s->rtail->next = q;
-	else
-		s->rhead = q;
-	s->rtail = q;
-	s->rlen++;
-	pthread_cond_signal(&s->rcv);
-	pthread_mutex_unlock(&s->rmu);
+	srvapply_read_cancel(s, c.stream, c.rid, &m->peer);
 }
 
 static void dispatch(struct server *s, const struct transport_msg *m)
@@ -728,6 +729,9 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 		break;
 	case WIRE_T_READ:
 		on_read(s, m);
+		break;
+	case WIRE_T_CANCEL_READ:
+		on_cancel_read(s, m);
 		break;
 	case WIRE_T_STATUS:
 		on_status(s, m);

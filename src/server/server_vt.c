@@ -103,6 +103,9 @@ static void own_collect(struct server *s, struct wire_stats_list *o)
 	struct apply_stats as;
 	apply_stats(s->ap, &as);
 	STATS_EACH(APPLY_STATS_MAP, "apply", &as, wire_stats_list_put, o);
+	struct server_read_stats rs;
+	srvapply_read_stats(s, &rs);
+	STATS_EACH(SERVER_READ_STATS_MAP, "reads", &rs, wire_stats_list_put, o);
 }
 
 void srvvt_stats_tick(struct server *s)

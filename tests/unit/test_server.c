@@ -475,7 +475,7 @@ static int64_t do_read(struct fix *f, int i, const char *sql, uint64_t min_inst,
 	int rc = proxy_item_build(&in, &out, NULL);
 	assert_int_equal(rc, PROXY_ITEM_READ);
 	uint8_t buf[4096];
-	struct wire_read r = {.stream = STREAM, .rid = rid, .min_instance = min_inst, .item = out.buf,
+	struct wire_read r = {.stream = STREAM, .rid = rid, .min_instance = min_inst, .deadline_ms = 5000, .item = out.buf,
 			      .item_len = (uint32_t)out.len};
 	long n = wire_read_build(buf, sizeof buf, &PROXY_FROM, &r);
 	free(out.buf);
