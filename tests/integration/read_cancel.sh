@@ -16,8 +16,8 @@
 #      the read stops on the server: the servers' CPU time in the second
 #      after is small, reads.cancelled grew and reads.running is 0.
 #   4. SIGTERM to every server while four infinite reads run: each server
-#      process is gone (or a zombie) within 2 s, and the clients were told
-#      "the server is stopping".
+#      process is gone (or a zombie) within 2 s (5 s in the sanitizer
+#      build), and the clients were told "the server is stopping".
 # MTR_READ_CANCEL_READERS=N sets server.readers (the measurement of
 # doc/server.md "Reads" ran part 1 with 2 and with the default 4).
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
@@ -157,17 +157,23 @@ for i in 1 2 3 4; do
 done
 check "four infinite reads run on the servers" wait_for 10 running_at_least 4
 t0=$(now_ms)
+diag "SIGTERM at $(date -u +%T.%3N)"
 for p in $spids; do kill -TERM "$p"; done
 slow=""
 for p in $spids; do
 	i=0
-	while ! gone "$p" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	while ! gone "$p" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 	gone "$p" || slow="$slow $p"
 	diag "server $p stopped after $(($(now_ms) - t0)) ms"
 done
 t1=$(now_ms)
-r=0; [ -z "$slow" ] && [ $((t1 - t0)) -lt 2000 ] && r=1
-check "every metronomed stops within 2 s of SIGTERM while reads run ($((t1 - t0)) ms)" [ $r = 1 ]
+for s in 0 1 2; do diag "$(grep -h '\] stopped$' "$TMP/s$s.log")"; done
+# the sanitizer build exits slower (LeakSanitizer's check at exit, fsyncs on
+# a loaded machine): 5 s there, 2 s in the normal build
+LIMIT=2000
+[ -n "${MTR_SANITIZE:-}" ] && [ "${MTR_SANITIZE}" != 0 ] && LIMIT=5000
+r=0; [ -z "$slow" ] && [ $((t1 - t0)) -lt $LIMIT ] && r=1
+check "every metronomed stops within $((LIMIT / 1000)) s of SIGTERM while reads run ($((t1 - t0)) ms)" [ $r = 1 ]
 clients_gone() { for _c in $tpids; do gone "$_c" || return 1; done; }
 wait_for 15 clients_gone
 for _c in $tpids; do kill -KILL "$_c" 2>/dev/null; wait "$_c" 2>/dev/null; done
