@@ -81,7 +81,8 @@ MTR_API const char *mtr_errname(int code);
  * with the same request id (see "Failover" below).
  *
  * Threads: a handle (mtr *) and the statements prepared on it may be used
- * by one thread at a time; the library takes no locks.  Different handles
+ * by one thread at a time; the library takes no locks (mtr_interrupt is the
+ * exception: any thread or a signal handler may call it).  Different handles
  * are independent and may be used by different threads at once.  Use one
  * handle per thread (that is what mtrload does).
  *
