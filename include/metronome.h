@@ -84,7 +84,8 @@ MTR_API const char *mtr_errname(int code);
  * with the same request id (see "Failover" below).
  *
  * Threads: a handle (mtr *) and the statements prepared on it may be used
- * by one thread at a time; the library takes no locks.  Different handles
+ * by one thread at a time; the library takes no locks (mtr_interrupt is the
+ * exception: any thread or a signal handler may call it).  Different handles
  * are independent and may be used by different threads at once.  Use one
  * handle per thread (that is what mtrload does).
  *
@@ -328,6 +329,27 @@ MTR_API int mtr_set_min_instance(mtr *db, uint64_t instance);
 MTR_API int mtr_busy_timeout(mtr *db, int ms);
 /* Set the per-request timeout (as the URI's timeout=, 0: none).  Returns 0. */
 MTR_API int mtr_set_timeout(mtr *db, int ms);
+
+/*
+ * Cancel what the handle is waiting for, like sqlite3_interrupt.  A read in
+ * progress (an mtr_step or mtr_exec waiting for its answer) is stopped on
+ * the cluster: the proxy tells the server running it, whose reader thread
+ * interrupts SQLite, and the step returns MTR_ESQL at once with
+ * mtr_extended_errcode() SQLITE_INTERRUPT (9) and mtr_errmsg() "read
+ * cancelled"; mtr_exec stops there.  A write that has been sent cannot be
+ * taken back (it is ordered already): the step goes on waiting and reports
+ * its real outcome (applied, or its error); so does a COMMIT.  A statement
+ * collected inside BEGIN ... COMMIT has not been sent: nothing to cancel.
+ * When nothing is in progress the call has no effect on statements started
+ * later (as in SQLite); one that arrives just as a statement starts may
+ * miss it: calling it again is harmless.
+ *
+ * Safe to call from another thread while the handle is in use, and from a
+ * signal handler (it sets an atomic flag and writes to an eventfd: both
+ * async-signal-safe; errno is preserved).  Not safe once mtr_close() of
+ * the handle has begun.  db may be NULL (nothing happens).
+ */
+MTR_API void mtr_interrupt(mtr *db);
 
 /*
  * Pipelining (asynchronous writes).  mtr_submit sends the statement with its

@@ -102,7 +102,16 @@ int shell_reconnect(struct shell *sh, const char *consistency)
 int shell_step(struct shell *sh, mtr_stmt *st)
 {
 	int readonly = mtr_stmt_readonly(st);
-	int rc = intr_step(sh->db, st);
+	int cancelled = 0;
+	int rc = intr_step(sh->db, st, &cancelled);
+	if (cancelled && rc == MTR_ESQL && mtr_extended_errcode(sh->db) == SQLITE_INTERRUPT) {
+		/* cancelled on the cluster (mtr_interrupt): the connection stays */
+		mtr_finalize(st);
+		sh->interrupts++;
+		fflush(sh->outf);
+		fprintf(stderr, "%sError: interrupted\n", sh->interactive ? "\n" : "");
+		return SHELL_EINTR;
+	}
 	if (rc != SHELL_EINTR)
 		return rc;
 	/* the old handle (and st) now belong to the abandoned worker */

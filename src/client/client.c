@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -615,7 +616,8 @@ static int conn_ensure(mtr *db, uint64_t deadline)
 			if (rc == 0) {
 				db->cur = i;
 				for (struct client_req *r = db->head; r; r = r->next)
-					if (out_append(db, r->frame, r->frame_len) != 0) {
+					if (out_append(db, r->frame, r->frame_len) != 0 ||
+					    (r->cancelled && cproto_put_cancel(&db->out, r->id) != 0)) {
 						conn_close(db);
 						return client_err(db, MTR_ENOMEM, "out of memory");
 					}
@@ -800,6 +802,40 @@ static int conn_frames(mtr *db, char *why, size_t cap)
 }
 
 /*
+ * mtr_interrupt was called: a CANCEL frame for every unanswered request not
+ * cancelled yet.  The proxy answers a cancelled read at once ("read
+ * cancelled"); a write goes on and its answer comes as usual.
+ */
+static void interrupt_pending(mtr *db)
+{
+	for (struct client_req *r = db->head; r; r = r->next) {
+		if (r->cancelled)
+			continue;
+		r->cancelled = true;
+		if (db->fd >= 0 && cproto_put_cancel(&db->out, r->id) != 0)
+			r->cancelled = false; /* out of memory: the request runs on */
+		else
+			mtr_log(LOG_DEBUG, "client: request %llu cancelled (mtr_interrupt)", (unsigned long long)r->id);
+	}
+	if (db->fd >= 0 && db->out.len && conn_write(db) != 0)
+		conn_lost(db, strerror(errno));
+}
+
+MTR_API void mtr_interrupt(mtr *db)
+{
+	if (!db)
+		return;
+	int e = errno; /* a signal handler's caller keeps its errno */
+	atomic_store(&db->interrupt, 1);
+	if (db->ifd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(db->ifd, &one, sizeof one);
+		(void)w; /* a full counter wakes the pump just as well */
+	}
+	errno = e;
+}
+
+/*
  * The I/O loop.  Runs until `want` (a synchronous request) is finished, or,
  * when want is NULL, until at least one callback ran, nothing is pending,
  * or `until` (monotonic ns; 0: none) passed (after at least one poll).  Expires requests whose
@@ -826,6 +862,10 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 			if (r->deadline_ns && r->deadline_ns <= now) {
 				req_unlink(db, r);
 				mtr_log(LOG_DEBUG, "client: request %llu timed out", (unsigned long long)r->id);
+				/* nobody waits for it any more: the proxy stops a read
+				 * (a write goes on; its answer is dropped) */
+				if (db->fd >= 0 && cproto_put_cancel(&db->out, r->id) == 0 && conn_write(db) != 0)
+					conn_lost(db, strerror(errno));
 				if (!expired)
 					expired = r->id;
 				if (r == want)
@@ -882,20 +922,30 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 				fired += n;
 			continue;
 		}
-		struct pollfd pfd = {.fd = db->fd, .events = POLLIN | (db->out.len ? POLLOUT : 0)};
-		int pr = poll(&pfd, 1, ms_left(next));
+		if (atomic_exchange(&db->interrupt, 0)) {
+			interrupt_pending(db);
+			continue;
+		}
+		struct pollfd pfd[2] = {{.fd = db->fd, .events = POLLIN | (db->out.len ? POLLOUT : 0)},
+					{.fd = db->ifd, .events = POLLIN}};
+		int pr = poll(pfd, db->ifd >= 0 ? 2 : 1, ms_left(next));
 		polled = true;
 		if (pr < 0 && errno != EINTR) {
 			conn_lost(db, strerror(errno));
 			continue;
 		}
-		if (pr <= 0)
+		if (pr > 0 && db->ifd >= 0 && (pfd[1].revents & POLLIN)) {
+			uint64_t junk;
+			ssize_t rd = read(db->ifd, &junk, sizeof junk);
+			(void)rd; /* the flag says what to do */
+		}
+		if (pr <= 0 || !(pfd[0].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR)))
 			continue;
-		if ((pfd.revents & POLLOUT) && conn_write(db) != 0) {
+		if ((pfd[0].revents & POLLOUT) && conn_write(db) != 0) {
 			conn_lost(db, strerror(errno));
 			continue;
 		}
-		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			long r = conn_read(db);
 			if (r == MTR_EAGAIN)
 				continue;
@@ -928,6 +978,13 @@ static int client_queue(mtr *db, const char *sql, uint32_t sql_len, const struct
 	struct client_req *r = calloc(1, sizeof *r);
 	if (!r)
 		return client_err(db, MTR_ENOMEM, "out of memory");
+	if (!db->head && atomic_exchange(&db->interrupt, 0) && db->ifd >= 0) {
+		/* like sqlite3_interrupt: no effect on statements started after
+		 * nothing was running any more */
+		uint64_t junk;
+		ssize_t rd = read(db->ifd, &junk, sizeof junk);
+		(void)rd;
+	}
 	r->id = ++db->next_req;
 	struct cproto_query q = {
 		.request = r->id,
@@ -1076,6 +1133,7 @@ static mtr *client_new(void)
 	if (!db)
 		return NULL;
 	db->fd = -1;
+	db->ifd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: mtr_interrupt has no effect */
 	db->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
 	db->consistency = CPROTO_CONS_SESSION;
 	if (getrandom(&db->client_id, sizeof db->client_id, GRND_NONBLOCK) != (ssize_t)sizeof db->client_id)
@@ -1158,6 +1216,8 @@ MTR_API int mtr_close(mtr *db)
 	client_temp_clear(db);
 	conn_close(db);
 	client_embed_close(db);
+	if (db->ifd >= 0)
+		close(db->ifd);
 	cproto_buf_free(&db->out);
 	free(db->in);
 	free(db->txn);

@@ -11,6 +11,7 @@
 #ifndef MTR_CLIENT_INT_H
 #define MTR_CLIENT_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,7 @@ struct client_req {
 	void *arg;
 	bool write, insert;   /* async: which counters the answer updates */
 	bool finished;        /* synchronous: the outcome is below */
+	bool cancelled;       /* mtr_interrupt: a CANCEL frame was sent for it (again after a failover) */
 	int rc;               /* 0: payload holds the ANSWER payload */
 	uint8_t *payload;     /* malloc'ed copy, owned by the waiter */
 	size_t payload_len;
@@ -77,6 +79,8 @@ struct mtr {
 	uint32_t max_frame;   /* the proxy's (WELCOME) */
 
 	int fd;               /* -1: not connected */
+	int ifd;              /* eventfd mtr_interrupt writes to (the pump polls it), or -1 */
+	atomic_int interrupt; /* mtr_interrupt was called: CANCEL what is pending */
 	unsigned losses;      /* connections lost since the last answer */
 	bool in_unparsed;     /* db->in holds bytes read with WELCOME, not yet parsed */
 	struct cproto_buf out;

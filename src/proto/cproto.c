@@ -204,6 +204,18 @@ int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token)
 	return 0;
 }
 
+int cproto_put_cancel(struct cproto_buf *b, uint64_t request)
+{
+	if (request == 0)
+		return MTR_EINVAL;
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_CANCEL, 8, &rc);
+	if (q == NULL)
+		return rc;
+	st64(q, request);
+	return 0;
+}
+
 int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m)
 {
 	int rc = 0;
@@ -455,6 +467,15 @@ int cproto_get_ping(const struct cproto_frame *f, uint64_t *token)
 		return rc;
 	*token = ld64(f->payload);
 	return 0;
+}
+
+int cproto_get_cancel(const struct cproto_frame *f, uint64_t *request)
+{
+	int rc = fixed_len(f, CPROTO_T_CANCEL, 8);
+	if (rc)
+		return rc;
+	*request = ld64(f->payload);
+	return *request ? 0 : MTR_EMALFORMED;
 }
 
 int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m)

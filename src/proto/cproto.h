@@ -20,6 +20,10 @@
  *   AUTH    client -> proxy, right after a HELLO with CPROTO_HELLO_AUTH: the
  *           user name and password (in the clear unless the connection is
  *           TLS); the proxy answers WELCOME once they are verified
+ *   CANCEL  client -> proxy: a request id; a read of that id still running
+ *           is cancelled on the servers and answered at once with SQLite's
+ *           SQLITE_INTERRUPT "read cancelled"; a write (already ordered) or
+ *           an answered request is not affected
  *
  * Requests may be pipelined: a client may send many QUERY frames before
  * reading the ANSWERs; answers come in request order per connection.
@@ -48,7 +52,8 @@
 	X(PING, 5, "liveness probe, echoed")                                   \
 	X(PONG, 6, "echo of a PING token")                                     \
 	X(BYE, 7, "the proxy closes the connection: status and reason")        \
-	X(AUTH, 8, "client credentials: user name and password")
+	X(AUTH, 8, "client credentials: user name and password") \
+	X(CANCEL, 9, "client -> proxy: stop the request with this id (a read)")
 
 enum cproto_type {
 #define CPROTO__TYPE_ENUM(name, value, text) CPROTO_T_##name = value,
@@ -196,6 +201,8 @@ int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token)
 int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m);
 /* MTR_EINVAL when a length is out of range or a byte is not allowed. */
 int cproto_put_auth(struct cproto_buf *b, const struct cproto_auth *m);
+/* CANCEL payload: u64 request (non-zero). */
+int cproto_put_cancel(struct cproto_buf *b, uint64_t request);
 
 /* One frame found in a byte stream. */
 struct cproto_frame {
@@ -228,5 +235,6 @@ int cproto_get_auth(const struct cproto_frame *f, struct cproto_auth *m);
  * none a control character, ':' or NUL): the rule of AUTH and of the
  * proxy's users file.  1 or 0. */
 int cproto_user_valid(const char *s, size_t n);
+int cproto_get_cancel(const struct cproto_frame *f, uint64_t *request);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * wire_server.c - RESULT, RESULT_REQUEST, RESULT_UNKNOWN, READ, STATUS and
- * STATS datagrams (wire_server.h, doc/protocol.md "RESULT", "RESULT_REQUEST",
- * "RESULT_UNKNOWN", "READ", "STATUS").  Pure: no I/O, no clock.
+ * wire_server.c - RESULT, RESULT_REQUEST, RESULT_UNKNOWN, READ, CANCEL_READ,
+ * STATUS and STATS datagrams (wire_server.h, doc/protocol.md "RESULT",
+ * "RESULT_REQUEST", "RESULT_UNKNOWN", "READ", "CANCEL_READ", "STATUS").
+ * Pure: no I/O, no clock.
  */
 #include "config.h"
 
@@ -228,6 +229,7 @@ long wire_read_build(uint8_t *buf, size_t cap, const struct wire_from *f, const 
 	st64(pl, m->stream);
 	st64(pl + 8, m->rid);
 	st64(pl + 16, m->min_instance);
+	st32(pl + 24, m->deadline_ms);
 	if (m->item_len)
 		memcpy(pl + WIRE_READ_HDR_SIZE, m->item, m->item_len);
 	return (long)wire_frame_finish(buf, f, WIRE_T_READ, WIRE_READ_HDR_SIZE + m->item_len);
@@ -240,8 +242,25 @@ int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m)
 	m->stream = ld64(p);
 	m->rid = ld64(p + 8);
 	m->min_instance = ld64(p + 16);
+	m->deadline_ms = ld32(p + 24);
 	m->item = p + WIRE_READ_HDR_SIZE;
 	m->item_len = (uint32_t)(len - WIRE_READ_HDR_SIZE);
+	return m->stream && m->rid && m->deadline_ms && m->deadline_ms <= WIRE_READ_DEADLINE_MAX ? 0 : MTR_EMALFORMED;
+}
+
+size_t wire_cancel_read_build(uint8_t *buf, const struct wire_from *f, const struct wire_cancel_read *m)
+{
+	st64(buf + WIRE_HDR_SIZE, m->stream);
+	st64(buf + WIRE_HDR_SIZE + 8, m->rid);
+	return wire_frame_finish(buf, f, WIRE_T_CANCEL_READ, WIRE_CANCEL_READ_SIZE);
+}
+
+int wire_cancel_read_decode(const uint8_t *p, size_t len, struct wire_cancel_read *m)
+{
+	if (len != WIRE_CANCEL_READ_SIZE)
+		return MTR_EMALFORMED;
+	m->stream = ld64(p);
+	m->rid = ld64(p + 8);
 	return m->stream && m->rid ? 0 : MTR_EMALFORMED;
 }
 

@@ -2,7 +2,7 @@
  * wire_server.h - server-to-proxy datagrams: replica results.
  *
  * The message types of the datagram format (src/proto/wire.h, doc/protocol.md)
- * that servers send to proxies and proxies answer (PAXOS datagrams, which
+ * that servers and proxies exchange besides items (PAXOS datagrams, which
  * only servers exchange, are built in paxos_codec.h):
  *   RESULT          a replica's results for items of one stream, as records
  *                   that may carry a whole result or one chunk of it (a
@@ -10,7 +10,9 @@
  *   RESULT_REQUEST  a proxy asks for the results of items of one stream
  *                   again, naming each by (seq, client, request);
  *   RESULT_UNKNOWN  a server's answer for items it applied but whose
- *                   result it no longer holds.
+ *                   result it no longer holds;
+ *   READ, CANCEL_READ  a proxy asks one server to run a read, or to stop it;
+ *   STATUS, STATS   a server's state and counters.
  * Builders write complete datagrams (wire_frame_finish); decoders validate a
  * checked payload completely and never read outside it.
  */
@@ -157,23 +159,51 @@ void wire_runk_rec_get(const struct wire_result_unknown *m, uint32_t i, struct w
  * READ payload: stream u64 (the asking proxy's stream: the answer goes to
  * the datagram's source), rid u64 (read id, non-zero, unique per stream),
  * min_instance u64 (run it once this replica has applied at least that
- * instance: 0 for consistency none), then one encoded item record (the
- * read statements, as proxy_item_build made them).  The answer is a RESULT
+ * instance: 0 for consistency none), deadline_ms u32 (1..WIRE_READ_DEADLINE_MAX:
+ * how long the server may spend on it, waiting for min_instance included,
+ * counted from when the datagram arrives; relative, so that no clock needs
+ * to agree with another host's), then one encoded item record (the read
+ * statements, as proxy_item_build made them).  The answer is a RESULT
  * datagram whose record has seq 0, request = rid, instance = the applied
- * instance the read saw.
+ * instance the read saw.  A READ of a (stream, rid) the server still holds
+ * (waiting or running) is a repeat of a datagram that may have been lost:
+ * the server ignores it.
  */
-#define WIRE_READ_HDR_SIZE 24
+#define WIRE_READ_HDR_SIZE 28
+#define WIRE_READ_DEADLINE_MAX 3600000u /* 1 h, proxy.read_timeout's upper bound */
 struct wire_read {
 	uint64_t stream, rid, min_instance;
+	uint32_t deadline_ms;
 	const uint8_t *item; /* decode: points into the payload */
 	uint32_t item_len;
 };
 
 /* Build in buf (cap bytes); returns the datagram length or MTR_ETOOBIG. */
 long wire_read_build(uint8_t *buf, size_t cap, const struct wire_from *f, const struct wire_read *m);
-/* 0 or MTR_EMALFORMED (stream or rid 0, no item bytes). The item itself is
- * validated by wire_item_decode. */
+/* 0 or MTR_EMALFORMED (stream or rid 0, deadline_ms 0 or above
+ * WIRE_READ_DEADLINE_MAX, no item bytes). The item itself is validated by
+ * wire_item_decode. */
 int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m);
+
+/* ---- CANCEL_READ ------------------------------------------------------ */
+
+/*
+ * CANCEL_READ payload: stream u64, rid u64 (both non-zero): the proxy of
+ * that stream no longer needs the READ rid (its client cancelled it or went
+ * away, its deadline passed, or it was sent to another server).  A server
+ * forgets the read if it still waits and interrupts it if it runs
+ * (sqlite3's progress handler); no answer is sent for it.  Honoured only
+ * from the address the READ came from.
+ */
+#define WIRE_CANCEL_READ_SIZE 16
+struct wire_cancel_read {
+	uint64_t stream, rid;
+};
+/* Build in buf (at least WIRE_CANCEL_READ_SIZE + WIRE_OVERHEAD bytes);
+ * returns the length. */
+size_t wire_cancel_read_build(uint8_t *buf, const struct wire_from *f, const struct wire_cancel_read *m);
+/* 0 or MTR_EMALFORMED (wrong length, stream or rid 0). */
+int wire_cancel_read_decode(const uint8_t *p, size_t len, struct wire_cancel_read *m);
 
 /* ---- STATUS ----------------------------------------------------------- */
 

@@ -36,7 +36,7 @@
 	{ "proxy.buffer_items", CONF_INT, "262144", "items kept until their results arrive (push-back beyond)" },  \
 	{ "proxy.heartbeat", CONF_DURATION, "10ms", "heartbeat period while items wait for results" },            \
 	{ "proxy.result_timeout", CONF_DURATION, "500ms", "ask a server again for a result missing this long" },   \
-	{ "proxy.read_timeout", CONF_DURATION, "5s", "a read without an answer this long fails (retried at 1/5)" }, \
+	{ "proxy.read_timeout", CONF_DURATION, "5s", "a read without an answer this long fails and is cancelled (its deadline)" }, \
 	{ "proxy.write_timeout", CONF_DURATION, "8s",                                                           \
 	  "a write without a result this long is answered 'outcome unknown' (MTR_EUNKNOWN)" },                  \
 	{ "proxy.max_clients", CONF_INT, "1024", "client connections at once (more are refused with BYE)" },       \
@@ -142,6 +142,11 @@ void proxy_addrs(const struct proxy *p, struct transport_addr *listen, struct tr
 	X(answers, "ANSWER frames queued")                            \
 	X(items, "items numbered and sent")                           \
 	X(reads, "READ requests (none/session reads)")                \
+	X(read_repeats, "READs sent again to the same server (a lost datagram)") \
+	X(read_moves, "READs sent to another server (the first dead or behind)") \
+	X(read_timeouts, "reads answered MTR_ETIMEDOUT at proxy.read_timeout") \
+	X(reads_cancelled, "reads cancelled by their client (CANCEL frame or disconnect)") \
+	X(cancel_reads, "CANCEL_READ datagrams sent to servers")     \
 	X(dgrams_out, "item datagrams sent (ITEMS + FRAGMENT)")       \
 	X(resent, "items resent on RESEND")                           \
 	X(result_requests, "RESULT_REQUEST datagrams sent")           \

@@ -39,6 +39,7 @@
 #include "proxy.h"
 #include "proxy_int.h"
 #include "proxy_item.h"
+#include "result.h"
 #include "util.h"
 #include "wire_server.h"
 
@@ -451,6 +452,29 @@ static int handle_handshake(struct proxy *p, struct client *c, const struct cpro
 	return welcome(p, c);
 }
 
+/*
+ * CANCEL: the client stops its request `request`.  A read still waiting for
+ * a server is cancelled there (CANCEL_READ) and answered now, in its place
+ * in the connection's order, like a read a server stopped: SQLite's
+ * SQLITE_INTERRUPT, "read cancelled".  A write is ordered already (its
+ * answer comes as usual); an answered or unknown request: nothing.
+ */
+static void handle_cancel(struct proxy *p, struct client *c, uint64_t request)
+{
+	struct pend *q = c->qh;
+	while (q && q->request != request)
+		q = q->next;
+	if (q == NULL || q->kind != PEND_READ)
+		return;
+	pxnet_read_unlink(p, q);
+	pxnet_read_cancel(p, q);
+	p->st.reads_cancelled++;
+	uint8_t res[128];
+	long n = result_encode_error(RESULT_SQLITE_INTERRUPT, "read cancelled", res, sizeof res);
+	pxcli_pend_complete(p, q, n > 0 ? 0 : MTR_EABORT, n > 0 ? NULL : "read cancelled", 0, n > 0 ? res : NULL,
+			    n > 0 ? (uint32_t)n : 0, 0);
+}
+
 /* One frame.  0: consumed; MTR_EFULL: not consumed (push-back); CLI_HOLD:
  * not consumed (an AUTH waits for the verifier); other negative: close the
  * connection (a BYE has been queued). */
@@ -481,6 +505,15 @@ static int handle_frame(struct proxy *p, struct client *c, const struct cproto_f
 			refused(p, c, PROXY_DROP_client_frame, "malformed QUERY");
 		bye(c, rc, rc == MTR_ENOMEM ? "out of memory" : "malformed QUERY");
 		return rc;
+	}
+	case CPROTO_T_CANCEL: {
+		uint64_t req;
+		if (cproto_get_cancel(f, &req)) {
+			bye(c, MTR_EMALFORMED, "malformed CANCEL");
+			return MTR_EMALFORMED;
+		}
+		handle_cancel(p, c, req);
+		return 0;
 	}
 	case CPROTO_T_PING: {
 		uint64_t tok;
@@ -697,7 +730,10 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why)
 			if (s->pend == q)
 				s->pend = NULL;
 		} else if (q->kind == PEND_READ) {
+			/* nobody waits for it: free the server's reader thread */
 			pxnet_read_unlink(p, q);
+			pxnet_read_cancel(p, q);
+			p->st.reads_cancelled++;
 		}
 		pend_free(q);
 	}

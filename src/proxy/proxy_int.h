@@ -334,8 +334,10 @@ void pxnet_read_unlink(struct proxy *p, struct pend *q);
 void pxnet_read_list_append(struct proxy *p, struct pend *q);
 /* The server for a read that needs min_inst, round robin from `from`. */
 unsigned pxnet_read_pick(struct proxy *p, uint64_t min_inst, unsigned from);
-/* Send the READ datagram of q to q->server. */
+/* Send the READ datagram of q to q->server (with what is left of its deadline). */
 void pxnet_read_send(struct proxy *p, struct pend *q);
+/* Tell q->server that the READ q is no longer needed (CANCEL_READ). */
+void pxnet_read_cancel(struct proxy *p, struct pend *q);
 /* Receive and handle the datagrams waiting (a bounded number); 0 or the transport's error. */
 int pxnet_transport_drain(struct proxy *p);
 /* Heartbeat, RESULT_REQUEST for late results, read retries and timeouts. */

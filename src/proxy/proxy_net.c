@@ -219,15 +219,31 @@ unsigned pxnet_read_pick(struct proxy *p, uint64_t min_inst, unsigned from)
 	return from % n;
 }
 
+static int srv_alive(const struct proxy *p, unsigned i)
+{
+	return p->srv[i].known && p->now_ms - p->srv[i].seen_ms < ALIVE_MS;
+}
+
 void pxnet_read_send(struct proxy *p, struct pend *q)
 {
 	uint8_t *b = sendq_slot(p, &p->tq);
-	struct wire_read m = {.stream = p->stream, .rid = q->rid, .min_instance = q->min_inst, .item = q->item,
-			      .item_len = q->item_len};
+	/* the server may spend what is left of proxy.read_timeout on it */
+	uint64_t end = q->first_ms + p->cfg.read_timeout_ms;
+	uint32_t left = end > p->now_ms ? (uint32_t)MIN(end - p->now_ms, WIRE_READ_DEADLINE_MAX) : 1;
+	struct wire_read m = {.stream = p->stream, .rid = q->rid, .min_instance = q->min_inst, .deadline_ms = left,
+			      .item = q->item, .item_len = q->item_len};
 	long n = wire_read_build(b, p->mtu, &p->from, &m);
 	if (n > 0)
 		sendq_commit(&p->tq, (size_t)n, &p->cfg.cc.servers[q->server]);
 	q->sent_ms = p->now_ms;
+}
+
+void pxnet_read_cancel(struct proxy *p, struct pend *q)
+{
+	uint8_t *b = sendq_slot(p, &p->tq);
+	struct wire_cancel_read m = {.stream = p->stream, .rid = q->rid};
+	sendq_commit(&p->tq, wire_cancel_read_build(b, &p->from, &m), &p->cfg.cc.servers[q->server]);
+	p->st.cancel_reads++;
 }
 
 /* ---- datagrams in ------------------------------------------------------- */
@@ -674,17 +690,44 @@ void pxnet_timers(struct proxy *p)
 		ask_again(p);
 		p->next_rr_ms = now + MAX(p->cfg.result_timeout_ms / 4, 1u);
 	}
-	/* reads: retry another server at read_timeout / 5, fail at read_timeout */
+	/*
+	 * Reads (doc/proxy.md "Reads"): every read_timeout / 5 without an
+	 * answer the READ is sent again: to the same server while it is alive
+	 * (the first datagram may have been lost; a server that holds the read
+	 * ignores the copy), to another one only when it is dead, or behind
+	 * the read's instance while another is not (the first is told
+	 * CANCEL_READ).  So a read runs on one server at a time.  At
+	 * read_timeout it fails, and its server is told to stop it.
+	 */
 	uint64_t retry = MAX(p->cfg.read_timeout_ms / 5, 1u);
 	while (p->rhead && now - p->rhead->sent_ms >= retry) {
 		struct pend *q = p->rhead;
 		pxnet_read_unlink(p, q);
 		if (now - q->first_ms >= p->cfg.read_timeout_ms) {
-			pxcli_pend_complete(p, q, MTR_ETIMEDOUT, "no server answered the read in time (proxy.read_timeout)",
-				      0, NULL, 0, 0);
+			char msg[120];
+			snprintf(msg, sizeof msg,
+				 "the read exceeded its deadline of %u ms (proxy.read_timeout) without an answer and was cancelled",
+				 p->cfg.read_timeout_ms);
+			pxnet_read_cancel(p, q);
+			p->st.read_timeouts++;
+			pxcli_pend_complete(p, q, MTR_ETIMEDOUT, msg, 0, NULL, 0, 0);
 			continue;
 		}
-		q->server = pxnet_read_pick(p, q->min_inst, q->server + 1);
+		unsigned cur = q->server, next = cur;
+		if (!srv_alive(p, cur)) {
+			next = pxnet_read_pick(p, q->min_inst, cur + 1);
+		} else if (p->srv[cur].applied < q->min_inst) {
+			unsigned k = pxnet_read_pick(p, q->min_inst, cur + 1);
+			if (srv_alive(p, k) && p->srv[k].applied >= q->min_inst)
+				next = k;
+		}
+		if (next != cur) {
+			pxnet_read_cancel(p, q);
+			q->server = next;
+			p->st.read_moves++;
+		} else {
+			p->st.read_repeats++;
+		}
 		q->hnext = p->rtab[q->rid % RHASH];
 		p->rtab[q->rid % RHASH] = q;
 		pxnet_read_list_append(p, q);

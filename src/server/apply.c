@@ -631,8 +631,18 @@ void apply_close(struct apply *a)
 
 void apply_interrupt(struct apply *a, int on)
 {
-	if (a != NULL)
+	if (a != NULL) {
 		atomic_store(&a->stop_req, on ? 1 : 0);
+		if (on)
+			apply_wake(a); /* reads waiting for an instance end too */
+	}
+}
+
+void apply_wake(struct apply *a)
+{
+	pthread_mutex_lock(&a->mu);
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
 }
 
 long long apply_item_steps(struct apply *a, size_t index)

@@ -17,6 +17,7 @@
 #ifndef MTR_APPLY_H
 #define MTR_APPLY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -193,6 +194,25 @@ int apply_cursor(struct apply *a, int (*fn)(void *arg, uint64_t stream, uint64_t
  * forever).  0, MTR_ETIMEDOUT or MTR_ECLOSED. */
 int apply_wait(struct apply *a, uint64_t instance, int timeout_ms);
 
+/*
+ * Why a read stops before its end: the values of a reader's cancel flag
+ * (set by another thread: the server's network thread for a CANCEL_READ,
+ * the stop for SIGTERM) and APPLY_READ_DEADLINE for a deadline that passed.
+ */
+enum { APPLY_READ_CANCELLED = 1, APPLY_READ_STOPPING = 2, APPLY_READ_DEADLINE = 3 };
+
+/*
+ * A read's wait for its instance: as apply_wait, until deadline_ns
+ * (monotonic, now_mono_ns(); 0: none) at the latest, and ending early when
+ * *cancel (may be NULL) is non-zero or apply_interrupt(a, 1) was called:
+ * 0, MTR_ETIMEDOUT (the deadline), MTR_ECLOSED (closing, stopping) or
+ * MTR_EABORT (*cancel).  Who sets *cancel calls apply_wake() after it.
+ */
+int apply_wait_read(struct apply *a, uint64_t instance, uint64_t deadline_ns, const atomic_int *cancel);
+
+/* Wake every apply_wait_read() so that it looks at its flag again.  Any thread. */
+void apply_wake(struct apply *a);
+
 /* Digest of the database and the instance it is at (one read transaction). */
 int apply_digest(struct apply *a, uint64_t *instance, struct digest *d);
 
@@ -250,6 +270,23 @@ struct apply_lookup {
  * saw (at or above the instance of every FOUND or LOST item).  0,
  * MTR_ESQL or MTR_ENOMEM (then nothing is FOUND: no bytes to free). */
 int apply_lookup(struct apply_reader *r, struct apply_lookup *q, size_t n, uint64_t *instance);
+
+/*
+ * The limits of the reader's next apply_read() calls: a progress handler
+ * (every APPLY_READ_GRAIN VM steps) stops the statement with
+ * SQLITE_INTERRUPT once deadline_ns (monotonic; 0: none; deadline_ms is the
+ * figure the message gives) has passed or *cancel (may be NULL; owned by
+ * the caller, it must outlive the read) is non-zero; the statement's error
+ * then says why ("read cancelled", "read exceeded its deadline of N ms",
+ * "the server is stopping").  Reads have no step budget: they change
+ * nothing, so wall time is the right measure for them.
+ */
+#define APPLY_READ_GRAIN 1000
+void apply_reader_limits(struct apply_reader *r, uint64_t deadline_ns, uint32_t deadline_ms,
+			 const atomic_int *cancel);
+
+/* Why the last apply_read() was stopped early (APPLY_READ_*), 0 when it was not. */
+int apply_reader_stopped(const struct apply_reader *r);
 
 /* Write a consistent copy of the database to path (replaced if present; a
  * single file, rollback-journal mode) and the instance it holds.  0,

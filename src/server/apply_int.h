@@ -148,6 +148,8 @@ struct apply {
 	int limit_dirty;      /* mtr_meta('max_steps') may differ from max_steps: read it before the next item */
 	int limit_touched;    /* the attempt wrote it: read it again if the attempt is rolled back */
 	atomic_int stop_req;
+	int rd_stop;          /* a reader: why its read was stopped (APPLY_READ_*), 0 while it runs */
+	char rd_msg[128];     /* ... and the statement's error message then */
 	int foreign;
 	int schema_check;     /* the schema may have been reset: load it before a cached statement runs */
 	size_t own_stmts;     /* our persistent statements (the cache aside) */

@@ -96,14 +96,15 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 		const char *key;
 		int64_t lo, hi;
 		int64_t *dst;
-	} nums[6];
-	int64_t hb, el, sp, rcache, lag, idle;
+	} nums[7];
+	int64_t hb, el, sp, rcache, lag, idle, readers;
 	nums[0] = (typeof(nums[0])){"paxos.heartbeat", 1, 60000, &hb};
 	nums[1] = (typeof(nums[0])){"paxos.election", 2, 600000, &el};
 	nums[2] = (typeof(nums[0])){"server.status_period", 1, 60000, &sp};
 	nums[3] = (typeof(nums[0])){"server.result_cache", 1, 1 << 20, &rcache};
 	nums[4] = (typeof(nums[0])){"server.compact_lag", 1, INT64_MAX, &lag};
 	nums[5] = (typeof(nums[0])){"server.stream_idle", 1000, 7 * 24 * 3600000ll, &idle};
+	nums[6] = (typeof(nums[0])){"server.readers", 1, READERS_MAX, &readers};
 	for (unsigned i = 0; i < ARRAY_SIZE(nums); i++) {
 		*nums[i].dst = conf_int(c, nums[i].key);
 		if (*nums[i].dst < nums[i].lo || *nums[i].dst > nums[i].hi) {
@@ -123,6 +124,7 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 	out->result_cache = (uint32_t)rcache;
 	out->compact_lag = (uint64_t)lag;
 	out->stream_idle_ms = (uint64_t)idle;
+	out->readers = (uint32_t)readers;
 	const char *lv = conf_str(c, "log.level");
 	out->log_level = log_level_parse(lv);
 	if (out->log_level < 0) {
@@ -528,6 +530,7 @@ void server_close(struct server *s)
 		free(q->look);
 		free(q);
 	}
+	free(s->readers);
 	for (unsigned k = 0; k < s->cn; k++)
 		srvapply_done_free(s->cache[(s->chead + k) % s->ccap]);
 	for (size_t i = 0; i < s->rel_n; i++)

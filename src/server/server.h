@@ -32,6 +32,8 @@
 	  "instances a member may fall behind before the others compact without it (it then needs a snapshot)" }, \
 	{ "server.stream_idle", CONF_DURATION, "10m",                                                         \
 	  "a stream without items or heartbeats this long is dead: a full stream table evicts it" },           \
+	{ "server.readers", CONF_INT, "4",                                                                    \
+	  "reader threads (READ requests run in parallel; doc/server.md \"Reads\")" },                         \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
 
 /* The checked configuration of one server. */
@@ -47,6 +49,7 @@ struct server_config {
 	uint32_t result_cache;     /* server.result_cache (instances) */
 	uint64_t compact_lag;      /* server.compact_lag (instances) */
 	uint64_t stream_idle_ms;   /* server.stream_idle */
+	uint32_t readers;          /* server.readers (1..READERS_MAX) */
 	int log_level;             /* log.level as enum log_level */
 };
 

@@ -88,8 +88,8 @@
 #define RESEND_MAX_ITEMS 4096u /* items sent for one RESEND */
 #define PSTORE_LIMIT (64ull << 20) /* compact the Paxos log above this size */
 #define RECENT_INSTANCES 64u   /* rows of mtr_instances */
-#define READ_WAIT_MS 5000      /* a READ waits this long for min_instance */
-#define READERS 2              /* reader threads (a read waiting for its instance blocks only one) */
+#define READ_WAIT_MS 5000      /* a READ waits this long for min_instance (within its deadline) */
+#define READERS_MAX 64         /* server.readers at most */
 #define LOOP_MS 5              /* longest sleep of the network loop */
 #define STATS_PERIOD_MS 1000   /* own counters published and sent as STATS */
 #define STATS_MAX_AGE_MS 60000 /* mtr_stats forgets a process not heard for this long */
@@ -121,6 +121,7 @@
 	X(read, "a READ that does not decode")                                           \
 	X(read_nomem, "a READ dropped for want of memory")                               \
 	X(read_queue, "a READ dropped because READQ_MAX reads wait already")             \
+	X(cancel_read, "a CANCEL_READ that does not decode")                             \
 	X(stats, "a STATS that does not decode")                                         \
 	X(stats_sender, "a STATS with a server's id (or ours), not from that server's address") \
 	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)") \
@@ -132,6 +133,24 @@ enum server_drop {
 	SERVER_DROP_MAP(SERVER__DROP_ENUM)
 #undef SERVER__DROP_ENUM
 	SERVER_DROP__COUNT
+};
+
+/*
+ * The reads of this server (shown in mtr_stats as "reads.NAME"): X(name,
+ * meaning).  Counted under rmu by the network and reader threads; running
+ * and queued are gauges.
+ */
+#define SERVER_READ_STATS_MAP(X)                                                              \
+	X(run, "READ requests a reader thread took (ran, or answered at once)")                  \
+	X(repeats, "READ datagrams ignored: a copy of a read still waiting or running here")     \
+	X(cancelled, "reads stopped or forgotten on a CANCEL_READ (their proxy no longer needs them)") \
+	X(deadline, "reads stopped because their deadline passed (running, waiting or queued)")  \
+	X(stopped, "reads stopped because the server was stopping")                              \
+	X(running, "reads a reader thread holds now (running or waiting for their instance)")    \
+	X(queued, "reads waiting for a reader thread now")
+
+struct server_read_stats {
+	SERVER_READ_STATS_MAP(STATS_FIELD)
 };
 
 /* ---- small types ---- */
@@ -220,9 +239,22 @@ struct read_req {
 	uint32_t nlook;
 	struct transport_addr from;
 	uint64_t stream, rid, min_inst;
+	uint64_t deadline_ns; /* monotonic: arrival + deadline_ms */
+	uint32_t deadline_ms;
 	uint8_t *item;
 	uint32_t len;
 	struct read_req *next;
+};
+
+/* One reader thread and the read it holds (rid 0: none).  stream, rid and
+ * from are written under rmu; cancel is what the network thread (a
+ * CANCEL_READ) or the stop sets to make the read stop (APPLY_READ_*). */
+struct reader_slot {
+	struct server *s;
+	pthread_t th;
+	uint64_t stream, rid;
+	struct transport_addr from;
+	atomic_int cancel;
 };
 
 /* An instance waiting for its items to be released everywhere. */
@@ -294,7 +326,10 @@ struct server {
 	unsigned rlen;
 	int rstop;
 
-	pthread_t apply_th, reader_th[READERS];
+	struct server_read_stats rst; /* under rmu */
+	struct reader_slot *readers;  /* cfg.readers slots */
+
+	pthread_t apply_th;
 	int apply_started, reader_started; /* reader_started: how many readers run */
 
 	/* snapshot side channel (TCP on the server's own ip:port) */
@@ -417,6 +452,15 @@ void srvapply_send_results(struct server *s, uint64_t stream, const struct wire_
 			   const struct transport_addr *to);
 /* Network thread: send what the apply and reader threads posted, keep applied instances in the result cache. */
 void srvapply_drain_outbox(struct server *s);
+/* Network thread: queue the READ q (taken over): 0 (queued, or ignored as
+ * a repeat of a read still held here: freed) or MTR_EFULL (READQ_MAX
+ * waiting: the caller frees q). */
+int srvapply_read_queue(struct server *s, struct read_req *q);
+/* Network thread: a CANCEL_READ of (stream, rid) from `from`: forget the
+ * read if it waits, stop it if it runs (no answer is sent for it). */
+void srvapply_read_cancel(struct server *s, uint64_t stream, uint64_t rid, const struct transport_addr *from);
+/* A copy of the read counters (any thread). */
+void srvapply_read_stats(struct server *s, struct server_read_stats *out);
 /* Start the apply and reader threads (and the snapshot server) with every signal blocked; 0 or MTR_ENOMEM. */
 int srvapply_start_threads(struct server *s);
 /* Stop and join the apply and reader threads. */

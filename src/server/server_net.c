@@ -582,26 +582,6 @@ void srvnet_px_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last)
 
 /* ---- the read queue (READ, and RESULT_REQUEST records to look up) ---- */
 
-/* Queue q for a reader thread; false (nothing queued) when READQ_MAX wait
- * already. */
-static bool readq_push(struct server *s, struct read_req *q)
-{
-	pthread_mutex_lock(&s->rmu);
-	if (s->rlen >= READQ_MAX) {
-		pthread_mutex_unlock(&s->rmu);
-		return false;
-	}
-	if (s->rtail)
-		s->rtail->next = q;
-	else
-		s->rhead = q;
-	s->rtail = q;
-	s->rlen++;
-	pthread_cond_signal(&s->rcv);
-	pthread_mutex_unlock(&s->rmu);
-	return true;
-}
-
 /* ---- RESULT_REQUEST: the result cache, else mtr_requests ---- */
 
 /* A record of a RESULT_REQUEST, by seq (cache_scan). */
@@ -697,7 +677,7 @@ static void on_result_request(struct server *s, const struct transport_msg *m)
 	q->nlook = nlook;
 	q->from = m->peer;
 	q->stream = rq.stream;
-	if (!readq_push(s, q)) {
+	if (srvapply_read_queue(s, q) != 0) {
 		free(look);
 		free(q);
 		srvnet_drop(s, SERVER_DROP_result_queue, m);
@@ -806,11 +786,23 @@ static void on_read(struct server *s, const struct transport_msg *m)
 	q->stream = r.stream;
 	q->rid = r.rid;
 	q->min_inst = r.min_instance;
-	if (!readq_push(s, q)) {
+	q->deadline_ms = r.deadline_ms;
+	q->deadline_ns = now_mono_ns() + (uint64_t)r.deadline_ms * 1000000u;
+	if (srvapply_read_queue(s, q) != 0) {
 		free(q->item);
 		free(q);
 		srvnet_drop(s, SERVER_DROP_read_queue, m);
 	}
+}
+
+static void on_cancel_read(struct server *s, const struct transport_msg *m)
+{
+	struct wire_cancel_read c;
+	if (wire_cancel_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &c) != 0) {
+		srvnet_drop(s, SERVER_DROP_cancel_read, m);
+		return;
+	}
+	srvapply_read_cancel(s, c.stream, c.rid, &m->peer);
 }
 
 static void dispatch(struct server *s, const struct transport_msg *m)
@@ -836,6 +828,9 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 		break;
 	case WIRE_T_READ:
 		on_read(s, m);
+		break;
+	case WIRE_T_CANCEL_READ:
+		on_cancel_read(s, m);
 		break;
 	case WIRE_T_STATUS:
 		on_status(s, m);

@@ -92,11 +92,12 @@ static void own_collect(struct server *s, struct wire_stats_list *o)
 		stats_put(wire_stats_list_put, o, "server", n, s->drops[r]);
 	}
 	stats_put(wire_stats_list_put, o, "server", "invariants_broken", log_assert_failures());
-	/* the disk-full state (server_disk.c): a gauge, times, milliseconds */
+	/* the disk-full state (server_disk.c): a gauge, times, whole seconds
+	 * (Prometheus wants base units: /metrics shows the same names) */
 	stats_put(wire_stats_list_put, o, "server", "disk_full", (uint64_t)s->full_on);
 	stats_put(wire_stats_list_put, o, "server", "disk_full_events", s->full_events);
-	stats_put(wire_stats_list_put, o, "server", "disk_full_ms",
-		  s->full_ms + (s->full_on ? s->now_ms - s->full_since_ms : 0));
+	stats_put(wire_stats_list_put, o, "server", "disk_full_seconds",
+		  (s->full_ms + (s->full_on ? s->now_ms - s->full_since_ms : 0)) / 1000u);
 	stats_put(wire_stats_list_put, o, "server", "results_cached", s->results_cached);
 	stats_put(wire_stats_list_put, o, "server", "results_kept", s->results_kept);
 	stats_put(wire_stats_list_put, o, "server", "results_unknown", s->results_unknown);
@@ -112,6 +113,9 @@ static void own_collect(struct server *s, struct wire_stats_list *o)
 	struct apply_stats as;
 	apply_stats(s->ap, &as);
 	STATS_EACH(APPLY_STATS_MAP, "apply", &as, wire_stats_list_put, o);
+	struct server_read_stats rs;
+	srvapply_read_stats(s, &rs);
+	STATS_EACH(SERVER_READ_STATS_MAP, "reads", &rs, wire_stats_list_put, o);
 }
 
 void srvvt_stats_tick(struct server *s)

@@ -67,6 +67,7 @@ static void frame_walk(const struct cproto_frame *f)
 	(void)cproto_get_hello(f, &h);
 	(void)cproto_get_welcome(f, &w);
 	(void)cproto_get_ping(f, &t);
+	(void)cproto_get_cancel(f, &t);
 	if (cproto_get_bye(f, &y) == 0)
 		touch(y.msg, y.msg_len);
 	if (cproto_get_query(f, &q) == 0) {

@@ -127,6 +127,11 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 			wire_item_decode(m.item, m.item_len, &it);
 		break;
 	}
+	case WIRE_T_CANCEL_READ: {
+		struct wire_cancel_read m;
+		wire_cancel_read_decode(p, h->length, &m);
+		break;
+	}
 	case WIRE_T_STATUS: {
 		struct wire_status m;
 		wire_status_decode(p, h->length, &m);

@@ -8,7 +8,11 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -653,6 +657,68 @@ static void test_timeout_reconnect(void **state)
 	mtr_close(db);
 }
 
+/* ---- mtr_interrupt ---- */
+
+static mtr *interrupt_db;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	mtr_interrupt(interrupt_db);
+}
+
+static void *interrupt_later(void *arg)
+{
+	usleep(100000);
+	mtr_interrupt(arg);
+	return NULL;
+}
+
+static void test_interrupt(void **state)
+{
+	(void)state;
+	mtr *db = open_fake(0, NULL);
+	/* from a signal handler (the timer fires while mtr_exec waits) */
+	interrupt_db = db;
+	struct sigaction sa = {.sa_handler = on_alarm}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	struct itimerval it = {.it_value = {.tv_usec = 100000}};
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+	uint64_t t0 = now_mono_ns();
+	assert_int_equal(mtr_exec(db, "SELECT /*hang*/ 1", NULL, NULL, NULL), MTR_ESQL);
+	assert_true((now_mono_ns() - t0) / 1000000 < 5000);
+	assert_int_equal(mtr_extended_errcode(db), 9); /* SQLITE_INTERRUPT */
+	assert_string_equal(mtr_errmsg(db), "read cancelled");
+	assert_int_equal(fake_get(&F.cancels), 1);
+	sigaction(SIGALRM, &old, NULL);
+	/* from another thread, through a prepared statement */
+	mtr_stmt *st;
+	assert_int_equal(mtr_prepare(db, "SELECT /*hang*/ 2", -1, &st, NULL), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, interrupt_later, db), 0);
+	assert_int_equal(mtr_step(st), MTR_ESQL);
+	pthread_join(th, NULL);
+	assert_int_equal(mtr_extended_errcode(db), 9);
+	assert_int_equal(fake_get(&F.cancels), 2);
+	mtr_finalize(st);
+	/* an interrupt while nothing runs does not touch the next statement */
+	mtr_interrupt(db);
+	struct collected c = {0};
+	assert_int_equal(mtr_exec(db, "SELECT 4 AS t", collect, &c, NULL), 0);
+	assert_string_equal(c.text, "t=4;");
+	assert_int_equal(fake_get(&F.cancels), 2);
+	mtr_interrupt(NULL); /* nothing happens */
+	mtr_close(db);
+	/* a request given up at its timeout is cancelled too */
+	db = open_fake(0, "timeout=200");
+	assert_int_equal(mtr_exec(db, "SELECT /*hang*/ 1", NULL, NULL, NULL), MTR_ETIMEDOUT);
+	for (int k = 0; k < 200 && fake_get(&F.cancels) < 3; k++)
+		usleep(10000);
+	assert_int_equal(fake_get(&F.cancels), 3);
+	mtr_close(db);
+}
+
 static void test_busy(void **state)
 {
 	mtr *db = open_fake(0, NULL);
@@ -689,6 +755,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("client", tests, NULL, NULL);
 }

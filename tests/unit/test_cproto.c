@@ -57,6 +57,8 @@ static int get_any(const struct cproto_frame *f)
 		struct cproto_auth au;
 		return cproto_get_auth(f, &au);
 	}
+	case CPROTO_T_CANCEL:
+		return cproto_get_cancel(f, &t);
 	}
 	return -1;
 }
@@ -431,6 +433,21 @@ static void test_ping_bye(void **state)
 	assert_int_equal(y2.msg_len, 9);
 	assert_memory_equal(y2.msg, "bad frame", 9);
 	check_truncations(&b);
+
+	b.len = 0;
+	assert_int_equal(cproto_put_cancel(&b, 0), MTR_EINVAL);
+	assert_int_equal(cproto_put_cancel(&b, 77), 0);
+	f = one_frame(&b);
+	assert_int_equal(f.type, CPROTO_T_CANCEL);
+	assert_int_equal(cproto_get_cancel(&f, &t), 0);
+	assert_true(t == 77);
+	check_truncations(&b);
+	assert_string_equal(cproto_type_name(CPROTO_T_CANCEL), "CANCEL");
+	uint8_t zero[8] = {0};
+	f.payload = zero;
+	assert_int_equal(cproto_get_cancel(&f, &t), MTR_EMALFORMED); /* request 0 */
+	f.type = CPROTO_T_PING;
+	assert_int_equal(cproto_get_cancel(&f, &t), MTR_EMALFORMED);
 	cproto_buf_free(&b);
 }
 

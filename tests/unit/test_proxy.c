@@ -78,6 +78,8 @@ struct fake {
 	/* counters (read by the test after stop) */
 	atomic_uint items_dropped, results_dropped, resends, result_requests, reads, applied_items, dups;
 	atomic_uint reads_by[NSRV]; /* READs received per server */
+	atomic_uint cancels_by[NSRV]; /* CANCEL_READs received per server */
+	atomic_ullong last_cancel_rid;
 };
 
 static struct fake F;
@@ -303,7 +305,17 @@ static void *fake_main(void *arg)
 				case WIRE_T_READ:
 					if (!f->ignore_reads)
 						fake_read(f, i, m);
+					else
+						f->reads_by[i]++;
 					break;
+				case WIRE_T_CANCEL_READ: {
+					struct wire_cancel_read cr;
+					assert_int_equal(wire_cancel_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length,
+										 &cr), 0);
+					f->cancels_by[i]++;
+					f->last_cancel_rid = cr.rid;
+					break;
+				}
 				case WIRE_T_FRAGMENT:
 					if (i == 0)
 						fake_fragment(f, m);
@@ -989,6 +1001,119 @@ static void test_read_routing(void **state)
 	stop();
 }
 
+/* ---- reads: one server at a time, cancelled when nobody waits ---- */
+
+/* Every server says it is alive (STATUS, applied 0). */
+static void all_alive(void)
+{
+	struct transport_addr pudp;
+	proxy_addrs(P, NULL, &pudp);
+	pudp.ip = 0x7f000001;
+	for (uint32_t i = 0; i < NSRV; i++) {
+		uint8_t dg[WIRE_STATUS_SIZE + WIRE_OVERHEAD];
+		struct wire_status stt = {.node = i, .leader = 0};
+		struct transport_msg m = {.buf = dg, .peer = pudp};
+		m.len = (uint32_t)wire_status_build(dg, &(struct wire_from){ 1, i, NULL }, &stt);
+		assert_int_equal(transport_send_to(F.t[i], &m, 1), 1);
+	}
+}
+
+static unsigned sum(atomic_uint *v)
+{
+	unsigned n = 0;
+	for (int i = 0; i < NSRV; i++)
+		n += v[i];
+	return n;
+}
+
+static void test_read_cancel(void **state)
+{
+	(void)state;
+	start(0, 0, 0, 0);
+	F.ignore_reads = 1;
+	all_alive();
+	usleep(50000);
+	struct cli c;
+	cli_open(&c);
+	struct cproto_buf b = {0};
+	put_query(&b, 1, 1, CPROTO_CONS_NONE);
+	send_all(c.fd, b.p, b.len);
+	/* 1.2 s with the servers alive: the READ is repeated (read_timeout / 5
+	 * = 400 ms) to the same server only, never started on another */
+	for (int k = 0; k < 12; k++) {
+		usleep(100000);
+		all_alive();
+	}
+	int srv = F.reads_by[0] ? 0 : F.reads_by[1] ? 1 : 2;
+	assert_true(F.reads_by[srv] >= 2);
+	assert_int_equal(sum(F.reads_by), F.reads_by[srv]);
+	assert_int_equal(sum(F.cancels_by), 0);
+	/* CANCEL: answered at once with SQLITE_INTERRUPT "read cancelled",
+	 * and its server is told CANCEL_READ */
+	b.len = 0;
+	assert_int_equal(cproto_put_cancel(&b, 1), 0);
+	send_all(c.fd, b.p, b.len);
+	uint64_t req;
+	int64_t rowid;
+	struct cproto_answer a;
+	uint64_t t0 = ms_now();
+	assert_int_equal(get_answer(&c, &req, &rowid, &a), 0);
+	assert_int_equal(req, 1);
+	assert_true(ms_now() - t0 < 1000);
+	struct result_view v;
+	assert_int_equal(result_decode(a.result, a.result_len, &v), 0);
+	assert_int_equal(v.code, RESULT_SQLITE_INTERRUPT);
+	struct result_stmt s;
+	assert_true(result_next(&v, &s));
+	assert_int_equal(s.errmsg_len, strlen("read cancelled"));
+	assert_memory_equal(s.errmsg, "read cancelled", s.errmsg_len);
+	usleep(50000);
+	assert_int_equal(F.cancels_by[srv], 1);
+	assert_int_equal(sum(F.cancels_by), 1);
+	/* CANCEL of an answered or unknown request, or of a write: nothing */
+	b.len = 0;
+	assert_int_equal(cproto_put_cancel(&b, 1), 0);
+	put_query(&b, 2, 0, 0);
+	assert_int_equal(cproto_put_cancel(&b, 2), 0);
+	assert_int_equal(cproto_put_cancel(&b, 99), 0);
+	send_all(c.fd, b.p, b.len);
+	assert_int_equal(get_answer(&c, &req, &rowid, NULL), 0);
+	assert_int_equal(req, 2);
+	assert_int_equal(rowid, 2);
+	/* a client that goes away with a read in flight: CANCEL_READ */
+	b.len = 0;
+	put_query(&b, 3, 1, CPROTO_CONS_NONE);
+	send_all(c.fd, b.p, b.len);
+	usleep(100000);
+	cli_close(&c);
+	t0 = ms_now();
+	while (sum(F.cancels_by) < 2 && ms_now() - t0 < 2000)
+		usleep(10000);
+	assert_int_equal(sum(F.cancels_by), 2);
+	/* no server alive: the READ moves to the next one, the first is told */
+	unsigned before = sum(F.cancels_by);
+	struct cli d;
+	cli_open(&d);
+	b.len = 0;
+	put_query(&b, 4, 1, CPROTO_CONS_NONE);
+	send_all(d.fd, b.p, b.len);
+	/* ... and at read_timeout (2 s) it fails and its server is told */
+	assert_int_equal(get_answer(&d, &req, &rowid, &a), MTR_ETIMEDOUT);
+	assert_true(a.msg_len > 0 && memmem(a.msg, a.msg_len, "deadline of 2000 ms", 19) != NULL);
+	usleep(50000);
+	unsigned moved = 0;
+	for (int i = 0; i < NSRV; i++)
+		moved += F.reads_by[i] > 0;
+	assert_true(moved >= 2);
+	assert_true(sum(F.cancels_by) >= before + 2);
+	struct proxy_stats st;
+	proxy_stats(P, &st);
+	assert_true(st.reads_cancelled >= 2 && st.read_timeouts >= 1 && st.read_moves >= 1 && st.read_repeats >= 2);
+	cproto_buf_free(&b);
+	cli_close(&d);
+	stop();
+}
+
 /* ---- big items, max_clients, read timeout ---- */
 
 static void test_fragments_clients_timeout(void **state)
@@ -1064,6 +1189,7 @@ int main(void)
 		cmocka_unit_test(test_fragments_clients_timeout),
 		cmocka_unit_test(test_read_routing),
 		cmocka_unit_test(test_users_parse),
+		cmocka_unit_test(test_read_cancel),
 	};
 	return cmocka_run_group_tests_name("proxy", tests, NULL, NULL);
 }

@@ -280,13 +280,14 @@ static void test_read(void **state)
 	uint8_t item[100];
 	for (int i = 0; i < 100; i++)
 		item[i] = (uint8_t)(i ^ 0x5a);
-	struct wire_read r = { .stream = 11, .rid = 12, .min_instance = 13, .item = item, .item_len = 100 }, r2;
+	struct wire_read r = { .stream = 11, .rid = 12, .min_instance = 13, .deadline_ms = 4321, .item = item,
+			       .item_len = 100 }, r2;
 	long n = wire_read_build(buf, sizeof buf, &FROM, &r);
 	assert_int_equal(n, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 100);
 	struct wire_hdr h;
 	const uint8_t *p = check((size_t)n, WIRE_T_READ, &h);
 	assert_int_equal(wire_read_decode(p, h.length, &r2), 0);
-	assert_true(r2.stream == 11 && r2.rid == 12 && r2.min_instance == 13);
+	assert_true(r2.stream == 11 && r2.rid == 12 && r2.min_instance == 13 && r2.deadline_ms == 4321);
 	assert_int_equal(r2.item_len, 100);
 	assert_memory_equal(r2.item, item, 100);
 	/* a payload without item bytes is malformed (the item bytes themselves
@@ -301,12 +302,47 @@ static void test_read(void **state)
 	memcpy(c, p, sizeof c);
 	memset(c + 8, 0, 8);
 	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
+	/* deadline 0, above the maximum, at the maximum */
+	memcpy(c, p, sizeof c);
+	memset(c + 24, 0, 4);
+	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
+	uint32_t dl = WIRE_READ_DEADLINE_MAX + 1;
+	for (int i = 0; i < 4; i++)
+		c[24 + i] = (uint8_t)(dl >> (8 * i));
+	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
+	c[24] = (uint8_t)(c[24] - 1);
+	assert_int_equal(wire_read_decode(c, sizeof c, &r2), 0);
+	assert_int_equal(r2.deadline_ms, WIRE_READ_DEADLINE_MAX);
 	/* too big for the buffer or a datagram */
 	assert_int_equal(wire_read_build(buf, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 99, &FROM, &r),
 			 MTR_ETOOBIG);
 	r.item_len = WIRE_MAX_DGRAM;
 	assert_int_equal(wire_read_build(buf, sizeof buf, &FROM, &r), MTR_ETOOBIG);
 	assert_int_equal(wire_read_build(buf, 10, &FROM, &r), MTR_ETOOBIG);
+}
+
+/* ---- CANCEL_READ ---- */
+
+static void test_cancel_read(void **state)
+{
+	(void)state;
+	struct wire_cancel_read m = { .stream = 0x1122334455667788ull, .rid = 99 }, m2;
+	size_t n = wire_cancel_read_build(buf, &FROM, &m);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_CANCEL_READ_SIZE);
+	struct wire_hdr h;
+	const uint8_t *p = check(n, WIRE_T_CANCEL_READ, &h);
+	assert_int_equal(wire_cancel_read_decode(p, h.length, &m2), 0);
+	assert_true(m2.stream == m.stream && m2.rid == 99);
+	for (size_t k = 0; k < WIRE_CANCEL_READ_SIZE + 2; k++)
+		if (k != WIRE_CANCEL_READ_SIZE)
+			assert_int_equal(wire_cancel_read_decode(p, k, &m2), MTR_EMALFORMED);
+	uint8_t c[WIRE_CANCEL_READ_SIZE];
+	memcpy(c, p, sizeof c);
+	memset(c, 0, 8);
+	assert_int_equal(wire_cancel_read_decode(c, sizeof c, &m2), MTR_EMALFORMED);
+	memcpy(c, p, sizeof c);
+	memset(c + 8, 0, 8);
+	assert_int_equal(wire_cancel_read_decode(c, sizeof c, &m2), MTR_EMALFORMED);
 }
 
 /* ---- STATUS ---- */
@@ -420,7 +456,9 @@ static void test_garbage(void **state)
 		}
 		struct wire_read rd;
 		if (wire_read_decode(p, len, &rd) == 0)
-			assert_true(rd.item + rd.item_len == p + len);
+			assert_true(rd.item + rd.item_len == p + len && rd.deadline_ms > 0);
+		struct wire_cancel_read cr;
+		(void)wire_cancel_read_decode(p, len, &cr);
 		struct wire_status st;
 		(void)wire_status_decode(p, len, &st);
 		struct paxos_msg pm;
@@ -435,7 +473,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_type_names),     cmocka_unit_test(test_paxos_roundtrip),
 		cmocka_unit_test(test_result_request), cmocka_unit_test(test_result_roundtrip),
-		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_read),
+		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_read), cmocka_unit_test(test_cancel_read),
 		cmocka_unit_test(test_status),         cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_stats),          cmocka_unit_test(test_result_unknown),
 	};
