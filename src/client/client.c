@@ -239,6 +239,9 @@ int client_uri_option(mtr *db, const char *s, size_t n)
 		}
 		db->key.set = 1;
 	} else {
+		int rc = client_tls_option(db, s, klen, v, vlen);
+		if (rc <= 0)
+			return rc;
 		return client_err(db, MTR_EINVAL, "unknown URI option '%.*s'", (int)klen, s);
 	}
 #undef KEY_IS
@@ -289,6 +292,7 @@ static int uri_parse(mtr *db, const char *uri)
 
 static void conn_close(mtr *db)
 {
+	client_tls_close(db);
 	if (db->fd >= 0)
 		close(db->fd);
 	db->fd = -1;
@@ -309,6 +313,8 @@ static int ms_left(uint64_t deadline)
 	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
+int client_ms_left(uint64_t deadline) { return ms_left(deadline); }
+
 /* Read from db->fd into db->in (growing it).  >0 bytes, 0 EOF, or -errno
  * style MTR_EAGAIN / MTR_EIO / MTR_ENOMEM. */
 static long conn_read(mtr *db)
@@ -321,7 +327,7 @@ static long conn_read(mtr *db)
 		db->in = n;
 		db->in_cap = cap;
 	}
-	ssize_t r = recv(db->fd, db->in + db->in_len, db->in_cap - db->in_len, 0);
+	ssize_t r = client_tls_recv(db, db->in + db->in_len, db->in_cap - db->in_len);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? MTR_EAGAIN : MTR_EIO;
 	db->in_len += (size_t)r;
@@ -332,7 +338,7 @@ static long conn_read(mtr *db)
 static int conn_write(mtr *db)
 {
 	while (db->out.len) {
-		ssize_t w = send(db->fd, db->out.p, db->out.len, MSG_NOSIGNAL);
+		ssize_t w = client_tls_send(db, db->out.p, db->out.len);
 		if (w < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : MTR_EIO;
 		cproto_buf_consume(&db->out, (size_t)w);
@@ -404,7 +410,8 @@ static int conn_open_one(mtr *db, const struct client_addr *a, uint64_t deadline
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	char label[300];
 	snprintf(label, sizeof label, "%s:%s", a->host, a->port);
-	return client_handshake(db, fd, label, deadline, why, cap);
+	int rc = db->tls_ctx ? client_tls_start(db, fd, a->host, label, deadline, why, cap) : 0;
+	return rc ? rc : client_handshake(db, fd, label, deadline, why, cap);
 }
 
 /*
@@ -778,8 +785,10 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 				fired += n;
 			continue;
 		}
-		struct pollfd pfd = {.fd = db->fd, .events = POLLIN | (db->out.len ? POLLOUT : 0)};
-		int pr = poll(&pfd, 1, ms_left(next));
+		struct pollfd pfd = {.fd = db->fd, .events = client_tls_poll(db, POLLIN | (db->out.len ? POLLOUT : 0))};
+		int pr = client_tls_pending(db) ? 1 : poll(&pfd, 1, ms_left(next));
+		if (client_tls_pending(db))
+			pfd.revents = POLLIN; /* decrypted bytes wait: read them first */
 		polled = true;
 		if (pr < 0 && errno != EINTR) {
 			conn_lost(db, strerror(errno));
@@ -791,7 +800,8 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 			conn_lost(db, strerror(errno));
 			continue;
 		}
-		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+		/* POLLOUT with nothing to write: a TLS read waited for it */
+		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) || ((pfd.revents & POLLOUT) && !db->out.len)) {
 			long r = conn_read(db);
 			if (r == MTR_EAGAIN)
 				continue;
@@ -1021,7 +1031,7 @@ MTR_API int mtr_open(const char *uri, mtr **out)
 		return erc;
 	}
 	int rc = uri_parse(db, uri);
-	if (rc)
+	if (rc || (rc = client_tls_setup(db)))
 		return rc;
 	/* One round over the addresses, each bounded by the timeout. */
 	uint64_t deadline = db->timeout_ms ? now_mono_ns() + (uint64_t)db->timeout_ms * 1000000ull : 0;
@@ -1048,6 +1058,7 @@ MTR_API int mtr_close(mtr *db)
 	client_txn_clear(db);
 	client_temp_clear(db);
 	conn_close(db);
+	client_tls_free(db);
 	client_embed_close(db);
 	cproto_buf_free(&db->out);
 	free(db->in);

@@ -42,7 +42,20 @@
 	{ "proxy.max_clients", CONF_INT, "1024", "client connections at once (more are refused with BYE)" },       \
 	{ "proxy.client_buffer", CONF_SIZE, "16M",                                                              \
 	  "answers queued for one client before the proxy stops reading its requests" },                        \
+	{ "proxy.tls", CONF_STRING, NULL,                                                                        \
+	  "TLS for clients: off, allow (TLS and plain TCP) or require; unset: require when proxy.tls_cert "     \
+	  "is set, else off" },                                                                                 \
+	{ "proxy.tls_cert", CONF_STRING, NULL,                                                                   \
+	  "PEM file: the proxy's TLS certificate, then its intermediates (read at start; restart to renew)" },  \
+	{ "proxy.tls_key", CONF_STRING, NULL, "PEM file: the unencrypted private key of proxy.tls_cert (mode 0600)" }, \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
+
+/* proxy.tls (doc/protocol.md, "TLS"): what a TCP client's first bytes may be. */
+enum proxy_tls_mode {
+	PROXY_TLS_OFF = 0, /* clear only; a TLS ClientHello gets BYE */
+	PROXY_TLS_ALLOW,   /* TLS or clear, the client's choice */
+	PROXY_TLS_REQUIRE, /* TLS only; clear gets BYE */
+};
 
 /* The checked configuration of a proxy. */
 struct proxy_config {
@@ -62,6 +75,9 @@ struct proxy_config {
 	uint32_t max_clients;         /* proxy.max_clients */
 	uint64_t client_buffer;       /* proxy.client_buffer */
 	uint32_t max_frame;           /* largest client frame (CPROTO_MAX_FRAME) */
+	int tls_mode;                 /* proxy.tls: enum proxy_tls_mode */
+	char tls_cert[1024];          /* proxy.tls_cert ("" unset) */
+	char tls_key[1024];           /* proxy.tls_key ("" unset) */
 	int log_level;                /* log.level as enum log_level */
 };
 

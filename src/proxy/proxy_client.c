@@ -204,7 +204,7 @@ static void bye(struct client *c, int32_t status, const char *why)
 {
 	struct cproto_bye b = {.status = status, .msg = why, .msg_len = (uint32_t)strlen(why)};
 	if (cproto_put_bye(&c->out, &b) == 0 && c->out.len) {
-		ssize_t w = send(c->fd, c->out.p, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = pxtls_send(NULL, c, c->out.p, c->out.len);
 		(void)w; /* best effort: the connection closes next */
 	}
 }
@@ -404,6 +404,8 @@ void pxcli_process(struct proxy *p, struct client *c)
 
 void pxcli_read(struct proxy *p, struct client *c)
 {
+	if (!pxtls_ready(p, c))
+		return;
 	for (int round = 0; round < 4 && !c->dead; round++) {
 		size_t have = c->inlen - c->inoff;
 		size_t need = READ_CHUNK;
@@ -430,7 +432,7 @@ void pxcli_read(struct proxy *p, struct client *c)
 				c->incap = ncap;
 			}
 		}
-		ssize_t r = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, MSG_DONTWAIT);
+		ssize_t r = pxtls_recv(p, c, c->in + c->inlen, c->incap - c->inlen);
 		if (r == 0) {
 			pxcli_close(p, c, "closed by the client");
 			return;
@@ -452,8 +454,12 @@ void pxcli_read(struct proxy *p, struct client *c)
 
 void pxcli_write(struct proxy *p, struct client *c)
 {
+	if (!pxtls_ready(p, c))
+		return;
+	if (pxtls_read_needs_write(c))
+		pxcli_read(p, c);
 	while (c->out.len && !c->dead) {
-		ssize_t w = send(c->fd, c->out.p, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = pxtls_send(p, c, c->out.p, c->out.len);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -481,6 +487,7 @@ void pxcli_events(struct proxy *p, struct client *c)
 		ev |= EPOLLIN;
 	if (c->out.len)
 		ev |= EPOLLOUT;
+	ev = pxtls_events(c, ev);
 	if (ev == c->ev)
 		return;
 	struct epoll_event e = {.events = ev, .data.ptr = c};
@@ -497,6 +504,7 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why)
 	c->dead = 1;
 	if (p->full_client == c)
 		p->full_client = NULL;
+	pxtls_client_free(c);
 	close(c->fd); /* also leaves the epoll set */
 	c->fd = -1;
 	/* drop the pending answers; their items still apply */
@@ -525,7 +533,7 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why)
 	p->dead = c;
 }
 
-void pxcli_add(struct proxy *p, int fd, const char *how)
+struct client *pxcli_add(struct proxy *p, int fd, const char *how)
 {
 	if (p->nclients >= p->cfg.max_clients) {
 		struct client tmp = {.fd = fd};
@@ -533,12 +541,12 @@ void pxcli_add(struct proxy *p, int fd, const char *how)
 		cproto_buf_free(&tmp.out);
 		close(fd);
 		mtr_log(LOG_WARN, "proxy: client refused: proxy.max_clients (%u) reached", p->cfg.max_clients);
-		return;
+		return NULL;
 	}
 	struct client *c = calloc(1, sizeof *c);
 	if (c == NULL) {
 		close(fd);
-		return;
+		return NULL;
 	}
 	c->fd = fd;
 	c->no = ++p->next_no;
@@ -548,7 +556,7 @@ void pxcli_add(struct proxy *p, int fd, const char *how)
 		mtr_log(LOG_WARN, "proxy: epoll_ctl on a client: %s", strerror(errno));
 		close(fd);
 		free(c);
-		return;
+		return NULL;
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on AF_UNIX */
@@ -559,6 +567,7 @@ void pxcli_add(struct proxy *p, int fd, const char *how)
 	p->nclients++;
 	p->st.clients++;
 	mtr_log(LOG_DEBUG, "proxy: client %llu %s", (unsigned long long)c->no, how);
+	return c;
 }
 
 void pxcli_accept_all(struct proxy *p)
@@ -572,6 +581,8 @@ void pxcli_accept_all(struct proxy *p)
 				mtr_log(LOG_WARN, "proxy: accept: %s", strerror(errno));
 			return;
 		}
-		pxcli_add(p, fd, "connected");
+		struct client *c = pxcli_add(p, fd, "connected");
+		if (c)
+			pxtls_client_init(p, c, 1); /* its first bytes say TLS or clear */
 	}
 }

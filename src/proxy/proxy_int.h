@@ -2,7 +2,7 @@
  * proxy_int.h - the private header of the proxy object (proxy.h): the
  * struct proxy its parts share, the per-request and per-connection state,
  * the tunables, and the functions one part calls in another.  Only
- * proxy.c, proxy_client.c and proxy_net.c include it.  The parts:
+ * proxy.c, proxy_client.c, proxy_net.c and proxy_tls.c include it.  The parts:
  *
  *   proxy.c         configuration, the epoll loop (one iteration is
  *                   described there), open / attach / stop / close
@@ -11,6 +11,8 @@
  *   proxy_net.c     the server side: datagrams out (ITEMS / FRAGMENT,
  *                   READ), datagrams in (RESULT, RESEND, STATUS), result
  *                   chunks, reads routing, the timers
+ *   proxy_tls.c     TLS on client connections: clear or TLS by the first
+ *                   bytes, the non-blocking handshake, recv/send wrappers
  *
  * Everything runs on the loop's thread; only the attach queue and the
  * published stats are shared, under mu.
@@ -22,12 +24,14 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "clusterconf.h"
 #include "cproto.h"
 #include "metrics.h"
 #include "outbuf.h"
 #include "proxy.h"
+#include "tlsconn.h"
 #include "transport.h"
 
 #define SENDQ_CAP 256u         /* datagrams per send call */
@@ -68,6 +72,26 @@ enum proxy_drop {
 #undef PROXY__DROP_ENUM
 	PROXY_DROP__COUNT
 };
+/*
+ * TLS on client connections (proxy_tls.c), X(name, meaning): shown in
+ * mtr_stats as "proxy.tls.NAME".  Every kind but handshakes is a refused
+ * or dropped connection, the first of each in a minute logged at warn.
+ */
+#define PROXY_TLS_MAP(X)                                                                          \
+	X(handshakes, "TLS handshakes completed")                                                   \
+	X(plain_refused, "plain-TCP connections refused with BYE: proxy.tls = require")             \
+	X(unexpected, "TLS ClientHellos refused with BYE: proxy.tls = off")                         \
+	X(handshake_failed, "TLS handshakes that failed (no common version, the client rejected "   \
+				 "our certificate, not TLS after all, closed)")                            \
+	X(io_failed, "connections closed on a TLS error after the handshake (bad record or MAC)")
+
+enum proxy_tls_count {
+#define PROXY__TLS_ENUM(name, text) PROXY_TLS_##name,
+	PROXY_TLS_MAP(PROXY__TLS_ENUM)
+#undef PROXY__TLS_ENUM
+	PROXY_TLS__COUNT
+};
+
 #define ALIVE_MS 1000u         /* a server is alive when its STATUS is this recent */
 #define SILENT_WARN_MS 5000u   /* no STATUS from any server this long: warn (once a minute) */
 #define RHASH 1024u            /* buckets of the read table */
@@ -105,6 +129,11 @@ struct pend {
 };
 enum { PEND_WRITE = 1, PEND_READ = 2, PEND_DONE = 3 };
 
+/* A client connection's TLS state: clear (decided, or attached), its first
+ * bytes not seen yet, in the handshake, encrypted. */
+enum { PXTLS_PLAIN = 0, PXTLS_SNIFF, PXTLS_HANDSHAKE, PXTLS_ON };
+enum { PXTLS_READ_NEEDS_WRITE = 1, PXTLS_WRITE_NEEDS_READ = 2 };
+
 /* A write waiting for its result, by seq (ring of cap_items). */
 struct wslot {
 	struct pend *pend; /* NULL when its client is gone or was answered "outcome unknown" */
@@ -137,6 +166,9 @@ struct client {
 	int backlog; /* complete frames left unread in `in` */
 	int dirty;
 	int dead;
+	int tls_state;       /* PXTLS_* (proxy_tls.c) */
+	int tls_rw;          /* PXTLS_READ_NEEDS_WRITE | PXTLS_WRITE_NEEDS_READ */
+	struct tlsconn *tls; /* NULL: clear */
 	struct client *prev, *next;
 	struct client *dnext; /* dead list */
 };
@@ -215,6 +247,9 @@ struct proxy {
 	uint64_t next_rr_ms;
 	uint64_t next_stats_ms; /* next STATS to every server */
 	uint64_t drops[PROXY_DROP__COUNT]; /* loop thread */
+	struct tlsctx *tls;                /* NULL: no TLS (proxy.tls = off) */
+	uint64_t tls_counts[PROXY_TLS__COUNT]; /* loop thread */
+	uint64_t tls_warn_ms[PROXY_TLS__COUNT]; /* next warning of each kind */
 	uint64_t status_ms;     /* last STATUS from any server (proxy_open: the start) */
 	uint64_t silent_warn_ms; /* next "no STATUS" warning */
 
@@ -277,10 +312,38 @@ void pxcli_write(struct proxy *p, struct client *c);
 void pxcli_events(struct proxy *p, struct client *c);
 /* Close c (why is logged): its pending answers are dropped, it is freed at the end of the iteration. */
 void pxcli_close(struct proxy *p, struct client *c, const char *why);
-/* Take fd as a new client (how: "connected", "attached"); refused above proxy.max_clients. */
-void pxcli_add(struct proxy *p, int fd, const char *how);
+/* Take fd as a new client (how: "connected", "attached"); refused above
+ * proxy.max_clients (NULL: fd is closed). */
+struct client *pxcli_add(struct proxy *p, int fd, const char *how);
 /* Accept every waiting connection on the listening socket. */
 void pxcli_accept_all(struct proxy *p);
+
+/* ---- proxy_tls.c ---- */
+
+/* The server TLS context from cfg (nothing when proxy.tls is off or there
+ * is no listener).  0 or MTR_ECONFIG / MTR_ENOMEM (logged). */
+int pxtls_open(struct proxy *p);
+/* Free the context. */
+void pxtls_close(struct proxy *p);
+/* A new connection: accepted (1: its first bytes decide) or attached (0: clear). */
+void pxtls_client_init(struct proxy *p, struct client *c, int accepted);
+/* Free c's TLS state (before its fd is closed). */
+void pxtls_client_free(struct client *c);
+/* Whether c's plaintext may be read and written now: sniffs its first
+ * bytes and advances the handshake as far as the socket allows.  0: not
+ * yet, or c was refused and closed (c->dead). */
+int pxtls_ready(struct proxy *p, struct client *c);
+/* recv(2) / send(2) with MSG_DONTWAIT (and MSG_NOSIGNAL) through TLS when
+ * c has it: bytes, or -1 with errno (EAGAIN; EPROTO on a TLS failure,
+ * counted and logged unless p is NULL). */
+ssize_t pxtls_recv(struct proxy *p, struct client *c, void *buf, size_t n);
+ssize_t pxtls_send(struct proxy *p, struct client *c, const void *buf, size_t n);
+/* The last read waits for the socket to be writable (a TLS record to send first). */
+int pxtls_read_needs_write(const struct client *c);
+/* The epoll events c needs, given ev for a clear connection. */
+uint32_t pxtls_events(const struct client *c, uint32_t ev);
+/* "handshake_failed": a name of PROXY_TLS_MAP. */
+const char *pxtls_stat_name(unsigned k);
 
 /* ---- proxy_net.c ---- */
 
