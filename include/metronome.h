@@ -147,6 +147,11 @@ typedef struct mtr_stmt mtr_stmt;
  *   key=HEX32               the cluster key (32 hex digits): used by the
  *                           embedded mode to authenticate its datagrams; the
  *                           TCP client protocol is not authenticated
+ *   tls=off|require|insecure  TLS to the proxy (default off); require
+ *                           verifies the proxy's certificate chain and that
+ *                           it names HOST; insecure verifies nothing (tests)
+ *   ca=FILE                 with tls=require: the PEM certificates to trust
+ *                           (default: the system's trust store)
  * Embedded mode (no proxy daemon: the library runs the proxy in a thread of
  * this process and multicasts to the servers itself):
  *   mtr+embedded://SERVER,...  SERVER is a server's IP:PORT, in server id
@@ -161,7 +166,9 @@ typedef struct mtr_stmt mtr_stmt;
  *
  * Returns 0 with a connected handle in *db; or an error: MTR_EINVAL (bad
  * URI), MTR_ECONNECT (no proxy answered), MTR_ECONFIG / MTR_EIO / MTR_ETIMEDOUT
- * (embedded mode: bad settings, the local cluster could not start), MTR_ENOMEM.  As with sqlite3_open, *db is set even on error (unless memory
+ * (embedded mode: bad settings, the local cluster could not start), MTR_ENOMEM.
+ * A TLS failure is MTR_ECONNECT naming the reason ("certificate verify
+ * failed: hostname mismatch", "the proxy at HOST:PORT does not speak TLS").  As with sqlite3_open, *db is set even on error (unless memory
  * ran out: then NULL) so that mtr_errmsg(*db) can say why; the caller
  * always releases it with mtr_close().
  */
