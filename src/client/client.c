@@ -893,6 +893,7 @@ int client_request_sync(mtr *db, const char *sql, uint32_t sql_len, const struct
 	if (rc)
 		return rc;
 	rc = client_pump(db, r, 0);
+	client_tls_thread_done(db);
 	if (rc == 0) {
 		rc = r->rc;
 		if (rc == 0) {
@@ -922,6 +923,7 @@ int client_request_async(mtr *db, const char *sql, uint32_t sql_len, const struc
 	/* Push it out now if the socket takes it; never wait here. */
 	if (conn_write(db) != 0)
 		conn_lost(db, strerror(errno));
+	client_tls_thread_done(db);
 	return 0;
 }
 
@@ -931,7 +933,9 @@ MTR_API int mtr_poll(mtr *db, int timeout_ms)
 		return 0;
 	/* until 0 means "no limit" to the pump; a zero timeout is "now". */
 	uint64_t until = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	return client_pump(db, NULL, until);
+	int n = client_pump(db, NULL, until);
+	client_tls_thread_done(db);
+	return n;
 }
 
 int client_answer(mtr *db, const uint8_t *payload, size_t len, struct result_view *v, int *ext)

@@ -141,6 +141,10 @@ int client_tls_pending(mtr *db);
 void client_tls_close(mtr *db);
 /* Drop everything TLS of the handle (close). */
 void client_tls_free(mtr *db);
+/* At the end of a public call that may have used TLS in the caller's
+ * thread: free OpenSSL's state of that thread (tlsconn_thread_done), so that
+ * a thread that ends as the process exits leaks nothing. */
+void client_tls_thread_done(mtr *db);
 /* Milliseconds left until deadline (monotonic ns; 0: none -> -1), for poll. */
 int client_ms_left(uint64_t deadline);
 

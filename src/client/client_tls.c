@@ -71,6 +71,7 @@ int client_tls_setup(mtr *db)
 	if (db->tls_mode == CLIENT_TLS_INSECURE)
 		mtr_log(LOG_WARN, "client: tls=insecure: the proxy's certificate is not checked (anyone in the path "
 				  "can pose as the proxy)");
+	client_tls_thread_done(db);
 	return 0;
 }
 
@@ -108,6 +109,7 @@ int client_tls_start(mtr *db, int fd, const char *host, const char *label, uint6
 		if (rc == 0) {
 			mtr_log(LOG_DEBUG, "client: %s: %s, %s", label, tlsconn_version(db->tls),
 				tlsconn_cipher(db->tls));
+			client_tls_thread_done(db);
 			return 0;
 		}
 		if (rc != MTR_EAGAIN) {
@@ -132,6 +134,7 @@ int client_tls_start(mtr *db, int fd, const char *host, const char *label, uint6
 	tlsconn_free(db->tls);
 	db->tls = NULL;
 	close(fd);
+	client_tls_thread_done(db);
 	return MTR_ECONNECT;
 }
 
@@ -178,8 +181,17 @@ void client_tls_close(mtr *db)
 void client_tls_free(mtr *db)
 {
 	client_tls_close(db);
-	tlsctx_free(db->tls_ctx);
+	if (db->tls_ctx) {
+		tlsctx_free(db->tls_ctx);
+		tlsconn_thread_done();
+	}
 	db->tls_ctx = NULL;
 	free(db->tls_ca);
 	db->tls_ca = NULL;
+}
+
+void client_tls_thread_done(mtr *db)
+{
+	if (db->tls_ctx)
+		tlsconn_thread_done();
 }

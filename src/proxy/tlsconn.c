@@ -423,6 +423,8 @@ long tlsconn_write(struct tlsconn *c, const void *buf, size_t n)
 	return rc == 0 ? MTR_EIO : rc;
 }
 
+void tlsconn_thread_done(void) { OPENSSL_thread_stop(); }
+
 int tlsconn_want(const struct tlsconn *c) { return c->want; }
 
 int tlsconn_pending(const struct tlsconn *c) { return SSL_has_pending(c->ssl); }

@@ -99,6 +99,12 @@ const char *tlsconn_why(const struct tlsconn *c);
 /* 1 when the handshake failed because the peer does not speak TLS. */
 int tlsconn_not_tls(const struct tlsconn *c);
 
+/* Free what OpenSSL keeps for the calling thread (its error queue, random
+ * generators); OpenSSL makes them again when the thread uses it next.  For
+ * a library whose caller may run one call in a short-lived thread and exit
+ * the process while that thread is still ending: nothing is left behind. */
+void tlsconn_thread_done(void);
+
 /* The negotiated protocol ("TLSv1.3") and cipher suite, for logs. */
 const char *tlsconn_version(const struct tlsconn *c);
 const char *tlsconn_cipher(const struct tlsconn *c);

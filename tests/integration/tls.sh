@@ -104,8 +104,8 @@ check ".consistency reconnects with the URI's TLS options ($out)" [ "$out" = 1 ]
 # ---- nothing in clear on the wire ---------------------------------------
 # strace shows the bytes of the client's socket calls (send/recv are
 # sendto/recvfrom); the marker is in the SELECT sent and the row received
-wire() { # wire URI OUT: the socket calls of one SELECT through URI
-	strace -f -qq -e trace=sendto,recvfrom,sendmsg,recvmsg,write,read -e signal=none -s 100000 -o "$2" \
+wire() { # wire URI OUT: the socket calls of one SELECT through URI (LeakSanitizer cannot run under ptrace)
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -e trace=sendto,recvfrom,sendmsg,recvmsg,write,read -e signal=none -s 100000 -o "$2" \
 		"$M" "$1" -c "SELECT x FROM t WHERE x = '$MARK'" >/dev/null 2>&1
 }
 if command -v strace >/dev/null && strace -qq -o /dev/null true 2>/dev/null; then
