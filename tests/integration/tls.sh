@@ -20,7 +20,7 @@
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 B=$MTR_BUILDDIR
-need_built src/metronomed src/mtrproxy shell/mtrsql tests/tools/mtrdigest
+need_built src/metronomed src/mtrproxy shell/mtrsql tests/tools/mtrdigest tests/tools/mtrload
 command -v openssl >/dev/null || skip_all "the openssl command is not installed (apt-get install openssl)"
 TMP=$(mktemp -d)
 at_exit 'rm -rf "$TMP"'
@@ -28,7 +28,7 @@ BASE=$(port_block)
 M=$B/shell/mtrsql
 C=$TMP/c
 
-plan 31
+plan 34
 # has TEXT PATTERN: TEXT has a line matching the grep pattern
 has() { printf '%s\n' "$1" | grep -q -- "$2"; }
 
@@ -100,6 +100,20 @@ out=$("$M" "mtr://localhost:$P1?tls=require&ca=$C/ca.pem" -c "SELECT count(*) FR
 check "by host name (localhost, a DNS SAN) too ($out)" [ "$out" = 1 ]
 out=$("$M" "$U1" -c ".consistency linearizable" -c "SELECT count(*) FROM t" 2>&1)
 check ".consistency reconnects with the URI's TLS options ($out)" [ "$out" = 1 ]
+
+# ---- volume: pipelined writes, a large request and a large answer -------
+# (TLS records of 16 KiB, partial writes and reads on both sides)
+out=$(timeout 120 "$B/tests/tools/mtrload" --uri "$U1" --clients 4 --rows 2000 --pipeline 50 --payload 300 \
+	--table load 2>&1)
+check "mtrload over TLS: 4 clients, 2000 pipelined writes ($out)" has "$out" '^acked 2000 failed 0 '
+big=$(head -c 1500000 /dev/zero | tr '\0' 'q')
+printf "CREATE TABLE big(v TEXT); INSERT INTO big VALUES ('%s%s');\n" "$MARK" "$big" | timeout 60 "$M" "$U1" \
+	>"$TMP/big.w" 2>&1
+check "a request of 1.5 MB over TLS ($(head -c 100 "$TMP/big.w"))" [ $? = 0 ]
+timeout 60 "$M" "$U1" -c "SELECT v || v FROM big" >"$TMP/big.tls" 2>&1
+timeout 60 "$M" "mtr://127.0.0.1:$P3" -c "SELECT v || v FROM big" >"$TMP/big.clear" 2>&1
+check "an answer of 3 MB over TLS equals the one over clear TCP ($(wc -c <"$TMP/big.tls") bytes)" \
+	sh -c "[ $(wc -c <"$TMP/big.tls") -gt 3000000 ] && cmp -s '$TMP/big.tls' '$TMP/big.clear'"
 
 # ---- nothing in clear on the wire ---------------------------------------
 # strace shows the bytes of the client's socket calls (send/recv are
