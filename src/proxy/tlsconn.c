@@ -427,7 +427,9 @@ void tlsconn_thread_done(void) { OPENSSL_thread_stop(); }
 
 int tlsconn_want(const struct tlsconn *c) { return c->want; }
 
-int tlsconn_pending(const struct tlsconn *c) { return SSL_has_pending(c->ssl); }
+/* SSL_pending, not SSL_has_pending: a record received in part is not
+ * readable yet, and its rest comes through the socket (epoll sees it) */
+int tlsconn_pending(const struct tlsconn *c) { return SSL_pending(c->ssl) > 0; }
 
 const char *tlsconn_why(const struct tlsconn *c) { return c->why[0] ? c->why : "no error"; }
 
