@@ -205,6 +205,8 @@ static void take_attached(struct proxy *p)
 	uint64_t v;
 	ssize_t r = read(p->efd, &v, sizeof v);
 	(void)r;
+	if (atomic_exchange(&p->reload, 0))
+		pxtls_reload(p);
 	pthread_mutex_lock(&p->mu);
 	int fds[64];
 	unsigned n = 0;
@@ -482,6 +484,14 @@ fail:
 void proxy_stop(struct proxy *p)
 {
 	atomic_store(&p->stop, 1);
+	uint64_t one = 1;
+	ssize_t r = write(p->efd, &one, sizeof one);
+	(void)r;
+}
+
+void proxy_reload(struct proxy *p)
+{
+	atomic_store(&p->reload, 1);
 	uint64_t one = 1;
 	ssize_t r = write(p->efd, &one, sizeof one);
 	(void)r;

@@ -46,7 +46,7 @@
 	  "TLS for clients: off, allow (TLS and plain TCP) or require; unset: require when proxy.tls_cert "     \
 	  "is set, else off" },                                                                                 \
 	{ "proxy.tls_cert", CONF_STRING, NULL,                                                                   \
-	  "PEM file: the proxy's TLS certificate, then its intermediates (read at start; restart to renew)" },  \
+	  "PEM file: the proxy's TLS certificate, then its intermediates (read at start and on SIGHUP)" },   \
 	{ "proxy.tls_key", CONF_STRING, NULL, "PEM file: the unencrypted private key of proxy.tls_cert (mode 0600)" }, \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
 
@@ -112,6 +112,13 @@ int proxy_run(struct proxy *p);
 /* Ask proxy_run() to return soon.  Async-signal-safe (one write(2) to an
  * eventfd); callable from any thread or a signal handler. */
 void proxy_stop(struct proxy *p);
+
+/* Ask the loop to read proxy.tls_cert and proxy.tls_key again (after a
+ * renewal): new connections then use them, established ones keep theirs.
+ * A file that fails the checks of proxy_config_read is logged at error and
+ * the certificate in use is kept.  Nothing happens when TLS is off.
+ * Async-signal-safe (mtrproxy calls it on SIGHUP). */
+void proxy_reload(struct proxy *p);
 
 /*
  * Serve a client over fd, an already-connected stream socket (TCP or one end

@@ -254,6 +254,7 @@ struct proxy {
 	uint64_t silent_warn_ms; /* next "no STATUS" warning */
 
 	atomic_int stop;
+	atomic_int reload; /* proxy_reload asked: the TLS files are read again */
 	pthread_mutex_t mu; /* attach queue and published stats */
 	int *attach;
 	unsigned nattach, cattach;
@@ -325,6 +326,9 @@ void pxcli_accept_all(struct proxy *p);
 int pxtls_open(struct proxy *p);
 /* Free the context. */
 void pxtls_close(struct proxy *p);
+/* Read the certificate and key again: the new context serves new
+ * connections; on a failure (logged) the old one stays. */
+void pxtls_reload(struct proxy *p);
 /* A new connection: accepted (1: its first bytes decide) or attached (0: clear). */
 void pxtls_client_init(struct proxy *p, struct client *c, int accepted);
 /* Free c's TLS state (before its fd is closed). */

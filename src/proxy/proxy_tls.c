@@ -54,6 +54,26 @@ int pxtls_open(struct proxy *p)
 	return 0;
 }
 
+void pxtls_reload(struct proxy *p)
+{
+	if (p->tls == NULL) {
+		mtr_log(LOG_INFO, "proxy: SIGHUP: no TLS to reload (proxy.tls is off)");
+		return;
+	}
+	char err[512], warn[512];
+	struct tlsctx *t = NULL;
+	if (tlsctx_server(p->cfg.tls_cert, p->cfg.tls_key, err, sizeof err, warn, sizeof warn, &t) != 0) {
+		mtr_log(LOG_ERROR, "proxy: reload: %s; the certificate in use stays", err);
+		return;
+	}
+	/* connections in progress hold their own reference to the old one */
+	tlsctx_free(p->tls);
+	p->tls = t;
+	if (warn[0])
+		mtr_log(LOG_WARN, "proxy: %s", warn);
+	mtr_log(LOG_INFO, "proxy: reloaded %s and %s for new TLS connections", p->cfg.tls_cert, p->cfg.tls_key);
+}
+
 void pxtls_close(struct proxy *p)
 {
 	tlsctx_free(p->tls);
