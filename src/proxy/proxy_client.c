@@ -40,6 +40,19 @@ static uint64_t prng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/* ---- socket I/O: the only calls that read or write a client socket ------- */
+
+/* Through TLS when the connection has it (proxy_tls.c). */
+static ssize_t cli_recv(struct client *c, void *buf, size_t n)
+{
+	return pxtls_recv(c, buf, n);
+}
+
+static ssize_t cli_send(struct client *c, const void *buf, size_t n)
+{
+	return pxtls_send(c, buf, n);
+}
+
 /* ---- clients: output ------------------------------------------------------ */
 
 void pxcli_mark_dirty(struct proxy *p, struct client *c)
@@ -204,7 +217,7 @@ static void bye(struct client *c, int32_t status, const char *why)
 {
 	struct cproto_bye b = {.status = status, .msg = why, .msg_len = (uint32_t)strlen(why)};
 	if (cproto_put_bye(&c->out, &b) == 0 && c->out.len) {
-		ssize_t w = pxtls_send(NULL, c, c->out.p, c->out.len);
+		ssize_t w = cli_send(c, c->out.p, c->out.len);
 		(void)w; /* best effort: the connection closes next */
 	}
 }
@@ -432,7 +445,7 @@ void pxcli_read(struct proxy *p, struct client *c)
 				c->incap = ncap;
 			}
 		}
-		ssize_t r = pxtls_recv(p, c, c->in + c->inlen, c->incap - c->inlen);
+		ssize_t r = cli_recv(c, c->in + c->inlen, c->incap - c->inlen);
 		if (r == 0) {
 			pxcli_close(p, c, "closed by the client");
 			return;
@@ -459,7 +472,7 @@ void pxcli_write(struct proxy *p, struct client *c)
 	if (pxtls_read_needs_write(c))
 		pxcli_read(p, c);
 	while (c->out.len && !c->dead) {
-		ssize_t w = pxtls_send(p, c, c->out.p, c->out.len);
+		ssize_t w = cli_send(c, c->out.p, c->out.len);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -504,7 +517,7 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why)
 	c->dead = 1;
 	if (p->full_client == c)
 		p->full_client = NULL;
-	pxtls_client_free(c);
+	pxtls_client_close(p, c);
 	close(c->fd); /* also leaves the epoll set */
 	c->fd = -1;
 	/* drop the pending answers; their items still apply */
@@ -533,7 +546,7 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why)
 	p->dead = c;
 }
 
-struct client *pxcli_add(struct proxy *p, int fd, const char *how)
+void pxcli_add(struct proxy *p, int fd, const char *how)
 {
 	if (p->nclients >= p->cfg.max_clients) {
 		struct client tmp = {.fd = fd};
@@ -541,12 +554,12 @@ struct client *pxcli_add(struct proxy *p, int fd, const char *how)
 		cproto_buf_free(&tmp.out);
 		close(fd);
 		mtr_log(LOG_WARN, "proxy: client refused: proxy.max_clients (%u) reached", p->cfg.max_clients);
-		return NULL;
+		return;
 	}
 	struct client *c = calloc(1, sizeof *c);
 	if (c == NULL) {
 		close(fd);
-		return NULL;
+		return;
 	}
 	c->fd = fd;
 	c->no = ++p->next_no;
@@ -556,7 +569,7 @@ struct client *pxcli_add(struct proxy *p, int fd, const char *how)
 		mtr_log(LOG_WARN, "proxy: epoll_ctl on a client: %s", strerror(errno));
 		close(fd);
 		free(c);
-		return NULL;
+		return;
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on AF_UNIX */
@@ -566,8 +579,8 @@ struct client *pxcli_add(struct proxy *p, int fd, const char *how)
 	p->clients = c;
 	p->nclients++;
 	p->st.clients++;
+	pxtls_client_init(p, c, strcmp(how, "connected") == 0); /* accepted: its first bytes decide */
 	mtr_log(LOG_DEBUG, "proxy: client %llu %s", (unsigned long long)c->no, how);
-	return c;
 }
 
 void pxcli_accept_all(struct proxy *p)
@@ -581,8 +594,6 @@ void pxcli_accept_all(struct proxy *p)
 				mtr_log(LOG_WARN, "proxy: accept: %s", strerror(errno));
 			return;
 		}
-		struct client *c = pxcli_add(p, fd, "connected");
-		if (c)
-			pxtls_client_init(p, c, 1); /* its first bytes say TLS or clear */
+		pxcli_add(p, fd, "connected");
 	}
 }

@@ -168,6 +168,7 @@ struct client {
 	int dead;
 	int tls_state;       /* PXTLS_* (proxy_tls.c) */
 	int tls_rw;          /* PXTLS_READ_NEEDS_WRITE | PXTLS_WRITE_NEEDS_READ */
+	int tls_failed;      /* a TLS error after the handshake (counted at close) */
 	struct tlsconn *tls; /* NULL: clear */
 	struct client *prev, *next;
 	struct client *dnext; /* dead list */
@@ -313,9 +314,8 @@ void pxcli_write(struct proxy *p, struct client *c);
 void pxcli_events(struct proxy *p, struct client *c);
 /* Close c (why is logged): its pending answers are dropped, it is freed at the end of the iteration. */
 void pxcli_close(struct proxy *p, struct client *c, const char *why);
-/* Take fd as a new client (how: "connected", "attached"); refused above
- * proxy.max_clients (NULL: fd is closed). */
-struct client *pxcli_add(struct proxy *p, int fd, const char *how);
+/* Take fd as a new client (how: "connected", "attached"); refused above proxy.max_clients. */
+void pxcli_add(struct proxy *p, int fd, const char *how);
 /* Accept every waiting connection on the listening socket. */
 void pxcli_accept_all(struct proxy *p);
 
@@ -331,17 +331,18 @@ void pxtls_close(struct proxy *p);
 void pxtls_reload(struct proxy *p);
 /* A new connection: accepted (1: its first bytes decide) or attached (0: clear). */
 void pxtls_client_init(struct proxy *p, struct client *c, int accepted);
-/* Free c's TLS state (before its fd is closed). */
-void pxtls_client_free(struct client *c);
+/* Free c's TLS state (before its fd is closed); a TLS error of its I/O is
+ * counted (proxy.tls.io_failed) and warned here. */
+void pxtls_client_close(struct proxy *p, struct client *c);
 /* Whether c's plaintext may be read and written now: sniffs its first
  * bytes and advances the handshake as far as the socket allows.  0: not
  * yet, or c was refused and closed (c->dead). */
 int pxtls_ready(struct proxy *p, struct client *c);
 /* recv(2) / send(2) with MSG_DONTWAIT (and MSG_NOSIGNAL) through TLS when
- * c has it: bytes, or -1 with errno (EAGAIN; EPROTO on a TLS failure,
- * counted and logged unless p is NULL). */
-ssize_t pxtls_recv(struct proxy *p, struct client *c, void *buf, size_t n);
-ssize_t pxtls_send(struct proxy *p, struct client *c, const void *buf, size_t n);
+ * c has it: bytes, or -1 with errno (EAGAIN; EPROTO on a TLS failure, which
+ * pxtls_client_close counts). */
+ssize_t pxtls_recv(struct client *c, void *buf, size_t n);
+ssize_t pxtls_send(struct client *c, const void *buf, size_t n);
 /* The last read waits for the socket to be writable (a TLS record to send first). */
 int pxtls_read_needs_write(const struct client *c);
 /* The epoll events c needs, given ev for a clear connection. */

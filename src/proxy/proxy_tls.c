@@ -86,16 +86,19 @@ void pxtls_client_init(struct proxy *p, struct client *c, int accepted)
 	(void)p;
 }
 
-void pxtls_client_free(struct client *c)
+static void tls_fail(struct proxy *p, struct client *c, unsigned k, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+void pxtls_client_close(struct proxy *p, struct client *c)
 {
+	if (c->tls && c->tls_failed)
+		tls_fail(p, c, PROXY_TLS_io_failed, "%s", tlsconn_why(c->tls));
 	tlsconn_free(c->tls);
 	c->tls = NULL;
 }
 
 /* Count a failure of kind k and log it at warn, the first of its kind in
  * a minute (at debug otherwise), with the peer's address. */
-static void tls_fail(struct proxy *p, struct client *c, unsigned k, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
 static void tls_fail(struct proxy *p, struct client *c, unsigned k, const char *fmt, ...)
 {
 	p->tls_counts[k]++;
@@ -193,8 +196,8 @@ int pxtls_ready(struct proxy *p, struct client *c)
 	return 1;
 }
 
-/* errno from a tlsconn result; counts and logs a failure (p NULL: not). */
-static ssize_t tls_result(struct proxy *p, struct client *c, long r, int reading)
+/* errno from a tlsconn result; a failure is marked for pxtls_client_close. */
+static ssize_t tls_result(struct client *c, long r, int reading)
 {
 	int want = r == MTR_EAGAIN ? tlsconn_want(c->tls) : 0;
 	if (reading)
@@ -207,24 +210,23 @@ static ssize_t tls_result(struct proxy *p, struct client *c, long r, int reading
 		errno = EAGAIN;
 		return -1;
 	}
-	if (p) /* NULL: a best-effort BYE, the connection closes anyway */
-		tls_fail(p, c, PROXY_TLS_io_failed, "%s", tlsconn_why(c->tls));
+	c->tls_failed = 1;
 	errno = EPROTO;
 	return -1;
 }
 
-ssize_t pxtls_recv(struct proxy *p, struct client *c, void *buf, size_t n)
+ssize_t pxtls_recv(struct client *c, void *buf, size_t n)
 {
 	if (c->tls == NULL)
 		return recv(c->fd, buf, n, MSG_DONTWAIT);
-	return tls_result(p, c, tlsconn_read(c->tls, buf, n), 1);
+	return tls_result(c, tlsconn_read(c->tls, buf, n), 1);
 }
 
-ssize_t pxtls_send(struct proxy *p, struct client *c, const void *buf, size_t n)
+ssize_t pxtls_send(struct client *c, const void *buf, size_t n)
 {
 	if (c->tls == NULL)
 		return send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	return tls_result(p, c, tlsconn_write(c->tls, buf, n), 0);
+	return tls_result(c, tlsconn_write(c->tls, buf, n), 0);
 }
 
 int pxtls_read_needs_write(const struct client *c) { return (c->tls_rw & PXTLS_READ_NEEDS_WRITE) != 0; }
