@@ -303,6 +303,7 @@ int proxy_run(struct proxy *p)
 		pthread_mutex_lock(&p->mu);
 		p->pub = p->st;
 		memcpy(p->pub_drops, p->drops, sizeof p->drops);
+		memcpy(p->pub_tls, p->tls_counts, sizeof p->tls_counts);
 		transport_counters(p->t, &p->pub_tc);
 		p->pub_heard = 0;
 		for (unsigned i = 0; i < p->cfg.cc.nservers; i++)

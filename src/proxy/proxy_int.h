@@ -264,6 +264,7 @@ struct proxy {
 
 	/* health and figures (proxy_health.c), read by the HTTP thread */
 	uint64_t pub_drops[PROXY_DROP__COUNT]; /* under mu: a copy of drops */
+	uint64_t pub_tls[PROXY_TLS__COUNT];    /* under mu: a copy of tls_counts */
 	struct transport_counters pub_tc;      /* under mu: the transport's counters */
 	unsigned pub_heard;                    /* under mu: servers whose STATUS is younger than ALIVE_MS */
 	_Atomic uint64_t loop_ms;              /* the loop's last pass (monotonic ms): /livez */

@@ -30,7 +30,7 @@ BASE=$(port_block)
 M=$B/shell/mtrsql
 C=$TMP/c
 
-plan 37
+plan 38
 # has TEXT PATTERN: TEXT has a line matching the grep pattern
 has() { printf '%s\n' "$1" | grep -q -- "$2"; }
 
@@ -84,7 +84,8 @@ start_servers "$TMP" 3 "$servers"
 P1=$((BASE + 11)) P2=$((BASE + 12)) P3=$((BASE + 13))
 proxy_conf "$TMP" 1 "$servers" $P1
 cp "$C/server.pem" "$TMP/p1.pem" && cp "$C/server.key" "$TMP/p1.key" # replaced for SIGHUP below
-printf 'proxy.tls_cert = %s\nproxy.tls_key = %s\n' "$TMP/p1.pem" "$TMP/p1.key" >>"$TMP/p1.conf"
+printf 'proxy.tls_cert = %s\nproxy.tls_key = %s\nproxy.metrics_listen = 127.0.0.1:%d\n' "$TMP/p1.pem" "$TMP/p1.key" \
+	$((BASE + 14)) >>"$TMP/p1.conf"
 proxy_conf "$TMP" 2 "$servers" $P2
 proxy_conf "$TMP" 3 "$servers" $P3
 printf 'proxy.tls = allow\nproxy.tls_cert = %s\nproxy.tls_key = %s\n' "$C/othername.pem" "$C/othername.key" >>"$TMP/p3.conf"
@@ -212,6 +213,12 @@ counted() { [ "$(stat 256 plain_refused)" -ge 1 ] 2>/dev/null && [ "$(stat 256 h
 	[ "$(stat 257 unexpected)" -ge 1 ] 2>/dev/null && [ "$(stat 256 handshakes)" -ge 5 ] 2>/dev/null; }
 wait_for 15 counted
 check "mtr_stats: p1 counts plain_refused $(stat 256 plain_refused), handshake_failed $(stat 256 handshake_failed), handshakes $(stat 256 handshakes); p2 unexpected $(stat 257 unexpected)" counted
+if command -v curl >/dev/null; then
+	m=$(curl -s -m 5 "http://127.0.0.1:$((BASE + 14))/metrics" | grep -E '^metronome_proxy_tls_(plain_refused|handshakes)_total [1-9]')
+	check "/metrics of p1 has the TLS counters ($(echo $m))" [ "$(echo "$m" | grep -c .)" = 2 ]
+else
+	ok "# SKIP no curl for /metrics"
+fi
 check "p1 warns of the refused plain client" grep -q "WARN.*plain TCP refused: proxy.tls = require (proxy.tls.plain_refused" "$TMP/p1.log"
 check "p1 warns of a failed handshake with OpenSSL's reason (the client's alert)" grep -q "WARN.*TLS handshake failed: .*alert" "$TMP/p1.log"
 check "p2 warns of the TLS client it cannot serve" grep -q "WARN.*a TLS ClientHello refused: proxy.tls = off" "$TMP/p2.log"
