@@ -148,6 +148,11 @@ typedef struct mtr_stmt mtr_stmt;
  *   busy=MS                 as mtr_busy_timeout() (default 0)
  *   key=HEX32               the cluster key (32 hex digits): used by the
  *                           embedded mode to authenticate its datagrams
+ *   tls=off|require|insecure  TLS to the proxy (default off); require
+ *                           verifies the proxy's certificate chain and that
+ *                           it names HOST; insecure verifies nothing (tests)
+ *   ca=FILE                 with tls=require: the PEM certificates to trust
+ *                           (default: the system's trust store)
  * USER[:PASSWORD]@ logs in to proxies that have users (proxy.users): both
  * percent-decoded (%40 for '@', %3A for ':'); without PASSWORD the
  * environment variable MTR_PASSWORD is used, and without either the open
@@ -168,7 +173,9 @@ typedef struct mtr_stmt mtr_stmt;
  * Returns 0 with a connected handle in *db; or an error: MTR_EINVAL (bad
  * URI), MTR_ECONNECT (no proxy answered), MTR_EAUTH (the login was refused:
  * wrong password, unknown user, a user name required; or no password), MTR_ECONFIG / MTR_EIO / MTR_ETIMEDOUT
- * (embedded mode: bad settings, the local cluster could not start), MTR_ENOMEM.  As with sqlite3_open, *db is set even on error (unless memory
+ * (embedded mode: bad settings, the local cluster could not start), MTR_ENOMEM.
+ * A TLS failure is MTR_ECONNECT naming the reason ("certificate verify
+ * failed: hostname mismatch", "the proxy at HOST:PORT does not speak TLS").  As with sqlite3_open, *db is set even on error (unless memory
  * ran out: then NULL) so that mtr_errmsg(*db) can say why; the caller
  * always releases it with mtr_close().
  */

@@ -12,7 +12,7 @@ UNIT_TESTS = tests/unit/test_error tests/unit/test_conf tests/unit/test_metrics 
 	tests/unit/test_wire tests/unit/test_wire_server tests/unit/test_result tests/unit/test_cproto \
 	tests/unit/test_transport \
 	tests/unit/test_sql \
-	tests/unit/test_proxy_item tests/unit/test_outbuf tests/unit/test_proxy \
+	tests/unit/test_proxy_item tests/unit/test_outbuf tests/unit/test_proxy tests/unit/test_tlsconn \
 	tests/unit/test_batch tests/unit/test_paxos_sim tests/unit/test_pstore tests/unit/test_seglog \
 	tests/unit/test_ingest tests/unit/test_reasm tests/unit/test_apply tests/unit/test_detvfs \
 	tests/unit/test_clustervt tests/unit/test_server
@@ -150,6 +150,7 @@ INTEGRATION_SUITES += tests/integration/mtrsql_sqlite.sh
 INTEGRATION_SUITES += tests/integration/install.sh
 INTEGRATION_SUITES += tests/integration/stats.sh
 INTEGRATION_SUITES += tests/integration/hostile.sh
+INTEGRATION_SUITES += tests/integration/tls.sh
 INTEGRATION_SUITES += tests/integration/apply_ioerr.sh
 INTEGRATION_SUITES += tests/integration/apply_stress.sh
 INTEGRATION_SUITES += tests/integration/budget.sh

@@ -860,7 +860,8 @@ static void run_interactive(struct shell *sh)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mtrsql [URI] [-c SQL]... [-bail] [--keep] [--mode MODE] [--headers] [--echo]\n"
-		   "  URI        mtr://HOST:PORT[,HOST:PORT...][?consistency=...] (doc/client.md);\n"
+		   "  URI        mtr://HOST:PORT[,HOST:PORT...][?consistency=...][&tls=require&ca=FILE]\n"
+		   "             (doc/client.md);\n"
 		   "             none: the local cluster (started if needed, stopped at exit)\n"
 		   "  -c SQL     run SQL (repeatable), then exit\n"
 		   "  -bail      stop at the first error\n"

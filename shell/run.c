@@ -78,8 +78,15 @@ int shell_reconnect(struct shell *sh, const char *consistency)
 			shell_error(".consistency needs an mtr:// URI");
 			return -1;
 		}
-		snprintf(uri, sizeof(uri), "%.*s?consistency=%s", q ? (int)(q - sh->uri) : (int)strlen(sh->uri), sh->uri,
-			 consistency);
+		/* the URI's other options (tls=, ca=, timeout= ...) stay */
+		size_t n = (size_t)snprintf(uri, sizeof(uri), "%.*s?consistency=%s",
+					    q ? (int)(q - sh->uri) : (int)strlen(sh->uri), sh->uri, consistency);
+		for (const char *o = q ? q + 1 : NULL; o && *o && n < sizeof(uri);) {
+			size_t len = strcspn(o, "&");
+			if (strncmp(o, "consistency=", 12) != 0)
+				n += (size_t)snprintf(uri + n, sizeof(uri) - n, "&%.*s", (int)len, o);
+			o += len + (o[len] == '&');
+		}
 	} else {
 		snprintf(uri, sizeof(uri), "%s", sh->uri);
 	}

@@ -240,6 +240,9 @@ int client_uri_option(mtr *db, const char *s, size_t n)
 		}
 		db->key.set = 1;
 	} else {
+		int rc = client_tls_option(db, s, klen, v, vlen);
+		if (rc <= 0)
+			return rc;
 		return client_err(db, MTR_EINVAL, "unknown URI option '%.*s'", (int)klen, s);
 	}
 #undef KEY_IS
@@ -384,6 +387,7 @@ static int uri_parse(mtr *db, const char *uri)
 
 static void conn_close(mtr *db)
 {
+	client_tls_close(db);
 	if (db->fd >= 0)
 		close(db->fd);
 	db->fd = -1;
@@ -404,6 +408,8 @@ static int ms_left(uint64_t deadline)
 	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
+int client_ms_left(uint64_t deadline) { return ms_left(deadline); }
+
 /* Read from db->fd into db->in (growing it).  >0 bytes, 0 EOF, or -errno
  * style MTR_EAGAIN / MTR_EIO / MTR_ENOMEM. */
 static long conn_read(mtr *db)
@@ -416,7 +422,7 @@ static long conn_read(mtr *db)
 		db->in = n;
 		db->in_cap = cap;
 	}
-	ssize_t r = recv(db->fd, db->in + db->in_len, db->in_cap - db->in_len, 0);
+	ssize_t r = client_tls_recv(db, db->in + db->in_len, db->in_cap - db->in_len);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? MTR_EAGAIN : MTR_EIO;
 	db->in_len += (size_t)r;
@@ -427,7 +433,7 @@ static long conn_read(mtr *db)
 static int conn_write(mtr *db)
 {
 	while (db->out.len) {
-		ssize_t w = send(db->fd, db->out.p, db->out.len, MSG_NOSIGNAL);
+		ssize_t w = client_tls_send(db, db->out.p, db->out.len);
 		if (w < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : MTR_EIO;
 		cproto_buf_consume(&db->out, (size_t)w);
@@ -499,7 +505,8 @@ static int conn_open_one(mtr *db, const struct client_addr *a, uint64_t deadline
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	char label[300];
 	snprintf(label, sizeof label, "%s:%s", a->host, a->port);
-	return client_handshake(db, fd, label, deadline, why, cap);
+	int rc = db->tls_ctx ? client_tls_start(db, fd, a->host, label, deadline, why, cap) : 0;
+	return rc ? rc : client_handshake(db, fd, label, deadline, why, cap);
 }
 
 /*
@@ -926,9 +933,17 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 			interrupt_pending(db);
 			continue;
 		}
-		struct pollfd pfd[2] = {{.fd = db->fd, .events = POLLIN | (db->out.len ? POLLOUT : 0)},
-					{.fd = db->ifd, .events = POLLIN}};
-		int pr = poll(pfd, db->ifd >= 0 ? 2 : 1, ms_left(next));
+		struct pollfd pfd[2] = {
+			{.fd = db->fd, .events = client_tls_poll(db, POLLIN | (db->out.len ? POLLOUT : 0))},
+			{.fd = db->ifd, .events = POLLIN}};
+		int pr;
+		if (client_tls_pending(db)) { /* decrypted bytes wait: read them first */
+			pr = 1;
+			pfd[0].revents = POLLIN;
+			pfd[1].revents = 0;
+		} else {
+			pr = poll(pfd, db->ifd >= 0 ? 2 : 1, ms_left(next));
+		}
 		polled = true;
 		if (pr < 0 && errno != EINTR) {
 			conn_lost(db, strerror(errno));
@@ -945,7 +960,8 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 			conn_lost(db, strerror(errno));
 			continue;
 		}
-		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+		/* POLLOUT with nothing to write: a TLS read waited for it */
+		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) || ((pfd[0].revents & POLLOUT) && !db->out.len)) {
 			long r = conn_read(db);
 			if (r == MTR_EAGAIN)
 				continue;
@@ -1044,6 +1060,7 @@ int client_request_sync(mtr *db, const char *sql, uint32_t sql_len, const struct
 	if (rc)
 		return rc;
 	rc = client_pump(db, r, 0);
+	client_tls_thread_done(db);
 	if (rc == 0) {
 		rc = r->rc;
 		if (rc == 0) {
@@ -1073,6 +1090,7 @@ int client_request_async(mtr *db, const char *sql, uint32_t sql_len, const struc
 	/* Push it out now if the socket takes it; never wait here. */
 	if (conn_write(db) != 0)
 		conn_lost(db, strerror(errno));
+	client_tls_thread_done(db);
 	return 0;
 }
 
@@ -1082,7 +1100,9 @@ MTR_API int mtr_poll(mtr *db, int timeout_ms)
 		return 0;
 	/* until 0 means "no limit" to the pump; a zero timeout is "now". */
 	uint64_t until = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	return client_pump(db, NULL, until);
+	int n = client_pump(db, NULL, until);
+	client_tls_thread_done(db);
+	return n;
 }
 
 int client_answer(mtr *db, const uint8_t *payload, size_t len, struct result_view *v, int *ext)
@@ -1186,7 +1206,7 @@ MTR_API int mtr_open(const char *uri, mtr **out)
 	if (!db->uri_shown)
 		return client_err(db, MTR_ENOMEM, "out of memory");
 	int rc = uri_parse(db, uri);
-	if (rc)
+	if (rc || (rc = client_tls_setup(db)))
 		return rc;
 	/* One round over the addresses, each bounded by the timeout. */
 	uint64_t deadline = db->timeout_ms ? now_mono_ns() + (uint64_t)db->timeout_ms * 1000000ull : 0;
@@ -1215,6 +1235,7 @@ MTR_API int mtr_close(mtr *db)
 	client_txn_clear(db);
 	client_temp_clear(db);
 	conn_close(db);
+	client_tls_free(db);
 	client_embed_close(db);
 	if (db->ifd >= 0)
 		close(db->ifd);

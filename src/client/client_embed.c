@@ -133,6 +133,9 @@ int client_embed_open(mtr *db, const char *uri)
 			return client_err(db, rc, "%s", err);
 		if ((rc = parse_embedded(db, uri, e->conf)))
 			return rc;
+		if (db->tls_mode || db->tls_ca)
+			return client_err(db, MTR_EINVAL, "tls= and ca= are for mtr:// URIs: the embedded proxy runs "
+							  "in this process and needs no TLS");
 	}
 	struct proxy_config pc;
 	if ((rc = proxy_config_read(e->conf, &pc, err, sizeof(err))))

@@ -22,6 +22,9 @@ static void on_hup(int sig)
 {
 	(void)sig;
 	log_reopen();
+	void *o = the_obj;
+	if (o && the_ops->reload)
+		the_ops->reload(o);
 }
 
 static void on_signal(int sig)
@@ -112,6 +115,7 @@ void daemon_usage(FILE *f, const char *name, const char *what, const struct conf
 	conf_print_help(keys, n, f);
 	fprintf(f, "\n--gen-key prints a new random cluster.key (32 hex digits): put the same one in the\n"
 		   "configuration of every server and proxy of the cluster.\n");
-	fprintf(f, "\nSIGHUP reopens log.file (for logrotate); it does not stop the daemon.\n");
+	fprintf(f, "\nSIGHUP reopens log.file (for logrotate) and, in mtrproxy, reads proxy.tls_cert and\n"
+		   "proxy.tls_key again; it does not stop the daemon.\n");
 	fprintf(f, "\nExit status: 0 after SIGTERM/SIGINT, 1 on a configuration error, 2 on a runtime failure.\n");
 }

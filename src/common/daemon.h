@@ -7,10 +7,10 @@
  * open() creates the object (threads it starts inherit that mask), so a
  * stop request that arrives meanwhile is delivered once the object exists;
  * SIGTERM and SIGINT then call stop() (which must be async-signal-safe:
- * server_stop, proxy_stop), SIGHUP reopens log.file (log_reopen) and
- * nothing else.  SIGPIPE is ignored.  run() is expected to create its
- * threads with every signal blocked, so that only the main thread receives
- * the signals.
+ * server_stop, proxy_stop), SIGHUP reopens log.file (log_reopen) and calls
+ * reload() when the object has one (proxy_reload: the TLS certificate).
+ * SIGPIPE is ignored.  run() is expected to create its threads with every
+ * signal blocked, so that only the main thread receives the signals.
  */
 #ifndef MTR_DAEMON_H
 #define MTR_DAEMON_H
@@ -45,6 +45,8 @@ struct daemon_ops {
 	int (*ready)(void *obj, char *why, size_t n);
 	int (*live)(void *obj, char *why, size_t n);
 	const char *metrics_key; /* the key metrics_listen comes from, for messages */
+	void (*reload)(void *obj); /* on SIGHUP after the log reopen, from the signal
+				    * handler (async-signal-safe); NULL: none */
 };
 
 /*

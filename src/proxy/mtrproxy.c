@@ -9,6 +9,7 @@
  *                                    proxy.users line NAME:HASH)
  *   mtrproxy --print-config-doc     (the Markdown key table, for doc/config.md)
  *
+ * SIGHUP reads the TLS certificate and key again (proxy_reload).
  * Exit status: 0 after SIGTERM/SIGINT (clean stop), 1 on a configuration
  * error (one line naming the key and what to do), 2 on a runtime failure
  * (cannot bind or listen, a fatal error while running).
@@ -43,8 +44,9 @@ static void d_close(void *obj) { proxy_close(obj); }
 static void d_metrics(void *obj, struct metrics_buf *b) { proxy_metrics(obj, b); }
 static int d_ready(void *obj, char *why, size_t n) { return proxy_ready(obj, why, n); }
 static int d_live(void *obj, char *why, size_t n) { return proxy_live(obj, why, n); }
+static void d_reload(void *obj) { proxy_reload(obj); }
 static const struct daemon_ops proxy_daemon = {d_open, d_run, d_stop, d_close, d_metrics, d_ready, d_live,
-					      "proxy.metrics_listen"};
+					      "proxy.metrics_listen", d_reload};
 
 static void usage(FILE *f)
 {

@@ -48,6 +48,7 @@
 #include "proxy_int.h"
 #include "proxy_item.h"
 #include "result.h"
+#include "tlsconn.h"
 #include "util.h"
 
 uint64_t proxy_mono_ms(void) { return now_mono_ns() / 1000000u; }
@@ -95,6 +96,47 @@ static int range_key(const struct conf *c, const char *key, int64_t lo, int64_t 
 		return MTR_ECONFIG;
 	}
 	return 0;
+}
+
+/* proxy.tls, proxy.tls_cert, proxy.tls_key: checked here, files included
+ * (readable, key matching, certificate valid now), so that mtrproxy stops
+ * at start with one line naming the key. */
+static int tls_config_read(const struct conf *c, struct proxy_config *out, char *err, size_t errlen)
+{
+	const char *mode = conf_str(c, "proxy.tls");
+	const char *cert = conf_str(c, "proxy.tls_cert");
+	const char *key = conf_str(c, "proxy.tls_key");
+	int have = (cert && *cert) || (key && *key);
+	if (mode == NULL || *mode == 0)
+		out->tls_mode = have ? PROXY_TLS_REQUIRE : PROXY_TLS_OFF;
+	else if (strcmp(mode, "off") == 0)
+		out->tls_mode = PROXY_TLS_OFF;
+	else if (strcmp(mode, "allow") == 0)
+		out->tls_mode = PROXY_TLS_ALLOW;
+	else if (strcmp(mode, "require") == 0)
+		out->tls_mode = PROXY_TLS_REQUIRE;
+	else {
+		snprintf(err, errlen, "proxy.tls: '%s' is unknown; use off, allow or require", mode);
+		return MTR_ECONFIG;
+	}
+	if (out->tls_mode == PROXY_TLS_OFF)
+		return 0;
+	if (!cert || !*cert || !key || !*key) {
+		snprintf(err, errlen, "proxy.tls = %s needs proxy.tls_cert and proxy.tls_key (PEM files)",
+			 out->tls_mode == PROXY_TLS_ALLOW ? "allow" : "require");
+		return MTR_ECONFIG;
+	}
+	if (strlen(cert) >= sizeof out->tls_cert || strlen(key) >= sizeof out->tls_key) {
+		snprintf(err, errlen, "proxy.tls_cert / proxy.tls_key: path longer than %zu bytes",
+			 sizeof out->tls_cert - 1);
+		return MTR_ECONFIG;
+	}
+	strcpy(out->tls_cert, cert);
+	strcpy(out->tls_key, key);
+	struct tlsctx *t = NULL;
+	int rc = tlsctx_server(cert, key, err, errlen, NULL, 0, &t);
+	tlsctx_free(t);
+	return rc;
 }
 
 int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err, size_t errlen)
@@ -178,6 +220,8 @@ int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err,
 			 a);
 		return MTR_ECONFIG;
 	}
+	if ((rc = tls_config_read(c, out, err, errlen)))
+		return rc;
 	const char *lv = conf_str(c, "log.level");
 	out->log_level = log_level_parse(lv ? lv : "info");
 	if (out->log_level < 0) {
@@ -198,6 +242,8 @@ static void take_attached(struct proxy *p)
 	uint64_t v;
 	ssize_t r = read(p->efd, &v, sizeof v);
 	(void)r;
+	if (atomic_exchange(&p->reload, 0))
+		pxtls_reload(p);
 	pthread_mutex_lock(&p->mu);
 	int fds[64];
 	unsigned n = 0;
@@ -300,6 +346,7 @@ int proxy_run(struct proxy *p)
 		pthread_mutex_lock(&p->mu);
 		p->pub = p->st;
 		memcpy(p->pub_drops, p->drops, sizeof p->drops);
+		memcpy(p->pub_tls, p->tls_counts, sizeof p->tls_counts);
 		transport_counters(p->t, &p->pub_tc);
 		p->pub_heard = 0;
 		for (unsigned i = 0; i < p->cfg.cc.nservers; i++)
@@ -449,6 +496,8 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		if (epoll_ctl(p->ep, EPOLL_CTL_ADD, p->tfd, &e) != 0)
 			goto fail;
 	}
+	if ((rc = pxtls_open(p)) != 0)
+		goto fail;
 	if (!cfg->no_listen) {
 		if ((rc = listen_open(p)) != 0)
 			goto fail;
@@ -469,7 +518,9 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		mtr_log(LOG_INFO, "proxy: embedded (no listener), stream %016llx, udp %s", (unsigned long long)p->stream,
 			ua);
 	else
-		mtr_log(LOG_INFO, "listening on %s for clients, stream %016llx", la, (unsigned long long)p->stream);
+		mtr_log(LOG_INFO, "listening on %s for clients%s, stream %016llx", la,
+			p->tls == NULL ? "" : cfg->tls_mode == PROXY_TLS_REQUIRE ? " (TLS required)" : " (TLS or clear)",
+			(unsigned long long)p->stream);
 	mtr_log(LOG_INFO, "proxy: udp %s, %u servers, mtu %zu, buffer %llu bytes / %u items", ua, cfg->cc.nservers,
 		p->mtu, (unsigned long long)cfg->buffer_bytes, cfg->buffer_items);
 	char who[32];
@@ -495,6 +546,14 @@ fail:
 void proxy_stop(struct proxy *p)
 {
 	atomic_store(&p->stop, 1);
+	uint64_t one = 1;
+	ssize_t r = write(p->efd, &one, sizeof one);
+	(void)r;
+}
+
+void proxy_reload(struct proxy *p)
+{
+	atomic_store(&p->reload, 1);
 	uint64_t one = 1;
 	ssize_t r = write(p->efd, &one, sizeof one);
 	(void)r;
@@ -568,6 +627,7 @@ void proxy_close(struct proxy *p)
 	if (p->ep >= 0)
 		close(p->ep);
 	pxhealth_free(p);
+	pxtls_close(p);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->hmu);
 	free(p);

@@ -52,7 +52,20 @@
 	  "close a connection that sent no whole frame this long and waits for no answer (0: never)" },          \
 	{ "proxy.max_conns_per_source", CONF_INT, "64",                                                          \
 	  "TCP connections at once from one source address (more are refused with BYE; 0: no limit)" },          \
+	{ "proxy.tls", CONF_STRING, NULL,                                                                        \
+	  "TLS for clients: off, allow (TLS and plain TCP) or require; unset: require when proxy.tls_cert "     \
+	  "is set, else off" },                                                                                 \
+	{ "proxy.tls_cert", CONF_STRING, NULL,                                                                   \
+	  "PEM file: the proxy's TLS certificate, then its intermediates (read at start and on SIGHUP)" },   \
+	{ "proxy.tls_key", CONF_STRING, NULL, "PEM file: the unencrypted private key of proxy.tls_cert (mode 0600)" }, \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
+
+/* proxy.tls (doc/protocol.md, "TLS"): what a TCP client's first bytes may be. */
+enum proxy_tls_mode {
+	PROXY_TLS_OFF = 0, /* clear only; a TLS ClientHello gets BYE */
+	PROXY_TLS_ALLOW,   /* TLS or clear, the client's choice */
+	PROXY_TLS_REQUIRE, /* TLS only; clear gets BYE */
+};
 
 /* The checked configuration of a proxy. */
 struct proxy_config {
@@ -77,6 +90,9 @@ struct proxy_config {
 	uint32_t handshake_ms;        /* proxy.handshake_timeout (0: none) */
 	uint32_t idle_ms;             /* proxy.idle_timeout (0: none) */
 	uint32_t max_per_source;      /* proxy.max_conns_per_source (0: no limit) */
+	int tls_mode;                 /* proxy.tls: enum proxy_tls_mode */
+	char tls_cert[1024];          /* proxy.tls_cert ("" unset) */
+	char tls_key[1024];           /* proxy.tls_key ("" unset) */
 	int log_level;                /* log.level as enum log_level */
 };
 
@@ -111,6 +127,13 @@ int proxy_run(struct proxy *p);
 /* Ask proxy_run() to return soon.  Async-signal-safe (one write(2) to an
  * eventfd); callable from any thread or a signal handler. */
 void proxy_stop(struct proxy *p);
+
+/* Ask the loop to read proxy.tls_cert and proxy.tls_key again (after a
+ * renewal): new connections then use them, established ones keep theirs.
+ * A file that fails the checks of proxy_config_read is logged at error and
+ * the certificate in use is kept.  Nothing happens when TLS is off.
+ * Async-signal-safe (mtrproxy calls it on SIGHUP). */
+void proxy_reload(struct proxy *p);
 
 /*
  * Serve a client over fd, an already-connected stream socket (TCP or one end

@@ -56,14 +56,15 @@ static uint64_t prng_next(uint64_t *s)
 
 /* ---- socket I/O: the only calls that read or write a client socket ------- */
 
+/* Through TLS when the connection has it (proxy_tls.c). */
 static ssize_t cli_recv(struct client *c, void *buf, size_t n)
 {
-	return recv(c->fd, buf, n, MSG_DONTWAIT);
+	return pxtls_recv(c, buf, n);
 }
 
 static ssize_t cli_send(struct client *c, const void *buf, size_t n)
 {
-	return send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return pxtls_send(c, buf, n);
 }
 
 /* ---- refusals ---------------------------------------------------------------- */
@@ -616,6 +617,8 @@ void pxcli_process(struct proxy *p, struct client *c)
 
 void pxcli_read(struct proxy *p, struct client *c)
 {
+	if (!pxtls_ready(p, c))
+		return;
 	for (int round = 0; round < 4 && !c->dead; round++) {
 		size_t have = c->inlen - c->inoff;
 		/*
@@ -670,6 +673,10 @@ void pxcli_read(struct proxy *p, struct client *c)
 
 void pxcli_write(struct proxy *p, struct client *c)
 {
+	if (!pxtls_ready(p, c))
+		return;
+	if (pxtls_read_needs_write(c))
+		pxcli_read(p, c);
 	while (c->out.len && !c->dead) {
 		ssize_t w = cli_send(c, c->out.p, c->out.len);
 		if (w < 0) {
@@ -699,6 +706,7 @@ void pxcli_events(struct proxy *p, struct client *c)
 		ev |= EPOLLIN;
 	if (c->out.len)
 		ev |= EPOLLOUT;
+	ev = pxtls_events(c, ev);
 	if (ev == c->ev)
 		return;
 	struct epoll_event e = {.events = ev, .data.ptr = c};
@@ -719,6 +727,7 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why)
 	}
 	if (p->full_client == c)
 		p->full_client = NULL;
+	pxtls_client_close(p, c);
 	close(c->fd); /* also leaves the epoll set */
 	c->fd = -1;
 	/* drop the pending answers; their items still apply */
@@ -815,6 +824,7 @@ static void client_add(struct proxy *p, int fd, const char *how, const struct so
 	p->clients = c;
 	p->nclients++;
 	p->st.clients++;
+	pxtls_client_init(p, c, sa != NULL); /* accepted: its first bytes decide */
 	if (p->cfg.handshake_ms)
 		cli_arm(p, c->start_ms + p->cfg.handshake_ms);
 	mtr_log(LOG_DEBUG, "proxy: client %llu %s (%s)", (unsigned long long)c->no, how, c->src);

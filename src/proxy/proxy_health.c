@@ -255,6 +255,9 @@ static const char *help_of(const char *stat)
 #define H_DR(m, t) {"proxy.drop." #m, "datagrams dropped: " t},
 		PROXY_DROP_MAP(H_DR)
 #undef H_DR
+#define H_TLS(m, t) {"proxy.tls." #m, t},
+		PROXY_TLS_MAP(H_TLS)
+#undef H_TLS
 	};
 	for (unsigned i = 0; i < ARRAY_SIZE(helps); i++)
 		if (strcmp(stat, helps[i].name) == 0)
@@ -267,11 +270,12 @@ static const char *help_of(const char *stat)
 void proxy_metrics(struct proxy *p, struct metrics_buf *b)
 {
 	struct proxy_stats st;
-	uint64_t drops[PROXY_DROP__COUNT];
+	uint64_t drops[PROXY_DROP__COUNT], tls[PROXY_TLS__COUNT];
 	struct transport_counters tc;
 	pthread_mutex_lock(&p->mu);
 	st = p->pub;
 	memcpy(drops, p->pub_drops, sizeof drops);
+	memcpy(tls, p->pub_tls, sizeof tls);
 	tc = p->pub_tc;
 	unsigned heard = p->pub_heard;
 	pthread_mutex_unlock(&p->mu);
@@ -293,5 +297,7 @@ void proxy_metrics(struct proxy *p, struct metrics_buf *b)
 	};
 	for (unsigned r = 0; r < PROXY_DROP__COUNT; r++)
 		stats_put(metrics_stats_put, &ms, "proxy", drop_names[r], drops[r]);
+	for (unsigned r = 0; r < PROXY_TLS__COUNT; r++)
+		stats_put(metrics_stats_put, &ms, "proxy.tls", pxtls_stat_name(r), tls[r]);
 	transport_counters_each(&tc, "transport", metrics_stats_put, &ms);
 }

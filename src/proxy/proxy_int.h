@@ -2,7 +2,7 @@
  * proxy_int.h - the private header of the proxy object (proxy.h): the
  * struct proxy its parts share, the per-request and per-connection state,
  * the tunables, and the functions one part calls in another.  Only
- * proxy.c, proxy_client.c and proxy_net.c include it.  The parts:
+ * proxy.c, proxy_client.c, proxy_net.c and proxy_tls.c include it.  The parts:
  *
  *   proxy.c         configuration, the epoll loop (one iteration is
  *                   described there), open / attach / stop / close
@@ -11,6 +11,8 @@
  *   proxy_net.c     the server side: datagrams out (ITEMS / FRAGMENT,
  *                   READ), datagrams in (RESULT, RESEND, STATUS), result
  *                   chunks, reads routing, the timers
+ *   proxy_tls.c     TLS on client connections: clear or TLS by the first
+ *                   bytes, the non-blocking handshake, recv/send wrappers
  *
  * Everything runs on the loop's thread; only the attach queue and the
  * published stats are shared, under mu.
@@ -22,6 +24,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "clusterconf.h"
 #include "cproto.h"
@@ -29,6 +32,7 @@
 #include "outbuf.h"
 #include "proxy.h"
 #include "proxy_auth.h"
+#include "tlsconn.h"
 #include "transport.h"
 
 #define SENDQ_CAP 256u         /* datagrams per send call */
@@ -79,6 +83,26 @@ enum proxy_drop {
 #undef PROXY__DROP_ENUM
 	PROXY_DROP__COUNT
 };
+/*
+ * TLS on client connections (proxy_tls.c), X(name, meaning): shown in
+ * mtr_stats as "proxy.tls.NAME".  Every kind but handshakes is a refused
+ * or dropped connection, the first of each in a minute logged at warn.
+ */
+#define PROXY_TLS_MAP(X)                                                                          \
+	X(handshakes, "TLS handshakes completed")                                                   \
+	X(plain_refused, "plain-TCP connections refused with BYE: proxy.tls = require")             \
+	X(unexpected, "TLS ClientHellos refused with BYE: proxy.tls = off")                         \
+	X(handshake_failed, "TLS handshakes that failed (no common version, the client rejected "   \
+				 "our certificate, not TLS after all, closed)")                            \
+	X(io_failed, "connections closed on a TLS error after the handshake (bad record or MAC)")
+
+enum proxy_tls_count {
+#define PROXY__TLS_ENUM(name, text) PROXY_TLS_##name,
+	PROXY_TLS_MAP(PROXY__TLS_ENUM)
+#undef PROXY__TLS_ENUM
+	PROXY_TLS__COUNT
+};
+
 #define ALIVE_MS 1000u         /* a server is alive when its STATUS is this recent */
 #define SILENT_WARN_MS 5000u   /* no STATUS from any server this long: warn (once a minute) */
 #define RHASH 1024u            /* buckets of the read table */
@@ -119,6 +143,11 @@ struct pend {
 	struct rbuf *rb;
 };
 enum { PEND_WRITE = 1, PEND_READ = 2, PEND_DONE = 3 };
+
+/* A client connection's TLS state: clear (decided, or attached), its first
+ * bytes not seen yet, in the handshake, encrypted. */
+enum { PXTLS_PLAIN = 0, PXTLS_SNIFF, PXTLS_HANDSHAKE, PXTLS_ON };
+enum { PXTLS_READ_NEEDS_WRITE = 1, PXTLS_WRITE_NEEDS_READ = 2 };
 
 /* A write waiting for its result, by seq (ring of cap_items). */
 struct wslot {
@@ -163,6 +192,10 @@ struct client {
 	int backlog; /* complete frames left unread in `in` */
 	int dirty;
 	int dead;
+	int tls_state;       /* PXTLS_* (proxy_tls.c) */
+	int tls_rw;          /* PXTLS_READ_NEEDS_WRITE | PXTLS_WRITE_NEEDS_READ */
+	int tls_failed;      /* a TLS error after the handshake (counted at close) */
+	struct tlsconn *tls; /* NULL: clear */
 	struct client *prev, *next;
 	struct client *dnext; /* dead list */
 };
@@ -246,10 +279,14 @@ struct proxy {
 	uint64_t drop_warn_ms[PROXY_DROP__COUNT]; /* next refusal of each reason logged at warn */
 	struct pxauth *auth;    /* proxy.users set: the users and the verifier */
 	uint64_t next_cli_ms;   /* next client deadline check (0: none due) */
+	struct tlsctx *tls;                /* NULL: no TLS (proxy.tls = off) */
+	uint64_t tls_counts[PROXY_TLS__COUNT]; /* loop thread */
+	uint64_t tls_warn_ms[PROXY_TLS__COUNT]; /* next warning of each kind */
 	uint64_t status_ms;     /* last STATUS from any server (proxy_open: the start) */
 	uint64_t silent_warn_ms; /* next "no STATUS" warning */
 
 	atomic_int stop;
+	atomic_int reload; /* proxy_reload asked: the TLS files are read again */
 	pthread_mutex_t mu; /* attach queue and published stats */
 	int *attach;
 	unsigned nattach, cattach;
@@ -258,6 +295,7 @@ struct proxy {
 
 	/* health and figures (proxy_health.c), read by the HTTP thread */
 	uint64_t pub_drops[PROXY_DROP__COUNT]; /* under mu: a copy of drops */
+	uint64_t pub_tls[PROXY_TLS__COUNT];    /* under mu: a copy of tls_counts */
 	struct transport_counters pub_tc;      /* under mu: the transport's counters */
 	unsigned pub_heard;                    /* under mu: servers whose STATUS is younger than ALIVE_MS */
 	_Atomic uint64_t loop_ms;              /* the loop's last pass (monotonic ms): /livez */
@@ -319,6 +357,37 @@ void pxcli_auth_done(struct proxy *p);
 void pxcli_timers(struct proxy *p);
 /* Milliseconds until the next client deadline (-1: none). */
 int pxcli_next_timeout(const struct proxy *p);
+
+/* ---- proxy_tls.c ---- */
+
+/* The server TLS context from cfg (nothing when proxy.tls is off or there
+ * is no listener).  0 or MTR_ECONFIG / MTR_ENOMEM (logged). */
+int pxtls_open(struct proxy *p);
+/* Free the context. */
+void pxtls_close(struct proxy *p);
+/* Read the certificate and key again: the new context serves new
+ * connections; on a failure (logged) the old one stays. */
+void pxtls_reload(struct proxy *p);
+/* A new connection: accepted (1: its first bytes decide) or attached (0: clear). */
+void pxtls_client_init(struct proxy *p, struct client *c, int accepted);
+/* Free c's TLS state (before its fd is closed); a TLS error of its I/O is
+ * counted (proxy.tls.io_failed) and warned here. */
+void pxtls_client_close(struct proxy *p, struct client *c);
+/* Whether c's plaintext may be read and written now: sniffs its first
+ * bytes and advances the handshake as far as the socket allows.  0: not
+ * yet, or c was refused and closed (c->dead). */
+int pxtls_ready(struct proxy *p, struct client *c);
+/* recv(2) / send(2) with MSG_DONTWAIT (and MSG_NOSIGNAL) through TLS when
+ * c has it: bytes, or -1 with errno (EAGAIN; EPROTO on a TLS failure, which
+ * pxtls_client_close counts). */
+ssize_t pxtls_recv(struct client *c, void *buf, size_t n);
+ssize_t pxtls_send(struct client *c, const void *buf, size_t n);
+/* The last read waits for the socket to be writable (a TLS record to send first). */
+int pxtls_read_needs_write(const struct client *c);
+/* The epoll events c needs, given ev for a clear connection. */
+uint32_t pxtls_events(const struct client *c, uint32_t ev);
+/* "handshake_failed": a name of PROXY_TLS_MAP. */
+const char *pxtls_stat_name(unsigned k);
 
 /* ---- proxy_net.c ---- */
 

@@ -548,6 +548,8 @@ static void send_stats(struct proxy *p)
 	};
 	for (unsigned r = 0; r < PROXY_DROP__COUNT; r++)
 		stats_put(wire_stats_list_put, o, "proxy", drop_names[r], p->drops[r]);
+	for (unsigned r = 0; r < PROXY_TLS__COUNT; r++)
+		stats_put(wire_stats_list_put, o, "proxy.tls", pxtls_stat_name(r), p->tls_counts[r]);
 	transport_stats_each(p->t, "transport", wire_stats_list_put, o);
 	const struct clusterconf *cc = &p->cfg.cc;
 	for (uint32_t j = 0; j < cc->nservers; j++) {

@@ -40,7 +40,7 @@ static void d_metrics(void *obj, struct metrics_buf *b) { server_metrics(obj, b)
 static int d_ready(void *obj, char *why, size_t n) { return server_ready(obj, why, n); }
 static int d_live(void *obj, char *why, size_t n) { return server_live(obj, why, n); }
 static const struct daemon_ops server_daemon = {d_open, d_run, d_stop, d_close, d_metrics, d_ready, d_live,
-					      "server.metrics_listen"};
+					      "server.metrics_listen", NULL};
 
 static void usage(FILE *f)
 {

@@ -152,6 +152,19 @@ wait_for() {
 	"$@"
 }
 
+# replica_digests DIR: stop every process spawned but the servers ($spids),
+# then the servers, and print mtrdigest's line for each replica DIR/dI
+# (instance, digest, rows); equal_digests LINES: those lines all agree
+replica_digests() {
+	for _rd in $_pids; do
+		case " $spids " in *" $_rd "*) ;; *) stop_pid "$_rd" 5 ;; esac
+	done
+	sleep 2
+	for _rd in $spids; do stop_pid "$_rd" 20; done
+	"$MTR_BUILDDIR/tests/tools/mtrdigest" "$1"/d[0-9]*
+}
+equal_digests() { [ "$(echo "$1" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ]; }
+
 # at_exit COMMAND: run at exit (after processes are stopped)
 at_exit() { _cleanups="$_cleanups
 $*"; }

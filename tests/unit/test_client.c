@@ -111,6 +111,9 @@ static void test_open_bad_uri(void **state)
 		"http://x",       "mtr://",          "mtr://h:0",           "mtr://h:99999",
 		"mtr://h?x=1",    "mtr://h?timeout", "mtr://h?timeout=abc", "mtr://h?consistency=strong",
 		"mtr://h?key=12", "mtr://[::1",      "mtr://a,,b",
+		/* TLS: a bad mode, ca= without tls=, an unreadable or empty ca= */
+		"mtr://h?tls=yes", "mtr://h?ca=/etc/hostname", "mtr://h?tls=require&ca=/nonexistent/ca.pem",
+		"mtr://h?tls=require&ca=", "mtr://h?tls=require&ca=/etc/hostname",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		mtr *db = NULL;
@@ -126,6 +129,13 @@ static void test_open_bad_uri(void **state)
 	/* embedded mode without a server list */
 	assert_int_equal(mtr_open("mtr+embedded://", &db), MTR_EINVAL);
 	assert_non_null(strstr(mtr_errmsg(db), "names no server"));
+	mtr_close(db);
+	/* the embedded mode needs no TLS and refuses its options */
+	assert_int_equal(mtr_open("mtr+embedded://127.0.0.1:1?tls=require", &db), MTR_EINVAL);
+	assert_non_null(strstr(mtr_errmsg(db), "needs no TLS"));
+	mtr_close(db);
+	assert_int_equal(mtr_open("mtr://h?tls=require&ca=/nonexistent/ca.pem", &db), MTR_EINVAL);
+	assert_non_null(strstr(mtr_errmsg(db), "cannot read it"));
 	mtr_close(db);
 	assert_int_equal(mtr_open("mtr+embedded://127.0.0.1:1?cluster=0", &db), MTR_ECONFIG);
 	assert_non_null(strstr(mtr_errmsg(db), "cluster.id"));
