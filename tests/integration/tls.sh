@@ -30,7 +30,7 @@ BASE=$(port_block)
 M=$B/shell/mtrsql
 C=$TMP/c
 
-plan 38
+plan 43
 # has TEXT PATTERN: TEXT has a line matching the grep pattern
 has() { printf '%s\n' "$1" | grep -q -- "$2"; }
 
@@ -222,6 +222,47 @@ fi
 check "p1 warns of the refused plain client" grep -q "WARN.*plain TCP refused: proxy.tls = require (proxy.tls.plain_refused" "$TMP/p1.log"
 check "p1 warns of a failed handshake with OpenSSL's reason (the client's alert)" grep -q "WARN.*TLS handshake failed: .*alert" "$TMP/p1.log"
 check "p2 warns of the TLS client it cannot serve" grep -q "WARN.*a TLS ClientHello refused: proxy.tls = off" "$TMP/p2.log"
+
+# ---- a login over TLS (issue 12: users and TLS together) ---------------------
+# p4 requires TLS and a login: mtrsql asks for the password (tmux), reads
+# MTR_PASSWORD, and a wrong password or clear TCP gets a clear error
+PW4='tls-and-login'
+printf '%s\n' "$PW4" | "$B/src/mtrproxy" --hash-password alice >"$TMP/users4" 2>/dev/null
+chmod 600 "$TMP/users4"
+P4=$((BASE + 15))
+proxy_conf "$TMP" 4 "$servers" $P4
+printf 'proxy.tls_cert = %s\nproxy.tls_key = %s\nproxy.users = %s\n' "$C/server.pem" "$C/server.key" "$TMP/users4" \
+	>>"$TMP/p4.conf"
+spawn "$TMP/p4.log" "$B/src/mtrproxy" -c "$TMP/p4.conf" >/dev/null
+wait_for 10 grep -q "listening on" "$TMP/p4.log"
+U4="mtr://alice@127.0.0.1:$P4?tls=require&ca=$C/ca.pem"
+out=$(MTR_PASSWORD="$PW4" "$M" "$U4" -c "SELECT count(*) FROM t" 2>&1)
+check "TLS and a login (MTR_PASSWORD): alice reads ($out)" [ "$out" = 2 ]
+err=$(MTR_PASSWORD=wrong "$M" "$U4" -c "SELECT 1" 2>&1)
+check "TLS and a wrong password: 'authentication failed for user alice'" has "$err" 'authentication failed for user alice'
+err=$(MTR_PASSWORD="$PW4" "$M" "mtr://alice@127.0.0.1:$P4" -c "SELECT 1" 2>&1)
+check "a login over clear TCP to p4: 'this proxy requires TLS'" has "$err" 'this proxy requires TLS'
+if command -v tmux >/dev/null 2>&1; then
+	SOCK="mtrtls$$"
+	at_exit 'tmux -L "$SOCK" kill-server 2>/dev/null'
+	tmux -L "$SOCK" new-session -d -s t -x 200 -y 20 \
+		"env -u MTR_PASSWORD '$M' '$U4' -c 'SELECT 40 + 2'; echo EXIT=\$?; sleep 30"
+	prompted() { tmux -L "$SOCK" capture-pane -p -t t | grep -q 'Password for alice:'; }
+	wait_for 10 prompted
+	tmux -L "$SOCK" send-keys -t t -l "$PW4"
+	tmux -L "$SOCK" send-keys -t t Enter
+	answered() { tmux -L "$SOCK" capture-pane -p -t t | grep -q '^EXIT=0'; }
+	wait_for 15 answered
+	tls_prompt_ok() { prompted && answered && tmux -L "$SOCK" capture-pane -p -t t | grep -q '^42$' &&
+		! tmux -L "$SOCK" capture-pane -p -t t | grep -qF "$PW4"; }
+	check "mtrsql '$(echo "$U4" | sed "s|$C/||")' prompts for the password, connects over TLS, answers 42" tls_prompt_ok
+	tls_prompt_ok || tmux -L "$SOCK" capture-pane -p -t t | sed 's/^/#   /'
+else
+	ok "# SKIP no tmux for the password prompt"
+fi
+auth_counted() { [ "$(q "SELECT max(value) FROM mtr_stats WHERE process LIKE 'proxy 259@%' AND name = 'proxy.drop.client_auth_failed'")" -ge 1 ] 2>/dev/null; }
+wait_for 10 auth_counted
+check "p4 counts the failed login (proxy.drop.client_auth_failed)" auth_counted
 
 # ---- the end: every replica equal -------------------------------------------
 rows=$("$M" "$U1" -c "SELECT count(*) FROM t" 2>&1)
