@@ -334,6 +334,22 @@ MTR_API int mtr_set_min_instance(mtr *db, uint64_t instance);
  * at once.  Returns 0.
  */
 MTR_API int mtr_busy_timeout(mtr *db, int ms);
+
+/* ---- logging ----
+ * The library logs events an application may want to see: a connection
+ * lost and a failover, a proxy that refused a login, a cluster started in
+ * embedded mode.  By default warnings and errors go to stderr, one line
+ * each with a timestamp; the environment variable MTR_LOG (error, warn,
+ * info, debug, trace) sets another level.  mtr_config_log sends them to
+ * fn instead: fn(arg, level, message), MTR_LOG_ERROR .. MTR_LOG_TRACE, the
+ * message without timestamp or newline, called on the thread that logs,
+ * possibly from several threads at once (the embedded mode's proxy
+ * thread); level is the most detailed level passed.  fn NULL: stderr
+ * again.  Call it before opening handles; the setting is the process's.
+ * 0, or MTR_EINVAL for a level out of range. */
+enum { MTR_LOG_ERROR = 0, MTR_LOG_WARN = 1, MTR_LOG_INFO = 2, MTR_LOG_DEBUG = 3, MTR_LOG_TRACE = 4 };
+typedef void (*mtr_log_fn)(void *arg, int level, const char *msg);
+MTR_API int mtr_config_log(mtr_log_fn fn, void *arg, int level);
 /* Set the per-request timeout (as the URI's timeout=, 0: none).  Returns 0. */
 MTR_API int mtr_set_timeout(mtr *db, int ms);
 

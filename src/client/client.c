@@ -1186,10 +1186,51 @@ int client_open_fd(int fd, int timeout_ms, mtr **out)
 	return 0;
 }
 
+/* The library's level: warnings and errors unless MTR_LOG or mtr_config_log
+ * says otherwise (the daemons, which share log.c, default to info). */
+static atomic_int log_configured;
+
+static void client_log_default(void)
+{
+	int no = 0;
+	if (atomic_compare_exchange_strong(&log_configured, &no, 1) && !log_level_from_env())
+		log_set_level(LOG_WARN);
+}
+
+struct log_user {
+	mtr_log_fn fn;
+	void *arg;
+};
+static struct log_user log_user;
+
+static void log_to_user(void *arg, int level, const char *msg)
+{
+	const struct log_user *u = arg;
+	u->fn(u->arg, level, msg);
+}
+
+MTR_API int mtr_config_log(mtr_log_fn fn, void *arg, int level)
+{
+	if (level < MTR_LOG_ERROR || level > MTR_LOG_TRACE)
+		return MTR_EINVAL;
+	atomic_store(&log_configured, 1);
+	log_set_level(level);
+	if (fn == NULL) {
+		log_set_sink(NULL, NULL);
+	} else {
+		log_set_sink(NULL, NULL); /* no line sees a half-set user */
+		log_user.fn = fn;
+		log_user.arg = arg;
+		log_set_sink(log_to_user, &log_user);
+	}
+	return 0;
+}
+
 MTR_API int mtr_open(const char *uri, mtr **out)
 {
 	if (!out)
 		return MTR_EINVAL;
+	client_log_default();
 	mtr *db = client_new();
 	*out = db;
 	if (!db)

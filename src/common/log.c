@@ -59,6 +59,21 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
+static log_sink_fn log_sink;
+static void *log_sink_arg;
+
+void log_set_sink(log_sink_fn fn, void *arg)
+{
+	log_sink_arg = arg;
+	log_sink = fn;
+}
+
+int log_level_from_env(void)
+{
+	const char *v = getenv("MTR_LOG");
+	return v != NULL && log_level_parse(v) >= 0;
+}
+
 void log_set_tag(const char *tag)
 {
 	snprintf(log_tag, sizeof log_tag, "%s", tag ? tag : "");
@@ -144,6 +159,16 @@ static void log_write_line(int level, const char *fmt, va_list ap)
 		level = LOG_ERROR;
 	if (level > LOG_TRACE)
 		level = LOG_TRACE;
+	if (log_sink != NULL) {
+		int m = vsnprintf(line, sizeof line, fmt, ap);
+		if (m >= 0) {
+			for (char *c = line; *c; c++) /* one event, one line */
+				if (*c == '\n')
+					*c = ' ';
+			log_sink(log_sink_arg, level, line);
+		}
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);

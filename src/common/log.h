@@ -29,6 +29,16 @@ int log_level_parse(const char *name);
  * ("server 2"); the string is copied. */
 void log_set_tag(const char *tag);
 
+/* Where lines go instead of stderr: fn(arg, level, message) with the
+ * message alone (no timestamp, no level, no newline), on the thread that
+ * logs, concurrently from several threads.  NULL: stderr again.  Set it
+ * before any thread logs (it is read without a lock). */
+typedef void (*log_sink_fn)(void *arg, int level, const char *msg);
+void log_set_sink(log_sink_fn fn, void *arg);
+
+/* Whether MTR_LOG set the threshold. */
+int log_level_from_env(void);
+
 /*
  * log.file: make stderr (every log line, and whatever else writes there)
  * append to path, created 0640 if missing; NULL or "" keeps stderr.  0 or

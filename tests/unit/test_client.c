@@ -633,8 +633,26 @@ static void test_timeout(void **state)
 /* A request that timed out makes the handle reconnect (the next address)
  * and resend what is still unanswered with the same ids: a proxy that
  * answers in request order holds every answer behind a missing one. */
+/* mtr_config_log: the library's lines, to the application's function */
+struct logs {
+	int n, warn;
+	char last[256];
+};
+
+static void on_log(void *arg, int level, const char *msg)
+{
+	struct logs *l = arg;
+	l->n++;
+	l->warn += level == MTR_LOG_WARN;
+	snprintf(l->last, sizeof l->last, "%s", msg);
+}
+
 static void test_timeout_reconnect(void **state)
 {
+	static struct logs logs; /* the sink outlives the test's frame: reset below */
+	memset(&logs, 0, sizeof logs);
+	assert_int_equal(mtr_config_log(on_log, &logs, MTR_LOG_WARN), 0);
+	assert_int_equal(mtr_config_log(on_log, &logs, 7), MTR_EINVAL);
 	mtr *db = open_fake(1, "timeout=400");
 	assert_int_equal(mtr_exec(db, "CREATE TABLE r(id INTEGER PRIMARY KEY)", NULL, NULL, NULL), 0);
 	pthread_mutex_lock(&F.mu);
@@ -665,6 +683,12 @@ static void test_timeout_reconnect(void **state)
 	assert_int_equal(fake_scalar("SELECT count(*) FROM r WHERE id = 1"), 0);
 	mtr_finalize(st);
 	mtr_close(db);
+	/* the reconnection was told to the application's function, at warn,
+	 * one line without timestamp or newline */
+	assert_int_equal(mtr_config_log(NULL, NULL, MTR_LOG_WARN), 0);
+	assert_true(logs.warn >= 1);
+	if (!strstr(logs.last, "failing over") || strchr(logs.last, '\n'))
+		fail_msg("last line logged: '%s'", logs.last);
 }
 
 /* ---- mtr_interrupt ---- */
