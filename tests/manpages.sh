@@ -164,7 +164,7 @@ mkdir -p "$X"
 cp -r "$S/include" "$S/doc" "$S/mk" "$S/Makefile.am" "$X/"
 printf '/* a function without a page */\nMTR_API int mtr_nopage(mtr *db,\n\tint flags);\n' >>"$X/include/metronome.h"
 printf '.so man3/mtr_gone.3\n' >"$X/doc/man3/mtr_dangling.3"
-sed -i 's/^\tX(ABORT, -26, \(.*\))$/\tX(ABORT, -26, \1) \\\n\tX(NOPE, -99, "no entry")/' "$X/include/metronome.h"
+sed -i 's/^#define MTR_ERRNO_MAP(X)[ \t]*\\$/&\n\tX(NOPE, -99, "no entry") \\/' "$X/include/metronome.h"
 printf '.SH NOTES\n.BOGUS macro\n' >>"$X/doc/man3/mtr_exec.3"
 for c in functions links installed codes lint; do
 	[ $c = lint ] && [ -z "$LINT" ] && continue
