@@ -38,6 +38,7 @@ MAN3_PAGES = \
 	doc/man3/mtr_column.3 \
 	doc/man3/mtr_errcode.3 \
 	doc/man3/mtr_exec.3 \
+	doc/man3/mtr_interrupt.3 \
 	doc/man3/mtr_open.3 \
 	doc/man3/mtr_prepare.3 \
 	doc/man3/mtr_step.3 \
