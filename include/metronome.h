@@ -101,9 +101,11 @@ MTR_API const char *mtr_errname(int code);
  * sends the collected statements as one request and waits; its answer is
  * the transaction's: MTR_DONE when every statement succeeded and the group
  * was applied atomically, an error (the first failing statement's, nothing
- * applied) otherwise.  A SELECT inside a transaction runs at its place in
- * the group but its rows are not returned.  ROLLBACK discards the collected
- * statements (nothing was sent).  mtr_changes() / mtr_last_insert_rowid()
+ * applied) otherwise.  A SELECT (or RETURNING) inside a transaction runs
+ * at its place in the group; its rows come back after the COMMIT, through
+ * the statement that collected it (mtr_stmt_busy() is then 1; mtr_exec
+ * passes them to its callback when the COMMIT is in the same text).
+ * ROLLBACK discards the collected statements (nothing was sent).  mtr_changes() / mtr_last_insert_rowid()
  * are updated at COMMIT from the collected statements.
  *
  * TEMP views and triggers belong to the handle: CREATE TEMP VIEW / TRIGGER

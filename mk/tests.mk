@@ -133,6 +133,7 @@ tests_bench_mtrbench_LDADD = $(ALL_LIBS) -lm
 # One suite a line, so that additions do not touch each other's lines.
 INTEGRATION_SUITES =
 INTEGRATION_SUITES += tests/layers.sh
+INTEGRATION_SUITES += tests/manpages.sh
 INTEGRATION_SUITES += tests/integration/mtrparse.sh
 INTEGRATION_SUITES += tests/integration/slt_sqlite.sh
 INTEGRATION_SUITES += tests/integration/client.sh
