@@ -36,6 +36,7 @@ MAN3_PAGES = \
 	doc/man3/mtr_busy_timeout.3 \
 	doc/man3/mtr_changes.3 \
 	doc/man3/mtr_column.3 \
+	doc/man3/mtr_config_log.3 \
 	doc/man3/mtr_errcode.3 \
 	doc/man3/mtr_exec.3 \
 	doc/man3/mtr_interrupt.3 \
