@@ -43,6 +43,16 @@ NFQ=$B/tests/tools/mtrnfq
 
 ALL="leader_kill leader_stop follower_part leader_part proxy_cut loss20 dup delay_reorder corrupt
 power_disk power_mem disk_full proxy_kill five_two"
+# The sanitizer build runs every process several times slower and the test
+# command runs both builds: there a subset (one of each kind: a crash, a
+# partition of a proxy, corruption, a power loss) keeps the suite within
+# the CI's time; the normal build runs them all.  MTR_FAULT_SCENARIOS
+# overrides either.
+SANITIZE_SET="leader_kill proxy_cut corrupt power_mem"
+if [ -z "${MTR_FAULT_SCENARIOS:-}" ] && [ -n "${MTR_SANITIZE:-}" ] && [ "${MTR_SANITIZE}" != 0 ]; then
+	MTR_FAULT_SCENARIOS=$SANITIZE_SET
+	echo "# sanitizer build: scenarios $SANITIZE_SET (the normal build runs all; MTR_FAULT_SCENARIOS=... for others)"
+fi
 SCENARIOS=$(echo "${MTR_FAULT_SCENARIOS:-$ALL}" | tr ',' ' ')
 for s in $SCENARIOS; do
 	case " $(echo $ALL) " in *" $s "*) ;; *) echo "faults.sh: unknown scenario '$s' (known: $(echo $ALL))" >&2; exit 2 ;; esac
