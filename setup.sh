@@ -16,9 +16,9 @@ cd "$(dirname "$0")"
 TOP=$(pwd)
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-PACKAGES="build-essential autoconf automake libtool pkg-config autoconf-archive \
-libsqlite3-dev libreadline-dev lemon libcmocka-dev libxxhash-dev libsodium-dev dpdk-dev libdpdk-dev \
-iproute2 clang sqlite3 tmux"
+PACKAGES="build-essential autoconf automake libtool pkg-config autoconf-archive groff-base \
+libsqlite3-dev libreadline-dev lemon libcmocka-dev libxxhash-dev libsodium-dev libssl-dev dpdk-dev libdpdk-dev \
+iproute2 clang sqlite3 tmux iptables libnetfilter-queue-dev libmicrohttpd-dev curl systemd openssl strace"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -53,7 +53,10 @@ extern "C" {
 	X(DUPLICATE, -23, "duplicate")                                          \
 	X(STALE, -24, "stale message (older ballot or instance)")               \
 	X(FULL, -25, "buffer full, retry later")                                \
-	X(ABORT, -26, "aborted by the callback")
+	X(ABORT, -26, "aborted by the callback")                                \
+	X(NOSPACE, -27, "no space left on the device (disk full or over quota)") \
+	X(UNKNOWN, -28, "outcome unknown: the write may or may not have been applied; check the row") \
+	X(AUTH, -29, "authentication failed")
 
 enum {
 	MTR_OK = 0,
@@ -81,7 +84,8 @@ MTR_API const char *mtr_errname(int code);
  * with the same request id (see "Failover" below).
  *
  * Threads: a handle (mtr *) and the statements prepared on it may be used
- * by one thread at a time; the library takes no locks.  Different handles
+ * by one thread at a time; the library takes no locks (mtr_interrupt is the
+ * exception: any thread or a signal handler may call it).  Different handles
  * are independent and may be used by different threads at once.  Use one
  * handle per thread (that is what mtrload does).
  *
@@ -97,9 +101,11 @@ MTR_API const char *mtr_errname(int code);
  * sends the collected statements as one request and waits; its answer is
  * the transaction's: MTR_DONE when every statement succeeded and the group
  * was applied atomically, an error (the first failing statement's, nothing
- * applied) otherwise.  A SELECT inside a transaction runs at its place in
- * the group but its rows are not returned.  ROLLBACK discards the collected
- * statements (nothing was sent).  mtr_changes() / mtr_last_insert_rowid()
+ * applied) otherwise.  A SELECT (or RETURNING) inside a transaction runs
+ * at its place in the group; its rows come back after the COMMIT, through
+ * the statement that collected it (mtr_stmt_busy() is then 1; mtr_exec
+ * passes them to its callback when the COMMIT is in the same text).
+ * ROLLBACK discards the collected statements (nothing was sent).  mtr_changes() / mtr_last_insert_rowid()
  * are updated at COMMIT from the collected statements.
  *
  * TEMP views and triggers belong to the handle: CREATE TEMP VIEW / TRIGGER
@@ -130,7 +136,7 @@ typedef struct mtr_stmt mtr_stmt;
 /*
  * Open a connection.  uri is one of
  *
- *   mtr://HOST[:PORT][,HOST[:PORT]...][?OPTION=VALUE[&...]]
+ *   mtr://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]...][?OPTION=VALUE[&...]]
  *   mtr+embedded://SERVER[,SERVER...][?OPTION=VALUE[&...]]
  *   local
  *
@@ -143,8 +149,17 @@ typedef struct mtr_stmt mtr_stmt;
  *                           connecting and failover count against it
  *   busy=MS                 as mtr_busy_timeout() (default 0)
  *   key=HEX32               the cluster key (32 hex digits): used by the
- *                           embedded mode to authenticate its datagrams; the
- *                           TCP client protocol is not authenticated
+ *                           embedded mode to authenticate its datagrams
+ *   tls=off|require|insecure  TLS to the proxy (default off); require
+ *                           verifies the proxy's certificate chain and that
+ *                           it names HOST; insecure verifies nothing (tests)
+ *   ca=FILE                 with tls=require: the PEM certificates to trust
+ *                           (default: the system's trust store)
+ * USER[:PASSWORD]@ logs in to proxies that have users (proxy.users): both
+ * percent-decoded (%40 for '@', %3A for ':'); without PASSWORD the
+ * environment variable MTR_PASSWORD is used, and without either the open
+ * fails with MTR_EAUTH.  The password crosses the network in the clear
+ * unless the connection uses TLS.  Messages show the URI without it.
  * Embedded mode (no proxy daemon: the library runs the proxy in a thread of
  * this process and multicasts to the servers itself):
  *   mtr+embedded://SERVER,...  SERVER is a server's IP:PORT, in server id
@@ -158,8 +173,11 @@ typedef struct mtr_stmt mtr_stmt;
  * process); mtr_close stops the proxy thread.
  *
  * Returns 0 with a connected handle in *db; or an error: MTR_EINVAL (bad
- * URI), MTR_ECONNECT (no proxy answered), MTR_ECONFIG / MTR_EIO / MTR_ETIMEDOUT
- * (embedded mode: bad settings, the local cluster could not start), MTR_ENOMEM.  As with sqlite3_open, *db is set even on error (unless memory
+ * URI), MTR_ECONNECT (no proxy answered), MTR_EAUTH (the login was refused:
+ * wrong password, unknown user, a user name required; or no password), MTR_ECONFIG / MTR_EIO / MTR_ETIMEDOUT
+ * (embedded mode: bad settings, the local cluster could not start), MTR_ENOMEM.
+ * A TLS failure is MTR_ECONNECT naming the reason ("certificate verify
+ * failed: hostname mismatch", "the proxy at HOST:PORT does not speak TLS").  As with sqlite3_open, *db is set even on error (unless memory
  * ran out: then NULL) so that mtr_errmsg(*db) can say why; the caller
  * always releases it with mtr_close().
  */
@@ -237,7 +255,9 @@ MTR_API int mtr_clear_bindings(mtr_stmt *st);
  * MTR_ESQL (SQLite failed: mtr_extended_errcode() has SQLite's code),
  * MTR_ESYNTAX / MTR_EREFUSED / MTR_EINVAL (the proxy refused it; mtr_errmsg
  * has the position), MTR_ETIMEDOUT (no answer in time: a write may still be
- * applied later), MTR_EBUSY (the proxy stayed busy past the busy timeout),
+ * applied later), MTR_EUNKNOWN (the proxy lost the write's result for good:
+ * it may or may not have been applied; read the row), MTR_EBUSY (the proxy
+ * stayed busy past the busy timeout),
  * MTR_ECONNECT (no proxy reachable).  After MTR_DONE or an error, the next
  * step runs the statement again (as after mtr_reset).  Inside BEGIN ...
  * COMMIT see "Transactions" above.
@@ -339,8 +359,45 @@ MTR_API int mtr_backup(mtr *db, const char *path, mtr_progress_fn progress, void
  * at once.  Returns 0.
  */
 MTR_API int mtr_busy_timeout(mtr *db, int ms);
+
+/* ---- logging ----
+ * The library logs events an application may want to see: a connection
+ * lost and a failover, a proxy that refused a login, a cluster started in
+ * embedded mode.  By default warnings and errors go to stderr, one line
+ * each with a timestamp; the environment variable MTR_LOG (error, warn,
+ * info, debug, trace) sets another level.  mtr_config_log sends them to
+ * fn instead: fn(arg, level, message), MTR_LOG_ERROR .. MTR_LOG_TRACE, the
+ * message without timestamp or newline, called on the thread that logs,
+ * possibly from several threads at once (the embedded mode's proxy
+ * thread); level is the most detailed level passed.  fn NULL: stderr
+ * again.  Call it before opening handles; the setting is the process's.
+ * 0, or MTR_EINVAL for a level out of range. */
+enum { MTR_LOG_ERROR = 0, MTR_LOG_WARN = 1, MTR_LOG_INFO = 2, MTR_LOG_DEBUG = 3, MTR_LOG_TRACE = 4 };
+typedef void (*mtr_log_fn)(void *arg, int level, const char *msg);
+MTR_API int mtr_config_log(mtr_log_fn fn, void *arg, int level);
 /* Set the per-request timeout (as the URI's timeout=, 0: none).  Returns 0. */
 MTR_API int mtr_set_timeout(mtr *db, int ms);
+
+/*
+ * Cancel what the handle is waiting for, like sqlite3_interrupt.  A read in
+ * progress (an mtr_step or mtr_exec waiting for its answer) is stopped on
+ * the cluster: the proxy tells the server running it, whose reader thread
+ * interrupts SQLite, and the step returns MTR_ESQL at once with
+ * mtr_extended_errcode() SQLITE_INTERRUPT (9) and mtr_errmsg() "read
+ * cancelled"; mtr_exec stops there.  A write that has been sent cannot be
+ * taken back (it is ordered already): the step goes on waiting and reports
+ * its real outcome (applied, or its error); so does a COMMIT.  A statement
+ * collected inside BEGIN ... COMMIT has not been sent: nothing to cancel.
+ * When nothing is in progress the call has no effect on statements started
+ * later (as in SQLite); one that arrives just as a statement starts may
+ * miss it: calling it again is harmless.
+ *
+ * Safe to call from another thread while the handle is in use, and from a
+ * signal handler (it sets an atomic flag and writes to an eventfd: both
+ * async-signal-safe; errno is preserved).  Not safe once mtr_close() of
+ * the handle has begun.  db may be NULL (nothing happens).
+ */
+MTR_API void mtr_interrupt(mtr *db);
 
 /*
  * Pipelining (asynchronous writes).  mtr_submit sends the statement with its
@@ -371,14 +428,20 @@ MTR_API int mtr_pending(mtr *db);
  * Failover and resends:
  * - Every request has a request id, unique and increasing within the handle;
  *   the handle also has a random 64-bit client id sent in HELLO.
- * - When the connection breaks (EOF, error, BYE), the handle connects to the
- *   next address of the URI (round robin) and sends again every request not
- *   yet answered, in order, with the same request ids.
+ * - When the connection breaks (EOF, error, BYE) or a request on it timed
+ *   out (answers leave a proxy in request order: one that never comes holds
+ *   up the rest), the handle connects to the next address of the URI (round
+ *   robin; the same one when there is one) and sends again every request not
+ *   yet answered, in order, with the same request ids.  A handle without an
+ *   address (embedded, client_open_fd) keeps its connection on a time-out.
  * - A write is applied at most once per (client id, request id): the
  *   replicas keep its result and answer a resend with it (RETURNING rows
  *   included) instead of running it again.  Reads are not de-duplicated
  *   (they are safe to resend).  A request that timed out is never resent and
- *   its outcome is unknown.  doc/client.md "Failover and idempotency".
+ *   its outcome is unknown, like one answered MTR_EUNKNOWN (the proxy got
+ *   no result from any replica within proxy.write_timeout, or one said it
+ *   applied the write but no longer keeps its result).  doc/client.md
+ *   "Failover and idempotency".
  */
 
 

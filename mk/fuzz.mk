@@ -5,10 +5,10 @@
 # own file.  Corpora: tests/fuzz/corpus/NAME for tests/fuzz/fuzz_NAME.
 FUZZ_CC = $(CLANG)
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined -DMTR_FUZZ -I$(top_builddir) \
-	$(MTR_INCLUDES) $(SQLITE_CFLAGS) $(XXHASH_CFLAGS) $(SODIUM_CFLAGS)
+	$(MTR_INCLUDES) $(SQLITE_CFLAGS) $(XXHASH_CFLAGS) $(SODIUM_CFLAGS) $(OPENSSL_CFLAGS)
 FUZZ_LINK = -fsanitize=fuzzer,address,undefined
-FUZZ_LIBS = $(SQLITE_LIBS) $(XXHASH_LIBS) $(SODIUM_LIBS) $(PTHREAD_LIBS) -lm
-FUZZ_NAMES = client cproto paxos pstore seglog sql transport wire
+FUZZ_LIBS = $(SQLITE_LIBS) $(XXHASH_LIBS) $(SODIUM_LIBS) $(OPENSSL_LIBS) $(PTHREAD_LIBS) -lm
+FUZZ_NAMES = client cproto paxos pstore seglog sql transport uri wire
 FUZZ_TARGETS = $(FUZZ_NAMES:%=tests/fuzz/fuzz_%)
 FUZZ_LIB_SRCS = $(filter %.c,$(libmtrcommon_la_SOURCES) $(libmtrproto_la_SOURCES) $(libmtrnet_la_SOURCES) \
 	$(libmtrsql_la_SOURCES) $(libmtrproxy_la_SOURCES) $(libmtrclient_la_SOURCES) $(libmtrserver_la_SOURCES))

@@ -1,18 +1,18 @@
 # tests: unit tests (cmocka, one per module, tests/unit/test_MODULE.c linked
 # with LDADD of Makefile.am), the tools the integration suites drive, the
 # sqllogictest runner, mtrbench, and the integration suites (TAP scripts).
-EXTRA_DIST += tests/testutil.h
+EXTRA_DIST += tests/testutil.h tests/testutil_fs.h
 SLT_CORE = tests/slt/slt.c tests/slt/slt.h tests/slt/md5.c tests/slt/md5.h
 # the differential test's SQL generator (no I/O; mtrslt --gen, test_sql_slt)
 SLT_GEN = tests/slt/gen.c tests/slt/gen.h
 
 # ---- unit tests, by library --------------------------------------------
 if HAVE_CMOCKA
-UNIT_TESTS = tests/unit/test_error tests/unit/test_conf \
+UNIT_TESTS = tests/unit/test_error tests/unit/test_conf tests/unit/test_metrics \
 	tests/unit/test_wire tests/unit/test_wire_server tests/unit/test_result tests/unit/test_cproto \
 	tests/unit/test_transport \
 	tests/unit/test_sql \
-	tests/unit/test_proxy_item tests/unit/test_outbuf tests/unit/test_proxy \
+	tests/unit/test_proxy_item tests/unit/test_outbuf tests/unit/test_proxy tests/unit/test_tlsconn \
 	tests/unit/test_batch tests/unit/test_paxos_sim tests/unit/test_pstore tests/unit/test_seglog \
 	tests/unit/test_ingest tests/unit/test_reasm tests/unit/test_apply tests/unit/test_detvfs \
 	tests/unit/test_clustervt tests/unit/test_server
@@ -55,9 +55,24 @@ examples_example_LDFLAGS = $(CLIENT_STATIC)
 
 # mtrload: the load generator (integration tests, mtrbench e2e)
 noinst_PROGRAMS += tests/tools/mtrload
-tests_tools_mtrload_SOURCES = tests/tools/mtrload.c
+tests_tools_mtrload_SOURCES = tests/tools/mtrload.c tests/tools/toolutil.h
 tests_tools_mtrload_LDADD = $(CLIENT_PROGRAM_LIBS)
 tests_tools_mtrload_LDFLAGS = $(CLIENT_STATIC)
+
+# mtrbank: the transactional bank workload with linearizable readers (faults.sh)
+noinst_PROGRAMS += tests/tools/mtrbank
+tests_tools_mtrbank_SOURCES = tests/tools/mtrbank.c tests/tools/toolutil.h
+tests_tools_mtrbank_LDADD = $(CLIENT_PROGRAM_LIBS)
+tests_tools_mtrbank_LDFLAGS = $(CLIENT_STATIC)
+
+# mtrnfq: delay, reordering and bit flips on an NFQUEUE (faults.sh, where the
+# kernel has no sch_netem)
+if HAVE_NFQ
+noinst_PROGRAMS += tests/tools/mtrnfq
+tests_tools_mtrnfq_SOURCES = tests/tools/mtrnfq.c tests/tools/toolutil.h
+tests_tools_mtrnfq_CFLAGS = $(AM_CFLAGS) $(NFQ_CFLAGS)
+tests_tools_mtrnfq_LDADD = $(NFQ_LIBS)
+endif
 
 # the fake proxy (tests/tools/fakeproxy.h) as a process, for client.sh
 check_PROGRAMS += tests/tools/mtrfakeproxy
@@ -80,6 +95,11 @@ tests_tools_mtrdigest_LDADD = $(SERVER_LIBS) -lm
 noinst_PROGRAMS += tests/tools/mtrforge
 tests_tools_mtrforge_SOURCES = tests/tools/mtrforge.c
 tests_tools_mtrforge_LDADD = $(SERVER_LIBS) -lm
+
+# mtrcproto: the client protocol spoken by hand (client_auth.sh)
+noinst_PROGRAMS += tests/tools/mtrcproto
+tests_tools_mtrcproto_SOURCES = tests/tools/mtrcproto.c
+tests_tools_mtrcproto_LDADD = $(PROTO_LIBS)
 
 # mtrdgram: the DPDK suite's sender/receiver (either transport)
 if HAVE_DPDK
@@ -113,6 +133,7 @@ tests_bench_mtrbench_LDADD = $(ALL_LIBS) -lm
 # One suite a line, so that additions do not touch each other's lines.
 INTEGRATION_SUITES =
 INTEGRATION_SUITES += tests/layers.sh
+INTEGRATION_SUITES += tests/manpages.sh
 INTEGRATION_SUITES += tests/integration/mtrparse.sh
 INTEGRATION_SUITES += tests/integration/slt_sqlite.sh
 INTEGRATION_SUITES += tests/integration/client.sh
@@ -120,26 +141,36 @@ INTEGRATION_SUITES += tests/integration/embedded.sh
 INTEGRATION_SUITES += tests/integration/metronomed.sh
 INTEGRATION_SUITES += tests/integration/cluster.sh
 INTEGRATION_SUITES += tests/integration/failover.sh
+INTEGRATION_SUITES += tests/integration/lost_results.sh
 INTEGRATION_SUITES += tests/integration/slt_cluster.sh
 INTEGRATION_SUITES += tests/integration/sql_diff.sh
 INTEGRATION_SUITES += tests/integration/mtrsql.sh
 INTEGRATION_SUITES += tests/integration/mtrsql_tmux.sh
+INTEGRATION_SUITES += tests/integration/client_auth.sh
 INTEGRATION_SUITES += tests/integration/mtrsql_sqlite.sh
 INTEGRATION_SUITES += tests/integration/backup.sh
 INTEGRATION_SUITES += tests/integration/install.sh
 INTEGRATION_SUITES += tests/integration/stats.sh
 INTEGRATION_SUITES += tests/integration/hostile.sh
+INTEGRATION_SUITES += tests/integration/tls.sh
 INTEGRATION_SUITES += tests/integration/apply_ioerr.sh
 INTEGRATION_SUITES += tests/integration/apply_stress.sh
 INTEGRATION_SUITES += tests/integration/budget.sh
+INTEGRATION_SUITES += tests/integration/read_cancel.sh
 INTEGRATION_SUITES += tests/integration/leader.sh
 INTEGRATION_SUITES += tests/integration/ryw.sh
+INTEGRATION_SUITES += tests/integration/diskfull.sh
+INTEGRATION_SUITES += tests/integration/faults.sh
+INTEGRATION_SUITES += tests/integration/metrics.sh
+INTEGRATION_SUITES += tests/integration/deploy.sh
 TESTS += $(INTEGRATION_SUITES)
 if HAVE_DPDK
 TESTS += tests/integration/dpdk_netns.sh
 endif
 # not in TESTS: the long check over the sqllogictest corpus (doc/mtrslt.md)
-EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
+EXTRA_DIST += $(INTEGRATION_SUITES) tests/integration/promcheck.awk tests/integration/dpdk_netns.sh tests/integration/slt_index_long.sh
+# the fault suite's guide
+EXTRA_DIST += doc/faults.md
 
 # The TAP driver every suite runs under (LOG_DRIVER in Makefile.am) must be
 # in the tarball for `make distcheck`; setup.sh copies it into build-aux/.

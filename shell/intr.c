@@ -7,12 +7,17 @@
  * signal is acted on by ordinary code, never inside a handler.
  *
  * The wait for the cluster runs mtr_step on a worker thread (signals
- * blocked there) while the main thread polls the pipe.  The client library
- * has no way yet to cancel a request (no CANCEL frame), so Ctrl-C abandons
- * the worker instead: it keeps the connection and its statements, closes
- * them when the answer (or the request timeout) comes, and frees itself;
- * the shell goes on with a new connection.  A handle is used by one thread
- * at a time: the main thread never touches an abandoned one again.
+ * blocked there) while the main thread polls the pipe.  Ctrl-C calls
+ * mtr_interrupt on the worker's handle (safe from another thread): a read
+ * is cancelled on the cluster and the step returns at once with
+ * SQLITE_INTERRUPT; a write already sent goes on and its outcome is
+ * reported.  Only when the step has not returned INTR_GIVE_UP_MS after
+ * that (a proxy that does not answer), at a second Ctrl-C, or at a
+ * quitting signal, the worker is abandoned: it keeps the connection and
+ * its statements, closes them when the answer (or the request timeout)
+ * comes, and frees itself; the shell goes on with a new connection.  A
+ * handle is used by one thread at a time (mtr_interrupt aside): the main
+ * thread never touches an abandoned one again.
  */
 #include "config.h"
 
@@ -27,6 +32,9 @@
 #include <unistd.h>
 
 #include "shell.h"
+
+#define INTR_ASK_MS 1000     /* mtr_interrupt again this often while the step has not returned */
+#define INTR_GIVE_UP_MS 2000 /* then abandon the worker */
 
 volatile sig_atomic_t intr_int, intr_quit, intr_winch;
 static int wake[2] = { -1, -1 };
@@ -114,8 +122,16 @@ static void *job_run(void *arg)
 	return NULL;
 }
 
-int intr_step(mtr *db, mtr_stmt *st)
+static long long mono_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+int intr_step(mtr *db, mtr_stmt *st, int *cancelled)
+{
+	*cancelled = 0;
 	struct job *j = calloc(1, sizeof *j);
 	if (!j)
 		return mtr_step(st);
@@ -137,19 +153,42 @@ int intr_step(mtr *db, mtr_stmt *st)
 		free(j);
 		return mtr_step(st);
 	}
+	long long first_ask = 0, last_ask = 0;
 	for (;;) {
+		long long now = mono_ms();
 		pthread_mutex_lock(&j->mu);
-		int done = j->done, orphan = !done && (intr_int || intr_quit);
-		j->orphan = orphan;
+		int done = j->done;
+		int abandon = 0;
+		if (!done) {
+			/* the worker has not returned: it cannot close db now */
+			if (intr_quit || (intr_int && first_ask) || (first_ask && now - first_ask >= INTR_GIVE_UP_MS)) {
+				mtr_interrupt(db); /* still tell the cluster, if the worker gets to it */
+				abandon = 1;
+			} else if (intr_int || (first_ask && now - last_ask >= INTR_ASK_MS)) {
+				mtr_interrupt(db);
+				if (!first_ask)
+					first_ask = now;
+				last_ask = now;
+				intr_int = 0;
+				*cancelled = 1;
+			}
+		}
+		j->orphan = abandon;
 		pthread_mutex_unlock(&j->mu);
 		if (done)
 			break;
-		if (orphan) { /* the worker frees j: do not touch it again */
+		if (abandon) { /* the worker frees j: do not touch it again */
 			intr_int = 0;
 			return SHELL_EINTR;
 		}
+		int wait = -1;
+		if (first_ask) {
+			long long ask = last_ask + INTR_ASK_MS, end = first_ask + INTR_GIVE_UP_MS;
+			long long next = ask < end ? ask : end;
+			wait = next > now ? (int)(next - now) : 0;
+		}
 		struct pollfd p = { .fd = wake[0], .events = POLLIN };
-		if (poll(&p, 1, -1) > 0)
+		if (poll(&p, 1, wait) > 0)
 			intr_drain();
 	}
 	int rc = j->rc;

@@ -873,7 +873,8 @@ static void run_interactive(struct shell *sh)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mtrsql [URI] [-c SQL]... [-bail] [--keep] [--mode MODE] [--headers] [--echo]\n"
-		   "  URI        mtr://HOST:PORT[,HOST:PORT...][?consistency=...] (doc/client.md);\n"
+		   "  URI        mtr://HOST:PORT[,HOST:PORT...][?consistency=...][&tls=require&ca=FILE]\n"
+		   "             (doc/client.md);\n"
 		   "             none: the local cluster (started if needed, stopped at exit)\n"
 		   "  -c SQL     run SQL (repeatable), then exit\n"
 		   "  -bail      stop at the first error\n"
@@ -941,10 +942,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtrsql: cannot set up signals: %s\n", strerror(errno));
 		return 2;
 	}
-	if (optind < argc)
+	if (optind < argc) {
 		snprintf(sh.uri, sizeof(sh.uri), "%s", argv[optind]);
-	else if (local_up(&sh))
+		if (login_prepare(&sh, argv[optind]))
+			return 2;
+	} else if (local_up(&sh)) {
 		return 2;
+	}
 	int status = 0;
 	if (intr_quit && intr_quit != SIGINT) /* SIGTERM/SIGHUP while the cluster started */
 		goto out;

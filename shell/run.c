@@ -78,8 +78,15 @@ int shell_reconnect(struct shell *sh, const char *consistency)
 			shell_error(".consistency needs an mtr:// URI");
 			return -1;
 		}
-		snprintf(uri, sizeof(uri), "%.*s?consistency=%s", q ? (int)(q - sh->uri) : (int)strlen(sh->uri), sh->uri,
-			 consistency);
+		/* the URI's other options (tls=, ca=, timeout= ...) stay */
+		size_t n = (size_t)snprintf(uri, sizeof(uri), "%.*s?consistency=%s",
+					    q ? (int)(q - sh->uri) : (int)strlen(sh->uri), sh->uri, consistency);
+		for (const char *o = q ? q + 1 : NULL; o && *o && n < sizeof(uri);) {
+			size_t len = strcspn(o, "&");
+			if (strncmp(o, "consistency=", 12) != 0)
+				n += (size_t)snprintf(uri + n, sizeof(uri) - n, "&%.*s", (int)len, o);
+			o += len + (o[len] == '&');
+		}
 	} else {
 		snprintf(uri, sizeof(uri), "%s", sh->uri);
 	}
@@ -102,7 +109,16 @@ int shell_reconnect(struct shell *sh, const char *consistency)
 int shell_step(struct shell *sh, mtr_stmt *st)
 {
 	int readonly = mtr_stmt_readonly(st);
-	int rc = intr_step(sh->db, st);
+	int cancelled = 0;
+	int rc = intr_step(sh->db, st, &cancelled);
+	if (cancelled && rc == MTR_ESQL && mtr_extended_errcode(sh->db) == SQLITE_INTERRUPT) {
+		/* cancelled on the cluster (mtr_interrupt): the connection stays */
+		mtr_finalize(st);
+		sh->interrupts++;
+		fflush(sh->outf);
+		fprintf(stderr, "%sError: interrupted\n", sh->interactive ? "\n" : "");
+		return SHELL_EINTR;
+	}
 	if (rc != SHELL_EINTR)
 		return rc;
 	/* the old handle (and st) now belong to the abandoned worker */

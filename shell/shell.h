@@ -52,6 +52,12 @@ struct shell {
 /* "Error: " and the message on stderr. */
 void shell_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- login.c ---- */
+/* When sh->uri names a user: move the URI's password into MTR_PASSWORD
+ * (and blank it in arg, the command-line argument it came from), or ask for
+ * it on /dev/tty when MTR_PASSWORD is not set.  0, or -1 after a message. */
+int login_prepare(struct shell *sh, char *arg);
+
 /* ---- run.c ---- */
 /* Run every statement of sql, printing rows in the current mode.  A failing
  * statement is reported (with its script line when sh->line is set) and
@@ -61,10 +67,12 @@ int run_sql(struct shell *sh, const char *sql);
  * already reported when report is set). */
 int run_exec(struct shell *sh, const char *sql, int report);
 /* mtr_step that waits for the cluster: on a worker thread, so that Ctrl-C
- * ends the wait.  Returns mtr_step's code, or SHELL_EINTR after printing
- * "interrupted" and opening a new connection: st and every statement of
- * the old sh->db then belong to the abandoned worker and must not be used
- * or finalized. */
+ * can cancel it (mtr_interrupt: the read stops on the servers).  Returns
+ * mtr_step's code (a write's outcome, too, when Ctrl-C came after it was
+ * sent), or SHELL_EINTR after printing "Error: interrupted": st is gone
+ * then and must not be used or finalized (finalized here when the read was
+ * cancelled; else it and every statement of the old sh->db belong to the
+ * abandoned worker, and sh->db is a new connection). */
 int shell_step(struct shell *sh, mtr_stmt *st);
 /* Close sh->db and connect again to sh->uri (with consistency when not
  * NULL).  0 or -1. */
@@ -98,10 +106,13 @@ extern volatile sig_atomic_t intr_int, intr_quit, intr_winch;
  * poll it with other descriptors; intr_drain empties it. */
 int intr_fd(void);
 void intr_drain(void);
-/* Run mtr_step(st) on a worker thread, waiting for it or for a signal.
- * Returns its code, or SHELL_EINTR: the worker then owns db (it closes it,
- * and with it st, when the step returns). */
-int intr_step(mtr *db, mtr_stmt *st);
+/* Run mtr_step(st) on a worker thread, waiting for it or for a signal;
+ * Ctrl-C calls mtr_interrupt(db) (*cancelled is then set) and the wait goes
+ * on for the step's answer.  Returns its code, or SHELL_EINTR when the
+ * worker was abandoned (a quitting signal, a second Ctrl-C, no answer 2 s
+ * after the interrupt): the worker then owns db (it closes it, and with it
+ * st, when the step returns). */
+int intr_step(mtr *db, mtr_stmt *st, int *cancelled);
 
 /* ---- local.c: the local cluster ---- */
 /* Attach to the local cluster (starting what is not running), noting which

@@ -7,10 +7,11 @@
  * ANSWER arrives (matched by request id: answers of requests given up after
  * a timeout are recognised and dropped).  Everything that waits goes through
  * client_pump(), which writes what is queued, reads frames, completes
- * requests, expires deadlines and, when the connection dies, connects to the
- * next address and queues every unanswered frame again (same request ids:
- * see "Failover" in metronome.h and doc/client.md for what that does and
- * does not guarantee today).  Nothing spins: the pump sleeps in poll().
+ * requests, expires deadlines and, when the connection dies or a request
+ * timed out on it, connects to the next address and queues every
+ * unanswered frame again (same request ids: see "Failover" in metronome.h
+ * and doc/client.md for what that does and does not guarantee).  Nothing
+ * spins: the pump sleeps in poll().
  */
 #include "config.h"
 
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -238,11 +240,98 @@ int client_uri_option(mtr *db, const char *s, size_t n)
 		}
 		db->key.set = 1;
 	} else {
+		int rc = client_tls_option(db, s, klen, v, vlen);
+		if (rc <= 0)
+			return rc;
 		return client_err(db, MTR_EINVAL, "unknown URI option '%.*s'", (int)klen, s);
 	}
 #undef KEY_IS
 #undef VAL_IS
 	return 0;
+}
+
+/* Percent-decode n bytes at s into a new string (*out, malloc'ed); what
+ * names the part in messages.  0 or an error recorded on db. */
+static int uri_decode(mtr *db, const char *s, size_t n, const char *what, char **out)
+{
+	char *d = malloc(n + 1);
+	if (!d)
+		return client_err(db, MTR_ENOMEM, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '%') {
+			d[k++] = s[i];
+			continue;
+		}
+		int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
+		int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			free(d);
+			return client_err(db, MTR_EINVAL,
+					  "bad %%-escape in the URI's %s: write %%XX with two hex digits (not %%00)", what);
+		}
+		d[k++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	d[k] = 0;
+	*out = d;
+	return 0;
+}
+
+/*
+ * The URI's "USER[:PASSWORD]@" (n bytes before the '@'): db->user, and
+ * db->password from the URI or else $MTR_PASSWORD.  Without either the
+ * open fails: only mtrsql asks for a password (doc/client.md).
+ */
+static int uri_userinfo(mtr *db, const char *s, size_t n)
+{
+	const char *colon = memchr(s, ':', n);
+	size_t ul = colon ? (size_t)(colon - s) : n;
+	int rc = uri_decode(db, s, ul, "user name", &db->user);
+	if (rc)
+		return rc;
+	if (!cproto_user_valid(db->user, strlen(db->user)))
+		return client_err(db, MTR_EINVAL,
+				  "bad user name in the URI: 1 to %d bytes, no ':' and no control character",
+				  CPROTO_MAX_USER);
+	if (colon) {
+		rc = uri_decode(db, colon + 1, n - ul - 1, "password", &db->password);
+		if (rc)
+			return rc;
+	} else if (getenv("MTR_PASSWORD")) {
+		db->password = strdup(getenv("MTR_PASSWORD"));
+		if (!db->password)
+			return client_err(db, MTR_ENOMEM, "out of memory");
+	} else {
+		return client_err(db, MTR_EAUTH,
+				  "no password for user %s: put it in the URI (mtr://%s:PASSWORD@host:port) or in "
+				  "the MTR_PASSWORD environment variable",
+				  db->user, db->user);
+	}
+	if (strlen(db->password) > CPROTO_MAX_PASSWORD)
+		return client_err(db, MTR_EINVAL, "the password is longer than %d bytes", CPROTO_MAX_PASSWORD);
+	return 0;
+}
+
+/* uri with the password of its userinfo replaced by "***" (for messages). */
+static char *uri_redact(const char *uri)
+{
+	const char *p = strstr(uri, "://");
+	p = p ? p + 3 : uri;
+	size_t alen = strcspn(p, "?");
+	const char *at = NULL;
+	for (const char *c = p; c < p + alen; c++)
+		if (*c == '@')
+			at = c;
+	const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (!colon)
+		return strdup(uri);
+	size_t head = (size_t)(colon + 1 - uri);
+	size_t len = head + 3 + strlen(at) + 1;
+	char *r = malloc(len);
+	if (r)
+		snprintf(r, len, "%.*s***%s", (int)head, uri, at);
+	return r;
 }
 
 /* Parse uri into db (addresses and options). */
@@ -251,10 +340,20 @@ static int uri_parse(mtr *db, const char *uri)
 	static const char scheme[] = "mtr://";
 	if (strncmp(uri, scheme, sizeof scheme - 1) != 0)
 		return client_err(db, MTR_EINVAL,
-				  "URI must start with mtr:// or mtr+embedded://, or be 'local': '%s'", uri);
+				  "URI must start with mtr:// or mtr+embedded://, or be 'local': '%s'", db->uri_shown);
 	const char *p = uri + sizeof scheme - 1;
 	const char *q = strchr(p, '?');
 	const char *hend = q ? q : p + strlen(p);
+	const char *at = NULL;
+	for (const char *c = p; c < hend; c++)
+		if (*c == '@')
+			at = c; /* the last one: a raw '@' in a password still works */
+	if (at) {
+		int rc = uri_userinfo(db, p, (size_t)(at - p));
+		if (rc)
+			return rc;
+		p = at + 1;
+	}
 	unsigned n = 1;
 	for (const char *c = p; c < hend; c++)
 		n += *c == ',';
@@ -288,6 +387,7 @@ static int uri_parse(mtr *db, const char *uri)
 
 static void conn_close(mtr *db)
 {
+	client_tls_close(db);
 	if (db->fd >= 0)
 		close(db->fd);
 	db->fd = -1;
@@ -308,6 +408,8 @@ static int ms_left(uint64_t deadline)
 	return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
+int client_ms_left(uint64_t deadline) { return ms_left(deadline); }
+
 /* Read from db->fd into db->in (growing it).  >0 bytes, 0 EOF, or -errno
  * style MTR_EAGAIN / MTR_EIO / MTR_ENOMEM. */
 static long conn_read(mtr *db)
@@ -320,7 +422,7 @@ static long conn_read(mtr *db)
 		db->in = n;
 		db->in_cap = cap;
 	}
-	ssize_t r = recv(db->fd, db->in + db->in_len, db->in_cap - db->in_len, 0);
+	ssize_t r = client_tls_recv(db, db->in + db->in_len, db->in_cap - db->in_len);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? MTR_EAGAIN : MTR_EIO;
 	db->in_len += (size_t)r;
@@ -331,7 +433,7 @@ static long conn_read(mtr *db)
 static int conn_write(mtr *db)
 {
 	while (db->out.len) {
-		ssize_t w = send(db->fd, db->out.p, db->out.len, MSG_NOSIGNAL);
+		ssize_t w = client_tls_send(db, db->out.p, db->out.len);
 		if (w < 0)
 			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : MTR_EIO;
 		cproto_buf_consume(&db->out, (size_t)w);
@@ -403,7 +505,8 @@ static int conn_open_one(mtr *db, const struct client_addr *a, uint64_t deadline
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	char label[300];
 	snprintf(label, sizeof label, "%s:%s", a->host, a->port);
-	return client_handshake(db, fd, label, deadline, why, cap);
+	int rc = db->tls_ctx ? client_tls_start(db, fd, a->host, label, deadline, why, cap) : 0;
+	return rc ? rc : client_handshake(db, fd, label, deadline, why, cap);
 }
 
 /*
@@ -417,8 +520,12 @@ int client_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char
 	db->fd = fd;
 	db->out.len = 0;
 	db->in_len = 0;
-	struct cproto_hello h = {.version = CPROTO_VERSION, .client_id = db->client_id, .consistency = db->consistency};
-	if (cproto_put_hello(&db->out, &h) != 0) {
+	struct cproto_hello h = {.version = CPROTO_VERSION, .client_id = db->client_id, .consistency = db->consistency,
+				 .flags = db->user ? CPROTO_HELLO_AUTH : 0};
+	struct cproto_auth au = {.user = db->user, .user_len = db->user ? (uint16_t)strlen(db->user) : 0,
+				 .password = db->password,
+				 .password_len = db->password ? (uint16_t)strlen(db->password) : 0};
+	if (cproto_put_hello(&db->out, &h) != 0 || (db->user && cproto_put_auth(&db->out, &au) != 0)) {
 		conn_close(db);
 		snprintf(why, cap, "out of memory");
 		return MTR_ENOMEM;
@@ -464,9 +571,13 @@ int client_handshake(mtr *db, int fd, const char *label, uint64_t deadline, char
 				(unsigned long long)w.stream);
 			return 0;
 		}
-		if (used > 0 && f.type == CPROTO_T_BYE && cproto_get_bye(&f, &b) == 0)
+		if (used > 0 && f.type == CPROTO_T_BYE && cproto_get_bye(&f, &b) == 0) {
 			snprintf(why, cap, "%s: proxy said: %.*s", label, (int)b.msg_len, b.msg);
-		else
+			if (b.status == MTR_EAUTH) {
+				rc = MTR_EAUTH; /* another proxy of the URI would say the same */
+				break;
+			}
+		} else
 			snprintf(why, cap, "%s: no valid WELCOME", label);
 		rc = MTR_ECONNECT;
 		break;
@@ -507,10 +618,13 @@ static int conn_ensure(mtr *db, uint64_t deadline)
 			int rc = conn_open_one(db, &db->addrs[i], deadline, why, sizeof why);
 			if (rc == MTR_ENOMEM)
 				return client_err(db, rc, "out of memory");
+			if (rc == MTR_EAUTH)
+				return client_err(db, rc, "%s", why);
 			if (rc == 0) {
 				db->cur = i;
 				for (struct client_req *r = db->head; r; r = r->next)
-					if (out_append(db, r->frame, r->frame_len) != 0) {
+					if (out_append(db, r->frame, r->frame_len) != 0 ||
+					    (r->cancelled && cproto_put_cancel(&db->out, r->id) != 0)) {
 						conn_close(db);
 						return client_err(db, MTR_ENOMEM, "out of memory");
 					}
@@ -530,7 +644,8 @@ static int conn_ensure(mtr *db, uint64_t deadline)
 	return client_err(db, MTR_ECONNECT, "cannot connect to any proxy (last: %s)", why);
 }
 
-/* The connection died: close it and try the next address first. */
+/* The connection died (or a request timed out on it): close it and try
+ * the next address first. */
 static void conn_lost(mtr *db, const char *why)
 {
 	if (db->naddrs)
@@ -694,6 +809,40 @@ static int conn_frames(mtr *db, char *why, size_t cap)
 }
 
 /*
+ * mtr_interrupt was called: a CANCEL frame for every unanswered request not
+ * cancelled yet.  The proxy answers a cancelled read at once ("read
+ * cancelled"); a write goes on and its answer comes as usual.
+ */
+static void interrupt_pending(mtr *db)
+{
+	for (struct client_req *r = db->head; r; r = r->next) {
+		if (r->cancelled)
+			continue;
+		r->cancelled = true;
+		if (db->fd >= 0 && cproto_put_cancel(&db->out, r->id) != 0)
+			r->cancelled = false; /* out of memory: the request runs on */
+		else
+			mtr_log(LOG_DEBUG, "client: request %llu cancelled (mtr_interrupt)", (unsigned long long)r->id);
+	}
+	if (db->fd >= 0 && db->out.len && conn_write(db) != 0)
+		conn_lost(db, strerror(errno));
+}
+
+MTR_API void mtr_interrupt(mtr *db)
+{
+	if (!db)
+		return;
+	int e = errno; /* a signal handler's caller keeps its errno */
+	atomic_store(&db->interrupt, 1);
+	if (db->ifd >= 0) {
+		uint64_t one = 1;
+		ssize_t w = write(db->ifd, &one, sizeof one);
+		(void)w; /* a full counter wakes the pump just as well */
+	}
+	errno = e;
+}
+
+/*
  * The I/O loop.  Runs until `want` (a synchronous request) is finished, or,
  * when want is NULL, until at least one callback ran, nothing is pending,
  * or `until` (monotonic ns; 0: none) passed (after at least one poll).  Expires requests whose
@@ -713,19 +862,45 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 			return fired;
 		uint64_t now = now_mono_ns();
 		uint64_t next = until;
+		uint64_t expired = 0;
+		bool want_expired = false;
 		for (struct client_req *r = db->head, *nx; r; r = nx) {
 			nx = r->next;
 			if (r->deadline_ns && r->deadline_ns <= now) {
 				req_unlink(db, r);
 				mtr_log(LOG_DEBUG, "client: request %llu timed out", (unsigned long long)r->id);
-				if (r == want) {
-					client_err(db, MTR_ETIMEDOUT, "no answer within %d ms", db->timeout_ms);
-					return MTR_ETIMEDOUT;
-				}
-				fired += req_finish(db, r, NULL, 0, MTR_ETIMEDOUT);
+				/* nobody waits for it any more: the proxy stops a read
+				 * (a write goes on; its answer is dropped) */
+				if (db->fd >= 0 && cproto_put_cancel(&db->out, r->id) == 0 && conn_write(db) != 0)
+					conn_lost(db, strerror(errno));
+				if (!expired)
+					expired = r->id;
+				if (r == want)
+					want_expired = true;
+				else
+					fired += req_finish(db, r, NULL, 0, MTR_ETIMEDOUT);
 			} else if (r->deadline_ns && (!next || r->deadline_ns < next)) {
 				next = r->deadline_ns;
 			}
+		}
+		/*
+		 * A request that got no answer in time makes its connection
+		 * suspect: answers leave a proxy in request order, so one that
+		 * never comes holds up every later one.  Reconnect (the next
+		 * address first, when the URI has several) and resend what is
+		 * still unanswered with the same ids; the replicas apply each
+		 * (client, request) once (doc/client.md "Failover").  A handle
+		 * without an address (embedded, attached) keeps its connection.
+		 */
+		if (expired && db->fd >= 0 && db->naddrs > 0) {
+			char why[96];
+			snprintf(why, sizeof why, "no answer to request %llu within %d ms", (unsigned long long)expired,
+				 db->timeout_ms);
+			conn_lost(db, why);
+		}
+		if (want_expired) {
+			client_err(db, MTR_ETIMEDOUT, "no answer within %d ms", db->timeout_ms);
+			return MTR_ETIMEDOUT;
 		}
 		if (fired && !want)
 			return fired;
@@ -754,20 +929,39 @@ static int client_pump(mtr *db, struct client_req *want, uint64_t until)
 				fired += n;
 			continue;
 		}
-		struct pollfd pfd = {.fd = db->fd, .events = POLLIN | (db->out.len ? POLLOUT : 0)};
-		int pr = poll(&pfd, 1, ms_left(next));
+		if (atomic_exchange(&db->interrupt, 0)) {
+			interrupt_pending(db);
+			continue;
+		}
+		struct pollfd pfd[2] = {
+			{.fd = db->fd, .events = client_tls_poll(db, POLLIN | (db->out.len ? POLLOUT : 0))},
+			{.fd = db->ifd, .events = POLLIN}};
+		int pr;
+		if (client_tls_pending(db)) { /* decrypted bytes wait: read them first */
+			pr = 1;
+			pfd[0].revents = POLLIN;
+			pfd[1].revents = 0;
+		} else {
+			pr = poll(pfd, db->ifd >= 0 ? 2 : 1, ms_left(next));
+		}
 		polled = true;
 		if (pr < 0 && errno != EINTR) {
 			conn_lost(db, strerror(errno));
 			continue;
 		}
-		if (pr <= 0)
+		if (pr > 0 && db->ifd >= 0 && (pfd[1].revents & POLLIN)) {
+			uint64_t junk;
+			ssize_t rd = read(db->ifd, &junk, sizeof junk);
+			(void)rd; /* the flag says what to do */
+		}
+		if (pr <= 0 || !(pfd[0].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR)))
 			continue;
-		if ((pfd.revents & POLLOUT) && conn_write(db) != 0) {
+		if ((pfd[0].revents & POLLOUT) && conn_write(db) != 0) {
 			conn_lost(db, strerror(errno));
 			continue;
 		}
-		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+		/* POLLOUT with nothing to write: a TLS read waited for it */
+		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) || ((pfd[0].revents & POLLOUT) && !db->out.len)) {
 			long r = conn_read(db);
 			if (r == MTR_EAGAIN)
 				continue;
@@ -800,6 +994,13 @@ static int client_queue(mtr *db, const char *sql, uint32_t sql_len, const struct
 	struct client_req *r = calloc(1, sizeof *r);
 	if (!r)
 		return client_err(db, MTR_ENOMEM, "out of memory");
+	if (!db->head && atomic_exchange(&db->interrupt, 0) && db->ifd >= 0) {
+		/* like sqlite3_interrupt: no effect on statements started after
+		 * nothing was running any more */
+		uint64_t junk;
+		ssize_t rd = read(db->ifd, &junk, sizeof junk);
+		(void)rd;
+	}
 	r->id = ++db->next_req;
 	struct cproto_query q = {
 		.request = r->id,
@@ -859,6 +1060,7 @@ int client_request_sync(mtr *db, const char *sql, uint32_t sql_len, const struct
 	if (rc)
 		return rc;
 	rc = client_pump(db, r, 0);
+	client_tls_thread_done(db);
 	if (rc == 0) {
 		rc = r->rc;
 		if (rc == 0) {
@@ -888,6 +1090,7 @@ int client_request_async(mtr *db, const char *sql, uint32_t sql_len, const struc
 	/* Push it out now if the socket takes it; never wait here. */
 	if (conn_write(db) != 0)
 		conn_lost(db, strerror(errno));
+	client_tls_thread_done(db);
 	return 0;
 }
 
@@ -897,7 +1100,9 @@ MTR_API int mtr_poll(mtr *db, int timeout_ms)
 		return 0;
 	/* until 0 means "no limit" to the pump; a zero timeout is "now". */
 	uint64_t until = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	return client_pump(db, NULL, until);
+	int n = client_pump(db, NULL, until);
+	client_tls_thread_done(db);
+	return n;
 }
 
 int client_answer(mtr *db, const uint8_t *payload, size_t len, struct result_view *v, int *ext)
@@ -948,6 +1153,7 @@ static mtr *client_new(void)
 	if (!db)
 		return NULL;
 	db->fd = -1;
+	db->ifd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: mtr_interrupt has no effect */
 	db->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
 	db->consistency = CPROTO_CONS_SESSION;
 	if (getrandom(&db->client_id, sizeof db->client_id, GRND_NONBLOCK) != (ssize_t)sizeof db->client_id)
@@ -980,10 +1186,51 @@ int client_open_fd(int fd, int timeout_ms, mtr **out)
 	return 0;
 }
 
+/* The library's level: warnings and errors unless MTR_LOG or mtr_config_log
+ * says otherwise (the daemons, which share log.c, default to info). */
+static atomic_int log_configured;
+
+static void client_log_default(void)
+{
+	int no = 0;
+	if (atomic_compare_exchange_strong(&log_configured, &no, 1) && !log_level_from_env())
+		log_set_level(LOG_WARN);
+}
+
+struct log_user {
+	mtr_log_fn fn;
+	void *arg;
+};
+static struct log_user log_user;
+
+static void log_to_user(void *arg, int level, const char *msg)
+{
+	const struct log_user *u = arg;
+	u->fn(u->arg, level, msg);
+}
+
+MTR_API int mtr_config_log(mtr_log_fn fn, void *arg, int level)
+{
+	if (level < MTR_LOG_ERROR || level > MTR_LOG_TRACE)
+		return MTR_EINVAL;
+	atomic_store(&log_configured, 1);
+	log_set_level(level);
+	if (fn == NULL) {
+		log_set_sink(NULL, NULL);
+	} else {
+		log_set_sink(NULL, NULL); /* no line sees a half-set user */
+		log_user.fn = fn;
+		log_user.arg = arg;
+		log_set_sink(log_to_user, &log_user);
+	}
+	return 0;
+}
+
 MTR_API int mtr_open(const char *uri, mtr **out)
 {
 	if (!out)
 		return MTR_EINVAL;
+	client_log_default();
 	mtr *db = client_new();
 	*out = db;
 	if (!db)
@@ -996,8 +1243,11 @@ MTR_API int mtr_open(const char *uri, mtr **out)
 			client_ok(db);
 		return erc;
 	}
+	db->uri_shown = uri_redact(uri);
+	if (!db->uri_shown)
+		return client_err(db, MTR_ENOMEM, "out of memory");
 	int rc = uri_parse(db, uri);
-	if (rc)
+	if (rc || (rc = client_tls_setup(db)))
 		return rc;
 	/* One round over the addresses, each bounded by the timeout. */
 	uint64_t deadline = db->timeout_ms ? now_mono_ns() + (uint64_t)db->timeout_ms * 1000000ull : 0;
@@ -1011,8 +1261,10 @@ MTR_API int mtr_open(const char *uri, mtr **out)
 		}
 		if (rc == MTR_ENOMEM)
 			return client_err(db, rc, "out of memory");
+		if (rc == MTR_EAUTH)
+			return client_err(db, rc, "%s", why);
 	}
-	return client_err(db, MTR_ECONNECT, "cannot connect to any proxy of '%s' (last: %s)", uri, why);
+	return client_err(db, MTR_ECONNECT, "cannot connect to any proxy of '%s' (last: %s)", db->uri_shown, why);
 }
 
 MTR_API int mtr_close(mtr *db)
@@ -1024,11 +1276,20 @@ MTR_API int mtr_close(mtr *db)
 	client_txn_clear(db);
 	client_temp_clear(db);
 	conn_close(db);
+	client_tls_free(db);
 	client_embed_close(db);
+	if (db->ifd >= 0)
+		close(db->ifd);
 	cproto_buf_free(&db->out);
 	free(db->in);
 	free(db->txn);
 	free(db->addrs);
+	free(db->user);
+	if (db->password) {
+		explicit_bzero(db->password, strlen(db->password));
+		free(db->password);
+	}
+	free(db->uri_shown);
 	free(db);
 	return 0;
 }

@@ -133,14 +133,17 @@ int client_embed_open(mtr *db, const char *uri)
 			return client_err(db, rc, "%s", err);
 		if ((rc = parse_embedded(db, uri, e->conf)))
 			return rc;
+		if (db->tls_mode || db->tls_ca)
+			return client_err(db, MTR_EINVAL, "tls= and ca= are for mtr:// URIs: the embedded proxy runs "
+							  "in this process and needs no TLS");
 	}
 	struct proxy_config pc;
 	if ((rc = proxy_config_read(e->conf, &pc, err, sizeof(err))))
 		return client_err(db, rc, "embedded proxy: %s", err);
 	pc.no_listen = 1;
-	/* inside an application the proxy reports warnings and errors only,
-	 * unless MTR_LOG asks for more */
-	pc.log_level = getenv("MTR_LOG") ? log_threshold : LOG_WARN;
+	/* inside an application the proxy logs at the library's level:
+	 * warnings and errors, unless MTR_LOG or mtr_config_log asks for more */
+	pc.log_level = log_threshold;
 	if ((rc = proxy_open(&pc, &e->proxy)))
 		return client_err(db, rc, "embedded proxy: cannot start: %s", mtr_strerror(rc));
 	if (pthread_create(&e->thread, NULL, embed_main, e))

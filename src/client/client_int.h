@@ -11,9 +11,11 @@
 #ifndef MTR_CLIENT_INT_H
 #define MTR_CLIENT_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "metronome.h"
 #include "cproto.h"
@@ -46,6 +48,7 @@ struct client_req {
 	void *arg;
 	bool write, insert;   /* async: which counters the answer updates */
 	bool finished;        /* synchronous: the outcome is below */
+	bool cancelled;       /* mtr_interrupt: a CANCEL frame was sent for it (again after a failover) */
 	int rc;               /* 0: payload holds the ANSWER payload */
 	uint8_t *payload;     /* malloc'ed copy, owned by the waiter */
 	size_t payload_len;
@@ -70,10 +73,15 @@ struct mtr {
 	uint8_t consistency;  /* enum cproto_consistency */
 	int timeout_ms, busy_ms;
 	struct wire_key key;  /* for the embedded mode (not used over TCP) */
+	char *user;           /* the URI's user name (NULL: no login), malloc'ed */
+	char *password;       /* its password (URI or MTR_PASSWORD), malloc'ed, wiped at close */
+	char *uri_shown;      /* the URI without its password, for messages */
 	uint64_t client_id, next_req, stream;
 	uint32_t max_frame;   /* the proxy's (WELCOME) */
 
 	int fd;               /* -1: not connected */
+	int ifd;              /* eventfd mtr_interrupt writes to (the pump polls it), or -1 */
+	atomic_int interrupt; /* mtr_interrupt was called: CANCEL what is pending */
 	unsigned losses;      /* connections lost since the last answer */
 	bool in_unparsed;     /* db->in holds bytes read with WELCOME, not yet parsed */
 	struct cproto_buf out;
@@ -99,11 +107,53 @@ struct mtr {
 
 	struct mtr_stmt *stmts; /* every statement prepared on the handle */
 	struct client_embed *embed; /* embedded mode: the proxy thread (client_embed.c) */
+
+	int tls_mode;               /* CLIENT_TLS_*: the URI's tls= (client_tls.c) */
+	char *tls_ca;               /* the URI's ca= (malloc'ed), NULL: the system's trust store */
+	struct tlsctx *tls_ctx;     /* made at mtr_open when tls is not off */
+	struct tlsconn *tls;        /* the connection's TLS, NULL: clear */
 };
+
+/* The URI's tls= (doc/client.md, "TLS"). */
+enum { CLIENT_TLS_OFF = 0, CLIENT_TLS_REQUIRE, CLIENT_TLS_INSECURE };
 
 /* Apply one "key=value" URI option (n bytes) to db: consistency, timeout,
  * busy, key.  0 or MTR_EINVAL (recorded on db). */
 int client_uri_option(mtr *db, const char *s, size_t n);
+
+/* ---- client_tls.c: TLS to the proxy ---- */
+
+struct tlsctx;
+struct tlsconn;
+/* Apply the URI option key=value if it is tls= or ca=: 0, 1 (not one of
+ * them), or MTR_EINVAL / MTR_ENOMEM (recorded on db). */
+int client_tls_option(mtr *db, const char *key, size_t klen, const char *v, size_t vlen);
+/* After the URI is parsed: the TLS context it asks for (CA file read
+ * now).  0 or an error recorded on db (ca= unreadable, ca= without tls=). */
+int client_tls_setup(mtr *db);
+/* The TLS handshake on the connected fd, verifying host, before deadline.
+ * 0 (db->tls set), or MTR_ECONNECT / MTR_ENOMEM with the reason in why
+ * (fd is then closed).  label ("host:port") names the proxy in messages. */
+int client_tls_start(mtr *db, int fd, const char *host, const char *label, uint64_t deadline, char *why,
+		     size_t cap);
+/* recv(2) / send(2) on db->fd (MSG_NOSIGNAL), through TLS when db has it:
+ * bytes, or -1 with errno (EAGAIN; EPROTO: a TLS failure, logged). */
+ssize_t client_tls_recv(mtr *db, void *buf, size_t n);
+ssize_t client_tls_send(mtr *db, const void *buf, size_t n);
+/* events plus what TLS waits for (POLLOUT when a read must write first). */
+short client_tls_poll(mtr *db, short events);
+/* Whether decrypted bytes wait inside the TLS layer (read without polling). */
+int client_tls_pending(mtr *db);
+/* Drop the connection's TLS (before its fd is closed). */
+void client_tls_close(mtr *db);
+/* Drop everything TLS of the handle (close). */
+void client_tls_free(mtr *db);
+/* At the end of a public call that may have used TLS in the caller's
+ * thread: free OpenSSL's state of that thread (tlsconn_thread_done), so that
+ * a thread that ends as the process exits leaks nothing. */
+void client_tls_thread_done(mtr *db);
+/* Milliseconds left until deadline (monotonic ns; 0: none -> -1), for poll. */
+int client_ms_left(uint64_t deadline);
 
 /* Greet the proxy on the connected socket fd (HELLO / WELCOME); on success
  * db->fd is fd.  label names the peer in messages.  0 or an MTR_E* code with

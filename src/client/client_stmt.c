@@ -403,11 +403,15 @@ static int session_floor(mtr *db)
 	db->once_consistency = CPROTO_CONS_LINEARIZABLE;
 	int rc = request_run(db, "SELECT 1", 8, NULL, 0, &v, &payload);
 	db->once_consistency = 0;
-	if (rc)
+	if (rc) {
+		/* the cause is in db->errmsg, which client_err writes: copy it */
+		char why[sizeof db->errmsg];
+		snprintf(why, sizeof why, "%s", mtr_errmsg(db));
 		return client_err(db, rc,
 				  "a new session could not learn the cluster's position (%s): its reads would not be "
 				  "sure to see every acknowledged write; retry, or read with consistency=none",
-				  mtr_errmsg(db));
+				  why);
+	}
 	free(payload);
 	return 0;
 }

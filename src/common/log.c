@@ -1,9 +1,13 @@
 /*
  * log.c - the one logging path: level check, timestamp, one line to stderr
  * written with a single write(2) so that lines from threads do not interleave.
+ * With log.file, stderr itself is that file (dup2), reopened on SIGHUP.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,31 +59,122 @@ int log_level_parse(const char *name)
 	return -1;
 }
 
+static log_sink_fn log_sink;
+static void *log_sink_arg;
+
+void log_set_sink(log_sink_fn fn, void *arg)
+{
+	log_sink_arg = arg;
+	log_sink = fn;
+}
+
+int log_level_from_env(void)
+{
+	const char *v = getenv("MTR_LOG");
+	return v != NULL && log_level_parse(v) >= 0;
+}
+
 void log_set_tag(const char *tag)
 {
 	snprintf(log_tag, sizeof log_tag, "%s", tag ? tag : "");
 }
 
+/* log.file: its path, and what the last SIGHUP did (0: nothing to say,
+ * 1: reopened, -errno: failed), said by the next line written */
+static char log_path[4096];
+static atomic_int log_reopened;
+
+static int open_onto_stderr(void)
+{
+	int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	int rc = fd == STDERR_FILENO ? 0 : dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+	if (fd != STDERR_FILENO)
+		close(fd);
+	return rc;
+}
+
+int log_open_file(const char *path)
+{
+	if (path == NULL || *path == '\0') {
+		log_path[0] = '\0';
+		return 0;
+	}
+	if (strlen(path) >= sizeof log_path)
+		return -ENAMETOOLONG;
+	memcpy(log_path, path, strlen(path) + 1);
+	int rc = open_onto_stderr();
+	if (rc != 0)
+		log_path[0] = '\0';
+	return rc;
+}
+
+void log_reopen(void)
+{
+	int saved = errno;
+	if (log_path[0] == '\0') {
+		atomic_store(&log_reopened, 2);
+	} else {
+		int rc = open_onto_stderr();
+		atomic_store(&log_reopened, rc == 0 ? 1 : rc);
+	}
+	errno = saved;
+}
+
+static void log_write_line(int level, const char *fmt, va_list ap);
+
+static void log_note_reopen(void)
+{
+	int r = atomic_exchange(&log_reopened, 0);
+	if (r == 0)
+		return;
+	if (r == 1)
+		mtr_log(LOG_INFO, "log file %s reopened (SIGHUP)", log_path);
+	else if (r == 2)
+		mtr_log(LOG_INFO, "SIGHUP: no log.file is set (lines go to stderr): nothing to reopen");
+	else
+		log_write(LOG_ERROR, "SIGHUP: cannot reopen log file %s: %s; lines still go to the old file", log_path,
+			  strerror(-r));
+}
+
 void log_write(int level, const char *fmt, ...)
+{
+	va_list ap;
+	if (atomic_load_explicit(&log_reopened, memory_order_relaxed) != 0)
+		log_note_reopen();
+	va_start(ap, fmt);
+	log_write_line(level, fmt, ap);
+	va_end(ap);
+}
+
+static void log_write_line(int level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;
 	size_t n;
-	va_list ap;
 
 	if (level < LOG_ERROR)
 		level = LOG_ERROR;
 	if (level > LOG_TRACE)
 		level = LOG_TRACE;
+	if (log_sink != NULL) {
+		int m = vsnprintf(line, sizeof line, fmt, ap);
+		if (m >= 0) {
+			for (char *c = line; *c; c++) /* one event, one line */
+				if (*c == '\n')
+					*c = ' ';
+			log_sink(log_sink_arg, level, line);
+		}
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ %-5s %s%s%s", ts.tv_nsec / 1000000L,
 			      log_names[level], log_tag[0] ? "[" : "", log_tag, log_tag[0] ? "] " : "");
-	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
-	va_end(ap);
 	if (m < 0)
 		m = 0;
 	n += (size_t)m;

@@ -4,7 +4,8 @@
  * mtr_log(level, fmt, ...) checks the level before it formats anything, so a
  * disabled trace costs one comparison.  The threshold comes from the
  * environment variable MTR_LOG (error, warn, info, debug, trace; default
- * info) or from log_set_level().  Lines go to stderr as
+ * info) or from log_set_level().  Lines go to stderr (or the log.file that
+ * log_open_file() put there) as
  *   2026-11-23T19:53:00.123Z INFO  [component] message
  */
 #ifndef MTR_LOG_H
@@ -27,6 +28,31 @@ int log_level_parse(const char *name);
 /* Tag written after the level on every line, e.g. the process role and id
  * ("server 2"); the string is copied. */
 void log_set_tag(const char *tag);
+
+/* Where lines go instead of stderr: fn(arg, level, message) with the
+ * message alone (no timestamp, no level, no newline), on the thread that
+ * logs, concurrently from several threads.  NULL: stderr again.  Set it
+ * before any thread logs (it is read without a lock). */
+typedef void (*log_sink_fn)(void *arg, int level, const char *msg);
+void log_set_sink(log_sink_fn fn, void *arg);
+
+/* Whether MTR_LOG set the threshold. */
+int log_level_from_env(void);
+
+/*
+ * log.file: make stderr (every log line, and whatever else writes there)
+ * append to path, created 0640 if missing; NULL or "" keeps stderr.  0 or
+ * -errno (stderr unchanged).  Call before starting threads.
+ */
+int log_open_file(const char *path);
+
+/*
+ * Reopen the log.file (logrotate renamed it): async-signal-safe (open,
+ * dup2, close), for a SIGHUP handler.  The next line logged says what
+ * happened ("log file F reopened (SIGHUP)", or why it could not be, or
+ * that no log.file is set).
+ */
+void log_reopen(void);
 
 /* Format and write one line (use mtr_log, which checks the level first). */
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

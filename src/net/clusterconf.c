@@ -89,8 +89,9 @@ static int parse_servers(const char *list, struct clusterconf *out, char *err, s
 			return MTR_ECONFIG;
 		}
 		uint16_t defport = (uint16_t)(CLUSTERCONF_SERVER_PORT + out->nservers);
-		if (transport_addr_parse(w, defport, &out->servers[out->nservers])) {
-			snprintf(err, errlen, "cluster.servers: '%s' is not an address; write a.b.c.d:port", w);
+		char why[384];
+		if (transport_addr_resolve(w, defport, &out->servers[out->nservers], why, sizeof why)) {
+			snprintf(err, errlen, "cluster.servers: server %u: %s", out->nservers, why);
 			return MTR_ECONFIG;
 		}
 		out->nservers++;

@@ -41,7 +41,8 @@
 	  "yes: run without cluster.key (anyone who can send to the nodes can write, read and stop the "      \
 	  "cluster); logged at warn at every start" },                                                        \
 	{ "cluster.servers", CONF_LIST, NULL,                                                                 \
-	  "every server's address ip:port, in server id order (id 0 first); required" },                     \
+	  "every server's address ip:port or host:port, in server id order (id 0 first); a host name is "     \
+	  "resolved once, at start (IPv4; restart to re-resolve); required" },                     \
 	{ "cluster.group", CONF_STRING, NULL,                                                                 \
 	  "multicast group ip:port for items; unset: proxies send each item to every server (fan-out)" },    \
 	{ "transport.kind", CONF_STRING, "udp", "udp (kernel sockets) or dpdk (kernel bypass)" },             \

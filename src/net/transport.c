@@ -11,6 +11,8 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +122,52 @@ int transport_addr_parse(const char *s, uint16_t default_port, struct transport_
 		return MTR_EINVAL;
 	out->ip = ip;
 	out->port = (uint16_t)port;
+	return 0;
+}
+
+int transport_addr_resolve(const char *s, uint16_t default_port, struct transport_addr *out, char *err,
+			   size_t errlen)
+{
+	if (transport_addr_parse(s, default_port, out) == 0)
+		return 0;
+	char host[256];
+	const char *colon = strrchr(s, ':');
+	size_t hl = colon ? (size_t)(colon - s) : strlen(s);
+	unsigned port = default_port;
+	if (colon) {
+		const char *p = colon + 1;
+		if (parse_dec(&p, 65535, &port) < 0 || *p != '\0') {
+			snprintf(err, errlen, "'%s': the port is not a number 0..65535", s);
+			return MTR_EINVAL;
+		}
+	}
+	if (hl == 0 || hl >= sizeof host) {
+		snprintf(err, errlen, "'%s' is not an address; write host:port or a.b.c.d:port", s);
+		return MTR_EINVAL;
+	}
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	for (size_t i = 0; i < hl; i++) {
+		char c = host[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		      c == '.' || c == '_')) {
+			snprintf(err, errlen, "'%s' is not an address; write host:port or a.b.c.d:port", s);
+			return MTR_EINVAL;
+		}
+	}
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM}, *res = NULL;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0 || res == NULL) {
+		snprintf(err, errlen, "cannot resolve host '%s' to an IPv4 address: %s; check the name (DNS, /etc/hosts) or write a.b.c.d:port",
+			 host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		if (res)
+			freeaddrinfo(res);
+		return MTR_EINVAL;
+	}
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)res->ai_addr;
+	out->ip = ntohl(sin->sin_addr.s_addr);
+	out->port = (uint16_t)port;
+	freeaddrinfo(res);
 	return 0;
 }
 
@@ -306,7 +354,12 @@ void transport_counters(const struct transport *t, struct transport_counters *ou
 
 void transport_stats_each(const struct transport *t, const char *prefix, stats_fn fn, void *arg)
 {
-	struct transport_counters c = t->ctr;
+	transport_counters_each(&t->ctr, prefix, fn, arg);
+}
+
+void transport_counters_each(const struct transport_counters *ctr, const char *prefix, stats_fn fn, void *arg)
+{
+	struct transport_counters c = *ctr;
 	char name[32];
 	stats_put(fn, arg, prefix, "dgrams_in", c.dgrams_in);
 	stats_put(fn, arg, prefix, "bytes_in", c.bytes_in);
@@ -317,6 +370,31 @@ void transport_stats_each(const struct transport *t, const char *prefix, stats_f
 			continue; /* cannot happen: the reasons are short words */
 		stats_put(fn, arg, prefix, name, c.drops[r]);
 	}
+}
+
+const char *transport_stats_help(const char *name)
+{
+	static const char *const drop_text[] = {
+#define TRANSPORT__DROP_TEXT(name, text) "datagrams dropped: " text,
+		TRANSPORT_DROP_MAP(TRANSPORT__DROP_TEXT)
+#undef TRANSPORT__DROP_TEXT
+	};
+	static const struct {
+		const char *name, *help;
+	} plain[] = {
+		{"dgrams_in", "datagrams received that passed the integrity check"},
+		{"bytes_in", "bytes of the datagrams received that passed the integrity check"},
+		{"dgrams_out", "datagrams sent (a fan-out to k destinations counts k)"},
+		{"bytes_out", "bytes of the datagrams sent"},
+	};
+	for (unsigned i = 0; i < ARRAY_SIZE(plain); i++)
+		if (strcmp(name, plain[i].name) == 0)
+			return plain[i].help;
+	if (strncmp(name, "drop.", 5) == 0)
+		for (unsigned r = 0; r < TRANSPORT_DROP__COUNT; r++)
+			if (strcmp(name + 5, drop_lower[r]) == 0)
+				return drop_text[r];
+	return NULL;
 }
 
 void transport_close(struct transport *t)

@@ -31,6 +31,16 @@ struct transport_addr {
 /* Parse "a.b.c.d:port" (or "a.b.c.d" with default_port).  0 or MTR_EINVAL. */
 int transport_addr_parse(const char *s, uint16_t default_port, struct transport_addr *out);
 
+/*
+ * Like transport_addr_parse, but the host part may also be a name
+ * ("db1.example:7501", "localhost"), resolved now to its first IPv4
+ * address with getaddrinfo (the resolver's files, /etc/hosts, DNS; may
+ * block while DNS answers).  0, or MTR_EINVAL with a sentence in err
+ * (the syntax, or the resolver's reason for a name it cannot resolve).
+ */
+int transport_addr_resolve(const char *s, uint16_t default_port, struct transport_addr *out, char *err,
+			   size_t errlen);
+
 /* The local IPv4 address the kernel uses toward dst (a connected UDP
  * socket's getsockname; nothing is sent), in host order in *ip.  0, or
  * MTR_EIO when there is no route. */
@@ -182,6 +192,14 @@ void transport_counters(const struct transport *t, struct transport_counters *ou
  * reason, "prefix.drop.integrity" (stats.h).  Same thread as the
  * transport's user. */
 void transport_stats_each(const struct transport *t, const char *prefix, stats_fn fn, void *arg);
+
+/* The same for a copy of the counters (transport_counters), any thread. */
+void transport_counters_each(const struct transport_counters *c, const char *prefix, stats_fn fn, void *arg);
+
+/* The meaning of a counter transport_stats_each hands out, by its name
+ * without the prefix ("dgrams_in", "drop.integrity"); NULL for another
+ * name.  (The /metrics HELP lines.) */
+const char *transport_stats_help(const char *name);
 
 /* Release everything.  t may be NULL. */
 void transport_close(struct transport *t);

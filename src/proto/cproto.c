@@ -204,6 +204,18 @@ int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token)
 	return 0;
 }
 
+int cproto_put_cancel(struct cproto_buf *b, uint64_t request)
+{
+	if (request == 0)
+		return MTR_EINVAL;
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_CANCEL, 8, &rc);
+	if (q == NULL)
+		return rc;
+	st64(q, request);
+	return 0;
+}
+
 int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m)
 {
 	int rc = 0;
@@ -257,6 +269,42 @@ int cproto_put_part(struct cproto_buf *b, const struct cproto_part *m)
 	return 0;
 }
 
+int cproto_user_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > CPROTO_MAX_USER)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == 0x7f || ch == ':')
+			return 0;
+	}
+	return 1;
+}
+
+/* The rules of an AUTH's fields (cproto.h). */
+static int auth_valid(const struct cproto_auth *m)
+{
+	return cproto_user_valid(m->user, m->user_len) && m->password_len <= CPROTO_MAX_PASSWORD &&
+	       (m->password_len == 0 || memchr(m->password, 0, m->password_len) == NULL);
+}
+
+int cproto_put_auth(struct cproto_buf *b, const struct cproto_auth *m)
+{
+	if (!auth_valid(m))
+		return MTR_EINVAL;
+	int rc = 0;
+	uint8_t *q = frame_begin(b, CPROTO_T_AUTH, 4 + (size_t)m->user_len + m->password_len, &rc);
+	if (q == NULL)
+		return rc;
+	st16(q, m->user_len);
+	memcpy(q + 2, m->user, m->user_len);
+	q += 2 + m->user_len;
+	st16(q, m->password_len);
+	if (m->password_len)
+		memcpy(q + 2, m->password, m->password_len);
+	return 0;
+}
+
 /* ---- decoding --------------------------------------------------------- */
 
 long cproto_frame_next(const uint8_t *buf, size_t len, uint32_t max_frame, struct cproto_frame *f)
@@ -300,7 +348,7 @@ int cproto_get_hello(const struct cproto_frame *f, struct cproto_hello *m)
 	m->consistency = p[16];
 	if (m->version != CPROTO_VERSION)
 		return MTR_EVERSION;
-	if (m->flags != 0 || m->consistency > CPROTO_CONS_LINEARIZABLE)
+	if ((m->flags & ~CPROTO_HELLO_AUTH) != 0 || m->consistency > CPROTO_CONS_LINEARIZABLE)
 		return MTR_EMALFORMED;
 	return 0;
 }
@@ -461,6 +509,15 @@ int cproto_get_ping(const struct cproto_frame *f, uint64_t *token)
 	return 0;
 }
 
+int cproto_get_cancel(const struct cproto_frame *f, uint64_t *request)
+{
+	int rc = fixed_len(f, CPROTO_T_CANCEL, 8);
+	if (rc)
+		return rc;
+	*request = ld64(f->payload);
+	return *request ? 0 : MTR_EMALFORMED;
+}
+
 int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m)
 {
 	if (f->type != CPROTO_T_BYE)
@@ -522,4 +579,27 @@ int cproto_get_part(const struct cproto_frame *f, struct cproto_part *m)
 	default:
 		return MTR_EMALFORMED;
 	}
+}
+
+int cproto_get_auth(const struct cproto_frame *f, struct cproto_auth *m)
+{
+	if (f->type != CPROTO_T_AUTH)
+		return MTR_EMALFORMED;
+	const uint8_t *p = f->payload, *end = p + f->len;
+	if (f->len < 2)
+		return MTR_ETRUNCATED;
+	m->user_len = ld16(p);
+	p += 2;
+	if ((size_t)(end - p) < (size_t)m->user_len + 2)
+		return MTR_ETRUNCATED;
+	m->user = (const char *)p;
+	p += m->user_len;
+	m->password_len = ld16(p);
+	p += 2;
+	if ((size_t)(end - p) < m->password_len)
+		return MTR_ETRUNCATED;
+	m->password = (const char *)p;
+	if (p + m->password_len != end)
+		return MTR_EMALFORMED;
+	return auth_valid(m) ? 0 : MTR_EMALFORMED;
 }

@@ -17,6 +17,13 @@
  *   PING / PONG: liveness, echo a token
  *   BYE     proxy -> client before closing: status and message (protocol
  *           error, shutdown)
+ *   AUTH    client -> proxy, right after a HELLO with CPROTO_HELLO_AUTH: the
+ *           user name and password (in the clear unless the connection is
+ *           TLS); the proxy answers WELCOME once they are verified
+ *   CANCEL  client -> proxy: a request id; a read of that id still running
+ *           is cancelled on the servers and answered at once with SQLite's
+ *           SQLITE_INTERRUPT "read cancelled"; a write (already ordered) or
+ *           an answered request is not affected
  *   BACKUP  client -> proxy: a copy of the database (mtr_backup)
  *   BACKUP_PART proxy -> client: the copy's header, its bytes in parts, and
  *           its end (status and message)
@@ -47,7 +54,9 @@
 	X(ANSWER, 4, "the answer to one request")                              \
 	X(PING, 5, "liveness probe, echoed")                                   \
 	X(PONG, 6, "echo of a PING token")                                     \
-	X(BYE, 7, "the proxy closes the connection: status and reason")      \
+	X(BYE, 7, "the proxy closes the connection: status and reason")        \
+	X(AUTH, 8, "client credentials: user name and password") \
+	X(CANCEL, 9, "client -> proxy: stop the request with this id (a read)") \
 	X(BACKUP, 10, "a copy of the database, for the client's backup")       \
 	X(BACKUP_PART, 11, "one part of that copy: header, bytes, or end")
 
@@ -84,8 +93,10 @@ void cproto_buf_free(struct cproto_buf *b);
 /* Drop the first n bytes (after they were written to the socket). */
 void cproto_buf_consume(struct cproto_buf *b, size_t n);
 
-/* HELLO payload: u32 magic, u16 version, u16 flags (0), u64 client id
- * (random per client, 0: none), u8 consistency. */
+/* HELLO payload: u32 magic, u16 version, u16 flags (CPROTO_HELLO_*; other
+ * bits must be 0), u64 client id (random per client, 0: none), u8
+ * consistency. */
+#define CPROTO_HELLO_AUTH 0x0001u /* an AUTH frame follows the HELLO */
 struct cproto_hello {
 	uint16_t version;
 	uint16_t flags;
@@ -165,6 +176,19 @@ struct cproto_answer {
 	uint32_t result_len;
 };
 
+/* AUTH payload: u16 user_len (1 .. CPROTO_MAX_USER), user bytes (no NUL,
+ * no ':', no control character), u16 password_len (0 ..
+ * CPROTO_MAX_PASSWORD), password bytes (no NUL).  Pointers of a decoded AUTH
+ * point into the payload (not NUL-terminated). */
+#define CPROTO_MAX_USER 64
+#define CPROTO_MAX_PASSWORD 1024
+struct cproto_auth {
+	const char *user;
+	uint16_t user_len;
+	const char *password;
+	uint16_t password_len;
+};
+
 /* BYE payload: i32 status, u32 msg_len, msg bytes. */
 struct cproto_bye {
 	int32_t status;
@@ -206,6 +230,10 @@ int cproto_put_query(struct cproto_buf *b, const struct cproto_query *m);
 int cproto_put_answer(struct cproto_buf *b, const struct cproto_answer *m);
 int cproto_put_ping(struct cproto_buf *b, enum cproto_type type, uint64_t token); /* PING or PONG */
 int cproto_put_bye(struct cproto_buf *b, const struct cproto_bye *m);
+/* MTR_EINVAL when a length is out of range or a byte is not allowed. */
+int cproto_put_auth(struct cproto_buf *b, const struct cproto_auth *m);
+/* CANCEL payload: u64 request (non-zero). */
+int cproto_put_cancel(struct cproto_buf *b, uint64_t request);
 int cproto_put_backup(struct cproto_buf *b, uint64_t min_instance);
 int cproto_put_part(struct cproto_buf *b, const struct cproto_part *m);
 
@@ -234,6 +262,13 @@ int cproto_get_query(const struct cproto_frame *f, struct cproto_query *m);
 int cproto_get_answer(const struct cproto_frame *f, struct cproto_answer *m);
 int cproto_get_ping(const struct cproto_frame *f, uint64_t *token); /* PING or PONG */
 int cproto_get_bye(const struct cproto_frame *f, struct cproto_bye *m);
+int cproto_get_auth(const struct cproto_frame *f, struct cproto_auth *m);
+
+/* Whether n bytes at s are a valid user name (1 .. CPROTO_MAX_USER bytes,
+ * none a control character, ':' or NUL): the rule of AUTH and of the
+ * proxy's users file.  1 or 0. */
+int cproto_user_valid(const char *s, size_t n);
+int cproto_get_cancel(const struct cproto_frame *f, uint64_t *request);
 int cproto_get_backup(const struct cproto_frame *f, uint64_t *min_instance);
 int cproto_get_part(const struct cproto_frame *f, struct cproto_part *m); /* kind > END: MTR_EMALFORMED */
 

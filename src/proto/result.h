@@ -63,6 +63,11 @@ size_t result_size(const struct apply_result *r);
  * when cap is too small. */
 long result_encode(const struct apply_result *r, uint8_t *buf, size_t cap);
 
+/* SQLite's SQLITE_INTERRUPT (the value sqlite3.h gives it; the proxy and
+ * the client do not include sqlite3.h): the code of a read that was
+ * stopped before its end (cancelled, past its deadline, server stopping). */
+#define RESULT_SQLITE_INTERRUPT 9
+
 /* A result that is only an error: code (SQLite extended code) and msg,
  * one failing statement, whose storage the caller gives in *s. */
 struct apply_result result_error(int code, const char *msg, struct apply_stmt_result *s);

@@ -16,7 +16,8 @@
  * (WIRE_T_ITEMS, ...) and wire_type_name() are generated from it, nothing
  * else.  Each payload's encoder and decoder is written by hand: below for
  * ITEMS, FRAGMENT, HEARTBEAT and RESEND, in wire_server.h for RESULT,
- * RESULT_REQUEST, READ, STATUS and STATS, in src/server/paxos_codec.h for PAXOS.
+ * RESULT_REQUEST, RESULT_UNKNOWN, READ, CANCEL_READ, STATUS and STATS, in
+ * src/server/paxos_codec.h for PAXOS.
  *
  * A typed value (struct wire_value) has one encoding wherever it appears:
  * item parameters here, bound values in client QUERY frames (cproto.h) and
@@ -58,7 +59,9 @@
 	X(RESULT_REQUEST, 7, "a proxy asks again for the result of an item") \
 	X(READ, 8, "a proxy asks one server to run a read (none/session)") \
 	X(STATUS, 9, "a server's state: role, leader, chosen, applied") \
-	X(STATS, 10, "some of a server's counters, by name")
+	X(STATS, 10, "some of a server's counters, by name") \
+	X(RESULT_UNKNOWN, 11, "items a replica applied but keeps no result for") \
+	X(CANCEL_READ, 12, "a proxy no longer needs a READ it sent: stop it")
 
 enum wire_type {
 #define WIRE__TYPE_ENUM(name, value, text) WIRE_T_##name = value,

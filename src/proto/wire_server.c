@@ -1,7 +1,8 @@
 /*
- * wire_server.c - RESULT, RESULT_REQUEST, READ, STATUS and STATS datagrams
- * (wire_server.h, doc/protocol.md "RESULT", "READ",
- * "STATUS").  Pure: no I/O, no clock.
+ * wire_server.c - RESULT, RESULT_REQUEST, RESULT_UNKNOWN, READ, CANCEL_READ,
+ * STATUS and STATS datagrams (wire_server.h, doc/protocol.md "RESULT",
+ * "RESULT_REQUEST", "RESULT_UNKNOWN", "READ", "CANCEL_READ", "STATUS").
+ * Pure: no I/O, no clock.
  */
 #include "config.h"
 
@@ -107,20 +108,115 @@ int wire_result_next(struct wire_result_msg *m, struct wire_result_rec *rec)
 	return 1;
 }
 
-size_t wire_result_request_build(uint8_t *buf, const struct wire_from *f, const struct wire_result_request *m)
+/* How many records of rec_size fit in cap bytes after a header of
+ * hdr_size (and the datagram's overhead), at most want and the maximum. */
+static uint32_t recs_fit(size_t cap, size_t hdr_size, size_t rec_size, uint32_t want)
 {
-	st64(buf + WIRE_HDR_SIZE, m->stream);
-	st64(buf + WIRE_HDR_SIZE + 8, m->seq);
-	return wire_frame_finish(buf, f, WIRE_T_RESULT_REQUEST, 16);
+	if (cap > WIRE_MAX_DGRAM)
+		cap = WIRE_MAX_DGRAM;
+	if (cap < WIRE_OVERHEAD + hdr_size + rec_size)
+		return 0;
+	size_t n = (cap - WIRE_OVERHEAD - hdr_size) / rec_size;
+	if (n > want)
+		n = want;
+	if (n > WIRE_RREQ_MAX_RECS)
+		n = WIRE_RREQ_MAX_RECS;
+	return (uint32_t)n;
+}
+
+size_t wire_result_request_build(uint8_t *buf, size_t cap, const struct wire_from *f,
+				 const struct wire_result_request *m, uint32_t *packed)
+{
+	uint32_t n = recs_fit(cap, WIRE_RREQ_HDR_SIZE, WIRE_RREQ_REC_SIZE, m->nrec);
+	*packed = n;
+	if (n == 0)
+		return 0;
+	uint8_t *pl = buf + WIRE_HDR_SIZE;
+	st64(pl, m->stream);
+	st32(pl + 8, n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *q = pl + WIRE_RREQ_HDR_SIZE + (size_t)i * WIRE_RREQ_REC_SIZE;
+		st64(q, m->recs[i].seq);
+		st64(q + 8, m->recs[i].client);
+		st64(q + 16, m->recs[i].request);
+	}
+	return wire_frame_finish(buf, f, WIRE_T_RESULT_REQUEST,
+				 (uint32_t)(WIRE_RREQ_HDR_SIZE + (size_t)n * WIRE_RREQ_REC_SIZE));
+}
+
+/* The common shape of RESULT_REQUEST and RESULT_UNKNOWN: a header whose
+ * last field is nrec u32, then nrec records whose first field is a
+ * non-zero seq u64. */
+static int recs_check(const uint8_t *p, size_t len, size_t hdr_size, size_t rec_size, uint32_t *nrec)
+{
+	if (len < hdr_size)
+		return MTR_EMALFORMED;
+	uint32_t n = ld32(p + hdr_size - 4);
+	if (n == 0 || n > WIRE_RREQ_MAX_RECS || len != hdr_size + (size_t)n * rec_size || ld64(p) == 0)
+		return MTR_EMALFORMED;
+	for (uint32_t i = 0; i < n; i++)
+		if (ld64(p + hdr_size + (size_t)i * rec_size) == 0)
+			return MTR_EMALFORMED;
+	*nrec = n;
+	return 0;
 }
 
 int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_request *m)
 {
-	if (len != 16)
-		return MTR_EMALFORMED;
+	int rc = recs_check(p, len, WIRE_RREQ_HDR_SIZE, WIRE_RREQ_REC_SIZE, &m->nrec);
+	if (rc)
+		return rc;
 	m->stream = ld64(p);
-	m->seq = ld64(p + 8);
-	return m->stream && m->seq ? 0 : MTR_EMALFORMED;
+	m->recs = NULL;
+	m->p = p + WIRE_RREQ_HDR_SIZE;
+	return 0;
+}
+
+void wire_rreq_rec_get(const struct wire_result_request *m, uint32_t i, struct wire_rreq_rec *out)
+{
+	const uint8_t *q = m->p + (size_t)i * WIRE_RREQ_REC_SIZE;
+	out->seq = ld64(q);
+	out->client = ld64(q + 8);
+	out->request = ld64(q + 16);
+}
+
+size_t wire_result_unknown_build(uint8_t *buf, size_t cap, const struct wire_from *f,
+				 const struct wire_result_unknown *m, uint32_t *packed)
+{
+	uint32_t n = recs_fit(cap, WIRE_RUNK_HDR_SIZE, WIRE_RUNK_REC_SIZE, m->nrec);
+	*packed = n;
+	if (n == 0)
+		return 0;
+	uint8_t *pl = buf + WIRE_HDR_SIZE;
+	st64(pl, m->stream);
+	st64(pl + 8, m->instance);
+	st32(pl + 16, n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *q = pl + WIRE_RUNK_HDR_SIZE + (size_t)i * WIRE_RUNK_REC_SIZE;
+		st64(q, m->recs[i].seq);
+		st64(q + 8, m->recs[i].request);
+	}
+	return wire_frame_finish(buf, f, WIRE_T_RESULT_UNKNOWN,
+				 (uint32_t)(WIRE_RUNK_HDR_SIZE + (size_t)n * WIRE_RUNK_REC_SIZE));
+}
+
+int wire_result_unknown_decode(const uint8_t *p, size_t len, struct wire_result_unknown *m)
+{
+	int rc = recs_check(p, len, WIRE_RUNK_HDR_SIZE, WIRE_RUNK_REC_SIZE, &m->nrec);
+	if (rc)
+		return rc;
+	m->stream = ld64(p);
+	m->instance = ld64(p + 8);
+	m->recs = NULL;
+	m->p = p + WIRE_RUNK_HDR_SIZE;
+	return 0;
+}
+
+void wire_runk_rec_get(const struct wire_result_unknown *m, uint32_t i, struct wire_runk_rec *out)
+{
+	const uint8_t *q = m->p + (size_t)i * WIRE_RUNK_REC_SIZE;
+	out->seq = ld64(q);
+	out->request = ld64(q + 8);
 }
 
 long wire_read_build(uint8_t *buf, size_t cap, const struct wire_from *f, const struct wire_read *m)
@@ -133,6 +229,7 @@ long wire_read_build(uint8_t *buf, size_t cap, const struct wire_from *f, const 
 	st64(pl, m->stream);
 	st64(pl + 8, m->rid);
 	st64(pl + 16, m->min_instance);
+	st32(pl + 24, m->deadline_ms);
 	if (m->item_len)
 		memcpy(pl + WIRE_READ_HDR_SIZE, m->item, m->item_len);
 	return (long)wire_frame_finish(buf, f, WIRE_T_READ, WIRE_READ_HDR_SIZE + m->item_len);
@@ -145,8 +242,25 @@ int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m)
 	m->stream = ld64(p);
 	m->rid = ld64(p + 8);
 	m->min_instance = ld64(p + 16);
+	m->deadline_ms = ld32(p + 24);
 	m->item = p + WIRE_READ_HDR_SIZE;
 	m->item_len = (uint32_t)(len - WIRE_READ_HDR_SIZE);
+	return m->stream && m->rid && m->deadline_ms && m->deadline_ms <= WIRE_READ_DEADLINE_MAX ? 0 : MTR_EMALFORMED;
+}
+
+size_t wire_cancel_read_build(uint8_t *buf, const struct wire_from *f, const struct wire_cancel_read *m)
+{
+	st64(buf + WIRE_HDR_SIZE, m->stream);
+	st64(buf + WIRE_HDR_SIZE + 8, m->rid);
+	return wire_frame_finish(buf, f, WIRE_T_CANCEL_READ, WIRE_CANCEL_READ_SIZE);
+}
+
+int wire_cancel_read_decode(const uint8_t *p, size_t len, struct wire_cancel_read *m)
+{
+	if (len != WIRE_CANCEL_READ_SIZE)
+		return MTR_EMALFORMED;
+	m->stream = ld64(p);
+	m->rid = ld64(p + 8);
 	return m->stream && m->rid ? 0 : MTR_EMALFORMED;
 }
 

@@ -1,13 +1,18 @@
 /*
  * wire_server.h - server-to-proxy datagrams: replica results.
  *
- * Two message types of the datagram format (src/proto/wire.h, doc/protocol.md)
- * that servers send to proxies and proxies answer (PAXOS datagrams, which
+ * The message types of the datagram format (src/proto/wire.h, doc/protocol.md)
+ * that servers and proxies exchange besides items (PAXOS datagrams, which
  * only servers exchange, are built in paxos_codec.h):
  *   RESULT          a replica's results for items of one stream, as records
  *                   that may carry a whole result or one chunk of it (a
  *                   result larger than a datagram is split into chunks);
- *   RESULT_REQUEST  a proxy asks for the result of (stream, seq) again.
+ *   RESULT_REQUEST  a proxy asks for the results of items of one stream
+ *                   again, naming each by (seq, client, request);
+ *   RESULT_UNKNOWN  a server's answer for items it applied but whose
+ *                   result it no longer holds;
+ *   READ, CANCEL_READ  a proxy asks one server to run a read, or to stop it;
+ *   STATUS, STATS   a server's state and counters.
  * Builders write complete datagrams (wire_frame_finish); decoders validate a
  * checked payload completely and never read outside it.
  */
@@ -74,15 +79,79 @@ int wire_result_next(struct wire_result_msg *m, struct wire_result_rec *rec);
 
 /* ---- RESULT_REQUEST --------------------------------------------------- */
 
-/* RESULT_REQUEST payload: stream u64, seq u64 (both non-zero). */
-struct wire_result_request {
-	uint64_t stream, seq;
+/*
+ * RESULT_REQUEST payload: stream u64 (non-zero), nrec u32 (1 ..
+ * WIRE_RREQ_MAX_RECS), then nrec records of seq u64 (non-zero), client u64,
+ * request u64: the items of stream whose results the proxy asks for again,
+ * with the client and request ids each item carries (client 0: the item
+ * names no client).  A server answers each record from its result cache,
+ * else from mtr_requests (doc/protocol.md "RESULT_REQUEST").
+ */
+#define WIRE_RREQ_HDR_SIZE 12
+#define WIRE_RREQ_REC_SIZE 24
+#define WIRE_RREQ_MAX_RECS 256u
+
+/* One record of a RESULT_REQUEST. */
+struct wire_rreq_rec {
+	uint64_t seq, client, request;
 };
 
-/* Build in buf (at least 16 + WIRE_OVERHEAD bytes); returns the length. */
-size_t wire_result_request_build(uint8_t *buf, const struct wire_from *f, const struct wire_result_request *m);
-/* 0 or MTR_EMALFORMED. */
+/* A RESULT_REQUEST; decode: recs points into the payload (records to read
+ * with wire_rreq_rec_get), build: recs is an array of nrec records. */
+struct wire_result_request {
+	uint64_t stream;
+	uint32_t nrec;
+	const struct wire_rreq_rec *recs; /* build only */
+	const uint8_t *p;                 /* decode only: the first record */
+};
+
+/* Build in buf (cap bytes); records beyond what cap (or
+ * WIRE_RREQ_MAX_RECS) holds are left out: *packed says how many went in.
+ * Returns the datagram length (0 when not even one fits). */
+size_t wire_result_request_build(uint8_t *buf, size_t cap, const struct wire_from *f,
+				 const struct wire_result_request *m, uint32_t *packed);
+/* 0 or MTR_EMALFORMED (stream 0, nrec 0 or above the maximum, a length that
+ * is not exactly nrec records, a record with seq 0). */
 int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_request *m);
+/* Record i (< nrec) of a decoded message. */
+void wire_rreq_rec_get(const struct wire_result_request *m, uint32_t i, struct wire_rreq_rec *out);
+
+/* ---- RESULT_UNKNOWN --------------------------------------------------- */
+
+/*
+ * RESULT_UNKNOWN payload: stream u64 (non-zero), instance u64 (the applied
+ * instance the server looked at), nrec u32 (1 .. WIRE_RREQ_MAX_RECS), then
+ * nrec records of seq u64 (non-zero), request u64: items of stream this
+ * replica has applied (its mtr_cursor for the stream is at or above seq)
+ * but whose result it no longer holds, neither in its result cache nor in
+ * mtr_requests.  The answer to a RESULT_REQUEST; the proxy fails those
+ * writes with MTR_EUNKNOWN (doc/protocol.md "RESULT_UNKNOWN").
+ */
+#define WIRE_RUNK_HDR_SIZE 20
+#define WIRE_RUNK_REC_SIZE 16
+
+/* One record of a RESULT_UNKNOWN. */
+struct wire_runk_rec {
+	uint64_t seq, request;
+};
+
+/* A RESULT_UNKNOWN; like struct wire_result_request (recs to build, p
+ * decoded). */
+struct wire_result_unknown {
+	uint64_t stream, instance;
+	uint32_t nrec;
+	const struct wire_runk_rec *recs;
+	const uint8_t *p;
+};
+
+/* Build in buf (cap bytes); as wire_result_request_build. */
+size_t wire_result_unknown_build(uint8_t *buf, size_t cap, const struct wire_from *f,
+				 const struct wire_result_unknown *m, uint32_t *packed);
+/* 0 or MTR_EMALFORMED (stream 0, nrec 0 or above the maximum, a length
+ * that is not exactly nrec records, a record with seq 0). */
+int wire_result_unknown_decode(const uint8_t *p, size_t len, struct wire_result_unknown *m);
+/* Record i (< nrec) of a decoded message. */
+void wire_runk_rec_get(const struct wire_result_unknown *m, uint32_t i, struct wire_runk_rec *out);
 
 /* ---- READ ------------------------------------------------------------- */
 
@@ -90,23 +159,51 @@ int wire_result_request_decode(const uint8_t *p, size_t len, struct wire_result_
  * READ payload: stream u64 (the asking proxy's stream: the answer goes to
  * the datagram's source), rid u64 (read id, non-zero, unique per stream),
  * min_instance u64 (run it once this replica has applied at least that
- * instance: 0 for consistency none), then one encoded item record (the
- * read statements, as proxy_item_build made them).  The answer is a RESULT
+ * instance: 0 for consistency none), deadline_ms u32 (1..WIRE_READ_DEADLINE_MAX:
+ * how long the server may spend on it, waiting for min_instance included,
+ * counted from when the datagram arrives; relative, so that no clock needs
+ * to agree with another host's), then one encoded item record (the read
+ * statements, as proxy_item_build made them).  The answer is a RESULT
  * datagram whose record has seq 0, request = rid, instance = the applied
- * instance the read saw.
+ * instance the read saw.  A READ of a (stream, rid) the server still holds
+ * (waiting or running) is a repeat of a datagram that may have been lost:
+ * the server ignores it.
  */
-#define WIRE_READ_HDR_SIZE 24
+#define WIRE_READ_HDR_SIZE 28
+#define WIRE_READ_DEADLINE_MAX 3600000u /* 1 h, proxy.read_timeout's upper bound */
 struct wire_read {
 	uint64_t stream, rid, min_instance;
+	uint32_t deadline_ms;
 	const uint8_t *item; /* decode: points into the payload */
 	uint32_t item_len;
 };
 
 /* Build in buf (cap bytes); returns the datagram length or MTR_ETOOBIG. */
 long wire_read_build(uint8_t *buf, size_t cap, const struct wire_from *f, const struct wire_read *m);
-/* 0 or MTR_EMALFORMED (stream or rid 0, no item bytes). The item itself is
- * validated by wire_item_decode. */
+/* 0 or MTR_EMALFORMED (stream or rid 0, deadline_ms 0 or above
+ * WIRE_READ_DEADLINE_MAX, no item bytes). The item itself is validated by
+ * wire_item_decode. */
 int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m);
+
+/* ---- CANCEL_READ ------------------------------------------------------ */
+
+/*
+ * CANCEL_READ payload: stream u64, rid u64 (both non-zero): the proxy of
+ * that stream no longer needs the READ rid (its client cancelled it or went
+ * away, its deadline passed, or it was sent to another server).  A server
+ * forgets the read if it still waits and interrupts it if it runs
+ * (sqlite3's progress handler); no answer is sent for it.  Honoured only
+ * from the address the READ came from.
+ */
+#define WIRE_CANCEL_READ_SIZE 16
+struct wire_cancel_read {
+	uint64_t stream, rid;
+};
+/* Build in buf (at least WIRE_CANCEL_READ_SIZE + WIRE_OVERHEAD bytes);
+ * returns the length. */
+size_t wire_cancel_read_build(uint8_t *buf, const struct wire_from *f, const struct wire_cancel_read *m);
+/* 0 or MTR_EMALFORMED (wrong length, stream or rid 0). */
+int wire_cancel_read_decode(const uint8_t *p, size_t len, struct wire_cancel_read *m);
 
 /* ---- STATUS ----------------------------------------------------------- */
 

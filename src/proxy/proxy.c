@@ -44,9 +44,11 @@
 #include "metronome.h"
 #include "outbuf.h"
 #include "proxy.h"
+#include "proxy_auth.h"
 #include "proxy_int.h"
 #include "proxy_item.h"
 #include "result.h"
+#include "tlsconn.h"
 #include "util.h"
 
 uint64_t proxy_mono_ms(void) { return now_mono_ns() / 1000000u; }
@@ -75,9 +77,13 @@ void proxy_config_defaults(struct proxy_config *cfg)
 	cfg->heartbeat_ms = 10;
 	cfg->result_timeout_ms = 500;
 	cfg->read_timeout_ms = 5000;
+	cfg->write_timeout_ms = 8000;
 	cfg->max_clients = 1024;
 	cfg->client_buffer = 16u << 20;
 	cfg->max_frame = CPROTO_MAX_FRAME;
+	cfg->handshake_ms = 5000;
+	cfg->idle_ms = 0;
+	cfg->max_per_source = 64;
 	cfg->log_level = LOG_INFO;
 }
 
@@ -90,6 +96,47 @@ static int range_key(const struct conf *c, const char *key, int64_t lo, int64_t 
 		return MTR_ECONFIG;
 	}
 	return 0;
+}
+
+/* proxy.tls, proxy.tls_cert, proxy.tls_key: checked here, files included
+ * (readable, key matching, certificate valid now), so that mtrproxy stops
+ * at start with one line naming the key. */
+static int tls_config_read(const struct conf *c, struct proxy_config *out, char *err, size_t errlen)
+{
+	const char *mode = conf_str(c, "proxy.tls");
+	const char *cert = conf_str(c, "proxy.tls_cert");
+	const char *key = conf_str(c, "proxy.tls_key");
+	int have = (cert && *cert) || (key && *key);
+	if (mode == NULL || *mode == 0)
+		out->tls_mode = have ? PROXY_TLS_REQUIRE : PROXY_TLS_OFF;
+	else if (strcmp(mode, "off") == 0)
+		out->tls_mode = PROXY_TLS_OFF;
+	else if (strcmp(mode, "allow") == 0)
+		out->tls_mode = PROXY_TLS_ALLOW;
+	else if (strcmp(mode, "require") == 0)
+		out->tls_mode = PROXY_TLS_REQUIRE;
+	else {
+		snprintf(err, errlen, "proxy.tls: '%s' is unknown; use off, allow or require", mode);
+		return MTR_ECONFIG;
+	}
+	if (out->tls_mode == PROXY_TLS_OFF)
+		return 0;
+	if (!cert || !*cert || !key || !*key) {
+		snprintf(err, errlen, "proxy.tls = %s needs proxy.tls_cert and proxy.tls_key (PEM files)",
+			 out->tls_mode == PROXY_TLS_ALLOW ? "allow" : "require");
+		return MTR_ECONFIG;
+	}
+	if (strlen(cert) >= sizeof out->tls_cert || strlen(key) >= sizeof out->tls_key) {
+		snprintf(err, errlen, "proxy.tls_cert / proxy.tls_key: path longer than %zu bytes",
+			 sizeof out->tls_cert - 1);
+		return MTR_ECONFIG;
+	}
+	strcpy(out->tls_cert, cert);
+	strcpy(out->tls_key, key);
+	struct tlsctx *t = NULL;
+	int rc = tlsctx_server(cert, key, err, errlen, NULL, 0, &t);
+	tlsctx_free(t);
+	return rc;
 }
 
 int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err, size_t errlen)
@@ -131,12 +178,50 @@ int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err,
 	if ((rc = range_key(c, "proxy.read_timeout", 5, 3600000, "5ms .. 1h", &v, err, errlen)))
 		return rc;
 	out->read_timeout_ms = (uint32_t)v;
+	if ((rc = range_key(c, "proxy.write_timeout", 10, 3600000, "10ms .. 1h", &v, err, errlen)))
+		return rc;
+	out->write_timeout_ms = (uint32_t)v;
 	if ((rc = range_key(c, "proxy.max_clients", 1, 1000000, "1 .. 1000000", &v, err, errlen)))
 		return rc;
 	out->max_clients = (uint32_t)v;
 	if ((rc = range_key(c, "proxy.client_buffer", 4096, INT64_MAX, "at least 4K", &v, err, errlen)))
 		return rc;
 	out->client_buffer = (uint64_t)v;
+	if ((rc = range_key(c, "proxy.handshake_timeout", 0, 3600000, "0 (none) .. 1h", &v, err, errlen)))
+		return rc;
+	out->handshake_ms = (uint32_t)v;
+	if ((rc = range_key(c, "proxy.idle_timeout", 0, 604800000, "0 (never) .. 7 days", &v, err, errlen)))
+		return rc;
+	out->idle_ms = (uint32_t)v;
+	if ((rc = range_key(c, "proxy.max_conns_per_source", 0, 1000000, "0 (no limit) .. 1000000", &v, err,
+			    errlen)))
+		return rc;
+	out->max_per_source = (uint32_t)v;
+	out->insecure = conf_bool(c, "proxy.insecure");
+	const char *u = conf_str(c, "proxy.users");
+	if (u && *u) {
+		if (strlen(u) >= sizeof out->users) {
+			snprintf(err, errlen, "proxy.users: the path is longer than %zu bytes", sizeof out->users - 1);
+			return MTR_ECONFIG;
+		}
+		strcpy(out->users, u);
+		/* read it now, so that a bad file is a configuration error */
+		struct pxauth_users us;
+		if ((rc = pxauth_users_load(out->users, &us, err, errlen)) != 0)
+			return rc == MTR_ENOMEM ? rc : MTR_ECONFIG;
+		pxauth_users_free(&us);
+	} else if (!out->no_listen && (out->listen.ip >> 24) != 127 && !out->insecure) {
+		char a[32];
+		transport_addr_format(&out->listen, a, sizeof a);
+		snprintf(err, errlen,
+			 "proxy.listen is %s, not a loopback address, and proxy.users is not set: anyone who reaches "
+			 "it could read and write; set proxy.users (mtrproxy --hash-password NAME makes an entry), or "
+			 "proxy.insecure = yes to run without client authentication",
+			 a);
+		return MTR_ECONFIG;
+	}
+	if ((rc = tls_config_read(c, out, err, errlen)))
+		return rc;
 	const char *lv = conf_str(c, "log.level");
 	out->log_level = log_level_parse(lv ? lv : "info");
 	if (out->log_level < 0) {
@@ -157,6 +242,8 @@ static void take_attached(struct proxy *p)
 	uint64_t v;
 	ssize_t r = read(p->efd, &v, sizeof v);
 	(void)r;
+	if (atomic_exchange(&p->reload, 0))
+		pxtls_reload(p);
 	pthread_mutex_lock(&p->mu);
 	int fds[64];
 	unsigned n = 0;
@@ -177,7 +264,10 @@ int proxy_run(struct proxy *p)
 	struct epoll_event evs[64];
 	int rc = 0;
 	while (!atomic_load(&p->stop)) {
-		int n = epoll_wait(p->ep, evs, ARRAY_SIZE(evs), pxnet_next_timeout(p));
+		int tmo = pxnet_next_timeout(p), ctmo = pxcli_next_timeout(p);
+		if (ctmo >= 0 && (tmo < 0 || ctmo < tmo))
+			tmo = ctmo;
+		int n = epoll_wait(p->ep, evs, ARRAY_SIZE(evs), tmo);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -192,6 +282,8 @@ int proxy_run(struct proxy *p)
 				pxcli_accept_all(p);
 			} else if (tag == TAG_EVENT) {
 				take_attached(p);
+				if (p->auth)
+					pxcli_auth_done(p);
 			} else if ((uintptr_t)tag & 1u) {
 				/* a backup's channel (proxy_backup.c): tagged pointers */
 				pxbk_event(p, (struct pxbackup *)((uintptr_t)tag & ~(uintptr_t)1u));
@@ -228,6 +320,7 @@ int proxy_run(struct proxy *p)
 		p->released_any = 0;
 		pxnet_flush_items(p);
 		pxnet_timers(p);
+		pxcli_timers(p);
 		pxnet_sendq_flush(p, &p->gq);
 		pxnet_sendq_flush(p, &p->tq);
 		for (uint32_t i = 0; i < p->ndirty; i++) {
@@ -257,7 +350,14 @@ int proxy_run(struct proxy *p)
 			pxbk_sweep(p);
 		pthread_mutex_lock(&p->mu);
 		p->pub = p->st;
+		memcpy(p->pub_drops, p->drops, sizeof p->drops);
+		memcpy(p->pub_tls, p->tls_counts, sizeof p->tls_counts);
+		transport_counters(p->t, &p->pub_tc);
+		p->pub_heard = 0;
+		for (unsigned i = 0; i < p->cfg.cc.nservers; i++)
+			p->pub_heard += p->srv[i].known && p->now_ms - p->srv[i].seen_ms < ALIVE_MS;
 		pthread_mutex_unlock(&p->mu);
+		atomic_store_explicit(&p->loop_ms, p->now_ms, memory_order_relaxed);
 	}
 	pthread_mutex_lock(&p->mu);
 	p->closing = 1;
@@ -315,6 +415,8 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		p->cfg.result_timeout_ms = 500;
 	if (p->cfg.read_timeout_ms == 0)
 		p->cfg.read_timeout_ms = 5000;
+	if (p->cfg.write_timeout_ms == 0)
+		p->cfg.write_timeout_ms = 8000;
 	p->from = (struct wire_from){.cluster = p->cfg.cc.cluster_id, .sender = p->cfg.id, .key = &p->cfg.cc.key};
 	if (p->cfg.max_clients == 0)
 		p->cfg.max_clients = 1024;
@@ -322,6 +424,8 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		p->cfg.client_buffer = 16u << 20;
 	p->lfd = p->efd = p->ep = p->tfd = -1;
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_mutex_init(&p->hmu, NULL);
+	p->probe.fd = -1;
 	int rc = MTR_ENOMEM;
 
 	uint8_t rnd[16];
@@ -384,11 +488,21 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 	struct epoll_event e = {.events = EPOLLIN, .data.ptr = TAG_EVENT};
 	if (epoll_ctl(p->ep, EPOLL_CTL_ADD, p->efd, &e) != 0)
 		goto fail;
+	if (cfg->users[0]) {
+		char err[512];
+		if ((rc = pxauth_open(cfg->users, p->efd, &p->auth, err, sizeof err)) != 0) {
+			mtr_log(LOG_ERROR, "%s", err);
+			goto fail;
+		}
+		rc = MTR_EIO;
+	}
 	if (p->tfd >= 0) {
 		e.data.ptr = TAG_TRANSPORT;
 		if (epoll_ctl(p->ep, EPOLL_CTL_ADD, p->tfd, &e) != 0)
 			goto fail;
 	}
+	if ((rc = pxtls_open(p)) != 0)
+		goto fail;
 	if (!cfg->no_listen) {
 		if ((rc = listen_open(p)) != 0)
 			goto fail;
@@ -409,12 +523,24 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 		mtr_log(LOG_INFO, "proxy: embedded (no listener), stream %016llx, udp %s", (unsigned long long)p->stream,
 			ua);
 	else
-		mtr_log(LOG_INFO, "listening on %s for clients, stream %016llx", la, (unsigned long long)p->stream);
+		mtr_log(LOG_INFO, "listening on %s for clients%s, stream %016llx", la,
+			p->tls == NULL ? "" : cfg->tls_mode == PROXY_TLS_REQUIRE ? " (TLS required)" : " (TLS or clear)",
+			(unsigned long long)p->stream);
 	mtr_log(LOG_INFO, "proxy: udp %s, %u servers, mtu %zu, buffer %llu bytes / %u items", ua, cfg->cc.nservers,
 		p->mtu, (unsigned long long)cfg->buffer_bytes, cfg->buffer_items);
 	char who[32];
 	snprintf(who, sizeof who, "proxy %u", cfg->id);
 	clusterconf_warn_insecure(&cfg->cc, who);
+	if (p->auth)
+		mtr_log(LOG_INFO, "proxy: %zu users (proxy.users %s): every client must log in", pxauth_nusers(p->auth),
+			cfg->users);
+	else if (!cfg->no_listen && (p->laddr.ip >> 24) != 127)
+		mtr_log(LOG_WARN,
+			"proxy: INSECURE: listening on %s without proxy.users (proxy.insecure = yes): anyone who reaches "
+			"it can read and write; set proxy.users (and TLS)",
+			la);
+	else if (!cfg->no_listen)
+		mtr_log(LOG_INFO, "proxy: no proxy.users: clients are not authenticated (loopback only)");
 	*out = p;
 	return 0;
 fail:
@@ -425,6 +551,14 @@ fail:
 void proxy_stop(struct proxy *p)
 {
 	atomic_store(&p->stop, 1);
+	uint64_t one = 1;
+	ssize_t r = write(p->efd, &one, sizeof one);
+	(void)r;
+}
+
+void proxy_reload(struct proxy *p)
+{
+	atomic_store(&p->reload, 1);
 	uint64_t one = 1;
 	ssize_t r = write(p->efd, &one, sizeof one);
 	(void)r;
@@ -468,6 +602,7 @@ void proxy_close(struct proxy *p)
 		return;
 	while (p->clients)
 		pxcli_close(p, p->clients, "proxy closing");
+	pxauth_close(p->auth); /* after the clients: they cancel their jobs */
 	pxbk_close_all(p);
 	while (p->dead) {
 		struct client *c = p->dead;
@@ -497,7 +632,10 @@ void proxy_close(struct proxy *p)
 		close(p->efd);
 	if (p->ep >= 0)
 		close(p->ep);
+	pxhealth_free(p);
+	pxtls_close(p);
 	pthread_mutex_destroy(&p->mu);
+	pthread_mutex_destroy(&p->hmu);
 	free(p);
 }
 

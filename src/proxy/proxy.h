@@ -36,11 +36,36 @@
 	{ "proxy.buffer_items", CONF_INT, "262144", "items kept until their results arrive (push-back beyond)" },  \
 	{ "proxy.heartbeat", CONF_DURATION, "10ms", "heartbeat period while items wait for results" },            \
 	{ "proxy.result_timeout", CONF_DURATION, "500ms", "ask a server again for a result missing this long" },   \
-	{ "proxy.read_timeout", CONF_DURATION, "5s", "a read without an answer this long fails (retried at 1/5)" }, \
+	{ "proxy.read_timeout", CONF_DURATION, "5s", "a read without an answer this long fails and is cancelled (its deadline)" }, \
+	{ "proxy.write_timeout", CONF_DURATION, "8s",                                                           \
+	  "a write without a result this long is answered 'outcome unknown' (MTR_EUNKNOWN)" },                  \
 	{ "proxy.max_clients", CONF_INT, "1024", "client connections at once (more are refused with BYE)" },       \
 	{ "proxy.client_buffer", CONF_SIZE, "16M",                                                              \
 	  "answers queued for one client before the proxy stops reading its requests" },                        \
+	{ "proxy.users", CONF_STRING, NULL,                                                                      \
+	  "file of NAME:HASH lines (mtrproxy --hash-password NAME); set: every client must log in" },            \
+	{ "proxy.insecure", CONF_BOOL, "no",                                                                     \
+	  "yes: listen on a non-loopback address without proxy.users (anyone who reaches it may write)" },       \
+	{ "proxy.handshake_timeout", CONF_DURATION, "5s",                                                        \
+	  "a connection must finish HELLO (and AUTH) this soon after it is accepted" },                          \
+	{ "proxy.idle_timeout", CONF_DURATION, "0",                                                              \
+	  "close a connection that sent no whole frame this long and waits for no answer (0: never)" },          \
+	{ "proxy.max_conns_per_source", CONF_INT, "64",                                                          \
+	  "TCP connections at once from one source address (more are refused with BYE; 0: no limit)" },          \
+	{ "proxy.tls", CONF_STRING, NULL,                                                                        \
+	  "TLS for clients: off, allow (TLS and plain TCP) or require; unset: require when proxy.tls_cert "     \
+	  "is set, else off" },                                                                                 \
+	{ "proxy.tls_cert", CONF_STRING, NULL,                                                                   \
+	  "PEM file: the proxy's TLS certificate, then its intermediates (read at start and on SIGHUP)" },   \
+	{ "proxy.tls_key", CONF_STRING, NULL, "PEM file: the unencrypted private key of proxy.tls_cert (mode 0600)" }, \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
+
+/* proxy.tls (doc/protocol.md, "TLS"): what a TCP client's first bytes may be. */
+enum proxy_tls_mode {
+	PROXY_TLS_OFF = 0, /* clear only; a TLS ClientHello gets BYE */
+	PROXY_TLS_ALLOW,   /* TLS or clear, the client's choice */
+	PROXY_TLS_REQUIRE, /* TLS only; clear gets BYE */
+};
 
 /* The checked configuration of a proxy. */
 struct proxy_config {
@@ -56,9 +81,18 @@ struct proxy_config {
 	uint32_t heartbeat_ms;        /* proxy.heartbeat */
 	uint32_t result_timeout_ms;   /* proxy.result_timeout */
 	uint32_t read_timeout_ms;     /* proxy.read_timeout */
+	uint32_t write_timeout_ms;    /* proxy.write_timeout */
 	uint32_t max_clients;         /* proxy.max_clients */
 	uint64_t client_buffer;       /* proxy.client_buffer */
 	uint32_t max_frame;           /* largest client frame (CPROTO_MAX_FRAME) */
+	char users[512];              /* proxy.users: the users file ("": no authentication) */
+	int insecure;                 /* proxy.insecure */
+	uint32_t handshake_ms;        /* proxy.handshake_timeout (0: none) */
+	uint32_t idle_ms;             /* proxy.idle_timeout (0: none) */
+	uint32_t max_per_source;      /* proxy.max_conns_per_source (0: no limit) */
+	int tls_mode;                 /* proxy.tls: enum proxy_tls_mode */
+	char tls_cert[1024];          /* proxy.tls_cert ("" unset) */
+	char tls_key[1024];           /* proxy.tls_key ("" unset) */
 	int log_level;                /* log.level as enum log_level */
 };
 
@@ -94,12 +128,22 @@ int proxy_run(struct proxy *p);
  * eventfd); callable from any thread or a signal handler. */
 void proxy_stop(struct proxy *p);
 
+/* Ask the loop to read proxy.tls_cert and proxy.tls_key again (after a
+ * renewal): new connections then use them, established ones keep theirs.
+ * A file that fails the checks of proxy_config_read is logged at error and
+ * the certificate in use is kept.  Nothing happens when TLS is off.
+ * Async-signal-safe (mtrproxy calls it on SIGHUP). */
+void proxy_reload(struct proxy *p);
+
 /*
  * Serve a client over fd, an already-connected stream socket (TCP or one end
  * of a socketpair).  The proxy owns fd from this call on (it closes it),
  * also on failure.  Thread-safe: callable while proxy_run() runs in another
  * thread (the fd is queued and picked up by the loop).  0, MTR_ECLOSED (the
- * proxy is stopping) or MTR_ENOMEM.
+ * proxy is stopping) or MTR_ENOMEM.  An attached connection is the
+ * process's own: it needs no login even when proxy.users is set (the
+ * embedded mode, mtrproxy's /readyz probe); never attach a socket accepted
+ * from outside.
  */
 int proxy_attach(struct proxy *p, int fd);
 
@@ -121,12 +165,21 @@ void proxy_addrs(const struct proxy *p, struct transport_addr *listen, struct tr
 	X(answers, "ANSWER frames queued")                            \
 	X(items, "items numbered and sent")                           \
 	X(reads, "READ requests (none/session reads)")                \
+	X(read_repeats, "READs sent again to the same server (a lost datagram)") \
+	X(read_moves, "READs sent to another server (the first dead or behind)") \
+	X(read_timeouts, "reads answered MTR_ETIMEDOUT at proxy.read_timeout") \
+	X(reads_cancelled, "reads cancelled by their client (CANCEL frame or disconnect)") \
+	X(cancel_reads, "CANCEL_READ datagrams sent to servers")     \
 	X(dgrams_out, "item datagrams sent (ITEMS + FRAGMENT)")       \
 	X(resent, "items resent on RESEND")                           \
 	X(result_requests, "RESULT_REQUEST datagrams sent")           \
+	X(results_asked, "results asked for again (RESULT_REQUEST records)") \
+	X(results_unknown, "writes answered MTR_EUNKNOWN: a server said RESULT_UNKNOWN") \
+	X(write_timeouts, "writes answered MTR_EUNKNOWN after proxy.write_timeout") \
 	X(pushback, "times the outbuf was full (reading paused)")     \
 	X(released, "highest seq released")                           \
 	X(client_pauses, "times a slow client stopped being read")    \
+	X(logins, "clients that logged in with a user name")         \
 	X(backups, "backups relayed to clients completely (BACKUP)")  \
 	X(backup_failures, "backups that ended with an error or whose client went")
 
@@ -134,5 +187,27 @@ struct proxy_stats {
 	PROXY_STATS_MAP(STATS_FIELD)
 };
 void proxy_stats(struct proxy *p, struct proxy_stats *st);
+
+struct metrics_buf;
+
+/*
+ * Health and figures, for the HTTP thread of mtrproxy (any thread but the
+ * proxy's loop; they never wait for the loop):
+ *   proxy_metrics  appends the /metrics page: every counter of PROXY_STATS_MAP,
+ *                  PROXY_DROP_MAP and the transport, the latency histograms
+ *                  of writes and reads (QUERY to ANSWER), servers heard;
+ *   proxy_ready    1 when a linearizable no-op ("SELECT 1", ordered through
+ *                  the log like a write) sent through a connection the proxy
+ *                  attached to itself is answered within PROXY_PROBE_MS; a
+ *                  verdict is reused for PROXY_PROBE_CACHE_MS; at most one
+ *                  probe is in flight (a later call waits on it again);
+ *   proxy_live     1 when the loop passed within the last 5 s.
+ * why gets one line.  doc/operations.md explains each figure.
+ */
+#define PROXY_PROBE_MS 1000u
+#define PROXY_PROBE_CACHE_MS 250u
+void proxy_metrics(struct proxy *p, struct metrics_buf *b);
+int proxy_ready(struct proxy *p, char *why, size_t n);
+int proxy_live(struct proxy *p, char *why, size_t n);
 
 #endif

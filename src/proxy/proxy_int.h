@@ -2,7 +2,7 @@
  * proxy_int.h - the private header of the proxy object (proxy.h): the
  * struct proxy its parts share, the per-request and per-connection state,
  * the tunables, and the functions one part calls in another.  Only
- * proxy.c, proxy_client.c and proxy_net.c include it.  The parts:
+ * proxy.c, proxy_client.c, proxy_net.c and proxy_tls.c include it.  The parts:
  *
  *   proxy.c         configuration, the epoll loop (one iteration is
  *                   described there), open / attach / stop / close
@@ -11,6 +11,8 @@
  *   proxy_net.c     the server side: datagrams out (ITEMS / FRAGMENT,
  *                   READ), datagrams in (RESULT, RESEND, STATUS), result
  *                   chunks, reads routing, the timers
+ *   proxy_tls.c     TLS on client connections: clear or TLS by the first
+ *                   bytes, the non-blocking handshake, recv/send wrappers
  *   proxy_backup.c  a client's BACKUP relayed from a server's snapshot
  *                   channel
  *
@@ -24,11 +26,15 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "clusterconf.h"
 #include "cproto.h"
+#include "metrics.h"
 #include "outbuf.h"
 #include "proxy.h"
+#include "proxy_auth.h"
+#include "tlsconn.h"
 #include "transport.h"
 
 #define SENDQ_CAP 256u         /* datagrams per send call */
@@ -38,15 +44,19 @@
 #define MAX_PEND 65536u        /* unanswered requests per connection */
 #define RESEND_MAX 4096u       /* items resent for one RESEND at most */
 #define RREQ_SCAN 4096u        /* slots scanned for late results per tick */
-#define RREQ_MAX 64u           /* RESULT_REQUESTs per tick at most */
+#define RREQ_MAX 1024u         /* results asked for again per tick at most */
+#define RREQ_BACKOFF_MAX_MS 2000u /* longest wait between two asks for one result */
+#define GIVE_UP_WARN_MS 10000u /* "outcome unknown" answers logged at warn at most this often */
 #define IDLE_HEARTBEAT_MS 1000u
 #define STATS_PERIOD_MS 1000u /* the proxy's counters to every server (mtr_stats) */
 
 /*
  * Why the proxy dropped a datagram (or a record of one) that passed the
- * transport's check (DESIGN.md invariant 9): X(name, meaning).  Shown in
- * mtr_stats as "proxy.drop.NAME".  result_dup is the normal case of every
- * write: the first replica's result answers, the others' copies are dropped.
+ * transport's check, or refused a client connection (the client_* reasons,
+ * each with a BYE; proxy_client.c) (DESIGN.md invariant 9): X(name,
+ * meaning).  Shown in mtr_stats as "proxy.drop.NAME".  result_dup is the
+ * normal case of every write: the first replica's result answers, the
+ * others' copies are dropped.
  */
 #define PROXY_DROP_MAP(X)                                                                   \
 	X(type, "a datagram type proxies do not take")                                      \
@@ -56,9 +66,18 @@
 	X(result_range, "a result for a seq not in flight (released or never sent)")         \
 	X(result_read, "a read result for a read no longer waiting (answered or timed out)") \
 	X(result_chunk, "a result chunk that disagrees with the others")                    \
+	X(result_unknown, "a RESULT_UNKNOWN that does not decode or is for another stream")   \
 	X(nomem, "a result chunk dropped for want of memory")                               \
 	X(resend, "a RESEND that does not decode or is for another stream")                 \
-	X(status, "a STATUS that does not decode or names a bad node")
+	X(status, "a STATUS that does not decode or names a bad node")                      \
+	X(client_auth_failed, "a login with an unknown user or a wrong password")           \
+	X(client_auth_missing, "a client without a user name to a proxy with proxy.users")   \
+	X(client_handshake_timeout, "no HELLO (and AUTH) within proxy.handshake_timeout")    \
+	X(client_idle_timeout, "no whole frame within proxy.idle_timeout")                   \
+	X(client_per_source, "a connection above proxy.max_conns_per_source")                \
+	X(client_max_clients, "a connection above proxy.max_clients")                        \
+	X(client_request_id, "a QUERY whose request id does not increase")                   \
+	X(client_frame, "a malformed frame, or one above the limit (4 KiB before login)")
 
 enum proxy_drop {
 #define PROXY__DROP_ENUM(name, text) PROXY_DROP_##name,
@@ -66,9 +85,33 @@ enum proxy_drop {
 #undef PROXY__DROP_ENUM
 	PROXY_DROP__COUNT
 };
+/*
+ * TLS on client connections (proxy_tls.c), X(name, meaning): shown in
+ * mtr_stats as "proxy.tls.NAME".  Every kind but handshakes is a refused
+ * or dropped connection, the first of each in a minute logged at warn.
+ */
+#define PROXY_TLS_MAP(X)                                                                          \
+	X(handshakes, "TLS handshakes completed")                                                   \
+	X(plain_refused, "plain-TCP connections refused with BYE: proxy.tls = require")             \
+	X(unexpected, "TLS ClientHellos refused with BYE: proxy.tls = off")                         \
+	X(handshake_failed, "TLS handshakes that failed (no common version, the client rejected "   \
+				 "our certificate, not TLS after all, closed)")                            \
+	X(io_failed, "connections closed on a TLS error after the handshake (bad record or MAC)")
+
+enum proxy_tls_count {
+#define PROXY__TLS_ENUM(name, text) PROXY_TLS_##name,
+	PROXY_TLS_MAP(PROXY__TLS_ENUM)
+#undef PROXY__TLS_ENUM
+	PROXY_TLS__COUNT
+};
+
 #define ALIVE_MS 1000u         /* a server is alive when its STATUS is this recent */
 #define SILENT_WARN_MS 5000u   /* no STATUS from any server this long: warn (once a minute) */
 #define RHASH 1024u            /* buckets of the read table */
+#define AUTH_FAIL_MS 1000u     /* a failed login is answered this long after its AUTH */
+#define PRELOGIN_FRAME 4096u   /* largest frame before WELCOME (HELLO, AUTH) */
+#define AUTH_PER_SOURCE 2u     /* logins of one source address in the verifier at once */
+#define CLIENT_WARN_MS 60000u  /* one warning per refusal reason and minute */
 
 /* ---- state ---------------------------------------------------------------- */
 
@@ -97,18 +140,29 @@ struct pend {
 	uint32_t item_len;
 	unsigned server;
 	uint64_t first_ms, sent_ms;
+	uint64_t t0_ns;              /* the QUERY handled at (latency histograms) */
 	struct pend *hnext;          /* read table bucket */
 	struct pend *rprev, *rnext;  /* read list, oldest send first */
 	struct rbuf *rb;
 };
 enum { PEND_WRITE = 1, PEND_READ = 2, PEND_DONE = 3 };
 
+/* A client connection's TLS state: clear (decided, or attached), its first
+ * bytes not seen yet, in the handshake, encrypted. */
+enum { PXTLS_PLAIN = 0, PXTLS_SNIFF, PXTLS_HANDSHAKE, PXTLS_ON };
+enum { PXTLS_READ_NEEDS_WRITE = 1, PXTLS_WRITE_NEEDS_READ = 2 };
+
 /* A write waiting for its result, by seq (ring of cap_items). */
 struct wslot {
-	struct pend *pend; /* NULL when its client is gone */
+	struct pend *pend; /* NULL when its client is gone or was answered "outcome unknown" */
+	uint64_t client, request; /* the item's ids (RESULT_REQUEST names them) */
+	uint64_t first_ms; /* numbered (proxy.write_timeout counts from here) */
 	uint64_t sent_ms;  /* last time sent or asked for */
 	struct rbuf *rb;   /* chunks so far */
+	uint32_t tries;    /* RESULT_REQUESTs for it: the next waits result_timeout << tries (capped) */
 	uint8_t done;
+	uint8_t read;      /* a read ordered like a write */
+	uint8_t gave_up;   /* answered "outcome unknown" after proxy.write_timeout */
 };
 
 /* One client connection: its input and output buffers, its HELLO, and the
@@ -116,10 +170,21 @@ struct wslot {
 struct client {
 	int fd;
 	uint64_t no;
+	uint32_t src_ip;    /* the peer's IPv4 address (host order); 0: attached or not IPv4 */
+	int attached;       /* handed over in-process (proxy_attach: the embedded mode, /readyz): no login */
+	char src[48];       /* the peer "ip:port" for messages ("attached") */
+	uint64_t start_ms;  /* accepted */
+	uint64_t last_ms;   /* the last whole frame */
+	int auth;           /* CLI_AUTH_*: where the login stands */
+	uint64_t fail_ms;   /* CLI_AUTH_FAILED: when the BYE goes out */
+	char user[CPROTO_MAX_USER + 1];
+	struct pxauth_job *job; /* CLI_AUTH_VERIFYING */
+	int auth_hold;          /* its AUTH waits: AUTH_PER_SOURCE others of its address are verified */
+	uint64_t last_request; /* the highest request id so far */
 	uint8_t *in;
 	size_t inlen, inoff, incap;
 	struct cproto_buf out;
-	int hello;
+	int hello; /* 1: WELCOME sent */
 	uint8_t cons;
 	uint64_t client_id; /* HELLO's: items carry it for de-duplication */
 	uint64_t max_inst;
@@ -130,10 +195,16 @@ struct client {
 	int backlog; /* complete frames left unread in `in` */
 	int dirty;
 	int dead;
+	int tls_state;       /* PXTLS_* (proxy_tls.c) */
+	int tls_rw;          /* PXTLS_READ_NEEDS_WRITE | PXTLS_WRITE_NEEDS_READ */
+	int tls_failed;      /* a TLS error after the handshake (counted at close) */
+	struct tlsconn *tls; /* NULL: clear */
 	struct pxbackup *bk; /* its backup being relayed, or NULL (not read meanwhile) */
 	struct client *prev, *next;
 	struct client *dnext; /* dead list */
 };
+
+enum { CLI_AUTH_NONE = 0, CLI_AUTH_WAIT = 1, CLI_AUTH_VERIFYING = 2, CLI_AUTH_FAILED = 3 };
 
 /* Datagrams queued for one send call, mtu bytes each. */
 struct sendq {
@@ -175,7 +246,12 @@ struct proxy {
 	struct outbuf ob;
 	struct wslot *slots;
 	uint32_t cap;
-	uint64_t rel;         /* every seq <= rel has its result (released) */
+	uint64_t rel;         /* every seq <= rel has its result or was given up (released) */
+	uint64_t ordered;     /* every seq <= ordered is applied on some replica (a result of it or a later one came) */
+	uint64_t gu_next;     /* next seq the write_timeout check looks at */
+	uint64_t gu_warn_ms;  /* next "outcome unknown" warning */
+	uint64_t gu_unwarned; /* writes given up since the last warning */
+	int ask_now;          /* servers heard again after a silence: ask for every late result at once */
 	uint64_t batch_first; /* items [batch_first, next) not sent yet */
 	int blocked;          /* outbuf full: no client is read */
 	struct client *full_client; /* whose request found the outbuf full */
@@ -204,16 +280,44 @@ struct proxy {
 	uint64_t next_rr_ms;
 	uint64_t next_stats_ms; /* next STATS to every server */
 	uint64_t drops[PROXY_DROP__COUNT]; /* loop thread */
+	uint64_t drop_warn_ms[PROXY_DROP__COUNT]; /* next refusal of each reason logged at warn */
+	struct pxauth *auth;    /* proxy.users set: the users and the verifier */
+	uint64_t next_cli_ms;   /* next client deadline check (0: none due) */
+	struct tlsctx *tls;                /* NULL: no TLS (proxy.tls = off) */
+	uint64_t tls_counts[PROXY_TLS__COUNT]; /* loop thread */
+	uint64_t tls_warn_ms[PROXY_TLS__COUNT]; /* next warning of each kind */
 	uint64_t status_ms;     /* last STATUS from any server (proxy_open: the start) */
 	uint64_t silent_warn_ms; /* next "no STATUS" warning */
 	struct pxbackup *backups; /* backups being relayed (and ended ones until pxbk_sweep) */
 
 	atomic_int stop;
+	atomic_int reload; /* proxy_reload asked: the TLS files are read again */
 	pthread_mutex_t mu; /* attach queue and published stats */
 	int *attach;
 	unsigned nattach, cattach;
 	int closing;
 	struct proxy_stats st, pub;
+
+	/* health and figures (proxy_health.c), read by the HTTP thread */
+	uint64_t pub_drops[PROXY_DROP__COUNT]; /* under mu: a copy of drops */
+	uint64_t pub_tls[PROXY_TLS__COUNT];    /* under mu: a copy of tls_counts */
+	struct transport_counters pub_tc;      /* under mu: the transport's counters */
+	unsigned pub_heard;                    /* under mu: servers whose STATUS is younger than ALIVE_MS */
+	_Atomic uint64_t loop_ms;              /* the loop's last pass (monotonic ms): /livez */
+	struct metrics_hist write_hist;        /* QUERY to ANSWER of writes (linearizable reads included) */
+	struct metrics_hist read_hist;         /* QUERY to ANSWER of none/session reads */
+	pthread_mutex_t hmu;                   /* the readiness probe (one at a time) */
+	struct pxprobe {
+		int fd;            /* our end of an attached socketpair, or -1 */
+		uint8_t in[4096];  /* bytes read, not yet a whole frame */
+		size_t inlen;
+		uint64_t req;      /* the last request id sent */
+		int pending;       /* req has no answer yet */
+		uint64_t sent_ms;
+		int ok;            /* the last answer's verdict, cached for PROBE_CACHE_MS */
+		uint64_t done_ms;
+		char why[160];
+	} probe;
 };
 
 /* ---- proxy.c ---- */
@@ -222,6 +326,11 @@ struct proxy {
 uint64_t proxy_mono_ms(void);
 /* The wall clock in microseconds (an item's fixed time). */
 int64_t proxy_wall_us(void);
+
+/* ---- proxy_health.c ---- */
+
+/* Close the readiness probe's socket (proxy_close). */
+void pxhealth_free(struct proxy *p);
 
 /* ---- proxy_client.c ---- */
 
@@ -246,6 +355,44 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why);
 void pxcli_add(struct proxy *p, int fd, const char *how);
 /* Accept every waiting connection on the listening socket. */
 void pxcli_accept_all(struct proxy *p);
+/* Handle the logins the verifier finished (proxy.users). */
+void pxcli_auth_done(struct proxy *p);
+/* Close the connections past their handshake or idle timeout, send the
+ * BYE of failed logins whose delay is over. */
+void pxcli_timers(struct proxy *p);
+/* Milliseconds until the next client deadline (-1: none). */
+int pxcli_next_timeout(const struct proxy *p);
+
+/* ---- proxy_tls.c ---- */
+
+/* The server TLS context from cfg (nothing when proxy.tls is off or there
+ * is no listener).  0 or MTR_ECONFIG / MTR_ENOMEM (logged). */
+int pxtls_open(struct proxy *p);
+/* Free the context. */
+void pxtls_close(struct proxy *p);
+/* Read the certificate and key again: the new context serves new
+ * connections; on a failure (logged) the old one stays. */
+void pxtls_reload(struct proxy *p);
+/* A new connection: accepted (1: its first bytes decide) or attached (0: clear). */
+void pxtls_client_init(struct proxy *p, struct client *c, int accepted);
+/* Free c's TLS state (before its fd is closed); a TLS error of its I/O is
+ * counted (proxy.tls.io_failed) and warned here. */
+void pxtls_client_close(struct proxy *p, struct client *c);
+/* Whether c's plaintext may be read and written now: sniffs its first
+ * bytes and advances the handshake as far as the socket allows.  0: not
+ * yet, or c was refused and closed (c->dead). */
+int pxtls_ready(struct proxy *p, struct client *c);
+/* recv(2) / send(2) with MSG_DONTWAIT (and MSG_NOSIGNAL) through TLS when
+ * c has it: bytes, or -1 with errno (EAGAIN; EPROTO on a TLS failure, which
+ * pxtls_client_close counts). */
+ssize_t pxtls_recv(struct client *c, void *buf, size_t n);
+ssize_t pxtls_send(struct client *c, const void *buf, size_t n);
+/* The last read waits for the socket to be writable (a TLS record to send first). */
+int pxtls_read_needs_write(const struct client *c);
+/* The epoll events c needs, given ev for a clear connection. */
+uint32_t pxtls_events(const struct client *c, uint32_t ev);
+/* "handshake_failed": a name of PROXY_TLS_MAP. */
+const char *pxtls_stat_name(unsigned k);
 
 /* ---- proxy_net.c ---- */
 
@@ -261,8 +408,10 @@ void pxnet_read_unlink(struct proxy *p, struct pend *q);
 void pxnet_read_list_append(struct proxy *p, struct pend *q);
 /* The server for a read that needs min_inst, round robin from `from`. */
 unsigned pxnet_read_pick(struct proxy *p, uint64_t min_inst, unsigned from);
-/* Send the READ datagram of q to q->server. */
+/* Send the READ datagram of q to q->server (with what is left of its deadline). */
 void pxnet_read_send(struct proxy *p, struct pend *q);
+/* Tell q->server that the READ q is no longer needed (CANCEL_READ). */
+void pxnet_read_cancel(struct proxy *p, struct pend *q);
 /* Receive and handle the datagrams waiting (a bounded number); 0 or the transport's error. */
 int pxnet_transport_drain(struct proxy *p);
 /* Heartbeat, RESULT_REQUEST for late results, read retries and timeouts. */

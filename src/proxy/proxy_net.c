@@ -219,27 +219,56 @@ unsigned pxnet_read_pick(struct proxy *p, uint64_t min_inst, unsigned from)
 	return from % n;
 }
 
+static int srv_alive(const struct proxy *p, unsigned i)
+{
+	return p->srv[i].known && p->now_ms - p->srv[i].seen_ms < ALIVE_MS;
+}
+
 void pxnet_read_send(struct proxy *p, struct pend *q)
 {
 	uint8_t *b = sendq_slot(p, &p->tq);
-	struct wire_read m = {.stream = p->stream, .rid = q->rid, .min_instance = q->min_inst, .item = q->item,
-			      .item_len = q->item_len};
+	/* the server may spend what is left of proxy.read_timeout on it */
+	uint64_t end = q->first_ms + p->cfg.read_timeout_ms;
+	uint32_t left = end > p->now_ms ? (uint32_t)MIN(end - p->now_ms, WIRE_READ_DEADLINE_MAX) : 1;
+	struct wire_read m = {.stream = p->stream, .rid = q->rid, .min_instance = q->min_inst, .deadline_ms = left,
+			      .item = q->item, .item_len = q->item_len};
 	long n = wire_read_build(b, p->mtu, &p->from, &m);
 	if (n > 0)
 		sendq_commit(&p->tq, (size_t)n, &p->cfg.cc.servers[q->server]);
 	q->sent_ms = p->now_ms;
 }
 
+void pxnet_read_cancel(struct proxy *p, struct pend *q)
+{
+	uint8_t *b = sendq_slot(p, &p->tq);
+	struct wire_cancel_read m = {.stream = p->stream, .rid = q->rid};
+	sendq_commit(&p->tq, wire_cancel_read_build(b, &p->from, &m), &p->cfg.cc.servers[q->server]);
+	p->st.cancel_reads++;
+}
+
 /* ---- datagrams in ------------------------------------------------------- */
 
+/*
+ * Release the prefix of seqs that need nothing more: those with their
+ * result, and those given up (answered "outcome unknown") once they are
+ * known to be applied somewhere, so that no server can still need them from
+ * us (a result for a later seq of the stream proves it: a stream's items
+ * are ordered as a prefix, invariant 3).  A given-up seq not known applied
+ * stays: its item may exist nowhere else yet.
+ */
 static void release_done(struct proxy *p)
 {
 	uint64_t next = outbuf_next_seq(&p->ob), old = p->rel;
 	while (p->rel + 1 < next) {
 		struct wslot *s = &p->slots[(p->rel + 1) % p->cap];
-		if (!s->done)
+		if (!s->done && !(s->gave_up && p->rel + 1 <= p->ordered))
 			break;
+		if (s->rb) {
+			pxnet_rbuf_free(s->rb);
+			s->rb = NULL;
+		}
 		s->done = 0;
+		s->gave_up = 0;
 		s->pend = NULL;
 		p->rel++;
 	}
@@ -248,6 +277,24 @@ static void release_done(struct proxy *p)
 		p->released_any = 1;
 		p->st.released = p->rel;
 	}
+}
+
+/* The answer of a write whose result no server has any more (RESULT_UNKNOWN,
+ * or proxy.write_timeout passed): MTR_EUNKNOWN, or for a read ordered like
+ * a write a plain time-out (running it again is harmless). */
+static void answer_unknown(struct proxy *p, struct wslot *s, uint64_t instance, const char *why)
+{
+	struct pend *q = s->pend;
+	s->pend = NULL;
+	if (q == NULL)
+		return;
+	char msg[256];
+	if (s->read)
+		snprintf(msg, sizeof msg, "the result of this read was lost (%s); run it again", why);
+	else
+		snprintf(msg, sizeof msg,
+			 "outcome unknown: the write may or may not have been applied (%s); check the row", why);
+	pxcli_pend_complete(p, q, s->read ? MTR_ETIMEDOUT : MTR_EUNKNOWN, msg, instance, NULL, 0, 0);
 }
 
 static void on_result(struct proxy *p, const uint8_t *pl, size_t len)
@@ -295,6 +342,8 @@ static void on_result(struct proxy *p, const uint8_t *pl, size_t len)
 			p->drops[rec.seq <= p->rel ? PROXY_DROP_result_dup : PROXY_DROP_result_range]++;
 			continue;
 		}
+		if (rec.seq > p->ordered)
+			p->ordered = rec.seq;
 		struct wslot *s = &p->slots[rec.seq % p->cap];
 		if (s->done) {
 			p->drops[PROXY_DROP_result_dup]++;
@@ -333,8 +382,41 @@ static void on_result(struct proxy *p, const uint8_t *pl, size_t len)
 		}
 		released = 1;
 	}
-	if (released)
+	if (released || p->ordered > p->rel)
 		release_done(p);
+}
+
+/* RESULT_UNKNOWN: a server applied these items but keeps no result for
+ * them: their writes are answered MTR_EUNKNOWN now rather than after
+ * proxy.write_timeout, and their seqs can be released. */
+static void on_result_unknown(struct proxy *p, const uint8_t *pl, size_t len)
+{
+	struct wire_result_unknown m;
+	if (wire_result_unknown_decode(pl, len, &m) != 0 || m.stream != p->stream) {
+		p->drops[PROXY_DROP_result_unknown]++;
+		return;
+	}
+	uint64_t next = outbuf_next_seq(&p->ob);
+	for (uint32_t i = 0; i < m.nrec; i++) {
+		struct wire_runk_rec r;
+		wire_runk_rec_get(&m, i, &r);
+		if (r.seq <= p->rel || r.seq >= next) {
+			p->drops[r.seq <= p->rel ? PROXY_DROP_result_dup : PROXY_DROP_result_range]++;
+			continue;
+		}
+		struct wslot *s = &p->slots[r.seq % p->cap];
+		if (s->done || r.request != s->request) {
+			p->drops[s->done ? PROXY_DROP_result_dup : PROXY_DROP_result_unknown]++;
+			continue;
+		}
+		if (r.seq > p->ordered)
+			p->ordered = r.seq;
+		s->done = 1;
+		if (s->pend)
+			p->st.results_unknown++;
+		answer_unknown(p, s, m.instance, "it was applied, but no replica asked keeps its result any more");
+	}
+	release_done(p);
 }
 
 static void on_resend(struct proxy *p, const struct transport_msg *m)
@@ -376,6 +458,14 @@ static void on_status(struct proxy *p, const struct transport_msg *m)
 		v->applied = s.applied;
 	v->seen_ms = p->now_ms;
 	v->known = 1;
+	/* the first STATUS after a silence (a partition healed, servers back):
+	 * the results lost meanwhile are asked for at once, not after the
+	 * backoff (ask_again) */
+	if (p->now_ms - p->status_ms > ALIVE_MS && outbuf_high(&p->ob) > p->rel) {
+		p->ask_now = 1;
+		mtr_log(LOG_INFO, "proxy: servers heard again after %llu ms: asking for the late results at once",
+			(unsigned long long)(p->now_ms - p->status_ms));
+	}
 	p->status_ms = p->now_ms;
 }
 
@@ -412,7 +502,7 @@ int pxnet_transport_drain(struct proxy *p)
 			if (j >= p->cfg.cc.nservers || p->cfg.cc.servers[j].ip != m->peer.ip ||
 			    p->cfg.cc.servers[j].port != m->peer.port) {
 				p->drops[m->hdr.type == WIRE_T_RESULT || m->hdr.type == WIRE_T_RESEND ||
-						 m->hdr.type == WIRE_T_STATUS
+						 m->hdr.type == WIRE_T_STATUS || m->hdr.type == WIRE_T_RESULT_UNKNOWN
 					 ? PROXY_DROP_sender
 					 : PROXY_DROP_type]++;
 				continue;
@@ -420,6 +510,9 @@ int pxnet_transport_drain(struct proxy *p)
 			switch (m->hdr.type) {
 			case WIRE_T_RESULT:
 				on_result(p, m->buf + WIRE_HDR_SIZE, m->hdr.length);
+				break;
+			case WIRE_T_RESULT_UNKNOWN:
+				on_result_unknown(p, m->buf + WIRE_HDR_SIZE, m->hdr.length);
 				break;
 			case WIRE_T_RESEND:
 				on_resend(p, m);
@@ -455,6 +548,8 @@ static void send_stats(struct proxy *p)
 	};
 	for (unsigned r = 0; r < PROXY_DROP__COUNT; r++)
 		stats_put(wire_stats_list_put, o, "proxy", drop_names[r], p->drops[r]);
+	for (unsigned r = 0; r < PROXY_TLS__COUNT; r++)
+		stats_put(wire_stats_list_put, o, "proxy.tls", pxtls_stat_name(r), p->tls_counts[r]);
 	transport_stats_each(p->t, "transport", wire_stats_list_put, o);
 	const struct clusterconf *cc = &p->cfg.cc;
 	for (uint32_t j = 0; j < cc->nservers; j++) {
@@ -468,6 +563,112 @@ static void send_stats(struct proxy *p)
 		}
 	}
 	free(o);
+}
+
+/* The wait before asking for a result again after `tries` asks:
+ * result_timeout, doubled per ask, at most RREQ_BACKOFF_MAX_MS (or
+ * result_timeout when that is longer). */
+static uint64_t ask_wait(const struct proxy *p, uint32_t tries)
+{
+	uint64_t w = p->cfg.result_timeout_ms;
+	uint64_t cap = MAX((uint64_t)RREQ_BACKOFF_MAX_MS, w);
+	for (uint32_t i = 0; i < tries && w < cap; i++)
+		w *= 2;
+	return MIN(w, cap);
+}
+
+/*
+ * Late results: ask again for the results of writes missing for
+ * ask_wait(tries), oldest first, at most RREQ_MAX per tick, in
+ * RESULT_REQUEST datagrams that name each item by (seq, client, request),
+ * each datagram to the next server in turn.  Given-up writes are asked for
+ * too: an answer lets their seqs be released.  After a silence of the
+ * servers (ask_now) every late result is asked for at once, and the
+ * backoff starts again.
+ */
+static void ask_again(struct proxy *p)
+{
+	uint64_t now = p->now_ms, high = outbuf_high(&p->ob);
+	uint64_t end = MIN(high, p->rel + RREQ_SCAN);
+	struct wire_rreq_rec recs[WIRE_RREQ_MAX_RECS];
+	uint32_t n = 0, asked = 0, dgrams = 0;
+	int all = p->ask_now;
+	p->ask_now = 0;
+	for (uint64_t s = p->rel + 1; s <= end + 1 && asked < RREQ_MAX; s++) {
+		if (s <= end) {
+			struct wslot *w = &p->slots[s % p->cap];
+			if (w->done || (!all && now - w->sent_ms < ask_wait(p, w->tries)))
+				continue;
+			if (all)
+				w->tries = 0;
+			recs[n++] = (struct wire_rreq_rec){.seq = s, .client = w->client, .request = w->request};
+			w->sent_ms = now;
+			if (w->tries < 32)
+				w->tries++;
+			asked++;
+			if (n < WIRE_RREQ_MAX_RECS && asked < RREQ_MAX)
+				continue;
+		}
+		/* send what is collected (full, the last asked, or the end) */
+		struct wire_result_request rq = {.stream = p->stream, .nrec = n, .recs = recs};
+		while (rq.nrec > 0) {
+			uint32_t packed = 0;
+			unsigned srv = p->rr++ % p->cfg.cc.nservers;
+			uint8_t *b = sendq_slot(p, &p->tq);
+			size_t len = wire_result_request_build(b, p->mtu, &p->from, &rq, &packed);
+			if (len == 0)
+				break;
+			sendq_commit(&p->tq, len, &p->cfg.cc.servers[srv]);
+			rq.recs += packed;
+			rq.nrec -= packed;
+			dgrams++;
+			p->st.result_requests++;
+		}
+		n = 0;
+	}
+	p->st.results_asked += asked;
+	if (asked)
+		mtr_log(LOG_DEBUG, "proxy: asked again for %u results from seq %llu (%u datagrams)", asked,
+			(unsigned long long)(p->rel + 1), dgrams);
+}
+
+/*
+ * proxy.write_timeout: a write without its result that long is answered
+ * MTR_EUNKNOWN, so that its connection's later answers (which leave in
+ * request order) are not held up for ever.  Its seq stays until it is known
+ * applied (release_done).  Seqs are numbered in time order: the check stops
+ * at the first one still young.
+ */
+static void give_up_late(struct proxy *p)
+{
+	uint64_t now = p->now_ms, high = outbuf_high(&p->ob);
+	if (p->gu_next <= p->rel)
+		p->gu_next = p->rel + 1;
+	unsigned n = 0;
+	for (; p->gu_next <= high; p->gu_next++) {
+		struct wslot *w = &p->slots[p->gu_next % p->cap];
+		if (w->done || w->gave_up)
+			continue;
+		if (now - w->first_ms < p->cfg.write_timeout_ms)
+			break;
+		w->gave_up = 1;
+		if (w->pend) {
+			p->st.write_timeouts++;
+			n++;
+		}
+		answer_unknown(p, w, 0, "no result within proxy.write_timeout");
+	}
+	p->gu_unwarned += n;
+	if (p->gu_unwarned && now >= p->gu_warn_ms) {
+		mtr_log(LOG_WARN,
+			"proxy: %llu writes got no result within proxy.write_timeout (%u ms): answered 'outcome "
+			"unknown' (MTR_EUNKNOWN; counted in proxy.write_timeouts); servers down or unreachable?",
+			(unsigned long long)p->gu_unwarned, p->cfg.write_timeout_ms);
+		p->gu_unwarned = 0;
+		p->gu_warn_ms = now + GIVE_UP_WARN_MS;
+	}
+	if (n)
+		release_done(p);
 }
 
 void pxnet_timers(struct proxy *p)
@@ -486,39 +687,49 @@ void pxnet_timers(struct proxy *p)
 		p->next_stats_ms = now + STATS_PERIOD_MS;
 		check_silence(p);
 	}
-	/* late results: ask a server again (round robin), a few per tick */
-	if (waiting && now >= p->next_rr_ms) {
-		unsigned asked = 0;
-		uint64_t end = MIN(high, p->rel + RREQ_SCAN);
-		for (uint64_t s = p->rel + 1; s <= end && asked < RREQ_MAX; s++) {
-			struct wslot *w = &p->slots[s % p->cap];
-			if (w->done || now - w->sent_ms < p->cfg.result_timeout_ms)
-				continue;
-			unsigned srv = p->rr++ % p->cfg.cc.nservers;
-			uint8_t *b = sendq_slot(p, &p->tq);
-			struct wire_result_request rq = {.stream = p->stream, .seq = s};
-			size_t n = wire_result_request_build(b, &p->from, &rq);
-			sendq_commit(&p->tq, n, &p->cfg.cc.servers[srv]);
-			w->sent_ms = now;
-			asked++;
-			p->st.result_requests++;
-		}
-		if (asked)
-			mtr_log(LOG_DEBUG, "proxy: asked again for %u results from seq %llu", asked,
-				(unsigned long long)(p->rel + 1));
+	give_up_late(p);
+	if (waiting && (now >= p->next_rr_ms || p->ask_now)) {
+		ask_again(p);
 		p->next_rr_ms = now + MAX(p->cfg.result_timeout_ms / 4, 1u);
 	}
-	/* reads: retry another server at read_timeout / 5, fail at read_timeout */
+	/*
+	 * Reads (doc/proxy.md "Reads"): every read_timeout / 5 without an
+	 * answer the READ is sent again: to the same server while it is alive
+	 * (the first datagram may have been lost; a server that holds the read
+	 * ignores the copy), to another one only when it is dead, or behind
+	 * the read's instance while another is not (the first is told
+	 * CANCEL_READ).  So a read runs on one server at a time.  At
+	 * read_timeout it fails, and its server is told to stop it.
+	 */
 	uint64_t retry = MAX(p->cfg.read_timeout_ms / 5, 1u);
 	while (p->rhead && now - p->rhead->sent_ms >= retry) {
 		struct pend *q = p->rhead;
 		pxnet_read_unlink(p, q);
 		if (now - q->first_ms >= p->cfg.read_timeout_ms) {
-			pxcli_pend_complete(p, q, MTR_ETIMEDOUT, "no server answered the read in time (proxy.read_timeout)",
-				      0, NULL, 0, 0);
+			char msg[120];
+			snprintf(msg, sizeof msg,
+				 "the read exceeded its deadline of %u ms (proxy.read_timeout) without an answer and was cancelled",
+				 p->cfg.read_timeout_ms);
+			pxnet_read_cancel(p, q);
+			p->st.read_timeouts++;
+			pxcli_pend_complete(p, q, MTR_ETIMEDOUT, msg, 0, NULL, 0, 0);
 			continue;
 		}
-		q->server = pxnet_read_pick(p, q->min_inst, q->server + 1);
+		unsigned cur = q->server, next = cur;
+		if (!srv_alive(p, cur)) {
+			next = pxnet_read_pick(p, q->min_inst, cur + 1);
+		} else if (p->srv[cur].applied < q->min_inst) {
+			unsigned k = pxnet_read_pick(p, q->min_inst, cur + 1);
+			if (srv_alive(p, k) && p->srv[k].applied >= q->min_inst)
+				next = k;
+		}
+		if (next != cur) {
+			pxnet_read_cancel(p, q);
+			q->server = next;
+			p->st.read_moves++;
+		} else {
+			p->st.read_repeats++;
+		}
 		q->hnext = p->rtab[q->rid % RHASH];
 		p->rtab[q->rid % RHASH] = q;
 		pxnet_read_list_append(p, q);

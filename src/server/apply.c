@@ -27,7 +27,13 @@
  * result.  It is logged at error with its extended code, errno and
  * statement, counted, and the whole attempt is rolled back and retried
  * (cfg.local_retries, growing delays); if it persists apply_instance returns
- * MTR_EIO and the server stops rather than let this replica diverge.
+ * MTR_EIO and the server stops rather than let this replica diverge.  A
+ * full disk (apply_disk_full) is the exception: nothing is wrong with the
+ * replica, only room is missing, so the attempt is rolled back and retried
+ * every cfg.full_retry_ms for as long as it takes, without a limit and
+ * without an error line per attempt (the server reports the state, doc/
+ * server.md "A full disk"); the applied instance stays the last consistent
+ * one meanwhile.
  *
  * The WAL hook runs after every commit on the apply connection: it publishes
  * the applied instance to apply_wait() and asks the checkpointer thread (own
@@ -87,6 +93,18 @@ int apply_local_error(int code)
 	default:
 		return 0;
 	}
+}
+
+int apply_disk_full(int code, int sys_errno)
+{
+	if ((code & 0xff) == SQLITE_FULL)
+		return 1;
+	return (code & 0xff) == SQLITE_IOERR && (sys_errno == ENOSPC || sys_errno == EDQUOT);
+}
+
+int apply_full(struct apply *a)
+{
+	return atomic_load(&a->full);
 }
 
 #define CODE_NAME(c) {c, #c}
@@ -150,6 +168,15 @@ void apply_local_incident(struct apply *a, int code, const char *msg)
 			 a->cur_item);
 	else if (a->cur_instance != 0)
 		snprintf(where, sizeof where, "instance %llu: ", (unsigned long long)a->cur_instance);
+	if (c == a && apply_disk_full(code, a->err_errno)) {
+		/* the state, not an incident: told once (warn) when it starts */
+		a->full_hit = 1;
+		mtr_log(atomic_load(&a->full) ? LOG_DEBUG : LOG_WARN,
+			"[apply] %sdisk full: %s %s (errno %d: %s) in: %s: rolled back, tried again every %u ms", where,
+			cs, msg, a->err_errno, a->err_errno ? strerror(a->err_errno) : "none", a->err_stmt,
+			a->cfg.full_retry_ms);
+		return;
+	}
 	mtr_log(LOG_ERROR, "[apply] %sreplica-local error %s: %s (errno %d: %s) in: %s", where, cs, msg,
 		a->err_errno, a->err_errno ? strerror(a->err_errno) : "none", a->err_stmt);
 	pthread_mutex_lock(&c->mu);
@@ -290,11 +317,15 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
 			/* after the commit: the instance stands, the WAL just grows */
 			char cs[64];
-			apply_code_str(sqlite3_extended_errcode(db), cs, sizeof cs);
-			mtr_log(LOG_ERROR, "[apply] checkpoint in the apply thread failed: %s: %s (errno %d)", cs,
-				sqlite3_errmsg(db), sqlite3_system_errno(db));
+			int code = sqlite3_extended_errcode(db), e = sqlite3_system_errno(db);
+			apply_code_str(code, cs, sizeof cs);
+			/* a full disk: the server reports that state; the next
+			 * checkpoint copies what this one could not */
+			int full = apply_disk_full(code, e);
+			mtr_log(full ? LOG_DEBUG : LOG_ERROR, "[apply] checkpoint in the apply thread failed: %s: %s (errno %d)",
+				cs, sqlite3_errmsg(db), e);
 			pthread_mutex_lock(&a->mu);
-			a->st.local_errors++;
+			a->st.local_errors += !full;
 			pthread_mutex_unlock(&a->mu);
 		}
 		mtr_log(LOG_DEBUG, "[apply] WAL at %d pages: checkpoint in apply thread (%d/%d)", pages, nck,
@@ -329,13 +360,14 @@ static void *checkpointer(void *arg)
 			if (rc == SQLITE_OK && nlog == nck)
 				rc2 = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
 			if ((rc != SQLITE_OK && rc != SQLITE_BUSY) || (rc2 != SQLITE_OK && rc2 != SQLITE_BUSY)) {
-				int code = sqlite3_extended_errcode(db);
+				int code = sqlite3_extended_errcode(db), e = sqlite3_system_errno(db);
+				int full = apply_disk_full(code, e); /* as in the apply thread's checkpoint */
 				char cs[64];
 				apply_code_str(code, cs, sizeof cs);
-				mtr_log(LOG_ERROR, "[apply] checkpoint failed: %s: %s (errno %d)", cs,
-					sqlite3_errmsg(db), sqlite3_system_errno(db));
+				mtr_log(full ? LOG_DEBUG : LOG_ERROR, "[apply] checkpoint failed: %s: %s (errno %d)", cs,
+					sqlite3_errmsg(db), e);
 				pthread_mutex_lock(&a->mu);
-				a->st.local_errors++;
+				a->st.local_errors += !full;
 				pthread_mutex_unlock(&a->mu);
 			}
 			mtr_log(LOG_TRACE, "[apply] checkpoint rc=%d %d/%d frames", rc, nck, nlog);
@@ -459,6 +491,8 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		a->cfg.local_retries = DEFAULT_LOCAL_RETRIES;
 	if (a->cfg.retry_ms == 0)
 		a->cfg.retry_ms = DEFAULT_RETRY_MS;
+	if (a->cfg.full_retry_ms == 0)
+		a->cfg.full_retry_ms = DEFAULT_FULL_RETRY_MS;
 	a->cur_item = SIZE_MAX;
 	a->counts = a;
 	a->cap = a->cfg.stmt_cache;
@@ -598,8 +632,18 @@ void apply_close(struct apply *a)
 
 void apply_interrupt(struct apply *a, int on)
 {
-	if (a != NULL)
+	if (a != NULL) {
 		atomic_store(&a->stop_req, on ? 1 : 0);
+		if (on)
+			apply_wake(a); /* reads waiting for an instance end too */
+	}
+}
+
+void apply_wake(struct apply *a)
+{
+	pthread_mutex_lock(&a->mu);
+	pthread_cond_broadcast(&a->cv);
+	pthread_mutex_unlock(&a->mu);
 }
 
 long long apply_item_steps(struct apply *a, size_t index)
@@ -771,10 +815,16 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 	unsigned tries = 0, delay = a->cfg.retry_ms;
 	int rc;
 	for (;;) {
+		a->full_hit = 0;
 		rc = attempt(a, instance, items, n);
 		if (rc == 0) {
 			apply_rq_committed(a);
 			a->limit_touched = 0;
+			if (atomic_load(&a->full)) {
+				atomic_store(&a->full, 0);
+				mtr_log(LOG_INFO, "[apply] instance %llu committed: the disk has room again",
+					(unsigned long long)instance);
+			}
 			if (a->fk_touched)
 				rc = apply_fk_load(a);
 			break;
@@ -795,6 +845,27 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		}
 		if (rc != ATTEMPT_LOCAL)
 			break;
+		if (a->full_hit) {
+			/* A full disk: wait for room, for as long as it takes (the
+			 * stop ends the wait: the next attempt sees stop_req). */
+			atomic_store(&a->full, 1);
+			pthread_mutex_lock(&a->mu);
+			a->st.disk_full++;
+			pthread_mutex_unlock(&a->mu);
+			for (unsigned waited = 0; waited < a->cfg.full_retry_ms && !atomic_load(&a->stop_req);
+			     waited += 50) {
+				struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+				while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+					;
+			}
+			if (atomic_load(&a->stop_req)) {
+				rc = MTR_ECLOSED;
+				mtr_log(LOG_INFO, "[apply] instance %llu waited for disk space until the stop; applied "
+						  "again after a restart", (unsigned long long)instance);
+				break;
+			}
+			continue;
+		}
 		/*
 		 * A replica-local error (logged and counted where it happened):
 		 * nothing of the attempt is kept, no result is reported.  Retry

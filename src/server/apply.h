@@ -17,6 +17,7 @@
 #ifndef MTR_APPLY_H
 #define MTR_APPLY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +77,10 @@ struct apply_config {
 	 * then apply_instance() returns MTR_EIO (doc/apply.md).  0: 3 and 10 ms. */
 	unsigned local_retries;
 	unsigned retry_ms;
+	/* A full disk (apply_disk_full) is not counted against local_retries:
+	 * the instance is rolled back and tried again every full_retry_ms for
+	 * as long as it takes (apply_full() says so meanwhile).  0: 500 ms. */
+	unsigned full_retry_ms;
 };
 
 /* Called once per item, in item order, after the instance has committed. */
@@ -95,6 +100,7 @@ struct apply;
 	X(resends, "writes found applied already: kept result answered")     \
 	X(local_errors, "replica-local errors (I/O, full, ...) in apply or a read: incidents") \
 	X(local_retries, "instance attempts rolled back and retried after one") \
+	X(disk_full, "instance attempts rolled back because the disk is full (retried until there is space)") \
 	X(restarts, "instance attempts restarted: an item rolled back the transaction") \
 	X(budget_exceeded, "items that failed because they exceeded mtr_max_steps (VM steps)")
 
@@ -112,6 +118,20 @@ struct apply_stats {
  * "Replica-local errors").
  */
 int apply_local_error(int code);
+
+/*
+ * Whether a replica-local error means the disk is full: SQLITE_FULL, or an
+ * I/O error whose errno (sqlite3_system_errno) is ENOSPC or EDQUOT (SQLite
+ * reports a write that hit a quota as SQLITE_IOERR_WRITE).  Such an attempt
+ * is rolled back and retried until there is space (doc/apply.md "A full
+ * disk").
+ */
+int apply_disk_full(int code, int sys_errno);
+
+/* 1 while the apply thread waits for space: the instance it applies was
+ * rolled back on a full disk and is tried again every cfg.full_retry_ms;
+ * 0 again after it committed (any thread). */
+int apply_full(struct apply *a);
 
 /*
  * Open (or create) the replica database of cfg->dir and start its
@@ -152,6 +172,7 @@ uint64_t apply_applied(struct apply *a);
  * one; MTR_EIO / MTR_ESQL when the transaction could not commit (rolled back,
  * nothing recorded, no callback).  A replica-local error is retried
  * (cfg.local_retries) before MTR_EIO: the caller must stop applying then.
+ * A full disk is retried for as long as it lasts (apply_full()).
  * MTR_ECLOSED: apply_interrupt() abandoned it (rolled back, nothing
  * recorded, no callback).
  */
@@ -172,6 +193,25 @@ int apply_cursor(struct apply *a, int (*fn)(void *arg, uint64_t stream, uint64_t
 /* Block until instance has been applied, for at most timeout_ms (< 0:
  * forever).  0, MTR_ETIMEDOUT or MTR_ECLOSED. */
 int apply_wait(struct apply *a, uint64_t instance, int timeout_ms);
+
+/*
+ * Why a read stops before its end: the values of a reader's cancel flag
+ * (set by another thread: the server's network thread for a CANCEL_READ,
+ * the stop for SIGTERM) and APPLY_READ_DEADLINE for a deadline that passed.
+ */
+enum { APPLY_READ_CANCELLED = 1, APPLY_READ_STOPPING = 2, APPLY_READ_DEADLINE = 3 };
+
+/*
+ * A read's wait for its instance: as apply_wait, until deadline_ns
+ * (monotonic, now_mono_ns(); 0: none) at the latest, and ending early when
+ * *cancel (may be NULL) is non-zero or apply_interrupt(a, 1) was called:
+ * 0, MTR_ETIMEDOUT (the deadline), MTR_ECLOSED (closing, stopping) or
+ * MTR_EABORT (*cancel).  Who sets *cancel calls apply_wake() after it.
+ */
+int apply_wait_read(struct apply *a, uint64_t instance, uint64_t deadline_ns, const atomic_int *cancel);
+
+/* Wake every apply_wait_read() so that it looks at its flag again.  Any thread. */
+void apply_wake(struct apply *a);
 
 /* Digest of the database and the instance it is at (one read transaction). */
 int apply_digest(struct apply *a, uint64_t *instance, struct digest *d);
@@ -206,14 +246,59 @@ void apply_reader_close(struct apply_reader *r);
 int apply_read(struct apply_reader *r, const struct wire_item *item, uint64_t *instance, apply_result_fn cb,
 	       void *arg);
 
+/*
+ * Results looked up again (RESULT_REQUEST of a result no longer in the
+ * server's cache, doc/apply.md "Looking a result up"): per item (stream,
+ * seq) with its ids (client, request), whether this replica has applied it
+ * (mtr_cursor: the stream's last applied seq is at or above seq) and, if
+ * so, the result kept for (client, request) in mtr_requests.
+ */
+enum apply_lookup_state {
+	APPLY_LOOKUP_UNAPPLIED = 0, /* not applied here (yet): no answer */
+	APPLY_LOOKUP_FOUND = 1,     /* applied; bytes hold its result */
+	APPLY_LOOKUP_LOST = 2,      /* applied; no result kept (client 0, below its floor, pruned) */
+};
+struct apply_lookup {
+	uint64_t stream, seq, client, request; /* in */
+	int state;                              /* out: enum apply_lookup_state */
+	uint8_t *bytes;                         /* out (FOUND): malloc'ed result bytes, the caller frees */
+	uint32_t len;
+};
+
+/* On a reader (apply_reader_open), in one read transaction: fill the
+ * outcome of q[0..n); *instance is the applied instance that transaction
+ * saw (at or above the instance of every FOUND or LOST item).  0,
+ * MTR_ESQL or MTR_ENOMEM (then nothing is FOUND: no bytes to free). */
+int apply_lookup(struct apply_reader *r, struct apply_lookup *q, size_t n, uint64_t *instance);
+
+/*
+ * The limits of the reader's next apply_read() calls: a progress handler
+ * (every APPLY_READ_GRAIN VM steps) stops the statement with
+ * SQLITE_INTERRUPT once deadline_ns (monotonic; 0: none; deadline_ms is the
+ * figure the message gives) has passed or *cancel (may be NULL; owned by
+ * the caller, it must outlive the read) is non-zero; the statement's error
+ * then says why ("read cancelled", "read exceeded its deadline of N ms",
+ * "the server is stopping").  Reads have no step budget: they change
+ * nothing, so wall time is the right measure for them.
+ */
+#define APPLY_READ_GRAIN 1000
+void apply_reader_limits(struct apply_reader *r, uint64_t deadline_ns, uint32_t deadline_ms,
+			 const atomic_int *cancel);
+
+/* Why the last apply_read() was stopped early (APPLY_READ_*), 0 when it was not. */
+int apply_reader_stopped(const struct apply_reader *r);
+
 /* Write a consistent copy of the database to path (replaced if present; a
- * single file, rollback-journal mode) and the instance it holds. */
+ * single file, rollback-journal mode) and the instance it holds.  0,
+ * MTR_ENOSPACE (the disk is full), MTR_EIO or MTR_ESQL. */
 int apply_snapshot(struct apply *a, const char *path, uint64_t *instance);
 
 /*
  * Install the snapshot at path as the replica database of dir (no apply
  * open on it).  Afterwards apply_open() resumes at the snapshot's instance.
- * Returns 0, MTR_EIO, MTR_ESQL or MTR_EINVAL (not a replica snapshot).
+ * The copy is written beside the replica and renamed over it once whole, so
+ * a failure leaves the replica as it was.  Returns 0, MTR_ENOSPACE (the
+ * disk is full), MTR_EIO, MTR_ESQL or MTR_EINVAL (not a replica snapshot).
  */
 int apply_restore(const char *dir, const char *path);
 

@@ -233,6 +233,8 @@ static void set_db_error(struct apply *a, struct sres *r)
 		code = SQLITE_ERROR;
 	if (a->over) /* whatever a module made of the interrupt: the budget's error */
 		set_error(a, r, SQLITE_INTERRUPT, a->budget_msg);
+	else if (a->rd_stop) /* a reader's read cancelled, past its deadline, or stopped */
+		set_error(a, r, SQLITE_INTERRUPT, a->rd_msg);
 	else if ((code == SQLITE_AUTH || code == SQLITE_ERROR) && a->deny_msg)
 		set_error(a, r, code, a->deny_msg);
 	else
@@ -359,7 +361,7 @@ static int step_all(struct apply *a, sqlite3_stmt *st, struct sres *r)
 		r->nrows++;
 	}
 	a->counting = 0;
-	if (rc == SQLITE_DONE && (a->over || a->stopped)) /* a module swallowed the interrupt */
+	if (rc == SQLITE_DONE && (a->over || a->stopped || a->rd_stop)) /* a module swallowed the interrupt */
 		rc = SQLITE_INTERRUPT;
 	if (rc != SQLITE_DONE) {
 		/* A statement that fails after some rows is an error with no rows

@@ -32,6 +32,7 @@
 #define BUSY_MS 5000
 #define DEFAULT_LOCAL_RETRIES 3
 #define DEFAULT_RETRY_MS 10
+#define DEFAULT_FULL_RETRY_MS 500 /* a full disk: the instance is tried again this often */
 
 /* What one attempt at an instance ended with, besides 0 and MTR_* (< 0). */
 #define ATTEMPT_FORCED 1 /* an item rolled back the transaction: restart it marked failed */
@@ -148,6 +149,8 @@ struct apply {
 	int limit_dirty;      /* mtr_meta('max_steps') may differ from max_steps: read it before the next item */
 	int limit_touched;    /* the attempt wrote it: read it again if the attempt is rolled back */
 	atomic_int stop_req;
+	int rd_stop;          /* a reader: why its read was stopped (APPLY_READ_*), 0 while it runs */
+	char rd_msg[128];     /* ... and the statement's error message then */
 	int foreign;
 	int schema_check;     /* the schema may have been reset: load it before a cached statement runs */
 	size_t own_stmts;     /* our persistent statements (the cache aside) */
@@ -185,6 +188,11 @@ struct apply {
 	struct apply *counts; /* whose counters an incident goes to: itself, or a reader's apply */
 	int err_errno;
 	char err_stmt[256];
+	/* A full disk (apply_disk_full): full_hit marks the attempt that met
+	 * it (apply thread); full is 1 while the instance waits for space
+	 * (apply_full(), any thread). */
+	int full_hit;
+	atomic_int full;
 };
 
 
@@ -281,6 +289,9 @@ int apply_run_item(struct apply *a, size_t idx, const struct wire_item *it);
 int apply_rq_finish(struct apply *a);
 /* After COMMIT: the attempt's view of the clients becomes the committed one. */
 void apply_rq_committed(struct apply *a);
+/* On db (a reader connection, inside a read transaction): the outcome of
+ * each q[i] (apply_lookup).  0, MTR_ESQL or MTR_ENOMEM. */
+int apply_rq_lookup(sqlite3 *db, struct apply_lookup *q, size_t n);
 /* Forget the clients idle for APPLY_CLIENT_IDLE_US, every 4096th instance,
  * by the timestamp of its last item (deterministic). */
 int apply_rq_prune(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n);

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,38 @@ int apply_wait(struct apply *a, uint64_t instance, int timeout_ms)
 	return rc;
 }
 
+int apply_wait_read(struct apply *a, uint64_t instance, uint64_t deadline_ns, const atomic_int *cancel)
+{
+	struct timespec dl;
+	if (deadline_ns) {
+		/* now_mono_ns() is CLOCK_MONOTONIC, the condition's clock too */
+		dl.tv_sec = (time_t)(deadline_ns / 1000000000u);
+		dl.tv_nsec = (long)(deadline_ns % 1000000000u);
+	}
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		if (a->applied >= instance)
+			break;
+		if (a->closing || atomic_load(&a->stop_req)) {
+			rc = MTR_ECLOSED;
+			break;
+		}
+		if (cancel && atomic_load(cancel)) {
+			rc = MTR_EABORT;
+			break;
+		}
+		if (!deadline_ns) {
+			pthread_cond_wait(&a->cv, &a->mu);
+		} else if (pthread_cond_timedwait(&a->cv, &a->mu, &dl) == ETIMEDOUT && a->applied < instance) {
+			rc = MTR_ETIMEDOUT;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	return rc;
+}
+
 int apply_open_reader(struct apply *a, sqlite3 **out)
 {
 	sqlite3 *db = NULL;
@@ -78,7 +111,49 @@ int apply_open_reader(struct apply *a, sqlite3 **out)
  * and apply_deliver() as applied items. */
 struct apply_reader {
 	struct apply a;
+	uint64_t deadline_ns; /* apply_reader_limits */
+	uint32_t deadline_ms;
+	const atomic_int *cancel;
+	int armed; /* the read's own statements run (not BEGIN, not mtr_meta) */
 };
+
+/* The reader's progress handler (every APPLY_READ_GRAIN VM steps): stop the
+ * read once its deadline passed or its cancel flag is set. */
+static int reader_progress(void *ud)
+{
+	struct apply_reader *r = ud;
+	struct apply *a = &r->a;
+	if (!r->armed)
+		return 0;
+	if (a->rd_stop)
+		return 1;
+	int why = r->cancel ? atomic_load_explicit(r->cancel, memory_order_relaxed) : 0;
+	if (!why && r->deadline_ns && now_mono_ns() >= r->deadline_ns)
+		why = APPLY_READ_DEADLINE;
+	if (!why)
+		return 0;
+	a->rd_stop = why;
+	if (why == APPLY_READ_DEADLINE)
+		snprintf(a->rd_msg, sizeof a->rd_msg,
+			 "read exceeded its deadline of %u ms (proxy.read_timeout) and was stopped", r->deadline_ms);
+	else if (why == APPLY_READ_STOPPING)
+		snprintf(a->rd_msg, sizeof a->rd_msg, "read cancelled: the server is stopping; retry");
+	else
+		snprintf(a->rd_msg, sizeof a->rd_msg, "read cancelled");
+	return 1;
+}
+
+void apply_reader_limits(struct apply_reader *r, uint64_t deadline_ns, uint32_t deadline_ms, const atomic_int *cancel)
+{
+	r->deadline_ns = deadline_ns;
+	r->deadline_ms = deadline_ms;
+	r->cancel = cancel;
+}
+
+int apply_reader_stopped(const struct apply_reader *r)
+{
+	return r->a.rd_stop;
+}
 
 int apply_reader_open(struct apply *src, struct apply_reader **out)
 {
@@ -105,9 +180,11 @@ int apply_reader_open(struct apply *src, struct apply_reader **out)
 		apply_reader_close(r);
 		return rc;
 	}
-	/* for PRAGMA mtr_max_steps only: a reader's user flag stays 0; no
-	 * progress handler (the write budget is the apply connection's) */
+	/* for PRAGMA mtr_max_steps only: a reader's user flag stays 0 (the
+	 * write budget is the apply connection's); its progress handler is
+	 * the read's deadline and cancel (apply_reader_limits) */
 	sqlite3_set_authorizer(a->db, apply_authorizer, a);
+	sqlite3_progress_handler(a->db, APPLY_READ_GRAIN, reader_progress, r);
 	*out = r;
 	return 0;
 }
@@ -134,6 +211,7 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 	a->alen = 0;
 	a->nlen = 0;
 	a->nsres = 0;
+	a->rd_stop = 0;
 	*instance = 0;
 	if (apply_exec_sql(a, "BEGIN") != 0)
 		return MTR_ESQL;
@@ -150,7 +228,9 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 	ir->raw_len = 0;
 	ir->nstmt = 0;
 	detvfs_item_begin(it->timestamp_us, it->seed);
+	r->armed = 1;
 	int rc = apply_run_stmts(a, it, ir);
+	r->armed = 0;
 	detvfs_item_end();
 	if (rc == 0 && ir->code != SQLITE_OK && apply_local_error(ir->code)) {
 		/* answered by this replica alone (as every read), but never silent */
@@ -161,6 +241,25 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 	if (rc != 0)
 		return rc;
 	return cb ? apply_deliver(a, it, 1, cb, arg) : 0;
+}
+
+int apply_lookup(struct apply_reader *r, struct apply_lookup *q, size_t n, uint64_t *instance)
+{
+	struct apply *a = &r->a;
+	*instance = 0;
+	for (size_t i = 0; i < n; i++) {
+		q[i].state = APPLY_LOOKUP_UNAPPLIED;
+		q[i].bytes = NULL;
+		q[i].len = 0;
+	}
+	if (apply_exec_sql(a, "BEGIN") != 0)
+		return MTR_ESQL;
+	/* the instance and the rows from one snapshot */
+	int rc = apply_meta_get(a->db, "applied", instance);
+	if (rc == 0)
+		rc = apply_rq_lookup(a->db, q, n);
+	apply_rollback(a);
+	return rc;
 }
 
 /*
@@ -205,7 +304,9 @@ void apply_unlink_db(const char *path)
 	}
 }
 
-/* Copy the main database of src into a new file at path (replaced). */
+/* Copy the main database of src into a new file at path (replaced).  0,
+ * MTR_ENOSPACE (a full disk: logged at debug, the caller reports it),
+ * MTR_EIO or MTR_ESQL. */
 static int backup_to(sqlite3 *src, const char *path, const char *mode)
 {
 	apply_unlink_db(path);
@@ -228,8 +329,11 @@ static int backup_to(sqlite3 *src, const char *path, const char *mode)
 		if (sqlite3_exec(dst, sql, NULL, NULL, NULL) != SQLITE_OK)
 			rc = MTR_ESQL;
 	}
+	if (rc != 0 && apply_disk_full(sqlite3_extended_errcode(dst), sqlite3_system_errno(dst)))
+		rc = MTR_ENOSPACE;
 	if (rc != 0)
-		mtr_log(LOG_ERROR, "[apply] backup to %s: %s", path, sqlite3_errmsg(dst));
+		mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "[apply] backup to %s: %s", path,
+			sqlite3_errmsg(dst));
 	sqlite3_close(dst);
 	return rc;
 }
@@ -270,11 +374,36 @@ int apply_restore(const char *dir, const char *path)
 		sqlite3_close(src);
 		return MTR_ENOMEM;
 	}
-	rc = backup_to(src, dpath, "WAL");
+	/* Into a file beside it, renamed over it once whole: a failure (a full
+	 * disk) leaves the replica as it was.  No connection is open on it, so
+	 * it has no WAL (the last close checkpointed it); a stale one would be
+	 * read into the new file, hence removed after the rename. */
+	size_t n = strlen(dpath) + 16;
+	char *tmp = malloc(n);
+	if (tmp == NULL) {
+		sqlite3_close(src);
+		free(dpath);
+		return MTR_ENOMEM;
+	}
+	snprintf(tmp, n, "%s.restore", dpath);
+	rc = backup_to(src, tmp, "WAL");
 	sqlite3_close(src);
-	if (rc == 0)
+	if (rc == 0 && rename(tmp, dpath) != 0) {
+		mtr_log(LOG_ERROR, "[apply] rename %s to %s: %s", tmp, dpath, strerror(errno));
+		rc = MTR_EIO;
+	}
+	if (rc == 0) {
+		char side[4096];
+		snprintf(side, sizeof side, "%s-wal", dpath);
+		unlink(side);
+		snprintf(side, sizeof side, "%s-shm", dpath);
+		unlink(side);
 		mtr_log(LOG_INFO, "[apply] restored %s from %s at instance %llu", dpath, path,
 			(unsigned long long)inst);
+	} else {
+		apply_unlink_db(tmp);
+	}
+	free(tmp);
 	free(dpath);
 	return rc;
 }

@@ -3,7 +3,8 @@
  * write is kept per (client, request) in mtr_requests, in the instance's own
  * transaction, so that a write resent after a proxy failover is answered
  * with its first result instead of running again; a client's floor drops
- * what it will never ask for again.
+ * what it will never ask for again.  The same rows answer a proxy whose
+ * RESULT datagrams were lost (apply_rq_lookup, on a reader connection).
  */
 #include "config.h"
 
@@ -348,3 +349,78 @@ int apply_rq_prune(struct apply *a, uint64_t instance, const struct wire_item *i
 	return rc;
 }
 
+
+/* ---- looking a result up again (RESULT_REQUEST, doc/apply.md) ---- */
+
+static void lookup_free_all(struct apply_lookup *q, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(q[i].bytes);
+		q[i].bytes = NULL;
+		q[i].len = 0;
+		q[i].state = APPLY_LOOKUP_UNAPPLIED;
+	}
+}
+
+int apply_rq_lookup(sqlite3 *db, struct apply_lookup *q, size_t n)
+{
+	static const char cur_sql[] = "SELECT last FROM mtr_cursor WHERE stream = ?1";
+	static const char get_sql[] =
+		"SELECT result FROM mtr_requests WHERE client = ?1 AND request > 0 AND request <= ?2 AND top >= ?2";
+	sqlite3_stmt *cur = NULL, *get = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v2(db, cur_sql, -1, &cur, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, get_sql, -1, &get, NULL) != SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] result lookup: %s", sqlite3_errmsg(db));
+		rc = MTR_ESQL;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct apply_lookup *x = &q[i];
+		x->state = APPLY_LOOKUP_UNAPPLIED;
+		x->bytes = NULL;
+		x->len = 0;
+		/* mtr_cursor holds the last applied seq of each stream (a
+		 * stream's items are applied as a prefix, invariant 3) */
+		sqlite3_bind_int64(cur, 1, (sqlite3_int64)x->stream);
+		int src = sqlite3_step(cur);
+		uint64_t last = src == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(cur, 0) : 0;
+		sqlite3_reset(cur);
+		if (src != SQLITE_ROW && src != SQLITE_DONE) {
+			rc = MTR_ESQL;
+			break;
+		}
+		if (last < x->seq)
+			continue;
+		x->state = APPLY_LOOKUP_LOST;
+		if (x->client == 0 || x->request == 0)
+			continue;
+		sqlite3_bind_int64(get, 1, (sqlite3_int64)x->client);
+		sqlite3_bind_int64(get, 2, (sqlite3_int64)x->request);
+		while ((src = sqlite3_step(get)) == SQLITE_ROW) {
+			uint32_t len = 0;
+			const uint8_t *b = rq_find(sqlite3_column_blob(get, 0), (size_t)sqlite3_column_bytes(get, 0),
+						   x->request, &len);
+			if (b == NULL)
+				continue;
+			x->bytes = malloc(len ? len : 1);
+			if (x->bytes == NULL) {
+				rc = MTR_ENOMEM;
+				break;
+			}
+			memcpy(x->bytes, b, len);
+			x->len = len;
+			x->state = APPLY_LOOKUP_FOUND;
+			break;
+		}
+		if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
+			rc = MTR_ESQL;
+		sqlite3_reset(get);
+	}
+	if (rc == MTR_ESQL)
+		mtr_log(LOG_ERROR, "[apply] result lookup: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(cur);
+	sqlite3_finalize(get);
+	if (rc != 0)
+		lookup_free_all(q, n);
+	return rc;
+}

@@ -2,7 +2,7 @@
  * clustervt.h - the cluster in SQL: eponymous, read-only virtual tables
  * present on every replica connection (doc/apply.md, "Cluster tables").
  *
- *   mtr_members(id, address, role, alive, chosen, applied)
+ *   mtr_members(id, address, role, alive, chosen, applied, state)  -- state: 'ok', 'disk full', NULL
  *   mtr_streams(server, stream, watermark)
  *   mtr_instances(instance, ranges, items, apply_us, steps, max_item_steps)
  *   mtr_stats(process, name, value, age_ms)  -- counters of every server and proxy

@@ -444,6 +444,7 @@ int ingest_add(struct ingest *ing, uint64_t stream, uint64_t seq, const void *it
 	int rc = seglog_append(ing->log, stream, seq, item, len, &sl->loc);
 	if (rc) {
 		sl->loc.seg = 0;
+		ing->st.drop_full += rc == MTR_ENOSPACE;
 		return rc;
 	}
 	ing->st.mem += cost;

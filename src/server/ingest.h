@@ -71,6 +71,7 @@ struct ingest_range {
 	X(evicted_streams, "streams that never held an item, forgotten to make room") \
 	X(drop_window, "dropped: too far ahead of base")      \
 	X(drop_mem, "dropped: memory bound")                  \
+	X(drop_full, "dropped: the disk is full (MTR_ENOSPACE)") \
 	X(syncs, "ingest_sync calls that advanced something") \
 	X(resend_ranges, "ranges returned by ingest_gaps*")   \
 	X(resend_items, "seqs in them")                       \
@@ -103,7 +104,8 @@ void ingest_close(struct ingest *ing);
  * are copied.  A new stream is created on its first item.  Returns 0 when
  * stored; MTR_EDUPLICATE (already stored or released); MTR_EINVAL (seq 0 or
  * len 0); MTR_ETOOBIG (len > max_item); MTR_EFULL (stream, window or memory
- * bound); MTR_EIO.  Every non-zero return is a counted drop.
+ * bound); MTR_ENOSPACE (disk mode, the disk is full: nothing kept, the
+ * store is as before); MTR_EIO.  Every non-zero return is a counted drop.
  */
 int ingest_add(struct ingest *ing, uint64_t stream, uint64_t seq, const void *item, uint32_t len);
 
@@ -111,8 +113,10 @@ int ingest_add(struct ingest *ing, uint64_t stream, uint64_t seq, const void *it
  * Group commit.  Disk mode: write and fdatasync everything appended since the
  * last call (one fdatasync), then advance the watermarks of every stream that
  * grew; delete segments whose items are all released (saving the release
- * points first).  Memory mode: nothing to write.  Returns 0 or MTR_EIO (the
- * watermarks did not move).
+ * points first).  Memory mode: nothing to write.  Returns 0, MTR_ENOSPACE
+ * (the disk is full: the watermarks did not move, what was appended is kept
+ * and a later call writes it) or MTR_EIO (the watermarks did not move; the
+ * disk's state is unknown: stop).
  */
 int ingest_sync(struct ingest *ing);
 

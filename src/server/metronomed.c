@@ -26,7 +26,8 @@
 #include "transport_dpdk.h"
 #include "util.h"
 
-static const struct conf_key keys[] = {CLUSTERCONF_KEYS, SERVER_KEYS};
+static const struct conf_key keys[] = {CLUSTERCONF_KEYS, SERVER_KEYS, DAEMON_KEYS,
+				       DAEMON_METRICS_KEY("server")};
 
 static int d_open(const void *cfg, void **obj)
 {
@@ -35,7 +36,11 @@ static int d_open(const void *cfg, void **obj)
 static int d_run(void *obj) { return server_run(obj); }
 static void d_stop(void *obj) { server_stop(obj); }
 static void d_close(void *obj) { server_close(obj); }
-static const struct daemon_ops server_daemon = {d_open, d_run, d_stop, d_close};
+static void d_metrics(void *obj, struct metrics_buf *b) { server_metrics(obj, b); }
+static int d_ready(void *obj, char *why, size_t n) { return server_ready(obj, why, n); }
+static int d_live(void *obj, char *why, size_t n) { return server_live(obj, why, n); }
+static const struct daemon_ops server_daemon = {d_open, d_run, d_stop, d_close, d_metrics, d_ready, d_live,
+					      "server.metrics_listen", NULL};
 
 static void usage(FILE *f)
 {
@@ -107,7 +112,8 @@ int main(int argc, char **argv)
 	}
 	char tag[32];
 	snprintf(tag, sizeof tag, "server %u", cfg->id);
-	rc = daemon_main(&server_daemon, cfg, cfg->log_level, tag);
+	rc = daemon_main(&server_daemon, cfg, cfg->log_level, tag, conf_str(c, "log.file"),
+			 conf_str(c, "server.metrics_listen"));
 	free(cfg);
 	conf_free(c); /* after the server: its config borrows the dpdk strings */
 	return rc;

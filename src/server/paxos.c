@@ -93,6 +93,7 @@ struct paxos {
 	uint32_t pv_votes;      /* nodes that granted it (self included) */
 	uint64_t cq_check;      /* leader: end of the current check-quorum period */
 	uint32_t cq_heard;      /* leader: peers heard from in that period */
+	bool standby;           /* paxos_standby(): the host cannot persist (a full disk) */
 
 	/* log */
 	uint64_t base;
@@ -522,6 +523,8 @@ static uint8_t promise_entries(struct paxos *p, uint64_t inst, struct paxos_entr
 
 static int on_prepare(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst)
 {
+	if (p->standby) /* no promise it could not keep (paxos_standby) */
+		return 0;
 	if (b < p->promised) {
 		p->stats.nacks_sent++;
 		send_simple(p, from, PAXOS_NACK, p->promised, 0, 0, 0);
@@ -672,6 +675,9 @@ static void become_leader(struct paxos *p)
 {
 	p->role = PAXOS_LEADER;
 	p->stats.leader_terms++;
+	mtr_log(LOG_INFO, "paxos %u: election won at ballot %llu.%u: promised by %u of %u nodes", p->cfg.id,
+		(unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
+		popcount(p->promised_by), p->cfg.n);
 	p->climb = false; /* only ballots dropped while leading count */
 	p->leader_ballot = p->ballot;
 	p->pv_ballot = 0;
@@ -785,6 +791,7 @@ static void start_election(struct paxos *p)
 	if (!next_round(p, &round))
 		return;
 	uint64_t b = paxos_ballot(round, p->cfg.id);
+	unsigned granted = p->pv_ballot ? popcount(p->pv_votes) : 0;
 	step_down(p); /* clears leader/candidate state, resets the deadline */
 	p->pv_ballot = 0;
 	p->lease_ballot = 0;
@@ -794,8 +801,14 @@ static void start_election(struct paxos *p)
 	p->stats.elections++;
 	p->ballot = b;
 	p->leader_ballot = 0;
-	mtr_log(LOG_DEBUG, "paxos %u: election at ballot %llu.%u", p->cfg.id, (unsigned long long)round,
-		p->cfg.id);
+	if (granted)
+		mtr_log(LOG_INFO, "paxos %u: election started at ballot %llu.%u: no leader heard for an election "
+				  "timeout, pre-vote granted by %u of %u nodes",
+			p->cfg.id, (unsigned long long)round, p->cfg.id, granted, p->cfg.n);
+	else
+		mtr_log(LOG_INFO, "paxos %u: election started at ballot %llu.%u: climbing towards ballots beyond "
+				  "the window that a peer uses",
+			p->cfg.id, (unsigned long long)round, p->cfg.id);
 	prepare(p);
 }
 
@@ -850,6 +863,11 @@ static void start_prevote(struct paxos *p)
  * its own delivered instance (the commit tells it where to catch up). */
 static void on_prevote(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 {
+	if (p->standby) {
+		/* it could not promise: it must not be counted on */
+		send_prevote_reply(p, from, m->ballot, 0, false);
+		return;
+	}
 	if (lease_blocks(p, from)) {
 		p->stats.prevotes_refused++;
 		send_prevote_reply(p, from, m->ballot, lease_ballot(p), false);
@@ -942,8 +960,13 @@ static int on_heartbeat(struct paxos *p, uint32_t from, const struct paxos_msg *
 		return 0;
 	}
 	int rc = promise_raise(p, m->ballot);
-	if (rc != 0)
+	if (rc != 0) {
+		/* it cannot promise (a failed write; standby): it does not
+		 * follow, but learns what is chosen all the same (CATCHUP and
+		 * CHOSEN need no promise) */
+		learn_commit(p, from, m->commit);
 		return rc;
+	}
 	follow(p, m->ballot);
 	/* An entry accepted at the leader's ballot, at or above its first own
 	 * instance and at or below its commit, holds the chosen value. */
@@ -1127,6 +1150,12 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 		p->now = now_ms;
 	switch (p->role) {
 	case PAXOS_FOLLOWER:
+		if (p->standby) {
+			/* no campaign while nothing can be persisted; on the way
+			 * out it first waits a timeout to hear the leader */
+			p->pv_ballot = 0;
+			break;
+		}
 		if (p->now >= p->deadline)
 			start_prevote(p);
 		else if (p->pv_ballot != 0 && p->now >= p->next_send)
@@ -1282,6 +1311,25 @@ int paxos_watermarks(struct paxos *p, const struct batch_mark *marks, uint32_t n
 	int rc = marks_merge(&p->marks[p->cfg.id], marks, n);
 	leader_fill(p);
 	return rc;
+}
+
+void paxos_standby(struct paxos *p, bool on)
+{
+	if (on == p->standby)
+		return;
+	p->standby = on;
+	if (on) {
+		if (p->role != PAXOS_FOLLOWER) {
+			mtr_log(LOG_WARN, "paxos %u: %s at ballot %llu.%u steps down: this node cannot persist",
+				p->cfg.id, p->role == PAXOS_LEADER ? "leader" : "candidate",
+				(unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot));
+			step_down(p);
+			p->leader_ballot = 0;
+		}
+		p->pv_ballot = 0;
+	} else {
+		reset_deadline(p);
+	}
 }
 
 void paxos_status(const struct paxos *p, struct paxos_status *st)

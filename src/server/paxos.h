@@ -294,6 +294,18 @@ int paxos_compact(struct paxos *p, uint64_t k);
  * leader, used by the leader itself for batching.  0, MTR_EINVAL, MTR_ENOMEM. */
 int paxos_watermarks(struct paxos *p, const struct batch_mark *marks, uint32_t n);
 
+/*
+ * on = true: the host cannot make anything durable for now (its disk is
+ * full; doc/paxos.md "Standby").  A leader or candidate steps down; no
+ * pre-vote or election is started, no PREPARE is answered and every
+ * PREVOTE is refused, so no one counts on a promise this node could not
+ * keep (the host's persist refuses ACCEPTs meanwhile).  It still follows a
+ * leader it had promised and learns chosen values (no durable write
+ * needed; a higher ballot's HEARTBEAT gives it the commit to catch up to).
+ * on = false: back to normal; it waits an election timeout to hear the
+ * leader before it may ask for an election.
+ */
+void paxos_standby(struct paxos *p, bool on);
 /* Fill *st with the current state. */
 void paxos_status(const struct paxos *p, struct paxos_status *st);
 

@@ -191,14 +191,18 @@ static int rec_parse(struct pstore *ps, const uint8_t *buf, size_t len, size_t *
 
 /* ---- file helpers ---- */
 
+/* pwrite all of b at off: 0, MTR_ENOSPACE (disk full or quota; a short
+ * write counts as full) or MTR_EIO; errno is kept. */
 static int write_at(int fd, const uint8_t *b, size_t len, uint64_t off)
 {
 	while (len > 0) {
 		ssize_t w = pwrite(fd, b, len, (off_t)off);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w == 0)
+			errno = ENOSPC;
 		if (w <= 0)
-			return MTR_EIO;
+			return errno == ENOSPC || errno == EDQUOT ? MTR_ENOSPACE : MTR_EIO;
 		b += w;
 		len -= (size_t)w;
 		off += (uint64_t)w;
@@ -404,9 +408,16 @@ int pstore_append(struct pstore *ps, const struct paxos_persist *c)
 	rc = write_at(ps->fd, b, len, ps->size);
 	free(b);
 	if (rc != 0) {
-		mtr_log(LOG_ERROR, "pstore: write %s at offset %" PRIu64 ": %s", ps->path, ps->size, strerror(errno));
-		if (ftruncate(ps->fd, (off_t)ps->size) != 0)
+		/* a full disk is the host's state to report (doc/server.md "A
+		 * full disk"): not an error line per refused promise */
+		mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "pstore: write %s at offset %" PRIu64 ": %s",
+			ps->path, ps->size, strerror(errno));
+		if (ftruncate(ps->fd, (off_t)ps->size) != 0) {
+			mtr_log(LOG_ERROR, "pstore: truncate %s to offset %" PRIu64 " after a failed write: %s",
+				ps->path, ps->size, strerror(errno));
 			ps->broken = true;
+			return MTR_EIO;
+		}
 		return rc;
 	}
 	/* The record is in the file: a failure to update memory would make
@@ -463,7 +474,8 @@ static int compact_put(struct pstore *ps, int fd, uint64_t *off, int kind, uint6
 	rc = write_at(fd, b, len, *off);
 	free(b);
 	if (rc != 0) {
-		mtr_log(LOG_ERROR, "pstore: write %s at offset %" PRIu64 ": %s", ps->tmp, *off, strerror(errno));
+		mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "pstore: write %s at offset %" PRIu64 ": %s",
+			ps->tmp, *off, strerror(errno));
 		return rc;
 	}
 	*off += len;
@@ -476,8 +488,9 @@ int pstore_compact(struct pstore *ps, uint64_t upto)
 		return MTR_EIO;
 	int fd = open(ps->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		mtr_log(LOG_ERROR, "pstore: open %s: %s", ps->tmp, strerror(errno));
-		return MTR_EIO;
+		int full = errno == ENOSPC || errno == EDQUOT;
+		mtr_log(full ? LOG_DEBUG : LOG_ERROR, "pstore: open %s: %s", ps->tmp, strerror(errno));
+		return full ? MTR_ENOSPACE : MTR_EIO;
 	}
 	uint64_t off = PSTORE_MAGIC_LEN;
 	size_t first = upto == UINT64_MAX ? ps->n : acc_lower(ps, upto + 1);

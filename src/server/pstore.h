@@ -45,8 +45,10 @@ void pstore_set_sync(struct pstore *ps, bool sync);
 /* Append one change without syncing (group commit: append several, then
  * pstore_sync once before answering).  change->value is only borrowed.  The
  * in-memory state is updated.  0, MTR_EINVAL (bad kind or invalid value),
- * MTR_EIO (the file is cut back to its previous length; if even that fails
- * the store refuses every later write) or MTR_ENOMEM. */
+ * MTR_ENOSPACE (disk full or quota: the file is cut back to its previous
+ * length, the store is as before and may be written again), MTR_EIO (the
+ * file is cut back to its previous length; if even that fails the store
+ * refuses every later write) or MTR_ENOMEM. */
 int pstore_append(struct pstore *ps, const struct paxos_persist *change);
 
 /* Make every appended change durable (fdatasync; nothing in memory mode).
@@ -68,7 +70,8 @@ int pstore_replay(const struct pstore *ps, struct paxos *p);
  * the old log stays in use and the state is unchanged; if only the final
  * directory fsync fails the new log is in use (MTR_EIO is still returned:
  * the rename may not survive power loss, but either file holds the full
- * state above upto).  0, MTR_EIO or MTR_ENOMEM. */
+ * state above upto).  0, MTR_ENOSPACE (no room for the new file: the old
+ * log stays in use, whole), MTR_EIO or MTR_ENOMEM. */
 int pstore_compact(struct pstore *ps, uint64_t upto);
 
 /* Current size of the log file in bytes (the host compacts above a limit). */

@@ -146,6 +146,17 @@ static void seg_delete(struct seglog *log, struct seg *s)
 	*s = (struct seg){ .id = s->id, .fd = -1 };
 }
 
+/* The code of a failed write, creation or allocation: MTR_ENOSPACE for a
+ * full file system or an exhausted quota (the caller may keep what it
+ * meant to write and try again later), MTR_EIO otherwise. */
+static int write_error(int e)
+{
+	return e == ENOSPC || e == EDQUOT ? MTR_ENOSPACE : MTR_EIO;
+}
+
+/* pwrite all of p at off.  A failure may leave part of it written: the
+ * callers write the same bytes at the same offset again (wbuf_flush), or
+ * cut the file back.  0, MTR_ENOSPACE or MTR_EIO (errno is kept). */
 static int write_all(int fd, const void *p, size_t n, uint64_t off)
 {
 	const uint8_t *b = p;
@@ -154,7 +165,7 @@ static int write_all(int fd, const void *p, size_t n, uint64_t off)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			return MTR_EIO;
+			return write_error(errno);
 		}
 		b += w;
 		n -= (size_t)w;
@@ -179,7 +190,13 @@ static int read_all(int fd, void *p, size_t n, uint64_t off)
 	return 0;
 }
 
-/* Write the active segment's buffer to its file. */
+/*
+ * Write the active segment's buffer to its file.  On a full disk the
+ * buffer is kept as it is (its records stay readable from it, none of them
+ * is durable, so no watermark moves): the next flush writes the same bytes
+ * at the same offset again, over whatever part the failed one wrote.  That
+ * is why MTR_ENOSPACE can be retried (doc/storage.md "A full disk").
+ */
 static int wbuf_flush(struct seglog *log)
 {
 	if (log->mode != SEGLOG_DISK || !log->have_active || log->wlen == 0)
@@ -187,7 +204,9 @@ static int wbuf_flush(struct seglog *log)
 	struct seg *s = seg_find(log, log->active);
 	int rc = write_all(s->fd, log->wbuf, log->wlen, log->wbase);
 	if (rc) {
-		mtr_log(LOG_ERROR, "[seglog] write to segment %u failed: %s", s->id, strerror(errno));
+		log->st.write_full += rc == MTR_ENOSPACE;
+		mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "[seglog] write to segment %u failed: %s", s->id,
+			strerror(errno));
 		return rc;
 	}
 	log->st.writes++;
@@ -528,10 +547,13 @@ static int seg_roll(struct seglog *log, uint64_t rec_size)
 		seg_path(log, id, path, sizeof path);
 		s->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (s->fd < 0) {
-			mtr_log(LOG_ERROR, "[seglog] cannot create %s: %s", path, strerror(errno));
+			int e = errno;
+			/* the same id is tried again by the next append */
+			mtr_log(write_error(e) == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "[seglog] cannot create %s: %s",
+				path, strerror(e));
 			s->exists = 0;
 			log->st.segs_live--;
-			return MTR_EIO;
+			return write_error(e);
 		}
 		memcpy(log->wbuf, seg_magic, 8);
 		st64(log->wbuf + 8, id);
@@ -600,10 +622,17 @@ int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void 
 		ssize_t w = pwritev(s->fd, iov, 2, (off_t)off);
 		log->st.writes++;
 		if (w < 0 || (uint64_t)w != rec) {
-			/* a short write leaves a torn record: cut it off again */
-			if (ftruncate(s->fd, (off_t)off) != 0)
-				mtr_log(LOG_ERROR, "[seglog] cannot cut a short write in segment %u", s->id);
-			return MTR_EIO;
+			/* a short write leaves a torn record: cut it off again; if
+			 * that fails too the file's tail is unknown (MTR_EIO) */
+			int e = w < 0 ? errno : ENOSPC; /* a short pwrite: the device filled up */
+			if (ftruncate(s->fd, (off_t)off) != 0) {
+				mtr_log(LOG_ERROR, "[seglog] cannot cut a short write in segment %u: %s", s->id,
+					strerror(errno));
+				return MTR_EIO;
+			}
+			if (write_error(e) == MTR_ENOSPACE)
+				log->st.write_full++;
+			return write_error(e);
 		}
 		log->wbase = off + rec;
 	}
@@ -737,17 +766,28 @@ int seglog_state_save(struct seglog *log, const void *p, size_t len)
 		char tmp[PATH_MAX], path[PATH_MAX];
 		snprintf(tmp, sizeof tmp, "%s/state.tmp", log->dir);
 		snprintf(path, sizeof path, "%s/state", log->dir);
+		/* a temporary file renamed over the old one: a failure at any
+		 * step leaves the old state whole, so a full disk is retried */
 		int rc = MTR_EIO;
 		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			rc = write_error(errno);
 		if (fd >= 0) {
-			if (write_all(fd, buf, n, 0) == 0 && fdatasync(fd) == 0 && rename(tmp, path) == 0 &&
-			    fsync(log->dirfd) == 0)
+			rc = write_all(fd, buf, n, 0);
+			if (rc == 0 && fdatasync(fd) == 0 && rename(tmp, path) == 0 && fsync(log->dirfd) == 0)
 				rc = 0;
+			else if (rc == 0)
+				rc = MTR_EIO;
 			close(fd);
+			if (rc != 0)
+				unlink(tmp);
 		}
 		free(buf);
 		if (rc) {
-			mtr_log(LOG_ERROR, "[seglog] cannot save %s: %s", path, strerror(errno));
+			if (rc == MTR_ENOSPACE)
+				log->st.write_full++;
+			mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "[seglog] cannot save %s: %s", path,
+				strerror(errno));
 			free(copy);
 			return rc;
 		}

@@ -81,6 +81,7 @@ struct seglog_stats {
 	uint64_t segs_live;     /* segments existing now (gauge) */
 	uint64_t disk_bytes;    /* bytes in segments existing now (gauge) */
 	uint64_t reads;         /* pread() calls of the read-ahead cache */
+	uint64_t write_full;    /* writes that failed with MTR_ENOSPACE (a full disk) */
 };
 
 /* Bytes read ahead at once by seglog_read on a disk-mode miss. */
@@ -115,7 +116,8 @@ void seglog_close(struct seglog *log);
  * success *loc tells where they are.  Per-record cost: a memcpy into the
  * write buffer (or heap chunk); a write() only when the buffer is full.
  * Returns 0, MTR_ETOOBIG (len > max_rec), MTR_EINVAL (len 0), MTR_ENOMEM,
- * MTR_EIO.
+ * MTR_ENOSPACE (disk full or quota: nothing of the record was kept, the log
+ * is as before and may be appended to again) or MTR_EIO.
  */
 int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void *item, uint32_t len,
 		  struct seglog_loc *loc);
@@ -124,7 +126,11 @@ int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void 
  * Group commit: write the buffer, fdatasync the active segment (once), then
  * delete the files of segments that have no live record left.  Everything
  * appended before the call is durable when it returns 0.  Memory mode: only
- * frees.  Returns 0 or MTR_EIO.
+ * frees.  Returns 0, MTR_ENOSPACE (the buffer could not be written for want
+ * of space: it is kept, nothing new is durable, call again later) or MTR_EIO
+ * (a failed fdatasync or other I/O error: what reached the disk since the
+ * last good sync is unknown; the owner must stop, and recovery at the next
+ * open cuts a torn tail).
  */
 int seglog_sync(struct seglog *log);
 
@@ -146,7 +152,7 @@ void seglog_unref(struct seglog *log, uint32_t seg);
 /*
  * Replace the state blob atomically and durably (disk: write DIR/state.tmp,
  * fdatasync, rename over DIR/state, fsync DIR).  Memory mode: kept in memory.
- * Returns 0, MTR_ENOMEM or MTR_EIO.
+ * Returns 0, MTR_ENOMEM, MTR_ENOSPACE (the old state stays whole) or MTR_EIO.
  */
 int seglog_state_save(struct seglog *log, const void *p, size_t len);
 

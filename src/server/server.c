@@ -5,8 +5,8 @@
  * This file has the configuration, server_open / server_run / server_stop /
  * server_close with the network loop, and the release of applied items.
  * The threads, what each owns, and the other parts (server_net.c,
- * server_apply.c, server_snap.c, server_vt.c) are described in
- * server_int.h.
+ * server_apply.c, server_snap.c, server_vt.c, server_disk.c) are described
+ * in server_int.h.
  */
 #include "config.h"
 
@@ -96,14 +96,15 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 		const char *key;
 		int64_t lo, hi;
 		int64_t *dst;
-	} nums[6];
-	int64_t hb, el, sp, rcache, lag, idle;
+	} nums[7];
+	int64_t hb, el, sp, rcache, lag, idle, readers;
 	nums[0] = (typeof(nums[0])){"paxos.heartbeat", 1, 60000, &hb};
 	nums[1] = (typeof(nums[0])){"paxos.election", 2, 600000, &el};
 	nums[2] = (typeof(nums[0])){"server.status_period", 1, 60000, &sp};
 	nums[3] = (typeof(nums[0])){"server.result_cache", 1, 1 << 20, &rcache};
 	nums[4] = (typeof(nums[0])){"server.compact_lag", 1, INT64_MAX, &lag};
 	nums[5] = (typeof(nums[0])){"server.stream_idle", 1000, 7 * 24 * 3600000ll, &idle};
+	nums[6] = (typeof(nums[0])){"server.readers", 1, READERS_MAX, &readers};
 	for (unsigned i = 0; i < ARRAY_SIZE(nums); i++) {
 		*nums[i].dst = conf_int(c, nums[i].key);
 		if (*nums[i].dst < nums[i].lo || *nums[i].dst > nums[i].hi) {
@@ -123,6 +124,7 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 	out->result_cache = (uint32_t)rcache;
 	out->compact_lag = (uint64_t)lag;
 	out->stream_idle_ms = (uint64_t)idle;
+	out->readers = (uint32_t)readers;
 	const char *lv = conf_str(c, "log.level");
 	out->log_level = log_level_parse(lv);
 	if (out->log_level < 0) {
@@ -159,9 +161,11 @@ static void release(struct server *s)
 		s->rel_n--;
 	}
 	paxos_compact(s->px, r);
-	if (pstore_size(s->ps) > PSTORE_LIMIT) {
+	if (pstore_size(s->ps) > PSTORE_LIMIT && !srvdisk_full(s)) {
 		int rc = pstore_compact(s->ps, r);
-		if (rc != 0)
+		if (rc == MTR_ENOSPACE)
+			srvdisk_note(s, FULL_PAXOS); /* the old log stays in use, whole */
+		else if (rc != 0)
 			mtr_log(LOG_WARN, "server %u: compacting the Paxos log: %s", s->cfg.id, mtr_strerror(rc));
 	}
 	s->released = r;
@@ -222,6 +226,7 @@ int server_open(const struct server_config *cfg, struct server **out)
 	pthread_mutex_init(&s->rmu, NULL);
 	pthread_cond_init(&s->rcv, NULL);
 	pthread_mutex_init(&s->imu, NULL);
+	pthread_mutex_init(&s->mmu, NULL);
 	s->info.id = cfg->id;
 	s->ccap = cfg->result_cache;
 	s->streams = calloc(STREAM_CAP, sizeof *s->streams);
@@ -443,15 +448,23 @@ int server_run(struct server *s)
 		srvnet_recv_all(s, s->t);
 		if (s->tg)
 			srvnet_recv_all(s, s->tg);
-		if (s->added) {
+		if (s->added && !(s->full & FULL_INGEST)) {
 			rc = ingest_sync(s->ing);
-			if (rc != 0) {
+			if (rc == MTR_ENOSPACE) {
+				/* kept: srvdisk_tick writes it again (server_disk.c) */
+				srvdisk_note(s, FULL_INGEST);
+			} else if (rc != 0) {
 				mtr_log(LOG_ERROR, "server %u: ingest sync: %s", s->cfg.id, mtr_strerror(rc));
 				atomic_store(&s->fatal, 1);
 				break;
+			} else {
+				s->added = 0;
+				s->marks_dirty = 1;
 			}
-			s->added = 0;
-			s->marks_dirty = 1;
+		}
+		if (srvdisk_tick(s) != 0) {
+			atomic_store(&s->fatal, 1);
+			break;
 		}
 		pthread_mutex_lock(&s->qmu);
 		unsigned qlen = s->qlen;
@@ -473,6 +486,8 @@ int server_run(struct server *s)
 		if (st == SNAP_READY || st == SNAP_FAILED) {
 			pthread_join(s->snap_fetch_th, NULL);
 			atomic_store(&s->snap_state, SNAP_IDLE);
+			if (atomic_exchange(&s->snap_full, 0))
+				srvdisk_note(s, FULL_SNAPSHOT);
 			s->snap_retry_ms = s->now_ms + 1000;
 			if (st == SNAP_READY && srvsnap_install(s) != 0) {
 				atomic_store(&s->fatal, 1);
@@ -481,12 +496,14 @@ int server_run(struct server *s)
 		}
 		srvapply_resolve_queue(s);
 		srvnet_stream_tick(s);
-		srvnet_request_gaps(s);
+		if (!srvdisk_full(s)) /* nowhere to put them */
+			srvnet_request_gaps(s);
 		paxos_tick(s->px, s->now_ms - s->epoch_ms);
 		srvapply_drain_outbox(s);
 		release(s);
 		srvvt_publish(s);
 		srvvt_stats_tick(s);
+		srvhealth_tick(s);
 		if (s->now_ms >= s->next_status_ms) {
 			srvnet_send_status(s);
 			s->next_status_ms = s->now_ms + s->cfg.status_period_ms;
@@ -531,8 +548,10 @@ void server_close(struct server *s)
 		struct read_req *q = s->rhead;
 		s->rhead = q->next;
 		free(q->item);
+		free(q->look);
 		free(q);
 	}
+	free(s->readers);
 	for (unsigned k = 0; k < s->cn; k++)
 		srvapply_done_free(s->cache[(s->chead + k) % s->ccap]);
 	for (size_t i = 0; i < s->rel_n; i++)
@@ -555,5 +574,7 @@ void server_close(struct server *s)
 	pthread_mutex_destroy(&s->rmu);
 	pthread_cond_destroy(&s->rcv);
 	pthread_mutex_destroy(&s->imu);
+	pthread_mutex_destroy(&s->mmu);
+	free(s->pub_stats);
 	free(s);
 }

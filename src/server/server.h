@@ -32,6 +32,8 @@
 	  "instances a member may fall behind before the others compact without it (it then needs a snapshot)" }, \
 	{ "server.stream_idle", CONF_DURATION, "10m",                                                         \
 	  "a stream without items or heartbeats this long is dead: a full stream table evicts it" },           \
+	{ "server.readers", CONF_INT, "4",                                                                    \
+	  "reader threads (READ requests run in parallel; doc/server.md \"Reads\")" },                         \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
 
 /* The checked configuration of one server. */
@@ -47,6 +49,7 @@ struct server_config {
 	uint32_t result_cache;     /* server.result_cache (instances) */
 	uint64_t compact_lag;      /* server.compact_lag (instances) */
 	uint64_t stream_idle_ms;   /* server.stream_idle */
+	uint32_t readers;          /* server.readers (1..READERS_MAX) */
 	int log_level;             /* log.level as enum log_level */
 	/* metronomed --init-from FILE: create the replica from this SQLite
 	 * file (apply_init_from; refused when data.dir holds a replica);
@@ -99,10 +102,31 @@ struct server_info {
 	uint64_t released; /* items and instances <= this are released */
 	uint64_t items_applied;
 	uint16_t port;     /* the bound UDP port */
+	int disk_full;     /* 1 while data.dir is full (doc/server.md "A full disk") */
 };
 
 /* Fill *info (thread-safe: a copy published by the network thread). */
 void server_info(struct server *s, struct server_info *info);
+
+struct metrics_buf;
+
+/*
+ * Health and figures, for the HTTP thread of metronomed (any thread; they
+ * read only what the server publishes, never wait for its loop):
+ *   server_metrics  appends the /metrics page (Prometheus text): gauges of
+ *                   the Paxos and apply state, the apply time histogram,
+ *                   and every counter of mtr_stats "server ID" (at most
+ *                   STATS_PERIOD_MS old);
+ *   server_ready    1 when this server hears a majority of the servers
+ *                   (STATUS within max(3 status periods, 1 s)) with a
+ *                   leader among them, else 0; why gets one line;
+ *   server_live     1 when the network loop passed in the last 5 s and
+ *                   the apply thread is not stuck on one instance for 60 s.
+ * doc/operations.md explains each figure.
+ */
+void server_metrics(struct server *s, struct metrics_buf *b);
+int server_ready(struct server *s, char *why, size_t n);
+int server_live(struct server *s, char *why, size_t n);
 
 /* Digest of the replica database and the instance it is at (thread-safe;
  * see apply_digest). */

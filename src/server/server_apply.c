@@ -275,6 +275,43 @@ static void send_done(struct server *s, const struct done *d)
 	}
 }
 
+/* Send the results a reader looked up (RESULT) and the items it found
+ * applied without a kept result (RESULT_UNKNOWN) to the asker. */
+static void send_looked_up(struct server *s, const struct done *d)
+{
+	const struct clusterconf *cc = &s->cfg.cc;
+	struct wire_result wr[WIRE_RREQ_MAX_RECS];
+	struct wire_runk_rec lost[WIRE_RREQ_MAX_RECS];
+	size_t nwr = 0;
+	uint32_t nlost = 0;
+	for (size_t i = 0; i < d->n && i < WIRE_RREQ_MAX_RECS; i++) {
+		const struct res_item *ri = &d->it[i];
+		if (ri->lost)
+			lost[nlost++] = (struct wire_runk_rec){.seq = ri->seq, .request = ri->request};
+		else
+			wr[nwr++] = (struct wire_result){.seq = ri->seq, .request = ri->request, .instance = d->seen,
+							 .data = d->bytes + ri->off, .len = ri->len};
+	}
+	s->results_kept += nwr;
+	s->results_unknown += nlost;
+	if (nwr)
+		srvapply_send_results(s, d->stream, wr, nwr, &d->to);
+	struct wire_result_unknown u = {.stream = d->stream, .instance = d->seen, .nrec = nlost, .recs = lost};
+	while (u.nrec > 0) {
+		uint32_t packed = 0;
+		uint8_t *b = srvnet_out_buf(s);
+		size_t n = wire_result_unknown_build(b, cc->mtu, &s->from, &u, &packed);
+		if (n == 0)
+			break;
+		srvnet_out_push(s, n, &d->to);
+		u.recs += packed;
+		u.nrec -= packed;
+	}
+	if (nlost)
+		mtr_log(LOG_INFO, "server %u: %u results of %016llx asked for again are applied here but no longer kept: "
+			"answered RESULT_UNKNOWN", s->cfg.id, nlost, (unsigned long long)d->stream);
+}
+
 static void cache_put(struct server *s, struct done *d)
 {
 	if (s->ccap == 0) {
@@ -300,7 +337,10 @@ void srvapply_drain_outbox(struct server *s)
 	while (d) {
 		struct done *next = d->next;
 		d->next = NULL;
-		if (d->inst != 0) {
+		if (d->lookup) {
+			send_looked_up(s, d);
+			srvapply_done_free(d);
+		} else if (d->inst != 0) {
 			send_done(s, d);
 			if (d->inst > s->applied_net)
 				s->applied_net = d->inst;
@@ -399,8 +439,10 @@ static void *apply_main(void *arg)
 		d->inst = e->inst;
 		struct apply_ctx c = {.s = s, .d = d};
 		uint64_t t0 = now_mono_ns();
+		atomic_store(&s->apply_busy_ms, t0 / 1000000u ? t0 / 1000000u : 1); /* /livez */
 		int rc = apply_instance(s->ap, e->inst, items, n, apply_cb, &c);
 		uint64_t us = (now_mono_ns() - t0) / 1000u;
+		atomic_store(&s->apply_busy_ms, 0);
 		/* Invariant 5: the core delivers instances in order, each once, so
 		 * the queue's next is always the replica's next (a duplicate
 		 * comes only from a snapshot installed meanwhile).  Skipping one
@@ -426,6 +468,7 @@ static void *apply_main(void *arg)
 				mtr_log(LOG_WARN, "server %u: results of instance %llu not kept: %s", s->cfg.id,
 					(unsigned long long)e->inst, mtr_strerror(c.err));
 			note_recent(s, e, n, us);
+			metrics_hist_observe(&s->apply_hist, us);
 			outbox_post(s, d);
 		}
 		pthread_mutex_lock(&s->qmu);
@@ -447,7 +490,9 @@ fatal:
 	return NULL;
 }
 
-/* ---- reader thread ---- */
+/* ---- reader threads ---- */
+
+_Static_assert(RESULT_SQLITE_INTERRUPT == SQLITE_INTERRUPT, "a stopped read's code is SQLite's");
 
 struct read_ctx {
 	struct done *d;
@@ -462,9 +507,127 @@ static void read_cb(void *arg, size_t index, const struct wire_item *item, const
 		c->err = done_add(c->d, item->stream, 0, item->request, res);
 }
 
+/* A RESULT_REQUEST's records the result cache missed: look them up in
+ * mtr_requests on the reader's connection and post what was found (RESULT)
+ * or is applied but not kept (RESULT_UNKNOWN) to the outbox; an item not
+ * applied here gets no answer (another replica may have it, and the proxy
+ * gives up after proxy.write_timeout). */
+static void reader_lookup(struct server *s, struct apply_reader *db, struct read_req *q)
+{
+	uint64_t seen = 0;
+	int rc = db ? apply_lookup(db, q->look, q->nlook, &seen) : MTR_EIO;
+	if (rc != 0) {
+		/* at most once a minute (DROP_WARN_MS): the reader connection is
+		 * broken, READs fail alike */
+		uint64_t now = now_mono_ns() / 1000000u, next = atomic_load(&s->lookup_warn_ms);
+		if (now >= next && atomic_compare_exchange_strong(&s->lookup_warn_ms, &next, now + DROP_WARN_MS))
+			mtr_log(LOG_WARN, "server %u: looking up %u results of %016llx failed: %s (the next failures "
+				"of this minute are not logged)", s->cfg.id, q->nlook, (unsigned long long)q->stream,
+				mtr_strerror(rc));
+		return;
+	}
+	struct done *d = calloc(1, sizeof *d);
+	for (uint32_t i = 0; i < q->nlook; i++) {
+		struct apply_lookup *x = &q->look[i];
+		if (d != NULL && x->state != APPLY_LOOKUP_UNAPPLIED && done_reserve(d, x->len) == 0) {
+			d->it[d->n++] = (struct res_item){.stream = x->stream, .seq = x->seq, .request = x->request,
+							  .off = d->blen, .len = x->len,
+							  .lost = x->state == APPLY_LOOKUP_LOST};
+			if (x->len)
+				memcpy(d->bytes + d->blen, x->bytes, x->len);
+			d->blen += x->len;
+		}
+		free(x->bytes);
+		x->bytes = NULL;
+	}
+	if (d == NULL)
+		return;
+	if (d->n == 0) {
+		srvapply_done_free(d);
+		return;
+	}
+	d->lookup = 1;
+	d->to = q->from;
+	d->stream = q->stream;
+	d->seen = seen;
+	outbox_post(s, d);
+}
+
+/* The answer of a read that did not run: one SQLite error for its request. */
+static void read_fail(struct done *d, const struct read_req *q, int code, const char *msg)
+{
+	long w = 0;
+	if (done_reserve(d, 512) == 0)
+		w = result_encode_error(code, msg, d->bytes, d->bcap);
+	if (w > 0) {
+		d->it[0] = (struct res_item){.stream = q->stream, .request = q->rid, .off = 0, .len = (uint32_t)w};
+		d->n = 1;
+		d->blen = (size_t)w;
+	}
+}
+
+/*
+ * Run one read on the reader db with its deadline and the slot's cancel
+ * flag; its answer goes into d.  Returns why it was stopped early
+ * (APPLY_READ_*) or 0.
+ */
+static int read_run(struct server *s, struct reader_slot *sl, struct apply_reader *db, const struct read_req *q,
+		    struct done *d)
+{
+	char msg[200];
+	int why = 0;
+	int rc = now_mono_ns() >= q->deadline_ns ? MTR_ETIMEDOUT
+		 : apply_wait_read(s->ap, q->min_inst, MIN(q->deadline_ns, now_mono_ns() + READ_WAIT_MS * 1000000ull),
+				   &sl->cancel);
+	struct wire_item it;
+	if (rc == 0 && db == NULL)
+		rc = MTR_EIO;
+	if (rc == 0 && wire_item_decode(q->item, q->len, &it) != (long)q->len)
+		rc = MTR_EMALFORMED;
+	if (rc == 0) {
+		struct read_ctx c = {.d = d};
+		uint64_t seen = 0;
+		apply_reader_limits(db, q->deadline_ns, q->deadline_ms, &sl->cancel);
+		rc = apply_read(db, &it, &seen, read_cb, &c);
+		apply_reader_limits(db, 0, 0, NULL);
+		why = apply_reader_stopped(db);
+		d->seen = seen;
+		if (rc == 0 && c.err != 0)
+			rc = c.err;
+	}
+	if (rc == MTR_EABORT || rc == MTR_ECLOSED)
+		why = atomic_load(&sl->cancel) ? atomic_load(&sl->cancel) : APPLY_READ_STOPPING;
+	else if (rc == MTR_ETIMEDOUT && now_mono_ns() >= q->deadline_ns)
+		why = APPLY_READ_DEADLINE;
+	if (rc != 0 && d->n == 0) {
+		int code = SQLITE_ERROR;
+		if (why == APPLY_READ_DEADLINE) {
+			code = SQLITE_INTERRUPT;
+			snprintf(msg, sizeof msg, "read exceeded its deadline of %u ms (proxy.read_timeout) before it ran%s",
+				 q->deadline_ms, q->min_inst ? ": this replica had not applied the instance it needs" : "");
+		} else if (why == APPLY_READ_STOPPING) {
+			code = SQLITE_INTERRUPT;
+			snprintf(msg, sizeof msg, "read cancelled: the server is stopping; retry");
+		} else if (why == APPLY_READ_CANCELLED) {
+			code = SQLITE_INTERRUPT;
+			snprintf(msg, sizeof msg, "read cancelled");
+		} else if (rc == MTR_ETIMEDOUT) {
+			code = SQLITE_BUSY;
+			snprintf(msg, sizeof msg, "this replica has not reached instance %llu within %d ms; retry",
+				 (unsigned long long)q->min_inst, READ_WAIT_MS);
+		} else {
+			snprintf(msg, sizeof msg, "the read could not run: %s", mtr_strerror(rc));
+		}
+		d->seen = apply_applied(s->ap);
+		read_fail(d, q, code, msg);
+	}
+	return why;
+}
+
 static void *reader_main(void *arg)
 {
-	struct server *s = arg;
+	struct reader_slot *sl = arg;
+	struct server *s = sl->s;
 	struct apply_reader *db = NULL;
 	if (apply_reader_open(s->ap, &db) != 0)
 		mtr_log(LOG_ERROR, "server %u: no reader connection: READ requests will fail", s->cfg.id);
@@ -481,55 +644,139 @@ static void *reader_main(void *arg)
 		if (s->rhead == NULL)
 			s->rtail = NULL;
 		s->rlen--;
+		s->rst.queued = s->rlen;
+		if (q->look != NULL) { /* results looked up (RESULT_REQUEST): not a read */
+			pthread_mutex_unlock(&s->rmu);
+			reader_lookup(s, db, q);
+			free(q->look);
+			free(q);
+			continue;
+		}
+		sl->stream = q->stream;
+		sl->rid = q->rid;
+		sl->from = q->from;
+		atomic_store(&sl->cancel, 0);
+		s->rst.run++;
+		s->rst.running++;
 		pthread_mutex_unlock(&s->rmu);
 
 		struct done *d = calloc(1, sizeof *d);
+		int why = 0;
 		if (d != NULL) {
 			d->to = q->from;
 			d->stream = q->stream;
 			d->rid = q->rid;
-			int rc = apply_wait(s->ap, q->min_inst, READ_WAIT_MS);
-			struct wire_item it;
-			char msg[160];
-			if (rc == 0 && db == NULL) {
-				rc = MTR_EIO;
-			}
-			if (rc == 0 && wire_item_decode(q->item, q->len, &it) != (long)q->len)
-				rc = MTR_EMALFORMED;
-			if (rc == 0) {
-				struct read_ctx c = {.d = d};
-				uint64_t seen = 0;
-				rc = apply_read(db, &it, &seen, read_cb, &c);
-				d->seen = seen;
-				if (rc == 0 && c.err != 0)
-					rc = c.err;
-			}
-			if (rc != 0 && d->n == 0) {
-				if (rc == MTR_ETIMEDOUT)
-					snprintf(msg, sizeof msg,
-						 "this replica has not reached instance %llu within %d ms; retry",
-						 (unsigned long long)q->min_inst, READ_WAIT_MS);
-				else
-					snprintf(msg, sizeof msg, "the read could not run: %s", mtr_strerror(rc));
-				d->seen = apply_applied(s->ap);
-				long w = 0;
-				if (done_reserve(d, 512) == 0)
-					w = result_encode_error(rc == MTR_ETIMEDOUT ? SQLITE_BUSY : SQLITE_ERROR, msg,
-								d->bytes, d->bcap);
-				if (w > 0) {
-					d->it[0] = (struct res_item){.stream = q->stream, .request = q->rid, .off = 0,
-								     .len = (uint32_t)w};
-					d->n = 1;
-					d->blen = (size_t)w;
-				}
-			}
-			outbox_post(s, d);
+			why = read_run(s, sl, db, q, d);
 		}
+		pthread_mutex_lock(&s->rmu);
+		sl->rid = 0;
+		s->rst.running--;
+		if (why == APPLY_READ_CANCELLED)
+			s->rst.cancelled++;
+		else if (why == APPLY_READ_DEADLINE)
+			s->rst.deadline++;
+		else if (why == APPLY_READ_STOPPING)
+			s->rst.stopped++;
+		pthread_mutex_unlock(&s->rmu);
+		if (why)
+			mtr_log(LOG_DEBUG, "server %u: read %llu of stream %016llx stopped (%s)", s->cfg.id,
+				(unsigned long long)q->rid, (unsigned long long)q->stream,
+				why == APPLY_READ_CANCELLED ? "cancelled" : why == APPLY_READ_DEADLINE ? "deadline" : "stopping");
+		if (d != NULL && why == APPLY_READ_CANCELLED)
+			srvapply_done_free(d); /* its proxy no longer waits for it */
+		else if (d != NULL)
+			outbox_post(s, d);
 		free(q->item);
 		free(q);
 	}
 	apply_reader_close(db);
 	return NULL;
+}
+
+static int addr_eq(const struct transport_addr *a, const struct transport_addr *b)
+{
+	return a->ip == b->ip && a->port == b->port;
+}
+
+/* Network thread: a READ arrived.  Ignore it when the same read (stream,
+ * rid from the same address) still waits or runs here: a repeat sent in
+ * case the first datagram was lost.  Else queue it (0), or MTR_EFULL. */
+int srvapply_read_queue(struct server *s, struct read_req *q)
+{
+	int rc = 0;
+	pthread_mutex_lock(&s->rmu);
+	/* a READ the proxy repeated while this server still holds it is one
+	 * read (a lookup of results, q->look, is never a repeat) */
+	for (const struct read_req *o = s->rhead; o && rc == 0 && q->look == NULL; o = o->next)
+		if (o->look == NULL && o->rid == q->rid && o->stream == q->stream && addr_eq(&o->from, &q->from))
+			rc = MTR_EDUPLICATE;
+	for (int i = 0; i < s->reader_started && rc == 0 && q->look == NULL; i++) {
+		const struct reader_slot *sl = &s->readers[i];
+		if (sl->rid == q->rid && sl->stream == q->stream && addr_eq(&sl->from, &q->from))
+			rc = MTR_EDUPLICATE;
+	}
+	if (rc == 0 && s->rlen >= READQ_MAX)
+		rc = MTR_EFULL;
+	if (rc == MTR_EDUPLICATE) {
+		s->rst.repeats++;
+	} else if (rc == 0) {
+		if (s->rtail)
+			s->rtail->next = q;
+		else
+			s->rhead = q;
+		s->rtail = q;
+		s->rlen++;
+		s->rst.queued = s->rlen;
+		pthread_cond_signal(&s->rcv);
+	}
+	pthread_mutex_unlock(&s->rmu);
+	if (rc == MTR_EDUPLICATE) {
+		free(q->item);
+		free(q);
+		return 0;
+	}
+	return rc;
+}
+
+void srvapply_read_cancel(struct server *s, uint64_t stream, uint64_t rid, const struct transport_addr *from)
+{
+	struct read_req *gone = NULL;
+	int woke = 0;
+	pthread_mutex_lock(&s->rmu);
+	for (struct read_req **pp = &s->rhead, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+		struct read_req *o = *pp;
+		if (o->look == NULL && o->rid == rid && o->stream == stream && addr_eq(&o->from, from)) {
+			*pp = o->next;
+			if (s->rtail == o)
+				s->rtail = prev;
+			s->rlen--;
+			s->rst.queued = s->rlen;
+			s->rst.cancelled++;
+			gone = o;
+			break;
+		}
+	}
+	for (int i = 0; i < s->reader_started && !gone; i++) {
+		struct reader_slot *sl = &s->readers[i];
+		if (sl->rid == rid && sl->stream == stream && addr_eq(&sl->from, from)) {
+			atomic_store(&sl->cancel, APPLY_READ_CANCELLED);
+			woke = 1;
+		}
+	}
+	pthread_mutex_unlock(&s->rmu);
+	if (woke)
+		apply_wake(s->ap); /* in case it waits for its instance */
+	if (gone) {
+		free(gone->item);
+		free(gone);
+	}
+}
+
+void srvapply_read_stats(struct server *s, struct server_read_stats *out)
+{
+	pthread_mutex_lock(&s->rmu);
+	*out = s->rst;
+	pthread_mutex_unlock(&s->rmu);
 }
 
 void srvapply_stop_threads(struct server *s)
@@ -541,15 +788,18 @@ void srvapply_stop_threads(struct server *s)
 	/* An item may run for as long as its budget allows (seconds): the
 	 * apply thread abandons the instance at the next step grain, rolled
 	 * back; a restart applies it again (doc/server.md "Stopping"). */
-	apply_interrupt(s->ap, 1);
 	pthread_mutex_lock(&s->rmu);
 	s->rstop = 1;
+	/* running reads stop at their next grain of VM steps, waiting ones at once */
+	for (int i = 0; i < s->reader_started; i++)
+		atomic_store(&s->readers[i].cancel, APPLY_READ_STOPPING);
 	pthread_cond_broadcast(&s->rcv);
 	pthread_mutex_unlock(&s->rmu);
+	apply_interrupt(s->ap, 1); /* also wakes the reads waiting for an instance */
 	if (s->apply_started)
 		pthread_join(s->apply_th, NULL);
 	for (int i = 0; i < s->reader_started; i++)
-		pthread_join(s->reader_th[i], NULL);
+		pthread_join(s->readers[i].th, NULL);
 	s->apply_started = s->reader_started = 0;
 }
 
@@ -560,13 +810,22 @@ int srvapply_start_threads(struct server *s)
 {
 	sigset_t all, old;
 	sigfillset(&all);
+	int nreaders = s->cfg.readers ? (int)MIN(s->cfg.readers, READERS_MAX) : 4;
+	if (s->readers == NULL && (s->readers = calloc((size_t)nreaders, sizeof *s->readers)) == NULL)
+		return MTR_ENOMEM;
 	apply_interrupt(s->ap, 0);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (pthread_create(&s->apply_th, NULL, apply_main, s) == 0)
 		s->apply_started = 1;
-	while (s->apply_started && s->reader_started < READERS &&
-	       pthread_create(&s->reader_th[s->reader_started], NULL, reader_main, s) == 0)
+	while (s->apply_started && s->reader_started < nreaders) {
+		struct reader_slot *sl = &s->readers[s->reader_started];
+		sl->s = s;
+		sl->rid = 0;
+		atomic_store(&sl->cancel, 0);
+		if (pthread_create(&sl->th, NULL, reader_main, sl) != 0)
+			break;
 		s->reader_started++;
+	}
 	if (s->snap_lfd >= 0 && !s->snap_srv_started && pthread_create(&s->snap_srv_th, NULL, srvsnap_server_main, s) == 0)
 		s->snap_srv_started = 1;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -15,6 +15,10 @@
  *                   installing
  *   server_vt.c     publishing the server's state (server_info, the
  *                   cluster tables of clustervt)
+ *   server_disk.c   a full data.dir as a state: standby, probe, resume
+ *   server_health.c health and figures: /metrics, /readyz, /livez answers
+ *                   for the HTTP thread, and the operator's log lines on
+ *                   peers, majority and lag
  *
  * Threads and ownership:
  *
@@ -63,6 +67,7 @@
 #include "batch.h"
 #include "clustervt.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "paxos.h"
 #include "pstore.h"
 #include "reasm.h"
@@ -83,11 +88,13 @@
 #define RESEND_MAX_ITEMS 4096u /* items sent for one RESEND */
 #define PSTORE_LIMIT (64ull << 20) /* compact the Paxos log above this size */
 #define RECENT_INSTANCES 64u   /* rows of mtr_instances */
-#define READ_WAIT_MS 5000      /* a READ waits this long for min_instance */
-#define READERS 2              /* reader threads (a read waiting for its instance blocks only one) */
+#define READ_WAIT_MS 5000      /* a READ waits this long for min_instance (within its deadline) */
+#define READERS_MAX 64         /* server.readers at most */
 #define LOOP_MS 5              /* longest sleep of the network loop */
 #define STATS_PERIOD_MS 1000   /* own counters published and sent as STATS */
 #define STATS_MAX_AGE_MS 60000 /* mtr_stats forgets a process not heard for this long */
+#define FULL_RETRY_MS 500u     /* a full data.dir is probed this often (server_disk.c) */
+#define FULL_PROBE_BYTES (256u << 10) /* the probe's size: the room a retry needs at least */
 
 /*
  * Why the network thread dropped a datagram or a part of one that passed the
@@ -103,7 +110,7 @@
 	X(heartbeat, "a HEARTBEAT that does not decode")                                 \
 	X(resend, "a RESEND that does not decode or names an empty range")               \
 	X(result_request, "a RESULT_REQUEST that does not decode")                       \
-	X(result_uncached, "a RESULT_REQUEST for a result no longer in the cache")        \
+	X(result_queue, "a RESULT_REQUEST not looked up: READQ_MAX requests wait already, or no memory") \
 	X(items_sender, "an ITEMS or FRAGMENT with a server's id, not from that server's address") \
 	X(heartbeat_sender, "a HEARTBEAT with a server's id (only proxies send them)")   \
 	X(resend_sender, "a RESEND not from another configured server at its address")   \
@@ -114,10 +121,12 @@
 	X(read, "a READ that does not decode")                                           \
 	X(read_nomem, "a READ dropped for want of memory")                               \
 	X(read_queue, "a READ dropped because READQ_MAX reads wait already")             \
+	X(cancel_read, "a CANCEL_READ that does not decode")                             \
 	X(stats, "a STATS that does not decode")                                         \
 	X(stats_sender, "a STATS with a server's id (or ours), not from that server's address") \
 	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)") \
 	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)") \
+	X(disk_full, "an item not stored: data.dir is full (repaired from the proxy or a peer afterwards)") \
 	X(origin, "a PAXOS message of a server not heard yet, or whose STATUS shows other content (origin; not logged here)")
 
 enum server_drop {
@@ -125,6 +134,24 @@ enum server_drop {
 	SERVER_DROP_MAP(SERVER__DROP_ENUM)
 #undef SERVER__DROP_ENUM
 	SERVER_DROP__COUNT
+};
+
+/*
+ * The reads of this server (shown in mtr_stats as "reads.NAME"): X(name,
+ * meaning).  Counted under rmu by the network and reader threads; running
+ * and queued are gauges.
+ */
+#define SERVER_READ_STATS_MAP(X)                                                              \
+	X(run, "READ requests a reader thread took (ran, or answered at once)")                  \
+	X(repeats, "READ datagrams ignored: a copy of a read still waiting or running here")     \
+	X(cancelled, "reads stopped or forgotten on a CANCEL_READ (their proxy no longer needs them)") \
+	X(deadline, "reads stopped because their deadline passed (running, waiting or queued)")  \
+	X(stopped, "reads stopped because the server was stopping")                              \
+	X(running, "reads a reader thread holds now (running or waiting for their instance)")    \
+	X(queued, "reads waiting for a reader thread now")
+
+struct server_read_stats {
+	SERVER_READ_STATS_MAP(STATS_FIELD)
 };
 
 /* ---- small types ---- */
@@ -149,6 +176,26 @@ struct peer {
 	uint64_t last_ms;
 	struct wire_status st;
 	uint64_t origin_warn_ms; /* next origin mismatch of this peer logged (doc/server.md "Origin") */
+	int disk_known;   /* its STATS carried server.disk_full */
+	uint64_t disk_full; /* ... and its value (1: its data.dir is full) */
+};
+
+/* Where a full disk was met (server_disk.c): bits of struct server.full. */
+enum { FULL_INGEST = 1u, FULL_PAXOS = 2u, FULL_APPLY = 4u, FULL_SNAPSHOT = 8u };
+/* What the network thread last logged of the cluster's health
+ * (server_health.c): each peer up (1), down (0) or not yet judged (-1),
+ * the majority likewise, and whether this server was logged as behind;
+ * with the earliest time the next line of each may be written (a
+ * flapping link gives one line per HEALTH_LOG_MS, not one per flap). */
+struct health_log {
+	int peer[PAXOS_MAX_NODES];
+	uint64_t peer_next_ms[PAXOS_MAX_NODES];
+	unsigned peer_flaps[PAXOS_MAX_NODES]; /* changes not logged since the last line */
+	int majority;
+	uint64_t majority_next_ms;
+	int behind;
+	uint64_t behind_next_ms;
+	uint64_t start_ms;
 };
 
 /* A chosen instance on its way to the apply thread. */
@@ -161,17 +208,21 @@ struct aq_entry {
 	struct aq_entry *next;
 };
 
-/* One result inside a done record. */
+/* One result inside a done record (lost: a looked-up item applied here
+ * whose result is not kept, no bytes). */
 struct res_item {
 	uint64_t stream, seq, request;
 	size_t off;
 	uint32_t len;
+	int lost;
 };
 
 /* Results handed from the apply or reader thread to the network thread.
  * inst != 0: an applied instance (kept in the result cache); inst == 0: the
- * answer to a READ (to, stream, rid, seen). */
+ * answer to a READ (to, stream, rid, seen), or with lookup set the results
+ * of a RESULT_REQUEST looked up in mtr_requests (to, stream, seen). */
 struct done {
+	int lookup;
 	uint64_t inst;
 	struct res_item *it;
 	size_t n, cap;
@@ -182,13 +233,30 @@ struct done {
 	struct done *next;
 };
 
-/* A READ datagram waiting for a reader thread (the item bytes are a copy). */
+/* A READ datagram waiting for a reader thread (the item bytes are a copy),
+ * or with look set the records of a RESULT_REQUEST the result cache did not
+ * have, to be looked up in mtr_requests (apply_lookup). */
 struct read_req {
+	struct apply_lookup *look;
+	uint32_t nlook;
 	struct transport_addr from;
 	uint64_t stream, rid, min_inst;
+	uint64_t deadline_ns; /* monotonic: arrival + deadline_ms */
+	uint32_t deadline_ms;
 	uint8_t *item;
 	uint32_t len;
 	struct read_req *next;
+};
+
+/* One reader thread and the read it holds (rid 0: none).  stream, rid and
+ * from are written under rmu; cancel is what the network thread (a
+ * CANCEL_READ) or the stop sets to make the read stop (APPLY_READ_*). */
+struct reader_slot {
+	struct server *s;
+	pthread_t th;
+	uint64_t stream, rid;
+	struct transport_addr from;
+	atomic_int cancel;
 };
 
 /* An instance waiting for its items to be released everywhere. */
@@ -263,7 +331,10 @@ struct server {
 	unsigned rlen;
 	int rstop;
 
-	pthread_t apply_th, reader_th[READERS];
+	struct server_read_stats rst; /* under rmu */
+	struct reader_slot *readers;  /* cfg.readers slots */
+
+	pthread_t apply_th;
 	int apply_started, reader_started; /* reader_started: how many readers run */
 
 	/* snapshot side channel (TCP on the server's own ip:port) */
@@ -281,6 +352,7 @@ struct server {
 	 * start that saw a restored peer): not announced to proxies, no
 	 * snapshot served; cleared by srvsnap_install */
 	atomic_int no_content;
+	atomic_uint_fast64_t lookup_warn_ms; /* reader threads: next failed result lookup logged at warn */
 	uint64_t snap_warn_ms;             /* snapshot server thread: next refusal logged at warn */
 
 	/* result cache: the last cfg.result_cache applied instances */
@@ -307,9 +379,28 @@ struct server {
 
 	/* counters (network thread) and mtr_stats (thread-safe) */
 	uint64_t drops[SERVER_DROP__COUNT];
+	/* RESULT_REQUEST records answered from the result cache, from
+	 * mtr_requests, and as RESULT_UNKNOWN (mtr_stats server.results_*) */
+	uint64_t results_cached, results_kept, results_unknown;
 	uint64_t drop_warn_ms[SERVER_DROP__COUNT]; /* next drop of each reason logged at warn */
 	uint64_t next_stats_ms;
 	struct statstab *stats;
+
+	/* the disk-full state (network thread; server_disk.c) */
+	unsigned full;          /* FULL_* sources met and not yet cleared */
+	int full_on;            /* in the state: logged, Paxos on standby */
+	unsigned full_what;     /* the source that started it (for the log line) */
+	uint64_t full_since_ms, full_next_ms, full_left_ms;
+	uint64_t full_events, full_ms; /* times entered; ms spent in it before the current one */
+	atomic_int snap_full;   /* the snapshot fetch thread failed for want of space */
+	/* health and figures (server_health.c): written by the network and
+	 * apply threads, read by the HTTP thread */
+	_Atomic uint64_t loop_ms;       /* the network loop's last pass (monotonic ms): /livez */
+	_Atomic uint64_t apply_busy_ms; /* the apply thread started its current instance at (0: idle) */
+	struct metrics_hist apply_hist; /* apply time per instance */
+	pthread_mutex_t mmu;            /* guards pub_stats */
+	struct wire_stats_list *pub_stats; /* own counters, a copy every STATS_PERIOD_MS (NULL: none yet) */
+	struct health_log hl;           /* network thread: what was logged of peers, majority, lag */
 };
 
 /* snap_state: the snapshot fetch (server_snap.c) and its hand-over to the
@@ -371,6 +462,15 @@ void srvapply_send_results(struct server *s, uint64_t stream, const struct wire_
 			   const struct transport_addr *to);
 /* Network thread: send what the apply and reader threads posted, keep applied instances in the result cache. */
 void srvapply_drain_outbox(struct server *s);
+/* Network thread: queue the READ q (taken over): 0 (queued, or ignored as
+ * a repeat of a read still held here: freed) or MTR_EFULL (READQ_MAX
+ * waiting: the caller frees q). */
+int srvapply_read_queue(struct server *s, struct read_req *q);
+/* Network thread: a CANCEL_READ of (stream, rid) from `from`: forget the
+ * read if it waits, stop it if it runs (no answer is sent for it). */
+void srvapply_read_cancel(struct server *s, uint64_t stream, uint64_t rid, const struct transport_addr *from);
+/* A copy of the read counters (any thread). */
+void srvapply_read_stats(struct server *s, struct server_read_stats *out);
 /* Start the apply and reader threads (and the snapshot server) with every signal blocked; 0 or MTR_ENOMEM. */
 int srvapply_start_threads(struct server *s);
 /* Stop and join the apply and reader threads. */
@@ -394,6 +494,28 @@ void srvnet_drop(struct server *s, enum server_drop why, const struct transport_
 /* Whether m comes from configured server j = its sender id, j != us, and
  * from j's configured address (ip and port). */
 bool srvnet_from_peer(const struct server *s, const struct transport_msg *m);
+
+/* ---- server_disk.c (network thread) ---- */
+
+/* A write of source (FULL_*) failed for want of space (MTR_ENOSPACE). */
+void srvdisk_note(struct server *s, unsigned source);
+/* Every loop: take the apply thread's state, enter the state (logged at
+ * error once, Paxos standby), probe every FULL_RETRY_MS and write the
+ * ingest buffer again, leave when all is clear.  0, or an MTR_E* code when
+ * a retry failed otherwise (the server stops). */
+int srvdisk_tick(struct server *s);
+/* Whether no durable write may be tried (in the state or a source set). */
+static inline bool srvdisk_full(const struct server *s)
+{
+	return s->full_on || s->full != 0;
+}
+/* ---- server_health.c ---- */
+
+/* Network thread, every pass: the liveness stamp, and the operator's log
+ * lines on peers up/down, majority lost/regained, falling behind. */
+void srvhealth_tick(struct server *s);
+/* Network thread: keep a copy of the server's own counters o for /metrics. */
+void srvhealth_publish_stats(struct server *s, const struct wire_stats_list *o);
 
 /* ---- server_vt.c ---- */
 

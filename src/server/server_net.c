@@ -6,7 +6,7 @@
  * told to the Paxos core and eagerly to the leader, the Paxos I/O vtable
  * (send, persist, holds, fetch), STATUS, and the dispatch of every datagram
  * type received (READ goes to the reader queue, RESULT_REQUEST to the
- * result cache).
+ * result cache and, for what it misses, to the reader queue too).
  */
 #include "config.h"
 
@@ -252,9 +252,16 @@ static bool items_sender_ok(struct server *s, const struct transport_msg *m)
 
 static void item_add(struct server *s, uint64_t stream, uint64_t seq, const uint8_t *rec, uint32_t len)
 {
+	if (srvdisk_full(s)) {
+		s->drops[SERVER_DROP_disk_full]++; /* counted only: the state is logged once (server_disk.c) */
+		return;
+	}
 	int rc = ingest_add(s->ing, stream, seq, rec, len);
 	if (rc == 0) {
 		s->added = 1;
+	} else if (rc == MTR_ENOSPACE) {
+		s->drops[SERVER_DROP_disk_full]++;
+		srvdisk_note(s, FULL_INGEST);
 	} else if (rc == MTR_EIO) {
 		mtr_log(LOG_ERROR, "server %u: ingest store failed: %s", s->cfg.id, mtr_strerror(rc));
 		atomic_store(&s->fatal, 1);
@@ -539,13 +546,25 @@ void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 int srvnet_px_persist(void *data, const struct paxos_persist *change)
 {
 	struct server *s = data;
-	return pstore_persist(s->ps, change);
+	if (srvdisk_full(s))
+		return MTR_ENOSPACE; /* no promise or accept it could not keep */
+	int rc = pstore_persist(s->ps, change);
+	if (rc == MTR_ENOSPACE) {
+		srvdisk_note(s, FULL_PAXOS); /* the record was cut off again: the log is as before */
+	} else if (rc == MTR_EIO) {
+		/* a failed fdatasync or a cut that failed: the log's state on
+		 * disk is unknown, and the store refuses every later write */
+		mtr_log(LOG_ERROR, "server %u: the Paxos log cannot be written: stopping (a restart recovers it)",
+			s->cfg.id);
+		atomic_store(&s->fatal, 1);
+	}
+	return rc;
 }
 
 bool srvnet_px_holds(void *data, uint64_t stream, uint64_t last)
 {
 	struct server *s = data;
-	if (s->backpressure)
+	if (s->backpressure || srvdisk_full(s))
 		return false;
 	return ingest_holds(s->ing, stream, last) != 0;
 }
@@ -561,8 +580,60 @@ void srvnet_px_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last)
 	ingest_note_high(s->ing, stream, last);
 }
 
-/* ---- RESULT_REQUEST: answered from the result cache ---- */
+/* ---- the read queue (READ, and RESULT_REQUEST records to look up) ---- */
 
+/* ---- RESULT_REQUEST: the result cache, else mtr_requests ---- */
+
+/* A record of a RESULT_REQUEST, by seq (cache_scan). */
+struct rreq_want {
+	struct wire_rreq_rec r;
+	int hit;
+};
+
+static int want_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct rreq_want *)a)->r.seq, y = ((const struct rreq_want *)b)->r.seq;
+	return x < y ? -1 : x > y;
+}
+
+/* Fill wr with the results of w[0..n) (sorted by seq) the result cache
+ * holds and mark them hit: one pass over the cache, a binary search per
+ * cached item of the stream (not a pass per record).  Returns how many. */
+static size_t cache_scan(const struct server *s, uint64_t stream, struct rreq_want *w, size_t n,
+			 struct wire_result *wr)
+{
+	size_t nwr = 0;
+	for (unsigned k = s->cn; k-- > 0 && nwr < n;) {
+		const struct done *d = s->cache[(s->chead + k) % s->ccap];
+		for (size_t i = 0; i < d->n; i++) {
+			const struct res_item *ri = &d->it[i];
+			if (ri->stream != stream)
+				continue;
+			size_t lo = 0, hi = n;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if (w[mid].r.seq < ri->seq)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo == n || w[lo].r.seq != ri->seq || w[lo].hit)
+				continue;
+			w[lo].hit = 1;
+			wr[nwr++] = (struct wire_result){.seq = ri->seq, .request = ri->request, .instance = d->inst,
+							 .data = d->bytes + ri->off, .len = ri->len};
+		}
+	}
+	return nwr;
+}
+
+/*
+ * Each record is answered from the result cache when it is there; the
+ * others go to a reader thread, which looks them up in mtr_requests on its
+ * own connection (the apply connection belongs to the apply thread) and
+ * posts the answers to the outbox like a READ's (doc/server.md "Results
+ * asked for again").
+ */
 static void on_result_request(struct server *s, const struct transport_msg *m)
 {
 	struct wire_result_request rq;
@@ -571,21 +642,49 @@ static void on_result_request(struct server *s, const struct transport_msg *m)
 		return;
 	}
 	stream_note_proxy(s, rq.stream, m);
-	for (unsigned k = s->cn; k-- > 0;) {
-		const struct done *d = s->cache[(s->chead + k) % s->ccap];
-		for (size_t i = 0; i < d->n; i++) {
-			const struct res_item *ri = &d->it[i];
-			if (ri->stream == rq.stream && ri->seq == rq.seq) {
-				struct wire_result wr = {.seq = ri->seq, .request = ri->request, .instance = d->inst,
-							 .data = d->bytes + ri->off, .len = ri->len};
-				srvapply_send_results(s, rq.stream, &wr, 1, &m->peer);
-				return;
-			}
-		}
+	struct rreq_want w[WIRE_RREQ_MAX_RECS];
+	for (uint32_t i = 0; i < rq.nrec; i++) {
+		wire_rreq_rec_get(&rq, i, &w[i].r);
+		w[i].hit = 0;
 	}
-	srvnet_drop(s, SERVER_DROP_result_uncached, m);
-	mtr_log(LOG_DEBUG, "server %u: RESULT_REQUEST %016llx/%llu: not in the result cache", s->cfg.id,
-		(unsigned long long)rq.stream, (unsigned long long)rq.seq);
+	qsort(w, rq.nrec, sizeof *w, want_cmp);
+	struct wire_result wr[WIRE_RREQ_MAX_RECS];
+	size_t nwr = cache_scan(s, rq.stream, w, rq.nrec, wr);
+	struct apply_lookup *look = NULL;
+	uint32_t nlook = 0;
+	if (nwr < rq.nrec && (look = calloc(rq.nrec - nwr, sizeof *look)) != NULL)
+		for (uint32_t i = 0; i < rq.nrec; i++)
+			if (!w[i].hit)
+				look[nlook++] = (struct apply_lookup){.stream = rq.stream, .seq = w[i].r.seq,
+								      .client = w[i].r.client, .request = w[i].r.request};
+	if (nwr) {
+		s->results_cached += nwr;
+		srvapply_send_results(s, rq.stream, wr, nwr, &m->peer);
+	}
+	if (nlook == 0) {
+		free(look);
+		if (nwr < rq.nrec) /* records left out for want of memory */
+			srvnet_drop(s, SERVER_DROP_result_queue, m);
+		return;
+	}
+	struct read_req *q = calloc(1, sizeof *q);
+	if (q == NULL) {
+		free(look);
+		srvnet_drop(s, SERVER_DROP_result_queue, m);
+		return;
+	}
+	q->look = look;
+	q->nlook = nlook;
+	q->from = m->peer;
+	q->stream = rq.stream;
+	if (srvapply_read_queue(s, q) != 0) {
+		free(look);
+		free(q);
+		srvnet_drop(s, SERVER_DROP_result_queue, m);
+		return;
+	}
+	mtr_log(LOG_DEBUG, "server %u: RESULT_REQUEST of %016llx: %u of %u results not in the cache, looked up",
+		s->cfg.id, (unsigned long long)rq.stream, nlook, rq.nrec);
 }
 
 /* ---- status ---- */
@@ -756,22 +855,23 @@ static void on_read(struct server *s, const struct transport_msg *m)
 	q->stream = r.stream;
 	q->rid = r.rid;
 	q->min_inst = r.min_instance;
-	pthread_mutex_lock(&s->rmu);
-	if (s->rlen >= READQ_MAX) {
-		pthread_mutex_unlock(&s->rmu);
+	q->deadline_ms = r.deadline_ms;
+	q->deadline_ns = now_mono_ns() + (uint64_t)r.deadline_ms * 1000000u;
+	if (srvapply_read_queue(s, q) != 0) {
 		free(q->item);
 		free(q);
 		srvnet_drop(s, SERVER_DROP_read_queue, m);
+	}
+}
+
+static void on_cancel_read(struct server *s, const struct transport_msg *m)
+{
+	struct wire_cancel_read c;
+	if (wire_cancel_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &c) != 0) {
+		srvnet_drop(s, SERVER_DROP_cancel_read, m);
 		return;
 	}
-	if (s->rtail)
-		s->rtail->next = q;
-	else
-		s->rhead = q;
-	s->rtail = q;
-	s->rlen++;
-	pthread_cond_signal(&s->rcv);
-	pthread_mutex_unlock(&s->rmu);
+	srvapply_read_cancel(s, c.stream, c.rid, &m->peer);
 }
 
 static void dispatch(struct server *s, const struct transport_msg *m)
@@ -797,6 +897,9 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 		break;
 	case WIRE_T_READ:
 		on_read(s, m);
+		break;
+	case WIRE_T_CANCEL_READ:
+		on_cancel_read(s, m);
 		break;
 	case WIRE_T_STATUS:
 		on_status(s, m);

@@ -130,8 +130,10 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 	pthread_rwlock_unlock(&s->ap_lock);
 	FILE *f = rc == 0 ? fopen(path, "rb") : NULL;
 	if (f == NULL) {
-		mtr_log(LOG_ERROR, "server %u: cannot make a snapshot for %s: %s", s->cfg.id, to,
-			rc ? mtr_strerror(rc) : strerror(errno));
+		/* a full disk is this server's state (logged once, server_disk.c);
+		 * the requester asks again */
+		mtr_log(rc == MTR_ENOSPACE ? LOG_WARN : LOG_ERROR, "server %u: cannot make a snapshot for %s: %s",
+			s->cfg.id, to, rc ? mtr_strerror(rc) : strerror(errno));
 		unlink(path);
 		return;
 	}
@@ -267,11 +269,20 @@ static void *snap_fetch_main(void *arg)
 		(unsigned long long)inst, (unsigned long long)size, s->snap_from);
 	ok = 1;
 out:
-	if (!ok)
+	if (!ok && (errno == ENOSPC || errno == EDQUOT)) {
+		/* data.dir is full: the network thread enters that state and
+		 * fetches no snapshot until it ends (server_disk.c) */
+		atomic_store(&s->snap_full, 1);
+		mtr_log(LOG_DEBUG, "server %u: snapshot transfer from server %u: %s", s->cfg.id, s->snap_from,
+			strerror(errno));
+	} else if (!ok) {
 		mtr_log(LOG_WARN, "server %u: snapshot transfer from server %u failed (%s); will retry", s->cfg.id,
 			s->snap_from, strerror(errno));
+	}
 	if (f)
 		fclose(f);
+	if (f && !ok)
+		unlink(path); /* a partial copy only takes room (on a full disk, all of it) */
 	if (fd >= 0)
 		close(fd);
 	atomic_store(&s->snap_state, ok ? SNAP_READY : SNAP_FAILED);
@@ -284,7 +295,8 @@ out:
 void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst)
 {
 	struct server *s = data;
-	if (atomic_load(&s->snap_state) != SNAP_IDLE || s->now_ms < s->snap_retry_ms || from >= s->cfg.cc.nservers)
+	if (atomic_load(&s->snap_state) != SNAP_IDLE || s->now_ms < s->snap_retry_ms || from >= s->cfg.cc.nservers ||
+	    srvdisk_full(s))
 		return;
 	mtr_log(LOG_INFO, "server %u: server %u compacted instances <= %llu that this server lacks: fetching a snapshot",
 		s->cfg.id, from, (unsigned long long)inst);
@@ -323,7 +335,9 @@ int srvsnap_install(struct server *s)
 	apply_close(s->ap);
 	s->ap = NULL;
 	int rc = apply_restore(s->cfg.data_dir, path);
-	if (rc != 0)
+	if (rc == MTR_ENOSPACE)
+		srvdisk_note(s, FULL_SNAPSHOT); /* the replica is as it was; fetched again later */
+	else if (rc != 0)
 		mtr_log(LOG_ERROR, "server %u: installing the snapshot: %s", s->cfg.id, mtr_strerror(rc));
 	unlink(path);
 	int orc = apply_open(&ac, &s->ap);

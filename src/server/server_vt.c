@@ -48,6 +48,7 @@ void srvvt_publish(struct server *s)
 	s->info.applied = s->applied_net;
 	s->info.released = s->released;
 	s->info.items_applied = s->items_applied;
+	s->info.disk_full = s->full_on;
 	memcpy(s->pub_peers, s->peers, sizeof s->peers);
 	if (s->now_ms < s->next_publish_ms) {
 		pthread_mutex_unlock(&s->imu);
@@ -91,6 +92,15 @@ static void own_collect(struct server *s, struct wire_stats_list *o)
 		stats_put(wire_stats_list_put, o, "server", n, s->drops[r]);
 	}
 	stats_put(wire_stats_list_put, o, "server", "invariants_broken", log_assert_failures());
+	/* the disk-full state (server_disk.c): a gauge, times, whole seconds
+	 * (Prometheus wants base units: /metrics shows the same names) */
+	stats_put(wire_stats_list_put, o, "server", "disk_full", (uint64_t)s->full_on);
+	stats_put(wire_stats_list_put, o, "server", "disk_full_events", s->full_events);
+	stats_put(wire_stats_list_put, o, "server", "disk_full_seconds",
+		  (s->full_ms + (s->full_on ? s->now_ms - s->full_since_ms : 0)) / 1000u);
+	stats_put(wire_stats_list_put, o, "server", "results_cached", s->results_cached);
+	stats_put(wire_stats_list_put, o, "server", "results_kept", s->results_kept);
+	stats_put(wire_stats_list_put, o, "server", "results_unknown", s->results_unknown);
 	transport_stats_each(s->t, "transport", wire_stats_list_put, o);
 	if (s->tg)
 		transport_stats_each(s->tg, "transport_group", wire_stats_list_put, o);
@@ -103,6 +113,9 @@ static void own_collect(struct server *s, struct wire_stats_list *o)
 	struct apply_stats as;
 	apply_stats(s->ap, &as);
 	STATS_EACH(APPLY_STATS_MAP, "apply", &as, wire_stats_list_put, o);
+	struct server_read_stats rs;
+	srvapply_read_stats(s, &rs);
+	STATS_EACH(SERVER_READ_STATS_MAP, "reads", &rs, wire_stats_list_put, o);
 }
 
 void srvvt_stats_tick(struct server *s)
@@ -114,6 +127,7 @@ void srvvt_stats_tick(struct server *s)
 	if (o == NULL)
 		return;
 	own_collect(s, o);
+	srvhealth_publish_stats(s, o);
 	char self[STATSTAB_PROC_MAX];
 	snprintf(self, sizeof self, "server %u", s->cfg.id);
 	for (unsigned i = 0; i < o->n; i++)
@@ -159,8 +173,16 @@ void srvvt_on_stats(struct server *s, const struct transport_msg *m)
 		snprintf(proc, sizeof proc, "proxy %u@%s", j, transport_addr_format(&m->peer, a, sizeof a));
 	}
 	struct wire_stat w;
-	while (wire_stats_next(&sm, &w))
+	static const char full_name[] = "server.disk_full";
+	while (wire_stats_next(&sm, &w)) {
 		statstab_put(s->stats, proc, w.name, w.name_len, w.value, s->now_ms);
+		/* a peer's disk state, for mtr_members.state */
+		if (j < s->cfg.cc.nservers && w.name_len == sizeof full_name - 1 &&
+		    memcmp(w.name, full_name, w.name_len) == 0) {
+			s->peers[j].disk_known = 1;
+			s->peers[j].disk_full = w.value;
+		}
+	}
 }
 
 int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
@@ -175,10 +197,11 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 		for (uint32_t j = 0; j < s->cfg.cc.nservers && rc == 0; j++) {
 			char addr[32];
 			transport_addr_format(&s->cfg.cc.servers[j], addr, sizeof addr);
-			const char *role;
+			const char *role, *state;
 			int64_t alive, chosen, applied;
 			if (j == s->cfg.id) {
 				role = role_name(s->pst.role);
+				state = s->info.disk_full ? "disk full" : "ok";
 				alive = 1;
 				chosen = (int64_t)s->pst.chosen;
 				applied = (int64_t)s->info.applied;
@@ -192,18 +215,23 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 				else if (p->heard && p->st.role == PAXOS_LEADER && s->pst.leader < s->cfg.cc.nservers)
 					role = "follower";
 				alive = p->heard && now - p->last_ms <= 3ull * s->cfg.status_period_ms;
+				/* from its last STATS (once a second), unknown before */
+				state = !p->disk_known ? NULL : p->disk_full ? "disk full" : "ok";
 				chosen = (int64_t)p->st.chosen;
 				applied = (int64_t)p->st.applied;
 			}
-			struct wire_value v[6] = {
+			struct wire_value v[7] = {
 				{.type = WIRE_V_INT, .u.i = j},
 				{.type = WIRE_V_TEXT, .u.b = {addr, (uint32_t)strlen(addr)}},
 				{.type = WIRE_V_TEXT, .u.b = {role, (uint32_t)strlen(role)}},
 				{.type = WIRE_V_INT, .u.i = alive},
 				{.type = WIRE_V_INT, .u.i = chosen},
 				{.type = WIRE_V_INT, .u.i = applied},
+				{.type = WIRE_V_NULL},
 			};
-			rc = clustervt_sink_row(sink, v, 6);
+			if (state != NULL)
+				v[6] = (struct wire_value){.type = WIRE_V_TEXT, .u.b = {state, (uint32_t)strlen(state)}};
+			rc = clustervt_sink_row(sink, v, 7);
 		}
 	} else if (t == CLUSTERVT_STREAMS) {
 		for (unsigned i = 0; i < s->pub_nmarks && rc == 0; i++) {

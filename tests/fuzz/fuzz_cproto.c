@@ -7,8 +7,11 @@
  * type check included; BACKUP and BACKUP_PART too); a decoded QUERY goes through cproto_query_binds()
  * and every copied bind is read; an ANSWER's result bytes, and each frame's
  * raw payload, go through result_decode(), and whatever it accepts is
- * iterated completely (statements, names, rows, values).  ASan/UBSan report
- * any out-of-bounds read or undefined behaviour.
+ * iterated completely (statements, names, rows, values).  A decoded AUTH is
+ * encoded again and must decode to the same user and password.  The whole
+ * input is also parsed as a proxy.users file (pxauth_users_parse): every
+ * user it accepts has a valid name, an Argon2 hash string, and is found by
+ * name.  ASan/UBSan report any out-of-bounds read or undefined behaviour.
  */
 #include "config.h"
 
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "cproto.h"
+#include "proxy_auth.h"
 #include "result.h"
 
 static volatile unsigned sink;
@@ -63,6 +67,7 @@ static void frame_walk(const struct cproto_frame *f)
 	(void)cproto_get_hello(f, &h);
 	(void)cproto_get_welcome(f, &w);
 	(void)cproto_get_ping(f, &t);
+	(void)cproto_get_cancel(f, &t);
 	if (cproto_get_bye(f, &y) == 0)
 		touch(y.msg, y.msg_len);
 	(void)cproto_get_backup(f, &t);
@@ -83,6 +88,17 @@ static void frame_walk(const struct cproto_frame *f)
 			}
 			free(b);
 		}
+	}
+	struct cproto_auth au, au2;
+	if (cproto_get_auth(f, &au) == 0) {
+		struct cproto_buf b = {0};
+		struct cproto_frame f2;
+		if (cproto_put_auth(&b, &au) != 0 || cproto_frame_next(b.p, b.len, CPROTO_MAX_FRAME, &f2) <= 0 ||
+		    cproto_get_auth(&f2, &au2) != 0 || au2.user_len != au.user_len ||
+		    au2.password_len != au.password_len || memcmp(au2.user, au.user, au.user_len) != 0 ||
+		    (au.password_len && memcmp(au2.password, au.password, au.password_len) != 0))
+			abort();
+		cproto_buf_free(&b);
 	}
 	if (cproto_get_answer(f, &a) == 0) {
 		touch(a.msg, a.msg_len);
@@ -109,5 +125,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* the whole input as result bytes too */
 	result_walk(data + 1, size - 1);
+	/* and as a users file */
+	struct pxauth_users us;
+	char err[256];
+	if (pxauth_users_parse((const char *)data + 1, size - 1, "fuzz", &us, err, sizeof err) == 0) {
+		for (size_t i = 0; i < us.n; i++) {
+			size_t nl = strlen(us.u[i].name);
+			if (!cproto_user_valid(us.u[i].name, nl) || strncmp(us.u[i].hash, "$argon2", 7) != 0 ||
+			    pxauth_users_find(&us, us.u[i].name, nl) != &us.u[i])
+				abort();
+		}
+		pxauth_users_free(&us);
+	} else {
+		touch(err, strlen(err));
+	}
 	return 0;
 }

@@ -9,7 +9,8 @@
  * decoders see fuzzed headers; odd - byte 1 is a message type and the rest
  * a payload that is framed with a correct trailer first, so that the payload
  * decoders (items, statements, parameters, fragments with reassembly,
- * heartbeat, resend) see arbitrary bytes.
+ * heartbeat, resend, result, result request and result unknown, ...) see
+ * arbitrary bytes.
  */
 #include "config.h"
 
@@ -95,7 +96,28 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 	}
 	case WIRE_T_RESULT_REQUEST: {
 		struct wire_result_request m;
-		wire_result_request_decode(p, h->length, &m);
+		if (wire_result_request_decode(p, h->length, &m) == 0) {
+			volatile uint64_t sink = 0;
+			for (uint32_t i = 0; i < m.nrec; i++) {
+				struct wire_rreq_rec r;
+				wire_rreq_rec_get(&m, i, &r);
+				sink += r.seq ^ r.client ^ r.request;
+			}
+			(void)sink;
+		}
+		break;
+	}
+	case WIRE_T_RESULT_UNKNOWN: {
+		struct wire_result_unknown m;
+		if (wire_result_unknown_decode(p, h->length, &m) == 0) {
+			volatile uint64_t sink = m.instance;
+			for (uint32_t i = 0; i < m.nrec; i++) {
+				struct wire_runk_rec r;
+				wire_runk_rec_get(&m, i, &r);
+				sink += r.seq ^ r.request;
+			}
+			(void)sink;
+		}
 		break;
 	}
 	case WIRE_T_READ: {
@@ -103,6 +125,11 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 		struct wire_item it;
 		if (wire_read_decode(p, h->length, &m) == 0)
 			wire_item_decode(m.item, m.item_len, &it);
+		break;
+	}
+	case WIRE_T_CANCEL_READ: {
+		struct wire_cancel_read m;
+		wire_cancel_read_decode(p, h->length, &m);
 		break;
 	}
 	case WIRE_T_STATUS: {

@@ -2,8 +2,8 @@
 # dpdk_netns.sh - the DPDK transport on a network-namespace topology (root).
 #
 # Topology (built here, torn down on exit even on failure):
-#   namespace mtrB<id>: bridge br0 (multicast snooping off)
-#   namespaces mtrP<id> (proxy) and mtrS<id>1..3 (servers), each with a veth
+#   namespace mtr<id>: bridge br0 (multicast snooping off; lib.sh netns_bridge)
+#   namespaces mtr<id>P (proxy) and mtr<id>S1..3 (servers), each with a veth
 #   pair whose eth0 end is in the host namespace and whose other end is a
 #   bridge port.  Addresses 10.99.0.0/24 exist only inside these namespaces.
 #
@@ -28,33 +28,15 @@ if [ -n "${MTR_SANITIZE:-}" ] && [ "${MTR_SANITIZE}" != 0 ]; then
 fi
 
 ID=$$
-BR=mtrB$ID
-P=mtrP$ID
-S="mtrS${ID}1 mtrS${ID}2 mtrS${ID}3"
+P=mtr${ID}P
+S="mtr${ID}S1 mtr${ID}S2 mtr${ID}S3"
 N=2000
 GROUP=239.99.0.1:7400
 EAL="--no-huge --no-shconf --no-telemetry --no-pci -m 128 --log-level=*:warning"
 TMP=$(mktemp -d)
+at_exit 'rm -rf "$TMP"'
 
-teardown() {
-	for ns in $P $S $BR; do ip netns del "$ns" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-at_exit teardown
-
-ip netns add "$BR" || skip_all "cannot create network namespaces here"
-ip -n "$BR" link add br0 type bridge mcast_snooping 0
-ip -n "$BR" link set br0 up
-i=0
-for ns in $P $S; do
-	i=$((i + 1))
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-	ip -n "$ns" link add eth0 type veth peer name p$i netns "$BR"
-	ip -n "$BR" link set p$i master br0
-	ip -n "$BR" link set p$i up
-	ip -n "$ns" link set eth0 up
-done
+netns_bridge "mtr$ID" P S1 S2 S3 || skip_all "cannot create network namespaces here"
 
 # addr NS IP: give the namespace's eth0 a kernel address and a multicast route
 addr() {
@@ -130,13 +112,13 @@ grep -q "^items $N .*bad 0" "$TMP/u1.log" && grep -q "^items $N .*bad 0" "$TMP/u
 check "DPDK sender -> 3 socket receivers: all $N items intact on each" [ $all = 1 ]
 
 # ---- 3. SIGTERM releases everything; a second run starts cleanly ----------
-spawn "$TMP/t.log" ip netns exec mtrS${ID}1 "$M" recv --kind dpdk \
+spawn "$TMP/t.log" ip netns exec mtr${ID}S1 "$M" recv --kind dpdk \
 	--port "net_af_packet9,iface=eth0" --eal "$EAL" --bind 10.99.0.11:7400 --group $GROUP --count 1 --timeout 30 >/dev/null
 pid=$!
 wait_ready "$TMP/t.log"
 stop_pid "$pid" 10
 check "SIGTERM: DPDK receiver closed its port and exited" grep -q 'close net_af_packet9' "$TMP/t.log"
-spawn "$TMP/t2.log" ip netns exec mtrS${ID}1 "$M" recv --kind dpdk \
+spawn "$TMP/t2.log" ip netns exec mtr${ID}S1 "$M" recv --kind dpdk \
 	--port "net_af_packet9,iface=eth0" --eal "$EAL" --bind 10.99.0.11:7400 --group $GROUP --count 1 --timeout 30 >/dev/null
 pid=$!
 check "a second DPDK run on the same interface starts" wait_ready "$TMP/t2.log"
@@ -158,7 +140,7 @@ run_cluster() {
 	mkdir -p "$C"
 	i=0
 	for kind in "$@"; do
-		ns=mtrS${ID}$((i + 1))
+		ns=mtr${ID}S$((i + 1))
 		ip -n "$ns" addr flush dev eth0 2>/dev/null || true
 		if [ "$kind" = udp ]; then addr "$ns" 10.99.0.1$((i + 1)); fi
 		dev=$((dev + 1))

@@ -45,8 +45,8 @@ proxy_conf "$TMP" 1 "$servers" $((BASE + 11))
 spawn "$TMP/p1.log" "$B/src/mtrproxy" -c "$TMP/p1.conf" >/dev/null
 
 # "became leader" lines of every server, and the server of the last one
-changes() { cat "$TMP"/s*.log 2>/dev/null | grep -c "became leader"; }
-leader() { grep -h "became leader" "$TMP"/s*.log | sort | tail -1 | sed 's/.*\[server \([0-9]*\)\].*/\1/'; }
+changes() { leader_changes "$TMP"; }
+leader() { leader_of "$TMP"; }
 acked() { cat "$TMP/acked" 2>/dev/null | wc -l; }
 applied() { "$B/tests/tools/mtrdigest" --live "$TMP/d$1" 2>/dev/null | awk '{print $3}'; }
 acked_at_least() { [ "$(acked)" -ge "$1" ]; }
@@ -131,11 +131,8 @@ check "over the whole run: $n3 leadership changes, $((n3 - n0)) after the first 
 stop_pid $lpid 5
 sleep 3
 for s in $spids; do stop_pid "$s" 20; done
-digests=$("$B/tests/tools/mtrdigest" "$TMP/d0" "$TMP/d1" "$TMP/d2")
-echo "$digests" | sed "s|$TMP/||; s/^/# /"
-nd=$(echo "$digests" | awk '{print $3, $5, $7}' | sort -u | wc -l)
-check "every replica has the same instance, digest and row count" [ "$nd" = 1 ]
-rows=$(echo "$digests" | head -1 | awk '{print $7}')
+check "every replica has the same instance, digest and row count" same_digests "$TMP/d0" "$TMP/d1" "$TMP/d2"
+rows=$("$B/tests/tools/mtrdigest" "$TMP/d0" | awk '{print $7}')
 check "the replicas hold every acknowledged write ($(acked) acked, $rows rows)" [ "${rows:-0}" -ge "$(acked)" ]
 if [ $_tap_fail -gt 0 ]; then
 	for f in "$TMP"/s*.log "$TMP"/load.err; do

@@ -65,11 +65,12 @@ server_conf() {
 	printf 'cluster.servers = %s\ncluster.key = %s\nserver.id = %d\ndata.dir = %s/d%d\n' "$3" "$MTR_KEY" "$2" \
 		"$1" "$2" >"$1/s$2.conf"
 }
-# proxy_conf DIR K SERVERS PORT: DIR/pK.conf for proxy K (id 255 + K) of the
-# cluster SERVERS, listening for clients on 127.0.0.1:PORT, key $MTR_KEY
+# proxy_conf DIR K SERVERS PORT [HOST]: DIR/pK.conf for proxy K (id 255 + K)
+# of the cluster SERVERS, listening for clients on HOST:PORT (HOST default
+# 127.0.0.1), key $MTR_KEY
 proxy_conf() {
-	printf 'cluster.servers = %s\ncluster.key = %s\nproxy.listen = 127.0.0.1:%d\nproxy.id = %d\n' "$3" "$MTR_KEY" \
-		"$4" $((255 + $2)) >"$1/p$2.conf"
+	printf 'cluster.servers = %s\ncluster.key = %s\nproxy.listen = %s:%d\nproxy.id = %d\n' "$3" "$MTR_KEY" \
+		"${5:-127.0.0.1}" "$4" $((255 + $2)) >"$1/p$2.conf"
 }
 
 # local_servers BASE N: the cluster.servers of N servers on loopback ports
@@ -109,8 +110,35 @@ start_proxies() {
 	done
 }
 
+# stop_servers_last SPIDS: stop every spawned process, the servers (SPIDS)
+# last, 2 s after the others (their last results are applied)
+stop_servers_last() {
+	for _sl in $_pids; do
+		case " $1 " in *" $_sl "*) ;; *) stop_pid "$_sl" 5 ;; esac
+	done
+	sleep 2
+	for _sl in $1; do stop_pid "$_sl" 20; done
+}
+
+# replicas_agree DIR ROWS: the stopped replicas DIR/d0..d2 have the same
+# instance, digest and row count, and that count is ROWS (the digests are
+# printed as TAP comments)
+replicas_agree() {
+	_ra=$("$MTR_BUILDDIR/tests/tools/mtrdigest" "$1/d0" "$1/d1" "$1/d2")
+	echo "$_ra" | sed "s|$1/||; s/^/# /"
+	[ "$(echo "$_ra" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ] &&
+		[ "$(echo "$_ra" | head -1 | awk '{print $7}')" = "$2" ]
+}
+
 # leader_in DIR: a server whose log is in DIR logged "became leader"
 leader_in() { grep -qh "became leader" "$1"/s*.log 2>/dev/null; }
+# leader_of DIR: the id of the server that logged the latest "became leader"
+# in DIR/s*.log (log lines begin with their time)
+leader_of() {
+	grep -h "became leader" "$1"/s*.log 2>/dev/null | sort | tail -1 | sed 's/.*\[server \([0-9]*\)\].*/\1/'
+}
+# leader_changes DIR: how many "became leader" lines DIR/s*.log hold
+leader_changes() { cat "$1"/s*.log 2>/dev/null | grep -c "became leader"; }
 
 # need_built PROGRAM...: skip the whole suite unless every program (a path
 # under the build tree) is built
@@ -123,6 +151,19 @@ wait_for() {
 	while ! "$@" && [ $k -lt $((t * 5)) ]; do sleep 0.2; k=$((k + 1)); done
 	"$@"
 }
+
+# replica_digests DIR: stop every process spawned but the servers ($spids),
+# then the servers, and print mtrdigest's line for each replica DIR/dI
+# (instance, digest, rows); equal_digests LINES: those lines all agree
+replica_digests() {
+	for _rd in $_pids; do
+		case " $spids " in *" $_rd "*) ;; *) stop_pid "$_rd" 5 ;; esac
+	done
+	sleep 2
+	for _rd in $spids; do stop_pid "$_rd" 20; done
+	"$MTR_BUILDDIR/tests/tools/mtrdigest" "$1"/d[0-9]*
+}
+equal_digests() { [ "$(echo "$1" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ]; }
 
 # at_exit COMMAND: run at exit (after processes are stopped)
 at_exit() { _cleanups="$_cleanups
@@ -141,4 +182,36 @@ need_built() {
 	for _nb in "$@"; do [ -x "$MTR_BUILDDIR/$_nb" ] || skip_all "$_nb is not built"; done
 }
 
+# netns_bridge PREFIX NAME...: network namespaces for a test topology: PREFIX
+# holds bridge br0 (multicast snooping off), and each PREFIX<NAME> has lo up
+# and eth0, one end of a veth pair whose other end is a port of br0.  No
+# addresses (the caller gives them); every namespace is deleted at exit.
+# Returns 1 when namespaces cannot be made here.
+netns_bridge() {
+	_nb_pfx=$1; shift
+	ip netns add "$_nb_pfx" 2>/dev/null || return 1
+	at_exit "ip netns del '$_nb_pfx' 2>/dev/null"
+	ip -n "$_nb_pfx" link add br0 type bridge mcast_snooping 0 || return 1
+	ip -n "$_nb_pfx" link set br0 up
+	_nb_i=0
+	for _nb in "$@"; do
+		_nb_i=$((_nb_i + 1))
+		ip netns add "$_nb_pfx$_nb" || return 1
+		at_exit "ip netns del '$_nb_pfx$_nb' 2>/dev/null"
+		ip -n "$_nb_pfx$_nb" link set lo up
+		ip -n "$_nb_pfx$_nb" link add eth0 type veth peer name p$_nb_i netns "$_nb_pfx" || return 1
+		ip -n "$_nb_pfx" link set p$_nb_i master br0
+		ip -n "$_nb_pfx" link set p$_nb_i up
+		ip -n "$_nb_pfx$_nb" link set eth0 up
+	done
+}
+
 need_root() { [ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces); CI runs as root"; }
+
+# same_digests DATADIR...: print each replica's instance, digest and row
+# count (mtrdigest, as TAP comments) and succeed when they are all equal
+same_digests() {
+	_sd=$("$MTR_BUILDDIR/tests/tools/mtrdigest" "$@" 2>&1)
+	echo "$_sd" | sed "s|${TMP:-/nonexistent}/||; s/^/# /"
+	[ "$(echo "$_sd" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ]
+}

@@ -2,7 +2,8 @@
 # mtrsql_tmux.sh - mtrsql at a real terminal (tmux send-keys / capture-pane):
 # a multi-line CREATE TABLE and INSERTs, tab completion of a table name,
 # .mode box and a SELECT, .cluster, Ctrl-C at the prompt and during a long
-# read, history written as it is typed, .quit; then closing the pane and
+# read (which mtr_interrupt stops on the servers: mtr_stats shows no read
+# running afterwards), history written as it is typed, .quit; then closing the pane and
 # a double Ctrl-C, each stopping the cluster the shell started; checks what
 # is on the screen and which processes are left.
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
@@ -56,7 +57,7 @@ start_shell() {
 	wait_screen 40 '^mtrsql>'
 }
 
-plan 13
+plan 15
 tmux -L "$SOCK" new-session -d -s t -x 150 -y 45 \
 	"env MTR_LOCAL_DIR='$LOCAL' MTR_LOCAL_PORT=$PORT MTR_BINDIR='$MTR_BUILDDIR/src' MTR_HISTORY='$TMP/hist' '$M'; sleep 30"
 check "mtrsql starts the local cluster and shows its prompt" wait_screen 40 '^mtrsql>'
@@ -85,9 +86,15 @@ keys 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100
 sleep 1.5
 keys C-c
 check "Ctrl-C during a long read stops the wait: 'interrupted'" wait_screen 5 '^Error: interrupted$'
-# (the replicas still count: without a CANCEL frame the read runs on)
 keys ".print still here" Enter
 check "... and the shell goes on" wait_screen 10 '^still here$'
+# mtr_interrupt stopped the read on the server: the reader gauges of every
+# server (published each second) show no read running, and one was cancelled
+sleep 1.5
+keys "SELECT 'running=' || sum(value) FROM mtr_stats WHERE name = 'reads.running' AND process LIKE 'server %';" Enter
+check "... and the read no longer runs on the servers (reads.running is 0)" wait_screen 10 'running=0( |$)'
+keys "SELECT 'cancelled=' || (sum(value) > 0) FROM mtr_stats WHERE name = 'reads.cancelled';" Enter
+check "... the server counted it cancelled (reads.cancelled)" wait_screen 10 'cancelled=1( |$)'
 r=0; grep -q '^\.print still here$' "$TMP/hist" && grep -q '^CREATE TABLE inventory($' "$TMP/hist" && r=1
 check "the history file holds the lines typed so far, before the shell exits" [ $r = 1 ]
 keys '.quit' Enter
@@ -97,7 +104,11 @@ start_shell
 tmux -L "$SOCK" kill-pane -t t
 check "closing the pane (SIGHUP) stops the cluster the shell started" cluster_gone 20
 start_shell
+wait_screen 20 '^mtrsql>' # the prompt: the shell is reading
 tmux -L "$SOCK" send-keys -t t C-c
+# two SIGINTs that arrive before the first is handled are one signal: the
+# second comes 0.3 s later, still within the second
+sleep 0.3
 tmux -L "$SOCK" send-keys -t t C-c
 r=0; wait_screen 20 '^EXIT=130$' && cluster_gone 20 && r=1
 check "two Ctrl-C within a second end the shell and stop its cluster" [ $r = 1 ]

@@ -9,11 +9,16 @@
  * It is not the proxy: no items, no cluster, no determinism checks.
  *
  * Markers in the SQL make it misbehave: a comment hang (slash-star "hang"
- * star-slash) inside the statement is never answered; busy is answered
+ * star-slash) inside the statement is never answered, unless the client
+ * sends CANCEL for it (then it is answered as the proxy answers a
+ * cancelled read: SQLITE_INTERRUPT "read cancelled"; F.cancels counts
+ * every CANCEL); busy is answered
  * MTR_EBUSY while busy_left > 0; refuse is refused with a position.
  * die_on_query[i] > 0 makes proxy i drop the connection on a QUERY without
  * answering it; kill_after[i] > 0 makes proxy i close its listener and every
- * connection after answering that many queries (a dead proxy).  The fake
+ * connection after answering that many queries (a dead proxy); hold[i] set
+ * makes proxy i answer nothing while it keeps the connection (a proxy whose
+ * answers wait behind one that never comes).  The fake
  * records what it saw (HELLOs, request ids, client ids) under F.mu.
  *
  * The includer defines FAKE_CHECK(cond) (an assertion) before including
@@ -47,6 +52,7 @@
 struct fake_conn {
 	int fd;
 	int proxy; /* 0 or 1: which listener accepted it */
+	uint64_t hung; /* request id of the last hung query, 0: none */
 	uint8_t *in;
 	size_t len, cap;
 };
@@ -62,6 +68,7 @@ struct fake {
 	pthread_mutex_t mu; /* guards everything below */
 	int die_on_query[2];
 	int kill_after[2];
+	int hold[2];
 	int busy_left;
 	int hellos[2];
 	int queries[2];
@@ -69,6 +76,8 @@ struct fake {
 	uint8_t consistency[2];
 	uint64_t last_request[2];
 	uint64_t last_min_instance;
+	int cancels;
+	uint64_t last_cancel;
 };
 
 static struct fake F;
@@ -291,6 +300,22 @@ static int fake_frame(struct fake_conn *c, const struct cproto_frame *f)
 					   .max_frame = CPROTO_MAX_FRAME};
 		FAKE_CHECK((cproto_put_welcome(&b, &w)) == 0);
 		fake_send(c, &b);
+	} else if (f->type == CPROTO_T_CANCEL) {
+		uint64_t req;
+		FAKE_CHECK((cproto_get_cancel(f, &req)) == 0);
+		pthread_mutex_lock(&F.mu);
+		F.cancels++;
+		F.last_cancel = req;
+		pthread_mutex_unlock(&F.mu);
+		if (req == c->hung) {
+			uint8_t res[64];
+			long n = result_encode_error(RESULT_SQLITE_INTERRUPT, "read cancelled", res, sizeof res);
+			FAKE_CHECK(n > 0);
+			struct cproto_answer a = {.request = req, .result = res, .result_len = (uint32_t)n};
+			FAKE_CHECK((cproto_put_answer(&b, &a)) == 0);
+			fake_send(c, &b);
+			c->hung = 0;
+		}
 	} else if (f->type == CPROTO_T_QUERY) {
 		struct cproto_query q;
 		FAKE_CHECK((cproto_get_query(f, &q)) == 0);
@@ -298,7 +323,7 @@ static int fake_frame(struct fake_conn *c, const struct cproto_frame *f)
 		F.queries[c->proxy]++;
 		F.last_request[c->proxy] = q.request;
 		F.last_min_instance = q.min_instance;
-		int die = F.die_on_query[c->proxy] > 0;
+		int die = F.die_on_query[c->proxy] > 0, hold = F.hold[c->proxy];
 		if (die)
 			F.die_on_query[c->proxy]--;
 		int busy = F.busy_left > 0 && memmem(q.sql, q.sql_len, "/*busy*/", 8);
@@ -309,8 +334,11 @@ static int fake_frame(struct fake_conn *c, const struct cproto_frame *f)
 			fake_drop(c);
 			return -1;
 		}
-		if (memmem(q.sql, q.sql_len, "/*hang*/", 8))
+		if (hold || memmem(q.sql, q.sql_len, "/*hang*/", 8)) {
+			if (!hold)
+				c->hung = q.request;
 			return 0;
+		}
 		struct cproto_answer a = {.request = q.request};
 		struct bytes r = {0};
 		if (busy) {

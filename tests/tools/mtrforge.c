@@ -265,7 +265,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "read") && nargs == 3) {
 		static uint8_t item[WIRE_MAX_DGRAM];
 		long n = make_item(item, sizeof item, num(a[0]), 1, a[2]);
-		struct wire_read r = {.stream = num(a[0]), .rid = num(a[1]), .item = item, .item_len = (uint32_t)n};
+		struct wire_read r = {.stream = num(a[0]), .rid = num(a[1]), .deadline_ms = 5000, .item = item,
+				      .item_len = (uint32_t)n};
 		long len = n < 0 ? n : wire_read_build(buf, sizeof buf, &from, &r);
 		if (len < 0)
 			return die("%s", "the read does not fit a datagram");

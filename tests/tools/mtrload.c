@@ -3,7 +3,7 @@
  * libmetronome (doc/client.md, "mtrload").
  *
  *   mtrload --uri URI [--clients N] [--rows R] [--table T] [--first-id F]
- *           [--acked FILE] [--pipeline D] [--payload BYTES]
+ *           [--acked FILE] [--pipeline D] [--payload BYTES] [--trace FILE]
  *
  * Creates T(id INTEGER PRIMARY KEY, client INTEGER, payload TEXT) if it does
  * not exist, then N threads, each with its own connection, insert their
@@ -13,7 +13,16 @@
  * counted, never retried: the integration test then checks that the cluster
  * holds exactly the acknowledged ids, each once.  A client that cannot reach
  * any proxy at all (MTR_ECONNECT) counts the rest of its share failed and
- * stops.  Prints one line
+ * stops.  With --trace every request leaves lines in FILE (one write(2)
+ * each; times are CLOCK_REALTIME milliseconds, client C is 1..N):
+ *
+ *   s C ID SENT_MS               when it is submitted
+ *   a C ID SENT_MS DONE_MS       when it is acknowledged
+ *   f C ID SENT_MS DONE_MS ERR   when it failed (ERR: mtr_errname)
+ *
+ * (the fault suite's checkers: what was sent, what was answered when).
+ * SIGTERM or SIGINT stops the load: no new request is submitted, the ones
+ * in flight get up to 3 s, then the connections close.  Prints one line
  *
  *   acked A failed E seconds S writes_per_s W p50_ms X p99_ms Y max_ms Z
  *
@@ -33,10 +42,12 @@
 #include <unistd.h>
 
 #include "metronome.h"
+#include "toolutil.h"
 
 struct load {
-	const char *uri, *table, *acked_path;
+	const char *uri, *table, *acked_path, *trace_path;
 	int clients, pipeline;
+	int trace_fd;
 	int64_t rows, first_id;
 	size_t payload_len;
 	char *payload;
@@ -50,6 +61,7 @@ struct slot {
 	struct worker *w;
 	int64_t id;
 	uint64_t t0;
+	uint64_t sent_ms; /* CLOCK_REALTIME, for the trace */
 };
 
 struct worker {
@@ -63,11 +75,20 @@ struct worker {
 	int errors_logged;
 };
 
-static uint64_t mono_us(void)
+/* One trace line (see the top); ERR is NULL but for failures. */
+static void trace(const struct load *L, char kind, const struct worker *w, const struct slot *s, const char *err)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	if (L->trace_fd < 0)
+		return;
+	char line[128];
+	int n;
+	if (kind == 's')
+		n = snprintf(line, sizeof line, "s %d %" PRId64 " %" PRIu64 "\n", w->index, s->id, s->sent_ms);
+	else
+		n = snprintf(line, sizeof line, "%c %d %" PRId64 " %" PRIu64 " %" PRIu64 "%s%s\n", kind, w->index, s->id,
+			     s->sent_ms, tool_real_ms(), err ? " " : "", err ? err : "");
+	if (write(L->trace_fd, line, (size_t)n) != n)
+		fprintf(stderr, "mtrload: writing %s: %s\n", L->trace_path, strerror(errno));
 }
 
 static void log_error(struct worker *w, int64_t id, int rc, const char *msg)
@@ -82,15 +103,17 @@ static void on_done(void *arg, int rc, int ext, int64_t changes, int64_t rowid)
 	struct slot *s = arg;
 	struct worker *w = s->w;
 	if (rc == 0) {
-		w->lat_us[w->acked++] = (uint32_t)(mono_us() - s->t0 > UINT32_MAX ? UINT32_MAX : mono_us() - s->t0);
+		w->lat_us[w->acked++] = (uint32_t)(tool_mono_us() - s->t0 > UINT32_MAX ? UINT32_MAX : tool_mono_us() - s->t0);
 		if (w->L->acked_fd >= 0) {
 			char line[32];
 			int n = snprintf(line, sizeof line, "%" PRId64 "\n", s->id);
 			if (write(w->L->acked_fd, line, (size_t)n) != n)
 				fprintf(stderr, "mtrload: writing %s: %s\n", w->L->acked_path, strerror(errno));
 		}
+		trace(w->L, 'a', w, s, NULL);
 	} else {
 		w->failed++;
+		trace(w->L, 'f', w, s, mtr_errname(rc));
 		log_error(w, s->id, rc, mtr_errmsg(w->db)); /* this request's message */
 	}
 }
@@ -121,7 +144,16 @@ static void *worker_main(void *arg)
 		goto out;
 	}
 	int64_t next = 0;
+	uint64_t drain_until = 0;
 	while (next < w->count || mtr_pending(db) > 0) {
+		if (tool_stopping) {
+			/* stop: nothing new; what is in flight gets 3 s */
+			next = w->count;
+			if (!drain_until)
+				drain_until = tool_mono_us() + 3000000u;
+			else if (tool_mono_us() > drain_until)
+				break;
+		}
 		while (next < w->count && mtr_pending(db) < L->pipeline) {
 			struct slot *s = &slots[next];
 			s->w = w;
@@ -130,7 +162,9 @@ static void *worker_main(void *arg)
 			mtr_bind_int64(st, 1, s->id);
 			mtr_bind_int64(st, 2, w->index);
 			mtr_bind_text(st, 3, L->payload, (int)L->payload_len);
-			s->t0 = mono_us();
+			s->t0 = tool_mono_us();
+			s->sent_ms = tool_real_ms();
+			trace(L, 's', w, s, NULL);
 			rc = mtr_submit(st, on_done, s);
 			if (rc) {
 				w->failed++;
@@ -144,7 +178,7 @@ static void *worker_main(void *arg)
 			}
 		}
 		if (mtr_pending(db) > 0)
-			mtr_poll(db, -1);
+			mtr_poll(db, 100); /* wakes up for a stop */
 	}
 out:
 	mtr_finalize(st);
@@ -162,7 +196,8 @@ static int cmp_u32(const void *a, const void *b)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mtrload --uri URI [--clients N (8)] [--rows R (100000)] [--table T (t)]\n"
-		   "               [--first-id F (1)] [--acked FILE] [--pipeline D (1)] [--payload BYTES (100)]\n");
+		   "               [--first-id F (1)] [--acked FILE] [--pipeline D (1)] [--payload BYTES (100)]\n"
+		   "               [--trace FILE]\n");
 }
 
 /* Parse a non-negative integer option; -1 when invalid. */
@@ -189,12 +224,13 @@ static int valid_ident(const char *s)
 int main(int argc, char **argv)
 {
 	struct load L = {.table = "t", .clients = 8, .pipeline = 1, .rows = 100000, .first_id = 1,
-			 .payload_len = 100, .acked_fd = -1};
+			 .payload_len = 100, .acked_fd = -1, .trace_fd = -1};
 	static const struct option opts[] = {
 		{"uri", required_argument, NULL, 'u'},     {"clients", required_argument, NULL, 'c'},
 		{"rows", required_argument, NULL, 'r'},    {"table", required_argument, NULL, 't'},
 		{"first-id", required_argument, NULL, 'f'}, {"acked", required_argument, NULL, 'a'},
 		{"pipeline", required_argument, NULL, 'd'}, {"payload", required_argument, NULL, 'p'},
+		{"trace", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	int o;
@@ -209,6 +245,9 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			L.acked_path = optarg;
+			break;
+		case 'T':
+			L.trace_path = optarg;
 			break;
 		case 'c':
 		case 'r':
@@ -264,6 +303,15 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (L.trace_path) {
+		L.trace_fd = open(L.trace_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (L.trace_fd < 0) {
+			fprintf(stderr, "mtrload: %s: %s\n", L.trace_path, strerror(errno));
+			return 2;
+		}
+	}
+	tool_catch_stop();
+
 	mtr *db;
 	char sql[200];
 	snprintf(sql, sizeof sql, "CREATE TABLE IF NOT EXISTS %s(id INTEGER PRIMARY KEY, client INTEGER, payload TEXT)",
@@ -283,7 +331,7 @@ int main(int argc, char **argv)
 	if (!w)
 		return 1;
 	int64_t share = L.rows / L.clients, extra = L.rows % L.clients, id = L.first_id;
-	uint64_t t0 = mono_us();
+	uint64_t t0 = tool_mono_us();
 	for (int i = 0; i < L.clients; i++) {
 		w[i].L = &L;
 		w[i].index = i + 1;
@@ -301,7 +349,7 @@ int main(int argc, char **argv)
 		acked += w[i].acked;
 		failed += w[i].failed;
 	}
-	double secs = (double)(mono_us() - t0) / 1e6;
+	double secs = (double)(tool_mono_us() - t0) / 1e6;
 	uint32_t *lat = malloc((size_t)(acked ? acked : 1) * sizeof *lat);
 	if (!lat)
 		return 1;
@@ -323,5 +371,7 @@ int main(int argc, char **argv)
 	free(L.payload);
 	if (L.acked_fd >= 0)
 		close(L.acked_fd);
+	if (L.trace_fd >= 0)
+		close(L.trace_fd);
 	return failed == 0 ? 0 : 1;
 }

@@ -29,6 +29,7 @@
 #include "util.h"
 #include "wire.h"
 #include "../testutil.h"
+#include "../testutil_fs.h"
 
 /* ---- Fixture ---- */
 
@@ -508,6 +509,58 @@ static void test_resends(void **state)
 	assert_int_equal(query_int(f->a, "SELECT count(*) FROM mtr_requests WHERE client = -7046029254386353131"), 0);
 }
 
+/* ---- a result looked up again (RESULT_REQUEST, apply_lookup) ---- */
+
+static void test_lookup(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const int64_t T = 1700000000000000;
+	const uint64_t C = 0x9e3779b97f4a7c15u;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	/* stream 2, seq = instance */
+	assert_int_equal(apply_req(f->a, 2, &c, C, 1, 1, T, "INSERT INTO t(v) VALUES('a') RETURNING id"), 0);
+	assert_int_equal(apply_req(f->a, 3, &c, C, 2, 1, T + 1, "INSERT INTO nosuch VALUES(1)"), 0);
+	struct apply_reader *rd;
+	assert_int_equal(apply_reader_open(f->a, &rd), 0);
+	struct apply_lookup q[5] = {
+		{.stream = 2, .seq = 2, .client = C, .request = 1}, /* applied, kept: its RETURNING row */
+		{.stream = 2, .seq = 3, .client = C, .request = 2}, /* applied, kept: its failure */
+		{.stream = 2, .seq = 4, .client = C, .request = 3}, /* not applied (yet) */
+		{.stream = 2, .seq = 3, .client = 0, .request = 2}, /* applied, no client: nothing kept */
+		{.stream = 9, .seq = 1, .client = C, .request = 1}, /* a stream never applied here */
+	};
+	uint64_t seen = 0;
+	assert_int_equal(apply_lookup(rd, q, 5, &seen), 0);
+	assert_int_equal(seen, 3);
+	assert_int_equal(q[0].state, APPLY_LOOKUP_FOUND);
+	struct result_view v;
+	struct result_stmt rs;
+	assert_int_equal(result_decode(q[0].bytes, q[0].len, &v), 0);
+	assert_int_equal(v.code, 0);
+	assert_true(result_next(&v, &rs));
+	assert_int_equal(rs.last_rowid, 1);
+	assert_int_equal(rs.nrows, 1);
+	assert_int_equal(q[1].state, APPLY_LOOKUP_FOUND);
+	assert_int_equal(result_decode(q[1].bytes, q[1].len, &v), 0);
+	assert_int_equal(v.code, SQLITE_ERROR);
+	assert_int_equal(q[2].state, APPLY_LOOKUP_UNAPPLIED);
+	assert_int_equal(q[3].state, APPLY_LOOKUP_LOST);
+	assert_int_equal(q[4].state, APPLY_LOOKUP_UNAPPLIED);
+	for (int i = 0; i < 5; i++)
+		free(q[i].bytes);
+	/* the client's floor passes requests 1 and 2: forgotten, lost */
+	assert_int_equal(apply_req(f->a, 4, &c, C, 3, 3, T + 2, "INSERT INTO t(v) VALUES('b')"), 0);
+	struct apply_lookup g[2] = {{.stream = 2, .seq = 2, .client = C, .request = 1},
+				    {.stream = 2, .seq = 4, .client = C, .request = 3}};
+	assert_int_equal(apply_lookup(rd, g, 2, &seen), 0);
+	assert_int_equal(seen, 4);
+	assert_int_equal(g[0].state, APPLY_LOOKUP_LOST);
+	assert_int_equal(g[1].state, APPLY_LOOKUP_FOUND);
+	free(g[1].bytes);
+	apply_reader_close(rd);
+}
+
 /* ---- a session's TEMP definitions live for one item ---- */
 
 static void test_temp_item(void **state)
@@ -793,6 +846,17 @@ static void count_result(void *arg, size_t index, const struct wire_item *it, co
 	r[1] = res->code;
 }
 
+/* Instance 2: the one item sql (an insert of a blob); res as
+ * count_result fills it (reset first). */
+static int apply_blob(struct apply *a, const char *sql, int res[2])
+{
+	struct wire_stmt st = stmt(sql);
+	struct wire_item it = {.stream = 1, .seq = 2, .timestamp_us = 1, .seed = 2, .nstmt = 1, .stmts = &st};
+	res[0] = 0;
+	res[1] = -1;
+	return apply_instance(a, 2, &it, 1, count_result, res);
+}
+
 static off_t file_size(const char *dir, const char *name)
 {
 	char p[256];
@@ -828,10 +892,8 @@ static int ioerr_child(const char *dir, int transient)
 	if (transient && pthread_create(&th, NULL, lift_after_error, &l) != 0)
 		return 4;
 	const char *sql = "INSERT INTO t VALUES(1, zeroblob(3000000))";
-	struct wire_stmt st = stmt(sql);
-	struct wire_item it = {.stream = 1, .seq = 2, .timestamp_us = 1, .seed = 2, .nstmt = 1, .stmts = &st};
-	int res[2] = {0, -1};
-	int rc = apply_instance(a, 2, &it, 1, count_result, res);
+	int res[2];
+	int rc = apply_blob(a, sql, res);
 	if (transient)
 		pthread_join(th, NULL);
 	struct apply_stats s;
@@ -853,8 +915,7 @@ static int ioerr_child(const char *dir, int transient)
 		apply_close(a);
 		if (apply_open(&cfg, &a) != 0 || apply_applied(a) != 1)
 			return 22;
-		res[0] = 0;
-		if (apply_instance(a, 2, &it, 1, count_result, res) != 0 || res[0] != 1 || res[1] != SQLITE_OK)
+		if (apply_blob(a, sql, res) != 0 || res[0] != 1 || res[1] != SQLITE_OK)
 			return 23;
 	}
 	if (query_int(a, "SELECT count(*) FROM t") != 1)
@@ -863,22 +924,28 @@ static int ioerr_child(const char *dir, int transient)
 	return 0;
 }
 
-static void run_ioerr_child(struct fx *f, int transient)
+/* Run fn(f->dir2, arg) in a child process and return its exit status.
+ * No other thread may hold an SQLite mutex across the fork: the fixture's
+ * apply (and its checkpointer) is closed meanwhile. */
+static int in_child(struct fx *f, int (*fn)(const char *dir, int arg), int arg)
 {
-	/* no other thread may hold an SQLite mutex across the fork: the
-	 * fixture's apply (and its checkpointer) is closed meanwhile */
 	apply_close(f->a);
 	f->a = NULL;
 	fflush(NULL);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		_exit(ioerr_child(f->dir2, transient));
+		_exit(fn(f->dir2, arg));
 	int status = 0;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	f->a = open_dir(f->dir, 0);
 	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	return WEXITSTATUS(status);
+}
+
+static void run_ioerr_child(struct fx *f, int transient)
+{
+	assert_int_equal(in_child(f, ioerr_child, transient), 0);
 }
 
 /* An I/O error while applying is never the item's result: the instance is
@@ -895,6 +962,113 @@ static void test_ioerr_persistent(void **state)
 	run_ioerr_child(*state, 0);
 }
 
+/* ---- a full disk (doc/apply.md "A full disk") ---- */
+
+static void test_disk_full_class(void **state)
+{
+	(void)state;
+	assert_true(apply_disk_full(SQLITE_FULL, 0));
+	assert_true(apply_disk_full(SQLITE_IOERR_WRITE, ENOSPC));
+	assert_true(apply_disk_full(SQLITE_IOERR_WRITE, EDQUOT));
+	assert_false(apply_disk_full(SQLITE_IOERR_WRITE, EIO));
+	assert_false(apply_disk_full(SQLITE_IOERR_FSYNC, EFBIG));
+	assert_false(apply_disk_full(SQLITE_CONSTRAINT, ENOSPC));
+}
+
+struct unfill {
+	struct apply *a;
+	const char *filler;
+	int seen_full;
+	struct apply_stats at;
+};
+
+/* Once apply waits for space, let it wait through several retries (more
+ * than local_retries), then free the space. */
+static void *unfill_later(void *arg)
+{
+	struct unfill *u = arg;
+	for (int i = 0; i < 10000 && !apply_full(u->a); i++)
+		usleep(1000);
+	u->seen_full = apply_full(u->a);
+	usleep(800 * 1000);
+	apply_stats(u->a, &u->at);
+	unlink(u->filler);
+	return NULL;
+}
+
+/*
+ * In a child with a 2 MiB tmpfs as the data directory, filled: an instance
+ * that writes 300 KB is rolled back and tried again every 100 ms past
+ * local_retries (2) without an error line or MTR_EIO, apply_full() says so
+ * meanwhile; the space freed, it applies with its real result.  A snapshot
+ * restored onto the full disk fails and leaves the replica whole.  0, 77
+ * (no tmpfs: skip) or the failed step.
+ */
+static int full_child(const char *dir, int arg)
+{
+	(void)arg;
+	if (testutil_small_fs(dir, 2048) != 0)
+		return 77;
+	struct apply_config cfg = {.dir = dir, .local_retries = 2, .retry_ms = 20, .full_retry_ms = 100};
+	struct apply *a = NULL;
+	if (apply_open(&cfg, &a) != 0)
+		return 1;
+	if (apply_sql(a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)") != 0)
+		return 2;
+	char filler[128];
+	snprintf(filler, sizeof filler, "%s/filler", dir);
+	if (testutil_fill(filler) != 0)
+		return 3;
+	struct unfill u = {.a = a, .filler = filler};
+	pthread_t th;
+	if (pthread_create(&th, NULL, unfill_later, &u) != 0)
+		return 4;
+	int res[2];
+	int rc = apply_blob(a, "INSERT INTO t VALUES(1, zeroblob(300000))", res);
+	pthread_join(th, NULL);
+	struct apply_stats s;
+	apply_stats(a, &s);
+	if (!u.seen_full || u.at.disk_full <= cfg.local_retries)
+		return 10; /* it waited, past the retries of other errors */
+	if (rc != 0 || res[0] != 1 || res[1] != SQLITE_OK || apply_applied(a) != 2 || apply_full(a))
+		return 11;
+	if (s.local_errors != 0 || s.local_retries != 0)
+		return 12; /* not an incident */
+	if (query_int(a, "SELECT count(*) FROM t") != 1)
+		return 13;
+	/* a snapshot restored onto the full disk: MTR_ENOSPACE, the replica
+	 * as it was; with room, restored */
+	char snap[128];
+	snprintf(snap, sizeof snap, "/tmp/mtr-apply-full-%d.db", (int)getpid());
+	uint64_t inst = 0;
+	if (apply_snapshot(a, snap, &inst) != 0 || inst != 2)
+		return 14;
+	apply_close(a);
+	a = NULL;
+	if (testutil_fill(filler) != 0)
+		return 15;
+	rc = apply_restore(dir, snap);
+	unlink(filler);
+	if (rc != MTR_ENOSPACE)
+		return 16;
+	if (apply_open(&cfg, &a) != 0 || apply_applied(a) != 2 || query_int(a, "SELECT count(*) FROM t") != 1)
+		return 17;
+	apply_close(a);
+	rc = apply_restore(dir, snap);
+	unlink(snap);
+	if (rc != 0 || apply_open(&cfg, &a) != 0 || apply_applied(a) != 2)
+		return 18;
+	apply_close(a);
+	return 0;
+}
+
+static void test_disk_full_waited(void **state)
+{
+	int rc = in_child(*state, full_child, 0);
+	if (rc == 77)
+		skip(); /* neither root nor a user namespace: no tmpfs of our own */
+	assert_int_equal(rc, 0);
+}
 
 /* ---- the write budget (doc/determinism.md "The write budget") ---- */
 
@@ -1321,6 +1495,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_statement_and_decoded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_temp_item, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
@@ -1328,6 +1503,8 @@ int main(void)
 		cmocka_unit_test(test_local_error_class),
 		cmocka_unit_test_setup_teardown(test_ioerr_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ioerr_persistent, setup, teardown),
+		cmocka_unit_test(test_disk_full_class),
+		cmocka_unit_test_setup_teardown(test_disk_full_waited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_infinite_cte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_million_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_replicas_agree, setup, teardown),

@@ -8,7 +8,11 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,6 +111,9 @@ static void test_open_bad_uri(void **state)
 		"http://x",       "mtr://",          "mtr://h:0",           "mtr://h:99999",
 		"mtr://h?x=1",    "mtr://h?timeout", "mtr://h?timeout=abc", "mtr://h?consistency=strong",
 		"mtr://h?key=12", "mtr://[::1",      "mtr://a,,b",
+		/* TLS: a bad mode, ca= without tls=, an unreadable or empty ca= */
+		"mtr://h?tls=yes", "mtr://h?ca=/etc/hostname", "mtr://h?tls=require&ca=/nonexistent/ca.pem",
+		"mtr://h?tls=require&ca=", "mtr://h?tls=require&ca=/etc/hostname",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		mtr *db = NULL;
@@ -122,6 +129,13 @@ static void test_open_bad_uri(void **state)
 	/* embedded mode without a server list */
 	assert_int_equal(mtr_open("mtr+embedded://", &db), MTR_EINVAL);
 	assert_non_null(strstr(mtr_errmsg(db), "names no server"));
+	mtr_close(db);
+	/* the embedded mode needs no TLS and refuses its options */
+	assert_int_equal(mtr_open("mtr+embedded://127.0.0.1:1?tls=require", &db), MTR_EINVAL);
+	assert_non_null(strstr(mtr_errmsg(db), "needs no TLS"));
+	mtr_close(db);
+	assert_int_equal(mtr_open("mtr://h?tls=require&ca=/nonexistent/ca.pem", &db), MTR_EINVAL);
+	assert_non_null(strstr(mtr_errmsg(db), "cannot read it"));
 	mtr_close(db);
 	assert_int_equal(mtr_open("mtr+embedded://127.0.0.1:1?cluster=0", &db), MTR_ECONFIG);
 	assert_non_null(strstr(mtr_errmsg(db), "cluster.id"));
@@ -587,6 +601,12 @@ static void test_failover_all_dead(void **state)
 	/* proxy 0 keeps dropping, the other refuses: bounded by the timeout */
 	assert_true(rc == MTR_ECONNECT || rc == MTR_ETIMEDOUT);
 	assert_true(now_mono_ns() - t0 < 20000000000ull); /* bounded, not a speed target */
+	/* the read of a new session failed in its floor no-op: the message says
+	 * so once, with the cause whole (it is built from the cause) */
+	const char *m = mtr_errmsg(db), *learn = strstr(m, "could not learn the cluster's position (");
+	assert_non_null(learn);
+	assert_null(strstr(learn + 1, "could not learn"));
+	assert_true(strstr(m, "(cannot connect to any proxy") || strstr(m, "(no answer within"));
 	mtr_close(db);
 }
 
@@ -613,6 +633,129 @@ static void test_timeout(void **state)
 		assert_true(mtr_poll(db, -1) >= 0);
 	assert_int_equal(a.failed, 1);
 	mtr_finalize(st);
+	mtr_close(db);
+}
+
+/* A request that timed out makes the handle reconnect (the next address)
+ * and resend what is still unanswered with the same ids: a proxy that
+ * answers in request order holds every answer behind a missing one. */
+/* mtr_config_log: the library's lines, to the application's function */
+struct logs {
+	int n, warn;
+	char last[256];
+};
+
+static void on_log(void *arg, int level, const char *msg)
+{
+	struct logs *l = arg;
+	l->n++;
+	l->warn += level == MTR_LOG_WARN;
+	snprintf(l->last, sizeof l->last, "%s", msg);
+}
+
+static void test_timeout_reconnect(void **state)
+{
+	static struct logs logs; /* the sink outlives the test's frame: reset below */
+	memset(&logs, 0, sizeof logs);
+	assert_int_equal(mtr_config_log(on_log, &logs, MTR_LOG_WARN), 0);
+	assert_int_equal(mtr_config_log(on_log, &logs, 7), MTR_EINVAL);
+	mtr *db = open_fake(1, "timeout=400");
+	assert_int_equal(mtr_exec(db, "CREATE TABLE r(id INTEGER PRIMARY KEY)", NULL, NULL, NULL), 0);
+	pthread_mutex_lock(&F.mu);
+	F.hold[0] = 1;
+	int hellos1 = F.hellos[1];
+	pthread_mutex_unlock(&F.mu);
+	mtr_stmt *st;
+	assert_int_equal(mtr_prepare(db, "INSERT INTO r VALUES(?)", -1, &st, NULL), 0);
+	struct acks a = {0};
+	assert_int_equal(mtr_bind_int64(st, 1, 1), 0);
+	assert_int_equal(mtr_submit(st, on_done, &a), 0); /* times out at 400 ms */
+	uint64_t t0 = now_mono_ns();
+	while (now_mono_ns() - t0 < 200000000ull)
+		assert_true(mtr_poll(db, 50) >= 0);
+	assert_int_equal(mtr_bind_int64(st, 1, 2), 0);
+	assert_int_equal(mtr_submit(st, on_done, &a), 0); /* in flight when the first times out */
+	while (mtr_pending(db) > 0)
+		assert_true(mtr_poll(db, 2000) >= 0);
+	assert_int_equal(a.failed, 1);
+	assert_int_equal(a.done, 1);
+	pthread_mutex_lock(&F.mu);
+	assert_int_equal(F.hellos[1], hellos1 + 1);
+	/* the second request, resent with its id, is the only one proxy 1 ran */
+	assert_true(F.last_request[1] == F.last_request[0]);
+	F.hold[0] = 0;
+	pthread_mutex_unlock(&F.mu);
+	assert_int_equal(fake_scalar("SELECT count(*) FROM r WHERE id = 2"), 1);
+	assert_int_equal(fake_scalar("SELECT count(*) FROM r WHERE id = 1"), 0);
+	mtr_finalize(st);
+	mtr_close(db);
+	/* the reconnection was told to the application's function, at warn,
+	 * one line without timestamp or newline */
+	assert_int_equal(mtr_config_log(NULL, NULL, MTR_LOG_WARN), 0);
+	assert_true(logs.warn >= 1);
+	if (!strstr(logs.last, "failing over") || strchr(logs.last, '\n'))
+		fail_msg("last line logged: '%s'", logs.last);
+}
+
+/* ---- mtr_interrupt ---- */
+
+static mtr *interrupt_db;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	mtr_interrupt(interrupt_db);
+}
+
+static void *interrupt_later(void *arg)
+{
+	usleep(100000);
+	mtr_interrupt(arg);
+	return NULL;
+}
+
+static void test_interrupt(void **state)
+{
+	(void)state;
+	mtr *db = open_fake(0, NULL);
+	/* from a signal handler (the timer fires while mtr_exec waits) */
+	interrupt_db = db;
+	struct sigaction sa = {.sa_handler = on_alarm}, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	struct itimerval it = {.it_value = {.tv_usec = 100000}};
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+	uint64_t t0 = now_mono_ns();
+	assert_int_equal(mtr_exec(db, "SELECT /*hang*/ 1", NULL, NULL, NULL), MTR_ESQL);
+	assert_true((now_mono_ns() - t0) / 1000000 < 5000);
+	assert_int_equal(mtr_extended_errcode(db), 9); /* SQLITE_INTERRUPT */
+	assert_string_equal(mtr_errmsg(db), "read cancelled");
+	assert_int_equal(fake_get(&F.cancels), 1);
+	sigaction(SIGALRM, &old, NULL);
+	/* from another thread, through a prepared statement */
+	mtr_stmt *st;
+	assert_int_equal(mtr_prepare(db, "SELECT /*hang*/ 2", -1, &st, NULL), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, interrupt_later, db), 0);
+	assert_int_equal(mtr_step(st), MTR_ESQL);
+	pthread_join(th, NULL);
+	assert_int_equal(mtr_extended_errcode(db), 9);
+	assert_int_equal(fake_get(&F.cancels), 2);
+	mtr_finalize(st);
+	/* an interrupt while nothing runs does not touch the next statement */
+	mtr_interrupt(db);
+	struct collected c = {0};
+	assert_int_equal(mtr_exec(db, "SELECT 4 AS t", collect, &c, NULL), 0);
+	assert_string_equal(c.text, "t=4;");
+	assert_int_equal(fake_get(&F.cancels), 2);
+	mtr_interrupt(NULL); /* nothing happens */
+	mtr_close(db);
+	/* a request given up at its timeout is cancelled too */
+	db = open_fake(0, "timeout=200");
+	assert_int_equal(mtr_exec(db, "SELECT /*hang*/ 1", NULL, NULL, NULL), MTR_ETIMEDOUT);
+	for (int k = 0; k < 200 && fake_get(&F.cancels) < 3; k++)
+		usleep(10000);
+	assert_int_equal(fake_get(&F.cancels), 3);
 	mtr_close(db);
 }
 
@@ -650,7 +793,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failover_all_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("client", tests, NULL, NULL);
 }

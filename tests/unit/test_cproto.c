@@ -53,6 +53,12 @@ static int get_any(const struct cproto_frame *f)
 		return cproto_get_ping(f, &t);
 	case CPROTO_T_BYE:
 		return cproto_get_bye(f, &y);
+	case CPROTO_T_AUTH: {
+		struct cproto_auth au;
+		return cproto_get_auth(f, &au);
+	}
+	case CPROTO_T_CANCEL:
+		return cproto_get_cancel(f, &t);
 	case CPROTO_T_BACKUP:
 		return cproto_get_backup(f, &t);
 	case CPROTO_T_BACKUP_PART: {
@@ -125,7 +131,10 @@ static void test_hello_welcome(void **state)
 	pl[4] = 2;
 	assert_int_equal(cproto_get_hello(&f, &h2), MTR_EVERSION);
 	pl[4] = 1;
-	pl[6] = 1;
+	pl[6] = 1; /* CPROTO_HELLO_AUTH */
+	assert_int_equal(cproto_get_hello(&f, &h2), 0);
+	assert_int_equal(h2.flags, CPROTO_HELLO_AUTH);
+	pl[6] = 2; /* no such flag */
 	assert_int_equal(cproto_get_hello(&f, &h2), MTR_EMALFORMED);
 	pl[6] = 0;
 	pl[16] = 4;
@@ -152,6 +161,55 @@ static void test_hello_welcome(void **state)
 	assert_int_equal(cproto_get_welcome(&f, &w2), MTR_EMALFORMED);
 	cproto_buf_free(&b);
 	assert_null(b.p);
+}
+
+/* ---- AUTH ---- */
+
+static void test_auth(void **state)
+{
+	(void)state;
+	struct cproto_buf b = { 0 };
+	struct cproto_auth a = { .user = "alice", .user_len = 5, .password = "p@ss:w%rd", .password_len = 9 }, a2;
+	assert_int_equal(cproto_put_auth(&b, &a), 0);
+	assert_int_equal(b.len, 4 + 1 + 2 + 5 + 2 + 9);
+	struct cproto_frame f = one_frame(&b);
+	assert_int_equal(f.type, CPROTO_T_AUTH);
+	assert_int_equal(cproto_get_auth(&f, &a2), 0);
+	assert_int_equal(a2.user_len, 5);
+	assert_memory_equal(a2.user, "alice", 5);
+	assert_int_equal(a2.password_len, 9);
+	assert_memory_equal(a2.password, "p@ss:w%rd", 9);
+	check_truncations(&b);
+	/* a ':' or a control character in the name, NUL in the password */
+	b.p[5 + 2 + 1] = ':';
+	assert_int_equal(cproto_get_auth(&f, &a2), MTR_EMALFORMED);
+	b.p[5 + 2 + 1] = '\n';
+	assert_int_equal(cproto_get_auth(&f, &a2), MTR_EMALFORMED);
+	b.p[5 + 2 + 1] = 'l';
+	b.p[5 + 2 + 5 + 2] = 0;
+	assert_int_equal(cproto_get_auth(&f, &a2), MTR_EMALFORMED);
+	cproto_buf_free(&b);
+	/* the encoder refuses what the decoder would */
+	struct cproto_auth bad = { .user = "", .user_len = 0 };
+	assert_int_equal(cproto_put_auth(&b, &bad), MTR_EINVAL);
+	bad.user = "a:b";
+	bad.user_len = 3;
+	assert_int_equal(cproto_put_auth(&b, &bad), MTR_EINVAL);
+	char longname[CPROTO_MAX_USER + 1];
+	memset(longname, 'x', sizeof longname);
+	bad.user = longname;
+	bad.user_len = CPROTO_MAX_USER + 1;
+	assert_int_equal(cproto_put_auth(&b, &bad), MTR_EINVAL);
+	bad.user_len = CPROTO_MAX_USER;
+	assert_int_equal(cproto_put_auth(&b, &bad), 0);
+	/* an empty password is a valid frame (the proxy says no) */
+	b.len = 0;
+	struct cproto_auth empty = { .user = "bob", .user_len = 3 };
+	assert_int_equal(cproto_put_auth(&b, &empty), 0);
+	f = one_frame(&b);
+	assert_int_equal(cproto_get_auth(&f, &a2), 0);
+	assert_int_equal(a2.password_len, 0);
+	cproto_buf_free(&b);
 }
 
 /* ---- QUERY ---- */
@@ -381,6 +439,21 @@ static void test_ping_bye(void **state)
 	assert_int_equal(y2.msg_len, 9);
 	assert_memory_equal(y2.msg, "bad frame", 9);
 	check_truncations(&b);
+
+	b.len = 0;
+	assert_int_equal(cproto_put_cancel(&b, 0), MTR_EINVAL);
+	assert_int_equal(cproto_put_cancel(&b, 77), 0);
+	f = one_frame(&b);
+	assert_int_equal(f.type, CPROTO_T_CANCEL);
+	assert_int_equal(cproto_get_cancel(&f, &t), 0);
+	assert_true(t == 77);
+	check_truncations(&b);
+	assert_string_equal(cproto_type_name(CPROTO_T_CANCEL), "CANCEL");
+	uint8_t zero[8] = {0};
+	f.payload = zero;
+	assert_int_equal(cproto_get_cancel(&f, &t), MTR_EMALFORMED); /* request 0 */
+	f.type = CPROTO_T_PING;
+	assert_int_equal(cproto_get_cancel(&f, &t), MTR_EMALFORMED);
 	cproto_buf_free(&b);
 }
 
@@ -580,7 +653,7 @@ int main(void)
 		cmocka_unit_test(test_answer),      cmocka_unit_test(test_ping_bye),
 		cmocka_unit_test(test_backup),
 		cmocka_unit_test(test_frame_split), cmocka_unit_test(test_frame_limits),
-		cmocka_unit_test(test_buf_growth),
+		cmocka_unit_test(test_buf_growth),  cmocka_unit_test(test_auth),
 	};
 	return cmocka_run_group_tests_name("cproto", tests, NULL, NULL);
 }

@@ -23,8 +23,9 @@
  *
  * Then a stable-leader phase (doc/paxos.md, "A stable leader"; enum stab):
  * with a stable leader and items flowing under 0..4 % loss, one scenario -
- * quiet, a minority of followers partitioned / paused / down for 5..30
- * election timeouts, or the leader paused / partitioned / deaf for 15..30 -
+ * quiet, a minority of followers partitioned / paused / down / full for
+ * 5..30 election timeouts, or the leader paused / partitioned / deaf / full
+ * (paxos_standby) for 15..30 -
  * and the checks: while the leader is healthy and connected to a majority
  * no node goes above its ballot (a persisted promise, a HEARTBEAT) and it
  * keeps leading; a lost leader is replaced within NEW_LEADER_LIMIT, and the
@@ -83,12 +84,15 @@ enum ev_kind { EV_MSG, EV_ITEM, EV_FETCH, EV_SNAP, EV_RESTART };
  * calm phase converged: a quiet period, a minority of followers
  * partitioned, paused (no ticks, messages held as in a socket buffer) or
  * down, each for 5..30 election timeouts; the leader paused, partitioned
- * alone, or deaf (it sends, hears nothing) for 15..30 timeouts. */
-enum stab { ST_QUIET, ST_FOLLOWER_PART, ST_FOLLOWER_PAUSE, ST_FOLLOWER_DOWN, ST_LEADER_PAUSE, ST_LEADER_PART,
-	    ST_LEADER_DEAF, ST_COUNT };
+ * alone, or deaf (it sends, hears nothing) for 15..30 timeouts.  "Full":
+ * the node's disk is full (doc/paxos.md "Standby": paxos_standby, every
+ * persist fails, nothing is held); it must then send no PROMISE, ACCEPTED
+ * or granted PREVOTE_REPLY, and a full leader is replaced. */
+enum stab { ST_QUIET, ST_FOLLOWER_PART, ST_FOLLOWER_PAUSE, ST_FOLLOWER_DOWN, ST_FOLLOWER_FULL, ST_LEADER_PAUSE,
+	    ST_LEADER_PART, ST_LEADER_DEAF, ST_LEADER_FULL, ST_COUNT };
 static const char *const stab_name[ST_COUNT] = { "quiet", "followers partitioned", "followers paused",
-						 "followers down", "leader paused", "leader partitioned",
-						 "leader deaf" };
+						 "followers down", "followers full", "leader paused",
+						 "leader partitioned", "leader deaf", "leader full" };
 /* A new leader must be followed by every other node within this many
  * election timeouts of the leader's loss (liveness), and the stable-leader
  * phase waits this long at most for a stable leader after the calm. */
@@ -134,6 +138,7 @@ struct node {
 	uint64_t last_compact;
 	/* stable-leader phase: paused (no ticks; what reaches it waits) */
 	uint64_t paused_until;
+	bool full; /* its disk is full: paxos_standby, persist fails, holds nothing */
 };
 
 struct trace_rec {
@@ -315,6 +320,10 @@ static void io_send(void *data, uint32_t to, const struct paxos_msg *m)
 		return;
 	}
 	s->msgs++;
+	if (s->nodes[h->id].full &&
+	    (m->type == PAXOS_PROMISE || m->type == PAXOS_ACCEPTED || (m->type == PAXOS_PREVOTE_REPLY && m->grant)))
+		violation(s, "standby: node %d, whose disk is full, sends %s%s", h->id, paxos_msg_name(m->type),
+			  m->type == PAXOS_PREVOTE_REPLY ? " granted" : "");
 	if (s->watch && m->type == PAXOS_HEARTBEAT && m->ballot > s->watch_ballot)
 		violation(s, "stable leader: node %d leads at ballot %llu.%u, above the leader's %llu.%u (%s)", h->id,
 			  (unsigned long long)paxos_ballot_round(m->ballot), paxos_ballot_node(m->ballot),
@@ -341,6 +350,8 @@ static int io_persist(void *data, const struct paxos_persist *c)
 	struct host *h = data;
 	struct sim *s = h->s;
 	struct node *nd = &s->nodes[h->id];
+	if (nd->full) /* what a host on standby answers at once */
+		return MTR_ENOSPACE;
 	/* a failed write (disk full, I/O error): the core must not answer */
 	if (!s->calm && rndn(s, 100) == 0) {
 		s->persist_failures++;
@@ -377,7 +388,7 @@ static int io_persist(void *data, const struct paxos_persist *c)
 static bool io_holds(void *data, uint64_t stream, uint64_t last)
 {
 	struct host *h = data;
-	return node_holds(&h->s->nodes[h->id], stream, last);
+	return !h->s->nodes[h->id].full && node_holds(&h->s->nodes[h->id], stream, last);
 }
 
 static void io_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last)
@@ -941,7 +952,7 @@ static void stable_phase(struct sim *s, struct totals *tot)
 		healthy += !(s->poisoned & (1u << j));
 	int st = (int)rndn(s, ST_COUNT);
 	uint32_t victims = 0;
-	if (st >= ST_FOLLOWER_PART && st <= ST_FOLLOWER_DOWN) {
+	if (st >= ST_FOLLOWER_PART && st <= ST_FOLLOWER_FULL) {
 		int kmax = MIN(healthy - maj, (s->n - 1) / 2);
 		int k = kmax < 1 ? 0 : 1 + (int)rndn(s, (unsigned)kmax);
 		while (k > 0) {
@@ -991,6 +1002,11 @@ static void stable_phase(struct sim *s, struct totals *tot)
 		case ST_LEADER_DEAF:
 			s->cut_in |= 1u << j;
 			break;
+		case ST_FOLLOWER_FULL:
+		case ST_LEADER_FULL:
+			nd->full = true;
+			paxos_standby(nd->p, true);
+			break;
 		}
 	}
 	for (int j = 0; j < s->n; j++)
@@ -1003,6 +1019,11 @@ static void stable_phase(struct sim *s, struct totals *tot)
 		if (s->now == start + d) {
 			s->partitioned = false;
 			s->cut_in = s->cut_out = 0;
+			for (int j = 0; j < s->n; j++) {
+				if (s->nodes[j].full && s->nodes[j].p != NULL)
+					paxos_standby(s->nodes[j].p, false);
+				s->nodes[j].full = false;
+			}
 			trace(s, 'H', -1, -1, 0, 0, 0);
 		}
 		step_items(s, 10);
@@ -1017,7 +1038,8 @@ static void stable_phase(struct sim *s, struct totals *tot)
 			} else if (s->now - start > NEW_LEADER_LIMIT) {
 				violation(s, "liveness: no new leader %d ms after the %s", NEW_LEADER_LIMIT,
 					  st == ST_LEADER_PAUSE ? "leader was paused"
-					  : st == ST_LEADER_PART ? "leader was partitioned" : "leader went deaf");
+					  : st == ST_LEADER_PART ? "leader was partitioned"
+					  : st == ST_LEADER_FULL ? "leader's disk filled" : "leader went deaf");
 			}
 		}
 		check_watch(s);

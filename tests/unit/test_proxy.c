@@ -40,6 +40,7 @@
 #include "log.h"
 #include "metronome.h"
 #include "proxy.h"
+#include "proxy_auth.h"
 #include "reasm.h"
 #include "result.h"
 #include "transport.h"
@@ -61,6 +62,8 @@ struct fake {
 	unsigned drop_result_mod; /* drop the first RESULT of seq % mod == 0 (0: never) */
 	unsigned read_pad;        /* bytes of padding text in read results */
 	int ignore_reads;         /* never answer a READ */
+	unsigned lost_mod;        /* results of seq % mod == 0 are never sent (0: none) */
+	int lost_unknown;         /* ... and a RESULT_REQUEST of one gets RESULT_UNKNOWN (else silence) */
 	struct reasm *ra;         /* server 0's fragments */
 	/* state of server 0 (the only thread touching it is the fake's) */
 	uint64_t stream;
@@ -75,6 +78,8 @@ struct fake {
 	/* counters (read by the test after stop) */
 	atomic_uint items_dropped, results_dropped, resends, result_requests, reads, applied_items, dups;
 	atomic_uint reads_by[NSRV]; /* READs received per server */
+	atomic_uint cancels_by[NSRV]; /* CANCEL_READs received per server */
+	atomic_ullong last_cancel_rid;
 };
 
 static struct fake F;
@@ -93,6 +98,8 @@ static void fake_send(struct fake *f, int i, uint8_t *buf, size_t len, const str
 /* Send the RESULT of seq (from server i) unless it is dropped on purpose. */
 static void fake_result(struct fake *f, int i, uint64_t seq, int may_drop)
 {
+	if (f->lost_mod && seq % f->lost_mod == 0)
+		return;
 	if (may_drop && f->drop_result_mod && seq % f->drop_result_mod == 0 && !f->rdropped[seq]) {
 		f->rdropped[seq] = 1;
 		f->results_dropped++;
@@ -262,14 +269,53 @@ static void *fake_main(void *arg)
 					assert_int_equal(wire_result_request_decode(m->buf + WIRE_HDR_SIZE,
 										   m->hdr.length, &rq), 0);
 					f->result_requests++;
-					if (rq.seq <= f->applied)
-						fake_result(f, i, rq.seq, 0);
+					struct wire_runk_rec unk[WIRE_RREQ_MAX_RECS];
+					uint32_t nunk = 0;
+					for (uint32_t r = 0; r < rq.nrec; r++) {
+						struct wire_rreq_rec rr;
+						wire_rreq_rec_get(&rq, r, &rr);
+						assert_true(rr.seq < MAXSEQ);
+						if (rr.seq > f->applied)
+							continue;
+						/* the ids the proxy names are the item's */
+						assert_true(rr.client == 42 && rr.request == f->request[rr.seq]);
+						if (f->lost_mod && rr.seq % f->lost_mod == 0) {
+							if (f->lost_unknown)
+								unk[nunk++] = (struct wire_runk_rec){rr.seq, rr.request};
+							continue;
+						}
+						fake_result(f, i, rr.seq, 0);
+					}
+					if (nunk) {
+						struct wire_result_unknown u = {.stream = f->stream, .instance = f->applied,
+										.nrec = nunk, .recs = unk};
+						uint8_t dg[WIRE_DEFAULT_MTU];
+						uint32_t packed;
+						const struct wire_from from = { 1, (uint32_t)i, NULL };
+						while (u.nrec) {
+							size_t un = wire_result_unknown_build(dg, sizeof dg, &from, &u, &packed);
+							assert_true(un > 0);
+							fake_send(f, i, dg, un, &f->proxy);
+							u.recs += packed;
+							u.nrec -= packed;
+						}
+					}
 					break;
 				}
 				case WIRE_T_READ:
 					if (!f->ignore_reads)
 						fake_read(f, i, m);
+					else
+						f->reads_by[i]++;
 					break;
+				case WIRE_T_CANCEL_READ: {
+					struct wire_cancel_read cr;
+					assert_int_equal(wire_cancel_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length,
+										 &cr), 0);
+					f->cancels_by[i]++;
+					f->last_cancel_rid = cr.rid;
+					break;
+				}
 				case WIRE_T_FRAGMENT:
 					if (i == 0)
 						fake_fragment(f, m);
@@ -284,6 +330,7 @@ static void *fake_main(void *arg)
 }
 
 static uint32_t knob_max_clients; /* 0: default */
+static uint32_t knob_write_timeout_ms; /* 0: default */
 
 static void *proxy_main(void *arg)
 {
@@ -329,6 +376,8 @@ static void start(unsigned drop_items, unsigned drop_results, uint32_t buffer_it
 	cfg.buffer_bytes = 1 << 20;
 	if (knob_max_clients)
 		cfg.max_clients = knob_max_clients;
+	if (knob_write_timeout_ms)
+		cfg.write_timeout_ms = knob_write_timeout_ms;
 	assert_int_equal(proxy_open(&cfg, &P), 0);
 	proxy_addrs(P, &P_listen, NULL);
 	assert_int_not_equal(P_listen.port, 0);
@@ -666,6 +715,85 @@ static void test_result_loss_request(void **state)
 	assert_int_equal(st.released, 200);
 }
 
+/* ---- results lost for good: "outcome unknown", nothing held up ---- */
+
+/* n writes on one connection, every lost_mod-th result never comes: each is
+ * answered, in order, the lost ones with MTR_EUNKNOWN.  Returns how long
+ * the whole took (ms). */
+static uint64_t run_writes_lost(unsigned n, unsigned lost_mod)
+{
+	struct cli c;
+	cli_open(&c);
+	struct cproto_buf b = {0};
+	uint64_t t0 = ms_now();
+	for (uint64_t r = 1; r <= n; r++)
+		put_query(&b, r, 0, 0);
+	send_all(c.fd, b.p, b.len);
+	for (uint64_t r = 1; r <= n; r++) {
+		uint64_t req;
+		int64_t rowid;
+		struct cproto_answer a;
+		int32_t st = get_answer(&c, &req, &rowid, &a);
+		assert_int_equal(req, r);
+		/* seq r carries request r: one connection, nothing else numbered */
+		if (r % lost_mod == 0) {
+			assert_int_equal(st, MTR_EUNKNOWN);
+			assert_non_null(memmem(a.msg, a.msg_len, "outcome unknown", 15));
+		} else {
+			assert_int_equal(st, 0);
+			assert_int_equal(rowid, (int64_t)r);
+		}
+	}
+	uint64_t took = ms_now() - t0;
+	cproto_buf_free(&b);
+	cli_close(&c);
+	return took;
+}
+
+/* One run of run_writes_lost against a proxy with write_timeout_ms and
+ * buffer_items (0: default) whose fake servers never send every mod-th
+ * result and answer a RESULT_REQUEST of one with RESULT_UNKNOWN when
+ * unknown is set (silence otherwise); n - 1 must not be a multiple of mod.
+ * Every seq is released in the end.  Returns the time taken (ms). */
+static uint64_t lost_case(uint32_t write_timeout_ms, uint32_t buffer_items, unsigned mod, int unknown, unsigned n,
+			  struct proxy_stats *st)
+{
+	knob_write_timeout_ms = write_timeout_ms;
+	start(0, 0, buffer_items, 0);
+	F.lost_mod = mod;
+	F.lost_unknown = unknown;
+	uint64_t took = run_writes_lost(n, mod);
+	wait_stats(st, released_is, n);
+	knob_write_timeout_ms = 0;
+	stop();
+	assert_true(st->released == n && st->results_asked > 0);
+	return took;
+}
+
+static void test_result_lost_give_up(void **state)
+{
+	(void)state;
+	struct proxy_stats st;
+	/* a buffer of 16 items: the given-up seqs must be released (the last
+	 * seq, 101, has its result: every seq before it is applied), or the
+	 * proxy would stop reading every client after 16 */
+	uint64_t took = lost_case(100, 16, 10, 0, 101, &st);
+	assert_int_equal(st.write_timeouts, 10);
+	assert_int_equal(st.results_unknown, 0);
+	assert_true(took >= 100);
+}
+
+static void test_result_lost_unknown(void **state)
+{
+	(void)state;
+	struct proxy_stats st;
+	/* write_timeout never reached: RESULT_UNKNOWN answers first */
+	uint64_t took = lost_case(60000, 0, 7, 1, 100, &st);
+	assert_int_equal(st.results_unknown, 14);
+	assert_int_equal(st.write_timeouts, 0);
+	assert_true(took < 30000);
+}
+
 /* ---- push-back: a tiny buffer, nothing lost ---- */
 
 static void test_pushback(void **state)
@@ -782,6 +910,43 @@ static void test_malformed_bye(void **state)
 	stop();
 }
 
+/* ---- the users file (proxy.users) ---- */
+
+static void test_users_parse(void **state)
+{
+	(void)state;
+	char h[PXAUTH_HASH_MAX];
+	assert_int_equal(pxauth_hash("secret", 6, h), 0);
+	assert_memory_equal(h, "$argon2id$", 10);
+	char text[600];
+	snprintf(text, sizeof text, "# the users\n\n  alice:%s\r\nbob:%s\n", h, h);
+	struct pxauth_users u;
+	char err[300];
+	assert_int_equal(pxauth_users_parse(text, strlen(text), "users", &u, err, sizeof err), 0);
+	assert_int_equal(u.n, 2);
+	assert_string_equal(u.u[0].name, "alice");
+	assert_string_equal(u.u[0].hash, h);
+	assert_non_null(pxauth_users_find(&u, "bob", 3));
+	assert_null(pxauth_users_find(&u, "bo", 2));
+	pxauth_users_free(&u);
+	static const struct {
+		const char *text, *msg;
+	} bad[] = {
+		{"alice $argon2id$x\n", "users line 1: no ':'"},
+		{"# x\n:$argon2id$v=19$m=65536,t=2,p=1$a$b\n", "users line 2: the user name is empty"},
+		{"alice:secret\n", "users line 1: the hash is not an Argon2 string"},
+		{"a:$argon2id$v=19$m=65536,t=2,p=1$a$b\na:$argon2id$v=19$m=65536,t=2,p=1$a$b\n",
+		 "users line 2: user 'a' is listed twice"},
+		{"# nobody\n", "users: no user in the file"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(pxauth_users_parse(bad[i].text, strlen(bad[i].text), "users", &u, err, sizeof err),
+				 MTR_ECONFIG);
+		assert_non_null(strstr(err, bad[i].msg));
+		assert_null(u.u);
+	}
+}
+
 /* ---- read routing by STATUS ---- */
 
 static void test_read_routing(void **state)
@@ -833,6 +998,119 @@ static void test_read_routing(void **state)
 	assert_true(F.reads_by[2] > 0);
 	cproto_buf_free(&b);
 	cli_close(&c);
+	stop();
+}
+
+/* ---- reads: one server at a time, cancelled when nobody waits ---- */
+
+/* Every server says it is alive (STATUS, applied 0). */
+static void all_alive(void)
+{
+	struct transport_addr pudp;
+	proxy_addrs(P, NULL, &pudp);
+	pudp.ip = 0x7f000001;
+	for (uint32_t i = 0; i < NSRV; i++) {
+		uint8_t dg[WIRE_STATUS_SIZE + WIRE_OVERHEAD];
+		struct wire_status stt = {.node = i, .leader = 0};
+		struct transport_msg m = {.buf = dg, .peer = pudp};
+		m.len = (uint32_t)wire_status_build(dg, &(struct wire_from){ 1, i, NULL }, &stt);
+		assert_int_equal(transport_send_to(F.t[i], &m, 1), 1);
+	}
+}
+
+static unsigned sum(atomic_uint *v)
+{
+	unsigned n = 0;
+	for (int i = 0; i < NSRV; i++)
+		n += v[i];
+	return n;
+}
+
+static void test_read_cancel(void **state)
+{
+	(void)state;
+	start(0, 0, 0, 0);
+	F.ignore_reads = 1;
+	all_alive();
+	usleep(50000);
+	struct cli c;
+	cli_open(&c);
+	struct cproto_buf b = {0};
+	put_query(&b, 1, 1, CPROTO_CONS_NONE);
+	send_all(c.fd, b.p, b.len);
+	/* 1.2 s with the servers alive: the READ is repeated (read_timeout / 5
+	 * = 400 ms) to the same server only, never started on another */
+	for (int k = 0; k < 12; k++) {
+		usleep(100000);
+		all_alive();
+	}
+	int srv = F.reads_by[0] ? 0 : F.reads_by[1] ? 1 : 2;
+	assert_true(F.reads_by[srv] >= 2);
+	assert_int_equal(sum(F.reads_by), F.reads_by[srv]);
+	assert_int_equal(sum(F.cancels_by), 0);
+	/* CANCEL: answered at once with SQLITE_INTERRUPT "read cancelled",
+	 * and its server is told CANCEL_READ */
+	b.len = 0;
+	assert_int_equal(cproto_put_cancel(&b, 1), 0);
+	send_all(c.fd, b.p, b.len);
+	uint64_t req;
+	int64_t rowid;
+	struct cproto_answer a;
+	uint64_t t0 = ms_now();
+	assert_int_equal(get_answer(&c, &req, &rowid, &a), 0);
+	assert_int_equal(req, 1);
+	assert_true(ms_now() - t0 < 1000);
+	struct result_view v;
+	assert_int_equal(result_decode(a.result, a.result_len, &v), 0);
+	assert_int_equal(v.code, RESULT_SQLITE_INTERRUPT);
+	struct result_stmt s;
+	assert_true(result_next(&v, &s));
+	assert_int_equal(s.errmsg_len, strlen("read cancelled"));
+	assert_memory_equal(s.errmsg, "read cancelled", s.errmsg_len);
+	usleep(50000);
+	assert_int_equal(F.cancels_by[srv], 1);
+	assert_int_equal(sum(F.cancels_by), 1);
+	/* CANCEL of an answered or unknown request, or of a write: nothing */
+	b.len = 0;
+	assert_int_equal(cproto_put_cancel(&b, 1), 0);
+	put_query(&b, 2, 0, 0);
+	assert_int_equal(cproto_put_cancel(&b, 2), 0);
+	assert_int_equal(cproto_put_cancel(&b, 99), 0);
+	send_all(c.fd, b.p, b.len);
+	assert_int_equal(get_answer(&c, &req, &rowid, NULL), 0);
+	assert_int_equal(req, 2);
+	assert_int_equal(rowid, 2);
+	/* a client that goes away with a read in flight: CANCEL_READ */
+	b.len = 0;
+	put_query(&b, 3, 1, CPROTO_CONS_NONE);
+	send_all(c.fd, b.p, b.len);
+	usleep(100000);
+	cli_close(&c);
+	t0 = ms_now();
+	while (sum(F.cancels_by) < 2 && ms_now() - t0 < 2000)
+		usleep(10000);
+	assert_int_equal(sum(F.cancels_by), 2);
+	/* no server alive: the READ moves to the next one, the first is told */
+	unsigned before = sum(F.cancels_by);
+	struct cli d;
+	cli_open(&d);
+	b.len = 0;
+	put_query(&b, 4, 1, CPROTO_CONS_NONE);
+	send_all(d.fd, b.p, b.len);
+	/* ... and at read_timeout (2 s) it fails and its server is told */
+	assert_int_equal(get_answer(&d, &req, &rowid, &a), MTR_ETIMEDOUT);
+	assert_true(a.msg_len > 0 && memmem(a.msg, a.msg_len, "deadline of 2000 ms", 19) != NULL);
+	usleep(50000);
+	unsigned moved = 0;
+	for (int i = 0; i < NSRV; i++)
+		moved += F.reads_by[i] > 0;
+	assert_true(moved >= 2);
+	assert_true(sum(F.cancels_by) >= before + 2);
+	struct proxy_stats st;
+	proxy_stats(P, &st);
+	assert_true(st.reads_cancelled >= 2 && st.read_timeouts >= 1 && st.read_moves >= 1 && st.read_repeats >= 2);
+	cproto_buf_free(&b);
+	cli_close(&d);
 	stop();
 }
 
@@ -904,10 +1182,14 @@ int main(void)
 		cmocka_unit_test(test_item_loss_resend),
 		cmocka_unit_test(test_result_loss_request),
 		cmocka_unit_test(test_pushback),
+		cmocka_unit_test(test_result_lost_give_up),
+		cmocka_unit_test(test_result_lost_unknown),
 		cmocka_unit_test(test_slow_client),
 		cmocka_unit_test(test_malformed_bye),
 		cmocka_unit_test(test_fragments_clients_timeout),
 		cmocka_unit_test(test_read_routing),
+		cmocka_unit_test(test_users_parse),
+		cmocka_unit_test(test_read_cancel),
 	};
 	return cmocka_run_group_tests_name("proxy", tests, NULL, NULL);
 }

@@ -465,9 +465,9 @@ static void load(struct fix *f, uint64_t first, uint64_t last, int64_t base)
 		make_item(f, seq, "INSERT INTO t(id, v) VALUES(?1, ?2)", 2, base + (int64_t)seq, (int64_t)seq * 3);
 }
 
-/* Send a READ of sql to server i (run once it has applied min_inst) and
- * return the integer in the first column of its one row. */
-static int64_t do_read(struct fix *f, int i, const char *sql, uint64_t min_inst, uint64_t rid)
+/* Send a READ of sql to server i (run once it has applied min_inst, within
+ * deadline_ms) without waiting for its answer. */
+static void send_read(struct fix *f, int i, const char *sql, uint64_t min_inst, uint64_t rid, uint32_t deadline_ms)
 {
 	struct proxy_item_out out;
 	struct proxy_item_in in = {.sql = sql, .len = strlen(sql), .stream = STREAM, .request = rid,
@@ -475,18 +475,32 @@ static int64_t do_read(struct fix *f, int i, const char *sql, uint64_t min_inst,
 	int rc = proxy_item_build(&in, &out, NULL);
 	assert_int_equal(rc, PROXY_ITEM_READ);
 	uint8_t buf[4096];
-	struct wire_read r = {.stream = STREAM, .rid = rid, .min_instance = min_inst, .item = out.buf,
-			      .item_len = (uint32_t)out.len};
+	struct wire_read r = {.stream = STREAM, .rid = rid, .min_instance = min_inst, .deadline_ms = deadline_ms,
+			      .item = out.buf, .item_len = (uint32_t)out.len};
 	long n = wire_read_build(buf, sizeof buf, &PROXY_FROM, &r);
 	free(out.buf);
 	assert_true(n > 0);
 	struct transport_msg m = {.buf = buf, .len = (uint32_t)n, .peer = {0x7f000001, f->ports[i]}};
 	assert_int_equal(transport_send_to(f->t, &m, 1), 1);
 	f->read_value = -1;
-	uint64_t end = now_ms() + 5000;
+}
+
+/* Wait up to ms for the answer of READ rid: 1 (f->read_code, read_value
+ * hold it) or 0. */
+static int wait_read(struct fix *f, uint64_t rid, uint64_t ms)
+{
+	uint64_t end = now_ms() + ms;
 	while (f->read_rid != rid && now_ms() < end)
 		pump(f, 5);
-	assert_int_equal(f->read_rid, rid);
+	return f->read_rid == rid;
+}
+
+/* Send a READ of sql to server i (run once it has applied min_inst) and
+ * return the integer in the first column of its one row. */
+static int64_t do_read(struct fix *f, int i, const char *sql, uint64_t min_inst, uint64_t rid)
+{
+	send_read(f, i, sql, min_inst, rid, 5000);
+	assert_true(wait_read(f, rid, 5000));
 	assert_int_equal(f->read_code, 0);
 	return f->read_value;
 }
@@ -576,6 +590,41 @@ static void test_read_and_tables(void **state)
 		wm = do_read(f, 0, "SELECT watermark FROM mtr_streams", 0, rid);
 	assert_int_equal(wm, 11);
 	assert_true(do_read(f, 0, "SELECT sum(items) FROM mtr_instances", 0, 81) >= 11);
+
+	/* deadlines: an endless read and one waiting for an instance nobody
+	 * applies end with SQLITE_INTERRUPT at their deadline */
+	static const char endless[] = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
+	uint64_t t0 = now_ms();
+	send_read(f, 1, endless, 0, 90, 300);
+	assert_true(wait_read(f, 90, 5000));
+	assert_int_equal(f->read_code, SQLITE_INTERRUPT);
+	assert_true(now_ms() - t0 >= 250);
+	t0 = now_ms();
+	send_read(f, 1, "SELECT 1", inst + 1000, 91, 200);
+	assert_true(wait_read(f, 91, 5000));
+	assert_int_equal(f->read_code, SQLITE_INTERRUPT);
+	assert_true(now_ms() - t0 < 3000);
+	/* CANCEL_READ stops a running read (no answer comes) and a repeat of a
+	 * READ still held is ignored */
+	send_read(f, 2, endless, 0, 92, 60000);
+	send_read(f, 2, endless, 0, 92, 60000);
+	pump(f, 200);
+	uint8_t cbuf[WIRE_CANCEL_READ_SIZE + WIRE_OVERHEAD];
+	struct wire_cancel_read cr = {.stream = STREAM, .rid = 92};
+	struct transport_msg cm = {.buf = cbuf, .len = (uint32_t)wire_cancel_read_build(cbuf, &PROXY_FROM, &cr),
+				   .peer = {0x7f000001, f->ports[2]}};
+	assert_int_equal(transport_send_to(f->t, &cm, 1), 1);
+	assert_false(wait_read(f, 92, 500));
+	int64_t cancelled = 0, repeats = 0, running = 1;
+	for (uint64_t rid = 300; rid < 400 && (cancelled != 1 || running != 0); rid += 3) {
+		pump(f, 100);
+		cancelled = do_read(f, 2, "SELECT value FROM mtr_stats WHERE process = 'server 2' AND name = 'reads.cancelled'", 0, rid);
+		repeats = do_read(f, 2, "SELECT value FROM mtr_stats WHERE process = 'server 2' AND name = 'reads.repeats'", 0, rid + 1);
+		running = do_read(f, 2, "SELECT value FROM mtr_stats WHERE process = 'server 2' AND name = 'reads.running'", 0, rid + 2);
+	}
+	assert_int_equal(cancelled, 1);
+	assert_int_equal(repeats, 1);
+	assert_int_equal(running, 0);
 
 	struct server_info in;
 	server_info(f->srv[0].s, &in);

@@ -142,6 +142,31 @@ static void test_addr_parse(void **state)
 	assert_int_equal(transport_addr_parse(NULL, 1, &a), MTR_EINVAL);
 }
 
+/* host names: resolved at once; an address stays an address */
+static void test_addr_resolve(void **state)
+{
+	struct transport_addr a;
+	char err[256];
+	assert_int_equal(transport_addr_resolve("10.1.2.3:7", 1, &a, err, sizeof err), 0);
+	assert_int_equal(a.ip, 0x0a010203u);
+	assert_int_equal(a.port, 7);
+	assert_int_equal(transport_addr_resolve("localhost:7502", 1, &a, err, sizeof err), 0);
+	assert_int_equal(a.ip >> 24, 127);
+	assert_int_equal(a.port, 7502);
+	assert_int_equal(transport_addr_resolve("localhost", 7400, &a, err, sizeof err), 0);
+	assert_int_equal(a.port, 7400);
+	static const char *bad[] = {"", ":7", "localhost:", "localhost:x", "localhost:65536", "bad host:1",
+				    "a/b:1"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		err[0] = 0;
+		assert_int_equal(transport_addr_resolve(bad[i], 1, &a, err, sizeof err), MTR_EINVAL);
+		assert_true(err[0] != 0);
+	}
+	/* .invalid never resolves (RFC 6761) */
+	assert_int_equal(transport_addr_resolve("no-such-host.invalid:1", 1, &a, err, sizeof err), MTR_EINVAL);
+	assert_non_null(strstr(err, "cannot resolve host 'no-such-host.invalid'"));
+}
+
 static void test_addr_format(void **state)
 {
 	char buf[24];
@@ -515,6 +540,7 @@ int main(void)
 		log_set_level(LOG_WARN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr_parse),
+		cmocka_unit_test(test_addr_resolve),
 		cmocka_unit_test(test_addr_format),
 		cmocka_unit_test(test_config_and_open_errors),
 		cmocka_unit_test(test_drop_names),

@@ -1,6 +1,6 @@
 /*
  * test_wire_server.c - unit tests for the PAXOS, RESULT, RESULT_REQUEST,
- * READ and STATUS datagrams (src/proto/wire_server.c): round trips through wire_dgram_check, every
+ * RESULT_UNKNOWN, READ and STATUS datagrams (src/proto/wire_server.c): round trips through wire_dgram_check, every
  * truncation of each payload rejected, chunking of a result larger than a
  * datagram, and decoding garbage without crashing.
  */
@@ -70,16 +70,88 @@ static void test_paxos_roundtrip(void **state)
 static void test_result_request(void **state)
 {
 	(void)state;
-	struct wire_result_request m = { .stream = 0x1122334455667788ull, .seq = 12345 }, d;
-	size_t n = wire_result_request_build(buf, &FROM, &m);
+	struct wire_rreq_rec recs[3] = { { 12345, 0xaabbccdd00112233ull, 7 }, { 12346, 0, 0 }, { 99, 1, 2 } };
+	struct wire_result_request m = { .stream = 0x1122334455667788ull, .nrec = 3, .recs = recs }, d;
+	uint32_t packed = 0;
+	size_t n = wire_result_request_build(buf, sizeof buf, &FROM, &m, &packed);
+	assert_int_equal(packed, 3);
 	struct wire_hdr h;
 	const uint8_t *p = check(n, WIRE_T_RESULT_REQUEST, &h);
+	assert_int_equal(h.length, WIRE_RREQ_HDR_SIZE + 3 * WIRE_RREQ_REC_SIZE);
 	assert_int_equal(wire_result_request_decode(p, h.length, &d), 0);
-	assert_true(d.stream == m.stream && d.seq == m.seq);
+	assert_true(d.stream == m.stream && d.nrec == 3);
+	for (uint32_t i = 0; i < 3; i++) {
+		struct wire_rreq_rec r;
+		wire_rreq_rec_get(&d, i, &r);
+		assert_true(r.seq == recs[i].seq && r.client == recs[i].client && r.request == recs[i].request);
+	}
+	/* every other length is wrong */
+	uint8_t copy[256];
+	for (size_t k = 0; k < h.length + 8; k++) {
+		if (k == h.length)
+			continue;
+		memset(copy, 0, sizeof copy);
+		memcpy(copy, p, k < h.length ? k : h.length);
+		assert_int_equal(wire_result_request_decode(copy, k, &d), MTR_EMALFORMED);
+	}
+	/* stream 0, seq 0, nrec 0 or too many */
+	memcpy(copy, p, h.length);
+	memset(copy, 0, 8);
+	assert_int_equal(wire_result_request_decode(copy, h.length, &d), MTR_EMALFORMED);
+	memcpy(copy, p, h.length);
+	memset(copy + WIRE_RREQ_HDR_SIZE + WIRE_RREQ_REC_SIZE, 0, 8);
+	assert_int_equal(wire_result_request_decode(copy, h.length, &d), MTR_EMALFORMED);
+	memcpy(copy, p, h.length);
+	memset(copy + 8, 0, 4);
+	assert_int_equal(wire_result_request_decode(copy, WIRE_RREQ_HDR_SIZE, &d), MTR_EMALFORMED);
+	/* a small datagram packs what fits; the rest goes in the next */
+	size_t cap = WIRE_OVERHEAD + WIRE_RREQ_HDR_SIZE + 2 * WIRE_RREQ_REC_SIZE + 5;
+	n = wire_result_request_build(buf, cap, &FROM, &m, &packed);
+	assert_int_equal(packed, 2);
+	assert_true(n <= cap);
+	assert_int_equal(wire_result_request_build(buf, WIRE_OVERHEAD + 20, &FROM, &m, &packed), 0);
+	assert_int_equal(packed, 0);
+}
+
+static void test_result_unknown(void **state)
+{
+	(void)state;
+	assert_string_equal(wire_type_name(WIRE_T_RESULT_UNKNOWN), "RESULT_UNKNOWN");
+	struct wire_runk_rec recs[2] = { { 5, 50 }, { 6, 60 } };
+	struct wire_result_unknown m = { .stream = 77, .instance = 1234, .nrec = 2, .recs = recs }, d;
+	uint32_t packed = 0;
+	size_t n = wire_result_unknown_build(buf, sizeof buf, &FROM, &m, &packed);
+	assert_int_equal(packed, 2);
+	struct wire_hdr h;
+	const uint8_t *p = check(n, WIRE_T_RESULT_UNKNOWN, &h);
+	assert_int_equal(wire_result_unknown_decode(p, h.length, &d), 0);
+	assert_true(d.stream == 77 && d.instance == 1234 && d.nrec == 2);
+	struct wire_runk_rec r;
+	wire_runk_rec_get(&d, 1, &r);
+	assert_true(r.seq == 6 && r.request == 60);
 	for (size_t k = 0; k < h.length; k++)
-		assert_int_equal(wire_result_request_decode(p, k, &d), MTR_EMALFORMED);
-	uint8_t z[16] = { 0 };
-	assert_int_equal(wire_result_request_decode(z, 16, &d), MTR_EMALFORMED);
+		assert_int_equal(wire_result_unknown_decode(p, k, &d), MTR_EMALFORMED);
+	/* a full batch of WIRE_RREQ_MAX_RECS is split by the MTU */
+	struct wire_runk_rec many[WIRE_RREQ_MAX_RECS];
+	for (uint32_t i = 0; i < WIRE_RREQ_MAX_RECS; i++)
+		many[i] = (struct wire_runk_rec){ i + 1, i + 100 };
+	m.recs = many;
+	m.nrec = WIRE_RREQ_MAX_RECS;
+	uint32_t total = 0, dgrams = 0;
+	while (m.nrec) {
+		n = wire_result_unknown_build(buf, 1472, &FROM, &m, &packed);
+		assert_true(n > 0 && n <= 1472);
+		p = check(n, WIRE_T_RESULT_UNKNOWN, &h);
+		assert_int_equal(wire_result_unknown_decode(p, h.length, &d), 0);
+		wire_runk_rec_get(&d, 0, &r);
+		assert_int_equal(r.seq, total + 1);
+		total += packed;
+		m.recs += packed;
+		m.nrec -= packed;
+		dgrams++;
+	}
+	assert_int_equal(total, WIRE_RREQ_MAX_RECS);
+	assert_true(dgrams > 1);
 }
 
 /* Send results r[0..n) at mtu, decode every datagram and reassemble each
@@ -208,13 +280,14 @@ static void test_read(void **state)
 	uint8_t item[100];
 	for (int i = 0; i < 100; i++)
 		item[i] = (uint8_t)(i ^ 0x5a);
-	struct wire_read r = { .stream = 11, .rid = 12, .min_instance = 13, .item = item, .item_len = 100 }, r2;
+	struct wire_read r = { .stream = 11, .rid = 12, .min_instance = 13, .deadline_ms = 4321, .item = item,
+			       .item_len = 100 }, r2;
 	long n = wire_read_build(buf, sizeof buf, &FROM, &r);
 	assert_int_equal(n, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 100);
 	struct wire_hdr h;
 	const uint8_t *p = check((size_t)n, WIRE_T_READ, &h);
 	assert_int_equal(wire_read_decode(p, h.length, &r2), 0);
-	assert_true(r2.stream == 11 && r2.rid == 12 && r2.min_instance == 13);
+	assert_true(r2.stream == 11 && r2.rid == 12 && r2.min_instance == 13 && r2.deadline_ms == 4321);
 	assert_int_equal(r2.item_len, 100);
 	assert_memory_equal(r2.item, item, 100);
 	/* a payload without item bytes is malformed (the item bytes themselves
@@ -229,12 +302,47 @@ static void test_read(void **state)
 	memcpy(c, p, sizeof c);
 	memset(c + 8, 0, 8);
 	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
+	/* deadline 0, above the maximum, at the maximum */
+	memcpy(c, p, sizeof c);
+	memset(c + 24, 0, 4);
+	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
+	uint32_t dl = WIRE_READ_DEADLINE_MAX + 1;
+	for (int i = 0; i < 4; i++)
+		c[24 + i] = (uint8_t)(dl >> (8 * i));
+	assert_int_equal(wire_read_decode(c, sizeof c, &r2), MTR_EMALFORMED);
+	c[24] = (uint8_t)(c[24] - 1);
+	assert_int_equal(wire_read_decode(c, sizeof c, &r2), 0);
+	assert_int_equal(r2.deadline_ms, WIRE_READ_DEADLINE_MAX);
 	/* too big for the buffer or a datagram */
 	assert_int_equal(wire_read_build(buf, WIRE_OVERHEAD + WIRE_READ_HDR_SIZE + 99, &FROM, &r),
 			 MTR_ETOOBIG);
 	r.item_len = WIRE_MAX_DGRAM;
 	assert_int_equal(wire_read_build(buf, sizeof buf, &FROM, &r), MTR_ETOOBIG);
 	assert_int_equal(wire_read_build(buf, 10, &FROM, &r), MTR_ETOOBIG);
+}
+
+/* ---- CANCEL_READ ---- */
+
+static void test_cancel_read(void **state)
+{
+	(void)state;
+	struct wire_cancel_read m = { .stream = 0x1122334455667788ull, .rid = 99 }, m2;
+	size_t n = wire_cancel_read_build(buf, &FROM, &m);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_CANCEL_READ_SIZE);
+	struct wire_hdr h;
+	const uint8_t *p = check(n, WIRE_T_CANCEL_READ, &h);
+	assert_int_equal(wire_cancel_read_decode(p, h.length, &m2), 0);
+	assert_true(m2.stream == m.stream && m2.rid == 99);
+	for (size_t k = 0; k < WIRE_CANCEL_READ_SIZE + 2; k++)
+		if (k != WIRE_CANCEL_READ_SIZE)
+			assert_int_equal(wire_cancel_read_decode(p, k, &m2), MTR_EMALFORMED);
+	uint8_t c[WIRE_CANCEL_READ_SIZE];
+	memcpy(c, p, sizeof c);
+	memset(c, 0, 8);
+	assert_int_equal(wire_cancel_read_decode(c, sizeof c, &m2), MTR_EMALFORMED);
+	memcpy(c, p, sizeof c);
+	memset(c + 8, 0, 8);
+	assert_int_equal(wire_cancel_read_decode(c, sizeof c, &m2), MTR_EMALFORMED);
 }
 
 /* ---- STATUS ---- */
@@ -341,10 +449,22 @@ static void test_garbage(void **state)
 			(void)sink;
 		}
 		struct wire_result_request rq;
-		(void)wire_result_request_decode(p, len, &rq);
+		if (wire_result_request_decode(p, len, &rq) == 0) {
+			struct wire_rreq_rec rr;
+			wire_rreq_rec_get(&rq, rq.nrec - 1, &rr);
+			assert_true(rr.seq != 0);
+		}
+		struct wire_result_unknown ru;
+		if (wire_result_unknown_decode(p, len, &ru) == 0) {
+			struct wire_runk_rec rr;
+			wire_runk_rec_get(&ru, ru.nrec - 1, &rr);
+			assert_true(rr.seq != 0);
+		}
 		struct wire_read rd;
 		if (wire_read_decode(p, len, &rd) == 0)
-			assert_true(rd.item + rd.item_len == p + len);
+			assert_true(rd.item + rd.item_len == p + len && rd.deadline_ms > 0);
+		struct wire_cancel_read cr;
+		(void)wire_cancel_read_decode(p, len, &cr);
 		struct wire_status st;
 		(void)wire_status_decode(p, len, &st);
 		struct paxos_msg pm;
@@ -359,9 +479,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_type_names),     cmocka_unit_test(test_paxos_roundtrip),
 		cmocka_unit_test(test_result_request), cmocka_unit_test(test_result_roundtrip),
-		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_read),
+		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_read), cmocka_unit_test(test_cancel_read),
 		cmocka_unit_test(test_status),         cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_stats),
+		cmocka_unit_test(test_stats),          cmocka_unit_test(test_result_unknown),
 	};
 	return cmocka_run_group_tests_name("wire_server", tests, NULL, NULL);
 }

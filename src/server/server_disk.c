@@ -1,0 +1,153 @@
+/*
+ * server_disk.c - a full data.dir as a state of the server, not a crash
+ * (doc/server.md "A full disk").
+ *
+ * Every writer of the data directory reports a write that failed for want
+ * of space (ENOSPC, EDQUOT: MTR_ENOSPACE) instead of failing the server:
+ * the ingest log (its write buffer is kept and written again later), the
+ * Paxos log (the failed record is cut off, the promise or accept is not
+ * answered), the apply side (the instance is rolled back and retried by the
+ * apply thread, apply_full()) and a snapshot being received.  Each of them
+ * leaves its store as it was before the write, which is what makes trying
+ * again safe.  A failed fdatasync is not such a case (after it the kernel
+ * may have dropped the dirty pages: what is on the disk is unknown) and
+ * still stops the server, as does any other I/O error.
+ *
+ * While the state lasts the server stores no new item (each is a counted
+ * drop, fetched again afterwards by the gap repair), asks for no gap,
+ * answers no PREPARE or ACCEPT and stands by in the Paxos core
+ * (paxos_standby: a leader steps down, no election), so the others never
+ * count on a promise it could not keep; it still follows the leader, learns
+ * what is chosen and serves reads.  Every FULL_RETRY_MS the network thread
+ * writes FULL_PROBE_BYTES to DATA/space.probe (and removes it); once that
+ * works it writes the ingest buffer again, and the state ends when every
+ * source is clear (the apply thread's once its instance committed).
+ *
+ * Network thread only, except where said.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "ingest.h"
+#include "log.h"
+#include "metronome.h"
+#include "paxos.h"
+#include "server_int.h"
+
+static const char *source_name(unsigned source)
+{
+	switch (source) {
+	case FULL_INGEST:
+		return "the item log";
+	case FULL_PAXOS:
+		return "the Paxos log";
+	case FULL_APPLY:
+		return "the replica database";
+	default:
+		return "a snapshot";
+	}
+}
+
+void srvdisk_note(struct server *s, unsigned source)
+{
+	if (!(s->full & source) && s->full_what == 0)
+		s->full_what = source;
+	s->full |= source;
+}
+
+/* Can DATA take FULL_PROBE_BYTES more?  0, MTR_ENOSPACE, or MTR_EIO. */
+static int probe(struct server *s)
+{
+	char path[4200];
+	snprintf(path, sizeof path, "%s/space.probe", s->cfg.data_dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc = 0;
+	if (fd < 0) {
+		rc = errno == ENOSPC || errno == EDQUOT ? MTR_ENOSPACE : MTR_EIO;
+	} else {
+		static const char zero[65536];
+		for (size_t done = 0; rc == 0 && done < FULL_PROBE_BYTES; done += sizeof zero) {
+			ssize_t w = write(fd, zero, sizeof zero);
+			if (w < 0 && errno == EINTR) {
+				done -= sizeof zero;
+				continue;
+			}
+			if (w != (ssize_t)sizeof zero)
+				rc = w >= 0 || errno == ENOSPC || errno == EDQUOT ? MTR_ENOSPACE : MTR_EIO;
+		}
+		close(fd);
+	}
+	unlink(path);
+	if (rc == MTR_EIO)
+		mtr_log(LOG_DEBUG, "server %u: the space probe %s: %s", s->cfg.id, path, strerror(errno));
+	return rc;
+}
+
+static void enter(struct server *s)
+{
+	s->full_on = 1;
+	s->full_since_ms = s->now_ms;
+	s->full_next_ms = s->now_ms + FULL_RETRY_MS;
+	s->full_events++;
+	/* once at error; a disk that fills again within a minute (space
+	 * freed only just) is told at warn */
+	int again = s->full_left_ms != 0 && s->now_ms < s->full_left_ms + 60000;
+	mtr_log(again ? LOG_WARN : LOG_ERROR,
+		"server %u: data.dir %s is full (writing %s): not accepting writes until space is freed "
+		"(checked every %u ms)",
+		s->cfg.id, s->cfg.data_dir, source_name(s->full_what), FULL_RETRY_MS);
+	paxos_standby(s->px, true);
+	s->next_status_ms = 0;
+}
+
+static void leave(struct server *s)
+{
+	s->full_on = 0;
+	s->full_what = 0;
+	s->full_left_ms = s->now_ms;
+	s->full_ms += s->now_ms - s->full_since_ms;
+	mtr_log(LOG_WARN, "server %u: data.dir %s has space again after %.1f s: accepting writes", s->cfg.id,
+		s->cfg.data_dir, (double)(s->now_ms - s->full_since_ms) / 1000.0);
+	paxos_standby(s->px, false);
+	s->marks_dirty = 1;
+	s->next_status_ms = 0;
+}
+
+int srvdisk_tick(struct server *s)
+{
+	if (s->ap != NULL && apply_full(s->ap))
+		srvdisk_note(s, FULL_APPLY);
+	else
+		s->full &= ~(unsigned)FULL_APPLY;
+	if (s->full && !s->full_on)
+		enter(s);
+	if (!s->full_on)
+		return 0;
+	if (s->now_ms >= s->full_next_ms) {
+		s->full_next_ms = s->now_ms + FULL_RETRY_MS;
+		int rc = probe(s);
+		if (rc == 0 && (s->full & FULL_INGEST)) {
+			rc = ingest_sync(s->ing);
+			if (rc == 0) {
+				s->full &= ~(unsigned)FULL_INGEST;
+				s->added = 0;
+				s->marks_dirty = 1;
+			} else if (rc != MTR_ENOSPACE) {
+				mtr_log(LOG_ERROR, "server %u: ingest sync: %s", s->cfg.id, mtr_strerror(rc));
+				return rc;
+			}
+		}
+		if (rc == 0)
+			s->full &= ~(unsigned)(FULL_PAXOS | FULL_SNAPSHOT);
+	}
+	if (s->full == 0)
+		leave(s);
+	return 0;
+}
