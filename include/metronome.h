@@ -235,6 +235,10 @@ MTR_API int mtr_bind_double(mtr_stmt *st, int index, double value);
 MTR_API int mtr_bind_text(mtr_stmt *st, int index, const char *text, int n);
 MTR_API int mtr_bind_blob(mtr_stmt *st, int index, const void *data, int n);
 MTR_API int mtr_bind_null(mtr_stmt *st, int index);
+/* As SQLite's: an int (mtr_bind_int64 of it), and a blob of n zero bytes
+ * (n < 0: an empty blob). */
+MTR_API int mtr_bind_int(mtr_stmt *st, int index, int value);
+MTR_API int mtr_bind_zeroblob(mtr_stmt *st, int index, int n);
 
 /* The largest parameter number of the statement (0: no parameters). */
 MTR_API int mtr_bind_parameter_count(mtr_stmt *st);
@@ -276,6 +280,12 @@ MTR_API int mtr_column_type(mtr_stmt *st, int i);
  * (TEXT to number: its leading number or 0; NULL: 0 / 0.0 / NULL). */
 MTR_API int64_t mtr_column_int64(mtr_stmt *st, int i);
 MTR_API double mtr_column_double(mtr_stmt *st, int i);
+/* As sqlite3_column_int: the low 32 bits of mtr_column_int64. */
+MTR_API int mtr_column_int(mtr_stmt *st, int i);
+/* The number of values of the current row: mtr_column_count() after
+ * MTR_ROW, 0 when there is no row (before the first step, after MTR_DONE
+ * or an error) (sqlite3_data_count). */
+MTR_API int mtr_data_count(mtr_stmt *st);
 /* Text form (NUL-terminated; numbers formatted like SQLite; NULL for NULL)
  * and bytes.  Owned by the statement, valid until the next step, reset or
  * finalize.  mtr_column_blob of a zero-length value is NULL. */

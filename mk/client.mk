@@ -47,6 +47,10 @@ MAN3_PAGES = \
 	doc/man3/mtr_step.3 \
 	doc/man3/mtr_submit.3
 MAN3_LINKS = \
+	doc/man3/mtr_data_count.3 \
+	doc/man3/mtr_column_int.3 \
+	doc/man3/mtr_bind_zeroblob.3 \
+	doc/man3/mtr_bind_int.3 \
 	doc/man3/mtr_bind_blob.3 \
 	doc/man3/mtr_bind_double.3 \
 	doc/man3/mtr_bind_int64.3 \

@@ -282,6 +282,11 @@ MTR_API int mtr_bind_double(mtr_stmt *st, int index, double value)
 	return 0;
 }
 
+MTR_API int mtr_bind_int(mtr_stmt *st, int index, int value)
+{
+	return mtr_bind_int64(st, index, value);
+}
+
 static int bind_bytes(mtr_stmt *st, int index, uint8_t type, const void *p, size_t n)
 {
 	int rc = bind_check(st, index);
@@ -319,6 +324,18 @@ MTR_API int mtr_bind_blob(mtr_stmt *st, int index, const void *data, int n)
 MTR_API int mtr_bind_null(mtr_stmt *st, int index)
 {
 	return bind_check(st, index);
+}
+
+MTR_API int mtr_bind_zeroblob(mtr_stmt *st, int index, int n)
+{
+	if (n <= 0)
+		return bind_bytes(st, index, WIRE_V_BLOB, NULL, 0);
+	void *z = calloc(1, (size_t)n);
+	if (!z)
+		return client_err(st->db, MTR_ENOMEM, "out of memory (a zeroblob of %d bytes)", n);
+	int rc = bind_bytes(st, index, WIRE_V_BLOB, z, (size_t)n);
+	free(z);
+	return rc;
 }
 
 MTR_API int mtr_bind_parameter_count(mtr_stmt *st)
@@ -911,6 +928,11 @@ MTR_API int mtr_column_count(mtr_stmt *st)
 	return (int)st->ncols;
 }
 
+MTR_API int mtr_data_count(mtr_stmt *st)
+{
+	return st && st->has_row ? (int)st->ncols : 0;
+}
+
 MTR_API const char *mtr_column_name(mtr_stmt *st, int i)
 {
 	if (i < 0 || (uint32_t)i >= st->ncols || !st->colnames)
@@ -968,6 +990,11 @@ MTR_API int64_t mtr_column_int64(mtr_stmt *st, int i)
 	default:
 		return 0;
 	}
+}
+
+MTR_API int mtr_column_int(mtr_stmt *st, int i)
+{
+	return (int)(int32_t)(uint32_t)(uint64_t)mtr_column_int64(st, i);
 }
 
 MTR_API double mtr_column_double(mtr_stmt *st, int i)

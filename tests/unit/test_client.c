@@ -301,6 +301,26 @@ static void test_bind_every_type(void **state)
 	assert_string_equal((const char *)mtr_column_text(st, 2), "2.0");
 	assert_true(mtr_column_int64(st, 3) == INT64_MAX);
 	mtr_finalize(st);
+
+	/* SQLite's int and zeroblob binds, int column and data count */
+	assert_int_equal(mtr_prepare(db, "SELECT ?1, typeof(?2), length(?2), hex(?2), typeof(?3), 4294967298", -1, &st,
+				     NULL),
+			 0);
+	assert_int_equal(mtr_data_count(st), 0); /* not run yet */
+	assert_int_equal(mtr_bind_int(st, 1, -123456), 0);
+	assert_int_equal(mtr_bind_zeroblob(st, 2, 3), 0);
+	assert_int_equal(mtr_bind_zeroblob(st, 3, -1), 0);
+	assert_int_equal(mtr_step(st), MTR_ROW);
+	assert_int_equal(mtr_data_count(st), 6);
+	assert_int_equal(mtr_column_int(st, 0), -123456);
+	assert_string_equal((const char *)mtr_column_text(st, 1), "blob");
+	assert_int_equal(mtr_column_int(st, 2), 3);
+	assert_string_equal((const char *)mtr_column_text(st, 3), "000000");
+	assert_string_equal((const char *)mtr_column_text(st, 4), "blob");
+	assert_int_equal(mtr_column_int(st, 5), 2); /* the low 32 bits, as sqlite3_column_int */
+	assert_int_equal(mtr_step(st), MTR_DONE);
+	assert_int_equal(mtr_data_count(st), 0);
+	mtr_finalize(st);
 	mtr_close(db);
 }
 
