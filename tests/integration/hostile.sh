@@ -5,8 +5,9 @@
 # would:
 #   1. forged ITEMS from an unknown sender id (no key)
 #   2. a forged READ that ATTACHes another file (no key)
-#   3. a forged PAXOS PREPARE with ballot 0xffffffffffffff01 (no key), and the
-#      same with the key from an address that is not the server's
+#   3. a forged PAXOS PREPARE with ballot 0xffffffffffffff01 (no key), the
+#      same with the key from an address that is not the server's, and (root)
+#      from the server's own address: a keyed insider
 #   4. forged ITEMS + CHOSEN to one server (no key), and with the key from
 #      an address that is not the server's (membership checks)
 #   5. 1,100 HEARTBEATs of fresh stream ids: without the key, and with it
@@ -33,7 +34,7 @@ S2=127.0.0.1:$((BASE + 2))
 OUT=127.0.0.1:$((BASE + 19)) # an address no server has
 HUGE=0xffffffffffffff01
 
-plan 25
+plan 26
 
 servers=$(local_servers $BASE 3)
 spids=""
@@ -97,6 +98,26 @@ ps0=$(total server.drop.paxos_sender)
 "$F" --key "$MTR_KEY" --to $S2 --sender 1 prepare $HUGE >/dev/null
 check "3. the same with the key, not from server 1's address: refused, counted in server.drop.paxos_sender" \
 	counted server.drop.paxos_sender "$ps0"
+# the keyed insider itself: the PREPARE with the key from server 1's own
+# address (a raw socket: root).  It passes the MAC and the membership
+# check; the ballot window refuses it, and writes never stop (the issue:
+# a promise of that ballot stopped every write for good)
+if [ "$(id -u)" = 0 ]; then
+	q "CREATE TABLE IF NOT EXISTS insider(x)" >/dev/null
+	br0=$(total paxos.ballots_refused)
+	"$F" --key "$MTR_KEY" --spoof $S1 --to $S0 --sender 1 prepare $HUGE >"$TMP/spoof.out" 2>&1
+	"$F" --key "$MTR_KEY" --spoof $S1 --to $S2 --sender 1 prepare $HUGE >>"$TMP/spoof.out" 2>&1
+	t0=$(date +%s%3N)
+	q "INSERT INTO insider VALUES (1)" >/dev/null
+	wrc=$?
+	t1=$(date +%s%3N)
+	insider_ok() { [ "$wrc" = 0 ] && [ $((t1 - t0)) -lt 2000 ] && counted paxos.ballots_refused "$br0"; }
+	check "3. the same from server 1's own address (a keyed insider): refused by the ballot window (paxos.ballots_refused), the next write answered after $((t1 - t0)) ms" \
+		insider_ok
+	insider_ok || sed 's/^/#   /' "$TMP/spoof.out"
+else
+	ok "# SKIP 3. a keyed insider from a server's own address needs root (raw socket)"
+fi
 write
 check "3. the cluster still answers writes" [ $rows = 4 ]
 
