@@ -126,8 +126,7 @@ stop_servers_last() {
 replicas_agree() {
 	_ra=$("$MTR_BUILDDIR/tests/tools/mtrdigest" "$1/d0" "$1/d1" "$1/d2")
 	echo "$_ra" | sed "s|$1/||; s/^/# /"
-	[ "$(echo "$_ra" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ] &&
-		[ "$(echo "$_ra" | head -1 | awk '{print $7}')" = "$2" ]
+	equal_digests "$_ra" && [ "$(echo "$_ra" | head -1 | awk '{print $7}')" = "$2" ]
 }
 
 # leader_in DIR: a server whose log is in DIR logged "became leader"
@@ -156,11 +155,7 @@ wait_for() {
 # then the servers, and print mtrdigest's line for each replica DIR/dI
 # (instance, digest, rows); equal_digests LINES: those lines all agree
 replica_digests() {
-	for _rd in $_pids; do
-		case " $spids " in *" $_rd "*) ;; *) stop_pid "$_rd" 5 ;; esac
-	done
-	sleep 2
-	for _rd in $spids; do stop_pid "$_rd" 20; done
+	stop_servers_last "$spids"
 	"$MTR_BUILDDIR/tests/tools/mtrdigest" "$1"/d[0-9]*
 }
 equal_digests() { [ "$(echo "$1" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ]; }
@@ -213,5 +208,5 @@ need_root() { [ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces); C
 same_digests() {
 	_sd=$("$MTR_BUILDDIR/tests/tools/mtrdigest" "$@" 2>&1)
 	echo "$_sd" | sed "s|${TMP:-/nonexistent}/||; s/^/# /"
-	[ "$(echo "$_sd" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ]
+	equal_digests "$_sd"
 }
