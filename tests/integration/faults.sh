@@ -56,6 +56,13 @@ if [ -z "${MTR_FAULT_SCENARIOS:-}" ] && [ -n "${MTR_SANITIZE:-}" ] && [ "${MTR_S
 	MTR_FAULT_SCENARIOS=$SANITIZE_SET
 	echo "# sanitizer build: scenarios $SANITIZE_SET (the normal build runs all; MTR_FAULT_SCENARIOS=... for others)"
 fi
+# power_mem is quarantined by default: it also missed its liveness window
+# in a normal build (CI, 2026-12-05), the open question of doc/faults.md
+# "Known" (issue 14).  MTR_FAULT_SCENARIOS=power_mem runs it.
+if [ -z "${MTR_FAULT_SCENARIOS:-}" ]; then
+	MTR_FAULT_SCENARIOS=$(echo $ALL | sed 's/ power_mem//')
+	echo "# power_mem not run by default: doc/faults.md \"Known\" (MTR_FAULT_SCENARIOS=power_mem runs it)"
+fi
 SCENARIOS=$(echo "${MTR_FAULT_SCENARIOS:-$ALL}" | tr ',' ' ')
 for s in $SCENARIOS; do
 	case " $(echo $ALL) " in *" $s "*) ;; *) echo "faults.sh: unknown scenario '$s' (known: $(echo $ALL))" >&2; exit 2 ;; esac
