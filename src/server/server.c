@@ -439,7 +439,10 @@ int server_run(struct server *s)
 				break;
 			}
 		} else {
-			transport_wait(s->t, 1);
+			/* no fd (dpdk): its wait also wakes on the apply thread's
+			 * eventfd, so results leave at once; a second transport
+			 * (the group) is looked at every millisecond */
+			transport_wait_fd(s->t, s->efd, s->eager_pending || s->tg ? 1 : LOOP_MS);
 		}
 		uint64_t junk;
 		while (read(s->efd, &junk, sizeof junk) > 0)
