@@ -157,6 +157,10 @@ static void release(struct server *s)
 		for (uint32_t i = 0; i < e->b.n; i++)
 			ingest_forget(s->ing, e->b.r[i].stream, e->b.r[i].last);
 		batch_free(&e->b);
+		/* a forget can move a watermark (its seqs count as held, and
+		 * held items just above them join the prefix): report it now,
+		 * or no batch takes those items until the next one arrives */
+		s->marks_dirty = 1;
 		s->rel_head = (s->rel_head + 1) % s->rel_cap;
 		s->rel_n--;
 	}
@@ -375,8 +379,22 @@ int server_open(const struct server_config *cfg, struct server **out)
 		s->rel[0] = r;
 		s->rel_n = 1;
 	}
-	for (uint32_t i = 0; i < cur.n; i++)
+	/*
+	 * Memory mode keeps no item across a restart: the store is empty, so
+	 * there is nothing a lagging peer could still get from us below the
+	 * cursor.  Count the applied prefix as held at once (not when every
+	 * peer has been heard and caught up, as release() would): otherwise the
+	 * watermark of a stream stays 0, the items its proxy resends cannot be
+	 * ordered, and a cluster that restarted from a power loss waits for the
+	 * proxy's next new item (doc/storage.md "Memory mode and a majority
+	 * crash"; doc/faults.md power_mem).
+	 */
+	for (uint32_t i = 0; i < cur.n; i++) {
 		srvnet_stream_find(s, cur.v[i].stream, 1);
+		if (cfg->durability_memory && cur.v[i].seq > 0)
+			ingest_forget(s->ing, cur.v[i].stream, cur.v[i].seq);
+	}
+	s->marks_dirty = 1;
 	batch_order_free(&cur);
 	s->applied_net = applied;
 	s->info.applied = applied;
