@@ -149,6 +149,7 @@ INTEGRATION_SUITES += tests/integration/mtrsql_tmux.sh
 INTEGRATION_SUITES += tests/integration/client_auth.sh
 INTEGRATION_SUITES += tests/integration/mtrsql_sqlite.sh
 INTEGRATION_SUITES += tests/integration/backup.sh
+INTEGRATION_SUITES += tests/integration/pitr.sh
 INTEGRATION_SUITES += tests/integration/install.sh
 INTEGRATION_SUITES += tests/integration/stats.sh
 INTEGRATION_SUITES += tests/integration/hostile.sh
