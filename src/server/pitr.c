@@ -201,6 +201,7 @@ struct scan {
 	size_t nh, caph;
 	uint64_t min_inst; /* records below it are not kept */
 	uint64_t bad;      /* undecodable history records */
+	uint64_t nitems;   /* item records (seq > 0) in the segments */
 	/* pass 2 */
 	struct need *need;
 	size_t nneed;
@@ -210,6 +211,8 @@ struct scan {
 static int hist_visit(void *arg, uint64_t stream, uint64_t seq, const struct seglog_loc *loc)
 {
 	struct scan *sc = arg;
+	if (seq != 0)
+		sc->nitems++;
 	if (seq != 0 || stream < sc->min_inst)
 		return 0;
 	uint8_t *p = malloc(loc->len);
@@ -274,7 +277,8 @@ static int hist_cmp(const void *a, const void *b)
  * the earliest time is kept, qsort being unstable). */
 static void hist_sort(struct scan *sc)
 {
-	qsort(sc->h, sc->nh, sizeof *sc->h, hist_cmp);
+	if (sc->nh > 1)
+		qsort(sc->h, sc->nh, sizeof *sc->h, hist_cmp);
 	size_t o = 0;
 	for (size_t i = 0; i < sc->nh; i++) {
 		if (o > 0 && sc->h[o - 1].inst == sc->h[i].inst) {
@@ -387,7 +391,17 @@ static int need_build(struct scan *sc, size_t first, size_t last)
 			nd->lo = MIN(nd->lo, r->first);
 			nd->hi = MAX(nd->hi, r->last);
 		}
-	qsort(sc->need, sc->nneed, sizeof *sc->need, need_cmp);
+	if (sc->nneed > 1)
+		qsort(sc->need, sc->nneed, sizeof *sc->need, need_cmp);
+	/* contiguity (invariant 3) makes each span the items replayed; more
+	 * than the log holds cannot all be there (and bounds the memory) */
+	uint64_t span = 0;
+	for (size_t j = 0; j < sc->nneed; j++) {
+		uint64_t w = sc->need[j].hi - sc->need[j].lo + 1;
+		span = w == 0 || span + w < span ? UINT64_MAX : span + w;
+	}
+	if (span > sc->nitems)
+		return MTR_ENOENT;
 	for (size_t j = 0; j < sc->nneed; j++) {
 		sc->need[j].loc = calloc(sc->need[j].hi - sc->need[j].lo + 1, sizeof *sc->need[j].loc);
 		if (sc->need[j].loc == NULL)
@@ -693,7 +707,7 @@ int pitr_restore(const struct pitr_opts *o, struct pitr_result *res, char *err, 
 	uint32_t *ids = NULL;
 	size_t nids = 0;
 	struct scan sc = {.logdir = o->logdir, .fd = -1, .min_inst = b};
-	size_t first = 0, last = 0;
+	size_t first = 1, last = 0; /* none until choose() says */
 	char tmp[4200];
 	if (strlen(o->out) > 4000) {
 		sqlite3_close(src);
@@ -710,7 +724,14 @@ int pitr_restore(const struct pitr_opts *o, struct pitr_result *res, char *err, 
 	}
 	if (rc == 0 && first <= last) {
 		rc = need_build(&sc, first, last);
-		if (rc != 0)
+		if (rc == MTR_ENOENT)
+			errbuf_set(err, errlen,
+				   "the log of %s no longer holds all the items of instances %llu .. %llu (it holds "
+				   "%llu items; compacted away): take a newer backup, or keep the log longer "
+				   "(server.log_retain_time, server.log_retain_bytes)",
+				   o->logdir, (unsigned long long)sc.h[first].inst, (unsigned long long)sc.h[last].inst,
+				   (unsigned long long)sc.nitems);
+		else if (rc != 0)
 			errbuf_set(err, errlen, "out of memory");
 	}
 	if (rc == 0 && first <= last)
@@ -747,7 +768,7 @@ int pitr_restore(const struct pitr_opts *o, struct pitr_result *res, char *err, 
 	if (made)
 		rm_tmpdir(tmp);
 	res->from = b;
-	res->until = first <= last ? sc.h[last].inst : b;
+	res->until = rc == 0 && first <= last ? sc.h[last].inst : b;
 	free(ids);
 	scan_free(&sc);
 	return rc;
