@@ -135,8 +135,13 @@ static void seg_doom(struct seglog *log, struct seg *s, uint64_t at)
 	s->doomed = 1;
 	s->dead_ms = at;
 	log->ndoomed++;
-	if (log->mode == SEGLOG_MEMORY)
+	if (log->mode == SEGLOG_MEMORY) {
 		seg_delete(log, s);
+	} else if (s->fd >= 0) {
+		/* never read again by the log: a long retention holds no fds */
+		close(s->fd);
+		s->fd = -1;
+	}
 }
 
 static void seg_path(const struct seglog *log, uint32_t id, char *buf, size_t n)
