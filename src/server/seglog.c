@@ -64,6 +64,7 @@ struct seglog {
 	uint64_t retain_bytes, retain_ms;
 	uint64_t now_ms;      /* wall time given by seglog_set_now */
 	int drop_retained;    /* seglog_retain_drop: delete every doomed segment at the next sync */
+	int died;             /* a segment was doomed since the last state save */
 	/* disk write buffer of the active segment */
 	uint8_t *wbuf;
 	uint32_t wcap, wlen;
@@ -135,6 +136,7 @@ static void seg_doom(struct seglog *log, struct seg *s, uint64_t at)
 	s->doomed = 1;
 	s->dead_ms = at;
 	log->ndoomed++;
+	log->died = 1;
 	if (log->mode == SEGLOG_MEMORY) {
 		seg_delete(log, s);
 	} else if (s->fd >= 0) {
@@ -832,7 +834,10 @@ void seglog_unref(struct seglog *log, uint32_t seg)
 
 int seglog_delete_pending(const struct seglog *log)
 {
-	return log->mode == SEGLOG_DISK && sweep((struct seglog *)log, 0) > 0;
+	/* with retention, also when one died: its records' release points are
+	 * saved then, so a restart does not index its items again */
+	return log->mode == SEGLOG_DISK &&
+	       ((log->died && log->retain_bytes > 0 && log->retain_ms > 0) || sweep((struct seglog *)log, 0) > 0);
 }
 
 void seglog_set_now(struct seglog *log, uint64_t wall_ms)
@@ -896,6 +901,7 @@ int seglog_state_save(struct seglog *log, const void *p, size_t len)
 	free(log->state);
 	log->state = copy;
 	log->state_len = len;
+	log->died = 0;
 	return 0;
 }
 

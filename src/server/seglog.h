@@ -171,7 +171,8 @@ int seglog_state_save(struct seglog *log, const void *p, size_t len);
  * until the next save or close) and *len; *len = 0 when there is none. */
 void seglog_state_get(struct seglog *log, const void **p, size_t *len);
 
-/* Is any segment due for deletion at the next sync? (Its owner saves its
+/* Is any segment due for deletion at the next sync, or (with retention)
+ * did one die since the last seglog_state_save?  (Its owner saves its
  * state first when this is true.) */
 int seglog_delete_pending(const struct seglog *log);
 

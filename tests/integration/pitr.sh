@@ -9,6 +9,7 @@
 #     the rows acknowledged before the drop, and the user digest a replica
 #     had at that instance (mtrdigest);
 #   * --until an instance after the drop shows the drop and the later rows;
+#   * the same after server 0 restarted (the retained log is recovered);
 #   * metronomed -c ... --init-from BACKUP --replay-from ... makes a new
 #     replica of that content;
 #   * errors: a target before the backup, a target past the end of the log,
@@ -26,7 +27,7 @@ M=$B/shell/mtrsql
 D=$TMP
 MD=$B/src/metronomed
 
-plan 12
+plan 13
 
 SERVERS=$(local_servers $BASE 3)
 for i in 0 1 2; do
@@ -130,6 +131,17 @@ rc=$?
 sed 's/^/# /' "$D/e4.out"
 check "server 2 keeps no log (server.log_retain_bytes = 0): its log does not reach back to the backup; exit $rc, says so" \
 	[ $rc != 0 ] && grep -q "does not reach back to the backup's instance $BI" "$D/e4.out" && [ ! -e "$D/e4.db" ]
+
+# ---- the retained log survives a restart ----
+spid0=$(echo $spids | awk '{print $1}')
+stop_pid "$spid0" 20
+spawn "$D/s0.log.2" "$MD" -c "$D/s0.conf" >/dev/null
+spids="$! $(echo $spids | cut -d' ' -f2-)"
+wait_for 30 grep -q "recovered" "$D/s0.log.2"
+"$MD" --init-from "$D/backup.db" --replay-from "$D/d0" --until "$T1" --out "$D/r4.db" >"$D/r4.out" 2>&1
+rc=$?
+check "after a restart of server 0, its log still restores instance $T1: exit $rc, the same digest" \
+	[ $rc = 0 -a "$(user_digest "$D/r4.db")" = "$DIG1" ]
 
 # ---- a new replica made of the restore ----
 mkdir -p "$D/new"

@@ -350,6 +350,9 @@ static void test_retention(void **state)
 	assert_int_equal(seglog_scan_file(seg_file(first), first + 1, 0, count_visit, &nrec, &good), 0);
 	assert_int_equal(good, 0); /* the id must match the header */
 	assert_int_equal(seglog_scan_file("/nonexistent/x.seg", 1, 0, NULL, NULL, NULL), MTR_EIO);
+	/* a segment died: the owner is asked to save its release points once */
+	assert_true(seglog_delete_pending(log));
+	assert_int_equal(seglog_state_save(log, "x", 1), 0);
 	/* the time bound: nothing is due yet, then everything is */
 	assert_false(seglog_delete_pending(log));
 	seglog_set_now(log, 10000 + 1001);
@@ -393,6 +396,7 @@ static void test_retention_restart(void **state)
 	assert_int_equal(seglog_open(&o, &log), 0);
 	seglog_set_now(log, now);
 	assert_int_equal(seglog_recover(log, drop_visit, NULL), 0);
+	assert_int_equal(seglog_state_save(log, "x", 1), 0);
 	assert_false(seglog_delete_pending(log));
 	assert_int_equal(seglog_sync(log), 0);
 	assert_int_equal(count_segments(), before);
