@@ -200,6 +200,8 @@ struct scan {
 	struct hist *h;
 	size_t nh, caph;
 	uint64_t min_inst; /* records below it are not kept */
+	uint64_t max_inst; /* nor above it (an instance target: memory is per instance kept) */
+	int beyond;        /* a record above max_inst was seen */
 	uint64_t bad;      /* undecodable history records */
 	uint64_t nitems;   /* item records (seq > 0) in the segments */
 	/* pass 2 */
@@ -215,6 +217,10 @@ static int hist_visit(void *arg, uint64_t stream, uint64_t seq, const struct seg
 		sc->nitems++;
 	if (seq != 0 || stream < sc->min_inst)
 		return 0;
+	if (stream > sc->max_inst) {
+		sc->beyond = 1;
+		return 0;
+	}
 	uint8_t *p = malloc(loc->len);
 	if (p == NULL)
 		return MTR_ENOMEM;
@@ -309,7 +315,7 @@ int pitr_list(const char *logdir, FILE *f, char *err, size_t errlen)
 	int rc = list_segs(logdir, &ids, &n, err, errlen);
 	if (rc != 0)
 		return rc;
-	struct scan sc = {.logdir = logdir, .fd = -1};
+	struct scan sc = {.logdir = logdir, .fd = -1, .max_inst = UINT64_MAX};
 	rc = scan_all(&sc, ids, n, hist_visit, err, errlen);
 	free(ids);
 	if (rc != 0) {
@@ -640,7 +646,7 @@ static int choose(struct scan *sc, const char *logdir, uint64_t b, uint64_t v, i
 		if (!is_time && sc->h[j].inst == v)
 			break;
 		if (j + 1 == sc->nh || sc->h[j + 1].inst != sc->h[j].inst + 1) {
-			const char *what = j + 1 == sc->nh ? "ends at" : "has a gap after";
+			const char *what = j + 1 == sc->nh && !sc->beyond ? "ends at" : "has a gap after";
 			if (is_time)
 				return fail(err, errlen, MTR_ENOENT,
 					    "the log of %s %s instance %llu (chosen at %s), before %s: it cannot tell "
@@ -706,7 +712,7 @@ int pitr_restore(const struct pitr_opts *o, struct pitr_result *res, char *err, 
 	}
 	uint32_t *ids = NULL;
 	size_t nids = 0;
-	struct scan sc = {.logdir = o->logdir, .fd = -1, .min_inst = b};
+	struct scan sc = {.logdir = o->logdir, .fd = -1, .min_inst = b, .max_inst = is_time ? UINT64_MAX : v};
 	size_t first = 1, last = 0; /* none until choose() says */
 	char tmp[4200];
 	if (strlen(o->out) > 4000) {

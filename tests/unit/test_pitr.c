@@ -212,6 +212,7 @@ static void test_gap(void **state)
 	assert_int_equal(restore("6", &r), 0); /* before the gap */
 	unlink(out);
 	refused("9", MTR_ENOENT, "has a gap after instance 6");
+	refused("7", MTR_ENOENT, "has a gap after instance 6"); /* not "ends": 8 .. 10 follow */
 	FILE *f = tmpfile();
 	assert_int_equal(pitr_list(top, f, err, sizeof err), 0);
 	rewind(f);
