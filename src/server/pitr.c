@@ -625,6 +625,11 @@ static int choose(struct scan *sc, const char *logdir, uint64_t b, uint64_t v, i
 		*last = 0;
 		return 0;
 	}
+	if (i == sc->nh && hb != NULL && !sc->beyond)
+		return fail(err, errlen, MTR_ENOENT,
+			    "the log of %s ends at the backup's instance %llu (chosen at %s): nothing after it to "
+			    "replay (use a copy of the data.dir taken later)",
+			    logdir, (unsigned long long)b, fmt_ms(hb->ms, t1, sizeof t1));
 	/* the log must go on from b + 1 without a gap */
 	if (i == sc->nh || sc->h[i].inst != b + 1) {
 		if (sc->nh == 0)

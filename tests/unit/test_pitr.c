@@ -240,6 +240,14 @@ static void test_item_compacted_away(void **state)
 	refused("6", MTR_ENOENT, "compacted away");
 }
 
+static void test_log_ends_at_backup(void **state)
+{
+	(void)state;
+	make_log(1, 2, 0, 0);
+	refused("3", MTR_ENOENT, "ends at the backup's instance 2");
+	refused("@5", MTR_ENOENT, "ends at the backup's instance 2");
+}
+
 static void test_no_history(void **state)
 {
 	(void)state;
@@ -257,6 +265,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_does_not_reach_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_item_compacted_away, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_ends_at_backup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_history, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
