@@ -113,6 +113,20 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 			return MTR_ECONFIG;
 		}
 	}
+	int64_t rt = conf_int(c, "server.log_retain_time"), rb = conf_int(c, "server.log_retain_bytes"),
+		ss = conf_int(c, "data.segment_size");
+	if (rt < 0 || rb < 0) {
+		snprintf(err, errlen, "server.log_retain_time and server.log_retain_bytes must not be negative (0 turns "
+				      "retention off)");
+		return MTR_ECONFIG;
+	}
+	if (ss < (64 << 10) || ss > (1ll << 30)) {
+		snprintf(err, errlen, "data.segment_size: %lld is out of range; use 64K .. 1G", (long long)ss);
+		return MTR_ECONFIG;
+	}
+	out->retain_ms = (uint64_t)rt;
+	out->retain_bytes = (uint64_t)rb;
+	out->segment_size = (uint64_t)ss;
 	if (el <= hb) {
 		snprintf(err, errlen, "paxos.election (%lld ms) must be longer than paxos.heartbeat (%lld ms)",
 			 (long long)el, (long long)hb);
@@ -298,6 +312,8 @@ int server_open(const struct server_config *cfg, struct server **out)
 				cfg->init_from[0] ? "--init-from" : "--init-from-peer", err);
 			goto fail;
 		}
+		if (cfg->init_from_remove)
+			unlink(cfg->init_from);
 	}
 	snprintf(path, sizeof path, "%s/items", cfg->data_dir);
 	if (!cfg->durability_memory && mkdir_p(path) != 0) {
@@ -305,7 +321,11 @@ int server_open(const struct server_config *cfg, struct server **out)
 		rc = MTR_EIO;
 		goto fail;
 	}
-	struct ingest_opts io = {.durability = cfg->durability_memory ? INGEST_MEMORY : INGEST_DISK, .dir = path};
+	struct ingest_opts io = {.durability = cfg->durability_memory ? INGEST_MEMORY : INGEST_DISK,
+				 .dir = path,
+				 .seg_size = cfg->segment_size,
+				 .retain_bytes = cfg->retain_bytes,
+				 .retain_ms = cfg->retain_ms};
 	rc = ingest_open(&io, &s->ing);
 	if (rc != 0) {
 		mtr_log(LOG_ERROR, "server %u: cannot open the item store %s: %s", cfg->id, path, mtr_strerror(rc));
@@ -469,6 +489,12 @@ int server_run(struct server *s)
 		srvnet_recv_all(s, s->t);
 		if (s->tg)
 			srvnet_recv_all(s, s->tg);
+		ingest_set_now(s->ing, (uint64_t)now_wall_ms());
+		if (!s->added && s->now_ms >= s->retain_tick_ms) {
+			/* an idle log still drops what its retention no longer keeps */
+			s->retain_tick_ms = s->now_ms + 1000;
+			s->added = 1;
+		}
 		if (s->added && !(s->full & FULL_INGEST)) {
 			rc = ingest_sync(s->ing);
 			if (rc == MTR_ENOSPACE) {

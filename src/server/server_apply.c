@@ -24,6 +24,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metronome.h"
+#include "pitr.h"
 #include "result.h"
 #include "server.h"
 #include "server_int.h"
@@ -32,6 +33,28 @@
 #include "wire_server.h"
 
 /* ---- apply queue ---- */
+
+/* The chosen history for point-in-time restore (pitr.h): one record per
+ * instance in the item log, durable with the next ingest_sync.  A record
+ * that cannot be written leaves a gap that a restore reports; it is
+ * counted (ingest.log_failed) and told at most once a minute. */
+static void log_chosen(struct server *s, uint64_t inst, const struct batch *value)
+{
+	size_t cap = PITR_RECORD_HDR + batch_encoded_size(value);
+	uint8_t *buf = malloc(cap);
+	int n = buf ? pitr_record_encode(buf, cap, (uint64_t)now_wall_ms(), value) : MTR_ENOMEM;
+	int rc = n < 0 ? n : ingest_log_record(s->ing, inst, buf, (uint32_t)n);
+	free(buf);
+	if (rc == 0) {
+		s->added = 1; /* synced by the loop like an item */
+	} else if (s->now_ms >= s->history_warn_ms) {
+		s->history_warn_ms = s->now_ms + 60000;
+		mtr_log(LOG_WARN,
+			"server %u: instance %llu not written to the chosen history (%s): a point-in-time restore "
+			"from this data.dir cannot pass it",
+			s->cfg.id, (unsigned long long)inst, mtr_strerror(rc));
+	}
+}
 
 void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value)
 {
@@ -48,6 +71,7 @@ void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value)
 		return;
 	}
 	e->inst = inst;
+	log_chosen(s, inst, value);
 	for (uint32_t i = 0; i < value->n; i++)
 		srvnet_stream_find(s, value->r[i].stream, 1);
 	if (s->rel_n == s->rel_cap) {

@@ -297,6 +297,8 @@ struct server {
 	uint64_t full_warn_ms;   /* next "stream table full" warning */
 	struct peer peers[PAXOS_MAX_NODES];
 	int added, marks_dirty, backpressure, last_role;
+	uint64_t history_warn_ms; /* next warning of an unwritten history record (server_apply.c) */
+	uint64_t retain_tick_ms;  /* next idle ingest_sync, for retention (server.c) */
 	uint64_t last_ballot_logged;
 	uint64_t now_ms, next_status_ms;
 	uint64_t epoch_ms;      /* the Paxos core's clock starts at 0 here (no election at the first tick) */

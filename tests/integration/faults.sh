@@ -387,9 +387,13 @@ sc_disk_full() {
 	rand 2
 	D=$(((L + 1 + RND) % NSRV))
 	dd if=/dev/zero of="$C/d$D/fill" bs=64k 2>/dev/null
+	# a full server drops the log it keeps for point-in-time restore
+	# (doc/storage.md "Retention"): fill what that frees too
+	sleep 1
+	dd if=/dev/zero of="$C/d$D/fill2" bs=64k 2>/dev/null
 	full=$(df -P "$C/d$D" | awk 'NR == 2 {print $4}')
 	sleep $FAULT_S
-	rm -f "$C/d$D/fill"
+	rm -f "$C/d$D/fill" "$C/d$D/fill2"
 	healed
 	FAULT_OK=$([ "$full" -lt 1024 ] && echo 1 || echo 0)
 	FAULT_MSG="the data.dir of server $D (tmpfs ${DF_MB}M) full for ${FAULT_S} s (${full} KiB left), then freed"
