@@ -441,7 +441,7 @@ static void check_chosen(struct sim *s, int id, uint64_t inst, const struct batc
 		s->g = realloc(s->g, s->cap_g * sizeof *s->g);
 		assert_non_null(s->g);
 	}
-	s->g[s->n_g] = (struct batch){ 0, NULL };
+	s->g[s->n_g] = (struct batch){ 0 };
 	assert_int_equal(batch_copy(&s->g[s->n_g], v), 0);
 	s->n_g++;
 }
@@ -1267,8 +1267,14 @@ static void test_create_invalid(void **state)
 	struct paxos_config bad_n = { .id = 0, .n = PAXOS_MAX_NODES + 1 };
 	assert_int_equal(paxos_create(&p, &bad_n, &io), MTR_EINVAL);
 	assert_null(p);
-	struct paxos_config bad_id = { .id = 3, .n = 3 };
+	struct paxos_config bad_id = { .id = PAXOS_MAX_ID, .n = 3 };
 	assert_int_equal(paxos_create(&p, &bad_id, &io), MTR_EINVAL);
+	/* a configuration without a voter, or with ids out of order */
+	struct batch_conf c = { .n = 2, .m = { { .id = 0, .voter = 0 }, { .id = 4, .voter = 0 } } };
+	struct paxos_config bad_conf = { .id = 0, .conf = &c };
+	assert_int_equal(paxos_create(&p, &bad_conf, &io), MTR_EINVAL);
+	c.m[0] = (struct batch_member){ .id = 5, .voter = 1 };
+	assert_int_equal(paxos_create(&p, &bad_conf, &io), MTR_EINVAL);
 	io.chosen = NULL;
 	struct paxos_config good = { .id = 0, .n = 3 };
 	assert_int_equal(paxos_create(&p, &good, &io), MTR_EINVAL);

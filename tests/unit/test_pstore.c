@@ -57,7 +57,7 @@ static int teardown(void **state)
 /* A one-range value; the range encodes tag so values differ. */
 static struct batch val(uint64_t tag)
 {
-	struct batch b = { 0, NULL };
+	struct batch b = { 0 };
 	assert_int_equal(batch_push(&b, 1 + tag % 3, 1, 1 + tag), 0);
 	return b;
 }
@@ -311,7 +311,7 @@ static void test_group_commit_and_memory_mode(void **state)
 	uint64_t size = pstore_size(ps);
 	struct paxos_persist bad = { .kind = 77, .ballot = 1 };
 	assert_int_equal(pstore_append(ps, &bad), MTR_EINVAL);
-	struct batch unsorted = { 0, NULL };
+	struct batch unsorted = { 0 };
 	assert_int_equal(batch_push(&unsorted, 5, 1, 1), 0);
 	assert_int_equal(batch_push(&unsorted, 2, 1, 1), 0);
 	struct paxos_persist bad2 = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = 1, .inst = 1, .value = &unsorted };
