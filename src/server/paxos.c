@@ -118,9 +118,12 @@ struct paxos {
 	/* leader */
 	uint64_t first_own;
 	uint64_t next_inst;
-	uint64_t lead_promised;    /* the nodes whose promises made it leader */
+	uint64_t lead_promised;    /* the nodes that promised its ballot */
+	bool extending;            /* phase 1 extended to new voters (prep_inst) */
+	uint64_t next_extend;      /* next PREPARE to the missing voters */
 	bool change_pending;       /* paxos_change(): change to propose next */
 	struct batch_conf change;
+	uint64_t change_base;      /* confs[last].eff when it was asked for */
 	uint64_t change_inst;      /* instance where it proposed one, 0 if none */
 
 	/* membership (doc/paxos.md, "Membership"): the configurations in force
@@ -395,6 +398,7 @@ static void step_down(struct paxos *p)
 	}
 	p->promised_by = 0;
 	p->lead_promised = 0;
+	p->extending = false;
 	p->change_pending = false;
 	p->change_inst = 0;
 	p->rec_max = 0;
@@ -451,6 +455,22 @@ static void learn(struct paxos *p, uint64_t inst, const struct batch *value)
 	e->chosen = true;
 }
 
+/* Not a voter at the next instance (removed, or made a learner): no
+ * campaign, and a leader or candidate lets the voters elect (doc/paxos.md,
+ * "Membership", rule 3). */
+static void leave_if_not_voter(struct paxos *p)
+{
+	if (is_voter(p, p->delivered + 1))
+		return;
+	p->pv_ballot = 0;
+	if (p->role != PAXOS_FOLLOWER) {
+		mtr_log(LOG_INFO, "paxos %u: not a voter from instance %llu on: stepping down", p->cfg.id,
+			(unsigned long long)(p->delivered + 1));
+		step_down(p);
+		p->leader_ballot = 0;
+	}
+}
+
 /* Hand every contiguous chosen instance to the host, in order. */
 static void deliver(struct paxos *p)
 {
@@ -504,6 +524,7 @@ static void deliver(struct paxos *p)
 		conf_forget(p);
 		p->io.chosen(p->io.data, p->delivered, &e->val);
 	}
+	leave_if_not_voter(p);
 }
 
 static void maybe_catchup(struct paxos *p)
@@ -773,25 +794,75 @@ static int fresh_batch(struct paxos *p, struct batch *out)
 
 /* Propose what can be proposed now: recovered instances within the window,
  * then one fresh batch when nothing is in flight. */
-static void start_election(struct paxos *p);
+static void leader_fill(struct paxos *p);
+
+/* Leader: PREPARE (same ballot, from prep_inst) to the voters ahead that
+ * have not promised it. */
+static void extend_send(struct paxos *p)
+{
+	uint64_t to = 0;
+	for (size_t k = 0; k < p->n_confs; k++)
+		if (p->confs[k].eff <= p->delivered + PAXOS_CONF_DELAY)
+			to |= p->confs[k].voters;
+	to &= ~p->lead_promised & ~bit(p->cfg.id) & ~p->removed;
+	struct paxos_msg m = { .type = PAXOS_PREPARE, .ballot = p->ballot, .inst = p->prep_inst };
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+		if (to & bit(j))
+			send_msg(p, j, &m);
+	p->next_extend = p->now + p->cfg.heartbeat_ms;
+}
 
 /* May the leader propose at instance i (doc/paxos.md, "Membership", rule
- * 2)?  Only when it knows conf(i) and its promises cover it; when they do
- * not (a voter joined, the quorum moved), it runs phase 1 again at a higher
- * ballot and answers false. */
+ * 2)?  Only when it knows conf(i) and promises of its ballot cover it.
+ * When they do not (a voter joined, the quorum moved) it extends phase 1
+ * at the same ballot to the voters missing (PREPARE from delivered + 1;
+ * their PROMISEs are taken in on_promise) and answers false meanwhile. */
 static bool leader_may_propose(struct paxos *p, uint64_t i)
 {
 	if (i > p->delivered + PAXOS_CONF_DELAY)
 		return false;
 	if (quorum(p->lead_promised, conf_at(p, i)))
 		return true;
-	p->stats.conf_elections++;
-	mtr_log(LOG_INFO, "paxos %u: the configuration in force at instance %llu is not covered by the promises of "
-			  "ballot %llu.%u: phase 1 again",
-		p->cfg.id, (unsigned long long)i, (unsigned long long)paxos_ballot_round(p->ballot),
-		paxos_ballot_node(p->ballot));
-	start_election(p);
+	if (!p->extending) {
+		p->extending = true;
+		p->stats.conf_prepares++;
+		p->prep_inst = p->delivered + 1;
+		mtr_log(LOG_INFO, "paxos %u: the configuration in force at instance %llu has voters that did not "
+				  "promise ballot %llu.%u: phase 1 for them",
+			p->cfg.id, (unsigned long long)i, (unsigned long long)paxos_ballot_round(p->ballot),
+			paxos_ballot_node(p->ballot));
+		extend_send(p);
+	}
 	return false;
+}
+
+/* Leader: a PROMISE of its ballot from a voter it extended phase 1 to.
+ * Values accepted at instances it has not proposed yet are recovered as in
+ * phase 1; one reported chosen there counts as accepted at the highest
+ * ballot (PAXOS_BALLOT_CHOSEN), so it is the one proposed: ignoring it
+ * would let this leader choose another value where one is chosen (the
+ * simulator found that).  Instances it has proposed are left alone: it
+ * decides those from its own quorum (see the top). */
+static void leader_on_promise(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	if (!p->extending || m->ballot != p->ballot || m->inst != p->prep_inst || (p->lead_promised & bit(from)) ||
+	    m->more)
+		return;
+	for (uint32_t k = 0; k < m->n_entries; k++) {
+		const struct paxos_entry *x = &m->entries[k];
+		if (x->inst < p->next_inst)
+			continue;
+		struct ent *e = ent_get(p, x->inst);
+		if (e == NULL || e->chosen)
+			continue;
+		p->rec_max = MAX(p->rec_max, x->inst);
+		if (x->ballot > e->rec_ballot && batch_copy(&e->rec_val, &x->value) == 0)
+			e->rec_ballot = x->ballot;
+	}
+	p->lead_promised |= bit(from);
+	if (quorum_ahead(p, p->lead_promised))
+		p->extending = false;
+	leader_fill(p);
 }
 
 /* Propose what can be proposed now: recovered instances within the window
@@ -818,17 +889,16 @@ static void leader_fill(struct paxos *p)
 	}
 	if (p->role != PAXOS_LEADER || p->next_inst <= p->rec_max || p->next_inst != p->delivered + 1)
 		return;
-	if (!is_voter(p, p->next_inst)) {
-		/* removed (or made a learner) from here on: let the voters elect */
-		mtr_log(LOG_INFO, "paxos %u: not a voter from instance %llu on: the leader steps down", p->cfg.id,
-			(unsigned long long)p->next_inst);
-		step_down(p);
-		p->leader_ballot = 0;
-		return;
-	}
 	if (!leader_may_propose(p, p->next_inst))
 		return;
 	struct batch v = { 0 };
+	if (p->change_pending && p->confs[p->n_confs - 1].eff != p->change_base) {
+		/* another change was chosen since (a former leader's, recovered):
+		 * this one was made from an older configuration; drop it, the
+		 * operator asks again from the new one */
+		p->change_pending = false;
+		mtr_log(LOG_WARN, "paxos %u: configuration change dropped: another one was chosen meanwhile", p->cfg.id);
+	}
 	if (p->change_pending) {
 		p->change_pending = false;
 		if (batch_set_conf(&v, &p->change) == 0) {
@@ -865,6 +935,7 @@ static void become_leader(struct paxos *p)
 	p->first_own = p->delivered + 1;
 	p->next_inst = p->delivered + 1;
 	p->lead_promised = p->promised_by;
+	p->extending = false;
 	p->promised_by = 0;
 	mtr_log(LOG_DEBUG, "paxos %u: leader at ballot %llu.%u from instance %llu (recover to %llu)",
 		p->cfg.id, (unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
@@ -891,7 +962,7 @@ static void leader_on_accepted(struct paxos *p, uint32_t from, uint64_t b, uint6
 	batch_free(&v);
 	uint64_t before = p->delivered;
 	deliver(p);
-	if (p->delivered != before)
+	if (p->delivered != before && p->role == PAXOS_LEADER)
 		heartbeat(p);
 	leader_fill(p);
 }
@@ -1023,15 +1094,6 @@ static void send_prevote(struct paxos *p)
 static void start_prevote(struct paxos *p)
 {
 	uint64_t round;
-	if (!is_voter(p, p->delivered + 1)) {
-		/* a learner, or removed: it learns and never campaigns (rule 3) */
-		if (p->role != PAXOS_FOLLOWER)
-			step_down(p);
-		else
-			reset_deadline(p);
-		p->pv_ballot = 0;
-		return;
-	}
 	if (!next_round(p, &round))
 		return;
 	if (p->role != PAXOS_FOLLOWER)
@@ -1042,6 +1104,21 @@ static void start_prevote(struct paxos *p)
 		p->climb = false;
 		if (promise_raise(p, paxos_ballot(round, p->cfg.id)) == 0 && !next_round(p, &round))
 			return;
+	}
+	if (!is_voter(p, p->delivered + 1)) {
+		/* a learner, or removed: it climbs (above) like anyone, learns,
+		 * and never campaigns (doc/paxos.md, "Membership", rule 3).  It
+		 * tells the voters where it is, though: new voters that do not
+		 * know yet that they are (an empty server made a voter while no
+		 * leader is left to tell it) would otherwise never campaign. */
+		p->pv_ballot = 0;
+		if (p->delivered > 0) {
+			uint64_t to = conf_at(p, p->delivered + 1)->voters & ~bit(p->cfg.id);
+			for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+				if (to & bit(j))
+					send_prevote_reply(p, j, 0, 0, false);
+		}
+		return;
 	}
 	p->leader_ballot = 0; /* none heard for an election timeout */
 	p->pv_ballot = paxos_ballot(round, p->cfg.id);
@@ -1060,6 +1137,8 @@ static void start_prevote(struct paxos *p)
  * its own delivered instance (the commit tells it where to catch up). */
 static void on_prevote(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 {
+	if (m->commit > p->delivered)
+		learn_commit(p, from, m->commit); /* the asker is ahead: catch up from it */
 	if (p->standby) {
 		/* it could not promise: it must not be counted on */
 		send_prevote_reply(p, from, m->ballot, 0, false);
@@ -1120,6 +1199,10 @@ static bool quorum_lost(struct paxos *p)
 
 static int on_promise(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 {
+	if (p->role == PAXOS_LEADER) {
+		leader_on_promise(p, from, m);
+		return 0;
+	}
 	if (p->role != PAXOS_CANDIDATE || m->ballot != p->ballot || m->inst != p->prep_inst ||
 	    (p->promised_by & bit(from)))
 		return 0;
@@ -1404,6 +1487,8 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 			start_election(p);
 			break;
 		}
+		if (p->extending && p->now >= p->next_extend)
+			extend_send(p);
 		if (p->now >= p->next_send) {
 			heartbeat(p);
 			for (uint64_t i = p->delivered + 1; i < p->next_inst; i++) {
@@ -1562,18 +1647,26 @@ int paxos_restore_conf(struct paxos *p, uint64_t inst, const struct batch_conf *
 {
 	if (batch_conf_validate(c) != 0)
 		return MTR_EINVAL;
-	return conf_add(p, inst, c);
+	int rc = conf_add(p, inst, c);
+	leave_if_not_voter(p);
+	return rc;
 }
 
 int paxos_change(struct paxos *p, const struct batch_conf *c)
 {
-	if (batch_conf_validate(c) != 0 || (batch_conf_members(c) & p->removed))
+	/* ids never come back: not the removed ones, nor those a pending
+	 * change removes */
+	uint64_t gone = p->removed;
+	for (size_t k = 0; k + 1 < p->n_confs; k++)
+		gone |= p->confs[k].members & ~p->confs[p->n_confs - 1].members;
+	if (batch_conf_validate(c) != 0 || (batch_conf_members(c) & gone))
 		return MTR_EINVAL;
 	if (p->role != PAXOS_LEADER)
 		return MTR_EAGAIN;
 	if (p->change_pending || p->change_inst != 0 || p->confs[p->n_confs - 1].eff > p->delivered + 1)
 		return MTR_EBUSY;
 	p->change = *c;
+	p->change_base = p->confs[p->n_confs - 1].eff;
 	p->change_pending = true;
 	leader_fill(p);
 	return 0;

@@ -264,7 +264,7 @@ struct paxos_status {
 	X(quorum_lost, "step-downs of a leader that heard from no majority (check-quorum)")    \
 	X(stalls, "ticks after a gap of an election timeout or more (paused, stalled)")          \
 	X(conf_changes, "configurations delivered (chosen in the log)")                         \
-	X(conf_elections, "phase 1 re-run by a leader for a configuration its promises do not cover") \
+	X(conf_prepares, "phase 1 extended by a leader to the voters of a new configuration") \
 	X(removed_refused, "messages dropped: from a node removed from the cluster")
 
 struct paxos_stats {
