@@ -132,6 +132,8 @@ struct paxos {
 	size_t n_confs, cap_confs;
 	uint64_t removed;   /* ids removed: their messages are refused */
 	bool warned_removed;
+	uint64_t tell_removed[PAXOS_MAX_ID]; /* next polite refusal to that removed id */
+	uint64_t next_warn_removed;          /* rate limit of the refusal's log line */
 
 	/* watermarks per node id (index cfg.id is our own) */
 	struct batch_order marks[PAXOS_MAX_ID];
@@ -1533,12 +1535,39 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 	return 0;
 }
 
+/*
+ * A message from a removed node (doc/paxos.md, "Membership", rule 4): not
+ * taken, but answered politely, at most once per election timeout per node:
+ * PREVOTE_REPLY(grant 0, no leader, our commit), so that it catches up
+ * (its CATCHUP is answered: chosen values are anyone's to read), delivers
+ * the configuration that removed it, logs that and stops campaigning.
+ */
+static void refuse_removed(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	p->stats.removed_refused++;
+	if (m->type == PAXOS_CATCHUP) {
+		on_catchup(p, from, m);
+		return;
+	}
+	if (p->now < p->tell_removed[from])
+		return;
+	p->tell_removed[from] = p->now + p->cfg.election_ms;
+	send_prevote_reply(p, from, 0, 0, false);
+	if (p->now >= p->next_warn_removed) {
+		p->next_warn_removed = p->now + 60000;
+		mtr_log(LOG_WARN,
+			"paxos %u: %s from node %u refused: that node was removed from the cluster (told it; stop "
+			"that server, its id is not used again)",
+			p->cfg.id, paxos_msg_name(m->type), from);
+	}
+}
+
 int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 {
 	if (from >= PAXOS_MAX_ID || from == p->cfg.id)
 		return MTR_EINVAL;
 	if (p->removed & bit(from)) {
-		p->stats.removed_refused++;
+		refuse_removed(p, from, m);
 		return MTR_ESTALE;
 	}
 	p->stats.msgs_in++;

@@ -324,8 +324,10 @@ int paxos_tick(struct paxos *p, uint64_t now_ms);
 
 /* Handle a message from node `from` (decoded and validated by the codec;
  * msg is only borrowed).  Unexpected or stale messages are ignored;
- * MTR_ESTALE when `from` was removed from the cluster (the message is
- * dropped and counted in removed_refused; the host tells the sender). */
+ * MTR_ESTALE when `from` was removed from the cluster: the message is
+ * dropped and counted in removed_refused, and the sender is told (a
+ * PREVOTE_REPLY with this node's commit, once per election timeout; its
+ * CATCHUP is answered) so that it learns it was removed. */
 int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *msg);
 
 /* The host's ingest log gained items: deferred accepts are re-examined. */

@@ -1052,6 +1052,7 @@ struct totals {
 	uint64_t seeds, instances, items, msgs, failures, persist_failures, crashes, partitions, fetches, snapshots, leaders;
 	uint64_t scen[SC_COUNT], adversary, injected, refused;
 	uint64_t mops[MO_COUNT], confs, conf_prepares, removed_refused, servers_added, seeds_changed;
+	uint64_t removed_up, removed_knew;
 };
 
 /* One millisecond: deliver what is due, tick every live node that is not
@@ -1390,6 +1391,19 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	for (int k = 0; k < MO_COUNT; k++)
 		tot->mops[k] += s.mops[k];
 	tot->confs += s.n_gconf - 1;
+	/* removed servers (members once, not of the latest configuration)
+	 * still up at the end: did they learn it (the polite refusal)? */
+	uint32_t ever = 0;
+	for (unsigned k = 0; k < s.n_gconf; k++)
+		ever |= s.gconf[k].members;
+	for (int j = 0; j < s.n; j++) {
+		struct paxos_status st;
+		if (!((ever & ~gconf_last(&s)->members) & (1u << j)) || s.nodes[j].p == NULL)
+			continue;
+		paxos_status(s.nodes[j].p, &st);
+		tot->removed_up++;
+		tot->removed_knew += st.self_removed;
+	}
 	tot->seeds_changed += s.n_gconf > 1;
 	tot->servers_added += (uint64_t)(s.n - s.n0);
 	tot->adversary += s.adversary;
@@ -1464,9 +1478,11 @@ static void run_group(int n)
 	       (unsigned long long)tot.seeds_changed, (unsigned long long)tot.servers_added);
 	for (int k = 0; k < MO_COUNT; k++)
 		printf("%s %llu %s", k ? "," : "", (unsigned long long)tot.mops[k], mop_name[k]);
-	printf("; %llu configurations chosen, %llu phase-1 extensions to new voters, %llu messages from removed nodes refused\n",
+	printf("; %llu configurations chosen, %llu phase-1 extensions to new voters, %llu messages from removed nodes refused; "
+	       "%llu of %llu removed servers up at the end knew it\n",
 	       (unsigned long long)tot.confs, (unsigned long long)tot.conf_prepares,
-	       (unsigned long long)tot.removed_refused);
+	       (unsigned long long)tot.removed_refused, (unsigned long long)tot.removed_knew,
+	       (unsigned long long)tot.removed_up);
 	assert_int_equal(tot.failures, 0);
 	assert_true(tot.instances > 0);
 	assert_true(tot.confs > 0);
