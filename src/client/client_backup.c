@@ -6,7 +6,7 @@
  * "Backup and restore"); the client holds one part at a time.
  *
  * The file received is the replica itself: the replica's own tables are
- * then reduced with SQLite (mtr_cursor and mtr_requests dropped, mtr_meta
+ * then reduced with SQLite (mtr_cursor, mtr_requests and mtr_conf dropped, mtr_meta
  * down to the cluster settings plus backup_instance and backup_time) so
  * that the copy is the user's database and restores anywhere.
  */
@@ -169,6 +169,7 @@ static int bk_finish_db(mtr *db, const char *tmp, uint64_t instance)
 	struct tm tm;
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
 	char *sql = sqlite3_mprintf("BEGIN; DROP TABLE IF EXISTS mtr_cursor; DROP TABLE IF EXISTS mtr_requests;"
+				    "DROP TABLE IF EXISTS mtr_conf;"
 				    "DELETE FROM mtr_meta WHERE key NOT IN ('max_steps', 'foreign_keys');"
 				    "INSERT INTO mtr_meta VALUES('backup_instance', %lld);"
 				    "INSERT INTO mtr_meta VALUES('backup_time', %Q); COMMIT",
