@@ -304,8 +304,10 @@ int paxos_restore_conf(struct paxos *p, uint64_t inst, const struct batch_conf *
  */
 int paxos_change(struct paxos *p, const struct batch_conf *c);
 
-/* The configuration in force at instance inst (the latest known one for an
- * instance beyond applied + PAXOS_CONF_DELAY), copied into *out. */
+/* The configuration in force at instance inst, copied into *out: for an
+ * instance beyond applied + PAXOS_CONF_DELAY the latest known one (a later
+ * change may still replace it), for one at or below applied the one in
+ * force at applied + 1 (older ones are forgotten). */
 void paxos_conf_at(const struct paxos *p, uint64_t inst, struct batch_conf *out);
 
 /* The ids a PAXOS_BROADCAST goes to: every member (voter or learner) of

@@ -412,6 +412,8 @@ static void io_send(void *data, uint32_t to, const struct paxos_msg *m)
 				net_send1(s, h->id, j, buf, (size_t)len);
 	} else if ((int)to < s->n && (int)to != h->id) {
 		net_send1(s, h->id, (int)to, buf, (size_t)len);
+	} else if (to < MAXN && (int)to != h->id) {
+		/* a member whose server was never started (test_change_api) */
 	} else {
 		violation(s, "node %d: send to bad node %u", h->id, to);
 	}
@@ -1608,6 +1610,107 @@ static void test_single_node(void **state)
 	sim_free(&s);
 }
 
+/* ---- paxos_change / paxos_conf_at / paxos_status: membership ---- */
+
+/* A one-node cluster (node 0) that leads by now. */
+static struct paxos *one_node_leader(struct sim *s)
+{
+	memset(s, 0, sizeof *s);
+	s->n = s->n0 = 1;
+	s->gconf[0] = (struct gconf){ .eff = 0, .voters = 1, .members = 1 };
+	s->n_gconf = 1;
+	s->calm = true;
+	s->seed = 11;
+	node_start(s, 0);
+	for (s->now = 1; s->now < 200; s->now++)
+		paxos_tick(s->nodes[0].p, s->now);
+	struct paxos_status st;
+	paxos_status(s->nodes[0].p, &st);
+	assert_int_equal(st.role, PAXOS_LEADER);
+	assert_int_equal(st.voters, 1);
+	assert_int_equal(st.conf_next, 0);
+	return s->nodes[0].p;
+}
+
+static void run_until(struct sim *s, uint64_t t)
+{
+	for (; s->now < t; s->now++)
+		paxos_tick(s->nodes[0].p, s->now);
+}
+
+/* Changes in a one-node cluster (its one voter chooses at once): in force
+ * PAXOS_CONF_DELAY instances after the one that chose it (the leader fills
+ * with no-ops), refusals (invalid, a removed id, pending, not the leader),
+ * a removed node's messages, a leader that removes itself. */
+static void test_change_api(void **state)
+{
+	(void)state;
+	static struct sim s;
+	struct paxos *p = one_node_leader(&s);
+	struct paxos_status st;
+	paxos_status(p, &st);
+	uint64_t at = st.applied;
+	struct batch_conf none = { .n = 1, .m = { { .id = 0, .voter = 0 } } };
+	assert_int_equal(paxos_change(p, &none), MTR_EINVAL); /* no voter */
+
+	/* add a learner: chosen at at + 1, no-ops up to its first instance */
+	struct batch_conf c = { .n = 2, .m = { { .id = 0, .voter = 1, .addr = "a:1" }, { .id = 1, .voter = 0, .addr = "b:1" } } };
+	assert_int_equal(paxos_change(p, &c), 0);
+	paxos_status(p, &st);
+	assert_int_equal(st.applied, at + PAXOS_CONF_DELAY);
+	assert_int_equal(st.conf_next, 0);
+	assert_int_equal(st.members, 3);
+	assert_int_equal(st.voters, 1);
+	assert_int_equal(paxos_audience(p), 2); /* the learner hears the leader */
+	struct batch_conf got;
+	paxos_conf_at(p, st.applied + 1, &got);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.m[1].addr, "b:1");
+	assert_int_equal(s.n_gconf, 2); /* the checker saw it chosen */
+
+	/* remove it: refused from then on, its id never comes back */
+	c.n = 1;
+	assert_int_equal(paxos_change(p, &c), 0);
+	paxos_status(p, &st);
+	assert_int_equal(st.removed, 2);
+	assert_int_equal(paxos_audience(p), 0);
+	c.n = 2;
+	assert_int_equal(paxos_change(p, &c), MTR_EINVAL);
+	struct paxos_msg m = { .type = PAXOS_PREVOTE, .ballot = 0x101, .commit = 0 };
+	assert_int_equal(paxos_recv(p, 1, &m), MTR_ESTALE);
+
+	/* a voter that is not there: the change is chosen (by node 0 alone)
+	 * and in force, then nothing more can be chosen; a change asked
+	 * meanwhile waits, a second one is refused */
+	struct batch_conf two = { .n = 2, .m = { { .id = 0, .voter = 1 }, { .id = 2, .voter = 1 } } };
+	assert_int_equal(paxos_change(p, &two), 0);
+	paxos_status(p, &st);
+	assert_int_equal(st.voters, 5);
+	struct batch_conf back = { .n = 1, .m = { { .id = 0, .voter = 1 } } };
+	assert_int_equal(paxos_change(p, &back), 0);
+	assert_int_equal(paxos_change(p, &back), MTR_EBUSY);
+	/* and without a majority of {0, 2} the leader steps down (check-quorum) */
+	run_until(&s, 400);
+	paxos_status(p, &st);
+	assert_int_equal(st.role, PAXOS_FOLLOWER);
+	assert_int_equal(s.fail[0], 0);
+	sim_free(&s);
+
+	/* a leader that removes itself leads up to the change, then steps
+	 * down, knows it was removed, and campaigns no more */
+	p = one_node_leader(&s);
+	struct batch_conf other = { .n = 1, .m = { { .id = 5, .voter = 1 } } };
+	assert_int_equal(paxos_change(p, &other), 0);
+	run_until(&s, 1000);
+	paxos_status(p, &st);
+	assert_true(st.self_removed);
+	assert_int_equal(st.role, PAXOS_FOLLOWER);
+	assert_int_equal(paxos_change(p, &back), MTR_EINVAL); /* 0 is removed */
+	assert_int_equal(paxos_change(p, &other), MTR_EAGAIN); /* not the leader */
+	assert_int_equal(s.fail[0], 0);
+	sim_free(&s);
+}
+
 int main(void)
 {
 	/* The cores warn about every dropped forged ballot (once a minute each,
@@ -1617,6 +1720,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_invalid),
 		cmocka_unit_test(test_single_node),
+		cmocka_unit_test(test_change_api),
 		cmocka_unit_test(test_checker_catches),
 		cmocka_unit_test(test_sim_3_nodes),
 		cmocka_unit_test(test_sim_5_nodes),
