@@ -6,7 +6,8 @@
  * "Backup and restore"); the client holds one part at a time.
  *
  * The file received is the replica itself: mtr_meta is then reduced with
- * SQLite to the cluster settings plus backup_instance and backup_time, so
+ * SQLite to the cluster settings plus backup_instance and backup_time, and
+ * mtr_conf (the membership of the cluster it came from) is dropped, so
  * that the copy restores anywhere (--init-from drops the replica's other
  * tables).  mtr_cursor and mtr_requests stay: a point-in-time restore
  * replays later instances on the copy, and needs mtr_requests to answer a
@@ -170,7 +171,8 @@ static int bk_finish_db(mtr *db, const char *tmp, uint64_t instance)
 	time_t now = time(NULL);
 	struct tm tm;
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-	char *sql = sqlite3_mprintf("BEGIN; DELETE FROM mtr_meta WHERE key NOT IN ('max_steps', 'foreign_keys');"
+	char *sql = sqlite3_mprintf("BEGIN; DROP TABLE IF EXISTS mtr_conf;"
+				    "DELETE FROM mtr_meta WHERE key NOT IN ('max_steps', 'foreign_keys');"
 				    "INSERT INTO mtr_meta VALUES('backup_instance', %lld);"
 				    "INSERT INTO mtr_meta VALUES('backup_time', %Q); COMMIT",
 				    (long long)instance, when);

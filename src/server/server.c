@@ -213,12 +213,32 @@ static int cursor_add(void *arg, uint64_t stream, uint64_t last)
 	return batch_order_set(arg, stream, last);
 }
 
+/* A configuration recorded with the applied state (mtr_conf): to the core. */
+static int conf_restore(void *arg, uint64_t inst, const uint8_t *conf, size_t len)
+{
+	struct server *s = arg;
+	struct batch b = {0};
+	size_t used = 0;
+	int rc = batch_decode(&b, conf, len, &used);
+	if (rc == 0 && (used != len || b.conf == NULL))
+		rc = MTR_EMALFORMED;
+	if (rc == 0)
+		rc = paxos_restore_conf(s->px, inst, b.conf);
+	else
+		mtr_log(LOG_ERROR, "server %u: the configuration recorded at instance %llu cannot be read: %s",
+			s->cfg.id, (unsigned long long)inst, mtr_strerror(rc));
+	batch_free(&b);
+	return rc;
+}
+
 int server_install_applied(struct server *s, struct batch_order *cur)
 {
 	*cur = (struct batch_order){0};
 	int rc = apply_cursor(s->ap, cursor_add, cur);
 	if (rc == 0)
 		rc = paxos_install(s->px, apply_applied(s->ap), cur);
+	if (rc == 0)
+		rc = apply_confs(s->ap, conf_restore, s); /* doc/paxos.md "Membership", rule 6 */
 	return rc;
 }
 

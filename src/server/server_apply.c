@@ -457,6 +457,14 @@ static void *apply_main(void *arg)
 			off += (size_t)w;
 			n++;
 		}
+		if (e->b.conf != NULL) {
+			/* a configuration: recorded with the instance (mtr_conf) */
+			struct batch cb = {.conf = e->b.conf};
+			uint8_t cbuf[BATCH_HDR_SIZE + 1 + BATCH_CONF_MAX * (3 + BATCH_ADDR_MAX)];
+			int clen = batch_encode(&cb, cbuf, sizeof cbuf);
+			if (clen < 0 || apply_set_conf(s->ap, e->inst, cbuf, (size_t)clen) != 0)
+				goto fatal;
+		}
 		struct done *d = calloc(1, sizeof *d);
 		if (d == NULL)
 			goto fatal;

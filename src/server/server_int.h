@@ -365,6 +365,7 @@ struct server {
 	pthread_mutex_t imu;
 	struct server_info info;
 	struct paxos_status pst;
+	struct batch_conf pub_conf; /* the configuration in force (doc/paxos.md "Membership") */
 	struct peer pub_peers[PAXOS_MAX_NODES];
 	struct batch_mark *pub_marks;
 	unsigned pub_nmarks;

@@ -587,6 +587,8 @@ static void test_read_and_tables(void **state)
 	/* the cluster tables, from the server's own state */
 	assert_int_equal(do_read(f, 0, "SELECT count(*) FROM mtr_members WHERE alive = 1", 0, 78), 3);
 	assert_int_equal(do_read(f, 2, "SELECT count(*) FROM mtr_members WHERE role = 'leader'", 0, 79), 1);
+	/* the configuration in force: cluster.servers, all voters */
+	assert_int_equal(do_read(f, 1, "SELECT count(*) FROM mtr_members WHERE membership = 'voter'", 0, 80), 3);
 	/* mtr_streams is refreshed every 20 ms: ask until it shows the last item */
 	int64_t wm = 0;
 	for (uint64_t rid = 200; rid < 300 && wm != 11; rid++)
