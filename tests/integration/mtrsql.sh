@@ -149,11 +149,12 @@ check "... and a failing statement is named (statement 1 of the transaction ...:
 rc=$?
 "$M" -c ".mode csv" -c "SELECT * FROM fruit ORDER BY id" -c "SELECT * FROM inv ORDER BY rowid" >"$TMP/want.csv" 2>/dev/null
 { sqlite3 -csv "$TMP/copy.db" "SELECT * FROM fruit ORDER BY id; SELECT * FROM inv ORDER BY rowid;"
-  sqlite3 "$TMP/copy.db" "PRAGMA user_version; PRAGMA integrity_check; SELECT group_concat(name) FROM sqlite_schema WHERE name LIKE 'mtr%';
+  sqlite3 "$TMP/copy.db" "PRAGMA user_version; PRAGMA integrity_check;
+    SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema WHERE name LIKE 'mtr%' AND type = 'table' ORDER BY name);
     SELECT count(*) FROM mtr_meta WHERE key = 'backup_instance' AND value > 0;"
 } >"$TMP/got.csv" 2>&1
-printf '7\nok\nmtr_meta\n1\n' >>"$TMP/want.csv"
-check ".backup FILE: the same rows, user_version, a sound file without the replica's tables but mtr_meta (settings, backup_instance) (exit $rc)" \
+printf '7\nok\nmtr_cursor,mtr_meta,mtr_requests\n1\n' >>"$TMP/want.csv"
+check ".backup FILE: the same rows, user_version, a sound file; of the replica's tables mtr_meta (settings, backup_instance), and mtr_cursor and mtr_requests for a point-in-time restore (exit $rc)" \
 	diff "$TMP/want.csv" "$TMP/got.csv"
 "$M" -c "CREATE TABLE pa(x); CREATE TABLE pb(x)" >/dev/null 2>&1
 i=0
