@@ -35,7 +35,9 @@
 /* ---- apply queue ---- */
 
 /* The chosen history for point-in-time restore (pitr.h): one record per
- * instance in the item log, durable with the next ingest_sync.  A record
+ * instance in the item log, durable with the next ingest_sync of items or
+ * the idle one within a second (server.c), never with a sync of its own:
+ * that was one more fdatasync per write (doc/storage.md "History records").  A record
  * that cannot be written leaves a gap that a restore reports; it is
  * counted (ingest.log_failed) and told at most once a minute. */
 static void log_chosen(struct server *s, uint64_t inst, const struct batch *value)
@@ -45,9 +47,7 @@ static void log_chosen(struct server *s, uint64_t inst, const struct batch *valu
 	int n = buf ? pitr_record_encode(buf, cap, (uint64_t)now_wall_ms(), value) : MTR_ENOMEM;
 	int rc = n < 0 ? n : ingest_log_record(s->ing, inst, buf, (uint32_t)n);
 	free(buf);
-	if (rc == 0) {
-		s->added = 1; /* synced by the loop like an item */
-	} else if (s->now_ms >= s->history_warn_ms) {
+	if (rc != 0 && s->now_ms >= s->history_warn_ms) {
 		s->history_warn_ms = s->now_ms + 60000;
 		mtr_log(LOG_WARN,
 			"server %u: instance %llu not written to the chosen history (%s): a point-in-time restore "

@@ -80,6 +80,10 @@ q "CREATE TABLE later(x)" >/dev/null
 q "INSERT INTO later VALUES(1)" >/dev/null
 wait_for 20 settled "$D/d0"
 T2=$(live_instance "$D/d0")
+# the chosen history reaches T2 (its records are synced with the next items
+# or by the idle sync within a second, doc/storage.md "History records")
+history_to() { [ "$("$MD" --pitr-list "$1" 2>/dev/null | awk '/^instances/ {h = $4} END {print h + 0}')" -ge "$2" ]; }
+wait_for 20 history_to "$D/d0" "$T2"
 want=$(echo $acked | tr ' ' ',')
 diag "backup at instance $BI; last instance before the drop $T1 ($TIME1, user digest $DIG1); after: $T2"
 "$MD" --pitr-list "$D/d0" | sed 's/^/# d0: /'
