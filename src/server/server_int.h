@@ -205,6 +205,7 @@ struct aq_entry {
 	uint8_t *buf; /* the item records, concatenated (set when ready) */
 	size_t len;
 	int ready;
+	uint64_t chosen_ns; /* when it was chosen here (stage "queue") */
 	struct aq_entry *next;
 };
 
@@ -230,6 +231,7 @@ struct done {
 	size_t blen, bcap;
 	struct transport_addr to;
 	uint64_t stream, rid, seen;
+	uint64_t applied_ns; /* an instance's: when it was applied (stage "result") */
 	struct done *next;
 };
 
@@ -398,6 +400,10 @@ struct server {
 	_Atomic uint64_t loop_ms;       /* the network loop's last pass (monotonic ms): /livez */
 	_Atomic uint64_t apply_busy_ms; /* the apply thread started its current instance at (0: idle) */
 	struct metrics_hist apply_hist; /* apply time per instance */
+	struct server_stages {
+		SERVER_STAGE_MAP(METRICS_HIST_FIELD)
+	} stage;                  /* the stages of a write (stats.h) */
+	uint64_t commit_ns;       /* network thread: the last ingest commit with new items (stage "order") */
 	pthread_mutex_t mmu;            /* guards pub_stats */
 	struct wire_stats_list *pub_stats; /* own counters, a copy every STATS_PERIOD_MS (NULL: none yet) */
 	struct health_log hl;           /* network thread: what was logged of peers, majority, lag */
