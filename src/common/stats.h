@@ -56,6 +56,9 @@ static inline void stats_put(stats_fn fn, void *arg, const char *prefix, const c
 #define SERVER_STAGE_MAP(X)                                                                                \
 	X(ingest, "datagrams with new items received -> the ingest commit that holds them (one per commit)") \
 	X(order, "the newest ingest commit -> an instance chosen here (exact with one write in flight)")     \
+	X(propose, "leader: its newest ingest commit -> a fresh instance proposed (ACCEPT sent)")           \
+	X(round, "leader: a fresh instance proposed -> chosen (phase 2 with the acceptors)")                \
+	X(persist, "an acceptor's accept made durable (the Paxos log; an fdatasync in disk mode)")         \
 	X(queue, "an instance chosen -> the apply thread starts it (its items copied out of the log)")      \
 	X(result, "an instance applied -> its RESULT datagrams queued for the proxies")
 

@@ -51,6 +51,11 @@ void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value)
 	e->chosen_ns = now_mono_ns();
 	if (s->commit_ns != 0 && value->n > 0)
 		metrics_hist_observe(&s->stage.order, (e->chosen_ns - s->commit_ns) / 1000u);
+	if (inst == s->propose_inst && s->propose_ns != 0) {
+		if (value->n > 0)
+			metrics_hist_observe(&s->stage.round, (e->chosen_ns - s->propose_ns) / 1000u);
+		s->propose_ns = 0;
+	}
 	for (uint32_t i = 0; i < value->n; i++)
 		srvnet_stream_find(s, value->r[i].stream, 1);
 	if (s->rel_n == s->rel_cap) {
