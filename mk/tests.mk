@@ -1,7 +1,7 @@
 # tests: unit tests (cmocka, one per module, tests/unit/test_MODULE.c linked
 # with LDADD of Makefile.am), the tools the integration suites drive, the
 # sqllogictest runner, mtrbench, and the integration suites (TAP scripts).
-EXTRA_DIST += tests/testutil.h tests/testutil_fs.h
+EXTRA_DIST += tests/testutil.h tests/testutil_fs.h tests/bench/stages.sh
 SLT_CORE = tests/slt/slt.c tests/slt/slt.h tests/slt/md5.c tests/slt/md5.h
 # the differential test's SQL generator (no I/O; mtrslt --gen, test_sql_slt)
 SLT_GEN = tests/slt/gen.c tests/slt/gen.h
