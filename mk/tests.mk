@@ -1,7 +1,7 @@
 # tests: unit tests (cmocka, one per module, tests/unit/test_MODULE.c linked
 # with LDADD of Makefile.am), the tools the integration suites drive, the
 # sqllogictest runner, mtrbench, and the integration suites (TAP scripts).
-EXTRA_DIST += tests/testutil.h tests/testutil_fs.h tests/bench/stages.sh
+EXTRA_DIST += tests/testutil.h tests/testutil_fs.h
 SLT_CORE = tests/slt/slt.c tests/slt/slt.h tests/slt/md5.c tests/slt/md5.h
 # the differential test's SQL generator (no I/O; mtrslt --gen, test_sql_slt)
 SLT_GEN = tests/slt/gen.c tests/slt/gen.h
@@ -122,6 +122,7 @@ tests_slt_sltproxy_SOURCES = tests/slt/sltproxy.c
 tests_slt_sltproxy_LDADD = $(ALL_LIBS)
 
 # ---- mtrbench: one subcommand per measurement (tests/bench/bench.h) -----
+EXTRA_DIST += tests/bench/stages.sh
 noinst_PROGRAMS += tests/bench/mtrbench
 tests_bench_mtrbench_SOURCES = tests/bench/mtrbench.c tests/bench/bench.h tests/bench/bench_wire.c \
 	tests/bench/bench_transport.c tests/bench/bench_parse.c tests/bench/bench_pstore.c \
