@@ -1,7 +1,7 @@
 # tests: unit tests (cmocka, one per module, tests/unit/test_MODULE.c linked
 # with LDADD of Makefile.am), the tools the integration suites drive, the
 # sqllogictest runner, mtrbench, and the integration suites (TAP scripts).
-EXTRA_DIST += tests/testutil.h tests/testutil_fs.h
+EXTRA_DIST += tests/testutil.h tests/testutil_fs.h tests/bench/e2e_netns.sh
 SLT_CORE = tests/slt/slt.c tests/slt/slt.h tests/slt/md5.c tests/slt/md5.h
 # the differential test's SQL generator (no I/O; mtrslt --gen, test_sql_slt)
 SLT_GEN = tests/slt/gen.c tests/slt/gen.h
@@ -14,7 +14,7 @@ UNIT_TESTS = tests/unit/test_error tests/unit/test_conf tests/unit/test_metrics 
 	tests/unit/test_sql \
 	tests/unit/test_proxy_item tests/unit/test_outbuf tests/unit/test_proxy tests/unit/test_tlsconn \
 	tests/unit/test_batch tests/unit/test_paxos_sim tests/unit/test_pstore tests/unit/test_seglog \
-	tests/unit/test_ingest tests/unit/test_reasm tests/unit/test_apply tests/unit/test_detvfs \
+	tests/unit/test_ingest tests/unit/test_reasm tests/unit/test_apply tests/unit/test_detvfs tests/unit/test_pitr \
 	tests/unit/test_clustervt tests/unit/test_server
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -150,6 +150,7 @@ INTEGRATION_SUITES += tests/integration/mtrsql_tmux.sh
 INTEGRATION_SUITES += tests/integration/client_auth.sh
 INTEGRATION_SUITES += tests/integration/mtrsql_sqlite.sh
 INTEGRATION_SUITES += tests/integration/backup.sh
+INTEGRATION_SUITES += tests/integration/pitr.sh
 INTEGRATION_SUITES += tests/integration/install.sh
 INTEGRATION_SUITES += tests/integration/stats.sh
 INTEGRATION_SUITES += tests/integration/hostile.sh

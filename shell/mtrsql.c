@@ -393,7 +393,7 @@ static int dot_cluster(struct shell *sh)
 	 * instance is behind the highest instance any live server knows chosen. */
 	int rc = run_sql(sh, "SELECT id, address, CASE WHEN alive THEN role ELSE 'unreachable' END AS role, alive, "
 			     "chosen, applied, CASE WHEN alive THEN (SELECT max(chosen) FROM mtr_members WHERE alive) - "
-			     "applied END AS lag FROM mtr_members ORDER BY id");
+			     "applied END AS lag, membership FROM mtr_members ORDER BY id");
 	if (!rc)
 		rc = run_sql(sh, "SELECT server, count(*) AS streams, max(watermark) AS max_watermark "
 				 "FROM mtr_streams GROUP BY server ORDER BY server");

@@ -5,10 +5,13 @@
  * relays a consistent snapshot of one server's replica (doc/server.md
  * "Backup and restore"); the client holds one part at a time.
  *
- * The file received is the replica itself: the replica's own tables are
- * then reduced with SQLite (mtr_cursor and mtr_requests dropped, mtr_meta
- * down to the cluster settings plus backup_instance and backup_time) so
- * that the copy is the user's database and restores anywhere.
+ * The file received is the replica itself: mtr_meta is then reduced with
+ * SQLite to the cluster settings plus backup_instance and backup_time, and
+ * mtr_conf (the membership of the cluster it came from) is dropped, so
+ * that the copy restores anywhere (--init-from drops the replica's other
+ * tables).  mtr_cursor and mtr_requests stay: a point-in-time restore
+ * replays later instances on the copy, and needs mtr_requests to answer a
+ * resent write as the replicas did (doc/apply.md "Resends").
  */
 #include "config.h"
 
@@ -168,7 +171,7 @@ static int bk_finish_db(mtr *db, const char *tmp, uint64_t instance)
 	time_t now = time(NULL);
 	struct tm tm;
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-	char *sql = sqlite3_mprintf("BEGIN; DROP TABLE IF EXISTS mtr_cursor; DROP TABLE IF EXISTS mtr_requests;"
+	char *sql = sqlite3_mprintf("BEGIN; DROP TABLE IF EXISTS mtr_conf;"
 				    "DELETE FROM mtr_meta WHERE key NOT IN ('max_steps', 'foreign_keys');"
 				    "INSERT INTO mtr_meta VALUES('backup_instance', %lld);"
 				    "INSERT INTO mtr_meta VALUES('backup_time', %Q); COMMIT",

@@ -20,8 +20,13 @@
  * for our own address (cfg->bind.ip) so that socket peers can reach us.
  *
  * Idle.  No virtual port here has RX interrupts, so transport_wait() polls:
- * a few empty polls, then sleeps that grow from 20 us to 500 us.  With
- * busy_poll it spins (for dedicated cores only).  A burst fetched by
+ * a few empty polls, then sleeps of 20 us; once no frame came for
+ * DPDK_HOT_NS (5 ms) they grow to 500 us.  A request/answer exchange
+ * crosses four or five processes, each waiting up to one sleep: a 500 us
+ * sleep while traffic flows cost a single client about a millisecond per
+ * write (doc/performance.md "DPDK end to end").  The thread's timer slack
+ * is set to 1 us so that a 20 us sleep is not 70.  With busy_poll it spins
+ * (for dedicated cores only).  A burst fetched by
  * transport_wait() is kept and handed out by the next receive.
  *
  * Ownership.  Received datagrams point into mbufs we hold until the next
@@ -31,11 +36,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <rte_common.h>
@@ -61,6 +68,7 @@
 #define DPDK_SPIN_POLLS 16u        /* empty polls before the first sleep */
 #define DPDK_SLEEP_MIN_NS 20000u   /* first idle sleep */
 #define DPDK_SLEEP_MAX_NS 500000u  /* longest idle sleep */
+#define DPDK_HOT_NS 5000000ull     /* sleeps stay short this long after a frame */
 #define DPDK_TX_PATIENCE_NS 20000000ull /* give up on a full TX ring after 20 ms */
 #define DPDK_ARP_RETRY_NS 100000000ull  /* one ARP request per peer per 100 ms */
 
@@ -96,6 +104,7 @@ struct dpdk_transport {
 	unsigned nneigh;
 	uint64_t hw_missed; /* last imissed + rx_nombuf seen from the port */
 	uint64_t tx_lost;   /* frames dropped on a full TX ring */
+	uint64_t last_rx_ns; /* when rx_poll last returned a frame */
 };
 
 /* ---- EAL, once per process ---- */
@@ -187,6 +196,18 @@ static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
 	nanosleep(&ts, NULL);
+}
+
+/* Sleep ns, or less when fd (>= 0) becomes readable first: returns 1 then. */
+static int sleep_or_fd(int fd, uint64_t ns)
+{
+	if (fd < 0) {
+		sleep_ns(ns);
+		return 0;
+	}
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return ppoll(&p, 1, &ts, NULL) > 0;
 }
 
 static void free_mbufs(struct rte_mbuf **v, unsigned *n)
@@ -457,6 +478,8 @@ static unsigned rx_poll(struct dpdk_transport *d, struct rte_mbuf **v, unsigned 
 		d->rxq_next = (d->rxq_next + 1) % d->nq;
 		got += rte_eth_rx_burst(d->port, (uint16_t)q, v + got, (uint16_t)(n - got));
 	}
+	if (got)
+		d->last_rx_ns = now_mono_ns();
 	return got;
 }
 
@@ -535,7 +558,9 @@ static int dpdk_recv_raw(struct transport *t, struct transport_msg *m, unsigned 
 	return (int)got;
 }
 
-static int dpdk_wait(struct transport *t, int timeout_ms)
+static __thread int slack_set; /* this thread's timer slack is 1 us */
+
+static int dpdk_wait(struct transport *t, int fd, int timeout_ms)
 {
 	struct dpdk_transport *d = (struct dpdk_transport *)t;
 	if (d->nstash)
@@ -553,13 +578,22 @@ static int dpdk_wait(struct transport *t, int timeout_ms)
 			return 0;
 		}
 		if (t->cfg.busy_poll || polls < DPDK_SPIN_POLLS) {
+			if (fd >= 0 && t->cfg.busy_poll && sleep_or_fd(fd, 0))
+				return 1;
 			rte_pause();
 			continue;
 		}
-		/* sleep-on-idle: growing sleeps, never past the deadline */
+		/* sleep-on-idle: short sleeps while frames flow, then growing
+		 * ones, never past the deadline */
+		if (!slack_set) {
+			prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+			slack_set = 1;
+		}
 		uint64_t s = MIN(sleep, limit - el);
-		sleep_ns(s);
-		sleep = MIN(sleep * 2, (uint64_t)DPDK_SLEEP_MAX_NS);
+		if (sleep_or_fd(fd, s))
+			return 1;
+		if (now_mono_ns() - d->last_rx_ns >= DPDK_HOT_NS)
+			sleep = MIN(sleep * 2, (uint64_t)DPDK_SLEEP_MAX_NS);
 	}
 }
 

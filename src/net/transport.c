@@ -337,7 +337,14 @@ int transport_wait(struct transport *t, int timeout_ms)
 {
 	if (!t)
 		return MTR_EINVAL;
-	return t->ops->wait(t, timeout_ms);
+	return t->ops->wait(t, -1, timeout_ms);
+}
+
+int transport_wait_fd(struct transport *t, int fd, int timeout_ms)
+{
+	if (!t)
+		return MTR_EINVAL;
+	return t->ops->wait(t, fd, timeout_ms);
 }
 
 int transport_fd(struct transport *t)

@@ -136,7 +136,7 @@ struct transport_ops {
 	int (*send_group)(struct transport *t, const struct transport_msg *m, unsigned n);
 	int (*send_to)(struct transport *t, const struct transport_msg *m, unsigned n);
 	int (*recv_raw)(struct transport *t, struct transport_msg *m, unsigned n);
-	int (*wait)(struct transport *t, int timeout_ms);
+	int (*wait)(struct transport *t, int fd, int timeout_ms); /* fd: also wake on it; -1 none */
 	int (*fd)(struct transport *t);
 	void (*close)(struct transport *t);
 };
@@ -180,6 +180,11 @@ int transport_recv(struct transport *t, struct transport_msg *m, unsigned n);
  * implementations without an fd back off with short sleeps unless busy_poll
  * is set. */
 int transport_wait(struct transport *t, int timeout_ms);
+
+/* The same, but also return (1) as soon as fd is readable: an event loop
+ * whose transport has no fd (dpdk) waits on its other work with this (an
+ * epoll fd, an eventfd) instead of waking every millisecond to look. */
+int transport_wait_fd(struct transport *t, int fd, int timeout_ms);
 
 /* A file descriptor that becomes readable with traffic, for an event loop;
  * -1 when the transport has none (then use transport_wait). */

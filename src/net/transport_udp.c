@@ -280,13 +280,13 @@ static int udp_recv_raw(struct transport *t, struct transport_msg *m, unsigned n
 	return 0;
 }
 
-static int udp_wait(struct transport *t, int timeout_ms)
+static int udp_wait(struct transport *t, int fd, int timeout_ms)
 {
 	struct udp_transport *u = udp_of(t);
-	struct pollfd p = { .fd = u->fd, .events = POLLIN };
+	struct pollfd p[2] = {{ .fd = u->fd, .events = POLLIN }, { .fd = fd, .events = POLLIN }};
 	int r;
 	do
-		r = poll(&p, 1, timeout_ms);
+		r = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
 	while (r < 0 && errno == EINTR); /* restarts the full timeout: fine for our callers */
 	if (r < 0) {
 		mtr_log(LOG_ERROR, "transport udp: poll: %s", strerror(errno));

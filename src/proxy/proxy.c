@@ -267,6 +267,16 @@ int proxy_run(struct proxy *p)
 		int tmo = pxnet_next_timeout(p), ctmo = pxcli_next_timeout(p);
 		if (ctmo >= 0 && (tmo < 0 || ctmo < tmo))
 			tmo = ctmo;
+		if (p->tfd < 0 && tmo != 0) {
+			/* a transport without an fd (dpdk): wait on it and on
+			 * the epoll set together, then take the events */
+			if (transport_wait_fd(p->t, p->ep, tmo) < 0) {
+				mtr_log(LOG_ERROR, "proxy: waiting on the transport failed");
+				rc = MTR_EIO;
+				break;
+			}
+			tmo = 0;
+		}
 		int n = epoll_wait(p->ep, evs, ARRAY_SIZE(evs), tmo);
 		if (n < 0) {
 			if (errno == EINTR)

@@ -756,8 +756,5 @@ int pxnet_next_timeout(struct proxy *p)
 		if (r < t)
 			t = r;
 	}
-	int ms = t <= now ? 0 : (int)MIN(t - now, 1000u);
-	if (p->tfd < 0 && ms > 1)
-		ms = 1; /* a transport without an fd is polled */
-	return ms;
+	return t <= now ? 0 : (int)MIN(t - now, 1000u); /* dpdk: proxy_run waits with transport_wait_fd */
 }

@@ -72,6 +72,7 @@ static const struct {
 	{"mtr_meta", "mtr_meta is maintained by the replica and cannot be modified"},
 	{"mtr_cursor", "mtr_cursor is maintained by the replica and cannot be modified"},
 	{"mtr_requests", "mtr_requests is maintained by the replica and cannot be modified"},
+	{"mtr_conf", "mtr_conf is maintained by the replica and cannot be modified"},
 };
 
 /* ---- errors ---- */
@@ -533,6 +534,7 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		    "CREATE TABLE IF NOT EXISTS mtr_cursor(stream INTEGER PRIMARY KEY, last INTEGER NOT NULL);"
 		    "CREATE TABLE IF NOT EXISTS mtr_requests(client INTEGER NOT NULL, request INTEGER NOT NULL,"
 		    " ts INTEGER NOT NULL, result, top INTEGER, PRIMARY KEY(client, request)) WITHOUT ROWID;"
+		    "CREATE TABLE IF NOT EXISTS mtr_conf(inst INTEGER PRIMARY KEY, conf BLOB NOT NULL);"
 		    "UPDATE mtr_meta SET value = 2 WHERE key = 'schema_version' AND value = 1;"
 		    "COMMIT") != 0) {
 		apply_close(a);
@@ -602,6 +604,7 @@ void apply_close(struct apply *a)
 		apply_cache_clear(a);
 	sqlite3_finalize(a->set_applied);
 	sqlite3_finalize(a->set_cursor);
+	free(a->conf);
 	sqlite3_finalize(a->sp_begin);
 	sqlite3_finalize(a->sp_release);
 	sqlite3_finalize(a->sp_rollback);
@@ -742,6 +745,52 @@ void apply_rollback(struct apply *a)
  * own rows, COMMIT.  0 (committed), ATTEMPT_FORCED, ATTEMPT_LOCAL, or MTR_*
  * (< 0).  The caller rolls back whatever did not commit.
  */
+/* The configuration instance chose (apply_set_conf), recorded in the
+ * instance's transaction: mtr_conf(inst, conf).  0 or MTR_ESQL. */
+static int record_conf(struct apply *a, uint64_t instance)
+{
+	if (a->conf == NULL || a->conf_inst != instance)
+		return 0;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(a->db, "INSERT OR REPLACE INTO mtr_conf VALUES(?1, ?2)", -1, &st, NULL) != SQLITE_OK)
+		return apply_sql_fail(a, "INSERT INTO mtr_conf");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)instance);
+	sqlite3_bind_blob(st, 2, a->conf, (int)a->conf_len, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : apply_sql_fail(a, "INSERT INTO mtr_conf");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int apply_set_conf(struct apply *a, uint64_t instance, const uint8_t *conf, size_t len)
+{
+	if (a == NULL || conf == NULL || len == 0 || len > INT32_MAX)
+		return MTR_EINVAL;
+	uint8_t *c = malloc(len);
+	if (c == NULL)
+		return MTR_ENOMEM;
+	memcpy(c, conf, len);
+	free(a->conf);
+	a->conf = c;
+	a->conf_len = len;
+	a->conf_inst = instance;
+	return 0;
+}
+
+int apply_confs(struct apply *a, int (*fn)(void *arg, uint64_t inst, const uint8_t *conf, size_t len), void *arg)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(a->db, "SELECT inst, conf FROM mtr_conf ORDER BY inst", -1, &s, NULL) != SQLITE_OK)
+		return MTR_ESQL;
+	int rc, ret = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && ret == 0)
+		ret = fn(arg, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
+			 (size_t)sqlite3_column_bytes(s, 1));
+	sqlite3_finalize(s);
+	if (ret != 0)
+		return ret;
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : MTR_ESQL;
+}
+
 static int attempt(struct apply *a, uint64_t instance, const struct wire_item *items, size_t n)
 {
 	a->alen = 0;
@@ -769,6 +818,8 @@ static int attempt(struct apply *a, uint64_t instance, const struct wire_item *i
 		rc = apply_rq_finish(a);
 	if (rc == 0)
 		rc = apply_rq_prune(a, instance, items, n);
+	if (rc == 0)
+		rc = record_conf(a, instance);
 	if (rc == 0) {
 		sqlite3_bind_int64(a->set_applied, 1, (sqlite3_int64)instance);
 		if (sqlite3_step(a->set_applied) != SQLITE_DONE)
@@ -819,6 +870,10 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		rc = attempt(a, instance, items, n);
 		if (rc == 0) {
 			apply_rq_committed(a);
+			if (a->conf != NULL && a->conf_inst == instance) {
+				free(a->conf);
+				a->conf = NULL;
+			}
 			a->limit_touched = 0;
 			if (atomic_load(&a->full)) {
 				atomic_store(&a->full, 0);

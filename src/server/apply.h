@@ -191,6 +191,22 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
  */
 int apply_cursor(struct apply *a, int (*fn)(void *arg, uint64_t stream, uint64_t last), void *arg);
 
+/*
+ * Membership (doc/paxos.md, "Membership"): the next apply_instance() of
+ * `instance` also records that the instance chose this configuration, in
+ * table mtr_conf(inst, conf) in the same transaction (so a restart or a
+ * snapshot of the database knows it with the applied instance).  conf is
+ * the encoding of a batch without ranges carrying the configuration
+ * (batch_encode); it is copied.  0, MTR_EINVAL or MTR_ENOMEM.
+ */
+int apply_set_conf(struct apply *a, uint64_t instance, const uint8_t *conf, size_t len);
+
+/* Every recorded configuration, in instance order: fn(arg, inst, conf,
+ * len) with conf as given to apply_set_conf (valid during the call); a
+ * non-zero return of fn stops and is returned.  Same thread rules as
+ * apply_cursor().  0, MTR_ESQL or fn's code. */
+int apply_confs(struct apply *a, int (*fn)(void *arg, uint64_t inst, const uint8_t *conf, size_t len), void *arg);
+
 /* Block until instance has been applied, for at most timeout_ms (< 0:
  * forever).  0, MTR_ETIMEDOUT or MTR_ECLOSED. */
 int apply_wait(struct apply *a, uint64_t instance, int timeout_ms);

@@ -5,7 +5,8 @@
  * The file is opened read-only, checked (PRAGMA integrity_check), copied
  * page by page with SQLite's backup API into DIR/replica.db.init, and there
  * made a replica at instance 0: the replica's own tables of a Metronome
- * backup (mtr_cursor, mtr_requests) are dropped, mtr_meta keeps only the
+ * backup (mtr_cursor, mtr_requests, mtr_conf: a new cluster starts from
+ * its own cluster.servers) are dropped, mtr_meta keeps only the
  * cluster settings (max_steps, foreign_keys), and it records where the
  * content came from (restored_from, restored_instance, restored_digest) and
  * the cluster's origin: 64 bits of the user digest (digest_db_user) of the
@@ -77,7 +78,7 @@ static int init_fixup(sqlite3 *db, const char *from, uint64_t *origin, char *err
 	char bad[256];
 	if (first_text(db,
 		       "SELECT name FROM sqlite_schema WHERE name LIKE 'mtr\\_%' ESCAPE '\\' AND "
-		       "name NOT IN ('mtr_meta', 'mtr_cursor', 'mtr_requests') LIMIT 1",
+		       "name NOT IN ('mtr_meta', 'mtr_cursor', 'mtr_requests', 'mtr_conf') LIMIT 1",
 		       bad, sizeof bad) != 0)
 		return init_fail(err, errlen, MTR_ESQL, "reading the schema: %s", sqlite3_errmsg(db));
 	if (bad[0])
@@ -95,6 +96,7 @@ static int init_fixup(sqlite3 *db, const char *from, uint64_t *origin, char *err
 		       inst, sizeof inst) != 0)
 		return init_fail(err, errlen, MTR_ESQL, "reading mtr_meta of %s: %s", from, sqlite3_errmsg(db));
 	char *sql = sqlite3_mprintf("BEGIN; DROP TABLE IF EXISTS mtr_cursor; DROP TABLE IF EXISTS mtr_requests;"
+				    "DROP TABLE IF EXISTS mtr_conf;"
 				    "CREATE TABLE IF NOT EXISTS mtr_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
 				    "DELETE FROM mtr_meta WHERE key NOT IN (%s); COMMIT",
 				    keep_keys);

@@ -120,6 +120,9 @@ struct apply {
 	struct detvfs_rng rng;
 	sqlite3_stmt *set_applied;
 	sqlite3_stmt *set_cursor; /* upsert mtr_cursor(stream, last) */
+	uint8_t *conf;            /* apply_set_conf(): what instance conf_inst records in mtr_conf */
+	size_t conf_len;
+	uint64_t conf_inst;
 	sqlite3_stmt *sp_begin, *sp_release, *sp_rollback; /* the item savepoint */
 	sqlite3_stmt *rq_get, *rq_load, *rq_put, *rq_floor, *rq_forget, *rq_prune; /* mtr_requests */
 	struct rq_client *rq; /* clients seen: a cache of mtr_requests (open addressing) */

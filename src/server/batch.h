@@ -5,9 +5,19 @@
  *
  * A valid batch has its ranges sorted by stream, no stream twice, and
  * 1 <= first <= last for every range.  The empty batch (n = 0) is the no-op.
+ * A batch may also carry a cluster configuration (doc/paxos.md,
+ * "Membership"): the members in force alpha instances after the instance
+ * that chose it.
+ *
  * Encoding (little-endian, doc/paxos.md):
  *
- *   u32 count | count * (u64 stream, u64 first, u64 last)
+ *   u32 count | count * (u64 stream, u64 first, u64 last) | [configuration]
+ *
+ * Bit 31 of count (BATCH_CONF_FLAG) says that a configuration follows the
+ * ranges: u8 members (1..16), then per member u8 id (0..63, strictly
+ * increasing), u8 flags (bit 0: voter; other bits 0), u8 address length
+ * (0..63) and that many bytes of address (printable ASCII, no space).  At
+ * least one member is a voter.
  *
  * A cursor (struct batch_order) records, per stream, the last seq ordered so
  * far; a batch is contiguous with it when every range starts right after the
@@ -26,6 +36,27 @@
 #define BATCH_RANGE_SIZE 24u
 #define BATCH_HDR_SIZE 4u
 
+/* Bit 31 of the encoded count: a configuration follows the ranges. */
+#define BATCH_CONF_FLAG 0x80000000u
+/* Most members of a configuration, node ids (0 .. BATCH_ID_MAX - 1), and
+ * the longest member address. */
+#define BATCH_CONF_MAX 16u
+#define BATCH_ID_MAX 64u
+#define BATCH_ADDR_MAX 63u
+
+/* One member of a configuration.  addr is NUL-terminated. */
+struct batch_member {
+	uint8_t id;
+	uint8_t voter; /* 1: its promises and accepts count; 0: a learner */
+	char addr[BATCH_ADDR_MAX + 1];
+};
+
+/* A cluster configuration: members sorted by id. */
+struct batch_conf {
+	uint32_t n;
+	struct batch_member m[BATCH_CONF_MAX];
+};
+
 /* One range of a stream's items, inclusive. */
 struct batch_range {
 	uint64_t stream;
@@ -33,10 +64,12 @@ struct batch_range {
 	uint64_t last;
 };
 
-/* A batch.  r is owned by the batch (malloc'd) and freed by batch_free(). */
+/* A batch.  r and conf are owned by the batch (malloc'd) and freed by
+ * batch_free(); conf is NULL when the batch carries no configuration. */
 struct batch {
 	uint32_t n;
 	struct batch_range *r;
+	struct batch_conf *conf;
 };
 
 /* A (stream, seq) pair: a cursor entry or a watermark. */
@@ -52,8 +85,23 @@ struct batch_order {
 };
 
 /* 0 if b is valid (sorted, no duplicate stream, 1 <= first <= last, at most
- * BATCH_MAX_RANGES ranges), else MTR_EINVAL. */
+ * BATCH_MAX_RANGES ranges, its configuration if any valid), else MTR_EINVAL. */
 int batch_validate(const struct batch *b);
+
+/* 0 if c is a valid configuration (1..BATCH_CONF_MAX members, ids strictly
+ * increasing and < BATCH_ID_MAX, voter 0 or 1, at least one voter,
+ * addresses printable ASCII without spaces), else MTR_EINVAL. */
+int batch_conf_validate(const struct batch_conf *c);
+
+/* Bit masks of c's members by id: every member, the voters only. */
+uint64_t batch_conf_members(const struct batch_conf *c);
+uint64_t batch_conf_voters(const struct batch_conf *c);
+
+/* The member of c with this id, or NULL. */
+const struct batch_member *batch_conf_find(const struct batch_conf *c, uint32_t id);
+
+/* Set b's configuration to a copy of c (NULL: none); 0 or MTR_ENOMEM. */
+int batch_set_conf(struct batch *b, const struct batch_conf *c);
 
 /* Bytes batch_encode() writes for b. */
 size_t batch_encoded_size(const struct batch *b);
@@ -74,10 +122,10 @@ int batch_copy(struct batch *dst, const struct batch *src);
 /* Append a range (no validation); 0 or MTR_ENOMEM. */
 int batch_push(struct batch *b, uint64_t stream, uint64_t first, uint64_t last);
 
-/* True when a and b hold the same ranges. */
+/* True when a and b hold the same ranges and the same configuration. */
 bool batch_equal(const struct batch *a, const struct batch *b);
 
-/* Free the ranges; b becomes the empty batch. */
+/* Free the ranges and the configuration; b becomes the empty batch. */
 void batch_free(struct batch *b);
 
 /* Last ordered seq of stream in o (0 when never ordered). */

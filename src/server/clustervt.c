@@ -33,8 +33,8 @@ struct tdef {
 
 static const struct tdef tdefs[] = {
 	{"mtr_members", "CREATE TABLE x(id INTEGER, address TEXT, role TEXT, alive INTEGER, chosen INTEGER, "
-			"applied INTEGER, state TEXT)",
-	 7},
+			"applied INTEGER, state TEXT, membership TEXT)",
+	 8},
 	{"mtr_streams", "CREATE TABLE x(server INTEGER, stream INTEGER, watermark INTEGER)", 3},
 	{"mtr_instances",
 	 "CREATE TABLE x(instance INTEGER, ranges TEXT, items INTEGER, apply_us INTEGER, steps INTEGER, "

@@ -363,6 +363,8 @@ int ingest_open(const struct ingest_opts *opts, struct ingest **out)
 		.seg_size = opts->seg_size,
 		.wbuf_size = opts->wbuf_size,
 		.max_rec = ing->o.max_item,
+		.retain_bytes = opts->retain_bytes,
+		.retain_ms = opts->retain_ms,
 	};
 	int rc = seglog_open(&lo, &ing->log);
 	if (rc == 0)
@@ -614,4 +616,33 @@ int ingest_forget(struct ingest *ing, uint64_t stream, uint64_t upto)
 void ingest_stats(const struct ingest *ing, struct ingest_stats *st)
 {
 	*st = ing->st;
+	struct seglog_stats ls;
+	seglog_stats(ing->log, &ls);
+	st->retained_segs = ls.retained_segs;
+	st->retained_bytes = ls.retained_bytes;
+}
+
+int ingest_log_record(struct ingest *ing, uint64_t key, const void *body, uint32_t len)
+{
+	if (ing->o.durability == INGEST_MEMORY)
+		return 0;
+	struct seglog_loc loc;
+	int rc = seglog_append(ing->log, key, 0, body, len, &loc);
+	if (rc != 0) {
+		ing->st.log_failed++;
+		return rc;
+	}
+	seglog_unref(ing->log, loc.seg); /* not live: kept by its segment's items and the retention */
+	ing->st.log_records++;
+	return 0;
+}
+
+void ingest_set_now(struct ingest *ing, uint64_t wall_ms)
+{
+	seglog_set_now(ing->log, wall_ms);
+}
+
+void ingest_retain_drop(struct ingest *ing)
+{
+	seglog_retain_drop(ing->log);
 }

@@ -53,6 +53,8 @@ struct ingest_opts {
 	uint64_t window;      /* largest seq - base accepted */
 	uint32_t max_item;    /* largest item accepted */
 	uint64_t retry_ns;    /* least time between two requests for one seq */
+	uint64_t retain_bytes; /* disk: keep released segments up to this many bytes (0: none; seglog.h) */
+	uint64_t retain_ms;    /* disk: ... and at most this long (0: none) */
 };
 
 /* A range of missing items, inclusive. */
@@ -79,7 +81,11 @@ struct ingest_range {
 	X(recovered, "items found again by recovery")         \
 	X(streams, "streams known (gauge)")                   \
 	X(items_held, "items stored and not released (gauge)") \
-	X(mem, "bytes counted against max_mem (gauge)")
+	X(mem, "bytes counted against max_mem (gauge)")       \
+	X(log_records, "records of the chosen history written (ingest_log_record)") \
+	X(log_failed, "records of the chosen history that could not be written") \
+	X(retained_segs, "released segments kept for point-in-time restore (gauge)") \
+	X(retained_bytes, "bytes of those segments (gauge)")
 
 struct ingest_stats {
 	INGEST_STATS_MAP(STATS_FIELD)
@@ -119,6 +125,23 @@ int ingest_add(struct ingest *ing, uint64_t stream, uint64_t seq, const void *it
  * disk's state is unknown: stop).
  */
 int ingest_sync(struct ingest *ing);
+
+/*
+ * Append a record that is not an item to the log: (stream = key, seq = 0,
+ * body).  It is never indexed, read back or counted as live (recovery skips
+ * seq 0), so it lives as long as its segment does: for the items' lifetime
+ * plus the retention.  The server writes its chosen history this way
+ * (pitr.h).  Memory mode: nothing is written (returns 0).  Durable at the
+ * next ingest_sync.  0, MTR_EINVAL, MTR_ETOOBIG, MTR_ENOSPACE or MTR_EIO.
+ */
+int ingest_log_record(struct ingest *ing, uint64_t key, const void *body, uint32_t len);
+
+/* The wall time in ms since the epoch, for retention (seglog_set_now). */
+void ingest_set_now(struct ingest *ing, uint64_t wall_ms);
+
+/* Retention gives way once: the next ingest_sync deletes every released
+ * segment (seglog_retain_drop; for a full disk). */
+void ingest_retain_drop(struct ingest *ing);
 
 /* A proxy heartbeat: the stream has items up to high (creates the stream
  * when new; MTR_EFULL beyond the stream bound). */

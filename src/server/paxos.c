@@ -54,11 +54,18 @@ struct ent {
 	struct batch pend_val;
 	/* leader: its proposal at p->ballot and who accepted it */
 	bool prop;
-	uint32_t acks;
+	uint64_t acks; /* by id */
 	struct batch prop_val;
 	/* candidate: highest-ballot value reported by the promises */
 	uint64_t rec_ballot;
 	struct batch rec_val;
+};
+
+/* A configuration and the first instance it is in force at. */
+struct conf_ent {
+	uint64_t eff;
+	uint64_t voters, members; /* masks by id */
+	struct batch_conf c;
 };
 
 struct paxos {
@@ -66,7 +73,6 @@ struct paxos {
 	struct paxos_io io;
 	uint64_t rng;
 	uint64_t now;
-	uint32_t majority;
 
 	enum paxos_role role;
 	uint64_t promised;      /* durable */
@@ -90,9 +96,9 @@ struct paxos {
 	uint64_t lease_ballot;  /* the leader (or candidate promised) this node vouches for */
 	uint64_t lease_until;   /* ... until then: one election timeout after hearing it */
 	uint64_t pv_ballot;     /* pre-vote in progress: the ballot it would use, 0 if none */
-	uint32_t pv_votes;      /* nodes that granted it (self included) */
+	uint64_t pv_votes;      /* nodes that granted it (self included) */
 	uint64_t cq_check;      /* leader: end of the current check-quorum period */
-	uint32_t cq_heard;      /* leader: peers heard from in that period */
+	uint64_t cq_heard;      /* leader: peers heard from in that period */
 	bool standby;           /* paxos_standby(): the host cannot persist (a full disk) */
 
 	/* log */
@@ -106,15 +112,31 @@ struct paxos {
 
 	/* candidate */
 	uint64_t prep_inst;
-	uint32_t promised_by;
+	uint64_t promised_by;
 	uint64_t rec_max;
 
 	/* leader */
 	uint64_t first_own;
 	uint64_t next_inst;
+	uint64_t lead_promised;    /* the nodes that promised its ballot */
+	bool extending;            /* phase 1 extended to new voters (prep_inst) */
+	uint64_t next_extend;      /* next PREPARE to the missing voters */
+	bool change_pending;       /* paxos_change(): change to propose next */
+	struct batch_conf change;
+	uint64_t change_base;      /* confs[last].eff when it was asked for */
+	uint64_t change_inst;      /* instance where it proposed one, 0 if none */
 
-	/* watermarks per node (index cfg.id is our own) */
-	struct batch_order marks[PAXOS_MAX_NODES];
+	/* membership (doc/paxos.md, "Membership"): the configurations in force
+	 * from confs[k].eff on, sorted; confs[0].eff <= delivered + 1 */
+	struct conf_ent *confs;
+	size_t n_confs, cap_confs;
+	uint64_t removed;   /* ids removed: their messages are refused */
+	bool warned_removed;
+	uint64_t tell_removed[PAXOS_MAX_ID]; /* next polite refusal to that removed id */
+	uint64_t next_warn_removed;          /* rate limit of the refusal's log line */
+
+	/* watermarks per node id (index cfg.id is our own) */
+	struct batch_order marks[PAXOS_MAX_ID];
 
 	struct paxos_stats stats;
 };
@@ -136,7 +158,101 @@ static void reset_deadline(struct paxos *p)
 	p->deadline = p->now + t + rng_next(p) % t;
 }
 
-static unsigned popcount(uint32_t v) { return (unsigned)__builtin_popcount(v); }
+static unsigned popcount(uint64_t v) { return (unsigned)__builtin_popcountll(v); }
+static uint64_t bit(uint32_t id) { return id < PAXOS_MAX_ID ? UINT64_C(1) << id : 0; }
+
+/* ---- membership (doc/paxos.md, "Membership") ---- */
+
+/* The configuration in force at instance inst: the last one whose first
+ * instance is <= inst (for inst > delivered + PAXOS_CONF_DELAY, the latest
+ * known, which a later change may still replace). */
+static const struct conf_ent *conf_at(const struct paxos *p, uint64_t inst)
+{
+	size_t k = p->n_confs;
+	while (k > 1 && p->confs[k - 1].eff > inst)
+		k--;
+	return &p->confs[k - 1];
+}
+
+/* Do the nodes of `set` include a majority of the voters of c? */
+static bool quorum(uint64_t set, const struct conf_ent *c)
+{
+	return popcount(set & c->voters) >= popcount(c->voters) / 2 + 1;
+}
+
+/* Is this node a voter at instance inst? */
+static bool is_voter(const struct paxos *p, uint64_t inst)
+{
+	return (conf_at(p, inst)->voters & bit(p->cfg.id)) != 0;
+}
+
+/* Do the promises of `set` cover every configuration in force in
+ * delivered + 1 .. delivered + PAXOS_CONF_DELAY (rule 2)? */
+static bool quorum_ahead(const struct paxos *p, uint64_t set)
+{
+	for (size_t k = 0; k < p->n_confs; k++)
+		if (p->confs[k].eff <= p->delivered + PAXOS_CONF_DELAY && !quorum(set, &p->confs[k]))
+			return false;
+	return true;
+}
+
+/* Record that c was chosen at instance inst (a known one is ignored),
+ * then forget the configurations no longer needed. */
+static void conf_forget(struct paxos *p);
+static int conf_add(struct paxos *p, uint64_t inst, const struct batch_conf *c)
+{
+	uint64_t eff = inst + PAXOS_CONF_DELAY;
+	size_t at = p->n_confs;
+	while (at > 0 && p->confs[at - 1].eff > eff)
+		at--;
+	if (at > 0 && p->confs[at - 1].eff == eff)
+		return 0;
+	if (at == 0 && p->n_confs > 0 && p->confs[0].eff <= p->delivered + 1)
+		return 0; /* older than the one in force */
+	if (p->n_confs == p->cap_confs) {
+		size_t cap = p->cap_confs ? 2 * p->cap_confs : 4;
+		struct conf_ent *v = realloc(p->confs, cap * sizeof *v);
+		if (v == NULL)
+			return MTR_ENOMEM;
+		p->confs = v;
+		p->cap_confs = cap;
+	}
+	memmove(&p->confs[at + 1], &p->confs[at], (p->n_confs - at) * sizeof *p->confs);
+	p->confs[at] = (struct conf_ent){ .eff = eff, .voters = batch_conf_voters(c), .members = batch_conf_members(c),
+					  .c = *c };
+	p->n_confs++;
+	conf_forget(p);
+	return 0;
+}
+
+/* Drop the configurations superseded at delivered + 1; the ids they had
+ * that no remaining one has are removed from now on (rule 4). */
+static void conf_forget(struct paxos *p)
+{
+	while (p->n_confs > 1 && p->confs[1].eff <= p->delivered + 1) {
+		uint64_t later = 0;
+		for (size_t k = 1; k < p->n_confs; k++)
+			later |= p->confs[k].members;
+		p->removed |= p->confs[0].members & ~later;
+		memmove(&p->confs[0], &p->confs[1], (p->n_confs - 1) * sizeof *p->confs);
+		p->n_confs--;
+	}
+	if ((p->removed & bit(p->cfg.id)) && !p->warned_removed) {
+		p->warned_removed = true;
+		mtr_log(LOG_WARN, "paxos %u: this node was removed from the cluster (from instance %llu on): it "
+				  "no longer votes or campaigns",
+			p->cfg.id, (unsigned long long)p->confs[0].eff);
+	}
+}
+
+/* The ids a broadcast goes to (paxos_audience). */
+static uint64_t audience(const struct paxos *p)
+{
+	uint64_t m = 0;
+	for (size_t k = 0; k < p->n_confs; k++)
+		m |= p->confs[k].members;
+	return m & ~p->removed & ~bit(p->cfg.id);
+}
 
 static void ent_clear(struct ent *e)
 {
@@ -283,6 +399,10 @@ static void step_down(struct paxos *p)
 		batch_free(&e->rec_val);
 	}
 	p->promised_by = 0;
+	p->lead_promised = 0;
+	p->extending = false;
+	p->change_pending = false;
+	p->change_inst = 0;
 	p->rec_max = 0;
 	reset_deadline(p);
 }
@@ -337,6 +457,22 @@ static void learn(struct paxos *p, uint64_t inst, const struct batch *value)
 	e->chosen = true;
 }
 
+/* Not a voter at the next instance (removed, or made a learner): no
+ * campaign, and a leader or candidate lets the voters elect (doc/paxos.md,
+ * "Membership", rule 3). */
+static void leave_if_not_voter(struct paxos *p)
+{
+	if (is_voter(p, p->delivered + 1))
+		return;
+	p->pv_ballot = 0;
+	if (p->role != PAXOS_FOLLOWER) {
+		mtr_log(LOG_INFO, "paxos %u: not a voter from instance %llu on: stepping down", p->cfg.id,
+			(unsigned long long)(p->delivered + 1));
+		step_down(p);
+		p->leader_ballot = 0;
+	}
+}
+
 /* Hand every contiguous chosen instance to the host, in order. */
 static void deliver(struct paxos *p)
 {
@@ -376,13 +512,26 @@ static void deliver(struct paxos *p)
 		p->stats.delivered++;
 		if (p->commit_seen < p->delivered)
 			p->commit_seen = p->delivered;
+		if (e->val.conf != NULL) {
+			p->stats.conf_changes++;
+			if (conf_add(p, p->delivered, e->val.conf) != 0)
+				mtr_log(LOG_ERROR, "paxos %u: out of memory recording the configuration of instance %llu",
+					p->cfg.id, (unsigned long long)p->delivered);
+			mtr_log(LOG_INFO, "paxos %u: configuration chosen at instance %llu, in force from %llu: %u members",
+				p->cfg.id, (unsigned long long)p->delivered,
+				(unsigned long long)(p->delivered + PAXOS_CONF_DELAY), e->val.conf->n);
+		}
+		if (p->change_inst == p->delivered)
+			p->change_inst = 0;
+		conf_forget(p);
 		p->io.chosen(p->io.data, p->delivered, &e->val);
 	}
+	leave_if_not_voter(p);
 }
 
 static void maybe_catchup(struct paxos *p)
 {
-	if (p->commit_seen <= p->delivered || p->now < p->next_catchup || p->commit_from >= p->cfg.n ||
+	if (p->commit_seen <= p->delivered || p->now < p->next_catchup || p->commit_from >= PAXOS_MAX_ID ||
 	    p->commit_from == p->cfg.id)
 		return;
 	p->stats.catchups_sent++;
@@ -572,7 +721,7 @@ static int on_items_changed(struct paxos *p)
 		/* do_accept may deliver and propose (growing p->ents): take the
 		 * value out of the entry and re-find the entry afterwards. */
 		struct batch v = e->pend_val;
-		e->pend_val = (struct batch){ 0, NULL };
+		e->pend_val = (struct batch){ 0 };
 		e->pend = false;
 		uint64_t inst = p->base + 1 + i;
 		int rc = do_accept(p, e->pend_from, e->pend_ballot, inst, e, &v);
@@ -615,8 +764,12 @@ static int cmp_desc(const void *a, const void *b)
 static int fresh_batch(struct paxos *p, struct batch *out)
 {
 	struct batch_order seen = { 0 };
+	const struct conf_ent *c = conf_at(p, p->next_inst);
+	uint32_t nv = popcount(c->voters);
 	int rc = 0;
-	for (uint32_t j = 0; j < p->cfg.n && rc == 0; j++) {
+	for (uint32_t j = 0; j < PAXOS_MAX_ID && rc == 0; j++) {
+		if (!(c->voters & bit(j)))
+			continue;
 		for (uint32_t k = 0; k < p->marks[j].n && rc == 0; k++) {
 			uint64_t s = p->marks[j].v[k].stream;
 			if (batch_order_last(&seen, s) != 0)
@@ -624,10 +777,12 @@ static int fresh_batch(struct paxos *p, struct batch *out)
 			if ((rc = batch_order_set(&seen, s, 1)) != 0)
 				break;
 			uint64_t w[PAXOS_MAX_NODES];
-			for (uint32_t i = 0; i < p->cfg.n; i++)
-				w[i] = batch_order_last(&p->marks[i], s);
-			qsort(w, p->cfg.n, sizeof w[0], cmp_desc);
-			uint64_t hi = w[p->majority - 1];
+			uint32_t nw = 0;
+			for (uint32_t i = 0; i < PAXOS_MAX_ID && nw < PAXOS_MAX_NODES; i++)
+				if (c->voters & bit(i))
+					w[nw++] = batch_order_last(&p->marks[i], s);
+			qsort(w, nw, sizeof w[0], cmp_desc);
+			uint64_t hi = w[nv / 2];
 			uint64_t last = batch_order_last(&p->order, s);
 			if (hi > last && out->n < BATCH_MAX_RANGES)
 				rc = batch_push(out, s, last + 1, hi);
@@ -641,27 +796,123 @@ static int fresh_batch(struct paxos *p, struct batch *out)
 
 /* Propose what can be proposed now: recovered instances within the window,
  * then one fresh batch when nothing is in flight. */
+static void leader_fill(struct paxos *p);
+
+/* Leader: PREPARE (same ballot, from prep_inst) to the voters ahead that
+ * have not promised it. */
+static void extend_send(struct paxos *p)
+{
+	uint64_t to = 0;
+	for (size_t k = 0; k < p->n_confs; k++)
+		if (p->confs[k].eff <= p->delivered + PAXOS_CONF_DELAY)
+			to |= p->confs[k].voters;
+	to &= ~p->lead_promised & ~bit(p->cfg.id) & ~p->removed;
+	struct paxos_msg m = { .type = PAXOS_PREPARE, .ballot = p->ballot, .inst = p->prep_inst };
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+		if (to & bit(j))
+			send_msg(p, j, &m);
+	p->next_extend = p->now + p->cfg.heartbeat_ms;
+}
+
+/* May the leader propose at instance i (doc/paxos.md, "Membership", rule
+ * 2)?  Only when it knows conf(i) and promises of its ballot cover it.
+ * When they do not (a voter joined, the quorum moved) it extends phase 1
+ * at the same ballot to the voters missing (PREPARE from delivered + 1;
+ * their PROMISEs are taken in on_promise) and answers false meanwhile. */
+static bool leader_may_propose(struct paxos *p, uint64_t i)
+{
+	if (i > p->delivered + PAXOS_CONF_DELAY)
+		return false;
+	if (quorum(p->lead_promised, conf_at(p, i)))
+		return true;
+	if (!p->extending) {
+		p->extending = true;
+		p->stats.conf_prepares++;
+		p->prep_inst = p->delivered + 1;
+		mtr_log(LOG_INFO, "paxos %u: the configuration in force at instance %llu has voters that did not "
+				  "promise ballot %llu.%u: phase 1 for them",
+			p->cfg.id, (unsigned long long)i, (unsigned long long)paxos_ballot_round(p->ballot),
+			paxos_ballot_node(p->ballot));
+		extend_send(p);
+	}
+	return false;
+}
+
+/* Leader: a PROMISE of its ballot from a voter it extended phase 1 to.
+ * Values accepted at instances it has not proposed yet are recovered as in
+ * phase 1; one reported chosen there counts as accepted at the highest
+ * ballot (PAXOS_BALLOT_CHOSEN), so it is the one proposed: ignoring it
+ * would let this leader choose another value where one is chosen (the
+ * simulator found that).  Instances it has proposed are left alone: it
+ * decides those from its own quorum (see the top). */
+static void leader_on_promise(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	if (!p->extending || m->ballot != p->ballot || m->inst != p->prep_inst || (p->lead_promised & bit(from)) ||
+	    m->more)
+		return;
+	for (uint32_t k = 0; k < m->n_entries; k++) {
+		const struct paxos_entry *x = &m->entries[k];
+		if (x->inst < p->next_inst)
+			continue;
+		struct ent *e = ent_get(p, x->inst);
+		if (e == NULL || e->chosen)
+			continue;
+		p->rec_max = MAX(p->rec_max, x->inst);
+		if (x->ballot > e->rec_ballot && batch_copy(&e->rec_val, &x->value) == 0)
+			e->rec_ballot = x->ballot;
+	}
+	p->lead_promised |= bit(from);
+	if (quorum_ahead(p, p->lead_promised))
+		p->extending = false;
+	leader_fill(p);
+}
+
+/* Propose what can be proposed now: recovered instances within the window
+ * (and within PAXOS_CONF_DELAY: their configuration is known), then one
+ * fresh value when nothing is in flight: a requested configuration change,
+ * else the fresh batch, else a no-op while a change is pending (so that it
+ * takes effect in an idle cluster too). */
 static void leader_fill(struct paxos *p)
 {
-	static const struct batch noop = { 0, NULL };
+	static const struct batch noop = { 0 };
 	while (p->role == PAXOS_LEADER && p->next_inst <= p->rec_max &&
-	       p->next_inst < p->delivered + 1 + p->cfg.window) {
-		uint64_t i = p->next_inst++;
+	       p->next_inst < p->delivered + 1 + MIN(p->cfg.window, PAXOS_CONF_DELAY)) {
+		uint64_t i = p->next_inst;
+		if (!leader_may_propose(p, i))
+			return;
+		p->next_inst++;
 		struct ent *e = ent_get(p, i);
 		if (e == NULL || e->chosen)
 			continue;
 		struct batch v = e->rec_val;
-		e->rec_val = (struct batch){ 0, NULL };
+		e->rec_val = (struct batch){ 0 };
 		propose(p, i, e->rec_ballot ? &v : &noop);
 		batch_free(&v);
 	}
 	if (p->role != PAXOS_LEADER || p->next_inst <= p->rec_max || p->next_inst != p->delivered + 1)
 		return;
-	struct batch v = { 0, NULL };
-	if (fresh_batch(p, &v) == 0 && v.n > 0) {
+	if (!leader_may_propose(p, p->next_inst))
+		return;
+	struct batch v = { 0 };
+	if (p->change_pending && p->confs[p->n_confs - 1].eff != p->change_base) {
+		/* another change was chosen since (a former leader's, recovered):
+		 * this one was made from an older configuration; drop it, the
+		 * operator asks again from the new one */
+		p->change_pending = false;
+		mtr_log(LOG_WARN, "paxos %u: configuration change dropped: another one was chosen meanwhile", p->cfg.id);
+	}
+	if (p->change_pending) {
+		p->change_pending = false;
+		if (batch_set_conf(&v, &p->change) == 0) {
+			p->change_inst = p->next_inst;
+			propose(p, p->next_inst++, &v);
+		}
+	} else if (fresh_batch(p, &v) == 0 && v.n > 0) {
 		/* Invariant 3 by construction: the cursor is the chosen log. */
 		assert(batch_order_check(&p->order, &v) == 0);
 		propose(p, p->next_inst++, &v);
+	} else if (p->confs[p->n_confs - 1].eff > p->next_inst) {
+		propose(p, p->next_inst++, &noop);
 	}
 	batch_free(&v);
 }
@@ -677,7 +928,7 @@ static void become_leader(struct paxos *p)
 	p->stats.leader_terms++;
 	mtr_log(LOG_INFO, "paxos %u: election won at ballot %llu.%u: promised by %u of %u nodes", p->cfg.id,
 		(unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
-		popcount(p->promised_by), p->cfg.n);
+		popcount(p->promised_by & conf_at(p, p->delivered + 1)->voters), popcount(conf_at(p, p->delivered + 1)->voters));
 	p->climb = false; /* only ballots dropped while leading count */
 	p->leader_ballot = p->ballot;
 	p->pv_ballot = 0;
@@ -685,6 +936,8 @@ static void become_leader(struct paxos *p)
 	p->cq_check = p->now + (uint64_t)PAXOS_QUORUM_TIMEOUTS * p->cfg.election_ms;
 	p->first_own = p->delivered + 1;
 	p->next_inst = p->delivered + 1;
+	p->lead_promised = p->promised_by;
+	p->extending = false;
 	p->promised_by = 0;
 	mtr_log(LOG_DEBUG, "paxos %u: leader at ballot %llu.%u from instance %llu (recover to %llu)",
 		p->cfg.id, (unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
@@ -701,17 +954,17 @@ static void leader_on_accepted(struct paxos *p, uint32_t from, uint64_t b, uint6
 	struct ent *e = ent_find(p, inst);
 	if (e == NULL || !e->prop || e->chosen)
 		return;
-	e->acks |= 1u << from;
-	if (popcount(e->acks) < p->majority)
+	e->acks |= bit(from);
+	if (!quorum(e->acks, conf_at(p, inst)))
 		return;
 	struct batch v = e->prop_val;
-	e->prop_val = (struct batch){ 0, NULL };
+	e->prop_val = (struct batch){ 0 };
 	e->prop = false;
 	learn(p, inst, &v);
 	batch_free(&v);
 	uint64_t before = p->delivered;
 	deliver(p);
-	if (p->delivered != before)
+	if (p->delivered != before && p->role == PAXOS_LEADER)
 		heartbeat(p);
 	leader_fill(p);
 }
@@ -745,7 +998,7 @@ static void prepare(struct paxos *p)
 	}
 	p->rec_max = 0;
 	p->prep_inst = p->delivered + 1;
-	p->promised_by = 1u << p->cfg.id;
+	p->promised_by = bit(p->cfg.id);
 	/* Our own promise: every entry of our log (no message, no limit). */
 	for (uint64_t i = p->prep_inst; i <= p->base + p->n_ents; i++) {
 		struct ent *e = ent_find(p, i);
@@ -758,7 +1011,7 @@ static void prepare(struct paxos *p)
 	}
 	send_simple(p, PAXOS_BROADCAST, PAXOS_PREPARE, p->ballot, p->prep_inst, 0, 0);
 	p->next_send = p->now + p->cfg.heartbeat_ms;
-	if (popcount(p->promised_by) >= p->majority)
+	if (quorum_ahead(p, p->promised_by))
 		become_leader(p);
 }
 
@@ -788,10 +1041,16 @@ static bool next_round(struct paxos *p, uint64_t *round)
 static void start_election(struct paxos *p)
 {
 	uint64_t round;
+	if (!is_voter(p, p->delivered + 1)) {
+		/* a learner, or removed: never a candidate (rule 3) */
+		step_down(p);
+		p->pv_ballot = 0;
+		return;
+	}
 	if (!next_round(p, &round))
 		return;
 	uint64_t b = paxos_ballot(round, p->cfg.id);
-	unsigned granted = p->pv_ballot ? popcount(p->pv_votes) : 0;
+	unsigned granted = p->pv_ballot ? popcount(p->pv_votes & conf_at(p, p->delivered + 1)->voters) : 0;
 	step_down(p); /* clears leader/candidate state, resets the deadline */
 	p->pv_ballot = 0;
 	p->lease_ballot = 0;
@@ -804,7 +1063,8 @@ static void start_election(struct paxos *p)
 	if (granted)
 		mtr_log(LOG_INFO, "paxos %u: election started at ballot %llu.%u: no leader heard for an election "
 				  "timeout, pre-vote granted by %u of %u nodes",
-			p->cfg.id, (unsigned long long)round, p->cfg.id, granted, p->cfg.n);
+			p->cfg.id, (unsigned long long)round, p->cfg.id, granted,
+			popcount(conf_at(p, p->delivered + 1)->voters));
 	else
 		mtr_log(LOG_INFO, "paxos %u: election started at ballot %llu.%u: climbing towards ballots beyond "
 				  "the window that a peer uses",
@@ -816,8 +1076,9 @@ static void start_election(struct paxos *p)
 static void send_prevote(struct paxos *p)
 {
 	struct paxos_msg m = { .type = PAXOS_PREVOTE, .ballot = p->pv_ballot, .commit = p->delivered };
-	for (uint32_t j = 0; j < p->cfg.n; j++)
-		if (!(p->pv_votes & (1u << j)))
+	uint64_t to = audience(p) & ~p->pv_votes;
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+		if (to & bit(j))
 			send_msg(p, j, &m);
 	p->next_send = p->now + p->cfg.heartbeat_ms;
 }
@@ -846,12 +1107,27 @@ static void start_prevote(struct paxos *p)
 		if (promise_raise(p, paxos_ballot(round, p->cfg.id)) == 0 && !next_round(p, &round))
 			return;
 	}
+	if (!is_voter(p, p->delivered + 1)) {
+		/* a learner, or removed: it climbs (above) like anyone, learns,
+		 * and never campaigns (doc/paxos.md, "Membership", rule 3).  It
+		 * tells the voters where it is, though: new voters that do not
+		 * know yet that they are (an empty server made a voter while no
+		 * leader is left to tell it) would otherwise never campaign. */
+		p->pv_ballot = 0;
+		if (p->delivered > 0) {
+			uint64_t to = conf_at(p, p->delivered + 1)->voters & ~bit(p->cfg.id);
+			for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+				if (to & bit(j))
+					send_prevote_reply(p, j, 0, 0, false);
+		}
+		return;
+	}
 	p->leader_ballot = 0; /* none heard for an election timeout */
 	p->pv_ballot = paxos_ballot(round, p->cfg.id);
-	p->pv_votes = 1u << p->cfg.id;
+	p->pv_votes = bit(p->cfg.id);
 	p->stats.prevotes++;
 	mtr_log(LOG_DEBUG, "paxos %u: pre-vote for ballot %llu.%u", p->cfg.id, (unsigned long long)round, p->cfg.id);
-	if (popcount(p->pv_votes) >= p->majority) {
+	if (quorum(p->pv_votes, conf_at(p, p->delivered + 1))) {
 		start_election(p);
 		return;
 	}
@@ -863,6 +1139,8 @@ static void start_prevote(struct paxos *p)
  * its own delivered instance (the commit tells it where to catch up). */
 static void on_prevote(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 {
+	if (m->commit > p->delivered)
+		learn_commit(p, from, m->commit); /* the asker is ahead: catch up from it */
 	if (p->standby) {
 		/* it could not promise: it must not be counted on */
 		send_prevote_reply(p, from, m->ballot, 0, false);
@@ -893,8 +1171,8 @@ static void on_prevote_reply(struct paxos *p, uint32_t from, const struct paxos_
 	}
 	if (p->role != PAXOS_FOLLOWER || p->pv_ballot == 0 || m->ballot != p->pv_ballot)
 		return;
-	p->pv_votes |= 1u << from;
-	if (popcount(p->pv_votes) >= p->majority)
+	p->pv_votes |= bit(from);
+	if (quorum(p->pv_votes, conf_at(p, p->delivered + 1)))
 		start_election(p);
 }
 
@@ -906,15 +1184,16 @@ static bool quorum_lost(struct paxos *p)
 {
 	if (p->now < p->cq_check)
 		return false;
-	uint32_t heard = p->cq_heard | (1u << p->cfg.id);
+	uint64_t heard = p->cq_heard | bit(p->cfg.id);
+	const struct conf_ent *c = conf_at(p, p->delivered + 1);
 	p->cq_heard = 0;
 	p->cq_check = p->now + (uint64_t)PAXOS_QUORUM_TIMEOUTS * p->cfg.election_ms;
-	if (popcount(heard) >= p->majority)
+	if (quorum(heard, c))
 		return false;
 	p->stats.quorum_lost++;
 	mtr_log(LOG_WARN, "paxos %u: leader at ballot %llu.%u heard from %u of %u nodes in %u ms: stepping down",
 		p->cfg.id, (unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
-		popcount(heard), p->cfg.n, PAXOS_QUORUM_TIMEOUTS * p->cfg.election_ms);
+		popcount(heard & c->voters), popcount(c->voters), PAXOS_QUORUM_TIMEOUTS * p->cfg.election_ms);
 	step_down(p);
 	p->leader_ballot = 0;
 	return true;
@@ -922,8 +1201,12 @@ static bool quorum_lost(struct paxos *p)
 
 static int on_promise(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 {
+	if (p->role == PAXOS_LEADER) {
+		leader_on_promise(p, from, m);
+		return 0;
+	}
 	if (p->role != PAXOS_CANDIDATE || m->ballot != p->ballot || m->inst != p->prep_inst ||
-	    (p->promised_by & (1u << from)))
+	    (p->promised_by & bit(from)))
 		return 0;
 	uint64_t before = p->delivered;
 	absorb(p, m->entries, m->n_entries);
@@ -944,8 +1227,8 @@ static int on_promise(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 		}
 		return 0;
 	}
-	p->promised_by |= 1u << from;
-	if (popcount(p->promised_by) >= p->majority)
+	p->promised_by |= bit(from);
+	if (quorum_ahead(p, p->promised_by))
 		become_leader(p);
 	return 0;
 }
@@ -1044,13 +1327,35 @@ static int marks_merge(struct batch_order *o, const struct batch_mark *mk, uint3
 int paxos_create(struct paxos **out, const struct paxos_config *cfg, const struct paxos_io *io)
 {
 	*out = NULL;
-	if (cfg->n == 0 || cfg->n > PAXOS_MAX_NODES || cfg->id >= cfg->n || io->send == NULL ||
-	    io->persist == NULL || io->holds == NULL || io->fetch == NULL || io->chosen == NULL)
+	if (cfg->id >= PAXOS_MAX_ID || io->send == NULL || io->persist == NULL || io->holds == NULL ||
+	    io->fetch == NULL || io->chosen == NULL)
 		return MTR_EINVAL;
+	struct batch_conf c0 = { 0 };
+	if (cfg->conf != NULL) {
+		if (batch_conf_validate(cfg->conf) != 0)
+			return MTR_EINVAL;
+		c0 = *cfg->conf;
+	} else {
+		if (cfg->n == 0 || cfg->n > PAXOS_MAX_NODES)
+			return MTR_EINVAL;
+		c0.n = cfg->n;
+		for (uint32_t i = 0; i < cfg->n; i++)
+			c0.m[i] = (struct batch_member){ .id = (uint8_t)i, .voter = 1 };
+	}
 	struct paxos *p = calloc(1, sizeof *p);
 	if (p == NULL)
 		return MTR_ENOMEM;
+	p->confs = malloc(4 * sizeof *p->confs);
+	if (p->confs == NULL) {
+		free(p);
+		return MTR_ENOMEM;
+	}
+	p->cap_confs = 4;
+	p->n_confs = 1;
+	p->confs[0] = (struct conf_ent){ .eff = 0, .voters = batch_conf_voters(&c0), .members = batch_conf_members(&c0),
+					 .c = c0 };
 	p->cfg = *cfg;
+	p->cfg.conf = NULL; /* copied into confs[0] */
 	if (p->cfg.window == 0)
 		p->cfg.window = 8;
 	if (p->cfg.heartbeat_ms == 0)
@@ -1059,7 +1364,6 @@ int paxos_create(struct paxos **out, const struct paxos_config *cfg, const struc
 		p->cfg.election_ms = 500;
 	p->io = *io;
 	p->rng = cfg->seed ^ ((uint64_t)cfg->id << 56) ^ 0x6d74725061786f73ull;
-	p->majority = cfg->n / 2 + 1;
 	p->commit_from = PAXOS_BROADCAST;
 	reset_deadline(p);
 	*out = p;
@@ -1074,8 +1378,9 @@ void paxos_destroy(struct paxos *p)
 		ent_clear(&p->ents[i]);
 	free(p->ents);
 	batch_order_free(&p->order);
-	for (uint32_t j = 0; j < PAXOS_MAX_NODES; j++)
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
 		batch_order_free(&p->marks[j]);
+	free(p->confs);
 	free(p);
 }
 
@@ -1117,6 +1422,7 @@ int paxos_install(struct paxos *p, uint64_t inst, const struct batch_order *curs
 		p->commit_seen = inst;
 	batch_order_free(&p->order);
 	p->order = o;
+	conf_forget(p);
 	deliver(p);
 	return 0;
 }
@@ -1183,6 +1489,8 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 			start_election(p);
 			break;
 		}
+		if (p->extending && p->now >= p->next_extend)
+			extend_send(p);
 		if (p->now >= p->next_send) {
 			heartbeat(p);
 			for (uint64_t i = p->delivered + 1; i < p->next_inst; i++) {
@@ -1191,13 +1499,14 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 					continue;
 				struct paxos_msg m = { .type = PAXOS_ACCEPT, .ballot = p->ballot, .inst = i,
 						       .value = e->prop_val };
-				for (uint32_t j = 0; j < p->cfg.n; j++)
-					if (j != p->cfg.id && !(e->acks & (1u << j)))
+				uint64_t to = audience(p) & ~e->acks;
+				for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+					if (to & bit(j))
 						send_msg(p, j, &m);
 				/* Our own accept too, if its persist failed: with a peer
 				 * that cannot vote, the instance needs it. */
-				struct batch v = { 0, NULL };
-				if (!(e->acks & (1u << p->cfg.id)) && !e->pend && batch_copy(&v, &e->prop_val) == 0) {
+				struct batch v = { 0 };
+				if (!(e->acks & bit(p->cfg.id)) && !e->pend && batch_copy(&v, &e->prop_val) == 0) {
 					on_accept(p, p->cfg.id, p->ballot, i, &v); /* may move p->ents */
 					if (p->role != PAXOS_LEADER) {
 						batch_free(&v);
@@ -1218,7 +1527,7 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 		struct paxos_msg m = { .type = PAXOS_WATERMARK,
 				       .n_marks = MIN(p->marks[p->cfg.id].n, PAXOS_MAX_MARKS),
 				       .marks = p->marks[p->cfg.id].v };
-		if (leader < p->cfg.n && leader != p->cfg.id)
+		if (leader < PAXOS_MAX_ID && leader != p->cfg.id)
 			send_msg(p, leader, &m);
 		p->next_report = p->now + p->cfg.heartbeat_ms;
 	}
@@ -1226,10 +1535,41 @@ int paxos_tick(struct paxos *p, uint64_t now_ms)
 	return 0;
 }
 
+/*
+ * A message from a removed node (doc/paxos.md, "Membership", rule 4): not
+ * taken, but answered politely, at most once per election timeout per node:
+ * PREVOTE_REPLY(grant 0, no leader, our commit), so that it catches up
+ * (its CATCHUP is answered: chosen values are anyone's to read), delivers
+ * the configuration that removed it, logs that and stops campaigning.
+ */
+static void refuse_removed(struct paxos *p, uint32_t from, const struct paxos_msg *m)
+{
+	p->stats.removed_refused++;
+	if (m->type == PAXOS_CATCHUP) {
+		on_catchup(p, from, m);
+		return;
+	}
+	if (p->now < p->tell_removed[from])
+		return;
+	p->tell_removed[from] = p->now + p->cfg.election_ms;
+	send_prevote_reply(p, from, 0, 0, false);
+	if (p->now >= p->next_warn_removed) {
+		p->next_warn_removed = p->now + 60000;
+		mtr_log(LOG_WARN,
+			"paxos %u: %s from node %u refused: that node was removed from the cluster (told it; stop "
+			"that server, its id is not used again)",
+			p->cfg.id, paxos_msg_name(m->type), from);
+	}
+}
+
 int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 {
-	if (from >= p->cfg.n || from == p->cfg.id)
+	if (from >= PAXOS_MAX_ID || from == p->cfg.id)
 		return MTR_EINVAL;
+	if (p->removed & bit(from)) {
+		refuse_removed(p, from, m);
+		return MTR_ESTALE;
+	}
 	p->stats.msgs_in++;
 	switch (m->type) {
 	case PAXOS_PREPARE:
@@ -1264,7 +1604,7 @@ int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 		return on_accept(p, from, m->ballot, m->inst, &m->value);
 	case PAXOS_ACCEPTED:
 		if (p->role == PAXOS_LEADER && m->ballot == p->ballot)
-			p->cq_heard |= 1u << from;
+			p->cq_heard |= bit(from);
 		leader_on_accepted(p, from, m->ballot, m->inst);
 		return 0;
 	case PAXOS_HEARTBEAT:
@@ -1286,7 +1626,7 @@ int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 		on_prevote_reply(p, from, m);
 		return 0;
 	case PAXOS_WATERMARK: {
-		p->cq_heard |= 1u << from; /* sent only to the leader it follows */
+		p->cq_heard |= bit(from); /* sent only to the leader it follows */
 		int rc = marks_merge(&p->marks[from], m->marks, MIN(m->n_marks, PAXOS_MAX_MARKS));
 		leader_fill(p);
 		return rc;
@@ -1332,8 +1672,53 @@ void paxos_standby(struct paxos *p, bool on)
 	}
 }
 
+int paxos_restore_conf(struct paxos *p, uint64_t inst, const struct batch_conf *c)
+{
+	if (batch_conf_validate(c) != 0)
+		return MTR_EINVAL;
+	int rc = conf_add(p, inst, c);
+	leave_if_not_voter(p);
+	return rc;
+}
+
+int paxos_change(struct paxos *p, const struct batch_conf *c)
+{
+	/* ids never come back: not the removed ones, nor those a pending
+	 * change removes */
+	uint64_t gone = p->removed;
+	for (size_t k = 0; k + 1 < p->n_confs; k++)
+		gone |= p->confs[k].members & ~p->confs[p->n_confs - 1].members;
+	if (batch_conf_validate(c) != 0 || (batch_conf_members(c) & gone))
+		return MTR_EINVAL;
+	if (p->role != PAXOS_LEADER)
+		return MTR_EAGAIN;
+	if (p->change_pending || p->change_inst != 0 || p->confs[p->n_confs - 1].eff > p->delivered + 1)
+		return MTR_EBUSY;
+	p->change = *c;
+	p->change_base = p->confs[p->n_confs - 1].eff;
+	p->change_pending = true;
+	leader_fill(p);
+	return 0;
+}
+
+void paxos_conf_at(const struct paxos *p, uint64_t inst, struct batch_conf *out)
+{
+	*out = conf_at(p, inst)->c;
+}
+
+uint64_t paxos_audience(const struct paxos *p)
+{
+	return audience(p);
+}
+
 void paxos_status(const struct paxos *p, struct paxos_status *st)
 {
+	const struct conf_ent *c = conf_at(p, p->delivered + 1);
+	st->voters = c->voters;
+	st->members = c->members;
+	st->removed = p->removed;
+	st->self_removed = (p->removed & bit(p->cfg.id)) != 0;
+	st->conf_next = p->confs[p->n_confs - 1].eff > p->delivered + 1 ? p->confs[p->n_confs - 1].eff : 0;
 	st->role = p->role;
 	st->ballot = p->promised;
 	st->leader = p->leader_ballot ? paxos_ballot_node(p->leader_ballot) : PAXOS_BROADCAST;

@@ -20,7 +20,14 @@
 #include "batch.h"
 #include "stats.h"
 
-#define PAXOS_MAX_NODES 16u
+/* Most members of one configuration; node ids are 0 .. PAXOS_MAX_ID - 1
+ * (never reused: doc/paxos.md, "Membership"). */
+#define PAXOS_MAX_NODES BATCH_CONF_MAX
+#define PAXOS_MAX_ID BATCH_ID_MAX
+/* alpha: a configuration chosen at instance c is in force from c + this on
+ * (doc/paxos.md, "Membership").  Part of the protocol: every server of a
+ * cluster must use the same value. */
+#define PAXOS_CONF_DELAY 8u
 /* Destination meaning "every other member". */
 #define PAXOS_BROADCAST 0xffffffffu
 /* Accepted ballot reported for an instance known to be chosen. */
@@ -185,7 +192,7 @@ struct paxos_persist {
 /* The host side.  data is passed back to every callback. */
 struct paxos_io {
 	void *data;
-	/* Send msg to node `to` (or PAXOS_BROADCAST: every member but self).
+	/* Send msg to node `to` (or PAXOS_BROADCAST: every id of paxos_audience()).
 	 * Fire and forget: loss is tolerated. */
 	void (*send)(void *data, uint32_t to, const struct paxos_msg *msg);
 	/* Make the change durable, return only when it is; 0 or a negative
@@ -208,8 +215,9 @@ struct paxos_io {
 
 /* Creation parameters. */
 struct paxos_config {
-	uint32_t id;           /* this node, 0 .. n-1 */
-	uint32_t n;            /* members, 1 .. PAXOS_MAX_NODES */
+	uint32_t id;           /* this node, 0 .. PAXOS_MAX_ID - 1 */
+	uint32_t n;            /* initial members 0 .. n-1, all voters (1 .. PAXOS_MAX_NODES); used when conf is NULL */
+	const struct batch_conf *conf; /* or the initial configuration (copied); NULL: from n */
 	uint32_t window;       /* most recovery instances in flight (default 8) */
 	uint32_t heartbeat_ms; /* H: heartbeat and retransmit period (default 50) */
 	uint32_t election_ms;  /* T: election timeout in [T, 2T) (default 500) */
@@ -226,6 +234,11 @@ struct paxos_status {
 	uint64_t chosen;    /* highest instance known chosen with all before it */
 	uint64_t applied;   /* highest instance delivered to the host */
 	uint64_t compacted; /* highest instance forgotten */
+	uint64_t voters;    /* ids (bit i = id i) voting at instance applied + 1 */
+	uint64_t members;   /* ids that are members (voters and learners) there */
+	uint64_t removed;   /* ids known to be removed: their messages are refused */
+	uint64_t conf_next; /* first instance of a pending configuration, 0 if none */
+	bool self_removed;  /* this node was removed from the cluster */
 };
 
 /* Counters of the core (monotonic since creation): X(member, meaning). */
@@ -249,7 +262,10 @@ struct paxos_status {
 	X(prevotes, "pre-votes started (an election timeout passed without a leader)")         \
 	X(prevotes_refused, "PREVOTE or PREPARE of a challenger refused: a live leader is heard") \
 	X(quorum_lost, "step-downs of a leader that heard from no majority (check-quorum)")    \
-	X(stalls, "ticks after a gap of an election timeout or more (paused, stalled)")
+	X(stalls, "ticks after a gap of an election timeout or more (paused, stalled)")          \
+	X(conf_changes, "configurations delivered (chosen in the log)")                         \
+	X(conf_prepares, "phase 1 extended by a leader to the voters of a new configuration") \
+	X(removed_refused, "messages dropped: from a node removed from the cluster")
 
 struct paxos_stats {
 	PAXOS_STATS_MAP(STATS_FIELD)
@@ -271,6 +287,34 @@ int paxos_restore_promise(struct paxos *p, uint64_t ballot);
  * copied.  Instances <= the installed one are ignored.  0 or MTR_ENOMEM. */
 int paxos_restore_accepted(struct paxos *p, uint64_t inst, uint64_t ballot, const struct batch *value);
 
+/* Restart or snapshot: configuration c was chosen at instance inst (in
+ * force from inst + PAXOS_CONF_DELAY).  Call it after paxos_install() for
+ * the configuration in force at the installed instance + 1 and for every
+ * one chosen in the PAXOS_CONF_DELAY instances up to it (giving more is
+ * harmless).  c is copied.  0, MTR_EINVAL (invalid c) or MTR_ENOMEM. */
+int paxos_restore_conf(struct paxos *p, uint64_t inst, const struct batch_conf *c);
+
+/*
+ * Ask for a configuration change (doc/paxos.md, "Membership"): the leader
+ * proposes c as the value of its next fresh instance, and it is in force
+ * PAXOS_CONF_DELAY instances after the one that chose it.  0 (proposed or
+ * about to be: watch paxos_status().conf_next and members; a leader change
+ * may drop it), MTR_EAGAIN (not the leader), MTR_EBUSY (a change is pending),
+ * MTR_EINVAL (c invalid, or it names a removed id: ids are never reused).
+ */
+int paxos_change(struct paxos *p, const struct batch_conf *c);
+
+/* The configuration in force at instance inst, copied into *out: for an
+ * instance beyond applied + PAXOS_CONF_DELAY the latest known one (a later
+ * change may still replace it), for one at or below applied the one in
+ * force at applied + 1 (older ones are forgotten). */
+void paxos_conf_at(const struct paxos *p, uint64_t inst, struct batch_conf *out);
+
+/* The ids a PAXOS_BROADCAST goes to: every member (voter or learner) of
+ * the configurations in force or pending, but this node and removed ids.
+ * May be called from the send() callback. */
+uint64_t paxos_audience(const struct paxos *p);
+
 /* The host has applied every instance <= inst (restart or snapshot);
  * cursor is the per-stream last ordered seq after inst (copied).  Delivery
  * resumes at inst + 1.  Ignored when inst is not above what was delivered. */
@@ -281,7 +325,11 @@ int paxos_install(struct paxos *p, uint64_t inst, const struct batch_order *curs
 int paxos_tick(struct paxos *p, uint64_t now_ms);
 
 /* Handle a message from node `from` (decoded and validated by the codec;
- * msg is only borrowed).  Unexpected or stale messages are ignored. */
+ * msg is only borrowed).  Unexpected or stale messages are ignored;
+ * MTR_ESTALE when `from` was removed from the cluster: the message is
+ * dropped and counted in removed_refused, and the sender is told (a
+ * PREVOTE_REPLY with this node's commit, once per election timeout; its
+ * CATCHUP is answered) so that it learns it was removed. */
 int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *msg);
 
 /* The host's ingest log gained items: deferred accepts are re-examined. */

@@ -280,6 +280,13 @@ static void print_batch(struct out *o, const struct batch *b)
 		out_printf(o, "%s%llu:%llu..%llu", i ? " " : "", (unsigned long long)b->r[i].stream,
 			   (unsigned long long)b->r[i].first, (unsigned long long)b->r[i].last);
 	out_printf(o, "%s]", b->n > 8 ? " ..." : "");
+	if (b->conf != NULL) {
+		/* a configuration: voters as v<id>, learners as l<id> */
+		out_printf(o, "+conf{");
+		for (uint32_t i = 0; i < b->conf->n && i < BATCH_CONF_MAX; i++)
+			out_printf(o, "%s%c%u", i ? " " : "", b->conf->m[i].voter ? 'v' : 'l', b->conf->m[i].id);
+		out_printf(o, "}");
+	}
 }
 
 static void print_u64(struct out *o, const char *name, uint64_t v)

@@ -82,7 +82,7 @@ static int state_apply(struct pstore *ps, int kind, uint64_t ballot, uint64_t in
 	if (i < ps->n && ps->a[i].inst == inst) {
 		if (ballot < ps->a[i].ballot)
 			return 0;
-		struct batch copy = { 0, NULL };
+		struct batch copy = { 0 };
 		if (batch_copy(&copy, v) != 0)
 			return MTR_ENOMEM;
 		batch_free(&ps->a[i].v);
@@ -98,7 +98,7 @@ static int state_apply(struct pstore *ps, int kind, uint64_t ballot, uint64_t in
 		ps->a = na;
 		ps->cap = nc;
 	}
-	struct acc e = { .inst = inst, .ballot = ballot, .v = { 0, NULL } };
+	struct acc e = { .inst = inst, .ballot = ballot, .v = { 0 } };
 	if (batch_copy(&e.v, v) != 0)
 		return MTR_ENOMEM;
 	memmove(&ps->a[i + 1], &ps->a[i], (ps->n - i) * sizeof *ps->a);
@@ -169,7 +169,7 @@ static int rec_parse(struct pstore *ps, const uint8_t *buf, size_t len, size_t *
 	} else if (kind == REC_ACCEPT) {
 		if (body < 17)
 			return MTR_EMALFORMED;
-		struct batch v = { 0, NULL };
+		struct batch v = { 0 };
 		size_t vused = 0;
 		rc = batch_decode(&v, p + 17, body - 17, &vused);
 		if (rc == MTR_ENOMEM)

@@ -35,7 +35,8 @@ static const uint8_t state_magic[8] = { 'M', 'T', 'R', 'N', 'S', 'T', 'A', '1' }
 struct seg {
 	uint32_t id;
 	int exists;   /* 0: a hole (deleted, or never existed) */
-	int doomed;   /* no live record, not active: delete at the next sync */
+	int doomed;   /* no live record, not active: delete at the next sync (or when retention ends) */
+	uint64_t dead_ms; /* wall time (ms) at which it became doomed: retention counts from it */
 	int fd;       /* disk: open file, or -1 */
 	uint8_t *mem; /* memory mode: the chunk */
 	uint64_t cap; /* memory mode: chunk size */
@@ -58,6 +59,12 @@ struct seglog {
 	int unsynced;      /* appended since the last fdatasync */
 	int dir_dirty;     /* a segment file was created since the last dir fsync */
 	uint32_t ndoomed;
+	/* retention (doc/storage.md "Retention"): doomed segments stay until
+	 * older than retain_ms or, oldest first, while over retain_bytes */
+	uint64_t retain_bytes, retain_ms;
+	uint64_t now_ms;      /* wall time given by seglog_set_now */
+	int drop_retained;    /* seglog_retain_drop: delete every doomed segment at the next sync */
+	int died;             /* a segment was doomed since the last state save */
 	/* disk write buffer of the active segment */
 	uint8_t *wbuf;
 	uint32_t wcap, wlen;
@@ -118,6 +125,25 @@ static int seg_add(struct seglog *log, uint32_t id, struct seg **out)
 	(*out)->exists = 1;
 	log->st.segs_live++;
 	return 0;
+}
+
+static void seg_delete(struct seglog *log, struct seg *s);
+
+/* s has no live record and is not active: delete it at the next sync, or
+ * keep it until its retention ends (at = its time of death, wall ms). */
+static void seg_doom(struct seglog *log, struct seg *s, uint64_t at)
+{
+	s->doomed = 1;
+	s->dead_ms = at;
+	log->ndoomed++;
+	log->died = 1;
+	if (log->mode == SEGLOG_MEMORY) {
+		seg_delete(log, s);
+	} else if (s->fd >= 0) {
+		/* never read again by the log: a long retention holds no fds */
+		close(s->fd);
+		s->fd = -1;
+	}
 }
 
 static void seg_path(const struct seglog *log, uint32_t id, char *buf, size_t n)
@@ -327,6 +353,8 @@ int seglog_open(const struct seglog_opts *opts, struct seglog **out)
 	log->dirfd = -1;
 	log->next_id = 1;
 	log->max_rec = opts->max_rec ? MIN(opts->max_rec, SEGLOG_MAX_REC) : SEGLOG_MAX_REC;
+	log->retain_bytes = opts->retain_bytes;
+	log->retain_ms = opts->retain_ms;
 	log->seg_size = opts->seg_size ? opts->seg_size
 				       : (opts->mode == SEGLOG_DISK ? SEGLOG_DEFAULT_SEG_SIZE : SEGLOG_DEFAULT_MEM_SEG_SIZE);
 	if (log->seg_size < SEGLOG_SEG_HDR_SIZE + SEGLOG_REC_HDR_SIZE + 1)
@@ -399,37 +427,72 @@ void seglog_close(struct seglog *log)
 /* ---- recovery ---------------------------------------------------------- */
 
 /*
- * Scan one segment image (n bytes at p): returns the length of its intact
- * prefix (0 when even the segment header is bad) and calls visit for every
- * intact record.  *err receives a callback error.
+ * Scan one segment image (n bytes at p) of segment id: returns the length of
+ * its intact prefix (0 when even the segment header is bad) and calls visit
+ * for every intact record; *live counts the records visit kept (or all of
+ * them when visit is NULL), *nrec every intact one.  *err receives a
+ * callback error.
  */
-static uint64_t scan_segment(struct seglog *log, struct seg *s, const uint8_t *p, uint64_t n, seglog_visit_fn visit,
-			     void *arg, int *err)
+static uint64_t scan_image(uint32_t id, uint32_t max_rec, const uint8_t *p, uint64_t n, seglog_visit_fn visit,
+			   void *arg, int *err, uint64_t *live, uint64_t *nrec)
 {
-	if (n < SEGLOG_SEG_HDR_SIZE || memcmp(p, seg_magic, 8) != 0 || ld64(p + 8) != s->id)
+	if (n < SEGLOG_SEG_HDR_SIZE || memcmp(p, seg_magic, 8) != 0 || ld64(p + 8) != id)
 		return 0;
 	uint64_t off = SEGLOG_SEG_HDR_SIZE;
 	while (n - off >= SEGLOG_REC_HDR_SIZE) {
 		const uint8_t *h = p + off;
 		uint32_t len = ld32(h + 4);
-		if (ld32(h) != SEGLOG_REC_MAGIC || len == 0 || len > log->max_rec ||
-		    len > n - off - SEGLOG_REC_HDR_SIZE)
+		if (ld32(h) != SEGLOG_REC_MAGIC || len == 0 || len > max_rec || len > n - off - SEGLOG_REC_HDR_SIZE)
 			break;
 		const uint8_t *item = h + SEGLOG_REC_HDR_SIZE;
 		if (rec_hash(h, item, len) != ld64(h + 24))
 			break;
-		struct seglog_loc loc = { .seg = s->id, .len = len, .off = off + SEGLOG_REC_HDR_SIZE };
+		struct seglog_loc loc = { .seg = id, .len = len, .off = off + SEGLOG_REC_HDR_SIZE };
 		int keep = visit ? visit(arg, ld64(h + 8), ld64(h + 16), &loc) : 1;
 		if (keep < 0) {
 			*err = keep;
 			return off;
 		}
 		if (keep)
-			s->live++;
-		log->st.recovered++;
+			(*live)++;
+		(*nrec)++;
 		off += SEGLOG_REC_HDR_SIZE + len;
 	}
 	return off;
+}
+
+static uint64_t scan_segment(struct seglog *log, struct seg *s, const uint8_t *p, uint64_t n, seglog_visit_fn visit,
+			     void *arg, int *err)
+{
+	return scan_image(s->id, log->max_rec, p, n, visit, arg, err, &s->live, &log->st.recovered);
+}
+
+int seglog_scan_file(const char *path, uint32_t id, uint32_t max_rec, seglog_visit_fn visit, void *arg,
+		     uint64_t *good)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return MTR_EIO;
+	}
+	uint64_t n = (uint64_t)sb.st_size, g = 0, live = 0, nrec = 0;
+	int err = 0;
+	if (n > 0) {
+		void *m = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			close(fd);
+			return MTR_EIO;
+		}
+		g = scan_image(id, max_rec ? MIN(max_rec, SEGLOG_MAX_REC) : SEGLOG_MAX_REC, m, n, visit, arg, &err,
+			       &live, &nrec);
+		munmap(m, n);
+	}
+	close(fd);
+	if (good)
+		*good = g;
+	return err;
 }
 
 int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg)
@@ -494,8 +557,12 @@ int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg)
 			log->wbase = s->size;
 			log->wlen = 0;
 		} else if (s->live == 0) {
-			s->doomed = 1;
-			log->ndoomed++;
+			/* retention counts from the last write of the file */
+			struct stat sb;
+			uint64_t at = s->fd >= 0 && fstat(s->fd, &sb) == 0
+					      ? (uint64_t)sb.st_mtim.tv_sec * 1000u + (uint64_t)sb.st_mtim.tv_nsec / 1000000u
+					      : 0;
+			seg_doom(log, s, at);
 		}
 	}
 	/* what survived a process crash may still be only in the page cache */
@@ -530,12 +597,8 @@ static int seg_roll(struct seglog *log, uint64_t rec_size)
 				log->st.syncs++;
 		}
 		log->have_active = 0;
-		if (old->live == 0 && !old->doomed) {
-			old->doomed = 1;
-			log->ndoomed++;
-			if (log->mode == SEGLOG_MEMORY)
-				seg_delete(log, old);
-		}
+		if (old->live == 0 && !old->doomed)
+			seg_doom(log, old, log->now_ms);
 	}
 	uint32_t id = log->next_id;
 	struct seg *s;
@@ -650,10 +713,45 @@ int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void 
 
 /* ---- sync, read, unref -------------------------------------------------- */
 
+/*
+ * The doomed segments that are due for deletion (deleted when del is set):
+ * every one without retention (or after seglog_retain_drop); with it, each
+ * one doomed more than retain_ms ago and, oldest first, as many as keep the
+ * retained bytes above retain_bytes.  Returns how many.
+ */
+static uint32_t sweep(struct seglog *log, int del)
+{
+	if (log->ndoomed == 0)
+		return 0;
+	int retain = log->mode == SEGLOG_DISK && log->retain_bytes > 0 && log->retain_ms > 0 && !log->drop_retained;
+	uint64_t kept = 0;
+	for (uint32_t i = 0; retain && i < log->nsegs; i++)
+		if (log->segs[i].exists && log->segs[i].doomed)
+			kept += log->segs[i].size;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < log->nsegs; i++) {
+		struct seg *s = &log->segs[i];
+		if (!s->exists || !s->doomed)
+			continue;
+		if (retain && kept <= log->retain_bytes &&
+		    !(log->now_ms > s->dead_ms && log->now_ms - s->dead_ms > log->retain_ms))
+			continue;
+		kept -= MIN(kept, s->size);
+		n++;
+		if (del)
+			seg_delete(log, s);
+	}
+	return n;
+}
+
 int seglog_sync(struct seglog *log)
 {
 	if (log->mode == SEGLOG_DISK) {
 		int rc = wbuf_flush(log);
+		if (rc == MTR_ENOSPACE && log->drop_retained) {
+			sweep(log, 1); /* what retention kept makes room */
+			log->drop_retained = 0;
+		}
 		if (rc)
 			return rc;
 		if (log->unsynced && log->have_active) {
@@ -672,9 +770,8 @@ int seglog_sync(struct seglog *log)
 		}
 		log->unsynced = 0;
 	}
-	for (uint32_t i = 0; log->ndoomed && i < log->nsegs; i++)
-		if (log->segs[i].exists && log->segs[i].doomed)
-			seg_delete(log, &log->segs[i]);
+	sweep(log, 1);
+	log->drop_retained = 0;
 	return 0;
 }
 
@@ -731,17 +828,26 @@ void seglog_unref(struct seglog *log, uint32_t seg)
 	struct seg *s = seg_find(log, seg);
 	if (!s || s->live == 0)
 		return;
-	if (--s->live == 0 && !(log->have_active && log->active == seg) && !s->doomed) {
-		s->doomed = 1;
-		log->ndoomed++;
-		if (log->mode == SEGLOG_MEMORY)
-			seg_delete(log, s);
-	}
+	if (--s->live == 0 && !(log->have_active && log->active == seg) && !s->doomed)
+		seg_doom(log, s, log->now_ms);
 }
 
 int seglog_delete_pending(const struct seglog *log)
 {
-	return log->mode == SEGLOG_DISK && log->ndoomed > 0;
+	/* with retention, also when one died: its records' release points are
+	 * saved then, so a restart does not index its items again */
+	return log->mode == SEGLOG_DISK &&
+	       ((log->died && log->retain_bytes > 0 && log->retain_ms > 0) || sweep((struct seglog *)log, 0) > 0);
+}
+
+void seglog_set_now(struct seglog *log, uint64_t wall_ms)
+{
+	log->now_ms = wall_ms;
+}
+
+void seglog_retain_drop(struct seglog *log)
+{
+	log->drop_retained = 1;
 }
 
 /* ---- state blob -------------------------------------------------------- */
@@ -795,6 +901,7 @@ int seglog_state_save(struct seglog *log, const void *p, size_t len)
 	free(log->state);
 	log->state = copy;
 	log->state_len = len;
+	log->died = 0;
 	return 0;
 }
 
@@ -807,4 +914,10 @@ void seglog_state_get(struct seglog *log, const void **p, size_t *len)
 void seglog_stats(const struct seglog *log, struct seglog_stats *st)
 {
 	*st = log->st;
+	st->retained_segs = st->retained_bytes = 0;
+	for (uint32_t i = 0; i < log->nsegs; i++)
+		if (log->segs[i].exists && log->segs[i].doomed) {
+			st->retained_segs++;
+			st->retained_bytes += log->segs[i].size;
+		}
 }

@@ -18,6 +18,13 @@
  * a segment that is not the active one and has no live record is deleted (the
  * file at the next seglog_sync(), the memory at once).
  *
+ * Retention (doc/storage.md "Retention"): with retain_bytes and retain_ms
+ * both set (disk mode), a segment left without live records is not deleted
+ * at once but kept until it has been dead for retain_ms, or, oldest first,
+ * while the kept segments exceed retain_bytes; the owner gives the wall time
+ * with seglog_set_now.  A retained segment is read by a point-in-time
+ * restore (seglog_scan_file), never by the log itself.
+ *
  * Recovery (seglog_recover, after seglog_open): every existing segment is
  * scanned in order and every record is verified (magic, length, XXH3-64); a
  * segment is truncated at its first bad record (a torn append from a crash),
@@ -52,6 +59,8 @@ struct seglog_opts {
 	uint64_t seg_size;     /* roll threshold in bytes (a lone record may exceed it) */
 	uint32_t wbuf_size;    /* SEGLOG_DISK: write buffer bytes */
 	uint32_t max_rec;      /* largest item accepted, recovery included (default SEGLOG_MAX_REC) */
+	uint64_t retain_bytes; /* SEGLOG_DISK: keep dead segments up to this many bytes (0: no retention) */
+	uint64_t retain_ms;    /* SEGLOG_DISK: ... and for at most this long (0: no retention) */
 };
 
 /* Where a record's item bytes are: segment id and the offset of the item
@@ -82,6 +91,8 @@ struct seglog_stats {
 	uint64_t disk_bytes;    /* bytes in segments existing now (gauge) */
 	uint64_t reads;         /* pread() calls of the read-ahead cache */
 	uint64_t write_full;    /* writes that failed with MTR_ENOSPACE (a full disk) */
+	uint64_t retained_segs;  /* dead segments kept for retention now (gauge) */
+	uint64_t retained_bytes; /* their bytes (gauge; part of disk_bytes) */
 };
 
 /* Bytes read ahead at once by seglog_read on a disk-mode miss. */
@@ -160,9 +171,28 @@ int seglog_state_save(struct seglog *log, const void *p, size_t len);
  * until the next save or close) and *len; *len = 0 when there is none. */
 void seglog_state_get(struct seglog *log, const void **p, size_t *len);
 
-/* Is any segment waiting for deletion at the next sync? (Its owner saves
- * its state first when this is true.) */
+/* Is any segment due for deletion at the next sync, or (with retention)
+ * did one die since the last seglog_state_save?  (Its owner saves its
+ * state first when this is true.) */
 int seglog_delete_pending(const struct seglog *log);
+
+/* The wall time in ms since the epoch (retention measures with it; the log
+ * reads no clock).  A segment that dies is stamped with the last value. */
+void seglog_set_now(struct seglog *log, uint64_t wall_ms);
+
+/* Give up retention once: the next seglog_sync deletes every dead segment
+ * (a full disk: retained history gives way to new items). */
+void seglog_retain_drop(struct seglog *log);
+
+/*
+ * Read-only scan of one segment file (path, segment id as in its name) as
+ * recovery would scan it, without changing it: visit (may be NULL) is called
+ * for every intact record in order, and *good (may be NULL) gets the length
+ * of the intact prefix.  max_rec 0: SEGLOG_MAX_REC.  0, MTR_EIO (cannot
+ * open or map) or a negative return of visit (which stops the scan).
+ */
+int seglog_scan_file(const char *path, uint32_t id, uint32_t max_rec, seglog_visit_fn visit, void *arg,
+		     uint64_t *good);
 
 /* Copy the counters. */
 void seglog_stats(const struct seglog *log, struct seglog_stats *st);

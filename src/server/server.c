@@ -113,6 +113,20 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 			return MTR_ECONFIG;
 		}
 	}
+	int64_t rt = conf_int(c, "server.log_retain_time"), rb = conf_int(c, "server.log_retain_bytes"),
+		ss = conf_int(c, "data.segment_size");
+	if (rt < 0 || rb < 0) {
+		snprintf(err, errlen, "server.log_retain_time and server.log_retain_bytes must not be negative (0 turns "
+				      "retention off)");
+		return MTR_ECONFIG;
+	}
+	if (ss < (64 << 10) || ss > (1ll << 30)) {
+		snprintf(err, errlen, "data.segment_size: %lld is out of range; use 64K .. 1G", (long long)ss);
+		return MTR_ECONFIG;
+	}
+	out->retain_ms = (uint64_t)rt;
+	out->retain_bytes = (uint64_t)rb;
+	out->segment_size = (uint64_t)ss;
 	if (el <= hb) {
 		snprintf(err, errlen, "paxos.election (%lld ms) must be longer than paxos.heartbeat (%lld ms)",
 			 (long long)el, (long long)hb);
@@ -157,6 +171,10 @@ static void release(struct server *s)
 		for (uint32_t i = 0; i < e->b.n; i++)
 			ingest_forget(s->ing, e->b.r[i].stream, e->b.r[i].last);
 		batch_free(&e->b);
+		/* a forget can move a watermark (its seqs count as held, and
+		 * held items just above them join the prefix): report it now,
+		 * or no batch takes those items until the next one arrives */
+		s->marks_dirty = 1;
 		s->rel_head = (s->rel_head + 1) % s->rel_cap;
 		s->rel_n--;
 	}
@@ -195,12 +213,32 @@ static int cursor_add(void *arg, uint64_t stream, uint64_t last)
 	return batch_order_set(arg, stream, last);
 }
 
+/* A configuration recorded with the applied state (mtr_conf): to the core. */
+static int conf_restore(void *arg, uint64_t inst, const uint8_t *conf, size_t len)
+{
+	struct server *s = arg;
+	struct batch b = {0};
+	size_t used = 0;
+	int rc = batch_decode(&b, conf, len, &used);
+	if (rc == 0 && (used != len || b.conf == NULL))
+		rc = MTR_EMALFORMED;
+	if (rc == 0)
+		rc = paxos_restore_conf(s->px, inst, b.conf);
+	else
+		mtr_log(LOG_ERROR, "server %u: the configuration recorded at instance %llu cannot be read: %s",
+			s->cfg.id, (unsigned long long)inst, mtr_strerror(rc));
+	batch_free(&b);
+	return rc;
+}
+
 int server_install_applied(struct server *s, struct batch_order *cur)
 {
 	*cur = (struct batch_order){0};
 	int rc = apply_cursor(s->ap, cursor_add, cur);
 	if (rc == 0)
 		rc = paxos_install(s->px, apply_applied(s->ap), cur);
+	if (rc == 0)
+		rc = apply_confs(s->ap, conf_restore, s); /* doc/paxos.md "Membership", rule 6 */
 	return rc;
 }
 
@@ -294,6 +332,8 @@ int server_open(const struct server_config *cfg, struct server **out)
 				cfg->init_from[0] ? "--init-from" : "--init-from-peer", err);
 			goto fail;
 		}
+		if (cfg->init_from_remove)
+			unlink(cfg->init_from);
 	}
 	snprintf(path, sizeof path, "%s/items", cfg->data_dir);
 	if (!cfg->durability_memory && mkdir_p(path) != 0) {
@@ -301,7 +341,11 @@ int server_open(const struct server_config *cfg, struct server **out)
 		rc = MTR_EIO;
 		goto fail;
 	}
-	struct ingest_opts io = {.durability = cfg->durability_memory ? INGEST_MEMORY : INGEST_DISK, .dir = path};
+	struct ingest_opts io = {.durability = cfg->durability_memory ? INGEST_MEMORY : INGEST_DISK,
+				 .dir = path,
+				 .seg_size = cfg->segment_size,
+				 .retain_bytes = cfg->retain_bytes,
+				 .retain_ms = cfg->retain_ms};
 	rc = ingest_open(&io, &s->ing);
 	if (rc != 0) {
 		mtr_log(LOG_ERROR, "server %u: cannot open the item store %s: %s", cfg->id, path, mtr_strerror(rc));
@@ -375,8 +419,22 @@ int server_open(const struct server_config *cfg, struct server **out)
 		s->rel[0] = r;
 		s->rel_n = 1;
 	}
-	for (uint32_t i = 0; i < cur.n; i++)
+	/*
+	 * Memory mode keeps no item across a restart: the store is empty, so
+	 * there is nothing a lagging peer could still get from us below the
+	 * cursor.  Count the applied prefix as held at once (not when every
+	 * peer has been heard and caught up, as release() would): otherwise the
+	 * watermark of a stream stays 0, the items its proxy resends cannot be
+	 * ordered, and a cluster that restarted from a power loss waits for the
+	 * proxy's next new item (doc/storage.md "Memory mode and a majority
+	 * crash"; doc/faults.md power_mem).
+	 */
+	for (uint32_t i = 0; i < cur.n; i++) {
 		srvnet_stream_find(s, cur.v[i].stream, 1);
+		if (cfg->durability_memory && cur.v[i].seq > 0)
+			ingest_forget(s->ing, cur.v[i].stream, cur.v[i].seq);
+	}
+	s->marks_dirty = 1;
 	batch_order_free(&cur);
 	s->applied_net = applied;
 	s->info.applied = applied;
@@ -439,7 +497,10 @@ int server_run(struct server *s)
 				break;
 			}
 		} else {
-			transport_wait(s->t, 1);
+			/* no fd (dpdk): its wait also wakes on the apply thread's
+			 * eventfd, so results leave at once; a second transport
+			 * (the group) is looked at every millisecond */
+			transport_wait_fd(s->t, s->efd, s->eager_pending || s->tg ? 1 : LOOP_MS);
 		}
 		uint64_t junk;
 		while (read(s->efd, &junk, sizeof junk) > 0)
@@ -449,6 +510,12 @@ int server_run(struct server *s)
 		srvnet_recv_all(s, s->t);
 		if (s->tg)
 			srvnet_recv_all(s, s->tg);
+		ingest_set_now(s->ing, (uint64_t)now_wall_ms());
+		if (!s->added && s->now_ms >= s->retain_tick_ms) {
+			/* an idle log still drops what its retention no longer keeps */
+			s->retain_tick_ms = s->now_ms + 1000;
+			s->added = 1;
+		}
 		if (s->added && !(s->full & FULL_INGEST)) {
 			rc = ingest_sync(s->ing);
 			if (rc == MTR_ENOSPACE) {

@@ -34,6 +34,12 @@
 	  "a stream without items or heartbeats this long is dead: a full stream table evicts it" },           \
 	{ "server.readers", CONF_INT, "4",                                                                    \
 	  "reader threads (READ requests run in parallel; doc/server.md \"Reads\")" },                         \
+	{ "server.log_retain_time", CONF_DURATION, "1440m",                                                   \
+	  "keep applied items and the chosen history this long for point-in-time restore (0: not at all)" },  \
+	{ "server.log_retain_bytes", CONF_SIZE, "1G",                                                        \
+	  "... and at most this many bytes of them, oldest dropped first (0: not at all)" },                 \
+	{ "data.segment_size", CONF_SIZE, "64M",                                                             \
+	  "size at which the item log starts a new segment file (compaction and retention go by whole files)" }, \
 	{ "log.level", CONF_STRING, "info", "error, warn, info, debug or trace (the MTR_LOG variable overrides)" }
 
 /* The checked configuration of one server. */
@@ -50,6 +56,9 @@ struct server_config {
 	uint64_t compact_lag;      /* server.compact_lag (instances) */
 	uint64_t stream_idle_ms;   /* server.stream_idle */
 	uint32_t readers;          /* server.readers (1..READERS_MAX) */
+	uint64_t retain_ms;        /* server.log_retain_time (0: no retention) */
+	uint64_t retain_bytes;     /* server.log_retain_bytes (0: no retention) */
+	uint64_t segment_size;     /* data.segment_size */
 	int log_level;             /* log.level as enum log_level */
 	/* metronomed --init-from FILE: create the replica from this SQLite
 	 * file (apply_init_from; refused when data.dir holds a replica);
@@ -58,6 +67,9 @@ struct server_config {
 	/* metronomed --init-from-peer: create an empty replica that waits for
 	 * its content from a peer (apply_init_pending; doc/server.md "Origin"). */
 	int init_from_peer;
+	/* 1: init_from is a point-in-time restore's output (metronomed
+	 * --replay-from): removed once the replica is made of it. */
+	int init_from_remove;
 };
 
 /* Check and convert the keys of c (loaded with CLUSTERCONF_KEYS and

@@ -24,6 +24,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metronome.h"
+#include "pitr.h"
 #include "result.h"
 #include "server.h"
 #include "server_int.h"
@@ -32,6 +33,28 @@
 #include "wire_server.h"
 
 /* ---- apply queue ---- */
+
+/* The chosen history for point-in-time restore (pitr.h): one record per
+ * instance in the item log, durable with the next ingest_sync.  A record
+ * that cannot be written leaves a gap that a restore reports; it is
+ * counted (ingest.log_failed) and told at most once a minute. */
+static void log_chosen(struct server *s, uint64_t inst, const struct batch *value)
+{
+	size_t cap = PITR_RECORD_HDR + batch_encoded_size(value);
+	uint8_t *buf = malloc(cap);
+	int n = buf ? pitr_record_encode(buf, cap, (uint64_t)now_wall_ms(), value) : MTR_ENOMEM;
+	int rc = n < 0 ? n : ingest_log_record(s->ing, inst, buf, (uint32_t)n);
+	free(buf);
+	if (rc == 0) {
+		s->added = 1; /* synced by the loop like an item */
+	} else if (s->now_ms >= s->history_warn_ms) {
+		s->history_warn_ms = s->now_ms + 60000;
+		mtr_log(LOG_WARN,
+			"server %u: instance %llu not written to the chosen history (%s): a point-in-time restore "
+			"from this data.dir cannot pass it",
+			s->cfg.id, (unsigned long long)inst, mtr_strerror(rc));
+	}
+}
 
 void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value)
 {
@@ -56,6 +79,7 @@ void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value)
 			metrics_hist_observe(&s->stage.round, (e->chosen_ns - s->propose_ns) / 1000u);
 		s->propose_ns = 0;
 	}
+	log_chosen(s, inst, value);
 	for (uint32_t i = 0; i < value->n; i++)
 		srvnet_stream_find(s, value->r[i].stream, 1);
 	if (s->rel_n == s->rel_cap) {
@@ -442,6 +466,14 @@ static void *apply_main(void *arg)
 				goto fatal;
 			off += (size_t)w;
 			n++;
+		}
+		if (e->b.conf != NULL) {
+			/* a configuration: recorded with the instance (mtr_conf) */
+			struct batch cb = {.conf = e->b.conf};
+			uint8_t cbuf[BATCH_HDR_SIZE + 1 + BATCH_CONF_MAX * (3 + BATCH_ADDR_MAX)];
+			int clen = batch_encode(&cb, cbuf, sizeof cbuf);
+			if (clen < 0 || apply_set_conf(s->ap, e->inst, cbuf, (size_t)clen) != 0)
+				goto fatal;
 		}
 		struct done *d = calloc(1, sizeof *d);
 		if (d == NULL)

@@ -105,6 +105,16 @@ static void enter(struct server *s)
 		s->cfg.id, s->cfg.data_dir, source_name(s->full_what), FULL_RETRY_MS);
 	paxos_standby(s->px, true);
 	s->next_status_ms = 0;
+	/* the log kept for point-in-time restore gives way to new items */
+	struct ingest_stats is;
+	ingest_stats(s->ing, &is);
+	if (is.retained_bytes > 0) {
+		ingest_retain_drop(s->ing);
+		mtr_log(LOG_WARN,
+			"server %u: dropping %llu bytes of log kept for point-in-time restore (server.log_retain_*) to "
+			"make room: a restore from this data.dir cannot go back past now",
+			s->cfg.id, (unsigned long long)is.retained_bytes);
+	}
 }
 
 static void leave(struct server *s)

@@ -300,6 +300,8 @@ struct server {
 	uint64_t full_warn_ms;   /* next "stream table full" warning */
 	struct peer peers[PAXOS_MAX_NODES];
 	int added, marks_dirty, backpressure, last_role;
+	uint64_t history_warn_ms; /* next warning of an unwritten history record (server_apply.c) */
+	uint64_t retain_tick_ms;  /* next idle ingest_sync, for retention (server.c) */
 	uint64_t last_ballot_logged;
 	uint64_t now_ms, next_status_ms;
 	uint64_t epoch_ms;      /* the Paxos core's clock starts at 0 here (no election at the first tick) */
@@ -366,6 +368,7 @@ struct server {
 	pthread_mutex_t imu;
 	struct server_info info;
 	struct paxos_status pst;
+	struct batch_conf pub_conf; /* the configuration in force (doc/paxos.md "Membership") */
 	struct peer pub_peers[PAXOS_MAX_NODES];
 	struct batch_mark *pub_marks;
 	unsigned pub_nmarks;

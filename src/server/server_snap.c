@@ -359,6 +359,7 @@ int srvsnap_install(struct server *s)
 			srvnet_stream_find(s, cur.v[i].stream, 1);
 			ingest_forget(s->ing, cur.v[i].stream, cur.v[i].seq);
 		}
+		s->marks_dirty = 1; /* the forgets moved the watermarks: report them (server.c release) */
 		while (s->rel_n > 0 && s->rel[s->rel_head].inst <= inst) {
 			batch_free(&s->rel[s->rel_head].b);
 			s->rel_head = (s->rel_head + 1) % s->rel_cap;

@@ -40,8 +40,11 @@ void srvvt_publish(struct server *s)
 	if (s->last_role != (int)ps.role)
 		s->next_status_ms = 0; /* tell peers and proxies at once */
 	s->last_role = (int)ps.role;
+	struct batch_conf conf;
+	paxos_conf_at(s->px, ps.applied + 1, &conf);
 	pthread_mutex_lock(&s->imu);
 	s->pst = ps;
+	s->pub_conf = conf;
 	s->info.role = (int)ps.role;
 	s->info.ballot = ps.ballot;
 	s->info.chosen = ps.chosen;
@@ -195,12 +198,30 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 		return statstab_fill(s->stats, now, sink);
 	pthread_mutex_lock(&s->imu);
 	if (t == CLUSTERVT_MEMBERS) {
-		for (uint32_t j = 0; j < s->cfg.cc.nservers && rc == 0; j++) {
-			char addr[32];
-			transport_addr_format(&s->cfg.cc.servers[j], addr, sizeof addr);
+		/* the servers of cluster.servers, then the other members of the
+		 * configuration in force (servers added since) */
+		uint64_t rows = (s->pst.members | s->pst.removed) & ~((UINT64_C(1) << s->cfg.cc.nservers) - 1);
+		for (uint32_t j = 0; j < PAXOS_MAX_ID && rc == 0; j++) {
+			if (j >= s->cfg.cc.nservers && !(rows & (UINT64_C(1) << j)))
+				continue;
+			char addr[BATCH_ADDR_MAX + 1] = "";
+			const struct batch_member *bm = batch_conf_find(&s->pub_conf, j);
+			if (bm != NULL && bm->addr[0])
+				snprintf(addr, sizeof addr, "%s", bm->addr);
+			else if (j < s->cfg.cc.nservers)
+				transport_addr_format(&s->cfg.cc.servers[j], addr, sizeof addr);
+			/* membership: as the configuration in force says */
+			const char *mship = bm != NULL ? (bm->voter ? "voter" : "learner")
+					    : (s->pst.removed & (UINT64_C(1) << j)) ? "removed" : NULL;
 			const char *role, *state;
 			int64_t alive, chosen, applied;
-			if (j == s->cfg.id) {
+			if (j >= s->cfg.cc.nservers || j >= PAXOS_MAX_NODES) {
+				/* added since: no peer state kept for it yet */
+				role = "unknown";
+				state = NULL;
+				alive = 0;
+				chosen = applied = 0;
+			} else if (j == s->cfg.id) {
 				role = role_name(s->pst.role);
 				state = s->info.disk_full ? "disk full" : "ok";
 				alive = 1;
@@ -221,7 +242,7 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 				chosen = (int64_t)p->st.chosen;
 				applied = (int64_t)p->st.applied;
 			}
-			struct wire_value v[7] = {
+			struct wire_value v[8] = {
 				{.type = WIRE_V_INT, .u.i = j},
 				{.type = WIRE_V_TEXT, .u.b = {addr, (uint32_t)strlen(addr)}},
 				{.type = WIRE_V_TEXT, .u.b = {role, (uint32_t)strlen(role)}},
@@ -229,10 +250,13 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 				{.type = WIRE_V_INT, .u.i = chosen},
 				{.type = WIRE_V_INT, .u.i = applied},
 				{.type = WIRE_V_NULL},
+				{.type = WIRE_V_NULL},
 			};
 			if (state != NULL)
 				v[6] = (struct wire_value){.type = WIRE_V_TEXT, .u.b = {state, (uint32_t)strlen(state)}};
-			rc = clustervt_sink_row(sink, v, 7);
+			if (mship != NULL)
+				v[7] = (struct wire_value){.type = WIRE_V_TEXT, .u.b = {mship, (uint32_t)strlen(mship)}};
+			rc = clustervt_sink_row(sink, v, 8);
 		}
 	} else if (t == CLUSTERVT_STREAMS) {
 		for (unsigned i = 0; i < s->pub_nmarks && rc == 0; i++) {

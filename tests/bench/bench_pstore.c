@@ -49,7 +49,7 @@ static double run(uint64_t n, uint32_t group, bool sync, double *compact_ms)
 		return -1;
 	}
 	pstore_set_sync(ps, sync);
-	struct batch v = { 0, NULL };
+	struct batch v = { 0 };
 	for (uint64_t s = 1; s <= 3; s++)
 		batch_push(&v, s, 1, 100);
 	int rc = 0;

@@ -99,6 +99,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	paxos_watermarks(l, wm, 2);
 	paxos_recv(l, 2, &m);
 	paxos_recv(l, 1, &m);
+	/* a configuration in the message: the leader proposes it as a change
+	 * (doc/paxos.md, "Membership"), then delivers it when chosen */
+	if (m.value.conf != NULL && paxos_change(l, m.value.conf) == 0) {
+		struct paxos_msg acc = { .type = PAXOS_ACCEPTED, .ballot = sent_ballot, .inst = 2 };
+		paxos_recv(l, 1, &acc);
+		acc.inst = 1;
+		paxos_recv(l, 1, &acc);
+	}
 	paxos_tick(l, 200);
 	paxos_items_changed(l);
 	paxos_compact(l, 1);

@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pstore_close(b);
 
 	/* Appending after recovery works and is recovered. */
-	struct batch v = { 0, NULL };
+	struct batch v = { 0 };
 	batch_push(&v, 1, 1, 2);
 	struct paxos_persist c = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = 7, .inst = 3, .value = &v };
 	if (pstore_persist(a, &c) != 0)

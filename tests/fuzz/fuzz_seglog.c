@@ -10,6 +10,12 @@
  *   flags & 2  recompute the record checksums of well-formed records first,
  *              so that mutations reach the structure (lengths, seqs, streams)
  *   flags & 4  the first split-point bytes are the state blob file instead
+ *   flags & 8  also read the segments as a point-in-time restore does
+ *              (pitr.h): pitr_list, and pitr_restore of an empty backup up
+ *              to a time, over the segments as recovery left them
+ *   flags & 16 the bytes are a history record body instead (pitr.h): it
+ *              decodes or is refused, and what decodes encodes to the
+ *              same bytes
  * Files go to a private temporary directory, emptied for every input.
  */
 #include "config.h"
@@ -22,15 +28,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
 #include <xxhash.h>
 
 #include "ingest.h"
 #include "log.h"
 #include "metronome.h"
+#include "pitr.h"
 #include "seglog.h"
 #include "util.h"
 
-static char top[256], dir[300];
+static char top[256], dir[300], backup[300], out[300];
 
 static void clear_dir(void)
 {
@@ -93,8 +101,24 @@ static struct ingest *open_store(void)
 static void cleanup(void)
 {
 	clear_dir();
+	unlink(backup);
 	rmdir(dir);
 	rmdir(top);
+}
+
+/* flags & 16: one history record body */
+static int record_one(const uint8_t *p, size_t n)
+{
+	uint64_t ms;
+	struct batch b;
+	if (pitr_record_decode(p, n, &ms, &b) != 0)
+		return 0;
+	uint8_t *again = malloc(n);
+	if (!again || pitr_record_encode(again, n, ms, &b) != (int)n || memcmp(again, p, n) != 0)
+		abort();
+	free(again);
+	batch_free(&b);
+	return 0;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -107,7 +131,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!mkdtemp(top))
 		abort();
 	snprintf(dir, sizeof dir, "%s/items", top);
+	snprintf(backup, sizeof backup, "%s/backup.db", top);
+	snprintf(out, sizeof out, "%s/out.db", top);
 	atexit(cleanup);
+	/* an empty backup at instance 0 for flags & 8 */
+	static const char meta[] = "CREATE TABLE mtr_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+				   "INSERT INTO mtr_meta VALUES('backup_instance', 0)";
+	sqlite3 *db;
+	if (sqlite3_open(backup, &db) != SQLITE_OK || sqlite3_exec(db, meta, NULL, NULL, NULL) != SQLITE_OK)
+		abort();
+	sqlite3_close(db);
 	log_set_level(LOG_ERROR); /* recovery warns about every damaged input */
 	return 0;
 }
@@ -117,6 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3 || size > (1 << 20))
 		return 0;
 	unsigned flags = data[0];
+	if (flags & 16)
+		return record_one(data + 1, size - 1);
 	size_t split = MIN((size_t)ld16(data + 1), size - 3);
 	uint8_t *buf = malloc(size - 3 + 1);
 	if (!buf)
@@ -170,6 +205,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (added && (ingest_get(ing, 77, wm + 1, &p, &len) != 0 || len != sizeof item || memcmp(p, item, len) != 0))
 		abort();
 	ingest_close(ing);
+	if (flags & 8) {
+		/* never a crash; an error is an answer.  A restore that worked
+		 * made out; a failed one left nothing behind */
+		char err[512];
+		FILE *f = fopen("/dev/null", "w");
+		(void)pitr_list(top, f, err, sizeof err);
+		fclose(f);
+		struct pitr_opts po = {.backup = backup, .logdir = top, .until = "@4102444800", .out = out};
+		struct pitr_result pr;
+		int prc = pitr_restore(&po, &pr, err, sizeof err);
+		if ((access(out, F_OK) == 0) != (prc == 0))
+			abort();
+		unlink(out);
+	}
 	free(buf);
 	return 0;
 }

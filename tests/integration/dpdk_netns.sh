@@ -32,7 +32,7 @@ P=mtr${ID}P
 S="mtr${ID}S1 mtr${ID}S2 mtr${ID}S3"
 N=2000
 GROUP=239.99.0.1:7400
-EAL="--no-huge --no-shconf --no-telemetry --no-pci -m 128 --log-level=*:warning"
+EAL=$DPDK_EAL
 TMP=$(mktemp -d)
 at_exit 'rm -rf "$TMP"'
 
@@ -149,11 +149,7 @@ run_cluster() {
 		echo "cluster.key = $MTR_KEY"
 			echo "server.id = $i"
 			echo "data.dir = $C/d$i"
-			echo "transport.kind = $kind"
-			if [ "$kind" = dpdk ]; then
-				echo "transport.dpdk_port = net_af_packet$dev,iface=eth0,framecnt=4096"
-				echo "transport.dpdk_eal = $EAL"
-			fi
+			transport_lines "$kind" $dev
 		} >"$C/s$i.conf"
 		spawn "$C/s$i.log" ip netns exec "$ns" "$D" -c "$C/s$i.conf" >/dev/null
 		eval "cpid_$i=$!"
@@ -165,14 +161,8 @@ run_cluster() {
 		echo "cluster.servers = $SERVERS"
 		echo "cluster.key = $MTR_KEY"
 		echo "proxy.listen = 127.0.0.1:7400"
-		echo "transport.kind = $pkind"
-		if [ "$pkind" = dpdk ]; then
-			echo "proxy.bind = 10.99.0.10:7600"
-			echo "transport.dpdk_port = net_af_packet$dev,iface=eth0,framecnt=4096"
-			echo "transport.dpdk_eal = $EAL"
-		else
-			echo "proxy.bind = 10.99.0.10:7600"
-		fi
+		echo "proxy.bind = 10.99.0.10:7600"
+		transport_lines "$pkind" $dev
 	} >"$C/p.conf"
 	[ "$pkind" = udp ] && addr "$P" 10.99.0.10
 	spawn "$C/p.log" ip netns exec "$P" "$PX" -c "$C/p.conf" >/dev/null

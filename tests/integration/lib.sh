@@ -182,6 +182,18 @@ need_built() {
 # and eth0, one end of a veth pair whose other end is a port of br0.  No
 # addresses (the caller gives them); every namespace is deleted at exit.
 # Returns 1 when namespaces cannot be made here.
+#
+# transport_lines KIND DEV: the transport.* lines of a daemon's config on
+# KIND (udp or dpdk); dpdk: the af_packet port net_af_packetDEV on eth0 with
+# EAL arguments for these machines (no hugepages, no shared config, no PCI)
+DPDK_EAL="--no-huge --no-shconf --no-telemetry --no-pci -m 128 --log-level=*:warning"
+transport_lines() {
+	echo "transport.kind = $1"
+	if [ "$1" = dpdk ]; then
+		echo "transport.dpdk_port = net_af_packet$2,iface=eth0,framecnt=4096"
+		echo "transport.dpdk_eal = $DPDK_EAL"
+	fi
+}
 netns_bridge() {
 	_nb_pfx=$1; shift
 	ip netns add "$_nb_pfx" 2>/dev/null || return 1

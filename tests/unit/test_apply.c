@@ -196,6 +196,41 @@ static void test_exactly_once(void **state)
 	assert_int_equal(query_int(f->a, "SELECT value FROM mtr_meta WHERE key='applied'"), 3);
 }
 
+/* Membership: a configuration recorded with its instance (mtr_conf), in
+ * the instance's transaction, kept across a reopen, protected from items. */
+static int conf_cb(void *arg, uint64_t inst, const uint8_t *conf, size_t len)
+{
+	int *n = arg;
+	assert_int_equal(inst, 2);
+	assert_int_equal(len, 3);
+	assert_memory_equal(conf, "abc", 3);
+	(*n)++;
+	return 0;
+}
+
+static void test_conf_recorded(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(apply_set_conf(f->a, 2, (const uint8_t *)"abc", 3), 0);
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	int n = 0;
+	assert_int_equal(apply_confs(f->a, conf_cb, &n), 0);
+	assert_int_equal(n, 0); /* not instance 1's */
+	assert_int_equal(apply_sql(f->a, 2, "INSERT INTO t(v) VALUES('a')"), 0);
+	assert_int_equal(apply_confs(f->a, conf_cb, &n), 0);
+	assert_int_equal(n, 1);
+	apply_close(f->a);
+	f->a = open_dir(f->dir, 0);
+	n = 0;
+	assert_int_equal(apply_confs(f->a, conf_cb, &n), 0);
+	assert_int_equal(n, 1);
+	struct cap c;
+	const char *q[] = {"DELETE FROM mtr_conf"};
+	assert_int_equal(apply_sqls(f->a, 3, &c, 1, q), 0);
+	assert_int_equal(c.r[0].code, SQLITE_AUTH);
+	assert_int_equal(apply_set_conf(f->a, 4, NULL, 0), MTR_EINVAL);
+}
+
 /* An item cannot touch mtr_meta (the instance record). */
 static void test_meta_protected(void **state)
 {
@@ -1562,6 +1597,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_exactly_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_from, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conf_recorded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_protected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failing_item_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_txn_all_or_nothing, setup, teardown),

@@ -22,7 +22,7 @@
 
 static struct batch make(unsigned n, const uint64_t (*r)[3])
 {
-	struct batch b = { 0, NULL };
+	struct batch b = { 0 };
 	for (unsigned i = 0; i < n; i++)
 		assert_int_equal(batch_push(&b, r[i][0], r[i][1], r[i][2]), 0);
 	return b;
@@ -41,7 +41,7 @@ static void test_validate(void **state)
 	struct batch b = make(3, good);
 	assert_int_equal(batch_validate(&b), 0);
 	batch_free(&b);
-	struct batch empty = { 0, NULL };
+	struct batch empty = { 0 };
 	assert_int_equal(batch_validate(&empty), 0);
 	b = make(2, unsorted);
 	assert_int_equal(batch_validate(&b), MTR_EINVAL);
@@ -64,7 +64,7 @@ static void test_round_trip(void **state)
 	(void)state;
 	static const uint64_t r[][3] = { { 1, 42, 2000 }, { 2, 314, 159200 }, { UINT64_MAX, 1, UINT64_MAX } };
 	for (unsigned n = 0; n <= 3; n++) {
-		struct batch b = make(n, r), d = { 0, NULL };
+		struct batch b = make(n, r), d = { 0 };
 		uint8_t buf[128];
 		int len = batch_encode(&b, buf, sizeof buf);
 		assert_int_equal(len, 4 + 24 * n);
@@ -75,7 +75,7 @@ static void test_round_trip(void **state)
 		assert_true(batch_equal(&b, &d));
 		/* every truncation is refused */
 		for (int cut = 0; cut < len; cut++) {
-			struct batch t = { 0, NULL };
+			struct batch t = { 0 };
 			assert_int_equal(batch_decode(&t, buf, (size_t)cut, NULL), MTR_ETRUNCATED);
 			assert_null(t.r);
 		}
@@ -112,6 +112,77 @@ static void test_decode_hostile(void **state)
 	assert_int_equal(d.n, 0);
 }
 
+/* ---- configurations (doc/paxos.md, "Membership") ---- */
+
+static void test_conf(void **state)
+{
+	(void)state;
+	static const uint64_t r[][3] = { { 3, 7, 9 } };
+	struct batch b = make(1, r), d = { 0 };
+	struct batch_conf c = { .n = 3,
+				.m = { { .id = 0, .voter = 1, .addr = "10.0.0.1:7000" },
+				       { .id = 2, .voter = 1, .addr = "db2.example:7000" },
+				       { .id = 5, .voter = 0, .addr = "" } } };
+	assert_int_equal(batch_set_conf(&b, &c), 0);
+	assert_int_equal(batch_validate(&b), 0);
+	assert_int_equal(batch_conf_members(&c), 0x25);
+	assert_int_equal(batch_conf_voters(&c), 0x5);
+	assert_non_null(batch_conf_find(&c, 5));
+	assert_null(batch_conf_find(&c, 1));
+	uint8_t buf[256];
+	int len = batch_encode(&b, buf, sizeof buf);
+	/* count with bit 31, one range, then 1 + (3 + 13) + (3 + 16) + 3 */
+	assert_int_equal(len, 4 + 24 + 1 + 16 + 19 + 3);
+	assert_int_equal((size_t)len, batch_encoded_size(&b));
+	assert_int_equal(buf[3], 0x80);
+	assert_int_equal(buf[28], 3);
+	assert_int_equal(buf[29], 0);
+	assert_int_equal(buf[30], 1);
+	assert_int_equal(buf[31], 13);
+	size_t used = 0;
+	assert_int_equal(batch_decode(&d, buf, (size_t)len, &used), 0);
+	assert_int_equal(used, (size_t)len);
+	assert_true(batch_equal(&b, &d));
+	assert_string_equal(d.conf->m[1].addr, "db2.example:7000");
+	for (int cut = 0; cut < len; cut++) {
+		struct batch t = { 0 };
+		assert_int_equal(batch_decode(&t, buf, (size_t)cut, NULL), MTR_ETRUNCATED);
+		assert_null(t.conf);
+	}
+	/* a copy is deep; another configuration is not equal */
+	struct batch e = { 0 };
+	assert_int_equal(batch_copy(&e, &b), 0);
+	assert_true(batch_equal(&e, &b));
+	e.conf->m[2].voter = 1;
+	assert_false(batch_equal(&e, &b));
+	assert_int_equal(d.conf->m[2].voter, 0);
+	batch_free(&d);
+	/* hostile configurations: no member, 17 members, ids out of order,
+	 * voter 2, no voter, a space or a NUL in an address */
+	uint8_t h[64];
+	memcpy(h, buf, 29);
+	h[28] = 0;
+	assert_int_equal(batch_decode(&d, h, 29, NULL), MTR_EMALFORMED);
+	h[28] = 17;
+	assert_int_equal(batch_decode(&d, h, 29, NULL), MTR_EMALFORMED);
+	static const uint8_t bad[][8] = {
+		{ 2, 4, 1, 0, 3, 1, 0 }, /* ids 4 then 3 */
+		{ 1, 0, 2, 0 },          /* voter 2 */
+		{ 1, 0, 0, 0 },          /* no voter */
+		{ 1, 0, 1, 2, 'a', ' ' },/* a space */
+		{ 1, 0, 1, 2, 'a', 0 },  /* a NUL */
+		{ 1, 64, 1, 0 },         /* id 64 */
+	};
+	for (unsigned k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		memcpy(h + 28, bad[k], 8);
+		size_t n = 28 + 1 + 3 + (bad[k][0] == 2 ? 3 : bad[k][3]);
+		assert_int_equal(batch_decode(&d, h, n, NULL), MTR_EMALFORMED);
+		assert_null(d.conf);
+	}
+	batch_free(&b);
+	batch_free(&e);
+}
+
 /* ---- batch_order: the contiguity checker ---- */
 
 static void test_contiguity(void **state)
@@ -142,7 +213,7 @@ static void test_contiguity(void **state)
 	b = make(1, late_start);
 	assert_int_equal(batch_order_check(&o, &b), MTR_EINVAL);
 	batch_free(&b);
-	struct batch noop = { 0, NULL };
+	struct batch noop = { 0 };
 	assert_int_equal(batch_order_apply(&o, &noop), 0);
 	/* many streams inserted out of order stay sorted */
 	for (uint64_t s = 100; s > 3; s--)
@@ -163,7 +234,7 @@ static void test_msg_round_trip(void **state)
 	(void)state;
 	static const uint64_t r[][3] = { { 1, 1, 10 }, { 4, 7, 9 } };
 	struct batch v = make(2, r);
-	struct paxos_entry ents[2] = { { 5, 0x305, v }, { 6, PAXOS_BALLOT_CHOSEN, { 0, NULL } } };
+	struct paxos_entry ents[2] = { { 5, 0x305, v }, { 6, PAXOS_BALLOT_CHOSEN, { 0 } } };
 	struct batch_mark marks[2] = { { 1, 10 }, { 4, 9 } };
 	struct paxos_msg msgs[] = {
 		{ .type = PAXOS_PREPARE, .ballot = 0x1203, .inst = 77 },
@@ -227,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_decode_hostile),
+		cmocka_unit_test(test_conf),
 		cmocka_unit_test(test_contiguity),
 		cmocka_unit_test(test_msg_round_trip),
 	};

@@ -53,9 +53,10 @@ static int fake_fill(void *arg, enum clustervt_table t, struct clustervt_sink *s
 	case CLUSTERVT_MEMBERS:
 		for (int i = 1; i <= 3; i++) {
 			snprintf(addr, sizeof addr, "10.0.0.%d:7000", i);
-			struct wire_value row[7] = {vint(i), vtext(addr), vtext(i == 1 ? "leader" : "acceptor"),
-						    vint(i != 3), vint(100), vint(100 - i), vtext(i == 2 ? "disk full" : "ok")};
-			assert_int_equal(clustervt_sink_row(s, row, 7), 0);
+			struct wire_value row[8] = {vint(i), vtext(addr), vtext(i == 1 ? "leader" : "acceptor"),
+						    vint(i != 3), vint(100), vint(100 - i), vtext(i == 2 ? "disk full" : "ok"),
+						    vtext(i == 3 ? "learner" : "voter")};
+			assert_int_equal(clustervt_sink_row(s, row, 8), 0);
 		}
 		/* a wrong column count is refused */
 		assert_int_equal(clustervt_sink_row(s, NULL, 2), MTR_EINVAL);
@@ -178,6 +179,7 @@ static void test_members_where(void **state)
 	expect(db, "SELECT address FROM mtr_members WHERE role = 'leader'", "10.0.0.1:7000");
 	expect(db, "SELECT group_concat(id) FROM mtr_members WHERE alive AND applied < chosen", "1,2");
 	expect(db, "SELECT group_concat(id) FROM mtr_members WHERE state = 'disk full'", "2");
+	expect(db, "SELECT group_concat(id) FROM mtr_members WHERE membership = 'voter'", "1,2");
 	expect(db, "SELECT sum(watermark) FROM mtr_streams WHERE stream = 77", "3000");
 	expect(db,
 	       "SELECT ranges || ' ' || items || ' ' || apply_us || ' ' || steps || ' ' || max_item_steps FROM "

@@ -31,6 +31,17 @@
  * keeps leading; a lost leader is replaced within NEW_LEADER_LIMIT, and the
  * same holds for the new one after the old one is back; all catch up.
  *
+ * Membership (doc/paxos.md, "Membership"): during the chaos the current
+ * leader is asked now and then for a change - add a new server (a fresh id,
+ * an empty disk) as a learner or a voter, make a learner a voter, remove a
+ * member, or replace a voter by a new server in one change - so changes
+ * meet crashes, partitions, lost and failed writes.  Checked in addition:
+ * every chosen instance was accepted at one ballot by a majority of the
+ * voters of the configuration the global log puts in force at it (and is
+ * held by such a majority), no two values are accepted at one (instance,
+ * ballot), a node that knows it was removed campaigns no more, and the
+ * liveness checks count the members of the latest configuration only.
+ *
  * Ballot schedules (doc/paxos.md, "Bounded ballots"): most seeds start from
  * huge stored promises (several windows apart, so nodes must climb to each
  * other), from rounds near PAXOS_ROUND_MAX, or with a minority of nodes
@@ -67,7 +78,11 @@
 #include "paxos_codec.h"
 #include "util.h"
 
-#define MAXN 5
+/* Node ids: 3 or 5 at the start, and the servers added since (ids are
+ * never reused, doc/paxos.md "Membership"). */
+#define MAXN 16
+/* Most members of one configuration in the simulator. */
+#define MAX_MEMBERS 7
 #define NSTREAMS 3
 #define MAXSEQ 400
 #define CHAOS_MS 1500
@@ -100,6 +115,13 @@ static const char *const stab_name[ST_COUNT] = { "quiet", "followers partitioned
 #define SETTLE_LIMIT 4000
 #define OBSERVE_MS (10 * EL_MS)
 
+/* Membership changes during the chaos (doc/paxos.md, "Membership"): add
+ * a new server as a learner or at once as a voter, make a learner a voter,
+ * remove a member, replace a voter by a new one in one change (whose
+ * majorities need not intersect the old ones). */
+enum mop { MO_ADD_LEARNER, MO_ADD_VOTER, MO_PROMOTE, MO_REMOVE, MO_REPLACE, MO_COUNT };
+static const char *const mop_name[MO_COUNT] = { "add learner", "add voter", "promote", "remove", "replace" };
+
 /* Ballot schedules. */
 enum scen { SC_PLAIN, SC_HUGE, SC_TOP, SC_POISONED, SC_COUNT };
 static const char *const scen_name[SC_COUNT] = { "plain", "huge promises", "near the top", "poisoned minority" };
@@ -119,6 +141,22 @@ struct event {
 struct acc {
 	uint64_t ballot;
 	struct batch v;
+};
+
+/* Checker: who persisted an accept of (inst, ballot), and of which value. */
+struct accrec {
+	uint64_t ballot, mask;
+	struct batch v;
+};
+struct instrec {
+	uint32_t n, cap;
+	struct accrec *r;
+};
+
+/* Checker: a configuration of the global log, in force from eff on. */
+struct gconf {
+	uint64_t eff;
+	uint32_t voters, members;
 };
 
 struct node {
@@ -151,7 +189,8 @@ struct trace_rec {
 
 struct sim {
 	uint64_t seed, rng, now, evseq;
-	int n;
+	int n;  /* node ids in use (0 .. n-1) */
+	int n0; /* the initial ones */
 	struct node nodes[MAXN];
 	struct event *heap;
 	size_t n_heap, cap_heap;
@@ -176,9 +215,17 @@ struct sim {
 	uint32_t cut_in, cut_out; /* nodes that hear nothing / whose sends are lost */
 	unsigned calm_drop;       /* loss in that phase (0..4 %) */
 	bool watch;               /* the ballot must stay watch_ballot, led by watch_leader */
+	unsigned watch_confs;     /* n_gconf when the scenario started */
+	unsigned change_every;    /* a membership change asked every ~this many ms of chaos */
 	uint64_t watch_ballot;
 	int watch_leader;
 	int stab;
+	/* membership: the configurations of the global log, accept records */
+	struct gconf gconf[128];
+	unsigned n_gconf;
+	struct instrec *ir;
+	size_t n_ir;
+	uint64_t mops[MO_COUNT], conf_prepares, removed_refused;
 	/* figures */
 	uint64_t last_hb_ballot;
 	uint64_t refused, injected;
@@ -195,6 +242,23 @@ static uint64_t rnd(struct sim *s)
 	return z ^ (z >> 31);
 }
 static unsigned rndn(struct sim *s, unsigned n) { return (unsigned)(rnd(s) % n); }
+static unsigned pop(uint32_t v) { return (unsigned)__builtin_popcount(v); }
+
+/* ---- helpers: the configurations of the global log ---- */
+
+/* The configuration in force at instance inst, by the global log. */
+static const struct gconf *gconf_at(const struct sim *s, uint64_t inst)
+{
+	unsigned k = s->n_gconf;
+	while (k > 1 && s->gconf[k - 1].eff > inst)
+		k--;
+	return &s->gconf[k - 1];
+}
+
+/* The latest configuration of the global log (in force or pending). */
+static const struct gconf *gconf_last(const struct sim *s) { return &s->gconf[s->n_gconf - 1]; }
+
+static bool sim_quorum(uint32_t set, uint32_t voters) { return pop(set & voters) >= pop(voters) / 2 + 1; }
 
 __attribute__((format(printf, 2, 3))) static void violation(struct sim *s, const char *fmt, ...)
 {
@@ -324,7 +388,8 @@ static void io_send(void *data, uint32_t to, const struct paxos_msg *m)
 	    (m->type == PAXOS_PROMISE || m->type == PAXOS_ACCEPTED || (m->type == PAXOS_PREVOTE_REPLY && m->grant)))
 		violation(s, "standby: node %d, whose disk is full, sends %s%s", h->id, paxos_msg_name(m->type),
 			  m->type == PAXOS_PREVOTE_REPLY ? " granted" : "");
-	if (s->watch && m->type == PAXOS_HEARTBEAT && m->ballot > s->watch_ballot)
+	bool member = (gconf_last(s)->members >> h->id) & 1;
+	if (s->watch && member && m->type == PAXOS_HEARTBEAT && m->ballot > s->watch_ballot)
 		violation(s, "stable leader: node %d leads at ballot %llu.%u, above the leader's %llu.%u (%s)", h->id,
 			  (unsigned long long)paxos_ballot_round(m->ballot), paxos_ballot_node(m->ballot),
 			  (unsigned long long)paxos_ballot_round(s->watch_ballot), paxos_ballot_node(s->watch_ballot),
@@ -334,15 +399,55 @@ static void io_send(void *data, uint32_t to, const struct paxos_msg *m)
 		s->leaders++;
 	}
 	trace(s, 's', h->id, to == PAXOS_BROADCAST ? -1 : (int)to, m->type, m->ballot, m->inst);
+	struct paxos_status st;
+	paxos_status(s->nodes[h->id].p, &st);
+	if (st.self_removed && (m->type == PAXOS_PREVOTE || m->type == PAXOS_PREPARE || m->type == PAXOS_HEARTBEAT))
+		violation(s, "membership: node %d knows it was removed and sends %s", h->id, paxos_msg_name(m->type));
 	if (to == PAXOS_BROADCAST) {
+		uint64_t aud = paxos_audience(s->nodes[h->id].p);
+		if (aud & (UINT64_C(1) << h->id))
+			violation(s, "node %d: its audience includes itself", h->id);
 		for (int j = 0; j < s->n; j++)
-			if (j != h->id)
+			if (aud & (UINT64_C(1) << j))
 				net_send1(s, h->id, j, buf, (size_t)len);
 	} else if ((int)to < s->n && (int)to != h->id) {
 		net_send1(s, h->id, (int)to, buf, (size_t)len);
+	} else if (to < MAXN && (int)to != h->id) {
+		/* a member whose server was never started (test_change_api) */
 	} else {
 		violation(s, "node %d: send to bad node %u", h->id, to);
 	}
+}
+
+/* The checker's record of an accept persisted by node id; one value per
+ * (instance, ballot). */
+static void record_accept(struct sim *s, int id, uint64_t inst, uint64_t ballot, const struct batch *v)
+{
+	if (inst >= s->n_ir) {
+		size_t n = inst + 256;
+		s->ir = realloc(s->ir, n * sizeof *s->ir);
+		assert_non_null(s->ir);
+		memset(s->ir + s->n_ir, 0, (n - s->n_ir) * sizeof *s->ir);
+		s->n_ir = n;
+	}
+	struct instrec *ir = &s->ir[inst];
+	for (uint32_t k = 0; k < ir->n; k++) {
+		if (ir->r[k].ballot != ballot)
+			continue;
+		if (!batch_equal(&ir->r[k].v, v))
+			violation(s, "instance %llu: two values accepted at ballot %llu.%u", (unsigned long long)inst,
+				  (unsigned long long)paxos_ballot_round(ballot), paxos_ballot_node(ballot));
+		ir->r[k].mask |= UINT64_C(1) << id;
+		return;
+	}
+	if (ir->n == ir->cap) {
+		ir->cap = ir->cap ? 2 * ir->cap : 4;
+		ir->r = realloc(ir->r, ir->cap * sizeof *ir->r);
+		assert_non_null(ir->r);
+	}
+	ir->r[ir->n] = (struct accrec){ .ballot = ballot, .mask = UINT64_C(1) << id };
+	assert_int_equal(batch_copy(&ir->r[ir->n].v, v), 0);
+	ir->n++;
 }
 
 static int io_persist(void *data, const struct paxos_persist *c)
@@ -360,7 +465,7 @@ static int io_persist(void *data, const struct paxos_persist *c)
 	if (c->ballot < nd->promised)
 		violation(s, "node %d: promise goes down %llx -> %llx", h->id, (unsigned long long)nd->promised,
 			  (unsigned long long)c->ballot);
-	if (s->watch && c->ballot > s->watch_ballot)
+	if (s->watch && ((gconf_last(s)->members >> h->id) & 1) && c->ballot > s->watch_ballot)
 		violation(s, "stable leader: node %d raises its promise to %llu.%u above the leader's %llu.%u (%s)",
 			  h->id, (unsigned long long)paxos_ballot_round(c->ballot), paxos_ballot_node(c->ballot),
 			  (unsigned long long)paxos_ballot_round(s->watch_ballot), paxos_ballot_node(s->watch_ballot),
@@ -382,6 +487,7 @@ static int io_persist(void *data, const struct paxos_persist *c)
 	}
 	nd->acc[c->inst].ballot = c->ballot;
 	assert_int_equal(batch_copy(&nd->acc[c->inst].v, c->value), 0);
+	record_accept(s, h->id, c->inst, c->ballot, c->value);
 	return 0;
 }
 
@@ -427,21 +533,43 @@ static void check_chosen(struct sim *s, int id, uint64_t inst, const struct batc
 	}
 	if (batch_order_apply(&s->gorder, v) != 0)
 		violation(s, "invariant 3: instance %llu is not contiguous", (unsigned long long)inst);
-	unsigned holders = 0;
+	/* invariant 4 and the quorum, both under the configuration in force
+	 * at inst by the global log */
+	const struct gconf *gc = gconf_at(s, inst);
+	uint32_t holders = 0;
 	for (int j = 0; j < s->n; j++) {
 		bool all = true;
 		for (uint32_t i = 0; i < v->n; i++)
 			all = all && node_holds(&s->nodes[j], v->r[i].stream, v->r[i].last);
-		holders += all;
+		holders |= (uint32_t)all << j;
 	}
-	if (holders < (unsigned)s->n / 2 + 1)
-		violation(s, "invariant 4: instance %llu held by %u nodes only", (unsigned long long)inst, holders);
+	if (!sim_quorum(holders, gc->voters))
+		violation(s, "invariant 4: instance %llu held by %u of its %u voters only", (unsigned long long)inst,
+			  pop(holders & gc->voters), pop(gc->voters));
+	bool quorum = false;
+	for (uint32_t k = 0; inst < s->n_ir && k < s->ir[inst].n; k++)
+		quorum = quorum || (sim_quorum((uint32_t)s->ir[inst].r[k].mask, gc->voters) &&
+				    batch_equal(&s->ir[inst].r[k].v, v));
+	if (!quorum)
+		violation(s, "quorum: instance %llu chosen, but no majority of the voters of its configuration "
+			     "(0x%x) accepted it at one ballot",
+			  (unsigned long long)inst, gc->voters);
+	if (v->conf != NULL) {
+		if (s->n_gconf == sizeof s->gconf / sizeof s->gconf[0]) {
+			violation(s, "simulator: too many configurations");
+		} else {
+			s->gconf[s->n_gconf++] = (struct gconf){ .eff = inst + PAXOS_CONF_DELAY,
+								 .voters = (uint32_t)batch_conf_voters(v->conf),
+								 .members = (uint32_t)batch_conf_members(v->conf) };
+			trace(s, 'K', id, -1, 0, batch_conf_voters(v->conf), inst);
+		}
+	}
 	if (s->n_g == s->cap_g) {
 		s->cap_g = s->cap_g ? 2 * s->cap_g : 64;
 		s->g = realloc(s->g, s->cap_g * sizeof *s->g);
 		assert_non_null(s->g);
 	}
-	s->g[s->n_g] = (struct batch){ 0, NULL };
+	s->g[s->n_g] = (struct batch){ 0 };
 	assert_int_equal(batch_copy(&s->g[s->n_g], v), 0);
 	s->n_g++;
 }
@@ -473,13 +601,22 @@ static void cursor_at(struct sim *s, uint64_t k, struct batch_order *o)
 			batch_order_set(o, s->g[i - 1].r[r].stream, s->g[i - 1].r[r].last);
 }
 
+/* What the host keeps with its applied instance (and a snapshot carries):
+ * the configurations chosen up to it. */
+static void restore_confs(struct sim *s, struct node *nd)
+{
+	for (uint64_t i = 1; i <= nd->applied && i <= s->n_g; i++)
+		if (s->g[i - 1].conf != NULL)
+			assert_int_equal(paxos_restore_conf(nd->p, i, s->g[i - 1].conf), 0);
+}
+
 static void node_start(struct sim *s, int id)
 {
 	struct node *nd = &s->nodes[id];
 	hosts[id] = (struct host){ s, id };
 	struct paxos_io io = { .data = &hosts[id], .send = io_send, .persist = io_persist, .holds = io_holds,
 			       .fetch = io_fetch, .chosen = io_chosen, .snapshot_needed = io_snapshot };
-	struct paxos_config cfg = { .id = (uint32_t)id, .n = (uint32_t)s->n, .window = 1 + (uint32_t)(s->seed % 8),
+	struct paxos_config cfg = { .id = (uint32_t)id, .n = (uint32_t)s->n0, .window = 1 + (uint32_t)(s->seed % 8),
 				    .heartbeat_ms = HB_MS, .election_ms = EL_MS, .seed = s->seed * 31 + nd->inc };
 	nd->inc++;
 	assert_int_equal(paxos_create(&nd->p, &cfg, &io), 0);
@@ -489,6 +626,7 @@ static void node_start(struct sim *s, int id)
 		cursor_at(s, nd->applied, &o);
 		assert_int_equal(paxos_install(nd->p, nd->applied, &o), 0);
 		batch_order_free(&o);
+		restore_confs(s, nd);
 	}
 	paxos_restore_promise(nd->p, nd->promised);
 	for (size_t i = nd->applied + 1; i < nd->n_acc; i++)
@@ -510,6 +648,8 @@ static void node_destroy(struct sim *s, struct node *nd)
 		s->prevotes_refused += st.prevotes_refused;
 		s->quorum_lost += st.quorum_lost;
 		s->stalls += st.stalls;
+		s->conf_prepares += st.conf_prepares;
+		s->removed_refused += st.removed_refused;
 	}
 	paxos_destroy(nd->p);
 }
@@ -585,6 +725,7 @@ static void handle(struct sim *s, struct event *e)
 		cursor_at(s, nd->applied, &o);
 		assert_int_equal(paxos_install(nd->p, nd->applied, &o), 0);
 		batch_order_free(&o);
+		restore_confs(s, nd);
 		break;
 	}
 	case EV_RESTART:
@@ -601,22 +742,31 @@ static void handle(struct sim *s, struct event *e)
 static uint64_t majority_wm(struct sim *s, uint64_t st)
 {
 	uint64_t w[MAXN];
+	uint32_t voters = gconf_last(s)->voters;
+	int n = 0;
 	for (int j = 0; j < s->n; j++)
-		w[j] = (s->poisoned & (1u << j)) ? 0 : s->nodes[j].wm[st];
-	for (int a = 0; a < s->n; a++)
-		for (int b = a + 1; b < s->n; b++)
+		if (voters & (1u << j))
+			w[n++] = (s->poisoned & (1u << j)) ? 0 : s->nodes[j].wm[st];
+	for (int a = 0; a < n; a++)
+		for (int b = a + 1; b < n; b++)
 			if (w[b] > w[a]) {
 				uint64_t t = w[a];
 				w[a] = w[b];
 				w[b] = t;
 			}
-	return w[s->n / 2];
+	return w[n / 2];
 }
 
+/* Every member of the latest configuration (in force: no change pending)
+ * has delivered the whole log, and every item a majority of its voters
+ * holds is ordered.  Removed nodes and servers never added do not count. */
 static bool converged(struct sim *s)
 {
+	const struct gconf *c = gconf_last(s);
+	if (s->n_g + 1 < c->eff)
+		return false;
 	for (int j = 0; j < s->n; j++)
-		if (s->nodes[j].p == NULL || s->nodes[j].applied != s->n_g)
+		if ((c->members & (1u << j)) && (s->nodes[j].p == NULL || s->nodes[j].applied != s->n_g))
 			return false;
 	for (uint64_t st = 1; st <= NSTREAMS; st++)
 		if (batch_order_last(&s->gorder, st) < majority_wm(s, st))
@@ -643,9 +793,85 @@ static void step_items(struct sim *s, unsigned pct)
 	}
 }
 
+/* A new server (id s->n): an empty disk, cluster.servers = the initial
+ * configuration; it learns the rest from the log or a snapshot. */
+static int node_add(struct sim *s, uint64_t promise)
+{
+	int id = s->n++;
+	memset(&s->nodes[id], 0, sizeof s->nodes[id]);
+	/* it starts with the promise of the server it was copied from, so
+	 * that its ballot window covers the cluster's (doc/paxos.md,
+	 * "Membership") */
+	s->nodes[id].promised = promise;
+	node_start(s, id);
+	return id;
+}
+
+/* Ask the leader (if any) for a membership change (enum mop).  Keeps at
+ * least two voters and a majority of them able to accept (not poisoned). */
+static void member_step(struct sim *s)
+{
+	int l = -1;
+	uint64_t best = 0;
+	for (int j = 0; j < s->n; j++) {
+		struct paxos_status st;
+		if (s->nodes[j].p == NULL || s->now < s->nodes[j].paused_until)
+			continue;
+		paxos_status(s->nodes[j].p, &st);
+		if (st.role == PAXOS_LEADER && st.ballot >= best) {
+			best = st.ballot;
+			l = j;
+		}
+	}
+	if (l < 0)
+		return;
+	struct batch_conf c;
+	paxos_conf_at(s->nodes[l].p, UINT64_MAX, &c);
+	int op = (int)rndn(s, MO_COUNT), add = -1;
+	uint32_t pick = 0;
+	for (uint32_t i = 0; i < c.n; i++)
+		if (op == MO_PROMOTE ? !c.m[i].voter : op == MO_REPLACE ? c.m[i].voter : op == MO_REMOVE)
+			pick |= 1u << i;
+	if (op == MO_ADD_LEARNER || op == MO_ADD_VOTER || op == MO_REPLACE) {
+		if (s->n >= MAXN || c.n >= MAX_MEMBERS)
+			return;
+		add = s->n;
+	}
+	if (op != MO_ADD_LEARNER && op != MO_ADD_VOTER) {
+		if (pick == 0)
+			return;
+		uint32_t k;
+		do
+			k = rndn(s, c.n);
+		while (!(pick & (1u << k)));
+		if (op == MO_PROMOTE) {
+			c.m[k].voter = 1;
+		} else {
+			memmove(&c.m[k], &c.m[k + 1], (c.n - k - 1) * sizeof c.m[0]);
+			c.n--;
+		}
+	}
+	if (add >= 0) {
+		c.m[c.n] = (struct batch_member){ .id = (uint8_t)add, .voter = op != MO_ADD_LEARNER };
+		snprintf(c.m[c.n].addr, sizeof c.m[c.n].addr, "10.0.0.%d:7000", add + 1);
+		c.n++;
+	}
+	uint32_t voters = (uint32_t)batch_conf_voters(&c);
+	if (pop(voters) < 2 || pop(voters & ~s->poisoned) < pop(voters) / 2 + 1)
+		return;
+	if (paxos_change(s->nodes[l].p, &c) != 0)
+		return;
+	s->mops[op]++;
+	trace(s, 'M', l, op, 0, voters, batch_conf_members(&c));
+	if (add >= 0)
+		node_add(s, s->nodes[l].promised);
+}
+
 static void step_faults(struct sim *s)
 {
 	step_items(s, 30);
+	if (rndn(s, s->change_every) == 0 && s->n_gconf < 100)
+		member_step(s);
 	if (rndn(s, 300) == 0) {
 		int id = (int)rndn(s, (unsigned)s->n);
 		if (s->nodes[id].p != NULL)
@@ -794,6 +1020,12 @@ static void sim_free(struct sim *s)
 			batch_free(&s->nodes[j].acc[i].v);
 		free(s->nodes[j].acc);
 	}
+	for (size_t i = 0; i < s->n_ir; i++) {
+		for (uint32_t k = 0; k < s->ir[i].n; k++)
+			batch_free(&s->ir[i].r[k].v);
+		free(s->ir[i].r);
+	}
+	free(s->ir);
 	for (size_t i = 0; i < s->n_heap; i++)
 		free(s->heap[i].bytes);
 	free(s->heap);
@@ -821,6 +1053,8 @@ struct totals {
 	uint64_t prevotes, prevotes_refused, quorum_lost, stalls;
 	uint64_t seeds, instances, items, msgs, failures, persist_failures, crashes, partitions, fetches, snapshots, leaders;
 	uint64_t scen[SC_COUNT], adversary, injected, refused;
+	uint64_t mops[MO_COUNT], confs, conf_prepares, removed_refused, servers_added, seeds_changed;
+	uint64_t removed_up, removed_knew;
 };
 
 /* One millisecond: deliver what is due, tick every live node that is not
@@ -858,6 +1092,7 @@ static int stable_leader(struct sim *s, uint32_t skip)
 {
 	int l = -1;
 	struct paxos_status st;
+	skip |= ~gconf_last(s)->members; /* removed, or never added */
 	for (int j = 0; j < s->n; j++) {
 		if ((skip & (1u << j)) || s->nodes[j].p == NULL)
 			continue;
@@ -890,6 +1125,14 @@ static void check_watch(struct sim *s)
 {
 	if (!s->watch || s->fail[0])
 		return;
+	if (s->n_gconf != s->watch_confs) {
+		/* a change asked for in the chaos, recovered and chosen only
+		 * now: it may remove the leader (which then steps down by rule,
+		 * doc/paxos.md "Membership") or make the scenario one that no
+		 * majority survives; the phase then checks convergence only */
+		s->watch = false;
+		return;
+	}
 	struct node *nd = &s->nodes[s->watch_leader];
 	struct paxos_status st = { 0 };
 	if (nd->p != NULL)
@@ -947,17 +1190,16 @@ static void stable_phase(struct sim *s, struct totals *tot)
 
 	/* 2. the scenario: what fails must leave a majority of nodes that can
 	 * accept (not poisoned) */
-	int healthy = 0, maj = s->n / 2 + 1;
-	for (int j = 0; j < s->n; j++)
-		healthy += !(s->poisoned & (1u << j));
+	uint32_t voters = gconf_last(s)->voters;
+	int nv = (int)pop(voters), maj = nv / 2 + 1, healthy = (int)pop(voters & ~s->poisoned);
 	int st = (int)rndn(s, ST_COUNT);
 	uint32_t victims = 0;
 	if (st >= ST_FOLLOWER_PART && st <= ST_FOLLOWER_FULL) {
-		int kmax = MIN(healthy - maj, (s->n - 1) / 2);
+		int kmax = MIN(healthy - maj, (nv - 1) / 2);
 		int k = kmax < 1 ? 0 : 1 + (int)rndn(s, (unsigned)kmax);
 		while (k > 0) {
 			int j = (int)rndn(s, (unsigned)s->n);
-			if (j == l || (victims & (1u << j)) || (s->poisoned & (1u << j)))
+			if (j == l || !(voters & (1u << j)) || (victims & (1u << j)) || (s->poisoned & (1u << j)))
 				continue;
 			victims |= 1u << j;
 			k--;
@@ -1012,6 +1254,7 @@ static void stable_phase(struct sim *s, struct totals *tot)
 	for (int j = 0; j < s->n; j++)
 		s->nodes[j].group = (victims & (1u << j)) ? 1 : 0;
 	uint64_t snaps = s->snapshots;
+	s->watch_confs = s->n_gconf;
 
 	/* 3. the fault, then as long again healed (OBSERVE_MS at least) */
 	uint64_t end = start + d + MAX(d, (uint64_t)OBSERVE_MS);
@@ -1028,7 +1271,7 @@ static void stable_phase(struct sim *s, struct totals *tot)
 		}
 		step_items(s, 10);
 		sim_ms(s);
-		if (lost && !s->watch && s->now % 5 == 0) {
+		if (lost && !s->watch && s->now % 5 == 0 && s->n_gconf == s->watch_confs) {
 			int k = stable_leader(s, victims);
 			if (k >= 0) {
 				watch_leader(s, k);
@@ -1069,8 +1312,11 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	memset(&s, 0, sizeof s);
 	s.seed = seed;
 	s.rng = seed * 0x2545f4914f6cdd1dull + (uint64_t)n;
-	s.n = n;
+	s.n = s.n0 = n;
+	s.gconf[0] = (struct gconf){ .eff = 0, .voters = (1u << n) - 1, .members = (1u << n) - 1 };
+	s.n_gconf = 1;
 	s.drop_pct = rndn(&s, 25);
+	s.change_every = rndn(&s, 2) ? 150 : 30; /* now and then, or a storm */
 	s.dup_pct = rndn(&s, 10);
 	s.max_delay = 1 + rndn(&s, 30);
 	ballot_schedule(&s);
@@ -1109,14 +1355,19 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 			scen_name[s.scen], s.adversary ? ", adversary" : "", stab_name[s.stab], s.calm_drop,
 			(unsigned long long)s.now, s.fail);
 		print_trace(&s);
-		for (int j = 0; j < n; j++) {
+		for (int j = 0; j < s.n; j++) {
 			struct paxos_status st = { 0 };
 			if (s.nodes[j].p != NULL)
 				paxos_status(s.nodes[j].p, &st);
-			fprintf(stderr, "#   node %d: %s role %d ballot %llu.%u leader %d chosen %llu compacted %llu; disk applied %llu\n",
+			fprintf(stderr, "#   node %d: %s role %d ballot %llu.%u leader %d chosen %llu compacted %llu voters 0x%llx removed 0x%llx; disk applied %llu\n",
 				j, s.nodes[j].p ? "up" : "down", (int)st.role, (unsigned long long)paxos_ballot_round(st.ballot),
 				paxos_ballot_node(st.ballot), (int)st.leader, (unsigned long long)st.chosen,
-				(unsigned long long)st.compacted, (unsigned long long)s.nodes[j].applied);
+				(unsigned long long)st.compacted, (unsigned long long)st.voters, (unsigned long long)st.removed,
+				(unsigned long long)s.nodes[j].applied);
+		}
+		for (unsigned k = 0; k < s.n_gconf; k++) {
+			fprintf(stderr, "#   configuration from %llu: voters 0x%x members 0x%x\n",
+				(unsigned long long)s.gconf[k].eff, s.gconf[k].voters, s.gconf[k].members);
 		}
 		printf("# FAILED seed %llu nodes %d: %s\n", (unsigned long long)seed, n, s.fail);
 		rc = -1;
@@ -1139,6 +1390,24 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	tot->snapshots += s.snapshots;
 	tot->leaders += s.leaders;
 	tot->scen[s.scen]++;
+	for (int k = 0; k < MO_COUNT; k++)
+		tot->mops[k] += s.mops[k];
+	tot->confs += s.n_gconf - 1;
+	/* removed servers (members once, not of the latest configuration)
+	 * still up at the end: did they learn it (the polite refusal)? */
+	uint32_t ever = 0;
+	for (unsigned k = 0; k < s.n_gconf; k++)
+		ever |= s.gconf[k].members;
+	for (int j = 0; j < s.n; j++) {
+		struct paxos_status st;
+		if (!((ever & ~gconf_last(&s)->members) & (1u << j)) || s.nodes[j].p == NULL)
+			continue;
+		paxos_status(s.nodes[j].p, &st);
+		tot->removed_up++;
+		tot->removed_knew += st.self_removed;
+	}
+	tot->seeds_changed += s.n_gconf > 1;
+	tot->servers_added += (uint64_t)(s.n - s.n0);
 	tot->adversary += s.adversary;
 	tot->injected += s.injected;
 	sim_free(&s); /* adds the refusals (and pre-votes ...) of the live cores */
@@ -1147,6 +1416,8 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	tot->prevotes_refused += s.prevotes_refused;
 	tot->quorum_lost += s.quorum_lost;
 	tot->stalls += s.stalls;
+	tot->conf_prepares += s.conf_prepares;
+	tot->removed_refused += s.removed_refused;
 	return rc;
 }
 
@@ -1205,8 +1476,18 @@ static void run_group(int n)
 	       (unsigned long long)tot.max_new_leader_ms, NEW_LEADER_LIMIT, (unsigned long long)tot.prevotes,
 	       (unsigned long long)tot.prevotes_refused, (unsigned long long)tot.quorum_lost,
 	       (unsigned long long)tot.stalls);
+	printf("# %d nodes: membership: %llu seeds changed it, %llu servers added, changes asked:", n,
+	       (unsigned long long)tot.seeds_changed, (unsigned long long)tot.servers_added);
+	for (int k = 0; k < MO_COUNT; k++)
+		printf("%s %llu %s", k ? "," : "", (unsigned long long)tot.mops[k], mop_name[k]);
+	printf("; %llu configurations chosen, %llu phase-1 extensions to new voters, %llu messages from removed nodes refused; "
+	       "%llu of %llu removed servers up at the end knew it\n",
+	       (unsigned long long)tot.confs, (unsigned long long)tot.conf_prepares,
+	       (unsigned long long)tot.removed_refused, (unsigned long long)tot.removed_knew,
+	       (unsigned long long)tot.removed_up);
 	assert_int_equal(tot.failures, 0);
 	assert_true(tot.instances > 0);
+	assert_true(tot.confs > 0);
 	assert_true(tot.items > 0);
 }
 
@@ -1230,7 +1511,9 @@ static void test_checker_catches(void **state)
 	(void)state;
 	static struct sim s;
 	memset(&s, 0, sizeof s);
-	s.n = 3;
+	s.n = s.n0 = 3;
+	s.gconf[0] = (struct gconf){ .eff = 0, .voters = 7, .members = 7 };
+	s.n_gconf = 1;
 	for (int j = 0; j < 3; j++) {
 		s.nodes[j].next_expected = 1;
 		s.nodes[j].wm[1] = 100;
@@ -1238,6 +1521,19 @@ static void test_checker_catches(void **state)
 	struct batch b1 = { 0 }, b2 = { 0 };
 	batch_push(&b1, 1, 1, 10);
 	batch_push(&b2, 1, 12, 20); /* gap: 11 missing */
+	/* accepted by node 0 only: chosen without a quorum */
+	record_accept(&s, 0, 1, 0x101, &b1);
+	check_chosen(&s, 0, 1, &b1);
+	assert_true(strstr(s.fail, "quorum") != NULL);
+	s.fail[0] = 0;
+	record_accept(&s, 1, 1, 0x101, &b2); /* another value at one ballot */
+	assert_true(strstr(s.fail, "two values") != NULL);
+	s.fail[0] = 0;
+	record_accept(&s, 2, 1, 0x101, &b1);
+	s.nodes[0].next_expected = 1;
+	s.n_g = 0;
+	batch_free(&s.g[0]);
+	batch_order_free(&s.gorder);
 	check_chosen(&s, 0, 1, &b1);
 	assert_int_equal(s.fail[0], 0);
 	check_chosen(&s, 1, 1, &b2); /* disagreement */
@@ -1267,8 +1563,14 @@ static void test_create_invalid(void **state)
 	struct paxos_config bad_n = { .id = 0, .n = PAXOS_MAX_NODES + 1 };
 	assert_int_equal(paxos_create(&p, &bad_n, &io), MTR_EINVAL);
 	assert_null(p);
-	struct paxos_config bad_id = { .id = 3, .n = 3 };
+	struct paxos_config bad_id = { .id = PAXOS_MAX_ID, .n = 3 };
 	assert_int_equal(paxos_create(&p, &bad_id, &io), MTR_EINVAL);
+	/* a configuration without a voter, or with ids out of order */
+	struct batch_conf c = { .n = 2, .m = { { .id = 0, .voter = 0 }, { .id = 4, .voter = 0 } } };
+	struct paxos_config bad_conf = { .id = 0, .conf = &c };
+	assert_int_equal(paxos_create(&p, &bad_conf, &io), MTR_EINVAL);
+	c.m[0] = (struct batch_member){ .id = 5, .voter = 1 };
+	assert_int_equal(paxos_create(&p, &bad_conf, &io), MTR_EINVAL);
 	io.chosen = NULL;
 	struct paxos_config good = { .id = 0, .n = 3 };
 	assert_int_equal(paxos_create(&p, &good, &io), MTR_EINVAL);
@@ -1280,7 +1582,9 @@ static void test_single_node(void **state)
 	(void)state;
 	static struct sim s;
 	memset(&s, 0, sizeof s);
-	s.n = 1;
+	s.n = s.n0 = 1;
+	s.gconf[0] = (struct gconf){ .eff = 0, .voters = 1, .members = 1 };
+	s.n_gconf = 1;
 	s.calm = true; /* no write failures */
 	s.seed = 7;
 	node_start(&s, 0);
@@ -1306,6 +1610,107 @@ static void test_single_node(void **state)
 	sim_free(&s);
 }
 
+/* ---- paxos_change / paxos_conf_at / paxos_status: membership ---- */
+
+/* A one-node cluster (node 0) that leads by now. */
+static struct paxos *one_node_leader(struct sim *s)
+{
+	memset(s, 0, sizeof *s);
+	s->n = s->n0 = 1;
+	s->gconf[0] = (struct gconf){ .eff = 0, .voters = 1, .members = 1 };
+	s->n_gconf = 1;
+	s->calm = true;
+	s->seed = 11;
+	node_start(s, 0);
+	for (s->now = 1; s->now < 200; s->now++)
+		paxos_tick(s->nodes[0].p, s->now);
+	struct paxos_status st;
+	paxos_status(s->nodes[0].p, &st);
+	assert_int_equal(st.role, PAXOS_LEADER);
+	assert_int_equal(st.voters, 1);
+	assert_int_equal(st.conf_next, 0);
+	return s->nodes[0].p;
+}
+
+static void run_until(struct sim *s, uint64_t t)
+{
+	for (; s->now < t; s->now++)
+		paxos_tick(s->nodes[0].p, s->now);
+}
+
+/* Changes in a one-node cluster (its one voter chooses at once): in force
+ * PAXOS_CONF_DELAY instances after the one that chose it (the leader fills
+ * with no-ops), refusals (invalid, a removed id, pending, not the leader),
+ * a removed node's messages, a leader that removes itself. */
+static void test_change_api(void **state)
+{
+	(void)state;
+	static struct sim s;
+	struct paxos *p = one_node_leader(&s);
+	struct paxos_status st;
+	paxos_status(p, &st);
+	uint64_t at = st.applied;
+	struct batch_conf none = { .n = 1, .m = { { .id = 0, .voter = 0 } } };
+	assert_int_equal(paxos_change(p, &none), MTR_EINVAL); /* no voter */
+
+	/* add a learner: chosen at at + 1, no-ops up to its first instance */
+	struct batch_conf c = { .n = 2, .m = { { .id = 0, .voter = 1, .addr = "a:1" }, { .id = 1, .voter = 0, .addr = "b:1" } } };
+	assert_int_equal(paxos_change(p, &c), 0);
+	paxos_status(p, &st);
+	assert_int_equal(st.applied, at + PAXOS_CONF_DELAY);
+	assert_int_equal(st.conf_next, 0);
+	assert_int_equal(st.members, 3);
+	assert_int_equal(st.voters, 1);
+	assert_int_equal(paxos_audience(p), 2); /* the learner hears the leader */
+	struct batch_conf got;
+	paxos_conf_at(p, st.applied + 1, &got);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.m[1].addr, "b:1");
+	assert_int_equal(s.n_gconf, 2); /* the checker saw it chosen */
+
+	/* remove it: refused from then on, its id never comes back */
+	c.n = 1;
+	assert_int_equal(paxos_change(p, &c), 0);
+	paxos_status(p, &st);
+	assert_int_equal(st.removed, 2);
+	assert_int_equal(paxos_audience(p), 0);
+	c.n = 2;
+	assert_int_equal(paxos_change(p, &c), MTR_EINVAL);
+	struct paxos_msg m = { .type = PAXOS_PREVOTE, .ballot = 0x101, .commit = 0 };
+	assert_int_equal(paxos_recv(p, 1, &m), MTR_ESTALE);
+
+	/* a voter that is not there: the change is chosen (by node 0 alone)
+	 * and in force, then nothing more can be chosen; a change asked
+	 * meanwhile waits, a second one is refused */
+	struct batch_conf two = { .n = 2, .m = { { .id = 0, .voter = 1 }, { .id = 2, .voter = 1 } } };
+	assert_int_equal(paxos_change(p, &two), 0);
+	paxos_status(p, &st);
+	assert_int_equal(st.voters, 5);
+	struct batch_conf back = { .n = 1, .m = { { .id = 0, .voter = 1 } } };
+	assert_int_equal(paxos_change(p, &back), 0);
+	assert_int_equal(paxos_change(p, &back), MTR_EBUSY);
+	/* and without a majority of {0, 2} the leader steps down (check-quorum) */
+	run_until(&s, 400);
+	paxos_status(p, &st);
+	assert_int_equal(st.role, PAXOS_FOLLOWER);
+	assert_int_equal(s.fail[0], 0);
+	sim_free(&s);
+
+	/* a leader that removes itself leads up to the change, then steps
+	 * down, knows it was removed, and campaigns no more */
+	p = one_node_leader(&s);
+	struct batch_conf other = { .n = 1, .m = { { .id = 5, .voter = 1 } } };
+	assert_int_equal(paxos_change(p, &other), 0);
+	run_until(&s, 1000);
+	paxos_status(p, &st);
+	assert_true(st.self_removed);
+	assert_int_equal(st.role, PAXOS_FOLLOWER);
+	assert_int_equal(paxos_change(p, &back), MTR_EINVAL); /* 0 is removed */
+	assert_int_equal(paxos_change(p, &other), MTR_EAGAIN); /* not the leader */
+	assert_int_equal(s.fail[0], 0);
+	sim_free(&s);
+}
+
 int main(void)
 {
 	/* The cores warn about every dropped forged ballot (once a minute each,
@@ -1315,6 +1720,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_invalid),
 		cmocka_unit_test(test_single_node),
+		cmocka_unit_test(test_change_api),
 		cmocka_unit_test(test_checker_catches),
 		cmocka_unit_test(test_sim_3_nodes),
 		cmocka_unit_test(test_sim_5_nodes),

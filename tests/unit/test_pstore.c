@@ -57,7 +57,7 @@ static int teardown(void **state)
 /* A one-range value; the range encodes tag so values differ. */
 static struct batch val(uint64_t tag)
 {
-	struct batch b = { 0, NULL };
+	struct batch b = { 0 };
 	assert_int_equal(batch_push(&b, 1 + tag % 3, 1, 1 + tag), 0);
 	return b;
 }
@@ -153,6 +153,37 @@ static void test_round_trip(void **state)
 	assert_int_equal(pstore_promised(ps), 12);
 	check_accept(ps, 8, 12, 80);
 	pstore_close(ps);
+}
+
+/* Membership (doc/paxos.md): an accepted value carrying a configuration
+ * keeps it across a reopen and a compaction. */
+static void test_conf_value(void **state)
+{
+	struct fix *f = *state;
+	struct pstore *ps;
+	assert_int_equal(pstore_open(f->dir, &ps), 0);
+	struct batch v = val(4);
+	struct batch_conf c = { .n = 2, .m = { { .id = 0, .voter = 1, .addr = "127.0.0.1:7000" }, { .id = 3, .voter = 0 } } };
+	assert_int_equal(batch_set_conf(&v, &c), 0);
+	struct paxos_persist pc = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = 6, .inst = 2, .value = &v };
+	assert_int_equal(pstore_persist(ps, &pc), 0);
+	put_accept(ps, 6, 3, 30);
+	pstore_close(ps);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(pstore_open(f->dir, &ps), 0);
+		uint64_t b = 0;
+		const struct batch *got = NULL;
+		assert_int_equal(pstore_get(ps, 2, &b, &got), 0);
+		assert_int_equal(b, 6);
+		assert_true(batch_equal(got, &v));
+		assert_non_null(got->conf);
+		assert_string_equal(got->conf->m[0].addr, "127.0.0.1:7000");
+		check_accept(ps, 3, 6, 30);
+		if (round == 0)
+			assert_int_equal(pstore_compact(ps, 1), 0); /* rewrites the log */
+		pstore_close(ps);
+	}
+	batch_free(&v);
 }
 
 static void test_torn_tail_every_offset(void **state)
@@ -311,7 +342,7 @@ static void test_group_commit_and_memory_mode(void **state)
 	uint64_t size = pstore_size(ps);
 	struct paxos_persist bad = { .kind = 77, .ballot = 1 };
 	assert_int_equal(pstore_append(ps, &bad), MTR_EINVAL);
-	struct batch unsorted = { 0, NULL };
+	struct batch unsorted = { 0 };
 	assert_int_equal(batch_push(&unsorted, 5, 1, 1), 0);
 	assert_int_equal(batch_push(&unsorted, 2, 1, 1), 0);
 	struct paxos_persist bad2 = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = 1, .inst = 1, .value = &unsorted };
@@ -431,6 +462,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_conf_value, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte_stops_recovery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_magic, setup, teardown),

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -300,6 +301,116 @@ static void test_unref_deletes(void **state)
 	check(NULL, NULL, 0, 0);
 }
 
+/* ---- retention (seglog_opts.retain_*, seglog_set_now, seglog_scan_file) ---- */
+
+static int count_visit(void *arg, uint64_t stream, uint64_t seq, const struct seglog_loc *loc)
+{
+	(void)stream, (void)seq, (void)loc;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_retention(void **state)
+{
+	(void)state;
+	struct seglog_opts o = {.mode = SEGLOG_DISK, .dir = dir, .seg_size = 2048, .wbuf_size = 4096,
+				.retain_bytes = 5 * 2048, .retain_ms = 1000};
+	struct seglog *log;
+	assert_int_equal(seglog_open(&o, &log), 0);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	seglog_set_now(log, 10000);
+	struct seglog_loc loc[300];
+	int released = 0;
+	for (int i = 0; i < 300; i++) {
+		append(log, 1, (uint64_t)i + 1, 100, &loc[i]);
+		while (released < i - 10)
+			seglog_unref(log, loc[released++].seg);
+		if (i % 10 == 0)
+			assert_int_equal(seglog_sync(log), 0);
+	}
+	assert_int_equal(seglog_sync(log), 0);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	/* the bytes bound: as many dead segments as fit in 5 * 2048 */
+	assert_true(st.retained_segs >= 4);
+	assert_true(st.retained_bytes <= o.retain_bytes);
+	assert_true(st.segs_deleted > 0);
+	assert_int_equal(count_segments(), (int)st.segs_live);
+	/* a retained segment reads whole, without being changed */
+	uint32_t first = loc[released - 1].seg;
+	struct stat sb1, sb2;
+	assert_int_equal(stat(seg_file(first), &sb1), 0);
+	int nrec = 0;
+	uint64_t good = 0;
+	assert_int_equal(seglog_scan_file(seg_file(first), first, 0, count_visit, &nrec, &good), 0);
+	assert_true(nrec > 5);
+	assert_int_equal(good, (uint64_t)sb1.st_size);
+	assert_int_equal(stat(seg_file(first), &sb2), 0);
+	assert_int_equal(sb2.st_size, sb1.st_size);
+	assert_int_equal(seglog_scan_file(seg_file(first), first + 1, 0, count_visit, &nrec, &good), 0);
+	assert_int_equal(good, 0); /* the id must match the header */
+	assert_int_equal(seglog_scan_file("/nonexistent/x.seg", 1, 0, NULL, NULL, NULL), MTR_EIO);
+	/* a segment died: the owner is asked to save its release points once */
+	assert_true(seglog_delete_pending(log));
+	assert_int_equal(seglog_state_save(log, "x", 1), 0);
+	/* the time bound: nothing is due yet, then everything is */
+	assert_false(seglog_delete_pending(log));
+	seglog_set_now(log, 10000 + 1001);
+	assert_true(seglog_delete_pending(log));
+	assert_int_equal(seglog_sync(log), 0);
+	seglog_stats(log, &st);
+	assert_int_equal(st.retained_segs, 0);
+	for (int i = released; i < 300; i++)
+		check(log, &loc[i], 1, (uint64_t)i + 1);
+	seglog_close(log);
+
+	check(NULL, NULL, 0, 0);
+}
+
+static int drop_visit(void *arg, uint64_t stream, uint64_t seq, const struct seglog_loc *loc)
+{
+	(void)arg, (void)stream, (void)loc;
+	return seq > 290; /* the rest was released */
+}
+
+static void test_retention_restart(void **state)
+{
+	(void)state;
+	struct seglog_opts o = {.mode = SEGLOG_DISK, .dir = dir, .seg_size = 2048, .wbuf_size = 4096,
+				.retain_bytes = 1 << 20, .retain_ms = 3600 * 1000};
+	struct seglog *log;
+	assert_int_equal(seglog_open(&o, &log), 0);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	struct seglog_loc loc;
+	for (int i = 0; i < 300; i++)
+		append(log, 1, (uint64_t)i + 1, 100, &loc);
+	assert_int_equal(seglog_sync(log), 0);
+	seglog_close(log);
+	int before = count_segments();
+	assert_true(before > 10);
+
+	/* recovery finds most of it released: kept, their files being new */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	assert_int_equal(seglog_open(&o, &log), 0);
+	seglog_set_now(log, now);
+	assert_int_equal(seglog_recover(log, drop_visit, NULL), 0);
+	assert_int_equal(seglog_state_save(log, "x", 1), 0);
+	assert_false(seglog_delete_pending(log));
+	assert_int_equal(seglog_sync(log), 0);
+	assert_int_equal(count_segments(), before);
+	/* a full disk: retention gives way */
+	seglog_retain_drop(log);
+	assert_true(seglog_delete_pending(log));
+	assert_int_equal(seglog_sync(log), 0);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	assert_int_equal(st.retained_segs, 0);
+	assert_true(count_segments() < before && count_segments() <= 2);
+	seglog_close(log);
+}
+
 /* ---- state blob ---- */
 
 static void test_state_blob(void **state)
@@ -467,6 +578,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unref_deletes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_blob, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 	};

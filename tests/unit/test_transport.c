@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -534,6 +535,23 @@ static void test_wait_timeout(void **state)
 	transport_close(t);
 }
 
+/* transport_wait_fd: a readable fd ends the wait (1) although no datagram
+ * came; an fd with nothing to read does not (0 at the timeout) */
+static void test_wait_fd_wakes(void **state)
+{
+	struct transport *t = open_rx(CLUSTER, NULL, 0, 0);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+	assert_int_equal(transport_wait_fd(t, efd, 20), 0);
+	uint64_t one = 1;
+	assert_int_equal(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+	assert_int_equal(transport_wait_fd(t, efd, 60000), 1);
+	struct transport_msg m[4];
+	assert_int_equal(transport_recv(t, m, 4), 0);
+	close(efd);
+	transport_close(t);
+}
+
 int main(void)
 {
 	if (!getenv("MTR_LOG"))
@@ -550,6 +568,7 @@ int main(void)
 		cmocka_unit_test(test_filter_compacts),
 		cmocka_unit_test(test_multicast_loopback),
 		cmocka_unit_test(test_wait_timeout),
+		cmocka_unit_test(test_wait_fd_wakes),
 	};
 	return cmocka_run_group_tests_name("transport", tests, NULL, NULL);
 }

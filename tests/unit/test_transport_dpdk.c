@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -220,6 +221,27 @@ static void test_wait_times_out(void **state)
 	transport_close(t);
 }
 
+/* transport_wait_fd: a readable fd ends the wait (1) although no frame
+ * came; an fd with nothing to read does not (0 at the timeout) */
+static void test_wait_fd_wakes(void **state)
+{
+	(void)state;
+	struct transport_config c;
+	struct transport *t;
+	config_for(&c, "net_ring_w", IP(10, 99, 0, 1));
+	assert_int_equal(transport_open(&c, &t), 0);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+	assert_int_equal(transport_wait_fd(t, efd, 20), 0);
+	uint64_t one = 1;
+	assert_int_equal(write(efd, &one, sizeof one), (ssize_t)sizeof one);
+	assert_int_equal(transport_wait_fd(t, efd, 60000), 1);
+	struct transport_msg r[4];
+	assert_int_equal(transport_recv(t, r, 4), 0);
+	close(efd);
+	transport_close(t);
+}
+
 /* ---- memif: two ports, unicast both ways ---- */
 
 static void test_memif_unicast_arp(void **state)
@@ -325,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_ring_full_mtu),
 		cmocka_unit_test(test_ring_drops_counted),
 		cmocka_unit_test(test_wait_times_out),
+		cmocka_unit_test(test_wait_fd_wakes),
 		cmocka_unit_test(test_memif_unicast_arp),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_reopen_same_port),
