@@ -12,7 +12,7 @@
 #include "metrics.h"
 
 const uint64_t metrics_hist_bounds_us[METRICS_HIST_N] = {
-	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
 	1000000, 2500000, 5000000, 10000000,
 };
 
@@ -137,4 +137,42 @@ void metrics_hist(struct metrics_buf *b, const char *name, const char *help, con
 	metrics_printf(b, "%s_sum %.6f\n%s_count %llu\n", name,
 		       (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name,
 		       (unsigned long long)cum);
+}
+
+void metrics_hist_stats(const struct metrics_hist *h, const char *prefix, const char *name, stats_fn fn, void *arg)
+{
+	uint64_t b[METRICS_HIST_N + 1], n = 0;
+	for (unsigned i = 0; i <= METRICS_HIST_N; i++)
+		n += b[i] = atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
+	uint64_t sum = atomic_load_explicit(&h->sum_us, memory_order_relaxed);
+	static const struct {
+		const char *suffix;
+		unsigned pct;
+	} q[] = {{"p50_us", 50}, {"p99_us", 99}};
+	char full[80];
+	snprintf(full, sizeof full, "%s_count", name);
+	stats_put(fn, arg, prefix, full, n);
+	snprintf(full, sizeof full, "%s_mean_us", name);
+	stats_put(fn, arg, prefix, full, n ? sum / n : 0);
+	for (unsigned k = 0; k < sizeof q / sizeof q[0]; k++) {
+		uint64_t v = 0;
+		if (n > 0) {
+			/* the rank of the percentile, 1-based, rounded up */
+			uint64_t rank = (n * q[k].pct + 99) / 100, acc = 0;
+			unsigned i = 0;
+			while (i < METRICS_HIST_N && (acc += b[i]) < rank)
+				i++;
+			v = i < METRICS_HIST_N ? metrics_hist_bounds_us[i] : metrics_hist_bounds_us[METRICS_HIST_N - 1] + 1;
+		}
+		snprintf(full, sizeof full, "%s_%s", name, q[k].suffix);
+		stats_put(fn, arg, prefix, full, v);
+	}
+}
+
+void metrics_stage_page(struct metrics_buf *b, const char *proc, const char *member, const char *help,
+			const struct metrics_hist *h)
+{
+	char name[128];
+	snprintf(name, sizeof name, METRICS_PREFIX "%s_stage_%s_seconds", proc, member);
+	metrics_hist(b, name, help, h);
 }

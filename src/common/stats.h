@@ -40,4 +40,26 @@ static inline void stats_put(stats_fn fn, void *arg, const char *prefix, const c
 	} while (0)
 #define STATS__PUT(member, text) stats_put(stats__f, stats__a, stats__p, #member, stats__s->member);
 
+/*
+ * The stages of one write, each a latency histogram (metrics.h,
+ * METRICS_STAGES): X(member, "what is timed").  /metrics shows
+ * metronome_proxy_stage_MEMBER_seconds and metronome_server_stage_
+ * MEMBER_seconds; mtr_stats "proxy.stage_MEMBER_count", "..._mean_us",
+ * "..._p50_us", "..._p99_us" (metrics_hist_stats).  doc/performance.md,
+ * "Where the time of one write goes", reads them.  The proxy's and the
+ * server's clocks are never compared: each stage is timed in one process.
+ */
+#define PROXY_STAGE_MAP(X)                                                                                \
+	X(send, "a write's QUERY read -> its item handed to the transport")                            \
+	X(servers, "a write's item sent -> its first RESULT back (the servers' part and the network)") \
+	X(answer, "an answer queued for a client (its output was empty) -> the output written")
+#define SERVER_STAGE_MAP(X)                                                                                \
+	X(ingest, "datagrams with new items received -> the ingest commit that holds them (one per commit)") \
+	X(order, "the newest ingest commit -> an instance chosen here (exact with one write in flight)")     \
+	X(propose, "leader: its newest ingest commit -> a fresh instance proposed (ACCEPT sent)")           \
+	X(round, "leader: a fresh instance proposed -> chosen (phase 2 with the acceptors)")                \
+	X(persist, "an acceptor's accept made durable (the Paxos log; an fdatasync in disk mode)")         \
+	X(queue, "an instance chosen -> the apply thread starts it (its items copied out of the log)")      \
+	X(result, "an instance applied -> its RESULT datagrams queued for the proxies")
+
 #endif

@@ -128,6 +128,8 @@ static void put_answer(struct proxy *p, struct client *c, uint64_t request, uint
 {
 	struct cproto_answer a = {.request = request, .instance = instance, .status = status, .line = line,
 				  .col = col, .msg = msg, .msg_len = msg_len, .result = res, .result_len = res_len};
+	if (c->out.len == 0 && c->out_ns == 0)
+		c->out_ns = now_mono_ns();
 	int rc = cproto_put_answer(&c->out, &a);
 	if (rc == MTR_ETOOBIG) {
 		const char *m = "the answer exceeds the largest frame";
@@ -175,9 +177,14 @@ void pxcli_pend_complete(struct proxy *p, struct pend *q, int32_t status, const 
 			 uint8_t *res, uint32_t res_len, int owned)
 {
 	struct client *c = q->c;
-	if (q->kind == PEND_WRITE || q->kind == PEND_READ)
-		metrics_hist_observe(q->kind == PEND_WRITE ? &p->write_hist : &p->read_hist,
-				     (now_mono_ns() - q->t0_ns) / 1000u);
+	if (q->kind == PEND_WRITE || q->kind == PEND_READ) {
+		uint64_t now = now_mono_ns();
+		metrics_hist_observe(q->kind == PEND_WRITE ? &p->write_hist : &p->read_hist, (now - q->t0_ns) / 1000u);
+		if (q->kind == PEND_WRITE && q->sent_ns != 0 && status == 0) {
+			metrics_hist_observe(&p->stage.send, (q->sent_ns - q->t0_ns) / 1000u);
+			metrics_hist_observe(&p->stage.servers, (now - q->sent_ns) / 1000u);
+		}
+	}
 	q->kind = PEND_DONE;
 	q->status = status;
 	q->instance = instance;
@@ -697,6 +704,10 @@ void pxcli_write(struct proxy *p, struct client *c)
 			return;
 		}
 		cproto_buf_consume(&c->out, (size_t)w);
+	}
+	if (c->out.len == 0 && c->out_ns != 0) {
+		metrics_hist_observe(&p->stage.answer, (now_mono_ns() - c->out_ns) / 1000u);
+		c->out_ns = 0;
 	}
 }
 

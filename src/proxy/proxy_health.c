@@ -288,6 +288,7 @@ void proxy_metrics(struct proxy *p, struct metrics_buf *b)
 		     "writes (and linearizable reads) from QUERY to ANSWER at the proxy", &p->write_hist);
 	metrics_hist(b, METRICS_PREFIX "proxy_read_seconds",
 		     "none and session reads from QUERY to ANSWER at the proxy", &p->read_hist);
+	METRICS_STAGES_PAGE(PROXY_STAGE_MAP, "proxy", &p->stage, b);
 	struct metrics_stats ms = {.b = b, .help = help_of};
 	STATS_EACH(PROXY_STATS_MAP, "proxy", &st, metrics_stats_put, &ms);
 	static const char *const drop_names[] = {

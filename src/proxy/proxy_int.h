@@ -141,6 +141,7 @@ struct pend {
 	unsigned server;
 	uint64_t first_ms, sent_ms;
 	uint64_t t0_ns;              /* the QUERY handled at (latency histograms) */
+	uint64_t sent_ns;            /* a write: its item first handed to the transport (stages) */
 	struct pend *hnext;          /* read table bucket */
 	struct pend *rprev, *rnext;  /* read list, oldest send first */
 	struct rbuf *rb;
@@ -184,6 +185,7 @@ struct client {
 	uint8_t *in;
 	size_t inlen, inoff, incap;
 	struct cproto_buf out;
+	uint64_t out_ns; /* an answer went into the empty output then (stage "answer"); 0: none */
 	int hello; /* 1: WELCOME sent */
 	uint8_t cons;
 	uint64_t client_id; /* HELLO's: items carry it for de-duplication */
@@ -306,6 +308,9 @@ struct proxy {
 	_Atomic uint64_t loop_ms;              /* the loop's last pass (monotonic ms): /livez */
 	struct metrics_hist write_hist;        /* QUERY to ANSWER of writes (linearizable reads included) */
 	struct metrics_hist read_hist;         /* QUERY to ANSWER of none/session reads */
+	struct proxy_stages {
+		PROXY_STAGE_MAP(METRICS_HIST_FIELD)
+	} stage; /* the stages of a write (stats.h) */
 	pthread_mutex_t hmu;                   /* the readiness probe (one at a time) */
 	struct pxprobe {
 		int fd;            /* our end of an attached socketpair, or -1 */

@@ -171,6 +171,12 @@ void pxnet_flush_items(struct proxy *p)
 	}
 	ipack_finish(p, &ip);
 	pxnet_sendq_flush(p, &p->gq);
+	uint64_t now = now_mono_ns();
+	for (uint64_t s = p->batch_first; s < next; s++) {
+		struct pend *q = p->slots[s % p->cap].pend;
+		if (q != NULL && q->sent_ns == 0)
+			q->sent_ns = now;
+	}
 	p->batch_first = next;
 }
 
@@ -541,6 +547,7 @@ static void send_stats(struct proxy *p)
 	if (o == NULL)
 		return;
 	STATS_EACH(PROXY_STATS_MAP, "proxy", &p->st, wire_stats_list_put, o);
+	METRICS_STAGES_STATS(PROXY_STAGE_MAP, "proxy", &p->stage, wire_stats_list_put, o);
 	static const char *const drop_names[] = {
 #define PROXY__DROP_NAME(name, text) "drop." #name,
 		PROXY_DROP_MAP(PROXY__DROP_NAME)

@@ -888,7 +888,7 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		pthread_mutex_lock(&a->mu);
 		a->pending = a->applied;
 		pthread_mutex_unlock(&a->mu);
-		if (rc == ATTEMPT_FORCED) /* the items marked failed are kept */
+		if (rc == ATTEMPT_FORCED || rc == ATTEMPT_SAVEPOINTS) /* the items marked failed are kept */
 			continue;
 		if (rc == ATTEMPT_STOP) {
 			mtr_log(LOG_INFO,
@@ -947,6 +947,8 @@ int apply_instance(struct apply *a, uint64_t instance, const struct wire_item *i
 		delay = delay > UINT32_MAX / 10 ? delay : delay * 10;
 	}
 	a->cur_instance = 0;
+	if (a->sp_all > 0)
+		a->sp_all--;
 	for (size_t i = 0; i < a->nforced; i++)
 		free(a->forced[i].msg);
 	a->nforced = 0;

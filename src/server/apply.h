@@ -102,6 +102,7 @@ struct apply;
 	X(local_retries, "instance attempts rolled back and retried after one") \
 	X(disk_full, "instance attempts rolled back because the disk is full (retried until there is space)") \
 	X(restarts, "instance attempts restarted: an item rolled back the transaction") \
+	X(sp_restarts, "instance attempts restarted because an item run without its savepoint failed") \
 	X(budget_exceeded, "items that failed because they exceeded mtr_max_steps (VM steps)")
 
 struct apply_stats {

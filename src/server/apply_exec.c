@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -680,6 +681,49 @@ int apply_run_stmts(struct apply *a, const struct wire_item *it, struct ires *ir
 	return 0;
 }
 
+/*
+ * Whether item it must run inside its own savepoint (SAVEPOINT mtr_item ..
+ * RELEASE).  The savepoint is what makes an item all-or-nothing when it
+ * fails halfway; an item that succeeds leaves the same database and the
+ * same results with or without it.  So an item that is one INSERT, UPDATE,
+ * DELETE or REPLACE (one statement record, one statement: no ';' before its
+ * end, which also keeps out SAVEPOINT / RELEASE statements that would
+ * outlive the item) runs without one, when foreign keys are off (the check
+ * of deferred ones needs the savepoint's rollback) and it is no read and
+ * has no temp objects.  If such an item fails, the attempt is restarted
+ * with savepoints for every item (ATTEMPT_SAVEPOINTS), so a failure always
+ * ends as it would have with the savepoint: an item of one statement that
+ * fails with OR FAIL or RAISE(FAIL) keeps what it changed before the
+ * failure, which the savepoint's rollback removes.  What a replica chooses
+ * here changes the cost only, never a result: the replicas need not agree.
+ */
+static int apply_item_needs_sp(const struct apply *a, const struct wire_item *it)
+{
+	if (a->sp_all || a->fk_on || it->nstmt != 1 || (it->flags & (WIRE_ITEM_READ | WIRE_ITEM_TEMP)))
+		return 1;
+	struct wire_stmt_iter si;
+	struct wire_stmt ws;
+	const uint8_t *params;
+	wire_stmt_begin(it, &si);
+	if (!wire_stmt_next(&si, &ws, &params))
+		return 1;
+	const char *p = ws.sql, *end = ws.sql + ws.sql_len;
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	static const char *const kw[] = {"INSERT", "UPDATE", "DELETE", "REPLACE"};
+	size_t k = 0;
+	for (; k < ARRAY_SIZE(kw); k++) {
+		size_t l = strlen(kw[k]);
+		if ((size_t)(end - p) > l && strncasecmp(p, kw[k], l) == 0 &&
+		    (p[l] == ' ' || p[l] == '\t' || p[l] == '\n' || p[l] == '\r'))
+			break;
+	}
+	if (k == ARRAY_SIZE(kw))
+		return 1;
+	const char *semi = memchr(p, ';', (size_t)(end - p));
+	return semi != NULL && !only_space(semi + 1, end);
+}
+
 int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 {
 	struct ires *ir = &a->ires[idx];
@@ -708,7 +752,8 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 	/* A different stream from the VFS's: a function draw never shifts
 	 * what SQLite's own PRNG sees. */
 	detvfs_rng_seed(&a->rng, it->seed ^ UINT64_C(0x6d74722d72616e64));
-	rc = apply_ctl(a, a->sp_begin);
+	int sp = apply_item_needs_sp(a, it);
+	rc = sp ? apply_ctl(a, a->sp_begin) : 0;
 	if (rc != 0) {
 		detvfs_item_end();
 		return rc;
@@ -727,6 +772,8 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 		return rc;
 	if (a->stopped) /* apply_interrupt: not the item's result */
 		return ATTEMPT_STOP;
+	if (a->over && !sp && !sqlite3_get_autocommit(a->db))
+		a->over = 0; /* logged when the instance runs again with savepoints */
 	if (a->over) {
 		mtr_log(LOG_WARN,
 			"[apply] instance %llu item %zu exceeded mtr_max_steps (%lld VM steps) in: %s: the item "
@@ -775,6 +822,19 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 		a->st.restarts++;
 		pthread_mutex_unlock(&a->mu);
 		return ATTEMPT_FORCED;
+	}
+	if (!sp) {
+		if (ir->code == SQLITE_OK)
+			return 0; /* one statement, no flags: nothing to roll back or drop */
+		/* It may have failed halfway (OR FAIL): run the instance again
+		 * with every item in its savepoint. */
+		mtr_log(LOG_DEBUG, "[apply] instance %llu item %zu failed without its savepoint: restarting the "
+				   "instance with savepoints", (unsigned long long)a->cur_instance, idx);
+		a->sp_all = APPLY_SP_STICKY;
+		pthread_mutex_lock(&a->mu);
+		a->st.sp_restarts++;
+		pthread_mutex_unlock(&a->mu);
+		return ATTEMPT_SAVEPOINTS;
 	}
 	if (ir->code == SQLITE_OK && a->fk_on && ir->nstmt > 0) {
 		/* A deferred foreign key left violated: SQLite would fail the

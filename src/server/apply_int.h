@@ -38,6 +38,12 @@
 #define ATTEMPT_FORCED 1 /* an item rolled back the transaction: restart it marked failed */
 #define ATTEMPT_LOCAL 2  /* a replica-local error: roll back, retry the same attempt */
 #define ATTEMPT_STOP 3   /* apply_interrupt(): roll back and give the instance up (MTR_ECLOSED) */
+#define ATTEMPT_SAVEPOINTS 4 /* an item run without its savepoint failed: restart with savepoints */
+
+/* After a restart for savepoints, this many instances take a savepoint for
+ * every item (a client whose writes keep failing costs at most one extra
+ * attempt per this many instances). */
+#define APPLY_SP_STICKY 64
 
 /* A cluster PRAGMA the authorizer saw while a statement was prepared:
  * a->pragma is GET or SET, a->pragma_which says which one. */
@@ -131,6 +137,7 @@ struct apply {
 	int pragma;           /* APPLY_PRAGMA_GET/SET seen by the authorizer in the last prepare, or 0 */
 	int pragma_which;     /* and which: APPLY_PRAGMA_MAX_STEPS, APPLY_PRAGMA_FOREIGN_KEYS */
 	int fk_on;            /* foreign keys enforced on this connection (the apply connection's) */
+	unsigned sp_all;      /* > 0: every item takes its savepoint (instances left; apply_item_needs_sp) */
 	int fk_touched;       /* an item set foreign_keys: load it after the commit */
 	char pragma_val[32];  /* its value (SET), "" if it did not fit */
 

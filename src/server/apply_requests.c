@@ -187,6 +187,26 @@ void apply_rq_committed(struct apply *a)
 	}
 }
 
+/*
+ * A record of a batch row is (u64 request, u32 length, result bytes), or,
+ * for the most common result, a compact record (u64 request, u32
+ * RQ_COMPACT | 16, i64 changes, i64 last rowid): the result of one
+ * statement that succeeded and returned no rows, which rq_find expands to
+ * the bytes result_encode makes of it.  A compact record is 28 bytes where
+ * the full one is 60: the batch rows, written once per client and instance,
+ * are the largest cost of keeping results (doc/performance.md).
+ */
+#define RQ_COMPACT 0x80000000u
+#define RQ_COMPACT_LEN 16u
+#define RQ_PLAIN_MAX 64 /* room for the expanded bytes of a compact record */
+
+static int rq_plain(const struct apply_result *r)
+{
+	const struct apply_stmt_result *s = r->stmts;
+	return r->raw == NULL && r->code == 0 && r->failed == 0 && r->nstmt == 1 && s->code == 0 &&
+	       s->errmsg == NULL && s->ncols == 0 && s->nrows == 0 && s->rows_len == 0;
+}
+
 /* Keep the result of item ir (just run) in the client's batch. */
 static int rq_keep(struct apply *a, struct rq_client *e, const struct wire_item *it, const struct ires *ir)
 {
@@ -196,7 +216,8 @@ static int rq_keep(struct apply *a, struct rq_client *e, const struct wire_item 
 		apply_scratch_free(&x);
 		return MTR_ENOMEM;
 	}
-	size_t n = result_size(&res);
+	int plain = rq_plain(&res);
+	size_t n = plain ? RQ_COMPACT_LEN : result_size(&res);
 	char msg[160];
 	struct apply_stmt_result bs;
 	if (n > APPLY_KEEP_RESULT_MAX) {
@@ -217,12 +238,19 @@ static int rq_keep(struct apply *a, struct rq_client *e, const struct wire_item 
 		e->buf = p;
 		e->bcap = cap;
 	}
-	long w = result_encode(&res, e->buf + e->blen + 12, n);
+	long w;
+	if (plain) {
+		st64(e->buf + e->blen + 12, (uint64_t)res.stmts[0].changes);
+		st64(e->buf + e->blen + 20, (uint64_t)res.stmts[0].last_rowid);
+		w = RQ_COMPACT_LEN;
+	} else {
+		w = result_encode(&res, e->buf + e->blen + 12, n);
+	}
 	apply_scratch_free(&x);
 	if (w < 0)
 		return (int)w;
 	st64(e->buf + e->blen, it->request);
-	st32(e->buf + e->blen + 8, (uint32_t)w);
+	st32(e->buf + e->blen + 8, (uint32_t)w | (plain ? RQ_COMPACT : 0));
 	e->blen += 12 + (size_t)w;
 	if (e->blen == 12 + (size_t)w || it->request < e->bfirst)
 		e->bfirst = it->request;
@@ -231,13 +259,24 @@ static int rq_keep(struct apply *a, struct rq_client *e, const struct wire_item 
 	return 0;
 }
 
-/* The record of request in a batch of records: its bytes, or NULL. */
-static const uint8_t *rq_find(const uint8_t *p, size_t len, uint64_t request, uint32_t *n)
+/* The record of request in a batch of records: its result bytes (in tmp,
+ * RQ_PLAIN_MAX bytes, for a compact record), or NULL. */
+static const uint8_t *rq_find(const uint8_t *p, size_t len, uint64_t request, uint32_t *n, uint8_t *tmp)
 {
 	while (len >= 12) {
-		uint32_t l = ld32(p + 8);
-		if (l > len - 12)
+		uint32_t l = ld32(p + 8), compact = l & RQ_COMPACT;
+		l &= ~RQ_COMPACT;
+		if (l > len - 12 || (compact && l != RQ_COMPACT_LEN))
 			return NULL;
+		if (ld64(p) == request && compact) {
+			struct apply_stmt_result s = {.changes = (int64_t)ld64(p + 12), .last_rowid = (int64_t)ld64(p + 20)};
+			struct apply_result r = {.nstmt = 1, .stmts = &s};
+			long w = result_encode(&r, tmp, RQ_PLAIN_MAX);
+			if (w < 0)
+				return NULL;
+			*n = (uint32_t)w;
+			return tmp;
+		}
 		if (ld64(p) == request) {
 			*n = l;
 			return p + 12;
@@ -254,13 +293,14 @@ static int rq_resend(struct apply *a, struct rq_client *e, const struct wire_ite
 {
 	*found = 0;
 	uint32_t n = 0;
-	const uint8_t *b = rq_find(e->buf, e->blen, it->request, &n);
+	uint8_t tmp[RQ_PLAIN_MAX];
+	const uint8_t *b = rq_find(e->buf, e->blen, it->request, &n, tmp);
 	int rc = 0;
 	if (b == NULL) {
 		rq_bind_ids(a->rq_get, it->client, it->request);
 		while ((rc = sqlite3_step(a->rq_get)) == SQLITE_ROW) {
 			b = rq_find(sqlite3_column_blob(a->rq_get, 0), (size_t)sqlite3_column_bytes(a->rq_get, 0),
-				    it->request, &n);
+				    it->request, &n, tmp);
 			if (b != NULL)
 				break;
 		}
@@ -398,8 +438,9 @@ int apply_rq_lookup(sqlite3 *db, struct apply_lookup *q, size_t n)
 		sqlite3_bind_int64(get, 2, (sqlite3_int64)x->request);
 		while ((src = sqlite3_step(get)) == SQLITE_ROW) {
 			uint32_t len = 0;
+			uint8_t tmp[RQ_PLAIN_MAX];
 			const uint8_t *b = rq_find(sqlite3_column_blob(get, 0), (size_t)sqlite3_column_bytes(get, 0),
-						   x->request, &len);
+						   x->request, &len, tmp);
 			if (b == NULL)
 				continue;
 			x->bytes = malloc(len ? len : 1);

@@ -505,7 +505,8 @@ int server_run(struct server *s)
 		uint64_t junk;
 		while (read(s->efd, &junk, sizeof junk) > 0)
 			;
-		s->now_ms = now_mono_ns() / 1000000u;
+		uint64_t wake_ns = now_mono_ns();
+		s->now_ms = wake_ns / 1000000u;
 		srvnet_recv_all(s, s->t);
 		if (s->tg)
 			srvnet_recv_all(s, s->tg);
@@ -527,6 +528,8 @@ int server_run(struct server *s)
 			} else {
 				s->added = 0;
 				s->marks_dirty = 1;
+				s->commit_ns = now_mono_ns();
+				metrics_hist_observe(&s->stage.ingest, (s->commit_ns - wake_ns) / 1000u);
 			}
 		}
 		if (srvdisk_tick(s) != 0) {

@@ -71,6 +71,14 @@ void srvapply_px_chosen(void *data, uint64_t inst, const struct batch *value)
 		return;
 	}
 	e->inst = inst;
+	e->chosen_ns = now_mono_ns();
+	if (s->commit_ns != 0 && value->n > 0)
+		metrics_hist_observe(&s->stage.order, (e->chosen_ns - s->commit_ns) / 1000u);
+	if (inst == s->propose_inst && s->propose_ns != 0) {
+		if (value->n > 0)
+			metrics_hist_observe(&s->stage.round, (e->chosen_ns - s->propose_ns) / 1000u);
+		s->propose_ns = 0;
+	}
 	log_chosen(s, inst, value);
 	for (uint32_t i = 0; i < value->n; i++)
 		srvnet_stream_find(s, value->r[i].stream, 1);
@@ -366,6 +374,8 @@ void srvapply_drain_outbox(struct server *s)
 			srvapply_done_free(d);
 		} else if (d->inst != 0) {
 			send_done(s, d);
+			if (d->n > 0 && d->applied_ns != 0)
+				metrics_hist_observe(&s->stage.result, (now_mono_ns() - d->applied_ns) / 1000u);
 			if (d->inst > s->applied_net)
 				s->applied_net = d->inst;
 			s->items_applied += d->n;
@@ -471,6 +481,8 @@ static void *apply_main(void *arg)
 		d->inst = e->inst;
 		struct apply_ctx c = {.s = s, .d = d};
 		uint64_t t0 = now_mono_ns();
+		if (n > 0)
+			metrics_hist_observe(&s->stage.queue, (t0 - e->chosen_ns) / 1000u);
 		atomic_store(&s->apply_busy_ms, t0 / 1000000u ? t0 / 1000000u : 1); /* /livez */
 		int rc = apply_instance(s->ap, e->inst, items, n, apply_cb, &c);
 		uint64_t us = (now_mono_ns() - t0) / 1000u;
@@ -501,6 +513,7 @@ static void *apply_main(void *arg)
 					(unsigned long long)e->inst, mtr_strerror(c.err));
 			note_recent(s, e, n, us);
 			metrics_hist_observe(&s->apply_hist, us);
+			d->applied_ns = now_mono_ns();
 			outbox_post(s, d);
 		}
 		pthread_mutex_lock(&s->qmu);

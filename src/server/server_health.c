@@ -309,6 +309,7 @@ void server_metrics(struct server *s, struct metrics_buf *b)
 		      (double)(top > v.info.applied ? top - v.info.applied : 0));
 	metrics_hist(b, METRICS_PREFIX "apply_instance_seconds",
 		     "time to apply one instance to the replica (one SQLite transaction)", &s->apply_hist);
+	METRICS_STAGES_PAGE(SERVER_STAGE_MAP, "server", &s->stage, b);
 	/* a copy, so that the lock the network thread takes is held only for a memcpy */
 	struct wire_stats_list *o = malloc(sizeof *o);
 	if (o == NULL) {
@@ -325,6 +326,7 @@ void server_metrics(struct server *s, struct metrics_buf *b)
 	pthread_mutex_unlock(&s->mmu);
 	struct metrics_stats ms = {.b = b, .help = help_of};
 	for (unsigned i = 0; i < o->n; i++)
-		metrics_stats_put(&ms, o->names[i], o->w[i].value);
+		if (strncmp(o->names[i], "server.stage_", 13) != 0) /* the histograms above */
+			metrics_stats_put(&ms, o->names[i], o->w[i].value);
 	free(o);
 }

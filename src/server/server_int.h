@@ -168,6 +168,7 @@ struct stream {
 	uint32_t tries; /* gap requests since gap_wm (proxy first, then peers too) */
 	uint64_t gap_wm; /* the watermark when the current gap was first asked for */
 	uint64_t peer_wm[PAXOS_MAX_NODES]; /* watermarks peers reported (WATERMARK) */
+	uint64_t eager_wm; /* the watermark this server last reported eagerly to the leader */
 };
 
 /* What this server knows of another server: its last STATUS and when. */
@@ -205,6 +206,7 @@ struct aq_entry {
 	uint8_t *buf; /* the item records, concatenated (set when ready) */
 	size_t len;
 	int ready;
+	uint64_t chosen_ns; /* when it was chosen here (stage "queue") */
 	struct aq_entry *next;
 };
 
@@ -230,6 +232,7 @@ struct done {
 	size_t blen, bcap;
 	struct transport_addr to;
 	uint64_t stream, rid, seen;
+	uint64_t applied_ns; /* an instance's: when it was applied (stage "result") */
 	struct done *next;
 };
 
@@ -302,7 +305,7 @@ struct server {
 	uint64_t last_ballot_logged;
 	uint64_t now_ms, next_status_ms;
 	uint64_t epoch_ms;      /* the Paxos core's clock starts at 0 here (no election at the first tick) */
-	uint64_t last_eager_ms; /* last eager WATERMARK to the leader */
+	uint64_t last_eager_ns; /* last eager WATERMARK to the leader (monotonic ns) */
 	int eager_pending;      /* watermarks moved since it */
 	uint64_t next_publish_ms; /* next copy of the watermarks for mtr_streams */
 	uint32_t peer_rr;
@@ -401,6 +404,11 @@ struct server {
 	_Atomic uint64_t loop_ms;       /* the network loop's last pass (monotonic ms): /livez */
 	_Atomic uint64_t apply_busy_ms; /* the apply thread started its current instance at (0: idle) */
 	struct metrics_hist apply_hist; /* apply time per instance */
+	struct server_stages {
+		SERVER_STAGE_MAP(METRICS_HIST_FIELD)
+	} stage;                  /* the stages of a write (stats.h) */
+	uint64_t commit_ns;       /* network thread: the last ingest commit with new items (stage "order") */
+	uint64_t propose_inst, propose_ns; /* network thread: the last fresh ACCEPT sent (stages "propose", "round") */
 	pthread_mutex_t mmu;            /* guards pub_stats */
 	struct wire_stats_list *pub_stats; /* own counters, a copy every STATS_PERIOD_MS (NULL: none yet) */
 	struct health_log hl;           /* network thread: what was logged of peers, majority, lag */
@@ -434,7 +442,9 @@ void srvnet_stream_tick(struct server *s);
 void srvnet_request_gaps(struct server *s);
 /* Tell the Paxos core this server's watermarks, and report them eagerly to the leader. */
 void srvnet_push_watermarks(struct server *s);
-/* Send the pending eager WATERMARK to the leader, at most once a millisecond. */
+/* Send the pending eager WATERMARK to the leader, at most one every
+ * EAGER_MIN_US microseconds. */
+#define EAGER_MIN_US 200
 void srvnet_eager_report(struct server *s);
 /* Paxos I/O vtable (data is the server): send a message to a server or PAXOS_BROADCAST. */
 void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg);

@@ -473,19 +473,31 @@ void srvnet_push_watermarks(struct server *s)
 	 * Eager report: the core sends WATERMARK to the leader once per
 	 * heartbeat period, so a fresh batch would wait up to that long for a
 	 * majority to be known.  A follower whose watermarks moved also sends
-	 * the same message itself, at most once a millisecond: the leader
-	 * handles it like the periodic one, and batches at once.
+	 * the same message itself, at most one every EAGER_MIN_US (200 us):
+	 * the leader handles it like the periodic one, and batches at once.
+	 * (Once a millisecond, as before, held one write in flight to one
+	 * write a millisecond: its items came within the millisecond of the
+	 * last write's report; doc/performance.md.)  Only a
+	 * watermark that moved since the last eager report counts: a push
+	 * for anything else (a release, a chosen instance) would otherwise
+	 * spend the millisecond's report, and the next write's items, arriving
+	 * in the same millisecond, would wait for the next one (the `propose`
+	 * stage, doc/performance.md).
 	 */
-	if (n > 0)
-		s->eager_pending = 1;
+	for (unsigned i = 0; i < STREAM_CAP && !s->eager_pending; i++) {
+		const struct stream *st = &s->streams[i];
+		if (st->id != 0 && ingest_watermark(s->ing, st->id) > st->eager_wm)
+			s->eager_pending = 1;
+	}
 	srvnet_eager_report(s);
 }
 
 /* Send the pending eager WATERMARK (see srvnet_push_watermarks) unless one left
- * in this millisecond; the loop then sleeps at most 1 ms and retries. */
+ * less than EAGER_MIN_US ago; the loop then sleeps at most 1 ms and retries. */
 void srvnet_eager_report(struct server *s)
 {
-	if (!s->eager_pending || s->now_ms == s->last_eager_ms)
+	uint64_t now = now_mono_ns();
+	if (!s->eager_pending || now - s->last_eager_ns < EAGER_MIN_US * 1000u)
 		return;
 	s->eager_pending = 0;
 	struct paxos_status ps;
@@ -500,11 +512,12 @@ void srvnet_eager_report(struct server *s)
 			continue;
 		s->marks[n].stream = st->id;
 		s->marks[n].seq = w;
+		st->eager_wm = w;
 		n++;
 	}
 	struct paxos_msg m = {.type = PAXOS_WATERMARK, .n_marks = n, .marks = s->marks};
 	srvnet_px_send(s, ps.leader, &m);
-	s->last_eager_ms = s->now_ms;
+	s->last_eager_ns = now;
 }
 
 /* ---- Paxos host side ---- */
@@ -513,6 +526,12 @@ void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 {
 	struct server *s = data;
 	const struct clusterconf *cc = &s->cfg.cc;
+	if (msg->type == PAXOS_ACCEPT && msg->inst > s->propose_inst) { /* a fresh proposal (stages) */
+		s->propose_inst = msg->inst;
+		s->propose_ns = now_mono_ns();
+		if (s->commit_ns != 0 && msg->value.n > 0)
+			metrics_hist_observe(&s->stage.propose, (s->propose_ns - s->commit_ns) / 1000u);
+	}
 	uint8_t *b = srvnet_out_buf(s);
 	long n = wire_paxos_build(b, WIRE_MAX_DGRAM, &s->from, msg);
 	if (n < 0) {
@@ -548,7 +567,10 @@ int srvnet_px_persist(void *data, const struct paxos_persist *change)
 	struct server *s = data;
 	if (srvdisk_full(s))
 		return MTR_ENOSPACE; /* no promise or accept it could not keep */
+	uint64_t t0 = change->kind == PAXOS_PERSIST_ACCEPT ? now_mono_ns() : 0;
 	int rc = pstore_persist(s->ps, change);
+	if (t0 != 0 && rc == 0)
+		metrics_hist_observe(&s->stage.persist, (now_mono_ns() - t0) / 1000u);
 	if (rc == MTR_ENOSPACE) {
 		srvdisk_note(s, FULL_PAXOS); /* the record was cut off again: the log is as before */
 	} else if (rc == MTR_EIO) {

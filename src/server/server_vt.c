@@ -104,6 +104,7 @@ static void own_collect(struct server *s, struct wire_stats_list *o)
 	stats_put(wire_stats_list_put, o, "server", "results_cached", s->results_cached);
 	stats_put(wire_stats_list_put, o, "server", "results_kept", s->results_kept);
 	stats_put(wire_stats_list_put, o, "server", "results_unknown", s->results_unknown);
+	METRICS_STAGES_STATS(SERVER_STAGE_MAP, "server", &s->stage, wire_stats_list_put, o);
 	transport_stats_each(s->t, "transport", wire_stats_list_put, o);
 	if (s->tg)
 		transport_stats_each(s->tg, "transport_group", wire_stats_list_put, o);

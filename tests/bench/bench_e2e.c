@@ -1,27 +1,37 @@
 /*
- * bench_e2e.c - `mtrbench e2e`: acknowledged writes through a whole cluster
- * on loopback, against one plain SQLite database doing the same INSERTs.
+ * bench_e2e.c - `mtrbench e2e`: acknowledged writes and reads through a
+ * whole cluster on loopback, against one plain SQLite database doing the
+ * same INSERTs.
  *
- * Each run starts 3 metronomed and 1 or 2 mtrproxy from the build tree in
- * a fresh temporary directory, drives 100-byte INSERTs with tests/tools/
- * mtrload (the client library, as users have it), stops the servers with
- * SIGTERM and reads the applied instance of a replica with mtrdigest.
- * Runs: 64 clients with 512 requests in flight each (pipelined: throughput
- * here is bound by the time of one consensus round, so it grows with what
- * is in flight) with durability disk and memory and with 2 proxies; the
- * same with 8 in flight; 1 client (no pipelining) in memory and disk mode.  The raw rate is
- * measured in the same process right before: sqlite3, a file database in
- * WAL mode with synchronous=NORMAL (the replicas' default), the same
- * 100-byte INSERTs as SQL text with literal values, 1,000 per transaction.
+ * Each cluster is 3 metronomed and 1 or 2 mtrproxy from the build tree in a
+ * fresh temporary directory, driven with tests/tools/mtrload (the client
+ * library, as users have it), stopped with SIGTERM.  Three clusters, one
+ * after the other:
+ *   disk, 1 proxy: 64 clients with D (512) requests in flight each (the
+ *     headline: throughput is bound by the time of one consensus round, so
+ *     it grows with what is in flight); the sweep of 1, 4, 16, 64, 256 in
+ *     flight x 64 clients; 1 client; session and linearizable reads of the
+ *     rows written, 1 and 64 clients (one read in flight each);
+ *   disk, 2 proxies: 64 clients x D writes, then 64 clients of session and
+ *     of linearizable reads, split between the proxies;
+ *   memory, 1 proxy: 1 client (latency), 64 clients x D.
+ * The raw rates are measured in the same process right before: one SQLite
+ * file in WAL mode with synchronous=NORMAL (the replicas' default), the
+ * same 100-byte INSERTs, 1,000 per transaction, as SQL text with literal
+ * values and as one prepared statement with bound values (what a replica
+ * runs from its statement cache).
  *
  *   mtrbench e2e [--rows N (200000)] [--pipeline D (512)] [--quick]
  *
- * Figures (name: value unit): raw_sqlite_rows_per_s; per run
- * e2e_<run>_writes_per_s, _p50_ms, _p99_ms; and the lines tools compare:
- * e2e_writes_per_s (3 replicas, 64 clients, disk), e2e_p50_ms and
- * e2e_p99_ms (1 client, memory), items_per_instance (rows / applied
- * instance of the 64-client disk run) and e2e_ratio (e2e_writes_per_s /
- * raw_sqlite_rows_per_s).
+ * --quick: only the headline and the 1-client memory run.  Figures (name:
+ * value unit): raw_sqlite_rows_per_s, raw_prepared_rows_per_s; per load
+ * e2e_<load>_writes_per_s (or _reads_per_s), e2e_<load>_p50_ms, _p99_ms;
+ * and the lines tools compare: e2e_slo10_writes_per_s (the highest
+ * throughput of the sweep whose p99 <= 10 ms), e2e_reads_per_s_session_64c,
+ * e2e_reads_per_s_linearizable_64c, e2e_writes_per_s (the headline),
+ * e2e_p50_ms and e2e_p99_ms (1 client, memory), items_per_instance (rows of
+ * the headline / instances it took on replica 0), e2e_ratio and
+ * e2e_ratio_prepared (e2e_writes_per_s / each raw rate).
  */
 #include "config.h"
 
@@ -65,10 +75,13 @@ static int find_build(void)
 	return 0;
 }
 
-static double raw_sqlite(const char *dir, long rows)
+/* Rows/s into one SQLite file (WAL, synchronous=NORMAL), 1,000 INSERTs per
+ * transaction: as SQL text with literal values, or (prepared) one prepared
+ * INSERT with bound values, as the replicas run it. */
+static double raw_sqlite(const char *dir, long rows, int prepared)
 {
 	char path[PATH_MAX + 16];
-	snprintf(path, sizeof(path), "%s/raw.db", dir);
+	snprintf(path, sizeof(path), "%s/raw%d.db", dir, prepared);
 	sqlite3 *db;
 	if (sqlite3_open(path, &db) != SQLITE_OK)
 		return 0;
@@ -79,12 +92,29 @@ static double raw_sqlite(const char *dir, long rows)
 	memset(payload, 'x', 100);
 	payload[100] = 0;
 	char sql[256];
+	sqlite3_stmt *ins = NULL;
+	if (prepared && sqlite3_prepare_v2(db, "INSERT INTO t VALUES(?1, ?2, ?3)", -1, &ins, NULL) != SQLITE_OK) {
+		fprintf(stderr, "e2e: raw sqlite: %s\n", sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return 0;
+	}
 	uint64_t t0 = now_mono_ns();
 	for (long i = 1; i <= rows; i++) {
 		if (i % 1000 == 1)
 			sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-		snprintf(sql, sizeof(sql), "INSERT INTO t VALUES(%ld, %ld, '%s')", i, i % 64, payload);
-		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		int rc;
+		if (prepared) {
+			sqlite3_bind_int64(ins, 1, i);
+			sqlite3_bind_int64(ins, 2, i % 64);
+			sqlite3_bind_text(ins, 3, payload, 100, SQLITE_STATIC);
+			rc = sqlite3_step(ins) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+			sqlite3_reset(ins);
+		} else {
+			snprintf(sql, sizeof(sql), "INSERT INTO t VALUES(%ld, %ld, '%s')", i, i % 64, payload);
+			rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		}
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(ins);
 			fprintf(stderr, "e2e: raw sqlite: %s\n", sqlite3_errmsg(db));
 			sqlite3_close(db);
 			return 0;
@@ -93,6 +123,7 @@ static double raw_sqlite(const char *dir, long rows)
 			sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
 	double s = (double)(now_mono_ns() - t0) / 1e9;
+	sqlite3_finalize(ins);
 	sqlite3_close(db);
 	return (double)rows / s;
 }
@@ -127,57 +158,86 @@ static void stop(pid_t pid)
 struct run_result {
 	double wps, p50, p99;
 	long acked, failed;
-	unsigned long long instance;
 };
 
-/* One cluster run: 3 servers, nproxies proxies, clients x pipeline. */
-static int run_cluster(const char *top, const char *name, int port, const char *durability, int nproxies,
-		       int clients, int pipeline, long rows, struct run_result *r)
+/* A running cluster: 3 servers, nproxies proxies. */
+struct cluster {
+	char dir[PATH_MAX];
+	int port, nproxies;
+	pid_t sp[3], pp[2];
+};
+
+static void cluster_stop(struct cluster *c)
 {
-	char dir[PATH_MAX], servers[128], buf[PATH_MAX + 64];
-	snprintf(dir, sizeof(dir), "%s/%s", top, name);
-	mkdir(dir, 0755);
+	for (int k = 0; k < c->nproxies; k++)
+		stop(c->pp[k]);
+	for (int i = 0; i < 3; i++)
+		stop(c->sp[i]);
+}
+
+/* Start 3 servers and nproxies proxies in top/name and wait for the
+ * election. */
+static void cluster_start(struct cluster *c, const char *top, const char *name, int port, const char *durability,
+			  int nproxies)
+{
+	char servers[128], buf[PATH_MAX + 64];
+	memset(c, 0, sizeof *c);
+	c->port = port;
+	c->nproxies = nproxies;
+	snprintf(c->dir, sizeof(c->dir), "%s/%s", top, name);
+	mkdir(c->dir, 0755);
 	snprintf(servers, sizeof(servers), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", port, port + 1, port + 2);
 	char exe[PATH_MAX + 32], cs[200], sid[32], dd[PATH_MAX + 32], dur[64], pl[64], pid_[32];
 	char key[2 * WIRE_KEY_SIZE + 1], ck[64];
 	clusterconf_new_key(key); /* a key per run, as every cluster has */
 	snprintf(ck, sizeof(ck), "cluster.key=%s", key);
-	pid_t sp[3] = { 0 }, pp[2] = { 0 };
 	snprintf(exe, sizeof(exe), "%s/src/metronomed", bindir);
 	snprintf(cs, sizeof(cs), "cluster.servers=%s", servers);
 	snprintf(dur, sizeof(dur), "data.durability=%s", durability);
 	for (int i = 0; i < 3; i++) {
 		snprintf(sid, sizeof(sid), "server.id=%d", i);
-		snprintf(dd, sizeof(dd), "data.dir=%s/d%d", dir, i);
-		snprintf(buf, sizeof(buf), "%s/s%d.log", dir, i);
+		snprintf(dd, sizeof(dd), "data.dir=%s/d%d", c->dir, i);
+		snprintf(buf, sizeof(buf), "%s/s%d.log", c->dir, i);
 		char *argv[] = { exe, "-c", "/dev/null", "-o", cs, "-o", ck, "-o", sid, "-o", dd, "-o", dur, NULL };
-		sp[i] = spawn(buf, argv);
+		c->sp[i] = spawn(buf, argv);
 	}
 	char pexe[PATH_MAX + 32];
 	snprintf(pexe, sizeof(pexe), "%s/src/mtrproxy", bindir);
 	for (int k = 0; k < nproxies; k++) {
 		snprintf(pl, sizeof(pl), "proxy.listen=127.0.0.1:%d", port + 10 + k);
 		snprintf(pid_, sizeof(pid_), "proxy.id=%d", 256 + k);
-		snprintf(buf, sizeof(buf), "%s/p%d.log", dir, k);
+		snprintf(buf, sizeof(buf), "%s/p%d.log", c->dir, k);
 		char *argv[] = { pexe, "-c", "/dev/null", "-o", cs, "-o", ck, "-o", pl, "-o", pid_, NULL };
-		pp[k] = spawn(buf, argv);
+		c->pp[k] = spawn(buf, argv);
 	}
 	usleep(1500000); /* election */
-	/* one mtrload per proxy, clients split between them */
+}
+
+/*
+ * One load on a running cluster: mtrload per proxy, the clients and the
+ * ids first .. first+rows-1 split between them.  mode NULL: writes with
+ * pipeline in flight per client; "session" / "linearizable": reads of those
+ * ids (written before) with that consistency.  Throughputs add up; the
+ * latencies are the worst proxy's.
+ */
+static int cluster_load(struct cluster *c, const char *what, int clients, int pipeline, long first, long rows,
+			const char *mode, struct run_result *r)
+{
 	FILE *out[2] = { 0 };
-	long per = rows / nproxies;
+	long per = rows / c->nproxies;
 	memset(r, 0, sizeof(*r));
-	for (int k = 0; k < nproxies; k++) {
+	for (int k = 0; k < c->nproxies; k++) {
 		char cmd[PATH_MAX * 3];
 		snprintf(cmd, sizeof(cmd),
-			 "%s/tests/tools/mtrload --uri mtr://127.0.0.1:%d --clients %d --rows %ld --first-id %ld "
-			 "--pipeline %d --payload 100 2>>%s/load.err",
-			 bindir, port + 10 + k, clients / nproxies > 0 ? clients / nproxies : 1, per, 1 + k * per, pipeline,
-			 dir);
+			 "%s/tests/tools/mtrload --uri 'mtr://127.0.0.1:%d%s%s' --clients %d --rows %ld "
+			 "--first-id %ld --pipeline %d --payload 100%s 2>>%s/load.err",
+			 bindir, c->port + 10 + k, mode ? "?consistency=" : "", mode ? mode : "",
+			 clients / c->nproxies > 0 ? clients / c->nproxies : 1, per, first + k * per, pipeline,
+			 mode ? " --read" : "", c->dir);
 		out[k] = popen(cmd, "r");
 	}
 	int ok = 1;
-	for (int k = 0; k < nproxies; k++) {
+	for (int k = 0; k < c->nproxies; k++) {
 		char line[512] = "";
 		double s = 0, w = 0, p50 = 0, p99 = 0;
 		long a = 0, e = 0;
@@ -193,31 +253,37 @@ static int run_cluster(const char *top, const char *name, int port, const char *
 		r->p50 = p50 > r->p50 ? p50 : r->p50;
 		r->p99 = p99 > r->p99 ? p99 : r->p99;
 	}
-	for (int k = 0; k < nproxies; k++)
-		stop(pp[k]);
-	for (int i = 0; i < 3; i++)
-		stop(sp[i]);
-	char cmd[PATH_MAX * 3];
-	snprintf(cmd, sizeof(cmd), "%s/tests/tools/mtrdigest %s/d0 2>/dev/null", bindir, dir);
-	FILE *d = popen(cmd, "r");
-	char line[512] = "";
-	if (d && fgets(line, sizeof(line), d)) {
-		const char *p = strstr(line, " instance ");
-		if (p)
-			r->instance = strtoull(p + 10, NULL, 10);
-	}
-	if (d)
-		pclose(d);
 	if (!ok || r->failed)
-		fprintf(stderr, "e2e: run %s: acked %ld failed %ld (logs in %s)\n", name, r->acked, r->failed, dir);
+		fprintf(stderr, "e2e: %s: acked %ld failed %ld (logs in %s)\n", what, r->acked, r->failed, c->dir);
 	return ok ? 0 : -1;
 }
 
-static void figures(const char *name, const struct run_result *r)
+/* The instance replica 0 has applied, read beside the running server. */
+static unsigned long long cluster_instance(const struct cluster *c)
 {
-	char n[96];
-	snprintf(n, sizeof(n), "e2e_%s_writes_per_s", name);
-	bench_figure(n, r->wps, "writes/s");
+	char cmd[PATH_MAX * 3];
+	snprintf(cmd, sizeof(cmd), "%s/tests/tools/mtrdigest --live %s/d0 2>/dev/null", bindir, c->dir);
+	FILE *d = popen(cmd, "r");
+	char line[512] = "";
+	unsigned long long inst = 0;
+	if (d && fgets(line, sizeof(line), d)) {
+		const char *p = strstr(line, " instance ");
+		if (p)
+			inst = strtoull(p + 10, NULL, 10);
+	}
+	if (d)
+		pclose(d);
+	return inst;
+}
+
+/* e2e_NAME_KIND_per_s, e2e_NAME_p50_ms, e2e_NAME_p99_ms; kind "writes" or
+ * "reads". */
+static void figures(const char *name, const char *kind, const struct run_result *r)
+{
+	char n[96], unit[16];
+	snprintf(n, sizeof(n), "e2e_%s_%s_per_s", name, kind);
+	snprintf(unit, sizeof(unit), "%s/s", kind);
+	bench_figure(n, r->wps, unit);
 	snprintf(n, sizeof(n), "e2e_%s_p50_ms", name);
 	bench_figure(n, r->p50, "ms");
 	snprintf(n, sizeof(n), "e2e_%s_p99_ms", name);
@@ -250,33 +316,87 @@ int bench_e2e(int argc, char **argv)
 		return 1;
 	}
 	int port = 24000 + (int)(getpid() % 300) * 20;
-	double raw = raw_sqlite(top, rows);
+	double raw = raw_sqlite(top, rows, 0);
 	bench_figure("raw_sqlite_rows_per_s", raw, "rows/s");
-	struct run_result disk64, mem64, two, shallow, mem1, disk1;
-	int bad = 0;
+	double rawp = raw_sqlite(top, rows, 1);
+	bench_figure("raw_prepared_rows_per_s", rawp, "rows/s");
 	if (depth < 1)
 		depth = 1;
 	bench_figure("e2e_pipeline", depth, "requests in flight per client");
-	bad |= run_cluster(top, "disk64", port, "disk", 1, 64, depth, rows, &disk64);
-	figures("disk_64c", &disk64);
+	struct run_result disk64, mem1, r;
+	int bad = 0;
+	long next = 1; /* the next id to write on the cluster */
+	struct cluster c;
+
+	/* disk, one proxy: the headline, the sweep, one client, reads */
+	cluster_start(&c, top, "disk", port, "disk", 1);
+	unsigned long long i0 = cluster_instance(&c);
+	bad |= cluster_load(&c, "disk_64c", 64, depth, next, rows, NULL, &disk64);
+	unsigned long long i1 = cluster_instance(&c);
+	next += rows;
+	figures("disk_64c", "writes", &disk64);
+	double slo10 = 0;
 	if (!quick) {
-		bad |= run_cluster(top, "mem64", port, "memory", 1, 64, depth, rows, &mem64);
-		figures("memory_64c", &mem64);
-		bad |= run_cluster(top, "two", port, "disk", 2, 64, depth, rows, &two);
-		figures("disk_64c_2proxies", &two);
-		bad |= run_cluster(top, "p8", port, "disk", 1, 64, 8, rows / 4, &shallow);
-		figures("disk_64c_pipeline8", &shallow);
-		bad |= run_cluster(top, "disk1", port, "disk", 1, 1, 1, 2000, &disk1);
-		figures("disk_1c", &disk1);
+		static const int sweep[] = { 1, 4, 16, 64, 256 };
+		for (size_t k = 0; k < sizeof(sweep) / sizeof(sweep[0]); k++) {
+			/* about 2-4 s a step at the rates of a 2-core machine */
+			long n = 64L * sweep[k] * 40 < 20000 ? 20000 : 64L * sweep[k] * 40;
+			char name[48];
+			snprintf(name, sizeof(name), "disk_64c_pipeline%d", sweep[k]);
+			bad |= cluster_load(&c, name, 64, sweep[k], next, n, NULL, &r);
+			next += n;
+			figures(name, "writes", &r);
+			if (r.p99 <= 10.0 && r.failed == 0 && r.wps > slo10)
+				slo10 = r.wps;
+		}
+		bench_figure("e2e_slo10_writes_per_s", slo10, "writes/s");
+		bad |= cluster_load(&c, "disk_1c", 1, 1, next, 2000, NULL, &r);
+		next += 2000;
+		figures("disk_1c", "writes", &r);
+		/* reads of rows the headline run wrote */
+		static const char *const modes[] = { "session", "linearizable" };
+		for (int m = 0; m < 2; m++) {
+			char name[48];
+			snprintf(name, sizeof(name), "%s_1c", modes[m]);
+			bad |= cluster_load(&c, name, 1, 1, 1, m ? 3000 : 5000, modes[m], &r);
+			figures(name, "reads", &r);
+			snprintf(name, sizeof(name), "%s_64c", modes[m]);
+			bad |= cluster_load(&c, name, 64, 1, 1, m ? 20000 : 64000, modes[m], &r);
+			figures(name, "reads", &r);
+			bench_figure(m ? "e2e_reads_per_s_linearizable_64c" : "e2e_reads_per_s_session_64c", r.wps,
+				     "reads/s");
+		}
 	}
-	bad |= run_cluster(top, "mem1", port, "memory", 1, 1, 1, 3000, &mem1);
-	figures("memory_1c", &mem1);
+	cluster_stop(&c);
+
+	if (!quick) {
+		/* disk, two proxies: writes, then reads through both */
+		cluster_start(&c, top, "two", port, "disk", 2);
+		bad |= cluster_load(&c, "disk_64c_2proxies", 64, depth, 1, rows, NULL, &r);
+		figures("disk_64c_2proxies", "writes", &r);
+		bad |= cluster_load(&c, "session_64c_2proxies", 64, 1, 1, 64000, "session", &r);
+		figures("session_64c_2proxies", "reads", &r);
+		bad |= cluster_load(&c, "linearizable_64c_2proxies", 64, 1, 1, 20000, "linearizable", &r);
+		figures("linearizable_64c_2proxies", "reads", &r);
+		cluster_stop(&c);
+	}
+
+	/* memory: one client (latency) */
+	cluster_start(&c, top, "mem", port, "memory", 1);
+	bad |= cluster_load(&c, "memory_1c", 1, 1, 1, 3000, NULL, &mem1);
+	figures("memory_1c", "writes", &mem1);
+	if (!quick) {
+		bad |= cluster_load(&c, "memory_64c", 64, depth, 3001, rows, NULL, &r);
+		figures("memory_64c", "writes", &r);
+	}
+	cluster_stop(&c);
+
 	bench_figure("e2e_writes_per_s", disk64.wps, "writes/s");
 	bench_figure("e2e_p50_ms", mem1.p50, "ms");
 	bench_figure("e2e_p99_ms", mem1.p99, "ms");
-	bench_figure("items_per_instance", disk64.instance ? (double)disk64.acked / (double)disk64.instance : 0,
-		     "items");
+	bench_figure("items_per_instance", i1 > i0 ? (double)disk64.acked / (double)(i1 - i0) : 0, "items");
 	bench_figure("e2e_ratio", raw > 0 ? disk64.wps / raw : 0, "x");
+	bench_figure("e2e_ratio_prepared", rawp > 0 ? disk64.wps / rawp : 0, "x");
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (!bad && system(cmd) != 0)

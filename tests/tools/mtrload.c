@@ -3,7 +3,7 @@
  * libmetronome (doc/client.md, "mtrload").
  *
  *   mtrload --uri URI [--clients N] [--rows R] [--table T] [--first-id F]
- *           [--acked FILE] [--pipeline D] [--payload BYTES] [--trace FILE]
+ *           [--acked FILE] [--pipeline D] [--payload BYTES] [--trace FILE] [--read]
  *
  * Creates T(id INTEGER PRIMARY KEY, client INTEGER, payload TEXT) if it does
  * not exist, then N threads, each with its own connection, insert their
@@ -27,6 +27,12 @@
  *   acked A failed E seconds S writes_per_s W p50_ms X p99_ms Y max_ms Z
  *
  * and exits 0 when E == 0, 1 otherwise, 2 on a usage error.
+ *
+ * --read reads instead: each thread runs SELECT payload FROM T WHERE id = ?1
+ * for its share of the ids (rows written by an earlier run), one request
+ * at a time with mtr_step (the consistency is the URI's); a read counts
+ * acknowledged when it returns its row, failed otherwise (no row, error).
+ * The printed line is the same (writes_per_s then counts reads).
  */
 #include "config.h"
 
@@ -47,6 +53,7 @@
 struct load {
 	const char *uri, *table, *acked_path, *trace_path;
 	int clients, pipeline;
+	int read; /* --read */
 	int trace_fd;
 	int64_t rows, first_id;
 	size_t payload_len;
@@ -118,6 +125,39 @@ static void on_done(void *arg, int rc, int ext, int64_t changes, int64_t rowid)
 	}
 }
 
+/* --read: one SELECT at a time over the worker's share of the ids. */
+static void read_share(struct worker *w, mtr *db)
+{
+	const struct load *L = w->L;
+	char sql[160];
+	mtr_stmt *st = NULL;
+	snprintf(sql, sizeof sql, "SELECT payload FROM %s WHERE id = ?1", L->table);
+	int rc = mtr_prepare(db, sql, -1, &st, NULL);
+	if (rc) {
+		log_error(w, w->first, rc, mtr_errmsg(db));
+		w->failed = w->count;
+		return;
+	}
+	for (int64_t i = 0; i < w->count && !tool_stopping; i++) {
+		int64_t id = w->first + i;
+		uint64_t t0 = tool_mono_us();
+		mtr_bind_int64(st, 1, id);
+		int rows = 0;
+		while ((rc = mtr_step(st)) == MTR_ROW)
+			rows += mtr_column_bytes(st, 0) == (int)L->payload_len;
+		mtr_reset(st);
+		if (rc == MTR_DONE && rows == 1) {
+			uint64_t us = tool_mono_us() - t0;
+			w->lat_us[w->acked++] = (uint32_t)(us > UINT32_MAX ? UINT32_MAX : us);
+		} else {
+			w->failed++;
+			log_error(w, id, rc == MTR_DONE ? MTR_EINVAL : rc,
+				  rc == MTR_DONE ? "the row was not found (write it first)" : mtr_errmsg(db));
+		}
+	}
+	mtr_finalize(st);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -134,6 +174,10 @@ static void *worker_main(void *arg)
 	}
 	int rc = mtr_open(L->uri, &db);
 	w->db = db;
+	if (rc == 0 && L->read) {
+		read_share(w, db);
+		goto out;
+	}
 	if (rc == 0) {
 		snprintf(sql, sizeof sql, "INSERT INTO %s VALUES(?1, ?2, ?3)", L->table);
 		rc = mtr_prepare(db, sql, -1, &st, NULL);
@@ -197,7 +241,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: mtrload --uri URI [--clients N (8)] [--rows R (100000)] [--table T (t)]\n"
 		   "               [--first-id F (1)] [--acked FILE] [--pipeline D (1)] [--payload BYTES (100)]\n"
-		   "               [--trace FILE]\n");
+		   "               [--trace FILE] [--read]\n");
 }
 
 /* Parse a non-negative integer option; -1 when invalid. */
@@ -230,7 +274,7 @@ int main(int argc, char **argv)
 		{"rows", required_argument, NULL, 'r'},    {"table", required_argument, NULL, 't'},
 		{"first-id", required_argument, NULL, 'f'}, {"acked", required_argument, NULL, 'a'},
 		{"pipeline", required_argument, NULL, 'd'}, {"payload", required_argument, NULL, 'p'},
-		{"trace", required_argument, NULL, 'T'},
+		{"trace", required_argument, NULL, 'T'},   {"read", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	int o;
@@ -248,6 +292,9 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			L.trace_path = optarg;
+			break;
+		case 'R':
+			L.read = 1;
 			break;
 		case 'c':
 		case 'r':

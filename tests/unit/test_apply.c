@@ -463,6 +463,45 @@ static void test_multi_statement_and_decoded(void **state)
 	assert_int_equal(query_int(f->a, "SELECT sum(x) FROM a WHERE typeof(x) = 'integer'"), 45);
 }
 
+/*
+ * An item of one INSERT/UPDATE/DELETE runs without its savepoint; when one
+ * fails, the instance runs again with savepoints, so that an item that
+ * failed halfway (OR FAIL keeps the rows before the failure) still leaves
+ * nothing behind, exactly as with its savepoint.
+ */
+static void test_item_without_savepoint(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	const char *q[] = {"INSERT INTO t VALUES(1, 'a')",
+			   "INSERT OR FAIL INTO t(id, v) SELECT column1, 'b' FROM (VALUES (20), (1), (30))",
+			   "UPDATE t SET v = 'c' WHERE id = 1", "insert into t values(40, 'd')"};
+	assert_int_equal(apply_sqls(f->a, 2, &c, 4, q), 0);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[1].code & 0xff, SQLITE_CONSTRAINT);
+	assert_int_equal(c.r[2].code, SQLITE_OK);
+	assert_int_equal(c.r[2].changes, 1);
+	assert_int_equal(c.r[3].code, SQLITE_OK);
+	assert_int_equal(c.r[3].rowid, 40);
+	/* row 20, inserted before the failure, went with the item */
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t WHERE id IN (20, 30)"), 0);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 2);
+	struct apply_stats st;
+	apply_stats(f->a, &st);
+	assert_int_equal(st.sp_restarts, 1);
+	assert_int_equal(st.restarts, 0);
+	/* for a while every item takes its savepoint: a failure costs no
+	 * restart */
+	const char *q2[] = {"INSERT INTO t VALUES(1, 'again')", "INSERT INTO t VALUES(50, 'e')"};
+	assert_int_equal(apply_sqls(f->a, 3, &c, 2, q2), 0);
+	assert_int_equal(c.r[0].code & 0xff, SQLITE_CONSTRAINT);
+	assert_int_equal(c.r[1].code, SQLITE_OK);
+	apply_stats(f->a, &st);
+	assert_int_equal(st.sp_restarts, 1);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 3);
+}
+
 /* ---- resends: a write is applied at most once per (client, request) ---- */
 
 /* Apply one instance of one item of client/request/floor at time ts. */
@@ -474,6 +513,42 @@ static int apply_req(struct apply *a, uint64_t inst, struct cap *c, uint64_t cli
 			       .timestamp_us = ts, .seed = inst, .nstmt = 1, .stmts = &st};
 	memset(c, 0, sizeof *c);
 	return apply_instance(a, inst, &it, 1, on_result, c);
+}
+
+/* A plain result is kept as a compact record and read back whole. */
+static void test_resend_compact(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const int64_t T = 1700000000000000;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	assert_int_equal(apply_req(f->a, 2, &c, 77, 1, 1, T, "INSERT INTO t(id, v) VALUES(100, 'p')"), 0);
+	assert_false(c.r[0].raw);
+	assert_int_equal(query_int(f->a, "SELECT length(result) FROM mtr_requests WHERE client = 77 AND request = 1"),
+			 28);
+	assert_int_equal(apply_req(f->a, 3, &c, 77, 1, 1, T + 1, "INSERT INTO t(id, v) VALUES(100, 'p')"), 0);
+	assert_true(c.r[0].raw);
+	assert_int_equal(c.r[0].code, SQLITE_OK);
+	assert_int_equal(c.r[0].nstmt, 1);
+	assert_int_equal(c.r[0].changes, 1);
+	assert_int_equal(c.r[0].rowid, 100);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 1);
+	/* the proxy's lookup of a lost result finds the same bytes */
+	struct apply_lookup q = {.stream = 2, .seq = 2, .client = 77, .request = 1};
+	uint64_t inst = 0;
+	struct apply_reader *rd;
+	assert_int_equal(apply_reader_open(f->a, &rd), 0);
+	assert_int_equal(apply_lookup(rd, &q, 1, &inst), 0);
+	apply_reader_close(rd);
+	assert_int_equal(q.state, APPLY_LOOKUP_FOUND);
+	struct result_view v;
+	struct result_stmt rs;
+	assert_int_equal(result_decode(q.bytes, q.len, &v), 0);
+	assert_int_equal(v.code, SQLITE_OK);
+	assert_true(result_next(&v, &rs));
+	assert_int_equal(rs.changes, 1);
+	assert_int_equal(rs.last_rowid, 100);
+	free(q.bytes);
 }
 
 static void test_resends(void **state)
@@ -1530,7 +1605,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_params_and_returning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_statement_and_decoded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_temp_item, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_item_without_savepoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resend_compact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),

@@ -87,6 +87,49 @@ static void test_hist(void **state)
 	metrics_buf_free(&b);
 }
 
+/* metrics_hist_stats: count, mean, and the bucket bounds of p50 and p99 */
+struct got {
+	char names[8][64];
+	uint64_t v[8];
+	unsigned n;
+};
+static void got_put(void *arg, const char *name, uint64_t v)
+{
+	struct got *g = arg;
+	assert_true(g->n < 8);
+	snprintf(g->names[g->n], sizeof g->names[0], "%s", name);
+	g->v[g->n++] = v;
+}
+
+static void test_hist_stats(void **state)
+{
+	(void)state;
+	static struct metrics_hist h; /* zero */
+	struct got g = {0};
+	metrics_hist_stats(&h, "server", "stage_x", got_put, &g);
+	assert_int_equal(g.n, 4);
+	assert_string_equal(g.names[0], "server.stage_x_count");
+	assert_int_equal(g.v[0], 0);
+	assert_int_equal(g.v[2], 0); /* no percentile without observations */
+	for (int i = 0; i < 98; i++)
+		metrics_hist_observe(&h, 40); /* <= 50 us */
+	metrics_hist_observe(&h, 900);         /* <= 1 ms */
+	metrics_hist_observe(&h, 99000000);    /* above every bound */
+	memset(&g, 0, sizeof g);
+	metrics_hist_stats(&h, "server", "stage_x", got_put, &g);
+	assert_string_equal(g.names[1], "server.stage_x_mean_us");
+	assert_int_equal(g.v[0], 100);
+	assert_int_equal(g.v[1], (98 * 40 + 900 + 99000000) / 100);
+	assert_string_equal(g.names[2], "server.stage_x_p50_us");
+	assert_int_equal(g.v[2], 50);
+	assert_string_equal(g.names[3], "server.stage_x_p99_us");
+	assert_int_equal(g.v[3], 1000);
+	metrics_hist_observe(&h, 99000000);
+	memset(&g, 0, sizeof g);
+	metrics_hist_stats(&h, "server", "stage_x", got_put, &g);
+	assert_int_equal(g.v[3], metrics_hist_bounds_us[METRICS_HIST_N - 1] + 1); /* above the last bound */
+}
+
 /* ---- the buffer ---- */
 
 static void test_buffer_grows(void **state)
@@ -111,6 +154,7 @@ int main(void)
 		cmocka_unit_test(test_counter_gauge),
 		cmocka_unit_test(test_stat),
 		cmocka_unit_test(test_hist),
+		cmocka_unit_test(test_hist_stats),
 		cmocka_unit_test(test_buffer_grows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
