@@ -42,6 +42,8 @@
 _Static_assert(WIRE_ROLE_FOLLOWER == (int)PAXOS_FOLLOWER && WIRE_ROLE_CANDIDATE == (int)PAXOS_CANDIDATE &&
 		       WIRE_ROLE_LEADER == (int)PAXOS_LEADER, "STATUS carries enum paxos_role");
 _Static_assert(CLUSTERCONF_MAX_SERVERS == PAXOS_MAX_NODES, "a cluster's servers are the Paxos core's nodes");
+_Static_assert(WIRE_MEMBER_ID_MAX == PAXOS_MAX_ID && WIRE_STATUS_MEMBERS_MAX >= 2 * PAXOS_MAX_NODES,
+	       "STATUS carries the members of two configurations");
 
 /* ---- configuration ---- */
 

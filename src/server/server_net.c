@@ -804,6 +804,37 @@ static int origin_outvoted(const struct server *s)
 	return other >= (uint32_t)__builtin_popcountll(s->pt.in_force) / 2 + 1;
 }
 
+/* The membership STATUS carries once the configuration changed (doc/protocol.md
+ * "STATUS"): the members of the configuration in force and of a pending one,
+ * with the addresses of the peer table. */
+static void status_members(struct server *s, const struct paxos_status *ps, struct wire_status *st)
+{
+	if (ps->conf_since == 0 && ps->conf_next == 0)
+		return; /* the initial configuration: cluster.servers says it */
+	struct batch_conf latest;
+	paxos_conf_at(s->px, UINT64_MAX, &latest);
+	uint64_t newest = 0;
+	for (uint32_t i = 0; i < latest.n; i++)
+		newest |= UINT64_C(1) << latest.m[i].id;
+	uint64_t all = (newest | ps->members) & s->pt.members;
+	uint8_t n = 0;
+	for (uint32_t j = 0; j < PAXOS_MAX_ID && n < WIRE_STATUS_MEMBERS_MAX; j++) {
+		uint64_t b = UINT64_C(1) << j;
+		if (!(all & b))
+			continue;
+		const struct batch_member *bm = batch_conf_find(&latest, j);
+		st->m[n++] = (struct wire_status_member){.id = (uint8_t)j,
+							 .flags = (uint8_t)((bm && bm->voter ? WIRE_MEMBER_VOTER : 0) |
+									    (bm ? 0 : WIRE_MEMBER_LEAVING)),
+							 .ip = s->pt.addr[j].ip,
+							 .port = s->pt.addr[j].port};
+	}
+	if (n == 0 || !(all & newest))
+		return; /* no member of the newest one with an address: nothing to tell */
+	st->nmembers = n;
+	st->conf = ps->conf_next ? 2 * ps->conf_next : 2 * ps->conf_since + 1;
+}
+
 void srvnet_send_status(struct server *s)
 {
 	struct paxos_status ps;
@@ -811,7 +842,8 @@ void srvnet_send_status(struct server *s)
 	struct wire_status st = {.node = s->cfg.id, .role = (uint8_t)ps.role, .leader = ps.leader, .ballot = ps.ballot,
 				 .chosen = ps.chosen, .applied = s->applied_net, .compacted = s->released,
 				 .origin = s->origin};
-	uint8_t dg[WIRE_STATUS_SIZE + WIRE_OVERHEAD];
+	status_members(s, &ps, &st);
+	uint8_t dg[WIRE_STATUS_MAX + WIRE_OVERHEAD];
 	size_t n = wire_status_build(dg, &s->from, &st);
 	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
 		if (srvnet_peer_addr(s, j))
