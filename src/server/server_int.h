@@ -184,8 +184,8 @@ struct peer {
  * node id, from the configurations the Paxos core knows (in force and
  * pending, doc/paxos.md "Membership"); cluster.servers is the initial
  * configuration and gives the address of a member whose entry names none.
- * Kept by the network thread (srvnet_peers_refresh), copied under imu for
- * the other threads (pub_pt). */
+ * Kept by the network thread (srvnet_peers_refresh), which copies it under
+ * imu for the other threads (pub_pt) whenever it changes. */
 struct peer_table {
 	uint64_t servers; /* ids that are servers', never a proxy's: cluster.servers,
 			   * every member in force or pending, the removed ids */

@@ -174,6 +174,11 @@ void srvnet_peers_refresh(struct server *s, int force)
 	pt->seen_voters = ps.voters;
 	pt->seen_removed = ps.removed;
 	pt->seen_next = ps.conf_next;
+	/* for the other threads (snapshot server, cluster tables, health) at
+	 * once: a peer's snapshot request may come before the first publish */
+	pthread_mutex_lock(&s->imu);
+	s->pub_pt = *pt;
+	pthread_mutex_unlock(&s->imu);
 	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
 		uint64_t b = id_bit(j);
 		if ((pt->members & b) == (old.members & b) &&

@@ -46,7 +46,6 @@ void srvvt_publish(struct server *s)
 	pthread_mutex_lock(&s->imu);
 	s->pst = ps;
 	s->pub_conf = conf;
-	s->pub_pt = s->pt;
 	s->info.role = (int)ps.role;
 	s->info.ballot = ps.ballot;
 	s->info.chosen = ps.chosen;
