@@ -303,6 +303,17 @@ int transport_send_group(struct transport *t, const struct transport_msg *m, uns
 	return rc < 0 ? rc : t->ops->send_group(t, m, n);
 }
 
+int transport_set_dests(struct transport *t, const struct transport_addr *d, unsigned n)
+{
+	if (!t || n == 0 || n > TRANSPORT_MAX_DESTS || !d)
+		return MTR_EINVAL;
+	if (t->cfg.ndests == 0)
+		return 0; /* a multicast group */
+	memcpy(t->cfg.dests, d, n * sizeof *d);
+	t->cfg.ndests = n;
+	return 0;
+}
+
 int transport_send_to(struct transport *t, const struct transport_msg *m, unsigned n)
 {
 	if (!t || (n && !m))

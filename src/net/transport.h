@@ -89,7 +89,7 @@ struct transport_counters {
 	uint64_t drops[TRANSPORT_DROP__COUNT];
 };
 
-#define TRANSPORT_MAX_DESTS 16
+#define TRANSPORT_MAX_DESTS 32 /* the members of two configurations */
 
 /* Configuration (zero it, then set what you need; transport_config_init()
  * gives the defaults). */
@@ -169,6 +169,11 @@ int transport_send_group(struct transport *t, const struct transport_msg *m, uns
 
 /* Send n datagrams, each to its m[i].peer. */
 int transport_send_to(struct transport *t, const struct transport_msg *m, unsigned n);
+/* Replace the fan-out destinations of the group (a proxy following a new
+ * membership, doc/proxy.md "Servers"): 0, or MTR_EINVAL (n is 0 or over
+ * TRANSPORT_MAX_DESTS).  A multicast group (no destinations) stays as it
+ * is: the servers join it.  Not concurrently with a send. */
+int transport_set_dests(struct transport *t, const struct transport_addr *d, unsigned n);
 
 /* Receive up to n checked datagrams without blocking; returns the count (0
  * when none is waiting) or a negative code.  m[i].buf belongs to the

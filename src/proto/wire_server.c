@@ -275,12 +275,55 @@ size_t wire_status_build(uint8_t *buf, const struct wire_from *f, const struct w
 	st64(pl + 25, m->applied);
 	st64(pl + 33, m->compacted);
 	st64(pl + 41, m->origin);
-	return wire_frame_finish(buf, f, WIRE_T_STATUS, WIRE_STATUS_SIZE);
+	size_t len = WIRE_STATUS_SIZE;
+	if (m->conf != 0) {
+		st64(pl + len, m->conf);
+		pl[len + 8] = m->nmembers;
+		len += 9;
+		for (unsigned i = 0; i < m->nmembers; i++, len += WIRE_STATUS_MEMBER_SIZE) {
+			pl[len] = m->m[i].id;
+			pl[len + 1] = m->m[i].flags;
+			st32(pl + len + 2, m->m[i].ip);
+			st16(pl + len + 6, m->m[i].port);
+		}
+	}
+	return wire_frame_finish(buf, f, WIRE_T_STATUS, (uint32_t)len);
+}
+
+/* The membership part of a STATUS (len bytes after the origin). */
+static int status_members_decode(const uint8_t *p, size_t len, struct wire_status *m)
+{
+	if (len < 9)
+		return MTR_EMALFORMED;
+	m->conf = ld64(p);
+	m->nmembers = p[8];
+	if (m->conf < 2 || m->nmembers == 0 || m->nmembers > WIRE_STATUS_MEMBERS_MAX ||
+	    len != 9 + (size_t)m->nmembers * WIRE_STATUS_MEMBER_SIZE)
+		return MTR_EMALFORMED;
+	int staying = 0;
+	for (unsigned i = 0; i < m->nmembers; i++) {
+		const uint8_t *q = p + 9 + (size_t)i * WIRE_STATUS_MEMBER_SIZE;
+		struct wire_status_member *e = &m->m[i];
+		e->id = q[0];
+		e->flags = q[1];
+		e->ip = ld32(q + 2);
+		e->port = ld16(q + 6);
+		if (e->id >= WIRE_MEMBER_ID_MAX || (i > 0 && e->id <= m->m[i - 1].id) ||
+		    (e->flags & ~(WIRE_MEMBER_VOTER | WIRE_MEMBER_LEAVING)) || e->port == 0)
+			return MTR_EMALFORMED;
+		staying |= !(e->flags & WIRE_MEMBER_LEAVING);
+	}
+	return staying ? 0 : MTR_EMALFORMED;
 }
 
 int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m)
 {
-	if ((len != WIRE_STATUS_SIZE && len != WIRE_STATUS_SIZE_V1) || p[4] > WIRE_ROLE_LEADER)
+	if ((len != WIRE_STATUS_SIZE && len != WIRE_STATUS_SIZE_V1 && len < WIRE_STATUS_SIZE + 9) ||
+	    p[4] > WIRE_ROLE_LEADER)
+		return MTR_EMALFORMED;
+	m->conf = 0;
+	m->nmembers = 0;
+	if (len > WIRE_STATUS_SIZE && status_members_decode(p + WIRE_STATUS_SIZE, len - WIRE_STATUS_SIZE, m) != 0)
 		return MTR_EMALFORMED;
 	m->node = ld32(p);
 	m->role = p[4];
@@ -289,7 +332,7 @@ int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m)
 	m->chosen = ld64(p + 17);
 	m->applied = ld64(p + 25);
 	m->compacted = ld64(p + 33);
-	m->origin = len == WIRE_STATUS_SIZE ? ld64(p + 41) : 0;
+	m->origin = len >= WIRE_STATUS_SIZE ? ld64(p + 41) : 0;
 	return 0;
 }
 

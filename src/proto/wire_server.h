@@ -217,9 +217,23 @@ int wire_cancel_read_decode(const uint8_t *p, size_t len, struct wire_cancel_rea
  * liveness, catch-up and compaction decisions, and read routing (a session
  * read goes to a server that has applied enough).  A payload of the older
  * WIRE_STATUS_SIZE_V1 bytes (no origin) decodes with origin 0.
+ *
+ * Membership (doc/protocol.md "STATUS"; only once the cluster has changed
+ * its configuration, so that a cluster that never did sends the 49 bytes):
+ * conf u64 (the version: 2E + 1 for the configuration in force since
+ * instance E, 2E while one in force from E is pending; >= 2), members u8
+ * (1 .. WIRE_STATUS_MEMBERS_MAX), then per member id u8 (< 64, strictly
+ * increasing), flags u8 (WIRE_MEMBER_VOTER, WIRE_MEMBER_LEAVING), ip u32,
+ * port u16 (not 0).  At least one member is not leaving.
  */
 #define WIRE_STATUS_SIZE 49
 #define WIRE_STATUS_SIZE_V1 41
+#define WIRE_STATUS_MEMBERS_MAX 32u /* a configuration in force and a pending one */
+#define WIRE_STATUS_MEMBER_SIZE 8u
+#define WIRE_STATUS_MAX (WIRE_STATUS_SIZE + 9 + WIRE_STATUS_MEMBERS_MAX * WIRE_STATUS_MEMBER_SIZE)
+#define WIRE_MEMBER_ID_MAX 64u     /* ids are 0 .. this - 1 (PAXOS_MAX_ID) */
+#define WIRE_MEMBER_VOTER 1u       /* votes in the newest configuration */
+#define WIRE_MEMBER_LEAVING 2u     /* a member of the one in force only (a pending one drops it) */
 /* A server's role in STATUS: the Paxos core's enum paxos_role, same numbers
  * (server.c checks that at compile time). */
 enum wire_role { WIRE_ROLE_FOLLOWER = 0, WIRE_ROLE_CANDIDATE = 1, WIRE_ROLE_LEADER = 2 };
@@ -230,11 +244,20 @@ struct wire_status {
 	uint32_t leader;
 	uint64_t ballot, chosen, applied, compacted;
 	uint64_t origin;
+	uint64_t conf;    /* membership version; 0: none carried (the initial configuration) */
+	uint8_t nmembers; /* when conf != 0 */
+	struct wire_status_member {
+		uint8_t id, flags;
+		uint32_t ip;
+		uint16_t port;
+	} m[WIRE_STATUS_MEMBERS_MAX];
 };
-/* Build in buf (at least WIRE_STATUS_SIZE + WIRE_OVERHEAD bytes). */
+/* Build in buf (at least WIRE_STATUS_MAX + WIRE_OVERHEAD bytes); the
+ * membership only when m->conf != 0 (the caller passes a valid one). */
 size_t wire_status_build(uint8_t *buf, const struct wire_from *f, const struct wire_status *m);
-/* 0 or MTR_EMALFORMED (length neither WIRE_STATUS_SIZE nor
- * WIRE_STATUS_SIZE_V1, role > 2). */
+/* 0 or MTR_EMALFORMED (length neither WIRE_STATUS_SIZE, WIRE_STATUS_SIZE_V1
+ * nor that of a valid membership, role > 2, a membership against the rules
+ * above).  Without one, conf and nmembers are 0. */
 int wire_status_decode(const uint8_t *p, size_t len, struct wire_status *m);
 
 /* ---- STATS ------------------------------------------------------------ */

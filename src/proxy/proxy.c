@@ -364,8 +364,10 @@ int proxy_run(struct proxy *p)
 		memcpy(p->pub_tls, p->tls_counts, sizeof p->tls_counts);
 		transport_counters(p->t, &p->pub_tc);
 		p->pub_heard = 0;
-		for (unsigned i = 0; i < p->cfg.cc.nservers; i++)
-			p->pub_heard += p->srv[i].known && p->now_ms - p->srv[i].seen_ms < ALIVE_MS;
+		p->pub_servers = (unsigned)__builtin_popcountll(p->servers);
+		for (unsigned i = 0; i < PROXY_SERVER_IDS; i++)
+			p->pub_heard += (p->servers & (UINT64_C(1) << i)) && p->srv[i].known &&
+					p->now_ms - p->srv[i].seen_ms < ALIVE_MS;
 		pthread_mutex_unlock(&p->mu);
 		atomic_store_explicit(&p->loop_ms, p->now_ms, memory_order_relaxed);
 	}
@@ -485,6 +487,8 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 	if (!p->gq.mem || !p->tq.mem || !p->gq.msg || !p->tq.msg)
 		goto fail;
 	p->gq.group = 1;
+	pxnet_servers_init(p);
+	p->pub_servers = cfg->cc.nservers;
 	for (unsigned i = 0; i < SENDQ_CAP; i++) {
 		p->gq.msg[i].buf = p->gq.mem + (size_t)i * p->mtu;
 		p->tq.msg[i].buf = p->tq.mem + (size_t)i * p->mtu;

@@ -28,7 +28,7 @@
  * initializers); mtrproxy --help prints them. */
 #define PROXY_KEYS                                                                                              \
 	{ "proxy.listen", CONF_STRING, "127.0.0.1:7400", "TCP address ip:port for clients" },                     \
-	{ "proxy.id", CONF_INT, "256", "sender id in datagrams (servers are 0..15; give each proxy its own)" },     \
+	{ "proxy.id", CONF_INT, "256", "sender id in datagrams (server ids are 0..63; give each proxy its own, >= 64)" },     \
 	{ "proxy.bind", CONF_STRING, NULL,                                                                       \
 	  "UDP address ip:port for RESULT, RESEND and STATUS datagrams; unset: the local address the kernel "     \
 	  "uses toward server 0, any port" },                                                                     \

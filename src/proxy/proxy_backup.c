@@ -114,7 +114,7 @@ static void bk_fail(struct pxbackup *b, int32_t status, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	struct proxy *p = b->p;
-	if (!b->begun && b->c && b->tries < p->cfg.cc.nservers) {
+	if (!b->begun && b->c && b->tries < (unsigned)__builtin_popcountll(p->servers)) {
 		mtr_log(LOG_INFO, "proxy: backup for client %llu: %s; asking another server", (unsigned long long)b->c->no,
 			msg);
 		if (b->fd >= 0)
@@ -337,7 +337,7 @@ static int bk_connect(struct pxbackup *b)
 	b->state = BK_CONNECT;
 	b->got = 0;
 	b->deadline_ms = p->now_ms + BK_STEP_MS;
-	const struct transport_addr *a = &p->cfg.cc.servers[b->server];
+	const struct transport_addr *a = &p->saddr[b->server];
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(a->port), .sin_addr.s_addr = htonl(a->ip)};
 	b->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (b->fd < 0)

@@ -277,11 +277,12 @@ void proxy_metrics(struct proxy *p, struct metrics_buf *b)
 	memcpy(drops, p->pub_drops, sizeof drops);
 	memcpy(tls, p->pub_tls, sizeof tls);
 	tc = p->pub_tc;
-	unsigned heard = p->pub_heard;
+	unsigned heard = p->pub_heard, servers = p->pub_servers;
 	pthread_mutex_unlock(&p->mu);
 
 	metrics_gauge(b, METRICS_PREFIX "proxy_id", "this proxy's proxy.id", p->cfg.id);
-	metrics_gauge(b, METRICS_PREFIX "servers", "servers in cluster.servers", p->cfg.cc.nservers);
+	metrics_gauge(b, METRICS_PREFIX "servers", "servers the proxy sends to (cluster.servers, or the membership STATUS carried)",
+		      servers);
 	metrics_gauge(b, METRICS_PREFIX "servers_heard", "servers whose STATUS arrived within the last second",
 		      heard);
 	metrics_hist(b, METRICS_PREFIX "proxy_write_seconds",

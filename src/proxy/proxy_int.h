@@ -36,6 +36,7 @@
 #include "proxy_auth.h"
 #include "tlsconn.h"
 #include "transport.h"
+#include "wire_server.h"
 
 #define SENDQ_CAP 256u         /* datagrams per send call */
 #define RECV_BATCH 64u         /* datagrams per transport_recv */
@@ -224,6 +225,9 @@ struct ipack {
 	struct transport_addr peer;
 };
 
+/* Node ids of servers: 0 .. PROXY_SERVER_IDS - 1 (doc/paxos.md "Membership"). */
+#define PROXY_SERVER_IDS WIRE_MEMBER_ID_MAX
+
 /* What the proxy knows of one server, from its STATUS (reads routing). */
 struct srv {
 	uint64_t applied;
@@ -263,7 +267,12 @@ struct proxy {
 	struct pend *rhead, *rtail;
 	uint64_t next_rid;
 
-	struct srv srv[CLUSTERCONF_MAX_SERVERS];
+	/* The servers, per node id (doc/proxy.md "Servers"): cluster.servers
+	 * at start, then the newest membership a STATUS carried. */
+	struct srv srv[PROXY_SERVER_IDS];
+	uint64_t servers;      /* ids with an address */
+	uint64_t servers_conf; /* version of the membership followed (0: cluster.servers) */
+	struct transport_addr saddr[PROXY_SERVER_IDS];
 	unsigned rr;
 
 	struct client *clients;
@@ -305,6 +314,7 @@ struct proxy {
 	uint64_t pub_tls[PROXY_TLS__COUNT];    /* under mu: a copy of tls_counts */
 	struct transport_counters pub_tc;      /* under mu: the transport's counters */
 	unsigned pub_heard;                    /* under mu: servers whose STATUS is younger than ALIVE_MS */
+	unsigned pub_servers;                  /* under mu: servers the proxy follows */
 	_Atomic uint64_t loop_ms;              /* the loop's last pass (monotonic ms): /livez */
 	struct metrics_hist write_hist;        /* QUERY to ANSWER of writes (linearizable reads included) */
 	struct metrics_hist read_hist;         /* QUERY to ANSWER of none/session reads */
@@ -411,8 +421,17 @@ void pxnet_flush_items(struct proxy *p);
 void pxnet_read_unlink(struct proxy *p, struct pend *q);
 /* Append the READ q to the read list (oldest send first). */
 void pxnet_read_list_append(struct proxy *p, struct pend *q);
-/* The server for a read that needs min_inst, round robin from `from`. */
+/* The server for a read that needs min_inst, round robin from turn `from`
+ * (the from-th server, modulo their number, in the order of the ids). */
 unsigned pxnet_read_pick(struct proxy *p, uint64_t min_inst, unsigned from);
+/* The servers from cluster.servers (at start). */
+void pxnet_servers_init(struct proxy *p);
+/* Follow the membership a STATUS carries when it is newer than the one
+ * followed: the server list, and the transport's fan-out destinations. */
+void pxnet_servers_follow(struct proxy *p, const struct wire_status *s);
+/* The server of turn `from`: the from-th, modulo their number, in the
+ * order of the ids. */
+unsigned pxnet_server_next(const struct proxy *p, unsigned from);
 /* Send the READ datagram of q to q->server (with what is left of its deadline). */
 void pxnet_read_send(struct proxy *p, struct pend *q);
 /* Tell q->server that the READ q is no longer needed (CANCEL_READ). */

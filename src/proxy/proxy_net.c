@@ -211,18 +211,75 @@ void pxnet_read_list_append(struct proxy *p, struct pend *q)
 	p->rtail = q;
 }
 
+/* ---- the servers (doc/proxy.md "Servers") ---- */
+
+void pxnet_servers_init(struct proxy *p)
+{
+	p->servers = 0;
+	p->servers_conf = 0;
+	for (unsigned j = 0; j < p->cfg.cc.nservers && j < PROXY_SERVER_IDS; j++) {
+		p->saddr[j] = p->cfg.cc.servers[j];
+		p->servers |= UINT64_C(1) << j;
+	}
+}
+
+unsigned pxnet_server_next(const struct proxy *p, unsigned from)
+{
+	unsigned n = (unsigned)__builtin_popcountll(p->servers), k = n ? from % n : 0;
+	for (unsigned i = 0; i < PROXY_SERVER_IDS; i++)
+		if ((p->servers & (UINT64_C(1) << i)) && k-- == 0)
+			return i;
+	return 0; /* never: the list is never empty */
+}
+
+void pxnet_servers_follow(struct proxy *p, const struct wire_status *s)
+{
+	if (s->conf <= p->servers_conf)
+		return;
+	uint64_t was = p->servers;
+	p->servers = 0;
+	struct transport_addr dests[WIRE_STATUS_MEMBERS_MAX];
+	unsigned nd = 0;
+	char list[WIRE_STATUS_MEMBERS_MAX * 28] = "";
+	size_t used = 0;
+	for (unsigned i = 0; i < s->nmembers; i++) {
+		const struct wire_status_member *e = &s->m[i];
+		struct transport_addr a = {.ip = e->ip, .port = e->port};
+		if (p->saddr[e->id].ip != a.ip || p->saddr[e->id].port != a.port || !(was & (UINT64_C(1) << e->id)))
+			p->srv[e->id] = (struct srv){0}; /* another server under that id: unknown yet */
+		p->saddr[e->id] = a;
+		p->servers |= UINT64_C(1) << e->id;
+		dests[nd++] = a;
+		char ab[24];
+		if (used < sizeof list)
+			used += (size_t)snprintf(list + used, sizeof list - used, "%s%u=%s%s", i ? " " : "", e->id,
+						 transport_addr_format(&a, ab, sizeof ab),
+						 (e->flags & WIRE_MEMBER_LEAVING) ? "(leaving)"
+						 : (e->flags & WIRE_MEMBER_VOTER) ? ""
+										   : "(learner)");
+	}
+	for (unsigned j = 0; j < PROXY_SERVER_IDS; j++)
+		if ((was & ~p->servers) & (UINT64_C(1) << j))
+			p->srv[j] = (struct srv){0};
+	p->servers_conf = s->conf;
+	int rc = transport_set_dests(p->t, dests, nd);
+	mtr_log(rc == 0 ? LOG_INFO : LOG_WARN, "proxy: servers now %s (membership %llu from server %u)%s%s", list,
+		(unsigned long long)s->conf, s->node, rc == 0 ? "" : "; the transport kept its destinations: ",
+		rc == 0 ? "" : mtr_strerror(rc));
+}
+
 /* The server for a read: one alive that has applied min_inst (round robin
  * from `from`), else simply the next one. */
 unsigned pxnet_read_pick(struct proxy *p, uint64_t min_inst, unsigned from)
 {
-	unsigned n = p->cfg.cc.nservers;
+	unsigned n = (unsigned)__builtin_popcountll(p->servers);
 	for (unsigned k = 0; k < n; k++) {
-		unsigned i = (from + k) % n;
+		unsigned i = pxnet_server_next(p, from + k);
 		struct srv *s = &p->srv[i];
 		if (s->known && p->now_ms - s->seen_ms < ALIVE_MS && s->applied >= min_inst)
 			return i;
 	}
-	return from % n;
+	return pxnet_server_next(p, from);
 }
 
 static int srv_alive(const struct proxy *p, unsigned i)
@@ -240,7 +297,7 @@ void pxnet_read_send(struct proxy *p, struct pend *q)
 			      .item = q->item, .item_len = q->item_len};
 	long n = wire_read_build(b, p->mtu, &p->from, &m);
 	if (n > 0)
-		sendq_commit(&p->tq, (size_t)n, &p->cfg.cc.servers[q->server]);
+		sendq_commit(&p->tq, (size_t)n, &p->saddr[q->server]);
 	q->sent_ms = p->now_ms;
 }
 
@@ -248,7 +305,7 @@ void pxnet_read_cancel(struct proxy *p, struct pend *q)
 {
 	uint8_t *b = sendq_slot(p, &p->tq);
 	struct wire_cancel_read m = {.stream = p->stream, .rid = q->rid};
-	sendq_commit(&p->tq, wire_cancel_read_build(b, &p->from, &m), &p->cfg.cc.servers[q->server]);
+	sendq_commit(&p->tq, wire_cancel_read_build(b, &p->from, &m), &p->saddr[q->server]);
 	p->st.cancel_reads++;
 }
 
@@ -454,11 +511,13 @@ static void on_resend(struct proxy *p, const struct transport_msg *m)
 static void on_status(struct proxy *p, const struct transport_msg *m)
 {
 	struct wire_status s;
-	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &s) != 0 || s.node >= p->cfg.cc.nservers ||
+	if (wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &s) != 0 || s.node >= PROXY_SERVER_IDS ||
 	    s.node != m->hdr.sender) {
 		p->drops[PROXY_DROP_status]++;
 		return;
 	}
+	if (s.conf)
+		pxnet_servers_follow(p, &s);
 	struct srv *v = &p->srv[s.node];
 	if (s.applied > v->applied)
 		v->applied = s.applied;
@@ -505,8 +564,8 @@ int pxnet_transport_drain(struct proxy *p)
 			/* only the configured servers answer a proxy (DESIGN.md
 			 * invariant 8: only a configured server speaks as one) */
 			uint32_t j = m->hdr.sender;
-			if (j >= p->cfg.cc.nservers || p->cfg.cc.servers[j].ip != m->peer.ip ||
-			    p->cfg.cc.servers[j].port != m->peer.port) {
+			if (j >= PROXY_SERVER_IDS || !(p->servers & (UINT64_C(1) << j)) || p->saddr[j].ip != m->peer.ip ||
+			    p->saddr[j].port != m->peer.port) {
 				p->drops[m->hdr.type == WIRE_T_RESULT || m->hdr.type == WIRE_T_RESEND ||
 						 m->hdr.type == WIRE_T_STATUS || m->hdr.type == WIRE_T_RESULT_UNKNOWN
 					 ? PROXY_DROP_sender
@@ -558,15 +617,16 @@ static void send_stats(struct proxy *p)
 	for (unsigned r = 0; r < PROXY_TLS__COUNT; r++)
 		stats_put(wire_stats_list_put, o, "proxy.tls", pxtls_stat_name(r), p->tls_counts[r]);
 	transport_stats_each(p->t, "transport", wire_stats_list_put, o);
-	const struct clusterconf *cc = &p->cfg.cc;
-	for (uint32_t j = 0; j < cc->nservers; j++) {
+	for (uint32_t j = 0; j < PROXY_SERVER_IDS; j++) {
+		if (!(p->servers & (UINT64_C(1) << j)))
+			continue;
 		size_t idx = 0;
 		for (;;) {
 			uint8_t *b = sendq_slot(p, &p->tq);
 			size_t n = wire_stats_build(b, p->mtu, &p->from, p->cfg.id, o->w, o->n, &idx);
 			if (n == 0)
 				break;
-			sendq_commit(&p->tq, n, &cc->servers[j]);
+			sendq_commit(&p->tq, n, &p->saddr[j]);
 		}
 	}
 	free(o);
@@ -620,12 +680,12 @@ static void ask_again(struct proxy *p)
 		struct wire_result_request rq = {.stream = p->stream, .nrec = n, .recs = recs};
 		while (rq.nrec > 0) {
 			uint32_t packed = 0;
-			unsigned srv = p->rr++ % p->cfg.cc.nservers;
+			unsigned srv = pxnet_server_next(p, p->rr++);
 			uint8_t *b = sendq_slot(p, &p->tq);
 			size_t len = wire_result_request_build(b, p->mtu, &p->from, &rq, &packed);
 			if (len == 0)
 				break;
-			sendq_commit(&p->tq, len, &p->cfg.cc.servers[srv]);
+			sendq_commit(&p->tq, len, &p->saddr[srv]);
 			rq.recs += packed;
 			rq.nrec -= packed;
 			dgrams++;

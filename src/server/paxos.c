@@ -1719,6 +1719,7 @@ void paxos_status(const struct paxos *p, struct paxos_status *st)
 	st->removed = p->removed;
 	st->self_removed = (p->removed & bit(p->cfg.id)) != 0;
 	st->conf_next = p->confs[p->n_confs - 1].eff > p->delivered + 1 ? p->confs[p->n_confs - 1].eff : 0;
+	st->conf_since = c->eff;
 	st->role = p->role;
 	st->ballot = p->promised;
 	st->leader = p->leader_ballot ? paxos_ballot_node(p->leader_ballot) : PAXOS_BROADCAST;

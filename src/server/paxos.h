@@ -238,6 +238,7 @@ struct paxos_status {
 	uint64_t members;   /* ids that are members (voters and learners) there */
 	uint64_t removed;   /* ids known to be removed: their messages are refused */
 	uint64_t conf_next; /* first instance of a pending configuration, 0 if none */
+	uint64_t conf_since; /* first instance of the configuration in force (0: the initial one) */
 	bool self_removed;  /* this node was removed from the cluster */
 };
 

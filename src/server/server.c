@@ -42,6 +42,8 @@
 _Static_assert(WIRE_ROLE_FOLLOWER == (int)PAXOS_FOLLOWER && WIRE_ROLE_CANDIDATE == (int)PAXOS_CANDIDATE &&
 		       WIRE_ROLE_LEADER == (int)PAXOS_LEADER, "STATUS carries enum paxos_role");
 _Static_assert(CLUSTERCONF_MAX_SERVERS == PAXOS_MAX_NODES, "a cluster's servers are the Paxos core's nodes");
+_Static_assert(WIRE_MEMBER_ID_MAX == PAXOS_MAX_ID && WIRE_STATUS_MEMBERS_MAX >= 2 * PAXOS_MAX_NODES,
+	       "STATUS carries the members of two configurations");
 
 /* ---- configuration ---- */
 
@@ -155,8 +157,8 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 static void release(struct server *s)
 {
 	uint64_t mine = s->applied_net, r = mine;
-	for (uint32_t j = 0; j < s->cfg.cc.nservers; j++) {
-		if (j == s->cfg.id)
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
+		if (srvnet_peer_addr(s, j) == NULL)
 			continue;
 		uint64_t a = s->peers[j].heard ? s->peers[j].st.applied : 0;
 		if (a + s->cfg.compact_lag >= mine && a < r)
@@ -239,6 +241,8 @@ int server_install_applied(struct server *s, struct batch_order *cur)
 		rc = paxos_install(s->px, apply_applied(s->ap), cur);
 	if (rc == 0)
 		rc = apply_confs(s->ap, conf_restore, s); /* doc/paxos.md "Membership", rule 6 */
+	if (rc == 0)
+		srvnet_peers_refresh(s, 1);
 	return rc;
 }
 

@@ -51,12 +51,29 @@ static int peer_up(const struct server *s, const struct peer *pp, uint64_t now)
 
 /* ---- log lines (network thread) ---- */
 
+/* How many voters of the configuration in force pt (this server
+ * included when it votes) peers shows up at now, and how many make a
+ * majority of them. */
+static unsigned voters_heard(const struct server *s, const struct peer_table *pt, const struct peer *peers,
+			     uint64_t now, unsigned *need)
+{
+	unsigned heard = 0;
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
+		if (!(pt->voters & (UINT64_C(1) << j)))
+			continue;
+		if (j == s->cfg.id || ((pt->members & (UINT64_C(1) << j)) && peer_up(s, &peers[j], now)))
+			heard++;
+	}
+	*need = (unsigned)__builtin_popcountll(pt->voters) / 2 + 1;
+	return heard;
+}
+
 static void log_peers(struct server *s, uint64_t now)
 {
-	const struct clusterconf *cc = &s->cfg.cc;
 	struct health_log *h = &s->hl;
-	for (uint32_t j = 0; j < cc->nservers; j++) {
-		if (j == s->cfg.id)
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
+		const struct transport_addr *pa = srvnet_peer_addr(s, j);
+		if (pa == NULL)
 			continue;
 		int up = peer_up(s, &s->peers[j], now);
 		if (h->peer[j] == up)
@@ -68,7 +85,7 @@ static void log_peers(struct server *s, uint64_t now)
 			continue;
 		}
 		char a[32], flaps[64] = "";
-		transport_addr_format(&cc->servers[j], a, sizeof a);
+		transport_addr_format(pa, a, sizeof a);
 		if (h->peer_flaps[j])
 			snprintf(flaps, sizeof flaps, " (%u more changes in the last %u s)", h->peer_flaps[j],
 				 HEALTH_LOG_MS / 1000);
@@ -89,12 +106,9 @@ static void log_peers(struct server *s, uint64_t now)
 
 static void log_majority(struct server *s, uint64_t now)
 {
-	const struct clusterconf *cc = &s->cfg.cc;
 	struct health_log *h = &s->hl;
-	unsigned heard = 1, need = cc->nservers / 2 + 1;
-	for (uint32_t j = 0; j < cc->nservers; j++)
-		if (j != s->cfg.id && peer_up(s, &s->peers[j], now))
-			heard++;
+	unsigned need, heard = voters_heard(s, &s->pt, s->peers, now, &need);
+	unsigned voters = (unsigned)__builtin_popcountll(s->pt.voters);
 	int ok = heard >= need;
 	if (h->majority == ok || now < h->majority_next_ms)
 		return;
@@ -103,12 +117,12 @@ static void log_majority(struct server *s, uint64_t now)
 	if (ok)
 		mtr_log(h->majority == -1 ? LOG_INFO : LOG_WARN,
 			"majority %s: this server hears %u of %u servers (%u needed)",
-			h->majority == -1 ? "present" : "regained", heard, cc->nservers, need);
+			h->majority == -1 ? "present" : "regained", heard, voters, need);
 	else
 		mtr_log(LOG_WARN,
 			"majority lost: this server hears %u of %u servers (%u needed): writes and linearizable reads "
 			"cannot commit here until more servers are reachable",
-			heard, cc->nservers, need);
+			heard, voters, need);
 	h->majority = ok;
 	h->majority_next_ms = now + HEALTH_LOG_MS;
 }
@@ -117,8 +131,8 @@ static void log_lag(struct server *s, uint64_t now)
 {
 	struct health_log *h = &s->hl;
 	uint64_t top = s->pst.chosen;
-	for (uint32_t j = 0; j < s->cfg.cc.nservers; j++)
-		if (j != s->cfg.id && peer_up(s, &s->peers[j], now) && s->peers[j].st.chosen > top)
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+		if (srvnet_peer_addr(s, j) && peer_up(s, &s->peers[j], now) && s->peers[j].st.chosen > top)
 			top = s->peers[j].st.chosen;
 	uint64_t lag = top > s->applied_net ? top - s->applied_net : 0;
 	if (lag > LAG_WARN_INSTANCES) {
@@ -147,7 +161,7 @@ void srvhealth_tick(struct server *s)
 	if (h->start_ms == 0) {
 		h->start_ms = now;
 		h->majority = -1;
-		for (unsigned j = 0; j < PAXOS_MAX_NODES; j++)
+		for (unsigned j = 0; j < PAXOS_MAX_ID; j++)
 			h->peer[j] = -1;
 	}
 	log_peers(s, now);
@@ -208,9 +222,10 @@ static const char *help_of(const char *name)
 struct view {
 	struct paxos_status pst;
 	struct server_info info;
-	struct peer peers[PAXOS_MAX_NODES];
+	struct peer peers[PAXOS_MAX_ID];
+	struct peer_table pt;
 	uint64_t now;
-	unsigned heard, need;
+	unsigned heard, need, voters;
 	int leader; /* a leader among the servers heard (this one included), or -1 */
 };
 
@@ -220,16 +235,15 @@ static void view_take(struct server *s, struct view *v)
 	v->pst = s->pst;
 	v->info = s->info;
 	memcpy(v->peers, s->pub_peers, sizeof v->peers);
+	v->pt = s->pub_pt;
 	pthread_mutex_unlock(&s->imu);
 	v->now = now_mono_ns() / 1000000u;
-	const struct clusterconf *cc = &s->cfg.cc;
-	v->heard = 1;
-	v->need = cc->nservers / 2 + 1;
+	v->heard = voters_heard(s, &v->pt, v->peers, v->now, &v->need);
+	v->voters = (unsigned)__builtin_popcountll(v->pt.voters);
 	v->leader = v->pst.role == PAXOS_LEADER ? (int)s->cfg.id : -1;
-	for (uint32_t j = 0; j < cc->nservers; j++) {
-		if (j == s->cfg.id || !peer_up(s, &v->peers[j], v->now))
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
+		if (!(v->pt.members & (UINT64_C(1) << j)) || j == s->cfg.id || !peer_up(s, &v->peers[j], v->now))
 			continue;
-		v->heard++;
 		if (v->peers[j].st.role == WIRE_ROLE_LEADER && v->leader < 0)
 			v->leader = (int)j;
 	}
@@ -241,16 +255,16 @@ int server_ready(struct server *s, char *why, size_t n)
 	view_take(s, &v);
 	if (v.heard < v.need) {
 		snprintf(why, n, "server %u hears %u of %u servers within %llu ms (%u needed): no majority", s->cfg.id,
-			 v.heard, s->cfg.cc.nservers, (unsigned long long)window_ms(s), v.need);
+			 v.heard, v.voters, (unsigned long long)window_ms(s), v.need);
 		return 0;
 	}
 	if (v.leader < 0) {
 		snprintf(why, n, "server %u hears %u of %u servers but no leader among them (an election is due)",
-			 s->cfg.id, v.heard, s->cfg.cc.nservers);
+			 s->cfg.id, v.heard, v.voters);
 		return 0;
 	}
 	snprintf(why, n, "server %u hears %u of %u servers, leader %d, chosen %llu, applied %llu", s->cfg.id,
-		 v.heard, s->cfg.cc.nservers, v.leader, (unsigned long long)v.pst.chosen,
+		 v.heard, v.voters, v.leader, (unsigned long long)v.pst.chosen,
 		 (unsigned long long)v.info.applied);
 	return 1;
 }
@@ -287,9 +301,9 @@ void server_metrics(struct server *s, struct metrics_buf *b)
 	metrics_gauge(b, METRICS_PREFIX "ready",
 		      "1 when this server hears a majority with a leader among it (what /readyz answers)",
 		      server_ready(s, why, sizeof why));
-	metrics_gauge(b, METRICS_PREFIX "servers", "servers in cluster.servers", s->cfg.cc.nservers);
+	metrics_gauge(b, METRICS_PREFIX "servers", "voters of the configuration in force", v.voters);
 	metrics_gauge(b, METRICS_PREFIX "servers_heard",
-		      "servers heard within the health window (this one included)", v.heard);
+		      "voters heard within the health window (this one included when it votes)", v.heard);
 	metrics_gauge(b, METRICS_PREFIX "paxos_role", "0 follower, 1 candidate, 2 leader", v.pst.role);
 	metrics_gauge(b, METRICS_PREFIX "paxos_leader", "the leader this server follows (-1: none known)",
 		      v.pst.leader == PAXOS_BROADCAST ? -1.0 : (double)v.pst.leader);
@@ -301,8 +315,9 @@ void server_metrics(struct server *s, struct metrics_buf *b)
 	metrics_gauge(b, METRICS_PREFIX "instance_released", "instances and items released up to this one",
 		      (double)v.info.released);
 	uint64_t top = v.pst.chosen;
-	for (uint32_t j = 0; j < s->cfg.cc.nservers; j++)
-		if (j != s->cfg.id && peer_up(s, &v.peers[j], v.now) && v.peers[j].st.chosen > top)
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+		if ((v.pt.members & (UINT64_C(1) << j)) && j != s->cfg.id && peer_up(s, &v.peers[j], v.now) &&
+		    v.peers[j].st.chosen > top)
 			top = v.peers[j].st.chosen;
 	metrics_gauge(b, METRICS_PREFIX "apply_lag_instances",
 		      "instances chosen in the cluster and not applied here yet",

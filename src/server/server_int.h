@@ -167,7 +167,7 @@ struct stream {
 	int has_proxy;
 	uint32_t tries; /* gap requests since gap_wm (proxy first, then peers too) */
 	uint64_t gap_wm; /* the watermark when the current gap was first asked for */
-	uint64_t peer_wm[PAXOS_MAX_NODES]; /* watermarks peers reported (WATERMARK) */
+	uint64_t peer_wm[PAXOS_MAX_ID]; /* watermarks peers reported (WATERMARK), per node id */
 	uint64_t eager_wm; /* the watermark this server last reported eagerly to the leader */
 };
 
@@ -181,6 +181,24 @@ struct peer {
 	uint64_t disk_full; /* ... and its value (1: its data.dir is full) */
 };
 
+/* The peer table (doc/server.md "Peers"): who the other servers are, per
+ * node id, from the configurations the Paxos core knows (in force and
+ * pending, doc/paxos.md "Membership"); cluster.servers is the initial
+ * configuration and gives the address of a member whose entry names none.
+ * Kept by the network thread (srvnet_peers_refresh), which copies it under
+ * imu for the other threads (pub_pt) whenever it changes. */
+struct peer_table {
+	uint64_t servers; /* ids that are servers', never a proxy's: cluster.servers,
+			   * every member in force or pending, the removed ids */
+	uint64_t members; /* ids to talk to: members in force or pending with an address */
+	uint64_t voters;  /* voters of the configuration in force */
+	uint64_t in_force; /* members (voters and learners) of the configuration in force */
+	struct transport_addr addr[PAXOS_MAX_ID]; /* of each id in members */
+	/* the core's status at the last refresh: another one refreshes */
+	int valid;
+	uint64_t seen_members, seen_voters, seen_removed, seen_next;
+};
+
 /* Where a full disk was met (server_disk.c): bits of struct server.full. */
 enum { FULL_INGEST = 1u, FULL_PAXOS = 2u, FULL_APPLY = 4u, FULL_SNAPSHOT = 8u };
 /* What the network thread last logged of the cluster's health
@@ -189,9 +207,9 @@ enum { FULL_INGEST = 1u, FULL_PAXOS = 2u, FULL_APPLY = 4u, FULL_SNAPSHOT = 8u };
  * with the earliest time the next line of each may be written (a
  * flapping link gives one line per HEALTH_LOG_MS, not one per flap). */
 struct health_log {
-	int peer[PAXOS_MAX_NODES];
-	uint64_t peer_next_ms[PAXOS_MAX_NODES];
-	unsigned peer_flaps[PAXOS_MAX_NODES]; /* changes not logged since the last line */
+	int peer[PAXOS_MAX_ID];
+	uint64_t peer_next_ms[PAXOS_MAX_ID];
+	unsigned peer_flaps[PAXOS_MAX_ID]; /* changes not logged since the last line */
 	int majority;
 	uint64_t majority_next_ms;
 	int behind;
@@ -298,7 +316,8 @@ struct server {
 	unsigned nstreams;
 	uint64_t next_sweep_ms;  /* a full stream table is swept for dead streams no earlier */
 	uint64_t full_warn_ms;   /* next "stream table full" warning */
-	struct peer peers[PAXOS_MAX_NODES];
+	struct peer peers[PAXOS_MAX_ID]; /* per node id */
+	struct peer_table pt;
 	int added, marks_dirty, backpressure, last_role;
 	uint64_t history_warn_ms; /* next warning of an unwritten history record (server_apply.c) */
 	uint64_t retain_tick_ms;  /* next idle ingest_sync, for retention (server.c) */
@@ -350,6 +369,7 @@ struct server {
 	pthread_t snap_fetch_th;
 	atomic_int snap_state;     /* SNAP_IDLE, SNAP_FETCHING, SNAP_READY, SNAP_FAILED */
 	uint32_t snap_from;
+	struct transport_addr snap_from_addr; /* its address, set before the fetch thread starts */
 	uint64_t snap_retry_ms;
 	atomic_uint_fast64_t snap_refused; /* requests refused (server.drop.snapshot) */
 	uint64_t origin;                   /* apply_origin() of the replica (network thread) */
@@ -369,7 +389,8 @@ struct server {
 	struct server_info info;
 	struct paxos_status pst;
 	struct batch_conf pub_conf; /* the configuration in force (doc/paxos.md "Membership") */
-	struct peer pub_peers[PAXOS_MAX_NODES];
+	struct peer pub_peers[PAXOS_MAX_ID];
+	struct peer_table pub_pt;
 	struct batch_mark *pub_marks;
 	unsigned pub_nmarks;
 	struct recent recent[RECENT_INSTANCES];
@@ -507,6 +528,14 @@ void srvnet_drop(struct server *s, enum server_drop why, const struct transport_
 /* Whether m comes from configured server j = its sender id, j != us, and
  * from j's configured address (ip and port). */
 bool srvnet_from_peer(const struct server *s, const struct transport_msg *m);
+/* The peer table (struct peer_table): rebuild it when the core's
+ * membership moved (force: unconditionally, after an install). */
+void srvnet_peers_refresh(struct server *s, int force);
+/* The address of member id, or NULL (not a member with an address, or this
+ * server). */
+const struct transport_addr *srvnet_peer_addr(const struct server *s, uint32_t id);
+/* Whether id is a server's (a member, removed, or of cluster.servers). */
+bool srvnet_is_server(const struct server *s, uint32_t id);
 
 /* ---- server_disk.c (network thread) ---- */
 

@@ -98,10 +98,103 @@ void srvnet_drop(struct server *s, enum server_drop why, const struct transport_
 
 bool srvnet_from_peer(const struct server *s, const struct transport_msg *m)
 {
+	const struct transport_addr *a = srvnet_peer_addr(s, m->hdr.sender);
+	return a != NULL && a->ip == m->peer.ip && a->port == m->peer.port;
+}
+
+/* ---- the peer table ---- */
+
+static uint64_t id_bit(uint32_t id)
+{
+	return id < PAXOS_MAX_ID ? UINT64_C(1) << id : 0;
+}
+
+const struct transport_addr *srvnet_peer_addr(const struct server *s, uint32_t id)
+{
+	if (id == s->cfg.id || !(s->pt.members & id_bit(id)))
+		return NULL;
+	return &s->pt.addr[id];
+}
+
+bool srvnet_is_server(const struct server *s, uint32_t id)
+{
+	return (s->pt.servers & id_bit(id)) != 0;
+}
+
+/* Add the members of c to the table: the address a member carries, else
+ * its cluster.servers entry; a member with neither is left out (logged). */
+static void peers_add(struct server *s, const struct batch_conf *c)
+{
 	const struct clusterconf *cc = &s->cfg.cc;
-	uint32_t j = m->hdr.sender;
-	return j < cc->nservers && j != s->cfg.id && cc->servers[j].ip == m->peer.ip &&
-	       cc->servers[j].port == m->peer.port;
+	struct peer_table *pt = &s->pt;
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct batch_member *bm = &c->m[i];
+		uint32_t j = bm->id;
+		pt->servers |= id_bit(j);
+		if (pt->members & id_bit(j))
+			continue;
+		struct transport_addr a;
+		if (bm->addr[0] && transport_addr_parse(bm->addr, 0, &a) == 0 && a.port != 0) {
+			pt->addr[j] = a;
+		} else if (j < cc->nservers) {
+			pt->addr[j] = cc->servers[j];
+		} else {
+			mtr_log(LOG_WARN,
+				"server %u: member %u of the configuration has no usable address (\"%s\"): nothing is "
+				"sent to it or taken from it",
+				s->cfg.id, j, bm->addr);
+			continue;
+		}
+		pt->members |= id_bit(j);
+	}
+}
+
+void srvnet_peers_refresh(struct server *s, int force)
+{
+	struct peer_table *pt = &s->pt;
+	struct paxos_status ps;
+	paxos_status(s->px, &ps);
+	if (!force && pt->valid && ps.members == pt->seen_members && ps.voters == pt->seen_voters &&
+	    ps.removed == pt->seen_removed && ps.conf_next == pt->seen_next)
+		return;
+	struct peer_table old = *pt;
+	struct batch_conf now, latest;
+	paxos_conf_at(s->px, ps.applied + 1, &now);
+	paxos_conf_at(s->px, UINT64_MAX, &latest);
+	uint32_t n = s->cfg.cc.nservers;
+	pt->servers = (n >= 64 ? ~UINT64_C(0) : (UINT64_C(1) << n) - 1) | ps.removed;
+	pt->members = 0;
+	peers_add(s, &now);
+	peers_add(s, &latest);
+	pt->members &= ~ps.removed;
+	pt->voters = ps.voters;
+	pt->in_force = ps.members;
+	pt->valid = 1;
+	pt->seen_members = ps.members;
+	pt->seen_voters = ps.voters;
+	pt->seen_removed = ps.removed;
+	pt->seen_next = ps.conf_next;
+	/* for the other threads (snapshot server, cluster tables, health) at
+	 * once: a peer's snapshot request may come before the first publish */
+	pthread_mutex_lock(&s->imu);
+	s->pub_pt = *pt;
+	pthread_mutex_unlock(&s->imu);
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
+		uint64_t b = id_bit(j);
+		if ((pt->members & b) == (old.members & b) &&
+		    (!(b & pt->members) || (pt->addr[j].ip == old.addr[j].ip && pt->addr[j].port == old.addr[j].port)))
+			continue;
+		/* a new peer starts unheard; a gone one is forgotten */
+		s->peers[j] = (struct peer){0};
+		s->hl.peer[j] = -1;
+		if (!old.valid)
+			continue;
+		char a[32] = "";
+		if (pt->members & b)
+			transport_addr_format(&pt->addr[j], a, sizeof a);
+		mtr_log(LOG_INFO, "server %u: peer table: server %u %s%s%s", s->cfg.id, j,
+			(pt->members & b) ? "at " : "", a, (pt->members & b) ? "" : "left (not a member any more)");
+	}
 }
 
 /* ---- streams ---- */
@@ -220,7 +313,7 @@ void srvnet_stream_tick(struct server *s)
  * (counted). */
 static bool stream_note_proxy(struct server *s, uint64_t id, const struct transport_msg *m)
 {
-	if (m->hdr.sender < s->cfg.cc.nservers)
+	if (srvnet_is_server(s, m->hdr.sender))
 		return true;
 	struct stream *st = srvnet_stream_find(s, id, 1);
 	if (st == NULL) {
@@ -242,7 +335,7 @@ static bool stream_note_proxy(struct server *s, uint64_t id, const struct transp
  * for repair, from a peer server at its own address. */
 static bool items_sender_ok(struct server *s, const struct transport_msg *m)
 {
-	if (m->hdr.sender >= s->cfg.cc.nservers || srvnet_from_peer(s, m))
+	if (!srvnet_is_server(s, m->hdr.sender) || srvnet_from_peer(s, m))
 		return true;
 	srvnet_drop(s, SERVER_DROP_items_sender, m);
 	return false;
@@ -324,7 +417,7 @@ static void on_fragment(struct server *s, const struct transport_msg *m)
 static void on_heartbeat(struct server *s, const struct transport_msg *m)
 {
 	struct wire_heartbeat hb;
-	if (m->hdr.sender < s->cfg.cc.nservers) {
+	if (srvnet_is_server(s, m->hdr.sender)) {
 		srvnet_drop(s, SERVER_DROP_heartbeat_sender, m);
 		return;
 	}
@@ -406,7 +499,6 @@ static void on_resend(struct server *s, const struct transport_msg *m)
  * in turn). */
 static void request_range(struct server *s, const struct ingest_range *r)
 {
-	const struct clusterconf *cc = &s->cfg.cc;
 	/* no create: a stream the table evicted as dead stays evicted */
 	struct stream *st = srvnet_stream_find(s, r->stream, 0);
 	struct wire_resend rs = {.stream = r->stream, .first = r->first, .last = r->last};
@@ -424,25 +516,28 @@ static void request_range(struct server *s, const struct ingest_range *r)
 		uint8_t *b = srvnet_out_buf(s);
 		srvnet_out_push(s, wire_resend_build(b, &s->from, &rs), &st->proxy);
 	}
-	if ((st && st->has_proxy && tries == 0) || cc->nservers < 2)
+	uint64_t others = s->pt.members & ~(UINT64_C(1) << s->cfg.id);
+	if ((st && st->has_proxy && tries == 0) || others == 0)
 		return;
-	uint32_t peer = PAXOS_MAX_NODES;
-	for (uint32_t k = 0; k < cc->nservers && st; k++) {
-		uint32_t j = (s->peer_rr + k) % cc->nservers;
-		if (j != s->cfg.id && st->peer_wm[j] >= r->last) {
+	/* the peers in turn from peer_rr: one that reported holding the
+	 * range first, else the next one */
+	uint32_t peer = PAXOS_MAX_ID, next = PAXOS_MAX_ID;
+	for (uint32_t k = 0; k < PAXOS_MAX_ID; k++) {
+		uint32_t j = (s->peer_rr + k) % PAXOS_MAX_ID;
+		if (!(others & (UINT64_C(1) << j)))
+			continue;
+		if (next == PAXOS_MAX_ID)
+			next = j;
+		if (st && st->peer_wm[j] >= r->last) {
 			peer = j;
 			break;
 		}
 	}
-	if (peer == PAXOS_MAX_NODES) {
-		do
-			peer = s->peer_rr++ % cc->nservers;
-		while (peer == s->cfg.id);
-	} else {
-		s->peer_rr = peer + 1;
-	}
+	if (peer == PAXOS_MAX_ID)
+		peer = next;
+	s->peer_rr = peer + 1;
 	uint8_t *b = srvnet_out_buf(s);
-	srvnet_out_push(s, wire_resend_build(b, &s->from, &rs), &cc->servers[peer]);
+	srvnet_out_push(s, wire_resend_build(b, &s->from, &rs), &s->pt.addr[peer]);
 }
 
 void srvnet_request_gaps(struct server *s)
@@ -502,7 +597,7 @@ void srvnet_eager_report(struct server *s)
 	s->eager_pending = 0;
 	struct paxos_status ps;
 	paxos_status(s->px, &ps);
-	if (ps.role == PAXOS_LEADER || ps.leader >= s->cfg.cc.nservers || ps.leader == s->cfg.id)
+	if (ps.role == PAXOS_LEADER || srvnet_peer_addr(s, ps.leader) == NULL)
 		return;
 	unsigned n = 0;
 	for (unsigned i = 0; i < STREAM_CAP && n < PAXOS_MAX_MARKS; i++) {
@@ -525,7 +620,6 @@ void srvnet_eager_report(struct server *s)
 void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 {
 	struct server *s = data;
-	const struct clusterconf *cc = &s->cfg.cc;
 	if (msg->type == PAXOS_ACCEPT && msg->inst > s->propose_inst) { /* a fresh proposal (stages) */
 		s->propose_inst = msg->inst;
 		s->propose_ns = now_mono_ns();
@@ -540,24 +634,35 @@ void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 		return;
 	}
 	if (to != PAXOS_BROADCAST) {
-		if (to < cc->nservers && to != s->cfg.id)
-			srvnet_out_push(s, (size_t)n, &cc->servers[to]);
+		const struct transport_addr *a = srvnet_peer_addr(s, to);
+		if (a == NULL) { /* a configuration not in the table yet */
+			srvnet_peers_refresh(s, 0);
+			a = srvnet_peer_addr(s, to);
+		}
+		if (a != NULL)
+			srvnet_out_push(s, (size_t)n, a);
 		return;
 	}
 	/*
-	 * The first peer gets the built slot, the others copies of it.  The
+	 * To the core's audience (members in force or pending but us).  The
+	 * first peer gets the built slot, the others copies of it.  The
 	 * copies cannot overwrite the source: a flush happens at most once
-	 * here (at most 15 copies), and only when the source sits in one of
-	 * the last slots, while the copies after it fill the first ones.
+	 * here (at most PAXOS_MAX_ID - 2 copies, fewer than OUT_SLOTS), and
+	 * only when the source sits in one of the last slots, while the
+	 * copies after it fill the first ones.
 	 */
+	uint64_t aud = paxos_audience(s->px);
+	if (aud & ~s->pt.members)
+		srvnet_peers_refresh(s, 0);
 	int first = 1;
-	for (uint32_t j = 0; j < cc->nservers; j++) {
-		if (j == s->cfg.id)
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
+		const struct transport_addr *a = (aud & (UINT64_C(1) << j)) ? srvnet_peer_addr(s, j) : NULL;
+		if (a == NULL)
 			continue;
 		if (first)
-			srvnet_out_push(s, (size_t)n, &cc->servers[j]);
+			srvnet_out_push(s, (size_t)n, a);
 		else
-			out_copy(s, b, (size_t)n, &cc->servers[j]);
+			out_copy(s, b, (size_t)n, a);
 		first = 0;
 	}
 }
@@ -716,30 +821,60 @@ static void on_result_request(struct server *s, const struct transport_msg *m)
  * than the cluster (doc/server.md "Origin") and must answer no client. */
 static int origin_outvoted(const struct server *s)
 {
-	const struct clusterconf *cc = &s->cfg.cc;
 	uint32_t other = 0;
-	for (uint32_t j = 0; j < cc->nservers; j++) {
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
 		const struct peer *p = &s->peers[j];
-		if (j != s->cfg.id && p->heard && s->now_ms - p->last_ms <= 3ull * s->cfg.status_period_ms &&
+		if (srvnet_peer_addr(s, j) && p->heard && s->now_ms - p->last_ms <= 3ull * s->cfg.status_period_ms &&
 		    p->st.origin != s->origin)
 			other++;
 	}
-	return other >= cc->nservers / 2 + 1;
+	return other >= (uint32_t)__builtin_popcountll(s->pt.in_force) / 2 + 1;
+}
+
+/* The membership STATUS carries once the configuration changed (doc/protocol.md
+ * "STATUS"): the members of the configuration in force and of a pending one,
+ * with the addresses of the peer table. */
+static void status_members(struct server *s, const struct paxos_status *ps, struct wire_status *st)
+{
+	if (ps->conf_since == 0 && ps->conf_next == 0)
+		return; /* the initial configuration: cluster.servers says it */
+	struct batch_conf latest;
+	paxos_conf_at(s->px, UINT64_MAX, &latest);
+	uint64_t newest = 0;
+	for (uint32_t i = 0; i < latest.n; i++)
+		newest |= UINT64_C(1) << latest.m[i].id;
+	uint64_t all = (newest | ps->members) & s->pt.members;
+	uint8_t n = 0;
+	for (uint32_t j = 0; j < PAXOS_MAX_ID && n < WIRE_STATUS_MEMBERS_MAX; j++) {
+		uint64_t b = UINT64_C(1) << j;
+		if (!(all & b))
+			continue;
+		const struct batch_member *bm = batch_conf_find(&latest, j);
+		st->m[n++] = (struct wire_status_member){.id = (uint8_t)j,
+							 .flags = (uint8_t)((bm && bm->voter ? WIRE_MEMBER_VOTER : 0) |
+									    (bm ? 0 : WIRE_MEMBER_LEAVING)),
+							 .ip = s->pt.addr[j].ip,
+							 .port = s->pt.addr[j].port};
+	}
+	if (n == 0 || !(all & newest))
+		return; /* no member of the newest one with an address: nothing to tell */
+	st->nmembers = n;
+	st->conf = ps->conf_next ? 2 * ps->conf_next : 2 * ps->conf_since + 1;
 }
 
 void srvnet_send_status(struct server *s)
 {
-	const struct clusterconf *cc = &s->cfg.cc;
 	struct paxos_status ps;
 	paxos_status(s->px, &ps);
 	struct wire_status st = {.node = s->cfg.id, .role = (uint8_t)ps.role, .leader = ps.leader, .ballot = ps.ballot,
 				 .chosen = ps.chosen, .applied = s->applied_net, .compacted = s->released,
 				 .origin = s->origin};
-	uint8_t dg[WIRE_STATUS_SIZE + WIRE_OVERHEAD];
+	status_members(s, &ps, &st);
+	uint8_t dg[WIRE_STATUS_MAX + WIRE_OVERHEAD];
 	size_t n = wire_status_build(dg, &s->from, &st);
-	for (uint32_t j = 0; j < cc->nservers; j++)
-		if (j != s->cfg.id)
-			out_copy(s, dg, n, &cc->servers[j]);
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
+		if (srvnet_peer_addr(s, j))
+			out_copy(s, dg, n, srvnet_peer_addr(s, j));
 	/* proxies route reads and backups by STATUS: not to a replica that
 	 * waits for its content, nor to one whose content is not the
 	 * majority's */

@@ -76,6 +76,17 @@ static void snap_refuse(struct server *s, const char *from, const char *why)
 	}
 }
 
+/* Whether id is another member with an address at ip (snapshot server
+ * thread: the table the network thread published). */
+static bool peer_ip_ok(struct server *s, uint32_t id, uint32_t ip)
+{
+	pthread_mutex_lock(&s->imu);
+	const struct peer_table *pt = &s->pub_pt;
+	bool ok = id < PAXOS_MAX_ID && id != s->cfg.id && (pt->members & (UINT64_C(1) << id)) && pt->addr[id].ip == ip;
+	pthread_mutex_unlock(&s->imu);
+	return ok;
+}
+
 /* Serve one snapshot request on connection fd, from peer (the TCP source):
  * a peer server's (MTRSNAPQ: from that server's configured address) or a
  * proxy's for a backup (MTRSNAPB: any address; the cluster key is the
@@ -99,8 +110,8 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 		snap_refuse(s, from, "not a snapshot request of this cluster");
 		return;
 	}
-	if (!backup && (who >= cc->nservers || who == s->cfg.id || cc->servers[who].ip != peer->ip)) {
-		snap_refuse(s, from, "not from another configured server's address");
+	if (!backup && !peer_ip_ok(s, who, peer->ip)) {
+		snap_refuse(s, from, "not from the address of another member of the configuration");
 		return;
 	}
 	if (!snapchan_request_ok(&cc->key, chal, req)) {
@@ -208,7 +219,7 @@ static void *snap_fetch_main(void *arg)
 {
 	struct server *s = arg;
 	const struct clusterconf *cc = &s->cfg.cc;
-	const struct transport_addr *a = &cc->servers[s->snap_from];
+	const struct transport_addr *a = &s->snap_from_addr;
 	char path[4200];
 	snprintf(path, sizeof path, "%s/snapshot.recv", s->cfg.data_dir);
 	int ok = 0;
@@ -295,12 +306,13 @@ out:
 void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst)
 {
 	struct server *s = data;
-	if (atomic_load(&s->snap_state) != SNAP_IDLE || s->now_ms < s->snap_retry_ms || from >= s->cfg.cc.nservers ||
+	if (atomic_load(&s->snap_state) != SNAP_IDLE || s->now_ms < s->snap_retry_ms || srvnet_peer_addr(s, from) == NULL ||
 	    srvdisk_full(s))
 		return;
 	mtr_log(LOG_INFO, "server %u: server %u compacted instances <= %llu that this server lacks: fetching a snapshot",
 		s->cfg.id, from, (unsigned long long)inst);
 	s->snap_from = from;
+	s->snap_from_addr = *srvnet_peer_addr(s, from);
 	atomic_store(&s->snap_state, SNAP_FETCHING);
 	sigset_t all, old;
 	sigfillset(&all);

@@ -42,6 +42,7 @@ void srvvt_publish(struct server *s)
 	s->last_role = (int)ps.role;
 	struct batch_conf conf;
 	paxos_conf_at(s->px, ps.applied + 1, &conf);
+	srvnet_peers_refresh(s, 0);
 	pthread_mutex_lock(&s->imu);
 	s->pst = ps;
 	s->pub_conf = conf;
@@ -138,8 +139,9 @@ void srvvt_stats_tick(struct server *s)
 		statstab_put(s->stats, self, o->w[i].name, o->w[i].name_len, o->w[i].value, s->now_ms);
 	statstab_expire(s->stats, s->now_ms, STATS_MAX_AGE_MS);
 	const struct clusterconf *cc = &s->cfg.cc;
-	for (uint32_t j = 0; j < cc->nservers; j++) {
-		if (j == s->cfg.id)
+	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++) {
+		const struct transport_addr *a = srvnet_peer_addr(s, j);
+		if (a == NULL)
 			continue;
 		size_t idx = 0, n;
 		for (;;) {
@@ -147,7 +149,7 @@ void srvvt_stats_tick(struct server *s)
 			n = wire_stats_build(b, cc->mtu, &s->from, s->cfg.id, o->w, o->n, &idx);
 			if (n == 0)
 				break;
-			srvnet_out_push(s, n, &cc->servers[j]);
+			srvnet_out_push(s, n, a);
 		}
 	}
 	free(o);
@@ -164,7 +166,8 @@ void srvvt_on_stats(struct server *s, const struct transport_msg *m)
 	 * never ours); other ids are proxies */
 	uint32_t j = m->hdr.sender;
 	char proc[STATSTAB_PROC_MAX];
-	if (j < s->cfg.cc.nservers) {
+	bool server = srvnet_is_server(s, j);
+	if (server) {
 		if (!srvnet_from_peer(s, m)) {
 			srvnet_drop(s, SERVER_DROP_stats_sender, m);
 			return;
@@ -181,7 +184,7 @@ void srvvt_on_stats(struct server *s, const struct transport_msg *m)
 	while (wire_stats_next(&sm, &w)) {
 		statstab_put(s->stats, proc, w.name, w.name_len, w.value, s->now_ms);
 		/* a peer's disk state, for mtr_members.state */
-		if (j < s->cfg.cc.nservers && w.name_len == sizeof full_name - 1 &&
+		if (server && w.name_len == sizeof full_name - 1 &&
 		    memcmp(w.name, full_name, w.name_len) == 0) {
 			s->peers[j].disk_known = 1;
 			s->peers[j].disk_full = w.value;
@@ -198,16 +201,18 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 		return statstab_fill(s->stats, now, sink);
 	pthread_mutex_lock(&s->imu);
 	if (t == CLUSTERVT_MEMBERS) {
-		/* the servers of cluster.servers, then the other members of the
-		 * configuration in force (servers added since) */
-		uint64_t rows = (s->pst.members | s->pst.removed) & ~((UINT64_C(1) << s->cfg.cc.nservers) - 1);
+		/* every server id: cluster.servers, the members in force or
+		 * pending (servers added since), the removed ones */
 		for (uint32_t j = 0; j < PAXOS_MAX_ID && rc == 0; j++) {
-			if (j >= s->cfg.cc.nservers && !(rows & (UINT64_C(1) << j)))
+			uint64_t bit = UINT64_C(1) << j;
+			if (!(s->pub_pt.servers & bit))
 				continue;
 			char addr[BATCH_ADDR_MAX + 1] = "";
 			const struct batch_member *bm = batch_conf_find(&s->pub_conf, j);
 			if (bm != NULL && bm->addr[0])
 				snprintf(addr, sizeof addr, "%s", bm->addr);
+			else if (s->pub_pt.members & bit)
+				transport_addr_format(&s->pub_pt.addr[j], addr, sizeof addr);
 			else if (j < s->cfg.cc.nservers)
 				transport_addr_format(&s->cfg.cc.servers[j], addr, sizeof addr);
 			/* membership: as the configuration in force says */
@@ -215,8 +220,8 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 					    : (s->pst.removed & (UINT64_C(1) << j)) ? "removed" : NULL;
 			const char *role, *state;
 			int64_t alive, chosen, applied;
-			if (j >= s->cfg.cc.nservers || j >= PAXOS_MAX_NODES) {
-				/* added since: no peer state kept for it yet */
+			if (j != s->cfg.id && !(s->pub_pt.members & bit)) {
+				/* not a member to talk to (removed): no peer state */
 				role = "unknown";
 				state = NULL;
 				alive = 0;
@@ -234,7 +239,7 @@ int srvvt_fill(void *arg, enum clustervt_table t, struct clustervt_sink *sink)
 				 * last STATUS (sent before an election, say) */
 				if (s->pst.leader == j)
 					role = "leader";
-				else if (p->heard && p->st.role == PAXOS_LEADER && s->pst.leader < s->cfg.cc.nservers)
+				else if (p->heard && p->st.role == PAXOS_LEADER && s->pst.leader < PAXOS_MAX_ID)
 					role = "follower";
 				alive = p->heard && now - p->last_ms <= 3ull * s->cfg.status_period_ms;
 				/* from its last STATS (once a second), unknown before */

@@ -38,6 +38,7 @@
 
 #include "cproto.h"
 #include "log.h"
+#include "metrics.h"
 #include "metronome.h"
 #include "proxy.h"
 #include "proxy_auth.h"
@@ -1026,6 +1027,156 @@ static unsigned sum(atomic_uint *v)
 	return n;
 }
 
+/* ---- the servers follow the membership STATUS carries ---- */
+
+/* A STATUS of server `node` sent from transport t, with the membership ms
+ * (conf 0: none). */
+static void status_from(struct transport *t, uint32_t node, uint64_t conf, const struct wire_status_member *ms,
+			unsigned n)
+{
+	struct transport_addr pudp;
+	proxy_addrs(P, NULL, &pudp);
+	pudp.ip = 0x7f000001;
+	uint8_t dg[WIRE_STATUS_MAX + WIRE_OVERHEAD];
+	struct wire_status stt = {.node = node, .leader = 0, .conf = conf, .nmembers = (uint8_t)n};
+	if (n)
+		memcpy(stt.m, ms, n * sizeof *ms);
+	struct transport_msg m = {.buf = dg, .peer = pudp};
+	m.len = (uint32_t)wire_status_build(dg, &(struct wire_from){1, node, NULL}, &stt);
+	assert_int_equal(transport_send_to(t, &m, 1), 1);
+}
+
+/* Whether x receives an ITEMS datagram from the proxy within ms. */
+static int gets_items(struct transport *x, int ms)
+{
+	uint64_t end = ms_now() + (uint64_t)ms;
+	struct transport_msg msgs[64];
+	while (ms_now() < end) {
+		transport_wait(x, 20);
+		int n = transport_recv(x, msgs, 64);
+		for (int k = 0; k < n; k++)
+			if (msgs[k].hdr.type == WIRE_T_ITEMS)
+				return 1;
+	}
+	return 0;
+}
+
+/* A figure of the proxy's /metrics page (-1: not there). */
+static double metric(const char *name)
+{
+	struct metrics_buf mb = {0};
+	proxy_metrics(P, &mb);
+	char key[128];
+	snprintf(key, sizeof key, "\n%s ", name);
+	const char *at = mb.p ? strstr(mb.p, key) : NULL;
+	double v = at ? strtod(at + strlen(key), NULL) : -1;
+	metrics_buf_free(&mb);
+	return v;
+}
+
+/* Wait (up to 1 s) for a figure to reach want; its last value. */
+static double metric_wait(const char *name, double want)
+{
+	double v = metric(name);
+	for (int i = 0; i < 100 && v != want; i++) {
+		usleep(10000);
+		v = metric(name);
+	}
+	return v;
+}
+
+static struct wire_status_member member(uint8_t id, uint8_t flags, const struct transport *t)
+{
+	return (struct wire_status_member){.id = id, .flags = flags, .ip = t->cfg.bind.ip, .port = t->cfg.bind.port};
+}
+
+#define SERVERS "metronome_servers"
+#define DROP_SENDER "metronome_proxy_drop_sender_total"
+
+static void test_membership_follow(void **state)
+{
+	(void)state;
+	start(0, 0, 0, 0);
+	/* server 5, added to the cluster: not in cluster.servers */
+	struct transport *x;
+	struct transport_config tc;
+	transport_config_init(&tc);
+	tc.kind = "udp";
+	assert_int_equal(transport_addr_parse("127.0.0.1:0", 0, &tc.bind), 0);
+	tc.cluster = 1;
+	assert_int_equal(transport_open(&tc, &x), 0);
+	all_alive();
+	struct cli c;
+	cli_open(&c);
+	struct cproto_buf b = {0};
+	uint64_t req = 1;
+	int64_t rowid;
+	/* before: writes reach the servers of cluster.servers only */
+	put_query(&b, req++, 0, CPROTO_CONS_NONE);
+	send_all(c.fd, b.p, b.len);
+	assert_int_equal(get_answer(&c, &(uint64_t){0}, &rowid, NULL), 0);
+	assert_false(gets_items(x, 200));
+	/* a STATUS of server 5 is refused while it is not a member */
+	assert_true(metric_wait(SERVERS, 3) == 3);
+	double refused = metric(DROP_SENDER);
+	assert_true(refused >= 0);
+	status_from(x, 5, 0, NULL, 0);
+	assert_true(metric_wait(DROP_SENDER, refused + 1) == refused + 1);
+	/* server 0 tells of a pending configuration: 5 joins, 2 leaves */
+	struct wire_status_member pending[] = {member(0, WIRE_MEMBER_VOTER, F.t[0]), member(1, WIRE_MEMBER_VOTER, F.t[1]),
+					       member(2, WIRE_MEMBER_LEAVING, F.t[2]), member(5, WIRE_MEMBER_VOTER, x)};
+	status_from(F.t[0], 0, 2 * 20, pending, 4);
+	usleep(50000);
+	b.len = 0;
+	put_query(&b, req++, 0, CPROTO_CONS_NONE);
+	send_all(c.fd, b.p, b.len);
+	assert_int_equal(get_answer(&c, &(uint64_t){0}, &rowid, NULL), 0);
+	assert_true(gets_items(x, 2000));
+	assert_true(metric_wait(SERVERS, 4) == 4);
+	/* server 5's STATUS is taken now */
+	refused = metric(DROP_SENDER);
+	status_from(x, 5, 0, NULL, 0);
+	usleep(100000);
+	assert_true(metric(DROP_SENDER) == refused);
+	/* in force: 2 is gone; an older membership heard later changes nothing */
+	struct wire_status_member now[] = {member(0, WIRE_MEMBER_VOTER, F.t[0]), member(1, WIRE_MEMBER_VOTER, F.t[1]),
+					   member(5, WIRE_MEMBER_VOTER, x)};
+	status_from(F.t[1], 1, 2 * 20 + 1, now, 3);
+	usleep(50000);
+	struct wire_status_member old[] = {member(2, WIRE_MEMBER_VOTER, F.t[2])};
+	status_from(F.t[0], 0, 2 * 10 + 1, old, 1);
+	usleep(50000);
+	/* reads go round robin over the members heard alive, never to 2 (nor
+	 * to 5, which answers no READ: its STATUS is 1 s old by then, over
+	 * the proxy's ALIVE_MS) */
+	usleep(1100000);
+	status_from(F.t[0], 0, 0, NULL, 0);
+	status_from(F.t[1], 1, 0, NULL, 0);
+	usleep(50000);
+	unsigned by2 = F.reads_by[2];
+	b.len = 0;
+	uint64_t first = req;
+	for (int i = 0; i < 20; i++)
+		put_query(&b, req++, 1, CPROTO_CONS_NONE);
+	send_all(c.fd, b.p, b.len);
+	for (uint64_t r = first; r < req; r++) {
+		uint64_t got;
+		assert_int_equal(get_answer(&c, &got, &rowid, NULL), 0);
+		assert_int_equal(got, r);
+	}
+	assert_int_equal(F.reads_by[2], by2);
+	assert_true(F.reads_by[0] > 0 && F.reads_by[1] > 0);
+	/* a STATUS of server 2 is refused again */
+	assert_true(metric_wait(SERVERS, 3) == 3);
+	refused = metric(DROP_SENDER);
+	status_from(F.t[2], 2, 0, NULL, 0);
+	assert_true(metric_wait(DROP_SENDER, refused + 1) == refused + 1);
+	cproto_buf_free(&b);
+	cli_close(&c);
+	stop();
+	transport_close(x);
+}
+
 static void test_read_cancel(void **state)
 {
 	(void)state;
@@ -1188,6 +1339,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_bye),
 		cmocka_unit_test(test_fragments_clients_timeout),
 		cmocka_unit_test(test_read_routing),
+		cmocka_unit_test(test_membership_follow),
 		cmocka_unit_test(test_users_parse),
 		cmocka_unit_test(test_read_cancel),
 	};

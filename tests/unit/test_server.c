@@ -679,6 +679,87 @@ static void test_restart_catches_up(void **state)
 	check_digests(f);
 }
 
+/* The peer table follows the configuration (doc/server.md "Peers"): with
+ * mtr_conf recording, at instance 1, the servers 0..2 and a learner 5 at
+ * a socket of the test, the restarted servers send to 5 (the leader's Paxos
+ * broadcasts, every server's STATUS carrying the membership). */
+static void test_peer_table_follows_conf(void **state)
+{
+	struct fix *f = *state;
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	send_items(f, 1, 1, NULL);
+	assert_true(wait_results(f, 1, 0x7, 10000));
+	/* server 5: a socket of the cluster (same key) */
+	struct transport_config tc;
+	transport_config_init(&tc);
+	tc.bind.ip = 0x7f000001;
+	tc.cluster = 1;
+	tc.key = KEY;
+	tc.mtu = WIRE_MAX_DGRAM;
+	struct transport *x;
+	assert_int_equal(transport_open(&tc, &x), 0);
+	struct batch_conf c = {.n = 4};
+	for (uint8_t i = 0; i < NSRV; i++)
+		c.m[i] = (struct batch_member){.id = i, .voter = 1}; /* no address: cluster.servers' */
+	c.m[3] = (struct batch_member){.id = 5, .voter = 0};
+	snprintf(c.m[3].addr, sizeof c.m[3].addr, "127.0.0.1:%u", x->cfg.bind.port);
+	struct batch b = {0};
+	assert_int_equal(batch_set_conf(&b, &c), 0);
+	uint8_t enc[1024];
+	int n = batch_encode(&b, enc, sizeof enc);
+	assert_true(n > 0);
+	batch_free(&b);
+	for (int i = 0; i < NSRV; i++) {
+		srv_stop(f, i);
+		char path[512];
+		snprintf(path, sizeof path, "%s/s%d/replica.db", f->dir, i);
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		sqlite3_stmt *st;
+		assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO mtr_conf VALUES(1, ?1)", -1, &st, NULL), SQLITE_OK);
+		sqlite3_bind_blob(st, 1, enc, n, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+	for (int i = 0; i < NSRV; i++)
+		srv_start(f, i);
+	/* 5 hears Paxos and STATUS from every server; STATUS names 5 at its address */
+	unsigned paxos_from = 0, status_from = 0;
+	int named = 0;
+	uint64_t end = now_mono_ns() + 10000000000ull;
+	struct transport_msg msgs[64];
+	while (now_mono_ns() < end && !(paxos_from && status_from == 0x7 && named)) {
+		transport_wait(x, 20);
+		int k = transport_recv(x, msgs, 64);
+		for (int i = 0; i < k; i++) {
+			const struct transport_msg *m = &msgs[i];
+			if (m->hdr.sender >= NSRV)
+				continue;
+			if (m->hdr.type == WIRE_T_PAXOS)
+				paxos_from |= 1u << m->hdr.sender;
+			struct wire_status ws;
+			if (m->hdr.type != WIRE_T_STATUS || wire_status_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &ws))
+				continue;
+			status_from |= 1u << m->hdr.sender;
+			/* in force from 1 + PAXOS_CONF_DELAY: version 2 * 9 + 1 once applied there, 2 * 9 before */
+			if ((ws.conf == 2 * (1 + PAXOS_CONF_DELAY) || ws.conf == 2 * (1 + PAXOS_CONF_DELAY) + 1) &&
+			    ws.nmembers == 4 && ws.m[3].id == 5 && ws.m[3].flags == 0 && ws.m[3].ip == 0x7f000001 &&
+			    ws.m[3].port == x->cfg.bind.port && ws.m[0].port == f->ports[0])
+				named = 1;
+		}
+	}
+	assert_true(paxos_from != 0); /* the leader's broadcasts (heartbeats) */
+	assert_int_equal(status_from, 0x7);
+	assert_true(named);
+	/* the cluster still works (5 never answers: a learner) */
+	load(f, 2, 50, 0);
+	send_items(f, 2, 50, NULL);
+	assert_true(wait_results(f, 50, 0x7, 10000));
+	check_digests(f);
+	transport_close(x);
+}
+
 /* A server that fell behind more than compact_lag instances while the
  * others compacted gets a snapshot over the TCP side channel, installs it
  * and continues with the others. */
@@ -859,6 +940,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cluster_applies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_and_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_catches_up, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_table_follows_conf, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_transfer, setup_small_lag, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_ballot, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_power_loss_memory, setup, teardown),

@@ -18,6 +18,7 @@
 
 #include "metronome.h"
 #include "paxos_codec.h"
+#include "util.h"
 #include "wire_server.h"
 
 #define CLUSTER 7u
@@ -377,6 +378,88 @@ static void test_status(void **state)
 	assert_int_equal(wire_status_decode(c, sizeof c, &s2), MTR_EMALFORMED);
 }
 
+/* STATUS with the membership (doc/protocol.md "STATUS"): round trip, the
+ * exact bytes, and every rule of the decoder. */
+static void test_status_members(void **state)
+{
+	(void)state;
+	struct wire_status s = {.node = 4, .role = PAXOS_FOLLOWER, .leader = 1, .ballot = 7, .chosen = 30,
+				.applied = 29, .compacted = 10, .origin = 0, .conf = 2 * 25, .nmembers = 3},
+			   s2;
+	s.m[0] = (struct wire_status_member){.id = 1, .flags = WIRE_MEMBER_VOTER, .ip = 0x7f000001, .port = 7501};
+	s.m[1] = (struct wire_status_member){.id = 2, .flags = WIRE_MEMBER_LEAVING, .ip = 0x7f000002, .port = 7502};
+	s.m[2] = (struct wire_status_member){.id = 4, .flags = 0, .ip = 0x0a000004, .port = 0x1234};
+	size_t n = wire_status_build(buf, &FROM, &s);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_STATUS_SIZE + 9 + 3 * WIRE_STATUS_MEMBER_SIZE);
+	struct wire_hdr h;
+	const uint8_t *p = check(n, WIRE_T_STATUS, &h);
+	static const uint8_t tail[] = {50, 0, 0, 0, 0, 0, 0, 0, 3, /* conf 50, 3 members */
+				       1, 1, 1, 0, 0, 0x7f, 0x4d, 0x1d,   /* 1 voter 127.0.0.1:7501 */
+				       2, 2, 2, 0, 0, 0x7f, 0x4e, 0x1d,   /* 2 leaving 127.0.0.2:7502 */
+				       4, 0, 4, 0, 0, 0x0a, 0x34, 0x12};  /* 4 learner 10.0.0.4:0x1234 */
+	assert_int_equal(h.length, WIRE_STATUS_SIZE + sizeof tail);
+	assert_memory_equal(p + WIRE_STATUS_SIZE, tail, sizeof tail);
+	assert_int_equal(wire_status_decode(p, h.length, &s2), 0);
+	assert_true(s2.conf == 50 && s2.nmembers == 3 && s2.applied == 29);
+	for (unsigned i = 0; i < 3; i++)
+		assert_true(s2.m[i].id == s.m[i].id && s2.m[i].flags == s.m[i].flags && s2.m[i].ip == s.m[i].ip &&
+			    s2.m[i].port == s.m[i].port);
+	/* without a membership: conf and nmembers read 0 */
+	struct wire_status plain = s;
+	plain.conf = 0;
+	n = wire_status_build(buf, &FROM, &plain);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_STATUS_SIZE);
+	p = check(n, WIRE_T_STATUS, &h);
+	s2.conf = 9;
+	s2.nmembers = 9;
+	assert_int_equal(wire_status_decode(p, h.length, &s2), 0);
+	assert_true(s2.conf == 0 && s2.nmembers == 0);
+	/* the rules, one broken at a time */
+	uint8_t good[WIRE_STATUS_SIZE + sizeof tail], c[sizeof good];
+	memset(good, 0, WIRE_STATUS_SIZE);
+	memcpy(good + WIRE_STATUS_SIZE, tail, sizeof tail);
+	assert_int_equal(wire_status_decode(good, sizeof good, &s2), 0);
+	for (size_t k = WIRE_STATUS_SIZE + 1; k < sizeof good; k++)
+		assert_int_equal(wire_status_decode(good, k, &s2), MTR_EMALFORMED); /* cut anywhere */
+	struct {
+		size_t off;
+		uint8_t v;
+	} bad[] = {
+		{WIRE_STATUS_SIZE, 1},          /* conf 1: the initial one is never carried */
+		{WIRE_STATUS_SIZE + 8, 0},      /* no member */
+		{WIRE_STATUS_SIZE + 8, 4},      /* count beyond the bytes */
+		{WIRE_STATUS_SIZE + 9, 64},     /* id 64 */
+		{WIRE_STATUS_SIZE + 17, 1},     /* ids not increasing */
+		{WIRE_STATUS_SIZE + 10, 4},     /* an unknown flag */
+		{WIRE_STATUS_SIZE + 15, 0},     /* port 0 (with the next byte) */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		memcpy(c, good, sizeof c);
+		c[bad[i].off] = bad[i].v;
+		if (i == ARRAY_SIZE(bad) - 1)
+			c[bad[i].off + 1] = 0;
+		assert_int_equal(wire_status_decode(c, sizeof c, &s2), MTR_EMALFORMED);
+	}
+	/* every member leaving */
+	memcpy(c, good, sizeof c);
+	c[WIRE_STATUS_SIZE + 10] = WIRE_MEMBER_LEAVING;
+	c[WIRE_STATUS_SIZE + 26] = WIRE_MEMBER_LEAVING;
+	assert_int_equal(wire_status_decode(c, sizeof c, &s2), MTR_EMALFORMED);
+	c[WIRE_STATUS_SIZE + 26] = WIRE_MEMBER_VOTER;
+	assert_int_equal(wire_status_decode(c, sizeof c, &s2), 0);
+	/* the most members */
+	s.nmembers = WIRE_STATUS_MEMBERS_MAX;
+	for (unsigned i = 0; i < WIRE_STATUS_MEMBERS_MAX; i++)
+		s.m[i] = (struct wire_status_member){.id = (uint8_t)(2 * i), .flags = WIRE_MEMBER_VOTER, .ip = i + 1,
+						     .port = 1};
+	n = wire_status_build(buf, &FROM, &s);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_STATUS_MAX);
+	p = check(n, WIRE_T_STATUS, &h);
+	assert_int_equal(wire_status_decode(p, h.length, &s2), 0);
+	assert_int_equal(s2.nmembers, WIRE_STATUS_MEMBERS_MAX);
+	assert_int_equal(s2.m[WIRE_STATUS_MEMBERS_MAX - 1].id, 62);
+}
+
 static void test_stats(void **state)
 {
 	(void)state;
@@ -480,7 +563,8 @@ int main(void)
 		cmocka_unit_test(test_type_names),     cmocka_unit_test(test_paxos_roundtrip),
 		cmocka_unit_test(test_result_request), cmocka_unit_test(test_result_roundtrip),
 		cmocka_unit_test(test_result_invalid), cmocka_unit_test(test_read), cmocka_unit_test(test_cancel_read),
-		cmocka_unit_test(test_status),         cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_status),         cmocka_unit_test(test_status_members),
+		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_stats),          cmocka_unit_test(test_result_unknown),
 	};
 	return cmocka_run_group_tests_name("wire_server", tests, NULL, NULL);
