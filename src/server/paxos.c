@@ -7,16 +7,19 @@
  * instances <= base were compacted away.  Every instance <= delivered is
  * chosen and was handed to the host in order.
  *
- * Two rules keep invariant 3 (contiguity) across leader changes; both are
- * explained in doc/paxos.md:
- *  - a leader re-proposes recovered instances (up to `window` in flight)
- *    but proposes a FRESH batch only when every earlier instance is chosen
- *    and delivered, so a fresh batch is computed from the chosen log and
- *    any accepted value at instance i was first proposed by a node that knew
- *    the chosen value of i-1;
- *  - a leader learns the chosen value of its own instances (>= first_own)
- *    only from its own quorum, so that followers may conclude "chosen" from
- *    (accepted ballot == leader ballot, inst in [first_own, commit]).
+ * Invariant 3 (contiguity) holds whatever gets chosen where: a value's
+ * range (stream, first, last) is read cumulatively, "the stream is ordered
+ * up to last" (first is the proposer's hint of where the new part starts).
+ * deliver() hands the host, per stream, the items from the cursor + 1 up to
+ * the mark, and nothing for a mark at or below the cursor, so a no-op or an
+ * older value chosen at an instance after a leader change is harmless and a
+ * leader may keep up to `pipeline` fresh instances in flight (doc/paxos.md,
+ * "The leader's batching rule").  An acceptor accepts a mark only when it
+ * holds every item of the stream up to it (holds(): watermark >= mark).
+ *
+ * A leader learns the chosen value of its own instances (>= first_own) only
+ * from its own quorum, so that followers may conclude "chosen" from
+ * (accepted ballot == leader ballot, inst in [first_own, commit]).
  *
  * A stable leader (doc/paxos.md, "A stable leader"): a node that heard from
  * a live leader within the election timeout (the leader itself, while it
@@ -119,6 +122,7 @@ struct paxos {
 	uint64_t first_own;
 	uint64_t next_inst;
 	uint64_t lead_promised;    /* the nodes that promised its ballot */
+	struct batch_order prop;   /* per stream, the highest mark it proposed at its ballot */
 	bool extending;            /* phase 1 extended to new voters (prep_inst) */
 	uint64_t next_extend;      /* next PREPARE to the missing voters */
 	bool change_pending;       /* paxos_change(): change to propose next */
@@ -480,34 +484,48 @@ static void deliver(struct paxos *p)
 		struct ent *e = ent_find(p, p->delivered + 1);
 		if (e == NULL || !e->chosen)
 			break;
-		/* Invariant 3: every range starts right after the last one
-		 * ordered.  Honest nodes never break it (the simulator checks the
-		 * rules), but a value learned from a CHOSEN message is a peer's
-		 * word: a lying or broken peer must not make this replica apply
-		 * a gap or an item twice.  Such a value is not delivered; it is
-		 * forgotten, counted and logged, and learned again (catch-up)
-		 * from the others. */
-		uint32_t k = 0;
-		while (k < e->val.n && e->val.r[k].first == batch_order_last(&p->order, e->val.r[k].stream) + 1)
-			k++;
-		if (k < e->val.n) {
-			p->stats.contiguity_breaks++;
-			if (p->now >= p->next_warn_contig) {
-				p->next_warn_contig = p->now + 60000;
-				mtr_log(LOG_ERROR,
-					"paxos %u: instance %llu was learned with a batch that breaks contiguity (stream "
-					"%llx starts at %llu after %llu): not applied, asking again (a peer sent a wrong "
-					"value?)",
-					p->cfg.id, (unsigned long long)(p->delivered + 1),
-					(unsigned long long)e->val.r[k].stream, (unsigned long long)e->val.r[k].first,
-					(unsigned long long)batch_order_last(&p->order, e->val.r[k].stream));
+		/* Invariant 3: the value is read cumulatively against the
+		 * cursor (see the top): per stream, from the last seq ordered
+		 * + 1 up to the mark; a mark not above the cursor adds nothing.
+		 * The host gets those ranges, so what it applies per stream is
+		 * always a prefix, whichever value is chosen here. */
+		struct batch eff = { 0 };
+		const struct batch *v = &e->val;
+		bool same = true;
+		for (uint32_t i = 0; i < e->val.n && same; i++)
+			same = e->val.r[i].first == batch_order_last(&p->order, e->val.r[i].stream) + 1;
+		if (!same) {
+			int rc = batch_set_conf(&eff, e->val.conf);
+			for (uint32_t i = 0; i < e->val.n && rc == 0; i++) {
+				const struct batch_range *r = &e->val.r[i];
+				uint64_t last = batch_order_last(&p->order, r->stream);
+				if (r->last <= last)
+					p->stats.marks_behind++;
+				else if ((rc = batch_push(&eff, r->stream, last + 1, r->last)) == 0 && r->first != last + 1)
+					p->stats.marks_bridged++;
 			}
-			e->chosen = false;
-			batch_free(&e->val);
+			if (rc != 0) {
+				mtr_log(LOG_ERROR, "paxos %u: out of memory delivering instance %llu: retried",
+					p->cfg.id, (unsigned long long)(p->delivered + 1));
+				batch_free(&eff);
+				break;
+			}
+			v = &eff;
+		}
+		/* streams new to the cursor first, at 0 (the same as absent), so
+		 * that advancing it below cannot fail halfway */
+		int rc = 0;
+		for (uint32_t i = 0; i < v->n && rc == 0; i++)
+			if (batch_order_last(&p->order, v->r[i].stream) == 0)
+				rc = batch_order_set(&p->order, v->r[i].stream, 0);
+		if (rc != 0) {
+			mtr_log(LOG_ERROR, "paxos %u: out of memory delivering instance %llu: retried", p->cfg.id,
+				(unsigned long long)(p->delivered + 1));
+			batch_free(&eff);
 			break;
 		}
-		for (uint32_t i = 0; i < e->val.n; i++)
-			batch_order_set(&p->order, e->val.r[i].stream, e->val.r[i].last);
+		for (uint32_t i = 0; i < v->n; i++)
+			(void)batch_order_set(&p->order, v->r[i].stream, v->r[i].last);
 		p->delivered++;
 		p->stats.delivered++;
 		if (p->commit_seen < p->delivered)
@@ -524,7 +542,8 @@ static void deliver(struct paxos *p)
 		if (p->change_inst == p->delivered)
 			p->change_inst = 0;
 		conf_forget(p);
-		p->io.chosen(p->io.data, p->delivered, &e->val);
+		p->io.chosen(p->io.data, p->delivered, v);
+		batch_free(&eff);
 	}
 	leave_if_not_voter(p);
 }
@@ -644,9 +663,13 @@ static int on_accept(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst, 
 	p->stats.accepts_deferred++;
 	e->pend_from = from;
 	e->pend_ballot = b;
+	/* a mark needs every item up to it: from the first one not ordered
+	 * here if the value's hint is above it (an instance before it may
+	 * turn out a no-op) */
 	for (uint32_t i = 0; i < v->n; i++)
 		if (!p->io.holds(p->io.data, v->r[i].stream, v->r[i].last))
-			p->io.fetch(p->io.data, v->r[i].stream, v->r[i].first, v->r[i].last);
+			p->io.fetch(p->io.data, v->r[i].stream,
+				    MIN(v->r[i].first, batch_order_last(&p->order, v->r[i].stream) + 1), v->r[i].last);
 	return 0;
 }
 
@@ -742,6 +765,10 @@ static void propose(struct paxos *p, uint64_t inst, const struct batch *v)
 	e->prop = true;
 	e->acks = 0;
 	p->stats.proposed++;
+	/* the marks it proposed: its next fresh value goes above them */
+	for (uint32_t i = 0; i < v->n; i++)
+		if (v->r[i].last > batch_order_last(&p->prop, v->r[i].stream))
+			(void)batch_order_set(&p->prop, v->r[i].stream, v->r[i].last);
 	struct paxos_msg m = { .type = PAXOS_ACCEPT, .ballot = p->ballot, .inst = inst, .value = *v };
 	send_msg(p, PAXOS_BROADCAST, &m);
 	on_accept(p, p->cfg.id, p->ballot, inst, v);
@@ -759,8 +786,16 @@ static int cmp_desc(const void *a, const void *b)
 	return x > y ? -1 : x < y;
 }
 
-/* The fresh batch: per stream, next..W with W the highest seq held by a
- * majority according to the watermarks. */
+/* The base of a fresh mark for stream s: the highest of the cursor (the
+ * chosen log) and the marks this leader proposed at its ballot. */
+static uint64_t fresh_base(const struct paxos *p, uint64_t s)
+{
+	return MAX(batch_order_last(&p->order, s), batch_order_last(&p->prop, s));
+}
+
+/* The fresh batch: per stream whose W (the highest seq held by a majority
+ * according to the watermarks) is above its base, the mark W, with the
+ * hint first = base + 1.  Empty when no watermark rose above the base. */
 static int fresh_batch(struct paxos *p, struct batch *out)
 {
 	struct batch_order seen = { 0 };
@@ -783,7 +818,7 @@ static int fresh_batch(struct paxos *p, struct batch *out)
 					w[nw++] = batch_order_last(&p->marks[i], s);
 			qsort(w, nw, sizeof w[0], cmp_desc);
 			uint64_t hi = w[nv / 2];
-			uint64_t last = batch_order_last(&p->order, s);
+			uint64_t last = fresh_base(p, s);
 			if (hi > last && out->n < BATCH_MAX_RANGES)
 				rc = batch_push(out, s, last + 1, hi);
 		}
@@ -807,6 +842,10 @@ static void extend_send(struct paxos *p)
 		if (p->confs[k].eff <= p->delivered + PAXOS_CONF_DELAY)
 			to |= p->confs[k].voters;
 	to &= ~p->lead_promised & ~bit(p->cfg.id) & ~p->removed;
+	/* from what is delivered now: instances chosen meanwhile (instances
+	 * in flight when the extension began) may be compacted at the voter
+	 * already, and a PREPARE below its compaction point gets `more` */
+	p->prep_inst = p->delivered + 1;
 	struct paxos_msg m = { .type = PAXOS_PREPARE, .ballot = p->ballot, .inst = p->prep_inst };
 	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
 		if (to & bit(j))
@@ -868,10 +907,11 @@ static void leader_on_promise(struct paxos *p, uint32_t from, const struct paxos
 }
 
 /* Propose what can be proposed now: recovered instances within the window
- * (and within PAXOS_CONF_DELAY: their configuration is known), then one
- * fresh value when nothing is in flight: a requested configuration change,
- * else the fresh batch, else a no-op while a change is pending (so that it
- * takes effect in an idle cluster too). */
+ * (and within PAXOS_CONF_DELAY: their configuration is known), then fresh
+ * values: a requested configuration change when nothing is in flight, else
+ * fresh batches up to `pipeline` in flight, else a no-op while a change is
+ * pending and nothing is in flight (so that it takes effect in an idle
+ * cluster too). */
 static void leader_fill(struct paxos *p)
 {
 	static const struct batch noop = { 0 };
@@ -889,32 +929,46 @@ static void leader_fill(struct paxos *p)
 		propose(p, i, e->rec_ballot ? &v : &noop);
 		batch_free(&v);
 	}
-	if (p->role != PAXOS_LEADER || p->next_inst <= p->rec_max || p->next_inst != p->delivered + 1)
+	if (p->role != PAXOS_LEADER || p->next_inst <= p->rec_max)
 		return;
-	if (!leader_may_propose(p, p->next_inst))
-		return;
-	struct batch v = { 0 };
-	if (p->change_pending && p->confs[p->n_confs - 1].eff != p->change_base) {
-		/* another change was chosen since (a former leader's, recovered):
-		 * this one was made from an older configuration; drop it, the
-		 * operator asks again from the new one */
+	if (p->change_pending && p->next_inst == p->delivered + 1 && leader_may_propose(p, p->next_inst)) {
+		/* a change only with nothing in flight: every value before it
+		 * is delivered, so a change chosen meanwhile (a former
+		 * leader's, recovered) is known here */
+		struct batch v = { 0 };
 		p->change_pending = false;
-		mtr_log(LOG_WARN, "paxos %u: configuration change dropped: another one was chosen meanwhile", p->cfg.id);
-	}
-	if (p->change_pending) {
-		p->change_pending = false;
-		if (batch_set_conf(&v, &p->change) == 0) {
+		if (p->confs[p->n_confs - 1].eff != p->change_base) {
+			/* this one was made from an older configuration; drop
+			 * it, the operator asks again from the new one */
+			mtr_log(LOG_WARN, "paxos %u: configuration change dropped: another one was chosen meanwhile",
+				p->cfg.id);
+		} else if (batch_set_conf(&v, &p->change) == 0) {
 			p->change_inst = p->next_inst;
 			propose(p, p->next_inst++, &v);
 		}
-	} else if (fresh_batch(p, &v) == 0 && v.n > 0) {
-		/* Invariant 3 by construction: the cursor is the chosen log. */
-		assert(batch_order_check(&p->order, &v) == 0);
-		propose(p, p->next_inst++, &v);
-	} else if (p->confs[p->n_confs - 1].eff > p->next_inst) {
-		propose(p, p->next_inst++, &noop);
+		batch_free(&v);
 	}
-	batch_free(&v);
+	/* Fresh batches, up to `pipeline` instances in flight (never beyond
+	 * delivered + PAXOS_CONF_DELAY: leader_may_propose), each only when a
+	 * majority-held watermark rose above the marks proposed so far.  A
+	 * change waiting for the pipeline to drain stops them. */
+	while (p->role == PAXOS_LEADER && !p->change_pending && p->next_inst < p->delivered + 1 + p->cfg.pipeline &&
+	       leader_may_propose(p, p->next_inst)) {
+		struct batch v = { 0 };
+		if (fresh_batch(p, &v) != 0 || v.n == 0) {
+			batch_free(&v);
+			break;
+		}
+		if (p->next_inst != p->delivered + 1)
+			p->stats.pipelined++;
+		propose(p, p->next_inst++, &v);
+		batch_free(&v);
+	}
+	/* nothing to propose while a change is pending: a no-op, so that it
+	 * takes effect in an idle cluster too */
+	if (p->role == PAXOS_LEADER && !p->change_pending && p->next_inst == p->delivered + 1 &&
+	    p->confs[p->n_confs - 1].eff > p->next_inst && leader_may_propose(p, p->next_inst))
+		propose(p, p->next_inst++, &noop);
 }
 
 static void heartbeat(struct paxos *p)
@@ -939,6 +993,7 @@ static void become_leader(struct paxos *p)
 	p->lead_promised = p->promised_by;
 	p->extending = false;
 	p->promised_by = 0;
+	batch_order_free(&p->prop);
 	mtr_log(LOG_DEBUG, "paxos %u: leader at ballot %llu.%u from instance %llu (recover to %llu)",
 		p->cfg.id, (unsigned long long)paxos_ballot_round(p->ballot), paxos_ballot_node(p->ballot),
 		(unsigned long long)p->first_own, (unsigned long long)p->rec_max);
@@ -1327,7 +1382,7 @@ static int marks_merge(struct batch_order *o, const struct batch_mark *mk, uint3
 int paxos_create(struct paxos **out, const struct paxos_config *cfg, const struct paxos_io *io)
 {
 	*out = NULL;
-	if (cfg->id >= PAXOS_MAX_ID || io->send == NULL || io->persist == NULL || io->holds == NULL ||
+	if (cfg->id >= PAXOS_MAX_ID || cfg->pipeline > PAXOS_CONF_DELAY || io->send == NULL || io->persist == NULL || io->holds == NULL ||
 	    io->fetch == NULL || io->chosen == NULL)
 		return MTR_EINVAL;
 	struct batch_conf c0 = { 0 };
@@ -1358,6 +1413,8 @@ int paxos_create(struct paxos **out, const struct paxos_config *cfg, const struc
 	p->cfg.conf = NULL; /* copied into confs[0] */
 	if (p->cfg.window == 0)
 		p->cfg.window = 8;
+	if (p->cfg.pipeline == 0)
+		p->cfg.pipeline = PAXOS_PIPELINE_DEFAULT;
 	if (p->cfg.heartbeat_ms == 0)
 		p->cfg.heartbeat_ms = 50;
 	if (p->cfg.election_ms == 0)
@@ -1378,6 +1435,7 @@ void paxos_destroy(struct paxos *p)
 		ent_clear(&p->ents[i]);
 	free(p->ents);
 	batch_order_free(&p->order);
+	batch_order_free(&p->prop);
 	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
 		batch_order_free(&p->marks[j]);
 	free(p->confs);

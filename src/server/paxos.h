@@ -28,6 +28,8 @@
  * (doc/paxos.md, "Membership").  Part of the protocol: every server of a
  * cluster must use the same value. */
 #define PAXOS_CONF_DELAY 8u
+/* Fresh instances a leader keeps in flight by default (paxos.pipeline). */
+#define PAXOS_PIPELINE_DEFAULT 4u
 /* Destination meaning "every other member". */
 #define PAXOS_BROADCAST 0xffffffffu
 /* Accepted ballot reported for an instance known to be chosen. */
@@ -200,12 +202,18 @@ struct paxos_io {
 	int (*persist)(void *data, const struct paxos_persist *change);
 	/* Does this server hold every item of stream up to last? (inv. 4) */
 	bool (*holds)(void *data, uint64_t stream, uint64_t last);
-	/* Obtain the items first..last of stream; call paxos_items_changed()
-	 * when they arrived.  May be called again for the same range. */
+	/* Obtain the items first..last of stream (first: the first one not
+	 * ordered here yet, or lower); call paxos_items_changed() when they
+	 * arrived.  May be called again for the same range. */
 	void (*fetch)(void *data, uint64_t stream, uint64_t first, uint64_t last);
-	/* Instance inst is chosen with value; called in order 1, 2, 3 ...
-	 * exactly once per incarnation, from the instance after the one given
-	 * to paxos_install().  The host applies it. */
+	/* Instance inst is chosen; called in order 1, 2, 3 ... exactly once
+	 * per incarnation, from the instance after the one given to
+	 * paxos_install().  The host applies it.  value is the chosen value
+	 * read cumulatively against the cursor (doc/paxos.md "The leader's
+	 * batching rule"): per stream, the items from the last seq ordered so
+	 * far + 1 up to the value's mark, so every range starts right after
+	 * the cursor (invariant 3); streams whose mark is not above the
+	 * cursor are left out, and the configuration is kept. */
 	void (*chosen)(void *data, uint64_t inst, const struct batch *value);
 	/* Node `from` compacted instances <= inst that this node lacks: the
 	 * host must install a snapshot, then call paxos_install().  May be
@@ -219,6 +227,8 @@ struct paxos_config {
 	uint32_t n;            /* initial members 0 .. n-1, all voters (1 .. PAXOS_MAX_NODES); used when conf is NULL */
 	const struct batch_conf *conf; /* or the initial configuration (copied); NULL: from n */
 	uint32_t window;       /* most recovery instances in flight (default 8) */
+	uint32_t pipeline;     /* most fresh instances in flight, 1 .. PAXOS_CONF_DELAY
+				* (doc/paxos.md "The leader's batching rule"; 0: PAXOS_PIPELINE_DEFAULT) */
 	uint32_t heartbeat_ms; /* H: heartbeat and retransmit period (default 50) */
 	uint32_t election_ms;  /* T: election timeout in [T, 2T) (default 500) */
 	uint64_t seed;         /* randomness for the election timeouts */
@@ -257,7 +267,9 @@ struct paxos_status {
 	X(delivered, "instances handed to the host in order")                           \
 	X(catchups_sent, "CATCHUP requests sent")                                       \
 	X(snapshots_needed, "times a peer told this node to install a snapshot")        \
-	X(contiguity_breaks, "learned values refused: they would break invariant 3 (a wrong CHOSEN)") \
+	X(pipelined, "fresh instances proposed while an earlier one was still in flight") \
+	X(marks_behind, "ranges delivered whose mark was already passed (nothing new applied)") \
+	X(marks_bridged, "ranges delivered from below their first seq (an instance before became a no-op)") \
 	X(ballots_refused, "messages dropped: ballot beyond promise + PAXOS_ROUND_WINDOW")  \
 	X(rounds_exhausted, "elections not started: the round is at PAXOS_ROUND_MAX")          \
 	X(prevotes, "pre-votes started (an election timeout passed without a leader)")         \

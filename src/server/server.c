@@ -98,8 +98,8 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 		const char *key;
 		int64_t lo, hi;
 		int64_t *dst;
-	} nums[7];
-	int64_t hb, el, sp, rcache, lag, idle, readers;
+	} nums[8];
+	int64_t hb, el, sp, rcache, lag, idle, readers, pipe;
 	nums[0] = (typeof(nums[0])){"paxos.heartbeat", 1, 60000, &hb};
 	nums[1] = (typeof(nums[0])){"paxos.election", 2, 600000, &el};
 	nums[2] = (typeof(nums[0])){"server.status_period", 1, 60000, &sp};
@@ -107,6 +107,7 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 	nums[4] = (typeof(nums[0])){"server.compact_lag", 1, INT64_MAX, &lag};
 	nums[5] = (typeof(nums[0])){"server.stream_idle", 1000, 7 * 24 * 3600000ll, &idle};
 	nums[6] = (typeof(nums[0])){"server.readers", 1, READERS_MAX, &readers};
+	nums[7] = (typeof(nums[0])){"paxos.pipeline", 1, PAXOS_CONF_DELAY, &pipe};
 	for (unsigned i = 0; i < ARRAY_SIZE(nums); i++) {
 		*nums[i].dst = conf_int(c, nums[i].key);
 		if (*nums[i].dst < nums[i].lo || *nums[i].dst > nums[i].hi) {
@@ -136,6 +137,7 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 	}
 	out->heartbeat_ms = (uint32_t)hb;
 	out->election_ms = (uint32_t)el;
+	out->pipeline = (uint32_t)pipe;
 	out->status_period_ms = (uint32_t)sp;
 	out->result_cache = (uint32_t)rcache;
 	out->compact_lag = (uint64_t)lag;
@@ -389,7 +391,7 @@ int server_open(const struct server_config *cfg, struct server **out)
 	/* Paxos: install the applied state, then the persisted acceptor state */
 	uint64_t seed = now_mono_ns() ^ ((uint64_t)getpid() << 32) ^ cfg->id;
 	struct paxos_config pc = {.id = cfg->id, .n = cc->nservers, .heartbeat_ms = cfg->heartbeat_ms,
-				  .election_ms = cfg->election_ms, .seed = seed};
+				  .election_ms = cfg->election_ms, .pipeline = cfg->pipeline, .seed = seed};
 	struct paxos_io pio = {.data = s, .send = srvnet_px_send, .persist = srvnet_px_persist,
 			       .holds = srvnet_px_holds, .fetch = srvnet_px_fetch, .chosen = srvapply_px_chosen,
 			       .snapshot_needed = srvsnap_px_snapshot_needed};

@@ -26,6 +26,7 @@
 	{ "apply.sync", CONF_STRING, "normal", "replica database synchronous mode: normal or full" },          \
 	{ "paxos.heartbeat", CONF_DURATION, "50ms", "leader heartbeat and retransmission period" },           \
 	{ "paxos.election", CONF_DURATION, "500ms", "election timeout T (a follower waits T..2T)" },           \
+	{ "paxos.pipeline", CONF_INT, "4", "fresh instances the leader keeps in flight (1 .. 8; 1: one round at a time)" }, \
 	{ "server.status_period", CONF_DURATION, "100ms", "period of STATUS datagrams to peers and proxies" }, \
 	{ "server.result_cache", CONF_INT, "256", "instances whose results are kept for RESULT_REQUEST" },    \
 	{ "server.compact_lag", CONF_INT, "10000",                                                            \
@@ -51,6 +52,7 @@ struct server_config {
 	int apply_sync_full;       /* 1: apply.sync = full */
 	uint32_t heartbeat_ms;     /* paxos.heartbeat */
 	uint32_t election_ms;      /* paxos.election */
+	uint32_t pipeline;         /* paxos.pipeline (1 .. PAXOS_CONF_DELAY) */
 	uint32_t status_period_ms; /* server.status_period */
 	uint32_t result_cache;     /* server.result_cache (instances) */
 	uint64_t compact_lag;      /* server.compact_lag (instances) */

@@ -172,6 +172,7 @@ struct node {
 	uint64_t wm[NSTREAMS + 1];
 	/* checker */
 	uint64_t next_expected;
+	struct batch_order order; /* per stream, the last seq this incarnation applied (from its disk) */
 	uint64_t snap_pending_until;
 	uint64_t last_compact;
 	/* stable-leader phase: paused (no ticks; what reaches it waits) */
@@ -226,6 +227,7 @@ struct sim {
 	struct instrec *ir;
 	size_t n_ir;
 	uint64_t mops[MO_COUNT], conf_prepares, removed_refused;
+	uint64_t pipelined, marks_behind, marks_bridged, inflight_max;
 	/* figures */
 	uint64_t last_hb_ballot;
 	uint64_t refused, injected;
@@ -394,6 +396,17 @@ static void io_send(void *data, uint32_t to, const struct paxos_msg *m)
 			  (unsigned long long)paxos_ballot_round(m->ballot), paxos_ballot_node(m->ballot),
 			  (unsigned long long)paxos_ballot_round(s->watch_ballot), paxos_ballot_node(s->watch_ballot),
 			  stab_name[s->stab]);
+	if (m->type == PAXOS_ACCEPT && m->inst > s->nodes[h->id].applied) {
+		/* how far ahead of what it delivered a leader proposes: at most
+		 * PAXOS_CONF_DELAY (rule 2; the pipeline and the window stay
+		 * within it) */
+		uint64_t ahead = m->inst - s->nodes[h->id].applied;
+		if (ahead > s->inflight_max)
+			s->inflight_max = ahead;
+		if (ahead > PAXOS_CONF_DELAY)
+			violation(s, "node %d proposes instance %llu, %llu after the last it delivered", h->id,
+				  (unsigned long long)m->inst, (unsigned long long)ahead);
+	}
 	if (m->type == PAXOS_HEARTBEAT && m->ballot > s->last_hb_ballot) {
 		s->last_hb_ballot = m->ballot;
 		s->leaders++;
@@ -507,6 +520,21 @@ static void io_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last)
 				   .inc = s->nodes[h->id].inc, .stream = stream, .last = last });
 }
 
+/* The checker's own reading of a chosen value against a cursor (the
+ * cumulative rule, doc/paxos.md "The leader's batching rule"): per stream,
+ * cursor + 1 .. mark when the mark is above the cursor; the configuration
+ * kept. */
+static void sim_effective(const struct batch_order *o, const struct batch *raw, struct batch *out)
+{
+	*out = (struct batch){ 0 };
+	assert_int_equal(batch_set_conf(out, raw->conf), 0);
+	for (uint32_t i = 0; i < raw->n; i++) {
+		uint64_t last = batch_order_last(o, raw->r[i].stream);
+		if (raw->r[i].last > last)
+			assert_int_equal(batch_push(out, raw->r[i].stream, last + 1, raw->r[i].last), 0);
+	}
+}
+
 /* The checker's heart: every delivery goes through here. */
 static void check_chosen(struct sim *s, int id, uint64_t inst, const struct batch *v)
 {
@@ -521,21 +549,49 @@ static void check_chosen(struct sim *s, int id, uint64_t inst, const struct batc
 	nd->applied = inst;
 	if (batch_validate(v) != 0)
 		violation(s, "instance %llu: invalid batch", (unsigned long long)inst);
-	if (inst <= s->n_g) {
-		if (!batch_equal(&s->g[inst - 1], v))
-			violation(s, "agreement: node %d delivered a different batch for instance %llu", id,
-				  (unsigned long long)inst);
+	if (inst <= s->n_g && !batch_equal(&s->g[inst - 1], v))
+		violation(s, "agreement: node %d delivered a different batch for instance %llu", id,
+			  (unsigned long long)inst);
+	/* Invariant 3 per node: what it applies per stream stays a prefix
+	 * (every range starts right after its last applied seq: no gap,
+	 * nothing twice), across its restarts and snapshots. */
+	uint32_t bad = 0;
+	while (bad < v->n && v->r[bad].first == batch_order_last(&nd->order, v->r[bad].stream) + 1)
+		bad++;
+	if (bad < v->n)
+		violation(s, "invariant 3: node %d applies instance %llu out of its prefix (stream %llu from %llu "
+			     "after %llu)",
+			  id, (unsigned long long)inst, (unsigned long long)v->r[bad].stream,
+			  (unsigned long long)v->r[bad].first,
+			  (unsigned long long)batch_order_last(&nd->order, v->r[bad].stream));
+	else if (batch_order_apply(&nd->order, v) != 0)
+		violation(s, "simulator: out of memory");
+	if (inst <= s->n_g)
 		return;
-	}
 	if (inst != s->n_g + 1) {
 		violation(s, "instance %llu delivered before %zu", (unsigned long long)inst, s->n_g + 1);
 		return;
 	}
+	/* the quorum: some value accepted at one ballot by a majority reads,
+	 * against the cursor before inst, as the delivered one */
+	const struct gconf *gc = gconf_at(s, inst);
+	bool quorum = false;
+	for (uint32_t k = 0; inst < s->n_ir && k < s->ir[inst].n && !quorum; k++) {
+		if (!sim_quorum((uint32_t)s->ir[inst].r[k].mask, gc->voters))
+			continue;
+		struct batch eff;
+		sim_effective(&s->gorder, &s->ir[inst].r[k].v, &eff);
+		quorum = batch_equal(&eff, v);
+		batch_free(&eff);
+	}
+	if (!quorum)
+		violation(s, "quorum: instance %llu chosen, but no majority of the voters of its configuration "
+			     "(0x%x) accepted it at one ballot",
+			  (unsigned long long)inst, gc->voters);
 	if (batch_order_apply(&s->gorder, v) != 0)
 		violation(s, "invariant 3: instance %llu is not contiguous", (unsigned long long)inst);
-	/* invariant 4 and the quorum, both under the configuration in force
-	 * at inst by the global log */
-	const struct gconf *gc = gconf_at(s, inst);
+	/* invariant 4 under the configuration in force at inst by the global
+	 * log */
 	uint32_t holders = 0;
 	for (int j = 0; j < s->n; j++) {
 		bool all = true;
@@ -546,14 +602,6 @@ static void check_chosen(struct sim *s, int id, uint64_t inst, const struct batc
 	if (!sim_quorum(holders, gc->voters))
 		violation(s, "invariant 4: instance %llu held by %u of its %u voters only", (unsigned long long)inst,
 			  pop(holders & gc->voters), pop(gc->voters));
-	bool quorum = false;
-	for (uint32_t k = 0; inst < s->n_ir && k < s->ir[inst].n; k++)
-		quorum = quorum || (sim_quorum((uint32_t)s->ir[inst].r[k].mask, gc->voters) &&
-				    batch_equal(&s->ir[inst].r[k].v, v));
-	if (!quorum)
-		violation(s, "quorum: instance %llu chosen, but no majority of the voters of its configuration "
-			     "(0x%x) accepted it at one ballot",
-			  (unsigned long long)inst, gc->voters);
 	if (v->conf != NULL) {
 		if (s->n_gconf == sizeof s->gconf / sizeof s->gconf[0]) {
 			violation(s, "simulator: too many configurations");
@@ -616,10 +664,15 @@ static void node_start(struct sim *s, int id)
 	hosts[id] = (struct host){ s, id };
 	struct paxos_io io = { .data = &hosts[id], .send = io_send, .persist = io_persist, .holds = io_holds,
 			       .fetch = io_fetch, .chosen = io_chosen, .snapshot_needed = io_snapshot };
+	/* pipeline depth 1 .. PAXOS_CONF_DELAY per seed (1 in an eighth) */
 	struct paxos_config cfg = { .id = (uint32_t)id, .n = (uint32_t)s->n0, .window = 1 + (uint32_t)(s->seed % 8),
+				    .pipeline = 1 + (uint32_t)(s->seed / 8 % PAXOS_CONF_DELAY),
 				    .heartbeat_ms = HB_MS, .election_ms = EL_MS, .seed = s->seed * 31 + nd->inc };
 	nd->inc++;
 	assert_int_equal(paxos_create(&nd->p, &cfg, &io), 0);
+	/* what this incarnation has applied: the cursor of its disk */
+	batch_order_free(&nd->order);
+	cursor_at(s, nd->applied, &nd->order);
 	/* Restart from the disk. */
 	if (nd->applied > 0) {
 		struct batch_order o = { 0 };
@@ -650,6 +703,9 @@ static void node_destroy(struct sim *s, struct node *nd)
 		s->stalls += st.stalls;
 		s->conf_prepares += st.conf_prepares;
 		s->removed_refused += st.removed_refused;
+		s->pipelined += st.pipelined;
+		s->marks_behind += st.marks_behind;
+		s->marks_bridged += st.marks_bridged;
 	}
 	paxos_destroy(nd->p);
 }
@@ -721,10 +777,9 @@ static void handle(struct sim *s, struct event *e)
 		s->snapshots++;
 		nd->applied = src->applied;
 		nd->next_expected = nd->applied + 1;
-		struct batch_order o = { 0 };
-		cursor_at(s, nd->applied, &o);
-		assert_int_equal(paxos_install(nd->p, nd->applied, &o), 0);
-		batch_order_free(&o);
+		batch_order_free(&nd->order);
+		cursor_at(s, nd->applied, &nd->order);
+		assert_int_equal(paxos_install(nd->p, nd->applied, &nd->order), 0);
 		restore_confs(s, nd);
 		break;
 	}
@@ -1019,6 +1074,7 @@ static void sim_free(struct sim *s)
 		for (size_t i = 0; i < s->nodes[j].n_acc; i++)
 			batch_free(&s->nodes[j].acc[i].v);
 		free(s->nodes[j].acc);
+		batch_order_free(&s->nodes[j].order);
 	}
 	for (size_t i = 0; i < s->n_ir; i++) {
 		for (uint32_t k = 0; k < s->ir[i].n; k++)
@@ -1055,6 +1111,7 @@ struct totals {
 	uint64_t scen[SC_COUNT], adversary, injected, refused;
 	uint64_t mops[MO_COUNT], confs, conf_prepares, removed_refused, servers_added, seeds_changed;
 	uint64_t removed_up, removed_knew;
+	uint64_t pipelined, marks_behind, marks_bridged, depth[PAXOS_CONF_DELAY + 1], depth_seen[PAXOS_CONF_DELAY + 1];
 };
 
 /* One millisecond: deliver what is due, tick every live node that is not
@@ -1418,6 +1475,13 @@ static int sim_run(uint64_t seed, int n, struct totals *tot)
 	tot->stalls += s.stalls;
 	tot->conf_prepares += s.conf_prepares;
 	tot->removed_refused += s.removed_refused;
+	tot->pipelined += s.pipelined;
+	tot->marks_behind += s.marks_behind;
+	tot->marks_bridged += s.marks_bridged;
+	unsigned depth = 1 + (unsigned)(seed / 8 % PAXOS_CONF_DELAY);
+	tot->depth[depth]++;
+	if (s.inflight_max > tot->depth_seen[depth])
+		tot->depth_seen[depth] = s.inflight_max;
 	return rc;
 }
 
@@ -1485,6 +1549,14 @@ static void run_group(int n)
 	       (unsigned long long)tot.confs, (unsigned long long)tot.conf_prepares,
 	       (unsigned long long)tot.removed_refused, (unsigned long long)tot.removed_knew,
 	       (unsigned long long)tot.removed_up);
+	printf("# %d nodes: pipelining: seeds per depth", n);
+	for (unsigned k = 1; k <= PAXOS_CONF_DELAY; k++)
+		printf("%s %u: %llu (most in flight %llu)", k > 1 ? "," : "", k, (unsigned long long)tot.depth[k],
+		       (unsigned long long)tot.depth_seen[k]);
+	printf("; %llu fresh instances proposed with others in flight; ranges read cumulatively: %llu bridged "
+	       "(an instance before became a no-op or took less), %llu behind the cursor\n",
+	       (unsigned long long)tot.pipelined, (unsigned long long)tot.marks_bridged,
+	       (unsigned long long)tot.marks_behind);
 	assert_int_equal(tot.failures, 0);
 	assert_true(tot.instances > 0);
 	assert_true(tot.confs > 0);
@@ -1531,6 +1603,7 @@ static void test_checker_catches(void **state)
 	s.fail[0] = 0;
 	record_accept(&s, 2, 1, 0x101, &b1);
 	s.nodes[0].next_expected = 1;
+	batch_order_free(&s.nodes[0].order);
 	s.n_g = 0;
 	batch_free(&s.g[0]);
 	batch_order_free(&s.gorder);
@@ -1544,6 +1617,35 @@ static void test_checker_catches(void **state)
 	s.fail[0] = 0;
 	check_chosen(&s, 2, 3, &b1);
 	assert_true(strstr(s.fail, "expected 1") != NULL);
+	s.fail[0] = 0;
+	/* the cumulative rule: a majority accepted the mark 30 with the hint
+	 * 15 at instance 2; read against the cursor 10 that is 11..30 (the
+	 * global log back to instance 1 first) */
+	while (s.n_g > 1)
+		batch_free(&s.g[--s.n_g]);
+	batch_order_free(&s.gorder);
+	batch_order_set(&s.gorder, 1, 10);
+	check_chosen(&s, 2, 1, &b1);
+	assert_int_equal(s.fail[0], 0);
+	struct batch raw = { 0 }, eff = { 0 }, dup = { 0 };
+	batch_push(&raw, 1, 15, 30);
+	batch_push(&eff, 1, 11, 30);
+	batch_push(&dup, 1, 25, 40);
+	record_accept(&s, 0, 2, 0x201, &raw);
+	record_accept(&s, 1, 2, 0x201, &raw);
+	check_chosen(&s, 2, 2, &eff);
+	assert_int_equal(s.fail[0], 0);
+	s.nodes[1].next_expected = 2;
+	check_chosen(&s, 1, 2, &raw); /* the hint taken for the start: 11..14 skipped */
+	assert_true(strstr(s.fail, "agreement") != NULL);
+	s.fail[0] = 0;
+	record_accept(&s, 0, 3, 0x201, &dup);
+	record_accept(&s, 1, 3, 0x201, &dup);
+	check_chosen(&s, 2, 3, &dup); /* 25..30 twice */
+	assert_true(strstr(s.fail, "invariant 3") != NULL);
+	batch_free(&raw);
+	batch_free(&eff);
+	batch_free(&dup);
 	batch_free(&b1);
 	batch_free(&b2);
 	sim_free(&s);
