@@ -19,6 +19,11 @@
  * (0..63) and that many bytes of address (printable ASCII, no space).  At
  * least one member is a voter.
  *
+ * As a Paxos value a range is read cumulatively (doc/paxos.md, "The
+ * leader's batching rule"): the stream is ordered up to last (its mark),
+ * first is the proposer's hint; the core hands the host the part above its
+ * cursor.
+ *
  * A cursor (struct batch_order) records, per stream, the last seq ordered so
  * far; a batch is contiguous with it when every range starts right after the
  * stream's last ordered seq (at 1 for a stream never ordered).

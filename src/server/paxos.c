@@ -829,8 +829,7 @@ static int fresh_batch(struct paxos *p, struct batch *out)
 	return rc;
 }
 
-/* Propose what can be proposed now: recovered instances within the window,
- * then one fresh batch when nothing is in flight. */
+/* Propose what can be proposed now (defined below). */
 static void leader_fill(struct paxos *p);
 
 /* Leader: PREPARE (same ballot, from prep_inst) to the voters ahead that

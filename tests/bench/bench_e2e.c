@@ -198,7 +198,11 @@ static void cluster_start(struct cluster *c, const char *top, const char *name, 
 		snprintf(sid, sizeof(sid), "server.id=%d", i);
 		snprintf(dd, sizeof(dd), "data.dir=%s/d%d", c->dir, i);
 		snprintf(buf, sizeof(buf), "%s/s%d.log", c->dir, i);
-		char *argv[] = { exe, "-c", "/dev/null", "-o", cs, "-o", ck, "-o", sid, "-o", dd, "-o", dur, NULL };
+		/* MTR_E2E_SERVER_OPT: one more server setting (key=value) for
+		 * comparisons, e.g. paxos.pipeline=1 (doc/performance.md) */
+		const char *extra = getenv("MTR_E2E_SERVER_OPT");
+		char *argv[] = { exe, "-c", "/dev/null", "-o", cs, "-o", ck, "-o", sid, "-o", dd, "-o", dur,
+				 extra && *extra ? "-o" : NULL, (char *)extra, NULL };
 		c->sp[i] = spawn(buf, argv);
 	}
 	char pexe[PATH_MAX + 32];
