@@ -87,7 +87,6 @@ struct paxos {
 	uint64_t next_report;   /* next watermark report */
 	uint64_t next_catchup;  /* next catch-up request */
 	uint64_t next_warn_refused;   /* rate limit of the ballot-window warning */
-	uint64_t next_warn_contig;    /* rate limit of the contiguity-break error */
 	uint64_t next_warn_exhausted; /* and of the exhausted-round one */
 	bool climb;                   /* a ballot beyond the window was seen (leader: re-run
 				       * phase 1; others: climb at the next election timeout) */

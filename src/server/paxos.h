@@ -28,8 +28,9 @@
  * (doc/paxos.md, "Membership").  Part of the protocol: every server of a
  * cluster must use the same value. */
 #define PAXOS_CONF_DELAY 8u
-/* Fresh instances a leader keeps in flight by default (paxos.pipeline). */
-#define PAXOS_PIPELINE_DEFAULT 4u
+/* Fresh instances a leader keeps in flight by default (paxos.pipeline;
+ * chosen by measurement: doc/performance.md "Pipelined ordering"). */
+#define PAXOS_PIPELINE_DEFAULT 1u
 /* Destination meaning "every other member". */
 #define PAXOS_BROADCAST 0xffffffffu
 /* Accepted ballot reported for an instance known to be chosen. */

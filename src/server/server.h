@@ -26,7 +26,7 @@
 	{ "apply.sync", CONF_STRING, "normal", "replica database synchronous mode: normal or full" },          \
 	{ "paxos.heartbeat", CONF_DURATION, "50ms", "leader heartbeat and retransmission period" },           \
 	{ "paxos.election", CONF_DURATION, "500ms", "election timeout T (a follower waits T..2T)" },           \
-	{ "paxos.pipeline", CONF_INT, "4", "fresh instances the leader keeps in flight (1 .. 8; 1: one round at a time)" }, \
+	{ "paxos.pipeline", CONF_INT, "1", "fresh instances the leader keeps in flight (1 .. 8; 1: one round at a time)" }, \
 	{ "server.status_period", CONF_DURATION, "100ms", "period of STATUS datagrams to peers and proxies" }, \
 	{ "server.result_cache", CONF_INT, "256", "instances whose results are kept for RESULT_REQUEST" },    \
 	{ "server.compact_lag", CONF_INT, "10000",                                                            \

@@ -39,6 +39,9 @@ for c in ip iptables sqlite3 mount; do
 done
 need_built src/metronomed src/mtrproxy tests/tools/mtrload tests/tools/mtrbank tests/tools/mtrdigest
 B=$MTR_BUILDDIR
+# pipelined ordering on (doc/paxos.md "The leader's batching rule"): kills,
+# stops and partitions of the leader then meet several instances in flight
+MTR_PIPELINE=${MTR_PIPELINE:-4}
 NFQ=$B/tests/tools/mtrnfq
 [ -x "$NFQ" ] || NFQ=
 

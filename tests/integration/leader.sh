@@ -24,6 +24,9 @@
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 B=$MTR_BUILDDIR
+# pipelined ordering on (doc/paxos.md "The leader's batching rule"): the
+# leader changes of this suite then meet several fresh instances in flight
+MTR_PIPELINE=${MTR_PIPELINE:-4}
 for p in src/metronomed src/mtrproxy tests/tools/mtrload tests/tools/mtrdigest; do
 	[ -x "$B/$p" ] || skip_all "$p is not built"
 done

@@ -60,10 +60,13 @@ MTR_KEY=$("$MTR_BUILDDIR/src/metronomed" --gen-key 2>/dev/null ||
 	od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 
 # server_conf DIR I SERVERS: DIR/sI.conf for server I of the cluster SERVERS
-# (comma-separated host:port), its data in DIR/dI, key $MTR_KEY
+# (comma-separated host:port), its data in DIR/dI, key $MTR_KEY, and
+# paxos.pipeline = $MTR_PIPELINE when that is set
 server_conf() {
 	printf 'cluster.servers = %s\ncluster.key = %s\nserver.id = %d\ndata.dir = %s/d%d\n' "$3" "$MTR_KEY" "$2" \
 		"$1" "$2" >"$1/s$2.conf"
+	# MTR_PIPELINE: paxos.pipeline of the servers (unset: the default)
+	[ -z "${MTR_PIPELINE:-}" ] || echo "paxos.pipeline = $MTR_PIPELINE" >>"$1/s$2.conf"
 }
 # proxy_conf DIR K SERVERS PORT [HOST]: DIR/pK.conf for proxy K (id 255 + K)
 # of the cluster SERVERS, listening for clients on HOST:PORT (HOST default
