@@ -500,7 +500,7 @@ static void deliver(struct paxos *p)
 				uint64_t last = batch_order_last(&p->order, r->stream);
 				if (r->last <= last)
 					p->stats.marks_behind++;
-				else if ((rc = batch_push(&eff, r->stream, last + 1, r->last)) == 0 && r->first != last + 1)
+				else if ((rc = batch_push(&eff, r->stream, last + 1, r->last)) == 0 && r->first > last + 1)
 					p->stats.marks_bridged++;
 			}
 			if (rc != 0) {

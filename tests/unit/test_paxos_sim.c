@@ -1712,6 +1712,67 @@ static void test_single_node(void **state)
 	sim_free(&s);
 }
 
+/* The cumulative rule in the core: chosen values learned from CHOSEN (a
+ * peer's word) are handed to the host as the part above the cursor, so a
+ * no-op, a mark bridging it, a stale mark and a value from before
+ * pipelining all keep every stream a prefix (doc/paxos.md "The leader's
+ * batching rule"). */
+static void test_cumulative_delivery(void **state)
+{
+	(void)state;
+	static struct sim s;
+	memset(&s, 0, sizeof s);
+	s.n = s.n0 = 3;
+	s.gconf[0] = (struct gconf){ .eff = 0, .voters = 7, .members = 7 };
+	s.n_gconf = 1;
+	s.calm = true;
+	s.seed = 3;
+	for (int j = 0; j < 3; j++) { /* every item held everywhere (invariant 4) */
+		s.nodes[j].wm[1] = 20;
+		s.nodes[j].wm[2] = 9;
+	}
+	node_start(&s, 1);
+	struct batch v[5] = { { 0 } };
+	batch_push(&v[0], 1, 1, 10);  /* a value from before: 1..10 */
+	/* v[1]: a no-op (the instance a leader change left empty) */
+	batch_push(&v[2], 1, 15, 20); /* hint 15 after a mark 14 that was lost: 11..20 */
+	batch_push(&v[2], 2, 1, 3);
+	batch_push(&v[3], 1, 5, 18);  /* a deposed leader's stale mark: nothing */
+	batch_push(&v[3], 2, 4, 6);   /* ... but stream 2 moves on: 4..6 */
+	batch_push(&v[4], 2, 2, 9);   /* hint below the cursor: 7..9 */
+	struct paxos_entry es[5];
+	for (int i = 0; i < 5; i++)
+		es[i] = (struct paxos_entry){ .inst = (uint64_t)i + 1, .ballot = PAXOS_BALLOT_CHOSEN, .value = v[i] };
+	/* every accept "by a majority" for the checker's quorum rule */
+	for (int i = 0; i < 5; i++)
+		for (int j = 0; j < 3; j++)
+			record_accept(&s, j, (uint64_t)i + 1, 0x101, &v[i]);
+	struct paxos_msg m = { .type = PAXOS_CHOSEN, .n_entries = 5, .entries = es };
+	assert_int_equal(paxos_recv(s.nodes[1].p, 0, &m), 0);
+	if (s.fail[0])
+		fprintf(stderr, "# %s\n", s.fail);
+	assert_int_equal(s.fail[0], 0);
+	assert_int_equal(s.n_g, 5);
+	assert_int_equal(s.g[1].n, 0);
+	assert_int_equal(s.g[2].n, 2);
+	assert_int_equal(s.g[2].r[0].first, 11);
+	assert_int_equal(s.g[2].r[0].last, 20);
+	assert_int_equal(s.g[3].n, 1);
+	assert_int_equal(s.g[3].r[0].stream, 2);
+	assert_int_equal(s.g[3].r[0].first, 4);
+	assert_int_equal(s.g[4].r[0].first, 7);
+	assert_int_equal(s.g[4].r[0].last, 9);
+	assert_int_equal(batch_order_last(&s.nodes[1].order, 1), 20);
+	assert_int_equal(batch_order_last(&s.nodes[1].order, 2), 9);
+	struct paxos_stats st;
+	paxos_stats(s.nodes[1].p, &st);
+	assert_int_equal(st.marks_bridged, 1);
+	assert_int_equal(st.marks_behind, 1); /* 5..18; 2..9 is not: 7..9 are new */
+	for (int i = 0; i < 5; i++)
+		batch_free(&v[i]);
+	sim_free(&s);
+}
+
 /* ---- paxos_change / paxos_conf_at / paxos_status: membership ---- */
 
 /* A one-node cluster (node 0) that leads by now. */
@@ -1824,6 +1885,7 @@ int main(void)
 		cmocka_unit_test(test_single_node),
 		cmocka_unit_test(test_change_api),
 		cmocka_unit_test(test_checker_catches),
+		cmocka_unit_test(test_cumulative_delivery),
 		cmocka_unit_test(test_sim_3_nodes),
 		cmocka_unit_test(test_sim_5_nodes),
 	};
