@@ -1577,19 +1577,27 @@ static void test_sim_5_nodes(void **state)
 	run_group(5);
 }
 
+/* An empty 3-node simulation (no core started); each node holds stream 1
+ * up to wm1 and stream 2 up to wm2. */
+static void sim_three(struct sim *s, uint64_t wm1, uint64_t wm2)
+{
+	memset(s, 0, sizeof *s);
+	s->n = s->n0 = 3;
+	s->gconf[0] = (struct gconf){ .eff = 0, .voters = 7, .members = 7 };
+	s->n_gconf = 1;
+	for (int j = 0; j < 3; j++) {
+		s->nodes[j].next_expected = 1;
+		s->nodes[j].wm[1] = wm1;
+		s->nodes[j].wm[2] = wm2;
+	}
+}
+
 /* The checker itself must catch a broken log. */
 static void test_checker_catches(void **state)
 {
 	(void)state;
 	static struct sim s;
-	memset(&s, 0, sizeof s);
-	s.n = s.n0 = 3;
-	s.gconf[0] = (struct gconf){ .eff = 0, .voters = 7, .members = 7 };
-	s.n_gconf = 1;
-	for (int j = 0; j < 3; j++) {
-		s.nodes[j].next_expected = 1;
-		s.nodes[j].wm[1] = 100;
-	}
+	sim_three(&s, 100, 0);
 	struct batch b1 = { 0 }, b2 = { 0 };
 	batch_push(&b1, 1, 1, 10);
 	batch_push(&b2, 1, 12, 20); /* gap: 11 missing */
@@ -1721,16 +1729,9 @@ static void test_cumulative_delivery(void **state)
 {
 	(void)state;
 	static struct sim s;
-	memset(&s, 0, sizeof s);
-	s.n = s.n0 = 3;
-	s.gconf[0] = (struct gconf){ .eff = 0, .voters = 7, .members = 7 };
-	s.n_gconf = 1;
+	sim_three(&s, 20, 9); /* every item held everywhere (invariant 4) */
 	s.calm = true;
 	s.seed = 3;
-	for (int j = 0; j < 3; j++) { /* every item held everywhere (invariant 4) */
-		s.nodes[j].wm[1] = 20;
-		s.nodes[j].wm[2] = 9;
-	}
 	node_start(&s, 1);
 	struct batch v[5] = { { 0 } };
 	batch_push(&v[0], 1, 1, 10);  /* a value from before: 1..10 */
