@@ -52,7 +52,8 @@ static void h_snap(void *d, uint32_t from, uint64_t inst) { (void)d; (void)from;
 static struct paxos *core(uint32_t id)
 {
 	struct paxos_io io = { NULL, h_send, h_persist, h_holds, h_fetch, h_chosen, h_snap };
-	struct paxos_config cfg = { .id = id, .n = 3, .heartbeat_ms = 10, .election_ms = 40, .seed = 1 };
+	/* pipelined (paxos.pipeline 4): decoded values meet a leader with several fresh instances in flight */
+	struct paxos_config cfg = { .id = id, .n = 3, .pipeline = 4, .heartbeat_ms = 10, .election_ms = 40, .seed = 1 };
 	struct paxos *p = NULL;
 	if (paxos_create(&p, &cfg, &io) != 0)
 		abort();
