@@ -1675,6 +1675,9 @@ static void test_create_invalid(void **state)
 	assert_null(p);
 	struct paxos_config bad_id = { .id = PAXOS_MAX_ID, .n = 3 };
 	assert_int_equal(paxos_create(&p, &bad_id, &io), MTR_EINVAL);
+	/* a pipeline deeper than alpha (rule 2 of "Membership") */
+	struct paxos_config bad_pipe = { .id = 0, .n = 3, .pipeline = PAXOS_CONF_DELAY + 1 };
+	assert_int_equal(paxos_create(&p, &bad_pipe, &io), MTR_EINVAL);
 	/* a configuration without a voter, or with ids out of order */
 	struct batch_conf c = { .n = 2, .m = { { .id = 0, .voter = 0 }, { .id = 4, .voter = 0 } } };
 	struct paxos_config bad_conf = { .id = 0, .conf = &c };
