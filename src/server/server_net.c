@@ -174,6 +174,7 @@ void srvnet_peers_refresh(struct server *s, int force)
 	pt->seen_voters = ps.voters;
 	pt->seen_removed = ps.removed;
 	pt->seen_next = ps.conf_next;
+	s->ids_used |= pt->servers;
 	/* for the other threads (snapshot server, cluster tables, health) at
 	 * once: a peer's snapshot request may come before the first publish */
 	pthread_mutex_lock(&s->imu);
@@ -639,6 +640,8 @@ void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 			srvnet_peers_refresh(s, 0);
 			a = srvnet_peer_addr(s, to);
 		}
+		if (a == NULL && (s->gone_known & id_bit(to))) /* a removed server, told so */
+			a = &s->gone_addr[to];
 		if (a != NULL)
 			srvnet_out_push(s, (size_t)n, a);
 		return;
@@ -955,10 +958,36 @@ static void on_status(struct server *s, const struct transport_msg *m)
 		origin_differs(s, j);
 }
 
+/*
+ * A PAXOS message of a server removed from the cluster (doc/paxos.md
+ * "Membership", rule 4): the core refuses it, logs that at warn (once a
+ * minute) and tells the sender politely (a PREVOTE_REPLY with our commit;
+ * its CATCHUP answered), so that it learns it was removed.  The answer
+ * goes to the address the message came from (a removed id has none in the
+ * peer table); with a key, only a holder of the key could have sent it.
+ */
+static void removed_paxos(struct server *s, const struct transport_msg *m)
+{
+	uint32_t from = m->hdr.sender;
+	struct paxos_msg pm;
+	if (paxos_msg_decode(&pm, m->buf + WIRE_HDR_SIZE, m->hdr.length) != 0) {
+		srvnet_drop(s, SERVER_DROP_paxos, m);
+		return;
+	}
+	s->gone_addr[from] = m->peer;
+	s->gone_known |= id_bit(from);
+	paxos_recv(s->px, from, &pm);
+	paxos_msg_free(&pm);
+}
+
 static void on_paxos(struct server *s, const struct transport_msg *m)
 {
 	uint32_t from = m->hdr.sender;
 	if (!srvnet_from_peer(s, m)) {
+		if (from < PAXOS_MAX_ID && from != s->cfg.id && (s->pt.seen_removed & id_bit(from))) {
+			removed_paxos(s, m);
+			return;
+		}
 		srvnet_drop(s, SERVER_DROP_paxos_sender, m);
 		return;
 	}
@@ -1063,6 +1092,9 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 		break;
 	case WIRE_T_STATS:
 		srvvt_on_stats(s, m);
+		break;
+	case WIRE_T_MEMBERSHIP:
+		srvmem_on_datagram(s, m);
 		break;
 	default:
 		srvnet_drop(s, SERVER_DROP_type, m);
