@@ -10,7 +10,7 @@
  * Everything goes through a proxy (libmetronome: mtr_add_server,
  * mtr_promote_server, mtr_remove_server, and SELECT ... FROM mtr_members).
  * add-server adds a learner, waits until it has caught up (its applied
- * instance in mtr_members within CAUGHT_UP of the voters'), then makes it a
+ * instance in mtr_members within MEMBERS_CAUGHT_UP of the voters'), then makes it a
  * voter.  A change refused for the moment (another change pending, no
  * leader, the learner not caught up) is asked again every 500 ms until
  * --wait (default 600 s) has passed.
@@ -18,16 +18,14 @@
 #include "config.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "members.h"
 #include "metronome.h"
 
 #define DEFAULT_URL "mtr://127.0.0.1:7400"
-#define CAUGHT_UP 50 /* instances a learner may lag the voters when it is promoted */
 
 static void usage(FILE *f)
 {
@@ -40,42 +38,6 @@ static void usage(FILE *f)
 		   "add-server adds ADDR (IP:PORT, the new server's server.address) as a learner under a new id,\n"
 		   "waits until it has caught up and makes it a voter (--learner: stop after adding it).\n"
 		   "See mtrctl(1) and doc/operations.md.\n");
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* One integer of a query's first row; 0 and *ok = 0 when none. */
-static int64_t query_int(mtr *db, const char *sql, int *ok)
-{
-	mtr_stmt *st = NULL;
-	*ok = 0;
-	int64_t v = 0;
-	if (mtr_prepare(db, sql, -1, &st, NULL) != 0)
-		return 0;
-	if (mtr_step(st) == MTR_ROW && mtr_column_text(st, 0) != NULL) {
-		v = mtr_column_int64(st, 0);
-		*ok = 1;
-	}
-	mtr_finalize(st);
-	return v;
-}
-
-/* A refusal that may pass: ask again. */
-static int transient(int rc)
-{
-	return rc == MTR_EBUSY || rc == MTR_EAGAIN;
 }
 
 static int members(mtr *db)
@@ -105,58 +67,6 @@ static int members(mtr *db)
 	}
 	mtr_finalize(st);
 	return 0;
-}
-
-/* Wait until learner id has caught up with the voters (mtr_members). */
-static int wait_caught_up(mtr *db, uint32_t id, double end)
-{
-	char q1[160], q2[200];
-	snprintf(q1, sizeof q1, "SELECT applied FROM mtr_members WHERE id = %u AND alive", id);
-	snprintf(q2, sizeof q2,
-		 "SELECT max(applied) FROM mtr_members WHERE membership = 'voter' AND alive AND id != %u", id);
-	double next_say = now_s() + 5;
-	while (now_s() < end) {
-		int ok1, ok2;
-		int64_t mine = query_int(db, q1, &ok1), theirs = query_int(db, q2, &ok2);
-		if (ok1 && ok2 && mine + CAUGHT_UP >= theirs && mine > 0) {
-			printf("server %u has caught up (applied %" PRId64 ", the voters %" PRId64 ")\n", id, mine,
-			       theirs);
-			return 0;
-		}
-		if (now_s() >= next_say) {
-			printf("waiting for server %u to catch up (applied %s%" PRId64 ", the voters %" PRId64 ")\n", id,
-			       ok1 ? "" : "unknown: not heard yet, ", mine, theirs);
-			fflush(stdout);
-			next_say = now_s() + 5;
-		}
-		nap_ms(200);
-	}
-	fprintf(stderr, "mtrctl: server %u did not catch up in time: is it running (metronomed with server.id = %u "
-			"and --init-from-peer)?  It stays a learner; run mtrctl promote-server %u later\n",
-		id, id, id);
-	return 1;
-}
-
-/* op: 'a' add, 'p' promote, 'r' remove; retried while transient. */
-static int change(mtr *db, int op, const char *addr, uint32_t id, uint32_t *new_id, double end)
-{
-	double next_say = now_s() + 5;
-	for (;;) {
-		int rc = op == 'a' ? mtr_add_server(db, addr, new_id)
-				   : op == 'p' ? mtr_promote_server(db, id) : mtr_remove_server(db, id);
-		if (rc == 0)
-			return 0;
-		if (!transient(rc) || now_s() >= end) {
-			fprintf(stderr, "mtrctl: %s\n", mtr_errmsg(db));
-			return rc == MTR_EUNKNOWN || rc == MTR_ETIMEDOUT ? 3 : 1;
-		}
-		if (now_s() >= next_say) {
-			printf("asking again: %s\n", mtr_errmsg(db));
-			fflush(stdout);
-			next_say = now_s() + 5;
-		}
-		nap_ms(500);
-	}
 }
 
 static int parse_id(const char *s, uint32_t *id)
@@ -222,25 +132,13 @@ int main(int argc, char **argv)
 		mtr_close(db);
 		return 1;
 	}
-	double end = now_s() + wait;
 	int rc = 0;
 	if (op == 'm') {
 		rc = members(db);
 	} else if (op == 'a') {
-		uint32_t nid = 0;
-		rc = change(db, 'a', argv[i], 0, &nid, end);
-		if (rc == 0) {
-			printf("server %u added as a learner at %s\n", nid, argv[i]);
-			fflush(stdout);
-			if (!learner)
-				rc = wait_caught_up(db, nid, end);
-			if (!learner && rc == 0)
-				rc = change(db, 'p', NULL, nid, NULL, end);
-			if (!learner && rc == 0)
-				printf("server %u is a voter\n", nid);
-		}
+		rc = members_add(db, argv[i], learner, wait, stdout, "mtrctl");
 	} else {
-		rc = change(db, op, NULL, id, NULL, end);
+		rc = members_change(db, op, NULL, id, NULL, wait, stdout, "mtrctl");
 		if (rc == 0)
 			printf("server %u %s\n", id, op == 'p' ? "is a voter" : "removed");
 	}

@@ -14,6 +14,7 @@
 #      removed with `mtrctl remove-server 0`: another server is elected;
 #   3. server 1 is killed (SIGKILL) and replaced: a fresh server 4 (empty
 #      directory, new id) is added (learner, then voter), and 1 is removed;
+#      refusals: an id removed already, one never a member, a bad address;
 #   4. the load stops: every run finished with no failed write, every acked
 #      id is present exactly once and nothing else, and the members 2, 3 and
 #      4 have the same instance, digest and row count;
@@ -35,7 +36,7 @@ BASE=$(port_block)
 PORT=$((BASE + 11))
 URL="mtr://127.0.0.1:$PORT"
 
-plan 17
+plan 20
 
 servers=$(local_servers $BASE 3)
 # start_server ID [EXTRA ARG]: server ID (a new id binds BASE+ID, with
@@ -127,14 +128,24 @@ ctl add-server --wait $((300 * W)) "127.0.0.1:$((BASE + 4))" >"$TMP/add4.out" 2>
 rc=$?
 sed 's/^/#   /' "$TMP/add4.out"
 check "replacement: server 4 added, caught up and made a voter (exit $rc)" grep -q "server 4 is a voter" "$TMP/add4.out"
-ctl remove-server 1 >"$TMP/rm1.out" 2>&1
+"$B/shell/mtrsql" "$URL" -c ".remove-server 1" >"$TMP/rm1.out" 2>&1
 rc=$?
 sed 's/^/#   /' "$TMP/rm1.out"
-check "replacement: the dead server 1 removed (exit $rc)" grep -q "server 1 removed" "$TMP/rm1.out"
+check "replacement: the dead server 1 removed with mtrsql's .remove-server (exit $rc)" grep -q "server 1 removed" "$TMP/rm1.out"
 voters_234() { is 2 voter && is 3 voter && is 4 voter && ! is 0 voter && ! is 1 voter; }
 wait_for $((30 * W)) voters_234
 show "after the replacement"
 check "mtr_members: the voters are 2, 3 and 4" voters_234
+# refusals, each with its reason
+refusal() { # EXPECTED-TEXT COMMAND...: fails (exit 1) saying EXPECTED-TEXT
+	_want=$1; shift
+	"$@" >"$TMP/ref.out" 2>&1 && return 1
+	sed 's/^/#   /' "$TMP/ref.out"
+	grep -q "$_want" "$TMP/ref.out"
+}
+check "refused: removing server 0 again (ids are never reused)" refusal "was removed from the cluster" ctl remove-server 0
+check "refused: an id that is not a member" refusal "server 9 is not a member" ctl remove-server 9
+check "refused: an address that does not parse" refusal "is not an address" ctl add-server --learner "no.such:x"
 a1=$(acked)
 wait_for $((30 * W)) acked_at_least $((a1 + 200))
 
