@@ -36,7 +36,7 @@ BASE=$(port_block)
 PORT=$((BASE + 11))
 URL="mtr://127.0.0.1:$PORT"
 
-plan 20
+plan 21
 
 servers=$(local_servers $BASE 3)
 # start_server ID [EXTRA ARG]: server ID (a new id binds BASE+ID, with
@@ -177,6 +177,11 @@ check "server 0, restarted, is refused by the members, who log it" refused
 again() { [ "$(grep -c "removed from the cluster" "$TMP/s0.log")" -gt "$n0" ]; }
 wait_for $((10 * W)) again
 check "server 0, restarted, logs again that it was removed" again
+
+# every daemon stopped: none reported a sanitizer error (build-asan)
+for p in $_pids; do stop_pid "$p" 20; done
+no_reports() { ! grep -l "Sanitizer\|runtime error:" "$TMP"/s*.log "$TMP"/p1.log; }
+check "no daemon reported a sanitizer error or leak" no_reports
 
 if [ $_tap_fail -gt 0 ]; then
 	for f in "$TMP"/s*.log "$TMP"/p1.log "$TMP"/load.err; do
