@@ -458,6 +458,9 @@ struct server {
 	} mlast;                      /* the last answer, sent again to a repeated request */
 	uint64_t gone_known;          /* removed ids whose PAXOS came from gone_addr (polite refusal) */
 	struct transport_addr gone_addr[PAXOS_MAX_ID];
+	uint64_t gone_status_ms[PAXOS_MAX_ID]; /* next STATUS to a removed server that spoke */
+	uint64_t gone_warn_ms[PAXOS_MAX_ID];   /* next "removed server is back" line */
+	int told_removed;     /* a member's STATUS membership does not name us: we were removed */
 };
 
 /* snap_state: the snapshot fetch (server_snap.c) and its hand-over to the

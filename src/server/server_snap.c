@@ -311,8 +311,8 @@ void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst)
 		return;
 	struct paxos_status ps;
 	paxos_status(s->px, &ps);
-	if (ps.self_removed)
-		return; /* the members serve no snapshot to a removed server (it learns from CATCHUP) */
+	if (ps.self_removed || s->told_removed)
+		return; /* the members serve no snapshot to a removed server */
 	mtr_log(LOG_INFO, "server %u: server %u compacted instances <= %llu that this server lacks: fetching a snapshot",
 		s->cfg.id, from, (unsigned long long)inst);
 	s->snap_from = from;

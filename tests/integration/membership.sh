@@ -19,7 +19,9 @@
 #      id is present exactly once and nothing else, and the members 2, 3 and
 #      4 have the same instance, digest and row count;
 #   5. server 0, removed, is restarted: it says that it was removed, and
-#      the members refuse it politely and log that.
+#      the members refuse it politely and log that; server 1, removed while
+#      it was down (killed), is restarted too: refused, it learns from the
+#      members that it was removed and logs it.
 # The membership is checked in mtr_members (mtrctl members) on the way.
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
@@ -36,7 +38,7 @@ BASE=$(port_block)
 PORT=$((BASE + 11))
 URL="mtr://127.0.0.1:$PORT"
 
-plan 21
+plan 23
 
 servers=$(local_servers $BASE 3)
 # start_server ID [EXTRA ARG]: server ID (a new id binds BASE+ID, with
@@ -164,19 +166,30 @@ res=$(acked_check "$TMP/d2" "$TMP/acked")
 diag "acked|acked-missing|extra|duplicates = $res"
 check "every acknowledged write present exactly once, nothing else ($total acked)" [ "$res" = "$total|0|0|0" ]
 
-# 6. the removed server comes back
+# 6. the removed servers come back: 0 (it knew it was removed) and 1
+# (killed, then removed while down: it learns it from the members)
 stop_pid $spid_0 20
 n0=$(grep -c "removed from the cluster" "$TMP/s0.log")
 start_server 0
+start_server 1
 start_server 2
 start_server 3
 start_server 4
-refused() { grep -q "from node 0 refused: that node was removed" "$TMP/s2.log" "$TMP/s3.log" "$TMP/s4.log"; }
-wait_for $((30 * W)) refused
-check "server 0, restarted, is refused by the members, who log it" refused
+refused() {
+	grep -q "from node $1 refused: that node was removed\|removed server $1 is back" "$TMP/s2.log" "$TMP/s3.log" \
+		"$TMP/s4.log"
+}
+wait_for $((30 * W)) refused 0
+check "server 0, restarted, is refused by the members, who log it" refused 0
 again() { [ "$(grep -c "removed from the cluster" "$TMP/s0.log")" -gt "$n0" ]; }
 wait_for $((10 * W)) again
 check "server 0, restarted, logs again that it was removed" again
+wait_for $((30 * W)) refused 1
+check "server 1, removed while it was down, is refused when it comes back" refused 1
+wait_for $((60 * W)) grep -q "removed from the cluster" "$TMP/s1.log"
+check "server 1 learns from the members that it was removed, and logs it" grep -q "removed from the cluster" "$TMP/s1.log"
+grep -h "WARN.*\(removed from the cluster\|is back\|refused: that node\)" "$TMP"/s[0-4].log | sort | tail -8 | cut -c1-200 |
+	sed 's/^/#   /'
 
 # every daemon stopped: none reported a sanitizer error (build-asan)
 for p in $_pids; do stop_pid "$p" 20; done
