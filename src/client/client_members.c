@@ -60,7 +60,7 @@ static int member_change(mtr *db, uint8_t op, uint32_t id, const char *addr, uin
 	if (db->head || db->in_txn)
 		return client_err(db, MTR_EBUSY,
 				  "the handle has requests in flight or an open transaction: finish them first");
-	static uint64_t counter;
+	static _Atomic uint64_t counter;
 	uint64_t token = (now_mono_ns() << 8) ^ ++counter;
 	if (token == 0)
 		token = 1;
