@@ -38,7 +38,7 @@ BASE=$(port_block)
 PORT=$((BASE + 11))
 URL="mtr://127.0.0.1:$PORT"
 
-plan 23
+plan 24
 
 servers=$(local_servers $BASE 3)
 # start_server ID [EXTRA ARG]: server ID (a new id binds BASE+ID, with
@@ -106,6 +106,9 @@ check "mtrctl add-server 127.0.0.1:$((BASE + 3)): server 3 added, caught up and 
 	grep -q "server 3 is a voter" "$TMP/add3.out"
 wait_for $((20 * W)) is 3 voter
 check "mtr_members shows server 3 as a voter" is 3 voter
+grep -h "installed snapshot\|took the promise" "$TMP/s3.log" | cut -c1-160 | sed 's/^/#   /'
+check "server 3 installed a peer's snapshot and took that peer's promise with it" \
+	grep -q "took the promise .* of server [0-2] with its snapshot" "$TMP/s3.log"
 show "after adding server 3"
 
 # 3. remove server 0, the leader
