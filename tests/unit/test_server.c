@@ -774,6 +774,14 @@ static void test_peer_table_follows_conf(void **state)
 	transport_close(x);
 }
 
+/* Item 1 creates table t; wait until every server applied it. */
+static void create_table(struct fix *f)
+{
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	send_items(f, 1, 1, NULL);
+	assert_true(wait_results(f, 1, 0x7, 10000));
+}
+
 /* ---- Membership changes (server_members.c) ---- */
 
 struct mans {
@@ -846,9 +854,7 @@ static void member_ask_settled(struct fix *f, uint8_t op, uint8_t id, const char
 static void test_membership_changes(void **state)
 {
 	struct fix *f = *state;
-	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
-	send_items(f, 1, 1, NULL);
-	assert_true(wait_results(f, 1, 0x7, 10000));
+	create_table(f);
 	struct mans a;
 	member_ask(f, WIRE_MEMBER_REMOVE, 9, NULL, &a);
 	assert_int_equal(a.status, MTR_ENOENT);
@@ -954,14 +960,6 @@ static uint64_t timed_write(struct fix *f, uint64_t first, uint64_t last, unsign
 	send_items(f, first, last, NULL);
 	assert_true(wait_results(f, last, mask, 10000));
 	return now_ms() - t0;
-}
-
-/* Item 1 creates table t; wait until every server applied it. */
-static void create_table(struct fix *f)
-{
-	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
-	send_items(f, 1, 1, NULL);
-	assert_true(wait_results(f, 1, 0x7, 10000));
 }
 
 /* Issue 12: a PREPARE with ballot 0xffffffffffffff01 (round 2^56 - 1) from
