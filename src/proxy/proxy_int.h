@@ -321,6 +321,7 @@ struct proxy {
 	struct pxmem mem[PXMEM_MAX]; /* membership changes being relayed */
 	uint64_t mem_token;     /* the last token given to one */
 	uint32_t leader;        /* the server last seen leading (STATUS), or PXMEM_NO_LEADER */
+	uint64_t mem_warn_ms;   /* next refused membership change logged at warn */
 
 	atomic_int stop;
 	atomic_int reload; /* proxy_reload asked: the TLS files are read again */

@@ -73,8 +73,12 @@ int pxmem_on_frame(struct proxy *p, struct client *c, const struct cproto_frame 
 	if (!allowed(p, c)) {
 		char msg[160];
 		snprintf(msg, sizeof msg, "%s: user %s may not change the membership (proxy.admins)", op, c->user);
-		mtr_log(LOG_WARN, "proxy %u: membership change refused to user %s from %s: not in proxy.admins",
-			p->cfg.id, c->user, c->src);
+		int warn = p->now_ms >= p->mem_warn_ms; /* at most one a minute at warn: users may flood */
+		if (warn)
+			p->mem_warn_ms = p->now_ms + 60000;
+		mtr_log(warn ? LOG_WARN : LOG_INFO,
+			"proxy %u: membership change refused to user %s from %s: not in proxy.admins", p->cfg.id,
+			c->user, c->src);
 		client_answer(p, c, m.token, MTR_EAUTH, 0, 0, msg);
 		return 0;
 	}

@@ -456,6 +456,7 @@ struct server {
 		uint64_t instance;
 		char msg[256];
 	} mlast;                      /* the last answer, sent again to a repeated request */
+	uint64_t mwarn_ms;            /* next refusal logged at warn */
 	uint64_t gone_known;          /* removed ids whose PAXOS came from gone_addr (polite refusal) */
 	struct transport_addr gone_addr[PAXOS_MAX_ID];
 	uint64_t gone_status_ms[PAXOS_MAX_ID]; /* next STATUS to a removed server that spoke */

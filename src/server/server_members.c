@@ -28,6 +28,8 @@
 /* A learner is promoted only when it applied at least the leader's
  * applied instance minus this (else: not caught up, retry later). */
 #define MEMBER_PROMOTE_LAG 1000u
+/* Refusals are logged at warn at most this often (the rest at info). */
+#define MEMBER_WARN_MS 10000u
 
 static uint64_t bit(uint32_t id)
 {
@@ -57,7 +59,12 @@ static void answer(struct server *s, const struct transport_addr *to, uint64_t t
 	long n = wire_member_build(b, &s->from, &m);
 	if (n > 0)
 		srvnet_out_push(s, (size_t)n, to);
-	mtr_log(status == 0 ? LOG_INFO : LOG_WARN, "server %u: membership change: %s", s->cfg.id, a->msg);
+	/* a refusal at warn, at most one a MEMBER_WARN_MS (proxies' clients
+	 * can ask as often as they like), the others and every success at info */
+	int warn = status != 0 && status != MTR_EAGAIN && s->now_ms >= s->mwarn_ms;
+	if (warn)
+		s->mwarn_ms = s->now_ms + MEMBER_WARN_MS;
+	mtr_log(warn ? LOG_WARN : LOG_INFO, "server %u: membership change: %s", s->cfg.id, a->msg);
 }
 
 /* The highest id the cluster ever had, plus one (ids are never reused). */
