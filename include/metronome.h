@@ -362,6 +362,32 @@ typedef int (*mtr_progress_fn)(void *arg, uint64_t done, uint64_t total, uint64_
 MTR_API int mtr_backup(mtr *db, const char *path, mtr_progress_fn progress, void *arg);
 
 /*
+ * Membership (doc/paxos.md "Membership", doc/operations.md "Add a
+ * server"): ask the cluster's leader, through the proxy, to change the
+ * configuration; each returns once the new configuration is chosen (it is
+ * in force 8 instances later; see mtr_members).
+ *   mtr_add_server     adds a learner at addr ("IP:PORT", the new server's
+ *                      server.address) under a new id (above every id the
+ *                      cluster ever had), stored in *new_id (may be NULL);
+ *                      an address that is a learner already: its id
+ *   mtr_promote_server makes learner id a voter (once it has caught up)
+ *   mtr_remove_server  removes id (a voter or a learner); ids never return
+ * One change at a time in the cluster.  The handle must have no request in
+ * flight and no open transaction (MTR_EBUSY).  With proxy.users, the user
+ * must be one of proxy.admins when that is set (MTR_EAUTH).  Returns 0, or
+ * MTR_EAGAIN (no leader: nothing done, try again), MTR_EBUSY (another
+ * change is pending, or the learner has not caught up), MTR_EINVAL (an
+ * address that is not IP:PORT, a removed id, or a change that would leave
+ * fewer voters up than a majority), MTR_ENOENT (not a member), MTR_EEXIST,
+ * MTR_ETOOBIG (16 members, or no id left), MTR_EUNKNOWN / MTR_ETIMEDOUT
+ * (no decision seen: look at mtr_members), MTR_EIO, MTR_ECONNECT;
+ * mtr_errmsg() says which and what to do.
+ */
+MTR_API int mtr_add_server(mtr *db, const char *addr, uint32_t *new_id);
+MTR_API int mtr_promote_server(mtr *db, uint32_t id);
+MTR_API int mtr_remove_server(mtr *db, uint32_t id);
+
+/*
  * Busy handling: when the proxy answers MTR_EBUSY or MTR_EFULL (its buffers
  * are full), mtr_step / mtr_exec wait (1 ms, doubling up to 100 ms) and send
  * the request again (a new request id: the refused one was not applied),

@@ -4,7 +4,7 @@
 # it); libmetronome is that plus the proxy and everything under it, shared
 # and static, exporting only mtr_* (include/metronome.h).
 libmtrclient_la_SOURCES += src/client/client.c src/client/client_stmt.c src/client/client_temp.c \
-	src/client/client_embed.c src/client/client_backup.c src/client/client_int.h src/client/client_tls.c src/client/localcluster.c src/client/localcluster.h
+	src/client/client_embed.c src/client/client_backup.c src/client/client_members.c src/client/client_int.h src/client/client_tls.c src/client/localcluster.c src/client/localcluster.h
 
 lib_LTLIBRARIES = libmetronome.la
 libmetronome_la_SOURCES =
@@ -33,6 +33,7 @@ dist_man_MANS += doc/libmetronome.3
 # MTR_E* code needs its line in doc/man3/mtr_errcode.3.  doc/architecture.md
 # "Man pages".
 MAN3_PAGES = \
+	doc/man3/mtr_add_server.3 \
 	doc/man3/mtr_backup.3 \
 	doc/man3/mtr_bind.3 \
 	doc/man3/mtr_busy_timeout.3 \
@@ -44,6 +45,7 @@ MAN3_PAGES = \
 	doc/man3/mtr_interrupt.3 \
 	doc/man3/mtr_open.3 \
 	doc/man3/mtr_prepare.3 \
+	doc/man3/mtr_promote_server.3 \
 	doc/man3/mtr_step.3 \
 	doc/man3/mtr_submit.3
 MAN3_LINKS = \
@@ -79,6 +81,7 @@ MAN3_LINKS = \
 	doc/man3/mtr_last_instance.3 \
 	doc/man3/mtr_pending.3 \
 	doc/man3/mtr_poll.3 \
+	doc/man3/mtr_remove_server.3 \
 	doc/man3/mtr_reset.3 \
 	doc/man3/mtr_set_min_instance.3 \
 	doc/man3/mtr_set_timeout.3 \

@@ -8,7 +8,7 @@
 # client.c) lives here because only the proxy and the client need it.
 # The client library embeds the same core (mtr+embedded://, local).
 libmtrproxy_la_SOURCES += src/proxy/proxy.c src/proxy/proxy.h src/proxy/proxy_int.h src/proxy/proxy_client.c \
-	src/proxy/proxy_net.c src/proxy/proxy_backup.c src/proxy/proxy_auth.c src/proxy/proxy_auth.h src/proxy/proxy_item.c src/proxy/proxy_item.h \
+	src/proxy/proxy_net.c src/proxy/proxy_backup.c src/proxy/proxy_members.c src/proxy/proxy_auth.c src/proxy/proxy_auth.h src/proxy/proxy_item.c src/proxy/proxy_item.h \
 	src/proxy/outbuf.c src/proxy/outbuf.h src/proxy/proxy_health.c src/proxy/proxy_tls.c src/proxy/tlsconn.c \
 	src/proxy/tlsconn.h
 # built as src/mtrproxy, next to src/metronomed: the local cluster and the

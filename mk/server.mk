@@ -14,7 +14,7 @@ libmtrserver_la_SOURCES += src/server/batch.c src/server/batch.h src/server/paxo
 	src/server/clustervt.c src/server/clustervt.h src/server/statstab.c src/server/statstab.h \
 	src/server/server.c src/server/server.h src/server/server_int.h src/server/server_net.c \
 	src/server/server_apply.c src/server/server_snap.c src/server/server_vt.c src/server/server_disk.c \
-	src/server/server_health.c
+	src/server/server_health.c src/server/server_members.c
 # built as src/metronomed, next to src/mtrproxy (mk/proxy.mk)
 bin_PROGRAMS += src/metronomed
 src_metronomed_SOURCES = src/server/metronomed.c $(DAEMON_SRC)

@@ -160,6 +160,7 @@ INTEGRATION_SUITES += tests/integration/apply_stress.sh
 INTEGRATION_SUITES += tests/integration/budget.sh
 INTEGRATION_SUITES += tests/integration/read_cancel.sh
 INTEGRATION_SUITES += tests/integration/leader.sh
+INTEGRATION_SUITES += tests/integration/membership.sh
 INTEGRATION_SUITES += tests/integration/ryw.sh
 INTEGRATION_SUITES += tests/integration/diskfull.sh
 INTEGRATION_SUITES += tests/integration/faults.sh

@@ -34,6 +34,7 @@
 
 #include "backup.h"
 #include "log.h"
+#include "members.h"
 #include "shell.h"
 #include "sql.h"
 
@@ -56,6 +57,10 @@ void shell_error(const char *fmt, ...)
  * indented details, shown by ".help PATTERN") ------------------------- */
 
 static const char *const dot_help[] = {
+	".add-server ADDR ?--learner?  Add the server at ADDR (IP:PORT) to the cluster",
+	"   As a learner under a new id (printed); then waits until it has caught up",
+	"   and makes it a voter (--learner: not).  Start it with that server.id,",
+	"   server.address = ADDR and metronomed --init-from-peer (mtrctl(1))",
 	".backup FILE             A consistent SQLite copy of the database (at one instance) into FILE, any size",
 	".bail on|off             Stop after hitting an error.  Default OFF",
 	".changes on|off          Show the rows changed by each write",
@@ -128,8 +133,10 @@ static const char *const dot_help[] = {
 	"   unset PARAMETER         Remove PARAMETER from the binding table",
 	".parse SQL               What the proxy makes of SQL: kind, tables, non-determinism",
 	".print STRING...         Print literal STRING",
+	".promote-server ID       Make the learner ID a voter (once it has caught up)",
 	".quit                    Exit this program",
 	".read FILE               Read input from FILE",
+	".remove-server ID        Remove server ID from the cluster (ids are never reused)",
 	".restore FILE            Load the SQLite file FILE (a .backup copy) into an empty cluster",
 	".schema ?PATTERN?        Show the CREATE statements matching PATTERN",
 	"     Options:",
@@ -380,6 +387,25 @@ static int dot_restore(struct shell *sh, const char *file)
 	return 0;
 }
 
+/* .add-server ADDR ?--learner?, .promote-server ID, .remove-server ID
+ * (members.c, as mtrctl does them). */
+static int dot_members(struct shell *sh, const char *c, int argc, char **argv)
+{
+	int learner = argc == 3 && c[0] == 'a' && !strcmp(argv[2], "--learner");
+	char *e = NULL;
+	unsigned long id = argc >= 2 ? strtoul(argv[1], &e, 10) : 0;
+	if (argc < 2 || argc > 2 + (c[0] == 'a') || (argc == 3 && !learner) ||
+	    (c[0] != 'a' && (e == argv[1] || *e || id > 63))) {
+		shell_error(c[0] == 'a' ? "usage: .add-server IP:PORT ?--learner?" : "usage: .%s ID (0..63: see .cluster)", c);
+		return -1;
+	}
+	int rc = c[0] == 'a' ? members_add(sh->db, argv[1], learner, 600, sh->outf, "mtrsql")
+			     : members_change(sh->db, c[0], NULL, (uint32_t)id, NULL, 600, sh->outf, "mtrsql");
+	if (rc == 0 && c[0] != 'a')
+		fprintf(sh->outf, "server %lu %s\n", id, c[0] == 'p' ? "is a voter" : "removed");
+	return rc == 0 ? 0 : -1;
+}
+
 static int dot_cluster(struct shell *sh)
 {
 	struct out_opts save = sh->out;
@@ -406,7 +432,7 @@ static const char *const dot_names[] = {
 	"backup", "bail", "changes", "cluster", "consistency", "dump", "echo", "eqp", "exit", "headers", "help",
 	"import", "indexes", "indices", "mode", "nullvalue", "once", "output", "parameter", "parse", "print",
 	"quit", "read", "restore", "save", "schema", "separator", "shell", "show", "system", "tables", "timer", "width",
-	NULL,
+	"add-server", "promote-server", "remove-server", NULL,
 };
 
 /* Run one dot-command line.  0 ok, -1 error, 1 quit. */
@@ -527,6 +553,8 @@ static int dot_command(struct shell *sh, const char *line)
 		rc = dot_backup(sh, a1);
 	} else if (!strcmp(c, "restore")) {
 		rc = dot_restore(sh, a1);
+	} else if (!strcmp(c, "add-server") || !strcmp(c, "promote-server") || !strcmp(c, "remove-server")) {
+		rc = dot_members(sh, c, argc, argv);
 	} else if (!strcmp(c, "import")) {
 		rc = import_run(sh, argc, argv);
 	} else if (!strcmp(c, "output") || !strcmp(c, "once")) {

@@ -45,11 +45,73 @@ struct bk {
 	void *arg;
 };
 
-/* Handle the frames in db->in.  0: go on; 1: END with status 0; < 0: failed
+/* One frame of the copy.  0: go on; 1: END with status 0; < 0: failed
  * (the error is recorded on db). */
-static int bk_frames(struct bk *b)
+static int bk_frame(void *arg, const struct cproto_frame *f)
 {
+	struct bk *b = arg;
 	mtr *db = b->db;
+	int rc = 0;
+	struct cproto_part pt;
+	if (f->type != CPROTO_T_BACKUP_PART || cproto_get_part(f, &pt) != 0) {
+		rc = client_err(db, MTR_EIO, "unexpected %s frame from the proxy", cproto_type_name(f->type));
+	} else if (pt.kind == CPROTO_PART_BEGIN && !b->begun) {
+		b->begun = 1;
+		b->instance = pt.instance;
+		b->size = pt.size;
+		mtr_log(LOG_DEBUG, "client: backup of instance %llu from server %u, %llu bytes",
+			(unsigned long long)pt.instance, pt.server, (unsigned long long)pt.size);
+	} else if (pt.kind == CPROTO_PART_DATA && b->begun && pt.len <= b->size - b->done) {
+		const uint8_t *p = pt.data;
+		size_t n = pt.len;
+		while (n > 0) {
+			ssize_t w = write(b->fd, p, n);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				rc = client_err(db, MTR_EIO, "writing the copy: %s", strerror(errno));
+				break;
+			}
+			p += w;
+			n -= (size_t)w;
+		}
+		b->done += pt.len;
+	} else if (pt.kind == CPROTO_PART_END) {
+		b->ended = 1;
+		if (pt.status != 0)
+			rc = client_err(db, pt.status, "%.*s", (int)pt.msg_len, pt.msg);
+		else if (!b->begun || b->done != b->size)
+			rc = client_err(db, MTR_EIO, "the proxy ended after %llu of %llu bytes",
+					(unsigned long long)b->done, (unsigned long long)b->size);
+		else
+			rc = 1;
+	} else {
+		rc = client_err(db, MTR_EIO, "a part out of order from the proxy");
+	}
+	if (rc == 0 && b->begun && b->progress && b->progress(b->arg, b->done, b->size, b->instance) != 0)
+		rc = client_err(db, MTR_EABORT, "backup abandoned by the progress callback");
+	return rc;
+}
+
+static int control_frame(mtr *db, const struct cproto_frame *f)
+{
+	if (f->type == CPROTO_T_PING) {
+		uint64_t token;
+		if (cproto_get_ping(f, &token) == 0 && cproto_put_ping(&db->out, CPROTO_T_PONG, token) != 0)
+			return client_err(db, MTR_ENOMEM, "out of memory");
+		return 1;
+	}
+	if (f->type != CPROTO_T_BYE)
+		return 0;
+	struct cproto_bye y;
+	if (cproto_get_bye(f, &y) == 0)
+		return client_err(db, MTR_EIO, "the proxy said bye: %s: %.*s", mtr_strerror(y.status), (int)y.msg_len,
+				  y.msg);
+	return client_err(db, MTR_EIO, "malformed BYE");
+}
+
+int client_frames(mtr *db, int (*fn)(void *arg, const struct cproto_frame *f), void *arg)
+{
 	size_t off = 0;
 	int rc = 0;
 	while (rc == 0 && off < db->in_len) {
@@ -62,82 +124,26 @@ static int bk_frames(struct bk *b)
 			break;
 		}
 		off += (size_t)used;
-		struct cproto_part pt;
-		if (f.type == CPROTO_T_PING) {
-			uint64_t token;
-			if (cproto_get_ping(&f, &token) == 0 && cproto_put_ping(&db->out, CPROTO_T_PONG, token) != 0)
-				rc = client_err(db, MTR_ENOMEM, "out of memory");
-		} else if (f.type == CPROTO_T_BYE) {
-			struct cproto_bye y;
-			if (cproto_get_bye(&f, &y) == 0)
-				rc = client_err(db, MTR_EIO, "the proxy said bye: %s: %.*s", mtr_strerror(y.status),
-						(int)y.msg_len, y.msg);
-			else
-				rc = client_err(db, MTR_EIO, "malformed BYE");
-		} else if (f.type != CPROTO_T_BACKUP_PART || cproto_get_part(&f, &pt) != 0) {
-			rc = client_err(db, MTR_EIO, "unexpected %s frame from the proxy", cproto_type_name(f.type));
-		} else if (pt.kind == CPROTO_PART_BEGIN && !b->begun) {
-			b->begun = 1;
-			b->instance = pt.instance;
-			b->size = pt.size;
-			mtr_log(LOG_DEBUG, "client: backup of instance %llu from server %u, %llu bytes",
-				(unsigned long long)pt.instance, pt.server, (unsigned long long)pt.size);
-		} else if (pt.kind == CPROTO_PART_DATA && b->begun && pt.len <= b->size - b->done) {
-			const uint8_t *p = pt.data;
-			size_t n = pt.len;
-			while (n > 0) {
-				ssize_t w = write(b->fd, p, n);
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0) {
-					rc = client_err(db, MTR_EIO, "writing the copy: %s", strerror(errno));
-					break;
-				}
-				p += w;
-				n -= (size_t)w;
-			}
-			b->done += pt.len;
-		} else if (pt.kind == CPROTO_PART_END) {
-			b->ended = 1;
-			if (pt.status != 0)
-				rc = client_err(db, pt.status, "%.*s", (int)pt.msg_len, pt.msg);
-			else if (!b->begun || b->done != b->size)
-				rc = client_err(db, MTR_EIO, "the proxy ended after %llu of %llu bytes",
-						(unsigned long long)b->done, (unsigned long long)b->size);
-			else
-				rc = 1;
-		} else {
-			rc = client_err(db, MTR_EIO, "a part out of order from the proxy");
-		}
-		if (rc == 0 && b->begun && b->progress && b->progress(b->arg, b->done, b->size, b->instance) != 0)
-			rc = client_err(db, MTR_EABORT, "backup abandoned by the progress callback");
+		int cf = control_frame(db, &f);
+		rc = cf < 0 ? cf : cf > 0 ? 0 : fn(arg, &f);
 	}
 	memmove(db->in, db->in + off, db->in_len - off);
 	db->in_len -= off;
 	return rc;
 }
 
-/* Receive the copy into b->fd.  0 or an error recorded on db. */
-static int bk_receive(struct bk *b)
+int client_exchange(mtr *db, int (*frames)(void *arg), int (*wait_ms)(void *arg), void *arg)
 {
-	mtr *db = b->db;
-	uint64_t deadline = db->timeout_ms > 0 ? now_mono_ns() + (uint64_t)db->timeout_ms * 1000000u : 0;
-	int rc = client_conn_ensure(db, deadline);
-	if (rc != 0)
-		return rc;
-	if (cproto_put_backup(&db->out, db->last_instance) != 0)
-		return client_err(db, MTR_ENOMEM, "out of memory");
-	if (b->progress && b->progress(b->arg, 0, 0, 0) != 0)
-		return client_err(db, MTR_EABORT, "backup abandoned by the progress callback");
+	int rc;
 	for (;;) {
-		rc = bk_frames(b);
+		rc = frames(arg);
 		if (rc != 0)
 			break;
 		if (db->out.len && client_conn_write(db) != 0) {
 			rc = client_err(db, MTR_EIO, "connection to the proxy lost: %s", strerror(errno));
 			break;
 		}
-		int wait = b->begun ? BK_WAIT_PART_MS : BK_WAIT_FIRST_MS;
+		int wait = wait_ms(arg);
 		struct pollfd pfd = {.fd = db->fd, .events = POLLIN | (db->out.len ? POLLOUT : 0)};
 		int pr = poll(&pfd, 1, wait);
 		if (pr < 0 && errno == EINTR)
@@ -157,6 +163,34 @@ static int bk_receive(struct bk *b)
 			break;
 		}
 	}
+	return rc;
+}
+
+static int bk_frames(void *arg)
+{
+	struct bk *b = arg;
+	return client_frames(b->db, bk_frame, b);
+}
+
+static int bk_wait_ms(void *arg)
+{
+	const struct bk *b = arg;
+	return b->begun ? BK_WAIT_PART_MS : BK_WAIT_FIRST_MS;
+}
+
+/* Receive the copy into b->fd.  0 or an error recorded on db. */
+static int bk_receive(struct bk *b)
+{
+	mtr *db = b->db;
+	uint64_t deadline = db->timeout_ms > 0 ? now_mono_ns() + (uint64_t)db->timeout_ms * 1000000u : 0;
+	int rc = client_conn_ensure(db, deadline);
+	if (rc != 0)
+		return rc;
+	if (cproto_put_backup(&db->out, db->last_instance) != 0)
+		return client_err(db, MTR_ENOMEM, "out of memory");
+	if (b->progress && b->progress(b->arg, 0, 0, 0) != 0)
+		return client_err(db, MTR_EABORT, "backup abandoned by the progress callback");
+	rc = client_exchange(db, bk_frames, bk_wait_ms, b);
 	if (!b->ended && db->fd >= 0)
 		client_conn_lost(db, "backup interrupted"); /* the rest of the stream is of no use */
 	return rc == 1 ? 0 : rc;

@@ -254,4 +254,21 @@ long client_conn_read(mtr *db);
 int client_conn_write(mtr *db);
 void client_conn_lost(mtr *db, const char *why);
 
+/*
+ * The exchange loop of mtr_backup and the membership calls (own frames on
+ * the connection): frames(arg) handles the whole frames in db->in (and
+ * consumes them) and returns 0 to go on, non-zero to stop (returned);
+ * meanwhile db->out is written and db->in filled.  wait_ms(arg): how long
+ * to wait for bytes before MTR_ETIMEDOUT ("nothing from the proxy for N
+ * s"; recorded on db).  Connection errors are recorded on db.
+ */
+int client_exchange(mtr *db, int (*frames)(void *arg), int (*wait_ms)(void *arg), void *arg);
+/*
+ * For a frames() of client_exchange: handle the whole frames in db->in and
+ * consume them.  PING (answered with a PONG) and BYE (an error recorded on
+ * db) are handled here, every other frame by fn(arg, frame), which returns
+ * 0 to go on and non-zero to stop (returned).
+ */
+int client_frames(mtr *db, int (*fn)(void *arg, const struct cproto_frame *f), void *arg);
+
 #endif

@@ -17,6 +17,7 @@
 #include "metronome.h"
 #include "result.h"
 #include "util.h"
+#include "wire_server.h"
 
 /* a server's largest result fits in an ANSWER frame with room to spare */
 _Static_assert(RESULT_MAX_BYTES + 65536 <= CPROTO_MAX_FRAME, "RESULT_MAX_BYTES too large for CPROTO_MAX_FRAME");
@@ -602,4 +603,25 @@ int cproto_get_auth(const struct cproto_frame *f, struct cproto_auth *m)
 	if (p + m->password_len != end)
 		return MTR_EMALFORMED;
 	return auth_valid(m) ? 0 : MTR_EMALFORMED;
+}
+
+int cproto_put_member(struct cproto_buf *b, const struct wire_member *m)
+{
+	uint8_t tmp[WIRE_MEMBER_MAX];
+	int rc = wire_member_encode(tmp, m);
+	if (rc != 0)
+		return rc;
+	size_t n = wire_member_size(m);
+	uint8_t *q = frame_begin(b, CPROTO_T_MEMBERSHIP, n, &rc);
+	if (q == NULL)
+		return rc;
+	memcpy(q, tmp, n);
+	return 0;
+}
+
+int cproto_get_member(const struct cproto_frame *f, struct wire_member *m)
+{
+	if (f->type != CPROTO_T_MEMBERSHIP)
+		return MTR_EMALFORMED;
+	return wire_member_decode(f->payload, f->len, m);
 }

@@ -27,6 +27,9 @@
  *   BACKUP  client -> proxy: a copy of the database (mtr_backup)
  *   BACKUP_PART proxy -> client: the copy's header, its bytes in parts, and
  *           its end (status and message)
+ *   MEMBERSHIP client -> proxy: add a server, promote a learner, remove a
+ *           server; proxy -> client: its answer (struct wire_member: the
+ *           payload is the MEMBERSHIP datagram's, wire_server.h)
  *
  * Requests may be pipelined: a client may send many QUERY frames before
  * reading the ANSWERs; answers come in request order per connection.
@@ -58,7 +61,8 @@
 	X(AUTH, 8, "client credentials: user name and password") \
 	X(CANCEL, 9, "client -> proxy: stop the request with this id (a read)") \
 	X(BACKUP, 10, "a copy of the database, for the client's backup")       \
-	X(BACKUP_PART, 11, "one part of that copy: header, bytes, or end")
+	X(BACKUP_PART, 11, "one part of that copy: header, bytes, or end") \
+	X(MEMBERSHIP, 12, "a membership change (client -> proxy) and its answer (proxy -> client)")
 
 enum cproto_type {
 #define CPROTO__TYPE_ENUM(name, value, text) CPROTO_T_##name = value,
@@ -271,5 +275,12 @@ int cproto_user_valid(const char *s, size_t n);
 int cproto_get_cancel(const struct cproto_frame *f, uint64_t *request);
 int cproto_get_backup(const struct cproto_frame *f, uint64_t *min_instance);
 int cproto_get_part(const struct cproto_frame *f, struct cproto_part *m); /* kind > END: MTR_EMALFORMED */
+
+/* MEMBERSHIP: the payload of struct wire_member (wire_server.h), a request
+ * or an answer (m->kind).  put: 0, MTR_EINVAL (m breaks a rule) or
+ * MTR_ENOMEM; get: as wire_member_decode, pointers into the payload. */
+struct wire_member;
+int cproto_put_member(struct cproto_buf *b, const struct wire_member *m);
+int cproto_get_member(const struct cproto_frame *f, struct wire_member *m);
 
 #endif

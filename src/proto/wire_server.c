@@ -426,3 +426,102 @@ int wire_stats_next(struct wire_stats_msg *m, struct wire_stat *out)
 	m->p += 1 + out->name_len + 8;
 	return 1;
 }
+
+/* ---- MEMBERSHIP ---- */
+
+static int member_valid(const struct wire_member *m)
+{
+	if (m->token == 0)
+		return 0;
+	if (m->kind == WIRE_MEMBER_REQUEST) {
+		if (m->op < WIRE_MEMBER_ADD || m->op > WIRE_MEMBER_REMOVE)
+			return 0;
+		if (m->op == WIRE_MEMBER_ADD)
+			return m->id == 0 && m->addr_len >= 1 && m->addr_len <= WIRE_MEMBER_ADDR_MAX &&
+			       memchr(m->addr, 0, m->addr_len) == NULL;
+		return m->id < WIRE_MEMBER_ID_MAX && m->addr_len == 0;
+	}
+	if (m->kind != WIRE_MEMBER_ANSWER)
+		return 0;
+	return m->status <= 0 && m->id < WIRE_MEMBER_ID_MAX && m->msg_len <= WIRE_MEMBER_MSG_MAX &&
+	       (m->msg_len == 0 || memchr(m->msg, 0, m->msg_len) == NULL);
+}
+
+size_t wire_member_size(const struct wire_member *m)
+{
+	return m->kind == WIRE_MEMBER_REQUEST ? WIRE_MEMBER_REQ_FIXED + (size_t)m->addr_len
+					      : WIRE_MEMBER_ANS_FIXED + (size_t)m->msg_len;
+}
+
+int wire_member_encode(uint8_t *p, const struct wire_member *m)
+{
+	if (!member_valid(m))
+		return MTR_EINVAL;
+	p[0] = m->kind;
+	st64(p + 1, m->token);
+	if (m->kind == WIRE_MEMBER_REQUEST) {
+		p[9] = m->op;
+		p[10] = m->id;
+		p[11] = m->addr_len;
+		if (m->addr_len)
+			memcpy(p + 12, m->addr, m->addr_len);
+		return 0;
+	}
+	st32(p + 9, (uint32_t)m->status);
+	p[13] = m->id;
+	st64(p + 14, m->instance);
+	st16(p + 22, m->msg_len);
+	if (m->msg_len)
+		memcpy(p + 24, m->msg, m->msg_len);
+	return 0;
+}
+
+int wire_member_decode(const uint8_t *p, size_t len, struct wire_member *m)
+{
+	memset(m, 0, sizeof *m);
+	if (len < 1)
+		return MTR_ETRUNCATED;
+	m->kind = p[0];
+	if (m->kind == WIRE_MEMBER_REQUEST) {
+		if (len < WIRE_MEMBER_REQ_FIXED)
+			return MTR_ETRUNCATED;
+		m->token = ld64(p + 1);
+		m->op = p[9];
+		m->id = p[10];
+		m->addr_len = p[11];
+		m->addr = (const char *)p + 12;
+		if (len - WIRE_MEMBER_REQ_FIXED < m->addr_len)
+			return MTR_ETRUNCATED;
+		if (len - WIRE_MEMBER_REQ_FIXED != m->addr_len)
+			return MTR_EMALFORMED;
+	} else if (m->kind == WIRE_MEMBER_ANSWER) {
+		if (len < WIRE_MEMBER_ANS_FIXED)
+			return MTR_ETRUNCATED;
+		m->token = ld64(p + 1);
+		m->status = (int32_t)ld32(p + 9);
+		m->id = p[13];
+		m->instance = ld64(p + 14);
+		m->msg_len = ld16(p + 22);
+		m->msg = (const char *)p + 24;
+		if (len - WIRE_MEMBER_ANS_FIXED < m->msg_len)
+			return MTR_ETRUNCATED;
+		if (len - WIRE_MEMBER_ANS_FIXED != m->msg_len)
+			return MTR_EMALFORMED;
+	} else {
+		return MTR_EMALFORMED;
+	}
+	return member_valid(m) ? 0 : MTR_EMALFORMED;
+}
+
+long wire_member_build(uint8_t *buf, const struct wire_from *f, const struct wire_member *m)
+{
+	int rc = wire_member_encode(buf + WIRE_HDR_SIZE, m);
+	if (rc != 0)
+		return rc;
+	return (long)wire_frame_finish(buf, f, WIRE_T_MEMBERSHIP, (uint32_t)wire_member_size(m));
+}
+
+const char *wire_member_op_name(unsigned op)
+{
+	return op == WIRE_MEMBER_ADD ? "add" : op == WIRE_MEMBER_PROMOTE ? "promote" : op == WIRE_MEMBER_REMOVE ? "remove" : "?";
+}

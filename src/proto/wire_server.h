@@ -205,6 +205,55 @@ size_t wire_cancel_read_build(uint8_t *buf, const struct wire_from *f, const str
 /* 0 or MTR_EMALFORMED (wrong length, stream or rid 0). */
 int wire_cancel_read_decode(const uint8_t *p, size_t len, struct wire_cancel_read *m);
 
+/* ---- MEMBERSHIP ------------------------------------------------------- */
+
+/*
+ * A membership change (doc/paxos.md "Membership", doc/protocol.md
+ * "MEMBERSHIP"): asked by a client of the proxy (client frame MEMBERSHIP),
+ * forwarded by the proxy to the leader (datagram MEMBERSHIP, the same
+ * payload), answered by the leader to the proxy and by the proxy to the
+ * client.  Payload, little-endian:
+ *   request: u8 kind (0), u64 token (non-zero), u8 op (WIRE_MEMBER_ADD,
+ *            _PROMOTE, _REMOVE), u8 id (ADD: 0; else the server's id, < 64),
+ *            u8 addr_len (ADD: 1 .. WIRE_MEMBER_ADDR_MAX, else 0), addr
+ *            (IP:PORT, no NUL)
+ *   answer:  u8 kind (1), u64 token (the request's), i32 status (0 or an
+ *            MTR_E* code), u8 id (the server concerned: ADD's new id; < 64),
+ *            u64 instance (where the configuration was chosen; 0 on an
+ *            error), u16 msg_len (<= WIRE_MEMBER_MSG_MAX), msg (no NUL)
+ * Pointers of a decoded message point into the payload.
+ */
+enum { WIRE_MEMBER_REQUEST = 0, WIRE_MEMBER_ANSWER = 1 };
+enum { WIRE_MEMBER_ADD = 1, WIRE_MEMBER_PROMOTE = 2, WIRE_MEMBER_REMOVE = 3 };
+#define WIRE_MEMBER_ADDR_MAX 63u
+#define WIRE_MEMBER_MSG_MAX 512u
+#define WIRE_MEMBER_REQ_FIXED 12u
+#define WIRE_MEMBER_ANS_FIXED 24u
+#define WIRE_MEMBER_MAX (WIRE_MEMBER_ANS_FIXED + WIRE_MEMBER_MSG_MAX)
+struct wire_member {
+	uint8_t kind;
+	uint64_t token;
+	uint8_t op, id;        /* id: request (PROMOTE, REMOVE) and answer */
+	const char *addr;      /* request (ADD) */
+	uint8_t addr_len;
+	int32_t status;        /* answer */
+	uint64_t instance;     /* answer */
+	const char *msg;       /* answer */
+	uint16_t msg_len;
+};
+/* Bytes of m's payload. */
+size_t wire_member_size(const struct wire_member *m);
+/* Write m's payload at p (wire_member_size bytes); 0, or MTR_EINVAL when m
+ * breaks a rule above (nothing written). */
+int wire_member_encode(uint8_t *p, const struct wire_member *m);
+/* Decode a payload of len bytes: 0, MTR_ETRUNCATED or MTR_EMALFORMED. */
+int wire_member_decode(const uint8_t *p, size_t len, struct wire_member *m);
+/* Build the datagram in buf (at least WIRE_MEMBER_MAX + WIRE_OVERHEAD
+ * bytes): its length, or MTR_EINVAL. */
+long wire_member_build(uint8_t *buf, const struct wire_from *f, const struct wire_member *m);
+/* The name of an op ("add"), "?" when unknown. */
+const char *wire_member_op_name(unsigned op);
+
 /* ---- STATUS ----------------------------------------------------------- */
 
 /*

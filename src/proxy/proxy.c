@@ -198,6 +198,19 @@ int proxy_config_read(const struct conf *c, struct proxy_config *out, char *err,
 		return rc;
 	out->max_per_source = (uint32_t)v;
 	out->insecure = conf_bool(c, "proxy.insecure");
+	const char *adm = conf_str(c, "proxy.admins");
+	if (adm && *adm) {
+		if (strlen(adm) >= sizeof out->admins) {
+			snprintf(err, errlen, "proxy.admins: the list is longer than %zu bytes", sizeof out->admins - 1);
+			return MTR_ECONFIG;
+		}
+		if (!conf_str(c, "proxy.users") || !*conf_str(c, "proxy.users")) {
+			snprintf(err, errlen, "proxy.admins is set without proxy.users: admins are users who log in; set "
+					      "proxy.users too, or remove proxy.admins");
+			return MTR_ECONFIG;
+		}
+		strcpy(out->admins, adm);
+	}
 	const char *u = conf_str(c, "proxy.users");
 	if (u && *u) {
 		if (strlen(u) >= sizeof out->users) {
@@ -331,6 +344,7 @@ int proxy_run(struct proxy *p)
 		pxnet_flush_items(p);
 		pxnet_timers(p);
 		pxcli_timers(p);
+		pxmem_tick(p);
 		pxnet_sendq_flush(p, &p->gq);
 		pxnet_sendq_flush(p, &p->tq);
 		for (uint32_t i = 0; i < p->ndirty; i++) {
@@ -419,6 +433,7 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 	long en = result_encode(&er, p->empty_result, sizeof p->empty_result);
 	p->empty_result_len = en > 0 ? (uint32_t)en : 0;
 	p->cfg = *cfg;
+	p->leader = PXMEM_NO_LEADER;
 	if (p->cfg.max_frame == 0 || p->cfg.max_frame > CPROTO_MAX_FRAME)
 		p->cfg.max_frame = CPROTO_MAX_FRAME;
 	if (p->cfg.heartbeat_ms == 0)

@@ -44,6 +44,8 @@
 	  "answers queued for one client before the proxy stops reading its requests" },                        \
 	{ "proxy.users", CONF_STRING, NULL,                                                                      \
 	  "file of NAME:HASH lines (mtrproxy --hash-password NAME); set: every client must log in" },            \
+	{ "proxy.admins", CONF_STRING, NULL,                                                                     \
+	  "users (of proxy.users, comma-separated) who may change the membership; unset: every user" },         \
 	{ "proxy.insecure", CONF_BOOL, "no",                                                                     \
 	  "yes: listen on a non-loopback address without proxy.users (anyone who reaches it may write)" },       \
 	{ "proxy.handshake_timeout", CONF_DURATION, "5s",                                                        \
@@ -86,6 +88,7 @@ struct proxy_config {
 	uint64_t client_buffer;       /* proxy.client_buffer */
 	uint32_t max_frame;           /* largest client frame (CPROTO_MAX_FRAME) */
 	char users[512];              /* proxy.users: the users file ("": no authentication) */
+	char admins[512];             /* proxy.admins: "a,b,c" ("": every user may change the membership) */
 	int insecure;                 /* proxy.insecure */
 	uint32_t handshake_ms;        /* proxy.handshake_timeout (0: none) */
 	uint32_t idle_ms;             /* proxy.idle_timeout (0: none) */

@@ -523,6 +523,13 @@ static int handle_frame(struct proxy *p, struct client *c, const struct cproto_f
 		pxbk_start(p, c, MAX(min_inst, c->max_inst));
 		return 0;
 	}
+	case CPROTO_T_MEMBERSHIP:
+		rc = pxmem_on_frame(p, c, f);
+		if (rc != 0) {
+			refused(p, c, PROXY_DROP_client_frame, "malformed MEMBERSHIP");
+			bye(c, rc, rc == MTR_ENOMEM ? "out of memory" : "malformed MEMBERSHIP");
+		}
+		return rc;
 	case CPROTO_T_CANCEL: {
 		uint64_t req;
 		if (cproto_get_cancel(f, &req)) {
@@ -744,6 +751,7 @@ void pxcli_close(struct proxy *p, struct client *c, const char *why)
 		c->npend);
 	c->dead = 1;
 	pxbk_client_gone(p, c);
+	pxmem_client_gone(p, c);
 	if (c->job) {
 		pxauth_cancel(p->auth, c->job);
 		c->job = NULL;

@@ -15,6 +15,8 @@
  *                   bytes, the non-blocking handshake, recv/send wrappers
  *   proxy_backup.c  a client's BACKUP relayed from a server's snapshot
  *                   channel
+ *   proxy_members.c a client's MEMBERSHIP change forwarded to the leader
+ *                   and its answer relayed back
  *
  * Everything runs on the loop's thread; only the attach queue and the
  * published stats are shared, under mu.
@@ -119,6 +121,22 @@ enum proxy_tls_count {
 struct client;
 struct rbuf; /* a result received in chunks (proxy_net.c) */
 struct pxbackup; /* a backup being relayed (proxy_backup.c) */
+
+/* A membership change of a client on its way to the leader (proxy_members.c). */
+#define PXMEM_MAX 16u
+#define PXMEM_RETRY_MS 1000u    /* no answer this long: send again (the same token) */
+#define PXMEM_DEADLINE_MS 30000u /* no answer this long: the client is told */
+#define PXMEM_NO_LEADER 0xffffffffu
+struct pxmem {
+	struct client *c;       /* NULL: free, or its client went away */
+	uint64_t ctoken;        /* the client's token (its answer carries it) */
+	uint64_t token;         /* ours, towards the servers: unique per proxy */
+	uint8_t op, id, addr_len;
+	char addr[64];
+	uint64_t first_ms, sent_ms;
+	uint32_t server;        /* sent to last */
+	int sent;               /* sent at least once: a change not answered may have been made */
+};
 
 /* One request of a connection, from its QUERY until its ANSWER is queued. */
 struct pend {
@@ -300,6 +318,10 @@ struct proxy {
 	uint64_t status_ms;     /* last STATUS from any server (proxy_open: the start) */
 	uint64_t silent_warn_ms; /* next "no STATUS" warning */
 	struct pxbackup *backups; /* backups being relayed (and ended ones until pxbk_sweep) */
+	struct pxmem mem[PXMEM_MAX]; /* membership changes being relayed */
+	uint64_t mem_token;     /* the last token given to one */
+	uint32_t leader;        /* the server last seen leading (STATUS), or PXMEM_NO_LEADER */
+	uint64_t mem_warn_ms;   /* next refused membership change logged at warn */
 
 	atomic_int stop;
 	atomic_int reload; /* proxy_reload asked: the TLS files are read again */
@@ -335,12 +357,28 @@ struct proxy {
 	} probe;
 };
 
+/* ---- proxy_members.c ---- */
+
+/* A MEMBERSHIP frame of c: 0, or a negative code (malformed: a BYE was queued). */
+int pxmem_on_frame(struct proxy *p, struct client *c, const struct cproto_frame *f);
+/* A MEMBERSHIP datagram of server `from` (already checked to be one). */
+void pxmem_on_answer(struct proxy *p, uint32_t from, const uint8_t *payload, size_t len);
+/* Send, send again, give up (every loop). */
+void pxmem_tick(struct proxy *p);
+/* c is closing: its changes are answered to nobody. */
+void pxmem_client_gone(struct proxy *p, struct client *c);
+
 /* ---- proxy.c ---- */
 
 /* The monotonic clock in milliseconds. */
 uint64_t proxy_mono_ms(void);
 /* The wall clock in microseconds (an item's fixed time). */
 int64_t proxy_wall_us(void);
+
+/* ---- proxy_net.c (used by the other parts) ---- */
+
+/* Queue a datagram (n bytes, built by the caller) to server j. */
+void pxnet_send_to_server(struct proxy *p, const uint8_t *dg, size_t n, uint32_t j);
 
 /* ---- proxy_health.c ---- */
 

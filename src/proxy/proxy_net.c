@@ -116,6 +116,15 @@ static void sendq_commit(struct sendq *q, size_t len, const struct transport_add
 		m->peer = *peer;
 }
 
+void pxnet_send_to_server(struct proxy *p, const uint8_t *dg, size_t n, uint32_t j)
+{
+	if (j >= PROXY_SERVER_IDS || !(p->servers & (UINT64_C(1) << j)) || n > p->mtu)
+		return;
+	uint8_t *b = sendq_slot(p, &p->tq);
+	memcpy(b, dg, n);
+	sendq_commit(&p->tq, n, &p->saddr[j]);
+}
+
 static void ipack_finish(struct proxy *p, struct ipack *ip)
 {
 	if (ip->buf == NULL)
@@ -518,6 +527,13 @@ static void on_status(struct proxy *p, const struct transport_msg *m)
 	}
 	if (s.conf)
 		pxnet_servers_follow(p, &s);
+	/* who leads: where membership changes go (proxy_members.c) */
+	if (s.role == WIRE_ROLE_LEADER)
+		p->leader = s.node;
+	else if (p->leader == s.node)
+		p->leader = PXMEM_NO_LEADER;
+	else if (p->leader == PXMEM_NO_LEADER && s.leader < PROXY_SERVER_IDS && s.leader != s.node)
+		p->leader = s.leader; /* a follower's word, until the leader's own STATUS */
 	struct srv *v = &p->srv[s.node];
 	if (s.applied > v->applied)
 		v->applied = s.applied;
@@ -584,6 +600,9 @@ int pxnet_transport_drain(struct proxy *p)
 				break;
 			case WIRE_T_STATUS:
 				on_status(p, m);
+				break;
+			case WIRE_T_MEMBERSHIP:
+				pxmem_on_answer(p, j, m->buf + WIRE_HDR_SIZE, m->hdr.length);
 				break;
 			default:
 				p->drops[PROXY_DROP_type]++;

@@ -28,6 +28,25 @@
 #include "result.h"
 #include "util.h"
 
+/* The level for a log line about a failure a client's statement caused:
+ * warn for the first in a minute (with how many were quiet before it),
+ * debug for the rest, so a client cannot flood the log with them. */
+static int apply_user_warn_level(struct apply *a, int kind, unsigned *quiet)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	*quiet = 0;
+	if (now >= a->user_warn[kind].next_ms) {
+		a->user_warn[kind].next_ms = now + 60000;
+		*quiet = a->user_warn[kind].quiet;
+		a->user_warn[kind].quiet = 0;
+		return LOG_WARN;
+	}
+	a->user_warn[kind].quiet++;
+	return LOG_DEBUG;
+}
+
 /* ---- arena ---- */
 
 int apply_arena_reserve(struct apply *a, size_t n)
@@ -775,10 +794,12 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 	if (a->over && !sp && !sqlite3_get_autocommit(a->db))
 		a->over = 0; /* logged when the instance runs again with savepoints */
 	if (a->over) {
-		mtr_log(LOG_WARN,
+		unsigned quiet;
+		int lvl = apply_user_warn_level(a, 0, &quiet);
+		mtr_log(lvl,
 			"[apply] instance %llu item %zu exceeded mtr_max_steps (%lld VM steps) in: %s: the item "
-			"fails and is rolled back",
-			(unsigned long long)a->cur_instance, idx, a->max_steps, a->err_stmt);
+			"fails and is rolled back (%u more since the last such line, logged at debug)",
+			(unsigned long long)a->cur_instance, idx, a->max_steps, a->err_stmt, quiet);
 		a->over = 0;
 	}
 	if (ir->code != SQLITE_OK && apply_local_error(ir->code)) {
@@ -814,10 +835,12 @@ int apply_run_item_body(struct apply *a, size_t idx, const struct wire_item *it)
 		}
 		char cs[64];
 		apply_code_str(nf[a->nforced - 1].code, cs, sizeof cs);
-		mtr_log(LOG_WARN,
+		unsigned quiet;
+		int lvl = apply_user_warn_level(a, 1, &quiet);
+		mtr_log(lvl,
 			"[apply] instance %llu item %zu rolled back the transaction (%s: %s) in: %s: restarting "
-			"the instance with the item failed",
-			(unsigned long long)a->cur_instance, idx, cs, nf[a->nforced - 1].msg, a->err_stmt);
+			"the instance with the item failed (%u more since the last such line, logged at debug)",
+			(unsigned long long)a->cur_instance, idx, cs, nf[a->nforced - 1].msg, a->err_stmt, quiet);
 		pthread_mutex_lock(&a->mu);
 		a->st.restarts++;
 		pthread_mutex_unlock(&a->mu);

@@ -114,6 +114,13 @@ struct forced {
 
 struct apply {
 	struct apply_config cfg;
+	/* Statement failures a client causes are logged at warn at most once a
+	 * minute per kind (apply_user_warn_level), the others of that minute at
+	 * debug: [0] over the budget, [1] a rollback that restarts the instance. */
+	struct {
+		int64_t next_ms;
+		unsigned quiet;
+	} user_warn[2];
 	char *path;
 	sqlite3 *db;
 	uint64_t origin; /* mtr_meta('origin') at open (apply_origin) */

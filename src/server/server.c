@@ -60,9 +60,26 @@ int server_config_read(const struct conf *c, struct server_config *out, char *er
 		return MTR_ECONFIG;
 	}
 	int64_t v = conf_int(c, "server.id");
-	if (v < 0 || v >= (int64_t)out->cc.nservers) {
-		snprintf(err, errlen, "server.id: %lld is not an index into cluster.servers; use 0..%u", (long long)v,
-			 out->cc.nservers - 1);
+	const char *addr = conf_str(c, "server.address");
+	if (addr != NULL && *addr != '\0') {
+		if (transport_addr_parse(addr, 0, &out->address) != 0 || out->address.port == 0 ||
+		    out->address.ip == 0) {
+			snprintf(err, errlen, "server.address: '%s' is not IP:PORT; give the address this server "
+					      "binds, as given to mtrctl add-server",
+				 addr);
+			return MTR_ECONFIG;
+		}
+		out->has_address = 1;
+	}
+	if (v < 0 || v >= PAXOS_MAX_ID) {
+		snprintf(err, errlen, "server.id: %lld is not a node id; use 0..%u", (long long)v, PAXOS_MAX_ID - 1);
+		return MTR_ECONFIG;
+	}
+	if (v >= (int64_t)out->cc.nservers && !out->has_address) {
+		snprintf(err, errlen,
+			 "server.id: %lld is not an index into cluster.servers (0..%u): a server added under a new id "
+			 "needs server.address (the IP:PORT given to mtrctl add-server)",
+			 (long long)v, out->cc.nservers - 1);
 		return MTR_ECONFIG;
 	}
 	out->id = (uint32_t)v;
@@ -226,8 +243,10 @@ static int conf_restore(void *arg, uint64_t inst, const uint8_t *conf, size_t le
 	int rc = batch_decode(&b, conf, len, &used);
 	if (rc == 0 && (used != len || b.conf == NULL))
 		rc = MTR_EMALFORMED;
-	if (rc == 0)
+	if (rc == 0) {
+		s->ids_used |= batch_conf_members(b.conf); /* new ids go above every one ever used */
 		rc = paxos_restore_conf(s->px, inst, b.conf);
+	}
 	else
 		mtr_log(LOG_ERROR, "server %u: the configuration recorded at instance %llu cannot be read: %s",
 			s->cfg.id, (unsigned long long)inst, mtr_strerror(rc));
@@ -252,7 +271,8 @@ int server_open(const struct server_config *cfg, struct server **out)
 {
 	*out = NULL;
 	const struct clusterconf *cc = &cfg->cc;
-	if (cfg->id >= cc->nservers || cc->nservers > PAXOS_MAX_NODES)
+	if (cfg->id >= PAXOS_MAX_ID || (cfg->id >= cc->nservers && !cfg->has_address) ||
+	    cc->nservers > PAXOS_MAX_NODES)
 		return MTR_ECONFIG;
 	struct server *s = calloc(1, sizeof *s);
 	if (s == NULL)
@@ -293,7 +313,7 @@ int server_open(const struct server_config *cfg, struct server **out)
 	struct transport_config tc;
 	transport_config_init(&tc);
 	clusterconf_transport(cc, &tc);
-	tc.bind = cc->servers[cfg->id];
+	tc.bind = cfg->has_address ? cfg->address : cc->servers[cfg->id];
 	tc.mtu = strcmp(cc->kind, "udp") == 0 ? WIRE_MAX_DGRAM : cc->mtu;
 	rc = transport_open(&tc, &s->t);
 	if (rc != 0) {
@@ -575,6 +595,7 @@ int server_run(struct server *s)
 		if (!srvdisk_full(s)) /* nowhere to put them */
 			srvnet_request_gaps(s);
 		paxos_tick(s->px, s->now_ms - s->epoch_ms);
+		srvmem_tick(s);
 		srvapply_drain_outbox(s);
 		release(s);
 		srvvt_publish(s);

@@ -19,7 +19,10 @@
 /* The keys of metronomed besides CLUSTERCONF_KEYS (struct conf_key
  * initializers).  metronomed --help and doc/config.md print this table. */
 #define SERVER_KEYS                                                                                           \
-	{ "server.id", CONF_INT, NULL, "this server's index in cluster.servers (it binds that address); required" }, \
+	{ "server.id", CONF_INT, NULL,                                                                        \
+	  "this server's node id: its index in cluster.servers, or a new id (0..63) given by mtrctl add-server; required" }, \
+	{ "server.address", CONF_STRING, NULL,                                                                 \
+	  "IP:PORT this server binds; default: its cluster.servers entry (required for an id beyond cluster.servers)" }, \
 	{ "data.dir", CONF_STRING, NULL, "data directory (created if missing); required" },                   \
 	{ "data.durability", CONF_STRING, "disk",                                                             \
 	  "disk: items and Paxos state are fdatasync'ed (group commit); memory: no fsync" },                  \
@@ -46,7 +49,9 @@
 /* The checked configuration of one server. */
 struct server_config {
 	struct clusterconf cc;     /* the shared keys (clusterconf_read) */
-	uint32_t id;               /* index into cc.servers */
+	uint32_t id;               /* node id: an index into cc.servers, or a newer id (0..63) */
+	int has_address;           /* server.address given */
+	struct transport_addr address; /* ... its value; else cc.servers[id] */
 	char data_dir[4096];       /* created if missing */
 	int durability_memory;     /* 1: data.durability = memory */
 	int apply_sync_full;       /* 1: apply.sync = full */
@@ -83,7 +88,7 @@ struct server;
 
 /*
  * Create the server of cfg (copied): data directory, ingest store, Paxos
- * state (pstore), replica database, transport bound to
+ * state (pstore), replica database, transport bound to server.address or
  * cc.servers[id].  Logs `listening on IP:PORT as server ID of N` and
  * `recovered: applied instance I`.  *out is owned by the caller
  * (server_close).  0, MTR_ECONFIG, MTR_EEXIST (address in use), MTR_EIO

@@ -49,6 +49,11 @@ static int peer_up(const struct server *s, const struct peer *pp, uint64_t now)
 	return pp->heard && pp->last_ms + window_ms(s) >= now;
 }
 
+int srvhealth_peer_up(const struct server *s, uint32_t j)
+{
+	return j < PAXOS_MAX_ID && (s->pt.members & (UINT64_C(1) << j)) && peer_up(s, &s->peers[j], s->now_ms);
+}
+
 /* ---- log lines (network thread) ---- */
 
 /* How many voters of the configuration in force pt (this server

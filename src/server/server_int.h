@@ -19,6 +19,8 @@
  *   server_health.c health and figures: /metrics, /readyz, /livez answers
  *                   for the HTTP thread, and the operator's log lines on
  *                   peers, majority and lag
+ *   server_members.c membership changes asked by operators (MEMBERSHIP
+ *                   datagrams from proxies: the leader calls paxos_change)
  *
  * Threads and ownership:
  *
@@ -127,7 +129,8 @@
 	X(stream_table, "a datagram of a stream the stream table had no room for (its results go unsent)") \
 	X(snapshot, "a snapshot request refused (not from a configured server's address, or failed authentication)") \
 	X(disk_full, "an item not stored: data.dir is full (repaired from the proxy or a peer afterwards)") \
-	X(origin, "a PAXOS message of a server not heard yet, or whose STATUS shows other content (origin; not logged here)")
+	X(origin, "a PAXOS message of a server not heard yet, or whose STATUS shows other content (origin; not logged here)") \
+	X(membership, "a MEMBERSHIP that does not decode, is not a request, or comes from a server id")
 
 enum server_drop {
 #define SERVER__DROP_ENUM(name, text) SERVER_DROP_##name,
@@ -433,6 +436,32 @@ struct server {
 	pthread_mutex_t mmu;            /* guards pub_stats */
 	struct wire_stats_list *pub_stats; /* own counters, a copy every STATS_PERIOD_MS (NULL: none yet) */
 	struct health_log hl;           /* network thread: what was logged of peers, majority, lag */
+
+	/* membership changes (server_members.c, network thread) */
+	uint64_t ids_used;    /* every node id the cluster ever had (mtr_conf, the core): new ids go above */
+	struct member_req {
+		int active;               /* a change asked here waits to be chosen */
+		uint64_t token;
+		struct transport_addr to; /* the proxy that asked */
+		uint8_t op, id;
+		uint64_t members, voters; /* the configuration asked for */
+		uint64_t since_conf, next_conf; /* the core's conf_since, conf_next when it was asked */
+		uint64_t start_ms;
+	} mreq;
+	struct member_ans {
+		uint64_t token;           /* 0: none */
+		struct transport_addr to;
+		int32_t status;
+		uint8_t id;
+		uint64_t instance;
+		char msg[256];
+	} mlast;                      /* the last answer, sent again to a repeated request */
+	uint64_t mwarn_ms;            /* next refusal logged at warn */
+	uint64_t gone_known;          /* removed ids whose PAXOS came from gone_addr (polite refusal) */
+	struct transport_addr gone_addr[PAXOS_MAX_ID];
+	uint64_t gone_status_ms[PAXOS_MAX_ID]; /* next STATUS to a removed server that spoke */
+	uint64_t gone_warn_ms[PAXOS_MAX_ID];   /* next "removed server is back" line */
+	int told_removed;     /* a member's STATUS membership does not name us: we were removed */
 };
 
 /* snap_state: the snapshot fetch (server_snap.c) and its hand-over to the
@@ -556,6 +585,15 @@ static inline bool srvdisk_full(const struct server *s)
 /* Network thread, every pass: the liveness stamp, and the operator's log
  * lines on peers up/down, majority lost/regained, falling behind. */
 void srvhealth_tick(struct server *s);
+/* Whether peer j's STATUS is recent (the health window). */
+int srvhealth_peer_up(const struct server *s, uint32_t j);
+
+/* ---- server_members.c (network thread) ---- */
+
+/* A MEMBERSHIP datagram (a proxy asks for a change; doc/protocol.md). */
+void srvmem_on_datagram(struct server *s, const struct transport_msg *m);
+/* Every loop: answer the change asked here once chosen (or lost). */
+void srvmem_tick(struct server *s);
 /* Network thread: keep a copy of the server's own counters o for /metrics. */
 void srvhealth_publish_stats(struct server *s, const struct wire_stats_list *o);
 

@@ -174,6 +174,7 @@ void srvnet_peers_refresh(struct server *s, int force)
 	pt->seen_voters = ps.voters;
 	pt->seen_removed = ps.removed;
 	pt->seen_next = ps.conf_next;
+	s->ids_used |= pt->servers;
 	/* for the other threads (snapshot server, cluster tables, health) at
 	 * once: a peer's snapshot request may come before the first publish */
 	pthread_mutex_lock(&s->imu);
@@ -639,6 +640,8 @@ void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 			srvnet_peers_refresh(s, 0);
 			a = srvnet_peer_addr(s, to);
 		}
+		if (a == NULL && (s->gone_known & id_bit(to))) /* a removed server, told so */
+			a = &s->gone_addr[to];
 		if (a != NULL)
 			srvnet_out_push(s, (size_t)n, a);
 		return;
@@ -862,7 +865,8 @@ static void status_members(struct server *s, const struct paxos_status *ps, stru
 	st->conf = ps->conf_next ? 2 * ps->conf_next : 2 * ps->conf_since + 1;
 }
 
-void srvnet_send_status(struct server *s)
+/* Our STATUS datagram into dg (WIRE_STATUS_MAX + WIRE_OVERHEAD bytes). */
+static size_t status_build(struct server *s, uint8_t *dg)
 {
 	struct paxos_status ps;
 	paxos_status(s->px, &ps);
@@ -870,8 +874,13 @@ void srvnet_send_status(struct server *s)
 				 .chosen = ps.chosen, .applied = s->applied_net, .compacted = s->released,
 				 .origin = s->origin};
 	status_members(s, &ps, &st);
+	return wire_status_build(dg, &s->from, &st);
+}
+
+void srvnet_send_status(struct server *s)
+{
 	uint8_t dg[WIRE_STATUS_MAX + WIRE_OVERHEAD];
-	size_t n = wire_status_build(dg, &s->from, &st);
+	size_t n = status_build(s, dg);
 	for (uint32_t j = 0; j < PAXOS_MAX_ID; j++)
 		if (srvnet_peer_addr(s, j))
 			out_copy(s, dg, n, srvnet_peer_addr(s, j));
@@ -951,14 +960,73 @@ static void on_status(struct server *s, const struct transport_msg *m)
 	s->peers[j].heard = 1;
 	s->peers[j].last_ms = s->now_ms;
 	s->peers[j].st = st;
+	if (st.conf != 0 && !s->told_removed) {
+		/* a member's membership that does not name us: the members
+		 * send STATUS only to members, and to a removed server that
+		 * spoke to them (removed_paxos): we were removed */
+		int named = 0;
+		for (unsigned k = 0; k < st.nmembers; k++)
+			named |= st.m[k].id == s->cfg.id;
+		if (!named) {
+			s->told_removed = 1;
+			mtr_log(LOG_WARN,
+				"server %u: server %u says this server was removed from the cluster (membership version "
+				"%llu): the members refuse it; stop it, its id is never used again (doc/operations.md "
+				"\"Remove a server\")",
+				s->cfg.id, j, (unsigned long long)st.conf);
+		}
+	}
 	if (st.origin != s->origin)
 		origin_differs(s, j);
+}
+
+/*
+ * A PAXOS message of a server removed from the cluster (doc/paxos.md
+ * "Membership", rule 4): the core refuses it, logs that at warn (once a
+ * minute) and tells the sender politely (a PREVOTE_REPLY with our commit;
+ * its CATCHUP answered), so that it learns it was removed.  The answer
+ * goes to the address the message came from (a removed id has none in the
+ * peer table); with a key, only a holder of the key could have sent it.
+ */
+static void removed_paxos(struct server *s, const struct transport_msg *m)
+{
+	uint32_t from = m->hdr.sender;
+	struct paxos_msg pm;
+	if (paxos_msg_decode(&pm, m->buf + WIRE_HDR_SIZE, m->hdr.length) != 0) {
+		srvnet_drop(s, SERVER_DROP_paxos, m);
+		return;
+	}
+	s->gone_addr[from] = m->peer;
+	s->gone_known |= id_bit(from);
+	if (s->now_ms >= s->gone_warn_ms[from]) {
+		s->gone_warn_ms[from] = s->now_ms + DROP_WARN_MS;
+		char a[32];
+		mtr_log(LOG_WARN,
+			"server %u: removed server %u is back at %s: its messages are refused and it is told so (stop "
+			"it: its id is never used again)",
+			s->cfg.id, from, transport_addr_format(&m->peer, a, sizeof a));
+	}
+	paxos_recv(s->px, from, &pm);
+	paxos_msg_free(&pm);
+	/* and our STATUS, at most once a status period: a removed server that
+	 * does not know it yet takes PAXOS only from peers it heard (origin),
+	 * and the members send it no STATUS otherwise */
+	if (s->now_ms >= s->gone_status_ms[from]) {
+		s->gone_status_ms[from] = s->now_ms + s->cfg.status_period_ms;
+		uint8_t dg[WIRE_STATUS_MAX + WIRE_OVERHEAD];
+		size_t n = status_build(s, dg);
+		out_copy(s, dg, n, &m->peer);
+	}
 }
 
 static void on_paxos(struct server *s, const struct transport_msg *m)
 {
 	uint32_t from = m->hdr.sender;
 	if (!srvnet_from_peer(s, m)) {
+		if (from < PAXOS_MAX_ID && from != s->cfg.id && (s->pt.seen_removed & id_bit(from))) {
+			removed_paxos(s, m);
+			return;
+		}
 		srvnet_drop(s, SERVER_DROP_paxos_sender, m);
 		return;
 	}
@@ -1063,6 +1131,9 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 		break;
 	case WIRE_T_STATS:
 		srvvt_on_stats(s, m);
+		break;
+	case WIRE_T_MEMBERSHIP:
+		srvmem_on_datagram(s, m);
 		break;
 	default:
 		srvnet_drop(s, SERVER_DROP_type, m);

@@ -198,7 +198,7 @@ void *srvsnap_server_main(void *arg)
  * when impossible (logged): the server then cannot serve snapshots. */
 void srvsnap_listen(struct server *s)
 {
-	const struct transport_addr *a = &s->cfg.cc.servers[s->cfg.id];
+	const struct transport_addr *a = &s->t->cfg.bind;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(s->t->cfg.bind.port),
@@ -229,7 +229,7 @@ static void *snap_fetch_main(void *arg)
 	/* from our own configured address, which the server checks (not
 	 * possible when the kernel does not own it, e.g. DPDK: then the
 	 * route's source address, and the server may refuse) */
-	struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(cc->servers[s->cfg.id].ip)};
+	struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(s->t->cfg.bind.ip)};
 	if (fd < 0)
 		goto out;
 	sock_timeouts(fd);
@@ -309,6 +309,10 @@ void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst)
 	if (atomic_load(&s->snap_state) != SNAP_IDLE || s->now_ms < s->snap_retry_ms || srvnet_peer_addr(s, from) == NULL ||
 	    srvdisk_full(s))
 		return;
+	struct paxos_status ps;
+	paxos_status(s->px, &ps);
+	if (ps.self_removed || s->told_removed)
+		return; /* the members serve no snapshot to a removed server */
 	mtr_log(LOG_INFO, "server %u: server %u compacted instances <= %llu that this server lacks: fetching a snapshot",
 		s->cfg.id, from, (unsigned long long)inst);
 	s->snap_from = from;
@@ -324,6 +328,32 @@ void srvsnap_px_snapshot_needed(void *data, uint32_t from, uint64_t inst)
 }
 
 /*
+ * A new server's ballot window (doc/paxos.md "Membership"): an empty
+ * server's promise is 0, and ballots more than PAXOS_ROUND_WINDOW rounds
+ * above it are dropped, so in a cluster whose rounds are higher it could
+ * accept nothing for a long time.  With a snapshot it takes the promise
+ * of the server it copied it from (made durable first): raising a promise
+ * is always safe.  Only a follower does (a leader or candidate keeps its
+ * own ballot and climbs as usual).
+ */
+static void take_promise(struct server *s, uint64_t ballot)
+{
+	struct paxos_status ps;
+	paxos_status(s->px, &ps);
+	if (ballot <= ps.ballot || ps.role != PAXOS_FOLLOWER)
+		return;
+	struct paxos_persist pp = {.kind = PAXOS_PERSIST_PROMISE, .ballot = ballot};
+	if (srvnet_px_persist(s, &pp) != 0) {
+		mtr_log(LOG_WARN, "server %u: the promise of server %u not taken: it cannot be made durable", s->cfg.id,
+			s->snap_from);
+		return;
+	}
+	paxos_restore_promise(s->px, ballot);
+	mtr_log(LOG_INFO, "server %u: took the promise %llu.%u of server %u with its snapshot", s->cfg.id,
+		(unsigned long long)paxos_ballot_round(ballot), paxos_ballot_node(ballot), s->snap_from);
+}
+
+/*
  * Install a received snapshot (network thread): stop the apply and reader
  * threads, drop the apply queue, close the replica, apply_restore, reopen,
  * and restart the core's delivery after the snapshot's instance with the
@@ -333,6 +363,8 @@ int srvsnap_install(struct server *s)
 {
 	char path[4200];
 	snprintf(path, sizeof path, "%s/snapshot.recv", s->cfg.data_dir);
+	/* the promise of the server the copy came from (its last STATUS) */
+	uint64_t peer_ballot = s->peers[s->snap_from].heard ? s->peers[s->snap_from].st.ballot : 0;
 	srvapply_stop_threads(s);
 	srvapply_drain_outbox(s);
 	pthread_mutex_lock(&s->qmu);
@@ -381,6 +413,7 @@ int srvsnap_install(struct server *s)
 			s->applied_net = inst;
 		mtr_log(LOG_INFO, "server %u: installed snapshot: applied instance %llu", s->cfg.id,
 			(unsigned long long)inst);
+		take_promise(s, peer_ballot);
 	}
 	batch_order_free(&cur);
 	if (rc != 0)

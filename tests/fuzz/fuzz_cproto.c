@@ -4,7 +4,8 @@
  * The input is treated as a TCP byte stream: cproto_frame_next() splits it
  * into frames (with a small max_frame from byte 0 half the time, so the limit
  * path is hit), and every frame is given to every cproto_get_* decoder (the
- * type check included; BACKUP and BACKUP_PART too); a decoded QUERY goes through cproto_query_binds()
+ * type check included; BACKUP, BACKUP_PART and MEMBERSHIP too: a decoded
+ * MEMBERSHIP must encode to the same payload); a decoded QUERY goes through cproto_query_binds()
  * and every copied bind is read; an ANSWER's result bytes, and each frame's
  * raw payload, go through result_decode(), and whatever it accepts is
  * iterated completely (statements, names, rows, values).  A decoded AUTH is
@@ -22,6 +23,7 @@
 #include "cproto.h"
 #include "proxy_auth.h"
 #include "result.h"
+#include "wire_server.h"
 
 static volatile unsigned sink;
 
@@ -71,6 +73,16 @@ static void frame_walk(const struct cproto_frame *f)
 	if (cproto_get_bye(f, &y) == 0)
 		touch(y.msg, y.msg_len);
 	(void)cproto_get_backup(f, &t);
+	struct wire_member wm, wm2;
+	if (cproto_get_member(f, &wm) == 0) {
+		/* a decoded MEMBERSHIP encodes to the same payload */
+		struct cproto_buf b = {0};
+		struct cproto_frame f2;
+		if (cproto_put_member(&b, &wm) != 0 || cproto_frame_next(b.p, b.len, CPROTO_MAX_FRAME, &f2) <= 0 ||
+		    f2.len != f->len || memcmp(f2.payload, f->payload, f->len) != 0 || cproto_get_member(&f2, &wm2) != 0)
+			abort();
+		cproto_buf_free(&b);
+	}
 	struct cproto_part pt;
 	if (cproto_get_part(f, &pt) == 0) {
 		touch(pt.data, pt.len);

@@ -9,7 +9,8 @@
  * decoders see fuzzed headers; odd - byte 1 is a message type and the rest
  * a payload that is framed with a correct trailer first, so that the payload
  * decoders (items, statements, parameters, fragments with reassembly,
- * heartbeat, resend, result, result request and result unknown, ...) see
+ * heartbeat, resend, result, result request and result unknown, a
+ * membership change that must encode to the same bytes, ...) see
  * arbitrary bytes.
  */
 #include "config.h"
@@ -140,6 +141,18 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 			static const struct wire_from from = {.cluster = 1, .sender = 0, .key = NULL};
 			size_t n = wire_status_build(again, &from, &m);
 			if (n != WIRE_OVERHEAD + h->length || memcmp(again + WIRE_HDR_SIZE, p, h->length) != 0)
+				abort();
+		}
+		break;
+	}
+	case WIRE_T_MEMBERSHIP: {
+		/* a decoded MEMBERSHIP (request or answer) encodes to the same bytes */
+		struct wire_member m;
+		static uint8_t again[WIRE_MEMBER_MAX + WIRE_OVERHEAD];
+		if (wire_member_decode(p, h->length, &m) == 0) {
+			static const struct wire_from from = {.cluster = 1, .sender = 0, .key = NULL};
+			long n = wire_member_build(again, &from, &m);
+			if (n != (long)(WIRE_OVERHEAD + h->length) || memcmp(again + WIRE_HDR_SIZE, p, h->length) != 0)
 				abort();
 		}
 		break;

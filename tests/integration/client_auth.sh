@@ -12,12 +12,13 @@
 #   handshake, a frame announcing 64 MiB that stops after 4 MiB (the proxy's
 #   memory does not grow by the announced size; closed at the idle timeout),
 #   the per-source limit, a reused request id: each refused with BYE and
-#   counted; the users file and the listen address checks at start.  At the
+#   counted; the users file and the listen address checks at start; who
+#   may change the membership (proxy.admins; without users: anyone).  At the
 #   end the cluster still answers writes and the replicas' digests agree.
 . "${MTR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/integration/lib.sh"
 
 B=$MTR_BUILDDIR
-need_built src/metronomed src/mtrproxy shell/mtrsql tests/tools/mtrcproto tests/tools/mtrdigest
+need_built src/metronomed src/mtrproxy shell/mtrsql shell/mtrctl tests/tools/mtrcproto tests/tools/mtrdigest
 TMP=$(mktemp -d)
 SOCK=mtrauth$$
 at_exit 'tmux -L "$SOCK" kill-server 2>/dev/null; rm -rf "$TMP"'
@@ -30,7 +31,7 @@ P1=127.0.0.1:$((BASE + 11))
 P2=127.0.0.1:$((BASE + 12))
 unset MTR_PASSWORD
 
-plan 33
+plan 37
 
 # exit1_says PATTERN: the last start ($rc, $TMP/start.out) failed with 1 and said PATTERN
 exit1_says() { [ "$rc" = 1 ] && grep -q "$1" "$TMP/start.out"; }
@@ -44,7 +45,8 @@ sed -i 's/^carol/# carol/' "$TMP/users" # a comment: carol is unknown
 chmod 644 "$TMP/users"
 servers=$(local_servers $BASE 3)
 proxy_conf "$TMP" 1 "$servers" $((BASE + 11))
-printf 'proxy.users = %s\nproxy.handshake_timeout = 3s\nproxy.idle_timeout = 3s\n' "$TMP/users" >>"$TMP/p1.conf"
+printf 'proxy.users = %s\nproxy.handshake_timeout = 3s\nproxy.idle_timeout = 3s\nproxy.admins = bob, dave\n' \
+	"$TMP/users" >>"$TMP/p1.conf"
 "$B/src/mtrproxy" -c "$TMP/p1.conf" >"$TMP/start.out" 2>&1
 rc=$?
 check "a world-readable users file is refused (exit 1, says chmod 600)" \
@@ -62,6 +64,12 @@ sed -i "s/^proxy.listen = .*/proxy.listen = 0.0.0.0:$((BASE + 13))/" "$TMP/p3.co
 rc=$?
 check "a proxy on 0.0.0.0 without proxy.users does not start (exit 1, names proxy.users and proxy.insecure)" \
 	exit1_says "not a loopback address, and proxy.users is not set.*proxy.insecure = yes"
+
+proxy_conf "$TMP" 4 "$servers" $((BASE + 14))
+printf 'proxy.admins = alice\n' >>"$TMP/p4.conf"
+"$B/src/mtrproxy" -c "$TMP/p4.conf" >"$TMP/start.out" 2>&1
+rc=$?
+check "proxy.admins without proxy.users is refused (exit 1)" exit1_says "proxy.admins is set without proxy.users"
 
 # ---- the cluster ----
 spids=""
@@ -211,6 +219,15 @@ check "idle, slowloris and reused-id refusals are counted" wait_for 10 sh -c "
 			 'proxy.drop.client_request_id', 'proxy.drop.client_frame')\") = 4 ]"
 check "the refusals are logged at warn" \
 	sh -c "grep -q 'WARN.*proxy.drop.client_idle_timeout' '$TMP/p1.log' && grep -q 'WARN.*proxy.drop.client_handshake_timeout' '$TMP/p1.log' && grep -q 'WARN.*proxy.drop.client_per_source' '$TMP/p2.log'"
+
+# ---- who may change the membership (doc/security.md) ----
+MTR_PASSWORD=$PW "$B/shell/mtrctl" "mtr://alice@$P1" remove-server 9 >"$TMP/adm.out" 2>&1
+check "with proxy.users and proxy.admins = bob, dave: alice may not change the membership" \
+	grep -q "user alice may not change the membership (proxy.admins)" "$TMP/adm.out"
+check "... logged at warn" grep -q "WARN.*membership change refused to user alice" "$TMP/p1.log"
+"$B/shell/mtrctl" "mtr://$P2" remove-server 9 >"$TMP/adm2.out" 2>&1
+check "without proxy.users the change reaches the leader (which says server 9 is not a member)" \
+	grep -q "server 9 is not a member" "$TMP/adm2.out"
 
 # ---- the end: the cluster answers writes, the replicas agree ----
 write

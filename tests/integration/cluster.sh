@@ -140,12 +140,7 @@ run_cluster() {
 	check "$name: every replica has the same instance, digest and row count" [ "$nd" = 1 ]
 
 	# every acked id exactly once, nothing else
-	{ echo "CREATE TEMP TABLE a(id INTEGER PRIMARY KEY);"; echo "BEGIN;"
-	  cat "$D"/acked1 "$D"/acked2 | sed 's/.*/INSERT OR IGNORE INTO a VALUES(&);/'; echo "COMMIT;"
-	  echo "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM a WHERE id NOT IN (SELECT id FROM t)),"
-	  echo "  (SELECT count(*) FROM t WHERE id NOT IN (SELECT id FROM a)), (SELECT count(*) - count(DISTINCT id) FROM t);"
-	} >"$D/check.sql"
-	res=$(sqlite3 "file:$D/d0/replica.db?mode=ro" <"$D/check.sql" 2>&1)
+	res=$(acked_check "$D/d0" "$D"/acked1 "$D"/acked2)
 	diag "$name: acked|acked-missing|extra|duplicates = $res"
 	check "$name: every acknowledged write present exactly once, nothing else" [ "$res" = "$total|0|0|0" ]
 

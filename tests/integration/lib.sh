@@ -163,6 +163,19 @@ replica_digests() {
 }
 equal_digests() { [ "$(echo "$1" | awk '{print $3, $5, $7}' | sort -u | wc -l)" = 1 ]; }
 
+# acked_check DATADIR ACKED...: "acked|acked-missing|extra|duplicates" of
+# table t(id) of the stopped replica DATADIR against the ids in the files
+# ACKED (one per line): all written exactly once and nothing else is
+# "N|0|0|0"
+acked_check() {
+	_ac_d=$1; shift
+	{ echo "CREATE TEMP TABLE a(id INTEGER PRIMARY KEY);"; echo "BEGIN;"
+	  cat "$@" | sed 's/.*/INSERT OR IGNORE INTO a VALUES(&);/'; echo "COMMIT;"
+	  echo "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM a WHERE id NOT IN (SELECT id FROM t)),"
+	  echo "  (SELECT count(*) FROM t WHERE id NOT IN (SELECT id FROM a)), (SELECT count(*) - count(DISTINCT id) FROM t);"
+	} | sqlite3 "file:$_ac_d/replica.db?mode=ro" 2>&1
+}
+
 # at_exit COMMAND: run at exit (after processes are stopped)
 at_exit() { _cleanups="$_cleanups
 $*"; }

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cproto.h"
+#include "wire_server.h"
 #include "metronome.h"
 #include "util.h"
 
@@ -64,6 +65,10 @@ static int get_any(const struct cproto_frame *f)
 	case CPROTO_T_BACKUP_PART: {
 		struct cproto_part pt;
 		return cproto_get_part(f, &pt);
+	}
+	case CPROTO_T_MEMBERSHIP: {
+		struct wire_member wm;
+		return cproto_get_member(f, &wm);
 	}
 	}
 	return -1;
@@ -457,6 +462,53 @@ static void test_ping_bye(void **state)
 	cproto_buf_free(&b);
 }
 
+/* MEMBERSHIP: a request (add, promote, remove) and an answer. */
+static void test_member(void **state)
+{
+	(void)state;
+	struct cproto_buf b = { 0 };
+	struct wire_member m = { .kind = WIRE_MEMBER_REQUEST, .token = 9, .op = WIRE_MEMBER_ADD, .addr = "10.0.0.4:7404",
+				 .addr_len = 13 },
+			   r;
+	assert_int_equal(cproto_put_member(&b, &m), 0);
+	struct cproto_frame f = one_frame(&b);
+	assert_int_equal(f.type, CPROTO_T_MEMBERSHIP);
+	assert_int_equal(cproto_get_member(&f, &r), 0);
+	assert_true(r.kind == WIRE_MEMBER_REQUEST && r.token == 9 && r.op == WIRE_MEMBER_ADD && r.addr_len == 13 &&
+		    memcmp(r.addr, "10.0.0.4:7404", 13) == 0);
+	check_truncations(&b);
+	b.len = 0;
+	struct wire_member a = { .kind = WIRE_MEMBER_ANSWER, .token = 9, .status = MTR_EBUSY, .id = 5,
+				 .instance = 1234, .msg = "pending", .msg_len = 7 };
+	assert_int_equal(cproto_put_member(&b, &a), 0);
+	f = one_frame(&b);
+	assert_int_equal(cproto_get_member(&f, &r), 0);
+	assert_true(r.kind == WIRE_MEMBER_ANSWER && r.status == MTR_EBUSY && r.id == 5 && r.instance == 1234 &&
+		    r.msg_len == 7 && memcmp(r.msg, "pending", 7) == 0);
+	check_truncations(&b);
+	/* the rules: token 0, an op out of range, an ADD with an id or no
+	 * address, a REMOVE with an address or an id >= 64, a positive status */
+	struct wire_member bad[] = {
+		{ .kind = WIRE_MEMBER_REQUEST, .token = 0, .op = WIRE_MEMBER_REMOVE, .id = 1 },
+		{ .kind = WIRE_MEMBER_REQUEST, .token = 1, .op = 4, .id = 1 },
+		{ .kind = WIRE_MEMBER_REQUEST, .token = 1, .op = WIRE_MEMBER_ADD, .id = 3, .addr = "x", .addr_len = 1 },
+		{ .kind = WIRE_MEMBER_REQUEST, .token = 1, .op = WIRE_MEMBER_ADD },
+		{ .kind = WIRE_MEMBER_REQUEST, .token = 1, .op = WIRE_MEMBER_REMOVE, .id = 1, .addr = "x", .addr_len = 1 },
+		{ .kind = WIRE_MEMBER_REQUEST, .token = 1, .op = WIRE_MEMBER_REMOVE, .id = 64 },
+		{ .kind = WIRE_MEMBER_ANSWER, .token = 1, .status = 1 },
+		{ .kind = 2, .token = 1 },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(cproto_put_member(&b, &bad[i]), MTR_EINVAL);
+	/* ... and a decoder refuses them too: a valid REMOVE with id 64 */
+	uint8_t p[WIRE_MEMBER_REQ_FIXED] = { 0, 1, 0, 0, 0, 0, 0, 0, 0, WIRE_MEMBER_REMOVE, 64, 0 };
+	f = (struct cproto_frame){ .type = CPROTO_T_MEMBERSHIP, .payload = p, .len = sizeof p };
+	assert_int_equal(cproto_get_member(&f, &r), MTR_EMALFORMED);
+	p[10] = 63;
+	assert_int_equal(cproto_get_member(&f, &r), 0);
+	cproto_buf_free(&b);
+}
+
 /* BACKUP and its parts: BEGIN, DATA (any length), END. */
 static void test_backup(void **state)
 {
@@ -651,7 +703,7 @@ int main(void)
 		cmocka_unit_test(test_names),       cmocka_unit_test(test_hello_welcome),
 		cmocka_unit_test(test_query),       cmocka_unit_test(test_query_invalid),
 		cmocka_unit_test(test_answer),      cmocka_unit_test(test_ping_bye),
-		cmocka_unit_test(test_backup),
+		cmocka_unit_test(test_backup), cmocka_unit_test(test_member),
 		cmocka_unit_test(test_frame_split), cmocka_unit_test(test_frame_limits),
 		cmocka_unit_test(test_buf_growth),  cmocka_unit_test(test_auth),
 	};

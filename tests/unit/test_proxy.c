@@ -81,6 +81,7 @@ struct fake {
 	atomic_uint reads_by[NSRV]; /* READs received per server */
 	atomic_uint cancels_by[NSRV]; /* CANCEL_READs received per server */
 	atomic_ullong last_cancel_rid;
+	atomic_uint members_by[NSRV]; /* MEMBERSHIP requests received per server */
 };
 
 static struct fake F;
@@ -321,6 +322,22 @@ static void *fake_main(void *arg)
 					if (i == 0)
 						fake_fragment(f, m);
 					break;
+				case WIRE_T_MEMBERSHIP: {
+					/* server 1 leads: it adds the server as id 7 at
+					 * instance 99; the others are not the leader */
+					struct wire_member rq;
+					assert_int_equal(wire_member_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &rq), 0);
+					assert_true(rq.kind == WIRE_MEMBER_REQUEST && rq.op == WIRE_MEMBER_ADD);
+					f->members_by[i]++;
+					struct wire_member a = {.kind = WIRE_MEMBER_ANSWER, .token = rq.token,
+								.status = i == 1 ? 0 : MTR_EAGAIN, .id = i == 1 ? 7 : 0,
+								.instance = i == 1 ? 99 : 0, .msg = "x", .msg_len = 1};
+					uint8_t dg[WIRE_MEMBER_MAX + WIRE_OVERHEAD];
+					long an = wire_member_build(dg, &(struct wire_from){1, (uint32_t)i, NULL}, &a);
+					assert_true(an > 0);
+					fake_send(f, i, dg, (size_t)an, &m->peer);
+					break;
+				}
 				default:
 					break;
 				}
@@ -1031,6 +1048,7 @@ static unsigned sum(atomic_uint *v)
 
 /* A STATUS of server `node` sent from transport t, with the membership ms
  * (conf 0: none). */
+static uint8_t status_role; /* the role the next status_from() claims */
 static void status_from(struct transport *t, uint32_t node, uint64_t conf, const struct wire_status_member *ms,
 			unsigned n)
 {
@@ -1038,7 +1056,7 @@ static void status_from(struct transport *t, uint32_t node, uint64_t conf, const
 	proxy_addrs(P, NULL, &pudp);
 	pudp.ip = 0x7f000001;
 	uint8_t dg[WIRE_STATUS_MAX + WIRE_OVERHEAD];
-	struct wire_status stt = {.node = node, .leader = 0, .conf = conf, .nmembers = (uint8_t)n};
+	struct wire_status stt = {.node = node, .role = status_role, .leader = 0, .conf = conf, .nmembers = (uint8_t)n};
 	if (n)
 		memcpy(stt.m, ms, n * sizeof *ms);
 	struct transport_msg m = {.buf = dg, .peer = pudp};
@@ -1175,6 +1193,41 @@ static void test_membership_follow(void **state)
 	cli_close(&c);
 	stop();
 	transport_close(x);
+}
+
+/* A client's MEMBERSHIP change goes to the server the proxy believes leads
+ * (server 0, by the followers' word); "not the leader" sends it to the
+ * next one (server 1, by its own STATUS), whose answer reaches the client
+ * with the client's token. */
+static void test_membership_relay(void **state)
+{
+	(void)state;
+	start(0, 0, 0, 0);
+	all_alive();
+	usleep(50000);
+	struct cli c;
+	cli_open(&c);
+	struct cproto_buf b = {0};
+	struct wire_member rq = {.kind = WIRE_MEMBER_REQUEST, .token = 1234, .op = WIRE_MEMBER_ADD,
+				 .addr = "127.0.0.1:9999", .addr_len = 14};
+	assert_int_equal(cproto_put_member(&b, &rq), 0);
+	send_all(c.fd, b.p, b.len);
+	uint64_t end = ms_now() + 5000;
+	while (F.members_by[0] == 0 && ms_now() < end)
+		usleep(5000);
+	assert_true(F.members_by[0] >= 1 && F.members_by[1] == 0);
+	status_role = WIRE_ROLE_LEADER;
+	status_from(F.t[1], 1, 0, NULL, 0);
+	status_role = 0;
+	struct cproto_frame f;
+	assert_int_equal(cli_frame(&c, &f), CPROTO_T_MEMBERSHIP);
+	struct wire_member a;
+	assert_int_equal(cproto_get_member(&f, &a), 0);
+	assert_true(a.kind == WIRE_MEMBER_ANSWER && a.token == 1234 && a.status == 0 && a.id == 7 && a.instance == 99);
+	assert_true(F.members_by[1] == 1);
+	cproto_buf_free(&b);
+	cli_close(&c);
+	stop();
 }
 
 static void test_read_cancel(void **state)
@@ -1340,6 +1393,7 @@ int main(void)
 		cmocka_unit_test(test_fragments_clients_timeout),
 		cmocka_unit_test(test_read_routing),
 		cmocka_unit_test(test_membership_follow),
+		cmocka_unit_test(test_membership_relay),
 		cmocka_unit_test(test_users_parse),
 		cmocka_unit_test(test_read_cancel),
 	};

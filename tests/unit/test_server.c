@@ -774,6 +774,125 @@ static void test_peer_table_follows_conf(void **state)
 	transport_close(x);
 }
 
+/* Item 1 creates table t; wait until every server applied it. */
+static void create_table(struct fix *f)
+{
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	send_items(f, 1, 1, NULL);
+	assert_true(wait_results(f, 1, 0x7, 10000));
+}
+
+/* ---- Membership changes (server_members.c) ---- */
+
+struct mans {
+	int leader;        /* the server that answered other than "not the leader" */
+	int32_t status;
+	uint8_t id;
+	uint64_t instance;
+	char msg[WIRE_MEMBER_MSG_MAX + 1];
+};
+
+/* Ask every server for a change (as a proxy forwards it to the leader)
+ * until one answers other than MTR_EAGAIN (10 s at most); its answer in *a. */
+static void member_ask(struct fix *f, uint8_t op, uint8_t id, const char *addr, struct mans *a)
+{
+	static uint64_t token = 1000;
+	uint64_t end = now_ms() + 10000;
+	a->leader = -1;
+	while (a->leader < 0 && now_ms() < end) {
+		struct wire_member rq = {.kind = WIRE_MEMBER_REQUEST, .token = ++token, .op = op, .id = id, .addr = addr,
+					 .addr_len = (uint8_t)(addr ? strlen(addr) : 0)};
+		uint8_t dg[WIRE_MEMBER_MAX + WIRE_OVERHEAD];
+		long n = wire_member_build(dg, &PROXY_FROM, &rq);
+		assert_true(n > 0);
+		for (int i = 0; i < NSRV; i++) {
+			struct transport_msg m = {.buf = dg, .len = (uint32_t)n, .peer = {0x7f000001, f->ports[i]}};
+			if (f->srv[i].running)
+				assert_int_equal(transport_send_to(f->t, &m, 1), 1);
+		}
+		uint64_t wait_end = now_ms() + 3000;
+		while (a->leader < 0 && now_ms() < wait_end) {
+			transport_wait(f->t, 20);
+			struct transport_msg ms[64];
+			int k = transport_recv(f->t, ms, 64);
+			for (int i = 0; i < k; i++) {
+				struct wire_member an;
+				if (ms[i].hdr.type != WIRE_T_MEMBERSHIP ||
+				    wire_member_decode(ms[i].buf + WIRE_HDR_SIZE, ms[i].hdr.length, &an) != 0 ||
+				    an.kind != WIRE_MEMBER_ANSWER || an.token != token || an.status == MTR_EAGAIN)
+					continue;
+				a->leader = server_index(f, &ms[i].peer);
+				a->status = an.status;
+				a->id = an.id;
+				a->instance = an.instance;
+				snprintf(a->msg, sizeof a->msg, "%.*s", (int)an.msg_len, an.msg);
+			}
+		}
+	}
+	assert_true(a->leader >= 0);
+	fprintf(stderr, "# %s %u%s%s: %s (server %d)\n", wire_member_op_name(op), id, addr ? " " : "", addr ? addr : "",
+		a->msg, a->leader);
+}
+
+/* As member_ask, asked again while a change is pending (MTR_EBUSY with
+ * "pending"). */
+static void member_ask_settled(struct fix *f, uint8_t op, uint8_t id, const char *addr, struct mans *a)
+{
+	uint64_t end = now_ms() + 10000;
+	for (;;) {
+		member_ask(f, op, id, addr, a);
+		if (a->status != MTR_EBUSY || !strstr(a->msg, "pending") || now_ms() >= end)
+			break;
+		usleep(100000);
+	}
+}
+
+/* The leader's checks of a membership change, and a learner added and
+ * removed: an unknown id, a bad address, a voter promoted again, a learner
+ * not caught up, a removed id, and a removal that would leave fewer voters
+ * up than a majority. */
+static void test_membership_changes(void **state)
+{
+	struct fix *f = *state;
+	create_table(f);
+	struct mans a;
+	member_ask(f, WIRE_MEMBER_REMOVE, 9, NULL, &a);
+	assert_int_equal(a.status, MTR_ENOENT);
+	member_ask(f, WIRE_MEMBER_ADD, 0, "not-an-address", &a);
+	assert_int_equal(a.status, MTR_EINVAL);
+	member_ask(f, WIRE_MEMBER_PROMOTE, 0, NULL, &a);
+	assert_int_equal(a.status, 0); /* a voter already */
+	/* a learner at an address nobody listens on: id 3, the next one */
+	char addr[32];
+	snprintf(addr, sizeof addr, "127.0.0.1:%u", free_port());
+	member_ask(f, WIRE_MEMBER_ADD, 0, addr, &a);
+	assert_int_equal(a.status, 0);
+	assert_int_equal(a.id, 3);
+	assert_true(a.instance > 0);
+	member_ask_settled(f, WIRE_MEMBER_PROMOTE, 3, NULL, &a);
+	assert_int_equal(a.status, MTR_EBUSY);
+	assert_non_null(strstr(a.msg, "not caught up"));
+	member_ask_settled(f, WIRE_MEMBER_REMOVE, 3, NULL, &a);
+	assert_int_equal(a.status, 0);
+	member_ask_settled(f, WIRE_MEMBER_REMOVE, 3, NULL, &a);
+	assert_int_equal(a.status, MTR_EINVAL);
+	assert_non_null(strstr(a.msg, "was removed"));
+	/* the cluster still writes */
+	load(f, 2, 20, 0);
+	send_items(f, 2, 20, NULL);
+	assert_true(wait_results(f, 20, 0x7, 10000));
+	/* a follower stopped, and seen down by the leader once the health
+	 * window (1 s here) has passed without its STATUS: removing the other
+	 * follower would leave 1 voter up of 2 */
+	int L = a.leader, F1 = (L + 1) % NSRV, F2 = (L + 2) % NSRV;
+	srv_stop(f, F1);
+	usleep(2000000);
+	member_ask(f, WIRE_MEMBER_REMOVE, (uint8_t)F2, NULL, &a);
+	assert_int_equal(a.status, MTR_EINVAL);
+	assert_non_null(strstr(a.msg, "fewer than a majority"));
+	srv_start(f, F1);
+}
+
 /* A server that fell behind more than compact_lag instances while the
  * others compacted gets a snapshot over the TCP side channel, installs it
  * and continues with the others. */
@@ -841,14 +960,6 @@ static uint64_t timed_write(struct fix *f, uint64_t first, uint64_t last, unsign
 	send_items(f, first, last, NULL);
 	assert_true(wait_results(f, last, mask, 10000));
 	return now_ms() - t0;
-}
-
-/* Item 1 creates table t; wait until every server applied it. */
-static void create_table(struct fix *f)
-{
-	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
-	send_items(f, 1, 1, NULL);
-	assert_true(wait_results(f, 1, 0x7, 10000));
 }
 
 /* Issue 12: a PREPARE with ballot 0xffffffffffffff01 (round 2^56 - 1) from
@@ -955,6 +1066,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_and_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_catches_up, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_table_follows_conf, setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_membership_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_transfer, setup_small_lag, teardown),
 		cmocka_unit_test_setup_teardown(test_huge_ballot, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_power_loss_memory, setup, teardown),

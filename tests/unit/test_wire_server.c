@@ -346,6 +346,37 @@ static void test_cancel_read(void **state)
 	assert_int_equal(wire_cancel_read_decode(c, sizeof c, &m2), MTR_EMALFORMED);
 }
 
+/* ---- MEMBERSHIP ---- */
+
+static void test_member(void **state)
+{
+	(void)state;
+	struct wire_member m = { .kind = WIRE_MEMBER_REQUEST, .token = 77, .op = WIRE_MEMBER_REMOVE, .id = 2 }, r;
+	long n = wire_member_build(buf, &FROM, &m);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_MEMBER_REQ_FIXED);
+	struct wire_hdr h;
+	const uint8_t *p = check((size_t)n, WIRE_T_MEMBERSHIP, &h);
+	assert_int_equal(wire_member_decode(p, h.length, &r), 0);
+	assert_true(r.kind == WIRE_MEMBER_REQUEST && r.token == 77 && r.op == WIRE_MEMBER_REMOVE && r.id == 2);
+	for (size_t k = 0; k < WIRE_MEMBER_REQ_FIXED; k++)
+		assert_int_equal(wire_member_decode(p, k, &r), MTR_ETRUNCATED);
+	assert_string_equal(wire_member_op_name(WIRE_MEMBER_ADD), "add");
+	struct wire_member a = { .kind = WIRE_MEMBER_ANSWER, .token = 77, .id = 2, .instance = 40, .msg = "ok",
+				 .msg_len = 2 };
+	n = wire_member_build(buf, &FROM, &a);
+	assert_int_equal(n, WIRE_OVERHEAD + WIRE_MEMBER_ANS_FIXED + 2);
+	p = check((size_t)n, WIRE_T_MEMBERSHIP, &h);
+	assert_int_equal(wire_member_decode(p, h.length, &r), 0);
+	assert_true(r.kind == WIRE_MEMBER_ANSWER && r.status == 0 && r.instance == 40 && r.msg_len == 2);
+	uint8_t c[WIRE_MEMBER_ANS_FIXED + 3];
+	memcpy(c, p, h.length);
+	c[h.length] = 'x';
+	assert_int_equal(wire_member_decode(c, h.length + 1, &r), MTR_EMALFORMED); /* a trailing byte */
+	a.msg = "a\0b";
+	a.msg_len = 3;
+	assert_int_equal(wire_member_build(buf, &FROM, &a), MTR_EINVAL); /* a NUL in the message */
+}
+
 /* ---- STATUS ---- */
 
 static void test_status(void **state)
@@ -566,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_status),         cmocka_unit_test(test_status_members),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_stats),          cmocka_unit_test(test_result_unknown),
+		cmocka_unit_test(test_member),
 	};
 	return cmocka_run_group_tests_name("wire_server", tests, NULL, NULL);
 }
