@@ -50,6 +50,17 @@ static void remove_dir(void)
 	testutil_rmtree(dir);
 }
 
+/* A second open of the file finds the state a holds. */
+static void reopen_same(const struct pstore *a)
+{
+	struct pstore *b;
+	if (pstore_open(dir, &b) != 0)
+		abort();
+	pstore_set_sync(b, false);
+	check_same(a, b);
+	pstore_close(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (dir[0] == 0) {
@@ -89,22 +100,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct paxos_persist c = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = 7, .inst = 3, .value = &v };
 	if (pstore_persist(a, &c) != 0)
 		abort();
-	if (pstore_open(dir, &b) != 0)
-		abort();
-	pstore_set_sync(b, false);
-	check_same(a, b);
-	pstore_close(b);
+	reopen_same(a);
 
 	/* The same bytes as one record from the item log (pstore_merge): taken
 	 * whole or not at all; either way a reopen finds the same state. */
 	int mr = pstore_merge(a, data, size);
 	if (mr != 0 && mr != MTR_EMALFORMED && mr != MTR_EINTEGRITY && mr != MTR_ENOMEM)
 		abort();
-	if (pstore_open(dir, &b) != 0)
-		abort();
-	pstore_set_sync(b, false);
-	check_same(a, b);
-	pstore_close(b);
+	reopen_same(a);
 	pstore_close(a);
 	batch_free(&v);
 	return 0;
