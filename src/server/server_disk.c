@@ -204,7 +204,23 @@ int srvdisk_accept(struct server *s, const struct paxos_persist *c)
 	return PAXOS_PERSIST_LATER;
 }
 
+static int commit_once(struct server *s);
+
 int srvdisk_commit(struct server *s)
+{
+	/* the answers may choose an instance and propose the next one, whose
+	 * own accept then waits here, not for the next datagram */
+	int rc = 0;
+	for (int k = 0; k < 4 && rc == 0 && (s->added || s->accq_n > 0); k++) {
+		size_t queued = s->accq_n;
+		rc = commit_once(s);
+		if (queued == 0 || s->accq_n == 0)
+			break;
+	}
+	return rc;
+}
+
+static int commit_once(struct server *s)
 {
 	if (!s->added && s->accq_n == 0)
 		return 0;
