@@ -507,7 +507,8 @@ int server_run(struct server *s)
 		if (tfd >= 0) {
 			struct pollfd pf[3] = {{.fd = s->efd, .events = POLLIN}, {.fd = tfd, .events = POLLIN},
 					       {.fd = gfd, .events = POLLIN}};
-			int np = poll(pf, gfd >= 0 ? 3 : 2, s->eager_pending || s->added ? 1 : LOOP_MS);
+			int np = poll(pf, gfd >= 0 ? 3 : 2,
+				      s->eager_pending || (s->added && !(s->full & FULL_INGEST)) ? 1 : LOOP_MS);
 			if (np < 0 && errno != EINTR) {
 				mtr_log(LOG_ERROR, "server %u: poll: %s", s->cfg.id, strerror(errno));
 				atomic_store(&s->fatal, 1);
@@ -540,7 +541,10 @@ int server_run(struct server *s)
 				s->added_ns = wake_ns;
 				s->commit_ns = wake_ns;
 			}
-			s->marks_dirty = 1;
+			if (s->received) {
+				s->received = 0;
+				s->marks_dirty = 1;
+			}
 		} else if (s->added && !(s->full & FULL_INGEST)) {
 			rc = ingest_sync(s->ing);
 			if (rc == MTR_ENOSPACE) {

@@ -421,6 +421,7 @@ struct server {
 	struct acc_rec *accq;
 	size_t accq_n, accq_cap;
 	uint64_t added_ns;
+	int received;    /* items stored since the last watermark push */
 	int ps_unsynced; /* merged records not yet synced in the Paxos log */
 	uint64_t acc_checked, acc_early;
 

@@ -352,6 +352,7 @@ static void item_add(struct server *s, uint64_t stream, uint64_t seq, const uint
 	int rc = ingest_add(s->ing, stream, seq, rec, len);
 	if (rc == 0) {
 		s->added = 1;
+		s->received = 1;
 	} else if (rc == MTR_ENOSPACE) {
 		s->drops[SERVER_DROP_disk_full]++;
 		srvdisk_note(s, FULL_INGEST);
