@@ -573,8 +573,9 @@ int srvdisk_accept(struct server *s, const struct paxos_persist *change);
 /* Disk mode, every loop pass: the group commit.  When accept records are
  * queued, or items waited GROUP_WAIT_NS for one: send what is queued, one
  * ingest_sync (items and accept records), then merge the records into the
- * Paxos log, release the core's answers (paxos_persisted), send them, and
- * sync the Paxos log.  0, or an MTR_E* code (the server stops). */
+ * Paxos log (written, synced later: srvdisk_before_delete) and release the
+ * core's answers (paxos_persisted); again at once when those proposed the
+ * next instance.  0, or an MTR_E* code (the server stops). */
 int srvdisk_commit(struct server *s);
 /* ingest_opts.before_delete: sync the Paxos log's copies of the accept
  * records (arg: the server). */
