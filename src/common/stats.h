@@ -55,10 +55,10 @@ static inline void stats_put(stats_fn fn, void *arg, const char *prefix, const c
 	X(answer, "an answer queued for a client (its output was empty) -> the output written")
 #define SERVER_STAGE_MAP(X)                                                                                \
 	X(ingest, "datagrams with new items received -> the ingest commit that holds them (one per commit)") \
-	X(order, "the newest ingest commit -> an instance chosen here (exact with one write in flight)")     \
-	X(propose, "leader: its newest ingest commit -> a fresh instance proposed (ACCEPT sent)")           \
+	X(order, "the newest ingest commit (disk: items received) -> an instance chosen here (one write in flight)") \
+	X(propose, "leader: its newest ingest commit (disk: items received) -> a fresh instance proposed")  \
 	X(round, "leader: a fresh instance proposed -> chosen (phase 2 with the acceptors)")                \
-	X(persist, "an acceptor's accept made durable (the Paxos log; an fdatasync in disk mode)")         \
+	X(persist, "an acceptor's accept made durable (disk: the group commit of items and accept records)") \
 	X(queue, "an instance chosen -> the apply thread starts it (its items copied out of the log)")      \
 	X(result, "an instance applied -> its RESULT datagrams queued for the proxies")
 

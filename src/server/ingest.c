@@ -65,6 +65,9 @@ struct ingest {
 	int state_dirty; /* a base moved since the state blob was saved */
 	uint8_t *scratch;
 	size_t scap;
+	struct seglog_loc *aux; /* acceptor records found by recovery (ingest_aux_each) */
+	uint64_t *aux_key;
+	size_t naux, aux_cap;
 	struct ingest_stats st;
 };
 
@@ -313,6 +316,25 @@ static int recover_visit(void *arg, uint64_t stream, uint64_t seq, const struct 
 	struct ingest *ing = arg;
 	if (seq == 0)
 		return 0;
+	if (stream == 0) { /* an acceptor record (ingest_log_aux): not live */
+		if (seq <= ing->o.aux_min)
+			return 0;
+		if (ing->naux == ing->aux_cap) {
+			size_t nc = ing->aux_cap ? ing->aux_cap * 2 : 64;
+			struct seglog_loc *nl = realloc(ing->aux, nc * sizeof *nl);
+			if (nl)
+				ing->aux = nl;
+			uint64_t *nk = realloc(ing->aux_key, nc * sizeof *nk);
+			if (nk)
+				ing->aux_key = nk;
+			if (!nl || !nk)
+				return MTR_ENOMEM;
+			ing->aux_cap = nc;
+		}
+		ing->aux[ing->naux] = *loc;
+		ing->aux_key[ing->naux++] = seq;
+		return 0;
+	}
 	struct istream *s = stream_get(ing, stream);
 	if (!s || seq <= s->base || seq - s->base > ing->o.window || ring_fit(ing, s, seq - s->base) != 0)
 		return 0;
@@ -403,6 +425,8 @@ void ingest_close(struct ingest *ing)
 	free(ing->all);
 	free(ing->dirty);
 	free(ing->scratch);
+	free(ing->aux);
+	free(ing->aux_key);
 	free(ing);
 }
 
@@ -466,10 +490,18 @@ int ingest_sync(struct ingest *ing)
 {
 	int rc;
 	/* release points first: the segments about to go hold seqs below them */
-	if (ing->state_dirty && seglog_delete_pending(ing->log)) {
-		rc = state_save(ing);
-		if (rc)
-			return rc;
+	if (seglog_delete_pending(ing->log)) {
+		if (ing->state_dirty) {
+			rc = state_save(ing);
+			if (rc)
+				return rc;
+		}
+		/* and the owner's copies of the acceptor records they hold */
+		if (ing->o.before_delete) {
+			rc = ing->o.before_delete(ing->o.delete_arg);
+			if (rc)
+				return rc;
+		}
 	}
 	rc = seglog_sync(ing->log);
 	if (rc)
@@ -583,6 +615,17 @@ int ingest_holds(const struct ingest *ing, uint64_t stream, uint64_t last)
 	return ingest_watermark(ing, stream) >= last;
 }
 
+uint64_t ingest_received(const struct ingest *ing, uint64_t stream)
+{
+	const struct istream *s = stream_find(ing, stream);
+	return s ? s->contig : 0;
+}
+
+int ingest_unsynced(const struct ingest *ing)
+{
+	return ing->ndirty > 0 || (ing->o.durability == INGEST_DISK && seglog_unsynced(ing->log));
+}
+
 int ingest_forget(struct ingest *ing, uint64_t stream, uint64_t upto)
 {
 	struct istream *s = stream_get(ing, stream);
@@ -635,6 +678,37 @@ int ingest_log_record(struct ingest *ing, uint64_t key, const void *body, uint32
 	seglog_unref(ing->log, loc.seg); /* not live: kept by its segment's items and the retention */
 	ing->st.log_records++;
 	return 0;
+}
+
+int ingest_log_aux(struct ingest *ing, uint64_t key, const void *body, uint32_t len)
+{
+	if (ing->o.durability == INGEST_MEMORY || key == 0)
+		return MTR_EINVAL;
+	struct seglog_loc loc;
+	int rc = seglog_append(ing->log, 0, key, body, len, &loc);
+	if (rc != 0)
+		return rc;
+	seglog_unref(ing->log, loc.seg); /* not live, like a history record */
+	ing->st.aux_records++;
+	return 0;
+}
+
+int ingest_aux_each(struct ingest *ing, int (*fn)(void *arg, uint64_t key, const uint8_t *body, uint32_t len),
+		    void *arg)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < ing->naux; i++) {
+		const uint8_t *p;
+		rc = seglog_read(ing->log, &ing->aux[i], &p, &ing->scratch, &ing->scap);
+		if (rc == 0)
+			rc = fn(arg, ing->aux_key[i], p, ing->aux[i].len);
+	}
+	free(ing->aux);
+	free(ing->aux_key);
+	ing->aux = NULL;
+	ing->aux_key = NULL;
+	ing->naux = ing->aux_cap = 0;
+	return rc;
 }
 
 void ingest_set_now(struct ingest *ing, uint64_t wall_ms)

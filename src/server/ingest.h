@@ -55,6 +55,12 @@ struct ingest_opts {
 	uint64_t retry_ns;    /* least time between two requests for one seq */
 	uint64_t retain_bytes; /* disk: keep released segments up to this many bytes (0: none; seglog.h) */
 	uint64_t retain_ms;    /* disk: ... and at most this long (0: none) */
+	uint64_t aux_min;      /* disk: recovery keeps the acceptor records above this key (ingest_aux_each) */
+	/* disk: called by ingest_sync before a segment file is deleted (the
+	 * owner makes its copies of the acceptor records durable); non-zero
+	 * stops the sync with that code.  NULL: none. */
+	int (*before_delete)(void *arg);
+	void *delete_arg;
 };
 
 /* A range of missing items, inclusive. */
@@ -84,6 +90,7 @@ struct ingest_range {
 	X(mem, "bytes counted against max_mem (gauge)")       \
 	X(log_records, "records of the chosen history written (ingest_log_record)") \
 	X(log_failed, "records of the chosen history that could not be written") \
+	X(aux_records, "acceptor records written (ingest_log_aux)") \
 	X(retained_segs, "released segments kept for point-in-time restore (gauge)") \
 	X(retained_bytes, "bytes of those segments (gauge)")
 
@@ -136,6 +143,23 @@ int ingest_sync(struct ingest *ing);
  */
 int ingest_log_record(struct ingest *ing, uint64_t key, const void *body, uint32_t len);
 
+/*
+ * Disk mode: append an acceptor record (the server's Paxos accept, a pstore
+ * record) to the log as (stream 0, seq = key): durable with the items
+ * appended before it at the next ingest_sync, in the same fdatasync, and
+ * never recovered without them (recovery keeps a prefix of each segment).
+ * Not live, not indexed.  doc/storage.md "One commit per accept".
+ * 0, MTR_EINVAL (memory mode, key 0), MTR_ETOOBIG, MTR_ENOSPACE, MTR_EIO.
+ */
+int ingest_log_aux(struct ingest *ing, uint64_t key, const void *body, uint32_t len);
+
+/* The acceptor records recovery found with a key above opts.aux_min, in log
+ * order: fn(arg, key, body, len) for each (body valid during the call),
+ * stopping at the first non-zero return, which is returned.  Once: the list
+ * is freed.  0, MTR_EIO, MTR_ENOMEM or fn's code. */
+int ingest_aux_each(struct ingest *ing, int (*fn)(void *arg, uint64_t key, const uint8_t *body, uint32_t len),
+		    void *arg);
+
 /* The wall time in ms since the epoch, for retention (seglog_set_now). */
 void ingest_set_now(struct ingest *ing, uint64_t wall_ms);
 
@@ -168,9 +192,19 @@ int ingest_get(struct ingest *ing, uint64_t stream, uint64_t seq, const uint8_t 
 /* The held watermark of a stream (0 for an unknown stream). */
 uint64_t ingest_watermark(const struct ingest *ing, uint64_t stream);
 
-/* 1 when every item of the stream up to last is held (watermark >= last;
- * Paxos invariant 4), else 0. */
+/* 1 when every item of the stream up to last is held (watermark >= last),
+ * else 0. */
 int ingest_holds(const struct ingest *ing, uint64_t stream, uint64_t last);
+
+/* The received watermark of a stream (contig: every seq up to it is stored,
+ * maybe not yet synced; 0 for an unknown stream).  In disk mode a server
+ * accepts on it and makes the items durable together with its accept record
+ * (ingest_log_aux) before it answers (Paxos invariant 4). */
+uint64_t ingest_received(const struct ingest *ing, uint64_t stream);
+
+/* 1 when something was appended (items or records) that the next
+ * ingest_sync makes durable, else 0. */
+int ingest_unsynced(const struct ingest *ing);
 
 /*
  * Items of the stream up to upto are applied everywhere: free them (and

@@ -55,6 +55,11 @@ struct ent {
 	uint32_t pend_from;
 	uint64_t pend_ballot;
 	struct batch pend_val;
+	/* an accept persisted but not yet durable (PAXOS_PERSIST_LATER):
+	 * answered by paxos_persisted() */
+	bool ans;
+	uint32_t ans_from;
+	uint64_t ans_ballot;
 	/* leader: its proposal at p->ballot and who accepted it */
 	bool prop;
 	uint64_t acks; /* by id */
@@ -137,6 +142,8 @@ struct paxos {
 	bool warned_removed;
 	uint64_t tell_removed[PAXOS_MAX_ID]; /* next polite refusal to that removed id */
 	uint64_t next_warn_removed;          /* rate limit of the refusal's log line */
+
+	size_t n_ans; /* entries with ans set (paxos_persisted) */
 
 	/* watermarks per node id (index cfg.id is our own) */
 	struct batch_order marks[PAXOS_MAX_ID];
@@ -587,15 +594,28 @@ static bool holds_all(struct paxos *p, const struct batch *v)
 	return true;
 }
 
-/* Accept (b, inst, v): persist, then answer.  The items are held. */
+/* Answer an accept of (b, inst) that is durable. */
+static void answer_accept(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst)
+{
+	if (from == p->cfg.id)
+		leader_on_accepted(p, from, b, inst);
+	else
+		send_simple(p, from, PAXOS_ACCEPTED, b, inst, 0, 0);
+}
+
+/* Accept (b, inst, v): persist, then answer (at once, or from
+ * paxos_persisted() when the host's persist said PAXOS_PERSIST_LATER).
+ * The items are held. */
 static int do_accept(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst, struct ent *e,
 		     const struct batch *v)
 {
+	bool later = false;
 	if (e->acc_ballot != b || !batch_equal(&e->acc, v)) {
 		struct paxos_persist c = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = b, .inst = inst, .value = v };
 		int rc = p->io.persist(p->io.data, &c);
-		if (rc != 0)
+		if (rc < 0)
 			return rc;
+		later = rc == PAXOS_PERSIST_LATER;
 		if (batch_copy(&e->acc, v) != 0) {
 			e->acc_ballot = 0;
 			return MTR_ENOMEM;
@@ -609,10 +629,17 @@ static int do_accept(struct paxos *p, uint32_t from, uint64_t b, uint64_t inst, 
 		e->pend = false;
 		batch_free(&e->pend_val);
 	}
-	if (from == p->cfg.id)
-		leader_on_accepted(p, from, b, inst);
-	else
-		send_simple(p, from, PAXOS_ACCEPTED, b, inst, 0, 0);
+	if (later || (e->ans && e->ans_ballot == b)) {
+		/* not durable yet (a retransmitted ACCEPT too): no answer
+		 * before the host's group commit */
+		if (!e->ans)
+			p->n_ans++;
+		e->ans = true;
+		e->ans_from = from;
+		e->ans_ballot = b;
+		return 0;
+	}
+	answer_accept(p, from, b, inst);
 	return 0;
 }
 
@@ -1694,6 +1721,25 @@ int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *m)
 int paxos_items_changed(struct paxos *p)
 {
 	return on_items_changed(p);
+}
+
+void paxos_persisted(struct paxos *p)
+{
+	/* answer_accept may deliver, propose and grow or compact p->ents:
+	 * take one entry at a time and search again from the start */
+	while (p->n_ans > 0) {
+		size_t i = 0;
+		while (i < p->n_ents && !p->ents[i].ans)
+			i++;
+		if (i == p->n_ents) {
+			p->n_ans = 0; /* their entries were compacted */
+			return;
+		}
+		struct ent *e = &p->ents[i];
+		e->ans = false;
+		p->n_ans--;
+		answer_accept(p, e->ans_from, e->ans_ballot, p->base + 1 + i);
+	}
 }
 
 int paxos_compact(struct paxos *p, uint64_t k)

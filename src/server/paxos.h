@@ -199,7 +199,11 @@ struct paxos_io {
 	 * Fire and forget: loss is tolerated. */
 	void (*send)(void *data, uint32_t to, const struct paxos_msg *msg);
 	/* Make the change durable, return only when it is; 0 or a negative
-	 * code (the core then does not answer). */
+	 * code (the core then does not answer).  For an ACCEPT the host may
+	 * instead return PAXOS_PERSIST_LATER: the change is written and will
+	 * be durable at the host's next group commit; the core then holds the
+	 * answer (ACCEPTED, or its own vote as leader) until the host calls
+	 * paxos_persisted() after that commit (doc/paxos.md "Persistence"). */
 	int (*persist)(void *data, const struct paxos_persist *change);
 	/* Does this server hold every item of stream up to last? (inv. 4) */
 	bool (*holds)(void *data, uint64_t stream, uint64_t last);
@@ -221,6 +225,9 @@ struct paxos_io {
 	 * NULL. */
 	void (*snapshot_needed)(void *data, uint32_t from, uint64_t inst);
 };
+
+/* paxos_io.persist: written, durable at the host's next group commit. */
+#define PAXOS_PERSIST_LATER 1
 
 /* Creation parameters. */
 struct paxos_config {
@@ -348,6 +355,11 @@ int paxos_recv(struct paxos *p, uint32_t from, const struct paxos_msg *msg);
 
 /* The host's ingest log gained items: deferred accepts are re-examined. */
 int paxos_items_changed(struct paxos *p);
+
+/* The host's group commit made every change its persist answered with
+ * PAXOS_PERSIST_LATER durable: the held answers go out now (a leader counts
+ * its own vote).  Call it only after that commit succeeded. */
+void paxos_persisted(struct paxos *p);
 
 /* Instances <= k (at most the applied one) may be forgotten. */
 int paxos_compact(struct paxos *p, uint64_t k);

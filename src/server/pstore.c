@@ -379,6 +379,27 @@ void pstore_close(struct pstore *ps)
 
 void pstore_set_sync(struct pstore *ps, bool sync) { ps->sync = sync; }
 
+/* Write the encoded record b[0..len) at the end of the file (no sync); on a
+ * failure the file is cut back to its length before (if even that fails the
+ * store is broken: MTR_EIO).  ps->size is not moved. */
+static int put(struct pstore *ps, const uint8_t *b, size_t len)
+{
+	int rc = write_at(ps->fd, b, len, ps->size);
+	if (rc != 0) {
+		/* a full disk is the host's state to report (doc/server.md "A
+		 * full disk"): not an error line per refused promise */
+		mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "pstore: write %s at offset %" PRIu64 ": %s",
+			ps->path, ps->size, strerror(errno));
+		if (ftruncate(ps->fd, (off_t)ps->size) != 0) {
+			mtr_log(LOG_ERROR, "pstore: truncate %s to offset %" PRIu64 " after a failed write: %s",
+				ps->path, ps->size, strerror(errno));
+			ps->broken = true;
+			return MTR_EIO;
+		}
+	}
+	return rc;
+}
+
 int pstore_append(struct pstore *ps, const struct paxos_persist *c)
 {
 	if (ps == NULL || c == NULL)
@@ -405,21 +426,10 @@ int pstore_append(struct pstore *ps, const struct paxos_persist *c)
 			mtr_errname(rc));
 		return rc;
 	}
-	rc = write_at(ps->fd, b, len, ps->size);
+	rc = put(ps, b, len);
 	free(b);
-	if (rc != 0) {
-		/* a full disk is the host's state to report (doc/server.md "A
-		 * full disk"): not an error line per refused promise */
-		mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "pstore: write %s at offset %" PRIu64 ": %s",
-			ps->path, ps->size, strerror(errno));
-		if (ftruncate(ps->fd, (off_t)ps->size) != 0) {
-			mtr_log(LOG_ERROR, "pstore: truncate %s to offset %" PRIu64 " after a failed write: %s",
-				ps->path, ps->size, strerror(errno));
-			ps->broken = true;
-			return MTR_EIO;
-		}
+	if (rc != 0)
 		return rc;
-	}
 	/* The record is in the file: a failure to update memory would make
 	 * compaction lose it, so such a store refuses further work. */
 	rc = state_apply(ps, kind, c->ballot, c->inst, c->value);
@@ -429,6 +439,38 @@ int pstore_append(struct pstore *ps, const struct paxos_persist *c)
 		ps->broken = true;
 		return rc;
 	}
+	ps->size += len;
+	return 0;
+}
+
+int pstore_record(const struct paxos_persist *c, uint8_t **out, size_t *len)
+{
+	if (c == NULL || c->kind != PAXOS_PERSIST_ACCEPT || c->value == NULL || batch_validate(c->value) != 0)
+		return MTR_EINVAL;
+	return rec_encode(REC_ACCEPT, c->ballot, c->inst, c->value, out, len);
+}
+
+int pstore_merge(struct pstore *ps, const uint8_t *rec, size_t len)
+{
+	if (ps == NULL || rec == NULL)
+		return MTR_EINVAL;
+	if (ps->broken)
+		return MTR_EIO;
+	/* check it whole before it changes anything: rec_parse changes the
+	 * state only for an intact record */
+	size_t used = 0;
+	if (len < 5 || rec[4] != REC_ACCEPT)
+		return MTR_EMALFORMED;
+	int rc = rec_parse(ps, rec, len, &used);
+	if (rc != 0)
+		return rc == MTR_ETRUNCATED ? MTR_EMALFORMED : rc;
+	if (used != len)
+		return MTR_EMALFORMED;
+	/* in the state now (so a compaction keeps it even if this write
+	 * fails: it is durable in the item log already) */
+	rc = put(ps, rec, len);
+	if (rc != 0)
+		return rc;
 	ps->size += len;
 	return 0;
 }

@@ -51,6 +51,26 @@ void pstore_set_sync(struct pstore *ps, bool sync);
  * refuses every later write) or MTR_ENOMEM. */
 int pstore_append(struct pstore *ps, const struct paxos_persist *change);
 
+/*
+ * The record of an ACCEPT change, as pstore_append writes it (doc/pstore.md
+ * "Format"), in a malloc'd buffer (*out, *len; the caller frees it).  Disk
+ * mode writes it to the item log first (ingest_log_aux: one fdatasync for
+ * the items and the accept) and hands it to pstore_merge after that sync.
+ * 0, MTR_EINVAL (not an ACCEPT, or an invalid value), MTR_ETOOBIG,
+ * MTR_ENOMEM.
+ */
+int pstore_record(const struct paxos_persist *change, uint8_t **out, size_t *len);
+
+/*
+ * Take an ACCEPT record made by pstore_record (from the item log: after its
+ * group commit, or found there by recovery): check it like recovery does,
+ * apply it to the state (the higher ballot wins, as in the file) and append
+ * it to the file without syncing.  0, MTR_EMALFORMED / MTR_EINTEGRITY (not
+ * an intact ACCEPT record: nothing changed), MTR_ENOSPACE (not written: the
+ * state has it, the file is as before), MTR_EIO, MTR_ENOMEM.
+ */
+int pstore_merge(struct pstore *ps, const uint8_t *rec, size_t len);
+
 /* Make every appended change durable (fdatasync; nothing in memory mode).
  * 0 or MTR_EIO. */
 int pstore_sync(struct pstore *ps);

@@ -832,6 +832,11 @@ void seglog_unref(struct seglog *log, uint32_t seg)
 		seg_doom(log, s, log->now_ms);
 }
 
+int seglog_unsynced(const struct seglog *log)
+{
+	return log->unsynced || log->wlen > 0;
+}
+
 int seglog_delete_pending(const struct seglog *log)
 {
 	/* with retention, also when one died: its records' release points are

@@ -145,6 +145,10 @@ int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void 
  */
 int seglog_sync(struct seglog *log);
 
+/* 1 when records were appended since the last successful seglog_sync
+ * (disk mode), else 0. */
+int seglog_unsynced(const struct seglog *log);
+
 /*
  * The item bytes at loc.  Memory mode, or still in the write buffer: *p
  * points into the log (valid until the next append, sync or unref).

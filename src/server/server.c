@@ -361,23 +361,6 @@ int server_open(const struct server_config *cfg, struct server **out)
 		if (cfg->init_from_remove)
 			unlink(cfg->init_from);
 	}
-	snprintf(path, sizeof path, "%s/items", cfg->data_dir);
-	if (!cfg->durability_memory && mkdir_p(path) != 0) {
-		mtr_log(LOG_ERROR, "server %u: cannot create %s: %s", cfg->id, path, strerror(errno));
-		rc = MTR_EIO;
-		goto fail;
-	}
-	struct ingest_opts io = {.durability = cfg->durability_memory ? INGEST_MEMORY : INGEST_DISK,
-				 .dir = path,
-				 .seg_size = cfg->segment_size,
-				 .retain_bytes = cfg->retain_bytes,
-				 .retain_ms = cfg->retain_ms};
-	rc = ingest_open(&io, &s->ing);
-	if (rc != 0) {
-		mtr_log(LOG_ERROR, "server %u: cannot open the item store %s: %s", cfg->id, path, mtr_strerror(rc));
-		rc = MTR_EIO;
-		goto fail;
-	}
 	rc = pstore_open(cfg->data_dir, &s->ps);
 	if (rc != 0) {
 		mtr_log(LOG_ERROR, "server %u: cannot open the Paxos log under %s: %s", cfg->id, cfg->data_dir,
@@ -394,6 +377,36 @@ int server_open(const struct server_config *cfg, struct server **out)
 	rc = apply_open(&ac, &s->ap);
 	if (rc != 0) {
 		mtr_log(LOG_ERROR, "server %u: cannot open the replica database under %s: %s", cfg->id, cfg->data_dir,
+			mtr_strerror(rc));
+		rc = MTR_EIO;
+		goto fail;
+	}
+	/* the item log after the replica (its applied instance) and the Paxos log
+	 * (the accepts the item log holds go into it) */
+	snprintf(path, sizeof path, "%s/items", cfg->data_dir);
+	if (!cfg->durability_memory && mkdir_p(path) != 0) {
+		mtr_log(LOG_ERROR, "server %u: cannot create %s: %s", cfg->id, path, strerror(errno));
+		rc = MTR_EIO;
+		goto fail;
+	}
+	struct ingest_opts io = {.durability = cfg->durability_memory ? INGEST_MEMORY : INGEST_DISK,
+				 .dir = path,
+				 .seg_size = cfg->segment_size,
+				 .retain_bytes = cfg->retain_bytes,
+				 .retain_ms = cfg->retain_ms,
+				 /* the accepts of instances applied here are not needed */
+				 .aux_min = apply_applied(s->ap),
+				 .before_delete = srvdisk_before_delete,
+				 .delete_arg = s};
+	rc = ingest_open(&io, &s->ing);
+	if (rc != 0) {
+		mtr_log(LOG_ERROR, "server %u: cannot open the item store %s: %s", cfg->id, path, mtr_strerror(rc));
+		rc = MTR_EIO;
+		goto fail;
+	}
+	rc = srvdisk_recover_accepts(s);
+	if (rc != 0) {
+		mtr_log(LOG_ERROR, "server %u: cannot take the accepts of the item store into the Paxos log: %s", cfg->id,
 			mtr_strerror(rc));
 		rc = MTR_EIO;
 		goto fail;
@@ -516,7 +529,8 @@ int server_run(struct server *s)
 		if (tfd >= 0) {
 			struct pollfd pf[3] = {{.fd = s->efd, .events = POLLIN}, {.fd = tfd, .events = POLLIN},
 					       {.fd = gfd, .events = POLLIN}};
-			int np = poll(pf, gfd >= 0 ? 3 : 2, s->eager_pending ? 1 : LOOP_MS);
+			int np = poll(pf, gfd >= 0 ? 3 : 2,
+				      s->eager_pending || (s->added && !(s->full & FULL_INGEST)) ? 1 : LOOP_MS);
 			if (np < 0 && errno != EINTR) {
 				mtr_log(LOG_ERROR, "server %u: poll: %s", s->cfg.id, strerror(errno));
 				atomic_store(&s->fatal, 1);
@@ -542,7 +556,18 @@ int server_run(struct server *s)
 			s->retain_tick_ms = s->now_ms + 1000;
 			s->added = 1;
 		}
-		if (s->added && !(s->full & FULL_INGEST)) {
+		if (s->added && !s->cfg.durability_memory) {
+			/* disk mode: the received watermarks moved; the commit
+			 * waits for an accept to share it (srvdisk_commit) */
+			if (s->added_ns == 0) {
+				s->added_ns = wake_ns;
+				s->commit_ns = wake_ns;
+			}
+			if (s->received) {
+				s->received = 0;
+				s->marks_dirty = 1;
+			}
+		} else if (s->added && !(s->full & FULL_INGEST)) {
 			rc = ingest_sync(s->ing);
 			if (rc == MTR_ENOSPACE) {
 				/* kept: srvdisk_tick writes it again (server_disk.c) */
@@ -605,6 +630,10 @@ int server_run(struct server *s)
 			srvnet_send_status(s);
 			s->next_status_ms = s->now_ms + s->cfg.status_period_ms;
 		}
+		if (!s->cfg.durability_memory && srvdisk_commit(s) != 0) {
+			atomic_store(&s->fatal, 1);
+			break;
+		}
 		srvnet_out_flush(s);
 		reasm_expire(s->ra, now_mono_ns(), 10000000000ull);
 	}
@@ -625,9 +654,10 @@ void server_close(struct server *s)
 	if (s->snap_lfd >= 0)
 		close(s->snap_lfd);
 	if (s->ing)
-		ingest_sync(s->ing);
+		ingest_sync(s->ing); /* queued accept records too: a restart merges them */
 	if (s->ps)
 		pstore_sync(s->ps);
+	srvdisk_free(s);
 	transport_close(s->tg);
 	transport_close(s->t);
 	paxos_destroy(s->px);

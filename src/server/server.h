@@ -122,6 +122,10 @@ struct server_info {
 	uint64_t items_applied;
 	uint16_t port;     /* the bound UDP port */
 	int disk_full;     /* 1 while data.dir is full (doc/server.md "A full disk") */
+	/* disk mode: ACCEPTED answers checked when sent, and those of them
+	 * sent before their accept record or an item they name was durable
+	 * (invariant 4: always 0; doc/storage.md "One commit per accept") */
+	uint64_t acc_checked, acc_early;
 };
 
 /* Fill *info (thread-safe: a copy published by the network thread). */

@@ -24,6 +24,11 @@
  * source is clear (the apply thread's once its instance committed).
  *
  * Network thread only, except where said.
+ *
+ * The group commit of disk mode lives here too (srvdisk_accept,
+ * srvdisk_commit; doc/storage.md "One commit per accept"): an accept's
+ * record goes to the item log after the items it names, one fdatasync makes
+ * both durable, and only then does the core answer.
  */
 #include "config.h"
 
@@ -39,7 +44,9 @@
 #include "log.h"
 #include "metronome.h"
 #include "paxos.h"
+#include "pstore.h"
 #include "server_int.h"
+#include "util.h"
 
 static const char *source_name(unsigned source)
 {
@@ -160,4 +167,183 @@ int srvdisk_tick(struct server *s)
 	if (s->full == 0)
 		leave(s);
 	return 0;
+}
+
+/* ---- one commit per accept (doc/storage.md "One commit per accept") ---- */
+
+int srvdisk_accept(struct server *s, const struct paxos_persist *c)
+{
+	if (s->accq_n == s->accq_cap) {
+		size_t nc = s->accq_cap ? s->accq_cap * 2 : 16;
+		struct acc_rec *n = realloc(s->accq, nc * sizeof *n);
+		if (n == NULL)
+			return MTR_ENOMEM;
+		s->accq = n;
+		s->accq_cap = nc;
+	}
+	uint8_t *b;
+	size_t len;
+	int rc = pstore_record(c, &b, &len);
+	if (rc != 0)
+		return rc;
+	/* after every item it names (they are stored: the core checked), in
+	 * the same file: a recovery that keeps the record keeps them */
+	rc = ingest_log_aux(s->ing, c->inst, b, (uint32_t)len);
+	if (rc != 0) {
+		free(b);
+		if (rc == MTR_ENOSPACE) {
+			srvdisk_note(s, FULL_INGEST);
+		} else if (rc == MTR_EIO) {
+			mtr_log(LOG_ERROR, "server %u: ingest store failed: %s", s->cfg.id, mtr_strerror(rc));
+			atomic_store(&s->fatal, 1);
+		}
+		return rc;
+	}
+	s->accq[s->accq_n++] = (struct acc_rec){.inst = c->inst, .b = b, .len = len};
+	s->added = 1;
+	return PAXOS_PERSIST_LATER;
+}
+
+static int commit_once(struct server *s);
+
+int srvdisk_commit(struct server *s)
+{
+	/* the answers may choose an instance and propose the next one, whose
+	 * own accept then waits here, not for the next datagram */
+	int rc = 0;
+	for (int k = 0; k < 4 && rc == 0 && (s->added || s->accq_n > 0); k++) {
+		size_t queued = s->accq_n;
+		rc = commit_once(s);
+		if (queued == 0 || s->accq_n == 0)
+			break;
+	}
+	return rc;
+}
+
+static int commit_once(struct server *s)
+{
+	if (!s->added && s->accq_n == 0)
+		return 0;
+	uint64_t t0 = now_mono_ns();
+	if (s->added) {
+		if (s->full & FULL_INGEST)
+			return 0; /* srvdisk_tick writes it again */
+		/* items alone wait a little for an accept to share the commit */
+		if (s->accq_n == 0 && s->added_ns != 0 && t0 - s->added_ns < GROUP_WAIT_NS)
+			return 0;
+		srvnet_out_flush(s); /* reports and ACCEPTs leave before the sync */
+		int rc = ingest_sync(s->ing);
+		if (rc == MTR_ENOSPACE) {
+			srvdisk_note(s, FULL_INGEST); /* kept: srvdisk_tick writes it again */
+			return 0;
+		}
+		if (rc != 0) {
+			mtr_log(LOG_ERROR, "server %u: ingest sync: %s", s->cfg.id, mtr_strerror(rc));
+			return rc;
+		}
+		uint64_t t1 = now_mono_ns();
+		if (s->added_ns != 0)
+			metrics_hist_observe(&s->stage.ingest, (t1 - s->added_ns) / 1000u);
+		if (s->accq_n > 0)
+			metrics_hist_observe(&s->stage.persist, (t1 - t0) / 1000u);
+		s->added = 0;
+		s->added_ns = 0;
+		s->marks_dirty = 1; /* the durable watermarks moved */
+	}
+	if (s->accq_n == 0)
+		return 0;
+	/* durable: into the Paxos log (written now, synced below, after the
+	 * answers left), then the answers */
+	for (size_t i = 0; i < s->accq_n; i++) {
+		int rc = pstore_merge(s->ps, s->accq[i].b, s->accq[i].len);
+		if (rc != 0) {
+			/* the record is durable in the item log: a restart takes
+			 * it from there (srvdisk_recover_accepts) */
+			mtr_log(LOG_ERROR,
+				"server %u: the Paxos log cannot take the accept of instance %llu: %s: stopping (a restart "
+				"recovers it from the item log)",
+				s->cfg.id, (unsigned long long)s->accq[i].inst, mtr_strerror(rc));
+			return rc == MTR_ENOSPACE ? MTR_EIO : rc;
+		}
+		free(s->accq[i].b);
+	}
+	s->accq_n = 0;
+	s->ps_unsynced = 1;
+	paxos_persisted(s->px);
+	return 0;
+}
+
+int srvdisk_before_delete(void *arg)
+{
+	/* the Paxos log's copies of the accept records: durable before the
+	 * item log deletes a segment that may hold the originals.  Not on a
+	 * write's path: segments go seldom (and at close, promise, compaction
+	 * the Paxos log is synced anyway) */
+	struct server *s = arg;
+	if (!s->ps_unsynced)
+		return 0;
+	int rc = pstore_sync(s->ps);
+	if (rc != 0) {
+		mtr_log(LOG_ERROR, "server %u: the Paxos log cannot be written: stopping (a restart recovers it)",
+			s->cfg.id);
+		return rc;
+	}
+	s->ps_unsynced = 0;
+	return 0;
+}
+
+static int merge_one(void *arg, uint64_t key, const uint8_t *body, uint32_t len)
+{
+	struct server *s = arg;
+	int rc = pstore_merge(s->ps, body, len);
+	if (rc == MTR_EMALFORMED || rc == MTR_EINTEGRITY) {
+		/* checked by the item log's hash already: not ours to stop on */
+		mtr_log(LOG_WARN, "server %u: an accept record of instance %llu in the item log is not valid: skipped",
+			s->cfg.id, (unsigned long long)key);
+		return 0;
+	}
+	if (rc == 0)
+		s->acc_checked++; /* reused as the count for the log line */
+	return rc;
+}
+
+int srvdisk_recover_accepts(struct server *s)
+{
+	s->acc_checked = 0;
+	int rc = ingest_aux_each(s->ing, merge_one, s);
+	if (rc == 0 && s->acc_checked > 0) {
+		rc = pstore_sync(s->ps);
+		mtr_log(LOG_INFO, "server %u: %llu accepts taken from the item log into the Paxos log", s->cfg.id,
+			(unsigned long long)s->acc_checked);
+	}
+	s->acc_checked = 0;
+	return rc;
+}
+
+void srvdisk_check_answer(struct server *s, uint64_t inst)
+{
+	s->acc_checked++;
+	for (size_t i = 0; i < s->accq_n; i++)
+		if (s->accq[i].inst == inst) {
+			s->acc_early++; /* its record is not durable */
+			return;
+		}
+	uint64_t ballot;
+	const struct batch *v;
+	if (pstore_get(s->ps, inst, &ballot, &v) != 0)
+		return; /* compacted: chosen and applied everywhere */
+	for (uint32_t i = 0; i < v->n; i++)
+		if (!ingest_holds(s->ing, v->r[i].stream, v->r[i].last)) {
+			s->acc_early++; /* an item it names is not durable */
+			return;
+		}
+}
+
+void srvdisk_free(struct server *s)
+{
+	for (size_t i = 0; i < s->accq_n; i++)
+		free(s->accq[i].b);
+	free(s->accq);
+	s->accq = NULL;
+	s->accq_n = s->accq_cap = 0;
 }

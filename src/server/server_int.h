@@ -416,6 +416,18 @@ struct server {
 	uint64_t next_stats_ms;
 	struct statstab *stats;
 
+	/* disk mode, one commit per accept (server_disk.c, doc/storage.md
+	 * "One commit per accept"): accept records written to the item log
+	 * and not yet merged into the Paxos log, the first append since the
+	 * last commit (0: none), and the ACCEPTED answers checked against
+	 * durability (acc_early counts those sent too soon: always 0) */
+	struct acc_rec *accq;
+	size_t accq_n, accq_cap;
+	uint64_t added_ns;
+	int received;    /* items stored since the last watermark push */
+	int ps_unsynced; /* merged records not yet synced in the Paxos log */
+	uint64_t acc_checked, acc_early;
+
 	/* the disk-full state (network thread; server_disk.c) */
 	unsigned full;          /* FULL_* sources met and not yet cleared */
 	int full_on;            /* in the state: logged, Paxos on standby */
@@ -575,6 +587,36 @@ void srvdisk_note(struct server *s, unsigned source);
  * ingest buffer again, leave when all is clear.  0, or an MTR_E* code when
  * a retry failed otherwise (the server stops). */
 int srvdisk_tick(struct server *s);
+/* One accept record waiting for the group commit (srvdisk_accept). */
+struct acc_rec {
+	uint64_t inst;
+	uint8_t *b; /* pstore_record() bytes */
+	size_t len;
+};
+/* Items may wait this long for an accept to share their commit with. */
+#define GROUP_WAIT_NS 1000000u
+/* Disk mode, paxos_io.persist of an ACCEPT: write its record to the item
+ * log (ingest_log_aux) and queue it; PAXOS_PERSIST_LATER, or an MTR_E*
+ * code (not accepted). */
+int srvdisk_accept(struct server *s, const struct paxos_persist *change);
+/* Disk mode, every loop pass: the group commit.  When accept records are
+ * queued, or items waited GROUP_WAIT_NS for one: send what is queued, one
+ * ingest_sync (items and accept records), then merge the records into the
+ * Paxos log (written, synced later: srvdisk_before_delete) and release the
+ * core's answers (paxos_persisted); again at once when those proposed the
+ * next instance.  0, or an MTR_E* code (the server stops). */
+int srvdisk_commit(struct server *s);
+/* ingest_opts.before_delete: sync the Paxos log's copies of the accept
+ * records (arg: the server). */
+int srvdisk_before_delete(void *arg);
+/* Open: merge the accept records recovery found in the item log into the
+ * Paxos log (pstore_merge) and sync it.  0 or an MTR_E* code. */
+int srvdisk_recover_accepts(struct server *s);
+/* Disk mode, an ACCEPTED for inst about to be sent: count it, and count it
+ * in acc_early when its record or an item it names is not durable yet. */
+void srvdisk_check_answer(struct server *s, uint64_t inst);
+/* Free the queue (close). */
+void srvdisk_free(struct server *s);
 /* Whether no durable write may be tried (in the state or a source set). */
 static inline bool srvdisk_full(const struct server *s)
 {

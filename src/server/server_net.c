@@ -353,6 +353,7 @@ static void item_add(struct server *s, uint64_t stream, uint64_t seq, const uint
 	int rc = ingest_add(s->ing, stream, seq, rec, len);
 	if (rc == 0) {
 		s->added = 1;
+		s->received = 1;
 	} else if (rc == MTR_ENOSPACE) {
 		s->drops[SERVER_DROP_disk_full]++;
 		srvdisk_note(s, FULL_INGEST);
@@ -549,7 +550,10 @@ void srvnet_request_gaps(struct server *s)
 		request_range(s, &r[i]);
 }
 
-/* Tell the core our watermarks (every stream we know). */
+/* Tell the core our watermarks (every stream we know): what is received
+ * (ingest_received), durable or not.  The leader may propose on it; each
+ * acceptor makes the items durable with its accept record before it
+ * answers (server_disk.c, doc/storage.md "One commit per accept"). */
 void srvnet_push_watermarks(struct server *s)
 {
 	unsigned n = 0;
@@ -557,7 +561,7 @@ void srvnet_push_watermarks(struct server *s)
 		struct stream *st = &s->streams[i];
 		if (st->id == 0)
 			continue;
-		uint64_t w = ingest_watermark(s->ing, st->id);
+		uint64_t w = ingest_received(s->ing, st->id);
 		if (w == 0)
 			continue;
 		s->marks[n].stream = st->id;
@@ -582,7 +586,7 @@ void srvnet_push_watermarks(struct server *s)
 	 */
 	for (unsigned i = 0; i < STREAM_CAP && !s->eager_pending; i++) {
 		const struct stream *st = &s->streams[i];
-		if (st->id != 0 && ingest_watermark(s->ing, st->id) > st->eager_wm)
+		if (st->id != 0 && ingest_received(s->ing, st->id) > st->eager_wm)
 			s->eager_pending = 1;
 	}
 	srvnet_eager_report(s);
@@ -603,7 +607,7 @@ void srvnet_eager_report(struct server *s)
 	unsigned n = 0;
 	for (unsigned i = 0; i < STREAM_CAP && n < PAXOS_MAX_MARKS; i++) {
 		struct stream *st = &s->streams[i];
-		uint64_t w = st->id ? ingest_watermark(s->ing, st->id) : 0;
+		uint64_t w = st->id ? ingest_received(s->ing, st->id) : 0;
 		if (w == 0)
 			continue;
 		s->marks[n].stream = st->id;
@@ -627,6 +631,8 @@ void srvnet_px_send(void *data, uint32_t to, const struct paxos_msg *msg)
 		if (s->commit_ns != 0 && msg->value.n > 0)
 			metrics_hist_observe(&s->stage.propose, (s->propose_ns - s->commit_ns) / 1000u);
 	}
+	if (msg->type == PAXOS_ACCEPTED && !s->cfg.durability_memory)
+		srvdisk_check_answer(s, msg->inst);
 	uint8_t *b = srvnet_out_buf(s);
 	long n = wire_paxos_build(b, WIRE_MAX_DGRAM, &s->from, msg);
 	if (n < 0) {
@@ -675,6 +681,8 @@ int srvnet_px_persist(void *data, const struct paxos_persist *change)
 	struct server *s = data;
 	if (srvdisk_full(s))
 		return MTR_ENOSPACE; /* no promise or accept it could not keep */
+	if (change->kind == PAXOS_PERSIST_ACCEPT && !s->cfg.durability_memory)
+		return srvdisk_accept(s, change); /* durable at the group commit */
 	uint64_t t0 = change->kind == PAXOS_PERSIST_ACCEPT ? now_mono_ns() : 0;
 	int rc = pstore_persist(s->ps, change);
 	if (t0 != 0 && rc == 0)
@@ -696,7 +704,9 @@ bool srvnet_px_holds(void *data, uint64_t stream, uint64_t last)
 	struct server *s = data;
 	if (s->backpressure || srvdisk_full(s))
 		return false;
-	return ingest_holds(s->ing, stream, last) != 0;
+	/* received is enough: disk mode syncs the items with the accept
+	 * record before the answer (srvdisk_commit) */
+	return ingest_received(s->ing, stream) >= last;
 }
 
 void srvnet_px_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last)

@@ -53,6 +53,8 @@ void srvvt_publish(struct server *s)
 	s->info.released = s->released;
 	s->info.items_applied = s->items_applied;
 	s->info.disk_full = s->full_on;
+	s->info.acc_checked = s->acc_checked;
+	s->info.acc_early = s->acc_early;
 	memcpy(s->pub_peers, s->peers, sizeof s->peers);
 	if (s->now_ms < s->next_publish_ms) {
 		pthread_mutex_unlock(&s->imu);

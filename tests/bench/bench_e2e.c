@@ -21,9 +21,11 @@
  * values and as one prepared statement with bound values (what a replica
  * runs from its statement cache).
  *
- *   mtrbench e2e [--rows N (200000)] [--pipeline D (512)] [--quick]
+ *   mtrbench e2e [--rows N (200000)] [--pipeline D (512)] [--quick | --latency]
  *
- * --quick: only the headline and the 1-client memory run.  Figures (name:
+ * --quick: only the headline and the 1-client memory run.  --latency: only
+ * the 1-client runs, each on a fresh cluster (disk, then memory: 2,000 and
+ * 3,000 writes), no raw rates.  Figures (name:
  * value unit): raw_sqlite_rows_per_s, raw_prepared_rows_per_s; per load
  * e2e_<load>_writes_per_s (or _reads_per_s), e2e_<load>_p50_ms, _p99_ms;
  * and the lines tools compare: e2e_slo10_writes_per_s (the highest
@@ -297,7 +299,7 @@ static void figures(const char *name, const char *kind, const struct run_result 
 int bench_e2e(int argc, char **argv)
 {
 	long rows = 200000;
-	int quick = 0, depth = 512;
+	int quick = 0, latency = 0, depth = 512;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--rows") && i + 1 < argc)
 			rows = atol(argv[++i]);
@@ -305,8 +307,10 @@ int bench_e2e(int argc, char **argv)
 			depth = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--quick"))
 			quick = 1;
+		else if (!strcmp(argv[i], "--latency"))
+			latency = 1;
 		else {
-			fprintf(stderr, "usage: mtrbench e2e [--rows N (200000)] [--pipeline D (512)] [--quick]\n");
+			fprintf(stderr, "usage: mtrbench e2e [--rows N (200000)] [--pipeline D (512)] [--quick | --latency]\n");
 			return 2;
 		}
 	}
@@ -320,6 +324,24 @@ int bench_e2e(int argc, char **argv)
 		return 1;
 	}
 	int port = 24000 + (int)(getpid() % 300) * 20;
+	if (latency) {
+		struct run_result r1;
+		struct cluster c1;
+		int bad1 = 0;
+		cluster_start(&c1, top, "disk", port, "disk", 1);
+		bad1 |= cluster_load(&c1, "disk_1c", 1, 1, 1, 2000, NULL, &r1);
+		figures("disk_1c", "writes", &r1);
+		cluster_stop(&c1);
+		cluster_start(&c1, top, "mem", port, "memory", 1);
+		bad1 |= cluster_load(&c1, "memory_1c", 1, 1, 1, 3000, NULL, &r1);
+		figures("memory_1c", "writes", &r1);
+		cluster_stop(&c1);
+		char rm[PATH_MAX + 16];
+		snprintf(rm, sizeof(rm), "rm -rf %s", top);
+		if (!bad1 && system(rm) != 0)
+			fprintf(stderr, "e2e: could not remove %s\n", top);
+		return bad1 ? 1 : 0;
+	}
 	double raw = raw_sqlite(top, rows, 0);
 	bench_figure("raw_sqlite_rows_per_s", raw, "rows/s");
 	double rawp = raw_sqlite(top, rows, 1);

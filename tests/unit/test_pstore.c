@@ -361,6 +361,7 @@ static void test_group_commit_and_memory_mode(void **state)
 
 struct host {
 	struct pstore *ps;
+	int later;    /* persist of an ACCEPT: append only, PAXOS_PERSIST_LATER */
 	int n_sent;
 	struct paxos_msg last; /* type, ballot, inst, entries copied */
 	struct paxos_entry ent[4];
@@ -384,7 +385,15 @@ static void h_send(void *data, uint32_t to, const struct paxos_msg *m)
 		h->last.n_entries++;
 	}
 }
-static int h_persist(void *data, const struct paxos_persist *c) { return pstore_persist(((struct host *)data)->ps, c); }
+static int h_persist(void *data, const struct paxos_persist *c)
+{
+	struct host *h = data;
+	if (h->later && c->kind == PAXOS_PERSIST_ACCEPT) {
+		int rc = pstore_append(h->ps, c);
+		return rc != 0 ? rc : PAXOS_PERSIST_LATER;
+	}
+	return pstore_persist(h->ps, c);
+}
 static bool h_holds(void *data, uint64_t stream, uint64_t last) { (void)data, (void)stream, (void)last; return true; }
 static void h_fetch(void *data, uint64_t stream, uint64_t first, uint64_t last) { (void)data, (void)stream, (void)first, (void)last; }
 static void h_chosen(void *data, uint64_t inst, const struct batch *v) { (void)data, (void)inst, (void)v; }
@@ -458,6 +467,81 @@ static void test_with_core(void **state)
 	batch_free(&v);
 }
 
+/* pstore_record / pstore_merge: the record of an ACCEPT taken into another
+ * store (as from the item log, doc/storage.md "One commit per accept"):
+ * state and file, the higher ballot winning; anything else refused. */
+static void test_merge(void **state)
+{
+	struct fix *f = *state;
+	struct pstore *ps;
+	assert_int_equal(pstore_open(f->dir, &ps), 0);
+	struct batch v5 = val(5), v6 = val(6);
+	struct paxos_persist hi = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = 20, .inst = 3, .value = &v5 };
+	struct paxos_persist lo = { .kind = PAXOS_PERSIST_ACCEPT, .ballot = 10, .inst = 3, .value = &v6 };
+	uint8_t *rh, *rl;
+	size_t nh, nl;
+	assert_int_equal(pstore_record(&hi, &rh, &nh), 0);
+	assert_int_equal(pstore_record(&lo, &rl, &nl), 0);
+	struct paxos_persist pr = { .kind = PAXOS_PERSIST_PROMISE, .ballot = 1 };
+	uint8_t *junk;
+	size_t nj;
+	assert_int_equal(pstore_record(&pr, &junk, &nj), MTR_EINVAL); /* only accepts */
+	assert_int_equal(pstore_merge(ps, rh, nh), 0);
+	assert_int_equal(pstore_merge(ps, rl, nl), 0); /* lower ballot: kept out of the state */
+	check_accept(ps, 3, 20, 5);
+	assert_int_equal(pstore_promised(ps), 20);
+	uint64_t size = pstore_size(ps);
+	rh[nh - 1] ^= 1; /* a damaged record changes nothing */
+	assert_int_equal(pstore_merge(ps, rh, nh), MTR_EINTEGRITY);
+	assert_int_equal(pstore_merge(ps, rh, nh - 3), MTR_EMALFORMED);
+	assert_int_equal(pstore_size(ps), size);
+	assert_int_equal(pstore_sync(ps), 0);
+	pstore_close(ps);
+	/* the file holds them: a restart finds the same state */
+	assert_int_equal(pstore_open(f->dir, &ps), 0);
+	check_accept(ps, 3, 20, 5);
+	assert_int_equal(pstore_promised(ps), 20);
+	pstore_close(ps);
+	free(rh);
+	free(rl);
+	batch_free(&v5);
+	batch_free(&v6);
+}
+
+/* A host whose persist answers PAXOS_PERSIST_LATER (disk mode's group
+ * commit): the core sends no ACCEPTED, nor counts its own vote as leader,
+ * before paxos_persisted(); a retransmitted ACCEPT meanwhile gets no answer
+ * either.  Fails if an ACCEPTED can leave before the commit. */
+static void test_answer_after_commit(void **state)
+{
+	struct fix *f = *state;
+	struct host h = { .later = 1 };
+	assert_int_equal(pstore_open(f->dir, &h.ps), 0);
+	struct paxos *p = core(&h);
+	uint64_t b1 = paxos_ballot(3, 1);
+	struct batch v = val(5);
+	struct paxos_msg acc = { .type = PAXOS_ACCEPT, .ballot = b1, .inst = 1, .value = v };
+	assert_int_equal(paxos_recv(p, 1, &acc), 0);
+	int sent = h.n_sent;
+	assert_true(sent == 0 || h.last.type != PAXOS_ACCEPTED);
+	assert_int_equal(paxos_recv(p, 1, &acc), 0); /* the leader retransmits */
+	assert_true(h.n_sent == sent || h.last.type != PAXOS_ACCEPTED);
+	paxos_persisted(p);
+	assert_int_equal(h.last.type, PAXOS_ACCEPTED);
+	assert_int_equal(h.last.inst, 1);
+	assert_int_equal(h.last.ballot, b1);
+	sent = h.n_sent;
+	paxos_persisted(p); /* answered once */
+	assert_int_equal(h.n_sent, sent);
+	/* durable now: a retransmission is answered at once */
+	assert_int_equal(paxos_recv(p, 1, &acc), 0);
+	assert_int_equal(h.n_sent, sent + 1);
+	assert_int_equal(h.last.type, PAXOS_ACCEPTED);
+	paxos_destroy(p);
+	pstore_close(h.ps);
+	batch_free(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +553,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_and_memory_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_with_core, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_answer_after_commit, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("pstore", tests, NULL, NULL);
 }

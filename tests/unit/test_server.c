@@ -665,6 +665,23 @@ static void test_read_and_tables(void **state)
 
 /* A server stopped while the others go on recovers its instance from its
  * files, catches up (CATCHUP + item RESEND) and reaches the same digest. */
+/* Disk mode (invariant 4, doc/storage.md "One commit per accept"): every
+ * ACCEPTED a server sent was checked when it left, and none left before
+ * its accept record and every item it names were durable. */
+static void check_durable_answers(struct fix *f)
+{
+	uint64_t checked = 0;
+	for (int i = 0; i < NSRV; i++) {
+		if (f->srv[i].s == NULL)
+			continue;
+		struct server_info in;
+		server_info(f->srv[i].s, &in);
+		assert_int_equal(in.acc_early, 0);
+		checked += in.acc_checked;
+	}
+	assert_true(checked > 0);
+}
+
 static void test_restart_catches_up(void **state)
 {
 	struct fix *f = *state;
@@ -673,6 +690,7 @@ static void test_restart_catches_up(void **state)
 	send_items(f, 1, 501, NULL);
 	assert_true(wait_results(f, 501, 0x7, 10000));
 	check_digests(f);
+	check_durable_answers(f);
 	struct server_info before;
 	server_info(f->srv[2].s, &before);
 	srv_stop(f, 2);
@@ -691,6 +709,7 @@ static void test_restart_catches_up(void **state)
 	uint64_t inst = max_applied(f);
 	wait_applied(f, inst, 10000);
 	check_digests(f);
+	check_durable_answers(f);
 }
 
 /* The peer table follows the configuration (doc/server.md "Peers"): with
