@@ -115,6 +115,8 @@ struct apply_reader {
 	uint32_t deadline_ms;
 	const atomic_int *cancel;
 	int armed; /* the read's own statements run (not BEGIN, not mtr_meta) */
+	uint64_t quick_ns; /* apply_reader_quick: the time budget of a read (0: none) */
+	uint64_t t0_ns;    /* when the read began (quick readers) */
 };
 
 /* The reader's progress handler (every APPLY_READ_GRAIN VM steps): stop the
@@ -127,6 +129,11 @@ static int reader_progress(void *ud)
 		return 0;
 	if (a->rd_stop)
 		return 1;
+	if (r->quick_ns && now_mono_ns() - r->t0_ns >= r->quick_ns) {
+		a->rd_stop = APPLY_READ_LONG;
+		snprintf(a->rd_msg, sizeof a->rd_msg, "read handed to a reader thread");
+		return 1;
+	}
 	int why = r->cancel ? atomic_load_explicit(r->cancel, memory_order_relaxed) : 0;
 	if (!why && r->deadline_ns && now_mono_ns() >= r->deadline_ns)
 		why = APPLY_READ_DEADLINE;
@@ -148,6 +155,12 @@ void apply_reader_limits(struct apply_reader *r, uint64_t deadline_ns, uint32_t 
 	r->deadline_ns = deadline_ns;
 	r->deadline_ms = deadline_ms;
 	r->cancel = cancel;
+}
+
+void apply_reader_quick(struct apply_reader *r, uint64_t budget_ns)
+{
+	r->quick_ns = budget_ns ? budget_ns : 1;
+	sqlite3_busy_timeout(r->a.db, 0);
 }
 
 int apply_reader_stopped(const struct apply_reader *r)
@@ -228,10 +241,18 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 	ir->raw_len = 0;
 	ir->nstmt = 0;
 	detvfs_item_begin(it->timestamp_us, it->seed);
+	if (r->quick_ns)
+		r->t0_ns = now_mono_ns();
 	r->armed = 1;
 	int rc = apply_run_stmts(a, it, ir);
 	r->armed = 0;
 	detvfs_item_end();
+	if (r->quick_ns && rc == 0 && (ir->code == SQLITE_BUSY || ir->code == SQLITE_LOCKED) && !a->rd_stop)
+		a->rd_stop = APPLY_READ_LONG; /* would have waited: not here */
+	if (a->rd_stop == APPLY_READ_LONG) {
+		apply_rollback(a);
+		return 0; /* no answer: the caller runs it again elsewhere */
+	}
 	if (rc == 0 && ir->code != SQLITE_OK && apply_local_error(ir->code)) {
 		/* answered by this replica alone (as every read), but never silent */
 		const struct sres *sr = &a->sres[ir->first + ir->nstmt - 1];

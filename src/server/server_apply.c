@@ -669,6 +669,98 @@ static int read_run(struct server *s, struct reader_slot *sl, struct apply_reade
 	return why;
 }
 
+/*
+ * Send a read's answer from the reader thread itself (transport_send_to_mt):
+ * the RESULT datagrams leave at once, without waking the network thread
+ * through the outbox (a context switch per read, the largest cost of a
+ * point read on a busy machine).  0, or MTR_ENOTSUP (dpdk) and any send
+ * failure: the caller posts d to the outbox instead.
+ */
+#define READ_SEND_SLOTS 8u
+static int read_send_direct(struct server *s, uint8_t *buf, const struct done *d)
+{
+	if (buf == NULL || d->n != 1)
+		return MTR_ENOTSUP;
+	size_t mtu = s->cfg.cc.mtu;
+	struct wire_result wr = {.seq = 0, .request = d->rid, .instance = d->seen, .data = d->bytes + d->it[0].off,
+				 .len = d->it[0].len};
+	struct transport_msg m[READ_SEND_SLOTS];
+	size_t idx = 0;
+	uint32_t off = 0;
+	int sent = 0;
+	while (idx < 1) {
+		unsigned k = 0;
+		for (; k < READ_SEND_SLOTS && idx < 1; k++) {
+			size_t len = wire_result_build(buf + k * mtu, mtu, &s->from, d->stream, &wr, 1, &idx, &off);
+			if (len == 0)
+				break;
+			m[k] = (struct transport_msg){.buf = buf + k * mtu, .len = (uint32_t)len, .peer = d->to};
+		}
+		if (k == 0)
+			break;
+		int rc = transport_send_to_mt(s->t, m, k);
+		if (rc < 0)
+			/* nothing sent yet: the outbox does it; else lost
+			 * like a datagram (the proxy repeats the READ) */
+			return sent ? 0 : rc;
+		sent = 1;
+	}
+	return 0;
+}
+
+int srvapply_read_quick(struct server *s, const struct wire_read *r, const struct transport_addr *from,
+			uint64_t deadline_ns)
+{
+	if (s->qreader == NULL || s->now_ms < s->quick_off_ms || s->quick_ns >= QUICK_ROUND_US * 1000ull ||
+	    apply_applied(s->ap) < r->min_instance)
+		return MTR_EAGAIN;
+	if (r->item_len > s->qitem_cap) {
+		uint8_t *p = realloc(s->qitem, r->item_len);
+		if (p == NULL)
+			return MTR_EAGAIN;
+		s->qitem = p;
+		s->qitem_cap = r->item_len;
+	}
+	memcpy(s->qitem, r->item, r->item_len);
+	/* not part of the stream's numbering: seq 0 accepted (as on_read) */
+	if (r->item_len >= 24 && ld64(s->qitem + 16) == 0)
+		st64(s->qitem + 16, 1);
+	struct wire_item it;
+	if (wire_item_decode(s->qitem, r->item_len, &it) != (long)r->item_len)
+		return MTR_EAGAIN; /* a reader answers it with the error */
+	struct done *d = s->qdone;
+	d->n = 0;
+	d->blen = 0;
+	struct read_ctx c = {.d = d};
+	uint64_t seen = 0, t0 = now_mono_ns();
+	apply_reader_limits(s->qreader, deadline_ns, r->deadline_ms, NULL);
+	int rc = apply_read(s->qreader, &it, &seen, read_cb, &c);
+	apply_reader_limits(s->qreader, 0, 0, NULL);
+	int why = apply_reader_stopped(s->qreader);
+	uint64_t dt = now_mono_ns() - t0;
+	s->quick_ns += dt;
+	if (dt > QUICK_SLOW_US * 1000ull) {
+		s->quick_off_ms = s->now_ms + QUICK_OFF_MS;
+		mtr_log(LOG_DEBUG, "server %u: a quick read took %llu us: reads go to the reader threads for %d ms",
+			s->cfg.id, (unsigned long long)(dt / 1000u), QUICK_OFF_MS);
+	}
+	if (rc != 0 || c.err != 0 || why == APPLY_READ_LONG || d->n != 1) {
+		pthread_mutex_lock(&s->rmu);
+		s->rst.handed++;
+		pthread_mutex_unlock(&s->rmu);
+		return MTR_EAGAIN;
+	}
+	struct wire_result wr = {.seq = 0, .request = r->rid, .instance = seen, .data = d->bytes + d->it[0].off,
+				 .len = d->it[0].len};
+	srvapply_send_results(s, r->stream, &wr, 1, from);
+	pthread_mutex_lock(&s->rmu);
+	s->rst.quick++;
+	if (why == APPLY_READ_DEADLINE)
+		s->rst.deadline++;
+	pthread_mutex_unlock(&s->rmu);
+	return 0;
+}
+
 static void *reader_main(void *arg)
 {
 	struct reader_slot *sl = arg;
@@ -676,6 +768,8 @@ static void *reader_main(void *arg)
 	struct apply_reader *db = NULL;
 	if (apply_reader_open(s->ap, &db) != 0)
 		mtr_log(LOG_ERROR, "server %u: no reader connection: READ requests will fail", s->cfg.id);
+	/* datagrams of the answers this thread sends itself (none: the outbox) */
+	uint8_t *sbuf = transport_send_to_mt(s->t, NULL, 0) == 0 ? malloc(READ_SEND_SLOTS * s->cfg.cc.mtu) : NULL;
 	for (;;) {
 		pthread_mutex_lock(&s->rmu);
 		while (!s->rstop && s->rhead == NULL)
@@ -729,11 +823,14 @@ static void *reader_main(void *arg)
 				why == APPLY_READ_CANCELLED ? "cancelled" : why == APPLY_READ_DEADLINE ? "deadline" : "stopping");
 		if (d != NULL && why == APPLY_READ_CANCELLED)
 			srvapply_done_free(d); /* its proxy no longer waits for it */
+		else if (d != NULL && read_send_direct(s, sbuf, d) == 0)
+			srvapply_done_free(d);
 		else if (d != NULL)
 			outbox_post(s, d);
 		free(q->item);
 		free(q);
 	}
+	free(sbuf);
 	apply_reader_close(db);
 	return NULL;
 }
@@ -846,6 +943,8 @@ void srvapply_stop_threads(struct server *s)
 	for (int i = 0; i < s->reader_started; i++)
 		pthread_join(s->readers[i].th, NULL);
 	s->apply_started = s->reader_started = 0;
+	apply_reader_close(s->qreader); /* on s->ap, which may be replaced */
+	s->qreader = NULL;
 }
 
 /* Start the apply and reader threads with every signal blocked (signals
@@ -874,6 +973,10 @@ int srvapply_start_threads(struct server *s)
 	if (s->snap_lfd >= 0 && !s->snap_srv_started && pthread_create(&s->snap_srv_th, NULL, srvsnap_server_main, s) == 0)
 		s->snap_srv_started = 1;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (s->qdone == NULL)
+		s->qdone = calloc(1, sizeof *s->qdone);
+	if (s->qreader == NULL && s->qdone != NULL && apply_reader_open(s->ap, &s->qreader) == 0)
+		apply_reader_quick(s->qreader, QUICK_READ_US * 1000ull);
 	if (!s->reader_started) {
 		srvapply_stop_threads(s);
 		return MTR_ENOMEM;

@@ -89,6 +89,10 @@
 #define PSTORE_LIMIT (64ull << 20) /* compact the Paxos log above this size */
 #define RECENT_INSTANCES 64u   /* rows of mtr_instances */
 #define READ_WAIT_MS 5000      /* a READ waits this long for min_instance (within its deadline) */
+#define QUICK_READ_US 50      /* a quick read is handed to a reader after this long (at a grain) */
+#define QUICK_ROUND_US 500     /* quick reads per receive round: at most this long in all */
+#define QUICK_SLOW_US 1000     /* a quick read this slow (I/O, one costly VM step) ... */
+#define QUICK_OFF_MS 100       /* ... turns quick reads off this long */
 #define READERS_MAX 64         /* server.readers at most */
 #define LOOP_MS 5              /* longest sleep of the network loop */
 #define STATS_PERIOD_MS 1000   /* own counters published and sent as STATS */
@@ -148,7 +152,9 @@ enum server_drop {
 	X(deadline, "reads stopped because their deadline passed (running, waiting or queued)")  \
 	X(stopped, "reads stopped because the server was stopping")                              \
 	X(running, "reads a reader thread holds now (running or waiting for their instance)")    \
-	X(queued, "reads waiting for a reader thread now")
+	X(queued, "reads waiting for a reader thread now")                                       \
+	X(quick, "READ requests the network thread answered itself (short reads, doc/server.md \"Reads\")") \
+	X(handed, "reads the network thread began and handed to a reader thread (not short)")
 
 struct server_read_stats {
 	SERVER_READ_STATS_MAP(STATS_FIELD)
@@ -357,6 +363,13 @@ struct server {
 
 	struct server_read_stats rst; /* under rmu */
 	struct reader_slot *readers;  /* cfg.readers slots */
+	/* quick reads, network thread (srvapply_read_quick) */
+	struct apply_reader *qreader; /* NULL: every read goes to the queue */
+	struct done *qdone;           /* the answer being built, reused */
+	uint8_t *qitem;               /* the item's copy, reused */
+	size_t qitem_cap;
+	uint64_t quick_ns;            /* spent on quick reads in this receive round */
+	uint64_t quick_off_ms;        /* no quick reads before (after a slow one) */
 
 	pthread_t apply_th;
 	int apply_started, reader_started; /* reader_started: how many readers run */
@@ -500,6 +513,12 @@ void srvapply_drain_outbox(struct server *s);
  * a repeat of a read still held here: freed) or MTR_EFULL (READQ_MAX
  * waiting: the caller frees q). */
 int srvapply_read_queue(struct server *s, struct read_req *q);
+/* Network thread: answer the READ r from `from` at once when it is short
+ * (doc/server.md "Reads": applied far enough, done within one grain of VM
+ * steps, a time budget per receive round): 0, answered (the RESULT is
+ * queued for the loop's send); else MTR_EAGAIN, queue it for a reader. */
+int srvapply_read_quick(struct server *s, const struct wire_read *r, const struct transport_addr *from,
+			uint64_t deadline_ns);
 /* Network thread: a CANCEL_READ of (stream, rid) from `from`: forget the
  * read if it waits, stop it if it runs (no answer is sent for it). */
 void srvapply_read_cancel(struct server *s, uint64_t stream, uint64_t rid, const struct transport_addr *from);

@@ -991,6 +991,9 @@ static void on_read(struct server *s, const struct transport_msg *m)
 		srvnet_drop(s, SERVER_DROP_read, m);
 		return;
 	}
+	uint64_t deadline_ns = now_mono_ns() + (uint64_t)r.deadline_ms * 1000000u;
+	if (srvapply_read_quick(s, &r, &m->peer, deadline_ns) == 0)
+		return;
 	struct read_req *q = calloc(1, sizeof *q);
 	if (q == NULL) {
 		srvnet_drop(s, SERVER_DROP_read_nomem, m);
@@ -1013,7 +1016,7 @@ static void on_read(struct server *s, const struct transport_msg *m)
 	q->rid = r.rid;
 	q->min_inst = r.min_instance;
 	q->deadline_ms = r.deadline_ms;
-	q->deadline_ns = now_mono_ns() + (uint64_t)r.deadline_ms * 1000000u;
+	q->deadline_ns = deadline_ns;
 	if (srvapply_read_queue(s, q) != 0) {
 		free(q->item);
 		free(q);
@@ -1074,6 +1077,7 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 void srvnet_recv_all(struct server *s, struct transport *t)
 {
 	struct transport_msg m[RECV_BATCH];
+	s->quick_ns = 0;
 	for (int r = 0; r < RECV_ROUNDS; r++) {
 		int n = transport_recv(t, m, RECV_BATCH);
 		if (n <= 0) {
