@@ -708,6 +708,67 @@ static int read_send_direct(struct server *s, uint8_t *buf, const struct done *d
 	return 0;
 }
 
+static int addr_eq(const struct transport_addr *a, const struct transport_addr *b);
+
+/* Keep a quick read's answer for srvapply_quick_flush: 0, or MTR_ETOOBIG /
+ * MTR_ENOMEM (send it at once). */
+static int quick_keep(struct server *s, const struct wire_read *r, const struct transport_addr *from, uint64_t seen,
+		      const uint8_t *bytes, uint32_t len)
+{
+	if (len > QUICK_PACK_MAX)
+		return MTR_ETOOBIG;
+	if (s->nqans == s->cqans) {
+		size_t nc = s->cqans ? s->cqans * 2 : 64;
+		struct quick_ans *p = realloc(s->qans, nc * sizeof *p);
+		if (p == NULL)
+			return MTR_ENOMEM;
+		s->qans = p;
+		s->cqans = nc;
+	}
+	if (s->qblen + len > s->qbcap) {
+		size_t nc = MAX(s->qbcap * 2, s->qblen + len + 4096);
+		uint8_t *p = realloc(s->qbytes, nc);
+		if (p == NULL)
+			return MTR_ENOMEM;
+		s->qbytes = p;
+		s->qbcap = nc;
+	}
+	memcpy(s->qbytes + s->qblen, bytes, len);
+	s->qans[s->nqans++] = (struct quick_ans){.stream = r->stream, .rid = r->rid, .seen = seen, .to = *from,
+						 .off = s->qblen, .len = len};
+	s->qblen += len;
+	return 0;
+}
+
+void srvapply_quick_flush(struct server *s)
+{
+	struct wire_result wr[64];
+	for (size_t i = 0; i < s->nqans; i++) {
+		struct quick_ans *a = &s->qans[i];
+		if (a->len == UINT32_MAX)
+			continue; /* sent with an earlier one */
+		uint64_t stream = a->stream;
+		struct transport_addr to = a->to;
+		size_t k = 0;
+		for (size_t j = i; j < s->nqans; j++) {
+			struct quick_ans *b = &s->qans[j];
+			if (b->len == UINT32_MAX || b->stream != stream || !addr_eq(&b->to, &to))
+				continue;
+			wr[k++] = (struct wire_result){.seq = 0, .request = b->rid, .instance = b->seen,
+						       .data = s->qbytes + b->off, .len = b->len};
+			b->len = UINT32_MAX;
+			if (k == ARRAY_SIZE(wr)) {
+				srvapply_send_results(s, stream, wr, k, &to);
+				k = 0;
+			}
+		}
+		if (k)
+			srvapply_send_results(s, stream, wr, k, &to);
+	}
+	s->nqans = 0;
+	s->qblen = 0;
+}
+
 int srvapply_read_quick(struct server *s, const struct wire_read *r, const struct transport_addr *from,
 			uint64_t deadline_ns)
 {
@@ -750,9 +811,11 @@ int srvapply_read_quick(struct server *s, const struct wire_read *r, const struc
 		pthread_mutex_unlock(&s->rmu);
 		return MTR_EAGAIN;
 	}
-	struct wire_result wr = {.seq = 0, .request = r->rid, .instance = seen, .data = d->bytes + d->it[0].off,
-				 .len = d->it[0].len};
-	srvapply_send_results(s, r->stream, &wr, 1, from);
+	if (quick_keep(s, r, from, seen, d->bytes + d->it[0].off, d->it[0].len) != 0) {
+		struct wire_result wr = {.seq = 0, .request = r->rid, .instance = seen,
+					 .data = d->bytes + d->it[0].off, .len = d->it[0].len};
+		srvapply_send_results(s, r->stream, &wr, 1, from);
+	}
 	pthread_mutex_lock(&s->rmu);
 	s->rst.quick++;
 	if (why == APPLY_READ_DEADLINE)

@@ -93,6 +93,7 @@
 #define QUICK_ROUND_US 500     /* quick reads per receive round: at most this long in all */
 #define QUICK_SLOW_US 1000     /* a quick read this slow (I/O, one costly VM step) ... */
 #define QUICK_OFF_MS 100       /* ... turns quick reads off this long */
+#define QUICK_PACK_MAX 16384u  /* a quick answer larger than this is sent at once, not packed */
 #define READERS_MAX 64         /* server.readers at most */
 #define LOOP_MS 5              /* longest sleep of the network loop */
 #define STATS_PERIOD_MS 1000   /* own counters published and sent as STATS */
@@ -260,6 +261,15 @@ struct done {
 	struct done *next;
 };
 
+/* The answer of a quick read, waiting for the end of the receive round
+ * (bytes at off in server.qbytes). */
+struct quick_ans {
+	uint64_t stream, rid, seen;
+	struct transport_addr to;
+	size_t off;
+	uint32_t len;
+};
+
 /* A READ datagram waiting for a reader thread (the item bytes are a copy),
  * or with look set the records of a RESULT_REQUEST the result cache did not
  * have, to be looked up in mtr_requests (apply_lookup). */
@@ -368,6 +378,10 @@ struct server {
 	struct done *qdone;           /* the answer being built, reused */
 	uint8_t *qitem;               /* the item's copy, reused */
 	size_t qitem_cap;
+	struct quick_ans *qans;       /* answers of this round, sent packed (srvapply_quick_flush) */
+	size_t nqans, cqans;
+	uint8_t *qbytes;              /* their result bytes */
+	size_t qblen, qbcap;
 	uint64_t quick_ns;            /* spent on quick reads in this receive round */
 	uint64_t quick_off_ms;        /* no quick reads before (after a slow one) */
 
@@ -519,6 +533,10 @@ int srvapply_read_queue(struct server *s, struct read_req *q);
  * queued for the loop's send); else MTR_EAGAIN, queue it for a reader. */
 int srvapply_read_quick(struct server *s, const struct wire_read *r, const struct transport_addr *from,
 			uint64_t deadline_ns);
+/* Network thread, at the end of a receive round: send the answers of its
+ * quick reads, those of one stream and address packed in RESULT datagrams
+ * (several records each: one datagram for many reads). */
+void srvapply_quick_flush(struct server *s);
 /* Network thread: a CANCEL_READ of (stream, rid) from `from`: forget the
  * read if it waits, stop it if it runs (no answer is sent for it). */
 void srvapply_read_cancel(struct server *s, uint64_t stream, uint64_t rid, const struct transport_addr *from);

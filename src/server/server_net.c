@@ -1074,10 +1074,9 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 }
 
 /* Receive and handle what is waiting on t (a bounded number of batches). */
-void srvnet_recv_all(struct server *s, struct transport *t)
+static void recv_rounds(struct server *s, struct transport *t)
 {
 	struct transport_msg m[RECV_BATCH];
-	s->quick_ns = 0;
 	for (int r = 0; r < RECV_ROUNDS; r++) {
 		int n = transport_recv(t, m, RECV_BATCH);
 		if (n <= 0) {
@@ -1088,4 +1087,11 @@ void srvnet_recv_all(struct server *s, struct transport *t)
 		for (int i = 0; i < n; i++)
 			dispatch(s, &m[i]);
 	}
+}
+
+void srvnet_recv_all(struct server *s, struct transport *t)
+{
+	s->quick_ns = 0;
+	recv_rounds(s, t);
+	srvapply_quick_flush(s); /* the answers of the quick reads, packed */
 }
