@@ -61,7 +61,8 @@
 	X(STATUS, 9, "a server's state: role, leader, chosen, applied") \
 	X(STATS, 10, "some of a server's counters, by name") \
 	X(RESULT_UNKNOWN, 11, "items a replica applied but keeps no result for") \
-	X(CANCEL_READ, 12, "a proxy no longer needs a READ it sent: stop it")
+	X(CANCEL_READ, 12, "a proxy no longer needs a READ it sent: stop it") \
+	X(READS, 40, "several READs of one stream to one server in one datagram")
 
 enum wire_type {
 #define WIRE__TYPE_ENUM(name, value, text) WIRE_T_##name = value,

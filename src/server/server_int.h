@@ -123,7 +123,7 @@
 	X(status_sender, "a STATUS not from another configured server at its address")   \
 	X(paxos_sender, "a PAXOS message not from another configured server at its address") \
 	X(paxos, "a PAXOS message that does not decode")                                 \
-	X(read, "a READ that does not decode")                                           \
+	X(read, "a READ (or a record of READS) that does not decode")                   \
 	X(read_nomem, "a READ dropped for want of memory")                               \
 	X(read_queue, "a READ dropped because READQ_MAX reads wait already")             \
 	X(cancel_read, "a CANCEL_READ that does not decode")                             \

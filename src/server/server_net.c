@@ -984,13 +984,11 @@ static void on_paxos(struct server *s, const struct transport_msg *m)
 	paxos_msg_free(&pm);
 }
 
-static void on_read(struct server *s, const struct transport_msg *m)
+/* One READ (alone, or a record of READS): answered at once when short,
+ * else queued for a reader. */
+static void read_one(struct server *s, const struct transport_msg *m, const struct wire_read *rp)
 {
-	struct wire_read r;
-	if (wire_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0) {
-		srvnet_drop(s, SERVER_DROP_read, m);
-		return;
-	}
+	const struct wire_read r = *rp;
 	uint64_t deadline_ns = now_mono_ns() + (uint64_t)r.deadline_ms * 1000000u;
 	if (srvapply_read_quick(s, &r, &m->peer, deadline_ns) == 0)
 		return;
@@ -1022,6 +1020,29 @@ static void on_read(struct server *s, const struct transport_msg *m)
 		free(q);
 		srvnet_drop(s, SERVER_DROP_read_queue, m);
 	}
+}
+
+static void on_read(struct server *s, const struct transport_msg *m)
+{
+	struct wire_read r;
+	if (wire_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0) {
+		srvnet_drop(s, SERVER_DROP_read, m);
+		return;
+	}
+	read_one(s, m, &r);
+}
+
+/* Several READs in one datagram (doc/protocol.md "READS"): each record is
+ * a READ of its own; a malformed record drops it and the rest. */
+static void on_reads(struct server *s, const struct transport_msg *m)
+{
+	const uint8_t *start = m->buf + WIRE_HDR_SIZE, *end = start + m->hdr.length, *p = start;
+	struct wire_read r;
+	int rc;
+	while ((rc = wire_reads_next(&p, start, end, &r)) == 1)
+		read_one(s, m, &r);
+	if (rc < 0)
+		srvnet_drop(s, SERVER_DROP_read, m);
 }
 
 static void on_cancel_read(struct server *s, const struct transport_msg *m)
@@ -1057,6 +1078,9 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 		break;
 	case WIRE_T_READ:
 		on_read(s, m);
+		break;
+	case WIRE_T_READS:
+		on_reads(s, m);
 		break;
 	case WIRE_T_CANCEL_READ:
 		on_cancel_read(s, m);
