@@ -382,7 +382,9 @@ struct server {
 	size_t nqans, cqans;
 	uint8_t *qbytes;              /* their result bytes */
 	size_t qblen, qbcap;
-	uint64_t quick_ns;            /* spent on quick reads in this receive round */
+	uint64_t quick_ns;            /* spent on quick reads in this receive round (wall, or CPU once checked) */
+	uint64_t quick_cpu0;          /* this thread's CPU time at the round's first quick read (0: none yet) */
+	int quick_spent;              /* the round's CPU budget was checked and is spent */
 	uint64_t quick_off_ms;        /* no quick reads before (after a slow one) */
 
 	pthread_t apply_th;

@@ -1116,6 +1116,8 @@ static void recv_rounds(struct server *s, struct transport *t)
 void srvnet_recv_all(struct server *s, struct transport *t)
 {
 	s->quick_ns = 0;
+	s->quick_cpu0 = 0;
+	s->quick_spent = 0;
 	recv_rounds(s, t);
 	srvapply_quick_flush(s); /* the answers of the quick reads, packed */
 }
