@@ -24,8 +24,10 @@
  *
  *   network thread (server_run's caller) owns the transport(s), the ingest
  *     store, the reassembler, the Paxos core, its pstore, the stream table,
- *     the peer table, the result cache and the release bookkeeping.  Nothing
- *     on it is shared, so its hot path takes no lock.
+ *     the peer table, the result cache and the release bookkeeping, and a
+ *     quick reader connection for short reads it answers itself (qreader,
+ *     doc/server.md "Quick reads").  Nothing on it is shared, so its hot
+ *     path takes no lock.
  *   apply thread owns the apply connection.  It receives chosen instances
  *     through the apply queue *with copies of their item bytes*: the ingest
  *     store is single-threaded, so the network thread copies the records of
@@ -33,14 +35,16 @@
  *     entry), and only then marks the entry ready.  The apply thread never
  *     touches the ingest store; items are released later, by the network
  *     thread, once every member that matters has applied them.
- *   reader threads (READERS) each own a reader connection; they run READ
- *     datagrams.
+ *   reader threads (READERS) each own a reader connection; they run the
+ *     READs the network thread did not answer, and send the answers
+ *     themselves (transport_send_to_mt) where the transport allows.
  *   snapshot threads: one serves snapshots to peers over TCP (on the
  *     server's own ip:port), one fetches a snapshot when the core asks for
  *     one; the network thread installs it (doc/server.md, "Snapshot
  *     transfer").
  *
- * The apply and reader threads hand their results back through the outbox
+ * The apply thread (and a reader whose transport cannot send from its
+ * thread, or a RESULT_REQUEST's lookup) hands results back through the outbox
  * (a mutex-protected list, plus an eventfd that wakes the network thread):
  * the network thread sends the RESULT datagrams (it owns the transport and
  * knows each stream's proxy address) and keeps them in the result cache.
