@@ -324,6 +324,18 @@ int transport_send_to(struct transport *t, const struct transport_msg *m, unsign
 	return rc < 0 ? rc : t->ops->send_to(t, m, n);
 }
 
+int transport_send_to_mt(struct transport *t, const struct transport_msg *m, unsigned n)
+{
+	if (!t || (n && !m))
+		return MTR_EINVAL;
+	if (!t->ops->send_to_mt)
+		return MTR_ENOTSUP;
+	if (n == 0)
+		return 0;
+	int rc = check_sizes(t, m, n);
+	return rc < 0 ? rc : t->ops->send_to_mt(t, m, n);
+}
+
 int transport_recv(struct transport *t, struct transport_msg *m, unsigned n)
 {
 	if (!t || (n && !m))
@@ -368,11 +380,15 @@ int transport_fd(struct transport *t)
 void transport_counters(const struct transport *t, struct transport_counters *out)
 {
 	*out = t->ctr;
+	out->dgrams_out += atomic_load_explicit(&t->mt_dgrams_out, memory_order_relaxed);
+	out->bytes_out += atomic_load_explicit(&t->mt_bytes_out, memory_order_relaxed);
 }
 
 void transport_stats_each(const struct transport *t, const char *prefix, stats_fn fn, void *arg)
 {
-	transport_counters_each(&t->ctr, prefix, fn, arg);
+	struct transport_counters c;
+	transport_counters(t, &c);
+	transport_counters_each(&c, prefix, fn, arg);
 }
 
 void transport_counters_each(const struct transport_counters *ctr, const char *prefix, stats_fn fn, void *arg)

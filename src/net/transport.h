@@ -16,6 +16,7 @@
 #ifndef MTR_TRANSPORT_H
 #define MTR_TRANSPORT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -135,6 +136,8 @@ struct transport_ops {
 	const char *name;
 	int (*send_group)(struct transport *t, const struct transport_msg *m, unsigned n);
 	int (*send_to)(struct transport *t, const struct transport_msg *m, unsigned n);
+	/* send_to from any thread, beside the owner's calls (NULL: cannot) */
+	int (*send_to_mt)(struct transport *t, const struct transport_msg *m, unsigned n);
 	int (*recv_raw)(struct transport *t, struct transport_msg *m, unsigned n);
 	int (*wait)(struct transport *t, int fd, int timeout_ms); /* fd: also wake on it; -1 none */
 	int (*fd)(struct transport *t);
@@ -150,6 +153,9 @@ struct transport {
 	 * integrity drops whose MAC flag disagrees with our key (a node with
 	 * and one without a key), told apart from a wrong key */
 	uint64_t warn_ms[TRANSPORT_DROP__COUNT + 1];
+	/* what transport_send_to_mt sent (other threads: atomic), added to
+	 * dgrams_out/bytes_out in every snapshot of the counters */
+	_Atomic uint64_t mt_dgrams_out, mt_bytes_out;
 };
 
 /* Open a transport of cfg->kind.  On success *out is the transport (close it
@@ -169,6 +175,14 @@ int transport_send_group(struct transport *t, const struct transport_msg *m, uns
 
 /* Send n datagrams, each to its m[i].peer. */
 int transport_send_to(struct transport *t, const struct transport_msg *m, unsigned n);
+
+/* The same from any thread, while the transport's user goes on with its own
+ * calls (a server's reader thread sends the answer of a read itself instead
+ * of waking the network thread to do it).  The caller's buffers only, no
+ * state of the transport but its socket and the atomic out-counters.
+ * MTR_ENOTSUP when the transport cannot (dpdk: its queues belong to one
+ * thread): hand the datagrams to the owning thread instead. */
+int transport_send_to_mt(struct transport *t, const struct transport_msg *m, unsigned n);
 /* Replace the fan-out destinations of the group (a proxy following a new
  * membership, doc/proxy.md "Servers"): 0, or MTR_EINVAL (n is 0 or over
  * TRANSPORT_MAX_DESTS).  A multicast group (no destinations) stays as it

@@ -98,15 +98,22 @@ static void send_backoff(int fd)
  * no route) lose that message only, as a datagram would be lost on the
  * network; anything else fails the call.
  */
-static int udp_flush(struct udp_transport *u, unsigned cnt)
+static int flush_msgs(struct udp_transport *u, struct mmsghdr *smsg, const struct sockaddr_in *sname, unsigned cnt,
+		      int mt)
 {
 	unsigned off = 0;
 	while (off < cnt) {
-		int r = sendmmsg(u->fd, u->smsg + off, cnt - off, 0);
+		int r = sendmmsg(u->fd, smsg + off, cnt - off, 0);
 		if (r > 0) {
-			for (unsigned i = off; i < off + (unsigned)r; i++) {
-				u->base.ctr.dgrams_out++;
-				u->base.ctr.bytes_out += u->smsg[i].msg_len;
+			uint64_t bytes = 0;
+			for (unsigned i = off; i < off + (unsigned)r; i++)
+				bytes += smsg[i].msg_len;
+			if (mt) {
+				atomic_fetch_add_explicit(&u->base.mt_dgrams_out, (uint64_t)r, memory_order_relaxed);
+				atomic_fetch_add_explicit(&u->base.mt_bytes_out, bytes, memory_order_relaxed);
+			} else {
+				u->base.ctr.dgrams_out += (uint64_t)r;
+				u->base.ctr.bytes_out += bytes;
 			}
 			off += (unsigned)r;
 			continue;
@@ -127,8 +134,7 @@ static int udp_flush(struct udp_transport *u, unsigned cnt)
 		case EACCES:
 		case EMSGSIZE: { /* above a path MTU the kernel knows */
 			char a[24];
-			struct transport_addr d = { ntohl(u->sname[off].sin_addr.s_addr),
-						    ntohs(u->sname[off].sin_port) };
+			struct transport_addr d = { ntohl(sname[off].sin_addr.s_addr), ntohs(sname[off].sin_port) };
 			mtr_log(errno == EMSGSIZE ? LOG_WARN : LOG_DEBUG, "transport udp: datagram to %s lost: %s",
 				transport_addr_format(&d, a, sizeof a), strerror(errno));
 			off++;
@@ -142,19 +148,31 @@ static int udp_flush(struct udp_transport *u, unsigned cnt)
 	return 0;
 }
 
+static int udp_flush(struct udp_transport *u, unsigned cnt)
+{
+	return flush_msgs(u, u->smsg, u->sname, cnt, 0);
+}
+
+/* Fill one sendmmsg entry for buf[0..len) to dst. */
+static void msg_fill(struct mmsghdr *mm, struct iovec *iov, struct sockaddr_in *sa, const struct transport_msg *m,
+		     const struct transport_addr *dst)
+{
+	to_sockaddr(dst, sa);
+	iov->iov_base = m->buf;
+	iov->iov_len = m->len;
+	memset(mm, 0, sizeof *mm);
+	mm->msg_hdr.msg_name = sa;
+	mm->msg_hdr.msg_namelen = sizeof *sa;
+	mm->msg_hdr.msg_iov = iov;
+	mm->msg_hdr.msg_iovlen = 1;
+}
+
 /* Queue one message in the chunk; flush when the chunk is full. */
 static int udp_queue(struct udp_transport *u, unsigned *cnt, const struct transport_msg *m,
 		     const struct transport_addr *dst)
 {
 	unsigned k = (*cnt)++;
-	to_sockaddr(dst, &u->sname[k]);
-	u->siov[k].iov_base = m->buf;
-	u->siov[k].iov_len = m->len;
-	memset(&u->smsg[k], 0, sizeof u->smsg[k]);
-	u->smsg[k].msg_hdr.msg_name = &u->sname[k];
-	u->smsg[k].msg_hdr.msg_namelen = sizeof u->sname[k];
-	u->smsg[k].msg_hdr.msg_iov = &u->siov[k];
-	u->smsg[k].msg_hdr.msg_iovlen = 1;
+	msg_fill(&u->smsg[k], &u->siov[k], &u->sname[k], m, dst);
 	if (*cnt < UDP_SEND_CHUNK)
 		return 0;
 	int rc = udp_flush(u, *cnt);
@@ -195,6 +213,26 @@ static int udp_send_to(struct transport *t, const struct transport_msg *m, unsig
 	if (rc == 0 && cnt)
 		rc = udp_flush(u, cnt);
 	return rc < 0 ? rc : (int)n;
+}
+
+/* Any thread: the message headers on the caller's stack, the socket shared
+ * (a datagram socket's sends are atomic per datagram). */
+#define UDP_MT_CHUNK 16u
+static int udp_send_to_mt(struct transport *t, const struct transport_msg *m, unsigned n)
+{
+	struct udp_transport *u = udp_of(t);
+	struct mmsghdr mm[UDP_MT_CHUNK];
+	struct iovec iov[UDP_MT_CHUNK];
+	struct sockaddr_in sa[UDP_MT_CHUNK];
+	for (unsigned i = 0; i < n;) {
+		unsigned k = 0;
+		for (; k < UDP_MT_CHUNK && i < n; k++, i++)
+			msg_fill(&mm[k], &iov[k], &sa[k], &m[i], &m[i].peer);
+		int rc = flush_msgs(u, mm, sa, k, 1);
+		if (rc < 0)
+			return rc;
+	}
+	return (int)n;
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -314,6 +352,7 @@ static const struct transport_ops udp_ops = {
 	.name = "udp",
 	.send_group = udp_send_group,
 	.send_to = udp_send_to,
+	.send_to_mt = udp_send_to_mt,
 	.recv_raw = udp_recv_raw,
 	.wait = udp_wait,
 	.fd = udp_fd,

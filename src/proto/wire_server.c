@@ -255,6 +255,72 @@ size_t wire_cancel_read_build(uint8_t *buf, const struct wire_from *f, const str
 	return wire_frame_finish(buf, f, WIRE_T_CANCEL_READ, WIRE_CANCEL_READ_SIZE);
 }
 
+void wire_reads_begin(struct wire_reads_pk *pk, uint8_t *buf, size_t cap, uint64_t stream)
+{
+	pk->buf = buf;
+	pk->cap = cap > WIRE_MAX_DGRAM ? WIRE_MAX_DGRAM : cap;
+	pk->used = 8;
+	pk->n = 0;
+	st64(buf + WIRE_HDR_SIZE, stream);
+}
+
+size_t wire_reads_rec_size(uint32_t item_len)
+{
+	return WIRE_READS_REC_HDR + (size_t)item_len;
+}
+
+int wire_reads_add(struct wire_reads_pk *pk, const struct wire_read *m)
+{
+	if (m->item_len < 4 || 4u + (size_t)ld32(m->item) != m->item_len)
+		return MTR_EINVAL;
+	size_t need = wire_reads_rec_size(m->item_len);
+	if (pk->cap < WIRE_OVERHEAD || need > pk->cap - WIRE_OVERHEAD - pk->used)
+		return MTR_ETOOBIG;
+	uint8_t *q = pk->buf + WIRE_HDR_SIZE + pk->used;
+	st64(q, m->rid);
+	st64(q + 8, m->min_instance);
+	st32(q + 16, m->deadline_ms);
+	memcpy(q + WIRE_READS_REC_HDR, m->item, m->item_len);
+	pk->used += need;
+	pk->n++;
+	return 0;
+}
+
+size_t wire_reads_finish(struct wire_reads_pk *pk, const struct wire_from *f)
+{
+	if (pk->n == 0)
+		return 0;
+	return wire_frame_finish(pk->buf, f, pk->n == 1 ? WIRE_T_READ : WIRE_T_READS, (uint32_t)pk->used);
+}
+
+int wire_reads_next(const uint8_t **p, const uint8_t *start, const uint8_t *end, struct wire_read *m)
+{
+	if (end - start < 8 || ld64(start) == 0)
+		return MTR_EMALFORMED;
+	if (*p == start) {
+		*p += 8;
+		if (*p == end)
+			return MTR_EMALFORMED; /* no record */
+	}
+	if (*p == end)
+		return 0;
+	size_t left = (size_t)(end - *p);
+	if (left < WIRE_READS_REC_HDR + 4)
+		return MTR_EMALFORMED;
+	const uint8_t *q = *p;
+	size_t ilen = 4u + (size_t)ld32(q + WIRE_READS_REC_HDR);
+	if (ilen > left - WIRE_READS_REC_HDR)
+		return MTR_EMALFORMED;
+	m->stream = ld64(start);
+	m->rid = ld64(q);
+	m->min_instance = ld64(q + 8);
+	m->deadline_ms = ld32(q + 16);
+	m->item = q + WIRE_READS_REC_HDR;
+	m->item_len = (uint32_t)ilen;
+	*p = q + WIRE_READS_REC_HDR + ilen;
+	return m->rid && m->deadline_ms && m->deadline_ms <= WIRE_READ_DEADLINE_MAX ? 1 : MTR_EMALFORMED;
+}
+
 int wire_cancel_read_decode(const uint8_t *p, size_t len, struct wire_cancel_read *m)
 {
 	if (len != WIRE_CANCEL_READ_SIZE)

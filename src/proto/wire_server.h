@@ -185,6 +185,45 @@ long wire_read_build(uint8_t *buf, size_t cap, const struct wire_from *f, const 
  * wire_item_decode. */
 int wire_read_decode(const uint8_t *p, size_t len, struct wire_read *m);
 
+/* ---- READS ------------------------------------------------------------ */
+
+/*
+ * READS payload: stream u64 (non-zero), then one or more records back to
+ * back, each a READ without its stream: rid u64 (non-zero), min_instance
+ * u64, deadline_ms u32 (1..WIRE_READ_DEADLINE_MAX), one item record (its
+ * own u32 length field delimits it).  The payload ends exactly after the
+ * last record.  Each record is a READ of its own to the server (answered,
+ * repeated, cancelled alike).  A batch of one is sent as a READ: the same
+ * payload bytes under type READ.
+ */
+#define WIRE_READS_REC_HDR 20 /* rid, min_instance, deadline_ms */
+
+/* A READS (or READ) datagram being built in buf. */
+struct wire_reads_pk {
+	uint8_t *buf;
+	size_t cap; /* datagram bytes at most (mtu) */
+	size_t used; /* payload bytes so far */
+	unsigned n;
+};
+
+/* Begin a batch of reads of stream in buf (cap bytes). */
+void wire_reads_begin(struct wire_reads_pk *pk, uint8_t *buf, size_t cap, uint64_t stream);
+/* The bytes a read with an item of item_len bytes adds to a batch. */
+size_t wire_reads_rec_size(uint32_t item_len);
+/* Add m (its stream ignored; m->item exactly one item record): 0, or
+ * MTR_ETOOBIG (it does not fit what is left: finish the batch, begin
+ * another), MTR_EINVAL (the item is not exactly one record). */
+int wire_reads_add(struct wire_reads_pk *pk, const struct wire_read *m);
+/* Finish the batch: a READS datagram, or a READ for a batch of one; returns
+ * its length (0 for an empty batch). */
+size_t wire_reads_finish(struct wire_reads_pk *pk, const struct wire_from *f);
+/* Iterate a READS payload: *p starts at the payload, end is its end.  1 and
+ * *m filled (m->item points into the payload; validate it with
+ * wire_item_decode), 0 at the end, MTR_EMALFORMED (stream or rid 0, a
+ * deadline out of range, a record cut short, an empty payload).  On the
+ * first call *p must be the payload's start. */
+int wire_reads_next(const uint8_t **p, const uint8_t *start, const uint8_t *end, struct wire_read *m);
+
 /* ---- CANCEL_READ ------------------------------------------------------ */
 
 /*

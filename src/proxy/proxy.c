@@ -346,6 +346,7 @@ int proxy_run(struct proxy *p)
 		pxcli_timers(p);
 		pxmem_tick(p);
 		pxnet_sendq_flush(p, &p->gq);
+		pxnet_reads_flush(p);
 		pxnet_sendq_flush(p, &p->tq);
 		for (uint32_t i = 0; i < p->ndirty; i++) {
 			struct client *c = p->dirty[i];
@@ -499,7 +500,8 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 	p->tq.mem = malloc(SENDQ_CAP * p->mtu);
 	p->gq.msg = calloc(SENDQ_CAP, sizeof *p->gq.msg);
 	p->tq.msg = calloc(SENDQ_CAP, sizeof *p->tq.msg);
-	if (!p->gq.mem || !p->tq.mem || !p->gq.msg || !p->tq.msg)
+	p->rsmem = malloc(RSTAGE_MAX * p->mtu);
+	if (!p->gq.mem || !p->tq.mem || !p->gq.msg || !p->tq.msg || !p->rsmem)
 		goto fail;
 	p->gq.group = 1;
 	pxnet_servers_init(p);
@@ -653,6 +655,7 @@ void proxy_close(struct proxy *p)
 	transport_close(p->t);
 	free(p->gq.mem);
 	free(p->tq.mem);
+	free(p->rsmem);
 	free(p->gq.msg);
 	free(p->tq.msg);
 	if (p->lfd >= 0)

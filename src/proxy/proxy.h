@@ -173,6 +173,7 @@ void proxy_addrs(const struct proxy *p, struct transport_addr *listen, struct tr
 	X(read_timeouts, "reads answered MTR_ETIMEDOUT at proxy.read_timeout") \
 	X(reads_cancelled, "reads cancelled by their client (CANCEL frame or disconnect)") \
 	X(cancel_reads, "CANCEL_READ datagrams sent to servers")     \
+	X(reads_batched, "READs sent with others to their server in one READS datagram") \
 	X(dgrams_out, "item datagrams sent (ITEMS + FRAGMENT)")       \
 	X(resent, "items resent on RESEND")                           \
 	X(result_requests, "RESULT_REQUEST datagrams sent")           \

@@ -243,6 +243,14 @@ struct ipack {
 	struct transport_addr peer;
 };
 
+/* READs to one server being batched in one datagram (pxnet_read_send,
+ * sent by pxnet_reads_flush at the end of the loop iteration). */
+#define RSTAGE_MAX 8 /* servers with a batch open at once */
+struct rstage {
+	unsigned server;
+	struct wire_reads_pk pk;
+};
+
 /* Node ids of servers: 0 .. PROXY_SERVER_IDS - 1 (doc/paxos.md "Membership"). */
 #define PROXY_SERVER_IDS WIRE_MEMBER_ID_MAX
 
@@ -301,6 +309,9 @@ struct proxy {
 	struct client *dead;
 
 	struct sendq gq, tq;
+	uint8_t *rsmem; /* RSTAGE_MAX datagrams of mtu bytes: the batches of READs */
+	struct rstage rstage[RSTAGE_MAX];
+	unsigned nrstage;
 	uint8_t empty_result[64]; /* the answer of BEGIN; COMMIT: no statement */
 	uint32_t empty_result_len;
 	uint64_t prng;
@@ -453,6 +464,8 @@ const char *pxtls_stat_name(unsigned k);
 void pxnet_rbuf_free(struct rbuf *r);
 /* Send the datagrams queued in q. */
 void pxnet_sendq_flush(struct proxy *p, struct sendq *q);
+/* Send the batches of READs (READS datagrams, or READ for one) into tq. */
+void pxnet_reads_flush(struct proxy *p);
 /* Send the items numbered in this iteration to the group. */
 void pxnet_flush_items(struct proxy *p);
 /* Take the READ q out of the read table and the read list. */

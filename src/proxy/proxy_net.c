@@ -296,22 +296,69 @@ static int srv_alive(const struct proxy *p, unsigned i)
 	return p->srv[i].known && p->now_ms - p->srv[i].seen_ms < ALIVE_MS;
 }
 
+static void stage_send(struct proxy *p, struct rstage *st)
+{
+	size_t n = wire_reads_finish(&st->pk, &p->from);
+	if (n == 0)
+		return;
+	uint8_t *b = sendq_slot(p, &p->tq);
+	memcpy(b, st->pk.buf, n);
+	sendq_commit(&p->tq, n, &p->saddr[st->server]);
+	if (st->pk.n > 1)
+		p->st.reads_batched += st->pk.n;
+}
+
+void pxnet_reads_flush(struct proxy *p)
+{
+	for (unsigned i = 0; i < p->nrstage; i++)
+		stage_send(p, &p->rstage[i]);
+	p->nrstage = 0;
+}
+
+/* Add the READ m to the batch of its server (doc/proxy.md "Reads"): 0, or
+ * MTR_ETOOBIG / MTR_EINVAL (send it alone). */
+static int stage_add(struct proxy *p, unsigned server, const struct wire_read *m)
+{
+	struct rstage *st = NULL;
+	for (unsigned i = 0; i < p->nrstage && st == NULL; i++)
+		if (p->rstage[i].server == server)
+			st = &p->rstage[i];
+	if (st == NULL) {
+		if (p->nrstage == RSTAGE_MAX)
+			pxnet_reads_flush(p);
+		st = &p->rstage[p->nrstage];
+		st->server = server;
+		wire_reads_begin(&st->pk, p->rsmem + (size_t)p->nrstage * p->mtu, p->mtu, p->stream);
+		p->nrstage++;
+	}
+	int rc = wire_reads_add(&st->pk, m);
+	if (rc == MTR_ETOOBIG && st->pk.n > 0) {
+		stage_send(p, st);
+		wire_reads_begin(&st->pk, st->pk.buf, p->mtu, p->stream);
+		rc = wire_reads_add(&st->pk, m);
+	}
+	return rc;
+}
+
 void pxnet_read_send(struct proxy *p, struct pend *q)
 {
-	uint8_t *b = sendq_slot(p, &p->tq);
 	/* the server may spend what is left of proxy.read_timeout on it */
 	uint64_t end = q->first_ms + p->cfg.read_timeout_ms;
 	uint32_t left = end > p->now_ms ? (uint32_t)MIN(end - p->now_ms, WIRE_READ_DEADLINE_MAX) : 1;
 	struct wire_read m = {.stream = p->stream, .rid = q->rid, .min_instance = q->min_inst, .deadline_ms = left,
 			      .item = q->item, .item_len = q->item_len};
+	q->sent_ms = p->now_ms;
+	if (stage_add(p, q->server, &m) == 0)
+		return;
+	uint8_t *b = sendq_slot(p, &p->tq);
 	long n = wire_read_build(b, p->mtu, &p->from, &m);
 	if (n > 0)
 		sendq_commit(&p->tq, (size_t)n, &p->saddr[q->server]);
-	q->sent_ms = p->now_ms;
 }
 
 void pxnet_read_cancel(struct proxy *p, struct pend *q)
 {
+	pxnet_reads_flush(p); /* a READ still in a batch leaves before its cancel */
 	uint8_t *b = sendq_slot(p, &p->tq);
 	struct wire_cancel_read m = {.stream = p->stream, .rid = q->rid};
 	sendq_commit(&p->tq, wire_cancel_read_build(b, &p->from, &m), &p->saddr[q->server]);
@@ -825,7 +872,7 @@ void pxnet_timers(struct proxy *p)
 
 int pxnet_next_timeout(struct proxy *p)
 {
-	if (p->batch_first < outbuf_next_seq(&p->ob))
+	if (p->batch_first < outbuf_next_seq(&p->ob) || p->nrstage || p->tq.n)
 		return 0;
 	uint64_t now = proxy_mono_ms(), t = p->next_hb_ms;
 	if (outbuf_high(&p->ob) > p->rel && p->next_rr_ms < t)

@@ -216,7 +216,7 @@ int apply_wait(struct apply *a, uint64_t instance, int timeout_ms);
  * (set by another thread: the server's network thread for a CANCEL_READ,
  * the stop for SIGTERM) and APPLY_READ_DEADLINE for a deadline that passed.
  */
-enum { APPLY_READ_CANCELLED = 1, APPLY_READ_STOPPING = 2, APPLY_READ_DEADLINE = 3 };
+enum { APPLY_READ_CANCELLED = 1, APPLY_READ_STOPPING = 2, APPLY_READ_DEADLINE = 3, APPLY_READ_LONG = 4 };
 
 /*
  * A read's wait for its instance: as apply_wait, until deadline_ns
@@ -301,6 +301,17 @@ int apply_lookup(struct apply_reader *r, struct apply_lookup *q, size_t n, uint6
 #define APPLY_READ_GRAIN 1000
 void apply_reader_limits(struct apply_reader *r, uint64_t deadline_ns, uint32_t deadline_ms,
 			 const atomic_int *cancel);
+
+/*
+ * Make r a quick reader for good: apply_read() stops a read at the first
+ * grain of VM steps (APPLY_READ_GRAIN) that ends after budget_ns of its
+ * statements' time, or when it would wait for a lock (no busy timeout),
+ * with APPLY_READ_LONG from apply_reader_stopped(), and then delivers
+ * nothing (the caller runs the read again on an ordinary reader: reads
+ * change nothing).  For a thread that must not be held (the server's
+ * network thread answering short reads itself, doc/server.md "Reads").
+ */
+void apply_reader_quick(struct apply_reader *r, uint64_t budget_ns);
 
 /* Why the last apply_read() was stopped early (APPLY_READ_*), 0 when it was not. */
 int apply_reader_stopped(const struct apply_reader *r);

@@ -115,6 +115,11 @@ struct apply_reader {
 	uint32_t deadline_ms;
 	const atomic_int *cancel;
 	int armed; /* the read's own statements run (not BEGIN, not mtr_meta) */
+	/* BEGIN, the applied instance, ROLLBACK: prepared once (three parses
+	 * per read were a tenth of a point read's SQLite time) */
+	sqlite3_stmt *st_begin, *st_meta, *st_end;
+	uint64_t quick_ns; /* apply_reader_quick: the time budget of a read (0: none) */
+	uint64_t t0_ns;    /* when the read began (quick readers) */
 };
 
 /* The reader's progress handler (every APPLY_READ_GRAIN VM steps): stop the
@@ -127,6 +132,11 @@ static int reader_progress(void *ud)
 		return 0;
 	if (a->rd_stop)
 		return 1;
+	if (r->quick_ns && now_mono_ns() - r->t0_ns >= r->quick_ns) {
+		a->rd_stop = APPLY_READ_LONG;
+		snprintf(a->rd_msg, sizeof a->rd_msg, "read handed to a reader thread");
+		return 1;
+	}
 	int why = r->cancel ? atomic_load_explicit(r->cancel, memory_order_relaxed) : 0;
 	if (!why && r->deadline_ns && now_mono_ns() >= r->deadline_ns)
 		why = APPLY_READ_DEADLINE;
@@ -148,6 +158,12 @@ void apply_reader_limits(struct apply_reader *r, uint64_t deadline_ns, uint32_t 
 	r->deadline_ns = deadline_ns;
 	r->deadline_ms = deadline_ms;
 	r->cancel = cancel;
+}
+
+void apply_reader_quick(struct apply_reader *r, uint64_t budget_ns)
+{
+	r->quick_ns = budget_ns ? budget_ns : 1;
+	sqlite3_busy_timeout(r->a.db, 0);
 }
 
 int apply_reader_stopped(const struct apply_reader *r)
@@ -183,6 +199,14 @@ int apply_reader_open(struct apply *src, struct apply_reader **out)
 	/* for PRAGMA mtr_max_steps only: a reader's user flag stays 0 (the
 	 * write budget is the apply connection's); its progress handler is
 	 * the read's deadline and cancel (apply_reader_limits) */
+	if (sqlite3_prepare_v2(a->db, "BEGIN", -1, &r->st_begin, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(a->db, "SELECT value FROM mtr_meta WHERE key = 'applied'", -1, &r->st_meta, NULL) !=
+		    SQLITE_OK ||
+	    sqlite3_prepare_v2(a->db, "ROLLBACK", -1, &r->st_end, NULL) != SQLITE_OK) {
+		mtr_log(LOG_ERROR, "[apply] reader on %s: %s", a->path, sqlite3_errmsg(a->db));
+		apply_reader_close(r);
+		return MTR_ESQL;
+	}
 	sqlite3_set_authorizer(a->db, apply_authorizer, a);
 	sqlite3_progress_handler(a->db, APPLY_READ_GRAIN, reader_progress, r);
 	*out = r;
@@ -196,6 +220,9 @@ void apply_reader_close(struct apply_reader *r)
 	struct apply *a = &r->a;
 	if (a->buckets)
 		apply_cache_clear(a);
+	sqlite3_finalize(r->st_begin);
+	sqlite3_finalize(r->st_meta);
+	sqlite3_finalize(r->st_end);
 	sqlite3_close(a->db);
 	free(a->buckets);
 	free(a->arena);
@@ -205,6 +232,34 @@ void apply_reader_close(struct apply_reader *r)
 	free(r);
 }
 
+/* Begin the read transaction of a read and read the applied instance in it
+ * (the prepared statements of the reader): 0 or MTR_ESQL (rolled back). */
+static int reader_begin(struct apply_reader *r, uint64_t *instance)
+{
+	struct apply *a = &r->a;
+	*instance = 0;
+	int rc = apply_ctl(a, r->st_begin);
+	if (rc != 0)
+		return MTR_ESQL;
+	int s = sqlite3_step(r->st_meta);
+	if (s == SQLITE_ROW)
+		*instance = (uint64_t)sqlite3_column_int64(r->st_meta, 0);
+	sqlite3_reset(r->st_meta);
+	if (s != SQLITE_ROW && s != SQLITE_DONE) {
+		apply_rollback(a);
+		return MTR_ESQL;
+	}
+	return 0;
+}
+
+static void reader_end(struct apply_reader *r)
+{
+	if (!sqlite3_get_autocommit(r->a.db)) {
+		sqlite3_step(r->st_end);
+		sqlite3_reset(r->st_end);
+	}
+}
+
 int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *instance, apply_result_fn cb, void *arg)
 {
 	struct apply *a = &r->a;
@@ -212,14 +267,9 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 	a->nlen = 0;
 	a->nsres = 0;
 	a->rd_stop = 0;
-	*instance = 0;
-	if (apply_exec_sql(a, "BEGIN") != 0)
-		return MTR_ESQL;
 	/* the instance read in the same transaction as the statements */
-	if (apply_meta_get(a->db, "applied", instance) != 0) {
-		apply_rollback(a);
+	if (reader_begin(r, instance) != 0)
 		return MTR_ESQL;
-	}
 	struct ires *ir = &a->ires[0];
 	ir->code = SQLITE_OK;
 	ir->failed = 0;
@@ -228,16 +278,24 @@ int apply_read(struct apply_reader *r, const struct wire_item *it, uint64_t *ins
 	ir->raw_len = 0;
 	ir->nstmt = 0;
 	detvfs_item_begin(it->timestamp_us, it->seed);
+	if (r->quick_ns)
+		r->t0_ns = now_mono_ns();
 	r->armed = 1;
 	int rc = apply_run_stmts(a, it, ir);
 	r->armed = 0;
 	detvfs_item_end();
+	if (r->quick_ns && rc == 0 && (ir->code == SQLITE_BUSY || ir->code == SQLITE_LOCKED) && !a->rd_stop)
+		a->rd_stop = APPLY_READ_LONG; /* would have waited: not here */
+	if (a->rd_stop == APPLY_READ_LONG) {
+		reader_end(r);
+		return 0; /* no answer: the caller runs it again elsewhere */
+	}
 	if (rc == 0 && ir->code != SQLITE_OK && apply_local_error(ir->code)) {
 		/* answered by this replica alone (as every read), but never silent */
 		const struct sres *sr = &a->sres[ir->first + ir->nstmt - 1];
 		apply_local_incident(a, ir->code, sr->msg >= 0 ? (const char *)a->arena + sr->msg : "");
 	}
-	apply_rollback(a); /* read-only: nothing to keep */
+	reader_end(r); /* read-only: nothing to keep */
 	if (rc != 0)
 		return rc;
 	return cb ? apply_deliver(a, it, 1, cb, arg) : 0;

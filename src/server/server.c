@@ -679,6 +679,10 @@ void server_close(struct server *s)
 		free(q);
 	}
 	free(s->readers);
+	srvapply_done_free(s->qdone);
+	free(s->qitem);
+	free(s->qans);
+	free(s->qbytes);
 	for (unsigned k = 0; k < s->cn; k++)
 		srvapply_done_free(s->cache[(s->chead + k) % s->ccap]);
 	for (size_t i = 0; i < s->rel_n; i++)

@@ -26,8 +26,10 @@
  *
  *   network thread (server_run's caller) owns the transport(s), the ingest
  *     store, the reassembler, the Paxos core, its pstore, the stream table,
- *     the peer table, the result cache and the release bookkeeping.  Nothing
- *     on it is shared, so its hot path takes no lock.
+ *     the peer table, the result cache and the release bookkeeping, and a
+ *     quick reader connection for short reads it answers itself (qreader,
+ *     doc/server.md "Quick reads").  Nothing on it is shared, so its hot
+ *     path takes no lock.
  *   apply thread owns the apply connection.  It receives chosen instances
  *     through the apply queue *with copies of their item bytes*: the ingest
  *     store is single-threaded, so the network thread copies the records of
@@ -35,14 +37,16 @@
  *     entry), and only then marks the entry ready.  The apply thread never
  *     touches the ingest store; items are released later, by the network
  *     thread, once every member that matters has applied them.
- *   reader threads (READERS) each own a reader connection; they run READ
- *     datagrams.
+ *   reader threads (READERS) each own a reader connection; they run the
+ *     READs the network thread did not answer, and send the answers
+ *     themselves (transport_send_to_mt) where the transport allows.
  *   snapshot threads: one serves snapshots to peers over TCP (on the
  *     server's own ip:port), one fetches a snapshot when the core asks for
  *     one; the network thread installs it (doc/server.md, "Snapshot
  *     transfer").
  *
- * The apply and reader threads hand their results back through the outbox
+ * The apply thread (and a reader whose transport cannot send from its
+ * thread, or a RESULT_REQUEST's lookup) hands results back through the outbox
  * (a mutex-protected list, plus an eventfd that wakes the network thread):
  * the network thread sends the RESULT datagrams (it owns the transport and
  * knows each stream's proxy address) and keeps them in the result cache.
@@ -91,6 +95,11 @@
 #define PSTORE_LIMIT (64ull << 20) /* compact the Paxos log above this size */
 #define RECENT_INSTANCES 64u   /* rows of mtr_instances */
 #define READ_WAIT_MS 5000      /* a READ waits this long for min_instance (within its deadline) */
+#define QUICK_READ_US 50      /* a quick read is handed to a reader after this long (at a grain) */
+#define QUICK_ROUND_US 500     /* quick reads per receive round: at most this long in all */
+#define QUICK_SLOW_US 1000     /* a quick read this slow (I/O, one costly VM step) ... */
+#define QUICK_OFF_MS 100       /* ... turns quick reads off this long */
+#define QUICK_PACK_MAX 16384u  /* a quick answer larger than this is sent at once, not packed */
 #define READERS_MAX 64         /* server.readers at most */
 #define LOOP_MS 5              /* longest sleep of the network loop */
 #define STATS_PERIOD_MS 1000   /* own counters published and sent as STATS */
@@ -120,7 +129,7 @@
 	X(status_sender, "a STATUS not from another configured server at its address")   \
 	X(paxos_sender, "a PAXOS message not from another configured server at its address") \
 	X(paxos, "a PAXOS message that does not decode")                                 \
-	X(read, "a READ that does not decode")                                           \
+	X(read, "a READ (or a record of READS) that does not decode")                   \
 	X(read_nomem, "a READ dropped for want of memory")                               \
 	X(read_queue, "a READ dropped because READQ_MAX reads wait already")             \
 	X(cancel_read, "a CANCEL_READ that does not decode")                             \
@@ -151,7 +160,9 @@ enum server_drop {
 	X(deadline, "reads stopped because their deadline passed (running, waiting or queued)")  \
 	X(stopped, "reads stopped because the server was stopping")                              \
 	X(running, "reads a reader thread holds now (running or waiting for their instance)")    \
-	X(queued, "reads waiting for a reader thread now")
+	X(queued, "reads waiting for a reader thread now")                                       \
+	X(quick, "READ requests the network thread answered itself (short reads, doc/server.md \"Reads\")") \
+	X(handed, "reads the network thread began and handed to a reader thread (not short)")
 
 struct server_read_stats {
 	SERVER_READ_STATS_MAP(STATS_FIELD)
@@ -257,6 +268,15 @@ struct done {
 	struct done *next;
 };
 
+/* The answer of a quick read, waiting for the end of the receive round
+ * (bytes at off in server.qbytes). */
+struct quick_ans {
+	uint64_t stream, rid, seen;
+	struct transport_addr to;
+	size_t off;
+	uint32_t len;
+};
+
 /* A READ datagram waiting for a reader thread (the item bytes are a copy),
  * or with look set the records of a RESULT_REQUEST the result cache did not
  * have, to be looked up in mtr_requests (apply_lookup). */
@@ -360,6 +380,19 @@ struct server {
 
 	struct server_read_stats rst; /* under rmu */
 	struct reader_slot *readers;  /* cfg.readers slots */
+	/* quick reads, network thread (srvapply_read_quick) */
+	struct apply_reader *qreader; /* NULL: every read goes to the queue */
+	struct done *qdone;           /* the answer being built, reused */
+	uint8_t *qitem;               /* the item's copy, reused */
+	size_t qitem_cap;
+	struct quick_ans *qans;       /* answers of this round, sent packed (srvapply_quick_flush) */
+	size_t nqans, cqans;
+	uint8_t *qbytes;              /* their result bytes */
+	size_t qblen, qbcap;
+	uint64_t quick_ns;            /* spent on quick reads in this receive round (wall, or CPU once checked) */
+	uint64_t quick_cpu0;          /* this thread's CPU time at the round's first quick read (0: none yet) */
+	int quick_spent;              /* the round's CPU budget was checked and is spent */
+	uint64_t quick_off_ms;        /* no quick reads before (after a slow one) */
 
 	pthread_t apply_th;
 	int apply_started, reader_started; /* reader_started: how many readers run */
@@ -541,6 +574,16 @@ void srvapply_drain_outbox(struct server *s);
  * a repeat of a read still held here: freed) or MTR_EFULL (READQ_MAX
  * waiting: the caller frees q). */
 int srvapply_read_queue(struct server *s, struct read_req *q);
+/* Network thread: answer the READ r from `from` at once when it is short
+ * (doc/server.md "Reads": applied far enough, done within one grain of VM
+ * steps, a time budget per receive round): 0, answered (the RESULT is
+ * queued for the loop's send); else MTR_EAGAIN, queue it for a reader. */
+int srvapply_read_quick(struct server *s, const struct wire_read *r, const struct transport_addr *from,
+			uint64_t deadline_ns);
+/* Network thread, at the end of a receive round: send the answers of its
+ * quick reads, those of one stream and address packed in RESULT datagrams
+ * (several records each: one datagram for many reads). */
+void srvapply_quick_flush(struct server *s);
 /* Network thread: a CANCEL_READ of (stream, rid) from `from`: forget the
  * read if it waits, stop it if it runs (no answer is sent for it). */
 void srvapply_read_cancel(struct server *s, uint64_t stream, uint64_t rid, const struct transport_addr *from);

@@ -1062,13 +1062,14 @@ static void on_paxos(struct server *s, const struct transport_msg *m)
 	paxos_msg_free(&pm);
 }
 
-static void on_read(struct server *s, const struct transport_msg *m)
+/* One READ (alone, or a record of READS): answered at once when short,
+ * else queued for a reader. */
+static void read_one(struct server *s, const struct transport_msg *m, const struct wire_read *rp)
 {
-	struct wire_read r;
-	if (wire_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0) {
-		srvnet_drop(s, SERVER_DROP_read, m);
+	const struct wire_read r = *rp;
+	uint64_t deadline_ns = now_mono_ns() + (uint64_t)r.deadline_ms * 1000000u;
+	if (srvapply_read_quick(s, &r, &m->peer, deadline_ns) == 0)
 		return;
-	}
 	struct read_req *q = calloc(1, sizeof *q);
 	if (q == NULL) {
 		srvnet_drop(s, SERVER_DROP_read_nomem, m);
@@ -1091,12 +1092,35 @@ static void on_read(struct server *s, const struct transport_msg *m)
 	q->rid = r.rid;
 	q->min_inst = r.min_instance;
 	q->deadline_ms = r.deadline_ms;
-	q->deadline_ns = now_mono_ns() + (uint64_t)r.deadline_ms * 1000000u;
+	q->deadline_ns = deadline_ns;
 	if (srvapply_read_queue(s, q) != 0) {
 		free(q->item);
 		free(q);
 		srvnet_drop(s, SERVER_DROP_read_queue, m);
 	}
+}
+
+static void on_read(struct server *s, const struct transport_msg *m)
+{
+	struct wire_read r;
+	if (wire_read_decode(m->buf + WIRE_HDR_SIZE, m->hdr.length, &r) != 0) {
+		srvnet_drop(s, SERVER_DROP_read, m);
+		return;
+	}
+	read_one(s, m, &r);
+}
+
+/* Several READs in one datagram (doc/protocol.md "READS"): each record is
+ * a READ of its own; a malformed record drops it and the rest. */
+static void on_reads(struct server *s, const struct transport_msg *m)
+{
+	const uint8_t *start = m->buf + WIRE_HDR_SIZE, *end = start + m->hdr.length, *p = start;
+	struct wire_read r;
+	int rc;
+	while ((rc = wire_reads_next(&p, start, end, &r)) == 1)
+		read_one(s, m, &r);
+	if (rc < 0)
+		srvnet_drop(s, SERVER_DROP_read, m);
 }
 
 static void on_cancel_read(struct server *s, const struct transport_msg *m)
@@ -1133,6 +1157,9 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 	case WIRE_T_READ:
 		on_read(s, m);
 		break;
+	case WIRE_T_READS:
+		on_reads(s, m);
+		break;
 	case WIRE_T_CANCEL_READ:
 		on_cancel_read(s, m);
 		break;
@@ -1152,7 +1179,7 @@ static void dispatch(struct server *s, const struct transport_msg *m)
 }
 
 /* Receive and handle what is waiting on t (a bounded number of batches). */
-void srvnet_recv_all(struct server *s, struct transport *t)
+static void recv_rounds(struct server *s, struct transport *t)
 {
 	struct transport_msg m[RECV_BATCH];
 	for (int r = 0; r < RECV_ROUNDS; r++) {
@@ -1165,4 +1192,13 @@ void srvnet_recv_all(struct server *s, struct transport *t)
 		for (int i = 0; i < n; i++)
 			dispatch(s, &m[i]);
 	}
+}
+
+void srvnet_recv_all(struct server *s, struct transport *t)
+{
+	s->quick_ns = 0;
+	s->quick_cpu0 = 0;
+	s->quick_spent = 0;
+	recv_rounds(s, t);
+	srvapply_quick_flush(s); /* the answers of the quick reads, packed */
 }

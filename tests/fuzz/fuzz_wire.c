@@ -10,7 +10,8 @@
  * a payload that is framed with a correct trailer first, so that the payload
  * decoders (items, statements, parameters, fragments with reassembly,
  * heartbeat, resend, result, result request and result unknown, a
- * membership change that must encode to the same bytes, ...) see
+ * membership change that must encode to the same bytes, READ and READS,
+ * ...) see
  * arbitrary bytes.
  */
 #include "config.h"
@@ -126,6 +127,26 @@ static void decode_payload(const struct wire_hdr *h, const uint8_t *p)
 		struct wire_item it;
 		if (wire_read_decode(p, h->length, &m) == 0)
 			wire_item_decode(m.item, m.item_len, &it);
+		break;
+	}
+	case WIRE_T_READS: {
+		/* each record as a READ; a payload whose records all decode is
+		 * built again, byte for byte, by wire_reads_add */
+		const uint8_t *q = p, *end = p + h->length;
+		struct wire_read m;
+		struct wire_item it;
+		static uint8_t again[WIRE_MAX_DGRAM];
+		struct wire_reads_pk pk;
+		int rc, fits = h->length + WIRE_OVERHEAD <= sizeof again;
+		if (fits && h->length >= 8)
+			wire_reads_begin(&pk, again, sizeof again, ld64(p));
+		while ((rc = wire_reads_next(&q, p, end, &m)) == 1) {
+			wire_item_decode(m.item, m.item_len, &it);
+			if (fits && h->length >= 8 && wire_reads_add(&pk, &m) != 0)
+				abort();
+		}
+		if (rc == 0 && fits && (pk.used != h->length || memcmp(again + WIRE_HDR_SIZE, p, h->length) != 0))
+			abort();
 		break;
 	}
 	case WIRE_T_CANCEL_READ: {
