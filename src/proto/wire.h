@@ -62,7 +62,7 @@
 	X(STATS, 10, "some of a server's counters, by name") \
 	X(RESULT_UNKNOWN, 11, "items a replica applied but keeps no result for") \
 	X(CANCEL_READ, 12, "a proxy no longer needs a READ it sent: stop it") \
-	X(MEMBERSHIP, 13, "a membership change asked of the leader, and its answer")
+	X(MEMBERSHIP, 13, "a membership change asked of the leader, and its answer") \
 	X(READS, 40, "several READs of one stream to one server in one datagram")
 
 enum wire_type {
