@@ -556,6 +556,8 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 			       "INSERT INTO mtr_cursor VALUES(?1, ?2) ON CONFLICT(stream) DO UPDATE SET "
 			       "last = max(last, excluded.last)",
 			       -1, SQLITE_PREPARE_PERSISTENT, &a->set_cursor, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(a->db, "UPDATE mtr_meta SET value = value WHERE 0", -1, SQLITE_PREPARE_PERSISTENT,
+			       &a->zero_changes, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(a->db, "SAVEPOINT mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_begin, NULL) !=
 		    SQLITE_OK ||
 	    sqlite3_prepare_v3(a->db, "RELEASE mtr_item", -1, SQLITE_PREPARE_PERSISTENT, &a->sp_release, NULL) !=
@@ -605,6 +607,7 @@ void apply_close(struct apply *a)
 	sqlite3_finalize(a->set_applied);
 	sqlite3_finalize(a->set_cursor);
 	free(a->conf);
+	sqlite3_finalize(a->zero_changes);
 	sqlite3_finalize(a->sp_begin);
 	sqlite3_finalize(a->sp_release);
 	sqlite3_finalize(a->sp_rollback);
@@ -801,6 +804,12 @@ static int attempt(struct apply *a, uint64_t instance, const struct wire_item *i
 		a->limit_dirty = 1;
 	a->schema_check = 1;
 	int rc = apply_exec_sql(a, "BEGIN IMMEDIATE");
+	/* changes() starts from 0 in every attempt: the connection's count
+	 * would be that of the last write it ran, the previous instance's
+	 * bookkeeping on one replica, nothing on one just opened from a
+	 * snapshot, a failed attempt's (doc/determinism.md). */
+	if (rc == 0)
+		rc = apply_ctl(a, a->zero_changes);
 	if (rc == 0)
 		rc = apply_rq_begin(a, n);
 	for (size_t i = 0; rc == 0 && i < n; i++) {

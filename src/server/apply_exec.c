@@ -362,6 +362,18 @@ static void schema_ensure(struct apply *a)
 	}
 }
 
+/* The rows a statement just run changed, as sqlite3_changes() counts
+ * them, or 0 when it was no INSERT, UPDATE or DELETE (DDL, a SELECT, a
+ * PRAGMA): sqlite3_changes() then still tells the last such statement's
+ * count on this connection, which may be another item's, the replica's
+ * own bookkeeping, or nothing after a restart or a snapshot, and so
+ * differs between replicas (doc/determinism.md).  c0 is
+ * sqlite3_total_changes64() before the statement ran. */
+static int64_t stmt_changes(struct apply *a, int64_t c0)
+{
+	return sqlite3_total_changes64(a->db) != c0 ? sqlite3_changes64(a->db) : 0;
+}
+
 /* Step st to the end, collecting rows into r.  Returns SQLITE_DONE or the
  * error (recorded in r).  A user statement counts towards the budget from
  * a step counter of 0, whatever the statement ran before. */
@@ -529,9 +541,10 @@ static int apply_run_record(struct apply *a, const struct wire_stmt *ws, struct 
 			return rc;
 		}
 		schema_ensure(a);
+		int64_t c0 = sqlite3_total_changes64(a->db);
 		rc = step_all(a, st, r);
 		sqlite3_clear_bindings(st);
-		r->changes = sqlite3_changes64(a->db);
+		r->changes = stmt_changes(a, c0);
 		r->rowid = sqlite3_last_insert_rowid(a->db);
 		if (rc != SQLITE_DONE)
 			apply_excerpt(a->err_stmt, sizeof a->err_stmt, sql, ws->sql_len);
@@ -572,6 +585,7 @@ static int apply_run_record(struct apply *a, const struct wire_stmt *ws, struct 
 				break;
 			}
 		}
+		int64_t c0 = sqlite3_total_changes64(a->db);
 		if (pragma) {
 			sqlite3_finalize(st); /* the no-op SQLite made of it */
 			rc = run_pragma(a, pragma, which, r);
@@ -593,7 +607,7 @@ static int apply_run_record(struct apply *a, const struct wire_stmt *ws, struct 
 		}
 		if (rc != SQLITE_DONE)
 			break;
-		r->changes = sqlite3_changes64(a->db);
+		r->changes = pragma ? 0 : stmt_changes(a, c0); /* a PRAGMA's own write is not the client's */
 		r->rowid = sqlite3_last_insert_rowid(a->db);
 		if (last) {
 			rc = SQLITE_OK;
@@ -605,11 +619,8 @@ static int apply_run_record(struct apply *a, const struct wire_stmt *ws, struct 
 	if (!first) /* several statements: one may have rolled back DDL */
 		a->schema_check = 1;
 	stmts_check(a, kept);
-	if (rc == SQLITE_OK || rc == SQLITE_DONE) {
-		r->changes = sqlite3_changes64(a->db);
-		r->rowid = sqlite3_last_insert_rowid(a->db);
-		return SQLITE_OK;
-	}
+	if (rc == SQLITE_OK || rc == SQLITE_DONE)
+		return SQLITE_OK; /* r holds the last statement's changes and rowid */
 	return rc;
 }
 

@@ -131,6 +131,7 @@ struct apply {
 	size_t conf_len;
 	uint64_t conf_inst;
 	sqlite3_stmt *sp_begin, *sp_release, *sp_rollback; /* the item savepoint */
+	sqlite3_stmt *zero_changes; /* a no-op UPDATE: sqlite3_changes() = 0 */
 	sqlite3_stmt *rq_get, *rq_load, *rq_put, *rq_floor, *rq_forget, *rq_prune; /* mtr_requests */
 	struct rq_client *rq; /* clients seen: a cache of mtr_requests (open addressing) */
 	size_t rq_cap, rq_n;

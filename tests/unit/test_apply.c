@@ -1197,6 +1197,39 @@ static int64_t row_int(const struct cap *c, size_t i)
 	return (int64_t)v;
 }
 
+/* changes() and a result's change count do not depend on the replica's
+ * history (doc/determinism.md): the result of a statement that is no
+ * INSERT, UPDATE or DELETE counts 0 changes, and changes() starts from 0
+ * in every instance, on a replica that ran before as on one just opened
+ * (after a restart or a snapshot install: the membership.sh divergence). */
+static void test_changes_deterministic(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(a)"), 0);
+	const char *ins[] = {"INSERT INTO t VALUES(1), (2), (3)", "SELECT changes()", "CREATE TABLE u(b)",
+			     "UPDATE t SET a = a WHERE 0"};
+	assert_int_equal(apply_sqls(f->a, 2, &c, 4, ins), 0);
+	assert_int_equal(c.r[0].changes, 3);
+	assert_int_equal(row_int(&c, 1), 3); /* within an instance: the item before */
+	assert_int_equal(c.r[1].changes, 0);
+	assert_int_equal(c.r[2].changes, 0); /* DDL: not the INSERT's 3 */
+	assert_int_equal(c.r[3].changes, 0);
+	/* the next instance (the one before ended with the replica's own
+	 * writes), then the same replica reopened as after a restart */
+	assert_int_equal(apply_sql(f->a, 3, "INSERT INTO t VALUES(4), (5)"), 0);
+	const char *next[] = {"SELECT changes()", "CREATE TABLE v(c)"};
+	assert_int_equal(apply_sqls(f->a, 4, &c, 2, next), 0);
+	assert_int_equal(row_int(&c, 0), 0);
+	assert_int_equal(c.r[1].changes, 0);
+	apply_close(f->a);
+	f->a = open_dir(f->dir, 0);
+	const char *again[] = {"SELECT changes()", "CREATE TABLE w(c)"};
+	assert_int_equal(apply_sqls(f->a, 5, &c, 2, again), 0);
+	assert_int_equal(row_int(&c, 0), 0);
+	assert_int_equal(c.r[1].changes, 0);
+}
+
 /* One instance of one item: a statement with one INT parameter. */
 static int apply_param(struct apply *a, uint64_t inst, struct cap *c, const char *sql, int64_t v)
 {
@@ -1596,6 +1629,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_exactly_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_deterministic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_from, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conf_recorded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_protected, setup, teardown),
