@@ -623,6 +623,68 @@ static int handle(struct shell *sh, char *text, int is_dot)
 /* Read a script from f (a file, or standard input when it is not a
  * terminal); errors name its lines.  Returns 1 when asked to quit.  A
  * Ctrl-C stops the script, as in sqlite3. */
+/*
+ * The lines of a script (standard input, or the file of .read), read from
+ * its descriptor with the signal pipe polled beside it: a SIGTERM or a
+ * Ctrl-C that comes while the shell waits for a line of a pipe that stays
+ * open ends the wait.  (getline() blocked when the signal came just before
+ * its read(): mtrsql.sh's SIGTERM check, once in a while.)
+ */
+struct lines {
+	int fd, eof;
+	size_t off, len;
+	char buf[65536];
+};
+
+/* The next line (its length; *line NUL-terminated, with its newline), -1 at
+ * the end or on a read error, -2 when a signal interrupted the wait. */
+static ssize_t next_line(struct lines *r, char **line, size_t *cap)
+{
+	size_t n = 0;
+	for (;;) {
+		char *p = r->buf + r->off, *nl = memchr(p, '\n', r->len - r->off);
+		size_t take = nl ? (size_t)(nl - p) + 1 : r->len - r->off;
+		if (n + take + 1 > *cap) {
+			size_t c = *cap ? *cap : 256;
+			while (c < n + take + 1)
+				c *= 2;
+			char *q = realloc(*line, c);
+			if (q == NULL)
+				return -1;
+			*line = q;
+			*cap = c;
+		}
+		memcpy(*line + n, p, take);
+		n += take;
+		r->off += take;
+		if (nl || r->eof)
+			break;
+		r->off = r->len = 0;
+		if (intr_quit || intr_int)
+			return -2;
+		struct pollfd pf[2] = { { .fd = r->fd, .events = POLLIN }, { .fd = intr_fd(), .events = POLLIN } };
+		if (poll(pf, 2, -1) < 0 && errno != EINTR)
+			return -1;
+		if (pf[1].revents)
+			intr_drain();
+		if (intr_quit || intr_int)
+			return -2;
+		if (!pf[0].revents)
+			continue;
+		ssize_t k = read(r->fd, r->buf, sizeof r->buf);
+		if (k < 0 && errno != EINTR && errno != EAGAIN)
+			return -1;
+		if (k == 0)
+			r->eof = 1;
+		else if (k > 0)
+			r->len = (size_t)k;
+	}
+	if (n == 0)
+		return -1;
+	(*line)[n] = 0;
+	return (ssize_t)n;
+}
+
 static int run_file(struct shell *sh, FILE *f)
 {
 	char *buf = NULL, *line = NULL;
@@ -630,7 +692,13 @@ static int run_file(struct shell *sh, FILE *f)
 	ssize_t n;
 	int quit = 0, lineno = 0, start = 0;
 	unsigned intr0 = sh->interrupts;
-	while (!quit && !intr_int && sh->interrupts == intr0 && (n = getline(&line, &lcap, f)) >= 0) {
+	struct lines *rd = calloc(1, sizeof *rd);
+	if (rd == NULL) {
+		shell_error("out of memory");
+		return 1;
+	}
+	rd->fd = fileno(f);
+	while (!quit && !intr_int && !intr_quit && sh->interrupts == intr0 && (n = next_line(rd, &line, &lcap)) >= 0) {
 		lineno++;
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = 0;
@@ -659,6 +727,7 @@ static int run_file(struct shell *sh, FILE *f)
 	}
 	free(buf);
 	free(line);
+	free(rd);
 	return quit || intr_quit;
 }
 
