@@ -122,7 +122,8 @@ tests_slt_sltproxy_SOURCES = tests/slt/sltproxy.c
 tests_slt_sltproxy_LDADD = $(ALL_LIBS)
 
 # ---- mtrbench: one subcommand per measurement (tests/bench/bench.h) -----
-EXTRA_DIST += tests/bench/stages.sh tests/bench/pipeline_ab.sh tests/bench/reads_cpu.sh
+EXTRA_DIST += tests/bench/stages.sh tests/bench/pipeline_ab.sh tests/bench/reads_cpu.sh \
+	tests/bench/writes_cpu.sh
 noinst_PROGRAMS += tests/bench/mtrbench
 tests_bench_mtrbench_SOURCES = tests/bench/mtrbench.c tests/bench/bench.h tests/bench/bench_wire.c \
 	tests/bench/bench_transport.c tests/bench/bench_parse.c tests/bench/bench_pstore.c \
