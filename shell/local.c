@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "shell.h"
 
 /* The pid file of process i (the servers 0..N-1, then the proxy) and the
@@ -99,7 +100,10 @@ int local_up(struct shell *sh)
 	unsigned mine = 0;
 	for (unsigned i = 0; i < n; i++)
 		mine += sh->own[i] != 0;
-	if (mine && mine < n)
+	/* a notice, not a warning: MTR_LOG=warn or error leaves it out */
+	if (log_level_from_env() && log_threshold < LOG_INFO)
+		;
+	else if (mine && mine < n)
 		fprintf(stderr, "mtrsql: attached to the local cluster in %s (restarted %u of its %u processes)\n", lc->dir,
 			mine, n);
 	else

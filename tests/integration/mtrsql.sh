@@ -18,7 +18,7 @@ cleanup() {
 }
 at_exit cleanup
 
-plan 28
+plan 29
 
 printf 'CREATE TABLE fruit(id INTEGER PRIMARY KEY,\n  name TEXT, price REAL);\nINSERT INTO fruit VALUES(1, %s, 0.5), (2, %s, NULL);\nSELECT * FROM fruit;\n' "'apple'" "'pear'" |
 	"$M" >"$TMP/o1" 2>"$TMP/e1"
@@ -45,6 +45,10 @@ check "json mode; attached to the running cluster" diff "$TMP/o3" - <<'OUT'
 {"id":2,"name":"pear"}]
 OUT
 grep -q "attached to the local cluster" "$TMP/e3" || diag "$(cat "$TMP/e3")"
+MTR_LOG=error "$M" -c "SELECT 1" >"$TMP/o3b" 2>"$TMP/e3b"
+quiet_answer() { [ "$(cat "$TMP/o3b")" = 1 ] && [ ! -s "$TMP/e3b" ]; }
+check "MTR_LOG=error: the answer and nothing on stderr (no notice about the local cluster)" quiet_answer
+[ -s "$TMP/e3b" ] && sed 's/^/#   e3b: /' "$TMP/e3b"
 "$M" -c ".mode box" -c "SELECT id, name FROM fruit ORDER BY id" >"$TMP/o4" 2>&1
 check "box mode" grep -q '│  1 │ apple │' "$TMP/o4"
 "$M" -c ".nullvalue NULL" -c ".mode line" -c "SELECT price FROM fruit WHERE id = 2" >"$TMP/o5" 2>"$TMP/e5"
