@@ -399,8 +399,12 @@ static void *checkpointer(void *arg)
 	/* Read once: a connection opens the WAL with its first read, and a
 	 * checkpoint on a connection that has not opened it copies nothing
 	 * (SQLITE_OK with -1 frames). */
-	if (sqlite3_open_v2(a->path, &db, SQLITE_OPEN_READWRITE, DETVFS_NAME) != SQLITE_OK ||
-	    sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+	int rc = sqlite3_open_v2(a->path, &db, SQLITE_OPEN_READWRITE, DETVFS_NAME);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, BUSY_MS); /* that read only: PASSIVE never waits */
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
 		mtr_log(LOG_ERROR, "[apply] checkpointer cannot open %s: %s", a->path, sqlite3_errmsg(db));
 		sqlite3_close(db);
 		db = NULL;
@@ -414,7 +418,7 @@ static void *checkpointer(void *arg)
 		a->ck_want = 0;
 		a->ck_running = 1;
 		pthread_mutex_unlock(&a->mu);
-		int nlog = 0, nck = 0, rc = SQLITE_OK;
+		int nlog = 0, nck = 0;
 		if (db != NULL) {
 			rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
 			if (rc != SQLITE_OK && rc != SQLITE_BUSY)
