@@ -37,8 +37,9 @@
  *
  * The WAL hook runs after every commit on the apply connection: it publishes
  * the applied instance to apply_wait() and asks the checkpointer thread (own
- * connection) for a PASSIVE checkpoint when the WAL exceeds wal_pages; above
- * 4 x wal_pages the apply thread checkpoints itself (back-pressure).
+ * connection) for PASSIVE checkpoints while the WAL exceeds wal_pages; at
+ * WAL_RESTART_X x wal_pages the apply thread restarts the WAL between two
+ * instances (see "The WAL bound" below).
  */
 #include "config.h"
 
@@ -295,43 +296,99 @@ int apply_authorizer(void *ud, int action, const char *a1, const char *a2, const
 	}
 }
 
+/* Log a failed checkpoint of db (who: "" or " in the apply thread") and count
+ * it: a full disk is a state the server reports (the next checkpoint copies
+ * what this one could not), anything else a replica-local incident.  The
+ * checkpoint runs outside any instance: the instances stand, the WAL grows. */
+static void ckpt_failed(struct apply *a, sqlite3 *db, const char *who)
+{
+	char cs[64];
+	int code = sqlite3_extended_errcode(db), e = sqlite3_system_errno(db);
+	apply_code_str(code, cs, sizeof cs);
+	int full = apply_disk_full(code, e);
+	mtr_log(full ? LOG_DEBUG : LOG_ERROR, "[apply] checkpoint%s failed: %s: %s (errno %d)", who, cs,
+		sqlite3_errmsg(db), e);
+	pthread_mutex_lock(&a->mu);
+	a->st.local_errors += !full;
+	pthread_mutex_unlock(&a->mu);
+}
+
+/*
+ * The WAL bound.  SQLite writes a WAL from its start again only when a writer
+ * begins a transaction with every frame copied into the database and no
+ * reader on a WAL snapshot; under a steady load the checkpointer's PASSIVE
+ * passes never catch up with apply (it commits while they copy), so the WAL
+ * would grow without end.  The apply thread, the only writer, closes the gap
+ * between two instances: once the WAL is WAL_RESTART_X x wal_pages long it
+ * holds the checkpointer (no new pass) and, when the checkpointer is idle and
+ * its last pass left at most wal_pages frames to copy, runs a RESTART
+ * checkpoint itself: it copies that rest, waits RESTART_BUSY_MS at most for
+ * the readers still on a WAL snapshot, and the next instance's transaction
+ * writes the WAL from its start (truncated to journal_size_limit).  At
+ * WAL_LIMIT_X x wal_pages (back-pressure) it waits for the running pass to
+ * end rather than for a moment the checkpointer is idle.  A restart that met
+ * a reader (BUSY) is tried again after the checkpointer's next pass.
+ */
+#define RESTART_BUSY_MS 5
+
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
 	(void)name;
 	struct apply *a = ud;
-	int self = 0;
+	unsigned w = a->cfg.wal_pages, n = pages > 0 ? (unsigned)pages : 0;
+	int restart = 0, limit = n >= WAL_LIMIT_X * w;
 	pthread_mutex_lock(&a->mu);
 	if (a->pending > a->applied) {
 		a->applied = a->pending;
 		pthread_cond_broadcast(&a->cv);
 	}
-	if ((unsigned)pages >= a->cfg.wal_pages) {
+	if (n >= WAL_RESTART_X * w && !a->closing && a->rs_failed != a->ck_passes + 1) {
+		if (limit) {
+			a->ck_hold = 1;
+			while (a->ck_running && !a->closing)
+				pthread_cond_wait(&a->ckcv, &a->mu);
+			restart = !a->closing;
+		} else if (a->ck_running) {
+			a->ck_hold = 1; /* no new pass: restart when this one ends */
+		} else if (n - (a->ck_copied < n ? a->ck_copied : n) <= w) {
+			a->ck_hold = 1;
+			restart = 1;
+		} else {
+			a->ck_hold = 0; /* too much left: one more pass first */
+		}
+	}
+	if (n >= w && !a->ck_hold && !a->ck_running) {
 		a->ck_want = 1;
 		pthread_cond_signal(&a->ckcv);
-		self = (unsigned)pages >= 4 * a->cfg.wal_pages;
 	}
 	pthread_mutex_unlock(&a->mu);
-	if (self) {
-		/* The checkpointer did not keep up: back-pressure on apply. */
-		int nlog = 0, nck = 0;
-		int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-			/* after the commit: the instance stands, the WAL just grows */
-			char cs[64];
-			int code = sqlite3_extended_errcode(db), e = sqlite3_system_errno(db);
-			apply_code_str(code, cs, sizeof cs);
-			/* a full disk: the server reports that state; the next
-			 * checkpoint copies what this one could not */
-			int full = apply_disk_full(code, e);
-			mtr_log(full ? LOG_DEBUG : LOG_ERROR, "[apply] checkpoint in the apply thread failed: %s: %s (errno %d)",
-				cs, sqlite3_errmsg(db), e);
-			pthread_mutex_lock(&a->mu);
-			a->st.local_errors += !full;
-			pthread_mutex_unlock(&a->mu);
-		}
-		mtr_log(LOG_DEBUG, "[apply] WAL at %d pages: checkpoint in apply thread (%d/%d)", pages, nck,
-			nlog);
+	if (!restart)
+		return SQLITE_OK;
+	int nlog = 0, nck = 0;
+	uint64_t t0 = now_mono_ns();
+	sqlite3_busy_timeout(db, RESTART_BUSY_MS);
+	int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, &nlog, &nck);
+	sqlite3_busy_timeout(db, BUSY_MS);
+	uint64_t us = (now_mono_ns() - t0) / 1000;
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		ckpt_failed(a, db, " in the apply thread");
+	pthread_mutex_lock(&a->mu);
+	a->ck_hold = 0;
+	if (rc == SQLITE_OK) {
+		a->ck_copied = 0;
+		a->st.wal_restarts++;
+	} else {
+		/* a reader on a WAL snapshot (BUSY) or an error: the
+		 * checkpointer copies on; try again after its next pass */
+		a->rs_failed = a->ck_passes + 1;
+		if (nck > 0)
+			a->ck_copied = (unsigned)nck;
+		a->ck_want = 1;
+		pthread_cond_signal(&a->ckcv);
 	}
+	pthread_mutex_unlock(&a->mu);
+	mtr_log(LOG_DEBUG, "[apply] WAL at %u pages: restart in the apply thread rc=%d (%d/%d frames, %llu us%s)", n,
+		rc, nck, nlog, (unsigned long long)us, limit ? ", back-pressure" : "");
 	return SQLITE_OK;
 }
 
@@ -339,42 +396,42 @@ static void *checkpointer(void *arg)
 {
 	struct apply *a = arg;
 	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(a->path, &db, SQLITE_OPEN_READWRITE, DETVFS_NAME) != SQLITE_OK) {
+	/* Read once: a connection opens the WAL with its first read, and a
+	 * checkpoint on a connection that has not opened it copies nothing
+	 * (SQLITE_OK with -1 frames). */
+	int rc = sqlite3_open_v2(a->path, &db, SQLITE_OPEN_READWRITE, DETVFS_NAME);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, BUSY_MS); /* that read only: PASSIVE never waits */
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
 		mtr_log(LOG_ERROR, "[apply] checkpointer cannot open %s: %s", a->path, sqlite3_errmsg(db));
 		sqlite3_close(db);
 		db = NULL;
 	}
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
-		while (!a->ck_want && !a->closing)
+		while ((!a->ck_want || a->ck_hold) && !a->closing)
 			pthread_cond_wait(&a->ckcv, &a->mu);
 		if (a->closing)
 			break;
 		a->ck_want = 0;
+		a->ck_running = 1;
 		pthread_mutex_unlock(&a->mu);
+		int nlog = 0, nck = 0;
 		if (db != NULL) {
-			int nlog = 0, nck = 0;
-			int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
-			/* Everything copied: try to restart the WAL now, without
-			 * waiting (no busy handler: BUSY if apply is writing). */
-			int rc2 = SQLITE_OK;
-			if (rc == SQLITE_OK && nlog == nck)
-				rc2 = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-			if ((rc != SQLITE_OK && rc != SQLITE_BUSY) || (rc2 != SQLITE_OK && rc2 != SQLITE_BUSY)) {
-				int code = sqlite3_extended_errcode(db), e = sqlite3_system_errno(db);
-				int full = apply_disk_full(code, e); /* as in the apply thread's checkpoint */
-				char cs[64];
-				apply_code_str(code, cs, sizeof cs);
-				mtr_log(full ? LOG_DEBUG : LOG_ERROR, "[apply] checkpoint failed: %s: %s (errno %d)", cs,
-					sqlite3_errmsg(db), e);
-				pthread_mutex_lock(&a->mu);
-				a->st.local_errors += !full;
-				pthread_mutex_unlock(&a->mu);
-			}
+			rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nck);
+			if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+				ckpt_failed(a, db, "");
 			mtr_log(LOG_TRACE, "[apply] checkpoint rc=%d %d/%d frames", rc, nck, nlog);
 		}
 		pthread_mutex_lock(&a->mu);
+		a->ck_running = 0;
+		if (nck > 0)
+			a->ck_copied = (unsigned)nck;
+		a->ck_passes++;
 		a->st.checkpoints++;
+		pthread_cond_broadcast(&a->ckcv); /* the apply thread may wait for the pass */
 	}
 	pthread_mutex_unlock(&a->mu);
 	sqlite3_close(db);
@@ -522,9 +579,12 @@ int apply_open(const struct apply_config *cfg, struct apply **out)
 		return MTR_EIO;
 	}
 	char pragmas[256];
+	/* the WAL restarts at about WAL_RESTART_X x wal_pages (wal_hook): keep
+	 * that much allocated rather than shrink and regrow the file each time */
 	snprintf(pragmas, sizeof pragmas,
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA journal_size_limit=%lld;",
-		 cfg->durability == APPLY_SYNC_FULL ? "FULL" : "NORMAL", (long long)a->cfg.wal_pages * 2 * 4096);
+		 cfg->durability == APPLY_SYNC_FULL ? "FULL" : "NORMAL",
+		 (long long)a->cfg.wal_pages * (WAL_RESTART_X + 1) * 4096);
 	if (apply_conn_setup(a->db, cfg->provider, 0) != 0 || detvfs_functions_register(a->db, &a->rng) != 0 ||
 	    apply_exec_sql(a, pragmas) != 0 ||
 	    apply_exec_sql(a, "BEGIN IMMEDIATE;"

@@ -97,6 +97,7 @@ struct apply;
 	X(cache_hits, "prepared statements found in the cache")               \
 	X(cache_misses, "statements prepared")                                \
 	X(checkpoints, "checkpoints run by the checkpointer thread")          \
+	X(wal_restarts, "WAL restarts: RESTART checkpoints run by the apply thread between two instances") \
 	X(resends, "writes found applied already: kept result answered")     \
 	X(local_errors, "replica-local errors (I/O, full, ...) in apply or a read: incidents") \
 	X(local_retries, "instance attempts rolled back and retried after one") \

@@ -30,6 +30,12 @@
 #define DEFAULT_CACHE 128
 #define DEFAULT_WAL_PAGES 1000
 #define BUSY_MS 5000
+/* The WAL bound, in multiples of wal_pages: the apply thread restarts the
+ * WAL (a RESTART checkpoint between two instances, copying what the
+ * checkpointer's passes left) once it is WAL_RESTART_X x wal_pages long, and
+ * at WAL_LIMIT_X x waits for the checkpointer's running pass to do so. */
+#define WAL_RESTART_X 2
+#define WAL_LIMIT_X 4
 #define DEFAULT_LOCAL_RETRIES 3
 #define DEFAULT_RETRY_MS 10
 #define DEFAULT_FULL_RETRY_MS 500 /* a full disk: the instance is tried again this often */
@@ -184,6 +190,14 @@ struct apply {
 	pthread_cond_t ckcv; /* checkpointer work */
 	uint64_t applied, pending;
 	int closing, ck_want, ck_started;
+	/* The WAL bound (apply.c wal_hook): ck_running while the checkpointer
+	 * copies; ck_hold asks it not to start another pass (the apply thread
+	 * restarts the WAL); ck_copied the WAL frames its last pass left
+	 * backfilled (0 after a restart). */
+	int ck_running, ck_hold;
+	unsigned ck_copied;
+	uint64_t ck_passes;  /* passes the checkpointer finished */
+	uint64_t rs_failed;  /* ck_passes + 1 when the apply thread's restart last met a reader (BUSY) */
 	pthread_t ck;
 	struct apply_stats st;
 

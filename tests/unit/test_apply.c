@@ -898,11 +898,90 @@ static void test_wal_bounded(void **state)
 	apply_stats(f->a, &s);
 	/* 1500 instances of ~1-2 pages each would be > 12 MB of WAL unbounded;
 	 * the bound is 4 x 64 pages plus one transaction, with slack. */
-	print_message("# WAL max %lld bytes, %llu checkpoints\n", (long long)maxsz,
-		      (unsigned long long)s.checkpoints);
+	print_message("# WAL max %lld bytes, %llu checkpoints, %llu WAL restarts\n", (long long)maxsz,
+		      (unsigned long long)s.checkpoints, (unsigned long long)s.wal_restarts);
 	assert_true(maxsz > 0);
 	assert_true(maxsz < 6 * 64 * (4096 + 24) + 65536);
+	assert_true(s.wal_restarts > 0); /* restarted by the apply thread, not only truncated at close */
 	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 1499);
+}
+
+static off_t file_size(const char *dir, const char *name)
+{
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return stat(p, &st) == 0 ? st.st_size : 0;
+}
+
+/* The checkpointer copies frames into the database on its own: with the WAL
+ * between wal_pages and WAL_RESTART_X x wal_pages the apply thread never
+ * checkpoints, yet the database file grows (a checkpointer whose connection
+ * never opened the WAL copied nothing: issue 17). */
+static void test_checkpointer_copies(void **state)
+{
+	struct fx *f = *state;
+	apply_close(f->a);
+	f->a = open_dir(f->dir, 64);
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	off_t before = file_size(f->dir, APPLY_DB_NAME);
+	/* just over wal_pages (64) frames, well under 2 x: the apply thread
+	 * leaves the WAL to the checkpointer */
+	uint64_t i = 2;
+	for (; i < 200 && file_size(f->dir, APPLY_DB_NAME "-wal") <= 32 + 64 * (4096 + 24); i++)
+		assert_int_equal(apply_sql(f->a, i, "INSERT INTO t(v) VALUES(randomblob(600))"), 0);
+	assert_true(i > 10 && i < 200);
+	off_t after = before;
+	struct apply_stats s;
+	apply_stats(f->a, &s);
+	/* the file grows during the pass, the count after it */
+	for (int k = 0; k < 500 && (after < before + 2 * 4096 || s.checkpoints == 0); k++) {
+		usleep(10000);
+		after = file_size(f->dir, APPLY_DB_NAME);
+		apply_stats(f->a, &s);
+	}
+	print_message("# %llu instances, WAL %lld bytes; database %lld -> %lld bytes, %llu checkpoints, %llu WAL restarts\n",
+		      (unsigned long long)i, (long long)file_size(f->dir, APPLY_DB_NAME "-wal"), (long long)before,
+		      (long long)after, (unsigned long long)s.checkpoints, (unsigned long long)s.wal_restarts);
+	assert_true(s.checkpoints > 0);
+	assert_int_equal(s.wal_restarts, 0);
+	assert_true(after >= before + 2 * 4096); /* 20 rows of 600 bytes, 6 a page */
+}
+
+/* A reader on a WAL snapshot holds the restart off (the apply thread waits
+ * RESTART_BUSY_MS at most for it, then carries on): the WAL grows past its
+ * bound while the reader stays, and restarts once it is gone. */
+static void test_wal_reader_holds_restart(void **state)
+{
+	struct fx *f = *state;
+	apply_close(f->a);
+	f->a = open_dir(f->dir, 64);
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	assert_int_equal(apply_sql(f->a, 2, "INSERT INTO t(v) VALUES(1)"), 0);
+	sqlite3 *rd;
+	assert_int_equal(apply_open_reader(f->a, &rd), 0);
+	assert_int_equal(sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM t", NULL, NULL, NULL), SQLITE_OK);
+	struct apply_stats s0, s1, s2;
+	apply_stats(f->a, &s0);
+	uint64_t i = 3;
+	uint64_t t0 = now_mono_ns();
+	for (; i <= 300; i++)
+		assert_int_equal(apply_sql(f->a, i, "INSERT INTO t(v) VALUES(randomblob(600))"), 0);
+	double ms = (double)(now_mono_ns() - t0) / 1e6;
+	apply_stats(f->a, &s1);
+	off_t held = file_size(f->dir, APPLY_DB_NAME "-wal");
+	assert_int_equal(sqlite3_exec(rd, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(rd);
+	for (; i <= 900; i++)
+		assert_int_equal(apply_sql(f->a, i, "INSERT INTO t(v) VALUES(randomblob(600))"), 0);
+	apply_stats(f->a, &s2);
+	print_message("# with a reader: WAL %lld bytes, %llu restarts, 298 instances in %.0f ms; after: %llu restarts\n",
+		      (long long)held, (unsigned long long)(s1.wal_restarts - s0.wal_restarts), ms,
+		      (unsigned long long)(s2.wal_restarts - s1.wal_restarts));
+	assert_int_equal(s1.wal_restarts, s0.wal_restarts);
+	assert_true(held > 6 * 64 * (4096 + 24)); /* past the bound: the reader pins the WAL */
+	assert_true(s2.wal_restarts > s1.wal_restarts);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 899);
 }
 
 /* ---- replica-local errors (issue 18) ---- */
@@ -965,14 +1044,6 @@ static int apply_blob(struct apply *a, const char *sql, int res[2])
 	res[0] = 0;
 	res[1] = -1;
 	return apply_instance(a, 2, &it, 1, count_result, res);
-}
-
-static off_t file_size(const char *dir, const char *name)
-{
-	char p[256];
-	struct stat st;
-	snprintf(p, sizeof p, "%s/%s", dir, name);
-	return stat(p, &st) == 0 ? st.st_size : 0;
 }
 
 /*
@@ -1647,6 +1718,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpointer_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_reader_holds_restart, setup, teardown),
 		cmocka_unit_test(test_local_error_class),
 		cmocka_unit_test_setup_teardown(test_ioerr_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ioerr_persistent, setup, teardown),
