@@ -51,16 +51,22 @@ struct reader {
 	size_t n, cap;
 };
 
-static int put(struct reader *r, int c)
+static int put_grow(struct reader *r, int c)
 {
-	if (r->n + 1 >= r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 256;
-		char *z = realloc(r->z, cap);
-		if (!z)
-			return -1;
-		r->z = z;
-		r->cap = cap;
-	}
+	size_t cap = r->cap ? r->cap * 2 : 256;
+	char *z = realloc(r->z, cap);
+	if (!z)
+		return -1;
+	r->z = z;
+	r->cap = cap;
+	r->z[r->n++] = (char)c;
+	return 0;
+}
+
+static inline int put(struct reader *r, int c)
+{
+	if (__builtin_expect(r->n + 1 >= r->cap, 0))
+		return put_grow(r, c);
 	r->z[r->n++] = (char)c;
 	return 0;
 }
@@ -168,6 +174,9 @@ struct import {
 	int ncol;
 	struct batch b[DEPTH];
 	int cur;           /* the batch being filled */
+	size_t rows;       /* rows per batch, fixed by the first one (0: not yet) */
+	mtr_stmt *st;      /* the INSERT of st_rows rows, kept for the next batch */
+	size_t st_rows;
 	long done, failed, failed_in_a_row;
 };
 
@@ -241,12 +250,37 @@ static void batch_reset(struct batch *b)
 	b->state = 0;
 }
 
+/* Finalize st unless it is the kept statement. */
+static void release(struct import *im, mtr_stmt *st)
+{
+	if (st != im->st)
+		mtr_finalize(st);
+}
+
+/* Forget the kept statement (before the connection it belongs to closes). */
+static void forget_kept(struct import *im)
+{
+	mtr_finalize(im->st);
+	im->st = NULL;
+	im->st_rows = 0;
+}
+
 /* The INSERT of rows [a, b) of batch bt, prepared and bound: one
  * multi-row INSERT ... VALUES(?,...),(?,...) with every value bound as
  * TEXT, as sqlite3 binds it.  (Rows as one JSON value read with json_each
- * spare the proxy the placeholders but cost the replicas more: slower.) */
+ * spare the proxy the placeholders but cost the replicas more: slower.)
+ * Every full batch has the same number of rows, hence the same text: its
+ * statement is prepared once and kept (im->st; release() leaves it), and
+ * the proxy's and the replicas' caches of parses and prepared statements
+ * hit too. */
 static int prepare_rows(struct import *im, struct batch *bt, size_t a, size_t b, mtr_stmt **st)
 {
+	int rc = 0;
+	if (im->st && b - a == im->st_rows) {
+		*st = im->st;
+		mtr_reset(*st);
+		goto bind;
+	}
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	sqlite3_str_appendf(s, "INSERT INTO %s VALUES", im->table);
 	for (size_t r = a; r < b; r++) {
@@ -259,14 +293,22 @@ static int prepare_rows(struct import *im, struct batch *bt, size_t a, size_t b,
 	*st = NULL;
 	if (!sql)
 		return MTR_ENOMEM;
-	int rc = mtr_prepare(im->sh->db, sql, -1, st, NULL);
+	rc = mtr_prepare(im->sh->db, sql, -1, st, NULL);
 	sqlite3_free(sql);
 	if (rc || !*st)
 		return rc ? rc : MTR_ENOMEM;
+	if (!im->st && b - a == im->rows) {
+		im->st = *st;
+		im->st_rows = b - a;
+	}
+bind:
 	for (size_t k = a * (size_t)im->ncol, p = 1; k < b * (size_t)im->ncol && !rc; k++, p++)
 		rc = bt->off[k] < 0 ? mtr_bind_null(*st, (int)p) : mtr_bind_text(*st, (int)p, bt->buf + bt->off[k], -1);
 	if (rc) {
-		mtr_finalize(*st);
+		if (*st == im->st)
+			forget_kept(im);
+		else
+			mtr_finalize(*st);
 		*st = NULL;
 	}
 	return rc;
@@ -290,9 +332,14 @@ static int insert_rows(struct import *im, struct batch *bt, size_t a, size_t b)
 	int rc = prepare_rows(im, bt, a, b, &st);
 	if (!rc) {
 		rc = shell_step(im->sh, st);
-		if (rc == SHELL_EINTR)
+		if (rc == SHELL_EINTR) {
+			/* the old handle and its statements, kept one
+			 * included, now belong to the abandoned worker */
+			im->st = NULL;
+			im->st_rows = 0;
 			return -1;
-		mtr_finalize(st);
+		}
+		release(im, st);
 	}
 	if (rc == MTR_DONE) {
 		im->done += (long)(b - a);
@@ -337,6 +384,7 @@ static int wait_answers(struct import *im, struct batch *b)
 	while (b ? b->state == 1 : mtr_pending(sh->db) > 0) {
 		int r = intr_int || intr_quit ? MTR_ECLOSED : mtr_poll(sh->db, 100);
 		if (r < 0) {
+			forget_kept(im);
 			mtr_close(sh->db); /* answers ECLOSED to what is still submitted */
 			sh->db = NULL;
 			sh->nheld = 0;
@@ -388,7 +436,7 @@ static int submit(struct import *im)
 	if (!rc) {
 		b->state = 1;
 		rc = mtr_submit(st, on_answer, b);
-		mtr_finalize(st);
+		release(im, st);
 		if (rc)
 			b->state = 0;
 	}
@@ -520,7 +568,12 @@ static int import_file(struct import *im, const char *schema, const char *table,
 			break;
 		}
 		b->line[b->nrows++] = start;
-		if (b->nrows >= max_rows || b->len >= BATCH_BYTES) {
+		/* the first batch closes at BATCH_BYTES and fixes the row count
+		 * of every other (same text: see prepare_rows); a batch of much
+		 * longer rows closes early, at 4 times the size */
+		if (!im->rows && (b->nrows >= max_rows || b->len >= BATCH_BYTES))
+			im->rows = b->nrows;
+		if (im->rows && (b->nrows >= im->rows || b->len >= 4 * BATCH_BYTES)) {
 			rc = submit(im);
 			if (tty && size > 0)
 				fprintf(stderr, "\rimporting %s: %ld rows, %3.0f%%", rd->name, im->done,
@@ -534,6 +587,8 @@ static int import_file(struct import *im, const char *schema, const char *table,
 		}
 	}
 	rc = finish(im, !rc);
+	if (im->st && sh->db)
+		forget_kept(im);
 	if (sh->db)
 		mtr_busy_timeout(sh->db, 0);
 	if (tty)
