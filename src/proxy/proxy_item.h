@@ -79,11 +79,12 @@ struct proxy_item_in {
  * item.  sql_parse() depends on the text alone, so an item built from a
  * kept parse is byte for byte the item a fresh parse gives.  Bounded:
  * PROXY_PARSE_CACHE_SLOTS texts of at most PROXY_PARSE_CACHE_MAX bytes, the
- * least recently used replaced.  All zero is empty; one cache per thread
+ * least recently used replaced (a parse of 128 KiB of placeholders holds
+ * about 6 MB: 25 MB at most per proxy).  All zero is empty; one cache per thread
  * (no locking); proxy_parse_cache_clear frees what it holds.
  */
-#define PROXY_PARSE_CACHE_SLOTS 8
-#define PROXY_PARSE_CACHE_MAX (256u << 10)
+#define PROXY_PARSE_CACHE_SLOTS 4
+#define PROXY_PARSE_CACHE_MAX (128u << 10) /* 32,766 placeholders take 98 KB */
 struct sql_result;
 struct proxy_parse_cache {
 	struct {

@@ -429,8 +429,8 @@ static void test_parse_cache(void **state)
 		"BEGIN; ROLLBACK",
 	};
 	struct cproto_bind b[2] = {bint(1, NULL, 11), bint(2, NULL, 22)};
-	for (int round = 0; round < 3; round++) {
-		for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+		for (int round = 0; round < 3; round++) {
 			struct proxy_item_out o1 = {0}, o2 = {0};
 			struct proxy_err e1, e2;
 			b[0].v.u.i = round; /* other values, same text: still a hit */
