@@ -6,18 +6,21 @@
  *
  * sqlite3 inserts row by row in one local transaction; through a cluster
  * every request is a round trip through the log, so rows go in batches:
- * one multi-row INSERT of up to BATCH_BYTES of values (and at most
- * 32,766 parameters), which the servers apply atomically, and up to DEPTH
+ * one multi-row INSERT (the first of up to BATCH_BYTES of values and at
+ * most 32,766 parameters, every later one of as many rows, so that all
+ * have one SQL text), which the servers apply atomically, and up to DEPTH
  * batches are sent before the first answer is awaited (mtr_submit), so
  * the proxy, the servers and the shell work at once (doc/performance.md,
  * ".import": 64 KiB and 16 were the fastest on the test machine).  When a
- * batch fails because of a row (a constraint, a type), it is split in
- * halves and each half tried again, waiting, down to the single row,
- * which is reported with its file line; the other rows go in.  A bad row
- * therefore costs about 2*log2(rows per batch) requests, and the rows of
- * the batches around it keep their file order except around the bad one.
- * Any other error (no such table, no connection, Ctrl-C) stops the
- * import; the batches already applied stay.
+ * batch fails because of a row (a constraint, a type), it is split into
+ * SPLIT ranges sent together, the failing ranges again, down to the single
+ * row, which is reported with its file line; the other rows go in.  A bad
+ * row therefore costs about SPLIT*log_SPLIT(rows per batch) requests in
+ * log_SPLIT(rows per batch) round trips (3 for 64 KiB batches), and the
+ * rows of a failed batch go in after those of the batches sent before its
+ * answer came, its ranges in the order of their answers.  Any other error
+ * (no such table, no connection, Ctrl-C) stops the import; the batches
+ * already applied stay.
  */
 #include "config.h"
 
@@ -36,6 +39,8 @@
 #define MAX_PARAMS 32766        /* SQLite's default SQLITE_MAX_VARIABLE_NUMBER */
 #define MAX_FAILED_IN_A_ROW 100 /* then the failures are not about rows */
 #define DEPTH 16                 /* batches sent and not yet answered, at most */
+#define SPLIT 16                 /* ranges a failed batch is split into, sent together */
+#define PARTS_AHEAD 64           /* ... of which at most this many in flight */
 
 /* ---- the reader (sqlite3's csv_read_one_field / ascii_read_one_field) - */
 
@@ -51,16 +56,22 @@ struct reader {
 	size_t n, cap;
 };
 
-static int put(struct reader *r, int c)
+static int put_grow(struct reader *r, int c)
 {
-	if (r->n + 1 >= r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 256;
-		char *z = realloc(r->z, cap);
-		if (!z)
-			return -1;
-		r->z = z;
-		r->cap = cap;
-	}
+	size_t cap = r->cap ? r->cap * 2 : 256;
+	char *z = realloc(r->z, cap);
+	if (!z)
+		return -1;
+	r->z = z;
+	r->cap = cap;
+	r->z[r->n++] = (char)c;
+	return 0;
+}
+
+static inline int put(struct reader *r, int c)
+{
+	if (__builtin_expect(r->n + 1 >= r->cap, 0))
+		return put_grow(r, c);
 	r->z[r->n++] = (char)c;
 	return 0;
 }
@@ -143,11 +154,23 @@ static char *read_field(struct reader *r)
 /* The rows of one batch: values back to back (NUL-terminated), one offset
  * per value (-1: NULL), the file line of each row; and, once submitted,
  * its state. */
-struct batch {
+/* The answer to one request sent with mtr_submit (on_answer). */
+struct answer {
 	struct import *im;
+	int state; /* 0 not sent (a batch: filling), 1 submitted, 2 answered */
+	int rc;    /* the answer's code */
+	int ext;   /* and SQLite's extended code */
+	char err[256];
+};
+
+struct batch {
+	struct answer ans;
 	char *buf;
 	size_t len, cap;
-	long *off;
+	struct val {
+		long at; /* offset in buf, -1: NULL */
+		size_t n;  /* bytes before the NUL */
+	} *off;
 	size_t noff, offcap;
 	long *line;
 	size_t nrows, rowcap;
@@ -155,10 +178,6 @@ struct batch {
 			    * in line order with the failures at its answer */
 	long *warn_line;
 	size_t nwarn, warncap, warned;
-	int state; /* 0 free (filling), 1 submitted, 2 answered */
-	int rc;    /* the answer's code */
-	int ext;   /* and SQLite's extended code */
-	char err[256];
 };
 
 struct import {
@@ -168,6 +187,9 @@ struct import {
 	int ncol;
 	struct batch b[DEPTH];
 	int cur;           /* the batch being filled */
+	size_t rows;       /* rows per batch, fixed by the first one (0: not yet) */
+	mtr_stmt *st;      /* the INSERT of st_rows rows, kept for the next batch */
+	size_t st_rows;
 	long done, failed, failed_in_a_row;
 };
 
@@ -189,18 +211,18 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 /* The next value of the row being read (z NULL: a missing value). */
 static int batch_value(struct batch *b, const char *z)
 {
-	if (grow((void **)&b->off, &b->offcap, b->noff + 1, sizeof(long)))
+	if (grow((void **)&b->off, &b->offcap, b->noff + 1, sizeof *b->off))
 		return -1;
 	if (!z) {
-		b->off[b->noff++] = -1;
+		b->off[b->noff++] = (struct val){.at = -1};
 		return 0;
 	}
-	size_t n = strlen(z) + 1;
-	if (grow((void **)&b->buf, &b->cap, b->len + n, 1))
+	size_t n = strlen(z); /* up to a NUL in the field, as sqlite3 binds it */
+	if (grow((void **)&b->buf, &b->cap, b->len + n + 1, 1))
 		return -1;
-	memcpy(b->buf + b->len, z, n);
-	b->off[b->noff++] = (long)b->len;
-	b->len += n;
+	memcpy(b->buf + b->len, z, n + 1);
+	b->off[b->noff++] = (struct val){.at = (long)b->len, .n = n};
+	b->len += n + 1;
 	return 0;
 }
 
@@ -238,15 +260,40 @@ static void batch_reset(struct batch *b)
 	if (b->warn)
 		sqlite3_str_reset(b->warn);
 	b->len = b->noff = b->nrows = b->nwarn = b->warned = 0;
-	b->state = 0;
+	b->ans.state = 0;
+}
+
+/* Finalize st unless it is the kept statement. */
+static void release(struct import *im, mtr_stmt *st)
+{
+	if (st != im->st)
+		mtr_finalize(st);
+}
+
+/* Forget the kept statement (before the connection it belongs to closes). */
+static void forget_kept(struct import *im)
+{
+	mtr_finalize(im->st);
+	im->st = NULL;
+	im->st_rows = 0;
 }
 
 /* The INSERT of rows [a, b) of batch bt, prepared and bound: one
  * multi-row INSERT ... VALUES(?,...),(?,...) with every value bound as
  * TEXT, as sqlite3 binds it.  (Rows as one JSON value read with json_each
- * spare the proxy the placeholders but cost the replicas more: slower.) */
+ * spare the proxy the placeholders but cost the replicas more: slower.)
+ * Every full batch has the same number of rows, hence the same text: its
+ * statement is prepared once and kept (im->st; release() leaves it), and
+ * the proxy's and the replicas' caches of parses and prepared statements
+ * hit too. */
 static int prepare_rows(struct import *im, struct batch *bt, size_t a, size_t b, mtr_stmt **st)
 {
+	int rc = 0;
+	if (im->st && b - a == im->st_rows) {
+		*st = im->st;
+		mtr_reset(*st);
+		goto bind;
+	}
 	sqlite3_str *s = sqlite3_str_new(NULL);
 	sqlite3_str_appendf(s, "INSERT INTO %s VALUES", im->table);
 	for (size_t r = a; r < b; r++) {
@@ -259,14 +306,23 @@ static int prepare_rows(struct import *im, struct batch *bt, size_t a, size_t b,
 	*st = NULL;
 	if (!sql)
 		return MTR_ENOMEM;
-	int rc = mtr_prepare(im->sh->db, sql, -1, st, NULL);
+	rc = mtr_prepare(im->sh->db, sql, -1, st, NULL);
 	sqlite3_free(sql);
 	if (rc || !*st)
 		return rc ? rc : MTR_ENOMEM;
+	if (!im->st && b - a == im->rows) {
+		im->st = *st;
+		im->st_rows = b - a;
+	}
+bind:
 	for (size_t k = a * (size_t)im->ncol, p = 1; k < b * (size_t)im->ncol && !rc; k++, p++)
-		rc = bt->off[k] < 0 ? mtr_bind_null(*st, (int)p) : mtr_bind_text(*st, (int)p, bt->buf + bt->off[k], -1);
+		rc = bt->off[k].at < 0 ? mtr_bind_null(*st, (int)p)
+				       : mtr_bind_text(*st, (int)p, bt->buf + bt->off[k].at, (int)bt->off[k].n);
 	if (rc) {
-		mtr_finalize(*st);
+		if (*st == im->st)
+			forget_kept(im);
+		else
+			mtr_finalize(*st);
 		*st = NULL;
 	}
 	return rc;
@@ -281,62 +337,29 @@ static int row_error(int rc, int ext)
 	return rc == MTR_ESQL && (primary == SQLITE_CONSTRAINT || primary == SQLITE_MISMATCH || primary == SQLITE_TOOBIG);
 }
 
-/* Insert rows [a, b) of batch bt and wait, halving on an SQL error down to
- * the failing rows, which are reported.  0, or -1 on an error that stops
- * the import (reported). */
-static int insert_rows(struct import *im, struct batch *bt, size_t a, size_t b)
-{
-	mtr_stmt *st;
-	int rc = prepare_rows(im, bt, a, b, &st);
-	if (!rc) {
-		rc = shell_step(im->sh, st);
-		if (rc == SHELL_EINTR)
-			return -1;
-		mtr_finalize(st);
-	}
-	if (rc == MTR_DONE) {
-		im->done += (long)(b - a);
-		im->failed_in_a_row = 0;
-		return 0;
-	}
-	if (!row_error(rc, mtr_extended_errcode(im->sh->db))) {
-		shell_error("%s: INSERT failed: %s", im->rd.name, mtr_errmsg(im->sh->db));
-		return -1;
-	}
-	if (b - a > 1) {
-		size_t mid = a + (b - a) / 2;
-		return insert_rows(im, bt, a, mid) || insert_rows(im, bt, mid, b) ? -1 : 0;
-	}
-	batch_warnings(bt, bt->line[a]);
-	fprintf(stderr, "%s:%ld: INSERT failed: %s\n", im->rd.name, bt->line[a], mtr_errmsg(im->sh->db));
-	im->failed++;
-	if (++im->failed_in_a_row >= MAX_FAILED_IN_A_ROW) {
-		shell_error("%s: %d rows in a row failed; stopped", im->rd.name, MAX_FAILED_IN_A_ROW);
-		return -1;
-	}
-	return 0;
-}
-
 static void on_answer(void *arg, int rc, int extended, int64_t changes, int64_t rowid)
 {
-	struct batch *b = arg;
+	struct answer *a = arg;
 	(void)changes, (void)rowid;
-	b->rc = rc;
-	b->ext = extended;
-	b->state = 2;
+	a->rc = rc;
+	a->ext = extended;
+	a->state = 2;
 	if (rc)
-		snprintf(b->err, sizeof b->err, "%s", mtr_errmsg(b->im->sh->db));
+		snprintf(a->err, sizeof a->err, "%s", mtr_errmsg(a->im->sh->db));
 }
 
-/* Wait for answers (Ctrl-C ends the wait) until done() holds.  0, or -1
- * when interrupted or the connection failed (the connection is then
- * closed, every submitted batch answered, and a new one opened). */
-static int wait_answers(struct import *im, struct batch *b)
+/* Wait for answers (Ctrl-C ends the wait): until *state (a batch's or a
+ * part's) is no longer 1 (submitted), or with state NULL until at most
+ * below requests are pending.  0, or -1 when interrupted or the connection
+ * failed (the connection is then closed, every submitted request answered,
+ * and a new one opened). */
+static int wait_answers(struct import *im, const int *state, int below)
 {
 	struct shell *sh = im->sh;
-	while (b ? b->state == 1 : mtr_pending(sh->db) > 0) {
+	while (state ? *state == 1 : mtr_pending(sh->db) > below) {
 		int r = intr_int || intr_quit ? MTR_ECLOSED : mtr_poll(sh->db, 100);
 		if (r < 0) {
+			forget_kept(im);
 			mtr_close(sh->db); /* answers ECLOSED to what is still submitted */
 			sh->db = NULL;
 			sh->nheld = 0;
@@ -352,24 +375,168 @@ static int wait_answers(struct import *im, struct batch *b)
 	return 0;
 }
 
+/* ---- the rows of a failed batch --------------------------------------- */
+
+/* One range of rows of a failed batch, sent on its own. */
+struct part {
+	struct answer ans;
+	size_t a, b; /* rows [a, b) of the batch */
+};
+
+/* Run part p the waiting way (a busy proxy is waited out for the busy
+ * timeout, as mtr_step does), when it could not be submitted or the proxy
+ * was busy.  0, or -1 when interrupted. */
+static int part_wait(struct import *im, struct batch *bt, struct part *p)
+{
+	/* nothing submitted may be pending while the shell waits on a
+	 * worker (an interrupted worker keeps the handle) */
+	if (wait_answers(im, NULL, 0))
+		return -1;
+	mtr_stmt *st;
+	int rc = prepare_rows(im, bt, p->a, p->b, &st);
+	if (!rc) {
+		rc = shell_step(im->sh, st);
+		if (rc == SHELL_EINTR) {
+			/* the old handle and its statements, kept one
+			 * included, now belong to the abandoned worker */
+			im->st = NULL;
+			im->st_rows = 0;
+			return -1;
+		}
+		release(im, st);
+	}
+	p->ans.rc = rc == MTR_DONE ? 0 : rc;
+	p->ans.ext = mtr_extended_errcode(im->sh->db);
+	snprintf(p->ans.err, sizeof p->ans.err, "%s", mtr_errmsg(im->sh->db));
+	p->ans.state = 2;
+	return 0;
+}
+
+static int part_line_cmp(const void *x, const void *y)
+{
+	const struct part *p = x, *q = y;
+	return p->a < q->a ? -1 : p->a > q->a;
+}
+
+/* Report the failed rows of batch bt (bad[0..n), single rows), in line
+ * order with its column-count warnings.  0, or -1 when MAX_FAILED_IN_A_ROW
+ * rows in a row failed (the import stops). */
+static int report_rows(struct import *im, struct batch *bt, struct part *bad, size_t n)
+{
+	qsort(bad, n, sizeof *bad, part_line_cmp);
+	size_t next = 0; /* the first row after the last failure seen */
+	for (size_t k = 0; k < n; k++) {
+		if (bad[k].a != next) /* the first row of the batch continues the run */
+			im->failed_in_a_row = 0;
+		next = bad[k].a + 1;
+		batch_warnings(bt, bt->line[bad[k].a]);
+		fprintf(stderr, "%s:%ld: INSERT failed: %s\n", im->rd.name, bt->line[bad[k].a], bad[k].ans.err);
+		im->failed++;
+		if (++im->failed_in_a_row >= MAX_FAILED_IN_A_ROW) {
+			shell_error("%s: %d rows in a row failed; stopped", im->rd.name, MAX_FAILED_IN_A_ROW);
+			return -1;
+		}
+	}
+	if (next != bt->nrows)
+		im->failed_in_a_row = 0;
+	return 0;
+}
+
+/*
+ * Insert rows [a, b) of batch bt, whose INSERT failed: split into up to
+ * SPLIT ranges sent together (PARTS_AHEAD in flight at most), the ranges
+ * that fail because of a row split again the same way, down to single
+ * rows, which are reported; about log_SPLIT(rows) round trips in all,
+ * while the batches sent after it stay in flight.  0, or -1 on an error
+ * that stops the import (reported).
+ */
+static int insert_rows(struct import *im, struct batch *bt, size_t a, size_t b)
+{
+	size_t cap = b - a;
+	struct part *cur = calloc(cap, sizeof *cur), *next = calloc(cap, sizeof *next),
+		    *bad = calloc(cap, sizeof *bad);
+	size_t n = 1, nbad = 0;
+	int rc = 0;
+	if (!cur || !next || !bad) {
+		shell_error("%s: out of memory", im->rd.name);
+		rc = -1;
+		goto out;
+	}
+	cur[0] = (struct part){.ans.im = im, .a = a, .b = b};
+	while (n && !rc) {
+		for (size_t i = 0; i < n && !rc; i++) {
+			struct part *p = &cur[i];
+			if (mtr_pending(im->sh->db) >= PARTS_AHEAD && wait_answers(im, NULL, PARTS_AHEAD - 1)) {
+				rc = -1;
+				break;
+			}
+			mtr_stmt *st;
+			if (prepare_rows(im, bt, p->a, p->b, &st) == 0) {
+				p->ans.state = 1;
+				if (mtr_submit(st, on_answer, &p->ans))
+					p->ans.state = 0; /* sent the waiting way below */
+				release(im, st);
+			}
+		}
+		size_t m = 0;
+		for (size_t i = 0; i < n && !rc; i++) {
+			struct part *p = &cur[i];
+			if (p->ans.state == 1 && wait_answers(im, &p->ans.state, 0)) {
+				rc = -1;
+				break;
+			}
+			if ((p->ans.state == 0 || p->ans.rc == MTR_EBUSY || p->ans.rc == MTR_EFULL) && part_wait(im, bt, p)) {
+				rc = -1;
+				break;
+			}
+			if (p->ans.rc == 0) {
+				im->done += (long)(p->b - p->a);
+			} else if (!row_error(p->ans.rc, p->ans.ext)) {
+				shell_error("%s: INSERT failed: %s", im->rd.name, p->ans.err);
+				rc = -1;
+			} else if (p->b - p->a == 1) {
+				bad[nbad++] = *p;
+			} else {
+				size_t rows = p->b - p->a, k = rows < SPLIT ? rows : SPLIT;
+				for (size_t j = 0; j < k; j++)
+					next[m++] = (struct part){.ans.im = im, .a = p->a + j * rows / k,
+								  .b = p->a + (j + 1) * rows / k};
+			}
+		}
+		/* after an error that stops the import, the rest of the level
+		 * is still answered into cur (a wait that fails has closed the
+		 * connection, which answers everything) */
+		for (size_t i = 0; i < n && rc; i++)
+			if (cur[i].ans.state == 1 && wait_answers(im, &cur[i].ans.state, 0))
+				break;
+		struct part *t = cur;
+		cur = next;
+		next = t;
+		n = m;
+	}
+	if (!rc)
+		rc = report_rows(im, bt, bad, nbad);
+out:
+	free(cur);
+	free(next);
+	free(bad);
+	return rc;
+}
+
 /* Wait for batch b's answer and take it: on an SQL error (or a busy
  * proxy) its rows are inserted again one half at a time.  0 or -1. */
 static int settle(struct import *im, struct batch *b)
 {
 	int rc = 0;
-	if (b->state == 1 && wait_answers(im, b))
+	if (b->ans.state == 1 && wait_answers(im, &b->ans.state, 0))
 		return -1;
-	if (b->state == 2 && b->rc == 0) {
+	if (b->ans.state == 2 && b->ans.rc == 0) {
 		im->done += (long)b->nrows;
 		im->failed_in_a_row = 0;
-	} else if (b->state == 2 && (row_error(b->rc, b->ext) || b->rc == MTR_EBUSY || b->rc == MTR_EFULL)) {
-		/* nothing submitted may be pending while the shell waits on a
-		 * worker (an interrupted worker keeps the handle) */
-		rc = wait_answers(im, NULL);
-		if (!rc)
-			rc = insert_rows(im, b, 0, b->nrows);
-	} else if (b->state == 2) {
-		shell_error("%s: INSERT failed: %s", im->rd.name, b->err);
+	} else if (b->ans.state == 2 && (row_error(b->ans.rc, b->ans.ext) || b->ans.rc == MTR_EBUSY || b->ans.rc == MTR_EFULL)) {
+		rc = insert_rows(im, b, 0, b->nrows);
+	} else if (b->ans.state == 2) {
+		shell_error("%s: INSERT failed: %s", im->rd.name, b->ans.err);
 		rc = -1;
 	}
 	batch_reset(b);
@@ -386,15 +553,15 @@ static int submit(struct import *im)
 	mtr_stmt *st;
 	int rc = prepare_rows(im, b, 0, b->nrows, &st);
 	if (!rc) {
-		b->state = 1;
-		rc = mtr_submit(st, on_answer, b);
-		mtr_finalize(st);
+		b->ans.state = 1;
+		rc = mtr_submit(st, on_answer, &b->ans);
+		release(im, st);
 		if (rc)
-			b->state = 0;
+			b->ans.state = 0;
 	}
 	if (rc) /* the callback will not come: insert it the waiting way */
-		rc = wait_answers(im, NULL) || insert_rows(im, b, 0, b->nrows) ? -1 : 0;
-	if (b->state == 0)
+		rc = insert_rows(im, b, 0, b->nrows);
+	if (b->ans.state == 0)
 		batch_reset(b);
 	im->cur = (im->cur + 1) % DEPTH;
 	return rc || settle(im, &im->b[im->cur]) ? -1 : 0;
@@ -406,7 +573,7 @@ static int finish(struct import *im, int ok)
 	int rc = ok ? submit(im) : -1;
 	for (int k = 0; k < DEPTH; k++) {
 		struct batch *b = &im->b[(im->cur + k) % DEPTH];
-		if (b->state && (rc ? wait_answers(im, b) : settle(im, b)))
+		if (b->ans.state && (rc ? wait_answers(im, &b->ans.state, 0) : settle(im, b)))
 			rc = -1;
 	}
 	return rc;
@@ -478,7 +645,7 @@ static int import_file(struct import *im, const char *schema, const char *table,
 	struct stat sb;
 	long size = fstat(fileno(rd->f), &sb) == 0 && S_ISREG(sb.st_mode) ? (long)sb.st_size : 0;
 	for (int k = 0; k < DEPTH; k++)
-		im->b[k].im = im;
+		im->b[k].ans.im = im;
 	mtr_busy_timeout(sh->db, 10000);
 	while (!rc && rd->term != EOF) {
 		struct batch *b = &im->b[im->cur];
@@ -520,7 +687,12 @@ static int import_file(struct import *im, const char *schema, const char *table,
 			break;
 		}
 		b->line[b->nrows++] = start;
-		if (b->nrows >= max_rows || b->len >= BATCH_BYTES) {
+		/* the first batch closes at BATCH_BYTES and fixes the row count
+		 * of every other (same text: see prepare_rows); a batch of much
+		 * longer rows closes early, at 4 times the size */
+		if (!im->rows && (b->nrows >= max_rows || b->len >= BATCH_BYTES))
+			im->rows = b->nrows;
+		if (im->rows && (b->nrows >= im->rows || b->len >= 4 * BATCH_BYTES)) {
 			rc = submit(im);
 			if (tty && size > 0)
 				fprintf(stderr, "\rimporting %s: %ld rows, %3.0f%%", rd->name, im->done,
@@ -534,6 +706,8 @@ static int import_file(struct import *im, const char *schema, const char *table,
 		}
 	}
 	rc = finish(im, !rc);
+	if (im->st && sh->db)
+		forget_kept(im);
 	if (sh->db)
 		mtr_busy_timeout(sh->db, 0);
 	if (tty)

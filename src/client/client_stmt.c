@@ -252,14 +252,22 @@ MTR_API int mtr_stmt_readonly(mtr_stmt *st)
 
 /* ---- bindings ---- */
 
-static int bind_check(mtr_stmt *st, int index)
+/* May parameter index be bound now?  0 or the error.  The old value stays. */
+static int bind_ok(mtr_stmt *st, int index)
 {
 	if (st->state == ST_ROWS)
 		return client_err(st->db, MTR_EBUSY, "statement is running: mtr_reset it before binding");
 	if (index < 1 || index > st->nparams)
 		return client_err(st->db, MTR_EINVAL, "bind index %d out of range (1..%d)", index, st->nparams);
-	bind_free_one(&st->vals[index - 1]);
 	return 0;
+}
+
+static int bind_check(mtr_stmt *st, int index)
+{
+	int rc = bind_ok(st, index);
+	if (rc == 0)
+		bind_free_one(&st->vals[index - 1]);
+	return rc;
 }
 
 MTR_API int mtr_bind_int64(mtr_stmt *st, int index, int64_t value)
@@ -287,14 +295,32 @@ MTR_API int mtr_bind_int(mtr_stmt *st, int index, int value)
 	return mtr_bind_int64(st, index, value);
 }
 
+/* The copy goes into the old value's buffer when it is one and as large
+ * (a statement bound again and again, as mtrsql's .import does, allocates
+ * nothing more). */
 static int bind_bytes(mtr_stmt *st, int index, uint8_t type, const void *p, size_t n)
 {
-	int rc = bind_check(st, index);
+	int rc = bind_ok(st, index);
 	if (rc)
 		return rc;
-	if (n > UINT32_MAX)
+	struct wire_value *v = &st->vals[index - 1];
+	if (n > UINT32_MAX) {
+		bind_free_one(v);
 		return client_err(st->db, MTR_ETOOBIG, "value too large");
-	void *copy = malloc(n ? n : 1);
+	}
+	void *copy = NULL;
+	if (v->type == WIRE_V_TEXT || v->type == WIRE_V_BLOB) {
+		copy = (void *)v->u.b.p;
+		v->type = WIRE_V_NULL;
+		if (v->u.b.n < n) {
+			void *bigger = realloc(copy, n);
+			if (!bigger)
+				free(copy);
+			copy = bigger;
+		}
+	} else {
+		copy = malloc(n ? n : 1);
+	}
 	if (!copy)
 		return client_err(st->db, MTR_ENOMEM, "out of memory");
 	if (n)

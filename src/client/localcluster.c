@@ -186,7 +186,10 @@ static int write_configs(struct localcluster *lc, char *err, size_t errlen)
 	clusterconf_new_key(key);
 	int n = snprintf(common, sizeof(common),
 			 "# Written by the local cluster launcher at its first start; edit with care.\n"
-			 "cluster.id = 1\ncluster.key = %s\ncluster.servers = ", key);
+			 "cluster.id = 1\ncluster.key = %s\n"
+			 "# loopback carries datagrams up to the largest UDP payload: fewer sends\n"
+			 "transport.mtu = %u\ncluster.servers = ",
+			 key, WIRE_MAX_DGRAM);
 	for (unsigned i = 0; i < lc->nservers; i++)
 		n += snprintf(common + n, sizeof(common) - (size_t)n, "%s127.0.0.1:%u", i ? "," : "",
 			      (unsigned)(lc->server_port + i));

@@ -652,6 +652,7 @@ void proxy_close(struct proxy *p)
 	}
 	free(p->dirty);
 	outbuf_free(&p->ob);
+	proxy_parse_cache_clear(&p->pcache);
 	transport_close(p->t);
 	free(p->gq.mem);
 	free(p->tq.mem);

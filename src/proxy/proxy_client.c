@@ -302,7 +302,8 @@ static int handle_query(struct proxy *p, struct client *c, const struct cproto_f
 	memset(&err, 0, sizeof err);
 	struct proxy_item_in in = {.sql = q.sql, .len = q.sql_len, .binds = binds, .nbinds = q.nbinds,
 				   .stream = p->stream, .seq = seq, .request = q.request, .client = c->client_id,
-				   .floor = q.floor, .now_us = proxy_wall_us(), .seed = prng_next(&p->prng)};
+				   .floor = q.floor, .now_us = proxy_wall_us(), .seed = prng_next(&p->prng),
+				   .cache = &p->pcache};
 	rc = proxy_item_build(&in, &out, &err);
 	int ordered_read = rc == PROXY_ITEM_READ;
 	free(binds);

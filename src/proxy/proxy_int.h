@@ -36,6 +36,7 @@
 #include "outbuf.h"
 #include "proxy.h"
 #include "proxy_auth.h"
+#include "proxy_item.h"
 #include "tlsconn.h"
 #include "transport.h"
 #include "wire_server.h"
@@ -274,6 +275,7 @@ struct proxy {
 	int ep;
 	struct transport_addr laddr;
 	size_t mtu;
+	struct proxy_parse_cache pcache; /* the loop thread's (proxy_item.h) */
 
 	struct outbuf ob;
 	struct wslot *slots;

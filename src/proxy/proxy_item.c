@@ -166,6 +166,50 @@ static int place_binds(const struct sql_result *res, const size_t *off, size_t t
 	return 0;
 }
 
+void proxy_parse_cache_clear(struct proxy_parse_cache *c)
+{
+	for (unsigned i = 0; i < PROXY_PARSE_CACHE_SLOTS; i++) {
+		free(c->slot[i].text);
+		sql_result_free(c->slot[i].res);
+	}
+	memset(c, 0, sizeof *c);
+}
+
+/* The parse of sql[0..len): kept in c when c holds it or can keep it
+ * (*kept set: the caller must not free it), else fresh.  0 or the error. */
+static int parse_cached(struct proxy_parse_cache *c, const char *sql, size_t len, struct sql_result **res, bool *kept)
+{
+	*kept = false;
+	if (!c || len > PROXY_PARSE_CACHE_MAX)
+		return sql_parse(sql, len, res);
+	unsigned lru = 0;
+	for (unsigned i = 0; i < PROXY_PARSE_CACHE_SLOTS; i++) {
+		if (c->slot[i].used && c->slot[i].len == len && memcmp(c->slot[i].text, sql, len) == 0) {
+			c->slot[i].used = ++c->tick;
+			c->hits++;
+			*res = c->slot[i].res;
+			*kept = true;
+			return 0;
+		}
+		if (c->slot[i].used < c->slot[lru].used)
+			lru = i;
+	}
+	c->misses++;
+	int rc = sql_parse(sql, len, res);
+	char *text = rc == 0 ? malloc(len ? len : 1) : NULL;
+	if (!text)
+		return rc; /* not kept: still a valid parse (or the error) */
+	memcpy(text, sql, len);
+	free(c->slot[lru].text);
+	sql_result_free(c->slot[lru].res);
+	c->slot[lru].text = text;
+	c->slot[lru].len = len;
+	c->slot[lru].res = *res;
+	c->slot[lru].used = ++c->tick;
+	*kept = true;
+	return 0;
+}
+
 int proxy_item_build(const struct proxy_item_in *in, struct proxy_item_out *out, struct proxy_err *err)
 {
 	if (err)
@@ -183,7 +227,8 @@ int proxy_item_build(const struct proxy_item_in *in, struct proxy_item_out *out,
 	}
 
 	struct sql_result *res = NULL;
-	int rc = sql_parse(sql, len, &res);
+	bool kept;
+	int rc = parse_cached(in->cache, sql, len, &res, &kept);
 	if (rc < 0) {
 		err_set(err, NULL, "%s", mtr_strerror(rc));
 		return rc;
@@ -293,7 +338,8 @@ done:
 	free(vals);
 	free(off);
 	free(keep);
-	sql_result_free(res);
+	if (!kept)
+		sql_result_free(res);
 	return rc;
 }
 

@@ -69,7 +69,34 @@ struct proxy_item_in {
 	uint64_t floor;
 	int64_t now_us;
 	uint64_t seed;
+	struct proxy_parse_cache *cache; /* NULL: parse every time */
 };
+
+/*
+ * Parses kept for requests whose text comes again (a prepared statement run
+ * many times, the same-shaped batches of mtrsql's .import): a text of
+ * thousands of placeholders costs the SQL parser more than the rest of the
+ * item.  sql_parse() depends on the text alone, so an item built from a
+ * kept parse is byte for byte the item a fresh parse gives.  Bounded:
+ * PROXY_PARSE_CACHE_SLOTS texts of at most PROXY_PARSE_CACHE_MAX bytes, the
+ * least recently used replaced (a parse of 128 KiB of placeholders holds
+ * about 6 MB: 25 MB at most per proxy).  All zero is empty; one cache per thread
+ * (no locking); proxy_parse_cache_clear frees what it holds.
+ */
+#define PROXY_PARSE_CACHE_SLOTS 4
+#define PROXY_PARSE_CACHE_MAX (128u << 10) /* 32,766 placeholders take 98 KB */
+struct sql_result;
+struct proxy_parse_cache {
+	struct {
+		char *text;
+		size_t len;
+		struct sql_result *res;
+		uint64_t used; /* tick of the last hit; 0: empty */
+	} slot[PROXY_PARSE_CACHE_SLOTS];
+	uint64_t tick;
+	uint64_t hits, misses;
+};
+void proxy_parse_cache_clear(struct proxy_parse_cache *c);
 
 /*
  * Build the item of the request *in.

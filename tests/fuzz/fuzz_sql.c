@@ -3,7 +3,10 @@
  * the whole input, then sql_parse() (parser, builder, classifier) and the
  * JSON line of every statement.  Invariants checked: every token has a
  * length within the input, statement spans and error positions lie within
- * the input, the JSON length is stable.
+ * the input, the JSON length is stable.  Then the proxy's item of the
+ * input (no binds) is built without and twice with a parse cache kept
+ * across inputs (proxy_item.h): the three must be the same bytes, the same
+ * code and the same error.
  */
 #include "config.h"
 
@@ -11,9 +14,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy_item.h"
 #include "sql.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct proxy_parse_cache cache; /* kept across inputs */
+
+static void same_items(const char *text, size_t size)
+{
+	struct proxy_item_in in = {.sql = text, .len = size, .stream = 1, .seq = 2, .request = 3, .now_us = 4, .seed = 5};
+	struct proxy_item_out o0, o1;
+	struct proxy_err e0, e1;
+	int r0 = proxy_item_build(&in, &o0, &e0);
+	in.cache = &cache;
+	for (int k = 0; k < 2; k++) {
+		int r1 = proxy_item_build(&in, &o1, &e1);
+		if (r1 != r0 || o1.len != o0.len || o1.flags != o0.flags || o1.nstmt != o0.nstmt ||
+		    (o0.len && memcmp(o0.buf, o1.buf, o0.len) != 0) || strcmp(e0.msg, e1.msg) != 0 ||
+		    e0.line != e1.line || e0.col != e1.col)
+			abort();
+		free(o1.buf);
+	}
+	free(o0.buf);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -44,5 +68,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	sql_result_free(res);
+	same_items(text, size);
 	return 0;
 }

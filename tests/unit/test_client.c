@@ -293,6 +293,31 @@ static void test_bind_every_type(void **state)
 	assert_int_equal(mtr_step(st), MTR_ROW);
 	assert_int_equal(mtr_finalize(st), 0);
 
+	/* a value bound again reuses its buffer: longer, shorter, empty, and
+	 * text over blob; each run sends what was bound last */
+	assert_int_equal(mtr_prepare(db, "INSERT INTO v(t, b) VALUES(?, ?)", -1, &st, NULL), 0);
+	static const char *texts[] = {"ab", "a much longer text than before", "xyz", "", "last one"};
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(mtr_bind_text(st, 1, texts[i], -1), 0);
+		if (i % 2)
+			assert_int_equal(mtr_bind_blob(st, 2, texts[4 - i], (int)strlen(texts[4 - i])), 0);
+		else
+			assert_int_equal(mtr_bind_text(st, 2, texts[4 - i], -1), 0);
+		assert_int_equal(mtr_step(st), MTR_DONE);
+	}
+	assert_int_equal(mtr_finalize(st), 0);
+	assert_int_equal(mtr_prepare(db, "SELECT t, typeof(b), CAST(b AS TEXT) FROM v WHERE rowid > 2 ORDER BY rowid", -1,
+				     &st, NULL),
+			 0);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(mtr_step(st), MTR_ROW);
+		assert_string_equal((const char *)mtr_column_text(st, 0), texts[i]);
+		assert_string_equal((const char *)mtr_column_text(st, 1), i % 2 ? "blob" : "text");
+		assert_string_equal((const char *)mtr_column_text(st, 2), texts[4 - i]);
+	}
+	assert_int_equal(mtr_step(st), MTR_DONE);
+	assert_int_equal(mtr_finalize(st), 0);
+
 	/* text to number conversions, and whole-number REAL text */
 	assert_int_equal(mtr_prepare(db, "SELECT ' 12abc', '3.5e1', 2.0, 1e300", -1, &st, NULL), 0);
 	assert_int_equal(mtr_step(st), MTR_ROW);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -401,6 +402,91 @@ static void test_stream_id(void **state)
 	}
 }
 
+/* Build sql with binds b through cache c (NULL: none) into a byte copy. */
+static int build_cached(struct proxy_parse_cache *c, const char *sql, const struct cproto_bind *b, size_t nb,
+			struct proxy_item_out *out, struct proxy_err *err)
+{
+	struct proxy_item_in in = {.sql = sql, .len = strlen(sql), .binds = b, .nbinds = nb, .stream = 7, .seq = 8,
+				   .request = 9, .now_us = 1700000000123456LL, .seed = 0x5eedULL, .cache = c};
+	return proxy_item_build(&in, out, err);
+}
+
+/* The parse cache: a hit gives the very bytes a fresh parse gives, for
+ * writes, reads, errors and transactions; the least recently used text
+ * is replaced; a text above PROXY_PARSE_CACHE_MAX is never kept. */
+static void test_parse_cache(void **state)
+{
+	(void)state;
+	struct proxy_parse_cache c;
+	memset(&c, 0, sizeof c);
+	const char *texts[] = {
+		"INSERT INTO t VALUES(?1, :b), (?, ?)",
+		"SELECT * FROM t WHERE a = ?",
+		"BEGIN; INSERT INTO t VALUES(?); UPDATE t SET a = ?; COMMIT",
+		"INSERT INTO t VALUES(random())",
+		"SELEC 1",
+		"SELECT load_extension('x')",
+		"BEGIN; ROLLBACK",
+	};
+	struct cproto_bind b[2] = {bint(1, NULL, 11), bint(2, NULL, 22)};
+	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+		for (int round = 0; round < 3; round++) {
+			struct proxy_item_out o1 = {0}, o2 = {0};
+			struct proxy_err e1, e2;
+			b[0].v.u.i = round; /* other values, same text: still a hit */
+			int r1 = build_cached(NULL, texts[i], b, 2, &o1, &e1);
+			int r2 = build_cached(&c, texts[i], b, 2, &o2, &e2);
+			assert_int_equal(r1, r2);
+			assert_int_equal(o1.len, o2.len);
+			assert_int_equal(o1.flags, o2.flags);
+			if (o1.len)
+				assert_memory_equal(o1.buf, o2.buf, o1.len);
+			if (r1 < 0) {
+				assert_string_equal(e1.msg, e2.msg);
+				assert_int_equal(e1.line, e2.line);
+				assert_int_equal(e1.col, e2.col);
+			}
+			free(o1.buf);
+			free(o2.buf);
+		}
+	}
+	assert_int_equal(c.misses, 7);
+	assert_int_equal(c.hits, 14);
+	/* more texts than slots: the oldest go first, the recent stay */
+	char sql[64];
+	for (int i = 0; i < PROXY_PARSE_CACHE_SLOTS + 2; i++) {
+		snprintf(sql, sizeof sql, "INSERT INTO t VALUES(%d)", i);
+		struct proxy_item_out o = {0};
+		assert_int_equal(build_cached(&c, sql, NULL, 0, &o, NULL), 0);
+		free(o.buf);
+	}
+	uint64_t misses = c.misses, hits = c.hits;
+	struct proxy_item_out o = {0};
+	assert_int_equal(build_cached(&c, sql, NULL, 0, &o, NULL), 0); /* the newest: kept */
+	free(o.buf);
+	assert_int_equal(c.hits, hits + 1);
+	assert_int_equal(build_cached(&c, texts[0], b, 2, &o, NULL), 0); /* an old one: replaced */
+	free(o.buf);
+	assert_int_equal(c.misses, misses + 1);
+	/* a text above the limit is parsed each time and never kept */
+	size_t n = PROXY_PARSE_CACHE_MAX + 100;
+	char *big = malloc(n + 1);
+	assert_non_null(big);
+	memset(big, ' ', n);
+	memcpy(big, "SELECT 1", 8);
+	big[n] = 0;
+	misses = c.misses;
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(build_cached(&c, big, NULL, 0, &o, NULL), PROXY_ITEM_READ);
+		free(o.buf);
+	}
+	assert_int_equal(c.misses, misses);
+	free(big);
+	proxy_parse_cache_clear(&c);
+	assert_int_equal(c.hits, 0);
+	proxy_parse_cache_clear(&c); /* twice is fine */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_rollback_drops_group),
 		cmocka_unit_test(test_txn_errors),
 		cmocka_unit_test(test_stream_id),
+		cmocka_unit_test(test_parse_cache),
 	};
 	return cmocka_run_group_tests_name("proxy_item", tests, NULL, NULL);
 }
