@@ -45,7 +45,12 @@
 #define BK_STEP_MS 30000u         /* connect, challenge, each part: no progress for this long fails */
 #define BK_COPY_MS 3600000u       /* the server makes its copy before the header: at most this long */
 
-enum { BK_CONNECT, BK_CHAL, BK_HDR, BK_DATA, BK_TRAILER };
+#define BK_CURRENT_MS 10000u      /* a copy that has the session's last write: waited for this long */
+#define BK_RETRY_MS 100u          /* between two tries at such a copy */
+
+/* BK_WAIT: no server is known to have applied min_inst yet, or the one
+ * asked sent an older copy: ask again at deadline_ms (doc/proxy.md). */
+enum { BK_WAIT, BK_CONNECT, BK_CHAL, BK_HDR, BK_DATA, BK_TRAILER };
 
 struct pxbackup {
 	struct proxy *p;
@@ -57,6 +62,7 @@ struct pxbackup {
 	unsigned server;
 	unsigned tries;   /* servers asked so far */
 	uint64_t min_inst;
+	uint64_t current_by_ms; /* until then an older copy is asked again */
 	int begun;        /* BEGIN sent to the client: no other server now */
 	uint8_t chal[SNAP_CHAL_SIZE], req[SNAP_REQ_SIZE], hdr[SNAP_HDR_SIZE], tr[SNAP_TAG];
 	size_t got; /* bytes of the current fixed-size piece */
@@ -102,6 +108,7 @@ static void bk_end(struct pxbackup *b, int32_t status, const char *msg)
 }
 
 static int bk_connect(struct pxbackup *b);
+static void bk_go(struct pxbackup *b);
 
 /* The exchange with b->server failed: before the copy began, ask the next
  * server (each at most once); else end with the error. */
@@ -185,6 +192,39 @@ static int bk_data(struct pxbackup *b)
 	return 0;
 }
 
+/* The server for the copy: one known to have applied min_inst, else 0
+ * (*i: the next one in turn). */
+static int bk_pick(struct pxbackup *b, unsigned from, unsigned *i)
+{
+	*i = pxnet_read_pick(b->p, b->min_inst, from);
+	return b->p->srv[*i].applied >= b->min_inst;
+}
+
+/* Server b->server sent a copy of instance inst, older than the session's
+ * last write (its STATUS was not seen yet, or it is behind): the copy is
+ * not taken; ask again in BK_RETRY_MS, a server that has applied it if one
+ * is known, until current_by_ms, then fail saying so. */
+static void bk_older(struct pxbackup *b, uint64_t inst)
+{
+	struct proxy *p = b->p;
+	mtr_log(LOG_INFO, "proxy: backup for client %llu: server %u has instance %llu, older than %llu; asking again",
+		(unsigned long long)b->c->no, b->server, (unsigned long long)inst, (unsigned long long)b->min_inst);
+	close(b->fd);
+	b->fd = -1;
+	b->tries = 0; /* that one answered: every server may be asked again */
+	if (p->now_ms >= b->current_by_ms) {
+		char msg[200];
+		snprintf(msg, sizeof msg,
+			 "no server had applied instance %llu (this connection's last write) within %u s: a copy "
+			 "would miss it; check the cluster (mtrctl members) and run the backup again",
+			 (unsigned long long)b->min_inst, BK_CURRENT_MS / 1000);
+		bk_end(b, MTR_ETIMEDOUT, msg);
+		return;
+	}
+	b->state = BK_WAIT;
+	b->deadline_ms = p->now_ms + BK_RETRY_MS;
+}
+
 /* Advance the exchange as far as the socket allows. */
 static void bk_step(struct pxbackup *b)
 {
@@ -230,6 +270,10 @@ static void bk_step(struct pxbackup *b)
 				return;
 			if (memcmp(b->hdr, snap_resp_magic, 8) != 0) {
 				bk_fail(b, MTR_EIO, "server %u answered something else than a snapshot", b->server);
+				return;
+			}
+			if (ld64(b->hdr + 8) < b->min_inst) {
+				bk_older(b, ld64(b->hdr + 8));
 				return;
 			}
 			b->left = ld64(b->hdr + 16);
@@ -318,11 +362,22 @@ void pxbk_start(struct proxy *p, struct client *c, uint64_t min_inst)
 	b->p = p;
 	b->c = c;
 	b->min_inst = min_inst;
-	b->server = pxnet_read_pick(p, min_inst, p->rr++);
+	b->current_by_ms = p->now_ms + BK_CURRENT_MS;
 	b->fd = -1;
 	b->next = p->backups;
 	p->backups = b;
 	c->bk = b;
+	if (!bk_pick(b, p->rr++, &b->server)) { /* wait for a STATUS that says one has it */
+		b->state = BK_WAIT;
+		b->deadline_ms = p->now_ms + BK_RETRY_MS;
+		return;
+	}
+	bk_go(b);
+}
+
+/* Connect to b->server, or fail over as bk_fail does. */
+static void bk_go(struct pxbackup *b)
+{
 	if (bk_connect(b) != 0)
 		bk_fail(b, MTR_ECONNECT, "cannot reach the snapshot channel of server %u: %s", b->server,
 			strerror(errno));
@@ -378,7 +433,17 @@ void pxbk_sweep(struct proxy *p)
 {
 	for (struct pxbackup **pp = &p->backups; *pp;) {
 		struct pxbackup *b = *pp;
-		if (!b->dead && p->now_ms >= b->deadline_ms) {
+		if (!b->dead && b->state == BK_WAIT && p->now_ms >= b->deadline_ms) {
+			/* a server known to have it, else (the time is up) the next
+			 * in turn, whose copy's instance says */
+			unsigned i;
+			if (bk_pick(b, b->server + 1, &i) || p->now_ms >= b->current_by_ms) {
+				b->server = i;
+				bk_go(b);
+			} else {
+				b->deadline_ms = p->now_ms + BK_RETRY_MS;
+			}
+		} else if (!b->dead && p->now_ms >= b->deadline_ms) {
 			if (b->state == BK_DATA && b->c && b->c->out.len >= PART_OUT_MAX)
 				b->deadline_ms = p->now_ms + BK_STEP_MS; /* the client is slow, not the server */
 			else
