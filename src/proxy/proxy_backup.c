@@ -151,8 +151,8 @@ static int bk_fill(struct pxbackup *b, uint8_t *dst, size_t n)
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 0;
 		bk_fail(b, MTR_EIO,
-			"server %u closed the snapshot channel (%s): it refused the request (wrong cluster.key? see "
-			"its log) or stopped",
+			"server %u closed the snapshot channel (%s): it refused the request (its log says why: no "
+			"room for the copy, a wrong cluster.key) or stopped",
 			b->server, r == 0 ? "end of stream" : strerror(errno));
 		return -1;
 	}

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -76,6 +78,34 @@ static void snap_refuse(struct server *s, const char *from, const char *why)
 	}
 }
 
+/*
+ * Room for the copy a snapshot makes (DATA/snapshot.send, about the size of
+ * the replica and its WAL) and SNAP_SPARE_BYTES more on data.dir's file
+ * system: 1, else 0 with what the copy needs and what is free.  A copy that
+ * filled the disk would leave the item log and the replica no room: this
+ * server would stop taking writes for another's catch-up or a backup
+ * (doc/server.md "A full disk").  A file system that cannot tell: 1.
+ */
+#define SNAP_SPARE_BYTES (32u << 20)
+static int snap_room(const struct server *s, uint64_t *need, uint64_t *have)
+{
+	static const char *const files[] = {"replica.db", "replica.db-wal"};
+	uint64_t size = 0;
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char p[4200];
+		struct stat st;
+		snprintf(p, sizeof p, "%s/%s", s->cfg.data_dir, files[i]);
+		if (stat(p, &st) == 0)
+			size += (uint64_t)st.st_size;
+	}
+	struct statvfs v;
+	if (statvfs(s->cfg.data_dir, &v) != 0)
+		return 1;
+	*have = (uint64_t)v.f_bavail * v.f_frsize;
+	*need = size + SNAP_SPARE_BYTES;
+	return *have >= *need;
+}
+
 /* Whether id is another member with an address at ip (snapshot server
  * thread: the table the network thread published). */
 static bool peer_ip_ok(struct server *s, uint32_t id, uint32_t ip)
@@ -131,6 +161,16 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 	 * server (a proxy) */
 	if (atomic_load(&s->no_content)) {
 		mtr_log(LOG_INFO, "server %u: snapshot for %s refused: this server waits for its content", s->cfg.id, to);
+		return;
+	}
+	uint64_t need = 0, have = 0;
+	if (!snap_room(s, &need, &have)) {
+		char why[200];
+		snprintf(why, sizeof why,
+			 "a copy of the replica needs about %llu MiB free in data.dir (its size and %u MiB more), "
+			 "%llu MiB are: the requester asks another server or again later",
+			 (unsigned long long)(need >> 20), SNAP_SPARE_BYTES >> 20, (unsigned long long)(have >> 20));
+		snap_refuse(s, from, why);
 		return;
 	}
 	if (pthread_rwlock_tryrdlock(&s->ap_lock) != 0) {

@@ -46,7 +46,7 @@ for i in 0 1 2; do
 done
 BASE=$(port_block)
 
-plan 23
+plan 25
 
 servers=$(local_servers $BASE 3)
 spids=""
@@ -177,6 +177,28 @@ episode A $(((L + 1) % 3))
 sleep 2
 episode B "$(leader)"
 sleep 3
+
+# C. a backup asked of a server whose disk cannot take the copy beside what
+# it holds (doc/server.md "Snapshot transfer"): refused, and the disk does
+# not fill (the copy would have made the server full)
+F=$(((L + 2) % 3))
+M="$TMP/m$F"
+db_kb=$(du -k -c "$M/d/replica.db" "$M/d/replica.db-wal" 2>/dev/null | tail -1 | cut -f1)
+free_kb=$(df -k "$M" | awk 'NR == 2 {print $4}')
+leave_kb=$((db_kb + 16384)) # under the copy's size + 32 MiB, over what the load writes meanwhile
+[ $((free_kb - leave_kb)) -gt 0 ] && dd if=/dev/zero of="$M/filler" bs=1K count=$((free_kb - leave_kb)) 2>/dev/null
+f0=$(grep -c "is full" "$TMP/s$F.log")
+"$B/shell/mtrsql" "mtr://127.0.0.1:$((BASE + 12 + F))" -c ".backup $TMP/c.db" >"$TMP/c.out" 2>&1
+rc=$?
+sed 's/^/#   /' "$TMP/c.out"
+grep -h "refused: a copy of the replica" "$TMP/s$F.log" | tail -1 | cut -c1-220 | sed 's/^/#   /'
+room_refused() { [ $rc != 0 ] && [ ! -f "$TMP/c.db" ] && grep -q "refused: a copy of the replica needs about" "$TMP/s$F.log"; }
+check "C: a backup from server $F, $((free_kb - leave_kb > 0 ? leave_kb / 1024 : free_kb / 1024)) MiB free for a replica of $((db_kb / 1024)) MiB, is refused (exit $rc), the log says why" room_refused
+sleep 1
+check "C: ... and server $F's disk did not fill ($(grep -c "is full" "$TMP/s$F.log") 'is full' lines, $f0 before)" \
+	[ "$(grep -c "is full" "$TMP/s$F.log")" = "$f0" ]
+rm -f "$M/filler"
+sleep 2
 
 # the end
 stop_pid $lpid 5
