@@ -137,6 +137,8 @@ static void leave(struct server *s)
 	s->next_status_ms = 0;
 }
 
+static int ps_rewrite(struct server *s);
+
 int srvdisk_tick(struct server *s)
 {
 	if (s->ap != NULL && apply_full(s->ap))
@@ -158,6 +160,14 @@ int srvdisk_tick(struct server *s)
 				s->marks_dirty = 1;
 			} else if (rc != MTR_ENOSPACE) {
 				mtr_log(LOG_ERROR, "server %u: ingest sync: %s", s->cfg.id, mtr_strerror(rc));
+				return rc;
+			}
+		}
+		if (rc == 0) {
+			rc = ps_rewrite(s);
+			if (rc != 0 && rc != MTR_ENOSPACE) {
+				mtr_log(LOG_ERROR, "server %u: the Paxos log cannot be rewritten: %s", s->cfg.id,
+					mtr_strerror(rc));
 				return rc;
 			}
 		}
@@ -256,6 +266,14 @@ static int commit_once(struct server *s)
 	 * answers left), then the answers */
 	for (size_t i = 0; i < s->accq_n; i++) {
 		int rc = pstore_merge(s->ps, s->accq[i].b, s->accq[i].len);
+		if (rc == MTR_ENOSPACE) {
+			/* in the Paxos log's state, not in its file: durable in
+			 * the item log, which keeps it until the file is rewritten
+			 * whole (ps_rewrite); the disk is full meanwhile */
+			s->ps_missing = 1;
+			srvdisk_note(s, FULL_PAXOS);
+			rc = 0;
+		}
 		if (rc != 0) {
 			/* the record is durable in the item log: a restart takes
 			 * it from there (srvdisk_recover_accepts) */
@@ -273,13 +291,34 @@ static int commit_once(struct server *s)
 	return 0;
 }
 
+/* The Paxos log's file written again from its state (pstore_compact
+ * keeping every instance) when a full disk cost it records: 0, or
+ * MTR_ENOSPACE while the disk is still full, or an error. */
+static int ps_rewrite(struct server *s)
+{
+	if (!s->ps_missing)
+		return 0;
+	int rc = pstore_compact(s->ps, 0);
+	if (rc == 0) {
+		s->ps_missing = 0;
+		s->ps_unsynced = 0;
+		mtr_log(LOG_INFO, "server %u: the Paxos log is whole again (rewritten after the full disk)", s->cfg.id);
+	}
+	return rc;
+}
+
 int srvdisk_before_delete(void *arg)
 {
 	/* the Paxos log's copies of the accept records: durable before the
 	 * item log deletes a segment that may hold the originals.  Not on a
 	 * write's path: segments go seldom (and at close, promise, compaction
-	 * the Paxos log is synced anyway) */
+	 * the Paxos log is synced anyway).  A file that lacks records is
+	 * written whole first; while the disk is full, nothing is deleted
+	 * (MTR_ENOSPACE: the item log's sync waits in the full state) */
 	struct server *s = arg;
+	int wrc = ps_rewrite(s);
+	if (wrc != 0)
+		return wrc;
 	if (!s->ps_unsynced)
 		return 0;
 	int rc = pstore_sync(s->ps);

@@ -459,6 +459,7 @@ struct server {
 	uint64_t added_ns;
 	int received;    /* items stored since the last watermark push */
 	int ps_unsynced; /* merged records not yet synced in the Paxos log */
+	int ps_missing;  /* the Paxos log's file lacks records of its state (a full disk): rewritten whole */
 	uint64_t acc_checked, acc_early;
 
 	/* the disk-full state (network thread; server_disk.c) */
