@@ -52,6 +52,7 @@ static const struct conf_key embed_keys[] = { CLUSTERCONF_KEYS, PROXY_KEYS };
 static void *embed_main(void *arg)
 {
 	struct client_embed *e = arg;
+	mtr_thread_name("mtr-embed");
 	int rc = proxy_run(e->proxy);
 	if (rc)
 		mtr_log(LOG_ERROR, "client: embedded proxy stopped: %s", mtr_strerror(rc));

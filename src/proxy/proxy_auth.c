@@ -24,6 +24,7 @@
 #include "metronome.h"
 #include "proxy_auth.h"
 #include "secret.h"
+#include "util.h"
 
 _Static_assert(PXAUTH_HASH_MAX == crypto_pwhash_STRBYTES, "PXAUTH_HASH_MAX must be crypto_pwhash_STRBYTES");
 
@@ -258,6 +259,7 @@ void pxauth_job_free(struct pxauth_job *j)
 static void *verifier(void *arg)
 {
 	struct pxauth *a = arg;
+	mtr_thread_name("mtr-auth");
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
 		while (!a->stop && a->qh == NULL)

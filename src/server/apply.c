@@ -395,6 +395,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 static void *checkpointer(void *arg)
 {
 	struct apply *a = arg;
+	mtr_thread_name("mtr-checkpoint");
 	sqlite3 *db = NULL;
 	/* Read once: a connection opens the WAL with its first read, and a
 	 * checkpoint on a connection that has not opened it copies nothing

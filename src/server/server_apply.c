@@ -437,6 +437,7 @@ static void note_recent(struct server *s, const struct aq_entry *e, size_t nitem
 static void *apply_main(void *arg)
 {
 	struct server *s = arg;
+	mtr_thread_name("mtr-apply");
 	struct wire_item *items = NULL;
 	size_t icap = 0;
 	for (;;) {
@@ -849,6 +850,7 @@ int srvapply_read_quick(struct server *s, const struct wire_read *r, const struc
 static void *reader_main(void *arg)
 {
 	struct reader_slot *sl = arg;
+	mtr_thread_name("mtr-reader");
 	struct server *s = sl->s;
 	struct apply_reader *db = NULL;
 	if (apply_reader_open(s->ap, &db) != 0)

@@ -218,6 +218,7 @@ static void snap_serve(struct server *s, int fd, const struct transport_addr *pe
 void *srvsnap_server_main(void *arg)
 {
 	struct server *s = arg;
+	mtr_thread_name("mtr-snap-serve");
 	while (!atomic_load(&s->snap_srv_stop)) {
 		struct pollfd pf = {.fd = s->snap_lfd, .events = POLLIN};
 		if (poll(&pf, 1, 200) <= 0)
@@ -258,6 +259,7 @@ void srvsnap_listen(struct server *s)
 static void *snap_fetch_main(void *arg)
 {
 	struct server *s = arg;
+	mtr_thread_name("mtr-snap-fetch");
 	const struct clusterconf *cc = &s->cfg.cc;
 	const struct transport_addr *a = &s->snap_from_addr;
 	char path[4200];

@@ -7,7 +7,8 @@
 # Per round and per transport.mtu of MTUS, starts 3 metronomed (disk mode)
 # and one mtrproxy (clients on PORT+10) from BUILDDIR in a new temporary
 # directory, with that transport.mtu on every process, and writes ROWS rows
-# (MTR_ROWS, 300,000) with tests/tools/mtrload, 64 clients x 512 in flight,
+# (MTR_ROWS, 300,000) with tests/tools/mtrload, 64 clients x 512 in flight
+# (MTR_PIPELINE sets the 512),
 # the load of mtrbench e2e's throughput figure.  It prints mtrload's
 # writes/s, then the CPU time per acknowledged write (us: every thread,
 # from schedstat) of mtrload, of the proxy, of each server and of all of
@@ -48,7 +49,7 @@ while [ $r -lt "$ROUNDS" ]; do
 		# mtrload's CPU: the subshell's children times (POSIX `times`)
 		(
 			"$B/tests/tools/mtrload" --uri "mtr://127.0.0.1:$((P + 10))" --clients 64 --rows "$ROWS" \
-				--pipeline 512 >"$D/load.out" 2>&1
+				--pipeline "${MTR_PIPELINE:-512}" >"$D/load.out" 2>&1
 			times >"$D/times"
 		)
 		l0=0
