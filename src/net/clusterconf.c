@@ -138,11 +138,19 @@ int clusterconf_read(const struct conf *c, struct clusterconf *out, char *err, s
 		return MTR_ECONFIG;
 	}
 	snprintf(out->kind, sizeof(out->kind), "%s", kind);
-	int64_t mtu = conf_int(c, "transport.mtu");
-	if (mtu < WIRE_MIN_MTU || mtu > WIRE_MAX_DGRAM) {
-		snprintf(err, errlen, "transport.mtu: %lld is out of range; use %u .. %u", (long long)mtu,
-			 WIRE_MIN_MTU, WIRE_MAX_DGRAM);
-		return MTR_ECONFIG;
+	const char *mtus = conf_str(c, "transport.mtu");
+	int64_t mtu = 0;
+	if (mtus == NULL || strcmp(mtus, "auto") != 0) {
+		if (mtus == NULL || conf_parse_value(CONF_SIZE, mtus, &mtu) != 0) {
+			snprintf(err, errlen, "transport.mtu: '%s' is neither auto nor a size in bytes",
+				 mtus ? mtus : "");
+			return MTR_ECONFIG;
+		}
+		if (mtu < WIRE_MIN_MTU || mtu > WIRE_MAX_DGRAM) {
+			snprintf(err, errlen, "transport.mtu: %lld is out of range; use auto or %u .. %u",
+				 (long long)mtu, WIRE_MIN_MTU, WIRE_MAX_DGRAM);
+			return MTR_ECONFIG;
+		}
 	}
 	out->mtu = (uint32_t)mtu;
 	int64_t rb = conf_int(c, "transport.rcvbuf");
@@ -188,6 +196,26 @@ void clusterconf_transport(const struct clusterconf *cc, struct transport_config
 	tc->dpdk_eal = cc->dpdk_eal;
 	tc->dpdk_port = cc->dpdk_port;
 	tc->busy_poll = cc->busy_poll;
+}
+
+uint32_t clusterconf_mtu(const struct clusterconf *cc, int self)
+{
+	if (cc->mtu != 0)
+		return cc->mtu;
+	if (strcmp(cc->kind, "udp") != 0)
+		return WIRE_DEFAULT_MTU;
+	unsigned least = 0;
+	for (unsigned i = 0; i < (cc->has_group ? 1u : cc->nservers); i++) {
+		if (!cc->has_group && (int)i == self && cc->nservers > 1)
+			continue;
+		unsigned m = transport_route_mtu(cc->has_group ? &cc->group : &cc->servers[i]);
+		if (m != 0 && (least == 0 || m < least))
+			least = m;
+	}
+	if (least == 0)
+		return WIRE_DEFAULT_MTU;
+	least = least > 28 ? least - 28 : 0;
+	return least < WIRE_MIN_MTU ? WIRE_MIN_MTU : least > WIRE_MAX_DGRAM ? WIRE_MAX_DGRAM : least;
 }
 
 void clusterconf_warn_insecure(const struct clusterconf *cc, const char *who)

@@ -46,7 +46,9 @@
 	{ "cluster.group", CONF_STRING, NULL,                                                                 \
 	  "multicast group ip:port for items; unset: proxies send each item to every server (fan-out)" },    \
 	{ "transport.kind", CONF_STRING, "udp", "udp (kernel sockets) or dpdk (kernel bypass)" },             \
-	{ "transport.mtu", CONF_SIZE, "1472", "largest item datagram in bytes (larger items are fragmented)" }, \
+	{ "transport.mtu", CONF_STRING, "auto",                                                                \
+	  "largest datagram this process sends, in bytes (larger items are fragmented); auto: the smallest "  \
+	  "route MTU toward the servers (or cluster.group) minus 28, 1472 for dpdk" },                        \
 	{ "transport.rcvbuf", CONF_SIZE, "8M", "socket receive buffer (udp)" },                               \
 	{ "transport.mcast_iface", CONF_STRING, NULL, "local address of the multicast interface (udp)" },     \
 	{ "transport.dpdk_eal", CONF_STRING, NULL, "EAL arguments, space separated (dpdk)" },                  \
@@ -63,7 +65,7 @@ struct clusterconf {
 	int has_group;
 	struct transport_addr group;
 	char kind[16];
-	uint32_t mtu;
+	uint32_t mtu; /* 0: auto (clusterconf_mtu) */
 	int rcvbuf;
 	uint32_t mcast_iface;
 	const char *dpdk_eal;  /* borrowed from the struct conf */
@@ -80,6 +82,15 @@ int clusterconf_read(const struct conf *c, struct clusterconf *out, char *err, s
  * group (multicast) or the fan-out list (every server), rcvbuf and the dpdk
  * settings.  bind is left to the caller. */
 void clusterconf_transport(const struct clusterconf *cc, struct transport_config *tc);
+
+/* The datagram size this process sends: cc->mtu when set; for auto (0),
+ * with udp, the smallest route MTU (transport_route_mtu) toward the
+ * servers, or toward cluster.group when set, less the IPv4 and UDP headers
+ * (28), within WIRE_MIN_MTU..WIRE_MAX_DGRAM; self (a server's own id, or
+ * -1) is left out when there is another server.  WIRE_DEFAULT_MTU for dpdk
+ * and when no route tells.  Receivers take any size up to WIRE_MAX_DGRAM
+ * (udp), so processes may differ. */
+uint32_t clusterconf_mtu(const struct clusterconf *cc, int self);
 
 /* Log, at warn, that cc runs without authentication, when it does (each
  * daemon calls it at every start; who: "server 0", "proxy 256"). */

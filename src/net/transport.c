@@ -95,6 +95,26 @@ int transport_local_addr(const struct transport_addr *dst, uint32_t *ip)
 	return 0;
 }
 
+unsigned transport_route_mtu(const struct transport_addr *dst)
+{
+	unsigned mtu = 0;
+#ifdef IP_MTU
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(dst->port ? dst->port : 9),
+				 .sin_addr.s_addr = htonl(dst->ip)};
+	int v = 0;
+	socklen_t vl = sizeof v;
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+	    getsockopt(fd, IPPROTO_IP, IP_MTU, &v, &vl) == 0 && v > 0)
+		mtu = (unsigned)v;
+	if (fd >= 0)
+		close(fd);
+#else
+	(void)dst;
+#endif
+	return mtu;
+}
+
 int transport_addr_parse(const char *s, uint16_t default_port, struct transport_addr *out)
 {
 	if (!s || !out)

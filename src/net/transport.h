@@ -47,6 +47,12 @@ int transport_addr_resolve(const char *s, uint16_t default_port, struct transpor
  * MTR_EIO when there is no route. */
 int transport_local_addr(const struct transport_addr *dst, uint32_t *ip);
 
+/* The MTU in bytes (IP header included) of the kernel's route toward dst
+ * (a connected UDP socket's IP_MTU: the interface's MTU, or a smaller path
+ * MTU the kernel learned; nothing is sent), or 0 when there is no route or
+ * the system cannot tell. */
+unsigned transport_route_mtu(const struct transport_addr *dst);
+
 /* Format as "a.b.c.d:port" into buf (at least 22 bytes); returns buf. */
 char *transport_addr_format(const struct transport_addr *a, char *buf, size_t size);
 

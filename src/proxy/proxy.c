@@ -67,7 +67,7 @@ void proxy_config_defaults(struct proxy_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 	cfg->cc.cluster_id = 1;
 	strcpy(cfg->cc.kind, "udp");
-	cfg->cc.mtu = WIRE_DEFAULT_MTU;
+	cfg->cc.mtu = 0; /* auto: clusterconf_mtu */
 	cfg->cc.rcvbuf = 8 << 20;
 	transport_addr_parse("127.0.0.1:7400", CPROTO_DEFAULT_PORT, &cfg->listen);
 	cfg->id = 256;
@@ -490,10 +490,14 @@ int proxy_open(const struct proxy_config *cfg, struct proxy **out)
 			goto fail;
 		}
 	}
-	tc.mtu = cfg->cc.mtu ? cfg->cc.mtu : WIRE_DEFAULT_MTU;
+	/* sends of the datagram size chosen (auto: the route MTU toward the
+	 * servers); receives of any size a server may send */
+	p->mtu = clusterconf_mtu(&cfg->cc, -1);
+	if (cfg->cc.mtu == 0)
+		mtr_log(LOG_INFO, "proxy: transport.mtu auto: datagrams of at most %u bytes", (unsigned)p->mtu);
+	tc.mtu = strcmp(cfg->cc.kind, "udp") == 0 ? WIRE_MAX_DGRAM : p->mtu;
 	if ((rc = transport_open(&tc, &p->t)) != 0)
 		goto fail;
-	p->mtu = p->t->cfg.mtu;
 	p->tfd = transport_fd(p->t);
 	rc = MTR_ENOMEM;
 	p->gq.mem = malloc(SENDQ_CAP * p->mtu);

@@ -103,7 +103,7 @@ struct proxy_config {
  * set cc.servers/nservers, cc.cluster_id, cc.key and no_listen afterwards;
  * bind_auto is set: without a bind address the proxy binds its own address
  * toward server 0, not 0.0.0.0).
- * cc gets cluster id 1, udp, transport.mtu 1472, no servers. */
+ * cc gets cluster id 1, udp, transport.mtu auto (0), no servers. */
 void proxy_config_defaults(struct proxy_config *cfg);
 
 /* Check and convert the keys of c (loaded with CLUSTERCONF_KEYS and

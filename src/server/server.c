@@ -278,6 +278,11 @@ int server_open(const struct server_config *cfg, struct server **out)
 	if (s == NULL)
 		return MTR_ENOMEM;
 	s->cfg = *cfg;
+	s->cfg.cc.mtu = clusterconf_mtu(cc, (int)cfg->id);
+	if (cc->mtu == 0)
+		mtr_log(LOG_INFO, "server %u: transport.mtu auto: datagrams of at most %u bytes", cfg->id,
+			s->cfg.cc.mtu);
+	cc = &s->cfg.cc;
 	s->from = (struct wire_from){.cluster = cc->cluster_id, .sender = cfg->id, .key = &s->cfg.cc.key};
 	s->efd = -1;
 	s->lockfd = -1;

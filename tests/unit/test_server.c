@@ -1090,10 +1090,49 @@ static void test_power_loss_memory(void **state)
 	assert_int_equal(do_read(f, 2, "SELECT count(*) FROM t", in.applied, 700), 79);
 }
 
+/* transport.mtu: auto by default, resolved from the route toward the
+ * servers (loopback carries the largest datagram); a size is kept as set;
+ * anything else is refused with the key's name. */
+static void test_mtu_auto(void **state)
+{
+	(void)state;
+	static const struct conf_key cckeys[] = {CLUSTERCONF_KEYS};
+	struct conf *c = NULL;
+	char err[256];
+	assert_int_equal(conf_load("/dev/null", cckeys, sizeof cckeys / sizeof cckeys[0], &c, err, sizeof err), 0);
+	assert_int_equal(conf_set(c, "cluster.servers=127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403", err, sizeof err), 0);
+	assert_int_equal(conf_set(c, "cluster.insecure=yes", err, sizeof err), 0);
+	struct clusterconf cc;
+	assert_int_equal(clusterconf_read(c, &cc, err, sizeof err), 0);
+	assert_int_equal(cc.mtu, 0); /* auto */
+	unsigned lo = transport_route_mtu(&cc.servers[0]);
+	assert_true(lo >= 1500); /* lo: 65536 here, never below Ethernet's */
+	uint32_t want = lo - 28 > WIRE_MAX_DGRAM ? WIRE_MAX_DGRAM : lo - 28;
+	assert_int_equal(clusterconf_mtu(&cc, -1), want);
+	assert_int_equal(clusterconf_mtu(&cc, 1), want);
+	strcpy(cc.kind, "dpdk");
+	assert_int_equal(clusterconf_mtu(&cc, -1), WIRE_DEFAULT_MTU);
+
+	assert_int_equal(conf_set(c, "transport.mtu=8972", err, sizeof err), 0);
+	assert_int_equal(clusterconf_read(c, &cc, err, sizeof err), 0);
+	assert_int_equal(clusterconf_mtu(&cc, -1), 8972);
+	assert_int_equal(conf_set(c, "transport.mtu=8k", err, sizeof err), 0);
+	assert_int_equal(clusterconf_read(c, &cc, err, sizeof err), 0);
+	assert_int_equal(cc.mtu, 8192);
+	assert_int_equal(conf_set(c, "transport.mtu=big", err, sizeof err), 0);
+	assert_int_equal(clusterconf_read(c, &cc, err, sizeof err), MTR_ECONFIG);
+	assert_non_null(strstr(err, "transport.mtu"));
+	assert_int_equal(conf_set(c, "transport.mtu=100", err, sizeof err), 0);
+	assert_int_equal(clusterconf_read(c, &cc, err, sizeof err), MTR_ECONFIG);
+	assert_non_null(strstr(err, "out of range"));
+	conf_free(c);
+}
+
 int main(void)
 {
 	log_set_level(getenv("MTR_LOG") ? log_level_parse(getenv("MTR_LOG")) : LOG_WARN);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mtu_auto),
 		cmocka_unit_test_setup_teardown(test_cluster_applies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_and_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_catches_up, setup_disk, teardown),
