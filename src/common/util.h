@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #ifdef __linux__
@@ -86,6 +87,23 @@ static inline void mtr_thread_name(const char *name)
 #else
 	(void)name;
 #endif
+}
+
+/* Make *buf (capacity *cap bytes) hold at least need bytes, doubling from
+ * first (or from *cap): 0, or -1 with *buf unchanged when out of memory. */
+static inline int mtr_grow(uint8_t **buf, size_t *cap, size_t need, size_t first)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : first;
+	while (c < need)
+		c *= 2;
+	uint8_t *p = (uint8_t *)realloc(*buf, c);
+	if (p == NULL)
+		return -1;
+	*buf = p;
+	*cap = c;
+	return 0;
 }
 
 /* Wall-clock time in milliseconds since the Unix epoch. */

@@ -51,17 +51,7 @@ static int apply_user_warn_level(struct apply *a, int kind, unsigned *quiet)
 
 int apply_arena_reserve(struct apply *a, size_t n)
 {
-	if (a->alen + n <= a->acap)
-		return 0;
-	size_t c = a->acap ? a->acap : 4096;
-	while (c < a->alen + n)
-		c *= 2;
-	uint8_t *p = realloc(a->arena, c);
-	if (p == NULL)
-		return MTR_ENOMEM;
-	a->arena = p;
-	a->acap = c;
-	return 0;
+	return mtr_grow(&a->arena, &a->acap, a->alen + n, 4096) == 0 ? 0 : MTR_ENOMEM;
 }
 
 static long arena_str(struct apply *a, const char *s)

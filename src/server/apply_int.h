@@ -108,6 +108,12 @@ struct rq_client {
 	uint8_t *buf;
 	size_t blen, bcap;
 	uint64_t bfirst, blast; /* lowest and highest request in buf */
+	/* the run record being extended (apply_requests.c "runs"): its
+	 * offset in buf + 1 (0: none), the request that would extend it and
+	 * the last rowid in it */
+	size_t run_at;
+	uint64_t run_next;
+	int64_t run_rowid;
 };
 
 /* An item forced to fail because it rolled back the whole transaction. */

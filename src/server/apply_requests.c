@@ -137,6 +137,7 @@ static struct rq_client *rq_client_get(struct apply *a, uint64_t client, int *rc
 		e->pmaxreq = e->maxreq;
 		e->written = 0;
 		e->blen = 0;
+		e->run_at = 0;
 		a->rq_touched[a->rq_ntouched++] = i;
 	}
 	return e;
@@ -189,22 +190,100 @@ void apply_rq_committed(struct apply *a)
 
 /*
  * A record of a batch row is (u64 request, u32 length, result bytes), or,
- * for the most common result, a compact record (u64 request, u32
- * RQ_COMPACT | 16, i64 changes, i64 last rowid): the result of one
- * statement that succeeded and returned no rows, which rq_find expands to
- * the bytes result_encode makes of it.  A compact record is 28 bytes where
- * the full one is 60: the batch rows, written once per client and instance,
- * are the largest cost of keeping results (doc/performance.md).
+ * for the most common result (rq_plain: one statement that succeeded and
+ * returned no rows), one of two short forms that rq_find expands to the
+ * bytes result_encode makes of it:
+ *
+ * - a run (RQ_RUN, written since 2026-12): (u64 first request, u32 RQ_RUN
+ *   | length, then per request first, first + 1, ...: uvarint changes,
+ *   uvarint zigzag(last rowid - the previous one's, the first's from 0)),
+ *   usually 2 bytes a result, extended while the client's next plain
+ *   result is for the next request;
+ * - a compact record (RQ_COMPACT, written before runs; still read):
+ *   (u64 request, u32 RQ_COMPACT | 16, i64 changes, i64 last rowid).
+ *
+ * The batch rows, written once per client and instance, are the largest
+ * cost of keeping results: their pages (doc/performance.md "Kept results
+ * in runs"), so they are kept small.
  */
 #define RQ_COMPACT 0x80000000u
+#define RQ_RUN 0x40000000u
+#define RQ_LEN_MASK 0x3fffffffu
 #define RQ_COMPACT_LEN 16u
-#define RQ_PLAIN_MAX 64 /* room for the expanded bytes of a compact record */
+#define RQ_PLAIN_MAX 64 /* room for the expanded bytes of a short form */
+#define RQ_PAIR_MAX 20  /* two uvarints of 64 bits */
 
 static int rq_plain(const struct apply_result *r)
 {
 	const struct apply_stmt_result *s = r->stmts;
 	return r->raw == NULL && r->code == 0 && r->failed == 0 && r->nstmt == 1 && s->code == 0 &&
-	       s->errmsg == NULL && s->ncols == 0 && s->nrows == 0 && s->rows_len == 0;
+	       s->errmsg == NULL && s->ncols == 0 && s->nrows == 0 && s->rows_len == 0 && s->changes >= 0;
+}
+
+static size_t uvarint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* The uvarint at *p (len bytes left) into *v: its size, or 0 when it does
+ * not end within len or 10 bytes. */
+static size_t uvarint_get(const uint8_t *p, size_t len, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (size_t i = 0; i < len && i < 10; i++) {
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+static uint64_t zigzag(int64_t d)
+{
+	return ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
+}
+
+static int64_t unzigzag(uint64_t z)
+{
+	return (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+}
+
+/* Room for more bytes in the client's batch. */
+static int rq_room(struct rq_client *e, size_t more)
+{
+	return mtr_grow(&e->buf, &e->bcap, e->blen + more, 1024) == 0 ? 0 : MTR_ENOMEM;
+}
+
+/* A plain result into the client's batch: it extends the run being
+ * written when it is for the run's next request, else starts one. */
+static int rq_keep_plain(struct rq_client *e, uint64_t request, int64_t changes, int64_t rowid)
+{
+	if (rq_room(e, 12 + RQ_PAIR_MAX) != 0)
+		return MTR_ENOMEM;
+	int extend = e->run_at != 0 && request == e->run_next;
+	int64_t prev = extend ? e->run_rowid : 0;
+	size_t at = extend ? e->run_at - 1 : e->blen;
+	if (!extend) {
+		st64(e->buf + at, request);
+		st32(e->buf + at + 8, RQ_RUN);
+		e->blen += 12;
+		e->run_at = at + 1;
+	}
+	size_t n = uvarint_put(e->buf + e->blen, (uint64_t)changes);
+	n += uvarint_put(e->buf + e->blen + n, zigzag((int64_t)((uint64_t)rowid - (uint64_t)prev)));
+	e->blen += n;
+	st32(e->buf + at + 8, RQ_RUN | (uint32_t)(e->blen - at - 12));
+	e->run_next = request + 1;
+	e->run_rowid = rowid;
+	return 0;
 }
 
 /* Keep the result of item ir (just run) in the client's batch. */
@@ -216,68 +295,91 @@ static int rq_keep(struct apply *a, struct rq_client *e, const struct wire_item 
 		apply_scratch_free(&x);
 		return MTR_ENOMEM;
 	}
-	int plain = rq_plain(&res);
-	size_t n = plain ? RQ_COMPACT_LEN : result_size(&res);
-	char msg[160];
-	struct apply_stmt_result bs;
-	if (n > APPLY_KEEP_RESULT_MAX) {
-		snprintf(msg, sizeof msg,
-			 "this write was applied before; its result (%zu bytes) was too large to keep for a resend", n);
-		res = result_error(SQLITE_TOOBIG, msg, &bs);
-		n = result_size(&res);
-	}
-	if (e->blen + 12 + n > e->bcap) {
-		size_t cap = e->bcap ? e->bcap : 1024;
-		while (cap < e->blen + 12 + n)
-			cap *= 2;
-		uint8_t *p = realloc(e->buf, cap);
-		if (p == NULL) {
-			apply_scratch_free(&x);
-			return MTR_ENOMEM;
-		}
-		e->buf = p;
-		e->bcap = cap;
-	}
-	long w;
-	if (plain) {
-		st64(e->buf + e->blen + 12, (uint64_t)res.stmts[0].changes);
-		st64(e->buf + e->blen + 20, (uint64_t)res.stmts[0].last_rowid);
-		w = RQ_COMPACT_LEN;
+	int was_empty = e->blen == 0, rc = 0;
+	if (rq_plain(&res)) {
+		rc = rq_keep_plain(e, it->request, res.stmts[0].changes, res.stmts[0].last_rowid);
 	} else {
-		w = result_encode(&res, e->buf + e->blen + 12, n);
+		size_t n = result_size(&res);
+		char msg[160];
+		struct apply_stmt_result bs;
+		if (n > APPLY_KEEP_RESULT_MAX) {
+			snprintf(msg, sizeof msg,
+				 "this write was applied before; its result (%zu bytes) was too large to keep for a resend",
+				 n);
+			res = result_error(SQLITE_TOOBIG, msg, &bs);
+			n = result_size(&res);
+		}
+		long w = rq_room(e, 12 + n) != 0 ? MTR_ENOMEM : result_encode(&res, e->buf + e->blen + 12, n);
+		if (w >= 0) {
+			st64(e->buf + e->blen, it->request);
+			st32(e->buf + e->blen + 8, (uint32_t)w);
+			e->blen += 12 + (size_t)w;
+			e->run_at = 0; /* a later plain result starts a run after it */
+		}
+		rc = w < 0 ? (int)w : 0;
 	}
 	apply_scratch_free(&x);
-	if (w < 0)
-		return (int)w;
-	st64(e->buf + e->blen, it->request);
-	st32(e->buf + e->blen + 8, (uint32_t)w | (plain ? RQ_COMPACT : 0));
-	e->blen += 12 + (size_t)w;
-	if (e->blen == 12 + (size_t)w || it->request < e->bfirst)
+	if (rc != 0)
+		return rc;
+	if (was_empty || it->request < e->bfirst)
 		e->bfirst = it->request;
-	if (it->request > e->blast || e->blen == 12 + (size_t)w)
+	if (was_empty || it->request > e->blast)
 		e->blast = it->request;
 	return 0;
 }
 
+/* The bytes result_encode makes of a plain result, in tmp (RQ_PLAIN_MAX
+ * bytes): its size, or 0. */
+static uint32_t rq_expand(int64_t changes, int64_t rowid, uint8_t *tmp)
+{
+	struct apply_stmt_result s = {.changes = changes, .last_rowid = rowid};
+	struct apply_result r = {.nstmt = 1, .stmts = &s};
+	long w = result_encode(&r, tmp, RQ_PLAIN_MAX);
+	return w < 0 ? 0 : (uint32_t)w;
+}
+
+/* The result of request in the run body p (len bytes) of the run that
+ * starts at request first, in tmp: its size, or 0 when the run does not
+ * hold it or is not well formed. */
+static uint32_t rq_run_find(const uint8_t *p, size_t len, uint64_t first, uint64_t request, uint8_t *tmp)
+{
+	if (request < first)
+		return 0;
+	int64_t rowid = 0;
+	for (uint64_t r = first; len > 0; r++) {
+		uint64_t changes, z;
+		size_t n1 = uvarint_get(p, len, &changes);
+		size_t n2 = n1 ? uvarint_get(p + n1, len - n1, &z) : 0;
+		if (n2 == 0)
+			return 0;
+		rowid = (int64_t)((uint64_t)rowid + (uint64_t)unzigzag(z));
+		if (r == request)
+			return rq_expand((int64_t)changes, rowid, tmp);
+		p += n1 + n2;
+		len -= n1 + n2;
+	}
+	return 0;
+}
+
 /* The record of request in a batch of records: its result bytes (in tmp,
- * RQ_PLAIN_MAX bytes, for a compact record), or NULL. */
+ * RQ_PLAIN_MAX bytes, for a short form), or NULL. */
 static const uint8_t *rq_find(const uint8_t *p, size_t len, uint64_t request, uint32_t *n, uint8_t *tmp)
 {
 	while (len >= 12) {
-		uint32_t l = ld32(p + 8), compact = l & RQ_COMPACT;
-		l &= ~RQ_COMPACT;
-		if (l > len - 12 || (compact && l != RQ_COMPACT_LEN))
+		uint32_t f = ld32(p + 8), l = f & RQ_LEN_MASK;
+		int compact = (f & RQ_COMPACT) != 0, run = (f & RQ_RUN) != 0;
+		if (l > len - 12 || (compact && (run || l != RQ_COMPACT_LEN)))
 			return NULL;
-		if (ld64(p) == request && compact) {
-			struct apply_stmt_result s = {.changes = (int64_t)ld64(p + 12), .last_rowid = (int64_t)ld64(p + 20)};
-			struct apply_result r = {.nstmt = 1, .stmts = &s};
-			long w = result_encode(&r, tmp, RQ_PLAIN_MAX);
-			if (w < 0)
-				return NULL;
-			*n = (uint32_t)w;
-			return tmp;
-		}
-		if (ld64(p) == request) {
+		if (run) {
+			uint32_t w = rq_run_find(p + 12, l, ld64(p), request, tmp);
+			if (w != 0) {
+				*n = w;
+				return tmp;
+			}
+		} else if (ld64(p) == request && compact) {
+			*n = rq_expand((int64_t)ld64(p + 12), (int64_t)ld64(p + 20), tmp);
+			return *n ? tmp : NULL;
+		} else if (ld64(p) == request) {
 			*n = l;
 			return p + 12;
 		}

@@ -212,17 +212,7 @@ static int done_reserve(struct done *d, size_t bytes)
 		d->it = p;
 		d->cap = nc;
 	}
-	if (d->blen + bytes > d->bcap) {
-		size_t nc = d->bcap ? d->bcap * 2 : 4096;
-		while (nc < d->blen + bytes)
-			nc *= 2;
-		uint8_t *p = realloc(d->bytes, nc);
-		if (p == NULL)
-			return MTR_ENOMEM;
-		d->bytes = p;
-		d->bcap = nc;
-	}
-	return 0;
+	return mtr_grow(&d->bytes, &d->bcap, d->blen + bytes, 4096) == 0 ? 0 : MTR_ENOMEM;
 }
 
 /* Append the encoded result of one item (or read) to d. */

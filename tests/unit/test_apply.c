@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "apply.h"
 #include "result.h"
@@ -515,7 +516,30 @@ static int apply_req(struct apply *a, uint64_t inst, struct cap *c, uint64_t cli
 	return apply_instance(a, inst, &it, 1, on_result, c);
 }
 
-/* A plain result is kept as a compact record and read back whole. */
+/* The proxy's lookup of (stream, seq, client, request) finds a result of
+ * one statement that succeeded with changes, rowid and nrows. */
+static void lookup_expect(struct apply *a, uint64_t stream, uint64_t seq, uint64_t client, uint64_t request,
+			  int64_t changes, int64_t rowid, uint32_t nrows)
+{
+	struct apply_lookup q = {.stream = stream, .seq = seq, .client = client, .request = request};
+	uint64_t seen = 0;
+	struct apply_reader *rd;
+	assert_int_equal(apply_reader_open(a, &rd), 0);
+	assert_int_equal(apply_lookup(rd, &q, 1, &seen), 0);
+	apply_reader_close(rd);
+	assert_int_equal(q.state, APPLY_LOOKUP_FOUND);
+	struct result_view v;
+	struct result_stmt rs;
+	assert_int_equal(result_decode(q.bytes, q.len, &v), 0);
+	assert_int_equal(v.code, SQLITE_OK);
+	assert_true(result_next(&v, &rs));
+	assert_int_equal(rs.changes, changes);
+	assert_int_equal(rs.last_rowid, rowid);
+	assert_int_equal(rs.nrows, nrows);
+	free(q.bytes);
+}
+
+/* A plain result is kept in a run and read back whole. */
 static void test_resend_compact(void **state)
 {
 	struct fx *f = *state;
@@ -524,8 +548,9 @@ static void test_resend_compact(void **state)
 	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
 	assert_int_equal(apply_req(f->a, 2, &c, 77, 1, 1, T, "INSERT INTO t(id, v) VALUES(100, 'p')"), 0);
 	assert_false(c.r[0].raw);
+	/* 12 bytes of record header, changes 1 and rowid 100 as uvarints */
 	assert_int_equal(query_int(f->a, "SELECT length(result) FROM mtr_requests WHERE client = 77 AND request = 1"),
-			 28);
+			 15);
 	assert_int_equal(apply_req(f->a, 3, &c, 77, 1, 1, T + 1, "INSERT INTO t(id, v) VALUES(100, 'p')"), 0);
 	assert_true(c.r[0].raw);
 	assert_int_equal(c.r[0].code, SQLITE_OK);
@@ -534,21 +559,105 @@ static void test_resend_compact(void **state)
 	assert_int_equal(c.r[0].rowid, 100);
 	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 1);
 	/* the proxy's lookup of a lost result finds the same bytes */
-	struct apply_lookup q = {.stream = 2, .seq = 2, .client = 77, .request = 1};
-	uint64_t inst = 0;
-	struct apply_reader *rd;
-	assert_int_equal(apply_reader_open(f->a, &rd), 0);
-	assert_int_equal(apply_lookup(rd, &q, 1, &inst), 0);
-	apply_reader_close(rd);
-	assert_int_equal(q.state, APPLY_LOOKUP_FOUND);
-	struct result_view v;
-	struct result_stmt rs;
-	assert_int_equal(result_decode(q.bytes, q.len, &v), 0);
-	assert_int_equal(v.code, SQLITE_OK);
-	assert_true(result_next(&v, &rs));
-	assert_int_equal(rs.changes, 1);
-	assert_int_equal(rs.last_rowid, 100);
-	free(q.bytes);
+	lookup_expect(f->a, 2, 2, 77, 1, 1, 100, 0);
+}
+
+/*
+ * One client's results in one instance: plain ones in runs (a gap in the
+ * requests or a result with rows starts another), each read back as it
+ * was, by a resend in a later instance and by the proxy's lookup; and a
+ * compact record written by an older replica is still read.
+ */
+static void test_resend_runs(void **state)
+{
+	struct fx *f = *state;
+	struct cap c;
+	const int64_t T = 1700000000000000;
+	const uint64_t C = 4242;
+	assert_int_equal(apply_sql(f->a, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+	const char *sql[7] = {
+		"INSERT INTO t(id, v) VALUES(1000, 'a')",
+		"INSERT INTO t(id, v) VALUES(-5, 'b')",                  /* a rowid below the last */
+		"INSERT INTO t(id, v) VALUES(9223372036854775807, 'c')", /* the largest */
+		"INSERT INTO t(id, v) VALUES(7, 'd') RETURNING id",      /* rows: a record of its own */
+		"UPDATE t SET v = 'e' WHERE id > 0",                     /* 3 changes, rowid as before */
+		"INSERT INTO t(id, v) VALUES(8, 'f')",                   /* request 7: after a gap */
+		"INSERT INTO t(id, v) VALUES(9, 'g')",
+	};
+	const uint64_t req[7] = {1, 2, 3, 4, 5, 7, 8};
+	struct wire_stmt st[7];
+	struct wire_item it[7];
+	for (int i = 0; i < 7; i++) {
+		st[i] = stmt(sql[i]);
+		it[i] = (struct wire_item){.stream = 2, .seq = (uint64_t)i + 1, .request = req[i], .client = C,
+					   .floor = 1, .timestamp_us = T, .nstmt = 1, .stmts = &st[i]};
+	}
+	struct cap first;
+	memset(&first, 0, sizeof first);
+	assert_int_equal(apply_instance(f->a, 2, it, 7, on_result, &first), 0);
+	for (int i = 0; i < 7; i++) {
+		assert_false(first.r[i].raw);
+		assert_int_equal(first.r[i].code, SQLITE_OK);
+	}
+	assert_int_equal(first.r[4].changes, 3);
+	/* runs 1-3 and 5, the record of 4, the run 7-8: shorter than the six
+	 * compact records the plain results took before runs (6 x 28) */
+	assert_true(query_int(f->a, "SELECT length(result) FROM mtr_requests WHERE client = 4242 AND request = 1") <
+		    6 * 28);
+	/* every one again, from another stream, in reverse order */
+	struct wire_item again[7];
+	for (int i = 0; i < 7; i++) {
+		again[i] = it[6 - i];
+		again[i].stream = 3;
+		again[i].seq = (uint64_t)i + 1;
+	}
+	memset(&c, 0, sizeof c);
+	assert_int_equal(apply_instance(f->a, 3, again, 7, on_result, &c), 0);
+	for (int i = 0; i < 7; i++) {
+		int o = 6 - i;
+		assert_true(c.r[i].raw);
+		assert_int_equal(c.r[i].code, first.r[o].code);
+		assert_int_equal(c.r[i].changes, first.r[o].changes);
+		assert_int_equal(c.r[i].rowid, first.r[o].rowid);
+		assert_int_equal(c.r[i].nrows, first.r[o].nrows);
+	}
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 6);
+	/* request 6 was never written: not found, so it runs */
+	assert_int_equal(apply_req(f->a, 4, &c, C, 6, 1, T + 1, "INSERT INTO t(id, v) VALUES(10, 'h')"), 0);
+	assert_false(c.r[0].raw);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t"), 7);
+	/* the proxy's lookup: each of the first instance's */
+	for (int i = 0; i < 7; i++)
+		lookup_expect(f->a, 2, (uint64_t)i + 1, C, req[i], first.r[i].changes, first.r[i].rowid,
+			      first.r[i].nrows);
+
+	/* a compact record (u64 request, u32 0x80000000 | 16, i64 changes,
+	 * i64 rowid) of an older replica: client 99, request 1 */
+	char path[128];
+	snprintf(path, sizeof path, "%s/replica.db", f->dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	uint8_t rec[28];
+	st64(rec, 1);
+	st32(rec + 8, 0x80000000u | 16);
+	st64(rec + 12, 2);
+	st64(rec + 20, 555);
+	sqlite3_stmt *ins;
+	assert_int_equal(sqlite3_prepare_v2(db,
+					    "INSERT INTO mtr_requests(client, request, ts, result, top) VALUES"
+					    "(99, 1, ?1, ?2, 1), (99, 0, ?1, 1, 1)",
+					    -1, &ins, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(ins, 1, T);
+	sqlite3_bind_blob(ins, 2, rec, sizeof rec, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+	sqlite3_finalize(ins);
+	sqlite3_close(db);
+	assert_int_equal(apply_req(f->a, 5, &c, 99, 1, 1, T + 2, "INSERT INTO t(id, v) VALUES(555, 'x')"), 0);
+	assert_true(c.r[0].raw);
+	assert_int_equal(c.r[0].changes, 2);
+	assert_int_equal(c.r[0].rowid, 555);
+	assert_int_equal(query_int(f->a, "SELECT count(*) FROM t WHERE id = 555"), 0);
 }
 
 static void test_resends(void **state)
@@ -1713,6 +1822,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_item_without_savepoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resend_compact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resend_runs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
