@@ -37,9 +37,9 @@
  *
  * The WAL hook runs after every commit on the apply connection: it publishes
  * the applied instance to apply_wait() and asks the checkpointer thread (own
- * connection) for PASSIVE checkpoints while the WAL exceeds wal_pages; at
- * WAL_RESTART_X x wal_pages the apply thread restarts the WAL between two
- * instances (see "The WAL bound" below).
+ * connection) for a PASSIVE checkpoint once wal_pages / CK_STEP_DIV frames
+ * are left to copy; at WAL_RESTART_X x wal_pages the apply thread restarts
+ * the WAL between two instances (see "The WAL bound" below).
  */
 #include "config.h"
 
@@ -357,7 +357,8 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 			a->ck_hold = 0; /* too much left: one more pass first */
 		}
 	}
-	if (n >= w && !a->ck_hold && !a->ck_running) {
+	unsigned left = n - (a->ck_copied < n ? a->ck_copied : n);
+	if (left >= (w / CK_STEP_DIV ? w / CK_STEP_DIV : 1) && !a->ck_hold && !a->ck_running) {
 		a->ck_want = 1;
 		pthread_cond_signal(&a->ckcv);
 	}

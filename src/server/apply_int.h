@@ -36,6 +36,10 @@
  * at WAL_LIMIT_X x waits for the checkpointer's running pass to do so. */
 #define WAL_RESTART_X 2
 #define WAL_LIMIT_X 4
+/* A checkpointer pass is asked for once wal_pages / CK_STEP_DIV frames are
+ * left to copy (apply.c wal_hook): a pass per commit cost two fsyncs each
+ * and copied hot pages again and again (doc/performance.md). */
+#define CK_STEP_DIV 4
 #define DEFAULT_LOCAL_RETRIES 3
 #define DEFAULT_RETRY_MS 10
 #define DEFAULT_FULL_RETRY_MS 500 /* a full disk: the instance is tried again this often */
