@@ -9,7 +9,7 @@
  * after the other:
  *   disk, 1 proxy: 64 clients with D (512) requests in flight each (the
  *     headline: throughput is bound by the time of one consensus round, so
- *     it grows with what is in flight); the sweep of 1, 4, 16, 64, 256 in
+ *     it grows with what is in flight); the sweep of 1, 2, 4, 8, 16, 64, 256 in
  *     flight x 64 clients; 1 client; session and linearizable reads of the
  *     rows written, 1 and 64 clients (one read in flight each);
  *   disk, 2 proxies: 64 clients x D writes, then 64 clients of session and
@@ -363,7 +363,7 @@ int bench_e2e(int argc, char **argv)
 	figures("disk_64c", "writes", &disk64);
 	double slo10 = 0;
 	if (!quick) {
-		static const int sweep[] = { 1, 4, 16, 64, 256 };
+		static const int sweep[] = { 1, 2, 4, 8, 16, 64, 256 };
 		for (size_t k = 0; k < sizeof(sweep) / sizeof(sweep[0]); k++) {
 			/* about 2-4 s a step at the rates of a 2-core machine */
 			long n = 64L * sweep[k] * 40 < 20000 ? 20000 : 64L * sweep[k] * 40;
