@@ -24,6 +24,9 @@
 #include "wire.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 10000
+/* mtr_submit behind other requests in flight sends at once only when this
+ * much waits to be sent (client.c client_request_async) */
+#define SUBMIT_FLUSH_BYTES 65536u
 
 /* One proxy address of the URI. */
 struct client_addr {

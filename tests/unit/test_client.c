@@ -555,12 +555,19 @@ static void test_transaction(void **state)
 
 /* ---- pipelining ---- */
 
-static void test_pipeline(void **state)
+/* A handle on the fake proxy, the table create made, insert prepared. */
+static mtr *open_table(mtr_stmt **st, const char *create, const char *insert)
 {
 	mtr *db = open_fake(0, NULL);
-	assert_int_equal(mtr_exec(db, "CREATE TABLE p(id INTEGER PRIMARY KEY, s)", NULL, NULL, NULL), 0);
+	assert_int_equal(mtr_exec(db, create, NULL, NULL, NULL), 0);
+	assert_int_equal(mtr_prepare(db, insert, -1, st, NULL), 0);
+	return db;
+}
+
+static void test_pipeline(void **state)
+{
 	mtr_stmt *st;
-	assert_int_equal(mtr_prepare(db, "INSERT INTO p VALUES(?, ?)", -1, &st, NULL), 0);
+	mtr *db = open_table(&st, "CREATE TABLE p(id INTEGER PRIMARY KEY, s)", "INSERT INTO p VALUES(?, ?)");
 	struct acks a = {0};
 	int64_t want = 0;
 	for (int i = 1; i <= 200; i++) {
@@ -583,6 +590,47 @@ static void test_pipeline(void **state)
 	assert_int_equal(mtr_submit(st, on_done, &a), 0);
 	mtr_close(db);
 	assert_int_equal(a.failed, 2);
+}
+
+/*
+ * A request submitted alone leaves at once; one submitted while others are
+ * in flight waits for the next call that waits for answers (mtr_poll), so
+ * that the requests submitted between two polls leave together; mtr_close
+ * sends what still waits.
+ */
+static void test_submit_together(void **state)
+{
+	mtr_stmt *st;
+	mtr *db = open_table(&st, "CREATE TABLE q(id INTEGER PRIMARY KEY)", "INSERT INTO q VALUES(?)");
+	struct acks a = {0};
+	assert_int_equal(mtr_bind_int64(st, 1, 1), 0);
+	assert_int_equal(mtr_submit(st, on_done, &a), 0);
+	/* alone: the proxy has it without a poll */
+	for (int i = 0; i < 200 && fake_scalar("SELECT count(*) FROM q") != 1; i++)
+		usleep(5000);
+	assert_int_equal(fake_scalar("SELECT count(*) FROM q"), 1);
+	/* behind it (its answer not taken yet): held until the poll */
+	for (int i = 2; i <= 4; i++) {
+		assert_int_equal(mtr_bind_int64(st, 1, i), 0);
+		assert_int_equal(mtr_submit(st, on_done, &a), 0);
+	}
+	usleep(100000);
+	assert_int_equal(fake_scalar("SELECT count(*) FROM q"), 1);
+	while (mtr_pending(db) > 0)
+		assert_true(mtr_poll(db, 2000) >= 0);
+	assert_int_equal(a.done, 4);
+	assert_int_equal(fake_scalar("SELECT count(*) FROM q"), 4);
+	/* held ones leave at close (their callbacks report the close) */
+	for (int i = 5; i <= 6; i++) {
+		assert_int_equal(mtr_bind_int64(st, 1, i), 0);
+		assert_int_equal(mtr_submit(st, on_done, &a), 0);
+	}
+	mtr_finalize(st);
+	mtr_close(db);
+	assert_int_equal(a.failed, 2);
+	for (int i = 0; i < 200 && fake_scalar("SELECT count(*) FROM q") != 6; i++)
+		usleep(5000);
+	assert_int_equal(fake_scalar("SELECT count(*) FROM q"), 6);
 }
 
 /* ---- failover ---- */
@@ -835,6 +883,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipeline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_submit_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failover_all_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
