@@ -13,8 +13,10 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1128,11 +1130,98 @@ static void test_mtu_auto(void **state)
 	conf_free(c);
 }
 
+/* ---- a full disk met by the Paxos log alone ---- */
+
+/*
+ * pwrite of the code under test goes through here (-Wl,--wrap=pwrite,
+ * mk/tests.mk): while fail_paxos_dir is set, a write to a file whose path
+ * holds it fails with ENOSPC, as on a full disk, while every other file
+ * (the item log, the replica) is written.  That is the case of
+ * src/server/server_disk.c commit_once: the accept durable in the item
+ * log, its copy refused by the Paxos log's file.
+ */
+ssize_t __real_pwrite(int fd, const void *b, size_t n, off_t off);
+ssize_t __wrap_pwrite(int fd, const void *b, size_t n, off_t off);
+static _Atomic(const char *) fail_paxos_dir;
+static atomic_uint paxos_refused;
+
+ssize_t __wrap_pwrite(int fd, const void *b, size_t n, off_t off)
+{
+	const char *dir = atomic_load(&fail_paxos_dir);
+	if (dir != NULL) {
+		char link[64], path[1024];
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		ssize_t l = readlink(link, path, sizeof path - 1);
+		if (l > 0) {
+			path[l] = 0;
+			if (strstr(path, dir) != NULL) {
+				atomic_fetch_add(&paxos_refused, 1);
+				errno = ENOSPC;
+				return -1;
+			}
+		}
+	}
+	return __real_pwrite(fd, b, n, off);
+}
+
+/* Server 1's Paxos log refuses its accepts (ENOSPC) while the item log
+ * takes them: the server stays up in the full state, the other two go on,
+ * and once the disk takes writes again the Paxos log is written whole, the
+ * server catches up, and a restart recovers it (doc/server.md "A full
+ * disk"). */
+static void test_paxos_log_full(void **state)
+{
+	struct fix *f = *state;
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	load(f, 2, 201, 0);
+	send_items(f, 1, 201, NULL);
+	assert_true(wait_results(f, 201, 0x7, 10000));
+
+	char dir[300];
+	snprintf(dir, sizeof dir, "%s/s1/paxos/", f->dir);
+	atomic_store(&paxos_refused, 0);
+	atomic_store(&fail_paxos_dir, (const char *)dir);
+	load(f, 202, 1201, 0);
+	send_items(f, 202, 1201, NULL);
+	assert_true(wait_results(f, 1201, 0x5, 10000)); /* servers 0 and 2 */
+	struct server_info in;
+	server_info(f->srv[1].s, &in);
+	assert_true(atomic_load(&paxos_refused) > 0);
+	assert_int_equal(in.disk_full, 1);
+	assert_true(f->srv[1].running);
+
+	/* space again: the probe (every FULL_RETRY_MS) finds it, the file is
+	 * written whole, the server leaves the state and catches up */
+	atomic_store(&fail_paxos_dir, (const char *)NULL);
+	uint64_t t0 = now_ms();
+	do {
+		pump(f, 50);
+		server_info(f->srv[1].s, &in);
+	} while (in.disk_full && now_ms() - t0 < 10000);
+	assert_int_equal(in.disk_full, 0);
+	load(f, 1202, 1301, 0);
+	send_items(f, 1202, 1301, NULL);
+	assert_true(wait_results(f, 1301, 0x7, 10000));
+	wait_applied(f, max_applied(f), 10000);
+	check_digests(f);
+
+	/* and from its files after a restart */
+	srv_stop(f, 1);
+	srv_start(f, 1);
+	load(f, 1302, 1401, 0);
+	send_items(f, 1302, 1401, NULL);
+	assert_true(wait_results(f, 1401, 0x7, 10000));
+	wait_applied(f, max_applied(f), 10000);
+	check_digests(f);
+	check_durable_answers(f);
+}
+
 int main(void)
 {
 	log_set_level(getenv("MTR_LOG") ? log_level_parse(getenv("MTR_LOG")) : LOG_WARN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mtu_auto),
+		cmocka_unit_test_setup_teardown(test_paxos_log_full, setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_cluster_applies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_and_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_catches_up, setup_disk, teardown),
