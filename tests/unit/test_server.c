@@ -486,6 +486,23 @@ static void load(struct fix *f, uint64_t first, uint64_t last, int64_t base)
 
 /* Send a READ of sql to server i (run once it has applied min_inst, within
  * deadline_ms) without waiting for its answer. */
+/* Items first..last (load) sent to every server; true when the servers
+ * of mask answered them all within 10 s. */
+static bool write_range(struct fix *f, uint64_t first, uint64_t last, unsigned mask)
+{
+	load(f, first, last, 0);
+	send_items(f, first, last, NULL);
+	return wait_results(f, last, mask, 10000);
+}
+
+/* Table t (item 1) and items 2..last in it, answered by every server. */
+static void table_and_rows(struct fix *f, uint64_t last)
+{
+	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
+	send_items(f, 1, 1, NULL);
+	assert_true(write_range(f, 2, last, 0x7));
+}
+
 static void send_read(struct fix *f, int i, const char *sql, uint64_t min_inst, uint64_t rid, uint32_t deadline_ms)
 {
 	struct proxy_item_out out;
@@ -590,10 +607,7 @@ static void test_cluster_applies(void **state)
 static void test_read_and_tables(void **state)
 {
 	struct fix *f = *state;
-	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
-	load(f, 2, 11, 0);
-	send_items(f, 1, 11, NULL);
-	assert_true(wait_results(f, 11, 0x7, 10000));
+	table_and_rows(f, 11);
 	uint64_t inst = max_applied(f);
 	wait_applied(f, inst, 5000);
 
@@ -700,10 +714,7 @@ static void check_durable_answers(struct fix *f)
 static void test_restart_catches_up(void **state)
 {
 	struct fix *f = *state;
-	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
-	load(f, 2, 501, 0);
-	send_items(f, 1, 501, NULL);
-	assert_true(wait_results(f, 501, 0x7, 10000));
+	table_and_rows(f, 501);
 	check_digests(f);
 	check_durable_answers(f);
 	struct server_info before;
@@ -1172,18 +1183,13 @@ ssize_t __wrap_pwrite(int fd, const void *b, size_t n, off_t off)
 static void test_paxos_log_full(void **state)
 {
 	struct fix *f = *state;
-	make_item(f, 1, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)", 0, 0, 0);
-	load(f, 2, 201, 0);
-	send_items(f, 1, 201, NULL);
-	assert_true(wait_results(f, 201, 0x7, 10000));
+	table_and_rows(f, 201);
 
 	char dir[300];
 	snprintf(dir, sizeof dir, "%s/s1/paxos/", f->dir);
 	atomic_store(&paxos_refused, 0);
 	atomic_store(&fail_paxos_dir, (const char *)dir);
-	load(f, 202, 1201, 0);
-	send_items(f, 202, 1201, NULL);
-	assert_true(wait_results(f, 1201, 0x5, 10000)); /* servers 0 and 2 */
+	assert_true(write_range(f, 202, 1201, 0x5)); /* servers 0 and 2 */
 	struct server_info in;
 	server_info(f->srv[1].s, &in);
 	assert_true(atomic_load(&paxos_refused) > 0);
@@ -1199,18 +1205,14 @@ static void test_paxos_log_full(void **state)
 		server_info(f->srv[1].s, &in);
 	} while (in.disk_full && now_ms() - t0 < 10000);
 	assert_int_equal(in.disk_full, 0);
-	load(f, 1202, 1301, 0);
-	send_items(f, 1202, 1301, NULL);
-	assert_true(wait_results(f, 1301, 0x7, 10000));
+	assert_true(write_range(f, 1202, 1301, 0x7));
 	wait_applied(f, max_applied(f), 10000);
 	check_digests(f);
 
 	/* and from its files after a restart */
 	srv_stop(f, 1);
 	srv_start(f, 1);
-	load(f, 1302, 1401, 0);
-	send_items(f, 1302, 1401, NULL);
-	assert_true(wait_results(f, 1401, 0x7, 10000));
+	assert_true(write_range(f, 1302, 1401, 0x7));
 	wait_applied(f, max_applied(f), 10000);
 	check_digests(f);
 	check_durable_answers(f);
