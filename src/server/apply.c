@@ -331,6 +331,12 @@ static void ckpt_failed(struct apply *a, sqlite3 *db, const char *who)
  */
 #define RESTART_BUSY_MS 5
 
+/* Frames left to copy from which a checkpointer pass is asked for. */
+static unsigned ck_step(const struct apply *a)
+{
+	return a->cfg.wal_pages / CK_STEP_DIV ? a->cfg.wal_pages / CK_STEP_DIV : 1;
+}
+
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
 	(void)name;
@@ -338,6 +344,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 	unsigned w = a->cfg.wal_pages, n = pages > 0 ? (unsigned)pages : 0;
 	int restart = 0, limit = n >= WAL_LIMIT_X * w;
 	pthread_mutex_lock(&a->mu);
+	a->wal_frames = n;
 	if (a->pending > a->applied) {
 		a->applied = a->pending;
 		pthread_cond_broadcast(&a->cv);
@@ -358,7 +365,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 		}
 	}
 	unsigned left = n - (a->ck_copied < n ? a->ck_copied : n);
-	if (left >= (w / CK_STEP_DIV ? w / CK_STEP_DIV : 1) && !a->ck_hold && !a->ck_running) {
+	if (left >= ck_step(a) && !a->ck_hold && !a->ck_running) {
 		a->ck_want = 1;
 		pthread_cond_signal(&a->ckcv);
 	}
@@ -419,6 +426,7 @@ static void *checkpointer(void *arg)
 			break;
 		a->ck_want = 0;
 		a->ck_running = 1;
+		unsigned had = a->ck_copied;
 		pthread_mutex_unlock(&a->mu);
 		int nlog = 0, nck = 0;
 		if (db != NULL) {
@@ -433,6 +441,13 @@ static void *checkpointer(void *arg)
 			a->ck_copied = (unsigned)nck;
 		a->ck_passes++;
 		a->st.checkpoints++;
+		/* the commits during the pass found it running and asked for
+		 * nothing: when they left a step to copy, another pass, as long
+		 * as this one got somewhere (a reader on an old snapshot stops
+		 * it copying; the next commit asks again then) */
+		if (nck > 0 && (unsigned)nck > had && !a->ck_hold && a->wal_frames >= a->ck_copied &&
+		    a->wal_frames - a->ck_copied >= ck_step(a))
+			a->ck_want = 1;
 		pthread_cond_broadcast(&a->ckcv); /* the apply thread may wait for the pass */
 	}
 	pthread_mutex_unlock(&a->mu);

@@ -206,6 +206,7 @@ struct apply {
 	 * backfilled (0 after a restart). */
 	int ck_running, ck_hold;
 	unsigned ck_copied;
+	unsigned wal_frames; /* the WAL's frames after the last commit (wal_hook) */
 	uint64_t ck_passes;  /* passes the checkpointer finished */
 	uint64_t rs_failed;  /* ck_passes + 1 when the apply thread's restart last met a reader (BUSY) */
 	pthread_t ck;
