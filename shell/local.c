@@ -101,12 +101,11 @@ int local_up(struct shell *sh)
 	for (unsigned i = 0; i < n; i++)
 		mine += sh->own[i] != 0;
 	/* a notice, not a warning: MTR_LOG=warn or error leaves it out */
-	if (log_level_from_env() && log_threshold < LOG_INFO)
-		;
-	else if (mine && mine < n)
+	int quiet = log_level_from_env() && log_threshold < LOG_INFO;
+	if (!quiet && mine && mine < n)
 		fprintf(stderr, "mtrsql: attached to the local cluster in %s (restarted %u of its %u processes)\n", lc->dir,
 			mine, n);
-	else
+	else if (!quiet)
 		fprintf(stderr, "mtrsql: %s the local cluster in %s\n", mine ? "started" : "attached to", lc->dir);
 	snprintf(sh->uri, sizeof(sh->uri), "%s", lc->uri);
 	return 0;

@@ -620,9 +620,6 @@ static int handle(struct shell *sh, char *text, int is_dot)
 	return intr_quit != 0;
 }
 
-/* Read a script from f (a file, or standard input when it is not a
- * terminal); errors name its lines.  Returns 1 when asked to quit.  A
- * Ctrl-C stops the script, as in sqlite3. */
 /*
  * The lines of a script (standard input, or the file of .read), read from
  * its descriptor with the signal pipe polled beside it: a SIGTERM or a
@@ -685,6 +682,9 @@ static ssize_t next_line(struct lines *r, char **line, size_t *cap)
 	return (ssize_t)n;
 }
 
+/* Read a script from f (a file, or standard input when it is not a
+ * terminal); errors name its lines.  Returns 1 when asked to quit.  A
+ * Ctrl-C stops the script, as in sqlite3. */
 static int run_file(struct shell *sh, FILE *f)
 {
 	char *buf = NULL, *line = NULL;

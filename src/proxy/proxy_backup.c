@@ -192,6 +192,13 @@ static int bk_data(struct pxbackup *b)
 	return 0;
 }
 
+/* Wait BK_RETRY_MS, then ask again (pxbk_sweep). */
+static void bk_wait(struct pxbackup *b)
+{
+	b->state = BK_WAIT;
+	b->deadline_ms = b->p->now_ms + BK_RETRY_MS;
+}
+
 /* The server for the copy: one known to have applied min_inst, else 0
  * (*i: the next one in turn). */
 static int bk_pick(struct pxbackup *b, unsigned from, unsigned *i)
@@ -221,8 +228,7 @@ static void bk_older(struct pxbackup *b, uint64_t inst)
 		bk_end(b, MTR_ETIMEDOUT, msg);
 		return;
 	}
-	b->state = BK_WAIT;
-	b->deadline_ms = p->now_ms + BK_RETRY_MS;
+	bk_wait(b);
 }
 
 /* Advance the exchange as far as the socket allows. */
@@ -368,8 +374,7 @@ void pxbk_start(struct proxy *p, struct client *c, uint64_t min_inst)
 	p->backups = b;
 	c->bk = b;
 	if (!bk_pick(b, p->rr++, &b->server)) { /* wait for a STATUS that says one has it */
-		b->state = BK_WAIT;
-		b->deadline_ms = p->now_ms + BK_RETRY_MS;
+		bk_wait(b);
 		return;
 	}
 	bk_go(b);
@@ -441,7 +446,7 @@ void pxbk_sweep(struct proxy *p)
 				b->server = i;
 				bk_go(b);
 			} else {
-				b->deadline_ms = p->now_ms + BK_RETRY_MS;
+				bk_wait(b);
 			}
 		} else if (!b->dead && p->now_ms >= b->deadline_ms) {
 			if (b->state == BK_DATA && b->c && b->c->out.len >= PART_OUT_MAX)

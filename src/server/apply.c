@@ -337,6 +337,13 @@ static unsigned ck_step(const struct apply *a)
 	return a->cfg.wal_pages / CK_STEP_DIV ? a->cfg.wal_pages / CK_STEP_DIV : 1;
 }
 
+/* Of a WAL of n frames, those the checkpointer's last pass left to copy
+ * (a->mu held). */
+static unsigned ck_left(const struct apply *a, unsigned n)
+{
+	return n - (a->ck_copied < n ? a->ck_copied : n);
+}
+
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
 	(void)name;
@@ -345,6 +352,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 	int restart = 0, limit = n >= WAL_LIMIT_X * w;
 	pthread_mutex_lock(&a->mu);
 	a->wal_frames = n;
+	unsigned left = ck_left(a, n);
 	if (a->pending > a->applied) {
 		a->applied = a->pending;
 		pthread_cond_broadcast(&a->cv);
@@ -357,14 +365,13 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 			restart = !a->closing;
 		} else if (a->ck_running) {
 			a->ck_hold = 1; /* no new pass: restart when this one ends */
-		} else if (n - (a->ck_copied < n ? a->ck_copied : n) <= w) {
+		} else if (left <= w) {
 			a->ck_hold = 1;
 			restart = 1;
 		} else {
 			a->ck_hold = 0; /* too much left: one more pass first */
 		}
 	}
-	unsigned left = n - (a->ck_copied < n ? a->ck_copied : n);
 	if (left >= ck_step(a) && !a->ck_hold && !a->ck_running) {
 		a->ck_want = 1;
 		pthread_cond_signal(&a->ckcv);
@@ -445,8 +452,7 @@ static void *checkpointer(void *arg)
 		 * nothing: when they left a step to copy, another pass, as long
 		 * as this one got somewhere (a reader on an old snapshot stops
 		 * it copying; the next commit asks again then) */
-		if (nck > 0 && (unsigned)nck > had && !a->ck_hold && a->wal_frames >= a->ck_copied &&
-		    a->wal_frames - a->ck_copied >= ck_step(a))
+		if (nck > 0 && (unsigned)nck > had && !a->ck_hold && ck_left(a, a->wal_frames) >= ck_step(a))
 			a->ck_want = 1;
 		pthread_cond_broadcast(&a->ckcv); /* the apply thread may wait for the pass */
 	}

@@ -89,7 +89,7 @@ static void snap_refuse(struct server *s, const char *from, const char *why)
 #define SNAP_SPARE_BYTES (32u << 20)
 static int snap_room(const struct server *s, uint64_t *need, uint64_t *have)
 {
-	static const char *const files[] = {"replica.db", "replica.db-wal"};
+	static const char *const files[] = {APPLY_DB_NAME, APPLY_DB_NAME "-wal"};
 	uint64_t size = 0;
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		char p[4200];
