@@ -10,7 +10,7 @@ libmtrserver_la_SOURCES += src/server/batch.c src/server/batch.h src/server/paxo
 	src/server/seglog.c src/server/seglog.h src/server/ingest.c src/server/ingest.h \
 	src/server/reasm.c src/server/reasm.h src/server/apply.c src/server/apply.h src/server/apply_int.h src/server/apply_exec.c \
 	src/server/apply_requests.c src/server/apply_read.c src/server/apply_init.c src/server/pitr.c src/server/pitr.h \
-	src/server/detvfs.c src/server/detvfs.h src/server/digest.c src/server/digest.h \
+	src/server/detvfs.c src/server/detvfs.h src/server/walbuf.c src/server/walbuf.h src/server/digest.c src/server/digest.h \
 	src/server/clustervt.c src/server/clustervt.h src/server/statstab.c src/server/statstab.h \
 	src/server/server.c src/server/server.h src/server/server_int.h src/server/server_net.c \
 	src/server/server_apply.c src/server/server_snap.c src/server/server_vt.c src/server/server_disk.c \

@@ -14,7 +14,8 @@ UNIT_TESTS = tests/unit/test_error tests/unit/test_conf tests/unit/test_metrics 
 	tests/unit/test_sql \
 	tests/unit/test_proxy_item tests/unit/test_outbuf tests/unit/test_proxy tests/unit/test_tlsconn \
 	tests/unit/test_batch tests/unit/test_paxos_sim tests/unit/test_pstore tests/unit/test_seglog \
-	tests/unit/test_ingest tests/unit/test_reasm tests/unit/test_apply tests/unit/test_detvfs tests/unit/test_pitr \
+	tests/unit/test_ingest tests/unit/test_reasm tests/unit/test_apply tests/unit/test_detvfs tests/unit/test_walbuf \
+	tests/unit/test_pitr \
 	tests/unit/test_clustervt tests/unit/test_server
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)

@@ -9,7 +9,9 @@
  * thread-local "current item" set by the apply thread; with none set they
  * call the wrapped VFS, so connections of other threads keep the real clock.
  *
- * xOpen names temporary files itself (issue 18).  The default VFS draws a
+ * xOpen opens a WAL file through walbuf.c, which writes a transaction's
+ * frames in one call (doc/apply.md "WAL writes"), and names temporary files
+ * itself (issue 18).  The default VFS draws a
  * temporary file's name from SQLite's PRNG, which inside an item is seeded
  * from the item: every replica then chose the same path at the same moment,
  * and replicas sharing a temp directory raced on it (the loser's O_EXCL
@@ -42,6 +44,8 @@
 #include "detvfs.h"
 #include "log.h"
 #include "metronome.h"
+#include "util.h"
+#include "walbuf.h"
 
 /* ---- PRNG: splitmix64 to seed, xoshiro256** to draw ---- */
 
@@ -227,6 +231,8 @@ static int det_open(sqlite3_vfs *vfs, const char *zname, sqlite3_file *file, int
 {
 	if (zname == NULL)
 		return det_open_temp(vfs, file, flags, out_flags);
+	if (flags & SQLITE_OPEN_WAL)
+		return walbuf_open(orig_vfs, vfs, zname, file, flags, out_flags);
 	return orig_vfs->xOpen(vfs, zname, file, flags, out_flags);
 }
 
@@ -246,7 +252,7 @@ static void register_once(void)
 	det_vfs.zName = DETVFS_NAME;
 	det_vfs.xRandomness = det_randomness;
 	tmp_name_off = ((size_t)orig_vfs->szOsFile + 15) & ~(size_t)15;
-	det_vfs.szOsFile = (int)(tmp_name_off + TMPNAME_MAX);
+	det_vfs.szOsFile = (int)MAX(tmp_name_off + TMPNAME_MAX, walbuf_header_size() + (size_t)orig_vfs->szOsFile);
 	det_vfs.xOpen = det_open;
 	if (orig_vfs->iVersion >= 2 && orig_vfs->xCurrentTimeInt64 != NULL) {
 		det_vfs.xCurrentTime = det_current_time;

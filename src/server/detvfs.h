@@ -11,7 +11,8 @@
  *     thread-local: the apply thread sets it with detvfs_item_begin(); any
  *     other thread (readers) sees the real clock and real randomness.  The VFS
  *     is registered as the process default because SQLite reseeds its PRNG
- *     from the default VFS, not from the connection's.
+ *     from the default VFS, not from the connection's.  Its WAL files are
+ *     opened through walbuf.h (a transaction's frames in one write).
  *
  *  2. random() and randomblob() overridden on a connection with functions
  *     drawing from a PRNG owned by the caller (struct detvfs_rng), so other
