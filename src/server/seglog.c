@@ -69,6 +69,9 @@ struct seglog {
 	uint8_t *wbuf;
 	uint32_t wcap, wlen;
 	uint64_t wbase;
+	/* the active segment's page cache is given back below dropped, up to
+	 * cache_keep bytes behind its end (doc/storage.md "Page cache") */
+	uint64_t dropped, cache_keep;
 	/* read-ahead cache (disk mode): one span of a segment file, so that
 	 * apply reading a batch's items in order costs one pread per span,
 	 * not one per item.  Files are append-only: a span never goes stale
@@ -223,6 +226,30 @@ static int read_all(int fd, void *p, size_t n, uint64_t off)
  * at the same offset again, over whatever part the failed one wrote.  That
  * is why MTR_ENOSPACE can be retried (doc/storage.md "A full disk").
  */
+/*
+ * Give back the page cache of the active segment s below cache_keep bytes
+ * from its end, once a SEGLOG_CACHE_STEP more is there.  Items are read
+ * back soon after they are written (an instance's, to apply it) or seldom
+ * (a lagging peer's gap, a restore): pages further back would only grow
+ * the page cache, and new pages cost more than pages given back and taken
+ * again (doc/performance.md "The item log's page cache").  Pages not yet
+ * written back are kept by the kernel; what is read again later comes from
+ * the disk.
+ */
+static void cache_drop(struct seglog *log, const struct seg *s)
+{
+	if (log->wbase < log->dropped + log->cache_keep + SEGLOG_CACHE_STEP)
+		return;
+	/* a step boundary: the kernel gives back only whole folios (up to
+	 * 128 KiB and more), and folios are aligned to their size */
+	uint64_t upto = (log->wbase - log->cache_keep) & ~(uint64_t)(SEGLOG_CACHE_STEP - 1);
+	if (upto <= log->dropped)
+		return;
+	if (posix_fadvise(s->fd, (off_t)log->dropped, (off_t)(upto - log->dropped), POSIX_FADV_DONTNEED) == 0)
+		log->st.cache_dropped += upto - log->dropped;
+	log->dropped = upto;
+}
+
 static int wbuf_flush(struct seglog *log)
 {
 	if (log->mode != SEGLOG_DISK || !log->have_active || log->wlen == 0)
@@ -238,6 +265,7 @@ static int wbuf_flush(struct seglog *log)
 	log->st.writes++;
 	log->wbase += log->wlen;
 	log->wlen = 0;
+	cache_drop(log, s);
 	return 0;
 }
 
@@ -364,6 +392,7 @@ int seglog_open(const struct seglog_opts *opts, struct seglog **out)
 		log->wcap = opts->wbuf_size ? opts->wbuf_size : SEGLOG_DEFAULT_WBUF;
 		if (log->wcap < 4096)
 			log->wcap = 4096;
+		log->cache_keep = opts->cache_keep ? opts->cache_keep : SEGLOG_DEFAULT_CACHE_KEEP;
 		log->dir = strdup(opts->dir);
 		log->wbuf = malloc(log->wcap);
 		if (!log->dir || !log->wbuf) {
@@ -640,6 +669,7 @@ static int seg_roll(struct seglog *log, uint64_t rec_size)
 	log->next_id = id + 1;
 	log->have_active = 1;
 	log->active = id;
+	log->dropped = 0;
 	log->st.segs_created++;
 	mtr_log(LOG_DEBUG, "[seglog] segment %u started", id);
 	return 0;

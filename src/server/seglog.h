@@ -50,6 +50,11 @@ enum seglog_mode { SEGLOG_DISK = 0, SEGLOG_MEMORY = 1 };
 #define SEGLOG_DEFAULT_SEG_SIZE (64u << 20)
 #define SEGLOG_DEFAULT_MEM_SEG_SIZE (4u << 20)
 #define SEGLOG_DEFAULT_WBUF (1u << 20)
+/* Page cache of the active segment kept behind its end (disk mode): what
+ * lies further back is dropped (POSIX_FADV_DONTNEED) in steps of
+ * SEGLOG_CACHE_STEP as the segment grows (doc/storage.md "Page cache"). */
+#define SEGLOG_DEFAULT_CACHE_KEEP (16u << 20)
+#define SEGLOG_CACHE_STEP (1u << 20)
 #define SEGLOG_MAX_REC (1u << 30) /* largest item a record may hold */
 
 /* Options; zero fields take the defaults above. */
@@ -61,6 +66,7 @@ struct seglog_opts {
 	uint32_t max_rec;      /* largest item accepted, recovery included (default SEGLOG_MAX_REC) */
 	uint64_t retain_bytes; /* SEGLOG_DISK: keep dead segments up to this many bytes (0: no retention) */
 	uint64_t retain_ms;    /* SEGLOG_DISK: ... and for at most this long (0: no retention) */
+	uint64_t cache_keep;   /* SEGLOG_DISK: page cache kept behind the active segment's end */
 };
 
 /* Where a record's item bytes are: segment id and the offset of the item
@@ -93,6 +99,7 @@ struct seglog_stats {
 	uint64_t write_full;    /* writes that failed with MTR_ENOSPACE (a full disk) */
 	uint64_t retained_segs;  /* dead segments kept for retention now (gauge) */
 	uint64_t retained_bytes; /* their bytes (gauge; part of disk_bytes) */
+	uint64_t cache_dropped;  /* bytes of the page cache given back (POSIX_FADV_DONTNEED) */
 };
 
 /* Bytes read ahead at once by seglog_read on a disk-mode miss. */

@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -566,12 +567,65 @@ static void test_memory_mode(void **state)
 	check(NULL, NULL, 0, 0);
 }
 
+/* The page cache of the active segment: pages more than cache_keep bytes
+ * behind its end are given back (mincore() on a mapping of the file says
+ * whether a page is in the page cache), the last cache_keep bytes stay,
+ * and an item whose pages were given back still reads whole. */
+static void test_page_cache_kept(void **state)
+{
+	(void)state;
+	struct seglog_opts o = {.mode = SEGLOG_DISK, .dir = dir, .seg_size = 64u << 20, .cache_keep = 4u << 20};
+	struct seglog *log;
+	assert_int_equal(seglog_open(&o, &log), 0);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	struct seglog_loc first, loc;
+	/* 12 MB, synced every 256 KB as a server's group commits do: pages
+	 * are clean (on the disk) long before they fall behind */
+	for (uint64_t i = 0; i < 3000; i++) {
+		append(log, 3, i + 1, 4000, i == 0 ? &first : &loc);
+		if (i % 64 == 63)
+			assert_int_equal(seglog_sync(log), 0);
+	}
+	assert_int_equal(seglog_sync(log), 0);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	uint64_t end = loc.off + loc.len;
+	print_message("# %llu of %llu bytes given back\n", (unsigned long long)st.cache_dropped,
+		      (unsigned long long)end);
+	assert_true(st.cache_dropped >= end - (4u << 20) - SEGLOG_CACHE_STEP - (1u << 20));
+	assert_true(st.cache_dropped <= end - (4u << 20));
+	int fd = open(seg_file(1), O_RDONLY);
+	assert_true(fd >= 0);
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), npg = (size_t)(end + pg - 1) / pg;
+	void *m = mmap(NULL, npg * pg, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(m != MAP_FAILED);
+	unsigned char *vec = malloc(npg);
+	assert_non_null(vec);
+	assert_int_equal(mincore(m, npg * pg, vec), 0);
+	size_t front = 0, back = 0, nfront = (size_t)(st.cache_dropped / pg), nback = (size_t)((4u << 20) / pg);
+	for (size_t i = 0; i < nfront; i++)
+		front += vec[i] & 1;
+	for (size_t i = npg - nback; i < npg; i++)
+		back += vec[i] & 1;
+	print_message("# resident: %zu of the first %zu pages, %zu of the last %zu\n", front, nfront, back, nback);
+	assert_true(front < nfront / 20);
+	assert_true(back > nback * 9 / 10);
+	free(vec);
+	munmap(m, npg * pg);
+	close(fd);
+	check(log, &first, 3, 1); /* from the disk */
+	check(log, &loc, 3, 3000);
+	seglog_close(log);
+	check(NULL, NULL, 0, 0);
+}
+
 int main(void)
 {
 	if (!getenv("MTR_LOG"))
 		log_set_level(LOG_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_append_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_page_cache_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roll_and_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
