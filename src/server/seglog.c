@@ -240,11 +240,10 @@ static void cache_drop(struct seglog *log, const struct seg *s)
 {
 	if (log->wbase < log->dropped + log->cache_keep + SEGLOG_CACHE_STEP)
 		return;
-	/* a step boundary: the kernel gives back only whole folios (up to
-	 * 128 KiB and more), and folios are aligned to their size */
+	/* a step boundary (dropped is one too, so upto is a step past it):
+	 * the kernel gives back only whole folios (up to 128 KiB and more),
+	 * and folios are aligned to their size */
 	uint64_t upto = (log->wbase - log->cache_keep) & ~(uint64_t)(SEGLOG_CACHE_STEP - 1);
-	if (upto <= log->dropped)
-		return;
 	if (posix_fadvise(s->fd, (off_t)log->dropped, (off_t)(upto - log->dropped), POSIX_FADV_DONTNEED) == 0)
 		log->st.cache_dropped += upto - log->dropped;
 	log->dropped = upto;

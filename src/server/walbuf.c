@@ -33,11 +33,10 @@ struct walbuf {
 	size_t len, cap;
 	sqlite3_int64 off;  /* the file offset of buf[0] */
 	sqlite3_int64 scan; /* the next frame header in buf not yet looked at */
-	sqlite3_int64 end;  /* where this WAL's frames end (end_known) */
-	int end_known;
-	uint32_t psz;       /* page size from the WAL header, 0: not known */
+	sqlite3_int64 end;  /* where this WAL's frames end, -1: not known */
+	uint32_t psz;       /* page size from the WAL header (a write at 0 or
+			     * the file), 0: not known; salt with it */
 	uint8_t salt[8];
-	int known; /* psz and salt read (from a write at 0 or the file) */
 };
 
 static atomic_ullong n_writes;
@@ -55,13 +54,11 @@ static uint32_t be32(const uint8_t *p)
 static int parse_header(struct walbuf *w, const uint8_t *h)
 {
 	uint32_t magic = be32(h), psz = be32(h + 8);
-	w->known = 0;
 	w->psz = 0;
 	if ((magic & 0xFFFFFFFEu) != 0x377f0682u || psz < 512 || psz > 65536 || (psz & (psz - 1)) != 0)
 		return 0;
 	w->psz = psz;
 	memcpy(w->salt, h + 16, 8);
-	w->known = 1;
 	return 1;
 }
 
@@ -90,7 +87,7 @@ static int flush(struct walbuf *w)
 /* Is off where a frame starts (the page size being known)? */
 static int frame_start(const struct walbuf *w, sqlite3_int64 off)
 {
-	return w->known && off >= WAL_HDR && (off - WAL_HDR) % (FRAME_HDR + w->psz) == 0;
+	return w->psz != 0 && off >= WAL_HDR && (off - WAL_HDR) % (FRAME_HDR + w->psz) == 0;
 }
 
 /* Learn the page size and salts from the file's header when a write comes
@@ -98,7 +95,7 @@ static int frame_start(const struct walbuf *w, sqlite3_int64 off)
 static void learn(struct walbuf *w)
 {
 	uint8_t h[WAL_HDR];
-	if (w->known)
+	if (w->psz != 0)
 		return;
 	if (w->real->pMethods->xRead(w->real, h, WAL_HDR, 0) == SQLITE_OK)
 		parse_header(w, h);
@@ -127,19 +124,16 @@ static int wb_write(sqlite3_file *f, const void *p, int amt, sqlite3_int64 off)
 		if (off == 0 && amt >= WAL_HDR) {
 			append = parse_header(w, p);
 			w->end = 0;
-			w->end_known = 1;
 			w->scan = WAL_HDR;
 		} else {
 			learn(w);
-			append = frame_start(w, off) && (!w->end_known || off >= w->end);
+			append = frame_start(w, off) && off >= w->end;
 			w->scan = off;
 		}
 		append = append && (size_t)amt <= WALBUF_MAX;
 	}
-	sqlite3_int64 end = off + amt;
-	if (!w->end_known || end > w->end)
-		w->end = end;
-	w->end_known = 1;
+	if (off + amt > w->end)
+		w->end = off + amt;
 	if (!append)
 		return real_write(w, p, amt, off);
 	if (w->len == 0)
@@ -191,8 +185,8 @@ static int wb_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	struct walbuf *w = (struct walbuf *)f;
 	int rc = flush(w);
-	w->known = 0; /* the header may be gone */
-	w->end_known = 0;
+	w->psz = 0; /* the header may be gone */
+	w->end = -1;
 	return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
 }
 
@@ -270,6 +264,7 @@ int walbuf_open(sqlite3_vfs *orig, sqlite3_vfs *vfs, const char *name, sqlite3_f
 	struct walbuf *w = (struct walbuf *)file;
 	memset(w, 0, sizeof *w);
 	w->real = (sqlite3_file *)((char *)file + walbuf_header_size());
+	w->end = -1;
 	int rc = orig->xOpen(vfs, name, w->real, flags, out_flags);
 	if (rc != SQLITE_OK) {
 		/* SQLite calls xClose only when pMethods is set: ours is not */

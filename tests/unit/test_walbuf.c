@@ -25,16 +25,15 @@
 #include "../testutil.h"
 
 struct fx {
-	char dir[64];
-	char path[96];
+	char dir[256];
+	char path[300];
 	sqlite3 *db, *rd;
 };
 
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/mtr-walbuf-XXXXXX");
-	if (f == NULL || mkdtemp(f->dir) == NULL || detvfs_register() != 0)
+	if (f == NULL || testutil_mkdtemp(f->dir, sizeof f->dir, "mtr-walbuf") != 0 || detvfs_register() != 0)
 		return -1;
 	snprintf(f->path, sizeof f->path, "%s/w.db", f->dir);
 	if (sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, DETVFS_NAME) != SQLITE_OK ||
@@ -54,12 +53,9 @@ static int teardown(void **state)
 	struct fx *f = *state;
 	sqlite3_close(f->rd);
 	sqlite3_close(f->db);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-	if (system(cmd) != 0)
-		return -1;
+	int rc = testutil_rmtree(f->dir);
 	free(f);
-	return 0;
+	return rc;
 }
 
 static void exec(sqlite3 *db, const char *sql)
@@ -98,15 +94,13 @@ static void copy_file(const char *from, const char *to)
  * sum of k, and the integrity check passes. */
 static int64_t on_disk_sum(struct fx *f)
 {
-	char db[128], wal[128], cdb[128], cwal[128];
-	snprintf(db, sizeof db, "%s", f->path);
+	char wal[320], cdb[320], cwal[330], shm[330];
 	snprintf(wal, sizeof wal, "%s-wal", f->path);
 	snprintf(cdb, sizeof cdb, "%s/copy.db", f->dir);
-	snprintf(cwal, sizeof cwal, "%s/copy.db-wal", f->dir);
-	copy_file(db, cdb);
-	copy_file(wal, cwal);
-	char shm[140];
+	snprintf(cwal, sizeof cwal, "%s-wal", cdb);
 	snprintf(shm, sizeof shm, "%s-shm", cdb);
+	copy_file(f->path, cdb);
+	copy_file(wal, cwal);
 	unlink(shm);
 	sqlite3 *c;
 	assert_int_equal(sqlite3_open_v2(cdb, &c, SQLITE_OPEN_READWRITE, "unix"), SQLITE_OK);
