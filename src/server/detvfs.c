@@ -238,6 +238,11 @@ static int det_open(sqlite3_vfs *vfs, const char *zname, sqlite3_file *file, int
 
 static void register_once(void)
 {
+	/* No allocation statistics: with them every sqlite3_malloc and free
+	 * takes one process-wide mutex, which the apply, checkpoint and read
+	 * threads then share (doc/performance.md).  Nothing here reads them;
+	 * SQLITE_MISUSE when SQLite is already initialised, which is harmless. */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	if (sqlite3_initialize() != SQLITE_OK) {
 		reg_rc = MTR_EIO;
 		return;
