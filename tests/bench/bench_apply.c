@@ -9,9 +9,15 @@
  * to show the cost of the deterministic hooks, and with the items of 64
  * clients that each have 512 requests in flight (client id, request id and
  * floor set: the cost of keeping results for resends, doc/apply.md
- * "Resends").  Options: --seconds S,
+ * "Resends"); and insert_64ranges, the same with the ids of each client in
+ * a range of its own (as tests/tools/mtrload writes them: 64 places in the
+ * table's B-tree take rows, and an instance dirties a page or more at
+ * each).  Options: --seconds S,
  * --full (synchronous=FULL), --dir D (parent of the temporary directory),
- * --only NAME (one of insert, insert_det, insert_64clients, raw).
+ * --only NAME (one of insert, insert_det, insert_64clients, insert_64ranges,
+ * raw), --batch B (the instance size of insert_64clients and
+ * insert_64ranges,
+ * 1000; e2e runs at 64 x 512 make 3,000-7,000 items an instance).
  *
  * The reference, in the same run: raw, one plain SQLite connection (WAL,
  * the same synchronous setting) running the same prepared INSERT with bound
@@ -131,13 +137,14 @@ static int run_raw(const char *parent, int full, double seconds)
 	return 0;
 }
 
+/* ranges: the first parameter is the row id, client c's from c x 2^32 on */
 static int run(const char *parent, int full, double seconds, unsigned batch, const char *sql, const char *name,
-	       unsigned clients)
+	       unsigned clients, int ranges)
 {
 	char dir[256];
 	if (mk_dir(parent, dir, sizeof dir))
 		return 1;
-	struct apply_config cfg = {.dir = dir, .durability = full ? APPLY_SYNC_FULL : APPLY_SYNC_NORMAL};
+	struct apply_config cfg = {.dir = dir, .durability = full ? APPLY_SYNC_FULL : APPLY_SYNC_NORMAL,};
 	struct apply *a;
 	if (apply_open(&cfg, &a) != 0)
 		return 1;
@@ -179,6 +186,8 @@ static int run(const char *parent, int full, double seconds, unsigned batch, con
 				items[i].client = 0x5eed0000u + c;
 				items[i].request = ++req[c];
 				items[i].floor = req[c] > 512 ? req[c] - 511 : 1;
+				if (ranges)
+					pv[2 * i].u.i = (int64_t)(((uint64_t)c << 32) + req[c]);
 			}
 		}
 		if (apply_instance(a, ++inst, items, batch, NULL, NULL) != 0) {
@@ -202,6 +211,7 @@ int bench_apply(int argc, char **argv)
 {
 	double seconds = 2;
 	int full = 0;
+	unsigned batch64 = 1000;
 	const char *parent = "/tmp", *only = NULL;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
@@ -212,19 +222,24 @@ int bench_apply(int argc, char **argv)
 			parent = argv[++i];
 		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
 			only = argv[++i];
+		else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0)
+			batch64 = (unsigned)atoi(argv[++i]);
 	}
 #define WANT(name) (!only || strcmp(only, name) == 0)
 	if (run_raw(parent, full, seconds) != 0)
 		return 1;
 	static const unsigned batches[] = {1, 100, 1000};
 	for (size_t b = 0; b < ARRAY_SIZE(batches) && WANT("insert"); b++)
-		if (run(parent, full, seconds, batches[b], "INSERT INTO t(k, v) VALUES(?1, ?2)", "insert", 0) != 0)
+		if (run(parent, full, seconds, batches[b], "INSERT INTO t(k, v) VALUES(?1, ?2)", "insert", 0, 0) != 0)
 			return 1;
 	if (WANT("insert_det") && run(parent, full, seconds, 1000,
-		"INSERT INTO t(k, v, r, at) VALUES(?1, ?2, random(), datetime('now'))", "insert_det", 0) != 0)
+		"INSERT INTO t(k, v, r, at) VALUES(?1, ?2, random(), datetime('now'))", "insert_det", 0, 0) != 0)
 		return 1;
 	if (WANT("insert_64clients") &&
-	    run(parent, full, seconds, 1000, "INSERT INTO t(k, v) VALUES(?1, ?2)", "insert_64clients", 64) != 0)
+	    run(parent, full, seconds, batch64, "INSERT INTO t(k, v) VALUES(?1, ?2)", "insert_64clients", 64, 0) != 0)
+		return 1;
+	if (WANT("insert_64ranges") &&
+	    run(parent, full, seconds, batch64, "INSERT INTO t(id, v) VALUES(?1, ?2)", "insert_64ranges", 64, 1) != 0)
 		return 1;
 	return 0;
 }

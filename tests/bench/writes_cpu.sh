@@ -56,7 +56,8 @@ while [ $r -lt "$ROUNDS" ]; do
 		# mtrload's CPU: the subshell's children times (POSIX `times`)
 		(
 			"$B/tests/tools/mtrload" --uri "mtr://127.0.0.1:$((P + 10))" --clients 64 --rows "$ROWS" \
-				--pipeline "${MTR_PIPELINE:-512}" >"$D/load.out" 2>&1
+				--pipeline "${MTR_PIPELINE:-512}" $([ "${MTR_APPEND:-1}" = 0 ] || echo --append) \
+				>"$D/load.out" 2>&1
 			times >"$D/times"
 		)
 		l0=0

@@ -30,7 +30,7 @@ at_exit 'rm -rf "$TMP"'
 # ephemeral range (32768..), where proxies' and clients' own ports come from
 BASE=$(port_block)
 
-plan 16
+plan 17
 
 lines() { cat "$@" 2>/dev/null | wc -l; }
 acked_at_least() { [ "$(lines "$D"/acked1 "$D"/acked2)" -ge "$1" ]; }
@@ -96,6 +96,14 @@ run_cluster() {
 				[ "$fk_rows" = "7,9" ]
 		}
 		check "PRAGMA foreign_keys = ON through one proxy: read back ($fk_read) and enforced through the other ($(head -c 80 "$D/fk2.out")); OFF again: rows $fk_rows" fk_ok
+		# mtrload --append (mtrbench e2e's write loads): no id, SQLite
+		# takes the next, so an empty table gets the ids 1 .. R
+		"$B/tests/tools/mtrload" --uri "mtr://127.0.0.1:$((BASE + 11))" --table ap --clients 3 --rows 300 \
+			--pipeline 8 --append >"$D/ap.out" 2>&1
+		ap_rc=$?
+		ap=$(m2 "SELECT count(*), min(id), max(id), count(DISTINCT client) FROM ap")
+		check "mtrload --append: exit $ap_rc, rows/min/max/clients '$ap' (300, 1, 300, 3)" \
+			[ "$ap_rc" = 0 -a "$(echo "$ap" | tr -d ' ')" = "300|1|300|3" ]
 	fi
 
 	half=$((ROWS / 2))
