@@ -41,6 +41,7 @@ struct seg {
 	uint8_t *mem; /* memory mode: the chunk */
 	uint64_t cap; /* memory mode: chunk size */
 	uint64_t size; /* logical size: header + records (buffered ones included) */
+	uint64_t alloc; /* disk: the file's size when allocated ahead of size, else 0 */
 	uint64_t live; /* records not yet unref'ed */
 };
 
@@ -58,6 +59,7 @@ struct seglog {
 	int recovered;
 	int unsynced;      /* appended since the last fdatasync */
 	int dir_dirty;     /* a segment file was created since the last dir fsync */
+	int no_prealloc;   /* the file system cannot allocate ahead (EOPNOTSUPP) */
 	uint32_t ndoomed;
 	/* retention (doc/storage.md "Retention"): doomed segments stay until
 	 * older than retain_ms or, oldest first, while over retain_bytes */
@@ -249,11 +251,34 @@ static void cache_drop(struct seglog *log, const struct seg *s)
 	log->dropped = upto;
 }
 
+/*
+ * Allocate the active segment's file to SEGLOG_PREALLOC_STEP past end (not
+ * past seg_size but for a record that does not fit) when end reaches its
+ * allocation.  A failure is no error: the writes then extend the file as
+ * without it (a full disk reports itself there); a file system without
+ * fallocate is not asked again.
+ */
+static void prealloc(struct seglog *log, struct seg *s, uint64_t end)
+{
+	if (log->no_prealloc || end <= s->alloc)
+		return;
+	uint64_t to = (end + SEGLOG_PREALLOC_STEP) & ~(uint64_t)(SEGLOG_PREALLOC_STEP - 1);
+	to = MAX(end, MIN(to, log->seg_size));
+	/* from the buffer's start: what lies below it is written */
+	if (fallocate(s->fd, 0, (off_t)log->wbase, (off_t)(to - log->wbase)) == 0) {
+		s->alloc = to;
+		log->st.preallocs++;
+	} else if (errno == EOPNOTSUPP) {
+		log->no_prealloc = 1;
+	}
+}
+
 static int wbuf_flush(struct seglog *log)
 {
 	if (log->mode != SEGLOG_DISK || !log->have_active || log->wlen == 0)
 		return 0;
 	struct seg *s = seg_find(log, log->active);
+	prealloc(log, s, log->wbase + log->wlen);
 	int rc = write_all(s->fd, log->wbuf, log->wlen, log->wbase);
 	if (rc) {
 		log->st.write_full += rc == MTR_ENOSPACE;
@@ -528,6 +553,10 @@ int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg)
 	if (log->recovered)
 		return 0;
 	log->recovered = 1;
+	uint32_t last = log->nsegs; /* the last existing segment: the active one */
+	for (uint32_t i = 0; i < log->nsegs; i++)
+		if (log->segs[i].exists)
+			last = i;
 	for (uint32_t i = 0; i < log->nsegs; i++) {
 		struct seg *s = &log->segs[i];
 		if (!s->exists)
@@ -540,8 +569,8 @@ int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg)
 			mtr_log(LOG_ERROR, "[seglog] cannot open %s: %s", path, strerror(errno));
 			return MTR_EIO;
 		}
-		uint64_t n = (uint64_t)sb.st_size, good = 0;
-		int err = 0;
+		uint64_t n = (uint64_t)sb.st_size, good = 0, used = 0;
+		int err = 0, ahead = 0;
 		if (n > 0) {
 			void *m = mmap(NULL, n, PROT_READ, MAP_PRIVATE, s->fd, 0);
 			if (m == MAP_FAILED) {
@@ -549,15 +578,21 @@ int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg)
 				return MTR_EIO;
 			}
 			good = scan_segment(log, s, m, n, visit, arg, &err);
+			/* zeros after what was written: allocated ahead
+			 * (SEGLOG_PREALLOC_STEP), not torn */
+			used = n;
+			while (used > good && ((const uint8_t *)m)[used - 1] == 0)
+				used--;
+			ahead = good > 0 && good < n && used == good;
 			munmap(m, n);
 		}
 		if (err)
 			return err;
-		if (good < n) {
+		if (good < n && !ahead) {
 			log->st.torn++;
-			log->st.torn_bytes += n - good;
+			log->st.torn_bytes += used - good;
 			mtr_log(LOG_WARN, "[seglog] %s: cut %llu damaged or torn bytes at offset %llu", path,
-				(unsigned long long)(n - good), (unsigned long long)good);
+				(unsigned long long)(used - good), (unsigned long long)good);
 		}
 		if (good == 0) {
 			/* not even a segment header: nothing of it is kept */
@@ -565,7 +600,9 @@ int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg)
 			seg_delete(log, s);
 			continue;
 		}
-		if (good < n) {
+		if (ahead && i == last) {
+			s->alloc = n; /* the active segment goes on writing into it */
+		} else if (good < n) {
 			if (ftruncate(s->fd, (off_t)good) != 0 || fdatasync(s->fd) != 0) {
 				mtr_log(LOG_ERROR, "[seglog] cannot truncate %s: %s", path, strerror(errno));
 				return MTR_EIO;
@@ -618,6 +655,16 @@ static int seg_roll(struct seglog *log, uint64_t rec_size)
 			int rc = wbuf_flush(log);
 			if (rc)
 				return rc;
+			/* sealed: the file holds its records and nothing after */
+			if (old->alloc > old->size) {
+				if (ftruncate(old->fd, (off_t)old->size) != 0) {
+					mtr_log(LOG_ERROR, "[seglog] cannot cut segment %u to its records: %s", old->id,
+						strerror(errno));
+					return MTR_EIO;
+				}
+				log->unsynced = 1;
+			}
+			old->alloc = 0;
 			/* a torn record can then only be in the last segment */
 			if (log->unsynced && fdatasync(old->fd) != 0)
 				return MTR_EIO;
@@ -717,6 +764,7 @@ int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void 
 			/* a short write leaves a torn record: cut it off again; if
 			 * that fails too the file's tail is unknown (MTR_EIO) */
 			int e = w < 0 ? errno : ENOSPC; /* a short pwrite: the device filled up */
+			s->alloc = 0;
 			if (ftruncate(s->fd, (off_t)off) != 0) {
 				mtr_log(LOG_ERROR, "[seglog] cannot cut a short write in segment %u: %s", s->id,
 					strerror(errno));
@@ -727,6 +775,8 @@ int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void 
 			return write_error(e);
 		}
 		log->wbase = off + rec;
+		if (s->alloc <= log->wbase)
+			s->alloc = 0; /* the file ends with this record */
 	}
 	s->size += rec;
 	s->live++;

@@ -29,7 +29,8 @@
  * scanned in order and every record is verified (magic, length, XXH3-64); a
  * segment is truncated at its first bad record (a torn append from a crash),
  * and the intact records are handed to a callback with their location, from
- * which the caller rebuilds its index.
+ * which the caller rebuilds its index.  Zeros after the last record are the
+ * active segment's allocation (SEGLOG_PREALLOC_STEP), not a torn record.
  *
  * The log also keeps one small "state" blob for its owner (ingest keeps the
  * per-stream release points there), replaced atomically by seglog_state_save.
@@ -56,6 +57,12 @@ enum seglog_mode { SEGLOG_DISK = 0, SEGLOG_MEMORY = 1 };
 #define SEGLOG_DEFAULT_CACHE_KEEP (16u << 20)
 #define SEGLOG_CACHE_STEP (1u << 20)
 #define SEGLOG_MAX_REC (1u << 30) /* largest item a record may hold */
+/* The active segment's file is allocated (fallocate) this far ahead of its
+ * end, in steps of this size: a sync of appends within the allocation does
+ * not change the file's size, which spares the file system a journal
+ * commit (doc/storage.md "Preallocation").  The zeros past the end are not
+ * a torn record to recovery, and a sealed segment is cut to its records. */
+#define SEGLOG_PREALLOC_STEP (4u << 20)
 
 /* Options; zero fields take the defaults above. */
 struct seglog_opts {
@@ -92,7 +99,7 @@ struct seglog_stats {
 	uint64_t segs_deleted;
 	uint64_t recovered;     /* intact records found by recovery */
 	uint64_t torn;          /* segments truncated by recovery */
-	uint64_t torn_bytes;    /* bytes cut off by recovery */
+	uint64_t torn_bytes;    /* bytes cut off by recovery (not the zeros allocated ahead) */
 	uint64_t segs_live;     /* segments existing now (gauge) */
 	uint64_t disk_bytes;    /* bytes in segments existing now (gauge) */
 	uint64_t reads;         /* pread() calls of the read-ahead cache */
@@ -100,6 +107,7 @@ struct seglog_stats {
 	uint64_t retained_segs;  /* dead segments kept for retention now (gauge) */
 	uint64_t retained_bytes; /* their bytes (gauge; part of disk_bytes) */
 	uint64_t cache_dropped;  /* bytes of the page cache given back (POSIX_FADV_DONTNEED) */
+	uint64_t preallocs;      /* fallocate() calls that allocated ahead of the active segment's end */
 };
 
 /* Bytes read ahead at once by seglog_read on a disk-mode miss. */

@@ -337,8 +337,9 @@ static void test_retention(void **state)
 	assert_true(st.retained_bytes <= o.retain_bytes);
 	assert_true(st.segs_deleted > 0);
 	assert_int_equal(count_segments(), (int)st.segs_live);
-	/* a retained segment reads whole, without being changed */
-	uint32_t first = loc[released - 1].seg;
+	/* a retained segment reads whole, without being changed (the one
+	 * before the last released record's, which is the active one) */
+	uint32_t first = loc[released - 1].seg - 1;
 	struct stat sb1, sb2;
 	assert_int_equal(stat(seg_file(first), &sb1), 0);
 	int nrec = 0;
@@ -619,6 +620,87 @@ static void test_page_cache_kept(void **state)
 	check(NULL, NULL, 0, 0);
 }
 
+/* The active segment's file is allocated ahead of its end
+ * (SEGLOG_PREALLOC_STEP): its size does not move with each sync, recovery
+ * takes the zeros after the records for no torn record and writes on after
+ * them, a sealed segment is cut to its records, and bytes written after the
+ * records (a torn append into the allocation) are cut, counted alone. */
+static void test_prealloc(void **state)
+{
+	(void)state;
+	struct seglog *log = open_log(SEGLOG_DISK, 64u << 20, 1u << 16);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	struct seglog_loc loc[200];
+	for (int i = 0; i < 100; i++) {
+		append(log, 1, (uint64_t)i + 1, 300, &loc[i]);
+		if (i % 10 == 9)
+			assert_int_equal(seglog_sync(log), 0);
+	}
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	struct stat sb;
+	assert_int_equal(stat(seg_file(1), &sb), 0);
+	uint64_t end = loc[99].off + loc[99].len;
+	if (st.preallocs == 0) { /* a file system without fallocate: the log writes on without */
+		print_message("# no preallocation here: the file is %llu bytes\n", (unsigned long long)sb.st_size);
+		assert_int_equal((uint64_t)sb.st_size, end);
+		seglog_close(log);
+		return;
+	}
+	assert_int_equal(st.preallocs, 1); /* 30 KB: within one step */
+	assert_int_equal((uint64_t)sb.st_size, SEGLOG_PREALLOC_STEP);
+	seglog_close(log);
+
+	/* reopened: every record, nothing torn, and the next append goes after them */
+	struct seen seen = {0};
+	log = open_log(SEGLOG_DISK, 64u << 20, 1u << 16);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, 100);
+	seglog_stats(log, &st);
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(st.disk_bytes, end);
+	for (int i = 100; i < 200; i++)
+		append(log, 1, (uint64_t)i + 1, 300, &loc[i]);
+	assert_int_equal(loc[100].off, end + SEGLOG_REC_HDR_SIZE);
+	assert_int_equal(seglog_sync(log), 0);
+	for (int i = 0; i < 200; i++)
+		check(log, &loc[i], 1, (uint64_t)i + 1);
+	seglog_close(log);
+
+	/* a torn append: a few bytes written into the allocation */
+	end = loc[199].off + loc[199].len;
+	int fd = open(seg_file(1), O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\x4d\x52\x45\x43\x07", 5, (off_t)end), 5);
+	close(fd);
+	memset(&seen, 0, sizeof seen);
+	log = open_log(SEGLOG_DISK, 64u << 20, 1u << 16);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, 200);
+	seglog_stats(log, &st);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(st.torn_bytes, 5);
+	assert_int_equal(stat(seg_file(1), &sb), 0);
+	assert_int_equal((uint64_t)sb.st_size, end); /* cut, allocation and all */
+	/* writes on (allocating again), then a roll seals it to its records */
+	append(log, 1, 201, 300, &loc[0]);
+	assert_int_equal(seglog_sync(log), 0);
+	assert_int_equal(stat(seg_file(1), &sb), 0);
+	assert_true((uint64_t)sb.st_size > loc[0].off + loc[0].len);
+	seglog_close(log);
+	log = open_log(SEGLOG_DISK, 4096, 1u << 16); /* a smaller segment size: the next append rolls */
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	append(log, 1, 202, 300, &loc[1]);
+	assert_int_equal(loc[1].seg, 2);
+	assert_int_equal(seglog_sync(log), 0);
+	assert_int_equal(stat(seg_file(1), &sb), 0);
+	assert_int_equal((uint64_t)sb.st_size, loc[0].off + loc[0].len);
+	assert_int_equal(stat(seg_file(2), &sb), 0);
+	assert_int_equal((uint64_t)sb.st_size, 4096); /* allocated to the segment size, not a step */
+	seglog_close(log);
+	check(NULL, NULL, 0, 0);
+}
+
 int main(void)
 {
 	if (!getenv("MTR_LOG"))
@@ -626,6 +708,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_append_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_cache_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roll_and_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
