@@ -9,12 +9,7 @@
  * Creates T(id INTEGER PRIMARY KEY, client INTEGER, payload TEXT) if it does
  * not exist, then N threads, each with its own connection, insert their
  * contiguous share of the ids F .. F+R-1 with up to D requests in flight
- * (mtr_submit).  With --append the INSERT names no id: SQLite gives each
- * row the next one, so every row lands at the end of the table's B-tree,
- * as an application's rows usually do (where N contiguous shares make N
- * places in the B-tree take rows, which SQLite runs about 3x slower,
- * doc/performance.md).  The ids written are then not known here: --acked
- * and --trace are refused with it; on an empty table they are 1 .. R.  Every acknowledged id is appended to FILE (one line, one
+ * (mtr_submit).  Every acknowledged id is appended to FILE (one line, one
  * write(2), as the answer arrives).  A request that fails or times out is
  * counted, never retried: the integration test then checks that the cluster
  * holds exactly the acknowledged ids, each once.  A client that cannot reach
@@ -33,6 +28,13 @@
  *   acked A failed E seconds S writes_per_s W p50_ms X p99_ms Y max_ms Z
  *
  * and exits 0 when E == 0, 1 otherwise, 2 on a usage error.
+ *
+ * With --append the INSERT names no id: SQLite gives each row the next one,
+ * so every row lands at the end of the table's B-tree, as an application's
+ * rows usually do (N contiguous shares make N places in the B-tree take
+ * rows, which SQLite runs about 3x slower, doc/performance.md).  The ids
+ * written are then not known here, so --append is refused with --read,
+ * --acked and --trace; on an empty table they are 1 .. R.
  *
  * --read reads instead: each thread runs SELECT payload FROM T WHERE id = ?1
  * for its share of the ids (rows written by an earlier run), one request
