@@ -14,9 +14,12 @@ FUZZ_LIB_SRCS = $(filter %.c,$(libmtrcommon_la_SOURCES) $(libmtrproto_la_SOURCES
 	$(libmtrsql_la_SOURCES) $(libmtrproxy_la_SOURCES) $(libmtrclient_la_SOURCES) $(libmtrserver_la_SOURCES))
 FUZZ_LIB_OBJS = $(FUZZ_LIB_SRCS:%.c=tests/fuzz/obj/%.o)
 
+# -MMD: an object is compiled again when a header it includes changed (a
+# stale object, built with an older struct layout, overflowed its stack)
 tests/fuzz/obj/%.o: $(srcdir)/%.c config.h
 	@mkdir -p $(@D)
-	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+-include $(FUZZ_LIB_OBJS:%.o=%.d)
 tests/fuzz/obj/sql/parse_wrap.o tests/fuzz/obj/sql/build.o tests/fuzz/obj/sql/tokenize.o: \
 	sql/parse.c sql/parse.h sql/tokname.h
 tests/fuzz/libmtrfuzz.a: $(FUZZ_LIB_OBJS)

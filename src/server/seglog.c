@@ -6,7 +6,9 @@
  * Disk mode: the active segment has one write buffer that starts at file
  * offset wbase; a record is either entirely in the buffer or entirely written
  * (the buffer is written whole), so a read is served from one place.
- * Writes use pwrite at explicit offsets, never the file position.
+ * Writes use pwrite at explicit offsets, never the file position.  With
+ * direct writes the buffer is the head of a ring that also keeps the bytes
+ * written last (dio_flush, doc/storage.md "Direct writes").
  */
 #include "config.h"
 
@@ -74,6 +76,14 @@ struct seglog {
 	/* the active segment's page cache is given back below dropped, up to
 	 * cache_keep bytes behind its end (doc/storage.md "Page cache") */
 	uint64_t dropped, cache_keep;
+	/* direct writes (doc/storage.md "Direct writes"): the active segment
+	 * is written through dfd (O_DIRECT) from the ring, which holds its
+	 * bytes [dlo, wbase + wlen) at offset % rsize; the write buffer is
+	 * then not used.  no_direct: never (seglog_opts, or the file system
+	 * refused O_DIRECT) */
+	int direct, no_direct, dfd;
+	uint8_t *ring;
+	uint64_t rsize, dlo;
 	/* read-ahead cache (disk mode): one span of a segment file, so that
 	 * apply reading a batch's items in order costs one pread per span,
 	 * not one per item.  Files are append-only: a span never goes stale
@@ -273,13 +283,129 @@ static void prealloc(struct seglog *log, struct seg *s, uint64_t end)
 	}
 }
 
+/* ---- direct writes (doc/storage.md "Direct writes") ------------------- */
+
+/* O_DIRECT wants offsets, lengths and addresses aligned to the device's
+ * logical block: a page covers every device here. */
+#define DIO_ALIGN 4096u
+
+static uint64_t dio_down(uint64_t x)
+{
+	return x & ~(uint64_t)(DIO_ALIGN - 1);
+}
+
+static uint64_t dio_up(uint64_t x)
+{
+	return dio_down(x + DIO_ALIGN - 1);
+}
+
+/* Copy n bytes to (p != NULL) or zeros to file offset off of the active
+ * segment in the ring. */
+static void ring_put(struct seglog *log, uint64_t off, const void *p, size_t n)
+{
+	size_t i = (size_t)(off % log->rsize), k = MIN(n, (size_t)log->rsize - i);
+	if (p) {
+		memcpy(log->ring + i, p, k);
+		memcpy(log->ring, (const uint8_t *)p + k, n - k);
+	} else {
+		memset(log->ring + i, 0, k);
+		memset(log->ring, 0, n - k);
+	}
+	/* what the ring held rsize bytes back is gone */
+	if (off + n > log->rsize && log->dlo < off + n - log->rsize)
+		log->dlo = off + n - log->rsize;
+}
+
+/* Open the active segment s (file path) for direct writes, unless they are
+ * off; the ring then starts empty at end (nothing of the file is in it). */
+static void dio_open(struct seglog *log, const char *path, uint64_t end)
+{
+	log->direct = 0;
+	if (log->no_direct || log->ring == NULL)
+		return;
+	log->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (log->dfd < 0) {
+		/* tmpfs and a few others: EINVAL; anything else is for the
+		 * writes through the page cache to report */
+		mtr_log(LOG_INFO, "[seglog] %s: no direct writes (%s): writing through the page cache", log->dir,
+			strerror(errno));
+		log->no_direct = 1;
+		return;
+	}
+	log->direct = 1;
+	log->dlo = end;
+}
+
+static void dio_close(struct seglog *log)
+{
+	if (log->dfd >= 0)
+		close(log->dfd);
+	log->dfd = -1;
+	log->direct = 0;
+}
+
+/*
+ * Write the active segment's bytes [wbase, wbase + wlen) with O_DIRECT: from
+ * the block that holds wbase (written again with the same bytes) to the end
+ * of the block that holds the last one, zeros after it (the file's
+ * allocation, as recovery knows it).  The first block comes from the file
+ * when the ring does not hold it (after recovery, or a record written
+ * around the ring).  On an error nothing moves: the next flush writes the
+ * same blocks again.  A file system that takes the O_DIRECT open but not
+ * the write (EINVAL) gets these bytes through the page cache and no
+ * direct write again.
+ */
+static int dio_flush(struct seglog *log, struct seg *s)
+{
+	uint64_t e = log->wbase + log->wlen, a0 = dio_down(log->wbase), a1 = dio_up(e);
+	if (log->dlo > a0) {
+		uint8_t blk[DIO_ALIGN];
+		if (read_all(s->fd, blk, (size_t)(log->dlo - a0), a0) != 0) {
+			mtr_log(LOG_ERROR, "[seglog] cannot read segment %u at %llu: %s", s->id, (unsigned long long)a0,
+				strerror(errno));
+			return MTR_EIO;
+		}
+		uint64_t hi = log->dlo;
+		log->dlo = a0;
+		ring_put(log, a0, blk, (size_t)(hi - a0));
+	}
+	ring_put(log, e, NULL, (size_t)(a1 - e));
+	size_t i = (size_t)(a0 % log->rsize), n = (size_t)(a1 - a0), k = MIN(n, (size_t)log->rsize - i);
+	struct iovec iov[2] = {{log->ring + i, k}, {log->ring, n - k}};
+	ssize_t w;
+	do
+		w = pwritev(log->dfd, iov, n > k ? 2 : 1, (off_t)a0);
+	while (w < 0 && errno == EINTR);
+	if (w < 0 && errno == EINVAL) {
+		mtr_log(LOG_WARN, "[seglog] %s: the file system refused a direct write: writing through the page cache",
+			log->dir);
+		/* what is buffered moves to the write buffer (it fits: wlen <=
+		 * wcap), which the page cache path writes and keeps on error */
+		size_t j = (size_t)(log->wbase % log->rsize), m = MIN((size_t)log->wlen, (size_t)log->rsize - j);
+		memcpy(log->wbuf, log->ring + j, m);
+		memcpy(log->wbuf + m, log->ring, log->wlen - m);
+		log->no_direct = 1;
+		dio_close(log);
+		return write_all(s->fd, log->wbuf, log->wlen, log->wbase);
+	}
+	if (w < 0 || (size_t)w != n) {
+		/* a short one: the device filled up; written again in whole */
+		int rc = write_error(w < 0 ? errno : ENOSPC);
+		return rc;
+	}
+	log->st.direct_writes++;
+	if (a1 > s->alloc)
+		s->alloc = a1; /* zeros after the records, to the block's end */
+	return 0;
+}
+
 static int wbuf_flush(struct seglog *log)
 {
 	if (log->mode != SEGLOG_DISK || !log->have_active || log->wlen == 0)
 		return 0;
 	struct seg *s = seg_find(log, log->active);
 	prealloc(log, s, log->wbase + log->wlen);
-	int rc = write_all(s->fd, log->wbuf, log->wlen, log->wbase);
+	int rc = log->direct ? dio_flush(log, s) : write_all(s->fd, log->wbuf, log->wlen, log->wbase);
 	if (rc) {
 		log->st.write_full += rc == MTR_ENOSPACE;
 		mtr_log(rc == MTR_ENOSPACE ? LOG_DEBUG : LOG_ERROR, "[seglog] write to segment %u failed: %s", s->id,
@@ -289,7 +415,8 @@ static int wbuf_flush(struct seglog *log)
 	log->st.writes++;
 	log->wbase += log->wlen;
 	log->wlen = 0;
-	cache_drop(log, s);
+	if (!log->direct)
+		cache_drop(log, s);
 	return 0;
 }
 
@@ -403,6 +530,7 @@ int seglog_open(const struct seglog_opts *opts, struct seglog **out)
 		return MTR_ENOMEM;
 	log->mode = opts->mode;
 	log->dirfd = -1;
+	log->dfd = -1;
 	log->next_id = 1;
 	log->max_rec = opts->max_rec ? MIN(opts->max_rec, SEGLOG_MAX_REC) : SEGLOG_MAX_REC;
 	log->retain_bytes = opts->retain_bytes;
@@ -419,7 +547,15 @@ int seglog_open(const struct seglog_opts *opts, struct seglog **out)
 		log->cache_keep = opts->cache_keep ? opts->cache_keep : SEGLOG_DEFAULT_CACHE_KEEP;
 		log->dir = strdup(opts->dir);
 		log->wbuf = malloc(log->wcap);
-		if (!log->dir || !log->wbuf) {
+		log->no_direct = opts->no_direct;
+		if (!log->no_direct) {
+			/* what is kept for reads, what is buffered, and the block
+			 * being written again */
+			log->rsize = dio_up(log->cache_keep) + dio_up(log->wcap) + DIO_ALIGN;
+			void *r = NULL;
+			log->ring = posix_memalign(&r, DIO_ALIGN, (size_t)log->rsize) == 0 ? r : NULL;
+		}
+		if (!log->dir || !log->wbuf || (!log->no_direct && !log->ring)) {
 			rc = MTR_ENOMEM;
 			goto fail;
 		}
@@ -469,6 +605,8 @@ void seglog_close(struct seglog *log)
 	}
 	if (log->dirfd >= 0)
 		close(log->dirfd);
+	dio_close(log);
+	free(log->ring);
 	free(log->segs);
 	free(log->wbuf);
 	free(log->rcache);
@@ -636,6 +774,9 @@ int seglog_recover(struct seglog *log, seglog_visit_fn visit, void *arg)
 		if (fdatasync(a->fd) != 0)
 			return MTR_EIO;
 		log->st.syncs++;
+		char path[PATH_MAX];
+		seg_path(log, a->id, path, sizeof path);
+		dio_open(log, path, log->wbase);
 	}
 	if (log->st.segs_live || log->st.torn)
 		mtr_log(LOG_INFO, "[seglog] recovered %llu records from %llu segments in %s (%llu torn)",
@@ -672,6 +813,7 @@ static int seg_roll(struct seglog *log, uint64_t rec_size)
 				log->st.syncs++;
 		}
 		log->have_active = 0;
+		dio_close(log);
 		if (old->live == 0 && !old->doomed)
 			seg_doom(log, old, log->now_ms);
 	}
@@ -693,8 +835,14 @@ static int seg_roll(struct seglog *log, uint64_t rec_size)
 			log->st.segs_live--;
 			return write_error(e);
 		}
-		memcpy(log->wbuf, seg_magic, 8);
-		st64(log->wbuf + 8, id);
+		uint8_t hdr[SEGLOG_SEG_HDR_SIZE];
+		memcpy(hdr, seg_magic, 8);
+		st64(hdr + 8, id);
+		dio_open(log, path, 0);
+		if (log->direct)
+			ring_put(log, 0, hdr, sizeof hdr);
+		else
+			memcpy(log->wbuf, hdr, sizeof hdr);
 		log->wbase = 0;
 		log->wlen = SEGLOG_SEG_HDR_SIZE;
 		log->dir_dirty = 1;
@@ -747,8 +895,15 @@ int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void 
 			if (rc)
 				return rc;
 		}
-		rec_header(log->wbuf + log->wlen, stream, seq, item, len);
-		memcpy(log->wbuf + log->wlen + SEGLOG_REC_HDR_SIZE, item, len);
+		if (log->direct) {
+			uint8_t h[SEGLOG_REC_HDR_SIZE];
+			rec_header(h, stream, seq, item, len);
+			ring_put(log, off, h, sizeof h);
+			ring_put(log, off + sizeof h, item, len);
+		} else {
+			rec_header(log->wbuf + log->wlen, stream, seq, item, len);
+			memcpy(log->wbuf + log->wlen + SEGLOG_REC_HDR_SIZE, item, len);
+		}
 		log->wlen += (uint32_t)rec;
 	} else {
 		/* larger than the buffer: written directly, header and bytes together */
@@ -775,6 +930,7 @@ int seglog_append(struct seglog *log, uint64_t stream, uint64_t seq, const void 
 			return write_error(e);
 		}
 		log->wbase = off + rec;
+		log->dlo = log->wbase; /* the ring does not hold it */
 		if (s->alloc <= log->wbase)
 			s->alloc = 0; /* the file ends with this record */
 	}
@@ -864,7 +1020,27 @@ int seglog_read(struct seglog *log, const struct seglog_loc *loc, const uint8_t 
 		*p = s->mem + loc->off;
 		return 0;
 	}
-	if (log->have_active && loc->seg == log->active && loc->off >= log->wbase) {
+	if (log->direct && loc->seg == log->active && loc->off >= log->dlo) {
+		size_t i = (size_t)(loc->off % log->rsize);
+		if (i + loc->len <= log->rsize) {
+			*p = log->ring + i;
+			return 0;
+		}
+		/* around the ring's end */
+		if (*scap < loc->len) {
+			uint8_t *n = realloc(*scratch, loc->len);
+			if (!n)
+				return MTR_ENOMEM;
+			*scratch = n;
+			*scap = loc->len;
+		}
+		size_t k = (size_t)log->rsize - i;
+		memcpy(*scratch, log->ring + i, k);
+		memcpy(*scratch + k, log->ring, loc->len - k);
+		*p = *scratch;
+		return 0;
+	}
+	if (!log->direct && log->have_active && loc->seg == log->active && loc->off >= log->wbase) {
 		*p = log->wbuf + (loc->off - log->wbase);
 		return 0;
 	}

@@ -8,7 +8,11 @@
  *                  digits).  Appends go to a write buffer that is written with
  *                  one write() when full or at seglog_sync(), which then does
  *                  one fdatasync() for every record appended since the last
- *                  sync (group commit).  doc/storage.md gives the bytes.
+ *                  sync (group commit).  Where the file system takes it, the
+ *                  buffer is part of a ring that keeps the last cache_keep
+ *                  bytes for reads, and the writes are O_DIRECT, whole
+ *                  blocks (no copy into the page cache).  doc/storage.md
+ *                  gives the bytes.
  *   SEGLOG_MEMORY  segments are heap chunks; nothing is written anywhere and
  *                  seglog_sync() does nothing.
  *
@@ -51,9 +55,12 @@ enum seglog_mode { SEGLOG_DISK = 0, SEGLOG_MEMORY = 1 };
 #define SEGLOG_DEFAULT_SEG_SIZE (64u << 20)
 #define SEGLOG_DEFAULT_MEM_SEG_SIZE (4u << 20)
 #define SEGLOG_DEFAULT_WBUF (1u << 20)
-/* Page cache of the active segment kept behind its end (disk mode): what
- * lies further back is dropped (POSIX_FADV_DONTNEED) in steps of
- * SEGLOG_CACHE_STEP as the segment grows (doc/storage.md "Page cache"). */
+/* Bytes of the active segment kept behind its end for reads (disk mode).
+ * With direct writes (O_DIRECT, the default where the file system takes
+ * them) they are the ring the writes come from (doc/storage.md "Direct
+ * writes"); through the page cache, what lies further back is dropped
+ * (POSIX_FADV_DONTNEED) in steps of SEGLOG_CACHE_STEP as the segment grows
+ * (doc/storage.md "Page cache"). */
 #define SEGLOG_DEFAULT_CACHE_KEEP (16u << 20)
 #define SEGLOG_CACHE_STEP (1u << 20)
 #define SEGLOG_MAX_REC (1u << 30) /* largest item a record may hold */
@@ -73,7 +80,9 @@ struct seglog_opts {
 	uint32_t max_rec;      /* largest item accepted, recovery included (default SEGLOG_MAX_REC) */
 	uint64_t retain_bytes; /* SEGLOG_DISK: keep dead segments up to this many bytes (0: no retention) */
 	uint64_t retain_ms;    /* SEGLOG_DISK: ... and for at most this long (0: no retention) */
-	uint64_t cache_keep;   /* SEGLOG_DISK: page cache kept behind the active segment's end */
+	uint64_t cache_keep;   /* SEGLOG_DISK: bytes behind the active segment's end kept for reads
+			        * (in the direct-write ring, or in the page cache) */
+	int no_direct;         /* SEGLOG_DISK: write through the page cache, not with O_DIRECT */
 };
 
 /* Where a record's item bytes are: segment id and the offset of the item
@@ -108,6 +117,7 @@ struct seglog_stats {
 	uint64_t retained_bytes; /* their bytes (gauge; part of disk_bytes) */
 	uint64_t cache_dropped;  /* bytes of the page cache given back (POSIX_FADV_DONTNEED) */
 	uint64_t preallocs;      /* fallocate() calls that allocated ahead of the active segment's end */
+	uint64_t direct_writes;  /* of writes: O_DIRECT ones (doc/storage.md "Direct writes") */
 };
 
 /* Bytes read ahead at once by seglog_read on a disk-mode miss. */

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,8 +36,13 @@
 
 static char dir[256];
 
+/* 1: open_log writes through the page cache (seglog_opts.no_direct): the
+ * tests given a state (cmocka_unit_test_prestate_setup_teardown) */
+static int no_direct;
+
 static int setup(void **state)
 {
+	no_direct = *state != NULL;
 	if (testutil_mkdtemp(dir, sizeof dir - 8, "mtr-seglog") != 0)
 		return -1;
 	strcat(dir, "/items"); /* seglog creates it (and only it) */
@@ -59,9 +65,11 @@ static void fill(uint8_t *b, uint64_t stream, uint64_t seq, uint32_t n)
 		b[i] = (uint8_t)(stream * 131 + seq * 31 + i * 7);
 }
 
+
 static struct seglog *open_log(enum seglog_mode mode, uint64_t seg_size, uint32_t wbuf)
 {
-	struct seglog_opts o = { .mode = mode, .dir = dir, .seg_size = seg_size, .wbuf_size = wbuf };
+	struct seglog_opts o = { .mode = mode, .dir = dir, .seg_size = seg_size, .wbuf_size = wbuf,
+				 .no_direct = no_direct };
 	struct seglog *log;
 	assert_int_equal(seglog_open(&o, &log), 0);
 	return log;
@@ -127,6 +135,19 @@ static int visit(void *arg, uint64_t stream, uint64_t seq, const struct seglog_l
 	}
 	s->n++;
 	return 1;
+}
+
+/* Open the log again: recovery finds n records and no torn one. */
+static struct seglog *reopen_all(uint64_t seg_size, uint32_t wbuf, int n)
+{
+	struct seen seen = {0};
+	struct seglog *log = open_log(SEGLOG_DISK, seg_size, wbuf);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, n);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	assert_int_equal(st.torn, 0);
+	return log;
 }
 
 /* ---- seglog_append / seglog_read ---- */
@@ -575,7 +596,8 @@ static void test_memory_mode(void **state)
 static void test_page_cache_kept(void **state)
 {
 	(void)state;
-	struct seglog_opts o = {.mode = SEGLOG_DISK, .dir = dir, .seg_size = 64u << 20, .cache_keep = 4u << 20};
+	struct seglog_opts o = {.mode = SEGLOG_DISK, .dir = dir, .seg_size = 64u << 20, .cache_keep = 4u << 20,
+				.no_direct = 1};
 	struct seglog *log;
 	assert_int_equal(seglog_open(&o, &log), 0);
 	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
@@ -652,12 +674,8 @@ static void test_prealloc(void **state)
 	seglog_close(log);
 
 	/* reopened: every record, nothing torn, and the next append goes after them */
-	struct seen seen = {0};
-	log = open_log(SEGLOG_DISK, 64u << 20, 1u << 16);
-	assert_int_equal(seglog_recover(log, visit, &seen), 0);
-	assert_int_equal(seen.n, 100);
+	log = reopen_all(64u << 20, 1u << 16, 100);
 	seglog_stats(log, &st);
-	assert_int_equal(st.torn, 0);
 	assert_int_equal(st.disk_bytes, end);
 	for (int i = 100; i < 200; i++)
 		append(log, 1, (uint64_t)i + 1, 300, &loc[i]);
@@ -673,7 +691,7 @@ static void test_prealloc(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "\x4d\x52\x45\x43\x07", 5, (off_t)end), 5);
 	close(fd);
-	memset(&seen, 0, sizeof seen);
+	struct seen seen = {0};
 	log = open_log(SEGLOG_DISK, 64u << 20, 1u << 16);
 	assert_int_equal(seglog_recover(log, visit, &seen), 0);
 	assert_int_equal(seen.n, 200);
@@ -701,15 +719,147 @@ static void test_prealloc(void **state)
 	check(NULL, NULL, 0, 0);
 }
 
+/* Direct writes (doc/storage.md "Direct writes"): a ring of 64 KiB kept
+ * for reads and a 16 KiB buffer, so that records wrap around the ring's
+ * end; every record reads whole from the ring (around its end too), from
+ * the file once the ring has moved on, after a record larger than the
+ * buffer (written around the ring), and after a reopen. */
+static void test_direct_ring(void **state)
+{
+	(void)state;
+	struct seglog_opts o = {.mode = SEGLOG_DISK, .dir = dir, .seg_size = 1u << 20, .wbuf_size = 16u << 10,
+				.cache_keep = 64u << 10};
+	struct seglog *log;
+	assert_int_equal(seglog_open(&o, &log), 0);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	static struct seglog_loc loc[3000];
+	int n = 0;
+	for (; n < 1500; n++) {
+		append(log, 4, (uint64_t)n + 1, 50 + (uint32_t)(n * 37 % 900), &loc[n]);
+		if (n % 7 == 6)
+			assert_int_equal(seglog_sync(log), 0);
+		if (n >= 10) /* recent ones: the ring */
+			check(log, &loc[n - 10], 4, (uint64_t)n - 9);
+	}
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	if (st.direct_writes == 0) {
+		print_message("# no direct writes on this file system: the page cache path ran\n");
+	}
+	append(log, 5, 1, 40000, &loc[n++]); /* larger than the buffer: not in the ring */
+	for (; n < 2000; n++) {
+		append(log, 4, (uint64_t)n, 50 + (uint32_t)(n * 37 % 900), &loc[n]);
+		if (n % 5 == 4)
+			assert_int_equal(seglog_sync(log), 0);
+	}
+	assert_int_equal(seglog_sync(log), 0);
+	for (int i = 0; i < n; i++)
+		check(log, &loc[i], i == 1500 ? 5 : 4, i == 1500 ? 1 : (uint64_t)(i < 1500 ? i + 1 : i));
+	seglog_close(log);
+	struct seen seen = {0};
+	assert_int_equal(seglog_open(&o, &log), 0);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, n);
+	seglog_stats(log, &st);
+	assert_int_equal(st.torn, 0);
+	/* appends go on after a reopen (the first block from the file) */
+	for (int i = 0; i < 200; i++)
+		append(log, 6, (uint64_t)i + 1, 300, &loc[n + i]);
+	assert_int_equal(seglog_sync(log), 0);
+	for (int i = 0; i < 200; i++)
+		check(log, &loc[n + i], 6, (uint64_t)i + 1);
+	check(log, &loc[1999], 4, 1999);
+	seglog_close(log);
+	memset(&seen, 0, sizeof seen);
+	assert_int_equal(seglog_open(&o, &log), 0);
+	assert_int_equal(seglog_recover(log, visit, &seen), 0);
+	assert_int_equal(seen.n, n + 200);
+	seglog_close(log);
+	check(NULL, NULL, 0, 0);
+}
+
+/* The fd a log writes segment id through with O_DIRECT (/proc/self/fd and
+ * fdinfo's flags), or -1. */
+static int direct_fd(uint32_t id)
+{
+	char want[PATH_MAX];
+	if (realpath(seg_file(id), want) == NULL)
+		return -1;
+	for (int fd = 3; fd < 1024; fd++) {
+		char p[64], link[PATH_MAX], line[128];
+		snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(p, link, sizeof link - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (strcmp(link, want) != 0)
+			continue;
+		snprintf(p, sizeof p, "/proc/self/fdinfo/%d", fd);
+		FILE *f = fopen(p, "r");
+		unsigned long flags = 0;
+		while (f && fgets(line, sizeof line, f))
+			if (sscanf(line, "flags: %lo", &flags) == 1)
+				break;
+		if (f)
+			fclose(f);
+		if (flags & O_DIRECT)
+			return fd;
+	}
+	return -1;
+}
+
+/* A file system that takes the O_DIRECT open but refuses the write
+ * (EINVAL): the log's direct fd is replaced by one whose writes fail so
+ * (/proc/self/oom_score_adj takes only a number); the buffered records go
+ * through the page cache, nothing is lost, and later writes do too. */
+static void test_direct_refused(void **state)
+{
+	(void)state;
+	struct seglog *log = open_log(SEGLOG_DISK, 1u << 20, 1u << 16);
+	assert_int_equal(seglog_recover(log, NULL, NULL), 0);
+	struct seglog_loc loc[300];
+	for (int i = 0; i < 100; i++)
+		append(log, 2, (uint64_t)i + 1, 200, &loc[i]);
+	int fd = direct_fd(1);
+	if (fd < 0) {
+		print_message("# no direct writes on this file system: nothing to refuse\n");
+		seglog_close(log);
+		return;
+	}
+	int bad = open("/proc/self/oom_score_adj", O_WRONLY);
+	assert_true(bad >= 0);
+	assert_int_equal(dup2(bad, fd), fd);
+	close(bad);
+	assert_int_equal(seglog_sync(log), 0);
+	struct seglog_stats st;
+	seglog_stats(log, &st);
+	assert_int_equal(st.direct_writes, 0);
+	for (int i = 100; i < 300; i++) {
+		append(log, 2, (uint64_t)i + 1, 200, &loc[i]);
+		if (i % 50 == 0)
+			assert_int_equal(seglog_sync(log), 0);
+	}
+	assert_int_equal(seglog_sync(log), 0);
+	for (int i = 0; i < 300; i++)
+		check(log, &loc[i], 2, (uint64_t)i + 1);
+	seglog_close(log);
+	seglog_close(reopen_all(1u << 20, 1u << 16, 300));
+	check(NULL, NULL, 0, 0);
+}
+
 int main(void)
 {
 	if (!getenv("MTR_LOG"))
 		log_set_level(LOG_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_append_read, setup, teardown),
+		cmocka_unit_test_prestate_setup_teardown(test_append_read, setup, teardown, (void *)1),
+		cmocka_unit_test_setup_teardown(test_direct_ring, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_page_cache_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prealloc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roll_and_recover, setup, teardown),
+		cmocka_unit_test_prestate_setup_teardown(test_roll_and_recover, setup, teardown, (void *)1),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_segment, setup, teardown),
