@@ -384,6 +384,7 @@ int ingest_open(const struct ingest_opts *opts, struct ingest **out)
 		.dir = opts->dir,
 		.seg_size = opts->seg_size,
 		.wbuf_size = opts->wbuf_size,
+		.cache_keep = opts->cache_keep,
 		.max_rec = ing->o.max_item,
 		.retain_bytes = opts->retain_bytes,
 		.retain_ms = opts->retain_ms,

@@ -48,6 +48,7 @@ struct ingest_opts {
 	const char *dir;      /* disk: the items directory (e.g. DATA/items); copied by the log */
 	uint64_t seg_size;    /* segment roll size (seglog default when 0) */
 	uint32_t wbuf_size;   /* disk write buffer (seglog default when 0) */
+	uint64_t cache_keep;  /* disk: bytes behind the log's end kept for reads (seglog default when 0) */
 	uint32_t max_streams; /* streams known at once */
 	uint64_t max_mem;     /* index bytes, plus item bytes in memory mode */
 	uint64_t window;      /* largest seq - base accepted */

@@ -87,6 +87,8 @@ static struct ingest *open_store(void)
 		.durability = INGEST_DISK,
 		.dir = dir,
 		.seg_size = 1 << 16,
+		/* a small direct-write ring: 16 MiB a run cost two thirds of the runs */
+		.cache_keep = 64 << 10,
 		.max_streams = 8,
 		.window = 1 << 12,
 		.max_item = 1 << 16,
