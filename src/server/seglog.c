@@ -232,13 +232,6 @@ static int read_all(int fd, void *p, size_t n, uint64_t off)
 }
 
 /*
- * Write the active segment's buffer to its file.  On a full disk the
- * buffer is kept as it is (its records stay readable from it, none of them
- * is durable, so no watermark moves): the next flush writes the same bytes
- * at the same offset again, over whatever part the failed one wrote.  That
- * is why MTR_ENOSPACE can be retried (doc/storage.md "A full disk").
- */
-/*
  * Give back the page cache of the active segment s below cache_keep bytes
  * from its end, once a SEGLOG_CACHE_STEP more is there.  Items are read
  * back soon after they are written (an instance's, to apply it) or seldom
@@ -316,6 +309,15 @@ static void ring_put(struct seglog *log, uint64_t off, const void *p, size_t n)
 		log->dlo = off + n - log->rsize;
 }
 
+/* Copy n bytes at file offset off of the active segment out of the ring
+ * (they must be in it: off >= dlo). */
+static void ring_get(const struct seglog *log, uint64_t off, uint8_t *dst, size_t n)
+{
+	size_t i = (size_t)(off % log->rsize), k = MIN(n, (size_t)log->rsize - i);
+	memcpy(dst, log->ring + i, k);
+	memcpy(dst + k, log->ring, n - k);
+}
+
 /* Open the active segment s (file path) for direct writes, unless they are
  * off; the ring then starts empty at end (nothing of the file is in it). */
 static void dio_open(struct seglog *log, const char *path, uint64_t end)
@@ -381,24 +383,26 @@ static int dio_flush(struct seglog *log, struct seg *s)
 			log->dir);
 		/* what is buffered moves to the write buffer (it fits: wlen <=
 		 * wcap), which the page cache path writes and keeps on error */
-		size_t j = (size_t)(log->wbase % log->rsize), m = MIN((size_t)log->wlen, (size_t)log->rsize - j);
-		memcpy(log->wbuf, log->ring + j, m);
-		memcpy(log->wbuf + m, log->ring, log->wlen - m);
+		ring_get(log, log->wbase, log->wbuf, log->wlen);
 		log->no_direct = 1;
 		dio_close(log);
 		return write_all(s->fd, log->wbuf, log->wlen, log->wbase);
 	}
-	if (w < 0 || (size_t)w != n) {
-		/* a short one: the device filled up; written again in whole */
-		int rc = write_error(w < 0 ? errno : ENOSPC);
-		return rc;
-	}
+	if (w < 0 || (size_t)w != n)
+		return write_error(w < 0 ? errno : ENOSPC); /* short: the device filled up; written again in whole */
 	log->st.direct_writes++;
 	if (a1 > s->alloc)
 		s->alloc = a1; /* zeros after the records, to the block's end */
 	return 0;
 }
 
+/*
+ * Write the active segment's buffer to its file.  On a full disk the
+ * buffer is kept as it is (its records stay readable from it, none of them
+ * is durable, so no watermark moves): the next flush writes the same bytes
+ * at the same offset again, over whatever part the failed one wrote.  That
+ * is why MTR_ENOSPACE can be retried (doc/storage.md "A full disk").
+ */
 static int wbuf_flush(struct seglog *log)
 {
 	if (log->mode != SEGLOG_DISK || !log->have_active || log->wlen == 0)
@@ -1010,6 +1014,19 @@ int seglog_sync(struct seglog *log)
 	return 0;
 }
 
+/* Make the caller's scratch buffer hold n bytes: 0 or MTR_ENOMEM. */
+static int scratch_fit(uint8_t **scratch, size_t *scap, size_t n)
+{
+	if (*scap >= n)
+		return 0;
+	uint8_t *b = realloc(*scratch, n);
+	if (!b)
+		return MTR_ENOMEM;
+	*scratch = b;
+	*scap = n;
+	return 0;
+}
+
 int seglog_read(struct seglog *log, const struct seglog_loc *loc, const uint8_t **p, uint8_t **scratch,
 		size_t *scap)
 {
@@ -1027,16 +1044,9 @@ int seglog_read(struct seglog *log, const struct seglog_loc *loc, const uint8_t 
 			return 0;
 		}
 		/* around the ring's end */
-		if (*scap < loc->len) {
-			uint8_t *n = realloc(*scratch, loc->len);
-			if (!n)
-				return MTR_ENOMEM;
-			*scratch = n;
-			*scap = loc->len;
-		}
-		size_t k = (size_t)log->rsize - i;
-		memcpy(*scratch, log->ring + i, k);
-		memcpy(*scratch + k, log->ring, loc->len - k);
+		if (scratch_fit(scratch, scap, loc->len) != 0)
+			return MTR_ENOMEM;
+		ring_get(log, loc->off, *scratch, loc->len);
 		*p = *scratch;
 		return 0;
 	}
@@ -1065,13 +1075,8 @@ int seglog_read(struct seglog *log, const struct seglog_loc *loc, const uint8_t 
 		*p = log->rcache;
 		return 0;
 	}
-	if (*scap < loc->len) {
-		uint8_t *n = realloc(*scratch, loc->len);
-		if (!n)
-			return MTR_ENOMEM;
-		*scratch = n;
-		*scap = loc->len;
-	}
+	if (scratch_fit(scratch, scap, loc->len) != 0)
+		return MTR_ENOMEM;
 	if (read_all(s->fd, *scratch, loc->len, loc->off) != 0)
 		return MTR_EIO;
 	*p = *scratch;
